@@ -1,0 +1,105 @@
+SHELL      := /bin/bash
+# Wirehub: `make` builds build/ngx_http_wirehub_module.so and build/wirehubd.
+# `make run` starts mosquitto + wirehubd + nginx on loopback; `make test` runs
+# every test.  Both install what is missing first (make deps).
+
+NGINX_SRC  ?= /usr/share/nginx/src
+BUILD      := $(CURDIR)/build
+NGX_BUILD  := $(BUILD)/nginx
+PYTHON     := /usr/bin/python3
+CC         ?= gcc
+WARN       := -Wall -Wextra -Werror
+CFLAGS     ?= -O2 -g
+DEP_CFLAGS := $(WARN) -std=gnu11 -D_GNU_SOURCE -Icommon -Ingx_module
+SAN        := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+
+MODULE     := $(BUILD)/ngx_http_wirehub_module.so
+DAEMON     := $(BUILD)/wirehubd
+
+MODULE_SRCS := config $(wildcard ngx_module/*.c ngx_module/*.h \
+               common/*.c common/*.h)
+DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
+DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
+
+UNIT_TESTS :=
+FUZZERS    :=
+-include $(wildcard t/unit/*.mk)
+-include $(wildcard t/fuzz/*.mk)
+
+.PHONY: all deps module daemon run test unit integration fuzz clean bench
+
+all: module daemon
+
+module: $(MODULE)
+daemon: $(DAEMON)
+
+# nginx-dev ships headers and configure only: configure a private copy of
+# the tree with Debian's own flags so the .so is binary compatible.
+$(NGX_BUILD)/Makefile: config
+	rm -rf $(NGX_BUILD)
+	mkdir -p $(BUILD)
+	cp -r $(NGINX_SRC) $(NGX_BUILD)
+	cd $(NGX_BUILD) && \
+	    if [ -f conf_flags ]; then . ./conf_flags; fi && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
+	        --with-cc-opt="$(WARN) -Wno-unused-parameter -O2 -g -fPIC" \
+	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 || \
+	    { tail -20 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules > $(BUILD)/module.log 2>&1 || { grep -E "error|warning" -A3 $(BUILD)/module.log | head -40; exit 1; }
+	@# a new inode: running nginx processes keep the old mapping
+	cp $(NGX_BUILD)/objs/ngx_http_wirehub_module.so $@.tmp && mv -f $@.tmp $@
+
+$(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
+	    -llmdb -ljansson -lmosquitto -lpthread
+
+deps:
+	@./scripts/deps.sh
+
+# C unit tests (cmocka) under ASan/UBSan.  Each t/unit/NAME.mk adds NAME to
+# UNIT_TESTS and sets NAME_SRCS (and optionally NAME_LIBS).
+define unit_rule
+$(BUILD)/unit/test_$(1): $$($(1)_SRCS) $$(wildcard ngx_module/*.h common/*.h)
+	@mkdir -p $(BUILD)/unit
+	$$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -o $$@ $$($(1)_SRCS) \
+	    $$($(1)_LIBS) -lcmocka
+endef
+$(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
+
+unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
+	@set -e; for t in $(UNIT_TESTS); do \
+	    echo "== unit: $$t"; $(BUILD)/unit/test_$$t; done
+
+# libFuzzer targets: t/fuzz/NAME.mk adds NAME to FUZZERS, sets fuzz_NAME_SRCS.
+define fuzz_rule
+$(BUILD)/fuzz/fuzz_$(1): $$(fuzz_$(1)_SRCS)
+	@mkdir -p $(BUILD)/fuzz
+	clang -O1 -g -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) \
+	    -o $$@ $$(fuzz_$(1)_SRCS) $$(fuzz_$(1)_LIBS)
+endef
+$(foreach f,$(FUZZERS),$(eval $(call fuzz_rule,$(f))))
+
+FUZZ_SECONDS ?= 60
+fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+	@set -e; for f in $(FUZZERS); do mkdir -p $(BUILD)/fuzz/corpus_$$f; \
+	    $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	        $(BUILD)/fuzz/corpus_$$f; done
+
+integration: all
+	$(PYTHON) -m pytest -q t/
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) integration
+
+run: deps
+	$(MAKE) all
+	./scripts/run.sh
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,101 @@
+/*
+ * Wirehub link protocol v1: the frames between every nginx worker
+ * process and wirehubd.  worker/LINK.md is the normative description;
+ * this codec is shared by both sides so they cannot drift apart.
+ *
+ * Only libc is used here: the nginx module compiles this file too.
+ */
+
+#ifndef WH_LINK_H
+#define WH_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define WH_LINK_VERSION          1
+
+/* the largest L (frame bytes after the 4-byte length prefix) */
+#define WH_LINK_MAX_FRAME        (16u * 1024 * 1024)
+#define WH_LINK_MAX_STR          0xffffu
+
+/* worker -> daemon */
+#define WH_LINK_HELLO            0x01
+#define WH_LINK_SUBSCRIBE        0x02
+#define WH_LINK_COUNT            0x03
+#define WH_LINK_PUBLISH          0x04
+#define WH_LINK_REQUEST          0x06
+#define WH_LINK_REPLAY           0x07
+#define WH_LINK_SESSION_OPEN     0x08
+#define WH_LINK_SESSION_UPDATE   0x09
+#define WH_LINK_SESSION_CLOSE    0x0a
+#define WH_LINK_PING             0x0b
+
+/* daemon -> worker */
+#define WH_LINK_WELCOME          0x81
+#define WH_LINK_SUBSCRIBED       0x82
+#define WH_LINK_PUBLISHED        0x84
+#define WH_LINK_MESSAGE          0x85
+#define WH_LINK_RESPONSE         0x86
+#define WH_LINK_REPLAY_ITEM      0x87
+#define WH_LINK_REPLAY_END       0x88
+#define WH_LINK_SESSION_ACCEPT   0x89
+#define WH_LINK_PONG             0x8b
+
+/* REQUEST flag: the caller's role, as verified by the module */
+#define WH_LINK_ROLE_CLIENT      0
+#define WH_LINK_ROLE_SERVICE     1
+#define WH_LINK_ROLE_ADMIN       2
+
+
+typedef struct {
+    const char  *data;
+    size_t       len;
+} wh_str_t;
+
+typedef struct {
+    uint8_t      type;
+    uint8_t      flag;       /* has_since / recovered / role */
+    uint16_t     status;     /* version / http status / ... */
+    uint32_t     req_id;
+    uint32_t     count;      /* pid / local subscribers / active clients */
+    uint64_t     id;         /* message id / since id / last id */
+    uint64_t     id2;        /* up_to id / time */
+    wh_str_t     workspace, channel, epoch, name, path, query, session,
+                 client_id, client_type, reason;
+    wh_str_t     body;       /* blob */
+} wh_link_msg_t;
+
+/* a growable byte buffer; data is malloc/realloc-owned */
+typedef struct {
+    unsigned char  *data;
+    size_t          len, cap;
+} wh_buf_t;
+
+
+/* appends one frame to out; 0, or -1 (ENOMEM, unknown type, a field
+ * too long or a frame over WH_LINK_MAX_FRAME: out is then unchanged) */
+int wh_link_encode(wh_buf_t *out, const wh_link_msg_t *m);
+
+/* 1 and *frame_len (4 + L) if buf starts with a complete frame, 0 if
+ * more bytes are needed, -1 if the length prefix is invalid */
+int wh_link_frame_len(const unsigned char *buf, size_t len,
+    size_t *frame_len);
+
+/* decodes one complete frame (prefix included); the strings of m point
+ * into frame.  0, or -1 with *err set to a static message. */
+int wh_link_decode(const unsigned char *frame, size_t frame_len,
+    wh_link_msg_t *m, const char **err);
+
+/* the name of a message type ("HELLO", ...), "unknown" if none */
+const char *wh_link_type_name(uint8_t type);
+
+void wh_buf_free(wh_buf_t *b);
+/* ensures room for n more bytes: 0, or -1 on ENOMEM */
+int wh_buf_reserve(wh_buf_t *b, size_t n);
+/* drops the first n bytes */
+void wh_buf_consume(wh_buf_t *b, size_t n);
+/* appends n bytes: 0, or -1 on ENOMEM */
+int wh_buf_append(wh_buf_t *b, const void *p, size_t n);
+
+#endif /* WH_LINK_H */

@@ -1,0 +1,660 @@
+
+/*
+ * Wirehub: directives, configuration and variables.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+
+
+static ngx_int_t ngx_http_wirehub_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_wirehub_init(ngx_conf_t *cf);
+static void *ngx_http_wirehub_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_wirehub_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wirehub_daemon(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_wirehub_allowed_origins(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_wirehub_cleanup_keys(void *data);
+static ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
+static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_command_t  ngx_http_wirehub_commands[] = {
+
+    { ngx_string("wirehub_daemon"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_wirehub_daemon,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wirehub_jwt_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_wirehub_jwt_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wirehub_jwt_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, issuer),
+      NULL },
+
+    { ngx_string("wirehub_jwt_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, audience),
+      NULL },
+
+    { ngx_string("wirehub_jwt_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, leeway),
+      NULL },
+
+    { ngx_string("wirehub_workspace_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, workspace_claim),
+      NULL },
+
+    { ngx_string("wirehub_client_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, client_claim),
+      NULL },
+
+    { ngx_string("wirehub_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wirehub_set_mode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_WIREHUB_MODE_WEBSOCKET,
+      NULL },
+
+    { ngx_string("wirehub_echo"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_wirehub_set_mode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_WIREHUB_MODE_ECHO,
+      NULL },
+
+    { ngx_string("wirehub_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, ping_interval),
+      NULL },
+
+    { ngx_string("wirehub_idle_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, idle_timeout),
+      NULL },
+
+    { ngx_string("wirehub_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, max_message_size),
+      NULL },
+
+    { ngx_string("wirehub_send_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, send_limit),
+      NULL },
+
+    { ngx_string("wirehub_allowed_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_wirehub_allowed_origins,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wirehub_max_connections_per_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, max_connections_per_client),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_wirehub_module_ctx = {
+    ngx_http_wirehub_add_variables,        /* preconfiguration */
+    ngx_http_wirehub_init,                 /* postconfiguration */
+
+    ngx_http_wirehub_create_main_conf,     /* create main configuration */
+    ngx_http_wirehub_init_main_conf,       /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_wirehub_create_loc_conf,      /* create location configuration */
+    ngx_http_wirehub_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_wirehub_module = {
+    NGX_MODULE_V1,
+    &ngx_http_wirehub_module_ctx,          /* module context */
+    ngx_http_wirehub_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_wirehub_init_process,         /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_wirehub_exit_process,         /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+enum {
+    NGX_HTTP_WIREHUB_VAR_WORKSPACE = 0,
+    NGX_HTTP_WIREHUB_VAR_CLIENT_ID,
+    NGX_HTTP_WIREHUB_VAR_REQUEST
+};
+
+
+static ngx_http_variable_t  ngx_http_wirehub_vars[] = {
+
+    { ngx_string("wirehub_workspace"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_WORKSPACE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wirehub_client_id"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_CLIENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wirehub_request"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_REQUEST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t
+ngx_http_wirehub_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_wirehub_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               *s;
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+
+    s = NULL;
+
+    if (ctx) {
+        switch (data) {
+
+        case NGX_HTTP_WIREHUB_VAR_WORKSPACE:
+            s = ctx->identity ? &ctx->identity->workspace : NULL;
+            break;
+
+        case NGX_HTTP_WIREHUB_VAR_CLIENT_ID:
+            s = ctx->identity ? &ctx->identity->client_id : NULL;
+            break;
+
+        default:
+            s = ctx->masked_request.len ? &ctx->masked_request : NULL;
+        }
+    }
+
+    if (s == NULL && data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
+        /* the post-read handler already masked tokens in request_line */
+        s = &r->request_line;
+    }
+
+    if (s == NULL || s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * Tokens may travel in the query string or the path; mask them in
+     * the request line before anything can write it to a log.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_wirehub_post_read;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_post_read(ngx_http_request_t *r)
+{
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_wirehub_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_wirehub_mask_request(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void *
+ngx_http_wirehub_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wirehub_main_conf_t));
+    if (wmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     wmcf->keys = NULL;
+     *     wmcf->issuer = { 0, NULL };
+     *     wmcf->audience = { 0, NULL };
+     *     wmcf->daemon = { 0, NULL };
+     */
+
+    wmcf->leeway = NGX_CONF_UNSET;
+    wmcf->daemon_off = NGX_CONF_UNSET;
+
+    ngx_queue_init(&wmcf->sessions);
+
+    return wmcf;
+}
+
+
+static char *
+ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_wirehub_main_conf_t *wmcf = conf;
+
+    ngx_conf_init_value(wmcf->leeway, 30);
+    ngx_conf_init_value(wmcf->daemon_off, 0);
+
+    if (wmcf->daemon.len == 0 && !wmcf->daemon_off) {
+        ngx_str_set(&wmcf->daemon, "/run/wirehub/wirehubd.sock");
+    }
+
+    if (wmcf->workspace_claim.len == 0) {
+        ngx_str_set(&wmcf->workspace_claim, "workspace");
+    }
+
+    if (wmcf->client_claim.len == 0) {
+        ngx_str_set(&wmcf->client_claim, "sub");
+    }
+
+    /* the policy keeps C strings: ngx_conf_set_str_slot values end in NUL */
+
+    wmcf->policy.workspace_claim = (char *) wmcf->workspace_claim.data;
+    wmcf->policy.client_claim = (char *) wmcf->client_claim.data;
+    wmcf->policy.issuer = wmcf->issuer.len ? (char *) wmcf->issuer.data
+                                           : NULL;
+    wmcf->policy.audience = wmcf->audience.len ? (char *) wmcf->audience.data
+                                               : NULL;
+    wmcf->policy.leeway = (long) wmcf->leeway;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wirehub_daemon(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wirehub_main_conf_t *wmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (wmcf->daemon.len || wmcf->daemon_off != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        wmcf->daemon_off = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strncmp(value[1].data, "unix:", 5) != 0 || value[1].len < 7) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wirehub_daemon\" must be \"unix:/path\" "
+                           "or \"off\", not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    wmcf->daemon.data = value[1].data + 5;
+    wmcf->daemon.len = value[1].len - 5;
+    wmcf->daemon_off = 0;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wirehub_jwt_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wirehub_main_conf_t *wmcf = conf;
+
+    char                 err[256];
+    u_char             *kid, *path;
+    ngx_str_t          *value, file;
+    ngx_uint_t          i;
+    ngx_pool_cleanup_t *cln;
+
+    value = cf->args->elts;
+
+    if (wmcf->keys == NULL) {
+        wmcf->keys = ngx_http_wirehub_jwt_keys_create();
+        if (wmcf->keys == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            ngx_http_wirehub_jwt_keys_destroy(wmcf->keys);
+            wmcf->keys = NULL;
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_http_wirehub_cleanup_keys;
+        cln->data = wmcf->keys;
+    }
+
+    kid = NULL;
+    path = NULL;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "file=", 5) == 0) {
+            file.data = value[i].data + 5;
+            file.len = value[i].len - 5;
+
+            if (file.len == 0) {
+                return "has an empty \"file=\"";
+            }
+
+            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            path = file.data;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0) {
+            if (value[i].len == 4) {
+                return "has an empty \"kid=\"";
+            }
+
+            kid = value[i].data + 4;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (path == NULL) {
+        return "requires \"file=\"";
+    }
+
+    if (ngx_http_wirehub_jwt_keys_add_file(wmcf->keys,
+                                           (char *) value[1].data,
+                                           (char *) kid, (char *) path,
+                                           err, sizeof(err))
+        != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "wirehub_jwt_key %V: %s", &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    wmcf->nkeys++;
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_wirehub_cleanup_keys(void *data)
+{
+    ngx_http_wirehub_jwt_keys_destroy(data);
+}
+
+
+static char *
+ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wirehub_loc_conf_t *wlcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (wlcf->mode != NGX_HTTP_WIREHUB_MODE_NONE) {
+        return "is duplicate";
+    }
+
+    wlcf->mode = (ngx_http_wirehub_mode_e) cmd->offset;
+
+    if (cf->args->nelts == 2) {
+        value = cf->args->elts;
+
+        if (ngx_strcmp(value[1].data, "auth") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        wlcf->echo_auth = 1;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_wirehub_websocket_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_wirehub_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wirehub_loc_conf_t *wlcf = conf;
+
+    ngx_str_t   *value, *origin;
+    ngx_uint_t   i;
+
+    if (wlcf->allowed_origins == NULL) {
+        wlcf->allowed_origins = ngx_array_create(cf->pool, 4,
+                                                 sizeof(ngx_str_t));
+        if (wlcf->allowed_origins == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        origin = ngx_array_push(wlcf->allowed_origins);
+        if (origin == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *origin = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_wirehub_loc_conf_t  *wlcf;
+
+    wlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_wirehub_loc_conf_t));
+    if (wlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     wlcf->mode = NGX_HTTP_WIREHUB_MODE_NONE;
+     *     wlcf->echo_auth = 0;
+     *     wlcf->allowed_origins = NULL;
+     */
+
+    wlcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    wlcf->idle_timeout = NGX_CONF_UNSET_MSEC;
+    wlcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    wlcf->send_limit = NGX_CONF_UNSET_SIZE;
+    wlcf->max_connections_per_client = NGX_CONF_UNSET_UINT;
+
+    return wlcf;
+}
+
+
+static char *
+ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_wirehub_loc_conf_t *prev = parent;
+    ngx_http_wirehub_loc_conf_t *conf = child;
+
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    ngx_conf_merge_msec_value(conf->ping_interval, prev->ping_interval,
+                              30000);
+    ngx_conf_merge_msec_value(conf->idle_timeout, prev->idle_timeout, 75000);
+    ngx_conf_merge_size_value(conf->max_message_size, prev->max_message_size,
+                              64 * 1024);
+    ngx_conf_merge_size_value(conf->send_limit, prev->send_limit,
+                              1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_connections_per_client,
+                              prev->max_connections_per_client, 8);
+
+    if (conf->allowed_origins == NULL) {
+        conf->allowed_origins = prev->allowed_origins;
+    }
+
+    if (conf->ping_interval == 0 || conf->idle_timeout == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wirehub_ping_interval\" and "
+                           "\"wirehub_idle_timeout\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        || conf->mode == NGX_HTTP_WIREHUB_MODE_API
+        || (conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO && conf->echo_auth))
+    {
+        wmcf = ngx_http_conf_get_module_main_conf(cf,
+                                                  ngx_http_wirehub_module);
+
+        if (wmcf->keys == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "wirehub locations need at least one "
+                               "\"wirehub_jwt_key\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wirehub_module);
+    if (wmcf == NULL) {
+        return NGX_OK;
+    }
+
+    /* one receive buffer for the worker: sessions keep no read buffer */
+
+    wmcf->recv_size = 65536;
+    wmcf->recv_buf = ngx_alloc(wmcf->recv_size, cycle->log);
+    if (wmcf->recv_buf == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_wirehub_shutdown_sessions(cycle);
+}

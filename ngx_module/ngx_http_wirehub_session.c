@@ -1,0 +1,926 @@
+
+/*
+ * Wirehub: an upgraded connection.  It reads frames through the resumable
+ * parser into a buffer shared by every session of the worker (so an idle
+ * connection holds no read buffer), keeps a queue of outgoing frames that
+ * may be shared with other sessions, and runs one timer for pings, idle
+ * timeout, token expiry and the closing handshake.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+
+
+#define NGX_HTTP_WIREHUB_RECV_SIZE   65536
+#define NGX_HTTP_WIREHUB_IOVS        64
+#define NGX_HTTP_WIREHUB_READ_TURNS  4
+
+
+static void ngx_http_wirehub_read_event(ngx_event_t *rev);
+static void ngx_http_wirehub_write_event(ngx_event_t *wev);
+static void ngx_http_wirehub_timer_event(ngx_event_t *ev);
+static void ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s);
+static ngx_int_t ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s,
+    u_char *buf, size_t len);
+static ngx_int_t ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev);
+static void ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev);
+static void ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev);
+static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *payload, size_t len);
+static ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
+    ngx_uint_t keep_partial);
+static void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
+    ngx_uint_t linger);
+static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
+
+
+/*
+ * Called once the 101 response is out (or queued), from the content
+ * handler: nothing here may finalize the request, so a failure is only
+ * recorded and acted upon from the posted write event.
+ */
+
+void
+ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
+{
+    ngx_connection_t              *c;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    c = s->connection;
+    wmcf = s->main_conf;
+
+    ngx_queue_insert_tail(&wmcf->sessions, &s->queue);
+    wmcf->nsessions++;
+
+    s->out_last = &s->out;
+    s->parser.max_message_size = s->conf->max_message_size;
+    s->parser.require_mask = 1;
+    ngx_http_wirehub_frame_parser_init(&s->parser);
+
+    s->last_rx = ngx_current_msec;
+    s->last_ping = ngx_current_msec;
+
+    if (s->identity && s->identity->exp) {
+        s->expires = s->identity->exp + wmcf->leeway;
+    }
+
+    s->timer.handler = ngx_http_wirehub_timer_event;
+    s->timer.data = s;
+    s->timer.log = c->log;
+
+    /*
+     * Own the connection's events: nginx's request handler would tear the
+     * connection down on graceful shutdown, where a WebSocket is owed a
+     * close frame (1001) first.  c->idle makes nginx call us on shutdown.
+     */
+
+    s->http_read_handler = c->read->handler;
+    s->http_write_handler = c->write->handler;
+    c->read->handler = ngx_http_wirehub_read_event;
+    c->write->handler = ngx_http_wirehub_write_event;
+    c->idle = 1;
+    s->upgraded = 1;
+
+    c->log->action = "serving WebSocket";
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        && ngx_http_wirehub_send_connection_status(s, wmcf->nsessions)
+           != NGX_OK)
+    {
+        s->failed = 1;
+        s->close_sent = 1;
+    }
+
+    ngx_http_wirehub_arm_timer(s);
+
+    /* frames may have arrived right behind the handshake: read now */
+
+    ngx_post_event(c->read, &ngx_posted_events);
+
+    if (!c->write->posted) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_http_wirehub_read_event(ngx_event_t *rev)
+{
+    ssize_t                      n;
+    ngx_uint_t                   turns;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_wirehub_ctx_t      *ctx;
+    ngx_http_wirehub_session_t  *s;
+
+    c = rev->data;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+    s = ctx->session;
+
+    if (c->close && !s->shutting_down) {
+        ngx_http_wirehub_begin_shutdown(s);
+        return;
+    }
+
+    if (r->header_in->pos < r->header_in->last) {
+        n = r->header_in->last - r->header_in->pos;
+        r->header_in->pos = r->header_in->last;
+
+        if (ngx_http_wirehub_consume(s, r->header_in->last - n, n)
+            != NGX_OK || s->closed)
+        {
+            return;
+        }
+    }
+
+    for (turns = 0; turns < NGX_HTTP_WIREHUB_READ_TURNS; turns++) {
+
+        n = c->recv(c, s->main_conf->recv_buf, s->main_conf->recv_size);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+                ngx_http_wirehub_finalize(s, 0);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "wirehub: client closed the connection%s",
+                          s->close_sent ? "" : " without a close frame");
+            ngx_http_wirehub_finalize(s, 0);
+            return;
+        }
+
+        s->last_rx = ngx_current_msec;
+
+        if (ngx_http_wirehub_consume(s, s->main_conf->recv_buf, n)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        if (s->closed) {
+            return;
+        }
+    }
+
+    /* a busy client does not starve the others: come back next turn */
+
+    ngx_post_event(rev, &ngx_posted_events);
+}
+
+
+/*
+ * Runs every frame event out of buf; returns NGX_ERROR when the session
+ * was finalized (and may be gone).
+ */
+
+static ngx_int_t
+ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
+    size_t len)
+{
+    size_t                           used;
+    ngx_http_wirehub_frame_rc_e      rc;
+    ngx_http_wirehub_frame_event_t   ev;
+
+    if (s->failed || s->close_received) {
+        /* nothing after a close frame or a failure is processed */
+        return NGX_OK;
+    }
+
+    /* one input byte may complete two events: parse until AGAIN */
+
+    for ( ;; ) {
+
+        rc = ngx_http_wirehub_frame_parse(&s->parser, buf, len, &used, &ev);
+
+        buf += used;
+        len -= used;
+
+        switch (rc) {
+
+        case NGX_HTTP_WIREHUB_FRAME_AGAIN:
+            return NGX_OK;
+
+        case NGX_HTTP_WIREHUB_FRAME_DATA:
+            if (ngx_http_wirehub_data(s, &ev) != NGX_OK) {
+                return s->closed ? NGX_ERROR : NGX_OK;
+            }
+            break;
+
+        case NGX_HTTP_WIREHUB_FRAME_MESSAGE_END:
+            ngx_http_wirehub_message_end(s, &ev);
+            break;
+
+        case NGX_HTTP_WIREHUB_FRAME_CONTROL:
+            ngx_http_wirehub_control(s, &ev);
+            break;
+
+        default: /* NGX_HTTP_WIREHUB_FRAME_ERROR */
+            ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                          "wirehub: protocol error: %s", ev.reason);
+            ngx_http_wirehub_session_close(s, ev.close_code, ev.reason);
+            return s->closed ? NGX_ERROR : NGX_OK;
+        }
+
+        if (s->closed) {
+            return NGX_ERROR;
+        }
+
+        if (s->close_received || s->failed) {
+            /* nothing after a close frame or a failure is processed */
+            return NGX_OK;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev)
+{
+    u_char  *p;
+    size_t   need, cap;
+
+    if (ev->len == 0 || s->close_sent) {
+        return NGX_OK;
+    }
+
+    need = s->msg_len + ev->len;
+
+    if (need > s->msg_cap) {
+        cap = ngx_max(need, ngx_min(s->msg_cap * 2,
+                                    s->conf->max_message_size));
+        cap = ngx_max(cap, 256);
+
+        p = ngx_alloc(cap, s->connection->log);
+        if (p == NULL) {
+            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                           "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (s->msg_len) {
+            ngx_memcpy(p, s->msg, s->msg_len);
+        }
+
+        if (s->msg) {
+            ngx_free(s->msg);
+        }
+
+        s->msg = p;
+        s->msg_cap = cap;
+    }
+
+    ngx_memcpy(s->msg + s->msg_len, ev->data, ev->len);
+    s->msg_len += ev->len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev)
+{
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    if (s->close_sent) {
+        s->msg_len = 0;
+        return;
+    }
+
+    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO) {
+        frame = ngx_http_wirehub_frame_create(s->connection->log, ev->opcode,
+                                              s->msg, s->msg_len);
+        if (frame == NULL) {
+            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                           "out of memory");
+            return;
+        }
+
+        (void) ngx_http_wirehub_send_frame(s, frame);
+        ngx_http_wirehub_frame_release(frame);
+
+    } else if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT) {
+        ngx_http_wirehub_message(s, s->msg, s->msg_len);
+
+    } else {
+        (void) ngx_http_wirehub_send_client_error(s, "bad_request",
+                                        "binary messages are not supported",
+                                        NULL);
+    }
+
+    s->msg_len = 0;
+
+    /* big reassembly buffers are not kept on idle connections */
+
+    if (s->msg_cap > 4096) {
+        ngx_free(s->msg);
+        s->msg = NULL;
+        s->msg_cap = 0;
+    }
+}
+
+
+static void
+ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_frame_event_t *ev)
+{
+    u_char  payload[125];
+    size_t  len;
+
+    switch (ev->opcode) {
+
+    case NGX_HTTP_WIREHUB_OP_PING:
+        if (!s->close_sent) {
+            (void) ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_PONG,
+                                                 ev->data, ev->len);
+        }
+        return;
+
+    case NGX_HTTP_WIREHUB_OP_PONG:
+        return;
+
+    default: /* NGX_HTTP_WIREHUB_OP_CLOSE */
+        s->close_received = 1;
+
+        if (s->close_sent) {
+            /* the peer answered our close: the handshake is complete */
+            ngx_http_wirehub_finalize(s, 0);
+            return;
+        }
+
+        /* echo the peer's code (none for 1005), then close the socket */
+
+        len = 0;
+
+        if (ev->close_code != 1005) {
+            payload[0] = (u_char) (ev->close_code >> 8);
+            payload[1] = (u_char) (ev->close_code & 0xff);
+            len = 2;
+        }
+
+        ngx_http_wirehub_drop_queue(s, 1);
+        s->close_sent = 1;
+
+        if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_CLOSE,
+                                          payload, len)
+            != NGX_OK)
+        {
+            ngx_http_wirehub_finalize(s, 0);
+        }
+    }
+}
+
+
+/*
+ * Starts the closing handshake.  After a failure (a protocol error, a
+ * message too big, a slow consumer) the close frame is the last thing
+ * sent and the socket is shut down once it is out.
+ */
+
+void
+ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
+    ngx_uint_t code, const char *reason)
+{
+    u_char  payload[125];
+    size_t  len;
+
+    if (s->close_sent || s->closed) {
+        return;
+    }
+
+    switch (code) {
+    case NGX_HTTP_WIREHUB_CLOSE_PROTOCOL:
+    case 1007:
+    case NGX_HTTP_WIREHUB_CLOSE_POLICY:
+    case NGX_HTTP_WIREHUB_CLOSE_TOO_BIG:
+    case NGX_HTTP_WIREHUB_CLOSE_INTERNAL:
+    case NGX_HTTP_WIREHUB_CLOSE_SLOW:
+        s->failed = 1;
+        ngx_http_wirehub_drop_queue(s, 1);
+        break;
+    default:
+        break;
+    }
+
+    len = ngx_http_wirehub_frame_close_payload(payload, (unsigned) code,
+                                               reason);
+
+    s->close_sent = 1;
+    s->close_deadline = ngx_current_msec + NGX_HTTP_WIREHUB_CLOSE_TIMEOUT;
+
+    if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_CLOSE, payload,
+                                      len)
+        != NGX_OK)
+    {
+        ngx_http_wirehub_finalize(s, 0);
+        return;
+    }
+
+    ngx_http_wirehub_arm_timer(s);
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s, unsigned opcode,
+    u_char *payload, size_t len)
+{
+    ngx_int_t                      rc;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_http_wirehub_frame_create(s->connection->log, opcode, payload,
+                                          len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_wirehub_send_frame(s, frame);
+    ngx_http_wirehub_frame_release(frame);
+
+    return rc;
+}
+
+
+ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
+    u_char *payload, size_t len)
+{
+    size_t                         hlen;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_alloc(offsetof(ngx_http_wirehub_out_frame_t, data) + 10 + len,
+                      log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    hlen = ngx_http_wirehub_frame_header(frame->data, opcode, 1, 0, len);
+
+    if (len) {
+        ngx_memcpy(frame->data + hlen, payload, len);
+    }
+
+    frame->refs = 1;
+    frame->len = hlen + len;
+
+    return frame;
+}
+
+
+void
+ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame)
+{
+    if (--frame->refs == 0) {
+        ngx_free(frame);
+    }
+}
+
+
+ngx_int_t
+ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s, u_char *data,
+    size_t len)
+{
+    ngx_int_t                      rc;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_http_wirehub_frame_create(s->connection->log,
+                                          NGX_HTTP_WIREHUB_OP_TEXT, data, len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_wirehub_send_frame(s, frame);
+    ngx_http_wirehub_frame_release(frame);
+
+    return rc;
+}
+
+
+/*
+ * Queues a frame; the write happens from the posted write event, so that
+ * everything queued for a connection in one event-loop turn goes out in
+ * one writev().
+ */
+
+ngx_int_t
+ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *frame)
+{
+    ngx_connection_t              *c;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    if (s->closed) {
+        return NGX_ERROR;
+    }
+
+    c = s->connection;
+    wmcf = s->main_conf;
+
+    if (s->out_bytes + frame->len > s->conf->send_limit && !s->close_sent) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "wirehub: slow consumer, %uz bytes queued",
+                      s->out_bytes);
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
+                                       "slow consumer");
+        return NGX_DECLINED;
+    }
+
+    out = wmcf->free_out;
+
+    if (out) {
+        wmcf->free_out = out->next;
+
+    } else {
+        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    frame->refs++;
+
+    out->frame = frame;
+    out->sent = 0;
+    out->next = NULL;
+
+    *s->out_last = out;
+    s->out_last = &out->next;
+    s->out_bytes += frame->len;
+
+    if (!c->write->posted && c->write->ready) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_write_event(ngx_event_t *wev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_wirehub_ctx_t      *ctx;
+    ngx_http_wirehub_session_t  *s;
+
+    c = wev->data;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+    s = ctx->session;
+
+    if (c->close && !s->shutting_down) {
+        ngx_http_wirehub_begin_shutdown(s);
+        return;
+    }
+
+    if (ngx_http_wirehub_flush(s) != NGX_OK) {
+        ngx_http_wirehub_finalize(s, 0);
+        return;
+    }
+
+    if (s->out == NULL && s->close_sent
+        && (s->close_received || s->failed))
+    {
+        ngx_http_wirehub_finalize(s, s->failed && !s->close_received);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
+{
+    off_t                          sent;
+    size_t                         n;
+    ngx_uint_t                     i;
+    ngx_buf_t                      bufs[NGX_HTTP_WIREHUB_IOVS];
+    ngx_chain_t                    links[NGX_HTTP_WIREHUB_IOVS], *rc;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    c = s->connection;
+    r = s->request;
+    wmcf = s->main_conf;
+
+    /* the tail of the 101 response, if the socket was full then */
+
+    if (r->out || c->buffered) {
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (r->out || c->buffered) {
+            return ngx_handle_write_event(c->write, 0);
+        }
+    }
+
+    while (s->out) {
+
+        i = 0;
+
+        for (out = s->out; out && i < NGX_HTTP_WIREHUB_IOVS; out = out->next)
+        {
+            ngx_memzero(&bufs[i], sizeof(ngx_buf_t));
+            bufs[i].pos = out->frame->data + out->sent;
+            bufs[i].last = out->frame->data + out->frame->len;
+            bufs[i].temporary = 1;
+            links[i].buf = &bufs[i];
+            links[i].next = &links[i + 1];
+            i++;
+        }
+
+        links[i - 1].next = NULL;
+
+        sent = c->sent;
+        rc = c->send_chain(c, links, 0);
+
+        if (rc == NGX_CHAIN_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        n = (size_t) (c->sent - sent);
+        s->out_bytes -= n;
+
+        while (n && s->out) {
+            out = s->out;
+
+            if (out->frame->len - out->sent > n) {
+                out->sent += n;
+                break;
+            }
+
+            n -= out->frame->len - out->sent;
+
+            s->out = out->next;
+            ngx_http_wirehub_frame_release(out->frame);
+            out->next = wmcf->free_out;
+            wmcf->free_out = out;
+        }
+
+        if (s->out == NULL) {
+            s->out_last = &s->out;
+        }
+
+        if (!c->write->ready) {
+            return ngx_handle_write_event(c->write, 0);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Forgets queued frames that have not started to go out; a partially
+ * written frame must be completed or the stream would be corrupt.
+ */
+
+static void
+ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
+    ngx_uint_t keep_partial)
+{
+    ngx_http_wirehub_out_t        *out, *next, **prev;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = s->main_conf;
+    prev = &s->out;
+
+    for (out = s->out; out; out = next) {
+        next = out->next;
+
+        if (keep_partial && out->sent) {
+            prev = &out->next;
+            continue;
+        }
+
+        *prev = next;
+        s->out_bytes -= out->frame->len - out->sent;
+        ngx_http_wirehub_frame_release(out->frame);
+        out->next = wmcf->free_out;
+        wmcf->free_out = out;
+    }
+
+    s->out_last = prev;
+}
+
+
+static void
+ngx_http_wirehub_timer_event(ngx_event_t *ev)
+{
+    ngx_msec_t                   now, quiet;
+    ngx_http_wirehub_session_t  *s;
+
+    s = ev->data;
+    now = ngx_current_msec;
+
+    if (s->close_sent) {
+        if ((ngx_msec_int_t) (now - s->close_deadline) >= 0) {
+            ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                          "wirehub: closing handshake timed out");
+            ngx_http_wirehub_finalize(s, 0);
+            return;
+        }
+
+        ngx_http_wirehub_arm_timer(s);
+        return;
+    }
+
+    if (s->shutting_down && (ngx_msec_int_t) (now - s->shutdown_at) >= 0) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_GOING_AWAY,
+                                       "server going away");
+        return;
+    }
+
+    if (s->expires && ngx_time() >= s->expires) {
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "wirehub: token expired");
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_EXPIRED,
+                                       "token expired");
+        return;
+    }
+
+    quiet = now - s->last_rx;
+
+    if (quiet >= s->conf->idle_timeout) {
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "wirehub: idle for %M ms, closing", quiet);
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_GOING_AWAY,
+                                       "idle timeout");
+        return;
+    }
+
+    if (quiet >= s->conf->ping_interval
+        && now - s->last_ping >= s->conf->ping_interval)
+    {
+        s->last_ping = now;
+
+        if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_PING,
+                                          NULL, 0)
+            != NGX_OK)
+        {
+            ngx_http_wirehub_finalize(s, 0);
+            return;
+        }
+    }
+
+    ngx_http_wirehub_arm_timer(s);
+}
+
+
+/*
+ * One timer per session: the earliest of the next ping, the idle deadline,
+ * the token's expiry, the shutdown slot and the closing deadline.  Activity
+ * does not re-arm it; the handler finds out on expiry what is due.
+ */
+
+static void
+ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s)
+{
+    time_t      left;
+    ngx_msec_t  now, at, t;
+
+    now = ngx_current_msec;
+
+    if (s->close_sent) {
+        at = s->close_deadline;
+
+    } else {
+        at = s->last_rx + s->conf->idle_timeout;
+
+        t = ngx_max(s->last_rx, s->last_ping) + s->conf->ping_interval;
+        if ((ngx_msec_int_t) (t - at) < 0) {
+            at = t;
+        }
+
+        if (s->expires) {
+            left = s->expires - ngx_time();
+            t = now + (left > 0 ? (ngx_msec_t) left * 1000 : 0);
+
+            if ((ngx_msec_int_t) (t - at) < 0) {
+                at = t;
+            }
+        }
+
+        if (s->shutting_down
+            && (ngx_msec_int_t) (s->shutdown_at - at) < 0)
+        {
+            at = s->shutdown_at;
+        }
+    }
+
+    t = (ngx_msec_int_t) (at - now) > 0 ? at - now : 1;
+
+    ngx_add_timer(&s->timer, t);
+}
+
+
+static void
+ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
+{
+    /*
+     * nginx is reloading or stopping: close with 1001, each session at a
+     * random moment of the spread, so that clients do not all reconnect
+     * at once.
+     */
+
+    s->shutting_down = 1;
+    s->shutdown_at = ngx_current_msec
+                     + ngx_random() % NGX_HTTP_WIREHUB_SHUTDOWN_SPREAD;
+
+    if (!s->close_sent) {
+        ngx_http_wirehub_arm_timer(s);
+    }
+}
+
+
+void
+ngx_http_wirehub_shutdown_sessions(ngx_cycle_t *cycle)
+{
+    /* sessions have all been finalized; only the free lists remain */
+}
+
+
+/*
+ * Hands the connection back to nginx to close.  With linger, the write
+ * side is shut down and input is drained for a moment so that the close
+ * frame is not lost to a reset.
+ */
+
+static void
+ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    if (s->closed) {
+        return;
+    }
+
+    r = s->request;
+    c = s->connection;
+
+    s->closed = 1;
+
+    c->read->handler = s->http_read_handler;
+    c->write->handler = s->http_write_handler;
+    c->idle = 0;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    if (linger) {
+        r->lingering_close = 1;
+    }
+
+    ngx_http_finalize_request(r, NGX_OK);
+    ngx_http_run_posted_requests(c);
+}
+
+
+void
+ngx_http_wirehub_session_cleanup(void *data)
+{
+    ngx_http_wirehub_session_t *s = data;
+
+    if (s->timer.timer_set) {
+        ngx_del_timer(&s->timer);
+    }
+
+    if (s->timer.posted) {
+        ngx_delete_posted_event(&s->timer);
+    }
+
+    ngx_http_wirehub_drop_queue(s, 0);
+
+    if (s->msg) {
+        ngx_free(s->msg);
+        s->msg = NULL;
+    }
+
+    if (s->upgraded) {
+        ngx_queue_remove(&s->queue);
+        s->main_conf->nsessions--;
+    }
+
+    s->closed = 1;
+}

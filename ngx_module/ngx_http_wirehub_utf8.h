@@ -1,0 +1,44 @@
+
+/*
+ * Wirehub: incremental UTF-8 validation (RFC 3629).
+ *
+ * Depends on libc only, so that unit tests and fuzzers can use it
+ * without nginx.
+ */
+
+
+#ifndef _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_
+#define _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+/*
+ * The state of a validator; all zeroes is the start of a stream.  A stream
+ * may be fed in pieces cut anywhere, even inside a character.
+ */
+typedef struct {
+    uint32_t  state;
+} ngx_http_wirehub_utf8_t;
+
+
+/*
+ * Feeds len bytes; returns 0 while the stream is valid so far and -1 from
+ * the first invalid byte on (the failure is sticky).  A character that is
+ * merely cut short by the end of p is not an error yet: see _done().
+ * Overlong forms, surrogates (U+D800..U+DFFF) and code points above
+ * U+10FFFF are invalid.
+ */
+int ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
+    const unsigned char *p, size_t len);
+
+/* returns 0 if the stream so far ends on a character boundary, else -1 */
+int ngx_http_wirehub_utf8_done(const ngx_http_wirehub_utf8_t *u);
+
+/* returns 0 if p[0..len) is complete, valid UTF-8, else -1 */
+int ngx_http_wirehub_utf8_valid(const unsigned char *p, size_t len);
+
+
+#endif /* _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_ */

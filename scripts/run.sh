@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# `make run`: wirehubd + nginx with the Wirehub module on loopback, in the
+# foreground, from files under build/run/.  Ctrl-C stops everything.
+#   LISTEN=127.0.0.1:8080  where nginx listens
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+prefix=$top/build/run
+listen=${LISTEN:-127.0.0.1:8080}
+python=/usr/bin/python3
+
+mkdir -p "$prefix/tmp" "$prefix/data"
+
+# a development secret, made once and kept: tokens survive restarts
+if [ ! -s "$prefix/jwt.secret" ]; then
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$prefix/jwt.secret"
+    chmod 600 "$prefix/jwt.secret"
+fi
+
+render() {
+    sed -e "s|@MODULE@|$top/build/ngx_http_wirehub_module.so|g" \
+        -e "s|@PREFIX@|$prefix|g" \
+        -e "s|@LISTEN@|$listen|g" \
+        -e "s|@WEB@|$top/web|g" "$1" > "$2"
+}
+
+render "$top/conf/nginx.conf" "$prefix/nginx.conf"
+render "$top/conf/wirehubd-run.conf" "$prefix/wirehubd.conf"
+
+pids=()
+stop() {
+    trap - INT TERM EXIT
+    for pid in "${pids[@]}"; do
+        kill -QUIT "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+"$top/build/wirehubd" -c "$prefix/wirehubd.conf" &
+pids+=($!)
+
+for _ in $(seq 50); do
+    [ -S "$prefix/wirehubd.sock" ] && break
+    sleep 0.1
+done
+
+/usr/sbin/nginx -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" \
+    -g 'daemon off;' &
+pids+=($!)
+
+token=$("$python" - "$prefix/jwt.secret" <<'PY'
+import sys, time, jwt
+secret = open(sys.argv[1], "rb").read().strip()
+print(jwt.encode({"sub": "demo-client", "workspace": "demo",
+                  "role": "service", "iat": int(time.time()),
+                  "exp": int(time.time()) + 7 * 86400},
+                 secret, algorithm="HS256"))
+PY
+)
+
+cat <<MSG
+
+Wirehub is running on http://$listen (logs in $prefix)
+A test token (workspace "demo", client "demo-client", 7 days):
+
+  $token
+
+Connect with any WebSocket client, for example:
+
+  $python -m websockets "ws://$listen/ws/?token=$token"
+
+Echo endpoint (no token): ws://$listen/echo
+Ctrl-C stops nginx and wirehubd.
+MSG
+
+wait -n "${pids[@]}"

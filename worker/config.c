@@ -1,0 +1,556 @@
+/*
+ * The config parser: a tokenizer that tracks line numbers, then one
+ * small handler per directive.  Every error names the file and line.
+ */
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+
+#define WH_CONF_MAX_ARGS  16
+#define WH_CONF_MAX_FILE  (1024 * 1024)
+
+typedef struct {
+    const char  *file;
+    int          line;            /* of the directive's first token */
+    int          nargs;
+    char        *args[WH_CONF_MAX_ARGS];
+} wh_stmt_t;
+
+typedef int (*wh_directive_pt)(wh_config_t *cf, wh_stmt_t *st,
+    wh_err_t *err);
+
+typedef struct {
+    const char       *name;
+    wh_directive_pt   handler;
+    int               seen;
+} wh_directive_t;
+
+
+static int
+wh_conf_error(wh_err_t *err, wh_stmt_t *st, const char *fmt,
+    const char *arg)
+{
+    char  what[200];
+
+    snprintf(what, sizeof(what), fmt, arg);
+
+    return wh_err(err, 1, "%s:%d: %s", st->file, st->line, what);
+}
+
+
+int
+wh_config_size(const char *s, size_t *out)
+{
+    char                *end;
+    unsigned long long   v, mul = 1;
+
+    if (!isdigit((unsigned char) s[0])) {
+        return -1;
+    }
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+
+    if (errno != 0) {
+        return -1;
+    }
+
+    switch (*end) {
+    case 'k': case 'K':
+        mul = 1024ULL;
+        end++;
+        break;
+    case 'm': case 'M':
+        mul = 1024ULL * 1024;
+        end++;
+        break;
+    case 'g': case 'G':
+        mul = 1024ULL * 1024 * 1024;
+        end++;
+        break;
+    default:
+        break;
+    }
+
+    if (*end != '\0' || v > (unsigned long long) SIZE_MAX / mul) {
+        return -1;
+    }
+
+    *out = (size_t) (v * mul);
+
+    return 0;
+}
+
+
+int
+wh_config_duration(const char *s, int64_t *out)
+{
+    char                *end;
+    unsigned long long   v, mul;
+
+    if (!isdigit((unsigned char) s[0])) {
+        return -1;
+    }
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+
+    if (errno != 0) {
+        return -1;
+    }
+
+    if (strcmp(end, "ms") == 0) {
+        mul = 1;
+    } else if (strcmp(end, "s") == 0 || *end == '\0') {
+        mul = 1000;
+    } else if (strcmp(end, "m") == 0) {
+        mul = 60000;
+    } else if (strcmp(end, "h") == 0) {
+        mul = 3600000;
+    } else if (strcmp(end, "d") == 0) {
+        mul = 86400000;
+    } else {
+        return -1;
+    }
+
+    if (v > (unsigned long long) INT64_MAX / mul) {
+        return -1;
+    }
+
+    *out = (int64_t) (v * mul);
+
+    return 0;
+}
+
+
+static int
+wh_conf_strdup(char **dst, const char *src, wh_err_t *err)
+{
+    free(*dst);
+    *dst = strdup(src);
+
+    return *dst ? 0 : wh_err(err, 1, "out of memory");
+}
+
+
+/* "key=value": returns value if arg starts with key=, else NULL */
+static const char *
+wh_conf_key(const char *arg, const char *key)
+{
+    size_t  n = strlen(key);
+
+    if (strncmp(arg, key, n) == 0 && arg[n] == '=') {
+        return arg + n + 1;
+    }
+
+    return NULL;
+}
+
+
+static int
+wh_conf_listen(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    const char  *path;
+
+    if (st->nargs != 2) {
+        return wh_conf_error(err, st, "\"%s\" takes one argument",
+                             "listen");
+    }
+
+    if (strncmp(st->args[1], "unix:", 5) != 0 || st->args[1][5] != '/') {
+        return wh_conf_error(err, st, "invalid listen address \"%s\" "
+                             "(expected unix:/absolute/path)",
+                             st->args[1]);
+    }
+
+    path = st->args[1] + 5;
+
+    if (strlen(path) >= 108) {
+        return wh_conf_error(err, st, "socket path \"%s\" is too long",
+                             path);
+    }
+
+    return wh_conf_strdup(&cf->listen, path, err);
+}
+
+
+static int
+wh_conf_storage(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int          i;
+    const char  *v;
+
+    if (st->nargs < 2 || st->args[1][0] == '\0'
+        || strchr(st->args[1], '=') != NULL)
+    {
+        return wh_conf_error(err, st, "\"%s\" needs a directory",
+                             "storage");
+    }
+
+    for (i = 2; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "map_size")) != NULL) {
+            if (wh_config_size(v, &cf->map_size) != 0
+                || cf->map_size < 1024 * 1024)
+            {
+                return wh_conf_error(err, st, "invalid map_size \"%s\" "
+                                     "(at least 1m)", v);
+            }
+
+        } else if ((v = wh_conf_key(st->args[i], "max_map_size")) != NULL) {
+            if (wh_config_size(v, &cf->max_map_size) != 0) {
+                return wh_conf_error(err, st, "invalid max_map_size "
+                                     "\"%s\"", v);
+            }
+
+        } else {
+            return wh_conf_error(err, st, "unknown storage parameter "
+                                 "\"%s\"", st->args[i]);
+        }
+    }
+
+    return wh_conf_strdup(&cf->storage, st->args[1], err);
+}
+
+
+static int
+wh_conf_history(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int          i;
+    size_t       n;
+    const char  *v;
+
+    for (i = 1; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "length")) != NULL) {
+            if (wh_config_size(v, &n) != 0 || n < 1 || n > 100000000) {
+                return wh_conf_error(err, st, "invalid history length "
+                                     "\"%s\"", v);
+            }
+
+            cf->history_length = (uint32_t) n;
+
+        } else if ((v = wh_conf_key(st->args[i], "ttl")) != NULL) {
+            if (wh_config_duration(v, &cf->history_ttl_ms) != 0) {
+                return wh_conf_error(err, st, "invalid history ttl \"%s\"",
+                                     v);
+            }
+
+        } else {
+            return wh_conf_error(err, st, "unknown history parameter "
+                                 "\"%s\"", st->args[i]);
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_stats(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int          i;
+    const char  *v;
+
+    for (i = 1; i < st->nargs; i++) {
+        v = wh_conf_key(st->args[i], "interval");
+
+        if (v == NULL) {
+            return wh_conf_error(err, st, "unknown stats parameter \"%s\"",
+                                 st->args[i]);
+        }
+
+        if (wh_config_duration(v, &cf->stats_interval_ms) != 0
+            || cf->stats_interval_ms < 100)
+        {
+            return wh_conf_error(err, st, "invalid stats interval \"%s\" "
+                                 "(at least 100ms)", v);
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_log(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    if (st->nargs < 2 || st->nargs > 3) {
+        return wh_conf_error(err, st, "\"%s\" takes a target and an "
+                             "optional level", "log");
+    }
+
+    if (st->nargs == 3 && wh_log_level(st->args[2], &cf->log_level) != 0) {
+        return wh_conf_error(err, st, "unknown log level \"%s\"",
+                             st->args[2]);
+    }
+
+    if (strcmp(st->args[1], "stderr") == 0) {
+        free(cf->log_path);
+        cf->log_path = NULL;
+        return 0;
+    }
+
+    if (st->args[1][0] != '/') {
+        return wh_conf_error(err, st, "log target \"%s\" is neither "
+                             "stderr nor an absolute path", st->args[1]);
+    }
+
+    return wh_conf_strdup(&cf->log_path, st->args[1], err);
+}
+
+
+/* finds the next token: ";" is a token of its own; returns its length,
+ * 0 at the end of the text */
+static size_t
+wh_conf_token(char **pos, int *line, char **start)
+{
+    char  *p = *pos;
+
+    for ( ;; ) {
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+            *line += *p == '\n';
+            p++;
+        }
+
+        if (*p != '#') {
+            break;
+        }
+
+        while (*p != '\0' && *p != '\n') {
+            p++;
+        }
+    }
+
+    *start = p;
+
+    if (*p == ';') {
+        p++;
+
+    } else {
+        while (*p != '\0' && *p != ';' && *p != '#'
+               && !isspace((unsigned char) *p))
+        {
+            p++;
+        }
+    }
+
+    *pos = p;
+
+    return p - *start;
+}
+
+
+static int
+wh_conf_run(wh_config_t *cf, wh_directive_t *dirs, wh_stmt_t *st,
+    wh_err_t *err)
+{
+    wh_directive_t  *d;
+
+    for (d = dirs; d->name != NULL; d++) {
+        if (strcmp(d->name, st->args[0]) != 0) {
+            continue;
+        }
+
+        if (d->seen) {
+            return wh_conf_error(err, st, "duplicate directive \"%s\"",
+                                 d->name);
+        }
+
+        d->seen = 1;
+
+        return d->handler(cf, st, err);
+    }
+
+    return wh_conf_error(err, st, "unknown directive \"%s\"",
+                         st->args[0]);
+}
+
+
+static void
+wh_conf_stmt_free(wh_stmt_t *st)
+{
+    while (st->nargs > 0) {
+        free(st->args[--st->nargs]);
+    }
+}
+
+
+static int
+wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
+    wh_err_t *err)
+{
+    int              line = 1;
+    char            *pos = text, *tok;
+    size_t           len;
+    wh_directive_t   dirs[] = {
+        { "listen", wh_conf_listen, 0 },
+        { "storage", wh_conf_storage, 0 },
+        { "history", wh_conf_history, 0 },
+        { "stats", wh_conf_stats, 0 },
+        { "log", wh_conf_log, 0 },
+        { NULL, NULL, 0 }
+    };
+
+    for ( ;; ) {
+        len = wh_conf_token(&pos, &line, &tok);
+
+        if (len == 0) {
+            break;
+        }
+
+        if (st->nargs == 0) {
+            st->line = line;
+        }
+
+        if (*tok == ';') {
+            if (st->nargs == 0) {
+                return wh_conf_error(err, st, "unexpected \"%s\"", ";");
+            }
+
+            if (wh_conf_run(cf, dirs, st, err) != 0) {
+                return -1;
+            }
+
+            wh_conf_stmt_free(st);
+            continue;
+        }
+
+        if (st->nargs == WH_CONF_MAX_ARGS) {
+            return wh_conf_error(err, st, "too many arguments to \"%s\"",
+                                 st->args[0]);
+        }
+
+        st->args[st->nargs] = strndup(tok, len);
+
+        if (st->args[st->nargs] == NULL) {
+            return wh_err(err, 1, "out of memory");
+        }
+
+        st->nargs++;
+    }
+
+    if (st->nargs != 0) {
+        return wh_conf_error(err, st, "directive \"%s\" is not "
+                             "terminated by \";\"", st->args[0]);
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_parse(wh_config_t *cf, char *text, wh_err_t *err)
+{
+    int        rc;
+    wh_stmt_t  st;
+
+    st.file = cf->file;
+    st.line = 1;
+    st.nargs = 0;
+
+    rc = wh_conf_statements(cf, text, &st, err);
+    wh_conf_stmt_free(&st);
+
+    return rc;
+}
+
+
+static int
+wh_conf_read(const char *file, char **text, wh_err_t *err)
+{
+    FILE    *f;
+    size_t   n;
+    char    *buf;
+
+    f = fopen(file, "r");
+
+    if (f == NULL) {
+        return wh_err(err, 1, "cannot open \"%s\": %s", file,
+                      strerror(errno));
+    }
+
+    buf = malloc(WH_CONF_MAX_FILE + 1);
+
+    if (buf == NULL) {
+        fclose(f);
+        return wh_err(err, 1, "out of memory");
+    }
+
+    n = fread(buf, 1, WH_CONF_MAX_FILE + 1, f);
+
+    if (ferror(f) || n > WH_CONF_MAX_FILE) {
+        fclose(f);
+        free(buf);
+        return wh_err(err, 1, "cannot read \"%s\" (or larger than 1m)",
+                      file);
+    }
+
+    fclose(f);
+
+    if (memchr(buf, '\0', n) != NULL) {
+        free(buf);
+        return wh_err(err, 1, "\"%s\" contains a NUL byte", file);
+    }
+
+    buf[n] = '\0';
+    *text = buf;
+
+    return 0;
+}
+
+
+int
+wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
+{
+    int    rc;
+    char  *text;
+
+    memset(cf, 0, sizeof(wh_config_t));
+    cf->map_size = 1024UL * 1024 * 1024;
+    cf->history_length = 1000;
+    cf->history_ttl_ms = 24LL * 3600 * 1000;
+    cf->stats_interval_ms = 5000;
+    cf->log_level = WH_LOG_INFO;
+
+    if (wh_conf_strdup(&cf->file, file, err) != 0
+        || wh_conf_strdup(&cf->listen, WH_DEFAULT_LISTEN, err) != 0
+        || wh_conf_strdup(&cf->storage, WH_DEFAULT_STORAGE, err) != 0
+        || wh_conf_read(file, &text, err) != 0)
+    {
+        return -1;
+    }
+
+    rc = wh_conf_parse(cf, text, err);
+    free(text);
+
+    if (rc != 0) {
+        return -1;
+    }
+
+    if (cf->max_map_size == 0) {
+        cf->max_map_size = cf->map_size > 64UL << 30 ? cf->map_size
+                                                     : 64UL << 30;
+    }
+
+    if (cf->max_map_size < cf->map_size) {
+        return wh_err(err, 1, "%s: max_map_size is below map_size", file);
+    }
+
+    return 0;
+}
+
+
+void
+wh_config_free(wh_config_t *cf)
+{
+    free(cf->file);
+    free(cf->listen);
+    free(cf->storage);
+    free(cf->log_path);
+    memset(cf, 0, sizeof(wh_config_t));
+}

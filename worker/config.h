@@ -1,0 +1,41 @@
+/*
+ * wirehubd.conf: "directive arg ... key=value ...;" statements, "#"
+ * comments.  Unknown directives and keys are errors.
+ */
+
+#ifndef WH_CONFIG_H
+#define WH_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+
+#define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
+#define WH_DEFAULT_STORAGE  "/var/lib/wirehub"
+
+typedef struct {
+    char      *file;
+    char      *listen;             /* the socket path, without "unix:" */
+    char      *storage;            /* the LMDB directory */
+    size_t     map_size;
+    size_t     max_map_size;       /* MDB_MAP_FULL grows up to this */
+    uint32_t   history_length;     /* messages kept per channel */
+    int64_t    history_ttl_ms;     /* 0: no time limit */
+    int64_t    stats_interval_ms;
+    char      *log_path;           /* NULL: stderr */
+    int        log_level;
+} wh_config_t;
+
+
+/* parses file into cf (defaults for what it does not say); on error
+ * err->msg is "FILE:LINE: what is wrong" */
+int wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err);
+void wh_config_free(wh_config_t *cf);
+
+/* "64m" -> bytes; "24h" -> ms; -1 if invalid (exported for tests) */
+int wh_config_size(const char *s, size_t *out);
+int wh_config_duration(const char *s, int64_t *out);
+
+#endif /* WH_CONFIG_H */

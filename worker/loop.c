@@ -1,0 +1,175 @@
+/*
+ * The epoll loop.  Timers are few and periodic, so a linear scan of a
+ * small array is all the timer machinery needed.
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+
+#define WH_LOOP_EVENTS  256
+
+
+int64_t
+wh_loop_now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+int
+wh_loop_init(wh_loop_t *loop, wh_err_t *err)
+{
+    memset(loop, 0, sizeof(wh_loop_t));
+
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+
+    if (loop->epfd == -1) {
+        return wh_err(err, 500, "epoll_create1: %s", strerror(errno));
+    }
+
+    return 0;
+}
+
+
+void
+wh_loop_free(wh_loop_t *loop)
+{
+    if (loop->epfd != -1) {
+        close(loop->epfd);
+        loop->epfd = -1;
+    }
+}
+
+
+static int
+wh_loop_ctl(wh_loop_t *loop, int op, wh_event_t *ev, uint32_t events,
+    wh_err_t *err)
+{
+    struct epoll_event  ee;
+
+    memset(&ee, 0, sizeof(ee));
+    ee.events = events;
+    ee.data.ptr = ev;
+
+    if (epoll_ctl(loop->epfd, op, ev->fd, &ee) == -1) {
+        return wh_err(err, 500, "epoll_ctl(%d, fd %d): %s", op, ev->fd,
+                      strerror(errno));
+    }
+
+    return 0;
+}
+
+
+int
+wh_loop_add(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
+    wh_err_t *err)
+{
+    return wh_loop_ctl(loop, EPOLL_CTL_ADD, ev, events, err);
+}
+
+
+int
+wh_loop_mod(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
+    wh_err_t *err)
+{
+    return wh_loop_ctl(loop, EPOLL_CTL_MOD, ev, events, err);
+}
+
+
+void
+wh_loop_del(wh_loop_t *loop, wh_event_t *ev)
+{
+    /* the fd is about to be closed, which removes it anyway */
+    (void) epoll_ctl(loop->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+}
+
+
+int
+wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err)
+{
+    if (loop->ntimers == WH_LOOP_MAX_TIMERS || t->interval <= 0) {
+        return wh_err(err, 500, "cannot add a timer");
+    }
+
+    t->next = wh_loop_now() + t->interval;
+    loop->timers[loop->ntimers++] = t;
+
+    return 0;
+}
+
+
+/* runs due timers; returns the ms until the next one */
+static int
+wh_loop_timers(wh_loop_t *loop)
+{
+    int          i;
+    int64_t      now, wait = 1000;
+    wh_timer_t  *t;
+
+    now = wh_loop_now();
+
+    for (i = 0; i < loop->ntimers; i++) {
+        t = loop->timers[i];
+
+        if (t->next <= now) {
+            t->handler(t);
+            now = wh_loop_now();
+            t->next = now + t->interval;
+        }
+
+        if (t->next - now < wait) {
+            wait = t->next - now;
+        }
+    }
+
+    return wait < 0 ? 0 : (int) wait;
+}
+
+
+int
+wh_loop_run(wh_loop_t *loop, wh_err_t *err)
+{
+    int                 i, n, timeout;
+    wh_event_t         *ev;
+    struct epoll_event  events[WH_LOOP_EVENTS];
+
+    while (!loop->stop) {
+        timeout = wh_loop_timers(loop);
+
+        if (loop->turn_end) {
+            /* timers may have produced work */
+            loop->turn_end(loop->turn_data);
+        }
+
+        n = epoll_wait(loop->epfd, events, WH_LOOP_EVENTS, timeout);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            return wh_err(err, 500, "epoll_wait: %s", strerror(errno));
+        }
+
+        for (i = 0; i < n && !loop->stop; i++) {
+            ev = events[i].data.ptr;
+            ev->handler(ev, events[i].events);
+        }
+
+        if (loop->turn_end) {
+            loop->turn_end(loop->turn_data);
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * The event loop: one epoll set, a few periodic timers, and a hook run
+ * at the end of every turn (after all ready events were handled) where
+ * the daemon commits what the turn produced and flushes its output.
+ */
+
+#ifndef WH_LOOP_H
+#define WH_LOOP_H
+
+#include <stdint.h>
+
+#include "log.h"
+
+
+#define WH_LOOP_MAX_TIMERS  8
+
+typedef struct wh_event_s  wh_event_t;
+typedef struct wh_timer_s  wh_timer_t;
+
+typedef void (*wh_event_handler_pt)(wh_event_t *ev, uint32_t events);
+typedef void (*wh_timer_handler_pt)(wh_timer_t *t);
+typedef void (*wh_turn_handler_pt)(void *data);
+
+struct wh_event_s {
+    int                   fd;
+    wh_event_handler_pt   handler;
+    void                 *data;
+};
+
+struct wh_timer_s {
+    int64_t               interval;    /* ms */
+    int64_t               next;        /* monotonic ms */
+    wh_timer_handler_pt   handler;
+    void                 *data;
+};
+
+typedef struct {
+    int                   epfd;
+    int                   stop;
+    int                   ntimers;
+    wh_timer_t           *timers[WH_LOOP_MAX_TIMERS];
+    wh_turn_handler_pt    turn_end;
+    void                 *turn_data;
+} wh_loop_t;
+
+
+int wh_loop_init(wh_loop_t *loop, wh_err_t *err);
+void wh_loop_free(wh_loop_t *loop);
+
+/* events: EPOLLIN / EPOLLOUT (level-triggered) */
+int wh_loop_add(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
+    wh_err_t *err);
+int wh_loop_mod(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
+    wh_err_t *err);
+void wh_loop_del(wh_loop_t *loop, wh_event_t *ev);
+
+/* a periodic timer, first run one interval from now */
+int wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err);
+
+/* runs until loop->stop is set; -1 if epoll itself fails */
+int wh_loop_run(wh_loop_t *loop, wh_err_t *err);
+
+/* monotonic milliseconds */
+int64_t wh_loop_now(void);
+
+#endif /* WH_LOOP_H */

@@ -1,0 +1,122 @@
+/*
+ * The LMDB store: per channel its metadata (last id, first id still in
+ * history, epoch, creation time) and its history.
+ *
+ *   channels DB: key workspace "\0" channel
+ *                value be64 last_id, be64 first_id, be64 created_ms,
+ *                      8 bytes epoch
+ *   history DB:  key workspace "\0" channel "\0" be64 id
+ *                value be64 time_ms, then the client-facing JSON text
+ *
+ * History ids of a channel are contiguous from first_id to last_id
+ * (first_id = last_id + 1 when it is empty): trimming only ever
+ * removes the oldest entries.  Writes happen in wh_store_write(),
+ * which grows the map and retries on MDB_MAP_FULL.
+ */
+
+#ifndef WH_STORE_H
+#define WH_STORE_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "log.h"
+
+
+#define WH_EPOCH_LEN  8
+
+typedef struct {
+    uint64_t     last_id;
+    uint64_t     first_id;
+    int64_t      created_ms;
+    char         epoch[WH_EPOCH_LEN + 1];
+} wh_chan_meta_t;
+
+typedef struct {
+    MDB_env     *env;
+    MDB_dbi      chans;
+    MDB_dbi      hist;
+    MDB_txn     *rtxn;          /* a reset read txn, renewed per read */
+    size_t       map_size;
+    size_t       max_map_size;
+    uint32_t     hist_len;
+    int64_t      ttl_ms;        /* 0: no time limit */
+    int          dirty;         /* committed since the last sync */
+    int          map_full;      /* the last write hit MDB_MAP_FULL */
+    wh_log_t    *log;           /* may be NULL */
+} wh_store_t;
+
+typedef struct {
+    int             found;      /* the channel exists */
+    wh_chan_meta_t  meta;
+    uint64_t        first;      /* first id passed to the callback, or 0 */
+    uint64_t        last;
+    size_t          count;
+    int             more;       /* entries remain past the last one */
+} wh_store_range_t;
+
+/* a write: runs in one txn, may be run again after the map grew */
+typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
+    wh_err_t *err);
+/* a history entry; json points into the map (valid during the call);
+ * return non-zero to stop before this entry */
+typedef int (*wh_store_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
+    const char *json, size_t len);
+/* a channel of a listing; non-zero stops */
+typedef int (*wh_store_chan_pt)(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta);
+
+
+int wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
+    size_t max_map_size, uint32_t hist_len, int64_t ttl_ms, wh_log_t *log,
+    wh_err_t *err);
+/* syncs and closes */
+void wh_store_close(wh_store_t *st);
+
+int wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
+    wh_err_t *err);
+
+/* inside a write: the channel's metadata, created (with a new epoch)
+ * if it does not exist and create is set; 1 found or created, 0 not
+ * found, -1 error */
+int wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws,
+    wh_str_t ch, int64_t now, int create, wh_chan_meta_t *meta,
+    wh_err_t *err);
+
+/* inside a write: appends the message with id meta->last_id + 1 and
+ * trims the history to its length; meta is updated */
+int wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws,
+    wh_str_t ch, wh_chan_meta_t *meta, int64_t now, const void *json,
+    size_t len, wh_err_t *err);
+
+/* creates the channel in a write of its own if it does not exist */
+int wh_store_ensure(wh_store_t *st, wh_str_t ws, wh_str_t ch, int64_t now,
+    wh_chan_meta_t *meta, wh_err_t *err);
+
+/* reads the channel's metadata: 1 found, 0 not, -1 error */
+int wh_store_meta(wh_store_t *st, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, wh_err_t *err);
+
+/* history entries with after < id <= up_to, oldest first, at most
+ * limit, skipping those older than the ttl at now */
+int wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
+    uint64_t up_to, size_t limit, int64_t now, wh_store_item_pt cb,
+    void *ctx, wh_store_range_t *r, wh_err_t *err);
+
+/* the channels of a workspace whose name sorts after `after` */
+int wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
+    wh_store_chan_pt cb, void *ctx, wh_err_t *err);
+
+/* removes history entries older than the ttl */
+int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
+    wh_err_t *err);
+
+/* msyncs if anything was committed since the last call */
+int wh_store_sync(wh_store_t *st, wh_err_t *err);
+
+/* clears reader slots of dead processes */
+int wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err);
+
+#endif /* WH_STORE_H */
