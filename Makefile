@@ -26,6 +26,7 @@ UNIT_TESTS :=
 FUZZERS    :=
 -include $(wildcard t/unit/*.mk)
 -include $(wildcard t/fuzz/*.mk)
+-include bench/bench.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz clean bench
 

@@ -34,10 +34,15 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     ngx_int_t                     rc;
     ngx_uint_t                    status;
     const char                   *code;
-    ngx_http_wirehub_ctx_t       *ctx;
-    ngx_http_wirehub_loc_conf_t  *wlcf;
+    ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_loc_conf_t   *wlcf;
+    ngx_http_wirehub_main_conf_t  *wmcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
+
+    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_API) {
+        return ngx_http_wirehub_api_handler(r);
+    }
 
     ctx = ngx_http_wirehub_get_ctx(r);
     if (ctx == NULL) {
@@ -74,6 +79,17 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
             != NGX_OK)
         {
             return ngx_http_wirehub_send_error(r, status, code, &message);
+        }
+    }
+
+    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET) {
+        wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+        if (wmcf->link && !ngx_http_wirehub_link_up(wmcf)) {
+            ngx_str_set(&message, "wirehubd is not reachable, retry");
+            return ngx_http_wirehub_send_error(r,
+                                               NGX_HTTP_SERVICE_UNAVAILABLE,
+                                               "unavailable", &message);
         }
     }
 

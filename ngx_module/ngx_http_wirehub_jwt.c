@@ -80,6 +80,7 @@ struct ngx_http_wirehub_jwt_keys_s {
 
 struct ngx_http_wirehub_jwt_signer_s {
     const ngx_http_wirehub_jwt_alg_t  *alg;
+    char                              *kid;      /* NULL: none */
     unsigned char                     *key;      /* secret or private PEM */
     size_t                             key_len;
 };
@@ -1602,7 +1603,38 @@ ngx_http_wirehub_jwt_signer_destroy(ngx_http_wirehub_jwt_signer_t *s)
     }
 
     ngx_http_wirehub_jwt_free_secret(s->key, s->key_len);
+    free(s->kid);
     free(s);
+}
+
+
+int
+ngx_http_wirehub_jwt_signer_set_kid(ngx_http_wirehub_jwt_signer_t *s,
+    const char *kid, char *err, size_t err_len)
+{
+    char  *copy;
+
+    copy = NULL;
+
+    if (kid != NULL) {
+        if (kid[0] == '\0' || strlen(kid) > NGX_HTTP_WIREHUB_JWT_MAX_KID) {
+            ngx_http_wirehub_jwt_error(err, err_len,
+                                       "kid must be 1 to %d bytes",
+                                       NGX_HTTP_WIREHUB_JWT_MAX_KID);
+            return -1;
+        }
+
+        copy = strdup(kid);
+        if (copy == NULL) {
+            ngx_http_wirehub_jwt_error(err, err_len, "out of memory");
+            return -1;
+        }
+    }
+
+    free(s->kid);
+    s->kid = copy;
+
+    return 0;
 }
 
 
@@ -1624,6 +1656,10 @@ ngx_http_wirehub_jwt_sign_prepare(const ngx_http_wirehub_jwt_signer_t *s,
 
     rc = jwt_add_grants_json(jwt, text);
     free(text);
+
+    if (rc == 0 && s->kid != NULL) {
+        rc = jwt_add_header(jwt, "kid", s->kid);
+    }
 
     if (rc == 0) {
         rc = jwt_set_alg(jwt, s->alg->jwt_alg, s->key, (int) s->key_len);

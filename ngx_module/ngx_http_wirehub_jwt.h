@@ -135,6 +135,10 @@ ngx_http_wirehub_jwt_signer_t *ngx_http_wirehub_jwt_signer_create_file(
     const char *alg, const char *path, char *err, size_t err_len);
 void ngx_http_wirehub_jwt_signer_destroy(ngx_http_wirehub_jwt_signer_t *s);
 
+/* the kid put in the header of every token signed; NULL: none */
+int ngx_http_wirehub_jwt_signer_set_kid(ngx_http_wirehub_jwt_signer_t *s,
+    const char *kid, char *err, size_t err_len);
+
 /* claims: a JSON object; returns a malloc'ed token to free(), or NULL */
 char *ngx_http_wirehub_jwt_sign(const ngx_http_wirehub_jwt_signer_t *s,
     json_t *claims, char *err, size_t err_len);

@@ -29,8 +29,6 @@ static ngx_int_t ngx_http_wirehub_register(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
 static ngx_int_t ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
-static ngx_int_t ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s,
-    json_t *reply, json_t *ref);
 
 
 static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
@@ -38,6 +36,9 @@ static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
     { ngx_string("heartbeat"), ngx_http_wirehub_ping },
     { ngx_string("register"), ngx_http_wirehub_register },
     { ngx_string("refresh"), ngx_http_wirehub_refresh },
+    { ngx_string("subscribe"), ngx_http_wirehub_subscribe },
+    { ngx_string("unsubscribe"), ngx_http_wirehub_unsubscribe },
+    { ngx_string("publish"), ngx_http_wirehub_publish },
     { ngx_null_string, NULL }
 };
 
@@ -111,7 +112,7 @@ ngx_http_wirehub_timestamp(void)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s, json_t *reply,
     json_t *ref)
 {
@@ -243,6 +244,23 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
 
     ngx_memcpy(s->client_type.data, t, n);
     s->client_type.len = n;
+
+    if (name && json_string_length(name) > s->client_name.len) {
+        p = ngx_pnalloc(s->request->pool, json_string_length(name));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->client_name.data = p;
+    }
+
+    if (name) {
+        s->client_name.len = json_string_length(name);
+        ngx_memcpy(s->client_name.data, json_string_value(name),
+                   s->client_name.len);
+    }
+
+    ngx_http_wirehub_session_update(s);
 
     return ngx_http_wirehub_reply(s,
                json_pack("{s:s,s:s%,s:o}", "type", "registered",

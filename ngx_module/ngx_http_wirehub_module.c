@@ -95,6 +95,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       NGX_HTTP_WIREHUB_MODE_ECHO,
       NULL },
 
+    { ngx_string("wirehub_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wirehub_set_mode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_WIREHUB_MODE_API,
+      NULL },
+
     { ngx_string("wirehub_ping_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -612,13 +619,20 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
+
+    if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        || conf->mode == NGX_HTTP_WIREHUB_MODE_API
+        || conf->mode == NGX_HTTP_WIREHUB_MODE_METRICS)
+    {
+        /* only these need wirehubd: a server of echo alone links none */
+        wmcf->used = 1;
+    }
+
     if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
         || conf->mode == NGX_HTTP_WIREHUB_MODE_API
         || (conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO && conf->echo_auth))
     {
-        wmcf = ngx_http_conf_get_module_main_conf(cf,
-                                                  ngx_http_wirehub_module);
-
         if (wmcf->keys == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "wirehub locations need at least one "
@@ -649,12 +663,27 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    ngx_http_wirehub_channels_init(wmcf);
+    ngx_rbtree_init(&wmcf->session_ids, &wmcf->session_ids_sentinel,
+                    ngx_str_rbtree_insert_value);
+
+    if (!wmcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_http_wirehub_link_init(cycle, wmcf);
 }
 
 
 static void
 ngx_http_wirehub_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_wirehub_shutdown_sessions(cycle);
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wirehub_module);
+    if (wmcf == NULL) {
+        return;
+    }
+
+    ngx_http_wirehub_link_exit(wmcf);
 }

@@ -15,6 +15,7 @@
 
 #include "ngx_http_wirehub_frame.h"
 #include "ngx_http_wirehub_jwt.h"
+#include "wh_link.h"
 
 
 #define NGX_HTTP_WIREHUB_VERSION          "0.1.0"
@@ -53,7 +54,64 @@ typedef enum {
 } ngx_http_wirehub_mode_e;
 
 
-typedef struct ngx_http_wirehub_out_s  ngx_http_wirehub_out_t;
+typedef struct ngx_http_wirehub_out_s      ngx_http_wirehub_out_t;
+typedef struct ngx_http_wirehub_link_s     ngx_http_wirehub_link_t;
+typedef struct ngx_http_wirehub_channel_s  ngx_http_wirehub_channel_t;
+typedef struct ngx_http_wirehub_sub_s      ngx_http_wirehub_sub_t;
+typedef struct ngx_http_wirehub_pending_s  ngx_http_wirehub_pending_t;
+typedef struct ngx_http_wirehub_session_s  ngx_http_wirehub_session_t;
+
+
+/* a link reply, or m == NULL when the link was lost first */
+typedef void (*ngx_http_wirehub_reply_pt)(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m);
+
+
+/* a request sent over the link, waiting for its answer */
+struct ngx_http_wirehub_pending_s {
+    ngx_rbtree_node_t                node;        /* key: req_id */
+    ngx_http_wirehub_reply_pt        handler;
+    void                            *data;        /* NULL: cancelled */
+    ngx_queue_t                      queue;       /* the owner's list */
+    json_t                          *info;        /* ref, channel, ... */
+};
+
+
+/* one channel this worker subscribes to upstream, for its local clients */
+struct ngx_http_wirehub_channel_s {
+    ngx_str_node_t                   node;        /* ws NUL channel */
+    ngx_str_t                        workspace;
+    ngx_str_t                        name;
+    ngx_queue_t                      subs;
+    ngx_uint_t                       nsubs;
+    uint64_t                         last_id;     /* delivered */
+    u_char                           epoch[16];
+    size_t                           epoch_len;
+    unsigned                         subscribed:1;  /* SUBSCRIBED seen */
+    unsigned                         sent:1;        /* SUBSCRIBE sent */
+    unsigned                         busy:1;        /* fan-out running */
+};
+
+
+/* a client's subscription to a channel */
+struct ngx_http_wirehub_sub_s {
+    ngx_queue_t                      queue;       /* channel->subs */
+    ngx_http_wirehub_sub_t          *next;        /* session's list */
+    ngx_http_wirehub_session_t      *session;
+    ngx_http_wirehub_channel_t      *channel;
+    ngx_http_wirehub_pending_t      *replay;
+    ngx_http_wirehub_out_t          *held;        /* replayed, held */
+    ngx_http_wirehub_out_t         **held_last;
+    ngx_http_wirehub_out_t          *held_live;   /* live, held */
+    ngx_http_wirehub_out_t         **held_live_last;
+    json_t                          *ref;
+    uint64_t                         up_to;
+    uint64_t                         since;
+    u_char                           since_epoch[16];
+    size_t                           since_epoch_len;
+    unsigned                         has_since:1;
+    unsigned                         live:1;
+};
 
 
 typedef struct {
@@ -68,6 +126,7 @@ typedef struct {
 
     ngx_str_t                        daemon;      /* unix socket path */
     ngx_flag_t                       daemon_off;
+    ngx_uint_t                       used;        /* a location needs it */
 
     ngx_queue_t                      sessions;    /* this worker's */
     ngx_uint_t                       nsessions;
@@ -76,6 +135,12 @@ typedef struct {
     u_char                          *recv_buf;    /* shared by sessions */
     size_t                           recv_size;
     ngx_http_wirehub_out_t          *free_out;
+
+    ngx_http_wirehub_link_t         *link;
+    ngx_rbtree_t                     channels;
+    ngx_rbtree_node_t                channels_sentinel;
+    ngx_rbtree_t                     session_ids;
+    ngx_rbtree_node_t                session_ids_sentinel;
 } ngx_http_wirehub_main_conf_t;
 
 
@@ -118,13 +183,18 @@ struct ngx_http_wirehub_out_s {
 };
 
 
-typedef struct {
+struct ngx_http_wirehub_session_s {
     ngx_http_request_t              *request;
     ngx_connection_t                *connection;
     ngx_http_wirehub_loc_conf_t     *conf;
     ngx_http_wirehub_identity_t     *identity;   /* NULL for echo */
 
+    ngx_str_node_t                   id_node;    /* main conf session_ids */
     ngx_str_t                        session_id;
+    ngx_str_t                        client_name;
+    ngx_http_wirehub_sub_t          *subs;
+    ngx_uint_t                       nsubs;
+    ngx_queue_t                      pending;
     ngx_str_t                        client_type;
     ngx_str_t                        masked_request;
 
@@ -156,7 +226,9 @@ typedef struct {
     unsigned                         failed:1;
     unsigned                         shutting_down:1;
     unsigned                         closed:1;
-} ngx_http_wirehub_session_t;
+    unsigned                         accepted:1;  /* by wirehubd */
+    unsigned                         opened:1;    /* SESSION_OPEN sent */
+};
 
 
 /* per-request context: the identity and the masked request line */
@@ -164,6 +236,7 @@ typedef struct {
     ngx_http_wirehub_identity_t     *identity;
     ngx_str_t                        masked_request;
     ngx_http_wirehub_session_t      *session;
+    void                            *api_call;
 } ngx_http_wirehub_ctx_t;
 
 
@@ -200,7 +273,48 @@ ngx_http_wirehub_out_frame_t *ngx_http_wirehub_frame_create(
 void ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame);
 void ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     ngx_uint_t code, const char *reason);
-void ngx_http_wirehub_shutdown_sessions(ngx_cycle_t *cycle);
+
+/* ngx_http_wirehub_link.c */
+ngx_int_t ngx_http_wirehub_link_init(ngx_cycle_t *cycle,
+    ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_link_exit(ngx_http_wirehub_main_conf_t *wmcf);
+ngx_int_t ngx_http_wirehub_link_up(ngx_http_wirehub_main_conf_t *wmcf);
+ngx_int_t ngx_http_wirehub_link_send(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+ngx_http_wirehub_pending_t *ngx_http_wirehub_link_request(
+    ngx_http_wirehub_main_conf_t *wmcf, wh_link_msg_t *m,
+    ngx_http_wirehub_reply_pt handler, void *data);
+void ngx_http_wirehub_pending_cancel(ngx_http_wirehub_pending_t *p);
+void ngx_http_wirehub_link_state(ngx_http_wirehub_main_conf_t *wmcf,
+    json_t *stats);
+
+/* ngx_http_wirehub_channels.c */
+void ngx_http_wirehub_channels_init(ngx_http_wirehub_main_conf_t *wmcf);
+ngx_int_t ngx_http_wirehub_subscribe(ngx_http_wirehub_session_t *s,
+    json_t *msg, json_t *ref);
+ngx_int_t ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s,
+    json_t *msg, json_t *ref);
+ngx_int_t ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s,
+    json_t *msg, json_t *ref);
+void ngx_http_wirehub_session_unsubscribe_all(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_channels_link_up(ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+void ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+
+/* ngx_http_wirehub_sessions.c (the daemon's view of sessions) */
+void ngx_http_wirehub_session_open(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_session_update(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
+    const char *reason);
+void ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_session_accepted(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+
+/* ngx_http_wirehub_api.c */
+ngx_int_t ngx_http_wirehub_api_handler(ngx_http_request_t *r);
 
 /* ngx_http_wirehub_messages.c */
 void ngx_http_wirehub_message(ngx_http_wirehub_session_t *s, u_char *data,
@@ -209,6 +323,8 @@ ngx_int_t ngx_http_wirehub_send_connection_status(
     ngx_http_wirehub_session_t *s, ngx_uint_t active_clients);
 ngx_int_t ngx_http_wirehub_send_client_error(ngx_http_wirehub_session_t *s,
     const char *code, const char *message, json_t *ref);
+ngx_int_t ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s,
+    json_t *reply, json_t *ref);
 json_t *ngx_http_wirehub_timestamp(void);
 
 

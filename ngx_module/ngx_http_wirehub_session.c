@@ -95,12 +95,21 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
         ngx_del_timer(c->write);
     }
 
-    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
-        && ngx_http_wirehub_send_connection_status(s, wmcf->nsessions)
-           != NGX_OK)
-    {
-        s->failed = 1;
-        s->close_sent = 1;
+    ngx_queue_init(&s->pending);
+
+    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET) {
+
+        if (wmcf->link) {
+            /* connection_status follows wirehubd's SESSION_ACCEPT */
+            ngx_http_wirehub_session_open(s);
+
+        } else if (ngx_http_wirehub_send_connection_status(s,
+                                                           wmcf->nsessions)
+                   != NGX_OK)
+        {
+            s->failed = 1;
+            s->close_sent = 1;
+        }
     }
 
     ngx_http_wirehub_arm_timer(s);
@@ -853,13 +862,6 @@ ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
 }
 
 
-void
-ngx_http_wirehub_shutdown_sessions(ngx_cycle_t *cycle)
-{
-    /* sessions have all been finalized; only the free lists remain */
-}
-
-
 /*
  * Hands the connection back to nginx to close.  With linger, the write
  * side is shut down and input is drained for a moment so that the close
@@ -902,6 +904,10 @@ ngx_http_wirehub_session_cleanup(void *data)
 {
     ngx_http_wirehub_session_t *s = data;
 
+    if (!s->upgraded) {
+        return;
+    }
+
     if (s->timer.timer_set) {
         ngx_del_timer(&s->timer);
     }
@@ -912,15 +918,22 @@ ngx_http_wirehub_session_cleanup(void *data)
 
     ngx_http_wirehub_drop_queue(s, 0);
 
+    while (!ngx_queue_empty(&s->pending)) {
+        ngx_http_wirehub_pending_cancel(
+            ngx_queue_data(ngx_queue_head(&s->pending),
+                           ngx_http_wirehub_pending_t, queue));
+    }
+
+    ngx_http_wirehub_session_unsubscribe_all(s);
+    ngx_http_wirehub_session_gone(s, s->shutting_down ? "shutdown"
+                                                      : "closed");
+
     if (s->msg) {
         ngx_free(s->msg);
         s->msg = NULL;
     }
 
-    if (s->upgraded) {
-        ngx_queue_remove(&s->queue);
-        s->main_conf->nsessions--;
-    }
-
+    ngx_queue_remove(&s->queue);
+    s->main_conf->nsessions--;
     s->closed = 1;
 }

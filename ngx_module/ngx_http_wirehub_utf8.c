@@ -4,8 +4,10 @@
  *
  * A deterministic automaton over byte classes: every byte moves the state
  * by one table lookup, so a stream can be cut at any byte and the first
- * invalid byte is found as soon as it arrives.  Runs of ASCII, the common
- * case of JSON text, are skipped eight bytes at a time.
+ * invalid byte is found as soon as it arrives.  Between characters, two
+ * fast paths skip what is certainly valid: runs of ASCII, the common case
+ * of JSON text, eight bytes at a time, and complete multibyte characters
+ * whole.
  */
 
 
@@ -125,6 +127,65 @@ ngx_http_wirehub_utf8_skip_ascii(const unsigned char *p,
 }
 
 
+/*
+ * Skips the complete, valid characters at the start of p, whole
+ * characters at a time, and stops at the first byte it is not sure of: a
+ * character cut by the end of p or an invalid one, for the automaton to
+ * judge.  On text that is mostly multibyte (Cyrillic, CJK) this runs
+ * several times faster than a table lookup per byte.
+ */
+static const unsigned char *
+ngx_http_wirehub_utf8_skip_valid(const unsigned char *p,
+    const unsigned char *end)
+{
+    size_t    need;
+    unsigned  lead, low, high;
+
+    while (p < end) {
+
+        if (*p < 0x80) {
+            p = ngx_http_wirehub_utf8_skip_ascii(p, end);
+            continue;
+        }
+
+        lead = *p;
+
+        /* the range of the second byte excludes overlongs, surrogates
+         * and code points above U+10FFFF */
+
+        if (lead < 0xc2 || lead > 0xf4) {
+            return p;
+
+        } else if (lead < 0xe0) {
+            need = 2;
+            low = 0x80;
+            high = 0xbf;
+
+        } else if (lead < 0xf0) {
+            need = 3;
+            low = (lead == 0xe0) ? 0xa0 : 0x80;
+            high = (lead == 0xed) ? 0x9f : 0xbf;
+
+        } else {
+            need = 4;
+            low = (lead == 0xf0) ? 0x90 : 0x80;
+            high = (lead == 0xf4) ? 0x8f : 0xbf;
+        }
+
+        if ((size_t) (end - p) < need || p[1] < low || p[1] > high
+            || (need > 2 && (p[2] & 0xc0) != 0x80)
+            || (need > 3 && (p[3] & 0xc0) != 0x80))
+        {
+            return p;
+        }
+
+        p += need;
+    }
+
+    return p;
+}
+
+
 int
 ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
     const unsigned char *p, size_t len)
@@ -142,7 +203,7 @@ ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
     while (p < end) {
 
         if (state == UTF8_ACCEPT) {
-            p = ngx_http_wirehub_utf8_skip_ascii(p, end);
+            p = ngx_http_wirehub_utf8_skip_valid(p, end);
 
             if (p == end) {
                 break;

@@ -12,6 +12,8 @@ import wh
 
 HTTP = wh.jwt_directives() + """
 wirehub_max_message_size 1m;
+# room to echo a message of the maximum size without a slow-consumer close
+wirehub_send_limit 4m;
 """
 
 SERVER = """

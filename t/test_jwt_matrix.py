@@ -469,6 +469,46 @@ def test_12mib_token_does_not_crash(nginx, how):
     nginx.assert_clean_log()
 
 
+def test_valid_token_in_overlong_uri_not_logged(nginx):
+    """nginx core logs the request line of a 414 at info level: the
+    token in it must still be masked."""
+    token = wh.mint("HS256", wh.claims(sub="long-uri"))
+    path = "/ws/?token=%s&pad=%s" % (token, "p" * 40000)
+    resp, sock, _ = wh.http_raw(nginx.port, wh.upgrade_request(path=path))
+    sock.close()
+    assert resp.status in (400, 414), resp
+    nginx.assert_no_secrets([token])
+
+
+@pytest.mark.parametrize("where", ["query", "bearer"])
+def test_valid_token_with_oversized_header_not_logged(nginx, where):
+    """A too long header line makes nginx core log the request line and
+    the start of that header line: a token in either must be masked."""
+    token = wh.mint("HS256", wh.claims(sub="big-" + where))
+    if where == "query":
+        req = wh.upgrade_request(path="/ws/?token=" + token,
+                                 extra=[("Cookie", "c=" + "k" * 40000)])
+    else:
+        req = wh.upgrade_request(extra=[(
+            "Authorization", "Bearer %s %s" % (token, "k" * 40000))])
+    resp, sock, _ = wh.http_raw(nginx.port, req)
+    sock.close()
+    assert resp.status in (400, 431), resp
+    nginx.assert_no_secrets([token])
+
+
+def test_valid_token_in_bad_request_not_logged(nginx):
+    """A request nginx core rejects after the request line (a broken
+    header) logs that line: the token in it must be masked."""
+    token = wh.mint("HS256", wh.claims(sub="bad-header"))
+    req = wh.upgrade_request(path="/ws/client/" + token,
+                             extra=[("Bad\x01Header", "x")])
+    resp, sock, _ = wh.http_raw(nginx.port, req)
+    sock.close()
+    assert resp.status == 400, resp
+    nginx.assert_no_secrets([token])
+
+
 def test_rejections_keep_workers_alive(nginx):
     assert nginx.alive()
     assert len(nginx.workers()) == 2
@@ -476,7 +516,7 @@ def test_rejections_keep_workers_alive(nginx):
 
 
 def test_zz_no_token_in_logs(nginx):
-    assert len(USED_TOKENS) > 50
+    assert USED_TOKENS, "run the whole module: this checks its tokens"
     nginx.assert_no_secrets(USED_TOKENS)
 
 
@@ -536,6 +576,13 @@ def config_check(directive):
         ngx.cleanup()
 
 
+def assert_config_error(out, reason):
+    """One [emerg] line naming the directive and the reason."""
+    lines = [l for l in out.splitlines() if "[emerg]" in l]
+    assert len(lines) == 1, out
+    assert "wirehub_jwt_key" in lines[0] and reason in lines[0], out
+
+
 def test_config_ok_control(keys):
     status, out = config_check(wh.jwt_directives())
     assert status == 0, out
@@ -547,7 +594,7 @@ def test_config_empty_hs256_key(tmp_path, keys):
     status, out = config_check(
         "wirehub_jwt_key HS256 file=%s;" % empty)
     assert status != 0, out
-    assert "[emerg]" in out and str(empty) in out, out
+    assert_config_error(out, "empty")
 
 
 def test_config_newline_only_hs256_key(tmp_path, keys):
@@ -556,7 +603,7 @@ def test_config_newline_only_hs256_key(tmp_path, keys):
     status, out = config_check(
         "wirehub_jwt_key HS256 file=%s;" % nl)
     assert status != 0, out
-    assert "[emerg]" in out and str(nl) in out, out
+    assert_config_error(out, "empty")
 
 
 @pytest.mark.parametrize("pem", ["rsa.pub.pem", "ec256.pub.pem"])
@@ -565,7 +612,7 @@ def test_config_hs256_with_pem(keys, pem):
     status, out = config_check(
         "wirehub_jwt_key HS256 file=%s;" % path)
     assert status != 0, out
-    assert "[emerg]" in out and path in out, out
+    assert_config_error(out, "PEM")
 
 
 def test_config_unknown_algorithm(keys):
@@ -573,7 +620,7 @@ def test_config_unknown_algorithm(keys):
         "wirehub_jwt_key XS256 file=%s;"
         % wh.key_path("hs256.secret"))
     assert status != 0, out
-    assert "[emerg]" in out and "XS256" in out, out
+    assert_config_error(out, "XS256")
 
 
 def test_config_alg_none(keys):
@@ -581,7 +628,7 @@ def test_config_alg_none(keys):
         "wirehub_jwt_key none file=%s;"
         % wh.key_path("hs256.secret"))
     assert status != 0, out
-    assert "[emerg]" in out, out
+    assert_config_error(out, "none")
 
 
 def test_config_missing_key_file(tmp_path, keys):
@@ -597,4 +644,4 @@ def test_config_rs256_with_ec_key(keys):
     status, out = config_check(
         "wirehub_jwt_key RS256 file=%s;" % path)
     assert status != 0, out
-    assert "[emerg]" in out and path in out, out
+    assert_config_error(out, "RSA")

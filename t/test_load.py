@@ -31,12 +31,12 @@ location /ws/ { wirehub_websocket; }
 class PingCounting(WebSocketClientProtocol):
     """Counts the server's WebSocket pings (the library answers them)."""
 
-    pings = 0
+    server_pings = 0
 
     async def read_frame(self, max_size):
         frame = await super().read_frame(max_size)
         if frame.opcode == Opcode.PING:
-            self.pings += 1
+            self.server_pings += 1
         return frame
 
 
@@ -132,7 +132,7 @@ def test_1000_concurrent_sessions(nginx):
              if r.get("type") != "pong" or r.get("ref") != "r%d" % i]
     assert not wrong, wrong[:3]
 
-    unpinged = [i for i, ws in enumerate(conns) if ws.pings < 3]
+    unpinged = [i for i, ws in enumerate(conns) if ws.server_pings < 3]
     assert not unpinged, "%d clients got < 3 pings in %.0f s" % (
         len(unpinged), HOLD_SECONDS)
 

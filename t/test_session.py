@@ -388,7 +388,7 @@ def test_refresh_without_token_is_bad_request(expiring):
 
 
 def test_zz_no_token_in_logs(nginx, expiring):
-    assert len(USED_TOKENS) > 20
+    assert USED_TOKENS, "run the whole module: this checks its tokens"
     nginx.assert_no_secrets(USED_TOKENS)
     expiring.assert_no_secrets(USED_TOKENS)
     nginx.assert_clean_log()

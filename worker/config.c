@@ -508,7 +508,7 @@ int
 wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
 {
     int    rc;
-    char  *text;
+    char  *text = NULL;
 
     memset(cf, 0, sizeof(wh_config_t));
     cf->map_size = 1024UL * 1024 * 1024;

@@ -1,0 +1,454 @@
+
+/*
+ * Wirehub: the HTTP API.  The module authenticates the caller, settles the
+ * workspace, reads the body without blocking and forwards the call to
+ * wirehubd as one REQUEST; the answer comes back when wirehubd answers.
+ * /healthz is answered here: it is about the link itself.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+#include "wh_channel.h"
+
+
+#define NGX_HTTP_WIREHUB_API_MAX_BODY  (1024 * 1024)
+#define NGX_HTTP_WIREHUB_API_GONE                                             \
+    "{\"error\":{\"code\":\"unavailable\","                                   \
+    "\"message\":\"wirehubd went away, retry\"}}"
+
+
+typedef struct {
+    ngx_http_request_t            *request;
+    ngx_http_wirehub_pending_t    *pending;
+    ngx_str_t                      workspace;
+    ngx_uint_t                     role;
+} ngx_http_wirehub_api_call_t;
+
+
+static ngx_int_t ngx_http_wirehub_healthz(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id);
+static void ngx_http_wirehub_api_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m);
+static void ngx_http_wirehub_api_cleanup(void *data);
+static ngx_int_t ngx_http_wirehub_api_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *body, size_t len);
+
+
+ngx_int_t
+ngx_http_wirehub_api_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      message;
+    ngx_uint_t                     status;
+    const char                    *code;
+    ngx_http_cleanup_t            *cln;
+    ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_api_call_t   *call;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    ctx = ngx_http_wirehub_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx->masked_request.len == 0
+        && ngx_http_wirehub_mask_request(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->uri.len >= 8
+        && ngx_strncmp(r->uri.data + r->uri.len - 8, "/healthz", 8) == 0)
+    {
+        return ngx_http_wirehub_healthz(r);
+    }
+
+    if (ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message)
+        != NGX_OK)
+    {
+        return ngx_http_wirehub_send_error(r, status, code, &message);
+    }
+
+    if (ctx->identity->role == NGX_HTTP_WIREHUB_ROLE_CLIENT) {
+        ngx_str_set(&message, "the API needs a service or admin token");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wirehub: API call with a client token refused");
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN,
+                                           "forbidden", &message);
+    }
+
+    call = ngx_pcalloc(r->pool, sizeof(ngx_http_wirehub_api_call_t));
+    if (call == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    call->request = r;
+
+    rc = ngx_http_wirehub_api_workspace(r, call, ctx->identity);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    if (!ngx_http_wirehub_link_up(wmcf)) {
+        ngx_str_set(&message, "wirehubd is not reachable, retry");
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "unavailable", &message);
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_WIREHUB_API_MAX_BODY) {
+        ngx_str_set(&message, "the body is larger than 1 MiB");
+        return ngx_http_wirehub_send_error(r,
+                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                           "too_large", &message);
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_wirehub_api_cleanup;
+    cln->data = call;
+
+    r->request_body_in_single_buf = 1;
+
+    /* the call travels with the request until wirehubd answers */
+    ctx->api_call = call;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_wirehub_api_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id)
+{
+    ngx_str_t         message;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("X-Workspace-ID") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Workspace-ID",
+                               h[i].key.len) == 0)
+        {
+            found = &h[i];
+            break;
+        }
+    }
+
+    call->workspace = id->workspace;
+    call->role = (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN)
+                 ? WH_LINK_ROLE_ADMIN : WH_LINK_ROLE_SERVICE;
+
+    if (found == NULL) {
+        return NGX_OK;
+    }
+
+    if (found->value.len == id->workspace.len
+        && ngx_strncmp(found->value.data, id->workspace.data,
+                       id->workspace.len) == 0)
+    {
+        return NGX_OK;
+    }
+
+    /* an admin token may act in any workspace it names */
+
+    if (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN
+        && wh_workspace_valid((char *) found->value.data, found->value.len))
+    {
+        call->workspace = found->value;
+        return NGX_OK;
+    }
+
+    ngx_str_set(&message, "X-Workspace-ID does not match the token");
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "wirehub: API call for another workspace refused");
+
+    return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                       &message);
+}
+
+
+static void
+ngx_http_wirehub_api_body(ngx_http_request_t *r)
+{
+    size_t                         n;
+    ngx_str_t                      body, path, message;
+    wh_link_msg_t                  m;
+    ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_wirehub_api_call_t   *call;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+    call = ctx->api_call;
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    if (ngx_http_wirehub_api_read_body(r, &body) != NGX_OK) {
+        ngx_str_set(&message, "the body could not be read");
+        ngx_http_finalize_request(r,
+            ngx_http_wirehub_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "bad_request", &message));
+        return;
+    }
+
+    /* the path below the location: "/api/channels/x" -> "/channels/x" */
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    path = r->uri;
+
+    if (clcf->name.len > 1 && !clcf->exact_match) {
+        n = clcf->name.len;
+
+        if (clcf->name.data[n - 1] == '/') {
+            n--;
+        }
+
+        if (path.len >= n && ngx_strncmp(path.data, clcf->name.data, n) == 0)
+        {
+            path.data += n;
+            path.len -= n;
+        }
+    }
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    m.type = WH_LINK_REQUEST;
+    m.flag = (uint8_t) call->role;
+    m.workspace.data = (char *) call->workspace.data;
+    m.workspace.len = call->workspace.len;
+    m.name.data = (char *) r->method_name.data;
+    m.name.len = r->method_name.len;
+    m.path.data = path.len ? (char *) path.data : "/";
+    m.path.len = path.len ? path.len : 1;
+    m.query.data = (char *) r->args.data;
+    m.query.len = r->args.len;
+    m.body.data = (char *) body.data;
+    m.body.len = body.len;
+
+    call->pending = ngx_http_wirehub_link_request(wmcf, &m,
+                                                  ngx_http_wirehub_api_reply,
+                                                  call);
+    if (call->pending == NULL) {
+        ngx_str_set(&message, "wirehubd is not reachable, retry");
+        ngx_http_finalize_request(r,
+            ngx_http_wirehub_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                        "unavailable", &message));
+        return;
+    }
+
+    /* answered from ngx_http_wirehub_api_reply() */
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->len = 0;
+    body->data = NULL;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len > NGX_HTTP_WIREHUB_API_MAX_BODY) {
+        return NGX_ERROR;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len ? len : 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            /* a body past client_body_buffer_size, just written: cached */
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_wirehub_api_call_t  *call;
+
+    call = p->data;
+    call->pending = NULL;
+    r = call->request;
+    c = r->connection;
+
+    if (m == NULL) {
+        rc = ngx_http_wirehub_api_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                 (u_char *) NGX_HTTP_WIREHUB_API_GONE,
+                 sizeof(NGX_HTTP_WIREHUB_API_GONE) - 1);
+
+    } else {
+        rc = ngx_http_wirehub_api_send(r, m->status,
+                                       (u_char *) m->body.data, m->body.len);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len)
+{
+    ngx_buf_t        *b;
+    ngx_int_t         rc;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    if (status < 200 || status > 599) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, body, len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "2");
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static void
+ngx_http_wirehub_api_cleanup(void *data)
+{
+    ngx_http_wirehub_api_call_t *call = data;
+
+    if (call->pending) {
+        ngx_http_wirehub_pending_cancel(call->pending);
+        call->pending = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_healthz(ngx_http_request_t *r)
+{
+    size_t                         len;
+    u_char                        *body;
+    ngx_uint_t                     up;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    up = wmcf->link == NULL || ngx_http_wirehub_link_up(wmcf);
+
+    if (up) {
+        body = (u_char *) "{\"status\":\"ok\",\"link\":\"up\"}";
+
+    } else {
+        body = (u_char *) "{\"status\":\"unavailable\",\"link\":\"down\","
+                          "\"message\":\"wirehubd is not reachable\"}";
+    }
+
+    len = ngx_strlen(body);
+
+    ngx_http_discard_request_body(r);
+
+    return ngx_http_wirehub_api_send(r, up ? NGX_HTTP_OK
+                                           : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     body, len);
+}

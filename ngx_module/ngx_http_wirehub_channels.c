@@ -1,0 +1,955 @@
+
+/*
+ * Wirehub: channels in a worker.  The worker subscribes to a channel at
+ * wirehubd once, however many of its clients want it, and frames each
+ * message once for all of them.  It remembers the last id it delivered so
+ * that after losing wirehubd it resumes from there: no gap, no duplicate.
+ * A client subscribing with "since" gets the missing range replayed from
+ * history, held back until the replay is complete so that order holds.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+#include "wh_channel.h"
+
+
+#define NGX_HTTP_WIREHUB_MAX_SUBS      256
+#define NGX_HTTP_WIREHUB_MAX_EPOCH     16
+
+
+static ngx_http_wirehub_channel_t *ngx_http_wirehub_channel_get(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_str_t *ws, const char *name,
+    size_t len, ngx_uint_t create);
+static void ngx_http_wirehub_channel_free(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_channel_t *ch);
+static ngx_int_t ngx_http_wirehub_channel_send(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_http_wirehub_channel_t *ch,
+    uint8_t type);
+static ngx_int_t ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s,
+    json_t *name, json_t *since, json_t *ref);
+static void ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub);
+static void ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m);
+static void ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub,
+    ngx_uint_t deliver);
+static void ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub);
+static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
+    ngx_uint_t recovered);
+static void ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame);
+static ngx_uint_t ngx_http_wirehub_may_read(ngx_http_wirehub_identity_t *id,
+    const char *name, size_t len);
+static ngx_uint_t ngx_http_wirehub_may_publish(
+    ngx_http_wirehub_identity_t *id, const char *name, size_t len);
+static void ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m);
+
+
+void
+ngx_http_wirehub_channels_init(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_rbtree_init(&wmcf->channels, &wmcf->channels_sentinel,
+                    ngx_str_rbtree_insert_value);
+}
+
+
+static ngx_http_wirehub_channel_t *
+ngx_http_wirehub_channel_get(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_str_t *ws, const char *name, size_t len, ngx_uint_t create)
+{
+    u_char                      *p, buf[WH_WORKSPACE_MAX + WH_CHANNEL_MAX + 1];
+    uint32_t                     hash;
+    ngx_str_t                    key;
+    ngx_http_wirehub_channel_t  *ch;
+
+    if (ws->len > WH_WORKSPACE_MAX || len > WH_CHANNEL_MAX) {
+        return NULL;
+    }
+
+    /* the key is "workspace NUL channel": the same name in two
+       workspaces is two channels */
+
+    p = ngx_cpymem(buf, ws->data, ws->len);
+    *p++ = '\0';
+    p = ngx_cpymem(p, name, len);
+
+    key.data = buf;
+    key.len = p - buf;
+    hash = ngx_crc32_short(key.data, key.len);
+
+    ch = (ngx_http_wirehub_channel_t *)
+             ngx_str_rbtree_lookup(&wmcf->channels, &key, hash);
+
+    if (ch || !create) {
+        return ch;
+    }
+
+    ch = ngx_calloc(sizeof(ngx_http_wirehub_channel_t) + key.len,
+                    ngx_cycle->log);
+    if (ch == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) (ch + 1);
+    ngx_memcpy(p, key.data, key.len);
+
+    ch->node.str.data = p;
+    ch->node.str.len = key.len;
+    ch->node.node.key = hash;
+    ch->workspace.data = p;
+    ch->workspace.len = ws->len;
+    ch->name.data = p + ws->len + 1;
+    ch->name.len = len;
+
+    ngx_queue_init(&ch->subs);
+    ngx_rbtree_insert(&wmcf->channels, &ch->node.node);
+
+    return ch;
+}
+
+
+static void
+ngx_http_wirehub_channel_free(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_channel_t *ch)
+{
+    if (ch->busy) {
+        return;
+    }
+
+    if (ch->sent) {
+        (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_COUNT);
+    }
+
+    ngx_rbtree_delete(&wmcf->channels, &ch->node.node);
+    ngx_free(ch);
+}
+
+
+/* SUBSCRIBE (resuming from the last id delivered, if any) or COUNT */
+
+static ngx_int_t
+ngx_http_wirehub_channel_send(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_channel_t *ch, uint8_t type)
+{
+    wh_link_msg_t  m;
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+
+    m.type = type;
+    m.workspace.data = (char *) ch->workspace.data;
+    m.workspace.len = ch->workspace.len;
+    m.channel.data = (char *) ch->name.data;
+    m.channel.len = ch->name.len;
+    m.count = (uint32_t) ch->nsubs;
+
+    if (type == WH_LINK_SUBSCRIBE && ch->epoch_len) {
+        m.flag = 1;
+        m.id = ch->last_id;
+        m.epoch.data = (char *) ch->epoch;
+        m.epoch.len = ch->epoch_len;
+    }
+
+    return ngx_http_wirehub_link_send(wmcf, &m);
+}
+
+
+ngx_int_t
+ngx_http_wirehub_subscribe(ngx_http_wirehub_session_t *s, json_t *msg,
+    json_t *ref)
+{
+    size_t   i;
+    json_t  *channels, *since, *name;
+
+    channels = json_object_get(msg, "channels");
+    since = json_object_get(msg, "since");
+
+    if (!json_is_array(channels) || json_array_size(channels) == 0
+        || json_array_size(channels) > NGX_HTTP_WIREHUB_MAX_SUBS
+        || (since && !json_is_object(since)))
+    {
+        return ngx_http_wirehub_send_client_error(s, "bad_request",
+                   "\"channels\" is a non-empty array of channel names and "
+                   "\"since\" an object", ref);
+    }
+
+    for (i = 0; i < json_array_size(channels); i++) {
+        name = json_array_get(channels, i);
+
+        if (ngx_http_wirehub_subscribe_one(s, name, since, ref) == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_channel_error(ngx_http_wirehub_session_t *s,
+    const char *code, const char *message, json_t *name, json_t *ref)
+{
+    json_t  *reply;
+
+    reply = json_pack("{s:s,s:s,s:s,s:O,s:o}", "type", "error", "code", code,
+                      "message", message, "channel", name,
+                      "timestamp", ngx_http_wirehub_timestamp());
+
+    return ngx_http_wirehub_reply(s, reply, ref);
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
+    json_t *since, json_t *ref)
+{
+    size_t                         len;
+    json_t                        *from, *id, *epoch;
+    const char                    *str;
+    ngx_http_wirehub_sub_t        *sub;
+    ngx_http_wirehub_channel_t    *ch;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = s->main_conf;
+
+    if (!json_is_string(name)
+        || !wh_channel_valid(json_string_value(name),
+                             json_string_length(name)))
+    {
+        return ngx_http_wirehub_channel_error(s, "bad_channel",
+                   "not a valid channel name", json_is_string(name) ? name
+                   : json_null(), ref);
+    }
+
+    str = json_string_value(name);
+    len = json_string_length(name);
+
+    if (!ngx_http_wirehub_may_read(s->identity, str, len)) {
+        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                      "wirehub: subscribe to \"%*s\" forbidden", len, str);
+        return ngx_http_wirehub_channel_error(s, "forbidden",
+                   "the token does not allow this channel", name, ref);
+    }
+
+    for (sub = s->subs; sub; sub = sub->next) {
+        ch = sub->channel;
+
+        if (ch->name.len == len && ngx_strncmp(ch->name.data, str, len) == 0)
+        {
+            /* already subscribed: say so again, change nothing */
+            if (sub->live) {
+                return ngx_http_wirehub_send_subscribed(sub, 1);
+            }
+
+            return NGX_OK;
+        }
+    }
+
+    if (!ngx_http_wirehub_link_up(wmcf)) {
+        return ngx_http_wirehub_channel_error(s, "unavailable",
+                   "wirehubd is not reachable, retry", name, ref);
+    }
+
+    if (s->nsubs >= NGX_HTTP_WIREHUB_MAX_SUBS) {
+        return ngx_http_wirehub_channel_error(s, "too_large",
+                   "too many subscriptions on this connection", name, ref);
+    }
+
+    from = since ? json_object_get(since, str) : NULL;
+    id = from ? json_object_get(from, "id") : NULL;
+    epoch = from ? json_object_get(from, "epoch") : NULL;
+
+    if (from && (!json_is_integer(id) || json_integer_value(id) < 0
+                 || (epoch && (!json_is_string(epoch)
+                               || json_string_length(epoch)
+                                  > NGX_HTTP_WIREHUB_MAX_EPOCH))))
+    {
+        return ngx_http_wirehub_channel_error(s, "bad_request",
+                   "\"since\" names {\"id\":N,\"epoch\":\"...\"}", name, ref);
+    }
+
+    ch = ngx_http_wirehub_channel_get(wmcf, &s->identity->workspace, str, len,
+                                      1);
+    if (ch == NULL) {
+        return NGX_ERROR;
+    }
+
+    sub = ngx_calloc(sizeof(ngx_http_wirehub_sub_t), s->connection->log);
+    if (sub == NULL) {
+        if (ch->nsubs == 0) {
+            ngx_http_wirehub_channel_free(wmcf, ch);
+        }
+
+        return NGX_ERROR;
+    }
+
+    sub->session = s;
+    sub->channel = ch;
+    sub->held_last = &sub->held;
+    sub->held_live_last = &sub->held_live;
+    sub->ref = ref ? json_incref(ref) : NULL;
+
+    if (from) {
+        sub->has_since = 1;
+        sub->since = (uint64_t) json_integer_value(id);
+
+        if (epoch) {
+            sub->since_epoch_len = json_string_length(epoch);
+            ngx_memcpy(sub->since_epoch, json_string_value(epoch),
+                       sub->since_epoch_len);
+        }
+    }
+
+    sub->next = s->subs;
+    s->subs = sub;
+    s->nsubs++;
+
+    ngx_queue_insert_tail(&ch->subs, &sub->queue);
+    ch->nsubs++;
+
+    if (!ch->sent) {
+        ch->sent = 1;
+        return ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_SUBSCRIBE)
+               == NGX_ERROR ? NGX_ERROR : NGX_OK;
+    }
+
+    (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_COUNT);
+
+    if (ch->subscribed) {
+        ngx_http_wirehub_sub_activate(sub);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The channel is known upstream: answer "subscribed" now, or first fetch
+ * what the client missed and hold live messages behind it.
+ */
+
+static void
+ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
+{
+    wh_link_msg_t                 m;
+    ngx_uint_t                    same_epoch;
+    ngx_http_wirehub_channel_t   *ch;
+    ngx_http_wirehub_session_t   *s;
+
+    ch = sub->channel;
+    s = sub->session;
+
+    same_epoch = (sub->since_epoch_len == ch->epoch_len
+                  && ngx_memcmp(sub->since_epoch, ch->epoch, ch->epoch_len)
+                     == 0);
+
+    if (!sub->has_since || !same_epoch || sub->since >= ch->last_id) {
+        sub->live = 1;
+        (void) ngx_http_wirehub_send_subscribed(sub,
+                   !sub->has_since
+                   || (same_epoch && sub->since == ch->last_id));
+        return;
+    }
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    m.type = WH_LINK_REPLAY;
+    m.workspace.data = (char *) ch->workspace.data;
+    m.workspace.len = ch->workspace.len;
+    m.channel.data = (char *) ch->name.data;
+    m.channel.len = ch->name.len;
+    m.id = sub->since;
+    m.id2 = ch->last_id;
+    m.epoch.data = (char *) ch->epoch;
+    m.epoch.len = ch->epoch_len;
+
+    sub->up_to = ch->last_id;
+    sub->replay = ngx_http_wirehub_link_request(s->main_conf, &m,
+                                                ngx_http_wirehub_sub_replayed,
+                                                sub);
+
+    if (sub->replay == NULL) {
+        sub->live = 1;
+        (void) ngx_http_wirehub_send_subscribed(sub, 0);
+    }
+}
+
+
+static void
+ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m)
+{
+    ngx_http_wirehub_sub_t        *sub;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    sub = p->data;
+
+    if (m && m->type == WH_LINK_REPLAY_ITEM) {
+        frame = ngx_http_wirehub_frame_create(sub->session->connection->log,
+                                              NGX_HTTP_WIREHUB_OP_TEXT,
+                                              (u_char *) m->body.data,
+                                              m->body.len);
+        if (frame) {
+            ngx_http_wirehub_hold(sub->session->main_conf, &sub->held_last,
+                                  frame);
+            ngx_http_wirehub_frame_release(frame);
+        }
+
+        return;
+    }
+
+    /* REPLAY_END, or the link was lost (m == NULL) */
+
+    sub->replay = NULL;
+    sub->live = 1;
+
+    (void) ngx_http_wirehub_send_subscribed(sub, m && m->flag);
+
+    ngx_http_wirehub_sub_release(sub, 1);
+}
+
+
+static void
+ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame)
+{
+    ngx_http_wirehub_out_t  *out;
+
+    out = wmcf->free_out;
+
+    if (out) {
+        wmcf->free_out = out->next;
+
+    } else {
+        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), ngx_cycle->log);
+        if (out == NULL) {
+            return;
+        }
+    }
+
+    frame->refs++;
+    out->frame = frame;
+    out->sent = 0;
+    out->next = NULL;
+
+    **last = out;
+    *last = &out->next;
+}
+
+
+/* hands the held frames to the session (replayed first), or drops them */
+
+static void
+ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub, ngx_uint_t deliver)
+{
+    ngx_uint_t                     i;
+    ngx_http_wirehub_out_t        *out, *next, *lists[2];
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = sub->session->main_conf;
+
+    lists[0] = sub->held;
+    lists[1] = sub->held_live;
+
+    sub->held = NULL;
+    sub->held_last = &sub->held;
+    sub->held_live = NULL;
+    sub->held_live_last = &sub->held_live;
+
+    for (i = 0; i < 2; i++) {
+        for (out = lists[i]; out; out = next) {
+            next = out->next;
+
+            if (deliver && !sub->session->closed) {
+                (void) ngx_http_wirehub_send_frame(sub->session, out->frame);
+            }
+
+            ngx_http_wirehub_frame_release(out->frame);
+            out->next = wmcf->free_out;
+            wmcf->free_out = out;
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
+    ngx_uint_t recovered)
+{
+    json_t                      *reply, *ref;
+    ngx_http_wirehub_channel_t  *ch;
+
+    ch = sub->channel;
+
+    reply = json_pack("{s:s,s:s%,s:I,s:s%,s:b,s:o}", "type", "subscribed",
+                      "channel", ch->name.data, ch->name.len,
+                      "id", (json_int_t) (sub->up_to ? sub->up_to
+                                                     : ch->last_id),
+                      "epoch", ch->epoch, ch->epoch_len,
+                      "recovered", (int) recovered,
+                      "timestamp", ngx_http_wirehub_timestamp());
+
+    ref = sub->ref;
+    sub->ref = NULL;
+
+    if (reply && ref) {
+        json_object_set(reply, "ref", ref);
+    }
+
+    if (ref) {
+        json_decref(ref);
+    }
+
+    return ngx_http_wirehub_reply(sub->session, reply, NULL);
+}
+
+
+ngx_int_t
+ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s, json_t *msg,
+    json_t *ref)
+{
+    size_t                    i, len;
+    json_t                   *channels, *name, *done;
+    const char               *str;
+    ngx_http_wirehub_sub_t  **prev, *sub;
+
+    channels = json_object_get(msg, "channels");
+
+    if (!json_is_array(channels) || json_array_size(channels) == 0) {
+        return ngx_http_wirehub_send_client_error(s, "bad_request",
+                   "\"channels\" is a non-empty array of channel names", ref);
+    }
+
+    done = json_array();
+    if (done == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < json_array_size(channels); i++) {
+        name = json_array_get(channels, i);
+
+        if (!json_is_string(name)) {
+            continue;
+        }
+
+        str = json_string_value(name);
+        len = json_string_length(name);
+
+        for (prev = &s->subs, sub = s->subs; sub;
+             prev = &sub->next, sub = sub->next)
+        {
+            if (sub->channel->name.len == len
+                && ngx_strncmp(sub->channel->name.data, str, len) == 0)
+            {
+                *prev = sub->next;
+                s->nsubs--;
+                ngx_http_wirehub_sub_remove(sub);
+                json_array_append(done, name);
+                break;
+            }
+        }
+    }
+
+    return ngx_http_wirehub_reply(s,
+               json_pack("{s:s,s:o,s:o}", "type", "unsubscribed",
+                         "channels", done,
+                         "timestamp", ngx_http_wirehub_timestamp()),
+               ref);
+}
+
+
+/* the sub is already unlinked from its session's list */
+
+static void
+ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub)
+{
+    ngx_http_wirehub_channel_t    *ch;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    ch = sub->channel;
+    wmcf = sub->session->main_conf;
+
+    if (sub->replay) {
+        ngx_http_wirehub_pending_cancel(sub->replay);
+        sub->replay = NULL;
+    }
+
+    ngx_http_wirehub_sub_release(sub, 0);
+
+    if (sub->ref) {
+        json_decref(sub->ref);
+    }
+
+    ngx_queue_remove(&sub->queue);
+    ch->nsubs--;
+
+    if (ch->nsubs == 0) {
+        ngx_http_wirehub_channel_free(wmcf, ch);
+
+    } else if (ch->sent) {
+        (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_COUNT);
+    }
+
+    ngx_free(sub);
+}
+
+
+void
+ngx_http_wirehub_session_unsubscribe_all(ngx_http_wirehub_session_t *s)
+{
+    ngx_http_wirehub_sub_t  *sub, *next;
+
+    for (sub = s->subs; sub; sub = next) {
+        next = sub->next;
+        ngx_http_wirehub_sub_remove(sub);
+    }
+
+    s->subs = NULL;
+    s->nsubs = 0;
+}
+
+
+/*
+ * A message from wirehubd: framed once, and that one frame is queued on
+ * every local subscriber.
+ */
+
+void
+ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m)
+{
+    ngx_str_t                      ws;
+    ngx_queue_t                   *q, *next;
+    ngx_http_wirehub_sub_t        *sub;
+    ngx_http_wirehub_channel_t    *ch;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    ws.data = (u_char *) m->workspace.data;
+    ws.len = m->workspace.len;
+
+    ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
+                                      m->channel.len, 0);
+    if (ch == NULL) {
+        return;
+    }
+
+    if (m->id <= ch->last_id) {
+        /* replayed after a reconnect and already delivered */
+        return;
+    }
+
+    ch->last_id = m->id;
+
+    frame = ngx_http_wirehub_frame_create(ngx_cycle->log,
+                                          NGX_HTTP_WIREHUB_OP_TEXT,
+                                          (u_char *) m->body.data,
+                                          m->body.len);
+    if (frame == NULL) {
+        return;
+    }
+
+    ch->busy = 1;
+
+    for (q = ngx_queue_head(&ch->subs);
+         q != ngx_queue_sentinel(&ch->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
+
+        if (sub->live) {
+            (void) ngx_http_wirehub_send_frame(sub->session, frame);
+
+        } else if (sub->replay) {
+            ngx_http_wirehub_hold(wmcf, &sub->held_live_last, frame);
+        }
+    }
+
+    ch->busy = 0;
+
+    ngx_http_wirehub_frame_release(frame);
+
+    if (ch->nsubs == 0) {
+        ngx_http_wirehub_channel_free(wmcf, ch);
+    }
+}
+
+
+void
+ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m)
+{
+    ngx_str_t                    ws;
+    ngx_uint_t                   resumed;
+    ngx_queue_t                 *q, *next;
+    ngx_http_wirehub_sub_t      *sub;
+    ngx_http_wirehub_channel_t  *ch;
+
+    ws.data = (u_char *) m->workspace.data;
+    ws.len = m->workspace.len;
+
+    ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
+                                      m->channel.len, 0);
+    if (ch == NULL || m->epoch.len > NGX_HTTP_WIREHUB_MAX_EPOCH) {
+        return;
+    }
+
+    resumed = (ch->epoch_len != 0);
+    ch->subscribed = 1;
+
+    if (!resumed || !m->flag) {
+        if (resumed) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "wirehub: history of \"%V\" no longer reaches "
+                          "back to id %uL: its clients are told of the gap",
+                          &ch->name, ch->last_id);
+        }
+
+        ch->last_id = m->id;
+        ch->epoch_len = m->epoch.len;
+        ngx_memcpy(ch->epoch, m->epoch.data, m->epoch.len);
+    }
+
+    ch->busy = 1;
+
+    for (q = ngx_queue_head(&ch->subs);
+         q != ngx_queue_sentinel(&ch->subs);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
+
+        if (!sub->live && sub->replay == NULL) {
+            ngx_http_wirehub_sub_activate(sub);
+
+        } else if (sub->live && resumed && !m->flag) {
+            sub->up_to = 0;
+            (void) ngx_http_wirehub_send_subscribed(sub, 0);
+        }
+    }
+
+    ch->busy = 0;
+
+    if (ch->nsubs == 0) {
+        ngx_http_wirehub_channel_free(wmcf, ch);
+    }
+}
+
+
+void
+ngx_http_wirehub_channels_link_up(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_rbtree_node_t           *node, *root, *sentinel;
+    ngx_http_wirehub_channel_t  *ch;
+
+    root = wmcf->channels.root;
+    sentinel = wmcf->channels.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&wmcf->channels, node))
+    {
+        ch = (ngx_http_wirehub_channel_t *) node;
+        ch->sent = 1;
+        (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_SUBSCRIBE);
+    }
+}
+
+
+void
+ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_rbtree_node_t           *node, *root, *sentinel;
+    ngx_http_wirehub_channel_t  *ch;
+
+    root = wmcf->channels.root;
+    sentinel = wmcf->channels.sentinel;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&wmcf->channels, node))
+    {
+        ch = (ngx_http_wirehub_channel_t *) node;
+        ch->sent = 0;
+        ch->subscribed = 0;
+    }
+}
+
+
+/*
+ * Access rules of DESIGN.md: "channels" patterns bound what a client may
+ * read (absent: every channel but the system ones); service and admin
+ * tokens read everything of their workspace.
+ */
+
+static ngx_uint_t
+ngx_http_wirehub_may_read(ngx_http_wirehub_identity_t *id, const char *name,
+    size_t len)
+{
+    ngx_str_t   *pat;
+    ngx_uint_t   i;
+
+    if (id->role != NGX_HTTP_WIREHUB_ROLE_CLIENT) {
+        return 1;
+    }
+
+    if (id->channels == NULL) {
+        return !wh_channel_is_system(name, len);
+    }
+
+    pat = id->channels->elts;
+
+    for (i = 0; i < id->channels->nelts; i++) {
+        if (wh_pattern_match((char *) pat[i].data, pat[i].len, name, len)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_uint_t
+ngx_http_wirehub_may_publish(ngx_http_wirehub_identity_t *id,
+    const char *name, size_t len)
+{
+    ngx_str_t   *pat;
+    ngx_uint_t   i;
+
+    /* system channels are written by wirehubd only */
+
+    if (wh_channel_is_system(name, len)) {
+        return 0;
+    }
+
+    if (id->publish == NULL) {
+        return id->role != NGX_HTTP_WIREHUB_ROLE_CLIENT;
+    }
+
+    pat = id->publish->elts;
+
+    for (i = 0; i < id->publish->nelts; i++) {
+        if (wh_pattern_match((char *) pat[i].data, pat[i].len, name, len)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
+    json_t *ref)
+{
+    char                        *body;
+    json_t                      *name, *data, *event;
+    wh_link_msg_t                m;
+    ngx_http_wirehub_pending_t  *p;
+
+    name = json_object_get(msg, "channel");
+    data = json_object_get(msg, "data");
+    event = json_object_get(msg, "event");
+
+    if (!json_is_string(name)
+        || !wh_channel_valid(json_string_value(name),
+                             json_string_length(name)))
+    {
+        return ngx_http_wirehub_send_client_error(s, "bad_channel",
+                   "\"channel\" is not a valid channel name", ref);
+    }
+
+    if (data == NULL || (event && (!json_is_string(event)
+                                   || json_string_length(event) == 0
+                                   || json_string_length(event) > 64)))
+    {
+        return ngx_http_wirehub_send_client_error(s, "bad_request",
+                   "\"data\" is required and \"event\" is a short string",
+                   ref);
+    }
+
+    if (!ngx_http_wirehub_may_publish(s->identity, json_string_value(name),
+                                      json_string_length(name)))
+    {
+        return ngx_http_wirehub_channel_error(s, "forbidden",
+                   "the token does not allow publishing here", name, ref);
+    }
+
+    body = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    m.type = WH_LINK_PUBLISH;
+    m.workspace.data = (char *) s->identity->workspace.data;
+    m.workspace.len = s->identity->workspace.len;
+    m.channel.data = json_string_value(name);
+    m.channel.len = json_string_length(name);
+    m.name.data = event ? json_string_value(event) : "message";
+    m.name.len = event ? json_string_length(event) : sizeof("message") - 1;
+    m.body.data = body;
+    m.body.len = ngx_strlen(body);
+    m.client_id.data = (char *) s->identity->client_id.data;
+    m.client_id.len = s->identity->client_id.len;
+
+    p = ngx_http_wirehub_link_request(s->main_conf, &m,
+                                      ngx_http_wirehub_published, s);
+    free(body);
+
+    if (p == NULL) {
+        return ngx_http_wirehub_channel_error(s, "unavailable",
+                   "wirehubd is not reachable, retry", name, ref);
+    }
+
+    p->info = json_pack("{s:O}", "channel", name);
+    if (p->info && ref) {
+        json_object_set(p->info, "ref", ref);
+    }
+
+    ngx_queue_insert_tail(&s->pending, &p->queue);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
+{
+    json_t                      *ref, *name;
+    const char                  *code;
+    ngx_http_wirehub_session_t  *s;
+
+    s = p->data;
+    ref = p->info ? json_object_get(p->info, "ref") : NULL;
+    name = p->info ? json_object_get(p->info, "channel") : NULL;
+
+    if (m == NULL || m->status != 0) {
+        code = (m == NULL || m->status == 503 || m->status == 507)
+               ? "unavailable"
+               : (m->status == 400 ? "bad_request"
+                  : (m->status == 403 ? "forbidden"
+                     : (m->status == 413 ? "too_large" : "internal")));
+
+        (void) ngx_http_wirehub_channel_error(s, code,
+                   m ? "wirehubd refused the message"
+                     : "wirehubd went away before the message was stored",
+                   name ? name : json_null(), ref);
+        return;
+    }
+
+    (void) ngx_http_wirehub_reply(s,
+               json_pack("{s:s,s:O,s:I,s:s%,s:o}", "type", "published",
+                         "channel", name ? name : json_null(),
+                         "id", (json_int_t) m->id,
+                         "epoch", m->epoch.data, m->epoch.len,
+                         "timestamp", ngx_http_wirehub_timestamp()),
+               ref);
+}

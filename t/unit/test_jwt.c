@@ -1,0 +1,1902 @@
+
+/*
+ * Unit tests of the JWT verifier and signer (ngx_http_wirehub_jwt.c).
+ *
+ * Tokens are minted here: with the module's signer (libjwt), with HMAC over
+ * hand-written JSON for malformed and hostile headers, and with OpenSSL for
+ * PS256, which libjwt 1.10 cannot sign.  Keys live in t/keys.
+ */
+
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "ngx_http_wirehub_jwt.h"
+
+
+#define NOW      1700000000LL
+#define LEEWAY   30
+#define ERR_LEN  256
+
+#define HS256_HEADER  "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+
+#define PKCS1    0
+#define PSS      RSA_PSS_SALTLEN_DIGEST
+
+
+typedef struct {
+    ngx_http_wirehub_jwt_keys_t  *all;       /* one key per alg, no kid */
+    ngx_http_wirehub_jwt_keys_t  *kids;      /* HS256 a, HS256 b, ES256 e */
+    ngx_http_wirehub_jwt_keys_t  *rsa_only;  /* RS256 only */
+    unsigned char                *secret;    /* hs256.secret, no newline */
+    size_t                        secret_len;
+    unsigned char                *secret_b;  /* hs256-b.secret */
+    size_t                        secret_b_len;
+    unsigned char                *rsa_pub;   /* rsa2048.pub.pem as is */
+    size_t                        rsa_pub_len;
+    EVP_PKEY                     *rsa_priv;
+} test_env_t;
+
+
+/* helpers */
+
+
+static const char *
+key_path(const char *name)
+{
+    static char  path[512];
+    const char  *slash;
+
+    /* t/unit/test_jwt.c -> t/keys/NAME, wherever the tree is */
+    slash = strrchr(__FILE__, '/');
+    slash = slash ? slash : __FILE__;
+
+    snprintf(path, sizeof(path), "%.*s/../keys/%s",
+             (int) (slash - __FILE__), __FILE__, name);
+
+    return path;
+}
+
+
+static unsigned char *
+read_key(const char *name, size_t *len)
+{
+    FILE           *f;
+    unsigned char  *buf;
+
+    f = fopen(key_path(name), "rb");
+    assert_non_null(f);
+
+    buf = malloc(NGX_HTTP_WIREHUB_JWT_MAX_KEY_FILE);
+    assert_non_null(buf);
+
+    *len = fread(buf, 1, NGX_HTTP_WIREHUB_JWT_MAX_KEY_FILE, f);
+    fclose(f);
+    assert_true(*len > 0);
+
+    return buf;
+}
+
+
+static char *
+b64url(const unsigned char *data, size_t len)
+{
+    int     n;
+    char   *out, *p;
+
+    out = malloc(4 * ((len + 2) / 3) + 1);
+    assert_non_null(out);
+
+    n = EVP_EncodeBlock((unsigned char *) out, data, (int) len);
+
+    while (n > 0 && out[n - 1] == '=') {
+        n--;
+    }
+
+    out[n] = '\0';
+
+    for (p = out; *p; p++) {
+        if (*p == '+') {
+            *p = '-';
+
+        } else if (*p == '/') {
+            *p = '_';
+        }
+    }
+
+    return out;
+}
+
+
+static const EVP_MD *
+hmac_md(const char *alg)
+{
+    if (strcmp(alg, "HS384") == 0) {
+        return EVP_sha384();
+    }
+
+    if (strcmp(alg, "HS512") == 0) {
+        return EVP_sha512();
+    }
+
+    return EVP_sha256();
+}
+
+
+/* "b64(header).b64(payload)", malloc'ed */
+static char *
+signing_input(const char *header, const char *payload)
+{
+    char  *h, *p, *out;
+
+    h = b64url((const unsigned char *) header, strlen(header));
+    p = b64url((const unsigned char *) payload, strlen(payload));
+
+    out = malloc(strlen(h) + strlen(p) + 2);
+    assert_non_null(out);
+    sprintf(out, "%s.%s", h, p);
+
+    free(h);
+    free(p);
+
+    return out;
+}
+
+
+static char *
+join_signature(char *input, const unsigned char *sig, size_t sig_len)
+{
+    char  *s, *out;
+
+    s = b64url(sig, sig_len);
+
+    out = malloc(strlen(input) + strlen(s) + 2);
+    assert_non_null(out);
+    sprintf(out, "%s.%s", input, s);
+
+    free(input);
+    free(s);
+
+    return out;
+}
+
+
+/* an HMAC token over hand-written JSON (duplicates and all) */
+static char *
+hmac_token(const char *alg, const unsigned char *secret, size_t secret_len,
+    const char *header, const char *payload)
+{
+    char           *input;
+    unsigned int    mac_len;
+    unsigned char   mac[EVP_MAX_MD_SIZE];
+
+    input = signing_input(header, payload);
+
+    assert_non_null(HMAC(hmac_md(alg), secret, (int) secret_len,
+                         (unsigned char *) input, strlen(input), mac,
+                         &mac_len));
+
+    return join_signature(input, mac, mac_len);
+}
+
+
+static char *
+hs_token(test_env_t *env, const char *payload)
+{
+    return hmac_token("HS256", env->secret, env->secret_len, HS256_HEADER,
+                      payload);
+}
+
+
+/*
+ * An RSA token signed with OpenSSL: PKCS #1 v1.5 when salt is 0, else PSS
+ * with that salt length (RSA_PSS_SALTLEN_DIGEST is what PS256 means).
+ */
+static char *
+rsa_token(test_env_t *env, int salt, const char *header, const char *payload)
+{
+    char           *input;
+    size_t          sig_len;
+    EVP_MD_CTX     *md_ctx;
+    EVP_PKEY_CTX   *pkey_ctx;
+    unsigned char   sig[1024];
+
+    input = signing_input(header, payload);
+
+    md_ctx = EVP_MD_CTX_new();
+    assert_non_null(md_ctx);
+    assert_int_equal(EVP_DigestSignInit(md_ctx, &pkey_ctx, EVP_sha256(),
+                                        NULL, env->rsa_priv), 1);
+
+    if (salt != 0) {
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pkey_ctx,
+                                                RSA_PKCS1_PSS_PADDING), 1);
+        assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(pkey_ctx, salt),
+                         1);
+    }
+
+    sig_len = sizeof(sig);
+    assert_int_equal(EVP_DigestSign(md_ctx, sig, &sig_len,
+                                    (unsigned char *) input, strlen(input)),
+                     1);
+    EVP_MD_CTX_free(md_ctx);
+
+    return join_signature(input, sig, sig_len);
+}
+
+
+/* a token from the module's signer, from a key file in t/keys */
+static char *
+signer_token(const char *alg, const char *key_file, const char *payload)
+{
+    char                           *token;
+    json_t                         *claims;
+    ngx_http_wirehub_jwt_signer_t  *s;
+    char                            err[ERR_LEN];
+
+    s = ngx_http_wirehub_jwt_signer_create_file(alg, key_path(key_file), err,
+                                                sizeof(err));
+    if (s == NULL) {
+        fail_msg("signer %s %s: %s", alg, key_file, err);
+    }
+
+    claims = json_loads(payload, 0, NULL);
+    assert_non_null(claims);
+
+    token = ngx_http_wirehub_jwt_sign(s, claims, err, sizeof(err));
+    if (token == NULL) {
+        fail_msg("sign %s: %s", alg, err);
+    }
+
+    json_decref(claims);
+    ngx_http_wirehub_jwt_signer_destroy(s);
+
+    return token;
+}
+
+
+static char *
+payload_with(const char *extra)
+{
+    static char  buf[16384];
+
+    snprintf(buf, sizeof(buf),
+             "{\"workspace\":\"acme\",\"sub\":\"pc-7\",\"exp\":%lld,"
+             "\"iat\":%lld%s%s}", NOW + 600, NOW - 10,
+             extra[0] ? "," : "", extra);
+
+    return buf;
+}
+
+
+static ngx_http_wirehub_jwt_policy_t
+default_policy(void)
+{
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    memset(&policy, 0, sizeof(policy));
+    policy.leeway = LEEWAY;
+
+    return policy;
+}
+
+
+/*
+ * Verifies and checks the result code; on failure also that the message is
+ * set, names no part of the token and that the claims were not touched.
+ * Helpers take the caller's line: cmocka would name the helper's.
+ */
+static void
+expect_token_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    const ngx_http_wirehub_jwt_policy_t *policy, const char *token,
+    size_t len, ngx_http_wirehub_jwt_rc_e expected,
+    ngx_http_wirehub_jwt_claims_t *out)
+{
+    const char                     *dot;
+    unsigned char                  *raw;
+    ngx_http_wirehub_jwt_rc_e       rc;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                            err[ERR_LEN];
+
+    memset(&claims, 0xa5, sizeof(claims));
+    err[0] = '\0';
+
+    rc = ngx_http_wirehub_jwt_verify(keys, policy,
+                                     (const unsigned char *) token, len, NOW,
+                                     &claims, err, sizeof(err));
+    if (rc != expected) {
+        fail_msg("line %d: verify: %s (%s), expected %s", line,
+                 ngx_http_wirehub_jwt_rc_code(rc), err,
+                 ngx_http_wirehub_jwt_rc_code(expected));
+    }
+
+    /* nginx would log stale OpenSSL errors against another connection */
+    if (ERR_peek_error() != 0) {
+        fail_msg("line %d: OpenSSL error queue not empty", line);
+    }
+
+    if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
+        if (claims.payload == NULL) {
+            fail_msg("line %d: no payload", line);
+        }
+
+        if (out != NULL) {
+            *out = claims;
+
+        } else {
+            ngx_http_wirehub_jwt_claims_free(&claims);
+        }
+
+        return;
+    }
+
+    raw = (unsigned char *) &claims;
+    dot = memchr(token, '.', len);
+
+    if (err[0] == '\0' || raw[0] != 0xa5 || raw[sizeof(claims) - 1] != 0xa5
+        || (dot != NULL && dot - token >= 8
+            && memmem(err, strlen(err), token, dot - token) != NULL))
+    {
+        fail_msg("line %d: no message, claims touched or token in \"%s\"",
+                 line, err);
+    }
+}
+
+#define expect_token(...)  expect_token_at(__LINE__, __VA_ARGS__)
+
+
+static void
+expect_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    const ngx_http_wirehub_jwt_policy_t *policy, char *token,
+    ngx_http_wirehub_jwt_rc_e expected)
+{
+    expect_token_at(line, keys, policy, token, strlen(token), expected,
+                    NULL);
+    free(token);
+}
+
+#define expect(...)  expect_at(__LINE__, __VA_ARGS__)
+
+
+/* an HS256 token with this payload against the one-key-per-alg set */
+static void
+expect_payload_at(int line, test_env_t *env,
+    const ngx_http_wirehub_jwt_policy_t *policy, const char *payload,
+    ngx_http_wirehub_jwt_rc_e expected)
+{
+    expect_at(line, env->all, policy, hs_token(env, payload), expected);
+}
+
+#define expect_payload(...)  expect_payload_at(__LINE__, __VA_ARGS__)
+
+
+static void
+expect_claim_at(int line, test_env_t *env, const char *extra,
+    ngx_http_wirehub_jwt_rc_e expected)
+{
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+    expect_payload_at(line, env, &policy, payload_with(extra), expected);
+}
+
+#define expect_claim(...)  expect_claim_at(__LINE__, __VA_ARGS__)
+
+
+static void
+add_key_file(ngx_http_wirehub_jwt_keys_t *keys, const char *alg,
+    const char *kid, const char *file)
+{
+    char  err[ERR_LEN];
+
+    if (ngx_http_wirehub_jwt_keys_add_file(keys, alg, kid, key_path(file),
+                                           err, sizeof(err))
+        != 0)
+    {
+        fail_msg("add %s %s: %s", alg, file, err);
+    }
+}
+
+
+/* fixture */
+
+
+static int
+group_setup(void **state)
+{
+    test_env_t  *env;
+    BIO         *bio;
+
+    env = calloc(1, sizeof(test_env_t));
+    assert_non_null(env);
+
+    env->all = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(env->all);
+    add_key_file(env->all, "HS256", NULL, "hs256.secret");
+    add_key_file(env->all, "HS384", NULL, "hs256.secret");
+    add_key_file(env->all, "HS512", NULL, "hs256.secret");
+    add_key_file(env->all, "RS256", NULL, "rsa2048.pub.pem");
+    add_key_file(env->all, "RS384", NULL, "rsa2048.pub.pem");
+    add_key_file(env->all, "RS512", NULL, "rsa2048.pub.pem");
+    add_key_file(env->all, "ES256", NULL, "ec256.pub.pem");
+    add_key_file(env->all, "ES384", NULL, "ec384.pub.pem");
+    add_key_file(env->all, "PS256", NULL, "rsa2048.pub.pem");
+    assert_int_equal(ngx_http_wirehub_jwt_keys_count(env->all), 9);
+
+    env->kids = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(env->kids);
+    add_key_file(env->kids, "HS256", "a", "hs256.secret");
+    add_key_file(env->kids, "HS256", "b", "hs256-b.secret");
+    add_key_file(env->kids, "ES256", "e", "ec256.pub.pem");
+
+    env->rsa_only = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(env->rsa_only);
+    add_key_file(env->rsa_only, "RS256", "r", "rsa2048.pub.pem");
+
+    env->secret = read_key("hs256.secret", &env->secret_len);
+    assert_int_equal(env->secret[env->secret_len - 1], '\n');
+    env->secret_len--;
+
+    env->secret_b = read_key("hs256-b.secret", &env->secret_b_len);
+    env->secret_b_len--;
+
+    env->rsa_pub = read_key("rsa2048.pub.pem", &env->rsa_pub_len);
+
+    bio = BIO_new_file(key_path("rsa2048.pem"), "r");
+    assert_non_null(bio);
+    env->rsa_priv = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(env->rsa_priv);
+
+    *state = env;
+
+    return 0;
+}
+
+
+static int
+group_teardown(void **state)
+{
+    test_env_t  *env;
+
+    env = *state;
+
+    ngx_http_wirehub_jwt_keys_destroy(env->all);
+    ngx_http_wirehub_jwt_keys_destroy(env->kids);
+    ngx_http_wirehub_jwt_keys_destroy(env->rsa_only);
+    free(env->secret);
+    free(env->secret_b);
+    free(env->rsa_pub);
+    EVP_PKEY_free(env->rsa_priv);
+    free(env);
+
+    return 0;
+}
+
+
+/* accepted tokens */
+
+
+static void
+test_accept_every_algorithm(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  *signed_by_module[][2] = {
+        { "HS256", "hs256.secret" },
+        { "HS384", "hs256.secret" },
+        { "HS512", "hs256.secret" },
+        { "RS256", "rsa2048.pem" },
+        { "RS384", "rsa2048.pem" },
+        { "RS512", "rsa2048.pem" },
+        { "ES256", "ec256.pem" },
+        { "ES384", "ec384.pem" }
+    };
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    for (i = 0; i < sizeof(signed_by_module) / sizeof(signed_by_module[0]);
+         i++)
+    {
+        expect(env->all, &policy,
+               signer_token(signed_by_module[i][0], signed_by_module[i][1],
+                            payload),
+               NGX_HTTP_WIREHUB_JWT_OK);
+    }
+
+    expect(env->all, &policy,
+           hmac_token("HS512", env->secret, env->secret_len,
+                      "{\"alg\":\"HS512\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    expect(env->all, &policy,
+           rsa_token(env, PSS, "{\"alg\":\"PS256\",\"typ\":\"JWT\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    expect(env->all, &policy,
+           rsa_token(env, PKCS1, "{\"alg\":\"RS256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* typ is compared as libjwt does, without case */
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"typ\":\"jwt\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+}
+
+
+static void
+test_accept_fills_claims(void **state)
+{
+    test_env_t                     *env;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                           *token;
+
+    env = *state;
+    policy = default_policy();
+
+    token = hs_token(env, "{\"workspace\":\"acme.prod-1\","
+                          "\"sub\":\"pc_7:agent@desk-4.x\","
+                          "\"role\":\"service\",\"exp\":1700000600,"
+                          "\"nbf\":1699999000,\"iat\":1699999990,"
+                          "\"channels\":[\"sensors/+\",\"$presence\"],"
+                          "\"publish\":[]}");
+
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_OK, &claims);
+    free(token);
+
+    assert_string_equal(claims.workspace, "acme.prod-1");
+    assert_string_equal(claims.client_id, "pc_7:agent@desk-4.x");
+    assert_int_equal(claims.role, NGX_HTTP_WIREHUB_ROLE_SERVICE);
+    assert_int_equal(claims.exp, 1700000600);
+    assert_int_equal(claims.nbf, 1699999000);
+    assert_int_equal(claims.iat, 1699999990);
+    assert_int_equal(json_array_size(claims.channels), 2);
+    assert_string_equal(json_string_value(json_array_get(claims.channels, 1)),
+                        "$presence");
+    assert_non_null(claims.publish);
+    assert_int_equal(json_array_size(claims.publish), 0);
+    assert_ptr_equal(json_object_get(claims.payload, "channels"),
+                     claims.channels);
+
+    ngx_http_wirehub_jwt_claims_free(&claims);
+    assert_null(claims.payload);
+
+    /* the defaults: role client, no lists, no times */
+    token = hs_token(env, "{\"workspace\":\"w\",\"sub\":\"c\","
+                          "\"role\":\"admin\"}");
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_OK, &claims);
+    free(token);
+
+    assert_int_equal(claims.role, NGX_HTTP_WIREHUB_ROLE_ADMIN);
+    assert_int_equal(claims.exp, 0);
+    assert_int_equal(claims.nbf, 0);
+    assert_int_equal(claims.iat, 0);
+    assert_null(claims.channels);
+    assert_null(claims.publish);
+    ngx_http_wirehub_jwt_claims_free(&claims);
+
+    token = hs_token(env, "{\"workspace\":\"w\",\"sub\":\"c\"}");
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_OK, &claims);
+    free(token);
+    assert_int_equal(claims.role, NGX_HTTP_WIREHUB_ROLE_CLIENT);
+    ngx_http_wirehub_jwt_claims_free(&claims);
+}
+
+
+static void
+test_claim_names_configurable(void **state)
+{
+    test_env_t                     *env;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                           *token;
+
+    env = *state;
+    policy = default_policy();
+    policy.workspace_claim = "tenant";
+    policy.client_claim = "cid";
+
+    token = hs_token(env, "{\"tenant\":\"t1\",\"cid\":\"dev-9\","
+                          "\"sub\":\"ignored\"}");
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_OK, &claims);
+    free(token);
+
+    assert_string_equal(claims.workspace, "t1");
+    assert_string_equal(claims.client_id, "dev-9");
+    ngx_http_wirehub_jwt_claims_free(&claims);
+
+    expect_payload(env, &policy, payload_with(""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+}
+
+
+/* the shape of the token */
+
+
+static void
+test_size_limit(void **state)
+{
+    test_env_t                     *env;
+    size_t                          len, pad;
+    char                           *token, *filler;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    env = *state;
+    policy = default_policy();
+
+    filler = malloc(8192);
+    assert_non_null(filler);
+
+    /* grow a claim until the token is 8192 bytes: the largest accepted */
+    memcpy(filler, "\"pad\":\"", 7);
+    len = 0;
+
+    for (pad = 5000; len < NGX_HTTP_WIREHUB_JWT_MAX_TOKEN; pad++) {
+        memset(filler + 7, 'x', pad);
+        strcpy(filler + 7 + pad, "\"");
+
+        token = hs_token(env, payload_with(filler));
+        len = strlen(token);
+        free(token);
+    }
+
+    pad--;
+    assert_int_equal(len, NGX_HTTP_WIREHUB_JWT_MAX_TOKEN);
+    token = hs_token(env, payload_with(filler));
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* one byte more of claim, one letter more of token */
+    strcpy(filler + 7 + pad, "x\"");
+    token = hs_token(env, payload_with(filler));
+    assert_int_equal(strlen(token), NGX_HTTP_WIREHUB_JWT_MAX_TOKEN + 1);
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_TOO_LARGE);
+
+    free(filler);
+
+    /* 12 MiB crashes libjwt: it must never get there */
+    len = 12 * 1024 * 1024;
+    token = malloc(len + 1);
+    assert_non_null(token);
+    memset(token, 'a', len);
+    token[10] = '.';
+    token[20] = '.';
+    token[len] = '\0';
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_TOO_LARGE);
+}
+
+
+static void
+expand_shape(char *out, const char *shape, const char *h, const char *p,
+    const char *sig)
+{
+    for ( /* void */ ; *shape; shape++) {
+        switch (*shape) {
+
+        case '#':
+            out = stpcpy(out, h);
+            break;
+
+        case '@':
+            out = stpcpy(out, p);
+            break;
+
+        case '!':
+            out = stpcpy(out, sig);
+            break;
+
+        default:
+            *out++ = *shape;
+        }
+    }
+
+    *out = '\0';
+}
+
+
+static void
+test_malformed_segments(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i, len;
+    char                           *good, *bad, *h, *p, *sig;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    /* # is the header, @ the payload, ! the signature of a valid token */
+    static const char  *shapes[] = {
+        "",
+        ".",
+        "..",
+        "...",
+        "#",
+        "#.@",
+        "#.@.",
+        "#.@.!.",
+        "#.@.!.!",
+        ".@.!",
+        "#..!",
+        "#.!",
+        "#.@.!=",
+        "#=.@.!",
+        "#.@==.!",
+        "#.@.!AA",
+        "#A.@.!",
+        " #.@.!",
+        "#.@.! ",
+        "#.@.!\n",
+        "#.@.+!",
+        "#.@./!",
+        "#.@.%!",
+        "Bearer #.@.!"
+    };
+
+    env = *state;
+    policy = default_policy();
+
+    good = hs_token(env, payload_with(""));
+    len = strlen(good);
+
+    h = strdup(good);
+    assert_non_null(h);
+    p = strchr(h, '.');
+    *p++ = '\0';
+    sig = strchr(p, '.');
+    *sig++ = '\0';
+
+    /* the signature is 43 letters, the header 36: neither is 4k + 1 long */
+    assert_int_equal(strlen(sig) % 4, 3);
+    assert_int_equal(strlen(h) % 4, 0);
+
+    bad = malloc(3 * len + 16);
+    assert_non_null(bad);
+
+    for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        expand_shape(bad, shapes[i], h, p, sig);
+        expect_token(env->all, &policy, bad, strlen(bad),
+                     NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+    }
+
+    /* each letter of the valid token replaced by a stray byte */
+    strcpy(bad, good);
+
+    for (i = 0; i < len; i++) {
+        if (good[i] == '.') {
+            continue;
+        }
+
+        bad[i] = (i % 3 == 0) ? '=' : (i % 3 == 1) ? '\0' : '+';
+        expect_token(env->all, &policy, bad, len,
+                     NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+        bad[i] = good[i];
+    }
+
+    expect_token(env->all, &policy, bad, len, NGX_HTTP_WIREHUB_JWT_OK, NULL);
+
+    free(bad);
+    free(h);
+    free(good);
+}
+
+
+/* the unused low bits of the last letter must be zero, in every segment */
+static void
+test_malformed_trailing_bits(void **state)
+{
+    test_env_t                     *env;
+    int                             v;
+    char                           *token, *last;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    env = *state;
+    policy = default_policy();
+
+    /* a 32-byte HMAC is 43 letters: the last one has 2 unused low bits */
+    token = hs_token(env, payload_with(""));
+    last = token + strlen(token) - 1;
+    v = (int) (strchr(alphabet, *last) - alphabet);
+    assert_int_equal(v & 3, 0);
+
+    *last = alphabet[v ^ 1];
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+
+    *last = alphabet[v ^ 2];
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+
+    /* a used bit changed: well formed, wrong */
+    *last = alphabet[v ^ 4];
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE, NULL);
+
+    *last = alphabet[v];
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* a 64-byte ES256 signature is 86 letters: 4 unused low bits */
+    token = signer_token("ES256", "ec256.pem", payload_with(""));
+    last = token + strlen(token) - 1;
+    v = (int) (strchr(alphabet, *last) - alphabet);
+    assert_int_equal(v & 0xf, 0);
+
+    *last = alphabet[v ^ 1];
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+
+    *last = alphabet[v ^ 8];
+    expect_token(env->all, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+
+    *last = alphabet[v];
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* "e30" is "{}"; "e31" decodes to the same bytes with a stray bit */
+    expect_token(env->all, &policy, "e30.e31.AAAA", 12,
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+    expect_token(env->all, &policy, "e31.e30.AAAA", 12,
+                 NGX_HTTP_WIREHUB_JWT_MALFORMED, NULL);
+}
+
+
+static void
+test_malformed_json(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  *headers[] = {
+        "{\"alg\":\"HS256\"",
+        "[\"HS256\"]",
+        "\"HS256\"",
+        "{\"alg\":\"HS256\"} x",
+        "{\"alg\":\"HS256\",\"alg\":\"HS256\"}",
+        "{\"alg\":\"RS256\",\"alg\":\"HS256\"}",
+        "{\"alg\":\"HS256\",\"crit\":[\"exp\"]}",
+        "{\"alg\":\"HS256\",\"crit\":[]}",
+        "{}",
+        "{\"alg\":256}",
+        "{\"alg\":null}",
+        "{\"alg\":\"HS256\",\"kid\":5}",
+        "{\"alg\":\"HS256\",\"kid\":null}",
+        "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}",
+        "{\"alg\":\"HS256\",\"typ\":5}"
+    };
+
+    static const char  *payloads[] = {
+        "",
+        "{",
+        "[]",
+        "null",
+        "{\"workspace\":\"a\",\"sub\":\"b\",\"sub\":\"admin\"}",
+        "{\"workspace\":\"a\",\"sub\":\"b\\u0000c\"}",
+        "{\"workspace\":\"a\",\"sub\":\"b\",\"exp\":1e999}"
+    };
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        expect(env->all, &policy,
+               hmac_token("HS256", env->secret, env->secret_len, headers[i],
+                          payload),
+               NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    }
+
+    for (i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+        expect(env->all, &policy,
+               hmac_token("HS256", env->secret, env->secret_len,
+                          HS256_HEADER, payloads[i]),
+               NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    }
+}
+
+
+/* algorithms */
+
+
+static void
+test_alg_none_and_unknown(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    char                           *input, *token;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  *headers[] = {
+        "{\"alg\":\"none\"}",
+        "{\"alg\":\"None\"}",
+        "{\"alg\":\"NONE\"}",
+        "{\"alg\":\"hs256\"}",
+        "{\"alg\":\"HS256 \"}",
+        "{\"alg\":\"\"}",
+        "{\"alg\":\"ES512\"}",
+        "{\"alg\":\"PS384\"}",
+        "{\"alg\":\"EdDSA\"}"
+    };
+
+    env = *state;
+    policy = default_policy();
+
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        expect(env->all, &policy,
+               hmac_token("HS256", env->secret, env->secret_len, headers[i],
+                          payload_with("")),
+               NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+        /* the unsigned form has no signature at all */
+        input = signing_input(headers[i], payload_with(""));
+        token = malloc(strlen(input) + 2);
+        assert_non_null(token);
+        sprintf(token, "%s.", input);
+        free(input);
+        expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    }
+}
+
+
+static void
+test_alg_confusion(void **state)
+{
+    test_env_t                     *env;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    /* HMAC keyed with the RSA public key, against that RSA key */
+    expect(env->rsa_only, &policy,
+           hmac_token("HS256", env->rsa_pub, env->rsa_pub_len, HS256_HEADER,
+                      payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+    expect(env->rsa_only, &policy,
+           hmac_token("HS256", env->rsa_pub, env->rsa_pub_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"r\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+    /* with an HS256 key configured too, the forgery is a bad signature */
+    expect(env->all, &policy,
+           hmac_token("HS256", env->rsa_pub, env->rsa_pub_len, HS256_HEADER,
+                      payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* an ES256 key named by kid, a token claiming RS256 or HS256 */
+    expect(env->kids, &policy,
+           rsa_token(env, PKCS1, "{\"alg\":\"RS256\",\"kid\":\"e\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"e\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+    /* PS256 means a salt as long as the hash, nothing else */
+    expect(env->all, &policy,
+           rsa_token(env, RSA_PSS_SALTLEN_MAX, "{\"alg\":\"PS256\"}",
+                     payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           rsa_token(env, 20, "{\"alg\":\"PS256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* RS256 signature presented as PS256 and the other way round */
+    expect(env->rsa_only, &policy,
+           rsa_token(env, PSS, "{\"alg\":\"RS256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           rsa_token(env, PKCS1, "{\"alg\":\"PS256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* an HS256 token against a set without HS256 */
+    expect(env->rsa_only, &policy, hs_token(env, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+}
+
+
+static void
+test_no_keys(void **state)
+{
+    test_env_t                     *env;
+    ngx_http_wirehub_jwt_keys_t    *keys;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    env = *state;
+    policy = default_policy();
+
+    keys = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(keys);
+    assert_int_equal(ngx_http_wirehub_jwt_keys_count(keys), 0);
+
+    expect(keys, &policy, hs_token(env, payload_with("")),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+    ngx_http_wirehub_jwt_keys_destroy(keys);
+}
+
+
+/* signatures */
+
+
+static void
+test_bad_signatures(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    char                           *token, *sig, *other, *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  *signed_by_module[][2] = {
+        { "HS256", "hs256.secret" },
+        { "HS384", "hs256.secret" },
+        { "HS512", "hs256.secret" },
+        { "RS256", "rsa2048.pem" },
+        { "RS512", "rsa2048.pem" },
+        { "ES256", "ec256.pem" },
+        { "ES384", "ec384.pem" }
+    };
+
+    env = *state;
+    policy = default_policy();
+    /* a copy: payload_with() reuses its buffer */
+    payload = strdup(payload_with(""));
+    assert_non_null(payload);
+
+    /* the first signature letter changed: a mismatch */
+    for (i = 0; i < sizeof(signed_by_module) / sizeof(signed_by_module[0]);
+         i++)
+    {
+        token = signer_token(signed_by_module[i][0], signed_by_module[i][1],
+                             payload);
+        sig = strrchr(token, '.') + 1;
+        sig[0] = (sig[0] == 'A') ? 'B' : 'A';
+        expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    }
+
+    token = rsa_token(env, PSS, "{\"alg\":\"PS256\"}", payload);
+    sig = strrchr(token, '.') + 1;
+    sig[5] = (sig[5] == 'A') ? 'B' : 'A';
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* signatures cut short: 63 of 64 bytes, 255 of 256 */
+    token = signer_token("ES256", "ec256.pem", payload);
+    token[strlen(token) - 2] = '\0';
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    token = rsa_token(env, PSS, "{\"alg\":\"PS256\"}", payload);
+    token[strlen(token) - 2] = '\0';
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* the claims of one token with the signature of another */
+    token = hs_token(env, payload);
+    other = hs_token(env, payload_with("\"role\":\"admin\""));
+    strcpy(strrchr(other, '.'), strrchr(token, '.'));
+    expect(env->all, &policy, other, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_OK);
+
+    token = signer_token("ES256", "ec256.pem", payload);
+    other = signer_token("ES256", "ec256.pem",
+                         payload_with("\"role\":\"admin\""));
+    strcpy(strrchr(other, '.'), strrchr(token, '.'));
+    expect(env->all, &policy, other, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    free(token);
+
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret_b, env->secret_b_len,
+                      HS256_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* the secret with its newline is another secret */
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret, env->secret_len + 1,
+                      HS256_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    free(payload);
+}
+
+
+static void
+test_kid_selection(void **state)
+{
+    test_env_t                     *env;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"a\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret_b, env->secret_b_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"b\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* the named key and no other, even when another would verify */
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"b\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"c\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"A\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+
+    /* a kid where the key set has none */
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"a\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+
+    /* no kid: two HS256 keys are ambiguous, one ES256 key is not */
+    expect(env->kids, &policy, hs_token(env, payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+    expect(env->kids, &policy, signer_token("ES256", "ec256.pem", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+}
+
+
+/* key configuration */
+
+
+static void
+expect_add_fails_at(int line, ngx_http_wirehub_jwt_keys_t *keys,
+    const char *alg, const char *kid, const unsigned char *key, size_t len,
+    const char *word)
+{
+    char  err[ERR_LEN];
+
+    err[0] = '\0';
+
+    if (ngx_http_wirehub_jwt_keys_add(keys, alg, kid, key, len, err,
+                                      sizeof(err))
+        != -1
+        || strstr(err, word) == NULL || ERR_peek_error() != 0)
+    {
+        fail_msg("line %d: add %s: \"%s\" lacks \"%s\"", line,
+                 alg ? alg : "(null)", err, word);
+    }
+}
+
+#define expect_add_fails(...)  expect_add_fails_at(__LINE__, __VA_ARGS__)
+
+
+static void
+expect_add_file_fails_at(int line, ngx_http_wirehub_jwt_keys_t *keys,
+    const char *alg, const char *kid, const char *file, const char *word)
+{
+    char  err[ERR_LEN];
+
+    err[0] = '\0';
+
+    if (ngx_http_wirehub_jwt_keys_add_file(keys, alg, kid, key_path(file),
+                                           err, sizeof(err))
+        != -1
+        || strstr(err, word) == NULL || ERR_peek_error() != 0)
+    {
+        fail_msg("line %d: add %s %s: \"%s\" lacks \"%s\"", line, alg, file,
+                 err, word);
+    }
+}
+
+#define expect_add_file_fails(...)                                            \
+    expect_add_file_fails_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_keys_add_refusals(void **state)
+{
+    test_env_t                   *env;
+    size_t                        len;
+    unsigned char                *pem;
+    ngx_http_wirehub_jwt_keys_t  *keys;
+
+    env = *state;
+
+    keys = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(keys);
+
+    expect_add_fails(keys, "HS256", NULL, (const unsigned char *) "", 0,
+                     "empty");
+    expect_add_fails(keys, "HS256", NULL, NULL, 0, "empty");
+    expect_add_fails(keys, "none", NULL, (const unsigned char *) "k", 1,
+                     "unsupported");
+    expect_add_fails(keys, "hs256", NULL, (const unsigned char *) "k", 1,
+                     "unsupported");
+    expect_add_fails(keys, "ES512", NULL, (const unsigned char *) "k", 1,
+                     "unsupported");
+    expect_add_fails(keys, NULL, NULL, (const unsigned char *) "k", 1,
+                     "unsupported");
+
+    /* an HMAC algorithm with a PEM key: the confusion, refused up front */
+    expect_add_fails(keys, "HS256", NULL, env->rsa_pub, env->rsa_pub_len,
+                     "PEM");
+    expect_add_file_fails(keys, "HS256", NULL, "rsa2048.pub.pem", "PEM");
+    expect_add_file_fails(keys, "HS512", NULL, "ec256.pub.pem", "PEM");
+    expect_add_file_fails(keys, "HS384", NULL, "rsa2048.pem", "PEM");
+
+    /* asymmetric algorithms need a public key of the right type */
+    expect_add_fails(keys, "RS256", NULL, env->secret, env->secret_len,
+                     "public key");
+    expect_add_file_fails(keys, "RS256", NULL, "hs256.secret", "public key");
+    expect_add_file_fails(keys, "RS256", NULL, "rsa2048.pem", "public key");
+    expect_add_file_fails(keys, "ES256", NULL, "ec256.pem", "public key");
+    expect_add_file_fails(keys, "RS256", NULL, "ec256.pub.pem", "RSA");
+    expect_add_file_fails(keys, "PS256", NULL, "ec384.pub.pem", "RSA");
+    expect_add_file_fails(keys, "ES256", NULL, "rsa2048.pub.pem", "EC");
+    expect_add_file_fails(keys, "ES256", NULL, "ec384.pub.pem", "prime256v1");
+    expect_add_file_fails(keys, "ES384", NULL, "ec256.pub.pem", "secp384r1");
+    expect_add_file_fails(keys, "HS256", NULL, "no-such-file", "cannot open");
+
+    /* a truncated PEM */
+    pem = read_key("ec256.pub.pem", &len);
+    expect_add_fails(keys, "ES256", NULL, pem, len / 2, "public key");
+    free(pem);
+
+    /* kids: 1..256 bytes, unique; a key without kid alone for its alg */
+    expect_add_file_fails(keys, "HS256", "", "hs256.secret", "kid");
+    add_key_file(keys, "HS256", "k1", "hs256.secret");
+    expect_add_file_fails(keys, "HS256", "k1", "hs256-b.secret", "duplicate");
+    expect_add_file_fails(keys, "ES256", "k1", "ec256.pub.pem", "duplicate");
+    expect_add_file_fails(keys, "HS256", NULL, "hs256-b.secret", "kid");
+    add_key_file(keys, "ES256", NULL, "ec256.pub.pem");
+    expect_add_file_fails(keys, "ES256", "k2", "ec256.pub.pem", "kid");
+    add_key_file(keys, "HS256", "k2", "hs256-b.secret");
+
+    assert_int_equal(ngx_http_wirehub_jwt_keys_count(keys), 3);
+
+    ngx_http_wirehub_jwt_keys_destroy(keys);
+    ngx_http_wirehub_jwt_keys_destroy(NULL);
+}
+
+
+static void
+test_keys_add_secret_newline(void **state)
+{
+    test_env_t                     *env;
+    ngx_http_wirehub_jwt_keys_t    *keys;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    char                            err[ERR_LEN];
+
+    env = *state;
+    policy = default_policy();
+
+    /* keys_add takes the bytes as they are, newline included */
+    keys = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(keys);
+    assert_int_equal(ngx_http_wirehub_jwt_keys_add(keys, "HS256", NULL,
+                                                   env->secret,
+                                                   env->secret_len + 1,
+                                                   err, sizeof(err)),
+                     0);
+
+    expect(keys, &policy,
+           hmac_token("HS256", env->secret, env->secret_len + 1,
+                      HS256_HEADER, payload_with("")),
+           NGX_HTTP_WIREHUB_JWT_OK);
+    expect(keys, &policy, hs_token(env, payload_with("")),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    ngx_http_wirehub_jwt_keys_destroy(keys);
+}
+
+
+/* claims */
+
+
+static void
+test_time_claim_types(void **state)
+{
+    size_t                         i;
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    static const char  *claims[] = {
+        "\"nbf\":\"1700000000\"",
+        "\"nbf\":true",
+        "\"nbf\":null",
+        "\"nbf\":[1]",
+        "\"nbf\":{}"
+    };
+
+    for (i = 0; i < sizeof(claims) / sizeof(claims[0]); i++) {
+        expect_claim(*state, claims[i], NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    }
+
+    policy = default_policy();
+
+    expect_payload(*state, &policy,
+                   "{\"workspace\":\"w\",\"sub\":\"c\",\"exp\":\"2000000000\"}",
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy,
+                   "{\"workspace\":\"w\",\"sub\":\"c\",\"exp\":false}",
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy,
+                   "{\"workspace\":\"w\",\"sub\":\"c\",\"exp\":null}",
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy,
+                   "{\"workspace\":\"w\",\"sub\":\"c\",\"iat\":\"now\"}",
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+
+    /* a real number far in the future is a number all the same */
+    expect_payload(*state, &policy,
+                   "{\"workspace\":\"w\",\"sub\":\"c\",\"exp\":1e30}",
+                   NGX_HTTP_WIREHUB_JWT_OK);
+}
+
+
+/* a payload with one time claim at now + delta */
+static void
+expect_time_at(int line, test_env_t *env, long leeway, const char *name,
+    double delta, ngx_http_wirehub_jwt_rc_e expected)
+{
+    char                           payload[256];
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+    policy.leeway = leeway;
+
+    if (delta == (long long) delta) {
+        snprintf(payload, sizeof(payload),
+                 "{\"workspace\":\"w\",\"sub\":\"c\",\"%s\":%lld}", name,
+                 NOW + (long long) delta);
+
+    } else {
+        snprintf(payload, sizeof(payload),
+                 "{\"workspace\":\"w\",\"sub\":\"c\",\"%s\":%.1f}", name,
+                 (double) NOW + delta);
+    }
+
+    expect_payload_at(line, env, &policy, payload, expected);
+}
+
+#define expect_time(...)  expect_time_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_time_boundaries(void **state)
+{
+    test_env_t  *env;
+
+    env = *state;
+
+    /* exp must be after now - leeway */
+    expect_time(env, 30, "exp", -30, NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    expect_time(env, 30, "exp", -29, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 0, "exp", 0, NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    expect_time(env, 0, "exp", 1, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, -5, "exp", 0, NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    expect_time(env, -5, "exp", 1, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* fractions round towards refusal: exp down, nbf and iat up */
+    expect_time(env, 30, "exp", -29.5, NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    expect_time(env, 30, "exp", -28.5, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* nbf may be at most now + leeway */
+    expect_time(env, 30, "nbf", 30, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 30, "nbf", 31, NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+    expect_time(env, 30, "nbf", 29.5, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 30, "nbf", 30.5, NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+    expect_time(env, 0, "nbf", 0, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 0, "nbf", 1, NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+
+    /* iat may not be in the future beyond the leeway */
+    expect_time(env, 30, "iat", 30, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 30, "iat", 31, NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+    expect_time(env, 30, "iat", -86400, NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* extremes must not overflow */
+    expect_time(env, 30, "exp", -NOW - 1e18, NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    expect_time(env, 30, "nbf", 1e18, NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+    expect_time(env, 0x7fffffffffffffffL, "nbf", 0, NGX_HTTP_WIREHUB_JWT_OK);
+    expect_time(env, 0x7fffffffffffffffL, "exp", -NOW,
+                NGX_HTTP_WIREHUB_JWT_OK);
+    expect_claim(env, "\"nbf\":-9223372036854775808",
+                 NGX_HTTP_WIREHUB_JWT_OK);
+    expect_claim(env, "\"nbf\":9223372036854775807",
+                 NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+}
+
+
+static void
+test_require_exp(void **state)
+{
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+    policy.require_exp = 1;
+
+    expect_payload(*state, &policy, "{\"workspace\":\"w\",\"sub\":\"c\"}",
+                   NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_payload(*state, &policy, payload_with(""),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+}
+
+
+static void
+test_issuer(void **state)
+{
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+
+    /* unchecked without a policy, but a wrong type is still refused */
+    expect_payload(*state, &policy, payload_with("\"iss\":\"anyone\""),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+    expect_payload(*state, &policy, payload_with("\"iss\":7"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+
+    policy.issuer = "https://auth.example.com";
+
+    expect_payload(*state, &policy,
+                   payload_with("\"iss\":\"https://auth.example.com\""),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+    expect_payload(*state, &policy, payload_with(""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_ISSUER);
+    expect_payload(*state, &policy,
+                   payload_with("\"iss\":\"https://auth.example.com/\""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_ISSUER);
+    expect_payload(*state, &policy,
+                   payload_with("\"iss\":\"https://auth.example.co\""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_ISSUER);
+    expect_payload(*state, &policy,
+                   payload_with("\"iss\":[\"https://auth.example.com\"]"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy, payload_with("\"iss\":null"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+}
+
+
+static void
+test_audience(void **state)
+{
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+
+    expect_payload(*state, &policy, payload_with("\"aud\":[\"x\",\"y\"]"),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+    expect_payload(*state, &policy, payload_with("\"aud\":{}"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+
+    policy.audience = "wirehub";
+
+    expect_payload(*state, &policy, payload_with("\"aud\":\"wirehub\""),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+    expect_payload(*state, &policy,
+                   payload_with("\"aud\":[\"other\",\"wirehub\"]"),
+                   NGX_HTTP_WIREHUB_JWT_OK);
+    expect_payload(*state, &policy, payload_with(""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_AUDIENCE);
+    expect_payload(*state, &policy, payload_with("\"aud\":\"wirehub2\""),
+                   NGX_HTTP_WIREHUB_JWT_BAD_AUDIENCE);
+    expect_payload(*state, &policy, payload_with("\"aud\":[]"),
+                   NGX_HTTP_WIREHUB_JWT_BAD_AUDIENCE);
+    expect_payload(*state, &policy, payload_with("\"aud\":[\"other\"]"),
+                   NGX_HTTP_WIREHUB_JWT_BAD_AUDIENCE);
+    expect_payload(*state, &policy,
+                   payload_with("\"aud\":[\"wirehub\",1]"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy, payload_with("\"aud\":[[\"wirehub\"]]"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+    expect_payload(*state, &policy, payload_with("\"aud\":1"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED);
+}
+
+
+/* a payload with a workspace and sub of given text */
+static void
+expect_identity_at(int line, test_env_t *env, const char *workspace,
+    const char *sub, ngx_http_wirehub_jwt_rc_e expected)
+{
+    char                           payload[1024];
+    ngx_http_wirehub_jwt_policy_t  policy;
+
+    policy = default_policy();
+    snprintf(payload, sizeof(payload), "{\"workspace\":%s,\"sub\":%s}",
+             workspace, sub);
+
+    expect_payload_at(line, env, &policy, payload, expected);
+}
+
+#define expect_identity(...)  expect_identity_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_workspace_and_client(void **state)
+{
+    test_env_t                     *env;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    char                            name[256];
+
+    env = *state;
+    policy = default_policy();
+
+    expect_identity(env, "\"a\"", "\"b\"", NGX_HTTP_WIREHUB_JWT_OK);
+    expect_identity(env, "\"A-z_0.9\"", "\"a:b@c.d-e_f\"",
+                    NGX_HTTP_WIREHUB_JWT_OK);
+
+    expect_payload(env, &policy, "{\"sub\":\"c\"}",
+                   NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_payload(env, &policy, "{\"workspace\":\"w\"}",
+                   NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+    expect_identity(env, "\"\"", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a/b\"", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a:b\"", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a b\"", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"\\u00e9\"", "\"b\"",
+                    NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "1", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "null", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "[\"a\"]", "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+    expect_identity(env, "\"a\"", "\"\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a\"", "\"b/c\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a\"", "\"b c\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a\"", "\"b\\n\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a\"", "42", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_identity(env, "\"a\"", "true", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+    /* lengths: workspace 64, client 128 */
+    name[0] = '"';
+    memset(name + 1, 'w', 64);
+    strcpy(name + 65, "\"");
+    expect_identity(env, name, "\"b\"", NGX_HTTP_WIREHUB_JWT_OK);
+    strcpy(name + 65, "w\"");
+    expect_identity(env, name, "\"b\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+    memset(name + 1, 'c', 128);
+    strcpy(name + 129, "\"");
+    expect_identity(env, "\"a\"", name, NGX_HTTP_WIREHUB_JWT_OK);
+    strcpy(name + 129, "c\"");
+    expect_identity(env, "\"a\"", name, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+}
+
+
+static void
+test_role(void **state)
+{
+    expect_claim(*state, "\"role\":\"client\"", NGX_HTTP_WIREHUB_JWT_OK);
+    expect_claim(*state, "\"role\":\"service\"", NGX_HTTP_WIREHUB_JWT_OK);
+    expect_claim(*state, "\"role\":\"admin\"", NGX_HTTP_WIREHUB_JWT_OK);
+    expect_claim(*state, "\"role\":\"root\"",
+                 NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_claim(*state, "\"role\":\"Admin\"",
+                 NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_claim(*state, "\"role\":\"\"", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_claim(*state, "\"role\":1", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_claim(*state, "\"role\":null", NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    expect_claim(*state, "\"role\":[\"admin\"]",
+                 NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+}
+
+
+static void
+test_channel_lists(void **state)
+{
+    size_t       i, n;
+    const char  *names[] = { "channels", "publish" };
+    char         claim[512];
+
+    for (i = 0; i < 2; i++) {
+        snprintf(claim, sizeof(claim), "\"%s\":[\"a/+\",\"#\"]", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_OK);
+
+        snprintf(claim, sizeof(claim), "\"%s\":[]", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_OK);
+
+        snprintf(claim, sizeof(claim), "\"%s\":\"a/+\"", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        snprintf(claim, sizeof(claim), "\"%s\":null", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        snprintf(claim, sizeof(claim), "\"%s\":{\"a\":1}", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        snprintf(claim, sizeof(claim), "\"%s\":[\"a\",1]", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        snprintf(claim, sizeof(claim), "\"%s\":[\"a\",[\"b\"]]", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        snprintf(claim, sizeof(claim), "\"%s\":[\"\"]", names[i]);
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+
+        /* 200 bytes is the longest channel name */
+        n = (size_t) snprintf(claim, sizeof(claim), "\"%s\":[\"", names[i]);
+        memset(claim + n, 'x', 200);
+        strcpy(claim + n + 200, "\"]");
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_OK);
+
+        strcpy(claim + n + 200, "x\"]");
+        expect_claim(*state, claim, NGX_HTTP_WIREHUB_JWT_BAD_CLAIMS);
+    }
+}
+
+
+/* verifies and checks that the message names the reason */
+static void
+expect_message_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    char *token, ngx_http_wirehub_jwt_rc_e expected, const char *message)
+{
+    ngx_http_wirehub_jwt_rc_e       rc;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                            err[ERR_LEN];
+
+    policy = default_policy();
+    err[0] = '\0';
+
+    rc = ngx_http_wirehub_jwt_verify(keys, &policy,
+                                     (const unsigned char *) token,
+                                     strlen(token), NOW, &claims, err,
+                                     sizeof(err));
+    free(token);
+
+    if (rc != expected || strcmp(err, message) != 0) {
+        fail_msg("line %d: %s \"%s\", expected %s \"%s\"", line,
+                 ngx_http_wirehub_jwt_rc_code(rc), err,
+                 ngx_http_wirehub_jwt_rc_code(expected), message);
+    }
+}
+
+#define expect_message(...)  expect_message_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_messages(void **state)
+{
+    test_env_t  *env;
+    char        *token;
+
+    env = *state;
+
+    expect_message(env->all,
+                   hmac_token("HS256", env->secret, env->secret_len,
+                              "{\"alg\":\"None\"}", payload_with("")),
+                   NGX_HTTP_WIREHUB_JWT_BAD_ALG, "unsigned token (alg none)");
+    expect_message(env->all,
+                   hmac_token("HS256", env->secret, env->secret_len,
+                              "{\"alg\":\"HS256\",\"kid\":\"x\"}",
+                              payload_with("")),
+                   NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID, "unknown kid");
+    expect_message(env->all,
+                   hs_token(env, "{\"workspace\":\"w\",\"sub\":\"c\","
+                                 "\"exp\":1}"),
+                   NGX_HTTP_WIREHUB_JWT_EXPIRED, "token expired");
+    expect_message(env->all,
+                   hs_token(env, "{\"workspace\":\"w\",\"sub\":\"c\","
+                                 "\"exp\":\"1\"}"),
+                   NGX_HTTP_WIREHUB_JWT_MALFORMED,
+                   "claim \"exp\" is not a number");
+    expect_message(env->all,
+                   hmac_token("HS256", env->secret_b, env->secret_b_len,
+                              HS256_HEADER, payload_with("")),
+                   NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE, "signature mismatch");
+
+    /* cut short, the signature never reaches libjwt */
+    token = signer_token("ES256", "ec256.pem", payload_with(""));
+    token[strlen(token) - 2] = '\0';
+    expect_message(env->all, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+
+    token = rsa_token(env, PKCS1, "{\"alg\":\"RS256\"}", payload_with(""));
+    strcpy(strrchr(token, '.') + 1, "AAAA");
+    expect_message(env->all, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+}
+
+
+static void
+test_rc_codes(void **state)
+{
+    int          i, j;
+    const char  *codes[NGX_HTTP_WIREHUB_JWT_TOO_LARGE + 1];
+
+    (void) state;
+
+    for (i = 0; i <= NGX_HTTP_WIREHUB_JWT_TOO_LARGE; i++) {
+        codes[i] = ngx_http_wirehub_jwt_rc_code(i);
+        assert_non_null(codes[i]);
+        assert_true(codes[i][0] != '\0');
+
+        for (j = 0; j < i; j++) {
+            assert_string_not_equal(codes[i], codes[j]);
+        }
+    }
+
+    assert_string_equal(ngx_http_wirehub_jwt_rc_code(
+                            NGX_HTTP_WIREHUB_JWT_EXPIRED), "token_expired");
+    assert_string_equal(ngx_http_wirehub_jwt_rc_code(
+                            NGX_HTTP_WIREHUB_JWT_MALFORMED), "invalid_token");
+    assert_string_equal(ngx_http_wirehub_jwt_rc_code(
+                            NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID), "unknown_kid");
+}
+
+
+/* signing */
+
+
+static void
+expect_signer_fails_at(int line, const char *alg, const char *file,
+    const char *word)
+{
+    char                            err[ERR_LEN];
+    ngx_http_wirehub_jwt_signer_t  *s;
+
+    err[0] = '\0';
+    s = ngx_http_wirehub_jwt_signer_create_file(alg, key_path(file), err,
+                                                sizeof(err));
+
+    if (s != NULL || strstr(err, word) == NULL || ERR_peek_error() != 0) {
+        ngx_http_wirehub_jwt_signer_destroy(s);
+        fail_msg("line %d: signer %s %s: \"%s\" lacks \"%s\"", line, alg,
+                 file, err, word);
+    }
+}
+
+#define expect_signer_fails(...)  expect_signer_fails_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_signer_refusals(void **state)
+{
+    (void) state;
+
+    expect_signer_fails("PS256", "rsa2048.pem", "unsupported");
+    expect_signer_fails("none", "hs256.secret", "unsupported");
+    expect_signer_fails("HS256", "rsa2048.pem", "PEM");
+    expect_signer_fails("RS256", "rsa2048.pub.pem", "private key");
+    expect_signer_fails("RS256", "ec256.pem", "RSA");
+    expect_signer_fails("ES256", "ec384.pem", "prime256v1");
+    expect_signer_fails("ES384", "ec256.pem", "secp384r1");
+    expect_signer_fails("ES256", "hs256.secret", "private key");
+    expect_signer_fails("ES256", "no-such-file", "cannot open");
+
+    /* an encrypted key is refused, never a passphrase prompt */
+    expect_signer_fails("ES256", "ec256-encrypted.pem", "unencrypted");
+}
+
+
+static void
+test_signer_sign(void **state)
+{
+    test_env_t                     *env;
+    char                           *token, *big;
+    json_t                         *claims, *array;
+    ngx_http_wirehub_jwt_signer_t  *s;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   out;
+    char                            err[ERR_LEN];
+
+    env = *state;
+    policy = default_policy();
+
+    s = ngx_http_wirehub_jwt_signer_create_file("HS256",
+                                                key_path("hs256-b.secret"),
+                                                err, sizeof(err));
+    assert_non_null(s);
+
+    claims = json_pack("{s:s, s:s, s:I, s:[s,s]}", "workspace", "acme",
+                       "sub", "dev-1", "iat", (json_int_t) NOW,
+                       "channels", "a/#", "$commands");
+    assert_non_null(claims);
+
+    /* without a kid, two HS256 keys are ambiguous; with it, fine */
+    token = ngx_http_wirehub_jwt_sign(s, claims, err, sizeof(err));
+    assert_non_null(token);
+    expect(env->kids, &policy, token, NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+
+    assert_int_equal(ngx_http_wirehub_jwt_signer_set_kid(s, "b", err,
+                                                         sizeof(err)),
+                     0);
+    token = ngx_http_wirehub_jwt_sign(s, claims, err, sizeof(err));
+    assert_non_null(token);
+
+    expect_token(env->kids, &policy, token, strlen(token),
+                 NGX_HTTP_WIREHUB_JWT_OK, &out);
+    assert_string_equal(out.client_id, "dev-1");
+    assert_int_equal(out.iat, NOW);
+    assert_int_equal(json_array_size(out.channels), 2);
+    ngx_http_wirehub_jwt_claims_free(&out);
+    free(token);
+
+    assert_int_equal(ngx_http_wirehub_jwt_signer_set_kid(s, "", err,
+                                                         sizeof(err)),
+                     -1);
+
+    array = json_array();
+    assert_null(ngx_http_wirehub_jwt_sign(s, array, err, sizeof(err)));
+    assert_non_null(strstr(err, "object"));
+    json_decref(array);
+
+    big = malloc(8192);
+    assert_non_null(big);
+    memset(big, 'x', 8191);
+    big[8191] = '\0';
+    json_object_set_new(claims, "big", json_string(big));
+    free(big);
+
+    assert_null(ngx_http_wirehub_jwt_sign(s, claims, err, sizeof(err)));
+    assert_non_null(strstr(err, "8192"));
+
+    json_decref(claims);
+    ngx_http_wirehub_jwt_signer_destroy(s);
+    ngx_http_wirehub_jwt_signer_destroy(NULL);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_accept_every_algorithm),
+        cmocka_unit_test(test_accept_fills_claims),
+        cmocka_unit_test(test_claim_names_configurable),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_malformed_segments),
+        cmocka_unit_test(test_malformed_trailing_bits),
+        cmocka_unit_test(test_malformed_json),
+        cmocka_unit_test(test_alg_none_and_unknown),
+        cmocka_unit_test(test_alg_confusion),
+        cmocka_unit_test(test_no_keys),
+        cmocka_unit_test(test_bad_signatures),
+        cmocka_unit_test(test_kid_selection),
+        cmocka_unit_test(test_keys_add_refusals),
+        cmocka_unit_test(test_keys_add_secret_newline),
+        cmocka_unit_test(test_time_claim_types),
+        cmocka_unit_test(test_time_boundaries),
+        cmocka_unit_test(test_require_exp),
+        cmocka_unit_test(test_issuer),
+        cmocka_unit_test(test_audience),
+        cmocka_unit_test(test_workspace_and_client),
+        cmocka_unit_test(test_role),
+        cmocka_unit_test(test_channel_lists),
+        cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_rc_codes),
+        cmocka_unit_test(test_signer_refusals),
+        cmocka_unit_test(test_signer_sign)
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

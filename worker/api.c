@@ -1,0 +1,598 @@
+/*
+ * The HTTP API routes that need state, answered over the link: the
+ * module has already checked the token, the role and the workspace,
+ * and passes the path relative to the API root, percent-decoded.
+ *
+ *   POST /channels/{channel}/messages   {type,data} -> 202 {id,epoch}
+ *   GET  /channels/{channel}/messages   ?since=&limit= (or cursor=)
+ *   GET  /channels                      ?cursor=&limit=
+ *   GET  /stats
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wh_channel.h"
+#include "wh_time.h"
+#include "message.h"
+#include "daemon.h"
+
+
+#define WH_API_LIMIT_DEFAULT  100
+#define WH_API_LIMIT_MAX      1000
+/* a RESPONSE must fit a link frame */
+#define WH_API_BODY_MAX       (WH_LINK_MAX_FRAME - 1024)
+
+
+typedef struct {
+    wh_daemon_t          *d;
+    wh_peer_t            *peer;
+    const wh_link_msg_t  *m;
+} wh_api_t;
+
+
+static void
+wh_api_respond(wh_api_t *a, uint16_t status, const void *body, size_t len)
+{
+    wh_link_msg_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = WH_LINK_RESPONSE;
+    r.req_id = a->m->req_id;
+    r.status = status;
+    r.body.data = body;
+    r.body.len = len;
+    wh_link_send(a->peer, &r);
+}
+
+
+static void
+wh_api_error(wh_api_t *a, uint16_t status, const char *code,
+    const char *message)
+{
+    wh_buf_t  b = { 0 };
+
+    if (wh_json_error(&b, code, message) != 0) {
+        wh_link_drop(a->peer, "out of memory");
+    } else {
+        wh_api_respond(a, status, b.data, b.len);
+    }
+
+    wh_buf_free(&b);
+}
+
+
+static void
+wh_api_json(wh_api_t *a, uint16_t status, json_t *j)
+{
+    char  *text;
+
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        wh_api_error(a, 500, "internal", "cannot build the response");
+        return;
+    }
+
+    wh_api_respond(a, status, text, strlen(text));
+    free(text);
+}
+
+
+static int
+wh_hex(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+
+/* the percent-decoded value of key in a query string; 1 found, 0 not,
+ * -1 if it does not fit or is malformed */
+static int
+wh_query_get(wh_str_t q, const char *key, char *out, size_t size,
+    size_t *len)
+{
+    size_t       klen, n;
+    const char  *p, *end, *amp;
+
+    klen = strlen(key);
+    p = q.data;
+    end = q.data + q.len;
+
+    for ( /* void */ ; p < end; p = amp + 1) {
+        amp = memchr(p, '&', end - p);
+        amp = amp ? amp : end;
+
+        if ((size_t) (amp - p) <= klen || memcmp(p, key, klen) != 0
+            || p[klen] != '=')
+        {
+            continue;
+        }
+
+        for (p += klen + 1, n = 0; p < amp; p++, n++) {
+            if (n + 1 >= size) {
+                return -1;
+            }
+
+            if (*p == '%') {
+                if (amp - p < 3 || wh_hex(p[1]) < 0 || wh_hex(p[2]) < 0) {
+                    return -1;
+                }
+
+                out[n] = (char) (wh_hex(p[1]) * 16 + wh_hex(p[2]));
+                p += 2;
+
+            } else {
+                out[n] = *p == '+' ? ' ' : *p;
+            }
+        }
+
+        out[n] = '\0';
+        *len = n;
+
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* a decimal query parameter; 0 absent, 1 set, -1 invalid */
+static int
+wh_query_u64(wh_str_t q, const char *key, uint64_t *v)
+{
+    int     rc;
+    char    buf[32], *end;
+    size_t  len;
+
+    rc = wh_query_get(q, key, buf, sizeof(buf), &len);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    if (len == 0) {
+        return 0;
+    }
+
+    if (buf[0] < '0' || buf[0] > '9') {
+        return -1;
+    }
+
+    errno = 0;
+    *v = strtoull(buf, &end, 10);
+
+    return errno == 0 && *end == '\0' ? 1 : -1;
+}
+
+
+static int
+wh_api_limit(wh_api_t *a, size_t *limit)
+{
+    int       rc;
+    uint64_t  v;
+
+    rc = wh_query_u64(a->m->query, "limit", &v);
+
+    if (rc < 0 || (rc == 1 && v == 0)) {
+        wh_api_error(a, 400, "bad_request", "limit must be 1 to 1000");
+        return -1;
+    }
+
+    *limit = rc == 0 ? WH_API_LIMIT_DEFAULT
+                     : v > WH_API_LIMIT_MAX ? WH_API_LIMIT_MAX : v;
+
+    return 0;
+}
+
+
+static void
+wh_api_publish(wh_api_t *a, wh_str_t ch)
+{
+    char          *dumped = NULL;
+    json_t        *body, *type, *data;
+    wh_err_t       err;
+    wh_str_t       t, raw;
+    json_error_t   je;
+
+    if (a->m->body.len > WH_MESSAGE_MAX) {
+        wh_api_error(a, 413, "too_large", "message too large");
+        return;
+    }
+
+    body = json_loadb(a->m->body.data, a->m->body.len,
+                      JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+
+    if (body == NULL || !json_is_object(body)) {
+        json_decref(body);
+        wh_api_error(a, 400, "bad_request",
+                     "the body must be a JSON object {type, data}");
+        return;
+    }
+
+    type = json_object_get(body, "type");
+    data = json_object_get(body, "data");
+
+    if ((type != NULL && !json_is_string(type)) || data == NULL) {
+        json_decref(body);
+        wh_api_error(a, 400, "bad_request", "\"data\" is required and "
+                     "\"type\" must be a string");
+        return;
+    }
+
+    t.data = type ? json_string_value(type) : "";
+    t.len = type ? json_string_length(type) : 0;
+
+    /* keep the data's own bytes; re-encode only if the key was escaped */
+    if (!wh_json_member(a->m->body.data, a->m->body.len, "data", &raw)) {
+        dumped = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        raw.data = dumped ? dumped : "";
+        raw.len = dumped ? strlen(dumped) : 0;
+    }
+
+    if (wh_channels_enqueue(&a->d->channels, WH_PUB_API, a->peer,
+                            a->m->req_id, a->m->workspace, ch, t, raw,
+                            &err) != 0)
+    {
+        wh_api_error(a, (uint16_t) err.status, err.status == 400
+                     && !wh_channel_valid(ch.data, ch.len)
+                     ? "bad_channel" : wh_error_code(err.status), err.msg);
+    }
+
+    free(dumped);
+    json_decref(body);
+}
+
+
+typedef struct {
+    wh_buf_t   body;
+    size_t     count;
+    uint64_t   last;
+    int        full;
+} wh_history_ctx_t;
+
+
+static int
+wh_history_item(void *ctx, uint64_t id, int64_t t, const char *json,
+    size_t len)
+{
+    wh_history_ctx_t  *h = ctx;
+
+    (void) t;
+
+    if (h->count && h->body.len + len + 64 > WH_API_BODY_MAX) {
+        return 1;
+    }
+
+    if ((h->count && wh_buf_append(&h->body, ",", 1) != 0)
+        || wh_buf_append(&h->body, json, len) != 0)
+    {
+        h->full = 1;
+        return 1;
+    }
+
+    h->count++;
+    h->last = id;
+
+    return 0;
+}
+
+
+static void
+wh_api_history(wh_api_t *a, wh_str_t ch)
+{
+    int               rc;
+    char              next[32];
+    size_t            limit;
+    uint64_t          since = 0;
+    wh_err_t          err;
+    wh_store_range_t  r;
+    wh_history_ctx_t  h;
+
+    rc = wh_query_u64(a->m->query, "since", &since);
+
+    if (rc == 0) {
+        rc = wh_query_u64(a->m->query, "cursor", &since);
+    }
+
+    if (rc < 0) {
+        wh_api_error(a, 400, "bad_request", "since must be a message id");
+        return;
+    }
+
+    if (wh_api_limit(a, &limit) != 0) {
+        return;
+    }
+
+    wh_channels_commit(&a->d->channels);
+
+    memset(&h, 0, sizeof(h));
+
+    if (wh_buf_append(&h.body, "{\"items\":[", 10) != 0) {
+        wh_link_drop(a->peer, "out of memory");
+        return;
+    }
+
+    if (wh_store_read(a->d->store, a->m->workspace, ch, since, UINT64_MAX,
+                      limit, wh_time_ms(), wh_history_item, &h, &r, &err)
+        != 0 || h.full)
+    {
+        if (h.full) {
+            wh_err(&err, 503, "out of memory");
+        }
+
+        wh_log_error(&a->d->log, "history: %s", err.msg);
+        wh_api_error(a, (uint16_t) err.status, wh_error_code(err.status),
+                     err.msg);
+        wh_buf_free(&h.body);
+        return;
+    }
+
+    if (r.more && h.count) {
+        snprintf(next, sizeof(next), "\"%" PRIu64 "\"", h.last);
+    } else {
+        strcpy(next, "null");
+    }
+
+    if (wh_buf_append(&h.body, "],\"next\":", 9) != 0
+        || wh_buf_append(&h.body, next, strlen(next)) != 0
+        || wh_buf_append(&h.body, "}", 1) != 0)
+    {
+        wh_link_drop(a->peer, "out of memory");
+    } else {
+        wh_api_respond(a, 200, h.body.data, h.body.len);
+    }
+
+    wh_buf_free(&h.body);
+}
+
+
+typedef struct {
+    wh_daemon_t   *d;
+    wh_str_t       ws;
+    json_t        *items;
+    size_t         limit;
+    int            more;
+    char           last[WH_CHANNEL_MAX + 1];
+} wh_list_ctx_t;
+
+
+static int
+wh_list_item(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta)
+{
+    json_t         *item;
+    wh_str_t        ch = { name, len };
+    wh_list_ctx_t  *l = ctx;
+
+    if (json_array_size(l->items) == l->limit) {
+        l->more = 1;
+        return 1;
+    }
+
+    item = json_pack("{s:s%,s:I,s:s,s:I}", "channel", name, len,
+                     "last_id", (json_int_t) meta->last_id,
+                     "epoch", meta->epoch,
+                     "subscribers", (json_int_t)
+                     wh_channels_subscribers(&l->d->channels, l->ws, ch));
+
+    if (item == NULL || json_array_append_new(l->items, item) != 0) {
+        return 1;
+    }
+
+    memcpy(l->last, name, len < WH_CHANNEL_MAX ? len : WH_CHANNEL_MAX);
+    l->last[len < WH_CHANNEL_MAX ? len : WH_CHANNEL_MAX] = '\0';
+
+    return 0;
+}
+
+
+static void
+wh_api_channels(wh_api_t *a)
+{
+    int             rc;
+    char            cursor[WH_CHANNEL_MAX + 1];
+    json_t         *res;
+    wh_err_t        err;
+    wh_str_t        after = { "", 0 };
+    wh_list_ctx_t   l;
+
+    rc = wh_query_get(a->m->query, "cursor", cursor, sizeof(cursor),
+                      &after.len);
+
+    if (rc < 0 || (rc == 1 && after.len
+                   && !wh_channel_valid(cursor, after.len)))
+    {
+        wh_api_error(a, 400, "bad_request", "invalid cursor");
+        return;
+    }
+
+    after.data = cursor;
+
+    memset(&l, 0, sizeof(l));
+
+    if (wh_api_limit(a, &l.limit) != 0) {
+        return;
+    }
+
+    l.d = a->d;
+    l.ws = a->m->workspace;
+    l.items = json_array();
+
+    wh_channels_commit(&a->d->channels);
+
+    if (wh_store_channels(a->d->store, a->m->workspace, after,
+                          wh_list_item, &l, &err) != 0)
+    {
+        json_decref(l.items);
+        wh_log_error(&a->d->log, "channel list: %s", err.msg);
+        wh_api_error(a, (uint16_t) err.status, wh_error_code(err.status),
+                     err.msg);
+        return;
+    }
+
+    res = json_pack("{s:o,s:o}", "items", l.items, "next",
+                    l.more ? json_string(l.last) : json_null());
+    wh_api_json(a, 200, res);
+    json_decref(res);
+}
+
+
+static int
+wh_count_chan(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta)
+{
+    (void) name;
+    (void) len;
+    (void) meta;
+
+    (*(uint64_t *) ctx)++;
+
+    return 0;
+}
+
+
+int
+wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
+{
+    char             ts[WH_TIME_ISO_LEN + 1];
+    uint64_t         stored = 0;
+    wh_err_t         err;
+    wh_str_t         none = { "", 0 };
+    wh_chan_stats_t  cs;
+
+    if (wh_sessions_stats(&d->sessions, ws, obj) != 0) {
+        return -1;
+    }
+
+    wh_channels_stats(&d->channels, ws, &cs);
+
+    if (wh_store_channels(d->store, ws, none, wh_count_chan, &stored, &err)
+        != 0)
+    {
+        wh_log_error(&d->log, "stats: %s", err.msg);
+        return -1;
+    }
+
+    json_object_set_new(obj, "channels", json_integer((json_int_t) stored));
+    json_object_set_new(obj, "subscribed_channels",
+                        json_integer(cs.channels));
+    json_object_set_new(obj, "subscriptions",
+                        json_integer((json_int_t) cs.subscriptions));
+
+    if (!full) {
+        return 0;
+    }
+
+    wh_time_iso(ts, d->start_ms);
+    json_object_set_new(obj, "workspace",
+                        json_stringn(ws.data, ws.len));
+    json_object_set_new(obj, "links", json_integer(d->link.npeers));
+    json_object_set_new(obj, "daemon",
+                        json_pack("{s:s,s:s,s:I}", "instance", d->instance,
+                                  "started", ts, "uptime_s",
+                                  (json_int_t) ((wh_time_ms() - d->start_ms)
+                                                / 1000)));
+
+    return 0;
+}
+
+
+static void
+wh_api_get_stats(wh_api_t *a)
+{
+    json_t  *obj;
+
+    wh_channels_commit(&a->d->channels);
+
+    obj = json_object();
+
+    if (obj == NULL || wh_api_stats(a->d, a->m->workspace, obj, 1) != 0) {
+        json_decref(obj);
+        wh_api_error(a, 503, "unavailable", "stats are unavailable");
+        return;
+    }
+
+    wh_api_json(a, 200, obj);
+    json_decref(obj);
+}
+
+
+static int
+wh_method(const wh_link_msg_t *m, const char *method)
+{
+    return m->name.len == strlen(method)
+           && memcmp(m->name.data, method, m->name.len) == 0;
+}
+
+
+static int
+wh_path_is(wh_str_t path, const char *s)
+{
+    return path.len == strlen(s) && memcmp(path.data, s, path.len) == 0;
+}
+
+
+void
+wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
+{
+    wh_api_t    a = { d, peer, m };
+    wh_str_t    path = m->path, ch;
+    static const char  prefix[] = "/channels/", suffix[] = "/messages";
+
+    if (m->flag != WH_LINK_ROLE_SERVICE && m->flag != WH_LINK_ROLE_ADMIN) {
+        wh_api_error(&a, 403, "forbidden", "the API needs a service or "
+                     "admin token");
+        return;
+    }
+
+    if (!wh_workspace_valid(m->workspace.data, m->workspace.len)) {
+        wh_api_error(&a, 400, "bad_request", "invalid workspace");
+        return;
+    }
+
+    if (wh_path_is(path, "/channels") && wh_method(m, "GET")) {
+        wh_api_channels(&a);
+        return;
+    }
+
+    if (wh_path_is(path, "/stats") && wh_method(m, "GET")) {
+        wh_api_get_stats(&a);
+        return;
+    }
+
+    if (path.len > sizeof(prefix) - 1 + sizeof(suffix) - 1
+        && memcmp(path.data, prefix, sizeof(prefix) - 1) == 0
+        && memcmp(path.data + path.len - (sizeof(suffix) - 1), suffix,
+                  sizeof(suffix) - 1) == 0)
+    {
+        ch.data = path.data + sizeof(prefix) - 1;
+        ch.len = path.len - (sizeof(prefix) - 1) - (sizeof(suffix) - 1);
+
+        if (!wh_channel_valid(ch.data, ch.len)) {
+            wh_api_error(&a, 400, "bad_channel", "invalid channel name");
+            return;
+        }
+
+        if (wh_method(m, "POST")) {
+            wh_api_publish(&a, ch);
+            return;
+        }
+
+        if (wh_method(m, "GET")) {
+            wh_api_history(&a, ch);
+            return;
+        }
+    }
+
+    wh_api_error(&a, 404, "not_found", "no such resource");
+}

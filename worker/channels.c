@@ -1,0 +1,832 @@
+/*
+ * Channels, fan-out and the group-committed publish pipeline.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wh_channel.h"
+#include "wh_time.h"
+#include "message.h"
+#include "channels.h"
+
+
+#define WH_CHAN_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX)
+
+struct wh_pub_s {
+    wh_pub_t        *next;
+    wh_pub_origin_e  origin;
+    wh_peer_t       *peer;
+    uint32_t         req_id;
+    int64_t          time_ms;
+    wh_str_t         ws, ch, type, data;    /* point into mem */
+    uint64_t         id;
+    char             epoch[WH_EPOCH_LEN + 1];
+    wh_buf_t         text;                  /* the message JSON */
+    char             mem[];
+};
+
+
+void
+wh_channels_init(wh_channels_t *c, wh_store_t *store, wh_log_t *log)
+{
+    memset(c, 0, sizeof(wh_channels_t));
+    c->store = store;
+    c->log = log;
+    c->tail = &c->head;
+}
+
+
+static void
+wh_pub_free(wh_pub_t *p)
+{
+    wh_buf_free(&p->text);
+    free(p);
+}
+
+
+void
+wh_channels_free(wh_channels_t *c)
+{
+    wh_pub_t        *p, *next;
+    wh_chan_t       *chan;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    for (p = c->head; p != NULL; p = next) {
+        next = p->next;
+        wh_pub_free(p);
+    }
+
+    while ((e = wh_map_next(&c->chans, &it)) != NULL) {
+        chan = e->value;
+        free(chan->subs);
+        free(chan);
+    }
+
+    wh_map_free(&c->chans);
+    wh_buf_free(&c->frame);
+}
+
+
+const char *
+wh_error_code(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 413:
+        return "too_large";
+    case 507:
+        return "insufficient_storage";
+    case 503:
+        return "unavailable";
+    default:
+        return "internal";
+    }
+}
+
+
+static size_t
+wh_chan_key(unsigned char *buf, wh_str_t ws, wh_str_t ch)
+{
+    memcpy(buf, ws.data, ws.len);
+    buf[ws.len] = '\0';
+    memcpy(buf + ws.len + 1, ch.data, ch.len);
+
+    return ws.len + 1 + ch.len;
+}
+
+
+static wh_chan_t *
+wh_chan_find(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
+{
+    unsigned char  key[WH_CHAN_KEY_MAX];
+
+    return wh_map_get(&c->chans, key, wh_chan_key(key, ws, ch));
+}
+
+
+static wh_chan_t *
+wh_chan_get(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
+{
+    size_t           klen;
+    wh_chan_t       *chan;
+    wh_map_entry_t  *e;
+    unsigned char    key[WH_CHAN_KEY_MAX];
+
+    klen = wh_chan_key(key, ws, ch);
+    chan = wh_map_get(&c->chans, key, klen);
+
+    if (chan != NULL) {
+        return chan;
+    }
+
+    chan = calloc(1, sizeof(wh_chan_t));
+
+    if (chan == NULL) {
+        return NULL;
+    }
+
+    e = wh_map_put(&c->chans, key, klen, chan);
+
+    if (e == NULL) {
+        free(chan);
+        return NULL;
+    }
+
+    chan->ws.data = (const char *) e->key;
+    chan->ws.len = ws.len;
+    chan->name.data = (const char *) e->key + ws.len + 1;
+    chan->name.len = ch.len;
+
+    return chan;
+}
+
+
+static void
+wh_chan_drop_if_unused(wh_channels_t *c, wh_chan_t *chan)
+{
+    unsigned char  key[WH_CHAN_KEY_MAX];
+    size_t         klen;
+
+    if (chan->nsubs != 0) {
+        return;
+    }
+
+    klen = wh_chan_key(key, chan->ws, chan->name);
+    wh_map_del(&c->chans, key, klen);
+    free(chan->subs);
+    free(chan);
+}
+
+
+/* sets the peer's local count (0 removes it); -1 on ENOMEM */
+static int
+wh_chan_set(wh_channels_t *c, wh_peer_t *peer, wh_str_t ws, wh_str_t ch,
+    uint32_t count)
+{
+    unsigned    i;
+    wh_sub_t   *subs;
+    wh_chan_t  *chan;
+
+    chan = count ? wh_chan_get(c, ws, ch) : wh_chan_find(c, ws, ch);
+
+    if (chan == NULL) {
+        return count ? -1 : 0;
+    }
+
+    for (i = 0; i < chan->nsubs; i++) {
+        if (chan->subs[i].peer == peer) {
+            break;
+        }
+    }
+
+    if (i < chan->nsubs) {
+        chan->total -= chan->subs[i].count;
+
+        if (count == 0) {
+            chan->subs[i] = chan->subs[--chan->nsubs];
+            wh_chan_drop_if_unused(c, chan);
+            return 0;
+        }
+
+        chan->subs[i].count = count;
+        chan->total += count;
+        return 0;
+    }
+
+    if (count == 0) {
+        return 0;
+    }
+
+    if (chan->nsubs == chan->cap) {
+        subs = realloc(chan->subs, (chan->cap + 4) * sizeof(wh_sub_t));
+
+        if (subs == NULL) {
+            wh_chan_drop_if_unused(c, chan);
+            return -1;
+        }
+
+        chan->subs = subs;
+        chan->cap += 4;
+    }
+
+    chan->subs[chan->nsubs].peer = peer;
+    chan->subs[chan->nsubs].count = count;
+    chan->nsubs++;
+    chan->total += count;
+
+    return 0;
+}
+
+
+void
+wh_channels_peer_gone(wh_channels_t *c, wh_peer_t *peer)
+{
+    wh_chan_t       *chan;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&c->chans, &it)) != NULL) {
+        chan = e->value;
+        (void) wh_chan_set(c, peer, chan->ws, chan->name, 0);
+    }
+}
+
+
+uint64_t
+wh_channels_subscribers(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
+{
+    wh_chan_t  *chan;
+
+    chan = wh_chan_find(c, ws, ch);
+
+    return chan ? chan->total : 0;
+}
+
+
+void
+wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s)
+{
+    wh_chan_t       *chan;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    memset(s, 0, sizeof(wh_chan_stats_t));
+
+    while ((e = wh_map_next(&c->chans, &it)) != NULL) {
+        chan = e->value;
+
+        if (chan->ws.len == ws.len
+            && memcmp(chan->ws.data, ws.data, ws.len) == 0)
+        {
+            s->channels++;
+            s->subscriptions += chan->total;
+        }
+    }
+}
+
+
+static int
+wh_names_valid(const wh_link_msg_t *m)
+{
+    return wh_workspace_valid(m->workspace.data, m->workspace.len)
+           && wh_channel_valid(m->channel.data, m->channel.len);
+}
+
+
+int
+wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
+    wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
+    wh_str_t type, wh_str_t data, wh_err_t *err)
+{
+    char      *p;
+    wh_pub_t  *pub;
+
+    if (!wh_workspace_valid(ws.data, ws.len)) {
+        return wh_err(err, 400, "invalid workspace");
+    }
+
+    if (!wh_channel_valid(ch.data, ch.len)) {
+        return wh_err(err, 400, "invalid channel name");
+    }
+
+    if (origin != WH_PUB_DAEMON && wh_channel_is_system(ch.data, ch.len)) {
+        return wh_err(err, 403, "system channels are written by wirehubd "
+                      "only");
+    }
+
+    if (type.len && !wh_message_type_valid(type.data, type.len)) {
+        return wh_err(err, 400, "invalid message type");
+    }
+
+    data = wh_json_trim(data.data, data.len);
+
+    if (data.len == 0) {
+        data.data = "null";
+        data.len = 4;
+    }
+
+    if (data.len + type.len * 6 + ch.len + 128 > WH_MESSAGE_MAX) {
+        return wh_err(err, 413, "message too large");
+    }
+
+    if (!wh_json_valid(data.data, data.len)) {
+        return wh_err(err, 400, "data is not valid JSON");
+    }
+
+    pub = calloc(1, sizeof(wh_pub_t) + ws.len + ch.len + type.len
+                    + data.len);
+
+    if (pub == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    pub->origin = origin;
+    pub->peer = peer;
+    pub->req_id = req_id;
+    pub->time_ms = wh_time_ms();
+
+    p = pub->mem;
+    pub->ws.data = memcpy(p, ws.data, ws.len);
+    pub->ws.len = ws.len;
+    p += ws.len;
+    pub->ch.data = memcpy(p, ch.data, ch.len);
+    pub->ch.len = ch.len;
+    p += ch.len;
+    pub->type.data = type.len ? memcpy(p, type.data, type.len) : "";
+    pub->type.len = type.len;
+    p += type.len;
+    pub->data.data = memcpy(p, data.data, data.len);
+    pub->data.len = data.len;
+
+    *c->tail = pub;
+    c->tail = &pub->next;
+    c->pending++;
+
+    return 0;
+}
+
+
+int
+wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    wh_err_t       err;
+    wh_link_msg_t  r;
+
+    if (wh_channels_enqueue(c, WH_PUB_LINK, peer, m->req_id, m->workspace,
+                            m->channel, m->name, m->body, &err) == 0)
+    {
+        return 0;
+    }
+
+    memset(&r, 0, sizeof(r));
+    r.type = WH_LINK_PUBLISHED;
+    r.req_id = m->req_id;
+    r.status = (uint16_t) err.status;
+    r.epoch.data = "";
+    r.reason.data = err.msg;
+    r.reason.len = strlen(err.msg);
+    wh_link_send(peer, &r);
+
+    return 0;
+}
+
+
+static int
+wh_batch_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    wh_pub_t        *p;
+    wh_chan_meta_t   meta;
+    wh_channels_t   *c = ctx;
+
+    for (p = c->head; p != NULL; p = p->next) {
+        if (wh_store_channel(st, txn, p->ws, p->ch, p->time_ms, 1, &meta,
+                             err) < 0)
+        {
+            return -1;
+        }
+
+        p->text.len = 0;
+
+        if (wh_message_build(&p->text, p->type, p->ch, meta.last_id + 1,
+                             meta.epoch, p->data, p->time_ms) != 0)
+        {
+            return wh_err(err, 503, "out of memory");
+        }
+
+        if (wh_store_append(st, txn, p->ws, p->ch, &meta, p->time_ms,
+                            p->text.data, p->text.len, err) != 0)
+        {
+            return -1;
+        }
+
+        p->id = meta.last_id;
+        memcpy(p->epoch, meta.epoch, sizeof(p->epoch));
+    }
+
+    return 0;
+}
+
+
+static void
+wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
+{
+    int            n;
+    char           ok[128];
+    wh_buf_t       body = { 0 };
+    wh_link_msg_t  r;
+
+    if (p->origin == WH_PUB_DAEMON || p->peer->closing) {
+        return;
+    }
+
+    memset(&r, 0, sizeof(r));
+    r.req_id = p->req_id;
+
+    if (p->origin == WH_PUB_LINK) {
+        r.type = WH_LINK_PUBLISHED;
+        r.status = err ? (uint16_t) err->status : 0;
+        r.id = err ? 0 : p->id;
+        r.epoch.data = err ? "" : p->epoch;
+        r.epoch.len = strlen(r.epoch.data);
+        r.reason.data = err ? err->msg : "";
+        r.reason.len = strlen(r.reason.data);
+        wh_link_send(p->peer, &r);
+        return;
+    }
+
+    r.type = WH_LINK_RESPONSE;
+
+    if (err == NULL) {
+        n = snprintf(ok, sizeof(ok), "{\"id\":%" PRIu64 ",\"epoch\":\"%s\"}",
+                     p->id, p->epoch);
+        r.status = 202;
+        r.body.data = ok;
+        r.body.len = n;
+        wh_link_send(p->peer, &r);
+        return;
+    }
+
+    r.status = (uint16_t) err->status;
+
+    if (wh_json_error(&body, wh_error_code(err->status), err->msg) == 0) {
+        r.body.data = (const char *) body.data;
+        r.body.len = body.len;
+        wh_link_send(p->peer, &r);
+    }
+
+    wh_buf_free(&body);
+}
+
+
+static void
+wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
+{
+    unsigned        i;
+    wh_chan_t      *chan;
+    wh_link_msg_t   m;
+
+    chan = wh_chan_find(c, p->ws, p->ch);
+
+    if (chan == NULL || chan->nsubs == 0) {
+        return;
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_MESSAGE;
+    m.workspace = p->ws;
+    m.channel = p->ch;
+    m.id = p->id;
+    m.epoch.data = p->epoch;
+    m.epoch.len = WH_EPOCH_LEN;
+    m.body.data = (const char *) p->text.data;
+    m.body.len = p->text.len;
+
+    c->frame.len = 0;
+
+    if (wh_link_encode(&c->frame, &m) != 0) {
+        wh_log_error(c->log, "fan-out: cannot encode message %" PRIu64
+                     " of \"%.*s\"", p->id, (int) p->ch.len, p->ch.data);
+        return;
+    }
+
+    for (i = 0; i < chan->nsubs; i++) {
+        wh_link_send_raw(chan->subs[i].peer, c->frame.data, c->frame.len);
+        c->delivered++;
+    }
+}
+
+
+void
+wh_channels_commit(wh_channels_t *c)
+{
+    int        rc;
+    size_t     n;
+    wh_err_t   err;
+    wh_pub_t  *p, *next;
+
+    if (c->head == NULL) {
+        return;
+    }
+
+    rc = wh_store_write(c->store, wh_batch_txn, c, &err);
+    n = c->pending;
+
+    if (rc != 0) {
+        wh_log_error(c->log, "publish of %zu messages failed: %s", n,
+                     err.msg);
+    } else {
+        c->commits++;
+        c->published += n;
+    }
+
+    for (p = c->head; p != NULL; p = next) {
+        next = p->next;
+
+        wh_pub_reply(p, rc == 0 ? NULL : &err);
+
+        if (rc == 0) {
+            wh_pub_fanout(c, p);
+        }
+
+        wh_pub_free(p);
+    }
+
+    c->head = NULL;
+    c->tail = &c->head;
+    c->pending = 0;
+}
+
+
+typedef struct {
+    wh_peer_t       *peer;
+    wh_str_t         ws, ch, epoch;
+    uint32_t         req_id;
+    uint64_t         first;
+} wh_replay_ctx_t;
+
+
+static int
+wh_first_item(void *ctx, uint64_t id, int64_t t, const char *json,
+    size_t len)
+{
+    wh_replay_ctx_t  *r = ctx;
+
+    (void) t;
+    (void) json;
+    (void) len;
+
+    r->first = id;
+
+    return 1;
+}
+
+
+static int
+wh_send_message(void *ctx, uint64_t id, int64_t t, const char *json,
+    size_t len)
+{
+    wh_link_msg_t     m;
+    wh_replay_ctx_t  *r = ctx;
+
+    (void) t;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_MESSAGE;
+    m.workspace = r->ws;
+    m.channel = r->ch;
+    m.id = id;
+    m.epoch = r->epoch;
+    m.body.data = json;
+    m.body.len = len;
+    wh_link_send(r->peer, &m);
+
+    return r->peer->closing;
+}
+
+
+static int
+wh_send_item(void *ctx, uint64_t id, int64_t t, const char *json,
+    size_t len)
+{
+    wh_link_msg_t     m;
+    wh_replay_ctx_t  *r = ctx;
+
+    (void) t;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_REPLAY_ITEM;
+    m.req_id = r->req_id;
+    m.id = id;
+    m.body.data = json;
+    m.body.len = len;
+    wh_link_send(r->peer, &m);
+
+    return r->peer->closing;
+}
+
+
+/* 1 if history holds every id from after + 1 to up_to: -1 on error */
+static int
+wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
+    uint64_t up_to, int64_t now, wh_err_t *err)
+{
+    wh_store_range_t  range;
+
+    if (after >= up_to) {
+        return 1;
+    }
+
+    r->first = 0;
+
+    if (wh_store_read(c->store, r->ws, r->ch, after, up_to, 1, now,
+                      wh_first_item, r, &range, err) != 0)
+    {
+        return -1;
+    }
+
+    return r->first == after + 1;
+}
+
+
+static void
+wh_send_subscribed(wh_peer_t *peer, const wh_link_msg_t *req,
+    uint64_t last_id, const char *epoch, int recovered)
+{
+    wh_link_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_SUBSCRIBED;
+    m.workspace = req->workspace;
+    m.channel = req->channel;
+    m.id = last_id;
+    m.epoch.data = epoch;
+    m.epoch.len = strlen(epoch);
+    m.flag = (uint8_t) recovered;
+    wh_link_send(peer, &m);
+}
+
+
+int
+wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    int               rc;
+    int64_t           now;
+    wh_err_t          err;
+    wh_chan_meta_t    meta;
+    wh_replay_ctx_t   r;
+    wh_store_range_t  range;
+
+    if (!wh_names_valid(m)) {
+        return -1;
+    }
+
+    /* ids and history must reflect every publish read before this */
+    wh_channels_commit(c);
+
+    if (wh_chan_set(c, peer, m->workspace, m->channel,
+                    m->count ? m->count : 1) != 0)
+    {
+        wh_link_drop(peer, "out of memory");
+        return 0;
+    }
+
+    now = wh_time_ms();
+
+    if (wh_store_ensure(c->store, m->workspace, m->channel, now, &meta,
+                        &err) != 0)
+    {
+        wh_log_error(c->log, "subscribe: %s", err.msg);
+        wh_send_subscribed(peer, m, 0, "", 0);
+        return 0;
+    }
+
+    if (!m->flag) {
+        wh_send_subscribed(peer, m, meta.last_id, meta.epoch, 1);
+        return 0;
+    }
+
+    memset(&r, 0, sizeof(r));
+    r.peer = peer;
+    r.ws = m->workspace;
+    r.ch = m->channel;
+    r.epoch.data = meta.epoch;
+    r.epoch.len = WH_EPOCH_LEN;
+
+    rc = 0;
+
+    if (m->epoch.len == WH_EPOCH_LEN
+        && memcmp(m->epoch.data, meta.epoch, WH_EPOCH_LEN) == 0
+        && m->id <= meta.last_id)
+    {
+        rc = wh_reaches(c, &r, m->id, meta.last_id, now, &err);
+    }
+
+    if (rc < 0) {
+        wh_log_error(c->log, "subscribe: %s", err.msg);
+        rc = 0;
+    }
+
+    wh_send_subscribed(peer, m, meta.last_id, meta.epoch, rc);
+
+    if (rc == 1 && m->id < meta.last_id
+        && wh_store_read(c->store, m->workspace, m->channel, m->id,
+                         meta.last_id, SIZE_MAX, now, wh_send_message, &r,
+                         &range, &err) != 0)
+    {
+        /* the peer would miss messages: make it resubscribe */
+        wh_log_error(c->log, "subscribe replay: %s", err.msg);
+        wh_link_drop(peer, "storage error during replay");
+    }
+
+    return 0;
+}
+
+
+int
+wh_channels_count(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    if (!wh_names_valid(m)) {
+        return -1;
+    }
+
+    if (wh_chan_set(c, peer, m->workspace, m->channel, m->count) != 0) {
+        wh_link_drop(peer, "out of memory");
+    }
+
+    return 0;
+}
+
+
+static void
+wh_send_replay_end(wh_peer_t *peer, uint32_t req_id, int recovered,
+    uint64_t last_id, const char *epoch)
+{
+    wh_link_msg_t  m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_REPLAY_END;
+    m.req_id = req_id;
+    m.flag = (uint8_t) recovered;
+    m.id = last_id;
+    m.epoch.data = epoch;
+    m.epoch.len = strlen(epoch);
+    wh_link_send(peer, &m);
+}
+
+
+int
+wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    int               rc;
+    int64_t           now;
+    uint64_t          after, up_to;
+    wh_err_t          err;
+    wh_chan_meta_t    meta;
+    wh_replay_ctx_t   r;
+    wh_store_range_t  range;
+
+    if (!wh_names_valid(m)) {
+        return -1;
+    }
+
+    wh_channels_commit(c);
+
+    rc = wh_store_meta(c->store, m->workspace, m->channel, &meta, &err);
+
+    if (rc <= 0) {
+        if (rc < 0) {
+            wh_log_error(c->log, "replay: %s", err.msg);
+        }
+
+        wh_send_replay_end(peer, m->req_id, rc == 0 && m->id == 0, 0, "");
+        return 0;
+    }
+
+    after = m->id;
+    up_to = m->id2 < meta.last_id ? m->id2 : meta.last_id;
+
+    if (m->epoch.len != WH_EPOCH_LEN
+        || memcmp(m->epoch.data, meta.epoch, WH_EPOCH_LEN) != 0
+        || after > meta.last_id)
+    {
+        wh_send_replay_end(peer, m->req_id, 0, meta.last_id, meta.epoch);
+        return 0;
+    }
+
+    memset(&r, 0, sizeof(r));
+    r.peer = peer;
+    r.req_id = m->req_id;
+    r.ws = m->workspace;
+    r.ch = m->channel;
+
+    now = wh_time_ms();
+    rc = wh_reaches(c, &r, after, up_to, now, &err);
+
+    if (rc == 1 && after < up_to) {
+        rc = wh_store_read(c->store, m->workspace, m->channel, after, up_to,
+                           SIZE_MAX, now, wh_send_item, &r, &range, &err);
+        rc = rc == 0 ? 1 : -1;
+    }
+
+    if (rc < 0) {
+        wh_log_error(c->log, "replay: %s", err.msg);
+        rc = 0;
+    }
+
+    wh_send_replay_end(peer, m->req_id, rc, meta.last_id, meta.epoch);
+
+    return 0;
+}

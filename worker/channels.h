@@ -1,0 +1,101 @@
+/*
+ * Channels: which link peers subscribe to what, the publish pipeline
+ * (validate, group-commit, then reply and fan out), subscribe with
+ * resume, and replay of history ranges.
+ *
+ * Publishes are queued while a loop turn reads frames and committed in
+ * ONE write txn by wh_channels_commit() at the end of the turn (or
+ * before any read of the store, so that every reply reflects every
+ * frame handled before it).  Replies and fan-out happen only after the
+ * commit: acknowledged means stored.
+ */
+
+#ifndef WH_CHANNELS_H
+#define WH_CHANNELS_H
+
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "link.h"
+#include "log.h"
+#include "map.h"
+#include "store.h"
+
+
+/* the largest message text: its MESSAGE frame must fit a link frame */
+#define WH_MESSAGE_MAX  (WH_LINK_MAX_FRAME - 1024)
+
+typedef enum {
+    WH_PUB_LINK = 0,        /* PUBLISH: answered with PUBLISHED */
+    WH_PUB_API,             /* REQUEST: answered with RESPONSE 202 */
+    WH_PUB_DAEMON           /* $presence, $stats: no answer */
+} wh_pub_origin_e;
+
+typedef struct {
+    wh_peer_t   *peer;
+    uint32_t     count;
+} wh_sub_t;
+
+typedef struct {
+    wh_str_t     ws;            /* point into the map entry's key */
+    wh_str_t     name;
+    wh_sub_t    *subs;
+    unsigned     nsubs;
+    unsigned     cap;
+    uint64_t     total;         /* sum of the peers' counts */
+} wh_chan_t;
+
+typedef struct wh_pub_s  wh_pub_t;
+
+typedef struct {
+    wh_store_t  *store;
+    wh_log_t    *log;
+    wh_map_t     chans;         /* ws "\0" channel -> wh_chan_t */
+    wh_pub_t    *head;          /* the queued publishes */
+    wh_pub_t   **tail;
+    size_t       pending;
+    wh_buf_t     frame;         /* a fan-out frame, encoded once */
+    uint64_t     published;     /* counters for stats */
+    uint64_t     delivered;
+    uint64_t     commits;
+} wh_channels_t;
+
+typedef struct {
+    unsigned     channels;      /* with at least one subscriber */
+    uint64_t     subscriptions; /* sum of local subscriber counts */
+} wh_chan_stats_t;
+
+
+void wh_channels_init(wh_channels_t *c, wh_store_t *store, wh_log_t *log);
+void wh_channels_free(wh_channels_t *c);
+
+/* link frames; -1 means a protocol error (the peer is dropped) */
+int wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+int wh_channels_count(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+int wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+int wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+
+/* queues a publish; -1 with err (400, 403, 413) if it is refused */
+int wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
+    wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
+    wh_str_t type, wh_str_t data, wh_err_t *err);
+
+/* commits the queued publishes, then answers and fans them out */
+void wh_channels_commit(wh_channels_t *c);
+
+/* forgets the subscriptions of a peer that went away */
+void wh_channels_peer_gone(wh_channels_t *c, wh_peer_t *peer);
+
+/* subscribers of a channel over all peers (0 if none) */
+uint64_t wh_channels_subscribers(wh_channels_t *c, wh_str_t ws,
+    wh_str_t ch);
+void wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s);
+
+/* the status code name of an error status ("bad_request", ...) */
+const char *wh_error_code(int status);
+
+#endif /* WH_CHANNELS_H */

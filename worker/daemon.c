@@ -1,0 +1,440 @@
+/*
+ * The daemon: frame dispatch, the end-of-turn pipeline (detach dropped
+ * peers, commit the turn's publishes, flush output, free), periodic
+ * jobs and signals.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "wh_time.h"
+#include "daemon.h"
+
+
+#define WH_SYNC_INTERVAL_MS     1000
+#define WH_READERS_INTERVAL_MS  60000
+#define WH_DRAIN_TIMEOUT_MS     2000
+
+
+static void
+wh_daemon_hello(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
+{
+    size_t         n;
+    wh_link_msg_t  r;
+
+    n = m->name.len < sizeof(peer->name) - 1 ? m->name.len
+                                             : sizeof(peer->name) - 1;
+    memcpy(peer->name, m->name.data, n);
+    peer->name[n] = '\0';
+    peer->hello = 1;
+    peer->hello_ms = wh_loop_now();
+
+    wh_log_info(&d->log, "link: peer #%u is \"%s\" (pid %u, protocol %u)",
+                peer->serial, peer->name, m->count, m->status);
+
+    memset(&r, 0, sizeof(r));
+    r.type = WH_LINK_WELCOME;
+    r.status = WH_LINK_VERSION;
+    r.name.data = d->instance;
+    r.name.len = WH_INSTANCE_LEN;
+    r.id2 = (uint64_t) d->start_ms;
+    wh_link_send(peer, &r);
+}
+
+
+static int
+wh_daemon_frame(wh_peer_t *peer, const wh_link_msg_t *m, void *ctx)
+{
+    wh_link_msg_t   r;
+    wh_daemon_t    *d = ctx;
+
+    if (!peer->hello) {
+        if (m->type != WH_LINK_HELLO || m->status != WH_LINK_VERSION) {
+            wh_log_warn(&d->log, "link: peer #%u sent %s (version %u) "
+                        "before HELLO v%d", peer->serial,
+                        wh_link_type_name(m->type), m->status,
+                        WH_LINK_VERSION);
+            return -1;
+        }
+
+        wh_daemon_hello(d, peer, m);
+        return 0;
+    }
+
+    switch (m->type) {
+
+    case WH_LINK_SUBSCRIBE:
+        return wh_channels_subscribe(&d->channels, peer, m);
+
+    case WH_LINK_COUNT:
+        return wh_channels_count(&d->channels, peer, m);
+
+    case WH_LINK_PUBLISH:
+        return wh_channels_publish(&d->channels, peer, m);
+
+    case WH_LINK_REPLAY:
+        return wh_channels_replay(&d->channels, peer, m);
+
+    case WH_LINK_REQUEST:
+        wh_api_request(d, peer, m);
+        return 0;
+
+    case WH_LINK_SESSION_OPEN:
+        return wh_sessions_open(&d->sessions, peer, m);
+
+    case WH_LINK_SESSION_UPDATE:
+        return wh_sessions_update(&d->sessions, peer, m);
+
+    case WH_LINK_SESSION_CLOSE:
+        return wh_sessions_close(&d->sessions, peer, m);
+
+    case WH_LINK_PING:
+        memset(&r, 0, sizeof(r));
+        r.type = WH_LINK_PONG;
+        r.req_id = m->req_id;
+        wh_link_send(peer, &r);
+        return 0;
+
+    default:
+        wh_log_warn(&d->log, "link: peer #%u sent unexpected %s",
+                    peer->serial, wh_link_type_name(m->type));
+        return -1;
+    }
+}
+
+
+static void
+wh_daemon_peer_closed(wh_peer_t *peer, void *ctx)
+{
+    wh_daemon_t  *d = ctx;
+
+    wh_channels_peer_gone(&d->channels, peer);
+    wh_sessions_peer_gone(&d->sessions, peer);
+}
+
+
+/* the end of every loop turn: nothing read in the turn is answered
+ * before it is committed */
+static void
+wh_daemon_turn_end(void *data)
+{
+    int           i;
+    wh_daemon_t  *d = data;
+
+    for (i = 0; i < 4; i++) {
+        wh_link_detach(&d->link);
+        wh_channels_commit(&d->channels);
+        wh_link_flush(&d->link);
+
+        if (d->link.nclosing == 0 || !wh_link_detach(&d->link)) {
+            break;
+        }
+
+        /* peers dropped while flushing closed sessions: commit those
+         * presence events too */
+    }
+
+    wh_channels_commit(&d->channels);
+    wh_link_flush(&d->link);
+    wh_link_reap(&d->link);
+}
+
+
+static void
+wh_daemon_sync(wh_timer_t *t)
+{
+    wh_err_t      err;
+    wh_daemon_t  *d = t->data;
+
+    if (wh_store_sync(d->store, &err) != 0) {
+        wh_log_error(&d->log, "%s", err.msg);
+    }
+}
+
+
+static void
+wh_daemon_readers(wh_timer_t *t)
+{
+    int           dead;
+    wh_err_t      err;
+    wh_daemon_t  *d = t->data;
+
+    if (wh_store_check_readers(d->store, &dead, &err) != 0) {
+        wh_log_error(&d->log, "%s", err.msg);
+    } else if (dead) {
+        wh_log_warn(&d->log, "storage: cleared %d stale reader slots",
+                    dead);
+    }
+}
+
+
+static void
+wh_daemon_expire(wh_timer_t *t)
+{
+    size_t        removed;
+    wh_err_t      err;
+    wh_daemon_t  *d = t->data;
+
+    /* a publish queued by a timer must not wait for the trim */
+    wh_channels_commit(&d->channels);
+
+    if (wh_store_expire(d->store, wh_time_ms(), &removed, &err) != 0) {
+        wh_log_error(&d->log, "history expiry: %s", err.msg);
+    } else if (removed) {
+        wh_log_debug(&d->log, "history expiry: %zu messages removed",
+                     removed);
+    }
+}
+
+
+static void
+wh_daemon_stats_ws(void *ctx, wh_str_t ws)
+{
+    char         *text;
+    json_t       *obj;
+    wh_err_t      err;
+    wh_daemon_t  *d = ctx;
+    wh_str_t      ch = { "$stats", 6 }, type = { "stats_update", 12 }, data;
+
+    /* only where someone listens, to keep $stats history meaningful */
+    if (wh_channels_subscribers(&d->channels, ws, ch) == 0) {
+        return;
+    }
+
+    obj = json_object();
+
+    if (obj == NULL || wh_api_stats(d, ws, obj, 0) != 0
+        || (text = json_dumps(obj, JSON_COMPACT)) == NULL)
+    {
+        json_decref(obj);
+        wh_log_error(&d->log, "stats: cannot build stats_update");
+        return;
+    }
+
+    json_decref(obj);
+    data.data = text;
+    data.len = strlen(text);
+
+    if (wh_channels_enqueue(&d->channels, WH_PUB_DAEMON, NULL, 0, ws, ch,
+                            type, data, &err) != 0)
+    {
+        wh_log_error(&d->log, "stats: %s", err.msg);
+    }
+
+    free(text);
+}
+
+
+static void
+wh_daemon_stats(wh_timer_t *t)
+{
+    wh_daemon_t  *d = t->data;
+
+    wh_sessions_each_workspace(&d->sessions, wh_daemon_stats_ws, d);
+}
+
+
+static void
+wh_daemon_signal(wh_event_t *ev, uint32_t events)
+{
+    ssize_t                  n;
+    wh_err_t                 err;
+    wh_daemon_t             *d = ev->data;
+    struct signalfd_siginfo  si;
+
+    (void) events;
+
+    for ( ;; ) {
+        n = read(ev->fd, &si, sizeof(si));
+
+        if (n != (ssize_t) sizeof(si)) {
+            return;
+        }
+
+        switch (si.ssi_signo) {
+
+        case SIGHUP:
+            if (wh_log_reopen(&d->log, &err) != 0) {
+                wh_log_error(&d->log, "SIGHUP: %s", err.msg);
+            } else {
+                wh_log_info(&d->log, "SIGHUP: log reopened");
+            }
+            break;
+
+        default:
+            wh_log_info(&d->log, "signal %u: shutting down",
+                        si.ssi_signo);
+            d->loop.stop = 1;
+            break;
+        }
+    }
+}
+
+
+static int
+wh_daemon_signals(wh_daemon_t *d, wh_err_t *err)
+{
+    int       fd;
+    sigset_t  set;
+
+    signal(SIGPIPE, SIG_IGN);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+
+    if (sigprocmask(SIG_BLOCK, &set, NULL) == -1) {
+        return wh_err(err, 500, "sigprocmask: %s", strerror(errno));
+    }
+
+    fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    if (fd == -1) {
+        return wh_err(err, 500, "signalfd: %s", strerror(errno));
+    }
+
+    d->signal_ev.fd = fd;
+    d->signal_ev.handler = wh_daemon_signal;
+    d->signal_ev.data = d;
+
+    return wh_loop_add(&d->loop, &d->signal_ev, EPOLLIN, err);
+}
+
+
+static void
+wh_daemon_instance(wh_daemon_t *d)
+{
+    int            i;
+    unsigned char  r[WH_INSTANCE_LEN / 2];
+    static const char  hex[] = "0123456789abcdef";
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
+        memset(r, 0, sizeof(r));
+        memcpy(r, &d->start_ms, sizeof(d->start_ms));
+    }
+
+    for (i = 0; i < WH_INSTANCE_LEN / 2; i++) {
+        d->instance[2 * i] = hex[r[i] >> 4];
+        d->instance[2 * i + 1] = hex[r[i] & 0xf];
+    }
+
+    d->instance[WH_INSTANCE_LEN] = '\0';
+}
+
+
+static int
+wh_daemon_timers(wh_daemon_t *d, wh_err_t *err)
+{
+    int64_t  expire;
+
+    d->sync_timer.interval = WH_SYNC_INTERVAL_MS;
+    d->sync_timer.handler = wh_daemon_sync;
+    d->readers_timer.interval = WH_READERS_INTERVAL_MS;
+    d->readers_timer.handler = wh_daemon_readers;
+    d->stats_timer.interval = d->conf.stats_interval_ms;
+    d->stats_timer.handler = wh_daemon_stats;
+
+    /* expire in steps of a tenth of the ttl, between 1 s and 1 min */
+    expire = d->conf.history_ttl_ms / 10;
+    expire = expire < 1000 ? 1000 : expire > 60000 ? 60000 : expire;
+    d->expire_timer.interval = expire;
+    d->expire_timer.handler = wh_daemon_expire;
+
+    d->sync_timer.data = d;
+    d->readers_timer.data = d;
+    d->stats_timer.data = d;
+    d->expire_timer.data = d;
+
+    if (wh_loop_timer(&d->loop, &d->sync_timer, err) != 0
+        || wh_loop_timer(&d->loop, &d->readers_timer, err) != 0
+        || wh_loop_timer(&d->loop, &d->stats_timer, err) != 0
+        || (d->conf.history_ttl_ms
+            && wh_loop_timer(&d->loop, &d->expire_timer, err) != 0))
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
+{
+    d->start_ms = wh_time_ms();
+    wh_daemon_instance(d);
+
+    if (wh_loop_init(&d->loop, err) != 0) {
+        return -1;
+    }
+
+    d->loop.turn_end = wh_daemon_turn_end;
+    d->loop.turn_data = d;
+
+    if (wh_store_open(&d->store, d->conf.storage, d->conf.map_size,
+                      d->conf.max_map_size, d->conf.history_length,
+                      d->conf.history_ttl_ms, &d->log, err) != 0)
+    {
+        return -1;
+    }
+
+    wh_channels_init(&d->channels, d->store, &d->log);
+    wh_sessions_init(&d->sessions, &d->channels, &d->log);
+
+    d->link.loop = &d->loop;
+    d->link.log = &d->log;
+    d->link.on_frame = wh_daemon_frame;
+    d->link.on_close = wh_daemon_peer_closed;
+    d->link.ctx = d;
+
+    if (wh_daemon_signals(d, err) != 0
+        || wh_daemon_timers(d, err) != 0
+        || wh_link_listen(&d->link, d->conf.listen, err) != 0)
+    {
+        return -1;
+    }
+
+    wh_log_info(&d->log, "wirehubd %s listening on unix:%s, storage %s "
+                "(map %zu bytes)", d->instance, d->conf.listen,
+                d->conf.storage, d->store->map_size);
+
+    return 0;
+}
+
+
+int
+wh_daemon_run(wh_daemon_t *d)
+{
+    wh_err_t  err;
+
+    if (wh_loop_run(&d->loop, &err) != 0) {
+        wh_log_error(&d->log, "%s", err.msg);
+        d->exit_code = 1;
+    }
+
+    /* drain: commit what was read, write what was answered, close */
+    wh_channels_commit(&d->channels);
+    d->sessions.quiet = 1;
+    wh_link_flush(&d->link);
+    wh_link_shutdown(&d->link, WH_DRAIN_TIMEOUT_MS);
+    wh_channels_commit(&d->channels);
+
+    wh_sessions_free(&d->sessions);
+    wh_channels_free(&d->channels);
+    wh_store_close(d->store);
+    d->store = NULL;
+    close(d->signal_ev.fd);
+    wh_loop_free(&d->loop);
+
+    wh_log_info(&d->log, "wirehubd %s stopped", d->instance);
+
+    return d->exit_code;
+}

@@ -1,0 +1,90 @@
+/*
+ * The link server: a Unix SOCK_STREAM listener and one peer per nginx
+ * worker process.  Frames are split and decoded here and handed to the
+ * daemon; replies are encoded into a per-peer output buffer that is
+ * flushed at the end of each loop turn.  A peer whose pending output
+ * passes WH_LINK_OUT_MAX is dropped: it reconnects and resumes from
+ * history.
+ */
+
+#ifndef WH_LINK_SERVER_H
+#define WH_LINK_SERVER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "wh_link.h"
+#include "log.h"
+#include "loop.h"
+
+
+#define WH_LINK_OUT_MAX   (64u * 1024 * 1024)
+
+typedef struct wh_link_s  wh_link_t;
+typedef struct wh_peer_s  wh_peer_t;
+
+struct wh_peer_s {
+    wh_event_t     ev;
+    wh_link_t     *link;
+    uint32_t       serial;       /* unique for the daemon's life */
+    pid_t          pid;          /* SO_PEERCRED */
+    uid_t          uid;
+    char           name[64];     /* from HELLO */
+    int            hello;        /* HELLO received */
+    int            closing;      /* to be detached at the end of turn */
+    int            detached;     /* fd closed, on_close called */
+    int            writing;      /* EPOLLOUT armed */
+    int64_t        hello_ms;     /* monotonic time of HELLO */
+    wh_buf_t       in;
+    wh_buf_t       out;
+    size_t         out_pos;      /* bytes of out already written */
+    wh_peer_t     *next, *prev;  /* all peers */
+    wh_peer_t     *dirty_next;   /* peers with output to flush */
+    int            dirty;
+};
+
+/* a decoded frame; return -1 to drop the peer as a protocol error */
+typedef int (*wh_link_frame_pt)(wh_peer_t *peer, const wh_link_msg_t *m,
+    void *ctx);
+typedef void (*wh_link_close_pt)(wh_peer_t *peer, void *ctx);
+
+struct wh_link_s {
+    wh_event_t          listen_ev;
+    char               *path;
+    wh_loop_t          *loop;
+    wh_log_t           *log;
+    wh_peer_t          *peers;
+    wh_peer_t          *dirty;
+    unsigned            npeers;
+    unsigned            nclosing;
+    uint32_t            next_serial;
+    wh_link_frame_pt    on_frame;
+    wh_link_close_pt    on_close;
+    void               *ctx;
+};
+
+
+/* binds path (a stale socket file is removed first), mode 0660 */
+int wh_link_listen(wh_link_t *link, const char *path, wh_err_t *err);
+
+/* encodes m into the peer's output; a peer past its bound is dropped */
+void wh_link_send(wh_peer_t *peer, const wh_link_msg_t *m);
+/* appends an already encoded frame (fan-out) */
+void wh_link_send_raw(wh_peer_t *peer, const void *frame, size_t len);
+
+/* marks the peer to be closed at the end of this turn */
+void wh_link_drop(wh_peer_t *peer, const char *why);
+
+/* closes the fds of dropped peers and calls on_close for each; 1 if
+ * any was detached */
+int wh_link_detach(wh_link_t *link);
+/* writes pending output of every dirty peer */
+void wh_link_flush(wh_link_t *link);
+/* frees detached peers: after the turn's work is committed */
+void wh_link_reap(wh_link_t *link);
+
+/* shutdown: stop listening, write what can be written within
+ * timeout_ms, close every peer */
+void wh_link_shutdown(wh_link_t *link, int timeout_ms);
+
+#endif /* WH_LINK_SERVER_H */

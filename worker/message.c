@@ -1,0 +1,342 @@
+/*
+ * JSON text helpers.  Validation uses jansson; the member finder is a
+ * structural scanner that only runs on text jansson already accepted,
+ * so it can keep the data's original bytes (numbers are not
+ * reformatted, e.g. 45.2 stays 45.2).
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "wh_time.h"
+#include "message.h"
+
+
+/* the length of the UTF-8 sequence at s, 0 if invalid */
+static size_t
+wh_utf8_len(const unsigned char *s, size_t left)
+{
+    size_t    n, i;
+    uint32_t  c;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        c = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3;
+        c = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        c = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+
+    if (left < n) {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        c = (c << 6) | (s[i] & 0x3f);
+    }
+
+    if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)))
+        || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
+    {
+        return 0;
+    }
+
+    return n;
+}
+
+
+int
+wh_json_quote(wh_buf_t *out, const char *s, size_t len)
+{
+    char                  esc[8];
+    size_t                i, n;
+    const unsigned char  *p = (const unsigned char *) s;
+
+    if (wh_buf_append(out, "\"", 1) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < len; i += n) {
+        n = wh_utf8_len(p + i, len - i);
+
+        if (n == 0) {
+            return -1;
+        }
+
+        if (p[i] == '"' || p[i] == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char) p[i];
+
+            if (wh_buf_append(out, esc, 2) != 0) {
+                return -1;
+            }
+
+        } else if (p[i] < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
+
+            if (wh_buf_append(out, esc, 6) != 0) {
+                return -1;
+            }
+
+        } else if (wh_buf_append(out, p + i, n) != 0) {
+            return -1;
+        }
+    }
+
+    return wh_buf_append(out, "\"", 1);
+}
+
+
+int
+wh_json_valid(const char *s, size_t len)
+{
+    json_t        *j;
+    json_error_t   e;
+
+    j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+
+    if (j == NULL) {
+        return 0;
+    }
+
+    json_decref(j);
+
+    return 1;
+}
+
+
+static int
+wh_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+
+wh_str_t
+wh_json_trim(const char *s, size_t len)
+{
+    wh_str_t  r;
+
+    while (len && wh_json_space(s[0])) {
+        s++;
+        len--;
+    }
+
+    while (len && wh_json_space(s[len - 1])) {
+        len--;
+    }
+
+    r.data = s;
+    r.len = len;
+
+    return r;
+}
+
+
+/* past the string starting at p (on its opening quote) */
+static const char *
+wh_json_skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+
+    return end;
+}
+
+
+/* past the value starting at p (valid JSON assumed) */
+static const char *
+wh_json_skip_value(const char *p, const char *end)
+{
+    int  depth = 0;
+
+    if (p < end && *p == '"') {
+        return wh_json_skip_string(p, end);
+    }
+
+    if (p < end && (*p == '{' || *p == '[')) {
+        while (p < end) {
+            if (*p == '"') {
+                p = wh_json_skip_string(p, end);
+                continue;
+            }
+
+            if (*p == '{' || *p == '[') {
+                depth++;
+
+            } else if ((*p == '}' || *p == ']') && --depth == 0) {
+                return p + 1;
+            }
+
+            p++;
+        }
+
+        return end;
+    }
+
+    while (p < end && *p != ',' && *p != '}' && *p != ']'
+           && !wh_json_space(*p))
+    {
+        p++;
+    }
+
+    return p;
+}
+
+
+static const char *
+wh_json_skip_space(const char *p, const char *end)
+{
+    while (p < end && wh_json_space(*p)) {
+        p++;
+    }
+
+    return p;
+}
+
+
+int
+wh_json_member(const char *obj, size_t len, const char *key,
+    wh_str_t *value)
+{
+    size_t       klen;
+    const char  *p, *end, *k, *v;
+
+    end = obj + len;
+    klen = strlen(key);
+    p = wh_json_skip_space(obj, end);
+
+    if (p == end || *p != '{') {
+        return 0;
+    }
+
+    p++;
+
+    for ( ;; ) {
+        p = wh_json_skip_space(p, end);
+
+        if (p == end || *p != '"') {
+            return 0;
+        }
+
+        k = p + 1;
+        p = wh_json_skip_string(p, end);
+        p = wh_json_skip_space(p, end);
+
+        if (p == end || *p != ':') {
+            return 0;
+        }
+
+        v = wh_json_skip_space(p + 1, end);
+        p = wh_json_skip_value(v, end);
+
+        if ((size_t) (p - k) >= klen + 1 && memcmp(k, key, klen) == 0
+            && k[klen] == '"')
+        {
+            *value = wh_json_trim(v, p - v);
+            return 1;
+        }
+
+        p = wh_json_skip_space(p, end);
+
+        if (p == end || *p != ',') {
+            return 0;
+        }
+
+        p++;
+    }
+}
+
+
+int
+wh_json_error(wh_buf_t *out, const char *code, const char *message)
+{
+    if (wh_buf_append(out, "{\"error\":{\"code\":", 17) != 0
+        || wh_json_quote(out, code, strlen(code)) != 0
+        || wh_buf_append(out, ",\"message\":", 11) != 0
+        || wh_json_quote(out, message, strlen(message)) != 0)
+    {
+        return -1;
+    }
+
+    return wh_buf_append(out, "}}", 2);
+}
+
+
+int
+wh_message_type_valid(const char *s, size_t len)
+{
+    size_t                i, n;
+    const unsigned char  *p = (const unsigned char *) s;
+
+    if (len == 0 || len > WH_TYPE_MAX) {
+        return 0;
+    }
+
+    for (i = 0; i < len; i += n) {
+        n = wh_utf8_len(p + i, len - i);
+
+        if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+wh_message_build(wh_buf_t *out, wh_str_t type, wh_str_t channel,
+    uint64_t id, const char *epoch, wh_str_t data, int64_t time_ms)
+{
+    int     n;
+    char    num[64], ts[WH_TIME_ISO_LEN + 1];
+
+    if (type.len == 0) {
+        type.data = "message";
+        type.len = 7;
+    }
+
+    n = snprintf(num, sizeof(num), ",\"id\":%" PRIu64 ",\"epoch\":\"", id);
+    wh_time_iso(ts, time_ms);
+
+    if (wh_buf_reserve(out, type.len * 6 + channel.len + data.len + 128)
+        != 0
+        || wh_buf_append(out, "{\"type\":", 8) != 0
+        || wh_json_quote(out, type.data, type.len) != 0
+        || wh_buf_append(out, ",\"channel\":\"", 12) != 0
+        || wh_buf_append(out, channel.data, channel.len) != 0
+        || wh_buf_append(out, "\"", 1) != 0
+        || wh_buf_append(out, num, n) != 0
+        || wh_buf_append(out, epoch, strlen(epoch)) != 0
+        || wh_buf_append(out, "\",\"data\":", 9) != 0
+        || wh_buf_append(out, data.data, data.len) != 0
+        || wh_buf_append(out, ",\"timestamp\":\"", 14) != 0
+        || wh_buf_append(out, ts, WH_TIME_ISO_LEN) != 0)
+    {
+        return -1;
+    }
+
+    return wh_buf_append(out, "\"}", 2);
+}

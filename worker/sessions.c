@@ -1,0 +1,469 @@
+/*
+ * Sessions and presence.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "wh_channel.h"
+#include "sessions.h"
+
+
+#define WH_SESSION_MAX  256     /* bytes of a session string */
+#define WH_CLIENT_MAX   256     /* bytes of a client id, type or name */
+
+struct wh_session_s {
+    wh_session_t    *next, *prev;      /* in its workspace */
+    wh_wsinfo_t     *wsi;
+    wh_peer_t       *peer;
+    wh_str_t         session, client_id, client_type, name;
+    uint64_t         iat;
+    char            *mem;              /* holds the strings */
+};
+
+struct wh_wsinfo_s {
+    wh_str_t         ws;               /* points into the map key */
+    unsigned         count;
+    wh_session_t    *head;
+};
+
+
+void
+wh_sessions_init(wh_sessions_t *s, wh_channels_t *channels, wh_log_t *log)
+{
+    memset(s, 0, sizeof(wh_sessions_t));
+    s->channels = channels;
+    s->log = log;
+}
+
+
+static void
+wh_session_free(wh_session_t *se)
+{
+    free(se->mem);
+    free(se);
+}
+
+
+void
+wh_sessions_free(wh_sessions_t *s)
+{
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&s->sessions, &it)) != NULL) {
+        wh_session_free(e->value);
+    }
+
+    memset(&it, 0, sizeof(it));
+
+    while ((e = wh_map_next(&s->workspaces, &it)) != NULL) {
+        free(e->value);
+    }
+
+    wh_map_free(&s->sessions);
+    wh_map_free(&s->workspaces);
+}
+
+
+/* the map key of a session: the peer serial, then the session string */
+static size_t
+wh_session_key(unsigned char *key, wh_peer_t *peer, wh_str_t session)
+{
+    memcpy(key, &peer->serial, sizeof(peer->serial));
+    memcpy(key + sizeof(peer->serial), session.data, session.len);
+
+    return sizeof(peer->serial) + session.len;
+}
+
+
+static wh_session_t *
+wh_session_find(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session)
+{
+    unsigned char  key[4 + WH_SESSION_MAX];
+
+    if (session.len == 0 || session.len > WH_SESSION_MAX) {
+        return NULL;
+    }
+
+    return wh_map_get(&s->sessions, key, wh_session_key(key, peer,
+                                                         session));
+}
+
+
+/* publishes a $presence event */
+static void
+wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
+    const char *reason, int with_name)
+{
+    char      *text;
+    json_t    *data;
+    wh_err_t   err;
+    wh_str_t   ch = { "$presence", 9 }, t, d;
+
+    if (s->quiet) {
+        return;
+    }
+
+    data = json_pack("{s:s%,s:s%,s:s%,s:s}",
+                     "client_id", se->client_id.data, se->client_id.len,
+                     "client_type", se->client_type.data,
+                     se->client_type.len,
+                     "session", se->session.data, se->session.len,
+                     "reason", reason);
+
+    if (data != NULL && with_name) {
+        json_object_set_new(data, "client_name",
+                            json_stringn(se->name.data, se->name.len));
+    }
+
+    text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    json_decref(data);
+
+    if (text == NULL) {
+        wh_log_error(s->log, "presence: cannot build a %s event "
+                     "(invalid UTF-8 in a client field?)", type);
+        return;
+    }
+
+    t.data = type;
+    t.len = strlen(type);
+    d.data = text;
+    d.len = strlen(text);
+
+    if (wh_channels_enqueue(s->channels, WH_PUB_DAEMON, NULL, 0,
+                            se->wsi->ws, ch, t, d, &err) != 0)
+    {
+        wh_log_error(s->log, "presence: %s", err.msg);
+    }
+
+    free(text);
+}
+
+
+static wh_wsinfo_t *
+wh_wsinfo_get(wh_sessions_t *s, wh_str_t ws)
+{
+    wh_wsinfo_t     *wsi;
+    wh_map_entry_t  *e;
+
+    wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
+
+    if (wsi != NULL) {
+        return wsi;
+    }
+
+    wsi = calloc(1, sizeof(wh_wsinfo_t));
+
+    if (wsi == NULL) {
+        return NULL;
+    }
+
+    e = wh_map_put(&s->workspaces, ws.data, ws.len, wsi);
+
+    if (e == NULL) {
+        free(wsi);
+        return NULL;
+    }
+
+    wsi->ws.data = (const char *) e->key;
+    wsi->ws.len = ws.len;
+
+    return wsi;
+}
+
+
+static void
+wh_session_unlink(wh_sessions_t *s, wh_session_t *se)
+{
+    unsigned char  key[4 + WH_SESSION_MAX];
+    wh_wsinfo_t   *wsi = se->wsi;
+
+    wh_map_del(&s->sessions, key, wh_session_key(key, se->peer,
+                                                  se->session));
+
+    if (se->prev) {
+        se->prev->next = se->next;
+    } else {
+        wsi->head = se->next;
+    }
+
+    if (se->next) {
+        se->next->prev = se->prev;
+    }
+
+    if (--wsi->count == 0) {
+        wh_map_del(&s->workspaces, wsi->ws.data, wsi->ws.len);
+        free(wsi);
+    }
+}
+
+
+/* copies the strings of m into one allocation */
+static int
+wh_session_set(wh_session_t *se, wh_str_t session, wh_str_t client_id,
+    wh_str_t client_type, wh_str_t name)
+{
+    char  *mem, *p;
+
+    mem = malloc(session.len + client_id.len + client_type.len + name.len
+                 + 1);
+
+    if (mem == NULL) {
+        return -1;
+    }
+
+    p = mem;
+    se->session.data = memcpy(p, session.data, session.len);
+    se->session.len = session.len;
+    p += session.len;
+    se->client_id.data = client_id.len ? memcpy(p, client_id.data,
+                                                client_id.len) : p;
+    se->client_id.len = client_id.len;
+    p += client_id.len;
+    se->client_type.data = client_type.len ? memcpy(p, client_type.data,
+                                                    client_type.len) : p;
+    se->client_type.len = client_type.len;
+    p += client_type.len;
+    se->name.data = name.len ? memcpy(p, name.data, name.len) : p;
+    se->name.len = name.len;
+
+    free(se->mem);
+    se->mem = mem;
+
+    return 0;
+}
+
+
+static void
+wh_session_accept(wh_peer_t *peer, wh_str_t session, uint16_t status,
+    uint32_t count)
+{
+    wh_link_msg_t  r;
+
+    memset(&r, 0, sizeof(r));
+    r.type = WH_LINK_SESSION_ACCEPT;
+    r.session = session;
+    r.status = status;
+    r.count = count;
+    wh_link_send(peer, &r);
+}
+
+
+int
+wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
+{
+    int             resumed;
+    unsigned char   key[4 + WH_SESSION_MAX];
+    wh_session_t   *se;
+    wh_wsinfo_t    *wsi;
+
+    if (m->session.len == 0 || m->session.len > WH_SESSION_MAX) {
+        return -1;
+    }
+
+    if (!wh_workspace_valid(m->workspace.data, m->workspace.len)
+        || m->client_id.len == 0 || m->client_id.len > WH_CLIENT_MAX
+        || m->client_type.len > WH_CLIENT_MAX || m->name.len > WH_CLIENT_MAX)
+    {
+        wh_session_accept(peer, m->session, 400, 0);
+        return 0;
+    }
+
+    /* a session opened twice on one link: the first one is replaced */
+    se = wh_session_find(s, peer, m->session);
+
+    if (se != NULL) {
+        wh_session_unlink(s, se);
+        wh_session_free(se);
+    }
+
+    se = calloc(1, sizeof(wh_session_t));
+    wsi = wh_wsinfo_get(s, m->workspace);
+
+    if (se == NULL || wsi == NULL
+        || wh_session_set(se, m->session, m->client_id, m->client_type,
+                          m->name) != 0
+        || wh_map_put(&s->sessions, key, wh_session_key(key, peer,
+                                                        m->session), se)
+           == NULL)
+    {
+        free(se ? se->mem : NULL);
+        free(se);
+
+        if (wsi && wsi->count == 0) {
+            wh_map_del(&s->workspaces, wsi->ws.data, wsi->ws.len);
+            free(wsi);
+        }
+
+        wh_session_accept(peer, m->session, 503, 0);
+        return 0;
+    }
+
+    se->peer = peer;
+    se->iat = m->id2;
+    se->wsi = wsi;
+    se->next = wsi->head;
+
+    if (wsi->head) {
+        wsi->head->prev = se;
+    }
+
+    wsi->head = se;
+    wsi->count++;
+
+    wh_session_accept(peer, m->session, 0, wsi->count);
+
+    resumed = wh_loop_now() - peer->hello_ms < WH_RESUME_WINDOW_MS;
+    wh_presence(s, se, "client_connected",
+                resumed ? "resumed" : "connected", 0);
+
+    return 0;
+}
+
+
+int
+wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    wh_session_t  *se;
+
+    se = wh_session_find(s, peer, m->session);
+
+    if (se == NULL) {
+        wh_log_debug(s->log, "session update for an unknown session");
+        return 0;
+    }
+
+    if (m->client_type.len > WH_CLIENT_MAX || m->name.len > WH_CLIENT_MAX) {
+        return 0;
+    }
+
+    if (wh_session_set(se, se->session, se->client_id, m->client_type,
+                       m->name) != 0)
+    {
+        wh_log_error(s->log, "session update: out of memory");
+        return 0;
+    }
+
+    wh_presence(s, se, "client_updated", "register", 1);
+
+    return 0;
+}
+
+
+static void
+wh_session_end(wh_sessions_t *s, wh_session_t *se, const char *reason)
+{
+    wh_presence(s, se, "client_disconnected", reason, 0);
+    wh_session_unlink(s, se);
+    wh_session_free(se);
+}
+
+
+int
+wh_sessions_close(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    char           reason[65];
+    size_t         n;
+    wh_session_t  *se;
+
+    se = wh_session_find(s, peer, m->session);
+
+    if (se == NULL) {
+        return 0;
+    }
+
+    n = m->reason.len < 64 ? m->reason.len : 64;
+    memcpy(reason, m->reason.data ? m->reason.data : "", n);
+    reason[n] = '\0';
+
+    wh_session_end(s, se, n ? reason : "closed");
+
+    return 0;
+}
+
+
+void
+wh_sessions_peer_gone(wh_sessions_t *s, wh_peer_t *peer)
+{
+    wh_session_t    *se;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&s->sessions, &it)) != NULL) {
+        se = e->value;
+
+        if (se->peer == peer) {
+            wh_session_end(s, se, "link_lost");
+        }
+    }
+}
+
+
+unsigned
+wh_sessions_count(wh_sessions_t *s, wh_str_t ws)
+{
+    wh_wsinfo_t  *wsi;
+
+    wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
+
+    return wsi ? wsi->count : 0;
+}
+
+
+int
+wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj)
+{
+    json_t        *by, *n;
+    wh_wsinfo_t   *wsi;
+    wh_session_t  *se;
+    char           type[WH_CLIENT_MAX + 1];
+
+    by = json_object();
+
+    if (by == NULL) {
+        return -1;
+    }
+
+    wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
+
+    for (se = wsi ? wsi->head : NULL; se != NULL; se = se->next) {
+        memcpy(type, se->client_type.data, se->client_type.len);
+        type[se->client_type.len] = '\0';
+
+        /* a type with a NUL byte is counted under its prefix */
+        if (type[0] == '\0') {
+            strcpy(type, "unknown");
+        }
+
+        n = json_object_get(by, type);
+
+        if (n != NULL) {
+            json_integer_set(n, json_integer_value(n) + 1);
+        } else {
+            json_object_set_new(by, type, json_integer(1));
+        }
+    }
+
+    json_object_set_new(obj, "connections",
+                        json_integer(wsi ? wsi->count : 0));
+    json_object_set_new(obj, "by_client_type", by);
+
+    return 0;
+}
+
+
+void
+wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb, void *ctx)
+{
+    wh_wsinfo_t     *wsi;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&s->workspaces, &it)) != NULL) {
+        wsi = e->value;
+        cb(ctx, wsi->ws);
+    }
+}

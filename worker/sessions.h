@@ -1,0 +1,65 @@
+/*
+ * Sessions: the WebSocket connections the nginx workers report, per
+ * workspace, and the $presence events they cause.  A session is named
+ * by its worker (the link peer) and the worker-unique session string;
+ * all sessions of a worker end with its link.
+ */
+
+#ifndef WH_SESSIONS_H
+#define WH_SESSIONS_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "wh_link.h"
+#include "channels.h"
+#include "link.h"
+#include "log.h"
+#include "map.h"
+
+
+/* SESSION_OPEN this soon after its link's HELLO is a worker re-sending
+ * the sessions it kept while the link was down: reason "resumed" */
+#define WH_RESUME_WINDOW_MS  2000
+
+typedef struct wh_session_s  wh_session_t;
+typedef struct wh_wsinfo_s   wh_wsinfo_t;
+
+typedef struct {
+    wh_channels_t  *channels;
+    wh_log_t       *log;
+    wh_map_t        sessions;      /* serial + session -> wh_session_t */
+    wh_map_t        workspaces;    /* ws -> wh_wsinfo_t */
+    int             quiet;         /* shutting down: no presence events */
+} wh_sessions_t;
+
+typedef void (*wh_ws_each_pt)(void *ctx, wh_str_t ws);
+
+
+void wh_sessions_init(wh_sessions_t *s, wh_channels_t *channels,
+    wh_log_t *log);
+void wh_sessions_free(wh_sessions_t *s);
+
+/* link frames; -1 means a protocol error */
+int wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+int wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+int wh_sessions_close(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m);
+
+/* closes every session of a peer whose link is gone */
+void wh_sessions_peer_gone(wh_sessions_t *s, wh_peer_t *peer);
+
+/* active sessions of a workspace */
+unsigned wh_sessions_count(wh_sessions_t *s, wh_str_t ws);
+
+/* sets "connections" and "by_client_type" of obj for the workspace */
+int wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj);
+
+/* calls cb for every workspace that has sessions */
+void wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb,
+    void *ctx);
+
+#endif /* WH_SESSIONS_H */

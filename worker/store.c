@@ -1,0 +1,875 @@
+/*
+ * LMDB store.  The environment runs with MDB_NOSYNC (the daemon syncs
+ * every second when something was committed, and at exit) and
+ * MDB_NOTLS (read txns are not tied to threads, so one reset read txn
+ * is reused for every read).
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "wh_channel.h"
+#include "store.h"
+
+
+#define WH_META_SIZE     (8 + 8 + 8 + WH_EPOCH_LEN)
+#define WH_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX + 1 + 8)
+#define WH_STORE_FORMAT  "1"
+
+
+static void
+wh_be64_put(unsigned char *p, uint64_t v)
+{
+    int  i;
+
+    for (i = 7; i >= 0; i--) {
+        p[i] = (unsigned char) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+
+static uint64_t
+wh_be64_get(const unsigned char *p)
+{
+    int       i;
+    uint64_t  v = 0;
+
+    for (i = 0; i < 8; i++) {
+        v = (v << 8) | p[i];
+    }
+
+    return v;
+}
+
+
+/* workspace "\0" channel; the caller has validated both lengths */
+static size_t
+wh_chan_key(unsigned char *buf, wh_str_t ws, wh_str_t ch)
+{
+    memcpy(buf, ws.data, ws.len);
+    buf[ws.len] = '\0';
+    memcpy(buf + ws.len + 1, ch.data, ch.len);
+
+    return ws.len + 1 + ch.len;
+}
+
+
+static size_t
+wh_hist_key(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
+{
+    size_t  n;
+
+    n = wh_chan_key(buf, ws, ch);
+    buf[n] = '\0';
+    wh_be64_put(buf + n + 1, id);
+
+    return n + 9;
+}
+
+
+static void
+wh_meta_encode(unsigned char *p, const wh_chan_meta_t *m)
+{
+    wh_be64_put(p, m->last_id);
+    wh_be64_put(p + 8, m->first_id);
+    wh_be64_put(p + 16, (uint64_t) m->created_ms);
+    memcpy(p + 24, m->epoch, WH_EPOCH_LEN);
+}
+
+
+static int
+wh_meta_decode(const MDB_val *v, wh_chan_meta_t *m, wh_err_t *err)
+{
+    const unsigned char  *p = v->mv_data;
+
+    if (v->mv_size != WH_META_SIZE) {
+        return wh_err(err, 503, "corrupt channel record (%zu bytes)",
+                      v->mv_size);
+    }
+
+    m->last_id = wh_be64_get(p);
+    m->first_id = wh_be64_get(p + 8);
+    m->created_ms = (int64_t) wh_be64_get(p + 16);
+    memcpy(m->epoch, p + 24, WH_EPOCH_LEN);
+    m->epoch[WH_EPOCH_LEN] = '\0';
+
+    return 0;
+}
+
+
+static int
+wh_store_fail(wh_store_t *st, int rc, const char *what, wh_err_t *err)
+{
+    if (rc == MDB_MAP_FULL) {
+        st->map_full = 1;
+        return wh_err(err, 507, "%s: storage map is full (%zu bytes)",
+                      what, st->map_size);
+    }
+
+    return wh_err(err, 503, "%s: %s", what, mdb_strerror(rc));
+}
+
+
+static void
+wh_epoch_new(char *epoch)
+{
+    int            i;
+    unsigned char  r[WH_EPOCH_LEN];
+    static const char  alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
+        /* getrandom on Linux >= 3.17 does not fail for 8 bytes; the
+         * address-and-time mix only avoids a fixed epoch if it did */
+        uint64_t  x = (uint64_t) (uintptr_t) r ^ (uint64_t) time(NULL);
+
+        for (i = 0; i < WH_EPOCH_LEN; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            r[i] = (unsigned char) (x >> 56);
+        }
+    }
+
+    for (i = 0; i < WH_EPOCH_LEN; i++) {
+        epoch[i] = alphabet[r[i] % 36];
+    }
+
+    epoch[WH_EPOCH_LEN] = '\0';
+}
+
+
+static int
+wh_store_init_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    int       rc;
+    MDB_dbi   info;
+    MDB_val   k, v;
+
+    (void) ctx;
+
+    if ((rc = mdb_dbi_open(txn, "channels", MDB_CREATE, &st->chans)) != 0
+        || (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &st->hist)) != 0
+        || (rc = mdb_dbi_open(txn, "info", MDB_CREATE, &info)) != 0)
+    {
+        return wh_store_fail(st, rc, "opening the databases", err);
+    }
+
+    k.mv_data = "format";
+    k.mv_size = 6;
+    rc = mdb_get(txn, info, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        v.mv_data = WH_STORE_FORMAT;
+        v.mv_size = 1;
+        rc = mdb_put(txn, info, &k, &v, 0);
+        return rc ? wh_store_fail(st, rc, "writing the format", err) : 0;
+    }
+
+    if (rc != 0) {
+        return wh_store_fail(st, rc, "reading the format", err);
+    }
+
+    if (v.mv_size != 1 || memcmp(v.mv_data, WH_STORE_FORMAT, 1) != 0) {
+        return wh_err(err, 503, "unknown storage format \"%.*s\"",
+                      (int) (v.mv_size > 16 ? 16 : v.mv_size),
+                      (char *) v.mv_data);
+    }
+
+    return 0;
+}
+
+
+int
+wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
+    size_t max_map_size, uint32_t hist_len, int64_t ttl_ms, wh_log_t *log,
+    wh_err_t *err)
+{
+    int           rc, dead;
+    MDB_envinfo   info;
+    wh_store_t   *st;
+
+    if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+        return wh_err(err, 503, "cannot create storage directory \"%s\": "
+                      "%s", dir, strerror(errno));
+    }
+
+    st = calloc(1, sizeof(wh_store_t));
+
+    if (st == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    st->max_map_size = max_map_size;
+    st->hist_len = hist_len;
+    st->ttl_ms = ttl_ms;
+    st->log = log;
+
+    if ((rc = mdb_env_create(&st->env)) != 0
+        || (rc = mdb_env_set_maxdbs(st->env, 4)) != 0
+        || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
+        || (rc = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS,
+                              0640)) != 0)
+    {
+        wh_err(err, 503, "cannot open storage \"%s\": %s", dir,
+               mdb_strerror(rc));
+        goto failed;
+    }
+
+    /* an existing map larger than map_size (it grew) is kept as is */
+    mdb_env_info(st->env, &info);
+    st->map_size = info.me_mapsize;
+
+    if (st->max_map_size < st->map_size) {
+        st->max_map_size = st->map_size;
+    }
+
+    if (wh_store_check_readers(st, &dead, err) != 0
+        || wh_store_write(st, wh_store_init_dbs, NULL, err) != 0)
+    {
+        goto failed;
+    }
+
+    if (dead && log) {
+        wh_log_warn(log, "storage: cleared %d stale reader slots", dead);
+    }
+
+    *out = st;
+
+    return 0;
+
+failed:
+
+    if (st->env) {
+        mdb_env_close(st->env);
+    }
+
+    free(st);
+
+    return -1;
+}
+
+
+void
+wh_store_close(wh_store_t *st)
+{
+    wh_err_t  err;
+
+    if (st->rtxn) {
+        mdb_txn_abort(st->rtxn);
+    }
+
+    if (wh_store_sync(st, &err) != 0 && st->log) {
+        wh_log_error(st->log, "storage: %s", err.msg);
+    }
+
+    mdb_env_close(st->env);
+    free(st);
+}
+
+
+static int
+wh_store_grow(wh_store_t *st, wh_err_t *err)
+{
+    int     rc;
+    size_t  size;
+
+    if (st->map_size >= st->max_map_size) {
+        return wh_err(err, 507, "storage full: the map reached "
+                      "max_map_size (%zu bytes)", st->max_map_size);
+    }
+
+    size = st->map_size > st->max_map_size / 2 ? st->max_map_size
+                                               : st->map_size * 2;
+
+    /* no txn may be open, not even a reset one */
+    if (st->rtxn) {
+        mdb_txn_abort(st->rtxn);
+        st->rtxn = NULL;
+    }
+
+    rc = mdb_env_set_mapsize(st->env, size);
+
+    if (rc != 0) {
+        return wh_err(err, 507, "growing the map to %zu bytes: %s", size,
+                      mdb_strerror(rc));
+    }
+
+    if (st->log) {
+        wh_log_warn(st->log, "storage: map grown from %zu to %zu bytes",
+                    st->map_size, size);
+    }
+
+    st->map_size = size;
+
+    return 0;
+}
+
+
+int
+wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
+    wh_err_t *err)
+{
+    int       rc;
+    MDB_txn  *txn;
+
+    for ( ;; ) {
+        st->map_full = 0;
+        rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+
+        if (rc != 0) {
+            return wh_store_fail(st, rc, "beginning a write", err);
+        }
+
+        if (fn(st, txn, ctx, err) != 0) {
+            mdb_txn_abort(txn);
+
+            if (st->map_full && wh_store_grow(st, err) == 0) {
+                continue;
+            }
+
+            return -1;
+        }
+
+        rc = mdb_txn_commit(txn);
+
+        if (rc == MDB_MAP_FULL) {
+            if (wh_store_grow(st, err) == 0) {
+                continue;
+            }
+
+            return -1;
+        }
+
+        if (rc != 0) {
+            return wh_store_fail(st, rc, "commit", err);
+        }
+
+        st->dirty = 1;
+
+        return 0;
+    }
+}
+
+
+int
+wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
+    int64_t now, int create, wh_chan_meta_t *meta, wh_err_t *err)
+{
+    int            rc;
+    MDB_val        k, v;
+    unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
+
+    k.mv_data = key;
+    k.mv_size = wh_chan_key(key, ws, ch);
+
+    rc = mdb_get(txn, st->chans, &k, &v);
+
+    if (rc == 0) {
+        return wh_meta_decode(&v, meta, err) == 0 ? 1 : -1;
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        return wh_store_fail(st, rc, "reading a channel", err);
+    }
+
+    if (!create) {
+        return 0;
+    }
+
+    meta->last_id = 0;
+    meta->first_id = 1;
+    meta->created_ms = now;
+    wh_epoch_new(meta->epoch);
+
+    wh_meta_encode(val, meta);
+    v.mv_data = val;
+    v.mv_size = WH_META_SIZE;
+
+    rc = mdb_put(txn, st->chans, &k, &v, 0);
+
+    return rc ? wh_store_fail(st, rc, "creating a channel", err) : 1;
+}
+
+
+int
+wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, int64_t now, const void *json, size_t len,
+    wh_err_t *err)
+{
+    int            rc;
+    MDB_val        k, v;
+    unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
+
+    k.mv_data = key;
+    k.mv_size = wh_hist_key(key, ws, ch, meta->last_id + 1);
+    v.mv_size = 8 + len;
+
+    rc = mdb_put(txn, st->hist, &k, &v, MDB_RESERVE);
+
+    if (rc != 0) {
+        return wh_store_fail(st, rc, "appending to history", err);
+    }
+
+    wh_be64_put(v.mv_data, (uint64_t) now);
+    memcpy((unsigned char *) v.mv_data + 8, json, len);
+    meta->last_id++;
+
+    /* the length bound: normally one entry goes per append */
+    while (meta->last_id - meta->first_id + 1 > st->hist_len) {
+        k.mv_size = wh_hist_key(key, ws, ch, meta->first_id);
+        rc = mdb_del(txn, st->hist, &k, NULL);
+
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return wh_store_fail(st, rc, "trimming history", err);
+        }
+
+        meta->first_id++;
+    }
+
+    k.mv_size = wh_chan_key(key, ws, ch);
+    wh_meta_encode(val, meta);
+    v.mv_data = val;
+    v.mv_size = WH_META_SIZE;
+
+    rc = mdb_put(txn, st->chans, &k, &v, 0);
+
+    return rc ? wh_store_fail(st, rc, "updating a channel", err) : 0;
+}
+
+
+typedef struct {
+    wh_str_t         ws, ch;
+    int64_t          now;
+    wh_chan_meta_t  *meta;
+} wh_ensure_ctx_t;
+
+
+static int
+wh_store_ensure_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    wh_ensure_ctx_t  *e = ctx;
+
+    return wh_store_channel(st, txn, e->ws, e->ch, e->now, 1, e->meta,
+                            err) < 0 ? -1 : 0;
+}
+
+
+int
+wh_store_ensure(wh_store_t *st, wh_str_t ws, wh_str_t ch, int64_t now,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    int              rc;
+    wh_ensure_ctx_t  e = { ws, ch, now, meta };
+
+    rc = wh_store_meta(st, ws, ch, meta, err);
+
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+
+    return wh_store_write(st, wh_store_ensure_txn, &e, err);
+}
+
+
+static int
+wh_store_rbegin(wh_store_t *st, wh_err_t *err)
+{
+    int  rc;
+
+    rc = st->rtxn ? mdb_txn_renew(st->rtxn)
+                  : mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
+
+    if (rc != 0) {
+        if (st->rtxn) {
+            mdb_txn_abort(st->rtxn);
+            st->rtxn = NULL;
+        }
+
+        return wh_store_fail(st, rc, "beginning a read", err);
+    }
+
+    return 0;
+}
+
+
+static void
+wh_store_rend(wh_store_t *st)
+{
+    mdb_txn_reset(st->rtxn);
+}
+
+
+int
+wh_store_meta(wh_store_t *st, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    int  rc;
+
+    if (wh_store_rbegin(st, err) != 0) {
+        return -1;
+    }
+
+    rc = wh_store_channel(st, st->rtxn, ws, ch, 0, 0, meta, err);
+    wh_store_rend(st);
+
+    return rc;
+}
+
+
+static int
+wh_store_scan(wh_store_t *st, MDB_cursor *cur, const unsigned char *prefix,
+    size_t plen, uint64_t up_to, size_t limit, int64_t now,
+    wh_store_item_pt cb, void *ctx, wh_store_range_t *r, wh_err_t *err)
+{
+    int       rc;
+    uint64_t  id;
+    int64_t   t, cutoff;
+    MDB_val   k, v;
+
+    cutoff = st->ttl_ms ? now - st->ttl_ms : INT64_MIN;
+    k.mv_data = (void *) prefix;
+    k.mv_size = plen + 8;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0
+            || v.mv_size < 8)
+        {
+            break;
+        }
+
+        id = wh_be64_get((unsigned char *) k.mv_data + plen);
+
+        if (id > up_to) {
+            break;
+        }
+
+        t = (int64_t) wh_be64_get(v.mv_data);
+
+        if (t < cutoff) {
+            continue;
+        }
+
+        if (r->count == limit
+            || cb(ctx, id, t, (char *) v.mv_data + 8, v.mv_size - 8) != 0)
+        {
+            r->more = 1;
+            return 0;
+        }
+
+        if (r->count++ == 0) {
+            r->first = id;
+        }
+
+        r->last = id;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return wh_store_fail(st, rc, "reading history", err);
+    }
+
+    return 0;
+}
+
+
+int
+wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
+    uint64_t up_to, size_t limit, int64_t now, wh_store_item_pt cb,
+    void *ctx, wh_store_range_t *r, wh_err_t *err)
+{
+    int            rc;
+    size_t         plen;
+    MDB_cursor    *cur;
+    unsigned char  key[WH_KEY_MAX];
+
+    memset(r, 0, sizeof(wh_store_range_t));
+
+    if (wh_store_rbegin(st, err) != 0) {
+        return -1;
+    }
+
+    rc = wh_store_channel(st, st->rtxn, ws, ch, 0, 0, &r->meta, err);
+
+    if (rc <= 0 || after >= up_to || after >= r->meta.last_id) {
+        r->found = rc > 0;
+        wh_store_rend(st);
+        return rc < 0 ? -1 : 0;
+    }
+
+    r->found = 1;
+    rc = mdb_cursor_open(st->rtxn, st->hist, &cur);
+
+    if (rc != 0) {
+        wh_store_rend(st);
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    if (after + 1 < r->meta.first_id) {
+        after = r->meta.first_id - 1;
+    }
+
+    plen = wh_hist_key(key, ws, ch, after + 1) - 8;
+    rc = wh_store_scan(st, cur, key, plen, up_to, limit, now, cb, ctx, r,
+                       err);
+    mdb_cursor_close(cur);
+    wh_store_rend(st);
+
+    return rc;
+}
+
+
+int
+wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
+    wh_store_chan_pt cb, void *ctx, wh_err_t *err)
+{
+    int             rc;
+    size_t          plen;
+    MDB_val         k, v;
+    MDB_cursor     *cur;
+    wh_chan_meta_t  meta;
+    unsigned char   key[WH_KEY_MAX];
+
+    if (wh_store_rbegin(st, err) != 0) {
+        return -1;
+    }
+
+    rc = mdb_cursor_open(st->rtxn, st->chans, &cur);
+
+    if (rc != 0) {
+        wh_store_rend(st);
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    k.mv_data = key;
+    k.mv_size = wh_chan_key(key, ws, after);
+    plen = ws.len + 1;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size <= plen || memcmp(k.mv_data, key, plen) != 0) {
+            break;
+        }
+
+        if (after.len && k.mv_size == plen + after.len
+            && memcmp((char *) k.mv_data + plen, after.data, after.len) == 0)
+        {
+            continue;
+        }
+
+        if (wh_meta_decode(&v, &meta, err) != 0) {
+            rc = -1;
+            break;
+        }
+
+        if (cb(ctx, (char *) k.mv_data + plen, k.mv_size - plen, &meta)) {
+            break;
+        }
+    }
+
+    mdb_cursor_close(cur);
+    wh_store_rend(st);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return wh_store_fail(st, rc, "listing channels", err);
+    }
+
+    return 0;
+}
+
+
+typedef struct {
+    int64_t   cutoff;
+    size_t    removed;
+} wh_expire_ctx_t;
+
+
+/* drops the expired head of one channel's history; hc is positioned
+ * by the caller's key */
+static int
+wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
+    wh_chan_meta_t *meta, wh_expire_ctx_t *x, wh_err_t *err)
+{
+    int            rc;
+    size_t         plen;
+    MDB_val        k, v;
+    unsigned char  key[WH_KEY_MAX];
+
+    plen = ck->mv_size + 1;
+
+    if (plen + 8 > sizeof(key)) {
+        return wh_err(err, 503, "corrupt channel key");
+    }
+
+    memcpy(key, ck->mv_data, ck->mv_size);
+    key[ck->mv_size] = '\0';
+    wh_be64_put(key + plen, meta->first_id);
+    k.mv_data = key;
+    k.mv_size = plen + 8;
+
+    for (rc = mdb_cursor_get(hc, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(hc, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0
+            || v.mv_size < 8
+            || (int64_t) wh_be64_get(v.mv_data) >= x->cutoff)
+        {
+            break;
+        }
+
+        meta->first_id = wh_be64_get((unsigned char *) k.mv_data + plen)
+                         + 1;
+
+        rc = mdb_cursor_del(hc, 0);
+
+        if (rc != 0) {
+            return wh_store_fail(st, rc, "expiring history", err);
+        }
+
+        x->removed++;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return wh_store_fail(st, rc, "expiring history", err);
+    }
+
+    return 0;
+}
+
+
+static int
+wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    int              rc;
+    uint64_t         first;
+    MDB_val          k, v;
+    MDB_cursor      *cc, *hc;
+    wh_chan_meta_t   meta;
+    wh_expire_ctx_t *x = ctx;
+    unsigned char    val[WH_META_SIZE];
+
+    x->removed = 0;
+
+    if ((rc = mdb_cursor_open(txn, st->chans, &cc)) != 0) {
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    if ((rc = mdb_cursor_open(txn, st->hist, &hc)) != 0) {
+        mdb_cursor_close(cc);
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    for (rc = mdb_cursor_get(cc, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cc, &k, &v, MDB_NEXT))
+    {
+        if (wh_meta_decode(&v, &meta, err) != 0) {
+            rc = -1;
+            break;
+        }
+
+        if (meta.first_id > meta.last_id) {
+            continue;
+        }
+
+        first = meta.first_id;
+
+        if (wh_store_expire_chan(st, hc, &k, &meta, x, err) != 0) {
+            rc = -1;
+            break;
+        }
+
+        if (meta.first_id != first) {
+            wh_meta_encode(val, &meta);
+            v.mv_data = val;
+            v.mv_size = WH_META_SIZE;
+            rc = mdb_cursor_put(cc, &k, &v, MDB_CURRENT);
+
+            if (rc != 0) {
+                wh_store_fail(st, rc, "updating a channel", err);
+                rc = -1;
+                break;
+            }
+        }
+    }
+
+    mdb_cursor_close(hc);
+    mdb_cursor_close(cc);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return wh_store_fail(st, rc, "expiring history", err);
+    }
+
+    return 0;
+}
+
+
+int
+wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
+    wh_err_t *err)
+{
+    wh_expire_ctx_t  x = { now - st->ttl_ms, 0 };
+
+    *removed = 0;
+
+    if (st->ttl_ms == 0) {
+        return 0;
+    }
+
+    if (wh_store_write(st, wh_store_expire_txn, &x, err) != 0) {
+        return -1;
+    }
+
+    *removed = x.removed;
+
+    return 0;
+}
+
+
+int
+wh_store_sync(wh_store_t *st, wh_err_t *err)
+{
+    int  rc;
+
+    if (!st->dirty) {
+        return 0;
+    }
+
+    rc = mdb_env_sync(st->env, 1);
+
+    if (rc != 0) {
+        return wh_err(err, 503, "storage sync: %s", mdb_strerror(rc));
+    }
+
+    st->dirty = 0;
+
+    return 0;
+}
+
+
+int
+wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err)
+{
+    int  rc;
+
+    *dead = 0;
+    rc = mdb_reader_check(st->env, dead);
+
+    if (rc != 0) {
+        return wh_err(err, 503, "storage reader check: %s",
+                      mdb_strerror(rc));
+    }
+
+    return 0;
+}
