@@ -39,7 +39,7 @@ static const wh_field_t  wh_hello[] = {
     F(U16, status), F(U32, count), F(STR, name), FEND
 };
 static const wh_field_t  wh_welcome[] = {
-    F(U16, status), F(STR, name), F(U64, id2), FEND
+    F(U16, status), F(STR, name), F(U64, id2), F(U8, flag), FEND
 };
 static const wh_field_t  wh_subscribe[] = {
     F(STR, workspace), F(STR, channel), F(U32, count), F(U8, flag),
@@ -97,6 +97,10 @@ static const wh_field_t  wh_session_close[] = {
 static const wh_field_t  wh_ping[] = {
     F(U32, req_id), FEND
 };
+static const wh_field_t  wh_event[] = {
+    F(STR, workspace), F(STR, client_id), F(STR, session), F(STR, name),
+    F(BLOB, body), FEND
+};
 
 static const wh_type_t  wh_types[256] = {
     [WH_LINK_HELLO] =          { "HELLO", wh_hello },
@@ -118,6 +122,7 @@ static const wh_type_t  wh_types[256] = {
     [WH_LINK_SESSION_CLOSE] =  { "SESSION_CLOSE", wh_session_close },
     [WH_LINK_PING] =           { "PING", wh_ping },
     [WH_LINK_PONG] =           { "PONG", wh_ping },
+    [WH_LINK_EVENT] =          { "EVENT", wh_event },
 };
 
 

@@ -30,6 +30,7 @@
 #define WH_LINK_SESSION_UPDATE   0x09
 #define WH_LINK_SESSION_CLOSE    0x0a
 #define WH_LINK_PING             0x0b
+#define WH_LINK_EVENT            0x0c
 
 /* daemon -> worker */
 #define WH_LINK_WELCOME          0x81
@@ -41,6 +42,9 @@
 #define WH_LINK_REPLAY_END       0x88
 #define WH_LINK_SESSION_ACCEPT   0x89
 #define WH_LINK_PONG             0x8b
+
+/* WELCOME flag bits */
+#define WH_LINK_WELCOME_EGRESS   0x01    /* EVENT goes to MQTT */
 
 /* REQUEST flag: the caller's role, as verified by the module */
 #define WH_LINK_ROLE_CLIENT      0

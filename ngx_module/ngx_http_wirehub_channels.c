@@ -384,10 +384,10 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
     sub = p->data;
 
     if (m && m->type == WH_LINK_REPLAY_ITEM) {
-        frame = ngx_http_wirehub_frame_create(sub->session->connection->log,
-                                              NGX_HTTP_WIREHUB_OP_TEXT,
-                                              (u_char *) m->body.data,
-                                              m->body.len);
+        frame = ngx_http_wirehub_session_frame(sub->session,
+                                               NGX_HTTP_WIREHUB_OP_TEXT,
+                                               (u_char *) m->body.data,
+                                               m->body.len);
         if (frame) {
             ngx_http_wirehub_hold(sub->session->main_conf, &sub->held_last,
                                   frame);
@@ -621,10 +621,11 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_queue_t                   *q, *next;
     ngx_http_wirehub_sub_t        *sub;
     ngx_http_wirehub_channel_t    *ch;
-    ngx_http_wirehub_out_frame_t  *frame;
+    ngx_http_wirehub_out_frame_t  *frame, *cframe, *out;
 
     ws.data = (u_char *) m->workspace.data;
     ws.len = m->workspace.len;
+    cframe = NULL;
 
     ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
                                       m->channel.len, 0);
@@ -656,17 +657,37 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
 
+        out = frame;
+
+        if (sub->session->deflate && m->body.len
+                                     >= NGX_HTTP_WIREHUB_DEFLATE_MIN)
+        {
+            /* no context takeover: one compressed frame serves them all */
+            if (cframe == NULL) {
+                cframe = ngx_http_wirehub_deflate_frame(wmcf, ngx_cycle->log,
+                                                 NGX_HTTP_WIREHUB_OP_TEXT,
+                                                 (u_char *) m->body.data,
+                                                 m->body.len);
+            }
+
+            out = cframe ? cframe : frame;
+        }
+
         if (sub->live) {
-            (void) ngx_http_wirehub_send_frame(sub->session, frame);
+            (void) ngx_http_wirehub_send_frame(sub->session, out);
 
         } else if (sub->replay) {
-            ngx_http_wirehub_hold(wmcf, &sub->held_live_last, frame);
+            ngx_http_wirehub_hold(wmcf, &sub->held_live_last, out);
         }
     }
 
     ch->busy = 0;
 
     ngx_http_wirehub_frame_release(frame);
+
+    if (cframe) {
+        ngx_http_wirehub_frame_release(cframe);
+    }
 
     if (ch->nsubs == 0) {
         ngx_http_wirehub_channel_free(wmcf, ch);

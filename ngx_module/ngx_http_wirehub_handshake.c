@@ -400,6 +400,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 {
     u_char                        digest[20];
     ngx_int_t                     rc;
+    ngx_uint_t                    deflate;
     ngx_str_t                     value, src;
     ngx_sha1_t                    sha1;
     ngx_http_cleanup_t           *cln;
@@ -432,6 +433,19 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    deflate = 0;
+
+    if (ngx_http_wirehub_deflate_negotiate(r, &value) == NGX_OK) {
+        if (ngx_http_wirehub_add_header(r, "Sec-WebSocket-Extensions",
+                                        &value)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        deflate = 1;
+    }
+
     s = ngx_pcalloc(r->pool, sizeof(ngx_http_wirehub_session_t));
     if (s == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -442,6 +456,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
     s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
     s->identity = ctx->identity;
+    s->deflate = deflate;
     ctx->session = s;
 
     if (ngx_http_wirehub_session_id(s) != NGX_OK) {

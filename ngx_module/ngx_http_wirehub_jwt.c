@@ -110,6 +110,13 @@ typedef struct {
 } ngx_http_wirehub_jwt_times_t;
 
 
+static void ngx_http_wirehub_jwt_error(char *err, size_t err_len,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_fail(
+    ngx_http_wirehub_jwt_ctx_t *ctx, ngx_http_wirehub_jwt_rc_e rc,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+
 static const ngx_http_wirehub_jwt_alg_t  ngx_http_wirehub_jwt_algs[] = {
     { "HS256", JWT_ALG_HS256, NGX_HTTP_WIREHUB_JWT_HMAC, 0, 32, EVP_sha256 },
     { "HS384", JWT_ALG_HS384, NGX_HTTP_WIREHUB_JWT_HMAC, 0, 48, EVP_sha384 },
@@ -240,7 +247,8 @@ ngx_http_wirehub_jwt_looks_like_pem(const unsigned char *key, size_t len)
 
 /* the PEM text of pkey (public, or PKCS#8 private), malloc'ed */
 static unsigned char *
-ngx_http_wirehub_jwt_pem_write(EVP_PKEY *pkey, int private, size_t *len)
+ngx_http_wirehub_jwt_pem_write(EVP_PKEY *pkey, int private_key,
+    size_t *len)
 {
     BIO            *bio;
     long            n;
@@ -253,7 +261,7 @@ ngx_http_wirehub_jwt_pem_write(EVP_PKEY *pkey, int private, size_t *len)
         return NULL;
     }
 
-    if (private) {
+    if (private_key) {
         ok = PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL);
 
     } else {
@@ -285,7 +293,7 @@ ngx_http_wirehub_jwt_pem_write(EVP_PKEY *pkey, int private, size_t *len)
 /* parses a PEM key of the type alg needs; NULL with a message on error */
 static EVP_PKEY *
 ngx_http_wirehub_jwt_pem_read(const ngx_http_wirehub_jwt_alg_t *alg,
-    const unsigned char *pem, size_t len, int private, char *err,
+    const unsigned char *pem, size_t len, int private_key, char *err,
     size_t err_len)
 {
     BIO       *bio;
@@ -303,7 +311,7 @@ ngx_http_wirehub_jwt_pem_read(const ngx_http_wirehub_jwt_alg_t *alg,
         return NULL;
     }
 
-    if (private) {
+    if (private_key) {
         pkey = PEM_read_bio_PrivateKey(bio, NULL,
                                        ngx_http_wirehub_jwt_no_passphrase,
                                        NULL);
@@ -318,7 +326,7 @@ ngx_http_wirehub_jwt_pem_read(const ngx_http_wirehub_jwt_alg_t *alg,
 
     if (pkey == NULL) {
         ngx_http_wirehub_jwt_error(err, err_len,
-            private ? "%s key is not an unencrypted PEM private key"
+            private_key ? "%s key is not an unencrypted PEM private key"
                     : "%s key is not a PEM public key (\"BEGIN PUBLIC KEY\")",
             alg->name);
         return NULL;
@@ -1426,7 +1434,20 @@ ngx_http_wirehub_jwt_verify(const ngx_http_wirehub_jwt_keys_t *keys,
 {
     ngx_http_wirehub_jwt_ctx_t     ctx;
     ngx_http_wirehub_jwt_rc_e      rc;
+    ngx_http_wirehub_jwt_keys_t    no_keys;
+    ngx_http_wirehub_jwt_policy_t  defaults;
     ngx_http_wirehub_jwt_claims_t  out;
+
+    /* no keys verify nothing; no policy means the defaults */
+    if (keys == NULL) {
+        memset(&no_keys, 0, sizeof(no_keys));
+        keys = &no_keys;
+    }
+
+    if (policy == NULL) {
+        memset(&defaults, 0, sizeof(defaults));
+        policy = &defaults;
+    }
 
     ctx.token = token;
     ctx.len = len;

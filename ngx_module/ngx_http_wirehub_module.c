@@ -24,6 +24,8 @@ static char *ngx_http_wirehub_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_wirehub_cleanup_keys(void *data);
 static ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_wirehub_log_phase(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
@@ -169,7 +171,7 @@ ngx_module_t  ngx_http_wirehub_module = {
     ngx_http_wirehub_commands,             /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_wirehub_init_module,          /* init module */
     ngx_http_wirehub_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -270,7 +272,8 @@ ngx_http_wirehub_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_wirehub_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
+    ngx_uint_t                  n;
+    ngx_http_handler_pt        *h, *handlers;
     ngx_http_core_main_conf_t  *cmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
@@ -286,6 +289,49 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_wirehub_post_read;
+
+    /*
+     * Requests that nginx rejects while reading the header never reach
+     * the post-read phase, but they are logged: mask the request line
+     * first thing in the log phase, before the access log runs.
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    handlers = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
+    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
+
+    ngx_memmove(&handlers[1], &handlers[0],
+                (n - 1) * sizeof(ngx_http_handler_pt));
+    handlers[0] = ngx_http_wirehub_log_phase;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_log_phase(ngx_http_request_t *r)
+{
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+
+    if (ctx == NULL || ctx->masked_request.len == 0) {
+        r->request_line.len = ngx_http_wirehub_mask_tokens(
+                                  r->request_line.data, r->request_line.len);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_init_module(ngx_cycle_t *cycle)
+{
+    ngx_http_wirehub_log_init(cycle);
 
     return NGX_OK;
 }

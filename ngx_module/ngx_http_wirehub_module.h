@@ -38,6 +38,9 @@
 #define NGX_HTTP_WIREHUB_CLOSE_REVOKED    4403
 #define NGX_HTTP_WIREHUB_CLOSE_REPLACED   4408
 
+/* smaller messages are not worth compressing */
+#define NGX_HTTP_WIREHUB_DEFLATE_MIN      64
+
 /* how long a closing handshake may take before the socket is dropped */
 #define NGX_HTTP_WIREHUB_CLOSE_TIMEOUT    1000
 
@@ -60,6 +63,7 @@ typedef struct ngx_http_wirehub_channel_s  ngx_http_wirehub_channel_t;
 typedef struct ngx_http_wirehub_sub_s      ngx_http_wirehub_sub_t;
 typedef struct ngx_http_wirehub_pending_s  ngx_http_wirehub_pending_t;
 typedef struct ngx_http_wirehub_session_s  ngx_http_wirehub_session_t;
+typedef struct ngx_http_wirehub_zlib_s     ngx_http_wirehub_zlib_t;
 
 
 /* a link reply, or m == NULL when the link was lost first */
@@ -137,6 +141,7 @@ typedef struct {
     ngx_http_wirehub_out_t          *free_out;
 
     ngx_http_wirehub_link_t         *link;
+    ngx_http_wirehub_zlib_t         *zlib;
     ngx_rbtree_t                     channels;
     ngx_rbtree_node_t                channels_sentinel;
     ngx_rbtree_t                     session_ids;
@@ -227,6 +232,7 @@ struct ngx_http_wirehub_session_s {
     unsigned                         shutting_down:1;
     unsigned                         closed:1;
     unsigned                         accepted:1;  /* by wirehubd */
+    unsigned                         deflate:1;   /* permessage-deflate */
     unsigned                         opened:1;    /* SESSION_OPEN sent */
 };
 
@@ -254,6 +260,20 @@ ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
     const char **code, ngx_str_t *message);
 ngx_http_wirehub_ctx_t *ngx_http_wirehub_get_ctx(ngx_http_request_t *r);
 
+/* ngx_http_wirehub_deflate.c */
+ngx_int_t ngx_http_wirehub_deflate_negotiate(ngx_http_request_t *r,
+    ngx_str_t *response);
+ngx_int_t ngx_http_wirehub_inflate(ngx_http_wirehub_main_conf_t *wmcf,
+    u_char *in, size_t len, size_t max, u_char **out, size_t *out_len,
+    ngx_log_t *log);
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_deflate_frame(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, unsigned opcode,
+    u_char *payload, size_t len);
+
+/* ngx_http_wirehub_log.c */
+size_t ngx_http_wirehub_mask_tokens(u_char *buf, size_t len);
+void ngx_http_wirehub_log_init(ngx_cycle_t *cycle);
+
 /* ngx_http_wirehub_handshake.c */
 ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wirehub_send_error(ngx_http_request_t *r,
@@ -270,6 +290,14 @@ ngx_int_t ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_out_frame_t *frame);
 ngx_http_wirehub_out_frame_t *ngx_http_wirehub_frame_create(
     ngx_log_t *log, unsigned opcode, u_char *payload, size_t len);
+
+/* ngx_http_wirehub_output.c */
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_session_frame(
+    ngx_http_wirehub_session_t *s, unsigned opcode, u_char *payload,
+    size_t len);
+ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
+    ngx_uint_t keep_partial);
 void ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame);
 void ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     ngx_uint_t code, const char *reason);

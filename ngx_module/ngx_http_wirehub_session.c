@@ -9,10 +9,10 @@
 
 
 #include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_utf8.h"
 
 
 #define NGX_HTTP_WIREHUB_RECV_SIZE   65536
-#define NGX_HTTP_WIREHUB_IOVS        64
 #define NGX_HTTP_WIREHUB_READ_TURNS  4
 
 
@@ -30,9 +30,6 @@ static void ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_frame_event_t *ev);
 static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *payload, size_t len);
-static ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
-static void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
-    ngx_uint_t keep_partial);
 static void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
     ngx_uint_t linger);
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
@@ -59,6 +56,16 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     s->out_last = &s->out;
     s->parser.max_message_size = s->conf->max_message_size;
     s->parser.require_mask = 1;
+    s->parser.allow_rsv1 = s->deflate;
+
+    if (s->deflate) {
+        /*
+         * Incompressible data grows a little when deflated; the limit is
+         * on the inflated size, checked after inflating.  Uncompressed
+         * messages are held to the exact limit in ngx_http_wirehub_data().
+         */
+        s->parser.max_message_size += s->conf->max_message_size / 256 + 64;
+    }
     ngx_http_wirehub_frame_parser_init(&s->parser);
 
     s->last_rx = ngx_current_msec;
@@ -272,6 +279,12 @@ ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
 
     need = s->msg_len + ev->len;
 
+    if (!ev->compressed && need > s->conf->max_message_size) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_TOO_BIG,
+                                       "message too big");
+        return NGX_ERROR;
+    }
+
     if (need > s->msg_cap) {
         cap = ngx_max(need, ngx_min(s->msg_cap * 2,
                                     s->conf->max_message_size));
@@ -307,6 +320,10 @@ static void
 ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_frame_event_t *ev)
 {
+    u_char                        *msg, *inflated;
+    size_t                         len;
+    ngx_int_t                      rc;
+    ngx_http_wirehub_utf8_t        utf8;
     ngx_http_wirehub_out_frame_t  *frame;
 
     if (s->close_sent) {
@@ -314,25 +331,67 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
         return;
     }
 
-    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO) {
-        frame = ngx_http_wirehub_frame_create(s->connection->log, ev->opcode,
-                                              s->msg, s->msg_len);
-        if (frame == NULL) {
-            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
-                                           "out of memory");
+    msg = s->msg;
+    len = s->msg_len;
+    inflated = NULL;
+
+    if (ev->compressed) {
+        rc = ngx_http_wirehub_inflate(s->main_conf, s->msg, s->msg_len,
+                                      s->conf->max_message_size, &inflated,
+                                      &len, s->connection->log);
+
+        if (rc != NGX_OK) {
+            s->msg_len = 0;
+            ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                          "wirehub: %s", rc == NGX_DECLINED
+                          ? "inflated message too big"
+                          : "invalid compressed message");
+            ngx_http_wirehub_session_close(s,
+                rc == NGX_DECLINED ? NGX_HTTP_WIREHUB_CLOSE_TOO_BIG
+                : (rc == NGX_ABORT ? 1007 : NGX_HTTP_WIREHUB_CLOSE_INTERNAL),
+                rc == NGX_DECLINED ? "message too big"
+                                   : "invalid compressed data");
             return;
         }
 
-        (void) ngx_http_wirehub_send_frame(s, frame);
-        ngx_http_wirehub_frame_release(frame);
+        msg = inflated;
+
+        /* the parser could not check text it saw compressed */
+
+        ngx_memzero(&utf8, sizeof(ngx_http_wirehub_utf8_t));
+
+        if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT
+            && (ngx_http_wirehub_utf8_feed(&utf8, msg, len) != 0
+                || ngx_http_wirehub_utf8_done(&utf8) != 0))
+        {
+            ngx_free(inflated);
+            s->msg_len = 0;
+            ngx_http_wirehub_session_close(s, 1007, "invalid UTF-8");
+            return;
+        }
+    }
+
+    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO) {
+        frame = ngx_http_wirehub_session_frame(s, ev->opcode, msg, len);
+        if (frame == NULL) {
+            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                           "out of memory");
+        } else {
+            (void) ngx_http_wirehub_send_frame(s, frame);
+            ngx_http_wirehub_frame_release(frame);
+        }
 
     } else if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT) {
-        ngx_http_wirehub_message(s, s->msg, s->msg_len);
+        ngx_http_wirehub_message(s, msg, len);
 
     } else {
         (void) ngx_http_wirehub_send_client_error(s, "bad_request",
                                         "binary messages are not supported",
                                         NULL);
+    }
+
+    if (inflated) {
+        ngx_free(inflated);
     }
 
     s->msg_len = 0;
@@ -467,121 +526,6 @@ ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s, unsigned opcode,
 }
 
 
-ngx_http_wirehub_out_frame_t *
-ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
-    u_char *payload, size_t len)
-{
-    size_t                         hlen;
-    ngx_http_wirehub_out_frame_t  *frame;
-
-    frame = ngx_alloc(offsetof(ngx_http_wirehub_out_frame_t, data) + 10 + len,
-                      log);
-    if (frame == NULL) {
-        return NULL;
-    }
-
-    hlen = ngx_http_wirehub_frame_header(frame->data, opcode, 1, 0, len);
-
-    if (len) {
-        ngx_memcpy(frame->data + hlen, payload, len);
-    }
-
-    frame->refs = 1;
-    frame->len = hlen + len;
-
-    return frame;
-}
-
-
-void
-ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame)
-{
-    if (--frame->refs == 0) {
-        ngx_free(frame);
-    }
-}
-
-
-ngx_int_t
-ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s, u_char *data,
-    size_t len)
-{
-    ngx_int_t                      rc;
-    ngx_http_wirehub_out_frame_t  *frame;
-
-    frame = ngx_http_wirehub_frame_create(s->connection->log,
-                                          NGX_HTTP_WIREHUB_OP_TEXT, data, len);
-    if (frame == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_wirehub_send_frame(s, frame);
-    ngx_http_wirehub_frame_release(frame);
-
-    return rc;
-}
-
-
-/*
- * Queues a frame; the write happens from the posted write event, so that
- * everything queued for a connection in one event-loop turn goes out in
- * one writev().
- */
-
-ngx_int_t
-ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_out_frame_t *frame)
-{
-    ngx_connection_t              *c;
-    ngx_http_wirehub_out_t        *out;
-    ngx_http_wirehub_main_conf_t  *wmcf;
-
-    if (s->closed) {
-        return NGX_ERROR;
-    }
-
-    c = s->connection;
-    wmcf = s->main_conf;
-
-    if (s->out_bytes + frame->len > s->conf->send_limit && !s->close_sent) {
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "wirehub: slow consumer, %uz bytes queued",
-                      s->out_bytes);
-        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
-                                       "slow consumer");
-        return NGX_DECLINED;
-    }
-
-    out = wmcf->free_out;
-
-    if (out) {
-        wmcf->free_out = out->next;
-
-    } else {
-        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
-        if (out == NULL) {
-            return NGX_ERROR;
-        }
-    }
-
-    frame->refs++;
-
-    out->frame = frame;
-    out->sent = 0;
-    out->next = NULL;
-
-    *s->out_last = out;
-    s->out_last = &out->next;
-    s->out_bytes += frame->len;
-
-    if (!c->write->posted && c->write->ready) {
-        ngx_post_event(c->write, &ngx_posted_events);
-    }
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_http_wirehub_write_event(ngx_event_t *wev)
 {
@@ -610,126 +554,6 @@ ngx_http_wirehub_write_event(ngx_event_t *wev)
     {
         ngx_http_wirehub_finalize(s, s->failed && !s->close_received);
     }
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
-{
-    off_t                          sent;
-    size_t                         n;
-    ngx_uint_t                     i;
-    ngx_buf_t                      bufs[NGX_HTTP_WIREHUB_IOVS];
-    ngx_chain_t                    links[NGX_HTTP_WIREHUB_IOVS], *rc;
-    ngx_connection_t              *c;
-    ngx_http_request_t            *r;
-    ngx_http_wirehub_out_t        *out;
-    ngx_http_wirehub_main_conf_t  *wmcf;
-
-    c = s->connection;
-    r = s->request;
-    wmcf = s->main_conf;
-
-    /* the tail of the 101 response, if the socket was full then */
-
-    if (r->out || c->buffered) {
-        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (r->out || c->buffered) {
-            return ngx_handle_write_event(c->write, 0);
-        }
-    }
-
-    while (s->out) {
-
-        i = 0;
-
-        for (out = s->out; out && i < NGX_HTTP_WIREHUB_IOVS; out = out->next)
-        {
-            ngx_memzero(&bufs[i], sizeof(ngx_buf_t));
-            bufs[i].pos = out->frame->data + out->sent;
-            bufs[i].last = out->frame->data + out->frame->len;
-            bufs[i].temporary = 1;
-            links[i].buf = &bufs[i];
-            links[i].next = &links[i + 1];
-            i++;
-        }
-
-        links[i - 1].next = NULL;
-
-        sent = c->sent;
-        rc = c->send_chain(c, links, 0);
-
-        if (rc == NGX_CHAIN_ERROR) {
-            c->error = 1;
-            return NGX_ERROR;
-        }
-
-        n = (size_t) (c->sent - sent);
-        s->out_bytes -= n;
-
-        while (n && s->out) {
-            out = s->out;
-
-            if (out->frame->len - out->sent > n) {
-                out->sent += n;
-                break;
-            }
-
-            n -= out->frame->len - out->sent;
-
-            s->out = out->next;
-            ngx_http_wirehub_frame_release(out->frame);
-            out->next = wmcf->free_out;
-            wmcf->free_out = out;
-        }
-
-        if (s->out == NULL) {
-            s->out_last = &s->out;
-        }
-
-        if (!c->write->ready) {
-            return ngx_handle_write_event(c->write, 0);
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * Forgets queued frames that have not started to go out; a partially
- * written frame must be completed or the stream would be corrupt.
- */
-
-static void
-ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
-    ngx_uint_t keep_partial)
-{
-    ngx_http_wirehub_out_t        *out, *next, **prev;
-    ngx_http_wirehub_main_conf_t  *wmcf;
-
-    wmcf = s->main_conf;
-    prev = &s->out;
-
-    for (out = s->out; out; out = next) {
-        next = out->next;
-
-        if (keep_partial && out->sent) {
-            prev = &out->next;
-            continue;
-        }
-
-        *prev = next;
-        s->out_bytes -= out->frame->len - out->sent;
-        ngx_http_wirehub_frame_release(out->frame);
-        out->next = wmcf->free_out;
-        wmcf->free_out = out;
-    }
-
-    s->out_last = prev;
 }
 
 

@@ -150,13 +150,16 @@ ngx_http_wirehub_utf8_skip_valid(const unsigned char *p,
 
         lead = *p;
 
-        /* the range of the second byte excludes overlongs, surrogates
-         * and code points above U+10FFFF */
-
         if (lead < 0xc2 || lead > 0xf4) {
             return p;
+        }
 
-        } else if (lead < 0xe0) {
+        /*
+         * the range of the second byte is what excludes overlong forms,
+         * surrogates and code points above U+10FFFF
+         */
+
+        if (lead < 0xe0) {
             need = 2;
             low = 0x80;
             high = 0xbf;

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,13 +154,82 @@ wh_conf_key(const char *arg, const char *key)
 }
 
 
+/* "0660": octal permission bits, at most 0777 */
+static int
+wh_conf_mode(const char *s, unsigned *mode)
+{
+    char           *end;
+    unsigned long   v;
+
+    if (*s < '0' || *s > '7') {
+        return -1;
+    }
+
+    errno = 0;
+    v = strtoul(s, &end, 8);
+
+    if (errno != 0 || *end != '\0' || v > 0777) {
+        return -1;
+    }
+
+    *mode = (unsigned) v;
+
+    return 0;
+}
+
+
+static int
+wh_conf_group(const char *name, gid_t *gid)
+{
+    struct group  *gr;
+
+    gr = getgrnam(name);
+
+    if (gr == NULL) {
+        return -1;
+    }
+
+    *gid = gr->gr_gid;
+
+    return 0;
+}
+
+
+static int
+wh_conf_listen_params(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int          i;
+    const char  *v;
+
+    for (i = 2; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "group")) != NULL) {
+            if (wh_conf_group(v, &cf->listen_gid) != 0) {
+                return wh_conf_error(err, st, "unknown group \"%s\"", v);
+            }
+
+        } else if ((v = wh_conf_key(st->args[i], "mode")) != NULL) {
+            if (wh_conf_mode(v, &cf->listen_mode) != 0) {
+                return wh_conf_error(err, st, "invalid mode \"%s\" "
+                                     "(octal, at most 0777)", v);
+            }
+
+        } else {
+            return wh_conf_error(err, st, "unknown listen parameter "
+                                 "\"%s\"", st->args[i]);
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 wh_conf_listen(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
     const char  *path;
 
-    if (st->nargs != 2) {
-        return wh_conf_error(err, st, "\"%s\" takes one argument",
+    if (st->nargs < 2) {
+        return wh_conf_error(err, st, "\"%s\" needs an address",
                              "listen");
     }
 
@@ -174,6 +244,10 @@ wh_conf_listen(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     if (strlen(path) >= 108) {
         return wh_conf_error(err, st, "socket path \"%s\" is too long",
                              path);
+    }
+
+    if (wh_conf_listen_params(cf, st, err) != 0) {
+        return -1;
     }
 
     return wh_conf_strdup(&cf->listen, path, err);
@@ -512,6 +586,8 @@ wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
 
     memset(cf, 0, sizeof(wh_config_t));
     cf->map_size = 1024UL * 1024 * 1024;
+    cf->listen_gid = (gid_t) -1;
+    cf->listen_mode = 0660;
     cf->history_length = 1000;
     cf->history_ttl_ms = 24LL * 3600 * 1000;
     cf->stats_interval_ms = 5000;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "log.h"
 
@@ -18,6 +19,8 @@
 typedef struct {
     char      *file;
     char      *listen;             /* the socket path, without "unix:" */
+    gid_t      listen_gid;         /* (gid_t) -1: keep the daemon's */
+    unsigned   listen_mode;        /* permission bits of the socket */
     char      *storage;            /* the LMDB directory */
     size_t     map_size;
     size_t     max_map_size;       /* MDB_MAP_FULL grows up to this */

@@ -397,7 +397,8 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     if (wh_daemon_signals(d, err) != 0
         || wh_daemon_timers(d, err) != 0
-        || wh_link_listen(&d->link, d->conf.listen, err) != 0)
+        || wh_link_listen(&d->link, d->conf.listen, d->conf.listen_mode,
+                          d->conf.listen_gid, err) != 0)
     {
         return -1;
     }

@@ -27,8 +27,45 @@ static void wh_link_accept(wh_event_t *ev, uint32_t events);
 static void wh_link_peer_event(wh_event_t *ev, uint32_t events);
 
 
+/* binds with no permission for anyone but the owner, so that nobody
+ * can connect before the socket has its final mode and group */
+static int
+wh_link_bind(int fd, const struct sockaddr_un *sa, const char *path,
+    unsigned mode, gid_t gid, wh_err_t *err)
+{
+    int     rc;
+    mode_t  old;
+
+    old = umask(0177);
+    rc = bind(fd, (const struct sockaddr *) sa, sizeof(*sa));
+    umask(old);
+
+    if (rc == -1) {
+        return wh_err(err, 500, "cannot bind \"%s\": %s", path,
+                      strerror(errno));
+    }
+
+    if (gid != (gid_t) -1 && chown(path, (uid_t) -1, gid) == -1) {
+        wh_err(err, 500, "cannot give \"%s\" group %u: %s", path,
+               (unsigned) gid, strerror(errno));
+        unlink(path);
+        return -1;
+    }
+
+    if (chmod(path, (mode_t) mode) == -1) {
+        wh_err(err, 500, "cannot chmod \"%s\" to %04o: %s", path, mode,
+               strerror(errno));
+        unlink(path);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 int
-wh_link_listen(wh_link_t *link, const char *path, wh_err_t *err)
+wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
+    gid_t gid, wh_err_t *err)
 {
     int                 fd;
     struct stat         sb;
@@ -62,13 +99,16 @@ wh_link_listen(wh_link_t *link, const char *path, wh_err_t *err)
         return wh_err(err, 500, "socket: %s", strerror(errno));
     }
 
-    if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) == -1
-        || chmod(path, 0660) == -1
-        || listen(fd, 128) == -1)
-    {
+    if (wh_link_bind(fd, &sa, path, mode, gid, err) != 0) {
+        close(fd);
+        return -1;
+    }
+
+    if (listen(fd, 128) == -1) {
         wh_err(err, 500, "cannot listen on \"%s\": %s", path,
                strerror(errno));
         close(fd);
+        unlink(path);
         return -1;
     }
 

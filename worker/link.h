@@ -64,8 +64,11 @@ struct wh_link_s {
 };
 
 
-/* binds path (a stale socket file is removed first), mode 0660 */
-int wh_link_listen(wh_link_t *link, const char *path, wh_err_t *err);
+/* binds path (a stale socket file is removed first), then gives the
+ * socket file the permission bits mode and, unless gid is (gid_t) -1,
+ * that group (the nginx workers' group) */
+int wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
+    gid_t gid, wh_err_t *err);
 
 /* encodes m into the peer's output; a peer past its bound is dropped */
 void wh_link_send(wh_peer_t *peer, const wh_link_msg_t *m);

@@ -1037,6 +1037,12 @@ test_no_keys(void **state)
 
     expect(keys, &policy, hs_token(env, payload_with("")),
            NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+    expect(NULL, &policy, hs_token(env, payload_with("")),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+
+    /* no policy: the defaults */
+    expect(env->all, NULL, hs_token(env, payload_with("")),
+           NGX_HTTP_WIREHUB_JWT_OK);
 
     ngx_http_wirehub_jwt_keys_destroy(keys);
 }

@@ -20,7 +20,7 @@ static const uint8_t  all_types[] = {
     WH_LINK_REQUEST, WH_LINK_RESPONSE, WH_LINK_REPLAY, WH_LINK_REPLAY_ITEM,
     WH_LINK_REPLAY_END, WH_LINK_SESSION_OPEN, WH_LINK_SESSION_ACCEPT,
     WH_LINK_SESSION_UPDATE, WH_LINK_SESSION_CLOSE, WH_LINK_PING,
-    WH_LINK_PONG
+    WH_LINK_PONG, WH_LINK_EVENT
 };
 
 #define NTYPES  (sizeof(all_types) / sizeof(all_types[0]))
@@ -164,6 +164,77 @@ test_wire_layout(void **state)
     assert_int_equal(wh_link_encode(&b, &m), 0);
     assert_int_equal(b.len, sizeof(want));
     assert_memory_equal(b.data, want, sizeof(want));
+    wh_buf_free(&b);
+}
+
+
+/* WELCOME ends with the flag byte (bit 0: egress configured) */
+static void
+test_welcome_layout(void **state)
+{
+    wh_buf_t        b = { 0 };
+    const char     *err;
+    wh_link_msg_t   m, out;
+    static const unsigned char  want[] = {
+        0, 0, 0, 0x10,                  /* L = 16 */
+        0x81,                           /* WELCOME */
+        0, 1,                           /* version */
+        0, 2, 'a', 'b',                 /* instance */
+        0, 0, 0, 0, 0, 0, 0x01, 0x02,   /* start time */
+        WH_LINK_WELCOME_EGRESS          /* flag */
+    };
+
+    (void) state;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_WELCOME;
+    m.status = 1;
+    m.name = str("ab");
+    m.id2 = 0x0102;
+    m.flag = WH_LINK_WELCOME_EGRESS;
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    assert_int_equal(wh_link_decode(b.data, b.len, &out, &err), 0);
+    assert_int_equal(out.flag, WH_LINK_WELCOME_EGRESS);
+    assert_int_equal(out.id2, 0x0102);
+    wh_buf_free(&b);
+}
+
+
+/* EVENT: workspace, client_id, session, name, then the body blob */
+static void
+test_event_layout(void **state)
+{
+    wh_buf_t        b = { 0 };
+    const char     *err;
+    wh_link_msg_t   m, out;
+    static const unsigned char  want[] = {
+        0, 0, 0, 0x16,                  /* L = 22 */
+        0x0c,                           /* EVENT */
+        0, 1, 'w',                      /* workspace */
+        0, 2, 'c', '1',                 /* client_id */
+        0, 1, 's',                      /* session */
+        0, 3, 'e', 'v', 't',            /* name */
+        0, 0, 0, 2, '{', '}'            /* body */
+    };
+
+    (void) state;
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_EVENT;
+    m.workspace = str("w");
+    m.client_id = str("c1");
+    m.session = str("s");
+    m.name = str("evt");
+    m.body = str("{}");
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(b.len, sizeof(want));
+    assert_memory_equal(b.data, want, sizeof(want));
+    assert_int_equal(wh_link_decode(b.data, b.len, &out, &err), 0);
+    assert_int_equal(out.body.len, 2);
+    assert_memory_equal(out.name.data, "evt", 3);
+    assert_string_equal(wh_link_type_name(WH_LINK_EVENT), "EVENT");
     wh_buf_free(&b);
 }
 
@@ -394,6 +465,8 @@ main(void)
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_round_trip_every_type),
         cmocka_unit_test(test_wire_layout),
+        cmocka_unit_test(test_welcome_layout),
+        cmocka_unit_test(test_event_layout),
         cmocka_unit_test(test_every_truncation_fails),
         cmocka_unit_test(test_trailing_bytes_fail),
         cmocka_unit_test(test_unknown_type_fails),

@@ -1,0 +1,245 @@
+
+/*
+ * What the server uses, read from /proc: CPU time (utime + stime of
+ * /proc/PID/stat) and memory (VmRSS of /proc/PID/status, Pss of
+ * /proc/PID/smaps_rollup) summed over the given processes and all their
+ * descendants (an nginx master names its workers that way).
+ */
+
+
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "wsl.h"
+
+
+#define WSL_PROC_MAX  256
+
+
+typedef struct {
+    pid_t     pids[WSL_PROC_MAX];
+    unsigned  n;
+} wsl_pidset_t;
+
+
+static int
+wsl_pidset_has(const wsl_pidset_t *set, pid_t pid)
+{
+    unsigned  i;
+
+    for (i = 0; i < set->n; i++) {
+        if (set->pids[i] == pid) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the fields after "(comm)" of /proc/PID/stat: comm may hold spaces */
+static int
+wsl_stat_fields(pid_t pid, char *buf, size_t len, char **rest)
+{
+    int      fd;
+    char     path[64];
+    char    *p;
+    ssize_t  n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -1;
+    }
+
+    n = read(fd, buf, len - 1);
+    close(fd);
+
+    if (n <= 0) {
+        return -1;
+    }
+
+    buf[n] = '\0';
+
+    p = strrchr(buf, ')');
+    if (p == NULL) {
+        return -1;
+    }
+
+    *rest = p + 2;
+    return 0;
+}
+
+
+static pid_t
+wsl_parent_of(pid_t pid)
+{
+    int    ppid;
+    char   buf[1024], state;
+    char  *rest;
+
+    if (wsl_stat_fields(pid, buf, sizeof(buf), &rest) != 0) {
+        return -1;
+    }
+
+    if (sscanf(rest, "%c %d", &state, &ppid) != 2) {
+        return -1;
+    }
+
+    return (pid_t) ppid;
+}
+
+
+/* add every process whose parent is in the set, until none is new */
+static void
+wsl_pidset_descendants(wsl_pidset_t *set)
+{
+    int             grew;
+    DIR            *dir;
+    pid_t           pid, parent;
+    struct dirent  *de;
+
+    do {
+        grew = 0;
+
+        dir = opendir("/proc");
+        if (dir == NULL) {
+            return;
+        }
+
+        while ((de = readdir(dir)) != NULL && set->n < WSL_PROC_MAX) {
+            if (!isdigit((unsigned char) de->d_name[0])) {
+                continue;
+            }
+
+            pid = (pid_t) atoi(de->d_name);
+            if (wsl_pidset_has(set, pid)) {
+                continue;
+            }
+
+            parent = wsl_parent_of(pid);
+            if (parent > 0 && wsl_pidset_has(set, parent)) {
+                set->pids[set->n++] = pid;
+                grew = 1;
+            }
+        }
+
+        closedir(dir);
+
+    } while (grew);
+}
+
+
+static double
+wsl_proc_cpu_s(pid_t pid)
+{
+    int                 i;
+    char                buf[1024];
+    char               *rest, *p;
+    unsigned long long  utime, stime;
+
+    if (wsl_stat_fields(pid, buf, sizeof(buf), &rest) != 0) {
+        return 0.0;
+    }
+
+    /* rest starts at field 3 (state); utime and stime are fields 14, 15 */
+    p = rest;
+
+    for (i = 3; i < 14 && p; i++) {
+        p = strchr(p, ' ');
+        if (p) {
+            p++;
+        }
+    }
+
+    if (p == NULL || sscanf(p, "%llu %llu", &utime, &stime) != 2) {
+        return 0.0;
+    }
+
+    return (double) (utime + stime) / (double) sysconf(_SC_CLK_TCK);
+}
+
+
+/* the first "NAME: N kB" line of a /proc file */
+static uint64_t
+wsl_proc_kib(pid_t pid, const char *file, const char *name)
+{
+    char                line[256], path[64];
+    size_t              len;
+    FILE               *f;
+    unsigned long long  kib;
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+
+    len = strlen(name);
+    kib = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, name, len) == 0 && line[len] == ':') {
+            if (sscanf(line + len + 1, "%llu", &kib) != 1) {
+                kib = 0;
+            }
+            break;
+        }
+    }
+
+    fclose(f);
+    return kib;
+}
+
+
+int
+wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
+{
+    unsigned      i;
+    wsl_pidset_t  set;
+
+    memset(u, 0, sizeof(wsl_usage_t));
+
+    if (conf->nserver_pids == 0) {
+        return -1;
+    }
+
+    set.n = 0;
+
+    for (i = 0; i < conf->nserver_pids; i++) {
+        set.pids[set.n++] = conf->server_pids[i];
+    }
+
+    wsl_pidset_descendants(&set);
+
+    for (i = 0; i < set.n; i++) {
+        u->cpu_s += wsl_proc_cpu_s(set.pids[i]);
+        u->rss_kib += wsl_proc_kib(set.pids[i], "status", "VmRSS");
+        u->pss_kib += wsl_proc_kib(set.pids[i], "smaps_rollup", "Pss");
+    }
+
+    u->nprocs = set.n;
+    return 0;
+}
+
+
+double
+wsl_self_cpu_s(void)
+{
+    struct rusage  ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0.0;
+    }
+
+    return (double) ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6
+           + (double) ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}

@@ -1,0 +1,268 @@
+
+/*
+ * Wirehub: the output side of a session.  Frames are reference-counted and
+ * may sit on many sessions' queues at once (a channel message is framed
+ * once per worker); each session keeps a list of (frame, bytes sent) and
+ * writes it with one writev() per event-loop turn.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+
+
+#define NGX_HTTP_WIREHUB_IOVS  64
+
+
+ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
+    u_char *payload, size_t len)
+{
+    size_t                         hlen;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_alloc(offsetof(ngx_http_wirehub_out_frame_t, data) + 10 + len,
+                      log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    hlen = ngx_http_wirehub_frame_header(frame->data, opcode, 1, 0, len);
+
+    if (len) {
+        ngx_memcpy(frame->data + hlen, payload, len);
+    }
+
+    frame->refs = 1;
+    frame->len = hlen + len;
+
+    return frame;
+}
+
+
+void
+ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame)
+{
+    if (--frame->refs == 0) {
+        ngx_free(frame);
+    }
+}
+
+
+/*
+ * A data frame for this session: compressed when permessage-deflate was
+ * negotiated and the payload is worth it.
+ */
+
+ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_session_frame(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *payload, size_t len)
+{
+    if (s->deflate && len >= NGX_HTTP_WIREHUB_DEFLATE_MIN) {
+        return ngx_http_wirehub_deflate_frame(s->main_conf,
+                                              s->connection->log, opcode,
+                                              payload, len);
+    }
+
+    return ngx_http_wirehub_frame_create(s->connection->log, opcode, payload,
+                                         len);
+}
+
+
+ngx_int_t
+ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s, u_char *data,
+    size_t len)
+{
+    ngx_int_t                      rc;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_http_wirehub_session_frame(s, NGX_HTTP_WIREHUB_OP_TEXT, data,
+                                           len);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_wirehub_send_frame(s, frame);
+    ngx_http_wirehub_frame_release(frame);
+
+    return rc;
+}
+
+
+/*
+ * Queues a frame; the write happens from the posted write event, so that
+ * everything queued for a connection in one event-loop turn goes out in
+ * one writev().
+ */
+
+ngx_int_t
+ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *frame)
+{
+    ngx_connection_t              *c;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    if (s->closed) {
+        return NGX_ERROR;
+    }
+
+    c = s->connection;
+    wmcf = s->main_conf;
+
+    if (s->out_bytes + frame->len > s->conf->send_limit && !s->close_sent) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "wirehub: slow consumer, %uz bytes queued",
+                      s->out_bytes);
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
+                                       "slow consumer");
+        return NGX_DECLINED;
+    }
+
+    out = wmcf->free_out;
+
+    if (out) {
+        wmcf->free_out = out->next;
+
+    } else {
+        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    frame->refs++;
+
+    out->frame = frame;
+    out->sent = 0;
+    out->next = NULL;
+
+    *s->out_last = out;
+    s->out_last = &out->next;
+    s->out_bytes += frame->len;
+
+    if (!c->write->posted && c->write->ready) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
+{
+    off_t                          sent;
+    size_t                         n;
+    ngx_uint_t                     i;
+    ngx_buf_t                      bufs[NGX_HTTP_WIREHUB_IOVS];
+    ngx_chain_t                    links[NGX_HTTP_WIREHUB_IOVS], *rc;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    c = s->connection;
+    r = s->request;
+    wmcf = s->main_conf;
+
+    /* the tail of the 101 response, if the socket was full then */
+
+    if (r->out || c->buffered) {
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (r->out || c->buffered) {
+            return ngx_handle_write_event(c->write, 0);
+        }
+    }
+
+    while (s->out) {
+
+        i = 0;
+
+        for (out = s->out; out && i < NGX_HTTP_WIREHUB_IOVS; out = out->next)
+        {
+            ngx_memzero(&bufs[i], sizeof(ngx_buf_t));
+            bufs[i].pos = out->frame->data + out->sent;
+            bufs[i].last = out->frame->data + out->frame->len;
+            bufs[i].temporary = 1;
+            links[i].buf = &bufs[i];
+            links[i].next = &links[i + 1];
+            i++;
+        }
+
+        links[i - 1].next = NULL;
+
+        sent = c->sent;
+        rc = c->send_chain(c, links, 0);
+
+        if (rc == NGX_CHAIN_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        n = (size_t) (c->sent - sent);
+        s->out_bytes -= n;
+
+        while (n && s->out) {
+            out = s->out;
+
+            if (out->frame->len - out->sent > n) {
+                out->sent += n;
+                break;
+            }
+
+            n -= out->frame->len - out->sent;
+
+            s->out = out->next;
+            ngx_http_wirehub_frame_release(out->frame);
+            out->next = wmcf->free_out;
+            wmcf->free_out = out;
+        }
+
+        if (s->out == NULL) {
+            s->out_last = &s->out;
+        }
+
+        if (!c->write->ready) {
+            return ngx_handle_write_event(c->write, 0);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Forgets queued frames that have not started to go out; a partially
+ * written frame must be completed or the stream would be corrupt.
+ */
+
+void
+ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
+    ngx_uint_t keep_partial)
+{
+    ngx_http_wirehub_out_t        *out, *next, **prev;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = s->main_conf;
+    prev = &s->out;
+
+    for (out = s->out; out; out = next) {
+        next = out->next;
+
+        if (keep_partial && out->sent) {
+            prev = &out->next;
+            continue;
+        }
+
+        *prev = next;
+        s->out_bytes -= out->frame->len - out->sent;
+        ngx_http_wirehub_frame_release(out->frame);
+        out->next = wmcf->free_out;
+        wmcf->free_out = out;
+    }
+
+    s->out_last = prev;
+}
