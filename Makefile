@@ -27,6 +27,7 @@ FUZZERS    :=
 -include $(wildcard t/unit/*.mk)
 -include $(wildcard t/fuzz/*.mk)
 -include bench/bench.mk
+-include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz clean bench
 

@@ -307,6 +307,8 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     ngx_queue_insert_tail(&ch->subs, &sub->queue);
     ch->nsubs++;
 
+    ngx_http_wirehub_stat(wmcf, subscriptions, 1);
+
     if (!ch->sent) {
         ch->sent = 1;
         return ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_SUBSCRIBE)
@@ -582,6 +584,8 @@ ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub)
     ngx_queue_remove(&sub->queue);
     ch->nsubs--;
 
+    ngx_http_wirehub_stat(wmcf, subscriptions, -1);
+
     if (ch->nsubs == 0) {
         ngx_http_wirehub_channel_free(wmcf, ch);
 
@@ -618,6 +622,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m)
 {
     ngx_str_t                      ws;
+    ngx_uint_t                     delivered;
     ngx_queue_t                   *q, *next;
     ngx_http_wirehub_sub_t        *sub;
     ngx_http_wirehub_channel_t    *ch;
@@ -626,6 +631,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     ws.data = (u_char *) m->workspace.data;
     ws.len = m->workspace.len;
     cframe = NULL;
+    delivered = 0;
 
     ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
                                       m->channel.len, 0);
@@ -675,6 +681,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
 
         if (sub->live) {
             (void) ngx_http_wirehub_send_frame(sub->session, out);
+            delivered++;
 
         } else if (sub->replay) {
             ngx_http_wirehub_hold(wmcf, &sub->held_live_last, out);
@@ -682,6 +689,12 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     }
 
     ch->busy = 0;
+
+    ngx_http_wirehub_stat(wmcf, delivered, delivered);
+
+    if (delivered) {
+        ngx_http_wirehub_observe_latency(wmcf, m->id2);
+    }
 
     ngx_http_wirehub_frame_release(frame);
 

@@ -44,6 +44,10 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
         return ngx_http_wirehub_api_handler(r);
     }
 
+    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_METRICS) {
+        return ngx_http_wirehub_metrics_handler(r);
+    }
+
     ctx = ngx_http_wirehub_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -55,9 +59,13 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
     rc = ngx_http_wirehub_check_upgrade(r, &key, &status, &message);
 
     if (rc != NGX_OK) {
+        ngx_http_wirehub_stat(wmcf, handshakes[NGX_HTTP_WIREHUB_HS_BAD_REQUEST],
+                              1);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wirehub: handshake rejected: %V", &message);
 
@@ -66,6 +74,8 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     }
 
     if (!ngx_http_wirehub_origin_allowed(r, wlcf)) {
+        ngx_http_wirehub_stat(wmcf, handshakes[NGX_HTTP_WIREHUB_HS_FORBIDDEN],
+                              1);
         ngx_str_set(&message, "origin not allowed");
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "wirehub: handshake rejected: %V", &message);
@@ -78,14 +88,17 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
         if (ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message)
             != NGX_OK)
         {
+            ngx_http_wirehub_stat(wmcf,
+                handshakes[NGX_HTTP_WIREHUB_HS_UNAUTHORIZED], 1);
             return ngx_http_wirehub_send_error(r, status, code, &message);
         }
     }
 
     if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET) {
-        wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
         if (wmcf->link && !ngx_http_wirehub_link_up(wmcf)) {
+            ngx_http_wirehub_stat(wmcf,
+                handshakes[NGX_HTTP_WIREHUB_HS_UNAVAILABLE], 1);
             ngx_str_set(&message, "wirehubd is not reachable, retry");
             return ngx_http_wirehub_send_error(r,
                                                NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -487,6 +500,8 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     }
 
     /* the connection now belongs to the session until it is closed */
+
+    ngx_http_wirehub_stat(s->main_conf, handshakes[NGX_HTTP_WIREHUB_HS_OK], 1);
 
     r->main->count++;
 

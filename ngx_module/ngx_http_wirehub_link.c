@@ -250,6 +250,7 @@ ngx_http_wirehub_link_reconnect_event(ngx_event_t *ev)
     }
 
     link->reconnects++;
+    ngx_http_wirehub_stat(link->wmcf, link_reconnects, 1);
     ngx_http_wirehub_link_connect(link);
 }
 
@@ -579,6 +580,7 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
 
         link->state = NGX_HTTP_WIREHUB_LINK_UP;
         link->backoff = NGX_HTTP_WIREHUB_BACKOFF_MIN;
+        ngx_http_wirehub_stat(link->wmcf, link_up, 1);
         link->logged_down = 0;
 
         ngx_http_wirehub_sessions_link_up(link->wmcf);
@@ -654,6 +656,10 @@ ngx_http_wirehub_link_lost(ngx_http_wirehub_link_t *link, const char *why)
                                                        : NGX_LOG_INFO;
     ngx_log_error(level, link->log, 0, "wirehub: link to wirehubd lost: %s",
                   why);
+
+    if (link->state == NGX_HTTP_WIREHUB_LINK_UP) {
+        ngx_http_wirehub_stat(link->wmcf, link_up, -1);
+    }
 
     ngx_close_connection(link->connection);
     link->connection = NULL;

@@ -104,6 +104,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       NGX_HTTP_WIREHUB_MODE_API,
       NULL },
 
+    { ngx_string("wirehub_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wirehub_set_mode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_WIREHUB_MODE_METRICS,
+      NULL },
+
     { ngx_string("wirehub_ping_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -272,7 +279,8 @@ ngx_http_wirehub_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_wirehub_init(ngx_conf_t *cf)
 {
-    ngx_uint_t                  n;
+    ngx_uint_t                     n;
+    ngx_http_wirehub_main_conf_t  *wmcf;
     ngx_http_handler_pt        *h, *handlers;
     ngx_http_core_main_conf_t  *cmcf;
 
@@ -307,6 +315,12 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
     ngx_memmove(&handlers[1], &handlers[0],
                 (n - 1) * sizeof(ngx_http_handler_pt));
     handlers[0] = ngx_http_wirehub_log_phase;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
+
+    if (wmcf->used) {
+        return ngx_http_wirehub_metrics_add_zone(cf, wmcf);
+    }
 
     return NGX_OK;
 }
@@ -715,6 +729,10 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
 
     if (!wmcf->used) {
         return NGX_OK;
+    }
+
+    if (wmcf->counters && ngx_worker < NGX_HTTP_WIREHUB_MAX_WORKERS) {
+        wmcf->counters->worker_pid[ngx_worker] = ngx_pid;
     }
 
     return ngx_http_wirehub_link_init(cycle, wmcf);

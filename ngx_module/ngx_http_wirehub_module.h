@@ -57,6 +57,50 @@ typedef enum {
 } ngx_http_wirehub_mode_e;
 
 
+#define NGX_HTTP_WIREHUB_MAX_WORKERS      64
+#define NGX_HTTP_WIREHUB_LATENCY_BUCKETS  12
+
+enum {
+    NGX_HTTP_WIREHUB_HS_OK = 0,
+    NGX_HTTP_WIREHUB_HS_BAD_REQUEST,
+    NGX_HTTP_WIREHUB_HS_UNAUTHORIZED,
+    NGX_HTTP_WIREHUB_HS_FORBIDDEN,
+    NGX_HTTP_WIREHUB_HS_UNAVAILABLE,
+    NGX_HTTP_WIREHUB_HS_RESULTS
+};
+
+enum {
+    NGX_HTTP_WIREHUB_CLOSED_CLIENT = 0,
+    NGX_HTTP_WIREHUB_CLOSED_PROTOCOL,
+    NGX_HTTP_WIREHUB_CLOSED_TOO_BIG,
+    NGX_HTTP_WIREHUB_CLOSED_SLOW,
+    NGX_HTTP_WIREHUB_CLOSED_EXPIRED,
+    NGX_HTTP_WIREHUB_CLOSED_IDLE,
+    NGX_HTTP_WIREHUB_CLOSED_SHUTDOWN,
+    NGX_HTTP_WIREHUB_CLOSED_REFUSED,
+    NGX_HTTP_WIREHUB_CLOSE_REASONS
+};
+
+
+/* in shared memory, summed over workers by construction (atomic adds) */
+typedef struct {
+    ngx_atomic_t                     connections;
+    ngx_atomic_t                     handshakes[NGX_HTTP_WIREHUB_HS_RESULTS];
+    ngx_atomic_t                     closes[NGX_HTTP_WIREHUB_CLOSE_REASONS];
+    ngx_atomic_t                     delivered;
+    ngx_atomic_t                     received;
+    ngx_atomic_t                     subscriptions;
+    ngx_atomic_t                     link_up;
+    ngx_atomic_t                     link_reconnects;
+    ngx_atomic_t                     latency[NGX_HTTP_WIREHUB_LATENCY_BUCKETS
+                                             + 1];
+    ngx_atomic_t                     latency_sum_us;
+    ngx_atomic_t                     worker_pid[NGX_HTTP_WIREHUB_MAX_WORKERS];
+    ngx_atomic_t                     worker_connections[
+                                         NGX_HTTP_WIREHUB_MAX_WORKERS];
+} ngx_http_wirehub_counters_t;
+
+
 typedef struct ngx_http_wirehub_out_s      ngx_http_wirehub_out_t;
 typedef struct ngx_http_wirehub_link_s     ngx_http_wirehub_link_t;
 typedef struct ngx_http_wirehub_channel_s  ngx_http_wirehub_channel_t;
@@ -142,6 +186,8 @@ typedef struct {
 
     ngx_http_wirehub_link_t         *link;
     ngx_http_wirehub_zlib_t         *zlib;
+    ngx_shm_zone_t                  *metrics_zone;
+    ngx_http_wirehub_counters_t     *counters;
     ngx_rbtree_t                     channels;
     ngx_rbtree_node_t                channels_sentinel;
     ngx_rbtree_t                     session_ids;
@@ -224,6 +270,7 @@ struct ngx_http_wirehub_session_s {
     ngx_msec_t                       last_ping;
     ngx_msec_t                       close_deadline;
     time_t                           expires;    /* exp + leeway, or 0 */
+    ngx_uint_t                       close_reason;
 
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;
@@ -269,6 +316,19 @@ ngx_int_t ngx_http_wirehub_inflate(ngx_http_wirehub_main_conf_t *wmcf,
 ngx_http_wirehub_out_frame_t *ngx_http_wirehub_deflate_frame(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, unsigned opcode,
     u_char *payload, size_t len);
+
+/* ngx_http_wirehub_metrics.c */
+ngx_int_t ngx_http_wirehub_metrics_add_zone(ngx_conf_t *cf,
+    ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_observe_latency(ngx_http_wirehub_main_conf_t *wmcf,
+    uint64_t published_ms);
+uint64_t ngx_http_wirehub_now_us(void);
+ngx_int_t ngx_http_wirehub_metrics_handler(ngx_http_request_t *r);
+
+#define ngx_http_wirehub_stat(wmcf, field, n)                                 \
+    if ((wmcf)->counters) {                                                   \
+        (void) ngx_atomic_fetch_add(&(wmcf)->counters->field, (n));           \
+    }
 
 /* ngx_http_wirehub_log.c */
 size_t ngx_http_wirehub_mask_tokens(u_char *buf, size_t len);

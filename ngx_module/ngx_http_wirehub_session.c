@@ -33,6 +33,8 @@ static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
     ngx_uint_t linger);
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
+static ngx_uint_t ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s,
+    ngx_uint_t code);
 
 
 /*
@@ -52,6 +54,9 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 
     ngx_queue_insert_tail(&wmcf->sessions, &s->queue);
     wmcf->nsessions++;
+
+    ngx_http_wirehub_stat(wmcf, connections, 1);
+    ngx_http_wirehub_stat(wmcf, worker_connections[ngx_worker], 1);
 
     s->out_last = &s->out;
     s->parser.max_message_size = s->conf->max_message_size;
@@ -382,6 +387,7 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
         }
 
     } else if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT) {
+        ngx_http_wirehub_stat(s->main_conf, received, 1);
         ngx_http_wirehub_message(s, msg, len);
 
     } else {
@@ -457,6 +463,32 @@ ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
 }
 
 
+static ngx_uint_t
+ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s, ngx_uint_t code)
+{
+    switch (code) {
+    case NGX_HTTP_WIREHUB_CLOSE_TOO_BIG:
+        return NGX_HTTP_WIREHUB_CLOSED_TOO_BIG;
+    case NGX_HTTP_WIREHUB_CLOSE_SLOW:
+        return NGX_HTTP_WIREHUB_CLOSED_SLOW;
+    case NGX_HTTP_WIREHUB_CLOSE_EXPIRED:
+        return NGX_HTTP_WIREHUB_CLOSED_EXPIRED;
+    case NGX_HTTP_WIREHUB_CLOSE_GOING_AWAY:
+        return s->shutting_down ? NGX_HTTP_WIREHUB_CLOSED_SHUTDOWN
+                                : NGX_HTTP_WIREHUB_CLOSED_IDLE;
+    case NGX_HTTP_WIREHUB_CLOSE_PROTOCOL:
+    case 1007:
+    case NGX_HTTP_WIREHUB_CLOSE_POLICY:
+        return NGX_HTTP_WIREHUB_CLOSED_PROTOCOL;
+    case NGX_HTTP_WIREHUB_CLOSE_REVOKED:
+    case NGX_HTTP_WIREHUB_CLOSE_REPLACED:
+        return NGX_HTTP_WIREHUB_CLOSED_REFUSED;
+    default:
+        return NGX_HTTP_WIREHUB_CLOSED_CLIENT;
+    }
+}
+
+
 /*
  * Starts the closing handshake.  After a failure (a protocol error, a
  * message too big, a slow consumer) the close frame is the last thing
@@ -487,6 +519,8 @@ ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     default:
         break;
     }
+
+    s->close_reason = ngx_http_wirehub_close_reason(s, code);
 
     len = ngx_http_wirehub_frame_close_payload(payload, (unsigned) code,
                                                reason);
@@ -760,4 +794,8 @@ ngx_http_wirehub_session_cleanup(void *data)
     ngx_queue_remove(&s->queue);
     s->main_conf->nsessions--;
     s->closed = 1;
+
+    ngx_http_wirehub_stat(s->main_conf, connections, -1);
+    ngx_http_wirehub_stat(s->main_conf, worker_connections[ngx_worker], -1);
+    ngx_http_wirehub_stat(s->main_conf, closes[s->close_reason], 1);
 }

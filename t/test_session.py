@@ -454,6 +454,7 @@ def test_shutdown_and_reload_close_1001_spread(nginx_factory, keys, how):
             ngx.proc.wait(5)
             ngx.proc = None
         else:
+            ngx.wait_link_up()
             ws, msg = connect(ngx)
             ws.close_socket()
             assert msg["data"]["status"] == "connected"

@@ -40,6 +40,8 @@ WORKSPACE = "acme"
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
+LINK_UP_RE = re.compile(r"\] (\d+)#\d+: wirehub: link to wirehubd up")
+
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 
@@ -742,6 +744,8 @@ class Nginx:
         self.access_log = os.path.join(self.prefix, "logs", "access.log")
         self.stderr_log = os.path.join(self.prefix, "logs", "stderr.log")
         self.proc = None
+        self.uses_daemon = bool(daemon_socket) and os.path.exists(
+            daemon_socket)
         if daemon_socket:
             http = "wirehub_daemon unix:%s;\n%s" % (daemon_socket, http)
         with open(TEMPLATE) as f:
@@ -793,7 +797,30 @@ class Nginx:
             self.stop(graceful=False)
             raise AssertionError("an nginx worker crashed at start:\n%s"
                                  % tail(self.error_log))
+        if self.uses_daemon:
+            try:
+                self.wait_link_up()
+            except AssertionError:
+                self.stop(graceful=False)
+                raise
         return self
+
+    def wait_link_up(self, timeout=5.0):
+        """Until every current worker logged its link to wirehubd up
+        (before that, handshakes rightly get 503)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            up = set(int(pid) for pid in LINK_UP_RE.findall(
+                self.read_error_log()))
+            missing = set(self.workers()) - up
+            if self.workers() and not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    "workers %r never logged \"wirehub: link to wirehubd "
+                    "up\" within %.0f s:\n%s" % (sorted(missing), timeout,
+                                                  tail(self.error_log)))
+            time.sleep(0.05)
 
     def workers(self):
         return [] if self.proc is None else children_of(self.proc.pid)

@@ -270,6 +270,65 @@ wh_json_member(const char *obj, size_t len, const char *key,
 
 
 int
+wh_json_next_member(const char **pos, const char *end, wh_str_t *key,
+    wh_str_t *value)
+{
+    const char  *p, *k, *v;
+
+    p = wh_json_skip_space(*pos, end);
+
+    /* the opening brace, or the comma after the previous member */
+    if (p == end || (*p != '{' && *p != ',')) {
+        *pos = end;
+        return 0;
+    }
+
+    p = wh_json_skip_space(p + 1, end);
+
+    if (p == end || *p != '"') {
+        *pos = end;
+        return 0;
+    }
+
+    k = p + 1;
+    p = wh_json_skip_string(p, end);
+    key->data = k;
+    key->len = p - 1 - k;
+    p = wh_json_skip_space(p, end);
+
+    if (p == end || *p != ':') {
+        *pos = end;
+        return 0;
+    }
+
+    v = wh_json_skip_space(p + 1, end);
+    p = wh_json_skip_value(v, end);
+    *value = wh_json_trim(v, p - v);
+    *pos = p;
+
+    return 1;
+}
+
+
+int
+wh_utf8_valid(const char *s, size_t len)
+{
+    size_t                i, n;
+    const unsigned char  *p = (const unsigned char *) s;
+
+    for (i = 0; i < len; i += n) {
+        n = wh_utf8_len(p + i, len - i);
+
+        if (n == 0) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+int
 wh_json_error(wh_buf_t *out, const char *code, const char *message)
 {
     if (wh_buf_append(out, "{\"error\":{\"code\":", 17) != 0

@@ -29,6 +29,15 @@ int wh_json_valid(const char *s, size_t len);
 int wh_json_member(const char *obj, size_t len, const char *key,
     wh_str_t *value);
 
+/* iterates the members of a valid JSON object text (*pos starts at the
+ * text, end is its end): 1 with the member's key as written, without
+ * its quotes (escapes not decoded), and its value; 0 after the last */
+int wh_json_next_member(const char **pos, const char *end, wh_str_t *key,
+    wh_str_t *value);
+
+/* 1 if s is valid UTF-8 */
+int wh_utf8_valid(const char *s, size_t len);
+
 /* s without leading and trailing JSON whitespace */
 wh_str_t wh_json_trim(const char *s, size_t len);
 

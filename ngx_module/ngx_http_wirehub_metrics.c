@@ -1,0 +1,369 @@
+
+/*
+ * Wirehub: counters shared by all worker processes (one shared memory zone,
+ * updated with atomic adds, so old and new workers of a reload agree), and
+ * the Prometheus text exposition of the wirehub_metrics location.  The
+ * daemon's own figures (commands, MQTT, history) are fetched over the link
+ * and appended.
+ */
+
+
+#include "ngx_http_wirehub_module.h"
+
+
+#define NGX_HTTP_WIREHUB_ZONE_NAME  "wirehub_metrics"
+
+
+static ngx_int_t ngx_http_wirehub_metrics_init_zone(ngx_shm_zone_t *zone,
+    void *data);
+static ngx_int_t ngx_http_wirehub_metrics_text(ngx_http_request_t *r,
+    ngx_str_t *daemon);
+static void ngx_http_wirehub_metrics_reply(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m);
+static void ngx_http_wirehub_metrics_cleanup(void *data);
+
+
+/* upper bounds of the latency buckets, in microseconds */
+static ngx_uint_t  ngx_http_wirehub_latency_bounds[] = {
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000
+};
+
+
+static const char  *ngx_http_wirehub_handshake_results[] = {
+    "ok", "bad_request", "unauthorized", "forbidden", "unavailable"
+};
+
+
+static const char  *ngx_http_wirehub_close_reasons[] = {
+    "client", "protocol", "too_big", "slow_consumer", "expired", "idle",
+    "shutdown", "refused"
+};
+
+
+ngx_int_t
+ngx_http_wirehub_metrics_add_zone(ngx_conf_t *cf,
+    ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_str_t  name;
+
+    ngx_str_set(&name, NGX_HTTP_WIREHUB_ZONE_NAME);
+
+    wmcf->metrics_zone = ngx_shared_memory_add(cf, &name, 64 * 1024,
+                                               &ngx_http_wirehub_module);
+    if (wmcf->metrics_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    wmcf->metrics_zone->init = ngx_http_wirehub_metrics_init_zone;
+    wmcf->metrics_zone->data = wmcf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_metrics_init_zone(ngx_shm_zone_t *zone, void *data)
+{
+    ngx_slab_pool_t               *shpool;
+    ngx_http_wirehub_main_conf_t  *wmcf, *old;
+
+    wmcf = zone->data;
+
+    if (data) {
+        /* a reload: counters keep counting, as Prometheus expects */
+        old = data;
+        wmcf->counters = old->counters;
+        zone->data = wmcf;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) zone->shm.addr;
+
+    wmcf->counters = ngx_slab_calloc(shpool,
+                                     sizeof(ngx_http_wirehub_counters_t));
+    if (wmcf->counters == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_wirehub_observe_latency(ngx_http_wirehub_main_conf_t *wmcf,
+    uint64_t published_ms)
+{
+    int64_t                       us;
+    ngx_uint_t                    i, n;
+    ngx_http_wirehub_counters_t  *cnt;
+
+    cnt = wmcf->counters;
+
+    if (cnt == NULL || published_ms == 0) {
+        return;
+    }
+
+    us = (int64_t) (ngx_http_wirehub_now_us() - published_ms * 1000);
+
+    if (us < 0) {
+        us = 0;
+    }
+
+    n = sizeof(ngx_http_wirehub_latency_bounds) / sizeof(ngx_uint_t);
+
+    for (i = 0; i < n; i++) {
+        if ((ngx_uint_t) us <= ngx_http_wirehub_latency_bounds[i]) {
+            break;
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&cnt->latency[i], 1);
+    (void) ngx_atomic_fetch_add(&cnt->latency_sum_us, us);
+}
+
+
+uint64_t
+ngx_http_wirehub_now_us(void)
+{
+    struct timeval  tv;
+
+    ngx_gettimeofday(&tv);
+
+    return (uint64_t) tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_metrics_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    wh_link_msg_t                  m;
+    ngx_http_cleanup_t            *cln;
+    ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    ctx = ngx_http_wirehub_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    m.type = WH_LINK_REQUEST;
+    m.flag = WH_LINK_ROLE_ADMIN;
+    m.name.data = "GET";
+    m.name.len = 3;
+    m.path.data = "/metrics";
+    m.path.len = sizeof("/metrics") - 1;
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->api_call = ngx_http_wirehub_link_request(wmcf, &m,
+                                         ngx_http_wirehub_metrics_reply, r);
+
+    if (ctx->api_call == NULL) {
+        /* wirehubd down: what the workers know is still worth scraping */
+        return ngx_http_wirehub_metrics_text(r, NULL);
+    }
+
+    cln->handler = ngx_http_wirehub_metrics_cleanup;
+    cln->data = ctx;
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_wirehub_metrics_cleanup(void *data)
+{
+    ngx_http_wirehub_ctx_t *ctx = data;
+
+    if (ctx->api_call) {
+        ngx_http_wirehub_pending_cancel(ctx->api_call);
+        ctx->api_call = NULL;
+    }
+}
+
+
+static void
+ngx_http_wirehub_metrics_reply(ngx_http_wirehub_pending_t *p,
+    wh_link_msg_t *m)
+{
+    ngx_str_t                daemon;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    r = p->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+    ctx->api_call = NULL;
+
+    daemon.len = 0;
+
+    if (m && m->status == NGX_HTTP_OK) {
+        daemon.data = (u_char *) m->body.data;
+        daemon.len = m->body.len;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_wirehub_metrics_text(r,
+                                               daemon.len ? &daemon : NULL));
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_buf_t                     *b;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i, n, cumulative, workers;
+    ngx_chain_t                    out;
+    ngx_http_wirehub_counters_t   *cnt, zero;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    cnt = wmcf->counters;
+    if (cnt == NULL) {
+        ngx_memzero(&zero, sizeof(ngx_http_wirehub_counters_t));
+        cnt = &zero;
+    }
+
+    len = 8192 + (daemon ? daemon->len : 0);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+    workers = 0;
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_MAX_WORKERS; i++) {
+        if (cnt->worker_connections[i] || cnt->worker_pid[i]) {
+            workers++;
+        }
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_connections Open WebSocket connections.\n"
+        "# TYPE wirehub_connections gauge\n"
+        "wirehub_connections %uA\n"
+        "# HELP wirehub_workers Nginx worker processes serving Wirehub.\n"
+        "# TYPE wirehub_workers gauge\n"
+        "wirehub_workers %ui\n"
+        "# HELP wirehub_handshakes_total WebSocket handshakes by result.\n"
+        "# TYPE wirehub_handshakes_total counter\n",
+        cnt->connections, workers);
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_HS_RESULTS; i++) {
+        p = ngx_sprintf(p, "wirehub_handshakes_total{result=\"%s\"} %uA\n",
+                        ngx_http_wirehub_handshake_results[i],
+                        cnt->handshakes[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_closes_total WebSocket closes by reason.\n"
+        "# TYPE wirehub_closes_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_CLOSE_REASONS; i++) {
+        p = ngx_sprintf(p, "wirehub_closes_total{reason=\"%s\"} %uA\n",
+                        ngx_http_wirehub_close_reasons[i], cnt->closes[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_messages_delivered_total Channel messages queued "
+        "to clients.\n"
+        "# TYPE wirehub_messages_delivered_total counter\n"
+        "wirehub_messages_delivered_total %uA\n"
+        "# HELP wirehub_messages_received_total Messages received from "
+        "clients.\n"
+        "# TYPE wirehub_messages_received_total counter\n"
+        "wirehub_messages_received_total %uA\n"
+        "# HELP wirehub_subscriptions Client subscriptions to channels.\n"
+        "# TYPE wirehub_subscriptions gauge\n"
+        "wirehub_subscriptions %uA\n"
+        "# HELP wirehub_link_up Workers whose link to wirehubd is up.\n"
+        "# TYPE wirehub_link_up gauge\n"
+        "wirehub_link_up %uA\n"
+        "# HELP wirehub_link_reconnects_total Reconnects of worker links "
+        "to wirehubd.\n"
+        "# TYPE wirehub_link_reconnects_total counter\n"
+        "wirehub_link_reconnects_total %uA\n"
+        "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
+        "message to its queueing on a worker.\n"
+        "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
+        cnt->delivered, cnt->received, cnt->subscriptions, cnt->link_up,
+        cnt->link_reconnects);
+
+    n = sizeof(ngx_http_wirehub_latency_bounds) / sizeof(ngx_uint_t);
+    cumulative = 0;
+
+    for (i = 0; i < n; i++) {
+        cumulative += cnt->latency[i];
+        p = ngx_sprintf(p,
+                "wirehub_publish_to_delivery_seconds_bucket{le=\"%ui.%06ui\"}"
+                " %ui\n",
+                ngx_http_wirehub_latency_bounds[i] / 1000000,
+                ngx_http_wirehub_latency_bounds[i] % 1000000, cumulative);
+    }
+
+    cumulative += cnt->latency[n];
+
+    p = ngx_sprintf(p,
+        "wirehub_publish_to_delivery_seconds_bucket{le=\"+Inf\"} %ui\n"
+        "wirehub_publish_to_delivery_seconds_sum %uA.%06uA\n"
+        "wirehub_publish_to_delivery_seconds_count %ui\n",
+        cumulative, cnt->latency_sum_us / 1000000,
+        cnt->latency_sum_us % 1000000, cumulative);
+
+    if (daemon) {
+        p = ngx_cpymem(p, daemon->data, daemon->len);
+
+        if (daemon->len && daemon->data[daemon->len - 1] != '\n') {
+            *p++ = '\n';
+        }
+    }
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type,
+                "text/plain; version=0.0.4; charset=utf-8");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
