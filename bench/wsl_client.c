@@ -756,6 +756,11 @@ wsl_conn_read(wsl_clients_t *cl, wsl_conn_t *c)
 static void
 wsl_conn_event(wsl_clients_t *cl, wsl_conn_t *c, uint32_t events)
 {
+    /* closed earlier in this batch of events */
+    if (c->fd == -1) {
+        return;
+    }
+
     if (c->state == WSL_CONN_CONNECTING) {
         if (wsl_connect_result(c->fd) != 0 || wsl_conn_upgrade(cl, c) != 0) {
             wsl_conn_close(cl, c);
@@ -806,9 +811,13 @@ wsl_conn_close(wsl_clients_t *cl, wsl_conn_t *c)
                && c->state != WSL_CONN_DONE)
     {
         cl->handshaking--;
-        atomic_fetch_add_explicit(connect_mode ? &cl->sh->handshake_errors
-                                               : &cl->sh->failed,
-                                  1, memory_order_relaxed);
+        /* the stop cuts handshakes short: not the server's failure */
+        if (cl->phase != WSL_PHASE_STOP) {
+            atomic_fetch_add_explicit(connect_mode
+                                          ? &cl->sh->handshake_errors
+                                          : &cl->sh->failed,
+                                      1, memory_order_relaxed);
+        }
     }
 
     if (c->fd != -1) {

@@ -438,7 +438,7 @@ wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh)
             || wsl_signer_mint(signer, "wl-publisher", 1, token,
                                sizeof(token)) != 0)
         {
-            snprintf(sh->error, sizeof(sh->error), "publisher token: %s",
+            snprintf(sh->error, sizeof(sh->error), "publisher token: %.200s",
                      signer ? "cannot sign" : err);
             wsl_signer_close(signer);
             return -1;

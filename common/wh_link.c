@@ -62,7 +62,7 @@ static const wh_field_t  wh_published[] = {
 };
 static const wh_field_t  wh_message[] = {
     F(STR, workspace), F(STR, channel), F(U64, id), F(STR, epoch),
-    F(BLOB, body), FEND
+    F(BLOB, body), F(U64, id2), FEND
 };
 static const wh_field_t  wh_request[] = {
     F(U32, req_id), F(STR, workspace), F(U8, flag), F(STR, name),
@@ -83,7 +83,7 @@ static const wh_field_t  wh_replay_end[] = {
 };
 static const wh_field_t  wh_session_open[] = {
     F(STR, session), F(STR, workspace), F(STR, client_id),
-    F(STR, client_type), F(STR, name), F(U64, id2), FEND
+    F(STR, client_type), F(STR, name), F(U64, id2), F(U32, count), FEND
 };
 static const wh_field_t  wh_session_accept[] = {
     F(STR, session), F(U16, status), F(U32, count), FEND
@@ -100,6 +100,21 @@ static const wh_field_t  wh_ping[] = {
 static const wh_field_t  wh_event[] = {
     F(STR, workspace), F(STR, client_id), F(STR, session), F(STR, name),
     F(BLOB, body), FEND
+};
+
+static const wh_field_t  wh_command_result[] = {
+    F(U32, req_id), F(STR, workspace), F(STR, client_id), F(STR, session),
+    F(BLOB, body), FEND
+};
+static const wh_field_t  wh_command[] = {
+    F(STR, session), F(STR, workspace), F(STR, client_id), F(BLOB, body),
+    FEND
+};
+static const wh_field_t  wh_session_kick[] = {
+    F(STR, session), F(U16, status), F(STR, reason), FEND
+};
+static const wh_field_t  wh_revoke[] = {
+    F(STR, workspace), F(STR, client_id), F(U64, id2), FEND
 };
 
 static const wh_type_t  wh_types[256] = {
@@ -123,6 +138,10 @@ static const wh_type_t  wh_types[256] = {
     [WH_LINK_PING] =           { "PING", wh_ping },
     [WH_LINK_PONG] =           { "PONG", wh_ping },
     [WH_LINK_EVENT] =          { "EVENT", wh_event },
+    [WH_LINK_COMMAND_RESULT] = { "COMMAND_RESULT", wh_command_result },
+    [WH_LINK_COMMAND] =        { "COMMAND", wh_command },
+    [WH_LINK_SESSION_KICK] =   { "SESSION_KICK", wh_session_kick },
+    [WH_LINK_REVOKE] =         { "REVOKE", wh_revoke },
 };
 
 

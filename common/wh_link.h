@@ -31,6 +31,7 @@
 #define WH_LINK_SESSION_CLOSE    0x0a
 #define WH_LINK_PING             0x0b
 #define WH_LINK_EVENT            0x0c
+#define WH_LINK_COMMAND_RESULT   0x0d
 
 /* daemon -> worker */
 #define WH_LINK_WELCOME          0x81
@@ -42,6 +43,9 @@
 #define WH_LINK_REPLAY_END       0x88
 #define WH_LINK_SESSION_ACCEPT   0x89
 #define WH_LINK_PONG             0x8b
+#define WH_LINK_SESSION_KICK     0x8a
+#define WH_LINK_COMMAND          0x8c
+#define WH_LINK_REVOKE           0x8e
 
 /* WELCOME flag bits */
 #define WH_LINK_WELCOME_EGRESS   0x01    /* EVENT goes to MQTT */

@@ -22,6 +22,7 @@ typedef struct {
     ngx_http_wirehub_pending_t    *pending;
     ngx_str_t                      workspace;
     ngx_uint_t                     role;
+    unsigned                       registers:1;   /* POST /clients */
 } ngx_http_wirehub_api_call_t;
 
 
@@ -34,6 +35,8 @@ static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
 static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
 static void ngx_http_wirehub_api_cleanup(void *data);
+static ngx_int_t ngx_http_wirehub_api_registered(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_api_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
 
@@ -254,6 +257,11 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
     m.body.data = (char *) body.data;
     m.body.len = body.len;
 
+    call->registers = (r->method == NGX_HTTP_POST
+                       && m.path.len == sizeof("/clients") - 1
+                       && ngx_strncmp(m.path.data, "/clients", m.path.len)
+                          == 0);
+
     call->pending = ngx_http_wirehub_link_request(wmcf, &m,
                                                   ngx_http_wirehub_api_reply,
                                                   call);
@@ -346,6 +354,9 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
                  (u_char *) NGX_HTTP_WIREHUB_API_GONE,
                  sizeof(NGX_HTTP_WIREHUB_API_GONE) - 1);
 
+    } else if (call->registers && m->status == NGX_HTTP_CREATED) {
+        rc = ngx_http_wirehub_api_registered(r, call, m);
+
     } else {
         rc = ngx_http_wirehub_api_send(r, m->status,
                                        (u_char *) m->body.data, m->body.len);
@@ -409,6 +420,68 @@ ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * A client was registered: hand it a token signed with
+ * wirehub_jwt_sign_key, so that it can connect right away.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_api_registered(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
+{
+    char                          *token, *text, err[160];
+    json_t                        *body, *id, *claims;
+    ngx_int_t                      rc;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    body = json_loadb(m->body.data, m->body.len, 0, NULL);
+    id = body ? json_object_get(body, "id") : NULL;
+
+    if (wmcf->signer == NULL || !json_is_string(id)) {
+        json_decref(body);
+        return ngx_http_wirehub_api_send(r, m->status,
+                                         (u_char *) m->body.data,
+                                         m->body.len);
+    }
+
+    claims = json_pack("{s:O,s:s%,s:I,s:s}", "sub", id,
+                       "workspace", call->workspace.data,
+                       call->workspace.len,
+                       "iat", (json_int_t) ngx_time(), "role", "client");
+    token = claims ? ngx_http_wirehub_jwt_sign(wmcf->signer, claims, err,
+                                               sizeof(err))
+                   : NULL;
+    json_decref(claims);
+
+    if (token == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "wirehub: cannot sign a client token: %s", err);
+        json_decref(body);
+        return ngx_http_wirehub_api_send(r, m->status,
+                                         (u_char *) m->body.data,
+                                         m->body.len);
+    }
+
+    json_object_set_new(body, "token", json_string(token));
+    free(token);
+
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wirehub_api_send(r, m->status, (u_char *) text,
+                                   ngx_strlen(text));
+    free(text);
+
+    return rc;
 }
 
 

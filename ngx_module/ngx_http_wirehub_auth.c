@@ -178,8 +178,9 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
     ngx_str_t *message)
 {
-    ngx_str_t                     token;
-    ngx_http_wirehub_identity_t  *id;
+    ngx_str_t                      token;
+    ngx_http_wirehub_identity_t   *id;
+    ngx_http_wirehub_main_conf_t  *wmcf;
 
     *status = NGX_HTTP_UNAUTHORIZED;
 
@@ -198,6 +199,17 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
             ngx_str_set(message, "internal error");
         }
 
+        return NGX_DECLINED;
+    }
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    if (ngx_http_wirehub_is_revoked(wmcf, id)) {
+        *code = "token_revoked";
+        ngx_str_set(message, "the client was deleted: its tokens are "
+                             "revoked");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wirehub: token of a deleted client refused");
         return NGX_DECLINED;
     }
 

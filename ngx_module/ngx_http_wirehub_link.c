@@ -44,6 +44,7 @@ struct ngx_http_wirehub_link_s {
     ngx_uint_t                       state;
     ngx_uint_t                       reconnects;
     ngx_uint_t                       logged_down;
+    unsigned                         egress:1;   /* EVENTs go to MQTT */
 };
 
 
@@ -137,6 +138,13 @@ ngx_int_t
 ngx_http_wirehub_link_up(ngx_http_wirehub_main_conf_t *wmcf)
 {
     return wmcf->link && wmcf->link->state == NGX_HTTP_WIREHUB_LINK_UP;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_link_egress(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    return ngx_http_wirehub_link_up(wmcf) && wmcf->link->egress;
 }
 
 
@@ -579,6 +587,7 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
                       m->name.len, m->name.data);
 
         link->state = NGX_HTTP_WIREHUB_LINK_UP;
+        link->egress = (m->flag & WH_LINK_WELCOME_EGRESS) ? 1 : 0;
         link->backoff = NGX_HTTP_WIREHUB_BACKOFF_MIN;
         ngx_http_wirehub_stat(link->wmcf, link_up, 1);
         link->logged_down = 0;
@@ -597,6 +606,18 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
 
     case WH_LINK_SESSION_ACCEPT:
         ngx_http_wirehub_session_accepted(link->wmcf, m);
+        return NGX_OK;
+
+    case WH_LINK_COMMAND:
+        ngx_http_wirehub_command(link->wmcf, m);
+        return NGX_OK;
+
+    case WH_LINK_SESSION_KICK:
+        ngx_http_wirehub_session_kick(link->wmcf, m);
+        return NGX_OK;
+
+    case WH_LINK_REVOKE:
+        ngx_http_wirehub_revoke(link->wmcf, m);
         return NGX_OK;
 
     case WH_LINK_PONG:

@@ -29,6 +29,8 @@ static ngx_int_t ngx_http_wirehub_register(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
 static ngx_int_t ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
+static ngx_int_t ngx_http_wirehub_event(ngx_http_wirehub_session_t *s,
+    const char *type, size_t len, u_char *data, size_t size, json_t *ref);
 
 
 static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
@@ -39,6 +41,7 @@ static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
     { ngx_string("subscribe"), ngx_http_wirehub_subscribe },
     { ngx_string("unsubscribe"), ngx_http_wirehub_unsubscribe },
     { ngx_string("publish"), ngx_http_wirehub_publish },
+    { ngx_string("command_result"), ngx_http_wirehub_command_result },
     { ngx_null_string, NULL }
 };
 
@@ -95,9 +98,65 @@ ngx_http_wirehub_message(ngx_http_wirehub_session_t *s, u_char *data,
         }
     }
 
-    (void) ngx_http_wirehub_send_client_error(s, "bad_request",
-                                              "unknown message type", ref);
+    (void) ngx_http_wirehub_event(s, name, n, data, len, ref);
     json_decref(msg);
+}
+
+
+/*
+ * A message of another type is a client event (device_discovery, ...):
+ * wirehubd forwards it to MQTT when an egress rule is configured.  Its
+ * workspace and client come from the verified token, never the message.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
+    size_t len, u_char *data, size_t size, json_t *ref)
+{
+    size_t         i;
+    wh_link_msg_t  m;
+
+    if (s->identity == NULL || !ngx_http_wirehub_link_egress(s->main_conf))
+    {
+        return ngx_http_wirehub_send_client_error(s, "bad_request",
+                                                  "unknown message type",
+                                                  ref);
+    }
+
+    if (len == 0 || len > 64) {
+        return ngx_http_wirehub_send_client_error(s, "bad_request",
+                   "an event type is 1 to 64 of [a-z0-9_-]", ref);
+    }
+
+    for (i = 0; i < len; i++) {
+        if (!((type[i] >= 'a' && type[i] <= 'z')
+              || (type[i] >= '0' && type[i] <= '9')
+              || type[i] == '_' || type[i] == '-'))
+        {
+            return ngx_http_wirehub_send_client_error(s, "bad_request",
+                       "an event type is 1 to 64 of [a-z0-9_-]", ref);
+        }
+    }
+
+    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    m.type = WH_LINK_EVENT;
+    m.workspace.data = (char *) s->identity->workspace.data;
+    m.workspace.len = s->identity->workspace.len;
+    m.client_id.data = (char *) s->identity->client_id.data;
+    m.client_id.len = s->identity->client_id.len;
+    m.session.data = (char *) s->session_id.data;
+    m.session.len = s->session_id.len;
+    m.name.data = type;
+    m.name.len = len;
+    m.body.data = (char *) data;
+    m.body.len = size;
+
+    if (ngx_http_wirehub_link_send(s->main_conf, &m) != NGX_OK) {
+        return ngx_http_wirehub_send_client_error(s, "unavailable",
+                   "wirehubd is not reachable, retry", ref);
+    }
+
+    return NGX_OK;
 }
 
 

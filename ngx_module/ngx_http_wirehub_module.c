@@ -23,6 +23,9 @@ static char *ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_wirehub_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_wirehub_cleanup_keys(void *data);
+static char *ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_wirehub_cleanup_signer(void *data);
 static ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wirehub_log_phase(ngx_http_request_t *r);
@@ -44,6 +47,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
     { ngx_string("wirehub_jwt_key"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
       ngx_http_wirehub_jwt_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wirehub_jwt_sign_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_http_wirehub_jwt_sign_key,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -557,6 +567,93 @@ ngx_http_wirehub_cleanup_keys(void *data)
 }
 
 
+/* the key that signs the tokens POST /api/clients hands out */
+
+static char *
+ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_wirehub_main_conf_t *wmcf = conf;
+
+    char                 err[256];
+    u_char              *kid;
+    ngx_str_t           *value, file;
+    ngx_uint_t           i;
+    ngx_pool_cleanup_t  *cln;
+
+    if (wmcf->signer) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    kid = NULL;
+    file.len = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "file=", 5) == 0 && value[i].len > 5) {
+            file.data = value[i].data + 5;
+            file.len = value[i].len - 5;
+
+            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "kid=", 4) == 0 && value[i].len > 4) {
+            kid = value[i].data + 4;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (file.len == 0) {
+        return "requires \"file=\"";
+    }
+
+    wmcf->signer = ngx_http_wirehub_jwt_signer_create_file(
+                       (char *) value[1].data, (char *) file.data, err,
+                       sizeof(err));
+    if (wmcf->signer == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "wirehub_jwt_sign_key %V: %s", &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_wirehub_cleanup_signer;
+    cln->data = wmcf->signer;
+
+    if (kid
+        && ngx_http_wirehub_jwt_signer_set_kid(wmcf->signer, (char *) kid,
+                                               err, sizeof(err))
+           != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "wirehub_jwt_sign_key %V: %s", &value[1], err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_wirehub_cleanup_signer(void *data)
+{
+    ngx_http_wirehub_jwt_signer_destroy(data);
+}
+
+
 static char *
 ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -724,6 +821,7 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_wirehub_channels_init(wmcf);
+    ngx_http_wirehub_commands_init(wmcf);
     ngx_rbtree_init(&wmcf->session_ids, &wmcf->session_ids_sentinel,
                     ngx_str_rbtree_insert_value);
 

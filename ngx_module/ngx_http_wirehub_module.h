@@ -192,6 +192,10 @@ typedef struct {
     ngx_rbtree_node_t                channels_sentinel;
     ngx_rbtree_t                     session_ids;
     ngx_rbtree_node_t                session_ids_sentinel;
+    ngx_rbtree_t                     revoked;
+    ngx_rbtree_node_t                revoked_sentinel;
+
+    ngx_http_wirehub_jwt_signer_t   *signer;
 } ngx_http_wirehub_main_conf_t;
 
 
@@ -367,6 +371,7 @@ ngx_int_t ngx_http_wirehub_link_init(ngx_cycle_t *cycle,
     ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_link_exit(ngx_http_wirehub_main_conf_t *wmcf);
 ngx_int_t ngx_http_wirehub_link_up(ngx_http_wirehub_main_conf_t *wmcf);
+ngx_int_t ngx_http_wirehub_link_egress(ngx_http_wirehub_main_conf_t *wmcf);
 ngx_int_t ngx_http_wirehub_link_send(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
 ngx_http_wirehub_pending_t *ngx_http_wirehub_link_request(
@@ -400,6 +405,19 @@ void ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
 void ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_session_accepted(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
+
+/* ngx_http_wirehub_commands.c */
+void ngx_http_wirehub_commands_init(ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_command(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+void ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+ngx_int_t ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s,
+    json_t *msg, json_t *ref);
+void ngx_http_wirehub_revoke(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
+ngx_int_t ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_http_wirehub_identity_t *id);
 
 /* ngx_http_wirehub_api.c */
 ngx_int_t ngx_http_wirehub_api_handler(ngx_http_request_t *r);

@@ -35,6 +35,7 @@ ngx_http_wirehub_session_send_open(ngx_http_wirehub_session_t *s)
     m.name.data = (char *) s->client_name.data;
     m.name.len = s->client_name.len;
     m.id2 = (uint64_t) s->identity->iat;
+    m.count = (uint32_t) s->conf->max_connections_per_client;
 
     return ngx_http_wirehub_link_send(s->main_conf, &m);
 }

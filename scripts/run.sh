@@ -62,7 +62,11 @@ PY
 cat <<MSG
 
 Wirehub is running on http://$listen (logs in $prefix)
-A test token (workspace "demo", client "demo-client", 7 days):
+
+Dashboard: http://$listen/#token=$token
+
+A test token (workspace "demo", client "demo-client", role service,
+7 days):
 
   $token
 

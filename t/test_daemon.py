@@ -28,11 +28,12 @@ REPLAY, REPLAY_ITEM, REPLAY_END = 0x07, 0x87, 0x88
 SESSION_OPEN, SESSION_ACCEPT = 0x08, 0x89
 SESSION_UPDATE, SESSION_CLOSE = 0x09, 0x0A
 PING, PONG = 0x0B, 0x8B
+EVENT = 0x0C
 
 # field layouts in wire order: (name, kind); kinds: B H I Q s(tr) b(lob)
 LAYOUT = {
     HELLO: [("status", "H"), ("count", "I"), ("name", "s")],
-    WELCOME: [("status", "H"), ("name", "s"), ("id2", "Q")],
+    WELCOME: [("status", "H"), ("name", "s"), ("id2", "Q"), ("flag", "B")],
     SUBSCRIBE: [("workspace", "s"), ("channel", "s"), ("count", "I"),
                 ("flag", "B"), ("id", "Q"), ("epoch", "s")],
     SUBSCRIBED: [("workspace", "s"), ("channel", "s"), ("id", "Q"),
@@ -61,6 +62,8 @@ LAYOUT = {
     SESSION_CLOSE: [("session", "s"), ("reason", "s")],
     PING: [("req_id", "I")],
     PONG: [("req_id", "I")],
+    EVENT: [("workspace", "s"), ("client_id", "s"), ("session", "s"),
+            ("name", "s"), ("body", "b")],
 }
 
 
@@ -294,7 +297,7 @@ def test_config_ok(tmp_path):
     ("listen unix:/a;\nlisten unix:/b;\n", 2, "duplicate directive"),
     ("listen unix:/a\n", 1, "not terminated"),
     ("# x\n;\n", 2, 'unexpected ";"'),
-    ("mqtt host=127.0.0.1;\n", 1, 'unknown directive "mqtt"'),
+    ("mqtt hots=127.0.0.1;\n", 1, 'unknown mqtt parameter "hots'),
 ])
 def test_config_errors(tmp_path, text, line, what):
     rc, err, conf = check_config(tmp_path, text)

@@ -1,6 +1,8 @@
 """JWT verification at the handshake: what is let in, what gets 401, and
 that no token ever reaches a log."""
 
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -85,8 +87,6 @@ def fresh_ec_pem():
 
 def resign_hs256(signing_input):
     """HS256 over an arbitrary (possibly malformed) signing input."""
-    import hashlib
-    import hmac
     mac = hmac.new(wh.hs256_secret(), signing_input.encode(),
                    hashlib.sha256).digest()
     return signing_input + "." + wh.b64url(mac)

@@ -744,8 +744,11 @@ class Nginx:
         self.access_log = os.path.join(self.prefix, "logs", "access.log")
         self.stderr_log = os.path.join(self.prefix, "logs", "stderr.log")
         self.proc = None
-        self.uses_daemon = bool(daemon_socket) and os.path.exists(
-            daemon_socket)
+        # the link is only needed (and opened) for sessions and the API
+        self.uses_daemon = (bool(daemon_socket)
+                            and os.path.exists(daemon_socket)
+                            and re.search(r"\bwirehub_(websocket|api)\b",
+                                          server) is not None)
         if daemon_socket:
             http = "wirehub_daemon unix:%s;\n%s" % (daemon_socket, http)
         with open(TEMPLATE) as f:

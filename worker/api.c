@@ -502,6 +502,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                                   "started", ts, "uptime_s",
                                   (json_int_t) ((wh_time_ms() - d->start_ms)
                                                 / 1000)));
+    json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
 
     return 0;
 }

@@ -6,15 +6,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
 
 #define WH_CONF_MAX_ARGS  16
 #define WH_CONF_MAX_FILE  (1024 * 1024)
+#define WH_CONF_MAX_PASS  4096
 
 typedef struct {
     const char  *file;
@@ -29,6 +32,7 @@ typedef int (*wh_directive_pt)(wh_config_t *cf, wh_stmt_t *st,
 typedef struct {
     const char       *name;
     wh_directive_pt   handler;
+    int               repeatable;
     int               seen;
 } wh_directive_t;
 
@@ -378,6 +382,293 @@ wh_conf_log(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
+/* the first line of a password file, without its line end */
+static int
+wh_conf_password(wh_config_t *cf, wh_stmt_t *st, const char *file,
+    wh_err_t *err)
+{
+    FILE    *f;
+    char     buf[WH_CONF_MAX_PASS + 2];
+    size_t   n;
+
+    f = fopen(file, "r");
+
+    if (f == NULL) {
+        return wh_conf_error(err, st, "cannot open password_file \"%s\"",
+                             file);
+    }
+
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+
+    if (n > WH_CONF_MAX_PASS || buf[0] == '\0') {
+        return wh_conf_error(err, st, "password_file \"%s\" is empty or "
+                             "too long", file);
+    }
+
+    free(cf->mqtt.password);
+    cf->mqtt.password = strdup(buf);
+    memset(buf, 0, sizeof(buf));
+
+    return cf->mqtt.password ? 0 : wh_err(err, 1, "out of memory");
+}
+
+
+static int
+wh_conf_readable(wh_stmt_t *st, char **dst, const char *file,
+    wh_err_t *err)
+{
+    if (access(file, R_OK) != 0) {
+        return wh_conf_error(err, st, "cannot read \"%s\"", file);
+    }
+
+    return wh_conf_strdup(dst, file, err);
+}
+
+
+static int
+wh_conf_int(const char *v, long min, long max, int *out)
+{
+    char  *end;
+    long   n;
+
+    if (*v < '0' || *v > '9') {
+        return -1;
+    }
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+
+    if (errno != 0 || *end != '\0' || n < min || n > max) {
+        return -1;
+    }
+
+    *out = (int) n;
+
+    return 0;
+}
+
+
+/* an IP address literal needs no resolver */
+static int
+wh_conf_numeric_host(const char *host)
+{
+    struct addrinfo   hints, *res;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST;
+    hints.ai_socktype = SOCK_STREAM;
+
+    if (getaddrinfo(host, NULL, &hints, &res) != 0) {
+        return 0;
+    }
+
+    freeaddrinfo(res);
+
+    return 1;
+}
+
+
+static int
+wh_conf_mqtt_time(const char *v, int64_t *ms)
+{
+    return wh_config_duration(v, ms) != 0 || *ms < 10 || *ms > 3600000
+           ? -1 : 0;
+}
+
+
+static int
+wh_conf_mqtt_arg(wh_config_t *cf, wh_stmt_t *st, const char *arg,
+    wh_err_t *err)
+{
+    int64_t          ka;
+    const char      *v;
+    wh_mqtt_conf_t  *mq = &cf->mqtt;
+
+    if ((v = wh_conf_key(arg, "host")) != NULL) {
+        if (*v == '\0' || strlen(v) > 253) {
+            return wh_conf_error(err, st, "invalid mqtt host \"%s\"", v);
+        }
+
+        mq->numeric = wh_conf_numeric_host(v);
+        return wh_conf_strdup(&mq->host, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "port")) != NULL) {
+        return wh_conf_int(v, 1, 65535, &mq->port) == 0 ? 0
+               : wh_conf_error(err, st, "invalid mqtt port \"%s\"", v);
+    }
+
+    if ((v = wh_conf_key(arg, "client_id")) != NULL) {
+        if (*v == '\0' || strlen(v) > 128) {
+            return wh_conf_error(err, st, "invalid mqtt client_id \"%s\"",
+                                 v);
+        }
+
+        return wh_conf_strdup(&mq->client_id, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "keepalive")) != NULL) {
+        if (wh_config_duration(v, &ka) != 0 || ka < 5000
+            || ka > 65535000)
+        {
+            return wh_conf_error(err, st, "invalid mqtt keepalive \"%s\" "
+                                 "(5s to 65535s)", v);
+        }
+
+        mq->keepalive = (int) (ka / 1000);
+        return 0;
+    }
+
+    if ((v = wh_conf_key(arg, "qos")) != NULL) {
+        return wh_conf_int(v, 0, 1, &mq->qos) == 0 ? 0
+               : wh_conf_error(err, st, "invalid mqtt qos \"%s\" (0 or 1)",
+                               v);
+    }
+
+    if ((v = wh_conf_key(arg, "max_payload")) != NULL) {
+        return wh_config_size(v, &mq->max_payload) == 0
+               && mq->max_payload >= 16
+               && mq->max_payload <= 8 * 1024 * 1024 ? 0
+               : wh_conf_error(err, st, "invalid max_payload \"%s\" "
+                               "(16 to 8m)", v);
+    }
+
+    if ((v = wh_conf_key(arg, "reconnect_min")) != NULL) {
+        return wh_conf_mqtt_time(v, &mq->reconnect_min_ms) == 0 ? 0
+               : wh_conf_error(err, st, "invalid reconnect_min \"%s\"", v);
+    }
+
+    if ((v = wh_conf_key(arg, "reconnect_max")) != NULL) {
+        return wh_conf_mqtt_time(v, &mq->reconnect_max_ms) == 0 ? 0
+               : wh_conf_error(err, st, "invalid reconnect_max \"%s\"", v);
+    }
+
+    if ((v = wh_conf_key(arg, "username")) != NULL) {
+        return wh_conf_strdup(&mq->username, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "password_file")) != NULL) {
+        return wh_conf_password(cf, st, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "cafile")) != NULL) {
+        return wh_conf_readable(st, &mq->cafile, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "certfile")) != NULL) {
+        return wh_conf_readable(st, &mq->certfile, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "keyfile")) != NULL) {
+        return wh_conf_readable(st, &mq->keyfile, v, err);
+    }
+
+    return wh_conf_error(err, st, "unknown mqtt parameter \"%s\"", arg);
+}
+
+
+static int
+wh_conf_mqtt(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int              i;
+    wh_mqtt_conf_t  *mq = &cf->mqtt;
+
+    mq->port = 0;
+    mq->keepalive = 30;
+    mq->qos = 1;
+    mq->max_payload = 64 * 1024;
+    mq->reconnect_min_ms = 500;
+    mq->reconnect_max_ms = 30000;
+
+    for (i = 1; i < st->nargs; i++) {
+        if (wh_conf_mqtt_arg(cf, st, st->args[i], err) != 0) {
+            return -1;
+        }
+    }
+
+    if (mq->host == NULL) {
+        mq->numeric = 1;
+
+        if (wh_conf_strdup(&mq->host, "127.0.0.1", err) != 0) {
+            return -1;
+        }
+    }
+
+    if (mq->client_id == NULL
+        && wh_conf_strdup(&mq->client_id, "wirehubd", err) != 0)
+    {
+        return -1;
+    }
+
+    if (mq->port == 0) {
+        mq->port = mq->cafile ? 8883 : 1883;
+    }
+
+    if (mq->password && mq->username == NULL) {
+        return wh_conf_error(err, st, "\"%s\" needs username=",
+                             "password_file");
+    }
+
+    if ((mq->certfile == NULL) != (mq->keyfile == NULL)
+        || (mq->certfile && mq->cafile == NULL))
+    {
+        return wh_conf_error(err, st, "%s", "certfile= and keyfile= go "
+                             "together, and TLS needs cafile=");
+    }
+
+    if (mq->reconnect_max_ms < mq->reconnect_min_ms) {
+        return wh_conf_error(err, st, "%s", "reconnect_max is below "
+                             "reconnect_min");
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_ingest(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    char               msg[200];
+    wh_ingest_rule_t  *rules;
+
+    rules = realloc(cf->ingest, (cf->ningest + 1) * sizeof(*rules));
+
+    if (rules == NULL) {
+        return wh_err(err, 1, "out of memory");
+    }
+
+    cf->ingest = rules;
+
+    if (wh_ingest_rule_parse(&rules[cf->ningest], st->args + 1,
+                             st->nargs - 1, msg, sizeof(msg)) != 0)
+    {
+        return wh_conf_error(err, st, "%s", msg);
+    }
+
+    cf->ningest++;
+
+    return 0;
+}
+
+
+static int
+wh_conf_egress(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    char  msg[200];
+
+    if (wh_egress_parse(&cf->egress, st->args + 1, st->nargs - 1, msg,
+                        sizeof(msg)) != 0)
+    {
+        return wh_conf_error(err, st, "%s", msg);
+    }
+
+    return 0;
+}
+
+
 /* finds the next token: ";" is a token of its own; returns its length,
  * 0 at the end of the text */
 static size_t
@@ -430,7 +721,7 @@ wh_conf_run(wh_config_t *cf, wh_directive_t *dirs, wh_stmt_t *st,
             continue;
         }
 
-        if (d->seen) {
+        if (d->seen && !d->repeatable) {
             return wh_conf_error(err, st, "duplicate directive \"%s\"",
                                  d->name);
         }
@@ -462,12 +753,15 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
     char            *pos = text, *tok;
     size_t           len;
     wh_directive_t   dirs[] = {
-        { "listen", wh_conf_listen, 0 },
-        { "storage", wh_conf_storage, 0 },
-        { "history", wh_conf_history, 0 },
-        { "stats", wh_conf_stats, 0 },
-        { "log", wh_conf_log, 0 },
-        { NULL, NULL, 0 }
+        { "listen", wh_conf_listen, 0, 0 },
+        { "storage", wh_conf_storage, 0, 0 },
+        { "history", wh_conf_history, 0, 0 },
+        { "stats", wh_conf_stats, 0, 0 },
+        { "log", wh_conf_log, 0, 0 },
+        { "mqtt", wh_conf_mqtt, 0, 0 },
+        { "ingest", wh_conf_ingest, 1, 0 },
+        { "egress", wh_conf_egress, 0, 0 },
+        { NULL, NULL, 0, 0 }
     };
 
     for ( ;; ) {
@@ -617,16 +911,49 @@ wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
         return wh_err(err, 1, "%s: max_map_size is below map_size", file);
     }
 
+    if ((cf->ningest || cf->egress.topic.text) && cf->mqtt.host == NULL) {
+        return wh_err(err, 1, "%s: \"ingest\" and \"egress\" need an "
+                      "\"mqtt\" directive", file);
+    }
+
     return 0;
+}
+
+
+static void
+wh_conf_mqtt_free(wh_mqtt_conf_t *mq)
+{
+    free(mq->host);
+    free(mq->client_id);
+    free(mq->username);
+
+    if (mq->password) {
+        memset(mq->password, 0, strlen(mq->password));
+        free(mq->password);
+    }
+
+    free(mq->cafile);
+    free(mq->certfile);
+    free(mq->keyfile);
 }
 
 
 void
 wh_config_free(wh_config_t *cf)
 {
+    unsigned  i;
+
     free(cf->file);
     free(cf->listen);
     free(cf->storage);
     free(cf->log_path);
+    wh_conf_mqtt_free(&cf->mqtt);
+
+    for (i = 0; i < cf->ningest; i++) {
+        wh_ingest_rule_free(&cf->ingest[i]);
+    }
+
+    free(cf->ingest);
+    wh_egress_free(&cf->egress);
     memset(cf, 0, sizeof(wh_config_t));
 }

@@ -10,11 +10,31 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "egress.h"
+#include "ingest.h"
 #include "log.h"
 
 
 #define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
 #define WH_DEFAULT_STORAGE  "/var/lib/wirehub"
+
+/* the `mqtt` directive; host NULL: none */
+typedef struct {
+    char      *host;
+    int        numeric;            /* host is an IP address literal */
+    int        port;
+    char      *client_id;
+    int        keepalive;          /* s */
+    char      *username;
+    char      *password;           /* read from password_file */
+    char      *cafile;             /* TLS when set */
+    char      *certfile;
+    char      *keyfile;
+    int        qos;                /* of the ingest subscriptions */
+    size_t     max_payload;        /* larger payloads are dropped */
+    int64_t    reconnect_min_ms;   /* backoff: first delay ... */
+    int64_t    reconnect_max_ms;   /* ... doubling up to this */
+} wh_mqtt_conf_t;
 
 typedef struct {
     char      *file;
@@ -29,6 +49,10 @@ typedef struct {
     int64_t    stats_interval_ms;
     char      *log_path;           /* NULL: stderr */
     int        log_level;
+    wh_mqtt_conf_t     mqtt;
+    wh_ingest_rule_t  *ingest;     /* in configuration order */
+    unsigned           ningest;
+    wh_egress_conf_t   egress;
 } wh_config_t;
 
 

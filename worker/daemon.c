@@ -45,6 +45,7 @@ wh_daemon_hello(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
     r.name.data = d->instance;
     r.name.len = WH_INSTANCE_LEN;
     r.id2 = (uint64_t) d->start_ms;
+    r.flag = wh_mqtt_egress(&d->mqtt) ? WH_LINK_WELCOME_EGRESS : 0;
     wh_link_send(peer, &r);
 }
 
@@ -94,6 +95,10 @@ wh_daemon_frame(wh_peer_t *peer, const wh_link_msg_t *m, void *ctx)
 
     case WH_LINK_SESSION_CLOSE:
         return wh_sessions_close(&d->sessions, peer, m);
+
+    case WH_LINK_EVENT:
+        wh_mqtt_event(&d->mqtt, peer, m);
+        return 0;
 
     case WH_LINK_PING:
         memset(&r, 0, sizeof(r));
@@ -398,7 +403,9 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     if (wh_daemon_signals(d, err) != 0
         || wh_daemon_timers(d, err) != 0
         || wh_link_listen(&d->link, d->conf.listen, d->conf.listen_mode,
-                          d->conf.listen_gid, err) != 0)
+                          d->conf.listen_gid, err) != 0
+        || wh_mqtt_init(&d->mqtt, &d->conf, &d->loop, &d->log,
+                        &d->channels, &d->sessions, err) != 0)
     {
         return -1;
     }
@@ -421,7 +428,9 @@ wh_daemon_run(wh_daemon_t *d)
         d->exit_code = 1;
     }
 
-    /* drain: commit what was read, write what was answered, close */
+    /* drain: commit what was read (and the values the MQTT rate limit
+     * still held), write what was answered, close */
+    wh_mqtt_stop(&d->mqtt);
     wh_channels_commit(&d->channels);
     d->sessions.quiet = 1;
     wh_link_flush(&d->link);

@@ -12,6 +12,7 @@
 #include "link.h"
 #include "log.h"
 #include "loop.h"
+#include "mqtt.h"
 #include "sessions.h"
 #include "store.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     wh_store_t     *store;
     wh_channels_t   channels;
     wh_sessions_t   sessions;
+    wh_mqtt_t       mqtt;
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;
     int             exit_code;

@@ -91,6 +91,25 @@ wh_session_find(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session)
 }
 
 
+int
+wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session,
+    wh_str_t *ws, wh_str_t *client_id)
+{
+    wh_session_t  *se;
+
+    se = wh_session_find(s, peer, session);
+
+    if (se == NULL) {
+        return 0;
+    }
+
+    *ws = se->wsi->ws;
+    *client_id = se->client_id;
+
+    return 1;
+}
+
+
 /* publishes a $presence event */
 static void
 wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,

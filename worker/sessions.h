@@ -52,6 +52,11 @@ int wh_sessions_close(wh_sessions_t *s, wh_peer_t *peer,
 /* closes every session of a peer whose link is gone */
 void wh_sessions_peer_gone(wh_sessions_t *s, wh_peer_t *peer);
 
+/* the workspace and client id a session was opened with (they point
+ * into the session): 1, or 0 if the peer has no such session */
+int wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer,
+    wh_str_t session, wh_str_t *ws, wh_str_t *client_id);
+
 /* active sessions of a workspace */
 unsigned wh_sessions_count(wh_sessions_t *s, wh_str_t ws);
 

@@ -1,0 +1,44 @@
+# Benchmarks (included by the top Makefile with `-include bench/bench.mk`).
+#   make bench        every scenario of DESIGN.md "Performance targets",
+#                     Wirehub beside Nchan, a Node.js server and the floor
+#   make bench-quick  the same scenarios, small and short (about a minute)
+# Results: one table on stdout, JSON per run under build/bench/results/.
+
+# this file defines rules: keep whatever goal the includer has as default
+bench_default_goal := $(.DEFAULT_GOAL)
+
+BUILD       ?= $(CURDIR)/build
+CC          ?= gcc
+PYTHON      ?= /usr/bin/python3
+BENCH_BUILD := $(BUILD)/bench
+BENCH_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE
+
+WSLOAD_SRCS := bench/wsload.c bench/wsl_client.c bench/wsl_pub.c \
+               bench/wsl_net.c bench/wsl_hist.c bench/wsl_token.c \
+               bench/wsl_proc.c
+WSLOAD_HDRS := bench/wsl.h bench/wsl_net.h
+
+.PHONY: bench bench-quick bench-tools bench-deps
+
+bench-tools: $(BENCH_BUILD)/wsload $(BENCH_BUILD)/floor
+
+$(BENCH_BUILD)/wsload: $(WSLOAD_SRCS) $(WSLOAD_HDRS)
+	@mkdir -p $(BENCH_BUILD)
+	$(CC) $(BENCH_CFLAGS) -o $@ $(WSLOAD_SRCS) -lcrypto
+
+$(BENCH_BUILD)/floor: bench/floor.c
+	@mkdir -p $(BENCH_BUILD)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/floor.c -lcrypto
+
+bench-deps:
+	@./bench/deps.sh
+
+bench: deps bench-deps
+	$(MAKE) all bench-tools
+	$(PYTHON) bench/bench.py --full
+
+bench-quick: deps bench-deps
+	$(MAKE) all bench-tools
+	$(PYTHON) bench/bench.py --quick
+
+.DEFAULT_GOAL := $(bench_default_goal)

@@ -1,0 +1,764 @@
+#!/usr/bin/python3
+"""Wirehub side by side with Nchan, a hand-written Node.js server and the
+floor (bench/floor.c), driven by the same load generator (build/bench/wsload)
+in one run, on loopback.  Prints one table; keeps every run's JSON.
+
+    bench.py --full | --quick [--only SCENARIO,...] [--servers wirehub,...]
+
+`make bench` / `make bench-quick` build everything first and call this.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+BENCH_BUILD = os.path.join(BUILD, "bench")
+WSLOAD = os.path.join(BENCH_BUILD, "wsload")
+FLOOR = os.path.join(BENCH_BUILD, "floor")
+MODULE = os.path.join(BUILD, "ngx_http_wirehub_module.so")
+WIREHUBD = os.path.join(BUILD, "wirehubd")
+NGINX = "/usr/sbin/nginx"
+NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+NODE_SERVER = os.path.join(ROOT, "bench", "node", "server.js")
+KEYS = os.path.join(ROOT, "t", "keys")
+HS256_SECRET = os.path.join(KEYS, "hs256.secret")
+ES256_KEY = os.path.join(KEYS, "ec256.pem")
+ES256_PUB = os.path.join(KEYS, "ec256.pub.pem")
+
+# a process here may hold at most this many descriptors (hard limit)
+FD_CAP = 20000
+SINGLE_PROCESS_MAX_CONNS = 19000
+
+SERVERS = ["wirehub", "nchan", "node", "floor"]
+LABELS = {"wirehub": "Wirehub", "nchan": "Nchan", "node": "Node",
+          "floor": "floor"}
+
+# Scenario sizes.  "workers" is the nginx worker count (Wirehub and Nchan
+# alike); Node and the floor are single-threaded by construction.
+FULL = {
+    "fanout_max": dict(conns=10000, window=8, warmup=3, duration=10,
+                       workers=1, procs=2),
+    "fanout_rate": dict(conns=1000, rate=20, warmup=2, duration=15,
+                        workers=1, procs=1),
+    "many": dict(conns=10000, channels=1000, rate=2000, pub_conns=16,
+                 warmup=3, duration=10, workers=1, procs=2),
+    "idle": dict(conns=50000, workers=4, procs=4, ramp=5000, settle=5),
+    "connect_hs256": dict(conns=256, alg="HS256", warmup=2, duration=8,
+                          workers=2, procs=2),
+    "connect_es256": dict(conns=256, alg="ES256", warmup=2, duration=8,
+                          workers=2, procs=2),
+}
+
+QUICK = {
+    "fanout_max": dict(conns=2000, window=8, warmup=1, duration=3,
+                       workers=1, procs=1),
+    "fanout_rate": dict(conns=1000, rate=20, warmup=1, duration=4,
+                        workers=1, procs=1),
+    "many": dict(conns=1000, channels=100, rate=500, pub_conns=8,
+                 warmup=1, duration=3, workers=1, procs=1),
+    "idle": dict(conns=5000, workers=3, procs=2, ramp=5000, settle=2),
+    "connect_hs256": dict(conns=128, alg="HS256", warmup=1, duration=2,
+                          workers=2, procs=2),
+    "connect_es256": dict(conns=128, alg="ES256", warmup=1, duration=2,
+                          workers=2, procs=2),
+}
+
+NOT_MEASURED = [
+    ("MQTT ingest -> history -> fan-out", "messages/s",
+     ">= 100,000/s or the broker's ceiling"),
+    ("durable commands via API", "accepted/s, ack p99",
+     ">= 10,000/s with fsync; p99 < 20 ms"),
+]
+
+
+# ------------------------------------------------------------ processes
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Stop one process this script started, by its pid."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+class Server:
+    """One server under test, started fresh for each scenario."""
+
+    name = ""
+    proto = "json"
+    max_conns = None          # None: no per-process cap applies
+    auth = True
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.port = None
+        self.procs = []
+        self.prefix = None
+
+    def new_prefix(self):
+        self.prefix = tempfile.mkdtemp(prefix=self.name + "-",
+                                       dir=self.workdir)
+        return self.prefix
+
+    def pids(self):
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/ws/" % self.port
+
+    def pub_url(self):
+        return "http://127.0.0.1:%d/api/channels/{ch}/messages" % self.port
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            stop_process(proc)
+        self.procs = []
+
+    def log(self, name, text):
+        path = os.path.join(self.prefix, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def spawn(self, argv, logname, env=None):
+        out = open(os.path.join(self.prefix, logname), "ab")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, env=env)
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def tail(self, logname, lines=20):
+        try:
+            with open(os.path.join(self.prefix, logname), "rb") as f:
+                return b"\n".join(f.read().splitlines()[-lines:]).decode(
+                    "utf-8", "replace")
+        except OSError:
+            return ""
+
+
+NGINX_MAIN = """
+daemon off;
+master_process on;
+worker_processes %(workers)d;
+worker_rlimit_nofile %(nofile)d;
+pid %(prefix)s/nginx.pid;
+error_log %(prefix)s/error.log warn;
+%(user)s
+
+events {
+    worker_connections %(worker_connections)d;
+}
+"""
+
+NGINX_HTTP_COMMON = """
+    access_log off;
+    client_body_temp_path %(prefix)s/tmp/body;
+    proxy_temp_path %(prefix)s/tmp/proxy;
+    fastcgi_temp_path %(prefix)s/tmp/fastcgi;
+    uwsgi_temp_path %(prefix)s/tmp/uwsgi;
+    scgi_temp_path %(prefix)s/tmp/scgi;
+"""
+
+
+def nginx_conf(prefix, port, workers, load, http, locations, user=""):
+    values = {
+        "prefix": prefix, "port": port, "workers": workers,
+        "nofile": FD_CAP, "worker_connections": FD_CAP - 500,
+        "user": user,
+    }
+    # reuseport: the kernel spreads connections evenly over the workers,
+    # so none passes the per-process descriptor cap before the others
+    listen = "listen 127.0.0.1:%d backlog=4096%s;" % (
+        port, " reuseport" if workers > 1 else "")
+    return ("load_module %s;\n" % load + NGINX_MAIN % values
+            + "http {\n" + NGINX_HTTP_COMMON % values + http
+            + "\n    server {\n        " + listen + "\n"
+            + locations + "\n    }\n}\n")
+
+
+def start_nginx(server, conf_text, workers):
+    os.makedirs(os.path.join(server.prefix, "tmp"), exist_ok=True)
+    conf = server.log("nginx.conf", conf_text)
+    proc = server.spawn([NGINX, "-p", server.prefix + "/", "-c", conf,
+                         "-e", os.path.join(server.prefix, "error.log")],
+                        "nginx.out")
+    if not wait_port(server.port, proc):
+        raise RuntimeError("%s: nginx did not start:\n%s\n%s" % (
+            server.name, server.tail("nginx.out"), server.tail("error.log")))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if len(children(proc.pid)) >= workers:
+            break
+        time.sleep(0.05)
+    return proc
+
+
+def children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+class Wirehub(Server):
+    name = "wirehub"
+
+    def start(self, workers):
+        prefix = self.new_prefix()
+        self.port = free_port()
+        sock = os.path.join(prefix, "wirehubd.sock")
+        os.makedirs(os.path.join(prefix, "data"))
+        group = " group=nogroup" if os.geteuid() == 0 else ""
+        daemon_conf = self.log("wirehubd.conf", (
+            "listen unix:%s%s;\n"
+            "storage %s/data map_size=1g;\n"
+            "history length=1000 ttl=24h;\n"
+            "log stderr warn;\n") % (sock, group, prefix))
+        if group:
+            # the workers run as nobody:nogroup and reach the socket
+            # through its group; the prefix must let them traverse
+            os.chmod(prefix, 0o755)
+        daemon = self.spawn([WIREHUBD, "-c", daemon_conf], "wirehubd.log")
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("wirehubd did not start:\n"
+                                   + self.tail("wirehubd.log"))
+            time.sleep(0.05)
+        http = """
+    wirehub_daemon unix:%s;
+    wirehub_jwt_key HS256 file=%s;
+    wirehub_jwt_key ES256 file=%s kid=e1;
+""" % (sock, HS256_SECRET, ES256_PUB)
+        locations = """
+        location /ws/ { wirehub_websocket; }
+        location /api/ { wirehub_api; }"""
+        start_nginx(self, nginx_conf(prefix, self.port, workers, MODULE,
+                                     http, locations), workers)
+        self.wait_links(workers)
+
+    def wait_links(self, workers):
+        """Until handshakes succeed on every worker: each needs its link
+        to wirehubd up, else it answers 503."""
+        deadline = time.monotonic() + 10
+        token = hs256_token("bench-probe")
+        while time.monotonic() < deadline:
+            if all(ws_probe(self.port, token) for _ in range(4 * workers)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("wirehub: handshakes still fail:\n"
+                           + self.tail("error.log"))
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_token(sub):
+    with open(HS256_SECRET, "rb") as f:
+        secret = f.read()
+    if secret.endswith(b"\n"):
+        secret = secret[:-1]
+    head = b64url(b'{"alg":"HS256","typ":"JWT"}')
+    body = b64url(json.dumps({"sub": sub, "workspace": "bench",
+                              "exp": int(time.time()) + 600}).encode())
+    mac = hmac.new(secret, (head + "." + body).encode(), hashlib.sha256)
+    return head + "." + body + "." + b64url(mac.digest())
+
+
+def ws_probe(port, token):
+    """One upgrade on a fresh connection: True on 101."""
+    request = ("GET /ws/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % token)
+    try:
+        with socket.create_connection(("127.0.0.1", port), 2) as s:
+            s.sendall(request.encode())
+            return s.recv(64).startswith(b"HTTP/1.1 101")
+    except OSError:
+        return False
+
+
+class Nchan(Server):
+    name = "nchan"
+    proto = "path"
+    auth = False
+
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/sub/{ch}" % self.port
+
+    def pub_url(self):
+        return "http://127.0.0.1:%d/pub/{ch}" % self.port
+
+    def start(self, workers):
+        prefix = self.new_prefix()
+        self.port = free_port()
+        locations = r"""
+        location ~ ^/sub/(.+)$ {
+            nchan_subscriber websocket;
+            nchan_channel_id $1;
+        }
+        location ~ ^/pub/(.+)$ {
+            nchan_publisher http;
+            nchan_channel_id $1;
+        }"""
+        start_nginx(self, nginx_conf(prefix, self.port, workers, NCHAN, "",
+                                     locations), workers)
+
+
+class Node(Server):
+    name = "node"
+    max_conns = SINGLE_PROCESS_MAX_CONNS
+
+    def start(self, workers):
+        self.new_prefix()
+        self.port = free_port()
+        env = dict(os.environ)
+        local = os.path.join(ROOT, "bench", "node_modules")
+        env["NODE_PATH"] = local if os.path.isdir(
+            os.path.join(local, "ws")) else "/usr/share/nodejs"
+        proc = self.spawn([shutil.which("node") or "node", NODE_SERVER,
+                           str(self.port), HS256_SECRET, ES256_PUB],
+                          "node.log", env=env)
+        if not wait_port(self.port, proc):
+            raise RuntimeError("node did not start:\n" + self.tail(
+                "node.log"))
+
+
+class Floor(Server):
+    name = "floor"
+    proto = "path"
+    auth = False
+    max_conns = SINGLE_PROCESS_MAX_CONNS
+
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/sub/{ch}" % self.port
+
+    def pub_url(self):
+        return "http://127.0.0.1:%d/pub/{ch}" % self.port
+
+    def start(self, workers):
+        self.new_prefix()
+        self.port = free_port()
+        proc = self.spawn([FLOOR, str(self.port)], "floor.log")
+        if not wait_port(self.port, proc):
+            raise RuntimeError("floor did not start:\n" + self.tail(
+                "floor.log"))
+
+
+SERVER_CLASSES = {"wirehub": Wirehub, "nchan": Nchan, "node": Node,
+                  "floor": Floor}
+
+
+# ------------------------------------------------------------ scenarios
+
+
+def wsload_args(scenario, params, server):
+    """The wsload command line for one scenario on one server."""
+    mode = {"fanout_max": "fanout", "fanout_rate": "fanout",
+            "many": "many", "idle": "idle"}.get(scenario, "connect")
+    conns = params["conns"]
+    if server.max_conns and mode == "idle":
+        conns = min(conns, server.max_conns)
+    args = [WSLOAD, mode, "--url", server.ws_url(), "--proto", server.proto,
+            "--conns", str(conns), "--procs", str(params.get("procs", 2)),
+            "--label", "%s/%s" % (scenario, server.name)]
+    for pid in server.pids():
+        args += ["--server-pid", str(pid)]
+    if mode in ("fanout", "many"):
+        args += ["--pub", server.pub_url(),
+                 "--rate", str(params.get("rate", 0)),
+                 "--window", str(params.get("window", 8)),
+                 "--pub-conns", str(params.get("pub_conns", 4)),
+                 "--size", "100"]
+    if mode == "many":
+        args += ["--channels", str(params["channels"]), "--channel", "ch"]
+    elif mode == "fanout":
+        args += ["--channel", "fan"]
+    else:
+        args += ["--channel", "idle"]
+    for key in ("warmup", "duration", "settle", "ramp"):
+        if key in params:
+            args += ["--" + key, str(params[key])]
+    if server.auth or server.proto == "json":
+        alg = params.get("alg", "HS256")
+        if alg == "ES256":
+            args += ["--alg", "ES256", "--key", ES256_KEY, "--kid", "e1"]
+        else:
+            args += ["--alg", "HS256", "--key", HS256_SECRET]
+    args += ["--limit", "170", "--ready-timeout", "60"]
+    return args, conns
+
+
+def run_one(scenario, params, server, results_dir):
+    """Start the server, run wsload against it, stop it: the JSON result."""
+    started = time.monotonic()
+    try:
+        server.start(params.get("workers", 1))
+        args, conns = wsload_args(scenario, params, server)
+        proc = subprocess.run(args, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=200)
+        out = proc.stdout.decode("utf-8", "replace").strip()
+        result = json.loads(out.splitlines()[-1]) if out else {
+            "ok": False, "error": proc.stderr.decode()[-300:]}
+        result["conns_asked"] = conns
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+        result = {"ok": False, "error": str(e)[-400:]}
+    finally:
+        server.stop()
+    result["server_name"] = server.name
+    result["scenario"] = scenario
+    result["params"] = params
+    result["seconds"] = round(time.monotonic() - started, 1)
+    with open(os.path.join(results_dir, "%s-%s.json" % (
+            scenario, server.name)), "w") as f:
+        json.dump(result, f, indent=1)
+    status = "ok" if result.get("ok") else "FAILED: " + result.get(
+        "error", "")
+    print("  %-14s %-8s %5.1fs  %s" % (scenario, server.name,
+                                       result["seconds"], status),
+          file=sys.stderr, flush=True)
+    return result
+
+
+# ------------------------------------------------------------ the table
+
+
+def get(result, *path):
+    value = result
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def metric_rows(size):
+    """(scenario, row label, metric extractor, format, target check)."""
+    f = FULL if size == "full" else QUICK
+    fm, fr, many, idle = (f["fanout_max"], f["fanout_rate"], f["many"],
+                          f["idle"])
+
+    def ms(key):
+        return lambda r: (get(r, "latency_us", key) or 0) / 1000.0 \
+            if get(r, "latency_us", "count") else None
+
+    def idle_conns(r):
+        return get(r, "ready")
+
+    rows = [
+        ("fanout_max", "fan-out 1 ch -> %s subs, max rate" % fmt_int(
+            fm["conns"]), "deliveries/s",
+         lambda r: get(r, "deliveries_per_s"), "%.0f", "fanout_max_rate"),
+        ("fanout_max", "", "server CPU us/delivery",
+         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.2f",
+         "fanout_max_cpu"),
+        ("fanout_max", "", "p99 ms (saturated)", ms("p99"), "%.1f", None),
+        ("fanout_rate", "fan-out 1 ch -> %s subs @ %d msg/s" % (
+            fmt_int(fr["conns"]), fr["rate"]), "server CPU us/delivery",
+         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.2f",
+         "fanout_rate_cpu"),
+        ("fanout_rate", "", "p50 ms", ms("p50"), "%.2f", None),
+        ("fanout_rate", "", "p99 ms", ms("p99"), "%.2f", "fanout_rate_p99"),
+        ("many", "many: %s ch x %d subs @ %s pub/s" % (
+            fmt_int(many["channels"]), many["conns"] // many["channels"],
+            fmt_int(many["rate"])), "p50 ms", ms("p50"), "%.2f", None),
+        ("many", "", "p99 ms", ms("p99"), "%.2f", "many_p99"),
+        ("many", "", "delivered / expected",
+         lambda r: get(r, "delivery_ratio"), "%.3f", None),
+        ("idle", "idle, %s connections asked" % fmt_int(idle["conns"]),
+         "connections held", idle_conns, "%.0f", None),
+        ("idle", "", "KiB/conn (PSS)",
+         lambda r: get(r, "memory", "pss_per_conn_kib"), "%.2f", "idle_kib"),
+        ("idle", "", "KiB/conn (RSS)",
+         lambda r: get(r, "memory", "rss_per_conn_kib"), "%.2f", None),
+        ("connect_hs256", "connect storm, HS256 token", "handshakes/s",
+         lambda r: get(r, "handshakes_per_s"), "%.0f", None),
+        ("connect_hs256", "", "handshakes per CPU-s",
+         lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
+         "hs256_core"),
+        ("connect_es256", "connect storm, ES256 token", "handshakes/s",
+         lambda r: get(r, "handshakes_per_s"), "%.0f", None),
+        ("connect_es256", "", "handshakes per CPU-s",
+         lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
+         "es256_core"),
+    ]
+    return rows
+
+
+def fmt_int(n):
+    return "{:,}".format(int(n))
+
+
+def target(check, results):
+    """(target text, verdict) for a row with a DESIGN.md target."""
+    def val(scen, srv, fn):
+        r = results.get((scen, srv))
+        return fn(r) if r and r.get("ok") else None
+
+    rate = lambda r: get(r, "deliveries_per_s")
+    cpu = lambda r: get(r, "server", "cpu_us_per_delivery")
+    p99 = lambda r: (get(r, "latency_us", "p99") or 0) / 1000.0
+    wh = lambda scen, fn: val(scen, "wirehub", fn)
+
+    if check == "fanout_max_rate":
+        w, fl, nc = (wh("fanout_max", rate), val("fanout_max", "floor", rate),
+                     val("fanout_max", "nchan", rate))
+        text = ">= 0.95x floor, > Nchan"
+        ok = None if None in (w, fl) else (w >= 0.95 * fl and
+                                           (nc is None or w > nc))
+    elif check == "fanout_max_cpu":
+        w, fl = wh("fanout_max", cpu), val("fanout_max", "floor", cpu)
+        text = "<= floor + 1 us"
+        ok = None if None in (w, fl) else w <= fl + 1.0
+    elif check == "fanout_rate_cpu":
+        w = wh("fanout_rate", cpu)
+        text, ok = "<= 8 us", None if w is None else w <= 8.0
+    elif check == "fanout_rate_p99":
+        w = wh("fanout_rate", p99)
+        text, ok = "<= 15 ms", None if w is None else w <= 15.0
+    elif check == "many_p99":
+        w = wh("many", p99)
+        text, ok = "< 5 ms", None if w is None else w < 5.0
+    elif check == "idle_kib":
+        r = results.get(("idle", "wirehub"))
+        w = get(r, "memory", "pss_per_conn_kib") if r else None
+        text = "<= 4 KiB at 50,000"
+        ok = None if w is None else w <= 4.0
+    elif check == "hs256_core":
+        w = wh("connect_hs256", lambda r: get(r, "server",
+                                              "handshakes_per_core_s"))
+        text, ok = ">= 20,000/core", None if w is None else w >= 20000
+    elif check == "es256_core":
+        w = wh("connect_es256", lambda r: get(r, "server",
+                                              "handshakes_per_core_s"))
+        text, ok = ">= 5,000/core", None if w is None else w >= 5000
+    else:
+        return "", ""
+    return text, "" if ok is None else ("met" if ok else "MISSED")
+
+
+def cell(results, scen, srv, fn, fmt):
+    r = results.get((scen, srv))
+    if r is None:
+        return "-"
+    if not r.get("ok") and srv != "wirehub" and scen == "idle" and \
+            get(r, "ready"):
+        pass
+    elif not r.get("ok"):
+        return "failed"
+    v = fn(r)
+    return "-" if v is None else fmt % v
+
+
+def ratio(results, scen, a, b, fn):
+    ra, rb = results.get((scen, a)), results.get((scen, b))
+    if not ra or not rb or not ra.get("ok") or not rb.get("ok"):
+        return "-"
+    va, vb = fn(ra), fn(rb)
+    if not va or not vb:
+        return "-"
+    return "%.2f" % (va / vb)
+
+
+def render_table(results, size, servers):
+    head = ["scenario", "metric"] + [LABELS[s] for s in servers] + [
+        "WH/floor", "WH/Nchan", "target", "verdict"]
+    rows = [head]
+    for scen, label, metric, fn, fmt, check in metric_rows(size):
+        if not any((scen, s) in results for s in servers):
+            continue
+        line = [label, metric]
+        line += [cell(results, scen, s, fn, fmt) for s in servers]
+        line += [ratio(results, scen, "wirehub", "floor", fn),
+                 ratio(results, scen, "wirehub", "nchan", fn)]
+        text, verdict = target(check, results) if check else ("", "")
+        line += [text, verdict]
+        rows.append(line)
+    for label, metric, text in NOT_MEASURED:
+        rows.append([label, metric] + ["n/a"] * len(servers)
+                    + ["-", "-", text, "not measured"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    out = []
+    for n, r in enumerate(rows):
+        out.append("| " + " | ".join(
+            c.ljust(widths[i]) if i < 2 or i >= len(r) - 2
+            else c.rjust(widths[i]) for i, c in enumerate(r)) + " |")
+        if n == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------ machine
+
+
+def machine_info():
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["cores"] = os.cpu_count()
+    info["kernel"] = platform.release()
+    try:
+        with open("/proc/meminfo") as f:
+            info["memory"] = f.readline().split(":", 1)[1].strip()
+    except OSError:
+        pass
+
+    def cmd(argv):
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=10)
+            return p.stdout.decode().strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    info["nginx"] = cmd([NGINX, "-v"])
+    info["nchan"] = cmd(["dpkg-query", "-W", "-f=${Version}",
+                         "libnginx-mod-nchan"])
+    info["node"] = cmd(["node", "--version"])
+    info["ws"] = cmd(["dpkg-query", "-W", "-f=${Version}", "node-ws"])
+    info["wirehub"] = cmd(["git", "-C", ROOT, "describe", "--always",
+                           "--dirty"])
+    return info
+
+
+def check_prereqs(servers):
+    missing = [p for p in (WSLOAD, FLOOR, MODULE, WIREHUBD, NGINX)
+               if not os.path.exists(p)]
+    if "nchan" in servers and not os.path.exists(NCHAN):
+        missing.append(NCHAN + " (bench/deps.sh installs it)")
+    if missing:
+        sys.exit("bench: missing %s: run `make bench` (it builds them)"
+                 % ", ".join(missing))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true")
+    size.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="scenarios, comma separated")
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    opts = ap.parse_args()
+
+    sizes = QUICK if opts.quick else FULL
+    size_name = "quick" if opts.quick else "full"
+    servers = [s for s in opts.servers.split(",") if s]
+    scenarios = [s for s in (opts.only.split(",") if opts.only else sizes)]
+    check_prereqs(servers)
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results_dir = os.path.join(BENCH_BUILD, "results", stamp)
+    workdir = os.path.join(BENCH_BUILD, "run")
+    os.makedirs(results_dir, exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)
+
+    info = machine_info()
+    print("bench (%s): %s" % (size_name, ", ".join(
+        "%s=%s" % kv for kv in info.items())), file=sys.stderr)
+
+    results = {}
+    started = time.monotonic()
+    for scen in scenarios:
+        for srv in servers:
+            server = SERVER_CLASSES[srv](workdir)
+            try:
+                results[(scen, srv)] = run_one(scen, sizes[scen], server,
+                                               results_dir)
+            except KeyboardInterrupt:
+                server.stop()
+                raise
+
+    table = render_table(results, size_name, servers)
+    notes = notes_for(results, sizes)
+    text = "%s\n\n%s\n" % (table, "\n".join(notes))
+    print(text)
+    with open(os.path.join(results_dir, "table.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(results_dir, "machine.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    print("results: %s (%.0f s)" % (results_dir, time.monotonic() - started),
+          file=sys.stderr)
+
+
+def notes_for(results, sizes):
+    notes = []
+    idle = sizes.get("idle", {})
+    for srv in ("node", "floor"):
+        r = results.get(("idle", srv))
+        if r and idle and r.get("conns_asked", 0) < idle["conns"]:
+            notes.append("- idle: %s is one process, capped at %s "
+                         "descriptors here: measured at %s connections."
+                         % (LABELS[srv], fmt_int(FD_CAP),
+                            fmt_int(r["conns_asked"])))
+    for (scen, srv), r in sorted(results.items()):
+        if not r.get("ok"):
+            notes.append("- %s / %s: %s" % (scen, LABELS[srv],
+                                            r.get("error", "failed")))
+        elif r.get("lost") or r.get("stalls") or r.get("pub_errors"):
+            notes.append("- %s / %s: lost %s subscribers, %s stalls, %s "
+                         "publish errors" % (scen, LABELS[srv],
+                                             r.get("lost"), r.get("stalls"),
+                                             r.get("pub_errors")))
+    notes.append("- Nchan and the floor check no token (Nchan has no JWT "
+                 "auth); Wirehub and Node verify one per handshake.")
+    return notes
+
+
+if __name__ == "__main__":
+    main()

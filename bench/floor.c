@@ -1,0 +1,570 @@
+
+/*
+ * floor: the least a WebSocket fan-out server can do, as the benchmark's
+ * reference point.  One thread, one epoll loop.
+ *
+ *   GET /sub/NAME + Upgrade: websocket   subscribes to channel NAME
+ *   POST /pub/NAME (Content-Length)      frames the body once, send()s the
+ *                                        frame to each subscriber with one
+ *                                        call, answers 202
+ *
+ * No authentication, no history, no queues: a subscriber whose socket does
+ * not take a whole frame at once is dropped (counted at exit).  Channels
+ * are kept in a small open-addressing table.
+ *
+ *   floor PORT          listens on 127.0.0.1:PORT until SIGTERM / SIGINT
+ */
+
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+
+
+#define FL_EVENTS       512
+#define FL_MAX_HEAD     8192
+#define FL_MAX_BODY     65536
+#define FL_MAX_NAME     200
+#define FL_TABLE        4096
+#define FL_WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+typedef enum {
+    FL_CONN_HTTP = 0,
+    FL_CONN_SUB,
+    FL_CONN_DEAD
+} fl_conn_kind_e;
+
+
+typedef struct fl_channel_s  fl_channel_t;
+
+typedef struct fl_conn_s  fl_conn_t;
+
+struct fl_conn_s {
+    int              fd;
+    int              kind;
+    fl_conn_t       *next_dead;
+    fl_channel_t    *channel;
+    unsigned         slot;          /* index in channel->subs */
+    char            *in;
+    size_t           in_len;
+};
+
+
+struct fl_channel_s {
+    char             name[FL_MAX_NAME + 1];
+    fl_conn_t      **subs;
+    unsigned         nsubs;
+    unsigned         cap;
+};
+
+
+typedef struct {
+    int              ep;
+    int              listener;
+    fl_conn_t       *dead;          /* closed, freed after the event batch */
+    fl_channel_t    *table[FL_TABLE];
+    char             frame[FL_MAX_BODY + 16];
+    char             buf[FL_MAX_BODY + FL_MAX_HEAD];
+    unsigned long    published;
+    unsigned long    sent;
+    unsigned long    dropped;
+} fl_server_t;
+
+
+static volatile sig_atomic_t  fl_stop;
+
+
+static void
+fl_on_signal(int signo)
+{
+    (void) signo;
+    fl_stop = 1;
+}
+
+
+static fl_channel_t *
+fl_channel(fl_server_t *srv, const char *name, size_t len)
+{
+    unsigned       h, i;
+    fl_channel_t  *ch;
+
+    h = 2166136261u;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) name[i]) * 16777619u;
+    }
+
+    for (i = 0; i < FL_TABLE; i++) {
+        ch = srv->table[(h + i) % FL_TABLE];
+
+        if (ch == NULL) {
+            ch = calloc(1, sizeof(fl_channel_t));
+            if (ch == NULL) {
+                return NULL;
+            }
+            memcpy(ch->name, name, len);
+            srv->table[(h + i) % FL_TABLE] = ch;
+            return ch;
+        }
+
+        if (strlen(ch->name) == len && memcmp(ch->name, name, len) == 0) {
+            return ch;
+        }
+    }
+
+    return NULL;
+}
+
+
+static int
+fl_channel_add(fl_channel_t *ch, fl_conn_t *c)
+{
+    fl_conn_t  **p;
+
+    if (ch->nsubs == ch->cap) {
+        p = realloc(ch->subs, (ch->cap ? ch->cap * 2 : 16) * sizeof(*p));
+        if (p == NULL) {
+            return -1;
+        }
+        ch->subs = p;
+        ch->cap = ch->cap ? ch->cap * 2 : 16;
+    }
+
+    c->channel = ch;
+    c->slot = ch->nsubs;
+    ch->subs[ch->nsubs++] = c;
+
+    return 0;
+}
+
+
+/*
+ * Out of its channel and its socket closed now; the memory waits for the
+ * end of the event batch, which may still name this connection.
+ */
+static void
+fl_close(fl_server_t *srv, fl_conn_t *c)
+{
+    fl_channel_t  *ch;
+
+    if (c->kind == FL_CONN_DEAD) {
+        return;
+    }
+
+    ch = c->channel;
+
+    if (ch) {
+        ch->subs[c->slot] = ch->subs[--ch->nsubs];
+        ch->subs[c->slot]->slot = c->slot;
+        c->channel = NULL;
+    }
+
+    (void) epoll_ctl(srv->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->kind = FL_CONN_DEAD;
+    c->next_dead = srv->dead;
+    srv->dead = c;
+}
+
+
+static void
+fl_free_dead(fl_server_t *srv)
+{
+    fl_conn_t  *c;
+
+    while (srv->dead) {
+        c = srv->dead;
+        srv->dead = c->next_dead;
+        free(c->in);
+        free(c);
+    }
+}
+
+
+static size_t
+fl_frame(char *out, const char *data, size_t len)
+{
+    size_t  hlen;
+
+    out[0] = (char) 0x81;
+
+    if (len < 126) {
+        out[1] = (char) len;
+        hlen = 2;
+
+    } else if (len < 65536) {
+        out[1] = 126;
+        out[2] = (char) (len >> 8);
+        out[3] = (char) len;
+        hlen = 4;
+
+    } else {
+        return 0;
+    }
+
+    memcpy(out + hlen, data, len);
+    return hlen + len;
+}
+
+
+/* the one thing this server does: one send() per subscriber */
+static void
+fl_publish(fl_server_t *srv, const char *name, size_t nlen, const char *body,
+    size_t blen)
+{
+    size_t         flen;
+    ssize_t        n;
+    unsigned       i;
+    fl_channel_t  *ch;
+
+    srv->published++;
+
+    ch = fl_channel(srv, name, nlen);
+    flen = fl_frame(srv->frame, body, blen);
+
+    if (ch == NULL || flen == 0) {
+        return;
+    }
+
+    i = 0;
+
+    while (i < ch->nsubs) {
+        n = send(ch->subs[i]->fd, srv->frame, flen,
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n == (ssize_t) flen) {
+            srv->sent++;
+            i++;
+            continue;
+        }
+
+        srv->dropped++;
+        fl_close(srv, ch->subs[i]);
+    }
+}
+
+
+static int
+fl_reply(int fd, const char *text)
+{
+    size_t  len;
+
+    len = strlen(text);
+
+    return send(fd, text, len, MSG_NOSIGNAL) == (ssize_t) len ? 0 : -1;
+}
+
+
+static int
+fl_upgrade(fl_server_t *srv, fl_conn_t *c, const char *head,
+    const char *name, size_t nlen)
+{
+    int            n;
+    char           src[128], accept[64], resp[256];
+    const char    *k, *end;
+    unsigned int   dlen;
+    unsigned char  digest[EVP_MAX_MD_SIZE];
+    fl_channel_t  *ch;
+
+    k = strcasestr(head, "\r\nSec-WebSocket-Key:");
+    if (k == NULL) {
+        return -1;
+    }
+
+    k += 20;
+
+    while (*k == ' ') {
+        k++;
+    }
+
+    end = strstr(k, "\r\n");
+    if (end == NULL || end - k > 64) {
+        return -1;
+    }
+
+    n = snprintf(src, sizeof(src), "%.*s%s", (int) (end - k), k, FL_WS_GUID);
+
+    if (EVP_Digest(src, (size_t) n, digest, &dlen, EVP_sha1(), NULL) != 1) {
+        return -1;
+    }
+
+    EVP_EncodeBlock((unsigned char *) accept, digest, (int) dlen);
+
+    snprintf(resp, sizeof(resp),
+             "HTTP/1.1 101 Switching Protocols\r\n"
+             "Upgrade: websocket\r\n"
+             "Connection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+
+    ch = fl_channel(srv, name, nlen);
+
+    if (ch == NULL || fl_reply(c->fd, resp) != 0
+        || fl_channel_add(ch, c) != 0)
+    {
+        return -1;
+    }
+
+    c->kind = FL_CONN_SUB;
+    return 0;
+}
+
+
+/* one request from c->in; bytes used, 0 if incomplete, -1 to close */
+static ssize_t
+fl_request(fl_server_t *srv, fl_conn_t *c)
+{
+    int          post;
+    char        *end, *h, *path, *sp;
+    long         clen;
+    size_t       hlen, nlen;
+
+    c->in[c->in_len] = '\0';
+
+    end = strstr(c->in, "\r\n\r\n");
+    if (end == NULL) {
+        return c->in_len >= FL_MAX_HEAD ? -1 : 0;
+    }
+
+    hlen = (size_t) (end - c->in) + 4;
+    post = strncmp(c->in, "POST /pub/", 10) == 0;
+
+    if (!post && strncmp(c->in, "GET /sub/", 9) != 0) {
+        return -1;
+    }
+
+    path = c->in + (post ? 10 : 9);
+    sp = strchr(path, ' ');
+    nlen = sp ? (size_t) (sp - path) : 0;
+
+    if (nlen == 0 || nlen > FL_MAX_NAME) {
+        return -1;
+    }
+
+    if (!post) {
+        return fl_upgrade(srv, c, c->in, path, nlen) == 0 ? (ssize_t) hlen
+                                                          : -1;
+    }
+
+    h = strcasestr(c->in, "\r\nContent-Length:");
+    clen = (h && h < end) ? strtol(h + 17, NULL, 10) : -1;
+
+    if (clen < 0 || clen > FL_MAX_BODY) {
+        return -1;
+    }
+
+    if (c->in_len < hlen + (size_t) clen) {
+        return 0;
+    }
+
+    fl_publish(srv, path, nlen, c->in + hlen, (size_t) clen);
+
+    if (fl_reply(c->fd, "HTTP/1.1 202 Accepted\r\n"
+                        "Content-Length: 0\r\n\r\n") != 0)
+    {
+        return -1;
+    }
+
+    return (ssize_t) (hlen + (size_t) clen);
+}
+
+
+/* a subscriber only ever says close (or something to ignore) */
+static int
+fl_subscriber_input(fl_conn_t *c, const char *data, size_t len)
+{
+    static const char  close_frame[] = { (char) 0x88, 0x00 };
+
+    if (len > 0 && (data[0] & 0x0f) == 0x08) {
+        (void) send(c->fd, close_frame, 2, MSG_NOSIGNAL);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static void
+fl_read(fl_server_t *srv, fl_conn_t *c)
+{
+    ssize_t  n, used;
+
+    if (c->kind == FL_CONN_DEAD) {
+        return;
+    }
+
+    if (c->kind == FL_CONN_SUB) {
+        n = recv(c->fd, srv->buf, sizeof(srv->buf), 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN)
+            || (n > 0 && fl_subscriber_input(c, srv->buf, (size_t) n) != 0))
+        {
+            fl_close(srv, c);
+        }
+        return;
+    }
+
+    if (c->in == NULL) {
+        c->in = malloc(FL_MAX_HEAD + FL_MAX_BODY + 1);
+        if (c->in == NULL) {
+            fl_close(srv, c);
+            return;
+        }
+    }
+
+    n = recv(c->fd, c->in + c->in_len, FL_MAX_HEAD + FL_MAX_BODY - c->in_len,
+             0);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) {
+        fl_close(srv, c);
+        return;
+    }
+
+    c->in_len += (size_t) (n > 0 ? n : 0);
+
+    while (c->kind == FL_CONN_HTTP && c->in_len > 0) {
+        used = fl_request(srv, c);
+
+        if (used < 0) {
+            fl_close(srv, c);
+            return;
+        }
+
+        if (used == 0) {
+            break;
+        }
+
+        memmove(c->in, c->in + used, c->in_len - (size_t) used);
+        c->in_len -= (size_t) used;
+    }
+
+    if (c->kind == FL_CONN_SUB) {
+        free(c->in);
+        c->in = NULL;
+        c->in_len = 0;
+    }
+}
+
+
+static void
+fl_accept(fl_server_t *srv)
+{
+    int                 fd, one;
+    fl_conn_t          *c;
+    struct epoll_event  ev;
+
+    for ( ;; ) {
+        fd = accept4(srv->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            return;
+        }
+
+        one = 1;
+        (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+        c = calloc(1, sizeof(fl_conn_t));
+        if (c == NULL) {
+            close(fd);
+            continue;
+        }
+
+        c->fd = fd;
+        ev.events = EPOLLIN;
+        ev.data.ptr = c;
+
+        if (epoll_ctl(srv->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            free(c);
+        }
+    }
+}
+
+
+static int
+fl_listen(fl_server_t *srv, int port)
+{
+    int                 one;
+    struct sockaddr_in  sa;
+    struct epoll_event  ev;
+
+    srv->listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (srv->listener == -1) {
+        return -1;
+    }
+
+    one = 1;
+    (void) setsockopt(srv->listener, SOL_SOCKET, SO_REUSEADDR, &one,
+                      sizeof(one));
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t) port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+
+    if (bind(srv->listener, (struct sockaddr *) &sa, sizeof(sa)) != 0
+        || listen(srv->listener, 4096) != 0)
+    {
+        return -1;
+    }
+
+    srv->ep = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+
+    return epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->listener, &ev);
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int                  i, n, port;
+    fl_server_t         *srv;
+    struct epoll_event   events[FL_EVENTS];
+
+    port = argc == 2 ? atoi(argv[1]) : 0;
+
+    if (port <= 0 || port > 65535) {
+        fprintf(stderr, "usage: floor PORT\n");
+        return 2;
+    }
+
+    srv = calloc(1, sizeof(fl_server_t));
+
+    if (srv == NULL || fl_listen(srv, port) != 0) {
+        fprintf(stderr, "floor: cannot listen on 127.0.0.1:%d: %s\n", port,
+                strerror(errno));
+        return 1;
+    }
+
+    signal(SIGTERM, fl_on_signal);
+    signal(SIGINT, fl_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    while (!fl_stop) {
+        n = epoll_wait(srv->ep, events, FL_EVENTS, 200);
+
+        for (i = 0; i < n; i++) {
+            if (events[i].data.ptr == NULL) {
+                fl_accept(srv);
+            } else {
+                fl_read(srv, events[i].data.ptr);
+            }
+        }
+
+        fl_free_dead(srv);
+    }
+
+    fprintf(stderr, "floor: %lu published, %lu frames sent, %lu "
+            "subscribers dropped\n", srv->published, srv->sent,
+            srv->dropped);
+    return 0;
+}

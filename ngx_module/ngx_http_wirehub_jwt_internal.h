@@ -1,0 +1,131 @@
+
+/*
+ * Wirehub: what the files of the JWT verifier and signer share, and
+ * nothing that the rest of the module needs (see ngx_http_wirehub_jwt.h).
+ *
+ *   ngx_http_wirehub_jwt.c            token syntax, header, key choice,
+ *                                     verify()
+ *   ngx_http_wirehub_jwt_keys.c       key loading and checking, the key set
+ *   ngx_http_wirehub_jwt_signature.c  the signature, each algorithm
+ *   ngx_http_wirehub_jwt_claims.c     the claims
+ *   ngx_http_wirehub_jwt_signer.c     signing tokens
+ */
+
+
+#ifndef _NGX_HTTP_WIREHUB_JWT_INTERNAL_H_INCLUDED_
+#define _NGX_HTTP_WIREHUB_JWT_INTERNAL_H_INCLUDED_
+
+
+#include <jwt.h>
+#include <openssl/evp.h>
+
+#include "ngx_http_wirehub_jwt.h"
+
+
+/* the largest decoded segment: 3/4 of the largest token */
+#define NGX_HTTP_WIREHUB_JWT_MAX_DECODED                                      \
+    (NGX_HTTP_WIREHUB_JWT_MAX_TOKEN / 4 * 3)
+
+
+typedef enum {
+    NGX_HTTP_WIREHUB_JWT_HMAC = 0,
+    NGX_HTTP_WIREHUB_JWT_RSA,
+    NGX_HTTP_WIREHUB_JWT_EC,
+    NGX_HTTP_WIREHUB_JWT_RSA_PSS
+} ngx_http_wirehub_jwt_family_e;
+
+
+typedef struct {
+    const char                     *name;
+    jwt_alg_t                       jwt_alg;    /* JWT_ALG_INVAL: not libjwt */
+    ngx_http_wirehub_jwt_family_e   family;
+    int                             curve_nid;  /* EC only */
+    size_t                          sig_len;    /* 0: the RSA modulus size */
+    const EVP_MD                 *(*md)(void);
+} ngx_http_wirehub_jwt_alg_t;
+
+
+typedef struct {
+    const ngx_http_wirehub_jwt_alg_t  *alg;
+    char                              *kid;      /* NULL: none */
+    unsigned char                     *secret;   /* HMAC only */
+    size_t                             secret_len;
+    EVP_PKEY                          *pkey;     /* the others, parsed once */
+    size_t                             sig_len;
+} ngx_http_wirehub_jwt_key_t;
+
+
+struct ngx_http_wirehub_jwt_keys_s {
+    ngx_http_wirehub_jwt_key_t        *elts;
+    size_t                             nelts;
+    size_t                             nalloc;
+};
+
+
+/* one verification: the token taken apart, and where errors go */
+typedef struct {
+    const unsigned char               *token;
+    size_t                             len;
+    size_t                             signed_len;  /* header.payload */
+    json_t                            *header;
+    json_t                            *payload;
+    const ngx_http_wirehub_jwt_alg_t  *alg;
+    const ngx_http_wirehub_jwt_key_t  *key;
+    size_t                             sig_len;
+    unsigned char                      sig[NGX_HTTP_WIREHUB_JWT_MAX_DECODED];
+    char                              *err;
+    size_t                             err_len;
+} ngx_http_wirehub_jwt_ctx_t;
+
+
+/* ngx_http_wirehub_jwt.c */
+
+/* formats a message into err, when there is room for one */
+void ngx_http_wirehub_jwt_error(char *err, size_t err_len, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+
+/* the same into ctx->err; returns rc */
+ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_fail(
+    ngx_http_wirehub_jwt_ctx_t *ctx, ngx_http_wirehub_jwt_rc_e rc,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* an algorithm by its exact, case-sensitive name; NULL if unknown */
+const ngx_http_wirehub_jwt_alg_t *ngx_http_wirehub_jwt_alg_find(
+    const char *name);
+
+
+/* ngx_http_wirehub_jwt_keys.c */
+
+int ngx_http_wirehub_jwt_looks_like_pem(const unsigned char *key,
+    size_t len);
+
+/* parses a PEM key of the type alg needs; NULL with a message on error */
+EVP_PKEY *ngx_http_wirehub_jwt_pem_read(const ngx_http_wirehub_jwt_alg_t *alg,
+    const unsigned char *pem, size_t len, int private_key, char *err,
+    size_t err_len);
+
+/* reads a whole key file into a malloc'ed buffer; 0 or -1 with a message */
+int ngx_http_wirehub_jwt_read_file(const char *path, unsigned char **data,
+    size_t *len, char *err, size_t err_len);
+
+/* wipes and frees a buffer that held key material */
+void ngx_http_wirehub_jwt_free_secret(unsigned char *data, size_t len);
+
+
+/* ngx_http_wirehub_jwt_signature.c */
+
+/* ctx->sig against ctx->token with ctx->key, whose alg is ctx->alg */
+ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_check_signature(
+    ngx_http_wirehub_jwt_ctx_t *ctx);
+
+
+/* ngx_http_wirehub_jwt_claims.c */
+
+/* ctx->payload against the policy; fills claims, except claims->payload */
+ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_check_claims(
+    ngx_http_wirehub_jwt_ctx_t *ctx,
+    const ngx_http_wirehub_jwt_policy_t *policy, int64_t now,
+    ngx_http_wirehub_jwt_claims_t *claims);
+
+
+#endif /* _NGX_HTTP_WIREHUB_JWT_INTERNAL_H_INCLUDED_ */

@@ -1,0 +1,562 @@
+/*
+ * Wirehub demo dashboard: live sensor tiles, connected clients, a command
+ * console and workspace stats, over one WebSocket (wirehub.js) and the
+ * HTTP API, both with the token from the page's #token=... fragment.
+ *
+ * Every panel follows a channel the same way: subscribe, and when the
+ * server answers `subscribed` with the channel's head id, load the recent
+ * history up to that id.  Live messages and history may arrive in any
+ * order, so each panel keeps what it shows keyed by message id.
+ */
+
+(function () {
+    'use strict';
+
+    const SENSORS = ['V1', 'V2', 'V3', 'V4', 'V5'];
+    const SPARK_POINTS = 60;
+    const STALE_MS = 30000;
+    const TOAST_MS = 7000;
+    const MAX_TOASTS = 4;
+    const MAX_COMMANDS = 30;
+
+    const $ = (id) => document.getElementById(id);
+
+    function el(tag, className, text) {
+        const node = document.createElement(tag);
+
+        if (className) {
+            node.className = className;
+        }
+        if (text !== undefined) {
+            node.textContent = text;
+        }
+
+        return node;
+    }
+
+    /* ------------------------------------------------------ token */
+
+    /*
+     * The token comes in the fragment (never sent to a server, never in
+     * an access log); it moves to sessionStorage so that a reload works,
+     * and out of the address bar so that it is not shared by accident.
+     */
+    function readToken() {
+        const params = new URLSearchParams(location.hash.slice(1));
+        const token = params.get('token');
+
+        if (token) {
+            sessionStorage.setItem('wirehub.token', token);
+            history.replaceState(null, '', location.pathname
+                                           + location.search);
+            return token;
+        }
+
+        return sessionStorage.getItem('wirehub.token');
+    }
+
+    /* ------------------------------------------------------ toasts */
+
+    function toast(kind, title, text) {
+        const box = $('toasts');
+        const node = el('div', 'toast ' + kind);
+        const key = kind + '\n' + title + '\n' + text;
+
+        /* the same news from five channels is one toast */
+        for (const shown of box.children) {
+            if (shown.dataset.key === key) {
+                return;
+            }
+        }
+
+        node.dataset.key = key;
+        node.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+        node.appendChild(el('b', '', title));
+        node.appendChild(el('span', '', text));
+        box.appendChild(node);
+
+        while (box.children.length > MAX_TOASTS) {
+            box.removeChild(box.firstChild);
+        }
+
+        setTimeout(() => node.remove(), TOAST_MS);
+    }
+
+    /* ------------------------------------------------------ HTTP API */
+
+    class ApiError extends Error {
+        constructor(status, code, message) {
+            super(message);
+            this.status = status;
+            this.code = code;
+        }
+    }
+
+    function channelPath(channel) {
+        return '/api/channels/'
+               + channel.split('/').map(encodeURIComponent).join('/')
+               + '/messages';
+    }
+
+    async function api(token, method, path, body) {
+        const headers = { Authorization: 'Bearer ' + token };
+        let doc = null;
+
+        if (body !== undefined) {
+            headers['Content-Type'] = 'application/json';
+        }
+
+        const res = await fetch(path, {
+            method, headers,
+            body: body === undefined ? undefined : JSON.stringify(body)
+        });
+
+        try {
+            doc = await res.json();
+        } catch (err) {
+            doc = null;     /* an HTML error page from a plain location */
+        }
+
+        if (!res.ok) {
+            const e = (doc && doc.error) || {};
+
+            throw new ApiError(res.status, e.code || 'http_' + res.status,
+                               e.message || res.statusText || 'failed');
+        }
+
+        return doc;
+    }
+
+    /* ------------------------------------------------------ badge */
+
+    function showState(state, detail) {
+        const badge = $('badge');
+        let text;
+
+        switch (state) {
+        case 'open':
+            text = 'connected';
+            break;
+        case 'reconnecting':
+            text = 'reconnecting in '
+                   + (detail.delay / 1000).toFixed(1) + ' s';
+            break;
+        case 'closed':
+            text = detail.final ? 'disconnected (' + detail.code + ')'
+                                : 'offline';
+            break;
+        default:
+            text = 'connecting\u2026';
+        }
+
+        badge.dataset.state = state;
+        $('badge-text').textContent = text;
+    }
+
+    /* ------------------------------------------------------ sensors */
+
+    function sparkline(values) {
+        const ns = 'http://www.w3.org/2000/svg';
+        const svg = document.createElementNS(ns, 'svg');
+        const min = Math.min.apply(null, values);
+        const max = Math.max.apply(null, values);
+        const span = max - min || 1;
+        const step = values.length > 1 ? 100 / (values.length - 1) : 0;
+        const pts = values.map((v, i) => (i * step).toFixed(2) + ','
+                               + (38 - (v - min) / span * 34).toFixed(2));
+
+        svg.setAttribute('viewBox', '0 0 100 40');
+        svg.setAttribute('preserveAspectRatio', 'none');
+        svg.setAttribute('class', 'spark');
+        svg.setAttribute('aria-hidden', 'true');
+        svg.dataset.points = String(values.length);
+
+        if (values.length > 1) {
+            const area = document.createElementNS(ns, 'polygon');
+            const line = document.createElementNS(ns, 'polyline');
+
+            area.setAttribute('points', '0,40 ' + pts.join(' ') + ' 100,40');
+            line.setAttribute('points', pts.join(' '));
+            svg.appendChild(area);
+            svg.appendChild(line);
+        }
+
+        return svg;
+    }
+
+    /* the value a tile shows big: moisture, else the first number */
+    function primaryField(data) {
+        if (typeof data.moisture === 'number') {
+            return 'moisture';
+        }
+
+        return Object.keys(data).find((k) => typeof data[k] === 'number');
+    }
+
+    class SensorTile {
+        constructor(id) {
+            this.id = id;
+            this.channel = 'sensors/' + id;
+            /* message id -> reading, for the sparkline in id order */
+            this.readings = new Map();
+            this.latest = null;
+            this.node = el('article', 'tile');
+            this.node.dataset.sensor = id;
+            this.node.dataset.live = 'no';
+
+            const head = el('div', 'tile-head');
+
+            head.appendChild(el('span', 'name', id));
+            head.appendChild(el('span', 'live'));
+            this.value = el('div', 'value', '\u2013');
+            this.extra = el('div', 'extra');
+            this.spark = sparkline([]);
+            this.updated = el('div', 'updated', 'waiting for data');
+            this.node.append(head, this.value, this.extra, this.spark,
+                             this.updated);
+        }
+
+        reset() {
+            this.readings.clear();
+            this.latest = null;
+        }
+
+        add(msg, live) {
+            const data = msg.data || {};
+            const field = primaryField(data);
+
+            if (!field || this.readings.has(msg.id)) {
+                return;
+            }
+
+            this.readings.set(msg.id, { value: data[field], field, data,
+                                        at: Date.parse(msg.timestamp)
+                                            || Date.now() });
+
+            /* keep the newest points only */
+            const ids = Array.from(this.readings.keys()).sort((a, b) => a - b);
+
+            while (ids.length > SPARK_POINTS) {
+                this.readings.delete(ids.shift());
+            }
+
+            this.latest = this.readings.get(ids[ids.length - 1]);
+            this.render(ids);
+
+            if (live) {
+                this.node.classList.add('flash');
+                setTimeout(() => this.node.classList.remove('flash'), 600);
+            }
+        }
+
+        render(ids) {
+            const r = this.latest;
+            const unit = r.field === 'moisture' ? '%' : '';
+            const extras = Object.keys(r.data)
+                .filter((k) => k !== r.field && k !== 'sensor_id'
+                               && typeof r.data[k] === 'number')
+                .map((k) => k + ' ' + r.data[k]);
+
+            this.value.textContent = '';
+            this.value.append(String(r.value), el('span', 'unit', unit));
+            this.value.dataset.value = String(r.value);
+            this.extra.textContent = (r.field !== 'moisture' ? r.field + ' '
+                                                             : '')
+                                     + extras.join(' \u00b7 ');
+
+            const spark = sparkline(ids.map((id) =>
+                                            this.readings.get(id).value));
+
+            this.spark.replaceWith(spark);
+            this.spark = spark;
+            this.tick();
+        }
+
+        tick() {
+            if (!this.latest) {
+                return;
+            }
+
+            const age = Math.max(0, Date.now() - this.latest.at);
+
+            this.node.dataset.live = age < STALE_MS ? 'yes' : 'no';
+            this.updated.textContent = age < 2000 ? 'just now'
+                : 'updated ' + Math.round(age / 1000) + ' s ago';
+        }
+    }
+
+    /* ------------------------------------------------------ clients */
+
+    class ClientList {
+        constructor(hub) {
+            this.hub = hub;
+            /* session -> { id of the last event, connected, data } */
+            this.sessions = new Map();
+        }
+
+        apply(msg) {
+            const d = msg.data || {};
+            const known = this.sessions.get(d.session);
+
+            if (!d.session || (known && known.id >= msg.id)) {
+                return;
+            }
+
+            this.sessions.set(d.session, {
+                id: msg.id,
+                connected: msg.type !== 'client_disconnected',
+                data: Object.assign({}, known && known.data, d)
+            });
+            this.render();
+        }
+
+        render() {
+            const list = $('clients');
+            const ids = $('client-ids');
+            const mine = this.hub.session && this.hub.session.session;
+            const online = Array.from(this.sessions.entries())
+                .filter(([, s]) => s.connected)
+                .sort((a, b) => a[1].data.client_id
+                                .localeCompare(b[1].data.client_id));
+
+            list.textContent = '';
+            ids.textContent = '';
+            $('clients-count').textContent = String(online.length);
+
+            if (online.length === 0) {
+                list.appendChild(el('li', 'empty',
+                                    'Nobody else is connected yet.'));
+            }
+
+            const seen = new Set();
+
+            for (const [session, s] of online) {
+                const li = el('li');
+                const name = s.data.client_name || '';
+
+                li.dataset.client = s.data.client_id;
+                li.append(el('span', 'client-id', s.data.client_id),
+                          el('span', 'client-type',
+                             s.data.client_type || 'client'),
+                          el('span', 'client-name',
+                             session === mine ? name + ' (this page)'
+                                              : name));
+                list.appendChild(li);
+
+                if (!seen.has(s.data.client_id)) {
+                    seen.add(s.data.client_id);
+                    ids.appendChild(Object.assign(el('option'),
+                                                  { value: s.data.client_id }));
+                }
+            }
+        }
+    }
+
+    /* ------------------------------------------------------ commands */
+
+    class CommandLog {
+        constructor() {
+            /* command_id -> { seq, status, attempt, client_id, command } */
+            this.commands = new Map();
+            this.seq = 0;
+        }
+
+        update(id, fields, eventId) {
+            const known = this.commands.get(id);
+
+            if (known && eventId !== undefined && known.eventId >= eventId) {
+                return;
+            }
+
+            this.commands.set(id, Object.assign(
+                { seq: ++this.seq }, known, fields,
+                eventId !== undefined ? { eventId } : {}));
+            this.render();
+        }
+
+        apply(msg) {
+            const d = msg.data || {};
+
+            if (msg.type === 'command_status' && d.command_id) {
+                this.update(d.command_id, {
+                    status: d.status, attempt: d.attempt,
+                    client_id: d.client_id
+                }, msg.id);
+            }
+        }
+
+        render() {
+            const list = $('commands');
+            const rows = Array.from(this.commands.entries())
+                .sort((a, b) => b[1].seq - a[1].seq)
+                .slice(0, MAX_COMMANDS);
+
+            list.textContent = '';
+
+            if (rows.length === 0) {
+                list.appendChild(el('li', 'empty', 'No commands yet.'));
+            }
+
+            for (const [id, c] of rows) {
+                const li = el('li');
+                const status = el('span', 'status', c.status || 'pending');
+                const detail = [c.command, c.client_id && '\u2192 '
+                                + c.client_id,
+                                c.attempt > 1 && 'attempt ' + c.attempt]
+                    .filter(Boolean).join(' ');
+
+                li.dataset.command = id;
+                status.dataset.status = c.status || 'pending';
+                li.append(el('span', 'command-id', id),
+                          el('span', 'command-detail', detail), status);
+                list.appendChild(li);
+            }
+        }
+    }
+
+    /* ------------------------------------------------------ wiring */
+
+    /*
+     * Subscribes to a channel and, each time the server reports a head
+     * in a new epoch (first subscribe, or history lost), loads the recent
+     * history up to that head.
+     */
+    function follow(ctx, channel, count, apply, onNewEpoch) {
+        let epoch = null;
+
+        ctx.hub.subscribe(channel, (msg) => apply(msg, true));
+        ctx.hub.on('subscribed', (msg) => {
+            if (msg.channel !== channel || msg.epoch === epoch) {
+                return;
+            }
+
+            if (epoch !== null && onNewEpoch) {
+                onNewEpoch();
+            }
+
+            epoch = msg.epoch;
+
+            if (msg.id === 0) {
+                return;
+            }
+
+            const since = Math.max(0, msg.id - count);
+
+            api(ctx.token, 'GET', channelPath(channel) + '?since=' + since
+                + '&limit=' + count)
+                .then((doc) => {
+                    for (const item of doc.items || []) {
+                        if (item.id <= msg.id && item.epoch === msg.epoch) {
+                            apply(item, false);
+                        }
+                    }
+                })
+                .catch((err) => toast('warn', 'History not loaded',
+                                      err.message));
+        });
+    }
+
+    function showStats(data) {
+        const set = (id, v) => {
+            $(id).textContent = typeof v === 'number' ? String(v) : '\u2013';
+        };
+
+        set('stat-connections', data.connections);
+        set('stat-channels', data.channels);
+        set('stat-subscriptions', data.subscriptions);
+    }
+
+    async function queueCommand(ctx, log) {
+        const client = $('cmd-client').value.trim();
+        const command = $('cmd-name').value.trim();
+        const button = $('cmd-send');
+        let payload;
+
+        try {
+            payload = JSON.parse($('cmd-payload').value || '{}');
+        } catch (err) {
+            toast('error', 'Payload is not JSON', err.message);
+            return;
+        }
+
+        button.disabled = true;
+
+        try {
+            const doc = await api(ctx.token, 'POST',
+                                  '/api/clients/' + encodeURIComponent(client)
+                                  + '/commands', {
+                                      command, payload,
+                                      priority: Number($('cmd-priority').value)
+                                  });
+
+            log.update(doc.command_id, { status: doc.status, command,
+                                         client_id: client, attempt: 1 });
+        } catch (err) {
+            toast('error', 'Command not queued',
+                  err.message + ' (' + (err.status || err.code) + ')');
+        } finally {
+            button.disabled = false;
+        }
+    }
+
+    function start() {
+        const token = readToken();
+
+        if (!token) {
+            $('no-token').hidden = false;
+            showState('closed', {});
+            $('badge-text').textContent = 'no token';
+            return;
+        }
+
+        const hub = new Wirehub({ token, clientType: 'dashboard',
+                                  clientName: 'Wirehub dashboard' });
+        const ctx = { hub, token };
+        const clients = new ClientList(hub);
+        const commands = new CommandLog();
+        const tiles = SENSORS.map((id) => new SensorTile(id));
+
+        hub.on('state', showState);
+        hub.on('open', (session) => {
+            $('workspace').textContent = session.workspace
+                                         ? 'workspace ' + session.workspace
+                                         : '';
+            clients.render();
+        });
+        hub.on('error', (err) => {
+            toast('error', err.channel ? err.channel : 'Connection',
+                  err.message + (err.code ? ' (' + err.code + ')' : ''));
+        });
+        hub.on('gap', (gap) => {
+            toast('warn', gap.channel, 'some messages could not be '
+                  + 'recovered (' + gap.reason + ')');
+        });
+
+        for (const tile of tiles) {
+            $('tiles').appendChild(tile.node);
+            follow(ctx, tile.channel, SPARK_POINTS,
+                   (msg, live) => tile.add(msg, live), () => tile.reset());
+        }
+
+        follow(ctx, '$presence', 1000, (msg) => clients.apply(msg));
+        follow(ctx, '$commands', MAX_COMMANDS, (msg) => commands.apply(msg));
+        hub.subscribe('$stats', (msg) => showStats(msg.data || {}));
+
+        api(token, 'GET', '/api/stats').then(showStats).catch((err) => {
+            toast('warn', 'Stats', err.message);
+        });
+
+        $('command-form').addEventListener('submit', (ev) => {
+            ev.preventDefault();
+            queueCommand(ctx, commands);
+        });
+
+        setInterval(() => tiles.forEach((t) => t.tick()), 1000);
+
+        /* for the browser test and the curious: window.wirehub.hub */
+        window.wirehub = { hub, tiles, clients, commands };
+        hub.connect();
+    }
+
+    start();
+}());

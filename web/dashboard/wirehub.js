@@ -1,0 +1,1 @@
+../wirehub.js
