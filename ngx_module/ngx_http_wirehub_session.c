@@ -435,8 +435,17 @@ ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
         s->close_received = 1;
 
         if (s->close_sent) {
-            /* the peer answered our close: the handshake is complete */
-            ngx_http_wirehub_finalize(s, 0);
+            /*
+             * The peer answered our close, or both sent one at once: done
+             * as soon as our own close frame is out.
+             */
+            if (s->out == NULL) {
+                ngx_http_wirehub_finalize(s, 0);
+
+            } else if (!s->connection->write->posted) {
+                ngx_post_event(s->connection->write, &ngx_posted_events);
+            }
+
             return;
         }
 

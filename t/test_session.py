@@ -467,3 +467,21 @@ def test_shutdown_and_reload_close_1001_spread(nginx_factory, keys, how):
     finally:
         for ws in conns:
             ws.close_socket()
+
+
+# ------------------------------------------------------ wirehubd down: 503
+
+
+def test_handshake_without_wirehubd_is_503(nginx_factory, keys, tmp_path):
+    http = "wirehub_daemon unix:%s;\n%s" % (tmp_path / "absent.sock",
+                                            QUIET_HTTP)
+    ngx = nginx_factory(http=http, server=SERVER, daemon=False, tag="down")
+    token = token_for()
+    resp, sock, _ = wh.http_raw(ngx.port, wh.upgrade_request(token=token))
+    sock.close()
+    assert resp.status == 503, resp
+    assert resp.header("retry-after") and \
+        resp.header("retry-after").isdigit(), resp
+    assert wh.json_error(resp) == "unavailable"
+    ngx.assert_no_secrets([token])
+    ngx.assert_clean_log()

@@ -669,8 +669,10 @@ wh_conf_egress(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
-/* finds the next token: ";" is a token of its own; returns its length,
- * 0 at the end of the text */
+/* finds the next token: ";" is a token of its own, "#" starts a comment
+ * only where a token would start ("a/#" is a topic filter), and a token
+ * in double quotes may hold anything but a quote or a line end (a lone
+ * "#" filter); returns its length, quotes included, 0 at the end */
 static size_t
 wh_conf_token(char **pos, int *line, char **start)
 {
@@ -696,10 +698,15 @@ wh_conf_token(char **pos, int *line, char **start)
     if (*p == ';') {
         p++;
 
+    } else if (*p == '"') {
+        for (p++; *p != '\0' && *p != '"' && *p != '\n'; p++) {
+            /* void */
+        }
+
+        p += *p == '"';
+
     } else {
-        while (*p != '\0' && *p != ';' && *p != '#'
-               && !isspace((unsigned char) *p))
-        {
+        while (*p != '\0' && *p != ';' && !isspace((unsigned char) *p)) {
             p++;
         }
     }
@@ -791,6 +798,11 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         if (st->nargs == WH_CONF_MAX_ARGS) {
             return wh_conf_error(err, st, "too many arguments to \"%s\"",
                                  st->args[0]);
+        }
+
+        if (len >= 2 && tok[0] == '"' && tok[len - 1] == '"') {
+            tok++;
+            len -= 2;
         }
 
         st->args[st->nargs] = strndup(tok, len);

@@ -1,10 +1,13 @@
 
 /*
- * Unit tests of the JWT verifier and signer (ngx_http_wirehub_jwt.c).
+ * Unit tests of the JWT verifier and signer (ngx_http_wirehub_jwt*.c).
  *
  * Tokens are minted here: with the module's signer (libjwt), with HMAC over
  * hand-written JSON for malformed and hostile headers, and with OpenSSL for
- * PS256, which libjwt 1.10 cannot sign.  Keys live in t/keys.
+ * PS256, which libjwt 1.10 cannot sign, and for RSA and ECDSA signatures
+ * bent on purpose.  A few tokens minted by PyJWT are embedded as they are,
+ * to check the verifier against another implementation.  Keys live in
+ * t/keys.
  */
 
 
@@ -17,9 +20,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/obj_mac.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
@@ -47,6 +53,9 @@ typedef struct {
     unsigned char                *rsa_pub;   /* rsa2048.pub.pem as is */
     size_t                        rsa_pub_len;
     EVP_PKEY                     *rsa_priv;
+    EVP_PKEY                     *ec256_priv;
+    EVP_PKEY                     *ec384_priv;
+    EVP_PKEY                     *ec256_other;  /* made here, unknown */
 } test_env_t;
 
 
@@ -201,11 +210,13 @@ hs_token(test_env_t *env, const char *payload)
 
 
 /*
- * An RSA token signed with OpenSSL: PKCS #1 v1.5 when salt is 0, else PSS
- * with that salt length (RSA_PSS_SALTLEN_DIGEST is what PS256 means).
+ * An RSA token signed with OpenSSL and md: PKCS #1 v1.5 when salt is 0,
+ * else PSS with that salt length (RSA_PSS_SALTLEN_DIGEST is what PS256
+ * means).
  */
 static char *
-rsa_token(test_env_t *env, int salt, const char *header, const char *payload)
+rsa_token_md(test_env_t *env, const EVP_MD *md, int salt, const char *header,
+    const char *payload)
 {
     char           *input;
     size_t          sig_len;
@@ -217,8 +228,8 @@ rsa_token(test_env_t *env, int salt, const char *header, const char *payload)
 
     md_ctx = EVP_MD_CTX_new();
     assert_non_null(md_ctx);
-    assert_int_equal(EVP_DigestSignInit(md_ctx, &pkey_ctx, EVP_sha256(),
-                                        NULL, env->rsa_priv), 1);
+    assert_int_equal(EVP_DigestSignInit(md_ctx, &pkey_ctx, md, NULL,
+                                        env->rsa_priv), 1);
 
     if (salt != 0) {
         assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(pkey_ctx,
@@ -234,6 +245,71 @@ rsa_token(test_env_t *env, int salt, const char *header, const char *payload)
     EVP_MD_CTX_free(md_ctx);
 
     return join_signature(input, sig, sig_len);
+}
+
+
+static char *
+rsa_token(test_env_t *env, int salt, const char *header, const char *payload)
+{
+    return rsa_token_md(env, EVP_sha256(), salt, header, payload);
+}
+
+
+/*
+ * An ECDSA signature by pkey with md over input: as JOSE puts it, R || S
+ * of half bytes each, into raw; and, when der is not NULL, as OpenSSL
+ * makes it, DER, into der[0..*der_len).
+ */
+static void
+ec_sign(EVP_PKEY *pkey, const EVP_MD *md, const char *input,
+    unsigned char *raw, size_t half, unsigned char *der, size_t *der_len)
+{
+    size_t                n;
+    ECDSA_SIG            *sig;
+    EVP_MD_CTX           *md_ctx;
+    const unsigned char  *p;
+    unsigned char         buf[256];
+
+    md_ctx = EVP_MD_CTX_new();
+    assert_non_null(md_ctx);
+    assert_int_equal(EVP_DigestSignInit(md_ctx, NULL, md, NULL, pkey), 1);
+
+    n = sizeof(buf);
+    assert_int_equal(EVP_DigestSign(md_ctx, buf, &n,
+                                    (const unsigned char *) input,
+                                    strlen(input)),
+                     1);
+    EVP_MD_CTX_free(md_ctx);
+
+    p = buf;
+    sig = d2i_ECDSA_SIG(NULL, &p, (long) n);
+    assert_non_null(sig);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, (int) half),
+                     half);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + half,
+                                  (int) half),
+                     half);
+    ECDSA_SIG_free(sig);
+
+    if (der != NULL) {
+        memcpy(der, buf, n);
+        *der_len = n;
+    }
+}
+
+
+/* an ES token signed with OpenSSL: ES256 and ES384 by their headers */
+static char *
+ec_token(EVP_PKEY *pkey, const EVP_MD *md, size_t half, const char *header,
+    const char *payload)
+{
+    char           *input;
+    unsigned char   raw[2 * 66];
+
+    input = signing_input(header, payload);
+    ec_sign(pkey, md, input, raw, half, NULL, NULL);
+
+    return join_signature(input, raw, 2 * half);
 }
 
 
@@ -413,11 +489,26 @@ add_key_file(ngx_http_wirehub_jwt_keys_t *keys, const char *alg,
 /* fixture */
 
 
+static EVP_PKEY *
+read_private_key(const char *name)
+{
+    BIO       *bio;
+    EVP_PKEY  *pkey;
+
+    bio = BIO_new_file(key_path(name), "r");
+    assert_non_null(bio);
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    assert_non_null(pkey);
+
+    return pkey;
+}
+
+
 static int
 group_setup(void **state)
 {
     test_env_t  *env;
-    BIO         *bio;
 
     env = calloc(1, sizeof(test_env_t));
     assert_non_null(env);
@@ -454,11 +545,11 @@ group_setup(void **state)
 
     env->rsa_pub = read_key("rsa2048.pub.pem", &env->rsa_pub_len);
 
-    bio = BIO_new_file(key_path("rsa2048.pem"), "r");
-    assert_non_null(bio);
-    env->rsa_priv = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    BIO_free(bio);
-    assert_non_null(env->rsa_priv);
+    env->rsa_priv = read_private_key("rsa2048.pem");
+    env->ec256_priv = read_private_key("ec256.pem");
+    env->ec384_priv = read_private_key("ec384.pem");
+    env->ec256_other = EVP_EC_gen("P-256");
+    assert_non_null(env->ec256_other);
 
     *state = env;
 
@@ -480,6 +571,9 @@ group_teardown(void **state)
     free(env->secret_b);
     free(env->rsa_pub);
     EVP_PKEY_free(env->rsa_priv);
+    EVP_PKEY_free(env->ec256_priv);
+    EVP_PKEY_free(env->ec384_priv);
+    EVP_PKEY_free(env->ec256_other);
     free(env);
 
     return 0;

@@ -516,7 +516,20 @@
         const commands = new CommandLog();
         const tiles = SENSORS.map((id) => new SensorTile(id));
 
-        hub.on('state', showState);
+        hub.on('state', (state, detail) => {
+            showState(state, detail);
+
+            if (state !== 'open') {
+                tiles.forEach((t) => { t.node.dataset.subscribed = 'no'; });
+            }
+        });
+        hub.on('subscribed', (msg) => {
+            const tile = tiles.find((t) => t.channel === msg.channel);
+
+            if (tile) {
+                tile.node.dataset.subscribed = 'yes';
+            }
+        });
         hub.on('open', (session) => {
             $('workspace').textContent = session.workspace
                                          ? 'workspace ' + session.workspace
