@@ -70,6 +70,7 @@ typedef struct {
 typedef struct {
     wsl_hist_t          latency;        /* publish -> receive, us */
     wsl_hist_t          handshake;      /* connect -> ready, us */
+    wsl_hist_t          publish;        /* request -> 2xx answer, us */
     uint64_t            cpu_us;         /* own user + system time */
 } wsl_slot_t;
 

@@ -36,6 +36,7 @@ typedef struct {
     int         fd;
     int         busy;
     int         connected;
+    uint64_t    sent_us;
     char       *out;
     size_t      out_len;
     size_t      out_sent;
@@ -48,6 +49,7 @@ typedef struct {
 typedef struct {
     const wsl_conf_t  *conf;
     wsl_shared_t      *sh;
+    wsl_slot_t        *slot;
     int                ep;
     unsigned           nconns;
     wsl_pub_conn_t     conns[WSL_PUB_MAX_CONNS];
@@ -197,6 +199,7 @@ wsl_pub_request(wsl_pub_t *pb, wsl_pub_conn_t *pc, uint64_t seq, uint64_t t)
     pc->out_len = (size_t) n;
     pc->out_sent = 0;
     pc->busy = 1;
+    pc->sent_us = wsl_now_us();
 
     return wsl_pub_want(pb, pc, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
 }
@@ -277,6 +280,12 @@ wsl_pub_read(wsl_pub_t *pb, wsl_pub_conn_t *pc)
     if (status >= 200 && status < 300) {
         atomic_fetch_add_explicit(&pb->sh->published, 1,
                                   memory_order_relaxed);
+
+        if (atomic_load_explicit(&pb->sh->phase, memory_order_relaxed)
+            == WSL_PHASE_MEASURE)
+        {
+            wsl_hist_add(&pb->slot->publish, wsl_now_us() - pc->sent_us);
+        }
 
     } else {
         atomic_fetch_add_explicit(&pb->sh->pub_errors, 1,
@@ -411,7 +420,8 @@ wsl_pub_dispatch(wsl_pub_t *pb)
 
 
 static int
-wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh)
+wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh,
+    unsigned proc)
 {
     char           token[WSL_MAX_TOKEN], err[WSL_ERR_LEN];
     unsigned       i;
@@ -419,6 +429,7 @@ wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh)
 
     pb->conf = conf;
     pb->sh = sh;
+    pb->slot = &sh->slots[proc];
     pb->nconns = conf->pub_conns < WSL_PUB_MAX_CONNS ? conf->pub_conns
                                                      : WSL_PUB_MAX_CONNS;
     pb->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -503,7 +514,7 @@ wsl_run_publisher(const wsl_conf_t *conf, wsl_shared_t *sh, unsigned proc)
     struct epoll_event   events[WSL_PUB_MAX_CONNS];
 
     pb = calloc(1, sizeof(wsl_pub_t));
-    if (pb == NULL || wsl_pub_init(pb, conf, sh) != 0) {
+    if (pb == NULL || wsl_pub_init(pb, conf, sh, proc) != 0) {
         return -1;
     }
 

@@ -648,14 +648,16 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
 {
     unsigned     i;
     uint64_t     cpu_us;
-    wsl_hist_t  *latency, *handshake;
+    wsl_hist_t  *latency, *handshake, *publish;
     static const char  *modes[] = { "connect", "idle", "fanout", "many" };
 
     latency = calloc(1, sizeof(wsl_hist_t));
     handshake = calloc(1, sizeof(wsl_hist_t));
-    if (latency == NULL || handshake == NULL) {
+    publish = calloc(1, sizeof(wsl_hist_t));
+    if (latency == NULL || handshake == NULL || publish == NULL) {
         free(latency);
         free(handshake);
+        free(publish);
         return;
     }
 
@@ -664,6 +666,7 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
     for (i = 0; i <= conf->procs; i++) {
         wsl_hist_merge(latency, &sh->slots[i].latency);
         wsl_hist_merge(handshake, &sh->slots[i].handshake);
+        wsl_hist_merge(publish, &sh->slots[i].publish);
         cpu_us += sh->slots[i].cpu_us;
     }
 
@@ -683,6 +686,7 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
     wsl_print_memory(run);
     wsl_print_hist("latency_us", latency);
     wsl_print_hist("handshake_us", handshake);
+    wsl_print_hist("publish_us", publish);
 
     printf("\"loadgen_cpu_s\":%.3f,\"error\":\"", (double) cpu_us / 1e6);
 
@@ -697,6 +701,7 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
 
     free(latency);
     free(handshake);
+    free(publish);
 }
 
 

@@ -16,6 +16,8 @@ static ngx_int_t ngx_http_wirehub_find_token(ngx_http_request_t *r,
 static size_t ngx_http_wirehub_token_run(u_char *p, u_char *last);
 static ngx_array_t *ngx_http_wirehub_copy_patterns(ngx_pool_t *pool,
     json_t *array);
+static ngx_array_t *ngx_http_wirehub_copy_strings(ngx_pool_t *pool,
+    ngx_array_t *src);
 
 
 ngx_http_wirehub_ctx_t *
@@ -190,8 +192,10 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    id = ngx_http_wirehub_verify_token(r, r->pool, token.data, token.len,
-                                       code, message);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    id = ngx_http_wirehub_verify_token(wmcf, r->connection->log, r->pool,
+                                       token.data, token.len, code, message);
     if (id == NULL) {
         if (*code == NULL) {
             *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -219,6 +223,78 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
 }
 
 
+ngx_http_wirehub_identity_t *
+ngx_http_wirehub_identity_copy(ngx_pool_t *pool,
+    ngx_http_wirehub_identity_t *id)
+{
+    ngx_uint_t                    i;
+    ngx_array_t                  *src, **dst;
+    ngx_http_wirehub_identity_t  *copy;
+
+    copy = ngx_palloc(pool, sizeof(ngx_http_wirehub_identity_t));
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    *copy = *id;
+
+    copy->workspace.data = ngx_pstrdup(pool, &id->workspace);
+    copy->client_id.data = ngx_pstrdup(pool, &id->client_id);
+
+    if (copy->workspace.data == NULL || copy->client_id.data == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < 2; i++) {
+        src = i ? id->publish : id->channels;
+        dst = i ? &copy->publish : &copy->channels;
+
+        if (src == NULL) {
+            continue;
+        }
+
+        *dst = ngx_http_wirehub_copy_strings(pool, src);
+        if (*dst == NULL) {
+            return NULL;
+        }
+    }
+
+    return copy;
+}
+
+
+static ngx_array_t *
+ngx_http_wirehub_copy_strings(ngx_pool_t *pool, ngx_array_t *src)
+{
+    ngx_str_t    *from, *to;
+    ngx_uint_t    i;
+    ngx_array_t  *a;
+
+    a = ngx_array_create(pool, src->nelts ? src->nelts : 1,
+                         sizeof(ngx_str_t));
+    if (a == NULL) {
+        return NULL;
+    }
+
+    from = src->elts;
+
+    for (i = 0; i < src->nelts; i++) {
+        to = ngx_array_push(a);
+        if (to == NULL) {
+            return NULL;
+        }
+
+        to->len = from[i].len;
+        to->data = ngx_pstrdup(pool, &from[i]);
+        if (to->data == NULL) {
+            return NULL;
+        }
+    }
+
+    return a;
+}
+
+
 /*
  * Returns the identity, or NULL with *code and *message set for a rejected
  * token (*code NULL on an allocation failure).  The token itself is never
@@ -226,17 +302,15 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
  */
 
 ngx_http_wirehub_identity_t *
-ngx_http_wirehub_verify_token(ngx_http_request_t *r, ngx_pool_t *pool,
-    u_char *token, size_t len, const char **code, ngx_str_t *message)
+ngx_http_wirehub_verify_token(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_log_t *log, ngx_pool_t *pool, u_char *token, size_t len,
+    const char **code, ngx_str_t *message)
 {
     char                            err[160];
     size_t                          n;
     ngx_http_wirehub_jwt_rc_e       rc;
     ngx_http_wirehub_identity_t    *id;
-    ngx_http_wirehub_main_conf_t   *wmcf;
     ngx_http_wirehub_jwt_claims_t   claims;
-
-    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
     *code = NULL;
     err[0] = '\0';
@@ -265,8 +339,8 @@ ngx_http_wirehub_verify_token(ngx_http_request_t *r, ngx_pool_t *pool,
         message->len = n;
         ngx_memcpy(message->data, err, n);
 
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wirehub: token rejected: %s", err);
+        ngx_log_error(NGX_LOG_INFO, log, 0, "wirehub: token rejected: %s",
+                      err);
         return NULL;
     }
 

@@ -416,7 +416,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     ngx_uint_t                    deflate;
     ngx_str_t                     value, src;
     ngx_sha1_t                    sha1;
-    ngx_http_cleanup_t           *cln;
+    ngx_pool_cleanup_t           *cln;
     ngx_http_wirehub_session_t   *s;
 
     ngx_sha1_init(&sha1);
@@ -459,7 +459,12 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
         deflate = 1;
     }
 
-    s = ngx_pcalloc(r->pool, sizeof(ngx_http_wirehub_session_t));
+    /*
+     * The session outlives the request (freed once the 101 is out), so it
+     * lives in the connection's pool.
+     */
+
+    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_http_wirehub_session_t));
     if (s == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -476,7 +481,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    cln = ngx_http_cleanup_add(r, 0);
+    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
     if (cln == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -516,7 +521,7 @@ ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s)
 {
     u_char  *p;
 
-    p = ngx_pnalloc(s->request->pool, 4 + 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(s->connection->pool, 4 + 2 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }

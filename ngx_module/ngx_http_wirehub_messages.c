@@ -293,7 +293,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     /* the type is kept for the session's life: allocate only when longer */
 
     if (n > s->client_type.len) {
-        p = ngx_pnalloc(s->request->pool, n);
+        p = ngx_pnalloc(s->connection->pool, n);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -305,7 +305,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     s->client_type.len = n;
 
     if (name && json_string_length(name) > s->client_name.len) {
-        p = ngx_pnalloc(s->request->pool, json_string_length(name));
+        p = ngx_pnalloc(s->connection->pool, json_string_length(name));
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -361,7 +361,7 @@ ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s, json_t *msg,
         return NGX_ERROR;
     }
 
-    id = ngx_http_wirehub_verify_token(s->request, pool,
+    id = ngx_http_wirehub_verify_token(s->main_conf, s->connection->log, pool,
                                        (u_char *) json_string_value(token),
                                        json_string_length(token),
                                        &code, &message);

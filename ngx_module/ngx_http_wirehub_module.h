@@ -283,6 +283,8 @@ struct ngx_http_wirehub_session_s {
     unsigned                         shutting_down:1;
     unsigned                         closed:1;
     unsigned                         accepted:1;  /* by wirehubd */
+    unsigned                         lingering:1;
+    unsigned                         cleaned:1;
     unsigned                         deflate:1;   /* permessage-deflate */
     unsigned                         opened:1;    /* SESSION_OPEN sent */
 };
@@ -307,9 +309,11 @@ ngx_int_t ngx_http_wirehub_authenticate(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
     ngx_str_t *message);
 ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
-    ngx_http_request_t *r, ngx_pool_t *pool, u_char *token, size_t len,
-    const char **code, ngx_str_t *message);
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, ngx_pool_t *pool,
+    u_char *token, size_t len, const char **code, ngx_str_t *message);
 ngx_http_wirehub_ctx_t *ngx_http_wirehub_get_ctx(ngx_http_request_t *r);
+ngx_http_wirehub_identity_t *ngx_http_wirehub_identity_copy(
+    ngx_pool_t *pool, ngx_http_wirehub_identity_t *id);
 
 /* ngx_http_wirehub_deflate.c */
 ngx_int_t ngx_http_wirehub_deflate_negotiate(ngx_http_request_t *r,

@@ -109,7 +109,11 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     c = s->connection;
     wmcf = s->main_conf;
 
-    if (s->out_bytes + frame->len > s->conf->send_limit && !s->close_sent) {
+    /* one message larger than the bound still goes out on an idle queue */
+
+    if (s->out_bytes && s->out_bytes + frame->len > s->conf->send_limit
+        && !s->close_sent)
+    {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "wirehub: slow consumer, %uz bytes queued",
                       s->out_bytes);
@@ -157,25 +161,11 @@ ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
     ngx_buf_t                      bufs[NGX_HTTP_WIREHUB_IOVS];
     ngx_chain_t                    links[NGX_HTTP_WIREHUB_IOVS], *rc;
     ngx_connection_t              *c;
-    ngx_http_request_t            *r;
     ngx_http_wirehub_out_t        *out;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     c = s->connection;
-    r = s->request;
     wmcf = s->main_conf;
-
-    /* the tail of the 101 response, if the socket was full then */
-
-    if (r->out || c->buffered) {
-        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (r->out || c->buffered) {
-            return ngx_handle_write_event(c->write, 0);
-        }
-    }
 
     while (s->out) {
 

@@ -33,6 +33,11 @@ static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
     ngx_uint_t linger);
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_close(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_attach_event(ngx_event_t *ev);
+static ngx_int_t ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_ctx_t *ctx);
 static ngx_uint_t ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s,
     ngx_uint_t code);
 
@@ -92,8 +97,8 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 
     s->http_read_handler = c->read->handler;
     s->http_write_handler = c->write->handler;
-    c->read->handler = ngx_http_wirehub_read_event;
-    c->write->handler = ngx_http_wirehub_write_event;
+    c->read->handler = ngx_http_wirehub_attach_event;
+    c->write->handler = ngx_http_wirehub_attach_event;
     c->idle = 1;
     s->upgraded = 1;
 
@@ -142,29 +147,19 @@ ngx_http_wirehub_read_event(ngx_event_t *rev)
     ssize_t                      n;
     ngx_uint_t                   turns;
     ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_wirehub_ctx_t      *ctx;
     ngx_http_wirehub_session_t  *s;
 
     c = rev->data;
-    r = c->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-    s = ctx->session;
+    s = c->data;
 
     if (c->close && !s->shutting_down) {
         ngx_http_wirehub_begin_shutdown(s);
         return;
     }
 
-    if (r->header_in->pos < r->header_in->last) {
-        n = r->header_in->last - r->header_in->pos;
-        r->header_in->pos = r->header_in->last;
-
-        if (ngx_http_wirehub_consume(s, r->header_in->last - n, n)
-            != NGX_OK || s->closed)
-        {
-            return;
-        }
+    if (s->lingering) {
+        ngx_http_wirehub_linger(s);
+        return;
     }
 
     for (turns = 0; turns < NGX_HTTP_WIREHUB_READ_TURNS; turns++) {
@@ -573,14 +568,14 @@ static void
 ngx_http_wirehub_write_event(ngx_event_t *wev)
 {
     ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_wirehub_ctx_t      *ctx;
     ngx_http_wirehub_session_t  *s;
 
     c = wev->data;
-    r = c->data;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-    s = ctx->session;
+    s = c->data;
+
+    if (s->lingering) {
+        return;
+    }
 
     if (c->close && !s->shutting_down) {
         ngx_http_wirehub_begin_shutdown(s);
@@ -608,6 +603,11 @@ ngx_http_wirehub_timer_event(ngx_event_t *ev)
 
     s = ev->data;
     now = ngx_current_msec;
+
+    if (s->lingering) {
+        ngx_http_wirehub_close(s);
+        return;
+    }
 
     if (s->close_sent) {
         if ((ngx_msec_int_t) (now - s->close_deadline) >= 0) {
@@ -730,9 +730,11 @@ ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
 
 
 /*
- * Hands the connection back to nginx to close.  With linger, the write
- * side is shut down and input is drained for a moment so that the close
- * frame is not lost to a reset.
+ * Closes the connection.  With linger, the write side is shut down first
+ * and input is drained for up to a second, so that the close frame is not
+ * lost to a reset when the client was still sending.  Before the session
+ * is detached from its request (a failure right after the handshake),
+ * nginx finalizes the request as usual.
  */
 
 static void
@@ -745,24 +747,208 @@ ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
         return;
     }
 
+    c = s->connection;
+
+    if (s->request) {
+        r = s->request;
+        s->closed = 1;
+
+        c->read->handler = s->http_read_handler;
+        c->write->handler = s->http_write_handler;
+        c->idle = 0;
+
+        r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        r->lingering_close = linger;
+
+        ngx_http_finalize_request(r, NGX_OK);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (linger && !c->error && c->ssl == NULL
+        && ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == 0)
+    {
+        s->lingering = 1;
+        s->close_deadline = ngx_current_msec
+                            + NGX_HTTP_WIREHUB_CLOSE_TIMEOUT;
+
+        if (s->timer.timer_set) {
+            ngx_del_timer(&s->timer);
+        }
+
+        ngx_add_timer(&s->timer, NGX_HTTP_WIREHUB_CLOSE_TIMEOUT);
+        ngx_http_wirehub_linger(s);
+        return;
+    }
+
+    ngx_http_wirehub_close(s);
+}
+
+
+static void
+ngx_http_wirehub_close(ngx_http_wirehub_session_t *s)
+{
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    /* the session lives in c->pool: its cleanup runs before the pool goes */
+
+    ngx_http_wirehub_session_cleanup(s);
+    c->idle = 0;
+
+    ngx_http_close_connection(c);
+}
+
+
+/* after a failure: read and drop until the client closes, or a second */
+
+static void
+ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    for ( ;; ) {
+        n = c->recv(c, s->main_conf->recv_buf, s->main_conf->recv_size);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_wirehub_close(s);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_wirehub_close(s);
+            return;
+        }
+    }
+}
+
+
+/*
+ * The first event after the handshake: once the 101 response is out, the
+ * HTTP request is freed (and logged) and the connection keeps only the
+ * session: a few hundred bytes instead of a request pool and header
+ * buffers.
+ */
+
+static void
+ngx_http_wirehub_attach_event(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_wirehub_ctx_t      *ctx;
+    ngx_http_wirehub_session_t  *s;
+
+    c = ev->data;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+    s = ctx->session;
+
+    if (ngx_http_wirehub_detach(s, ctx) != NGX_OK) {
+        return;
+    }
+
+    if (ev->write) {
+        ngx_http_wirehub_write_event(ev);
+
+    } else {
+        ngx_http_wirehub_read_event(ev);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_ctx_t *ctx)
+{
+    size_t                  n;
+    ngx_chain_t            *cl;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
+
     r = s->request;
     c = s->connection;
 
-    s->closed = 1;
+    if (r->out || c->buffered) {
+        /* the tail of the 101 response, if the socket was full then */
 
-    c->read->handler = s->http_read_handler;
-    c->write->handler = s->http_write_handler;
-    c->idle = 0;
+        if (ngx_http_output_filter(r, NULL) == NGX_ERROR) {
+            ngx_http_wirehub_finalize(s, 0);
+            return NGX_ERROR;
+        }
 
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
+        if (r->out || c->buffered) {
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                ngx_http_wirehub_finalize(s, 0);
+            }
 
-    if (linger) {
-        r->lingering_close = 1;
+            return NGX_AGAIN;
+        }
     }
 
-    ngx_http_finalize_request(r, NGX_OK);
-    ngx_http_run_posted_requests(c);
+    if (ctx->identity) {
+        s->identity = ngx_http_wirehub_identity_copy(c->pool, ctx->identity);
+        if (s->identity == NULL) {
+            ngx_http_wirehub_finalize(s, 0);
+            return NGX_ERROR;
+        }
+    }
+
+    /* frames right behind the handshake: kept before the buffers go */
+
+    n = r->header_in->last - r->header_in->pos;
+
+    if (n > s->main_conf->recv_size) {
+        ngx_http_wirehub_finalize(s, 0);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(s->main_conf->recv_buf, r->header_in->pos, n);
+
+    hc = r->http_connection;
+
+    ngx_http_free_request(r, 0);
+
+    s->request = NULL;
+    c->data = s;
+    c->read->handler = ngx_http_wirehub_read_event;
+    c->write->handler = ngx_http_wirehub_write_event;
+
+    for (cl = hc->busy; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    for (cl = hc->free; cl; cl = cl->next) {
+        ngx_pfree(c->pool, cl->buf->start);
+    }
+
+    hc->busy = NULL;
+    hc->free = NULL;
+    hc->nbusy = 0;
+
+    if (c->buffer && c->buffer->start) {
+        ngx_pfree(c->pool, c->buffer->start);
+        c->buffer->start = NULL;
+        c->buffer->pos = NULL;
+        c->buffer->last = NULL;
+        c->buffer->end = NULL;
+    }
+
+    if (n && ngx_http_wirehub_consume(s, s->main_conf->recv_buf, n)
+             != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return s->closed ? NGX_ERROR : NGX_OK;
 }
 
 
@@ -771,9 +957,11 @@ ngx_http_wirehub_session_cleanup(void *data)
 {
     ngx_http_wirehub_session_t *s = data;
 
-    if (!s->upgraded) {
+    if (!s->upgraded || s->cleaned) {
         return;
     }
+
+    s->cleaned = 1;
 
     if (s->timer.timer_set) {
         ngx_del_timer(&s->timer);

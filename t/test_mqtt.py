@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 
 import wh
-from test_daemon import (EVENT, MESSAGE, PUBLISHED, SESSION_ACCEPT,
+from test_daemon import (EVENT, MESSAGE, PING, PONG, SESSION_ACCEPT,
                          SESSION_OPEN, Daemon, check_config)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -530,5 +530,44 @@ def test_egress_off_says_so_in_welcome(tmp_path, broker):
         send_event(w, "s-1", "pc-7", "x", "{}")
         wait_for(lambda: stats(w)["egress_dropped"] == 1, 5, "the drop")
         assert re.search(r"no egress configured", d.logtext())
+    finally:
+        d.stop()
+
+
+def test_host_name_connects_without_blocking_the_loop(tmp_path, broker):
+    """A host name is resolved (and connected) by the helper thread."""
+    d = Daemon(tmp_path, extra=mqtt_conf(broker).replace(
+        "host=127.0.0.1", "host=localhost") + DEVICES).start()
+    try:
+        w = d.link()
+        wait_subscribed(w)
+        assert stats(w)["broker"] == "localhost:%d" % broker.port
+        w.subscribe("acme", "devices/d2")
+        dev = Device(broker)
+        dev.publish("ws/acme/devices/d2/telemetry", "{}")
+        assert w.expect(MESSAGE)["channel"] == "devices/d2"
+        dev.close()
+    finally:
+        d.stop()
+
+
+def test_unresolvable_host_is_retried_and_the_loop_answers(tmp_path,
+                                                           broker):
+    d = Daemon(tmp_path, extra=mqtt_conf(broker).replace(
+        "host=127.0.0.1", "host=wirehub-no-such-host.invalid")
+        + DEVICES).start()
+    try:
+        w = d.link()
+        s = wait_for(lambda: (lambda s: s["connect_failures"] >= 2 and s)(
+            stats(w)), 20, "failed lookups")
+        assert not s["connected"] and s["last_error"]
+        for i in range(20):
+            start = time.monotonic()
+            w.send(PING, req_id=i)
+            assert w.expect(PONG)["req_id"] == i
+            assert time.monotonic() - start < 0.2
+            time.sleep(0.05)
+        assert "cannot connect to wirehub-no-such-host.invalid" in \
+            d.logtext()
     finally:
         d.stop()

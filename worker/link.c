@@ -30,11 +30,12 @@ static void wh_link_peer_event(wh_event_t *ev, uint32_t events);
 /* binds with no permission for anyone but the owner, so that nobody
  * can connect before the socket has its final mode and group */
 static int
-wh_link_bind(int fd, const struct sockaddr_un *sa, const char *path,
-    unsigned mode, gid_t gid, wh_err_t *err)
+wh_link_bind(int fd, const struct sockaddr_un *sa, unsigned mode,
+    gid_t gid, wh_err_t *err)
 {
-    int     rc;
-    mode_t  old;
+    int          rc;
+    mode_t       old;
+    const char  *path = sa->sun_path;
 
     old = umask(0177);
     rc = bind(fd, (const struct sockaddr *) sa, sizeof(*sa));
@@ -99,7 +100,7 @@ wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
         return wh_err(err, 500, "socket: %s", strerror(errno));
     }
 
-    if (wh_link_bind(fd, &sa, path, mode, gid, err) != 0) {
+    if (wh_link_bind(fd, &sa, mode, gid, err) != 0) {
         close(fd);
         return -1;
     }

@@ -1,17 +1,24 @@
 
 /*
- * libFuzzer target for ngx_http_wirehub_jwt_verify() with a fixed HS256 key.
+ * libFuzzer target for ngx_http_wirehub_jwt_verify() with a fixed HS256 key
+ * and one public key each for ES256, ES384, RS256 and PS256.
  *
- * The first input byte chooses what the rest is, modulo 3:
- *   0: a raw token.  Nothing the fuzzer writes can carry a valid HMAC of the
- *      secret below, so any acceptance is a forgery and aborts.
+ * The first input byte chooses what the rest is, modulo 4:
+ *   0: a raw token.  Nothing the fuzzer writes can carry a valid signature
+ *      by the keys below, so any acceptance is a forgery and aborts.
  *   1: "HEADER\nPAYLOAD" (or only PAYLOAD under a fixed header): JSON text
- *      that is encoded and signed here.
+ *      that is encoded and signed here with the HS256 secret.
  *   2: a recipe for a header and a payload built with jansson from claim
  *      names and values likely to matter, then signed.  jansson is not
  *      instrumented, so the fuzzer would seldom write valid JSON itself:
  *      this mode is what brings signed tokens to every claim check.
- * The higher bits of the first byte choose the policy.
+ *   3: a signature: the next byte picks ES256, ES384, RS256 or PS256 for a
+ *      fixed, valid header and payload, and whether the rest is the
+ *      signature as it is or cut or zero-padded to the length that the
+ *      algorithm needs, so that it reaches OpenSSL (for ES*, through the
+ *      conversion to DER).  Any acceptance is a forgery.
+ * The higher bits of the first byte choose the policy.  A token signed
+ * here with the HMAC secret must never pass the public keys alone.
  */
 
 
@@ -28,6 +35,7 @@
 
 #define FUZZ_NOW        1700000000
 #define FUZZ_MAX_DEPTH  3
+#define FUZZ_MODES      4
 
 
 typedef struct {
@@ -36,7 +44,58 @@ typedef struct {
 } fuzz_reader_t;
 
 
+/* the keys, made once: libFuzzer gives the target no other place for them */
+typedef struct {
+    ngx_http_wirehub_jwt_keys_t  *all;      /* HS256 and the public keys */
+    ngx_http_wirehub_jwt_keys_t  *public;   /* the public keys only */
+} fuzz_keys_t;
+
+
+static fuzz_keys_t  fuzz_keys;
+
+
 static const char  fuzz_secret[] = "wirehub-fuzz-secret-0123456789abcdef";
+
+static const char  *fuzz_public_keys[][2] = {
+    { "ES256",
+      "-----BEGIN PUBLIC KEY-----\n"
+      "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEz2FHN0MAjuuyHJjOzaK4+PhiPWTV\n"
+      "bTEe4UdRCTQ+Vjt9UdZOHr6uAVp4YbKFt/p76DXe21jwOiR1p/psmLDZiA==\n"
+      "-----END PUBLIC KEY-----\n" },
+    { "ES384",
+      "-----BEGIN PUBLIC KEY-----\n"
+      "MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAExlnOwom7Iq1S1KcCMBh89mfWdn3Xixx3\n"
+      "gZ9B+3O5mdMy5qoucwf6bXQhqGdIhDohBGGmA7uqgQY+VY3gFPCZxxL9u24UTCaF\n"
+      "3IWknsnq8r/G2PE9knn4bCrjw4Zr0TSZ\n"
+      "-----END PUBLIC KEY-----\n" },
+    { "RS256", NULL },
+    { "PS256", NULL }
+};
+
+static const char  fuzz_rsa_key[] =
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwYfMUB/LBTX6mBgkWqqm\n"
+    "7TypQDBYxI6VzamXOZK+zNkb8HZCwttmWlfWNwulherHYTE2VupHVQvkXT1LQfm+\n"
+    "yrqRTaWgABgsWcxxnEbj7DF0V6TG4b+WPxwAtYhPWMrvL6ViQ+3LzXPIgTJ61zTj\n"
+    "gY86GSUN4bpuAttZAvUhEq052moGNh4R+Mnz1bYPHu3qD1jMoYrZ7mKZKvzADxAU\n"
+    "Ao3LLeVbgis0bJckxBHFhIboqfq+mnILh2AuYBGlwfisgcxP5iimW6HKVgDhL0H9\n"
+    "ayxoDFAi+Oyc5JfotgsgeqC9+RC+KGQ000g5fe4ZrV1GiX6ZxmOmgqq1jUGimKvO\n"
+    "WwIDAQAB\n"
+    "-----END PUBLIC KEY-----\n";
+
+/* mode 3: a valid header per public key and its signature length */
+static const struct {
+    const char  *header;
+    size_t       sig_len;
+} fuzz_forged[] = {
+    { "{\"alg\":\"ES256\"}", 64 },
+    { "{\"alg\":\"ES384\"}", 96 },
+    { "{\"alg\":\"RS256\"}", 256 },
+    { "{\"alg\":\"PS256\"}", 256 }
+};
+
+static const char  fuzz_forged_payload[] =
+    "{\"workspace\":\"acme\",\"sub\":\"pc-7\",\"exp\":1700000060}";
 
 static const char  *fuzz_header_keys[] = {
     "alg", "kid", "typ", "crit", "b64", "jku", "x5c", "alg"
@@ -55,6 +114,7 @@ static const char  *fuzz_words[] = {
 };
 
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 
@@ -268,16 +328,19 @@ fuzz_b64url(char *out, const uint8_t *in, size_t len)
 }
 
 
-/* "b64(header).b64(payload).b64(hmac)", malloc'ed */
+/*
+ * "b64(header).b64(payload).b64(sig)", malloc'ed; sig NULL: the HMAC of
+ * the secret over the first two segments.
+ */
 static char *
-fuzz_sign(const uint8_t *header, size_t header_len, const uint8_t *payload,
-    size_t payload_len)
+fuzz_token(const uint8_t *header, size_t header_len, const uint8_t *payload,
+    size_t payload_len, const uint8_t *sig, size_t sig_len)
 {
     char           *token, *p;
     unsigned int    mac_len;
     unsigned char   mac[EVP_MAX_MD_SIZE];
 
-    token = malloc(4 * ((header_len + payload_len) / 3 + 2) + 64);
+    token = malloc(4 * ((header_len + payload_len + sig_len) / 3 + 3) + 64);
     if (token == NULL) {
         return NULL;
     }
@@ -286,19 +349,32 @@ fuzz_sign(const uint8_t *header, size_t header_len, const uint8_t *payload,
     *p++ = '.';
     p = fuzz_b64url(p, payload, payload_len);
 
-    if (HMAC(EVP_sha256(), fuzz_secret, sizeof(fuzz_secret) - 1,
-             (unsigned char *) token, p - token, mac, &mac_len)
-        == NULL)
-    {
-        free(token);
-        return NULL;
+    if (sig == NULL) {
+        if (HMAC(EVP_sha256(), fuzz_secret, sizeof(fuzz_secret) - 1,
+                 (unsigned char *) token, p - token, mac, &mac_len)
+            == NULL)
+        {
+            free(token);
+            return NULL;
+        }
+
+        sig = mac;
+        sig_len = mac_len;
     }
 
     *p++ = '.';
-    p = fuzz_b64url(p, mac, mac_len);
+    p = fuzz_b64url(p, sig, sig_len);
     *p = '\0';
 
     return token;
+}
+
+
+static char *
+fuzz_sign(const uint8_t *header, size_t header_len, const uint8_t *payload,
+    size_t payload_len)
+{
+    return fuzz_token(header, header_len, payload, payload_len, NULL, 0);
 }
 
 
@@ -350,6 +426,37 @@ fuzz_sign_recipe(const uint8_t *data, size_t size)
 }
 
 
+/* mode 3: the input is a signature */
+static char *
+fuzz_forge(const uint8_t *data, size_t size)
+{
+    size_t          i, sig_len;
+    uint8_t         pick;
+    const char     *header;
+    const uint8_t  *sig;
+    uint8_t         fitted[256];
+
+    pick = size ? data[0] : 0;
+    sig = size ? data + 1 : data;
+    sig_len = size ? size - 1 : 0;
+
+    i = pick % (sizeof(fuzz_forged) / sizeof(fuzz_forged[0]));
+    header = fuzz_forged[i].header;
+
+    if (!(pick & 0x4)) {
+        memset(fitted, 0, sizeof(fitted));
+        memcpy(fitted, sig, sig_len < fuzz_forged[i].sig_len
+                            ? sig_len : fuzz_forged[i].sig_len);
+        sig = fitted;
+        sig_len = fuzz_forged[i].sig_len;
+    }
+
+    return fuzz_token((const uint8_t *) header, strlen(header),
+                      (const uint8_t *) fuzz_forged_payload,
+                      sizeof(fuzz_forged_payload) - 1, sig, sig_len);
+}
+
+
 static void
 fuzz_policy(uint8_t mode, ngx_http_wirehub_jwt_policy_t *policy)
 {
@@ -357,7 +464,7 @@ fuzz_policy(uint8_t mode, ngx_http_wirehub_jwt_policy_t *policy)
 
     memset(policy, 0, sizeof(ngx_http_wirehub_jwt_policy_t));
 
-    mode /= 3;
+    mode /= FUZZ_MODES;
 
     policy->issuer = (mode & 0x01) ? "iss" : NULL;
     policy->audience = (mode & 0x02) ? "aud" : NULL;
@@ -382,61 +489,99 @@ fuzz_check_claims(ngx_http_wirehub_jwt_claims_t *claims)
 }
 
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void
+fuzz_add_key(ngx_http_wirehub_jwt_keys_t *keys, const char *alg,
+    const char *key, size_t len)
 {
-    char                           *signed_token;
-    size_t                          len;
-    const uint8_t                  *token;
-    ngx_http_wirehub_jwt_rc_e       rc;
-    ngx_http_wirehub_jwt_keys_t    *keys;
-    ngx_http_wirehub_jwt_policy_t   policy;
-    ngx_http_wirehub_jwt_claims_t   claims;
-    char                            err[256];
+    char  err[256];
 
-    if (size == 0) {
-        return 0;
-    }
-
-    keys = ngx_http_wirehub_jwt_keys_create();
-    if (keys == NULL
-        || ngx_http_wirehub_jwt_keys_add(keys, "HS256", NULL,
-                                         (const unsigned char *) fuzz_secret,
-                                         sizeof(fuzz_secret) - 1, err,
-                                         sizeof(err))
-           != 0)
+    if (ngx_http_wirehub_jwt_keys_add(keys, alg, NULL,
+                                      (const unsigned char *) key, len, err,
+                                      sizeof(err))
+        != 0)
     {
         abort();
     }
+}
 
-    fuzz_policy(data[0], &policy);
 
-    signed_token = NULL;
-    token = data + 1;
-    len = size - 1;
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    size_t       i;
+    const char  *pem;
 
-    if (data[0] % 3 != 0) {
-        signed_token = (data[0] % 3 == 1) ? fuzz_sign_text(data + 1, size - 1)
-                                          : fuzz_sign_recipe(data + 1,
-                                                             size - 1);
-        if (signed_token == NULL) {
-            abort();
-        }
+    (void) argc;
+    (void) argv;
 
-        token = (const uint8_t *) signed_token;
-        len = strlen(signed_token);
+    fuzz_keys.all = ngx_http_wirehub_jwt_keys_create();
+    fuzz_keys.public = ngx_http_wirehub_jwt_keys_create();
+
+    if (fuzz_keys.all == NULL || fuzz_keys.public == NULL) {
+        abort();
     }
 
+    fuzz_add_key(fuzz_keys.all, "HS256", fuzz_secret,
+                 sizeof(fuzz_secret) - 1);
+
+    for (i = 0; i < sizeof(fuzz_public_keys) / sizeof(fuzz_public_keys[0]);
+         i++)
+    {
+        pem = fuzz_public_keys[i][1] ? fuzz_public_keys[i][1] : fuzz_rsa_key;
+
+        fuzz_add_key(fuzz_keys.all, fuzz_public_keys[i][0], pem,
+                     strlen(pem));
+        fuzz_add_key(fuzz_keys.public, fuzz_public_keys[i][0], pem,
+                     strlen(pem));
+    }
+
+    return 0;
+}
+
+
+/* modes 1 to 3: the token made from the input, malloc'ed */
+static char *
+fuzz_make_token(const uint8_t *data, size_t size)
+{
+    char  *token;
+
+    switch (data[0] % FUZZ_MODES) {
+
+    case 1:
+        token = fuzz_sign_text(data + 1, size - 1);
+        break;
+
+    case 2:
+        token = fuzz_sign_recipe(data + 1, size - 1);
+        break;
+
+    default:
+        token = fuzz_forge(data + 1, size - 1);
+        break;
+    }
+
+    if (token == NULL) {
+        abort();
+    }
+
+    return token;
+}
+
+
+static ngx_http_wirehub_jwt_rc_e
+fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
+    const ngx_http_wirehub_jwt_policy_t *policy, const uint8_t *token,
+    size_t len)
+{
+    ngx_http_wirehub_jwt_rc_e      rc;
+    ngx_http_wirehub_jwt_claims_t  claims;
+    char                           err[256];
+
     err[0] = '\0';
-    rc = ngx_http_wirehub_jwt_verify(keys, &policy, token, len, FUZZ_NOW,
+    rc = ngx_http_wirehub_jwt_verify(keys, policy, token, len, FUZZ_NOW,
                                      &claims, err, sizeof(err));
 
     if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
-        if (signed_token == NULL) {
-            /* a raw token the fuzzer wrote passed: a forgery */
-            abort();
-        }
-
         fuzz_check_claims(&claims);
         ngx_http_wirehub_jwt_claims_free(&claims);
 
@@ -444,8 +589,51 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
 
-    free(signed_token);
-    ngx_http_wirehub_jwt_keys_destroy(keys);
+    return rc;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                             forged;
+    char                           *made;
+    size_t                          len;
+    const uint8_t                  *token;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    if (size == 0) {
+        return 0;
+    }
+
+    fuzz_policy(data[0], &policy);
+
+    /* mode 0 verifies the input in place: ASan sees any read past it */
+    made = NULL;
+    token = data + 1;
+    len = size - 1;
+
+    if (data[0] % FUZZ_MODES != 0) {
+        made = fuzz_make_token(data, size);
+        token = (const uint8_t *) made;
+        len = strlen(made);
+    }
+
+    forged = (data[0] % FUZZ_MODES == 0 || data[0] % FUZZ_MODES == 3);
+
+    if (fuzz_verify(fuzz_keys.all, &policy, token, len)
+        == NGX_HTTP_WIREHUB_JWT_OK)
+    {
+        /* a forgery, or an HMAC-signed token that a public key accepts */
+        if (forged
+            || fuzz_verify(fuzz_keys.public, &policy, token, len)
+               == NGX_HTTP_WIREHUB_JWT_OK)
+        {
+            abort();
+        }
+    }
+
+    free(made);
 
     return 0;
 }

@@ -37,6 +37,18 @@
 #define ERR_LEN  256
 
 #define HS256_HEADER  "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
+#define RS256_HEADER  "{\"alg\":\"RS256\"}"
+#define RS384_HEADER  "{\"alg\":\"RS384\"}"
+#define RS512_HEADER  "{\"alg\":\"RS512\"}"
+#define PS256_HEADER  "{\"alg\":\"PS256\"}"
+#define ES256_HEADER  "{\"alg\":\"ES256\",\"typ\":\"JWT\"}"
+#define ES384_HEADER  "{\"alg\":\"ES384\"}"
+
+/* the claims of the PyJWT tokens, and the same with another sub */
+#define PYJWT_EXP            4102444800LL
+#define PYJWT_OTHER_PAYLOAD                                                  \
+    "{\"workspace\":\"acme\",\"sub\":\"py-2\",\"exp\":4102444800,"            \
+    "\"iat\":1699999990}"
 
 #define PKCS1    0
 #define PSS      RSA_PSS_SALTLEN_DIGEST
@@ -444,6 +456,39 @@ expect_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
 }
 
 #define expect(...)  expect_at(__LINE__, __VA_ARGS__)
+
+
+/* verifies and checks that the message names the reason */
+static void
+expect_message_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    char *token, ngx_http_wirehub_jwt_rc_e expected, const char *message)
+{
+    ngx_http_wirehub_jwt_rc_e       rc;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                            err[ERR_LEN];
+
+    policy = default_policy();
+    err[0] = '\0';
+
+    rc = ngx_http_wirehub_jwt_verify(keys, &policy,
+                                     (const unsigned char *) token,
+                                     strlen(token), NOW, &claims, err,
+                                     sizeof(err));
+    free(token);
+
+    if (rc != expected || strcmp(err, message) != 0) {
+        fail_msg("line %d: %s \"%s\", expected %s \"%s\"", line,
+                 ngx_http_wirehub_jwt_rc_code(rc), err,
+                 ngx_http_wirehub_jwt_rc_code(expected), message);
+    }
+
+    if (ERR_peek_error() != 0) {
+        fail_msg("line %d: OpenSSL error queue not empty", line);
+    }
+}
+
+#define expect_message(...)  expect_message_at(__LINE__, __VA_ARGS__)
 
 
 /* an HS256 token with this payload against the one-key-per-alg set */
@@ -1275,6 +1320,507 @@ test_kid_selection(void **state)
 }
 
 
+/* signatures: another implementation's tokens, OpenSSL's edge cases */
+
+
+typedef struct {
+    const char  *alg;
+    int          high_s;  /* ES only: S above half the curve order */
+    const char  *token;
+} pyjwt_token_t;
+
+
+/*
+ * Minted by PyJWT 2.6.0 (python3-jwt, over python3-cryptography) with the
+ * keys in t/keys:
+ *     jwt.encode({"workspace": "acme", "sub": "py-1", "exp": 4102444800,
+ *                 "iat": 1699999990}, key, algorithm=ALG)
+ * PyJWT makes ECDSA signatures with a high S about half of the time, as
+ * OpenSSL does: both ES256 forms are here.
+ */
+static const pyjwt_token_t  pyjwt_tokens[] = {
+    { "RS256", 0,
+      "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.BoWYZBiW"
+      "hwFoXk4ckEJoB8m82RQDMkFVVIDWxwu3i5O7NzKADUc6QT5Yk_G266yOjG-qWZzIRVek"
+      "2q-n6Hgt-4FoF4upAVtARp2FbH3omfeFDUzlZZNItzueTXVVNcI20SEU5Qgz69tAlwo5"
+      "B-5nqQJowhfQaiapUGnH_40qUcX6kjLRQFlVQMr8ETZKpUIN7Aq2AhaL5rcKhCK8A4lJ"
+      "SmcIKQ5cbQBM-GpoqANPmuKv66tTMcpfVmxnLJQ4NbKNCZ6g0vzZLvgvhaB7ohdOMVvl"
+      "5bRkRMQCPFE649S8p2-fSewX5OaHTadtTfsN8jmhk8j_FFxXXDvseRS1zl3T7A" },
+    { "RS384", 0,
+      "eyJhbGciOiJSUzM4NCIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.OiF-zwQT"
+      "I5Gj1bSPHc0NQipkab4ot-7mSioxLJe3q6IYdgEeNuVgLOsP4lp-vabs-OAZXn18LkrN"
+      "NJxrwl7VSNAvURv59nletIvMlMcC10b13J8emUZ7nD1ElMNtiiiCa4vRGo_tirQGLRiO"
+      "psDrSwaZVJBoTufNJjEtY-OE-G1ctER6ELdcjS17r8vzKOoGbx9Jfr1ymj1uhq4cXjTH"
+      "ZCgO0r5Gr61pHO9smcl3qo3czflM093oJ0ItxONnNv3oS_9DHJhIdMM10igZQUel5bXf"
+      "5-CRc_HYZGsJKxWV2K3pI990GIE-BxlRs-V1KgoorM5s8Lga_RZtA7cFIzxbSg" },
+    { "RS512", 0,
+      "eyJhbGciOiJSUzUxMiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.FRpQk6wd"
+      "UbRY_7WR25ORl3-fq0a7xXBTzTTThXBxxaSJqcvdYJYfzdhjBXB7qn9ppNN0ejs_ReTO"
+      "tLhNJaKFgeogRFDMaTxpurWRs4uLTr9Ld7lZR8aVD5XmjGsQvsXiUwJh6rZbhAiK4xZ7"
+      "Sgo7X-DwKseEb499GbuRQIq81zH-nhqHzu621qgMSEe3Xn6nPoN5ARiipPOefrz9vji0"
+      "8m-vuy_svhKh8JEkc9K25lawuvVP7gfA6ebDHWU4yCveE77oZg90sB2RBBdQk-9kfYKw"
+      "JNJGpMGGGNTX-WcC9Gotl1TfmWE7Bm2q2eMigOKpEjYLHkrFT3wYPNL9zcBkUg" },
+    { "PS256", 0,
+      "eyJhbGciOiJQUzI1NiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.USkr-tkE"
+      "xfJTQjdPEqOI6zmSs3Cx2d4DhZcgfjKhCGkrmdV3fr8a5QHLZ8YXQdBSz8v6g6ybA8Ey"
+      "nvUKHSo3JMMUC_Xhy21hjlcSdOtqYy40Cmkv9JJkakdNSjq9WCPVfnFnSWqvf33MEeTu"
+      "h01CKoUXXK5glSGxhiYnit7XfVe4xi-upezmuQY5TipsZGE-pgNHDpDILU62rv35xgKV"
+      "kpHY1Pjx4yL27O5QLaBVRaqGuXQnlOE3QFBUo58yNNVgxcULzAwWiBxsa67PIdfDVIKQ"
+      "BfSI1HyESygRRxJ4gpQHfeTo2bWsw1uxuvvZsxSTedSaYCPkUulchWgIBIE1xQ" },
+    { "ES256", 1,
+      "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.o9cQ2MTb"
+      "KqonrIacOVAogrgQY9d2WMKc_db1VEjyz6-URizl0Ku2FANcM9Xsrrjzq9xYe-cDZt3X"
+      "OCBnKqF5dw" },
+    { "ES256", 0,
+      "eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.gFvAGWGc"
+      "P2tBl5gbhcQF9m9U1gg9Ym7VFLyCpzrfxltS997UmuAvZ9ZejF9S3nqjpcZOWY32vZJC"
+      "Cg-lw6Jjkw" },
+    { "ES384", 1,
+      "eyJhbGciOiJFUzM4NCIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2UiOiJhY21lIiwic3V"
+      "iIjoicHktMSIsImV4cCI6NDEwMjQ0NDgwMCwiaWF0IjoxNjk5OTk5OTkwfQ.SRwVsBFV"
+      "pG3jcyYVLI3MqvuCvEOG0oq7PQtkve-fWdde89iEW5eEw9jU34TvGk90hNKnbaiLqAR2"
+      "mnwIA9q1nWpjXkyTRFAsaErctsq2neTrRZMk08iMimADSdGfTZfG" },
+};
+
+
+static size_t
+b64url_decode(const char *src, size_t len, unsigned char *dst,
+    size_t dst_size)
+{
+    int     n;
+    char   *std;
+    size_t  i, pad;
+
+    pad = (4 - len % 4) % 4;
+    assert_true((len + pad) / 4 * 3 <= dst_size);
+
+    std = malloc(len + pad + 1);
+    assert_non_null(std);
+
+    for (i = 0; i < len; i++) {
+        std[i] = (src[i] == '-') ? '+' : (src[i] == '_') ? '/' : src[i];
+    }
+
+    memset(std + len, '=', pad);
+    std[len + pad] = '\0';
+
+    n = EVP_DecodeBlock(dst, (unsigned char *) std, (int) (len + pad));
+    free(std);
+    assert_true(n >= 0);
+
+    return (size_t) n - pad;
+}
+
+
+/* the order n of a curve, to BN_free() */
+static BIGNUM *
+curve_order(int nid)
+{
+    BIGNUM    *n;
+    EC_GROUP  *group;
+
+    group = EC_GROUP_new_by_curve_name(nid);
+    assert_non_null(group);
+    n = BN_dup(EC_GROUP_get0_order(group));
+    EC_GROUP_free(group);
+    assert_non_null(n);
+
+    return n;
+}
+
+
+/* 1 when S of R || S is above n / 2: what "low S" rules would refuse */
+static int
+s_is_high(const unsigned char *raw, size_t half, int nid)
+{
+    int      high;
+    BIGNUM  *n, *s;
+
+    n = curve_order(nid);
+    s = BN_bin2bn(raw + half, (int) half, NULL);
+    assert_non_null(s);
+    assert_int_equal(BN_rshift1(n, n), 1);
+
+    high = BN_cmp(s, n) > 0;
+
+    BN_free(s);
+    BN_free(n);
+
+    return high;
+}
+
+
+/* S becomes n - S: the other valid signature with the same R */
+static void
+negate_s(unsigned char *raw, size_t half, int nid)
+{
+    BIGNUM  *n, *s;
+
+    n = curve_order(nid);
+    s = BN_bin2bn(raw + half, (int) half, NULL);
+    assert_non_null(s);
+    assert_int_equal(BN_sub(s, n, s), 1);
+    assert_int_equal(BN_bn2binpad(s, raw + half, (int) half), half);
+
+    BN_free(s);
+    BN_free(n);
+}
+
+
+/* the order n itself, half bytes at p: too large for R or S */
+static void
+put_order(unsigned char *p, size_t half, int nid)
+{
+    BIGNUM  *n;
+
+    n = curve_order(nid);
+    assert_int_equal(BN_bn2binpad(n, p, (int) half), half);
+    BN_free(n);
+}
+
+
+static void
+test_pyjwt_tokens(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i, half, len;
+    char                           *token, *sig, *other;
+    const char                     *t, *dot1, *dot2;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    unsigned char                   raw[512];
+
+    env = *state;
+    policy = default_policy();
+    other = b64url((const unsigned char *) PYJWT_OTHER_PAYLOAD,
+                   strlen(PYJWT_OTHER_PAYLOAD));
+
+    for (i = 0; i < sizeof(pyjwt_tokens) / sizeof(pyjwt_tokens[0]); i++) {
+        t = pyjwt_tokens[i].token;
+
+        expect_token(env->all, &policy, t, strlen(t),
+                     NGX_HTTP_WIREHUB_JWT_OK, &claims);
+        assert_string_equal(claims.workspace, "acme");
+        assert_string_equal(claims.client_id, "py-1");
+        assert_int_equal(claims.exp, PYJWT_EXP);
+        ngx_http_wirehub_jwt_claims_free(&claims);
+
+        dot1 = strchr(t, '.');
+        dot2 = strrchr(t, '.');
+
+        /* the fixture is what its name says */
+        len = b64url_decode(t, dot1 - t, raw, sizeof(raw) - 1);
+        raw[len] = '\0';
+        assert_non_null(strstr((char *) raw, pyjwt_tokens[i].alg));
+
+        if (pyjwt_tokens[i].alg[0] == 'E') {
+            len = b64url_decode(dot2 + 1, strlen(dot2 + 1), raw,
+                                sizeof(raw));
+            half = len / 2;
+            assert_int_equal(s_is_high(raw, half,
+                                       half == 32 ? NID_X9_62_prime256v1
+                                                  : NID_secp384r1),
+                             pyjwt_tokens[i].high_s);
+        }
+
+        /* one letter of the signature changed */
+        token = strdup(t);
+        assert_non_null(token);
+        sig = strrchr(token, '.') + 1;
+        sig[10] = (sig[10] == 'A') ? 'B' : 'A';
+        expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+        /* its signature under other claims */
+        token = malloc(strlen(t) + strlen(other) + 2);
+        assert_non_null(token);
+        sprintf(token, "%.*s.%s%s", (int) (dot1 - t), t, other, dot2);
+        expect(env->all, &policy, token, NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    }
+
+    free(other);
+}
+
+
+static void
+test_ecdsa_accepted(void **state)
+{
+    test_env_t                     *env;
+    int                             high;
+    char                           *input;
+    size_t                          i, tries;
+    unsigned int                    forms;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    unsigned char                   raw[96];
+
+    static const struct {
+        const char  *header;
+        size_t       half;
+        int          nid;
+    } curves[] = {
+        { ES256_HEADER, 32, NID_X9_62_prime256v1 },
+        { ES384_HEADER, 48, NID_secp384r1 }
+    };
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    /* OpenSSL's own signatures, put as JOSE wants them */
+    expect(env->all, &policy,
+           ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+    expect(env->all, &policy,
+           ec_token(env->ec384_priv, EVP_sha384(), 48, ES384_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    /*
+     * (R, n - S) verifies as well as (R, S), and signers make either: low
+     * S is not required, or half of PyJWT's tokens would be refused.
+     */
+    for (i = 0; i < 2; i++) {
+        input = signing_input(curves[i].header, payload);
+        ec_sign(i ? env->ec384_priv : env->ec256_priv,
+                i ? EVP_sha384() : EVP_sha256(), input, raw, curves[i].half,
+                NULL, NULL);
+        high = s_is_high(raw, curves[i].half, curves[i].nid);
+
+        expect(env->all, &policy,
+               join_signature(strdup(input), raw, 2 * curves[i].half),
+               NGX_HTTP_WIREHUB_JWT_OK);
+
+        negate_s(raw, curves[i].half, curves[i].nid);
+        assert_int_not_equal(s_is_high(raw, curves[i].half, curves[i].nid),
+                             high);
+        expect(env->all, &policy,
+               join_signature(input, raw, 2 * curves[i].half),
+               NGX_HTTP_WIREHUB_JWT_OK);
+    }
+
+    /*
+     * Every form of DER INTEGER: R and S with a leading zero byte that must
+     * be dropped (the next byte below 0x80) and with the top bit set (a
+     * zero byte added), from signatures made until each form has come up.
+     */
+    input = signing_input(ES256_HEADER, payload);
+    forms = 0;
+
+    for (tries = 0; forms != 0xf && tries < 20000; tries++) {
+        ec_sign(env->ec256_priv, EVP_sha256(), input, raw, 32, NULL, NULL);
+
+        for (i = 0; i < 2; i++) {
+            if (raw[32 * i] == 0 && raw[32 * i + 1] < 0x80
+                && !(forms & (1u << (2 * i))))
+            {
+                forms |= 1u << (2 * i);
+                expect(env->all, &policy,
+                       join_signature(strdup(input), raw, 64),
+                       NGX_HTTP_WIREHUB_JWT_OK);
+            }
+
+            if ((raw[32 * i] & 0x80) && !(forms & (2u << (2 * i)))) {
+                forms |= 2u << (2 * i);
+                expect(env->all, &policy,
+                       join_signature(strdup(input), raw, 64),
+                       NGX_HTTP_WIREHUB_JWT_OK);
+            }
+        }
+    }
+
+    assert_int_equal(forms, 0xf);
+    free(input);
+}
+
+
+static void
+test_ecdsa_refused(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i, der_len;
+    char                           *input;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    unsigned char                   good[64], raw[64], der[80];
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    input = signing_input(ES256_HEADER, payload);
+    ec_sign(env->ec256_priv, EVP_sha256(), input, good, 32, der, &der_len);
+
+    /* R or S zero, or not below the order: never a signature */
+    for (i = 0; i < 9; i++) {
+        memcpy(raw, good, 64);
+
+        switch (i) {
+        case 0:
+            memset(raw, 0, 32);
+            break;
+        case 1:
+            memset(raw + 32, 0, 32);
+            break;
+        case 2:
+            memset(raw, 0, 64);
+            break;
+        case 3:
+            put_order(raw, 32, NID_X9_62_prime256v1);
+            break;
+        case 4:
+            put_order(raw + 32, 32, NID_X9_62_prime256v1);
+            break;
+        case 5:
+            memset(raw, 0xff, 32);
+            break;
+        case 6:
+            memset(raw + 32, 0xff, 32);
+            break;
+        case 7:
+            /* R and S swapped */
+            memcpy(raw, good + 32, 32);
+            memcpy(raw + 32, good, 32);
+            break;
+        default:
+            /* the last bit of S */
+            raw[63] ^= 1;
+            break;
+        }
+
+        expect(env->all, &policy, join_signature(strdup(input), raw, 64),
+               NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    }
+
+    /* the DER form, as OpenSSL makes it and some signers send it */
+    expect_message(env->all, join_signature(strdup(input), der, der_len),
+                   NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+    expect(env->all, &policy, join_signature(input, good, 64),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* another key on the same curve; the right key with another hash */
+    expect(env->all, &policy,
+           ec_token(env->ec256_other, EVP_sha256(), 32, ES256_HEADER,
+                    payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           ec_token(env->ec256_priv, EVP_sha384(), 32, ES256_HEADER,
+                    payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           ec_token(env->ec384_priv, EVP_sha256(), 48, ES384_HEADER,
+                    payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* a key on the other curve: R || S of the other width */
+    expect_message(env->all,
+                   ec_token(env->ec384_priv, EVP_sha384(), 48, ES256_HEADER,
+                            payload),
+                   NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+    expect_message(env->all,
+                   ec_token(env->ec256_priv, EVP_sha256(), 32, ES384_HEADER,
+                            payload),
+                   NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+
+    /* the same numbers zero-padded to ES384 width */
+    expect_message(env->all,
+                   ec_token(env->ec256_priv, EVP_sha256(), 48, ES256_HEADER,
+                            payload),
+                   NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                   "signature has the wrong length");
+}
+
+
+static void
+test_rsa_signatures(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    unsigned char                   sig[256];
+
+    static const char  *headers[] = {
+        RS256_HEADER, RS384_HEADER, RS512_HEADER, PS256_HEADER
+    };
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    expect(env->all, &policy,
+           rsa_token_md(env, EVP_sha384(), PKCS1, RS384_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+    expect(env->all, &policy,
+           rsa_token_md(env, EVP_sha512(), PKCS1, RS512_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+
+    /* a signature made with another hash than the algorithm's */
+    expect(env->all, &policy,
+           rsa_token_md(env, EVP_sha256(), PKCS1, RS384_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           rsa_token_md(env, EVP_sha512(), PKCS1, RS256_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    expect(env->all, &policy,
+           rsa_token_md(env, EVP_sha384(), PSS, PS256_HEADER, payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* as long as the modulus, and no signature: zero, and above it */
+    for (i = 0; i < 2 * sizeof(headers) / sizeof(headers[0]); i++) {
+        memset(sig, (i % 2) ? 0xff : 0x00, sizeof(sig));
+        expect(env->all, &policy,
+               join_signature(signing_input(headers[i / 2], payload), sig,
+                              sizeof(sig)),
+               NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    }
+}
+
+
+/* a signature of any other length never reaches the crypto */
+static void
+test_signature_lengths(void **state)
+{
+    test_env_t     *env;
+    size_t          i, j;
+    const char     *payload;
+    unsigned char   sig[512];
+
+    static const struct {
+        const char  *header;
+        size_t       lengths[8];
+    } cases[] = {
+        { HS256_HEADER, { 1, 16, 31, 33, 48, 64 } },
+        { RS256_HEADER, { 1, 128, 255, 257, 384, 512 } },
+        { PS256_HEADER, { 1, 255, 257, 512 } },
+        { ES256_HEADER, { 1, 32, 63, 65, 70, 71, 72, 96 } },
+        { ES384_HEADER, { 1, 48, 64, 95, 97, 102, 104, 132 } }
+    };
+
+    env = *state;
+    payload = payload_with("");
+    memset(sig, 0x5a, sizeof(sig));
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (j = 0; j < 8 && cases[i].lengths[j] != 0; j++) {
+            expect_message(env->all,
+                           join_signature(signing_input(cases[i].header,
+                                                        payload),
+                                          sig, cases[i].lengths[j]),
+                           NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE,
+                           "signature has the wrong length");
+        }
+    }
+}
+
+
 /* key configuration */
 
 
@@ -1754,35 +2300,6 @@ test_channel_lists(void **state)
 }
 
 
-/* verifies and checks that the message names the reason */
-static void
-expect_message_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
-    char *token, ngx_http_wirehub_jwt_rc_e expected, const char *message)
-{
-    ngx_http_wirehub_jwt_rc_e       rc;
-    ngx_http_wirehub_jwt_policy_t   policy;
-    ngx_http_wirehub_jwt_claims_t   claims;
-    char                            err[ERR_LEN];
-
-    policy = default_policy();
-    err[0] = '\0';
-
-    rc = ngx_http_wirehub_jwt_verify(keys, &policy,
-                                     (const unsigned char *) token,
-                                     strlen(token), NOW, &claims, err,
-                                     sizeof(err));
-    free(token);
-
-    if (rc != expected || strcmp(err, message) != 0) {
-        fail_msg("line %d: %s \"%s\", expected %s \"%s\"", line,
-                 ngx_http_wirehub_jwt_rc_code(rc), err,
-                 ngx_http_wirehub_jwt_rc_code(expected), message);
-    }
-}
-
-#define expect_message(...)  expect_message_at(__LINE__, __VA_ARGS__)
-
-
 static void
 test_messages(void **state)
 {
@@ -1982,6 +2499,11 @@ main(void)
         cmocka_unit_test(test_no_keys),
         cmocka_unit_test(test_bad_signatures),
         cmocka_unit_test(test_kid_selection),
+        cmocka_unit_test(test_pyjwt_tokens),
+        cmocka_unit_test(test_ecdsa_accepted),
+        cmocka_unit_test(test_ecdsa_refused),
+        cmocka_unit_test(test_rsa_signatures),
+        cmocka_unit_test(test_signature_lengths),
         cmocka_unit_test(test_keys_add_refusals),
         cmocka_unit_test(test_keys_add_secret_newline),
         cmocka_unit_test(test_time_claim_types),

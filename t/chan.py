@@ -1,0 +1,848 @@
+"""Helpers for the channel integration tests (issue 3): a wirehubd with its
+own history bounds that can be killed and restarted on the same storage,
+nginx with a reuseport listener (so connections spread over both
+workers), which worker holds a connection, an HTTP API client, an asyncio
+WebSocket client on python3-websockets, and a fleet of subscriber
+processes for the heavy fan-out tests.
+
+Run as a script (`python3 chan.py fleet`) it is one fleet process: see
+fleet_main().
+"""
+
+import asyncio
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import websockets  # noqa: E402
+
+import wh  # noqa: E402
+
+HERE = os.path.abspath(__file__)
+
+SERVER = """
+location /ws/ { wirehub_websocket; }
+location /api/ { wirehub_api; }
+location = /healthz { wirehub_api; }
+"""
+
+
+def unique(prefix="ws"):
+    """A name no other test (or earlier run on kept storage) used."""
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+
+
+def token(sub="pc-1", workspace=wh.WORKSPACE, **claims):
+    return wh.mint("HS256", wh.claims(sub=sub, workspace=workspace,
+                                      ttl=3600, **claims))
+
+
+def service_token(workspace=wh.WORKSPACE, **claims):
+    return token(sub="svc-" + workspace, workspace=workspace,
+                 role="service", **claims)
+
+
+# ---------------------------------------------------------------- wirehubd
+
+
+class Daemon(wh.Wirehubd):
+    """wirehubd with chosen history bounds; kill9() and restart() keep
+    the storage and the socket path."""
+
+    def __init__(self, tag, history="length=1000 ttl=24h", extra=""):
+        super().__init__(tag)
+        self.history = history
+        self.extra = extra
+
+    @property
+    def pid(self):
+        return None if self.proc is None else self.proc.pid
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            f.write("listen unix:%s;\n"
+                    "storage %s map_size=64m;\n"
+                    "history %s;\n"
+                    "log stderr info;\n%s" % (self.socket, self.storage,
+                                             self.history, self.extra))
+
+    def start(self):
+        self.write_conf()
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen([wh.WIREHUBD, "-c", self.conf],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=logf, stderr=logf)
+        logf.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("wirehubd exited with %d:\n%s" % (
+                    self.proc.returncode, wh.tail(self.log)))
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("wirehubd did not listen on %s:\n%s"
+                             % (self.socket, wh.tail(self.log)))
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = None
+
+    def terminate(self):
+        """SIGTERM (drain and exit); returns the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(10)
+        self.proc = None
+        return rc
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- nginx
+
+
+def start_nginx(factory, daemon, http="", server="", tag=None):
+    """nginx (2 workers) linked to our daemon; ngx.port is the ordinary
+    listener, ngx.rport a reuseport one that spreads connections over
+    both workers."""
+    rport = wh.free_port()
+    http_conf = "wirehub_daemon unix:%s;\n%s\nwirehub_send_limit 32m;\n%s" % (
+        daemon.socket, wh.jwt_directives(), http)
+    server_conf = "listen 127.0.0.1:%d reuseport;\n%s\n%s" % (
+        rport, SERVER, server)
+    ngx = factory(http=http_conf, server=server_conf, daemon=False, tag=tag)
+    ngx.rport = rport
+    assert wh.wait_port(rport, ngx.proc), "reuseport listener is not up"
+    ngx.wait_link_up()
+    return ngx
+
+
+def link_up_counts(ngx):
+    """How many times each worker pid logged its link to wirehubd up."""
+    return Counter(int(pid) for pid in
+                   wh.LINK_UP_RE.findall(ngx.read_error_log()))
+
+
+def wait_relinked(ngx, before, timeout=10.0):
+    """Until every current worker logged one more link-up than before."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = link_up_counts(ngx)
+        workers = ngx.workers()
+        if workers and all(now[pid] > before.get(pid, 0) for pid in workers):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("workers did not relink to wirehubd in "
+                                 "%.0f s:\n%s" % (timeout,
+                                                  wh.tail(ngx.error_log)))
+        time.sleep(0.05)
+
+
+def wait_health(ngx, status, timeout=5.0):
+    """Until /healthz answers status on both workers (asked many times
+    through the reuseport listener, so both are asked)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = set(healthz(ngx.rport)[0] for _ in range(8))
+        if seen == {status}:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("/healthz answered %r, not only %d"
+                                 % (seen, status))
+        time.sleep(0.05)
+
+
+def healthz(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Retry-After"), resp.read()
+    finally:
+        conn.close()
+
+
+def tcp_inodes(port):
+    """{client port: socket inode} of the server side of connections to
+    127.0.0.1:port."""
+    inodes = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if int(local.split(":")[1], 16) == port:
+                inodes[int(remote.split(":")[1], 16)] = inode
+    return inodes
+
+
+def workers_of(ngx, client_ports, port=None):
+    """{client port: nginx worker pid holding that connection}."""
+    inodes = tcp_inodes(port or ngx.rport)
+    owner = {}
+    for pid in ngx.workers():
+        fd_dir = "/proc/%d/fd" % pid
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for name in names:
+            try:
+                target = os.readlink(os.path.join(fd_dir, name))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                owner[target[8:-1]] = pid
+    return {p: owner.get(inodes.get(p)) for p in client_ports}
+
+
+# ---------------------------------------------------------------- HTTP API
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def json(self):
+        return json.loads(self.body.decode())
+
+    def error_code(self):
+        doc = self.json()
+        assert set(doc) == {"error"}, doc
+        assert isinstance(doc["error"].get("message"), str), doc
+        assert doc["error"]["message"], doc
+        return doc["error"]["code"]
+
+    def __repr__(self):
+        return "Response(%d, %r)" % (self.status, self.body[:300])
+
+
+class Api:
+    """A keep-alive HTTP API client with one token."""
+
+    def __init__(self, port, tok, workspace_header=None, timeout=10):
+        self.port = port
+        self.token = tok
+        self.workspace_header = workspace_header
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, raw=False):
+        hdrs = {}
+        if self.token is not None:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if self.workspace_header is not None:
+            hdrs["X-Workspace-ID"] = self.workspace_header
+        if body is not None and not raw:
+            body = json.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                   timeout=self.timeout)
+        try:
+            self.conn.request(method, path, body, hdrs)
+            resp = self.conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        headers_out = {k.lower(): v for k, v in resp.getheaders()}
+        if resp.will_close:
+            self.close()
+        return Response(resp.status, headers_out, data)
+
+    def publish(self, channel, data, mtype="reading"):
+        return self.request("POST", "/api/channels/%s/messages" % channel,
+                            {"type": mtype, "data": data})
+
+    def history(self, channel, query=""):
+        return self.request("GET", "/api/channels/%s/messages%s"
+                            % (channel, "?" + query if query else ""))
+
+    def channels(self, query=""):
+        return self.request("GET", "/api/channels" +
+                            ("?" + query if query else ""))
+
+    def all_channels(self):
+        """Every channel of the workspace, following next cursors."""
+        items, cursor = [], None
+        while True:
+            resp = self.channels("limit=1000" + (
+                "&cursor=" + cursor if cursor else ""))
+            assert resp.status == 200, resp
+            doc = resp.json()
+            items += doc["items"]
+            cursor = doc["next"]
+            if cursor is None:
+                return items
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def publish_ok(api, channel, data, mtype="reading"):
+    resp = api.publish(channel, data, mtype)
+    assert resp.status == 202, resp
+    doc = resp.json()
+    assert set(doc) == {"id", "epoch"}, doc
+    return doc["id"], doc["epoch"]
+
+
+class Publisher(threading.Thread):
+    """Publishes {"p": name, "k": k, "ts": t} to a channel through the API
+    until stop() (or count messages), retrying through outages; acked is
+    [(id, epoch, data)] of every 202."""
+
+    def __init__(self, port, tok, channel, name, count=None, pause=0.0):
+        super().__init__(daemon=True)
+        self.api = Api(port, tok, timeout=5)
+        self.channel = channel
+        self.name = name
+        self.count = count
+        self.pause = pause
+        self.acked = []
+        self.refused = Counter()
+        self.stopping = threading.Event()
+        self.error = None
+
+    def run(self):
+        k = 0
+        try:
+            while not self.stopping.is_set():
+                if self.count is not None and k >= self.count:
+                    return
+                data = {"p": self.name, "k": k, "ts": time.time()}
+                try:
+                    resp = self.api.publish(self.channel, data)
+                except (OSError, http.client.HTTPException) as e:
+                    self.refused[type(e).__name__] += 1
+                    time.sleep(0.02)
+                    continue
+                if resp.status == 202:
+                    doc = resp.json()
+                    self.acked.append((doc["id"], doc["epoch"], data))
+                    k += 1
+                else:
+                    assert resp.status == 503, resp
+                    assert resp.header("retry-after"), resp
+                    assert resp.error_code() == "unavailable", resp
+                    self.refused[resp.status] += 1
+                    time.sleep(0.02)
+                if self.pause:
+                    time.sleep(self.pause)
+        except BaseException as e:  # reported by join_checked()
+            self.error = e
+        finally:
+            self.api.close()
+
+    def stop(self):
+        self.stopping.set()
+
+    def join_checked(self, timeout=60):
+        self.join(timeout)
+        assert not self.is_alive(), "publisher %s hangs" % self.name
+        if self.error is not None:
+            raise self.error
+
+
+# ---------------------------------------------------------------- WebSocket
+
+
+def run(coro, timeout=90):
+    """Run one async scenario with an overall deadline."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class Client:
+    """One WebSocket connection (python3-websockets) speaking the Wirehub
+    protocol; every reply is read in order."""
+
+    def __init__(self, ws, status):
+        self.ws = ws
+        self.status = status
+        self.refs = 0
+
+    @classmethod
+    async def open(cls, port, tok, path="/ws/"):
+        ws = await websockets.connect(
+            "ws://127.0.0.1:%d%s" % (port, path),
+            extra_headers={"Authorization": "Bearer " + tok},
+            ping_interval=None, compression=None, max_size=1 << 24,
+            max_queue=None, open_timeout=10, close_timeout=2)
+        status = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert status["type"] == "connection_status", status
+        assert status["data"]["status"] == "connected", status
+        return cls(ws, status)
+
+    @property
+    def local_port(self):
+        return self.ws.local_address[1]
+
+    def next_ref(self):
+        self.refs += 1
+        return "r%d" % self.refs
+
+    async def send(self, obj):
+        await self.ws.send(json.dumps(obj))
+
+    async def recv(self, timeout=5.0):
+        try:
+            text = await asyncio.wait_for(self.ws.recv(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError("nothing received within %.1f s" % timeout)
+        assert isinstance(text, str), text
+        return json.loads(text)
+
+    async def call(self, obj, timeout=5.0):
+        """Send with a fresh ref; the next message must be the reply."""
+        obj = dict(obj, ref=self.next_ref())
+        await self.send(obj)
+        reply = await self.recv(timeout)
+        assert reply.get("ref") == obj["ref"], (obj, reply)
+        return reply
+
+    async def subscribe(self, channel, since=None, timeout=5.0):
+        """Subscribe one channel; returns the `subscribed` reply."""
+        msg = {"type": "subscribe", "channels": [channel]}
+        if since is not None:
+            msg["since"] = {channel: since}
+        reply = await self.call(msg, timeout)
+        assert reply["type"] == "subscribed", reply
+        assert reply["channel"] == channel, reply
+        return reply
+
+    async def barrier(self, timeout=5.0):
+        """Messages that arrive before the pong to a ping sent now."""
+        ref = self.next_ref()
+        await self.send({"type": "ping", "ref": ref})
+        got = []
+        while True:
+            msg = await self.recv(timeout)
+            if msg.get("type") == "pong" and msg.get("ref") == ref:
+                return got
+            got.append(msg)
+
+    async def messages(self, n, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        out = []
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("got %d of %d messages: %r"
+                                     % (len(out), n, out[-3:]))
+            out.append(await self.recv(left))
+        return out
+
+    async def close(self):
+        await self.ws.close()
+
+
+async def open_on(ngx, tok, pid, tries=40):
+    """A client whose connection landed on worker pid."""
+    for _ in range(tries):
+        client = await Client.open(ngx.rport, tok)
+        if workers_of(ngx, [client.local_port])[client.local_port] == pid:
+            return client
+        await client.close()
+    raise AssertionError("no connection landed on worker %d" % pid)
+
+
+def assert_channel_messages(msgs, channel, ids, epoch=None, mtype=None):
+    """msgs are exactly the channel messages with these ids, in order."""
+    got = [(m.get("channel"), m.get("id")) for m in msgs]
+    assert got == [(channel, i) for i in ids], got
+    for m in msgs:
+        assert list(m) == ["type", "channel", "id", "epoch", "data",
+                           "timestamp"], m
+        assert wh.ISO_RE.match(m["timestamp"]), m
+        if epoch is not None:
+            assert m["epoch"] == epoch, m
+        if mtype is not None:
+            assert m["type"] == mtype, m
+
+
+# ---------------------------------------------------------------- fleet
+
+
+def digest(pairs):
+    """One hash over (id, data) pairs, data in a canonical form."""
+    h = hashlib.sha256()
+    for mid, data in pairs:
+        h.update(("%d:%s\n" % (mid, json.dumps(
+            data, sort_keys=True, separators=(",", ":")))).encode())
+    return h.hexdigest()
+
+
+class Fleet:
+    """Subscriber processes (asyncio; python3-websockets, or RawClient
+    when raw): each opens its connections, subscribes them to one channel
+    and, once told the last id, reports per connection what it received.
+    Tokens go in on stdin; results come out on stdout."""
+
+    def __init__(self, port, tokens, channel, procs=2, since=None,
+                 collect_latency=False, raw=False):
+        self.procs = []
+        self.channel = channel
+        per = (len(tokens) + procs - 1) // procs
+        for i in range(procs):
+            part = tokens[i * per:(i + 1) * per]
+            if not part:
+                continue
+            spec = {"port": port, "tokens": part, "channel": channel,
+                    "since": since, "latency": collect_latency,
+                    "raw": raw}
+            proc = subprocess.Popen([sys.executable, HERE, "fleet"],
+                                    stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            proc.stdin.write((json.dumps(spec) + "\n").encode())
+            proc.stdin.flush()
+            self.procs.append(proc)
+
+    def _line(self, proc, word, timeout):
+        """The next stdout line of proc, which must start with word."""
+        result = {}
+
+        def read():
+            result["line"] = proc.stdout.readline()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        line = result.get("line", b"").decode()
+        if not line.startswith(word + " "):
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace")
+            raise AssertionError("fleet process said %r, not %s:\n%s"
+                                 % (line[:300], word, err[-3000:]))
+        return json.loads(line[len(word) + 1:])
+
+    def wait_ready(self, timeout=60):
+        """[{port, subscribed}] of every connection."""
+        conns = []
+        for proc in self.procs:
+            conns += self._line(proc, "READY", timeout)
+        return conns
+
+    def finish(self, last_id, timeout=60):
+        """Tell every process the last id to wait for; returns the per
+        connection reports {port, n, first, last, gaps, dups, epochs,
+        types, others, digest, lat, t_last}."""
+        for proc in self.procs:
+            proc.stdin.write(("%d\n" % last_id).encode())
+            proc.stdin.flush()
+        reports = []
+        for proc in self.procs:
+            reports += self._line(proc, "DONE", timeout)
+            proc.wait(10)
+        return reports
+
+    def kill(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+class RawClient(asyncio.Protocol):
+    """A lean WebSocket client (asyncio Protocol, RFC 6455 client side)
+    for the fan-out measurement, where python3-websockets' per-message
+    cost would be what is measured: text messages go to on_text."""
+
+    def __init__(self, key):
+        self.key = key
+        self.buf = b""
+        self.head = None
+        self.parts = []
+        self.transport = None
+        self.ready = asyncio.get_running_loop().create_future()
+        self.queue = asyncio.Queue()
+        self.on_text = self.queue.put_nowait
+        self.closed = None
+
+    @classmethod
+    async def open(cls, port, tok, path="/ws/"):
+        key = wh.ws_key()
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_connection(lambda: cls(key),
+                                                "127.0.0.1", port)
+        proto.transport.write(wh.upgrade_request(path=path, token=tok,
+                                                 key=key))
+        await asyncio.wait_for(proto.ready, 10)
+        status = json.loads(await asyncio.wait_for(proto.queue.get(), 10))
+        assert status["type"] == "connection_status", status
+        return proto
+
+    @property
+    def local_port(self):
+        return self.transport.get_extra_info("sockname")[1]
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        self.closed = self.closed or "tcp"
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed in handshake"))
+
+    def data_received(self, data):
+        self.buf += data
+        if self.head is None:
+            if b"\r\n\r\n" not in self.buf:
+                return
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.head = head
+            status, _, headers = wh.parse_head(head + b"\r\n\r\n")
+            if status != 101 or headers.get("sec-websocket-accept") \
+                    != wh.ws_accept(self.key):
+                self.ready.set_exception(AssertionError(
+                    "handshake refused: %r" % head[:200]))
+                self.transport.close()
+                return
+            self.ready.set_result(True)
+        self.parse()
+
+    def parse(self):
+        buf, pos, end = self.buf, 0, len(self.buf)
+        while end - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n, hdr = b1 & 0x7F, 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
+            if end - pos < hdr + n:
+                break
+            payload = buf[pos + hdr:pos + hdr + n]
+            pos += hdr + n
+            self.frame(b0 & 0x80, b0 & 0x0F, payload)
+        self.buf = buf[pos:]
+
+    def frame(self, fin, opcode, payload):
+        if opcode == wh.OP_PING:
+            self.transport.write(wh.encode_frame(wh.OP_PONG, payload))
+            return
+        if opcode == wh.OP_CLOSE:
+            self.closed = int.from_bytes(payload[:2], "big") \
+                if len(payload) >= 2 else 1005
+            self.transport.close()
+            return
+        if opcode == wh.OP_PONG:
+            return
+        self.parts.append(payload)
+        if fin:
+            text = b"".join(self.parts).decode("utf-8")
+            self.parts = []
+            self.on_text(text)
+
+    async def send(self, obj):
+        self.transport.write(wh.encode_frame(wh.OP_TEXT, json.dumps(obj)))
+
+    async def recv(self, timeout=5.0):
+        return json.loads(await asyncio.wait_for(self.queue.get(), timeout))
+
+    async def close(self):
+        self.transport.close()
+
+
+async def fleet_connect(spec, tok):
+    kind = RawClient if spec.get("raw") else Client
+    client = await kind.open(spec["port"], tok)
+    msg = {"type": "subscribe", "channels": [spec["channel"]], "ref": "s"}
+    if spec.get("since") is not None:
+        msg["since"] = {spec["channel"]: spec["since"]}
+    await client.send(msg)
+    reply = await client.recv(30)
+    assert reply["type"] == "subscribed" and reply["ref"] == "s", reply
+    return client, reply
+
+
+class Tally:
+    """What one fleet connection received on its channel."""
+
+    def __init__(self, port, subscribed, want_latency, stop):
+        self.port = port
+        self.subscribed = subscribed
+        self.want_latency = want_latency
+        self.stop = stop
+        self.pairs = []
+        self.epochs = set()
+        self.types = set()
+        self.others = []
+        self.lat = []
+        self.prev = None
+        self.gaps = 0
+        self.dups = 0
+        self.t_last = None
+
+    def add_text(self, text):
+        self.add(json.loads(text))
+
+    def add(self, msg):
+        mid = msg.get("id")
+        if msg.get("channel") is None or mid is None:
+            self.others.append(msg)
+            return
+        if self.prev is not None:
+            if mid <= self.prev:
+                self.dups += 1
+            elif mid != self.prev + 1:
+                self.gaps += 1
+        self.prev = mid
+        self.t_last = time.time()
+        self.pairs.append((mid, msg["data"]))
+        self.epochs.add(msg["epoch"])
+        self.types.add(msg["type"])
+        if self.want_latency and isinstance(msg["data"], dict) \
+                and "ts" in msg["data"]:
+            self.lat.append((self.t_last - msg["data"]["ts"]) * 1000.0)
+        self.stop.check(self)
+
+    def report(self):
+        ids = [mid for mid, _ in self.pairs]
+        return {"port": self.port, "n": len(ids),
+                "first": ids[0] if ids else None,
+                "last": ids[-1] if ids else None,
+                "gaps": self.gaps, "dups": self.dups,
+                "epochs": sorted(self.epochs), "types": sorted(self.types),
+                "others": self.others[:5], "digest": digest(self.pairs),
+                "lat": self.lat, "t_last": self.t_last}
+
+
+class FleetStop:
+    """Set once every connection has seen last_id."""
+
+    def __init__(self, count):
+        self.last_id = None
+        self.count = count
+        self.finished = set()
+        self.event = asyncio.Event()
+
+    def check(self, tally):
+        if self.last_id is not None and tally.prev is not None \
+                and tally.prev >= self.last_id:
+            self.finished.add(id(tally))
+            if len(self.finished) == self.count:
+                self.event.set()
+
+
+async def fleet_drain(client, tally):
+    """python3-websockets: one task per connection."""
+    while True:
+        try:
+            text = await client.ws.recv()
+        except websockets.ConnectionClosed as e:
+            tally.others.append({"closed": e.code})
+            return
+        tally.add_text(text)
+
+
+def fleet_start(pairs, tallies):
+    """Hands every connection's further messages to its tally."""
+    tasks = []
+    for (client, _), tally in zip(pairs, tallies):
+        if isinstance(client, RawClient):
+            while not client.queue.empty():
+                tally.add_text(client.queue.get_nowait())
+            client.on_text = tally.add_text
+        else:
+            tasks.append(asyncio.ensure_future(fleet_drain(client, tally)))
+    return tasks
+
+
+async def fleet_run(spec):
+    sem = asyncio.Semaphore(50)
+
+    async def one(tok):
+        async with sem:
+            return await fleet_connect(spec, tok)
+
+    pairs = await asyncio.gather(*[one(t) for t in spec["tokens"]])
+    stop = FleetStop(len(pairs))
+    tallies = [Tally(c.local_port, r, spec["latency"], stop)
+               for c, r in pairs]
+    tasks = fleet_start(pairs, tallies)
+    print("READY " + json.dumps([{"port": t.port, "subscribed": t.subscribed}
+                                 for t in tallies]), flush=True)
+    loop = asyncio.get_running_loop()
+    line = await loop.run_in_executor(None, sys.stdin.readline)
+    stop.last_id = int(line)
+    for t in tallies:
+        stop.check(t)
+    try:
+        await asyncio.wait_for(stop.event.wait(), 60)
+    except asyncio.TimeoutError:
+        pass
+    for task in tasks:
+        task.cancel()
+    for (client, _), t in zip(pairs, tallies):
+        if isinstance(client, RawClient) and client.closed:
+            t.others.append({"closed": client.closed})
+    print("DONE " + json.dumps([t.report() for t in tallies]), flush=True)
+    await asyncio.gather(*[c.close() for c, _ in pairs],
+                         return_exceptions=True)
+
+
+def fleet_main():
+    spec = json.loads(sys.stdin.readline())
+    asyncio.run(fleet_run(spec))
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    k = min(len(ordered) - 1, max(0, int(round(p / 100.0 * len(ordered)))
+                                  - 1))
+    return ordered[k]
+
+
+def record_metric(name, value):
+    """Measurements land in t/artifacts/metrics.json (and stdout)."""
+    os.makedirs(wh.ARTIFACTS, exist_ok=True)
+    path = os.path.join(wh.ARTIFACTS, "metrics.json")
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        doc = {}
+    doc[name] = value
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=True)
+    print("METRIC %s = %s" % (name, json.dumps(value)))
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["fleet"]:
+    fleet_main()

@@ -1,0 +1,147 @@
+/*
+ * The open commands (pending or sent) held in memory: per client one
+ * FIFO list per priority, so that delivery order (higher priority
+ * first, then oldest first) costs nothing to keep, and one min-heap of
+ * the time each command next needs attention (ack deadline or ttl).
+ *
+ * The store (commands.c) is the truth; this is its index of what is
+ * still open.  Nothing here touches LMDB, so the rules of the queue
+ * (what a command needs now, how long an attempt waits for its result)
+ * are plain functions, tested by t/unit/test_commands.c.
+ */
+
+#ifndef WH_CMDQUEUE_H
+#define WH_CMDQUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "map.h"
+
+
+#define WH_CMD_PRIORITIES     10
+#define WH_CMD_CLIENT_MAX     256   /* bytes of a client id */
+#define WH_CMD_ID_MAX         64    /* bytes of a command id */
+#define WH_CMD_PRIORITY_DEF   5
+/* the ack window doubles per attempt, up to 2^this times ack_timeout */
+#define WH_CMD_BACKOFF_SHIFT  10
+
+typedef enum {
+    WH_CMD_PENDING = 0,     /* stored, never delivered */
+    WH_CMD_SENT,            /* delivered, no result yet */
+    WH_CMD_COMPLETED,
+    WH_CMD_FAILED,
+    WH_CMD_EXPIRED,
+    WH_CMD_CANCELLED,
+    WH_CMD_NSTATUS
+} wh_cmd_status_e;
+
+typedef enum {
+    WH_CMD_WAIT = 0,        /* nothing to do now */
+    WH_CMD_DELIVER,         /* send (again) to the newest session */
+    WH_CMD_EXPIRE,          /* the ttl passed */
+    WH_CMD_GIVE_UP          /* the last attempt went unanswered */
+} wh_cmd_action_e;
+
+typedef struct {
+    int64_t      ttl_ms;
+    int64_t      ack_timeout_ms;
+    unsigned     max_attempts;
+} wh_cmd_policy_t;
+
+/* what the rules look at; times are wall-clock ms */
+typedef struct {
+    wh_cmd_status_e  status;
+    unsigned         attempt;       /* deliveries so far */
+    int64_t          expires_ms;
+    int64_t          deadline_ms;   /* sent: the result is due by then */
+} wh_cmd_state_t;
+
+typedef struct wh_qcmd_s     wh_qcmd_t;
+typedef struct wh_qclient_s  wh_qclient_t;
+
+struct wh_qcmd_s {
+    wh_qcmd_t       *next, *prev;   /* in its client's priority list */
+    wh_qclient_t    *client;
+    size_t           heap;          /* position + 1 in the heap, 0 none */
+    int64_t          due_ms;
+    uint64_t         seq;           /* creation order */
+    unsigned         priority;
+    wh_cmd_state_t   state;
+    wh_str_t         ws, id;        /* point into the map key */
+};
+
+struct wh_qclient_s {
+    wh_qcmd_t       *head[WH_CMD_PRIORITIES];
+    wh_qcmd_t       *tail[WH_CMD_PRIORITIES];
+    size_t           count;
+    wh_str_t         ws, client_id; /* point into the map key */
+};
+
+typedef struct {
+    wh_map_t         cmds;          /* ws "\0" id -> wh_qcmd_t */
+    wh_map_t         clients;       /* ws "\0" client -> wh_qclient_t */
+    wh_qcmd_t      **heap;
+    size_t           nheap, cap;
+} wh_cmdq_t;
+
+
+/* "pending", ...; NULL for an invalid status */
+const char *wh_cmd_status_name(wh_cmd_status_e status);
+/* -1 if name is not a status */
+int wh_cmd_status_parse(const char *name, size_t len);
+/* 1 for pending and sent */
+int wh_cmd_is_open(wh_cmd_status_e status);
+
+/* how long the attempt-th delivery (1, 2, ...) waits for a result:
+ * ack_timeout, doubled per attempt, at most 2^WH_CMD_BACKOFF_SHIFT
+ * times ack_timeout */
+int64_t wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt);
+
+/* what an open command needs at now; online: its client has a session */
+wh_cmd_action_e wh_cmd_decide(const wh_cmd_policy_t *p,
+    const wh_cmd_state_t *s, int64_t now, int online);
+
+/* when wh_cmd_decide() may next answer something else than WAIT for
+ * an offline client (a connect is an event of its own) */
+int64_t wh_cmd_due(const wh_cmd_state_t *s, int64_t now);
+
+/* sets s to the state after delivering once more at now */
+void wh_cmd_delivered(const wh_cmd_policy_t *p, wh_cmd_state_t *s,
+    int64_t now);
+
+
+void wh_cmdq_init(wh_cmdq_t *q);
+void wh_cmdq_free(wh_cmdq_t *q);
+
+/* adds an open command (or updates the one with that ws and id) due
+ * at due_ms.  NULL on ENOMEM or an invalid priority. */
+wh_qcmd_t *wh_cmdq_put(wh_cmdq_t *q, wh_str_t ws, wh_str_t client_id,
+    wh_str_t id, unsigned priority, uint64_t seq,
+    const wh_cmd_state_t *state, int64_t due_ms);
+
+wh_qcmd_t *wh_cmdq_find(wh_cmdq_t *q, wh_str_t ws, wh_str_t id);
+wh_qclient_t *wh_cmdq_client(wh_cmdq_t *q, wh_str_t ws,
+    wh_str_t client_id);
+
+/* forgets a command (it became final) */
+void wh_cmdq_remove(wh_cmdq_t *q, wh_qcmd_t *cmd);
+
+/* moves the command's due time (and puts it back in the heap) */
+void wh_cmdq_set_due(wh_cmdq_t *q, wh_qcmd_t *cmd, int64_t due_ms);
+
+/* takes the command whose due time passed first out of the heap (it
+ * stays open); NULL if none is due at now */
+wh_qcmd_t *wh_cmdq_pop_due(wh_cmdq_t *q, int64_t now);
+
+/* a client's open commands in delivery order: higher priority first,
+ * then oldest first; NULL after the last */
+wh_qcmd_t *wh_cmdq_first(wh_qclient_t *qc);
+wh_qcmd_t *wh_cmdq_next(wh_qcmd_t *cmd);
+
+/* open commands in all or in one workspace */
+size_t wh_cmdq_count(wh_cmdq_t *q);
+size_t wh_cmdq_count_ws(wh_cmdq_t *q, wh_str_t ws);
+
+#endif /* WH_CMDQUEUE_H */
