@@ -14,6 +14,7 @@ BENCH_BUILD := $(BUILD)/bench
 BENCH_CFLAGS := -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE
 
 WSLOAD_SRCS := bench/wsload.c bench/wsl_client.c bench/wsl_pub.c \
+               bench/wsl_mqtt.c \
                bench/wsl_net.c bench/wsl_hist.c bench/wsl_token.c \
                bench/wsl_proc.c
 WSLOAD_HDRS := bench/wsl.h bench/wsl_net.h

@@ -34,6 +34,7 @@ WIREHUBD = os.path.join(BUILD, "wirehubd")
 NGINX = "/usr/sbin/nginx"
 NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 NODE_SERVER = os.path.join(ROOT, "bench", "node", "server.js")
+MOSQUITTO = "/usr/sbin/mosquitto"
 KEYS = os.path.join(ROOT, "t", "keys")
 HS256_SECRET = os.path.join(KEYS, "hs256.secret")
 ES256_KEY = os.path.join(KEYS, "ec256.pem")
@@ -43,17 +44,26 @@ ES256_PUB = os.path.join(KEYS, "ec256.pub.pem")
 FD_CAP = 20000
 SINGLE_PROCESS_MAX_CONNS = 19000
 
-SERVERS = ["wirehub", "nchan", "node", "floor"]
+SERVERS = ["wirehub", "nchan", "node", "mosquitto", "floor"]
 LABELS = {"wirehub": "Wirehub", "nchan": "Nchan", "node": "Node",
-          "floor": "floor"}
+          "mosquitto": "Mosquitto", "floor": "floor", "broker": "broker"}
+
+# which servers run which scenario: Mosquitto has no JWT (no connect
+# storm); only Wirehub ingests MQTT, beside Mosquitto's own WebSocket
+# fan-out and the broker alone (its ceiling: one MQTT/TCP subscriber)
+SCENARIO_SERVERS = {
+    "connect_hs256": ["wirehub", "nchan", "node", "floor"],
+    "connect_es256": ["wirehub", "nchan", "node", "floor"],
+    "mqtt_ingest": ["wirehub", "mosquitto", "broker"],
+}
 
 # Scenario sizes.  "workers" is the nginx worker count (Wirehub and Nchan
-# alike); Node and the floor are single-threaded by construction.
+# alike); Node, Mosquitto and the floor are single-threaded by design.
 FULL = {
     "fanout_max": dict(conns=10000, window=8, warmup=3, duration=10,
                        workers=1, procs=2),
     "fanout_rate": dict(conns=1000, rate=20, warmup=2, duration=15,
-                        workers=1, procs=1),
+                        workers=1, procs=2),
     "many": dict(conns=10000, channels=1000, rate=2000, pub_conns=16,
                  warmup=3, duration=10, workers=1, procs=2),
     "idle": dict(conns=50000, workers=4, procs=4, ramp=5000, settle=5),
@@ -61,13 +71,15 @@ FULL = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=256, alg="ES256", warmup=2, duration=8,
                           workers=2, procs=2),
+    "mqtt_ingest": dict(conns=100, channels=100, window=512, pub_conns=1,
+                        warmup=3, duration=10, workers=1, procs=1),
 }
 
 QUICK = {
     "fanout_max": dict(conns=2000, window=8, warmup=1, duration=3,
                        workers=1, procs=1),
     "fanout_rate": dict(conns=1000, rate=20, warmup=1, duration=4,
-                        workers=1, procs=1),
+                        workers=1, procs=2),
     "many": dict(conns=1000, channels=100, rate=500, pub_conns=8,
                  warmup=1, duration=3, workers=1, procs=1),
     "idle": dict(conns=5000, workers=3, procs=2, ramp=5000, settle=2),
@@ -75,14 +87,19 @@ QUICK = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=128, alg="ES256", warmup=1, duration=2,
                           workers=2, procs=2),
+    "mqtt_ingest": dict(conns=100, channels=100, window=256, pub_conns=1,
+                        warmup=1, duration=3, workers=1, procs=1),
 }
 
 NOT_MEASURED = [
-    ("MQTT ingest -> history -> fan-out", "messages/s",
-     ">= 100,000/s or the broker's ceiling"),
     ("durable commands via API", "accepted/s, ack p99",
      ">= 10,000/s with fsync; p99 < 20 ms"),
 ]
+
+# the MQTT ingest rule of wirehubd and the topics the publisher uses
+INGEST_TOPIC = "bench/{ch}/data"
+INGEST_RULE = ("ingest bench/+/data workspace=bench channel=mq/{1} "
+               "type=bench;")
 
 
 # ------------------------------------------------------------ processes
@@ -120,12 +137,13 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
 
 
 class Server:
-    """One server under test, started fresh for each scenario."""
+    """One server under test, started fresh for each scenario.  target()
+    says how wsload reaches it: WebSocket URL, protocol dialect, publish
+    URL, what a subscriber names (its channel through a template)."""
 
     name = ""
-    proto = "json"
-    max_conns = None          # None: no per-process cap applies
-    auth = True
+    auth = True               # clients present a JWT
+    max_conns = None          # one process: capped by FD_CAP
 
     def __init__(self, workdir):
         self.workdir = workdir
@@ -136,16 +154,15 @@ class Server:
     def new_prefix(self):
         self.prefix = tempfile.mkdtemp(prefix=self.name + "-",
                                        dir=self.workdir)
+        # nginx workers run as nobody and must reach files in here
+        os.chmod(self.prefix, 0o755)
         return self.prefix
 
     def pids(self):
         return [p.pid for p in self.procs if p.poll() is None]
 
-    def ws_url(self):
-        return "ws://127.0.0.1:%d/ws/" % self.port
-
-    def pub_url(self):
-        return "http://127.0.0.1:%d/api/channels/{ch}/messages" % self.port
+    def target(self, scenario):
+        raise NotImplementedError
 
     def stop(self):
         for proc in reversed(self.procs):
@@ -182,7 +199,6 @@ worker_processes %(workers)d;
 worker_rlimit_nofile %(nofile)d;
 pid %(prefix)s/nginx.pid;
 error_log %(prefix)s/error.log warn;
-%(user)s
 
 events {
     worker_connections %(worker_connections)d;
@@ -199,11 +215,10 @@ NGINX_HTTP_COMMON = """
 """
 
 
-def nginx_conf(prefix, port, workers, load, http, locations, user=""):
+def nginx_conf(prefix, port, workers, load, http, locations):
     values = {
         "prefix": prefix, "port": port, "workers": workers,
         "nofile": FD_CAP, "worker_connections": FD_CAP - 500,
-        "user": user,
     }
     # reuseport: the kernel spreads connections evenly over the workers,
     # so none passes the per-process descriptor cap before the others
@@ -247,24 +262,65 @@ def children(pid):
     return out
 
 
+MOSQUITTO_CONF = """
+per_listener_settings false
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+set_tcp_nodelay true
+max_queued_messages 100000
+listener %(tcp)d 127.0.0.1
+"""
+
+# Debian's mosquitto 2.0.11 runs its WebSocket listener only beside a plain
+# one: its libwebsockets lacks LWS_WITH_EXTERNAL_POLL, so a WebSocket-only
+# config opens no socket mosquitto can poll ("Unable to start any listening
+# sockets").  "lo" keeps that listener on loopback (an address does not).
+MOSQUITTO_WS = """
+listener %(ws)d lo
+protocol websockets
+"""
+
+
+def start_mosquitto(server, websockets):
+    ports = {"tcp": free_port(), "ws": free_port()}
+    text = MOSQUITTO_CONF % ports + (MOSQUITTO_WS % ports
+                                     if websockets else "")
+    conf = server.log("mosquitto.conf", text)
+    proc = server.spawn([MOSQUITTO, "-c", conf], "mosquitto.log")
+    for port in [ports["tcp"]] + ([ports["ws"]] if websockets else []):
+        if not wait_port(port, proc):
+            raise RuntimeError("mosquitto did not start:\n"
+                               + server.tail("mosquitto.log"))
+    return ports
+
+
 class Wirehub(Server):
     name = "wirehub"
 
-    def start(self, workers):
+    def start(self, scenario, workers):
         prefix = self.new_prefix()
         self.port = free_port()
+        self.broker = None
+        mqtt = ""
+        if scenario == "mqtt_ingest":
+            self.broker = start_mosquitto(self, websockets=False)
+            mqtt = ("mqtt host=127.0.0.1 port=%d client_id=wirehubd-bench "
+                    "keepalive=30;\n%s\n" % (self.broker["tcp"],
+                                             INGEST_RULE))
         sock = os.path.join(prefix, "wirehubd.sock")
         os.makedirs(os.path.join(prefix, "data"))
+        # root: the workers run as nobody:nogroup and reach the socket
+        # (mode 0660) through its group
         group = " group=nogroup" if os.geteuid() == 0 else ""
         daemon_conf = self.log("wirehubd.conf", (
             "listen unix:%s%s;\n"
             "storage %s/data map_size=1g;\n"
             "history length=1000 ttl=24h;\n"
-            "log stderr warn;\n") % (sock, group, prefix))
-        if group:
-            # the workers run as nobody:nogroup and reach the socket
-            # through its group; the prefix must let them traverse
-            os.chmod(prefix, 0o755)
+            "%s"
+            "log stderr warn;\n") % (sock, group, prefix, mqtt))
         daemon = self.spawn([WIREHUBD, "-c", daemon_conf], "wirehubd.log")
         deadline = time.monotonic() + 10
         while not os.path.exists(sock):
@@ -283,6 +339,16 @@ class Wirehub(Server):
         start_nginx(self, nginx_conf(prefix, self.port, workers, MODULE,
                                      http, locations), workers)
         self.wait_links(workers)
+
+    def target(self, scenario):
+        if scenario == "mqtt_ingest":
+            return dict(url="ws://127.0.0.1:%d/ws/" % self.port,
+                        proto="json", sub_topic="mq/{ch}",
+                        pub="mqtt://127.0.0.1:%d/%s" % (self.broker["tcp"],
+                                                        INGEST_TOPIC))
+        return dict(url="ws://127.0.0.1:%d/ws/" % self.port, proto="json",
+                    pub="http://127.0.0.1:%d/api/channels/{ch}/messages"
+                    % self.port)
 
     def wait_links(self, workers):
         """Until handshakes succeed on every worker: each needs its link
@@ -330,16 +396,9 @@ def ws_probe(port, token):
 
 class Nchan(Server):
     name = "nchan"
-    proto = "path"
     auth = False
 
-    def ws_url(self):
-        return "ws://127.0.0.1:%d/sub/{ch}" % self.port
-
-    def pub_url(self):
-        return "http://127.0.0.1:%d/pub/{ch}" % self.port
-
-    def start(self, workers):
+    def start(self, scenario, workers):
         prefix = self.new_prefix()
         self.port = free_port()
         locations = r"""
@@ -354,12 +413,17 @@ class Nchan(Server):
         start_nginx(self, nginx_conf(prefix, self.port, workers, NCHAN, "",
                                      locations), workers)
 
+    def target(self, scenario):
+        return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
+                    proto="path",
+                    pub="http://127.0.0.1:%d/pub/{ch}" % self.port)
+
 
 class Node(Server):
     name = "node"
     max_conns = SINGLE_PROCESS_MAX_CONNS
 
-    def start(self, workers):
+    def start(self, scenario, workers):
         self.new_prefix()
         self.port = free_port()
         env = dict(os.environ)
@@ -373,20 +437,55 @@ class Node(Server):
             raise RuntimeError("node did not start:\n" + self.tail(
                 "node.log"))
 
+    def target(self, scenario):
+        return dict(url="ws://127.0.0.1:%d/ws/" % self.port, proto="json",
+                    pub="http://127.0.0.1:%d/api/channels/{ch}/messages"
+                    % self.port)
 
-class Floor(Server):
-    name = "floor"
-    proto = "path"
+
+class Mosquitto(Server):
+    """Mosquitto's WebSocket listener: MQTT over WebSocket subscribers,
+    an MQTT/TCP publisher."""
+
+    name = "mosquitto"
     auth = False
     max_conns = SINGLE_PROCESS_MAX_CONNS
 
-    def ws_url(self):
-        return "ws://127.0.0.1:%d/sub/{ch}" % self.port
+    def start(self, scenario, workers):
+        self.new_prefix()
+        self.ports = start_mosquitto(self, websockets=True)
 
-    def pub_url(self):
-        return "http://127.0.0.1:%d/pub/{ch}" % self.port
+    def target(self, scenario):
+        topic = INGEST_TOPIC if scenario == "mqtt_ingest" else "{ch}"
+        return dict(url="ws://127.0.0.1:%d/" % self.ports["ws"],
+                    proto="mqtt", sub_topic=topic,
+                    pub="mqtt://127.0.0.1:%d/%s" % (self.ports["tcp"],
+                                                    topic))
 
-    def start(self, workers):
+
+class Broker(Mosquitto):
+    """The broker alone: one MQTT/TCP subscriber to every ingest topic,
+    as wirehubd is; what it receives is the ceiling of any ingest."""
+
+    name = "broker"
+
+    def start(self, scenario, workers):
+        self.new_prefix()
+        self.ports = start_mosquitto(self, websockets=False)
+
+    def target(self, scenario):
+        return dict(url="mqtt://127.0.0.1:%d/" % self.ports["tcp"],
+                    proto="mqtt", sub_topic="bench/+/data", conns=1,
+                    pub="mqtt://127.0.0.1:%d/%s" % (self.ports["tcp"],
+                                                    INGEST_TOPIC))
+
+
+class Floor(Server):
+    name = "floor"
+    auth = False
+    max_conns = SINGLE_PROCESS_MAX_CONNS
+
+    def start(self, scenario, workers):
         self.new_prefix()
         self.port = free_port()
         proc = self.spawn([FLOOR, str(self.port)], "floor.log")
@@ -394,44 +493,53 @@ class Floor(Server):
             raise RuntimeError("floor did not start:\n" + self.tail(
                 "floor.log"))
 
+    def target(self, scenario):
+        return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
+                    proto="path",
+                    pub="http://127.0.0.1:%d/pub/{ch}" % self.port)
+
 
 SERVER_CLASSES = {"wirehub": Wirehub, "nchan": Nchan, "node": Node,
-                  "floor": Floor}
+                  "mosquitto": Mosquitto, "broker": Broker, "floor": Floor}
 
 
 # ------------------------------------------------------------ scenarios
 
 
+MODES = {"fanout_max": "fanout", "fanout_rate": "fanout", "many": "many",
+         "idle": "idle", "connect_hs256": "connect",
+         "connect_es256": "connect", "mqtt_ingest": "many"}
+
+
 def wsload_args(scenario, params, server):
     """The wsload command line for one scenario on one server."""
-    mode = {"fanout_max": "fanout", "fanout_rate": "fanout",
-            "many": "many", "idle": "idle"}.get(scenario, "connect")
-    conns = params["conns"]
-    if server.max_conns and mode == "idle":
+    mode = MODES[scenario]
+    t = server.target(scenario)
+    conns = t.get("conns", params["conns"])
+    if server.max_conns:
         conns = min(conns, server.max_conns)
-    args = [WSLOAD, mode, "--url", server.ws_url(), "--proto", server.proto,
+    args = [WSLOAD, mode, "--url", t["url"], "--proto", t["proto"],
+            "--sub-topic", t.get("sub_topic", "{ch}"),
             "--conns", str(conns), "--procs", str(params.get("procs", 2)),
             "--label", "%s/%s" % (scenario, server.name)]
     for pid in server.pids():
         args += ["--server-pid", str(pid)]
     if mode in ("fanout", "many"):
-        args += ["--pub", server.pub_url(),
+        args += ["--pub", t["pub"],
                  "--rate", str(params.get("rate", 0)),
                  "--window", str(params.get("window", 8)),
-                 "--pub-conns", str(params.get("pub_conns", 4)),
+                 "--pub-conns", str(params.get("pub_conns", 4)
+                                    if t["pub"].startswith("http") else 1),
                  "--size", "100"]
-    if mode == "many":
+    if "channels" in params:
         args += ["--channels", str(params["channels"]), "--channel", "ch"]
-    elif mode == "fanout":
-        args += ["--channel", "fan"]
     else:
-        args += ["--channel", "idle"]
+        args += ["--channel", "fan" if mode == "fanout" else "idle"]
     for key in ("warmup", "duration", "settle", "ramp"):
         if key in params:
             args += ["--" + key, str(params[key])]
-    if server.auth or server.proto == "json":
-        alg = params.get("alg", "HS256")
-        if alg == "ES256":
+    if server.auth:
+        if params.get("alg") == "ES256":
             args += ["--alg", "ES256", "--key", ES256_KEY, "--kid", "e1"]
         else:
             args += ["--alg", "HS256", "--key", HS256_SECRET]
@@ -443,7 +551,7 @@ def run_one(scenario, params, server, results_dir):
     """Start the server, run wsload against it, stop it: the JSON result."""
     started = time.monotonic()
     try:
-        server.start(params.get("workers", 1))
+        server.start(scenario, params.get("workers", 1))
         args, conns = wsload_args(scenario, params, server)
         proc = subprocess.run(args, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=200)
@@ -451,6 +559,7 @@ def run_one(scenario, params, server, results_dir):
         result = json.loads(out.splitlines()[-1]) if out else {
             "ok": False, "error": proc.stderr.decode()[-300:]}
         result["conns_asked"] = conns
+        result["argv"] = args
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
         result = {"ok": False, "error": str(e)[-400:]}
     finally:
@@ -464,7 +573,7 @@ def run_one(scenario, params, server, results_dir):
         json.dump(result, f, indent=1)
     status = "ok" if result.get("ok") else "FAILED: " + result.get(
         "error", "")
-    print("  %-14s %-8s %5.1fs  %s" % (scenario, server.name,
+    print("  %-14s %-9s %5.1fs  %s" % (scenario, server.name,
                                        result["seconds"], status),
           file=sys.stderr, flush=True)
     return result
@@ -482,127 +591,150 @@ def get(result, *path):
     return value
 
 
-def metric_rows(size):
-    """(scenario, row label, metric extractor, format, target check)."""
-    f = FULL if size == "full" else QUICK
-    fm, fr, many, idle = (f["fanout_max"], f["fanout_rate"], f["many"],
-                          f["idle"])
+def fmt_int(n):
+    return "{:,}".format(int(n))
 
-    def ms(key):
-        return lambda r: (get(r, "latency_us", key) or 0) / 1000.0 \
-            if get(r, "latency_us", "count") else None
 
-    def idle_conns(r):
-        return get(r, "ready")
+def lat_ms(key):
+    return lambda r: (get(r, "latency_us", key) or 0) / 1000.0 \
+        if get(r, "latency_us", "count") else None
 
-    rows = [
+
+def per_message(r):
+    """ingest: messages/s (each channel has params.conns/channels subs)"""
+    per = max(1.0, (get(r, "ready") or 1) / float(
+        get(r, "params", "channels") or 1))
+    if r.get("server_name") == "broker":
+        per = 1.0
+    v = get(r, "deliveries_per_s")
+    return None if v is None else v / per
+
+
+def metric_rows(sizes):
+    """(scenario, row label, metric, extractor, format, target check)."""
+    fm, fr, many, idle, ing = (sizes["fanout_max"], sizes["fanout_rate"],
+                               sizes["many"], sizes["idle"],
+                               sizes["mqtt_ingest"])
+    rate = lambda r: get(r, "deliveries_per_s")
+    cpu = lambda r: get(r, "server", "cpu_us_per_delivery")
+    return [
         ("fanout_max", "fan-out 1 ch -> %s subs, max rate" % fmt_int(
-            fm["conns"]), "deliveries/s",
-         lambda r: get(r, "deliveries_per_s"), "%.0f", "fanout_max_rate"),
-        ("fanout_max", "", "server CPU us/delivery",
-         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.2f",
+            fm["conns"]), "deliveries/s", rate, "%.0f", "fanout_max_rate"),
+        ("fanout_max", "", "server CPU us/delivery", cpu, "%.2f",
          "fanout_max_cpu"),
-        ("fanout_max", "", "p99 ms (saturated)", ms("p99"), "%.1f", None),
+        ("fanout_max", "", "p99 ms (saturated)", lat_ms("p99"), "%.0f",
+         None),
         ("fanout_rate", "fan-out 1 ch -> %s subs @ %d msg/s" % (
             fmt_int(fr["conns"]), fr["rate"]), "server CPU us/delivery",
-         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.2f",
-         "fanout_rate_cpu"),
-        ("fanout_rate", "", "p50 ms", ms("p50"), "%.2f", None),
-        ("fanout_rate", "", "p99 ms", ms("p99"), "%.2f", "fanout_rate_p99"),
+         cpu, "%.2f", "fanout_rate_cpu"),
+        ("fanout_rate", "", "p50 ms", lat_ms("p50"), "%.2f", None),
+        ("fanout_rate", "", "p99 ms", lat_ms("p99"), "%.2f",
+         "fanout_rate_p99"),
         ("many", "many: %s ch x %d subs @ %s pub/s" % (
             fmt_int(many["channels"]), many["conns"] // many["channels"],
-            fmt_int(many["rate"])), "p50 ms", ms("p50"), "%.2f", None),
-        ("many", "", "p99 ms", ms("p99"), "%.2f", "many_p99"),
-        ("many", "", "delivered / expected",
-         lambda r: get(r, "delivery_ratio"), "%.3f", None),
+            fmt_int(many["rate"])), "p50 ms", lat_ms("p50"), "%.2f", None),
+        ("many", "", "p99 ms", lat_ms("p99"), "%.2f", "many_p99"),
+        ("many", "", "server CPU us/delivery", cpu, "%.2f", None),
         ("idle", "idle, %s connections asked" % fmt_int(idle["conns"]),
-         "connections held", idle_conns, "%.0f", None),
+         "connections held", lambda r: get(r, "ready"), "%.0f", None),
         ("idle", "", "KiB/conn (PSS)",
-         lambda r: get(r, "memory", "pss_per_conn_kib"), "%.2f", "idle_kib"),
+         lambda r: get(r, "memory", "pss_per_conn_kib"), "%.2f",
+         "idle_kib"),
         ("idle", "", "KiB/conn (RSS)",
          lambda r: get(r, "memory", "rss_per_conn_kib"), "%.2f", None),
         ("connect_hs256", "connect storm, HS256 token", "handshakes/s",
          lambda r: get(r, "handshakes_per_s"), "%.0f", None),
-        ("connect_hs256", "", "handshakes per CPU-s",
+        ("connect_hs256", "", "handshakes per server CPU-s",
          lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
          "hs256_core"),
         ("connect_es256", "connect storm, ES256 token", "handshakes/s",
          lambda r: get(r, "handshakes_per_s"), "%.0f", None),
-        ("connect_es256", "", "handshakes per CPU-s",
+        ("connect_es256", "", "handshakes per server CPU-s",
          lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
          "es256_core"),
+        ("mqtt_ingest", "MQTT ingest -> fan-out, %d topics, max rate"
+         % ing["channels"], "messages/s", per_message, "%.0f",
+         "ingest_rate"),
+        ("mqtt_ingest", "", "p99 ms (saturated)", lat_ms("p99"), "%.1f",
+         None),
+        ("mqtt_ingest", "", "server CPU us/message",
+         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.2f", None),
     ]
-    return rows
 
 
-def fmt_int(n):
-    return "{:,}".format(int(n))
+def ok_result(results, scen, srv):
+    r = results.get((scen, srv))
+    return r if r and r.get("ok") else None
 
 
 def target(check, results):
     """(target text, verdict) for a row with a DESIGN.md target."""
     def val(scen, srv, fn):
-        r = results.get((scen, srv))
-        return fn(r) if r and r.get("ok") else None
+        r = ok_result(results, scen, srv)
+        return fn(r) if r else None
+
+    def verdict(ok):
+        return "" if ok is None else ("met" if ok else "MISSED")
 
     rate = lambda r: get(r, "deliveries_per_s")
     cpu = lambda r: get(r, "server", "cpu_us_per_delivery")
     p99 = lambda r: (get(r, "latency_us", "p99") or 0) / 1000.0
+    core = lambda r: get(r, "server", "handshakes_per_core_s")
     wh = lambda scen, fn: val(scen, "wirehub", fn)
 
     if check == "fanout_max_rate":
         w, fl, nc = (wh("fanout_max", rate), val("fanout_max", "floor", rate),
                      val("fanout_max", "nchan", rate))
-        text = ">= 0.95x floor, > Nchan"
         ok = None if None in (w, fl) else (w >= 0.95 * fl and
                                            (nc is None or w > nc))
-    elif check == "fanout_max_cpu":
+        return ">= 0.95x floor, > Nchan", verdict(ok)
+    if check == "fanout_max_cpu":
         w, fl = wh("fanout_max", cpu), val("fanout_max", "floor", cpu)
-        text = "<= floor + 1 us"
         ok = None if None in (w, fl) else w <= fl + 1.0
-    elif check == "fanout_rate_cpu":
+        return "<= floor + 1 us", verdict(ok)
+    if check == "fanout_rate_cpu":
         w = wh("fanout_rate", cpu)
-        text, ok = "<= 8 us", None if w is None else w <= 8.0
-    elif check == "fanout_rate_p99":
+        return "<= 8 us", verdict(None if w is None else w <= 8.0)
+    if check == "fanout_rate_p99":
         w = wh("fanout_rate", p99)
-        text, ok = "<= 15 ms", None if w is None else w <= 15.0
-    elif check == "many_p99":
+        return "<= 15 ms", verdict(None if w is None else w <= 15.0)
+    if check == "many_p99":
         w = wh("many", p99)
-        text, ok = "< 5 ms", None if w is None else w < 5.0
-    elif check == "idle_kib":
+        return "< 5 ms", verdict(None if w is None else w < 5.0)
+    if check == "idle_kib":
         r = results.get(("idle", "wirehub"))
         w = get(r, "memory", "pss_per_conn_kib") if r else None
-        text = "<= 4 KiB at 50,000"
-        ok = None if w is None else w <= 4.0
-    elif check == "hs256_core":
-        w = wh("connect_hs256", lambda r: get(r, "server",
-                                              "handshakes_per_core_s"))
-        text, ok = ">= 20,000/core", None if w is None else w >= 20000
-    elif check == "es256_core":
-        w = wh("connect_es256", lambda r: get(r, "server",
-                                              "handshakes_per_core_s"))
-        text, ok = ">= 5,000/core", None if w is None else w >= 5000
-    else:
-        return "", ""
-    return text, "" if ok is None else ("met" if ok else "MISSED")
+        return "<= 4 KiB at 50,000", verdict(None if w is None else w <= 4.0)
+    if check == "hs256_core":
+        w = wh("connect_hs256", core)
+        return ">= 20,000/core", verdict(None if w is None else w >= 20000)
+    if check == "es256_core":
+        w = wh("connect_es256", core)
+        return ">= 5,000/core", verdict(None if w is None else w >= 5000)
+    if check == "ingest_rate":
+        w = wh("mqtt_ingest", per_message)
+        ceiling = val("mqtt_ingest", "broker", per_message)
+        goal = 100000.0 if ceiling is None else min(100000.0, ceiling)
+        text = ">= min(100,000, broker %s)" % (
+            "?" if ceiling is None else fmt_int(ceiling))
+        return text, verdict(None if w is None else w >= goal)
+    return "", ""
 
 
 def cell(results, scen, srv, fn, fmt):
     r = results.get((scen, srv))
     if r is None:
         return "-"
-    if not r.get("ok") and srv != "wirehub" and scen == "idle" and \
-            get(r, "ready"):
-        pass
-    elif not r.get("ok"):
+    # a partial idle run still says what it held
+    if not r.get("ok") and not (scen == "idle" and get(r, "ready")):
         return "failed"
     v = fn(r)
     return "-" if v is None else fmt % v
 
 
 def ratio(results, scen, a, b, fn):
-    ra, rb = results.get((scen, a)), results.get((scen, b))
-    if not ra or not rb or not ra.get("ok") or not rb.get("ok"):
+    ra, rb = ok_result(results, scen, a), ok_result(results, scen, b)
+    if not ra or not rb:
         return "-"
     va, vb = fn(ra), fn(rb)
     if not va or not vb:
@@ -610,22 +742,29 @@ def ratio(results, scen, a, b, fn):
     return "%.2f" % (va / vb)
 
 
-def render_table(results, size, servers):
-    head = ["scenario", "metric"] + [LABELS[s] for s in servers] + [
+def render_table(results, sizes, servers):
+    columns = [s for s in servers if s != "broker"]
+    head = ["scenario", "metric"] + [LABELS[s] for s in columns] + [
         "WH/floor", "WH/Nchan", "target", "verdict"]
     rows = [head]
-    for scen, label, metric, fn, fmt, check in metric_rows(size):
-        if not any((scen, s) in results for s in servers):
+    for scen, label, metric, fn, fmt, check in metric_rows(sizes):
+        if ("wirehub" not in servers or
+                not any((scen, s) in results for s in servers)):
             continue
         line = [label, metric]
-        line += [cell(results, scen, s, fn, fmt) for s in servers]
+        line += [cell(results, scen, s, fn, fmt) for s in columns]
         line += [ratio(results, scen, "wirehub", "floor", fn),
                  ratio(results, scen, "wirehub", "nchan", fn)]
         text, verdict = target(check, results) if check else ("", "")
-        line += [text, verdict]
-        rows.append(line)
+        rows.append(line + [text, verdict])
+        if scen == "mqtt_ingest" and metric == "messages/s" and \
+                (scen, "broker") in results:
+            line = ["", "broker alone (MQTT/TCP sub)"] + [
+                cell(results, scen, "broker", fn, fmt)
+                if s == "mosquitto" else "" for s in columns]
+            rows.append(line + ["", "", "the ceiling", ""])
     for label, metric, text in NOT_MEASURED:
-        rows.append([label, metric] + ["n/a"] * len(servers)
+        rows.append([label, metric] + ["n/a"] * len(columns)
                     + ["-", "-", text, "not measured"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     out = []
@@ -656,6 +795,8 @@ def machine_info():
     try:
         with open("/proc/meminfo") as f:
             info["memory"] = f.readline().split(":", 1)[1].strip()
+        with open("/proc/loadavg") as f:
+            info["loadavg_at_start"] = f.read().split()[0]
     except OSError:
         pass
 
@@ -672,6 +813,8 @@ def machine_info():
                          "libnginx-mod-nchan"])
     info["node"] = cmd(["node", "--version"])
     info["ws"] = cmd(["dpkg-query", "-W", "-f=${Version}", "node-ws"])
+    info["mosquitto"] = cmd(["dpkg-query", "-W", "-f=${Version}",
+                             "mosquitto"])
     info["wirehub"] = cmd(["git", "-C", ROOT, "describe", "--always",
                            "--dirty"])
     return info
@@ -682,64 +825,18 @@ def check_prereqs(servers):
                if not os.path.exists(p)]
     if "nchan" in servers and not os.path.exists(NCHAN):
         missing.append(NCHAN + " (bench/deps.sh installs it)")
+    if ("mosquitto" in servers or "broker" in servers) and \
+            not os.path.exists(MOSQUITTO):
+        missing.append(MOSQUITTO)
     if missing:
         sys.exit("bench: missing %s: run `make bench` (it builds them)"
                  % ", ".join(missing))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    size = ap.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_true")
-    size.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="", help="scenarios, comma separated")
-    ap.add_argument("--servers", default=",".join(SERVERS))
-    opts = ap.parse_args()
-
-    sizes = QUICK if opts.quick else FULL
-    size_name = "quick" if opts.quick else "full"
-    servers = [s for s in opts.servers.split(",") if s]
-    scenarios = [s for s in (opts.only.split(",") if opts.only else sizes)]
-    check_prereqs(servers)
-
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    results_dir = os.path.join(BENCH_BUILD, "results", stamp)
-    workdir = os.path.join(BENCH_BUILD, "run")
-    os.makedirs(results_dir, exist_ok=True)
-    os.makedirs(workdir, exist_ok=True)
-
-    info = machine_info()
-    print("bench (%s): %s" % (size_name, ", ".join(
-        "%s=%s" % kv for kv in info.items())), file=sys.stderr)
-
-    results = {}
-    started = time.monotonic()
-    for scen in scenarios:
-        for srv in servers:
-            server = SERVER_CLASSES[srv](workdir)
-            try:
-                results[(scen, srv)] = run_one(scen, sizes[scen], server,
-                                               results_dir)
-            except KeyboardInterrupt:
-                server.stop()
-                raise
-
-    table = render_table(results, size_name, servers)
-    notes = notes_for(results, sizes)
-    text = "%s\n\n%s\n" % (table, "\n".join(notes))
-    print(text)
-    with open(os.path.join(results_dir, "table.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(results_dir, "machine.json"), "w") as f:
-        json.dump(info, f, indent=1)
-    print("results: %s (%.0f s)" % (results_dir, time.monotonic() - started),
-          file=sys.stderr)
-
-
 def notes_for(results, sizes):
     notes = []
     idle = sizes.get("idle", {})
-    for srv in ("node", "floor"):
+    for srv in ("node", "mosquitto", "floor"):
         r = results.get(("idle", srv))
         if r and idle and r.get("conns_asked", 0) < idle["conns"]:
             notes.append("- idle: %s is one process, capped at %s "
@@ -755,9 +852,82 @@ def notes_for(results, sizes):
                          "publish errors" % (scen, LABELS[srv],
                                              r.get("lost"), r.get("stalls"),
                                              r.get("pub_errors")))
-    notes.append("- Nchan and the floor check no token (Nchan has no JWT "
-                 "auth); Wirehub and Node verify one per handshake.")
+    busy = [(scen, srv, get(r, "box_cpu_cores"), get(r, "server",
+                                                       "cpu_cores"),
+             get(r, "loadgen_cpu_cores"))
+            for (scen, srv), r in sorted(results.items()) if r.get("ok")]
+    foreign = [(scen, srv, box - (s or 0) - (g or 0))
+               for scen, srv, box, s, g in busy if box is not None]
+    noisy = [x for x in foreign if x[2] > 0.25]
+    if noisy:
+        notes.append("- other work used CPU during %s: up to %.2f cores; "
+                     "those figures are pessimistic." % (
+                         ", ".join("%s/%s" % (a, b) for a, b, _ in noisy),
+                         max(x[2] for x in noisy)))
+    notes.append("- Nchan, Mosquitto and the floor check no token (neither "
+                 "has JWT auth); Wirehub and Node verify one per "
+                 "handshake and per API publish.")
     return notes
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true")
+    size.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="scenarios, comma separated")
+    ap.add_argument("--servers", default=",".join(SERVERS + ["broker"]))
+    opts = ap.parse_args()
+
+    sizes = QUICK if opts.quick else FULL
+    size_name = "quick" if opts.quick else "full"
+    servers = [s for s in opts.servers.split(",") if s]
+    scenarios = opts.only.split(",") if opts.only else list(sizes)
+    check_prereqs(servers)
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results_dir = os.path.join(BENCH_BUILD, "results", stamp)
+    workdir = os.path.join(BENCH_BUILD, "run")
+    os.makedirs(results_dir, exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)
+
+    info = machine_info()
+    print("bench (%s): %s" % (size_name, ", ".join(
+        "%s=%s" % kv for kv in info.items())), file=sys.stderr)
+    if float(info.get("loadavg_at_start", 0)) > 0.5:
+        print("bench: the load average is %s: other work shares this "
+              "machine and will skew the figures" % info[
+                  "loadavg_at_start"], file=sys.stderr)
+
+    results = {}
+    started = time.monotonic()
+    for scen in scenarios:
+        for srv in SCENARIO_SERVERS.get(scen, SERVERS):
+            if srv not in servers:
+                continue
+            server = SERVER_CLASSES[srv](workdir)
+            try:
+                result = run_one(scen, sizes[scen], server, results_dir)
+            except KeyboardInterrupt:
+                server.stop()
+                raise
+            results[(scen, srv)] = result
+            # a failed run keeps its configs and logs for a look
+            if result.get("ok") and server.prefix:
+                shutil.rmtree(server.prefix, ignore_errors=True)
+            elif server.prefix:
+                result["error"] = "%s (logs: %s)" % (
+                    result.get("error", ""), server.prefix)
+
+    table = render_table(results, sizes, servers)
+    text = "%s\n\n%s\n" % (table, "\n".join(notes_for(results, sizes)))
+    print(text)
+    with open(os.path.join(results_dir, "table.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(results_dir, "machine.json"), "w") as f:
+        json.dump(info, f, indent=1)
+    print("results: %s (%.0f s)" % (results_dir, time.monotonic() - started),
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,10 @@ typedef enum {
     WSL_PROTO_JSON = 0,
     /* Nchan and the floor: the channel is in the URL, publish by POSTing
      * the message body itself */
-    WSL_PROTO_PATH
+    WSL_PROTO_PATH,
+    /* MQTT 3.1.1 over WebSocket (subprotocol "mqtt", binary frames), or
+     * over plain TCP for an mqtt:// URL: CONNECT, SUBSCRIBE, PUBLISH */
+    WSL_PROTO_MQTT
 } wsl_proto_e;
 
 
@@ -101,9 +104,12 @@ typedef struct {
     struct sockaddr_in  server;
     char                host[64];
     char                ws_path[256];
+    int                 sub_tcp;        /* mqtt:// subscribers: no WS */
+    char                sub_topic[256]; /* what a subscriber names, {ch} */
     struct sockaddr_in  pub_server;
     char                pub_host[64];
-    char                pub_path[256];   /* "{ch}" is the channel */
+    char                pub_path[256];  /* path or MQTT topic, {ch} */
+    int                 pub_mqtt;       /* mqtt:// publisher */
 
     struct in_addr      sources[WSL_SOURCE_ADDRS];
     unsigned            nsources;
@@ -153,6 +159,7 @@ void wsl_signer_close(wsl_signer_t *s);
 
 /* wsl_proc.c: what the server processes use, from /proc */
 typedef struct {
+    double              box_cpu_s;      /* the whole machine, busy */
     double              cpu_s;          /* utime + stime */
     uint64_t            rss_kib;
     uint64_t            pss_kib;
@@ -161,6 +168,7 @@ typedef struct {
 
 int wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u);
 double wsl_self_cpu_s(void);
+double wsl_box_cpu_s(void);
 
 /* wsl_client.c: the per-process event loops */
 int wsl_run_clients(const wsl_conf_t *conf, wsl_shared_t *sh,

@@ -291,6 +291,9 @@ wsl_conn_upgrade(wsl_clients_t *cl, wsl_conn_t *c)
 
     if (tok) {
         snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok);
+
+    } else if (cl->conf->proto == WSL_PROTO_MQTT) {
+        snprintf(auth, sizeof(auth), "Sec-WebSocket-Protocol: mqtt\r\n");
     }
 
     wsl_ws_key(cl, c);
@@ -347,22 +350,74 @@ wsl_conn_ready(wsl_clients_t *cl, wsl_conn_t *c)
 }
 
 
+/* what client c subscribes to: its channel through --sub-topic */
 static int
-wsl_conn_subscribe(wsl_clients_t *cl, wsl_conn_t *c)
+wsl_conn_topic(wsl_clients_t *cl, wsl_conn_t *c, char *out, size_t len)
 {
-    int   n;
-    char  channel[256], msg[512];
+    char  channel[256];
 
     wsl_channel_name(cl->conf, c->index % cl->conf->channels, channel,
                      sizeof(channel));
 
-    n = snprintf(msg, sizeof(msg),
-                 "{\"type\":\"subscribe\",\"channels\":[\"%s\"]}", channel);
-    if (n < 0 || (size_t) n >= sizeof(msg)) {
+    return wsl_expand(cl->conf->sub_topic, channel, out, len);
+}
+
+
+static int
+wsl_conn_mqtt_send(wsl_clients_t *cl, wsl_conn_t *c, const uint8_t *pkt,
+    size_t len)
+{
+    if (len == 0) {
+        return -1;
+    }
+
+    if (cl->conf->sub_tcp) {
+        return wsl_conn_write(cl, c, (const char *) pkt, len);
+    }
+
+    return wsl_conn_send_frame(cl, c, WSL_OP_BINARY, (const char *) pkt,
+                               len);
+}
+
+
+static int
+wsl_conn_mqtt_hello(wsl_clients_t *cl, wsl_conn_t *c)
+{
+    char     id[32];
+    uint8_t  pkt[256];
+
+    snprintf(id, sizeof(id), "wl-%u", c->index);
+    c->state = WSL_CONN_WELCOME;
+
+    return wsl_conn_mqtt_send(cl, c, pkt,
+                              wsl_mqtt_connect(pkt, sizeof(pkt), id));
+}
+
+
+static int
+wsl_conn_subscribe(wsl_clients_t *cl, wsl_conn_t *c)
+{
+    int      n;
+    char     topic[256], msg[512];
+    uint8_t  pkt[512];
+
+    if (wsl_conn_topic(cl, c, topic, sizeof(topic)) != 0) {
         return -1;
     }
 
     c->state = WSL_CONN_SUBSCRIBING;
+
+    if (cl->conf->proto == WSL_PROTO_MQTT) {
+        return wsl_conn_mqtt_send(cl, c, pkt,
+                                  wsl_mqtt_subscribe(pkt, sizeof(pkt),
+                                                     topic));
+    }
+
+    n = snprintf(msg, sizeof(msg),
+                 "{\"type\":\"subscribe\",\"channels\":[\"%s\"]}", topic);
+    if (n < 0 || (size_t) n >= sizeof(msg)) {
+        return -1;
+    }
 
     return wsl_conn_send_frame(cl, c, WSL_OP_TEXT, msg, (size_t) n);
 }
@@ -391,11 +446,86 @@ wsl_conn_delivery(wsl_clients_t *cl, const char *data, size_t len)
 }
 
 
+/* one MQTT packet from the server; -1 if the connection is gone */
+static int
+wsl_conn_mqtt_packet(wsl_clients_t *cl, wsl_conn_t *c, unsigned type,
+    const uint8_t *p, size_t len, size_t hlen)
+{
+    if (type == WSL_MQTT_PUBLISH && c->state == WSL_CONN_READY) {
+        wsl_conn_delivery(cl, (const char *) p, len);
+        return 0;
+    }
+
+    if (type == WSL_MQTT_CONNACK && c->state == WSL_CONN_WELCOME) {
+        /* the return code is the second byte of the variable header */
+        if (len < hlen + 2 || p[hlen + 1] != 0
+            || wsl_conn_subscribe(cl, c) != 0)
+        {
+            wsl_conn_close(cl, c);
+            return -1;
+        }
+        return 0;
+    }
+
+    if (type == WSL_MQTT_SUBACK && c->state == WSL_CONN_SUBSCRIBING) {
+        if (p[len - 1] == 0x80) {
+            wsl_conn_close(cl, c);
+            return -1;
+        }
+        return wsl_conn_ready(cl, c);
+    }
+
+    return 0;
+}
+
+
+/* MQTT packets: bytes used (a partial packet stays), -1 if gone */
+static ssize_t
+wsl_conn_mqtt(wsl_clients_t *cl, wsl_conn_t *c, const uint8_t *p,
+    size_t len)
+{
+    size_t    used, hlen;
+    ssize_t   n;
+    unsigned  type;
+
+    used = 0;
+
+    while (used < len) {
+        n = wsl_mqtt_packet(p + used, len - used, &type, &hlen);
+
+        if (n < 0) {
+            wsl_conn_close(cl, c);
+            return -1;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        if (wsl_conn_mqtt_packet(cl, c, type, p + used, (size_t) n, hlen)
+            != 0)
+        {
+            return -1;
+        }
+
+        used += (size_t) n;
+    }
+
+    return (ssize_t) used;
+}
+
+
 /* a complete text or binary message; -1 if the connection is gone */
 static int
 wsl_conn_message(wsl_clients_t *cl, wsl_conn_t *c, const char *data,
     size_t len)
 {
+    /* over WebSocket a binary message carries whole MQTT packets */
+    if (cl->conf->proto == WSL_PROTO_MQTT) {
+        return wsl_conn_mqtt(cl, c, (const uint8_t *) data, len) < 0 ? -1
+                                                                     : 0;
+    }
+
     switch (c->state) {
 
     case WSL_CONN_WELCOME:
@@ -645,6 +775,12 @@ wsl_conn_head(wsl_clients_t *cl, wsl_conn_t *c, const char *data,
     if (cl->conf->proto == WSL_PROTO_JSON) {
         c->state = WSL_CONN_WELCOME;
 
+    } else if (cl->conf->proto == WSL_PROTO_MQTT) {
+        if (wsl_conn_mqtt_hello(cl, c) != 0) {
+            wsl_conn_close(cl, c);
+            return -1;
+        }
+
     } else if (wsl_conn_ready(cl, c) != 0) {
         return -1;
     }
@@ -658,6 +794,11 @@ wsl_conn_input(wsl_clients_t *cl, wsl_conn_t *c, char *data, size_t len)
 {
     size_t   used;
     ssize_t  n;
+
+    if (cl->conf->sub_tcp) {
+        n = wsl_conn_mqtt(cl, c, (uint8_t *) data, len);
+        return n < 0 ? -1 : (int) n;
+    }
 
     used = 0;
 
@@ -762,7 +903,12 @@ wsl_conn_event(wsl_clients_t *cl, wsl_conn_t *c, uint32_t events)
     }
 
     if (c->state == WSL_CONN_CONNECTING) {
-        if (wsl_connect_result(c->fd) != 0 || wsl_conn_upgrade(cl, c) != 0) {
+        if (wsl_connect_result(c->fd) != 0
+            || (cl->conf->sub_tcp
+                ? wsl_conn_want(cl, c, EPOLLIN, EPOLL_CTL_MOD) != 0
+                  || wsl_conn_mqtt_hello(cl, c) != 0
+                : wsl_conn_upgrade(cl, c) != 0))
+        {
             wsl_conn_close(cl, c);
         }
         return;

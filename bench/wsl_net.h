@@ -27,5 +27,17 @@ void wsl_channel_name(const wsl_conf_t *conf, unsigned i, char *out,
 int wsl_find_number(const char *data, size_t len, const char *key,
     uint64_t *value);
 
+/* wsl_mqtt.c */
+#define WSL_MQTT_CONNACK    2
+#define WSL_MQTT_PUBLISH    3
+#define WSL_MQTT_SUBACK     9
+
+size_t wsl_mqtt_connect(uint8_t *out, size_t cap, const char *client_id);
+size_t wsl_mqtt_subscribe(uint8_t *out, size_t cap, const char *filter);
+size_t wsl_mqtt_publish(uint8_t *out, size_t cap, const char *topic,
+    const char *payload, size_t len);
+ssize_t wsl_mqtt_packet(const uint8_t *p, size_t len, unsigned *type,
+    size_t *hlen);
+
 
 #endif /* WSL_NET_H */

@@ -207,6 +207,7 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
     wsl_pidset_t  set;
 
     memset(u, 0, sizeof(wsl_usage_t));
+    u->box_cpu_s = wsl_box_cpu_s();
 
     if (conf->nserver_pids == 0) {
         return -1;
@@ -228,6 +229,33 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 
     u->nprocs = set.n;
     return 0;
+}
+
+
+/* busy CPU seconds of the whole machine, from the "cpu" line of /proc/stat */
+double
+wsl_box_cpu_s(void)
+{
+    int                 n;
+    FILE               *f;
+    unsigned long long  v[8];
+
+    f = fopen("/proc/stat", "r");
+    if (f == NULL) {
+        return 0.0;
+    }
+
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+               &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+
+    if (n != 8) {
+        return 0.0;
+    }
+
+    /* everything but idle (3) and iowait (4) */
+    return (double) (v[0] + v[1] + v[2] + v[5] + v[6] + v[7])
+           / (double) sysconf(_SC_CLK_TCK);
 }
 
 

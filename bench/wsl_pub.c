@@ -29,13 +29,16 @@
 #define WSL_PUB_IN          8192
 #define WSL_PUB_TICK_US     1000
 #define WSL_PUB_STALL_US    2000000
-#define WSL_PUB_MIN_BODY    48
+#define WSL_PUB_ENVELOPE    256
+#define WSL_PUB_MQTT_BATCH  65536
+#define WSL_PUB_BURST       1024
 
 
 typedef struct {
     int         fd;
     int         busy;
     int         connected;
+    int         mqtt_ready;         /* CONNACK received */
     uint64_t    sent_us;
     char       *out;
     size_t      out_len;
@@ -55,6 +58,7 @@ typedef struct {
     wsl_pub_conn_t     conns[WSL_PUB_MAX_CONNS];
     char               auth[WSL_MAX_TOKEN + 64];
     char              *pad;
+    char              *body;
     uint64_t           next_seq;
     uint64_t           t0_us;
     uint64_t           blocked_since;
@@ -80,6 +84,7 @@ wsl_pub_connect(wsl_pub_t *pb, wsl_pub_conn_t *pc)
                          pb->conf->pub_server.sin_addr);
     pc->busy = 0;
     pc->connected = 0;
+    pc->mqtt_ready = 0;
     pc->in_len = 0;
     pc->out_len = 0;
     pc->out_sent = 0;
@@ -137,61 +142,45 @@ wsl_pub_data(wsl_pub_t *pb, uint64_t seq, uint64_t t, char *out,
 
 
 static int
-wsl_pub_request(wsl_pub_t *pb, wsl_pub_conn_t *pc, uint64_t seq, uint64_t t)
+wsl_pub_reserve(wsl_pub_conn_t *pc, size_t more)
 {
-    int     n, dlen;
-    char    channel[256], path[512], *data, *p;
-    size_t  need;
+    char    *p;
+    size_t   cap;
 
-    wsl_channel_name(pb->conf, (unsigned) (seq % pb->conf->channels),
-                     channel, sizeof(channel));
+    if (pc->out_len + more <= pc->out_cap) {
+        return 0;
+    }
 
-    if (wsl_expand(pb->conf->pub_path, channel, path, sizeof(path)) != 0) {
+    cap = pc->out_len + more + WSL_PUB_MQTT_BATCH;
+
+    p = realloc(pc->out, cap);
+    if (p == NULL) {
         return -1;
     }
 
-    need = pb->conf->size + WSL_MAX_TOKEN + 1024;
+    pc->out = p;
+    pc->out_cap = cap;
+    return 0;
+}
 
-    if (pc->out_cap < need) {
-        p = realloc(pc->out, need);
-        if (p == NULL) {
-            return -1;
-        }
-        pc->out = p;
-        pc->out_cap = need;
-    }
 
-    data = malloc(pb->conf->size + 256);
-    if (data == NULL) {
+static int
+wsl_pub_http(wsl_pub_t *pb, wsl_pub_conn_t *pc, const char *path,
+    const char *body, int blen)
+{
+    int  n;
+
+    if (wsl_pub_reserve(pc, (size_t) blen + sizeof(pb->auth) + 1024) != 0) {
         return -1;
     }
 
-    if (pb->conf->proto == WSL_PROTO_JSON) {
-        n = snprintf(data, 64, "{\"type\":\"bench\",\"data\":");
-        dlen = wsl_pub_data(pb, seq, t, data + n, pb->conf->size + 192);
-        if (dlen >= 0) {
-            dlen += n;
-            data[dlen++] = '}';
-        }
-
-    } else {
-        dlen = wsl_pub_data(pb, seq, t, data, pb->conf->size + 256);
-    }
-
-    n = -1;
-
-    if (dlen >= 0) {
-        n = snprintf(pc->out, pc->out_cap,
-                     "POST %s HTTP/1.1\r\n"
-                     "Host: %s\r\n"
-                     "%s"
-                     "Content-Type: application/json\r\n"
-                     "Content-Length: %d\r\n\r\n%.*s",
-                     path, pb->conf->pub_host, pb->auth, dlen, dlen, data);
-    }
-
-    free(data);
-
+    n = snprintf(pc->out, pc->out_cap,
+                 "POST %s HTTP/1.1\r\n"
+                 "Host: %s\r\n"
+                 "%s"
+                 "Content-Type: application/json\r\n"
+                 "Content-Length: %d\r\n\r\n%.*s",
+                 path, pb->conf->pub_host, pb->auth, blen, blen, body);
     if (n < 0 || (size_t) n >= pc->out_cap) {
         return -1;
     }
@@ -202,6 +191,70 @@ wsl_pub_request(wsl_pub_t *pb, wsl_pub_conn_t *pc, uint64_t seq, uint64_t t)
     pc->sent_us = wsl_now_us();
 
     return wsl_pub_want(pb, pc, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+}
+
+
+/* QoS 0 has no answer: packets queue up and go out in batches */
+static int
+wsl_pub_mqtt(wsl_pub_t *pb, wsl_pub_conn_t *pc, const char *path,
+    const char *body, int blen)
+{
+    size_t  n;
+
+    if (wsl_pub_reserve(pc, (size_t) blen + 512) != 0) {
+        return -1;
+    }
+
+    /* mqtt://host:port/TOPIC: the topic is the path without its "/" */
+    n = wsl_mqtt_publish((uint8_t *) pc->out + pc->out_len,
+                         pc->out_cap - pc->out_len, path + 1, body,
+                         (size_t) blen);
+    if (n == 0) {
+        return -1;
+    }
+
+    pc->out_len += n;
+    atomic_fetch_add_explicit(&pb->sh->published, 1, memory_order_relaxed);
+
+    return 0;
+}
+
+
+static int
+wsl_pub_request(wsl_pub_t *pb, wsl_pub_conn_t *pc, uint64_t seq, uint64_t t)
+{
+    int     n, blen;
+    char    channel[256], path[512], *body;
+    size_t  cap;
+
+    wsl_channel_name(pb->conf, (unsigned) (seq % pb->conf->channels),
+                     channel, sizeof(channel));
+
+    if (wsl_expand(pb->conf->pub_path, channel, path, sizeof(path)) != 0) {
+        return -1;
+    }
+
+    body = pb->body;
+    cap = pb->conf->size + WSL_PUB_ENVELOPE;
+
+    if (pb->conf->proto == WSL_PROTO_JSON && !pb->conf->pub_mqtt) {
+        n = snprintf(body, cap, "{\"type\":\"bench\",\"data\":");
+        blen = wsl_pub_data(pb, seq, t, body + n, cap - (size_t) n - 1);
+        if (blen < 0) {
+            return -1;
+        }
+        blen += n;
+        body[blen++] = '}';
+
+    } else {
+        blen = wsl_pub_data(pb, seq, t, body, cap);
+        if (blen < 0) {
+            return -1;
+        }
+    }
+
+    return pb->conf->pub_mqtt ? wsl_pub_mqtt(pb, pc, path, body, blen)
+                              : wsl_pub_http(pb, pc, path, body, blen);
 }
 
 
@@ -247,6 +300,26 @@ wsl_pub_response_len(wsl_pub_conn_t *pc, int *status)
 }
 
 
+/* an MQTT broker answers CONNECT with CONNACK, then nothing at QoS 0 */
+static void
+wsl_pub_mqtt_answer(wsl_pub_t *pb, wsl_pub_conn_t *pc)
+{
+    if (!pc->mqtt_ready && pc->in_len >= 4) {
+        if ((uint8_t) pc->in[0] != 0x20 || pc->in[3] != 0) {
+            snprintf(pb->sh->error, sizeof(pb->sh->error),
+                     "the broker refused the publisher's CONNECT");
+            wsl_pub_reconnect(pb, pc);
+            return;
+        }
+        pc->mqtt_ready = 1;
+    }
+
+    if (pc->mqtt_ready) {
+        pc->in_len = 0;
+    }
+}
+
+
 static void
 wsl_pub_read(wsl_pub_t *pb, wsl_pub_conn_t *pc)
 {
@@ -265,6 +338,11 @@ wsl_pub_read(wsl_pub_t *pb, wsl_pub_conn_t *pc)
     }
 
     pc->in_len += (size_t) n;
+
+    if (pb->conf->pub_mqtt) {
+        wsl_pub_mqtt_answer(pb, pc);
+        return;
+    }
     status = 0;
 
     len = wsl_pub_response_len(pc, &status);
@@ -308,17 +386,45 @@ wsl_pub_read(wsl_pub_t *pb, wsl_pub_conn_t *pc)
 }
 
 
+static int
+wsl_pub_connected(wsl_pub_t *pb, wsl_pub_conn_t *pc)
+{
+    char    id[32];
+    size_t  n;
+
+    if (wsl_connect_result(pc->fd) != 0) {
+        return -1;
+    }
+
+    pc->connected = 1;
+
+    if (!pb->conf->pub_mqtt) {
+        return 0;
+    }
+
+    snprintf(id, sizeof(id), "wl-pub-%d-%d", (int) getpid(),
+             (int) (pc - pb->conns));
+
+    if (wsl_pub_reserve(pc, 256) != 0) {
+        return -1;
+    }
+
+    n = wsl_mqtt_connect((uint8_t *) pc->out, pc->out_cap, id);
+    pc->out_len = n;
+    pc->out_sent = 0;
+
+    return n ? 0 : -1;
+}
+
+
 static void
 wsl_pub_write(wsl_pub_t *pb, wsl_pub_conn_t *pc)
 {
     ssize_t  n;
 
-    if (!pc->connected) {
-        if (wsl_connect_result(pc->fd) != 0) {
-            wsl_pub_reconnect(pb, pc);
-            return;
-        }
-        pc->connected = 1;
+    if (!pc->connected && wsl_pub_connected(pb, pc) != 0) {
+        wsl_pub_reconnect(pb, pc);
+        return;
     }
 
     if (pc->out_sent < pc->out_len) {
@@ -331,20 +437,39 @@ wsl_pub_write(wsl_pub_t *pb, wsl_pub_conn_t *pc)
         pc->out_sent += (size_t) n;
     }
 
-    if (pc->out_sent == pc->out_len) {
-        (void) wsl_pub_want(pb, pc, EPOLLIN, EPOLL_CTL_MOD);
+    if (pc->out_sent < pc->out_len) {
+        (void) wsl_pub_want(pb, pc, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+        return;
     }
+
+    if (pb->conf->pub_mqtt) {
+        pc->out_len = 0;
+        pc->out_sent = 0;
+    }
+
+    (void) wsl_pub_want(pb, pc, EPOLLIN, EPOLL_CTL_MOD);
 }
 
 
 static wsl_pub_conn_t *
 wsl_pub_idle(wsl_pub_t *pb)
 {
-    unsigned  i;
+    unsigned         i;
+    wsl_pub_conn_t  *pc;
 
     for (i = 0; i < pb->nconns; i++) {
-        if (pb->conns[i].connected && !pb->conns[i].busy) {
-            return &pb->conns[i];
+        pc = &pb->conns[i];
+
+        if (!pc->connected) {
+            continue;
+        }
+
+        if (pb->conf->pub_mqtt
+            ? pc->mqtt_ready && pc->out_len - pc->out_sent
+                                < WSL_PUB_MQTT_BATCH
+            : !pc->busy)
+        {
+            return pc;
         }
     }
 
@@ -356,7 +481,7 @@ wsl_pub_idle(wsl_pub_t *pb)
 static int
 wsl_pub_due(wsl_pub_t *pb, uint64_t seq, uint64_t now, uint64_t *t)
 {
-    uint64_t  ready, acked;
+    uint64_t  need, acked;
 
     if (pb->conf->rate > 0) {
         *t = pb->t0_us + (uint64_t) ((double) seq * 1e6 / pb->conf->rate);
@@ -369,12 +494,14 @@ wsl_pub_due(wsl_pub_t *pb, uint64_t seq, uint64_t now, uint64_t *t)
         return 1;
     }
 
-    ready = atomic_load_explicit(&pb->sh->ready, memory_order_relaxed);
+    /* every ready subscriber of the message's channel has it */
+    need = atomic_load_explicit(&pb->sh->ready, memory_order_relaxed)
+           / pb->conf->channels;
     acked = atomic_load_explicit(
                 &pb->sh->acks[(seq - pb->conf->window) % WSL_ACK_RING],
                 memory_order_relaxed);
 
-    if (acked >= ready) {
+    if (acked >= (need ? need : 1)) {
         pb->blocked_since = 0;
         return 1;
     }
@@ -397,14 +524,19 @@ wsl_pub_due(wsl_pub_t *pb, uint64_t seq, uint64_t now, uint64_t *t)
 static void
 wsl_pub_dispatch(wsl_pub_t *pb)
 {
+    unsigned         i, burst;
     uint64_t         now, t;
     wsl_pub_conn_t  *pc;
 
     now = wsl_now_us();
 
-    while ((pc = wsl_pub_idle(pb)) != NULL
-           && wsl_pub_due(pb, pb->next_seq, now, &t))
-    {
+    for (burst = 0; burst < WSL_PUB_BURST; burst++) {
+        pc = wsl_pub_idle(pb);
+
+        if (pc == NULL || !wsl_pub_due(pb, pb->next_seq, now, &t)) {
+            break;
+        }
+
         atomic_store_explicit(&pb->sh->acks[pb->next_seq % WSL_ACK_RING], 0,
                               memory_order_relaxed);
 
@@ -414,7 +546,19 @@ wsl_pub_dispatch(wsl_pub_t *pb)
         }
 
         pb->next_seq++;
-        wsl_pub_write(pb, pc);
+
+        if (!pb->conf->pub_mqtt) {
+            wsl_pub_write(pb, pc);
+        }
+    }
+
+    /* MQTT packets of this turn leave in one send per connection */
+    for (i = 0; pb->conf->pub_mqtt && i < pb->nconns; i++) {
+        pc = &pb->conns[i];
+
+        if (pc->connected && pc->out_sent < pc->out_len) {
+            wsl_pub_write(pb, pc);
+        }
     }
 }
 
@@ -434,14 +578,15 @@ wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh,
                                                      : WSL_PUB_MAX_CONNS;
     pb->ep = epoll_create1(EPOLL_CLOEXEC);
     pb->pad = malloc(conf->size + 1);
+    pb->body = malloc(conf->size + WSL_PUB_ENVELOPE);
 
-    if (pb->ep == -1 || pb->pad == NULL) {
+    if (pb->ep == -1 || pb->pad == NULL || pb->body == NULL) {
         return -1;
     }
 
     memset(pb->pad, 'x', conf->size);
 
-    if (conf->proto == WSL_PROTO_JSON
+    if (conf->proto == WSL_PROTO_JSON && !conf->pub_mqtt
         && (conf->alg != NULL || conf->token_file != NULL))
     {
         signer = wsl_signer_open(conf, err, sizeof(err));

@@ -38,6 +38,7 @@ typedef struct {
     double              started;
     wsl_usage_t         before;
     wsl_usage_t         after;
+    double              loadgen_cpu_s;  /* its processes, in the window */
     uint64_t            delivered[2];
     uint64_t            published[2];
     uint64_t            handshakes[2];
@@ -70,9 +71,14 @@ wsl_usage(void)
 {
     fprintf(stderr,
         "usage: wsload connect|idle|fanout|many --url ws://127.0.0.1:P/PATH\n"
-        "  --proto json|path    json: Wirehub protocol (subscribe message,\n"
-        "                       POST {type,data}); path: channel in the URL\n"
-        "  --pub URL            http://127.0.0.1:P/PATH to POST to ({ch})\n"
+        "  --proto json|path|mqtt\n"
+        "                       json: Wirehub protocol (subscribe message,\n"
+        "                       POST {type,data}); path: channel in the URL;\n"
+        "                       mqtt: MQTT 3.1.1 over WebSocket (or over TCP\n"
+        "                       with --url mqtt://127.0.0.1:P/)\n"
+        "  --sub-topic T        what a subscriber names ({ch}: its channel)\n"
+        "  --pub URL            http://127.0.0.1:P/PATH to POST to, or\n"
+        "                       mqtt://127.0.0.1:P/TOPIC ({ch}: the channel)\n"
         "  --conns N            subscribers, or handshakes in flight\n"
         "  --channels N         channels (many), NAME-0 .. NAME-N-1\n"
         "  --channel NAME       channel name (default bench)\n"
@@ -173,6 +179,7 @@ wsl_conf_defaults(wsl_conf_t *conf)
     conf->limit = 120;
     conf->workspace = "bench";
     conf->nsources = 8;
+    strcpy(conf->sub_topic, "{ch}");
 }
 
 
@@ -194,23 +201,48 @@ wsl_conf_mode(wsl_conf_t *conf, const char *mode)
 
 
 static int
+wsl_conf_proto(wsl_conf_t *conf, const char *name)
+{
+    if (strcmp(name, "json") == 0) {
+        conf->proto = WSL_PROTO_JSON;
+
+    } else if (strcmp(name, "path") == 0) {
+        conf->proto = WSL_PROTO_PATH;
+
+    } else if (strcmp(name, "mqtt") == 0) {
+        conf->proto = WSL_PROTO_MQTT;
+
+    } else {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
 wsl_conf_option(wsl_conf_t *conf, int opt, const char *arg)
 {
     switch (opt) {
     case 'u':
-        return wsl_parse_url(arg, "ws://", &conf->server, conf->host,
-                             sizeof(conf->host), conf->ws_path,
-                             sizeof(conf->ws_path));
+        conf->sub_tcp = strncmp(arg, "mqtt://", 7) == 0;
+        return wsl_parse_url(arg, conf->sub_tcp ? "mqtt://" : "ws://",
+                             &conf->server, conf->host, sizeof(conf->host),
+                             conf->ws_path, sizeof(conf->ws_path));
     case 'P':
-        return wsl_parse_url(arg, "http://", &conf->pub_server,
-                             conf->pub_host, sizeof(conf->pub_host),
-                             conf->pub_path, sizeof(conf->pub_path));
+        conf->pub_mqtt = strncmp(arg, "mqtt://", 7) == 0;
+        return wsl_parse_url(arg, conf->pub_mqtt ? "mqtt://" : "http://",
+                             &conf->pub_server, conf->pub_host,
+                             sizeof(conf->pub_host), conf->pub_path,
+                             sizeof(conf->pub_path));
     case 'o':
-        if (strcmp(arg, "json") == 0 || strcmp(arg, "path") == 0) {
-            conf->proto = arg[0] == 'j' ? WSL_PROTO_JSON : WSL_PROTO_PATH;
-            return 0;
+        return wsl_conf_proto(conf, arg);
+    case 't':
+        if (strlen(arg) >= sizeof(conf->sub_topic)) {
+            return -1;
         }
-        return -1;
+        strcpy(conf->sub_topic, arg);
+        return 0;
     case 'n': conf->conns = (unsigned) atoi(arg); return 0;
     case 'c': conf->channels = (unsigned) atoi(arg); return 0;
     case 'C': conf->channel = arg; return 0;
@@ -271,6 +303,15 @@ wsl_conf_check(wsl_conf_t *conf)
         return -1;
     }
 
+    if (conf->sub_tcp) {
+        conf->proto = WSL_PROTO_MQTT;
+    }
+
+    if (conf->mode == WSL_MODE_CONNECT && conf->proto == WSL_PROTO_MQTT) {
+        fprintf(stderr, "wsload: connect mode speaks JSON or path only\n");
+        return -1;
+    }
+
     if (conf->conns < conf->procs) {
         conf->procs = conf->conns;
     }
@@ -291,6 +332,7 @@ wsl_conf_parse(wsl_conf_t *conf, int argc, char **argv)
         { "url", required_argument, NULL, 'u' },
         { "pub", required_argument, NULL, 'P' },
         { "proto", required_argument, NULL, 'o' },
+        { "sub-topic", required_argument, NULL, 't' },
         { "conns", required_argument, NULL, 'n' },
         { "channels", required_argument, NULL, 'c' },
         { "channel", required_argument, NULL, 'C' },
@@ -499,6 +541,30 @@ wsl_snapshot(wsl_shared_t *sh, wsl_run_t *run, int end)
 }
 
 
+/* the CPU time of this generator's own processes so far */
+static double
+wsl_loadgen_cpu_s(const wsl_run_t *run)
+{
+    unsigned      i;
+    wsl_conf_t   *own;
+    wsl_usage_t   u;
+
+    own = calloc(1, sizeof(wsl_conf_t));
+    if (own == NULL) {
+        return 0.0;
+    }
+
+    for (i = 0; i < run->npids && i < WSL_MAX_PIDS; i++) {
+        own->server_pids[own->nserver_pids++] = run->pids[i];
+    }
+
+    (void) wsl_usage_read(own, &u);
+    free(own);
+
+    return u.cpu_s;
+}
+
+
 static int
 wsl_measure(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
 {
@@ -520,6 +586,7 @@ wsl_measure(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
     }
 
     (void) wsl_usage_read(conf, &run->before);
+    run->loadgen_cpu_s = -wsl_loadgen_cpu_s(run);
     wsl_snapshot(sh, run, 0);
     t0 = wsl_now_s();
     atomic_store(&sh->phase, WSL_PHASE_MEASURE);
@@ -529,6 +596,7 @@ wsl_measure(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
     }
 
     (void) wsl_usage_read(conf, &run->after);
+    run->loadgen_cpu_s += wsl_loadgen_cpu_s(run);
     wsl_snapshot(sh, run, 1);
     run->window_s = wsl_now_s() - t0;
     run->ready = atomic_load(&sh->ready);
@@ -631,6 +699,10 @@ wsl_print_rates(const wsl_conf_t *conf, const wsl_run_t *run)
            run->window_s, delivered, delivered / w, published, published / w,
            published > 0 ? delivered / (published * per_channel) : 0.0,
            handshakes, handshakes / w);
+
+    printf("\"box_cpu_cores\":%.3f,\"loadgen_cpu_cores\":%.3f,",
+           (run->after.box_cpu_s - run->before.box_cpu_s) / w,
+           run->loadgen_cpu_s / w);
 
     printf("\"server\":{\"procs\":%u,\"cpu_s\":%.3f,\"cpu_cores\":%.3f,"
            "\"cpu_us_per_delivery\":%.3f,\"cpu_us_per_handshake\":%.3f,"

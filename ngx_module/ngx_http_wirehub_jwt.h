@@ -6,7 +6,9 @@
  * tests and fuzzers can drive it directly.  libjwt 1.10.2 trusts its input
  * far too much (no key means no check, alg "none", algorithm confusion, no
  * claim checks, lenient base64, last-duplicate-wins JSON), so every token is
- * checked strictly here before and after libjwt sees it.
+ * checked strictly here, and libjwt is left only HMAC signatures and
+ * signing: RSA and ECDSA signatures are checked with OpenSSL and the public
+ * key parsed once, when it is added.
  */
 
 
@@ -40,9 +42,9 @@ void ngx_http_wirehub_jwt_keys_destroy(ngx_http_wirehub_jwt_keys_t *keys);
 
 /*
  * alg: "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
- * "ES384" or "PS256"; kid may be NULL; the key bytes are copied (an HMAC
- * secret, or a PEM public key for the others).  Returns 0, or -1 with a
- * message in err that never contains key material.
+ * "ES384" or "PS256"; kid may be NULL; key is an HMAC secret, copied, or
+ * for the others a PEM public key, parsed and checked here, once.  Returns
+ * 0, or -1 with a message in err that never contains key material.
  */
 int ngx_http_wirehub_jwt_keys_add(ngx_http_wirehub_jwt_keys_t *keys,
     const char *alg, const char *kid, const unsigned char *key,

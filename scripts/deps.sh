@@ -21,8 +21,10 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
+top=$(cd "$(dirname "$0")/.." && pwd)
+
 if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+    exec "$top/t/web/deps.sh"
 fi
 
 SUDO=
@@ -46,3 +48,6 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if [ -n "$created_policy" ]; then
     $SUDO rm -f "$policy"
 fi
+
+# chromium and playwright-core for the browser tests
+exec "$top/t/web/deps.sh"

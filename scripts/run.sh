@@ -17,8 +17,16 @@ if [ ! -s "$prefix/jwt.secret" ]; then
     chmod 600 "$prefix/jwt.secret"
 fi
 
+# a root master runs its workers as nobody:nogroup: they must reach the
+# daemon's socket
+listen_group=
+if [ "$(id -u)" -eq 0 ]; then
+    listen_group="group=nogroup"
+fi
+
 render() {
     sed -e "s|@MODULE@|$top/build/ngx_http_wirehub_module.so|g" \
+        -e "s|@LISTEN_GROUP@|$listen_group|g" \
         -e "s|@PREFIX@|$prefix|g" \
         -e "s|@LISTEN@|$listen|g" \
         -e "s|@WEB@|$top/web|g" "$1" > "$2"
@@ -30,8 +38,10 @@ render "$top/conf/wirehubd-run.conf" "$prefix/wirehubd.conf"
 pids=()
 stop() {
     trap - INT TERM EXIT
+    # nginx stops gracefully on QUIT, wirehubd and mosquitto on TERM
+    kill -QUIT "${pids[-1]}" 2>/dev/null || true
     for pid in "${pids[@]}"; do
-        kill -QUIT "$pid" 2>/dev/null || true
+        kill -TERM "$pid" 2>/dev/null || true
     done
     wait 2>/dev/null || true
 }

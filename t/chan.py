@@ -57,8 +57,8 @@ def service_token(workspace=wh.WORKSPACE, **claims):
 
 
 class Daemon(wh.Wirehubd):
-    """wirehubd with chosen history bounds; kill9() and restart() keep
-    the storage and the socket path."""
+    """wirehubd with chosen history bounds; start() after kill9() or
+    terminate() reuses the storage and the socket path."""
 
     def __init__(self, tag, history="length=1000 ttl=24h", extra=""):
         super().__init__(tag)
@@ -508,7 +508,7 @@ class Fleet:
     Tokens go in on stdin; results come out on stdout."""
 
     def __init__(self, port, tokens, channel, procs=2, since=None,
-                 collect_latency=False, raw=False):
+                 collect_latency=False, raw=False, keep=False):
         self.procs = []
         self.channel = channel
         per = (len(tokens) + procs - 1) // procs
@@ -518,7 +518,7 @@ class Fleet:
                 continue
             spec = {"port": port, "tokens": part, "channel": channel,
                     "since": since, "latency": collect_latency,
-                    "raw": raw}
+                    "raw": raw, "keep": keep}
             proc = subprocess.Popen([sys.executable, HERE, "fleet"],
                                     stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE,
@@ -555,7 +555,8 @@ class Fleet:
     def finish(self, last_id, timeout=60):
         """Tell every process the last id to wait for; returns the per
         connection reports {port, n, first, last, gaps, dups, epochs,
-        types, others, digest, lat, t_last}."""
+        types, others, digest, lat, t_last} (and pairs, [[id, data]],
+        with keep)."""
         for proc in self.procs:
             proc.stdin.write(("%d\n" % last_id).encode())
             proc.stdin.flush()
@@ -692,7 +693,8 @@ async def fleet_connect(spec, tok):
 class Tally:
     """What one fleet connection received on its channel."""
 
-    def __init__(self, port, subscribed, want_latency, stop):
+    def __init__(self, port, subscribed, want_latency, stop, keep=False):
+        self.keep = keep
         self.port = port
         self.subscribed = subscribed
         self.want_latency = want_latency
@@ -738,7 +740,8 @@ class Tally:
                 "gaps": self.gaps, "dups": self.dups,
                 "epochs": sorted(self.epochs), "types": sorted(self.types),
                 "others": self.others[:5], "digest": digest(self.pairs),
-                "lat": self.lat, "t_last": self.t_last}
+                "lat": self.lat, "t_last": self.t_last,
+                "pairs": self.pairs if self.keep else None}
 
 
 class FleetStop:
@@ -791,7 +794,8 @@ async def fleet_run(spec):
 
     pairs = await asyncio.gather(*[one(t) for t in spec["tokens"]])
     stop = FleetStop(len(pairs))
-    tallies = [Tally(c.local_port, r, spec["latency"], stop)
+    tallies = [Tally(c.local_port, r, spec["latency"], stop,
+                     spec.get("keep"))
                for c, r in pairs]
     tasks = fleet_start(pairs, tallies)
     print("READY " + json.dumps([{"port": t.port, "subscribed": t.subscribed}

@@ -133,7 +133,8 @@ def run_browser(env, controls):
 
 def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     workspace = "web-" + uuid.uuid4().hex[:8]
-    token = wh.mint("HS256", wh.claims(sub="dash-test", workspace=workspace,
+    client_id = "dash-test"
+    token = wh.mint("HS256", wh.claims(sub=client_id, workspace=workspace,
                                        role="service", ttl=900))
     ngx = nginx_factory(http=HTTP, server=SERVER, tag="web")
     wait_link(ngx, token)
@@ -142,6 +143,7 @@ def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     env.update({
         "WH_BASE_URL": "http://127.0.0.1:%d" % ngx.port,
         "WH_TOKEN": token,
+        "WH_CLIENT_ID": client_id,
         "WH_ARTIFACTS": wh.ARTIFACTS,
     })
     rc, out = run_browser(env, Controls(ngx, wirehubd.ensure(), token))

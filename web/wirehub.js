@@ -46,6 +46,7 @@
      * (two tabs reconnecting would keep replacing each other).
      */
     const FINAL_CLOSE_CODES = [4403, 4408];
+    const TOKEN_EXPIRED = 4401;
 
     class WirehubError extends Error {
         constructor(code, message, detail) {
@@ -118,6 +119,8 @@
             /* command_id -> command_result already sent (or running) */
             this.commands = new Map();
             this.reconnectTimer = null;
+            /* bumped by every open(): a late token ignores stale opens */
+            this.generation = 0;
             this.heartbeatTimer = null;
             this.pongTimer = null;
             this.heartbeatRef = null;
@@ -204,6 +207,7 @@
 
         open() {
             const token = this.token;
+            const generation = ++this.generation;
 
             this.reconnectTimer = null;
             this.setState('connecting', { attempt: this.attempt });
@@ -215,10 +219,13 @@
 
             /* a token provider: a fresh token for every (re)connect */
             Promise.resolve().then(token).then((fresh) => {
-                if (!this.stopped && this.ws === null) {
+                if (!this.stopped && generation === this.generation) {
                     this.openWith(fresh);
                 }
             }, (err) => {
+                if (this.stopped || generation !== this.generation) {
+                    return;
+                }
                 this.emit('error', new WirehubError('token',
                     'the token provider failed: ' + (err && err.message)));
                 this.retry(null, 'no token');
@@ -231,8 +238,10 @@
             try {
                 ws = new this.WebSocket(withToken(this.url, token));
             } catch (err) {
-                this.emit('error', new WirehubError('connect', err.message));
-                this.retry(null, err.message);
+                /* not err.message: it may quote the URL with the token */
+                this.emit('error', new WirehubError('connect',
+                    'cannot open a WebSocket to ' + this.url));
+                this.retry(null, 'cannot connect');
                 return;
             }
 
@@ -273,6 +282,13 @@
             if (this.stopped) {
                 this.setState('closed', { code, reason });
                 return;
+            }
+
+            if (code === TOKEN_EXPIRED) {
+                /* a token provider gives a fresh one on the retry */
+                this.emit('error', new WirehubError('token_expired',
+                    'the token expired (4401): refresh() it in time or '
+                    + 'pass a token function'));
             }
 
             if (FINAL_CLOSE_CODES.indexOf(code) !== -1) {

@@ -18,6 +18,7 @@
 #include "wh_channel.h"
 #include "wh_time.h"
 #include "message.h"
+#include "api.h"
 #include "daemon.h"
 
 
@@ -95,9 +96,7 @@ wh_hex(char c)
 }
 
 
-/* the percent-decoded value of key in a query string; 1 found, 0 not,
- * -1 if it does not fit or is malformed */
-static int
+int
 wh_query_get(wh_str_t q, const char *key, char *out, size_t size,
     size_t *len)
 {
@@ -146,8 +145,7 @@ wh_query_get(wh_str_t q, const char *key, char *out, size_t size,
 }
 
 
-/* a decimal query parameter; 0 absent, 1 set, -1 invalid */
-static int
+int
 wh_query_u64(wh_str_t q, const char *key, uint64_t *v)
 {
     int     rc;

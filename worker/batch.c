@@ -103,12 +103,14 @@ wh_batch_commit(wh_batch_t *b)
     run.batch = b;
     run.ops = wh_batch_take(b);
 
+    committed = wh_store_write(b->store, wh_batch_txn, &run, &err) == 0;
+
+    /* apply may have asked for a sync: only ops that changed something
+     * durable do */
     for (op = run.ops; op != NULL; op = op->next) {
         sync |= op->sync;
         n++;
     }
-
-    committed = wh_store_write(b->store, wh_batch_txn, &run, &err) == 0;
 
     if (!committed) {
         wh_log_error(b->log, "commands: a batch of %zu writes failed: %s",

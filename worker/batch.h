@@ -42,7 +42,8 @@ struct wh_op_s {
     wh_op_t          *next;
     wh_op_apply_pt    apply;
     wh_op_done_pt     done;
-    int               sync;        /* must be on disk before done */
+    int               sync;        /* must be on disk before done; set
+                                    * when queued or by apply */
 };
 
 /* around the ops of one txn: begin before the first apply, end after

@@ -79,7 +79,9 @@ int wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
 int wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
     const wh_link_msg_t *m);
 
-/* queues a publish; -1 with err (400, 403, 413) if it is refused */
+/* queues a publish; -1 with err (400, 403, 413) if it is refused;
+ * data of origin WH_PUB_DAEMON must be valid JSON already (it is not
+ * checked again) */
 int wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
     wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
     wh_str_t type, wh_str_t data, wh_err_t *err);

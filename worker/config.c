@@ -581,7 +581,7 @@ wh_conf_mqtt(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     mq->qos = 1;
     mq->max_payload = 64 * 1024;
     mq->reconnect_min_ms = 500;
-    mq->reconnect_max_ms = 30000;
+    mq->reconnect_max_ms = 10000;
 
     for (i = 1; i < st->nargs; i++) {
         if (wh_conf_mqtt_arg(cf, st, st->args[i], err) != 0) {
@@ -622,6 +622,55 @@ wh_conf_mqtt(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     if (mq->reconnect_max_ms < mq->reconnect_min_ms) {
         return wh_conf_error(err, st, "%s", "reconnect_max is below "
                              "reconnect_min");
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_cmd_time(const char *v, int64_t min, int64_t max, int64_t *out)
+{
+    return wh_config_duration(v, out) != 0 || *out < min || *out > max
+           ? -1 : 0;
+}
+
+
+static int
+wh_conf_commands(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int          i, n;
+    const char  *v;
+
+    for (i = 1; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "ttl")) != NULL) {
+            if (wh_conf_cmd_time(v, 1000, 30LL * 86400000,
+                                 &cf->cmd_ttl_ms) != 0)
+            {
+                return wh_conf_error(err, st, "invalid commands ttl \"%s\" "
+                                     "(1s to 30d)", v);
+            }
+
+        } else if ((v = wh_conf_key(st->args[i], "ack_timeout")) != NULL) {
+            if (wh_conf_cmd_time(v, 100, 86400000,
+                                 &cf->cmd_ack_timeout_ms) != 0)
+            {
+                return wh_conf_error(err, st, "invalid ack_timeout \"%s\" "
+                                     "(100ms to 1d)", v);
+            }
+
+        } else if ((v = wh_conf_key(st->args[i], "max_attempts")) != NULL) {
+            if (wh_conf_int(v, 1, 100, &n) != 0) {
+                return wh_conf_error(err, st, "invalid max_attempts \"%s\" "
+                                     "(1 to 100)", v);
+            }
+
+            cf->cmd_max_attempts = (unsigned) n;
+
+        } else {
+            return wh_conf_error(err, st, "unknown commands parameter "
+                                 "\"%s\"", st->args[i]);
+        }
     }
 
     return 0;
@@ -764,6 +813,7 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         { "storage", wh_conf_storage, 0, 0 },
         { "history", wh_conf_history, 0, 0 },
         { "stats", wh_conf_stats, 0, 0 },
+        { "commands", wh_conf_commands, 0, 0 },
         { "log", wh_conf_log, 0, 0 },
         { "mqtt", wh_conf_mqtt, 0, 0 },
         { "ingest", wh_conf_ingest, 1, 0 },
@@ -897,6 +947,9 @@ wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
     cf->history_length = 1000;
     cf->history_ttl_ms = 24LL * 3600 * 1000;
     cf->stats_interval_ms = 5000;
+    cf->cmd_ttl_ms = 10 * 60000;
+    cf->cmd_ack_timeout_ms = 30000;
+    cf->cmd_max_attempts = 5;
     cf->log_level = WH_LOG_INFO;
 
     if (wh_conf_strdup(&cf->file, file, err) != 0

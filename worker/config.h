@@ -47,6 +47,9 @@ typedef struct {
     uint32_t   history_length;     /* messages kept per channel */
     int64_t    history_ttl_ms;     /* 0: no time limit */
     int64_t    stats_interval_ms;
+    int64_t    cmd_ttl_ms;         /* `commands`: default command ttl */
+    int64_t    cmd_ack_timeout_ms; /* first attempt's wait for a result */
+    unsigned   cmd_max_attempts;
     char      *log_path;           /* NULL: stderr */
     int        log_level;
     wh_mqtt_conf_t     mqtt;

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -420,18 +419,16 @@ wh_mqtt_on_publish(struct mosquitto *mosq, void *obj, int mid)
 static void
 wh_mqtt_read(wh_mqtt_t *mq)
 {
-    int  i, rc, pending;
+    int  i, rc;
 
+    /* one packet per call while the queues are empty; a read that
+     * found the socket drained leaves EAGAIN in errno */
     for (i = 0; i < WH_MQTT_READ_BURST; i++) {
         errno = 0;
         rc = mosquitto_loop_read(mq->mosq, 1);
 
-        if (rc != MOSQ_ERR_SUCCESS || mq->sock_fd == -1) {
-            break;
-        }
-
-        /* more packets already here: handle them in this burst */
-        if (ioctl(mq->sock_fd, FIONREAD, &pending) != 0 || pending <= 0) {
+        if (rc != MOSQ_ERR_SUCCESS || mq->sock_fd == -1 || errno == EAGAIN)
+        {
             break;
         }
     }

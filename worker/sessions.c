@@ -11,13 +11,17 @@
 
 #define WH_SESSION_MAX  256     /* bytes of a session string */
 #define WH_CLIENT_MAX   256     /* bytes of a client id, type or name */
+#define WH_CLKEY_MAX    (WH_WORKSPACE_MAX + 1 + WH_CLIENT_MAX)
 
 struct wh_session_s {
     wh_session_t    *next, *prev;      /* in its workspace */
+    wh_session_t    *cl_next, *cl_prev;    /* of its client, by age */
     wh_wsinfo_t     *wsi;
+    wh_clinfo_t     *cli;
     wh_peer_t       *peer;
     wh_str_t         session, client_id, client_type, name;
     uint64_t         iat;
+    int              kicked;           /* SESSION_KICK sent */
     char            *mem;              /* holds the strings */
 };
 
@@ -25,6 +29,14 @@ struct wh_wsinfo_s {
     wh_str_t         ws;               /* points into the map key */
     unsigned         count;
     wh_session_t    *head;
+};
+
+/* the sessions of one client over all workers, oldest first */
+struct wh_clinfo_s {
+    wh_str_t         ws, client_id;    /* point into the map key */
+    wh_session_t    *head, *tail;
+    unsigned         total;
+    unsigned         open;             /* not kicked */
 };
 
 
@@ -61,8 +73,197 @@ wh_sessions_free(wh_sessions_t *s)
         free(e->value);
     }
 
+    memset(&it, 0, sizeof(it));
+
+    while ((e = wh_map_next(&s->clients, &it)) != NULL) {
+        free(e->value);
+    }
+
     wh_map_free(&s->sessions);
     wh_map_free(&s->workspaces);
+    wh_map_free(&s->clients);
+}
+
+
+/* ws "\0" client; 0 if the client id is too long */
+static size_t
+wh_clinfo_key(unsigned char *key, wh_str_t ws, wh_str_t client_id)
+{
+    if (ws.len > WH_WORKSPACE_MAX || client_id.len > WH_CLIENT_MAX) {
+        return 0;
+    }
+
+    memcpy(key, ws.data, ws.len);
+    key[ws.len] = '\0';
+    memcpy(key + ws.len + 1, client_id.data, client_id.len);
+
+    return ws.len + 1 + client_id.len;
+}
+
+
+static wh_clinfo_t *
+wh_clinfo_find(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
+{
+    size_t         klen;
+    unsigned char  key[WH_CLKEY_MAX];
+
+    klen = wh_clinfo_key(key, ws, client_id);
+
+    return klen ? wh_map_get(&s->clients, key, klen) : NULL;
+}
+
+
+static wh_clinfo_t *
+wh_clinfo_get(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
+{
+    size_t           klen;
+    wh_clinfo_t     *cli;
+    wh_map_entry_t  *e;
+    unsigned char    key[WH_CLKEY_MAX];
+
+    klen = wh_clinfo_key(key, ws, client_id);
+
+    if (klen == 0) {
+        return NULL;
+    }
+
+    cli = wh_map_get(&s->clients, key, klen);
+
+    if (cli != NULL) {
+        return cli;
+    }
+
+    cli = calloc(1, sizeof(wh_clinfo_t));
+
+    if (cli == NULL) {
+        return NULL;
+    }
+
+    e = wh_map_put(&s->clients, key, klen, cli);
+
+    if (e == NULL) {
+        free(cli);
+        return NULL;
+    }
+
+    cli->ws.data = (const char *) e->key;
+    cli->ws.len = ws.len;
+    cli->client_id.data = (const char *) e->key + ws.len + 1;
+    cli->client_id.len = client_id.len;
+
+    return cli;
+}
+
+
+static void
+wh_clinfo_drop_if_unused(wh_sessions_t *s, wh_clinfo_t *cli)
+{
+    size_t         klen;
+    unsigned char  key[WH_CLKEY_MAX];
+
+    if (cli->total != 0) {
+        return;
+    }
+
+    klen = wh_clinfo_key(key, cli->ws, cli->client_id);
+    wh_map_del(&s->clients, key, klen);
+    free(cli);
+}
+
+
+/* appends the session to its client's list: it is the newest */
+static void
+wh_clinfo_link(wh_clinfo_t *cli, wh_session_t *se)
+{
+    se->cli = cli;
+    se->cl_next = NULL;
+    se->cl_prev = cli->tail;
+
+    if (cli->tail) {
+        cli->tail->cl_next = se;
+    } else {
+        cli->head = se;
+    }
+
+    cli->tail = se;
+    cli->total++;
+    cli->open++;
+}
+
+
+static void
+wh_clinfo_unlink(wh_sessions_t *s, wh_session_t *se)
+{
+    wh_clinfo_t  *cli = se->cli;
+
+    if (cli == NULL) {
+        return;
+    }
+
+    if (se->cl_prev) {
+        se->cl_prev->cl_next = se->cl_next;
+    } else {
+        cli->head = se->cl_next;
+    }
+
+    if (se->cl_next) {
+        se->cl_next->cl_prev = se->cl_prev;
+    } else {
+        cli->tail = se->cl_prev;
+    }
+
+    cli->total--;
+    cli->open -= !se->kicked;
+    se->cli = NULL;
+
+    wh_clinfo_drop_if_unused(s, cli);
+}
+
+
+static void
+wh_session_kick(wh_sessions_t *s, wh_session_t *se, uint16_t code,
+    const char *reason)
+{
+    wh_link_msg_t  r;
+
+    if (se->kicked) {
+        return;
+    }
+
+    se->kicked = 1;
+    se->cli->open--;
+    s->kicked++;
+
+    memset(&r, 0, sizeof(r));
+    r.type = WH_LINK_SESSION_KICK;
+    r.session = se->session;
+    r.status = code;
+    r.reason.data = reason;
+    r.reason.len = strlen(reason);
+    wh_link_send(se->peer, &r);
+}
+
+
+/* a new session made its client exceed the location's limit: the
+ * oldest ones give way */
+static void
+wh_clinfo_enforce(wh_sessions_t *s, wh_clinfo_t *cli, uint32_t limit)
+{
+    wh_session_t  *se;
+
+    for (se = cli->head; se != NULL && limit && cli->open > limit;
+         se = se->cl_next)
+    {
+        if (!se->kicked) {
+            wh_log_info(s->log, "session %.*s of client %.*s replaced by "
+                        "a newer connection (limit %u)",
+                        (int) se->session.len, se->session.data,
+                        (int) cli->client_id.len, cli->client_id.data,
+                        limit);
+            wh_session_kick(s, se, WH_CLOSE_REPLACED,
+                            "replaced by a newer connection");
+        }
+    }
 }
 
 
@@ -200,6 +401,7 @@ wh_session_unlink(wh_sessions_t *s, wh_session_t *se)
 
     wh_map_del(&s->sessions, key, wh_session_key(key, se->peer,
                                                   se->session));
+    wh_clinfo_unlink(s, se);
 
     if (se->prev) {
         se->prev->next = se->next;
@@ -269,6 +471,41 @@ wh_session_accept(wh_peer_t *peer, wh_str_t session, uint16_t status,
 }
 
 
+static void wh_session_end(wh_sessions_t *s, wh_session_t *se,
+    const char *reason);
+
+
+/* a token issued before its client was deleted: refused, and a session
+ * re-announced with it ends */
+static int
+wh_session_refused(wh_sessions_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    uint16_t       code;
+    wh_session_t  *se;
+
+    if (s->hooks.admit == NULL) {
+        return 0;
+    }
+
+    code = s->hooks.admit(s->hooks.ctx, m->workspace, m->client_id, m->id2);
+
+    if (code == 0) {
+        return 0;
+    }
+
+    se = wh_session_find(s, peer, m->session);
+
+    if (se != NULL) {
+        wh_session_end(s, se, "revoked");
+    }
+
+    wh_session_accept(peer, m->session, code, 0);
+
+    return 1;
+}
+
+
 int
 wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
 {
@@ -276,6 +513,7 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     unsigned char   key[4 + WH_SESSION_MAX];
     wh_session_t   *se;
     wh_wsinfo_t    *wsi;
+    wh_clinfo_t    *cli;
 
     if (m->session.len == 0 || m->session.len > WH_SESSION_MAX) {
         return -1;
@@ -289,6 +527,10 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
         return 0;
     }
 
+    if (wh_session_refused(s, peer, m)) {
+        return 0;
+    }
+
     /* a session opened twice on one link: the first one is replaced */
     se = wh_session_find(s, peer, m->session);
 
@@ -299,8 +541,9 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
 
     se = calloc(1, sizeof(wh_session_t));
     wsi = wh_wsinfo_get(s, m->workspace);
+    cli = wh_clinfo_get(s, m->workspace, m->client_id);
 
-    if (se == NULL || wsi == NULL
+    if (se == NULL || wsi == NULL || cli == NULL
         || wh_session_set(se, m->session, m->client_id, m->client_type,
                           m->name) != 0
         || wh_map_put(&s->sessions, key, wh_session_key(key, peer,
@@ -313,6 +556,10 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
         if (wsi && wsi->count == 0) {
             wh_map_del(&s->workspaces, wsi->ws.data, wsi->ws.len);
             free(wsi);
+        }
+
+        if (cli) {
+            wh_clinfo_drop_if_unused(s, cli);
         }
 
         wh_session_accept(peer, m->session, 503, 0);
@@ -330,12 +577,21 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
 
     wsi->head = se;
     wsi->count++;
+    wh_clinfo_link(cli, se);
 
     wh_session_accept(peer, m->session, 0, wsi->count);
 
     resumed = wh_loop_now() - peer->hello_ms < WH_RESUME_WINDOW_MS;
     wh_presence(s, se, "client_connected",
                 resumed ? "resumed" : "connected", 0);
+
+    /* count: the location's wirehub_max_connections_per_client */
+    wh_clinfo_enforce(s, cli, m->count);
+
+    if (s->hooks.opened) {
+        s->hooks.opened(s->hooks.ctx, wsi->ws, se->client_id,
+                        se->client_type, se->name);
+    }
 
     return 0;
 }
@@ -367,6 +623,11 @@ wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
 
     wh_presence(s, se, "client_updated", "register", 1);
 
+    if (s->hooks.updated && !se->kicked) {
+        s->hooks.updated(s->hooks.ctx, se->wsi->ws, se->client_id,
+                         se->client_type, se->name);
+    }
+
     return 0;
 }
 
@@ -374,7 +635,21 @@ wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
 static void
 wh_session_end(wh_sessions_t *s, wh_session_t *se, const char *reason)
 {
+    unsigned     left;
+    wh_str_t     ws, client_id;
+    wh_clinfo_t  *cli = se->cli;
+
     wh_presence(s, se, "client_disconnected", reason, 0);
+
+    left = cli->open - !se->kicked;
+    ws = cli->ws;
+    client_id = cli->client_id;
+
+    /* ws and client_id live in the client's entry until it is dropped */
+    if (s->hooks.closed && !s->quiet) {
+        s->hooks.closed(s->hooks.ctx, ws, client_id, left);
+    }
+
     wh_session_unlink(s, se);
     wh_session_free(se);
 }
@@ -429,6 +704,59 @@ wh_sessions_count(wh_sessions_t *s, wh_str_t ws)
     wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
 
     return wsi ? wsi->count : 0;
+}
+
+
+unsigned
+wh_sessions_of_client(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
+{
+    wh_clinfo_t  *cli;
+
+    cli = wh_clinfo_find(s, ws, client_id);
+
+    return cli ? cli->open : 0;
+}
+
+
+int
+wh_sessions_newest(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id,
+    wh_peer_t **peer, wh_str_t *session)
+{
+    wh_clinfo_t   *cli;
+    wh_session_t  *se;
+
+    cli = wh_clinfo_find(s, ws, client_id);
+
+    for (se = cli ? cli->tail : NULL; se != NULL; se = se->cl_prev) {
+        if (!se->kicked && !se->peer->closing) {
+            *peer = se->peer;
+            *session = se->session;
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+unsigned
+wh_sessions_kick_client(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id,
+    uint16_t code, const char *reason)
+{
+    unsigned       n = 0;
+    wh_clinfo_t   *cli;
+    wh_session_t  *se;
+
+    cli = wh_clinfo_find(s, ws, client_id);
+
+    for (se = cli ? cli->head : NULL; se != NULL; se = se->cl_next) {
+        if (!se->kicked) {
+            wh_session_kick(s, se, code, reason);
+            n++;
+        }
+    }
+
+    return n;
 }
 
 

@@ -23,15 +23,43 @@
  * the sessions it kept while the link was down: reason "resumed" */
 #define WH_RESUME_WINDOW_MS  2000
 
+/* close codes wirehubd asks the module to close sessions with */
+#define WH_CLOSE_NORMAL      1000
+#define WH_CLOSE_REVOKED     4403
+#define WH_CLOSE_REPLACED    4408
+
 typedef struct wh_session_s  wh_session_t;
 typedef struct wh_wsinfo_s   wh_wsinfo_t;
+typedef struct wh_clinfo_s   wh_clinfo_t;
+
+/* what the clients registry and the command queue learn of sessions;
+ * any member may be NULL */
+typedef struct {
+    /* SESSION_OPEN: 0 admits it, else the close code it is refused
+     * with (a client deleted after the token was issued) */
+    uint16_t  (*admit)(void *ctx, wh_str_t ws, wh_str_t client_id,
+                       uint64_t iat);
+    /* a session was opened, or its client registered (SESSION_UPDATE):
+     * client_type and name are the session's */
+    void      (*opened)(void *ctx, wh_str_t ws, wh_str_t client_id,
+                        wh_str_t client_type, wh_str_t name);
+    void      (*updated)(void *ctx, wh_str_t ws, wh_str_t client_id,
+                         wh_str_t client_type, wh_str_t name);
+    /* a session ended; left: the client's sessions still open */
+    void      (*closed)(void *ctx, wh_str_t ws, wh_str_t client_id,
+                        unsigned left);
+    void       *ctx;
+} wh_session_hooks_t;
 
 typedef struct {
-    wh_channels_t  *channels;
-    wh_log_t       *log;
-    wh_map_t        sessions;      /* serial + session -> wh_session_t */
-    wh_map_t        workspaces;    /* ws -> wh_wsinfo_t */
-    int             quiet;         /* shutting down: no presence events */
+    wh_channels_t       *channels;
+    wh_log_t            *log;
+    wh_map_t             sessions;     /* serial + session -> session */
+    wh_map_t             workspaces;   /* ws -> wh_wsinfo_t */
+    wh_map_t             clients;      /* ws "\0" client -> wh_clinfo_t */
+    wh_session_hooks_t   hooks;
+    uint64_t             kicked;       /* sessions kicked, for stats */
+    int                  quiet;        /* shutting down: no events */
 } wh_sessions_t;
 
 typedef void (*wh_ws_each_pt)(void *ctx, wh_str_t ws);
@@ -59,6 +87,20 @@ int wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer,
 
 /* active sessions of a workspace */
 unsigned wh_sessions_count(wh_sessions_t *s, wh_str_t ws);
+
+/* a client's open sessions (kicked ones not counted) */
+unsigned wh_sessions_of_client(wh_sessions_t *s, wh_str_t ws,
+    wh_str_t client_id);
+
+/* the client's newest open session: 1 with its peer and session string
+ * (valid until the session closes), 0 if the client is offline */
+int wh_sessions_newest(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id,
+    wh_peer_t **peer, wh_str_t *session);
+
+/* asks the module to close every open session of the client with the
+ * close code and reason (SESSION_KICK); returns how many */
+unsigned wh_sessions_kick_client(wh_sessions_t *s, wh_str_t ws,
+    wh_str_t client_id, uint16_t code, const char *reason);
 
 /* sets "connections" and "by_client_type" of obj for the workspace */
 int wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj);

@@ -19,6 +19,8 @@
 #define WH_META_SIZE     (8 + 8 + 8 + WH_EPOCH_LEN)
 #define WH_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX + 1 + 8)
 #define WH_STORE_FORMAT  "1"
+/* channels, history, info, and the commands' and clients' databases */
+#define WH_STORE_MAX_DBS  16
 
 
 static void
@@ -208,7 +210,7 @@ wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
     st->log = log;
 
     if ((rc = mdb_env_create(&st->env)) != 0
-        || (rc = mdb_env_set_maxdbs(st->env, 4)) != 0
+        || (rc = mdb_env_set_maxdbs(st->env, WH_STORE_MAX_DBS)) != 0
         || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
         || (rc = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS,
                               0640)) != 0)

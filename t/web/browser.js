@@ -5,7 +5,8 @@
  * "@control {"action": ...}" on stdout and answered "ok" on stdin.
  *
  * Environment: WH_BASE_URL (http://127.0.0.1:PORT), WH_TOKEN (a service
- * token of the test workspace), WH_ARTIFACTS (where screenshots go).
+ * token of the test workspace), WH_CLIENT_ID (its sub), WH_ARTIFACTS
+ * (where screenshots go).
  */
 
 'use strict';
@@ -19,6 +20,7 @@ const { chromium } = require('playwright-core');
 
 const BASE = process.env.WH_BASE_URL;
 const TOKEN = process.env.WH_TOKEN;
+const CLIENT_ID = process.env.WH_CLIENT_ID;
 const ARTIFACTS = process.env.WH_ARTIFACTS;
 const CHROMIUM = process.env.WH_CHROMIUM || '/usr/bin/chromium';
 
@@ -138,8 +140,8 @@ async function run(page, timings) {
     assert.equal(await points(page, 'V1'), 1);
 
     /* the dashboard sees itself on $presence, registered as dashboard */
-    await page.waitForSelector('#clients li[data-client="dash-test"] '
-                               + '.client-type:text("dashboard")',
+    await page.waitForSelector('#clients li[data-client="' + CLIENT_ID
+                               + '"] .client-type:text("dashboard")',
                                { timeout: 3000 });
     await page.waitForFunction(() => Number(document.getElementById(
         'stat-connections').textContent) >= 1, null, { timeout: 8000 });
@@ -205,8 +207,9 @@ async function main() {
     const timings = {};
     let context;
 
-    assert.ok(BASE && TOKEN && ARTIFACTS, 'WH_BASE_URL, WH_TOKEN and '
-              + 'WH_ARTIFACTS are required (t/test_web.py sets them)');
+    assert.ok(BASE && TOKEN && CLIENT_ID && ARTIFACTS, 'WH_BASE_URL, '
+              + 'WH_TOKEN, WH_CLIENT_ID and WH_ARTIFACTS are required '
+              + '(t/test_web.py sets them)');
     fs.mkdirSync(ARTIFACTS, { recursive: true });
 
     try {

@@ -389,13 +389,27 @@ test('a token provider is asked again for every connect', async (t) => {
         random: () => 0, token: () => Promise.resolve('t' + (++n))
     });
 
+    const errors = [];
+
+    hub.on('error', (e) => errors.push(e.code));
     hub.connect();
     await flush();
     assert.equal(FakeSocket.last().url, 'ws://gw.test/ws/?v=1&token=t1');
     FakeSocket.last().serverClose(4401, 'token expired');
+    assert.deepEqual(errors, ['token_expired']);
     t.mock.timers.tick(250);
     await flush();
     assert.equal(FakeSocket.last().url, 'ws://gw.test/ws/?v=1&token=t2');
+
+    /* close, then connect again before the first token arrives: one
+       socket, with the newest token */
+    hub.close();
+    hub.connect();
+    hub.close();
+    hub.connect();
+    await flush();
+    assert.equal(FakeSocket.sockets.length, 3);
+    assert.equal(FakeSocket.last().url, 'ws://gw.test/ws/?v=1&token=t4');
     hub.close();
 });
 
@@ -546,5 +560,32 @@ test('server errors without a ref reach the error event', (t) => {
     ws.onmessage({ data: 'not json' });
     assert.deepEqual(errors, [['forbidden', '$commands'],
                               ['bad_message', undefined]]);
+    hub.close();
+});
+
+test('a WebSocket that cannot be built: retried, token kept out of errors',
+     (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+
+    let built = 0;
+
+    class Refusing {
+        constructor(url) {
+            built++;
+            throw new SyntaxError('invalid URL ' + url);
+        }
+    }
+
+    const hub = new Wirehub({ url: 'ws://gw.test/ws/', token: 'secret-jwt',
+                              WebSocket: Refusing, random: () => 0 });
+    const errors = [];
+
+    hub.on('error', (e) => errors.push(e.message));
+    hub.connect();
+    assert.equal(hub.state, 'reconnecting');
+    t.mock.timers.tick(250);
+    assert.equal(built, 2);
+    assert.equal(errors.length, 2);
+    assert.ok(errors.every((m) => !m.includes('secret-jwt')), errors[0]);
     hub.close();
 });

@@ -1,0 +1,118 @@
+/*
+ * The JSON writer.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wh_time.h"
+#include "message.h"
+#include "jsonw.h"
+
+
+/* the comma and the key of the next member or element */
+static int
+wh_jw_key(wh_buf_t *b, const char *key)
+{
+    char  last;
+
+    if (b->len > 0) {
+        last = (char) b->data[b->len - 1];
+
+        if (last != '{' && last != '[' && wh_buf_append(b, ",", 1) != 0) {
+            return -1;
+        }
+    }
+
+    if (key == NULL) {
+        return 0;
+    }
+
+    if (wh_json_quote(b, key, strlen(key)) != 0) {
+        return -1;
+    }
+
+    return wh_buf_append(b, ":", 1);
+}
+
+
+int
+wh_jw_open(wh_buf_t *b, const char *key, char bracket)
+{
+    if (b->len > 0 && wh_jw_key(b, key) != 0) {
+        return -1;
+    }
+
+    return wh_buf_append(b, &bracket, 1);
+}
+
+
+int
+wh_jw_close(wh_buf_t *b, char bracket)
+{
+    return wh_buf_append(b, &bracket, 1);
+}
+
+
+int
+wh_jw_str(wh_buf_t *b, const char *key, const char *s, size_t len)
+{
+    if (wh_jw_key(b, key) != 0) {
+        return -1;
+    }
+
+    return wh_json_quote(b, s, len);
+}
+
+
+int
+wh_jw_cstr(wh_buf_t *b, const char *key, const char *s)
+{
+    return wh_jw_str(b, key, s, strlen(s));
+}
+
+
+int
+wh_jw_raw(wh_buf_t *b, const char *key, const char *raw, size_t len)
+{
+    if (wh_jw_key(b, key) != 0) {
+        return -1;
+    }
+
+    return wh_buf_append(b, raw, len);
+}
+
+
+int
+wh_jw_int(wh_buf_t *b, const char *key, int64_t v)
+{
+    int   n;
+    char  num[32];
+
+    n = snprintf(num, sizeof(num), "%" PRId64, v);
+
+    return wh_jw_raw(b, key, num, n);
+}
+
+
+int
+wh_jw_bool(wh_buf_t *b, const char *key, int v)
+{
+    return v ? wh_jw_raw(b, key, "true", 4) : wh_jw_raw(b, key, "false", 5);
+}
+
+
+int
+wh_jw_time(wh_buf_t *b, const char *key, int64_t ms)
+{
+    char  ts[WH_TIME_ISO_LEN + 1];
+
+    if (ms == 0) {
+        return wh_jw_raw(b, key, "null", 4);
+    }
+
+    wh_time_iso(ts, ms);
+
+    return wh_jw_str(b, key, ts, WH_TIME_ISO_LEN);
+}
