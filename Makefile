@@ -37,8 +37,19 @@ module: $(MODULE)
 daemon: $(DAEMON)
 
 # nginx-dev ships headers and configure only: configure a private copy of
-# the tree with Debian's own flags so the .so is binary compatible.
-$(NGX_BUILD)/Makefile: config
+# the tree with Debian's own flags so the .so is binary compatible.  The
+# list of module sources is part of the configuration (a new file needs a
+# new objs/Makefile), so it is kept in a stamp that changes only with it.
+MODULE_LIST := $(BUILD)/module-sources.txt
+
+$(shell mkdir -p $(BUILD); \
+    echo "$(sort $(wildcard ngx_module/*.c common/*.c)) $(NGINX_SRC)" \
+        > $(MODULE_LIST).new; \
+    cmp -s $(MODULE_LIST).new $(MODULE_LIST) \
+        || mv -f $(MODULE_LIST).new $(MODULE_LIST); \
+    rm -f $(MODULE_LIST).new)
+
+$(NGX_BUILD)/objs/Makefile: config $(MODULE_LIST)
 	rm -rf $(NGX_BUILD)
 	mkdir -p $(BUILD)
 	cp -r $(NGINX_SRC) $(NGX_BUILD)
@@ -49,10 +60,13 @@ $(NGX_BUILD)/Makefile: config
 	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 || \
 	    { tail -20 $(BUILD)/configure.log; exit 1; }
 
-$(MODULE): $(NGX_BUILD)/Makefile $(MODULE_SRCS)
-	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules > $(BUILD)/module.log 2>&1 || { grep -E "error|warning" -A3 $(BUILD)/module.log | head -40; exit 1; }
+$(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules \
+	    > $(BUILD)/module.log 2>&1 || \
+	    { grep -E "error|warning" -A3 $(BUILD)/module.log | head -40; exit 1; }
 	@# a new inode: running nginx processes keep the old mapping
-	cp $(NGX_BUILD)/objs/ngx_http_wirehub_module.so $@.tmp && mv -f $@.tmp $@
+	cp $(NGX_BUILD)/objs/ngx_http_wirehub_module.so $@.tmp
+	mv -f $@.tmp $@
 
 $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(BUILD)

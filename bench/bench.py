@@ -35,6 +35,7 @@ NGINX = "/usr/sbin/nginx"
 NCHAN = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 NODE_SERVER = os.path.join(ROOT, "bench", "node", "server.js")
 MOSQUITTO = "/usr/sbin/mosquitto"
+PERF = "/usr/bin/perf"
 KEYS = os.path.join(ROOT, "t", "keys")
 HS256_SECRET = os.path.join(KEYS, "hs256.secret")
 ES256_KEY = os.path.join(KEYS, "ec256.pem")
@@ -547,17 +548,63 @@ def wsload_args(scenario, params, server):
     return args, conns
 
 
-def run_one(scenario, params, server, results_dir):
+def run_wsload(args, server, params, perf_base):
+    """wsload's JSON line; with perf_base, `perf record` covers the
+    server's processes during the measured window."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    profiler = None
+    err = []
+    try:
+        for line in proc.stderr:
+            text = line.decode("utf-8", "replace")
+            err.append(text)
+            if perf_base and text.startswith("wsload: measuring"):
+                profiler = start_perf(server, params, perf_base)
+        out = proc.stdout.read().decode("utf-8", "replace").strip()
+        proc.wait(200)
+    finally:
+        stop_process(proc)
+        if profiler:
+            profiler.wait(60)
+            report_perf(perf_base)
+    if not out:
+        return {"ok": False, "error": "".join(err)[-300:]}
+    return json.loads(out.splitlines()[-1])
+
+
+def start_perf(server, params, base):
+    pids = ",".join(str(p) for p in server.pids() + [
+        c for p in server.pids() for c in children(p)])
+    return subprocess.Popen([PERF, "record", "-q", "-g", "-F", "2000",
+                             "-p", pids, "-o", base + ".data", "--",
+                             "sleep", str(params.get("duration", 5))],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def report_perf(base):
+    """Where the server's time went: by process and library, then the
+    hottest symbols, into BASE.txt."""
+    with open(base + ".txt", "w") as out:
+        for sort, limit in (("comm,dso", "1"), ("comm,dso,symbol", "0.5")):
+            subprocess.run([PERF, "report", "-i", base + ".data",
+                            "--no-children", "--stdio", "-g", "none",
+                            "--sort", sort, "--percent-limit", limit],
+                           stdout=out, stderr=subprocess.DEVNULL, timeout=120)
+
+
+def run_one(scenario, params, server, results_dir, perf=False):
     """Start the server, run wsload against it, stop it: the JSON result."""
     started = time.monotonic()
+    perf_base = None
+    if perf and server.name == "wirehub":
+        perf_base = os.path.join(results_dir, "perf-%s" % scenario)
     try:
         server.start(scenario, params.get("workers", 1))
         args, conns = wsload_args(scenario, params, server)
-        proc = subprocess.run(args, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, timeout=200)
-        out = proc.stdout.decode("utf-8", "replace").strip()
-        result = json.loads(out.splitlines()[-1]) if out else {
-            "ok": False, "error": proc.stderr.decode()[-300:]}
+        result = run_wsload(args, server, params, perf_base)
         result["conns_asked"] = conns
         result["argv"] = args
     except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
@@ -855,15 +902,18 @@ def notes_for(results, sizes):
     busy = [(scen, srv, get(r, "box_cpu_cores"), get(r, "server",
                                                        "cpu_cores"),
              get(r, "loadgen_cpu_cores"))
-            for (scen, srv), r in sorted(results.items()) if r.get("ok")]
+            for (scen, srv), r in sorted(results.items())
+            if r.get("ok") and scen != "idle"]
     foreign = [(scen, srv, box - (s or 0) - (g or 0))
                for scen, srv, box, s, g in busy if box is not None]
     noisy = [x for x in foreign if x[2] > 0.25]
     if noisy:
-        notes.append("- other work used CPU during %s: up to %.2f cores; "
-                     "those figures are pessimistic." % (
-                         ", ".join("%s/%s" % (a, b) for a, b, _ in noisy),
-                         max(x[2] for x in noisy)))
+        worst = max(noisy, key=lambda x: x[2])
+        notes.append("- other processes used over 0.25 core during %d of "
+                     "%d runs (up to %.2f cores, in %s/%s): this machine "
+                     "was shared, those figures are pessimistic."
+                     % (len(noisy), len(foreign), worst[2], worst[0],
+                        worst[1]))
     notes.append("- Nchan, Mosquitto and the floor check no token (neither "
                  "has JWT auth); Wirehub and Node verify one per "
                  "handshake and per API publish.")
@@ -877,6 +927,8 @@ def main():
     size.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="scenarios, comma separated")
     ap.add_argument("--servers", default=",".join(SERVERS + ["broker"]))
+    ap.add_argument("--perf", action="store_true",
+                    help="perf record Wirehub's processes while measured")
     opts = ap.parse_args()
 
     sizes = QUICK if opts.quick else FULL
@@ -907,7 +959,8 @@ def main():
                 continue
             server = SERVER_CLASSES[srv](workdir)
             try:
-                result = run_one(scen, sizes[scen], server, results_dir)
+                result = run_one(scen, sizes[scen], server, results_dir,
+                                 opts.perf)
             except KeyboardInterrupt:
                 server.stop()
                 raise

@@ -576,6 +576,8 @@ wsl_measure(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
         }
         (void) wsl_usage_read(conf, &run->after);
         run->ready = atomic_load(&sh->ready);
+        /* memory is compared with the server before the first client */
+        run->window_s = wsl_now_s() - run->started;
         return 0;
     }
 
@@ -590,6 +592,9 @@ wsl_measure(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
     wsl_snapshot(sh, run, 0);
     t0 = wsl_now_s();
     atomic_store(&sh->phase, WSL_PHASE_MEASURE);
+
+    /* a wrapper (bench.py --perf) starts a profiler on this line */
+    fprintf(stderr, "wsload: measuring for %.1f s\n", conf->duration);
 
     if (wsl_sleep(conf, sh, run, conf->duration) != 0) {
         return -1;

@@ -824,6 +824,16 @@ def fleet_main():
     asyncio.run(fleet_run(spec))
 
 
+def cpu_seconds(pids):
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values, p):
     ordered = sorted(values)
     if not ordered:

@@ -69,8 +69,8 @@ def publish_n(api, channel, n):
 def test_publish_202_then_history(api):
     ids, epochs = [], set()
     for k in range(3):
-        resp = api.publish("sensors/V1", {"k": k, "b": 1, "a": [1.5, "\u00e9"]},
-                           "sensor_reading")
+        data = {"k": k, "b": 1, "a": [1.5, "\u00e9"]}
+        resp = api.publish("sensors/V1", data, "sensor_reading")
         assert resp.status == 202, resp
         assert resp.header("content-type") == "application/json", resp
         doc = resp.json()
@@ -171,7 +171,7 @@ def test_history_limit_1000_accepted_more_clamped(api):
         assert history(api, "few", query)[:2] == ([1, 2, 3], None), query
 
 
-@pytest.mark.parametrize("body,status,code", [
+PUBLISH_ERRORS = [
     (b"{", 400, "bad_request"),
     (b"", 400, "bad_request"),
     (b"[1]", 400, "bad_request"),
@@ -186,7 +186,11 @@ def test_history_limit_1000_accepted_more_clamped(api):
     (b'{"type":7,"data":1}', 400, "bad_request"),
     (('{"type":"t","data":"%s"}' % ("x" * (1 << 20))).encode(), 413,
      "too_large"),
-])
+]
+
+
+@pytest.mark.parametrize("body,status,code", PUBLISH_ERRORS,
+                         ids=[repr(c[0][:40]) for c in PUBLISH_ERRORS])
 def test_publish_errors(api, body, status, code):
     chan.publish_ok(api, "err", {"n": 0})
     resp = api.request("POST", "/api/channels/err/messages", body, raw=True,

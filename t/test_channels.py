@@ -393,7 +393,7 @@ def test_latency_publish_to_delivery(ngx):
     assert p99 < 1000, (p50, p99)
 
 
-def test_fanout_one_channel_to_1000_subscribers(ngx):
+def test_fanout_one_channel_to_1000_subscribers(ngx, daemon):
     workspace = chan.unique("fan")
     channel = "fan/out"
     count = 600
@@ -403,6 +403,8 @@ def test_fanout_one_channel_to_1000_subscribers(ngx):
                        collect_latency=True, raw=True)
     try:
         fleet.wait_ready()
+        servers = ngx.workers() + [daemon.pid]
+        cpu_before = chan.cpu_seconds(servers)
         started = time.time()
         pubs = [chan.Publisher(ngx.port, svc, channel, "f%d" % i,
                                count=count // 2) for i in range(2)]
@@ -413,6 +415,7 @@ def test_fanout_one_channel_to_1000_subscribers(ngx):
         acked = sorted(a[0] for p in pubs for a in p.acked)
         assert acked == list(range(1, count + 1))
         reports = fleet.finish(count)
+        cpu = chan.cpu_seconds(servers) - cpu_before
     finally:
         fleet.kill()
     assert len(reports) == 1000
@@ -427,7 +430,8 @@ def test_fanout_one_channel_to_1000_subscribers(ngx):
         "messages_per_s": int(count / elapsed),
         "deliveries_per_s": int(count * 1000 / elapsed),
         "p50_ms": round(chan.percentile(lat, 50), 1),
-        "p99_ms": round(chan.percentile(lat, 99), 1)})
+        "p99_ms": round(chan.percentile(lat, 99), 1),
+        "server_cpu_us_per_delivery": round(cpu * 1e6 / (count * 1000), 2)})
 
 
 def test_logs_clean(ngx, daemon):

@@ -762,6 +762,13 @@ def test_sighup_reopens_log(daemon):
 
 def test_kill9_restart_keeps_acknowledged(tmp_path):
     d = Daemon(tmp_path, length=5000).start()
+    try:
+        kill9_restart_keeps_acknowledged(d)
+    finally:
+        d.stop()
+
+
+def kill9_restart_keeps_acknowledged(d):
     a = d.link()
     epoch = a.subscribe("acme", "k")["epoch"]
     # 2,000 publishes in flight; kill -9 once 500 are acknowledged
@@ -776,18 +783,15 @@ def test_kill9_restart_keeps_acknowledged(tmp_path):
             acked.append(m["id"])
     d.kill()
     d.start()
-    try:
-        b = d.link()
-        s = b.subscribe("acme", "k", since=0, epoch=epoch)
-        assert s["epoch"] == epoch and s["id"] >= max(acked)
-        assert s["flag"] == 1
-        got = [b.expect(MESSAGE)["id"] for _ in range(s["id"])]
-        assert got == list(range(1, s["id"] + 1))
-        assert set(acked) <= set(got)
-        r = b.publish("acme", "k", "after")
-        assert r["id"] == s["id"] + 1 and r["epoch"] == epoch
-    finally:
-        d.stop()
+    b = d.link()
+    s = b.subscribe("acme", "k", since=0, epoch=epoch)
+    assert s["epoch"] == epoch and s["id"] >= max(acked)
+    assert s["flag"] == 1
+    got = [b.expect(MESSAGE)["id"] for _ in range(s["id"])]
+    assert got == list(range(1, s["id"] + 1))
+    assert set(acked) <= set(got)
+    r = b.publish("acme", "k", "after")
+    assert r["id"] == s["id"] + 1 and r["epoch"] == epoch
 
 
 def test_fresh_storage_gives_new_epochs(tmp_path):
@@ -795,8 +799,10 @@ def test_fresh_storage_gives_new_epochs(tmp_path):
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
         d = Daemon(tmp_path / name).start()
-        epochs.append(d.link().subscribe("acme", "e")["epoch"])
-        d.stop()
+        try:
+            epochs.append(d.link().subscribe("acme", "e")["epoch"])
+        finally:
+            d.stop()
     assert epochs[0] != epochs[1]
 
 

@@ -301,6 +301,17 @@ def test_channel_lists_are_per_workspace(ngx, tenants):
     b_names = [i["channel"] for i in tenants.api_b.all_channels()
                if not i["channel"].startswith("$")]
     assert sorted(b_names) == sorted(tenants.b_channels)
+    # the workspace is the token's, whatever the query says
+    for query in ("workspace=" + tenants.b, "ws=%s&cursor=" % tenants.b):
+        resp = tenants.api_a.channels(query)
+        assert resp.status == 200, resp
+        assert tenants.secret not in [i["channel"]
+                                      for i in resp.json()["items"]]
+    for cursor in ("%00", tenants.b + "%00", "%00" + tenants.b,
+                   "$presence%00x", "a" * 201):
+        resp = tenants.api_a.channels("cursor=" + cursor)
+        assert resp.status == 400, (cursor, resp)
+        assert resp.error_code() == "bad_request", resp
     stats = tenants.api_a.request("GET", "/api/stats")
     assert stats.status == 200, stats
     assert stats.json()["workspace"] == tenants.a

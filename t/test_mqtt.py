@@ -11,6 +11,7 @@ import pwd
 import re
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -35,7 +36,7 @@ EGRESS = "egress ws/{workspace}/clients/{client}/events/{type};\n"
 class Broker:
     """mosquitto on 127.0.0.1:port, persisting into its own directory."""
 
-    def __init__(self, tmp, name="broker"):
+    def __init__(self, tmp, name="broker", listener="", anonymous=True):
         self.dir = tmp / name
         self.dir.mkdir()
         self.port = wh.free_port()
@@ -45,10 +46,11 @@ class Broker:
         # write this directory
         user = pwd.getpwuid(os.geteuid()).pw_name
         self.conf.write_text(
-            "listener %d 127.0.0.1\nallow_anonymous true\n"
+            "listener %d 127.0.0.1\n%sallow_anonymous %s\n"
             "persistence true\npersistence_location %s/\n"
             "max_queued_messages 100000\nuser %s\n"
-            % (self.port, self.dir, user))
+            % (self.port, listener, "true" if anonymous else "false",
+               self.dir, user))
         self.proc = None
 
     def start(self):
@@ -206,9 +208,13 @@ def test_config_ok_with_mqtt(tmp_path):
     rc, err, _ = check_config(tmp_path, (
         "mqtt host=broker.example port=1883 client_id=wirehubd-1 "
         "keepalive=30 username=wh password_file=%s qos=1;\n%s%s"
-        "ingest a/# workspace=w channel=all/{1} type=t;\n%s"
+        "ingest a/# workspace=w channel=all/{1} type=t;  # a comment\n"
+        "ingest \"#\" workspace=w channel=all/{1} type=t;\n%s"
         % (pw, SENSORS, DEVICES, EGRESS)))
     assert rc == 0, err
+    rc, err, _ = check_config(tmp_path, "mqtt;\ningest # workspace=w "
+                              "channel=c type=t;\n")
+    assert rc != 0 and "not terminated" in err
 
 
 def test_listen_group_and_mode(tmp_path):
@@ -571,3 +577,83 @@ def test_unresolvable_host_is_retried_and_the_loop_answers(tmp_path,
             d.logtext()
     finally:
         d.stop()
+
+
+def make_ca(tmp):
+    """A CA and a server certificate for localhost / 127.0.0.1."""
+    def ssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, cwd=tmp,
+                       capture_output=True)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=wirehub test CA", "-keyout", "ca.key", "-out",
+        "ca.pem")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server.key", "-out", "server.csr")
+    (tmp / "san.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext",
+        "-out", "server.pem")
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=another CA", "-keyout", "other.key", "-out",
+        "other.pem")
+    return tmp
+
+
+def test_tls_with_a_host_name(tmp_path):
+    ca = make_ca(tmp_path)
+    b = Broker(tmp_path, listener="cafile %s\ncertfile %s\nkeyfile %s\n"
+               % (ca / "ca.pem", ca / "server.pem", ca / "server.key"))
+    b.start()
+    d = Daemon(tmp_path, extra=mqtt_conf(b).replace(
+        "host=127.0.0.1", "host=localhost").replace(
+        ";", " cafile=%s;" % (ca / "ca.pem")) + DEVICES).start()
+    try:
+        w = d.link()
+        wait_subscribed(w)
+        w.subscribe("acme", "devices/tls")
+        dev = paho.Client()
+        dev.tls_set_context(ssl.create_default_context(
+            cafile=str(ca / "ca.pem")))
+        dev.connect("localhost", b.port)
+        dev.loop_start()
+        dev.publish("ws/acme/devices/tls/telemetry", '{"ok":1}',
+                    qos=1).wait_for_publish(5)
+        m = w.expect(MESSAGE)
+        assert json.loads(m["body"])["data"] == {"ok": 1}
+        dev.loop_stop()
+        dev.disconnect()
+    finally:
+        d.stop()
+        b.stop()
+
+
+def test_tls_with_the_wrong_ca_is_refused(tmp_path):
+    ca = make_ca(tmp_path)
+    b = Broker(tmp_path, listener="cafile %s\ncertfile %s\nkeyfile %s\n"
+               % (ca / "ca.pem", ca / "server.pem", ca / "server.key"))
+    b.start()
+    d = Daemon(tmp_path, extra=mqtt_conf(b).replace(
+        ";", " cafile=%s;" % (ca / "other.pem")) + DEVICES).start()
+    try:
+        w = d.link()
+        s = wait_for(lambda: (lambda s: s["connect_failures"] >= 2 and s)(
+            stats(w)), 10, "refused TLS handshakes")
+        assert not s["connected"] and s["last_error"]
+    finally:
+        d.stop()
+        b.stop()
+
+
+def test_broker_refusing_the_client_is_retried(tmp_path):
+    b = Broker(tmp_path, anonymous=False).start()
+    d = Daemon(tmp_path, extra=mqtt_conf(b) + DEVICES).start()
+    try:
+        w = d.link()
+        s = wait_for(lambda: (lambda s: s["connect_failures"] >= 2 and s)(
+            stats(w)), 10, "refused CONNACKs")
+        assert "not authorised" in s["last_error"]
+        assert not s["connected"]
+    finally:
+        d.stop()
+        b.stop()

@@ -120,7 +120,7 @@ def test_resume_while_messages_keep_coming(ngx, channel):
     the replay."""
     workers = sorted(ngx.workers())
     pub = chan.Publisher(ngx.port, chan.service_token(channel.workspace),
-                         channel.name, "stream", pause=0.02)
+                         channel.name, "stream", pause=0.04)
 
     async def scenario():
         live = await channel.client(workers[0], "watcher")

@@ -541,6 +541,15 @@ wh_path_is(wh_str_t path, const char *s)
 }
 
 
+static int
+wh_path_under(wh_str_t path, const char *prefix)
+{
+    size_t  n = strlen(prefix);
+
+    return path.len > n && memcmp(path.data, prefix, n) == 0;
+}
+
+
 void
 wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 {
@@ -566,6 +575,16 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_path_is(path, "/stats") && wh_method(m, "GET")) {
         wh_api_get_stats(&a);
+        return;
+    }
+
+    if (wh_path_is(path, "/clients") || wh_path_under(path, "/clients/")) {
+        wh_clients_api(&d->clients, peer, m, path);
+        return;
+    }
+
+    if (wh_path_under(path, "/commands/")) {
+        wh_commands_api(&d->commands, peer, m, path);
         return;
     }
 

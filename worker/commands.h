@@ -50,12 +50,13 @@ typedef struct {
     wh_cmd_note_t   **tail;
 } wh_cmd_notes_t;
 
+/* status changes since the start, for stats */
 typedef struct {
     uint64_t          created;
     uint64_t          delivered;      /* deliveries, attempts included */
-    uint64_t          results;
+    uint64_t          completed;
+    uint64_t          failed;
     uint64_t          expired;
-    uint64_t          gave_up;        /* failed with max_attempts */
     uint64_t          cancelled;
 } wh_cmd_counters_t;
 

@@ -47,6 +47,9 @@ wh_daemon_hello(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
     r.id2 = (uint64_t) d->start_ms;
     r.flag = wh_mqtt_egress(&d->mqtt) ? WH_LINK_WELCOME_EGRESS : 0;
     wh_link_send(peer, &r);
+
+    /* before any SESSION_OPEN it re-sends is answered */
+    wh_clients_hello(&d->clients, peer);
 }
 
 
@@ -100,6 +103,9 @@ wh_daemon_frame(wh_peer_t *peer, const wh_link_msg_t *m, void *ctx)
         wh_mqtt_event(&d->mqtt, peer, m);
         return 0;
 
+    case WH_LINK_COMMAND_RESULT:
+        return wh_commands_result(&d->commands, peer, m);
+
     case WH_LINK_PING:
         memset(&r, 0, sizeof(r));
         r.type = WH_LINK_PONG;
@@ -135,6 +141,8 @@ wh_daemon_turn_end(void *data)
 
     for (i = 0; i < 4; i++) {
         wh_link_detach(&d->link);
+        /* commands first: their status events are channel messages */
+        wh_batch_commit(&d->batch);
         wh_channels_commit(&d->channels);
         wh_link_flush(&d->link);
 
@@ -146,6 +154,7 @@ wh_daemon_turn_end(void *data)
          * presence events too */
     }
 
+    wh_batch_commit(&d->batch);
     wh_channels_commit(&d->channels);
     wh_link_flush(&d->link);
     wh_link_reap(&d->link);
@@ -371,6 +380,33 @@ wh_daemon_timers(wh_daemon_t *d, wh_err_t *err)
 }
 
 
+static int
+wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
+{
+    wh_cmd_policy_t  policy;
+
+    policy.ttl_ms = d->conf.cmd_ttl_ms;
+    policy.ack_timeout_ms = d->conf.cmd_ack_timeout_ms;
+    policy.max_attempts = d->conf.cmd_max_attempts;
+
+    if (wh_clients_init(&d->clients, d->store, &d->batch, &d->sessions,
+                        &d->link, &d->commands, &d->log, err) != 0)
+    {
+        return -1;
+    }
+
+    if (wh_commands_init(&d->commands, d->store, &d->batch, &d->sessions,
+                         &d->channels, &d->clients, &policy, &d->log, err)
+        != 0)
+    {
+        wh_clients_free(&d->clients);
+        return -1;
+    }
+
+    return wh_commands_start(&d->commands, &d->loop, err);
+}
+
+
 int
 wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 {
@@ -393,6 +429,11 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     wh_channels_init(&d->channels, d->store, &d->log);
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
+    wh_batch_init(&d->batch, d->store, &d->log);
+
+    if (wh_daemon_commands(d, err) != 0) {
+        return -1;
+    }
 
     d->link.loop = &d->loop;
     d->link.log = &d->log;
@@ -431,12 +472,16 @@ wh_daemon_run(wh_daemon_t *d)
     /* drain: commit what was read (and the values the MQTT rate limit
      * still held), write what was answered, close */
     wh_mqtt_stop(&d->mqtt);
+    wh_batch_commit(&d->batch);
     wh_channels_commit(&d->channels);
     d->sessions.quiet = 1;
     wh_link_flush(&d->link);
     wh_link_shutdown(&d->link, WH_DRAIN_TIMEOUT_MS);
+    wh_batch_free(&d->batch);
     wh_channels_commit(&d->channels);
 
+    wh_commands_free(&d->commands);
+    wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);
     wh_channels_free(&d->channels);
     wh_store_close(d->store);

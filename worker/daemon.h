@@ -7,7 +7,10 @@
 
 #include <stdint.h>
 
+#include "batch.h"
 #include "channels.h"
+#include "clients.h"
+#include "commands.h"
 #include "config.h"
 #include "link.h"
 #include "log.h"
@@ -27,6 +30,9 @@ typedef struct {
     wh_store_t     *store;
     wh_channels_t   channels;
     wh_sessions_t   sessions;
+    wh_batch_t      batch;         /* commands and clients writes */
+    wh_commands_t   commands;
+    wh_clients_t    clients;
     wh_mqtt_t       mqtt;
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;

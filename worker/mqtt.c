@@ -359,7 +359,6 @@ wh_mqtt_on_subscribe(struct mosquitto *mosq, void *obj, int mid,
     wh_mqtt_t  *mq = obj;
 
     (void) mosq;
-    (void) mid;
 
     /* 0x80: the broker refused the filter (ACL) */
     if (qos_count == 1 && granted_qos[0] == 0x80) {
@@ -427,8 +426,13 @@ wh_mqtt_read(wh_mqtt_t *mq)
         errno = 0;
         rc = mosquitto_loop_read(mq->mosq, 1);
 
-        if (rc != MOSQ_ERR_SUCCESS || mq->sock_fd == -1 || errno == EAGAIN)
-        {
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mq->io_rc = rc;
+            mq->io_errno = errno;
+            break;
+        }
+
+        if (mq->sock_fd == -1 || errno == EAGAIN) {
             break;
         }
     }
@@ -449,11 +453,12 @@ wh_mqtt_sock_event(wh_event_t *ev, uint32_t events)
     }
 
     if (events & EPOLLOUT) {
+        errno = 0;
         rc = mosquitto_loop_write(mq->mosq, 1);
 
-        if (rc != MOSQ_ERR_SUCCESS && mq->sock_fd != -1) {
-            wh_log_debug(mq->log, "mqtt: write: %s",
-                         mosquitto_strerror(rc));
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mq->io_rc = rc;
+            mq->io_errno = errno;
         }
     }
 
@@ -482,6 +487,12 @@ wh_mqtt_watch(wh_mqtt_t *mq)
     fd = mosquitto_socket(mq->mosq);
 
     if (fd == -1) {
+        /* closed without on_disconnect: libmosquitto does that when
+         * the TLS handshake fails */
+        mq->sock_fd = -1;
+        wh_mqtt_error(mq, mq->io_rc ? mq->io_rc : MOSQ_ERR_CONN_LOST,
+                      mq->io_errno);
+        wh_mqtt_schedule(mq, mq->state == WH_MQTT_CONNECTED);
         return;
     }
 
@@ -525,6 +536,8 @@ wh_mqtt_connect_done(wh_mqtt_t *mq, int rc, int err)
     mq->state = WH_MQTT_CONNECTING;
     mq->sock_fd = -1;
     mq->sock_events = 0;
+    mq->io_rc = 0;
+    mq->io_errno = 0;
     wh_mqtt_watch(mq);
 }
 
@@ -532,16 +545,15 @@ wh_mqtt_connect_done(wh_mqtt_t *mq, int rc, int err)
 static void *
 wh_mqtt_helper(void *arg)
 {
-    ssize_t     n;
-    uint64_t    one = 1;
-    wh_mqtt_t  *mq = arg;
+    ssize_t         n;
+    uint64_t        one = 1;
+    wh_mqtt_job_t  *job = arg;
 
-    mq->helper_rc = mosquitto_connect_async(mq->mosq, mq->conf->mqtt.host,
-                                            mq->conf->mqtt.port,
-                                            mq->conf->mqtt.keepalive);
-    mq->helper_errno = errno;
+    job->rc = mosquitto_connect_async(job->mosq, job->host, job->port,
+                                      job->keepalive);
+    job->err = errno;
 
-    n = write(mq->helper_ev.fd, &one, sizeof(one));
+    n = write(job->efd, &one, sizeof(one));
     (void) n;
 
     return NULL;
@@ -551,9 +563,11 @@ wh_mqtt_helper(void *arg)
 static void
 wh_mqtt_helper_event(wh_event_t *ev, uint32_t events)
 {
-    ssize_t     n;
-    uint64_t    v;
-    wh_mqtt_t  *mq = ev->data;
+    int             rc, err;
+    ssize_t         n;
+    uint64_t        v;
+    wh_mqtt_t      *mq = ev->data;
+    wh_mqtt_job_t  *job = mq->job;
 
     (void) events;
 
@@ -564,13 +578,48 @@ wh_mqtt_helper_event(wh_event_t *ev, uint32_t events)
     }
 
     pthread_join(mq->helper, NULL);
+    rc = job->rc;
+    err = job->err;
+    free(job->host);
+    free(job);
+    mq->job = NULL;
     mq->state = WH_MQTT_IDLE;
 
-    if (mq->stopping) {
-        return;
+    wh_mqtt_connect_done(mq, rc, err);
+}
+
+
+/* a host name: libmosquitto's blocking getaddrinfo runs in a helper */
+static int
+wh_mqtt_start_helper(wh_mqtt_t *mq)
+{
+    int             rc;
+    wh_mqtt_job_t  *job;
+
+    job = calloc(1, sizeof(wh_mqtt_job_t));
+
+    if (job == NULL || (job->host = strdup(mq->conf->mqtt.host)) == NULL) {
+        free(job);
+        return ENOMEM;
     }
 
-    wh_mqtt_connect_done(mq, mq->helper_rc, mq->helper_errno);
+    job->mosq = mq->mosq;
+    job->port = mq->conf->mqtt.port;
+    job->keepalive = mq->conf->mqtt.keepalive;
+    job->efd = mq->helper_ev.fd;
+
+    rc = pthread_create(&mq->helper, NULL, wh_mqtt_helper, job);
+
+    if (rc != 0) {
+        free(job->host);
+        free(job);
+        return rc;
+    }
+
+    mq->job = job;
+    mq->state = WH_MQTT_HELPER;
+
+    return 0;
 }
 
 
@@ -582,16 +631,13 @@ wh_mqtt_connect(wh_mqtt_t *mq)
     mq->refused = 0;
 
     if (!mq->conf->mqtt.numeric) {
-        mq->state = WH_MQTT_HELPER;
-        rc = pthread_create(&mq->helper, NULL, wh_mqtt_helper, mq);
+        rc = wh_mqtt_start_helper(mq);
 
-        if (rc == 0) {
-            return;
+        if (rc != 0) {
+            wh_mqtt_error(mq, MOSQ_ERR_ERRNO, rc);
+            wh_mqtt_schedule(mq, 0);
         }
 
-        mq->state = WH_MQTT_IDLE;
-        wh_mqtt_error(mq, MOSQ_ERR_ERRNO, rc);
-        wh_mqtt_schedule(mq, 0);
         return;
     }
 
@@ -920,10 +966,11 @@ wh_mqtt_stop(wh_mqtt_t *mq)
     wh_rate_flush(&mq->rate, wh_mqtt_emit, mq);
 
     if (mq->state == WH_MQTT_HELPER) {
-        /* it may sit in a resolver for a while: leave the handle to
-         * it, the process is exiting */
+        /* it may sit in a resolver for seconds: leave it the handle,
+         * its job and the eventfd; the process is exiting */
         wh_log_warn(mq->log, "mqtt: a connect is in progress; not "
                     "waiting for it");
+        pthread_detach(mq->helper);
         return;
     }
 

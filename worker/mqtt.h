@@ -58,6 +58,18 @@ typedef struct {
     char             sample[160];   /* the last one's detail */
 } wh_mqtt_note_t;
 
+/* the connect helper's own memory: a helper still in a resolver at
+ * shutdown is left behind and must not touch the daemon's */
+typedef struct {
+    struct mosquitto  *mosq;
+    char              *host;
+    int                port;
+    int                keepalive;
+    int                efd;         /* written once the call returned */
+    int                rc;
+    int                err;
+} wh_mqtt_job_t;
+
 typedef struct {
     uint64_t         messages_in;   /* from the broker */
     uint64_t         ingested;      /* queued into channels */
@@ -83,13 +95,14 @@ typedef struct {
     uint32_t            sock_events;
     wh_event_t          helper_ev;      /* eventfd: the helper is done */
     pthread_t           helper;
-    int                 helper_rc;
-    int                 helper_errno;
+    wh_mqtt_job_t      *job;            /* the helper's, while it runs */
     wh_timer_t          tick;
     int64_t             next_attempt;   /* monotonic ms */
     unsigned            attempt;        /* failed since the last success */
     int64_t             down_since;     /* ms, 0: never connected */
     int                 refused;        /* CONNACK refused this attempt */
+    int                 io_rc;          /* the last failed loop call */
+    int                 io_errno;
     unsigned            subacks;        /* SUBACKs on this connection */
     uint64_t            rng;
     char                last_error[160];
