@@ -3,10 +3,11 @@
 # (scripts/deps.sh): the anchors Wirehub is measured against.
 #   libnginx-mod-nchan   Nchan on Debian's own nginx
 #   node-ws              the `ws` package for the hand-written Node.js server
+#   mosquitto            its WebSocket listener, and the broker for MQTT ingest
 # Idempotent: installs only what is missing; apt-get update only then.
 set -euo pipefail
 
-PKGS=(libnginx-mod-nchan node-ws nodejs procps)
+PKGS=(libnginx-mod-nchan node-ws nodejs mosquitto)
 
 missing=()
 for p in "${PKGS[@]}"; do

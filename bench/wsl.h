@@ -158,7 +158,18 @@ int wsl_signer_mint(wsl_signer_t *s, const char *sub, int service,
 void wsl_signer_close(wsl_signer_t *s);
 
 /* wsl_proc.c: what the server processes use, from /proc */
+#define WSL_USAGE_DETAIL  16
+
 typedef struct {
+    pid_t               pid;
+    char                comm[24];
+    uint64_t            rss_kib;
+    uint64_t            pss_kib;
+} wsl_proc_usage_t;
+
+
+typedef struct {
+    wsl_proc_usage_t    detail[WSL_USAGE_DETAIL];
     double              box_cpu_s;      /* the whole machine, busy */
     double              cpu_s;          /* utime + stime */
     uint64_t            rss_kib;

@@ -200,10 +200,41 @@ wsl_proc_kib(pid_t pid, const char *file, const char *name)
 }
 
 
+/* the command name, without its newline */
+static void
+wsl_proc_comm(pid_t pid, char *out, size_t len)
+{
+    char   path[64], *p;
+    FILE  *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+    out[0] = '\0';
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+
+    if (fgets(out, (int) len, f) != NULL) {
+        out[strcspn(out, "\n")] = '\0';
+    }
+
+    fclose(f);
+
+    /* it goes into JSON as is */
+    for (p = out; *p; p++) {
+        if (*p == '"' || *p == '\\' || (unsigned char) *p < 0x20) {
+            *p = '_';
+        }
+    }
+}
+
+
 int
 wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 {
     unsigned      i;
+    uint64_t      rss, pss;
     wsl_pidset_t  set;
 
     memset(u, 0, sizeof(wsl_usage_t));
@@ -222,9 +253,19 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
     wsl_pidset_descendants(&set);
 
     for (i = 0; i < set.n; i++) {
+        rss = wsl_proc_kib(set.pids[i], "status", "VmRSS");
+        pss = wsl_proc_kib(set.pids[i], "smaps_rollup", "Pss");
         u->cpu_s += wsl_proc_cpu_s(set.pids[i]);
-        u->rss_kib += wsl_proc_kib(set.pids[i], "status", "VmRSS");
-        u->pss_kib += wsl_proc_kib(set.pids[i], "smaps_rollup", "Pss");
+        u->rss_kib += rss;
+        u->pss_kib += pss;
+
+        if (i < WSL_USAGE_DETAIL) {
+            u->detail[i].pid = set.pids[i];
+            u->detail[i].rss_kib = rss;
+            u->detail[i].pss_kib = pss;
+            wsl_proc_comm(set.pids[i], u->detail[i].comm,
+                          sizeof(u->detail[i].comm));
+        }
     }
 
     u->nprocs = set.n;

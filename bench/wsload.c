@@ -667,9 +667,23 @@ wsl_print_hist(const char *name, const wsl_hist_t *h)
 static void
 wsl_print_memory(const wsl_run_t *run)
 {
-    double  n;
+    double                   n;
+    unsigned                 i;
+    const wsl_proc_usage_t  *d;
 
     n = run->ready ? (double) run->ready : 1.0;
+
+    printf("\"server_procs\":[");
+
+    for (i = 0; i < run->after.nprocs && i < WSL_USAGE_DETAIL; i++) {
+        d = &run->after.detail[i];
+        printf("%s{\"pid\":%d,\"comm\":\"%s\",\"rss_kib\":%llu,"
+               "\"pss_kib\":%llu}", i ? "," : "", (int) d->pid, d->comm,
+               (unsigned long long) d->rss_kib,
+               (unsigned long long) d->pss_kib);
+    }
+
+    printf("],");
 
     printf("\"memory\":{\"procs\":%u,\"rss_before_kib\":%llu,"
            "\"rss_after_kib\":%llu,\"pss_before_kib\":%llu,"

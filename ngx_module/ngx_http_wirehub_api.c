@@ -91,9 +91,10 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
 
     call->request = r;
 
-    rc = ngx_http_wirehub_api_workspace(r, call, ctx->identity);
-    if (rc != NGX_OK) {
-        return rc;
+    if (ngx_http_wirehub_api_workspace(r, call, ctx->identity) != NGX_OK) {
+        ngx_str_set(&message, "X-Workspace-ID does not match the token");
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN,
+                                           "forbidden", &message);
     }
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
@@ -138,7 +139,6 @@ static ngx_int_t
 ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id)
 {
-    ngx_str_t         message;
     ngx_uint_t        i;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *found;
@@ -192,12 +192,10 @@ ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    ngx_str_set(&message, "X-Workspace-ID does not match the token");
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "wirehub: API call for another workspace refused");
 
-    return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
-                                       &message);
+    return NGX_DECLINED;
 }
 
 
@@ -217,10 +215,11 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
     if (ngx_http_wirehub_api_read_body(r, &body) != NGX_OK) {
-        ngx_str_set(&message, "the body could not be read");
+        ngx_str_set(&message, "the body is larger than 1 MiB");
         ngx_http_finalize_request(r,
-            ngx_http_wirehub_send_error(r, NGX_HTTP_BAD_REQUEST,
-                                        "bad_request", &message));
+            ngx_http_wirehub_send_error(r,
+                                        NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                        "too_large", &message));
         return;
     }
 

@@ -237,6 +237,14 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
         if (ch->name.len == len && ngx_strncmp(ch->name.data, str, len) == 0)
         {
             /* already subscribed: say so again, change nothing */
+            if (ref) {
+                if (sub->ref) {
+                    json_decref(sub->ref);
+                }
+
+                sub->ref = json_incref(ref);
+            }
+
             if (sub->live) {
                 return ngx_http_wirehub_send_subscribed(sub, 1);
             }

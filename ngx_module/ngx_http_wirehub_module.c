@@ -683,6 +683,18 @@ ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_wirehub_websocket_handler;
 
+    /*
+     * The API answers an oversized body itself, in JSON (413 too_large,
+     * past 1 MiB); nginx's own check, with its HTML page, only stops
+     * bodies far beyond that.
+     */
+
+    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_API
+        && clcf->client_max_body_size == NGX_CONF_UNSET)
+    {
+        clcf->client_max_body_size = 16 * 1024 * 1024;
+    }
+
     return NGX_CONF_OK;
 }
 

@@ -292,6 +292,11 @@ wh_conf_storage(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
         }
     }
 
+    if (cf->max_map_size != 0 && cf->max_map_size < cf->map_size) {
+        return wh_conf_error(err, st, "%s is below map_size",
+                             "max_map_size");
+    }
+
     return wh_conf_strdup(&cf->storage, st->args[1], err);
 }
 

@@ -327,6 +327,10 @@ test_data(void **state)
     data_is(" {\"a\" : 1.50 , \"b\":{\"c\":[1,2]}} \n", "sensor_id", "V1",
             "{\"sensor_id\":\"V1\",\"a\":1.50,\"b\":{\"c\":[1,2]}}");
     data_is("{}", "sensor_id", "V1", "{\"sensor_id\":\"V1\"}");
+    data_is("{\"a\\\"b\":\"x}\\\",y\",\"c\":{\"d\":\"}\"},\"e\":[\"]\"]}",
+            "sensor_id", "V1",
+            "{\"sensor_id\":\"V1\",\"a\\\"b\":\"x}\\\",y\","
+            "\"c\":{\"d\":\"}\"},\"e\":[\"]\"]}");
 
     /* the topic is the authority: a payload cannot claim another id */
     data_is("{\"sensor_id\":\"V9\",\"m\":1}", "sensor_id", "V1",
