@@ -2,11 +2,13 @@
 # `make run`: wirehubd + nginx with the Wirehub module on loopback, in the
 # foreground, from files under build/run/.  Ctrl-C stops everything.
 #   LISTEN=127.0.0.1:8080  where nginx listens
+#   MQTT_PORT=1883         where the demo's mosquitto listens (loopback)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 prefix=$top/build/run
 listen=${LISTEN:-127.0.0.1:8080}
+mqtt_port=${MQTT_PORT:-1883}
 python=/usr/bin/python3
 
 mkdir -p "$prefix/tmp" "$prefix/data"
@@ -27,6 +29,7 @@ fi
 render() {
     sed -e "s|@MODULE@|$top/build/ngx_http_wirehub_module.so|g" \
         -e "s|@LISTEN_GROUP@|$listen_group|g" \
+        -e "s|@MQTT_PORT@|$mqtt_port|g" \
         -e "s|@PREFIX@|$prefix|g" \
         -e "s|@LISTEN@|$listen|g" \
         -e "s|@WEB@|$top/web|g" "$1" > "$2"
@@ -46,6 +49,20 @@ stop() {
     wait 2>/dev/null || true
 }
 trap stop INT TERM EXIT
+
+cat > "$prefix/mosquitto.conf" <<CONF
+listener $mqtt_port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $prefix/mosquitto/
+CONF
+mkdir -p "$prefix/mosquitto"
+if [ "$(id -u)" -eq 0 ]; then
+    echo "user root" >> "$prefix/mosquitto.conf"
+fi
+
+/usr/sbin/mosquitto -c "$prefix/mosquitto.conf" > "$prefix/mosquitto.log" 2>&1 &
+pids+=($!)
 
 "$top/build/wirehubd" -c "$prefix/wirehubd.conf" &
 pids+=($!)
@@ -84,8 +101,12 @@ Connect with any WebSocket client, for example:
 
   $python -m websockets "ws://$listen/ws/?token=$token"
 
+Sensor readings over MQTT (mosquitto on 127.0.0.1:$mqtt_port):
+
+  mosquitto_pub -p $mqtt_port -t sensors/V1/data -m '{"moisture":45.2}'
+
 Echo endpoint (no token): ws://$listen/echo
-Ctrl-C stops nginx and wirehubd.
+Ctrl-C stops nginx, wirehubd and mosquitto.
 MSG
 
 wait -n "${pids[@]}"

@@ -9,9 +9,9 @@
  * before wirehubd has stored it.  Each read burst is therefore
  * committed to LMDB as soon as the burst is handled, before the loop
  * does anything else; what a crash can still lose is the burst being
- * handled (at most WH_MQTT_READ_BURST packets, well under a
- * millisecond of work) and the pending values the rate coalescer holds
- * (at most one interval per key, each superseded by a later reading).
+ * handled (at most WH_MQTT_READ_BURST packets, a few milliseconds of
+ * work at most) and the pending values the rate coalescer holds (at
+ * most one interval per key, each superseded by a later reading).
  */
 
 #include <errno.h>
