@@ -33,7 +33,10 @@ typedef enum {
     WSL_MODE_CONNECT = 0,
     WSL_MODE_IDLE,
     WSL_MODE_FANOUT,
-    WSL_MODE_MANY
+    WSL_MODE_MANY,
+    /* durable commands: POST /api/clients/{id}/commands to connected
+     * devices, which answer each with command_result */
+    WSL_MODE_COMMANDS
 } wsl_mode_e;
 
 
@@ -74,6 +77,7 @@ typedef struct {
     wsl_hist_t          latency;        /* publish -> receive, us */
     wsl_hist_t          handshake;      /* connect -> ready, us */
     wsl_hist_t          publish;        /* request -> 2xx answer, us */
+    wsl_hist_t          ack;            /* command sent -> result stored */
     uint64_t            cpu_us;         /* own user + system time */
 } wsl_slot_t;
 
@@ -89,6 +93,7 @@ typedef struct {
     _Atomic uint64_t    stalls;         /* flow-control waits that timed out */
     _Atomic uint64_t    handshakes;     /* connect mode: completed */
     _Atomic uint64_t    handshake_errors;
+    _Atomic uint64_t    results_refused;  /* command_result not accepted */
     _Atomic uint64_t    procs_done;
     _Atomic uint32_t    acks[WSL_ACK_RING];
     char                error[WSL_ERR_LEN];

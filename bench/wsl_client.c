@@ -33,6 +33,7 @@
 #define WSL_EVENTS          512
 #define WSL_TICK_MS         5
 #define WSL_TOKEN_POOL      1024
+#define WSL_RESULTS_FIFO    16
 #define WSL_WS_GUID         "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #define WSL_OP_CONT     0x0
@@ -69,6 +70,9 @@ typedef struct {
     uint32_t        in_cap;
     char           *msg;            /* fragments of a message so far */
     uint32_t        msg_len;
+    uint64_t       *sent;           /* commands: wl_t of results in flight */
+    uint8_t         sent_head;
+    uint8_t         sent_len;
 } wsl_conn_t;
 
 
@@ -446,6 +450,112 @@ wsl_conn_delivery(wsl_clients_t *cl, const char *data, size_t len)
 }
 
 
+/* the string value of `"key":"..."` (no escapes in ids), or -1 */
+static int
+wsl_find_string(const char *data, size_t len, const char *key,
+    const char **value, size_t *vlen)
+{
+    size_t       klen;
+    const char  *p, *q, *end;
+
+    klen = strlen(key);
+    end = data + len;
+
+    p = memmem(data, len, key, klen);
+    if (p == NULL || p + klen >= end || p[klen] != '"') {
+        return -1;
+    }
+
+    p += klen + 1;
+    q = memchr(p, '"', (size_t) (end - p));
+
+    if (q == NULL || q == p || q - p > 128) {
+        return -1;
+    }
+
+    *value = p;
+    *vlen = (size_t) (q - p);
+    return 0;
+}
+
+
+/*
+ * A device: each device_command is answered with command_result at once;
+ * command_result_accepted (the result is stored) ends the command, and
+ * the time since the publisher sent it is the end-to-end ack latency.
+ * Results are accepted in the order they were sent on a connection.
+ */
+static int
+wsl_conn_command(wsl_clients_t *cl, wsl_conn_t *c, const char *data,
+    size_t len)
+{
+    int          n;
+    char         reply[512];
+    size_t       idlen;
+    uint64_t     t;
+    const char  *id;
+
+    if (memmem(data, len, "\"command_result_accepted\"", 25)) {
+        if (c->sent_len == 0) {
+            return 0;
+        }
+
+        t = c->sent[c->sent_head];
+        c->sent_head = (uint8_t) ((c->sent_head + 1) % WSL_RESULTS_FIFO);
+        c->sent_len--;
+
+        if (cl->phase == WSL_PHASE_MEASURE && t != 0) {
+            wsl_hist_add(&cl->slot->ack, wsl_now_us() - t);
+        }
+
+        return 0;
+    }
+
+    if (memmem(data, len, "\"error\"", 7)) {
+        atomic_fetch_add_explicit(&cl->sh->results_refused, 1,
+                                  memory_order_relaxed);
+        return 0;
+    }
+
+    if (memmem(data, len, "\"device_command\"", 16) == NULL
+        || wsl_find_string(data, len, "\"command_id\":", &id, &idlen) != 0)
+    {
+        return 0;
+    }
+
+    wsl_conn_delivery(cl, data, len);
+
+    n = snprintf(reply, sizeof(reply),
+                 "{\"type\":\"command_result\",\"command_id\":\"%.*s\","
+                 "\"status\":\"completed\",\"result\":{}}", (int) idlen, id);
+
+    if (c->sent == NULL) {
+        c->sent = calloc(WSL_RESULTS_FIFO, sizeof(uint64_t));
+    }
+
+    /* a full FIFO forgets its oldest: that command goes unmeasured */
+    if (c->sent && c->sent_len == WSL_RESULTS_FIFO) {
+        c->sent_head = (uint8_t) ((c->sent_head + 1) % WSL_RESULTS_FIFO);
+        c->sent_len--;
+    }
+
+    if (c->sent) {
+        if (wsl_find_number(data, len, WSL_PAYLOAD_TIME, &t) != 0) {
+            t = 0;
+        }
+        c->sent[(c->sent_head + c->sent_len) % WSL_RESULTS_FIFO] = t;
+        c->sent_len++;
+    }
+
+    if (wsl_conn_send_frame(cl, c, WSL_OP_TEXT, reply, (size_t) n) != 0) {
+        wsl_conn_close(cl, c);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* one MQTT packet from the server; -1 if the connection is gone */
 static int
 wsl_conn_mqtt_packet(wsl_clients_t *cl, wsl_conn_t *c, unsigned type,
@@ -534,7 +644,9 @@ wsl_conn_message(wsl_clients_t *cl, wsl_conn_t *c, const char *data,
             return -1;
         }
 
-        if (cl->conf->mode == WSL_MODE_CONNECT) {
+        if (cl->conf->mode == WSL_MODE_CONNECT
+            || cl->conf->mode == WSL_MODE_COMMANDS)
+        {
             return wsl_conn_ready(cl, c);
         }
 
@@ -558,6 +670,10 @@ wsl_conn_message(wsl_clients_t *cl, wsl_conn_t *c, const char *data,
         return 0;
 
     case WSL_CONN_READY:
+        if (cl->conf->mode == WSL_MODE_COMMANDS) {
+            return wsl_conn_command(cl, c, data, len);
+        }
+
         wsl_conn_delivery(cl, data, len);
         return 0;
 
@@ -931,6 +1047,9 @@ wsl_conn_release(wsl_conn_t *c)
     free(c->out);
     free(c->in);
     free(c->msg);
+    free(c->sent);
+    c->sent = NULL;
+    c->sent_head = c->sent_len = 0;
     c->out = c->in = c->msg = NULL;
     c->out_len = c->out_sent = c->in_len = c->in_cap = c->msg_len = 0;
     c->in_message = 0;

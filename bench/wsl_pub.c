@@ -237,7 +237,17 @@ wsl_pub_request(wsl_pub_t *pb, wsl_pub_conn_t *pc, uint64_t seq, uint64_t t)
     body = pb->body;
     cap = pb->conf->size + WSL_PUB_ENVELOPE;
 
-    if (pb->conf->proto == WSL_PROTO_JSON && !pb->conf->pub_mqtt) {
+    if (pb->conf->mode == WSL_MODE_COMMANDS) {
+        n = snprintf(body, cap, "{\"command\":\"bench\",\"priority\":5,"
+                                "\"payload\":");
+        blen = wsl_pub_data(pb, seq, t, body + n, cap - (size_t) n - 1);
+        if (blen < 0) {
+            return -1;
+        }
+        blen += n;
+        body[blen++] = '}';
+
+    } else if (pb->conf->proto == WSL_PROTO_JSON && !pb->conf->pub_mqtt) {
         n = snprintf(body, cap, "{\"type\":\"bench\",\"data\":");
         blen = wsl_pub_data(pb, seq, t, body + n, cap - (size_t) n - 1);
         if (blen < 0) {

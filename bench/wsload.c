@@ -70,7 +70,7 @@ static void
 wsl_usage(void)
 {
     fprintf(stderr,
-        "usage: wsload connect|idle|fanout|many --url ws://127.0.0.1:P/PATH\n"
+        "usage: wsload connect|idle|fanout|many|commands --url URL\n"
         "  --proto json|path|mqtt\n"
         "                       json: Wirehub protocol (subscribe message,\n"
         "                       POST {type,data}); path: channel in the URL;\n"
@@ -186,7 +186,8 @@ wsl_conf_defaults(wsl_conf_t *conf)
 static int
 wsl_conf_mode(wsl_conf_t *conf, const char *mode)
 {
-    static const char  *names[] = { "connect", "idle", "fanout", "many" };
+    static const char  *names[] = { "connect", "idle", "fanout", "many",
+                                    "commands" };
     unsigned            i;
 
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -286,8 +287,7 @@ wsl_conf_check(wsl_conf_t *conf)
         return -1;
     }
 
-    if ((conf->mode == WSL_MODE_FANOUT || conf->mode == WSL_MODE_MANY)
-        && conf->pub_host[0] == '\0')
+    if (conf->mode >= WSL_MODE_FANOUT && conf->pub_host[0] == '\0')
     {
         fprintf(stderr, "wsload: --pub is required for this mode\n");
         return -1;
@@ -449,7 +449,7 @@ wsl_start(const wsl_conf_t *conf, wsl_shared_t *sh, wsl_run_t *run)
         first += count;
     }
 
-    if (conf->mode == WSL_MODE_FANOUT || conf->mode == WSL_MODE_MANY) {
+    if (conf->mode >= WSL_MODE_FANOUT) {
         run->pids[run->npids] = wsl_spawn(conf, sh, conf->procs, 0, 0);
         if (run->pids[run->npids] == -1) {
             return -1;
@@ -739,16 +739,21 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
 {
     unsigned     i;
     uint64_t     cpu_us;
-    wsl_hist_t  *latency, *handshake, *publish;
-    static const char  *modes[] = { "connect", "idle", "fanout", "many" };
+    wsl_hist_t  *latency, *handshake, *publish, *ack;
+    static const char  *modes[] = { "connect", "idle", "fanout", "many",
+                                    "commands" };
 
     latency = calloc(1, sizeof(wsl_hist_t));
     handshake = calloc(1, sizeof(wsl_hist_t));
     publish = calloc(1, sizeof(wsl_hist_t));
-    if (latency == NULL || handshake == NULL || publish == NULL) {
+    ack = calloc(1, sizeof(wsl_hist_t));
+    if (latency == NULL || handshake == NULL || publish == NULL
+        || ack == NULL)
+    {
         free(latency);
         free(handshake);
         free(publish);
+        free(ack);
         return;
     }
 
@@ -758,12 +763,14 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
         wsl_hist_merge(latency, &sh->slots[i].latency);
         wsl_hist_merge(handshake, &sh->slots[i].handshake);
         wsl_hist_merge(publish, &sh->slots[i].publish);
+        wsl_hist_merge(ack, &sh->slots[i].ack);
         cpu_us += sh->slots[i].cpu_us;
     }
 
     printf("{\"mode\":\"%s\",\"label\":\"%s\",\"ok\":%s,\"conns\":%u,"
            "\"procs\":%u,\"ready\":%llu,\"failed\":%llu,\"lost\":%llu,"
-           "\"pub_errors\":%llu,\"stalls\":%llu,\"handshake_errors\":%llu,",
+           "\"pub_errors\":%llu,\"stalls\":%llu,\"handshake_errors\":%llu,"
+           "\"results_refused\":%llu,",
            modes[conf->mode], run->label, ok ? "true" : "false",
            conf->conns, conf->procs,
            (unsigned long long) run->ready,
@@ -771,13 +778,15 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
            (unsigned long long) atomic_load(&sh->lost),
            (unsigned long long) atomic_load(&sh->pub_errors),
            (unsigned long long) atomic_load(&sh->stalls),
-           (unsigned long long) atomic_load(&sh->handshake_errors));
+           (unsigned long long) atomic_load(&sh->handshake_errors),
+           (unsigned long long) atomic_load(&sh->results_refused));
 
     wsl_print_rates(conf, run);
     wsl_print_memory(run);
     wsl_print_hist("latency_us", latency);
     wsl_print_hist("handshake_us", handshake);
     wsl_print_hist("publish_us", publish);
+    wsl_print_hist("ack_us", ack);
 
     printf("\"loadgen_cpu_s\":%.3f,\"error\":\"", (double) cpu_us / 1e6);
 
@@ -793,6 +802,7 @@ wsl_report(const wsl_conf_t *conf, wsl_shared_t *sh, const wsl_run_t *run,
     free(latency);
     free(handshake);
     free(publish);
+    free(ack);
 }
 
 

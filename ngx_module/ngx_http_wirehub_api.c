@@ -23,6 +23,7 @@ typedef struct {
     ngx_str_t                      workspace;
     ngx_uint_t                     role;
     unsigned                       registers:1;   /* POST /clients */
+    unsigned                       stats:1;       /* GET /stats */
 } ngx_http_wirehub_api_call_t;
 
 
@@ -37,6 +38,8 @@ static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
 static void ngx_http_wirehub_api_cleanup(void *data);
 static ngx_int_t ngx_http_wirehub_api_registered(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m);
+static ngx_int_t ngx_http_wirehub_api_stats(ngx_http_request_t *r,
+    wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_api_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
 
@@ -261,6 +264,10 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
                        && ngx_strncmp(m.path.data, "/clients", m.path.len)
                           == 0);
 
+    call->stats = (r->method == NGX_HTTP_GET
+                   && m.path.len == sizeof("/stats") - 1
+                   && ngx_strncmp(m.path.data, "/stats", m.path.len) == 0);
+
     call->pending = ngx_http_wirehub_link_request(wmcf, &m,
                                                   ngx_http_wirehub_api_reply,
                                                   call);
@@ -355,6 +362,9 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
 
     } else if (call->registers && m->status == NGX_HTTP_CREATED) {
         rc = ngx_http_wirehub_api_registered(r, call, m);
+
+    } else if (call->stats && m->status == NGX_HTTP_OK) {
+        rc = ngx_http_wirehub_api_stats(r, m);
 
     } else {
         rc = ngx_http_wirehub_api_send(r, m->status,
@@ -468,6 +478,70 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
 
     json_object_set_new(body, "token", json_string(token));
     free(token);
+
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wirehub_api_send(r, m->status, (u_char *) text,
+                                   ngx_strlen(text));
+    free(text);
+
+    return rc;
+}
+
+
+/*
+ * wirehubd's statistics, plus what only the workers know: the module's
+ * version, connections per worker process, the state of their links.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_api_stats(ngx_http_request_t *r, wh_link_msg_t *m)
+{
+    char                          *text;
+    json_t                        *body, *nginx, *workers;
+    ngx_int_t                      rc;
+    ngx_uint_t                     i;
+    ngx_http_wirehub_counters_t   *cnt;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    cnt = wmcf->counters;
+
+    body = json_loadb(m->body.data, m->body.len, 0, NULL);
+    workers = json_array();
+    nginx = json_pack("{s:s,s:o}", "module_version",
+                      NGX_HTTP_WIREHUB_VERSION, "workers", workers);
+
+    if (!json_is_object(body) || nginx == NULL || cnt == NULL) {
+        json_decref(body);
+        json_decref(nginx);
+        return ngx_http_wirehub_api_send(r, m->status,
+                                         (u_char *) m->body.data,
+                                         m->body.len);
+    }
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_MAX_WORKERS; i++) {
+        if (cnt->worker_pid[i] == 0) {
+            continue;
+        }
+
+        json_array_append_new(workers,
+            json_pack("{s:I,s:I}", "pid", (json_int_t) cnt->worker_pid[i],
+                      "sessions", (json_int_t) cnt->worker_connections[i]));
+    }
+
+    json_object_set_new(nginx, "connections",
+                        json_integer((json_int_t) cnt->connections));
+    json_object_set_new(nginx, "links_up",
+                        json_integer((json_int_t) cnt->link_up));
+    json_object_set_new(nginx, "link_reconnects",
+                        json_integer((json_int_t) cnt->link_reconnects));
+    json_object_set_new(body, "nginx", nginx);
 
     text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
