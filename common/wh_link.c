@@ -117,6 +117,10 @@ static const wh_field_t  wh_revoke[] = {
     F(STR, workspace), F(STR, client_id), F(U64, id2), FEND
 };
 
+static const wh_field_t  wh_broadcast[] = {
+    F(STR, workspace), F(BLOB, body), FEND
+};
+
 static const wh_type_t  wh_types[256] = {
     [WH_LINK_HELLO] =          { "HELLO", wh_hello },
     [WH_LINK_WELCOME] =        { "WELCOME", wh_welcome },
@@ -142,6 +146,7 @@ static const wh_type_t  wh_types[256] = {
     [WH_LINK_COMMAND] =        { "COMMAND", wh_command },
     [WH_LINK_SESSION_KICK] =   { "SESSION_KICK", wh_session_kick },
     [WH_LINK_REVOKE] =         { "REVOKE", wh_revoke },
+    [WH_LINK_BROADCAST] =      { "BROADCAST", wh_broadcast },
 };
 
 

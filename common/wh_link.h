@@ -45,6 +45,7 @@
 #define WH_LINK_PONG             0x8b
 #define WH_LINK_SESSION_KICK     0x8a
 #define WH_LINK_COMMAND          0x8c
+#define WH_LINK_BROADCAST        0x8d
 #define WH_LINK_REVOKE           0x8e
 
 /* WELCOME flag bits */

@@ -306,3 +306,56 @@ ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
 
     return rv != NULL && id->iat < rv->before;
 }
+
+
+/*
+ * BROADCAST: one message (already serialized by wirehubd) to every
+ * accepted session of a workspace on this worker, framed once.
+ */
+
+void
+ngx_http_wirehub_broadcast(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m)
+{
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_http_wirehub_session_t    *s;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = NULL;
+    n = 0;
+
+    for (q = ngx_queue_head(&wmcf->sessions);
+         q != ngx_queue_sentinel(&wmcf->sessions);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_wirehub_session_t, queue);
+
+        if (s->identity == NULL || !s->accepted || s->close_sent
+            || s->identity->workspace.len != m->workspace.len
+            || ngx_strncmp(s->identity->workspace.data, m->workspace.data,
+                           m->workspace.len) != 0)
+        {
+            continue;
+        }
+
+        if (frame == NULL) {
+            frame = ngx_http_wirehub_frame_create(ngx_cycle->log,
+                                                  NGX_HTTP_WIREHUB_OP_TEXT,
+                                                  (u_char *) m->body.data,
+                                                  m->body.len);
+            if (frame == NULL) {
+                return;
+            }
+        }
+
+        (void) ngx_http_wirehub_send_frame(s, frame);
+        n++;
+    }
+
+    if (frame) {
+        ngx_http_wirehub_frame_release(frame);
+    }
+
+    ngx_http_wirehub_stat(wmcf, delivered, n);
+}

@@ -620,6 +620,10 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
         ngx_http_wirehub_revoke(link->wmcf, m);
         return NGX_OK;
 
+    case WH_LINK_BROADCAST:
+        ngx_http_wirehub_broadcast(link->wmcf, m);
+        return NGX_OK;
+
     case WH_LINK_PONG:
         return NGX_OK;
 

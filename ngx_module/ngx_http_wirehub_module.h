@@ -420,6 +420,8 @@ ngx_int_t ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
 void ngx_http_wirehub_revoke(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
+void ngx_http_wirehub_broadcast(ngx_http_wirehub_main_conf_t *wmcf,
+    wh_link_msg_t *m);
 ngx_int_t ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_identity_t *id);
 
