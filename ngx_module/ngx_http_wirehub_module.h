@@ -349,6 +349,17 @@ ngx_int_t ngx_http_wirehub_send_error(ngx_http_request_t *r,
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_read_event(ngx_event_t *rev);
+void ngx_http_wirehub_write_event(ngx_event_t *wev);
+ngx_int_t ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s,
+    u_char *buf, size_t len);
+
+/* ngx_http_wirehub_takeover.c */
+void ngx_http_wirehub_attach_event(ngx_event_t *ev);
+void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
+    ngx_uint_t linger);
+void ngx_http_wirehub_close(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_session_cleanup(void *data);
 ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
     u_char *data, size_t len);
@@ -394,6 +405,8 @@ ngx_int_t ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s,
 ngx_int_t ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref);
 void ngx_http_wirehub_session_unsubscribe_all(ngx_http_wirehub_session_t *s);
+ngx_int_t ngx_http_wirehub_channel_error(ngx_http_wirehub_session_t *s,
+    const char *code, const char *message, json_t *name, json_t *ref);
 void ngx_http_wirehub_channels_link_up(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
