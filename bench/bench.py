@@ -75,7 +75,10 @@ FULL = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=256, alg="ES256", warmup=2, duration=8,
                           workers=2, procs=2),
-    "mqtt_ingest": dict(conns=100, channels=100, window=512, pub_conns=1,
+    # a deep window: the ingest path batches at every stage (broker,
+    # wirehubd's read burst and commit, the link), so fewer messages in
+    # flight measure its latency, not its capacity
+    "mqtt_ingest": dict(conns=100, channels=100, window=2000, pub_conns=1,
                         warmup=3, duration=10, workers=1, procs=1),
     "commands_max": dict(conns=1000, window=256, pub_conns=64, warmup=3,
                          duration=10, workers=1, procs=1),
@@ -86,7 +89,7 @@ FULL = {
 QUICK = {
     "fanout_max": dict(conns=2000, window=8, warmup=1, duration=3,
                        workers=1, procs=1),
-    "fanout_rate": dict(conns=1000, rate=20, warmup=1, duration=4,
+    "fanout_rate": dict(conns=1000, rate=20, warmup=1, duration=3,
                         workers=1, procs=2),
     "many": dict(conns=1000, channels=100, rate=500, pub_conns=8,
                  warmup=1, duration=3, workers=1, procs=1),
@@ -95,15 +98,19 @@ QUICK = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=128, alg="ES256", warmup=1, duration=2,
                           workers=2, procs=2),
-    "mqtt_ingest": dict(conns=100, channels=100, window=256, pub_conns=1,
+    "mqtt_ingest": dict(conns=100, channels=100, window=2000, pub_conns=1,
                         warmup=1, duration=3, workers=1, procs=1),
     "commands_max": dict(conns=200, window=128, pub_conns=32, warmup=1,
-                         duration=3, workers=1, procs=1),
+                         duration=2, workers=1, procs=1),
     "commands_rate": dict(conns=200, rate=500, pub_conns=32, warmup=1,
-                          duration=3, workers=1, procs=1),
+                          duration=2, workers=1, procs=1),
 }
 
 NOT_MEASURED = []
+
+# a run during which other processes took more CPU than this is repeated
+NOISE_CORES = 0.3
+RETRIES = 2
 
 # the MQTT ingest rule of wirehubd and the topics the publisher uses
 INGEST_TOPIC = "bench/{ch}/data"
@@ -691,8 +698,8 @@ def metric_rows(sizes):
             fm["conns"]), "deliveries/s", rate, "%.0f", "fanout_max_rate"),
         ("fanout_max", "", "server CPU us/delivery", cpu, "%.2f",
          "fanout_max_cpu"),
-        ("fanout_max", "", "p99 ms (saturated)", lat_ms("p99"), "%.0f",
-         None),
+        ("fanout_max", "", "p99 ms (%d msgs in flight)" % fm["window"],
+         lat_ms("p99"), "%.0f", None),
         ("fanout_rate", "fan-out 1 ch -> %s subs @ %d msg/s" % (
             fmt_int(fr["conns"]), fr["rate"]), "server CPU us/delivery",
          cpu, "%.2f", "fanout_rate_cpu"),
@@ -844,8 +851,11 @@ def render_table(results, sizes, servers):
             continue
         line = [label, metric]
         line += [cell(results, scen, s, fn, fmt) for s in columns]
-        line += [ratio(results, scen, "wirehub", "floor", fn),
-                 ratio(results, scen, "wirehub", "nchan", fn)]
+        if metric == "connections held":
+            line += ["-", "-"]
+        else:
+            line += [ratio(results, scen, "wirehub", "floor", fn),
+                     ratio(results, scen, "wirehub", "nchan", fn)]
         text, verdict = target(check, results) if check else ("", "")
         rows.append(line + [text, verdict])
         if scen == "mqtt_ingest" and metric == "messages/s" and \
@@ -943,25 +953,69 @@ def notes_for(results, sizes):
                          "publish errors" % (scen, LABELS[srv],
                                              r.get("lost"), r.get("stalls"),
                                              r.get("pub_errors")))
-    busy = [(scen, srv, get(r, "box_cpu_cores"), get(r, "server",
-                                                       "cpu_cores"),
-             get(r, "loadgen_cpu_cores"))
-            for (scen, srv), r in sorted(results.items())
-            if r.get("ok") and scen != "idle"]
-    foreign = [(scen, srv, box - (s or 0) - (g or 0))
-               for scen, srv, box, s, g in busy if box is not None]
-    noisy = [x for x in foreign if x[2] > 0.25]
+    foreign = [(scen, srv, foreign_cores(r))
+               for (scen, srv), r in sorted(results.items())
+               if r.get("ok") and foreign_cores(r) is not None]
+    noisy = [x for x in foreign if x[2] > NOISE_CORES]
+    repeated = sum(1 for r in results.values() if r.get("attempts", 1) > 1)
+    if repeated:
+        notes.append("- %d runs were repeated because other processes took "
+                     "over %.2f core meanwhile; the least disturbed run "
+                     "counts." % (repeated, NOISE_CORES))
     if noisy:
         worst = max(noisy, key=lambda x: x[2])
-        notes.append("- other processes used over 0.25 core during %d of "
-                     "%d runs (up to %.2f cores, in %s/%s): this machine "
-                     "was shared, those figures are pessimistic."
-                     % (len(noisy), len(foreign), worst[2], worst[0],
-                        worst[1]))
+        notes.append("- still disturbed (other processes over %.2f core): "
+                     "%s; worst %.2f cores in %s/%s. This machine was "
+                     "shared: those figures are pessimistic."
+                     % (NOISE_CORES, ", ".join("%s/%s" % (a, b)
+                                               for a, b, _ in noisy),
+                        worst[2], worst[0], worst[1]))
     notes.append("- Nchan, Mosquitto and the floor check no token (neither "
                  "has JWT auth); Wirehub and Node verify one per "
                  "handshake and per API publish.")
     return notes
+
+
+def foreign_cores(result):
+    """CPU that neither the server nor wsload used during the window:
+    other work on this machine (None where it cannot be told)."""
+    box = get(result, "box_cpu_cores")
+    if box is None or result.get("scenario") == "idle":
+        return None
+    return box - (get(result, "server", "cpu_cores") or 0) - (
+        get(result, "loadgen_cpu_cores") or 0) - (
+        get(result, "softirqd_cpu_cores") or 0)
+
+
+def run_measured(scen, params, srv, workdir, results_dir, perf):
+    """One run; again (up to RETRIES times) while other work took more
+    than NOISE_CORES of the CPU, keeping the least disturbed run."""
+    best = None
+    for attempt in range(1 + RETRIES):
+        server = SERVER_CLASSES[srv](workdir)
+        try:
+            result = run_one(scen, params, server, results_dir, perf)
+        except KeyboardInterrupt:
+            server.stop()
+            raise
+        result["attempts"] = attempt + 1
+        # a failed run keeps its configs and logs for a look
+        if result.get("ok") and server.prefix:
+            shutil.rmtree(server.prefix, ignore_errors=True)
+        elif server.prefix:
+            result["error"] = "%s (logs: %s)" % (result.get("error", ""),
+                                                 server.prefix)
+        noise = foreign_cores(result)
+        if best is None or (result.get("ok") and (
+                not best.get("ok") or (noise or 0) <
+                (foreign_cores(best) or 0))):
+            best = result
+        if not result.get("ok") or noise is None or noise <= NOISE_CORES:
+            break
+        print("  (other work took %.2f cores: once more)" % noise,
+              file=sys.stderr, flush=True)
+    best["attempts"] = attempt + 1
+    return best
 
 
 def main():
@@ -1001,20 +1055,9 @@ def main():
         for srv in SCENARIO_SERVERS.get(scen, SERVERS):
             if srv not in servers:
                 continue
-            server = SERVER_CLASSES[srv](workdir)
-            try:
-                result = run_one(scen, sizes[scen], server, results_dir,
-                                 opts.perf)
-            except KeyboardInterrupt:
-                server.stop()
-                raise
-            results[(scen, srv)] = result
-            # a failed run keeps its configs and logs for a look
-            if result.get("ok") and server.prefix:
-                shutil.rmtree(server.prefix, ignore_errors=True)
-            elif server.prefix:
-                result["error"] = "%s (logs: %s)" % (
-                    result.get("error", ""), server.prefix)
+            results[(scen, srv)] = run_measured(scen, sizes[scen], srv,
+                                                workdir, results_dir,
+                                                opts.perf)
 
     table = render_table(results, sizes, servers)
     text = "%s\n\n%s\n" % (table, "\n".join(notes_for(results, sizes)))

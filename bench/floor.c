@@ -488,6 +488,22 @@ fl_accept(fl_server_t *srv)
 }
 
 
+static void
+fl_server_free(fl_server_t *srv)
+{
+    unsigned  i;
+
+    for (i = 0; i < FL_TABLE; i++) {
+        if (srv->table[i]) {
+            free(srv->table[i]->subs);
+            free(srv->table[i]);
+        }
+    }
+
+    free(srv);
+}
+
+
 static int
 fl_listen(fl_server_t *srv, int port)
 {
@@ -566,5 +582,6 @@ main(int argc, char **argv)
     fprintf(stderr, "floor: %lu published, %lu frames sent, %lu "
             "subscribers dropped\n", srv->published, srv->sent,
             srv->dropped);
+    fl_server_free(srv);
     return 0;
 }

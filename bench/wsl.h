@@ -176,6 +176,7 @@ typedef struct {
 typedef struct {
     wsl_proc_usage_t    detail[WSL_USAGE_DETAIL];
     double              box_cpu_s;      /* the whole machine, busy */
+    double              softirqd_cpu_s; /* ksoftirqd threads */
     double              cpu_s;          /* utime + stime */
     uint64_t            rss_kib;
     uint64_t            pss_kib;
@@ -185,6 +186,7 @@ typedef struct {
 int wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u);
 double wsl_self_cpu_s(void);
 double wsl_box_cpu_s(void);
+double wsl_softirqd_cpu_s(void);
 
 /* wsl_client.c: the per-process event loops */
 int wsl_run_clients(const wsl_conf_t *conf, wsl_shared_t *sh,

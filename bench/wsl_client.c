@@ -941,25 +941,28 @@ wsl_conn_keep(wsl_conn_t *c, const char *rest, size_t len)
 {
     char  *p;
 
-    if (len > c->in_cap) {
-        p = malloc(len);
-        if (p == NULL) {
-            return -1;
-        }
-        free(c->in);
-        c->in = p;
-        c->in_cap = (uint32_t) len;
-    }
-
-    memmove(c->in, rest, len);
     c->in_len = (uint32_t) len;
 
     if (len == 0) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
+        return 0;
     }
 
+    if (len > c->in_cap) {
+        p = malloc(len);
+        if (p == NULL) {
+            return -1;
+        }
+        memcpy(p, rest, len);
+        free(c->in);
+        c->in = p;
+        c->in_cap = (uint32_t) len;
+        return 0;
+    }
+
+    memmove(c->in, rest, len);
     return 0;
 }
 

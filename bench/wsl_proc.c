@@ -28,6 +28,9 @@ typedef struct {
 } wsl_pidset_t;
 
 
+static void wsl_proc_comm(pid_t pid, char *out, size_t len);
+
+
 static int
 wsl_pidset_has(const wsl_pidset_t *set, pid_t pid)
 {
@@ -239,6 +242,7 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 
     memset(u, 0, sizeof(wsl_usage_t));
     u->box_cpu_s = wsl_box_cpu_s();
+    u->softirqd_cpu_s = wsl_softirqd_cpu_s();
 
     if (conf->nserver_pids == 0) {
         return -1;
@@ -270,6 +274,44 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 
     u->nprocs = set.n;
     return 0;
+}
+
+
+/*
+ * CPU seconds of the kernel's softirq threads: network work the kernel
+ * deferred out of the benchmark's own processes, not other work.
+ */
+double
+wsl_softirqd_cpu_s(void)
+{
+    char            comm[32];
+    double          sum;
+    DIR            *dir;
+    pid_t           pid;
+    struct dirent  *de;
+
+    dir = opendir("/proc");
+    if (dir == NULL) {
+        return 0.0;
+    }
+
+    sum = 0.0;
+
+    while ((de = readdir(dir)) != NULL) {
+        if (!isdigit((unsigned char) de->d_name[0])) {
+            continue;
+        }
+
+        pid = (pid_t) atoi(de->d_name);
+        wsl_proc_comm(pid, comm, sizeof(comm));
+
+        if (strncmp(comm, "ksoftirqd/", 10) == 0) {
+            sum += wsl_proc_cpu_s(pid);
+        }
+    }
+
+    closedir(dir);
+    return sum;
 }
 
 

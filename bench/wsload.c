@@ -297,6 +297,7 @@ wsl_conf_check(wsl_conf_t *conf)
         || conf->channels == 0 || conf->inflight == 0 || conf->ramp <= 0
         || conf->pub_conns == 0 || conf->nsources == 0
         || conf->nsources > WSL_SOURCE_ADDRS || conf->size > 60000
+        || conf->window == 0 || conf->window > WSL_ACK_RING / 2
         || (conf->alg && conf->key_file == NULL))
     {
         fprintf(stderr, "wsload: an option is out of range\n");
@@ -709,7 +710,11 @@ wsl_print_rates(const wsl_conf_t *conf, const wsl_run_t *run)
     delivered = (double) (run->delivered[1] - run->delivered[0]);
     published = (double) (run->published[1] - run->published[0]);
     handshakes = (double) (run->handshakes[1] - run->handshakes[0]);
+    /* a wildcard subscriber (fewer subscribers than channels) gets all */
     per_channel = (double) run->ready / conf->channels;
+    if (per_channel < 1.0) {
+        per_channel = 1.0;
+    }
 
     printf("\"window_s\":%.3f,\"delivered\":%.0f,\"deliveries_per_s\":%.1f,"
            "\"published\":%.0f,\"publishes_per_s\":%.1f,"
@@ -719,8 +724,10 @@ wsl_print_rates(const wsl_conf_t *conf, const wsl_run_t *run)
            published > 0 ? delivered / (published * per_channel) : 0.0,
            handshakes, handshakes / w);
 
-    printf("\"box_cpu_cores\":%.3f,\"loadgen_cpu_cores\":%.3f,",
+    printf("\"box_cpu_cores\":%.3f,\"softirqd_cpu_cores\":%.3f,"
+           "\"loadgen_cpu_cores\":%.3f,",
            (run->after.box_cpu_s - run->before.box_cpu_s) / w,
+           (run->after.softirqd_cpu_s - run->before.softirqd_cpu_s) / w,
            run->loadgen_cpu_s / w);
 
     printf("\"server\":{\"procs\":%u,\"cpu_s\":%.3f,\"cpu_cores\":%.3f,"

@@ -7,6 +7,7 @@
  *   GET  /channels/{channel}/messages   ?since=&limit= (or cursor=)
  *   GET  /channels                      ?cursor=&limit=
  *   GET  /stats
+ *   /clients..., /commands/...   clients.c and commands.c
  */
 
 #include <errno.h>
@@ -486,6 +487,9 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                         json_integer(cs.channels));
     json_object_set_new(obj, "subscriptions",
                         json_integer((json_int_t) cs.subscriptions));
+    json_object_set_new(obj, "queued_commands",
+                        json_integer((json_int_t)
+                                     wh_commands_open(&d->commands, ws)));
 
     if (!full) {
         return 0;

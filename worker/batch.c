@@ -87,8 +87,8 @@ wh_batch_take(wh_batch_t *b)
 }
 
 
-void
-wh_batch_commit(wh_batch_t *b)
+static void
+wh_batch_round(wh_batch_t *b)
 {
     int              committed, sync = 0;
     size_t           n = 0;
@@ -146,6 +146,19 @@ wh_batch_commit(wh_batch_t *b)
         } else {
             op->done(op, 1, NULL);
         }
+    }
+}
+
+
+void
+wh_batch_commit(wh_batch_t *b)
+{
+    int  round;
+
+    /* a done may queue more (an answered command frees a place in its
+     * client's window): one more round sends it in this loop turn */
+    for (round = 0; round < 2 && b->pending; round++) {
+        wh_batch_round(b);
     }
 }
 

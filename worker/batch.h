@@ -74,7 +74,8 @@ void wh_batch_init(wh_batch_t *b, wh_store_t *store, wh_log_t *log);
 void wh_batch_add(wh_batch_t *b, wh_op_t *op, int first);
 
 /* applies, commits (and syncs) the queued ops, then calls their done;
- * ops queued by a done wait for the next call */
+ * ops a done queues get one more round, later ones wait for the next
+ * call */
 void wh_batch_commit(wh_batch_t *b);
 
 /* at exit: commits what is queued */

@@ -69,7 +69,7 @@ wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt)
 
 wh_cmd_action_e
 wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
-    int64_t now, int online)
+    int64_t now, int online, size_t in_flight)
 {
     if (!wh_cmd_is_open(s->status)) {
         return WH_CMD_WAIT;
@@ -80,7 +80,8 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
     }
 
     if (s->status == WH_CMD_PENDING) {
-        return online ? WH_CMD_DELIVER : WH_CMD_WAIT;
+        return online && in_flight < p->window ? WH_CMD_DELIVER
+                                               : WH_CMD_WAIT;
     }
 
     if (now < s->deadline_ms) {
@@ -476,7 +477,9 @@ wh_cmdq_put(wh_cmdq_t *q, wh_str_t ws, wh_str_t client_id, wh_str_t id,
         }
     }
 
+    cmd->client->sent -= cmd->state.status == WH_CMD_SENT;
     cmd->state = *state;
+    cmd->client->sent += cmd->state.status == WH_CMD_SENT;
     wh_cmdq_set_due(q, cmd, due_ms);
 
     if (cmd->heap == 0) {
@@ -498,6 +501,7 @@ wh_cmdq_remove(wh_cmdq_t *q, wh_qcmd_t *cmd)
 
     wh_heap_remove(q, cmd);
     wh_cmdq_unlink(cmd);
+    qc->sent -= cmd->state.status == WH_CMD_SENT;
 
     klen = wh_cmdq_key(key, cmd->ws, cmd->id);
     wh_map_del(&q->cmds, key, klen);

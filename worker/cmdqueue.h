@@ -26,6 +26,10 @@
 #define WH_CMD_PRIORITY_DEF   5
 /* the ack window doubles per attempt, up to 2^this times ack_timeout */
 #define WH_CMD_BACKOFF_SHIFT  10
+/* commands sent to a client and not answered yet, at most: a client
+ * coming back to a long backlog gets it in steps, not in one burst that
+ * would overrun its connection's send limit */
+#define WH_CMD_WINDOW         64
 
 typedef enum {
     WH_CMD_PENDING = 0,     /* stored, never delivered */
@@ -48,6 +52,7 @@ typedef struct {
     int64_t      ttl_ms;
     int64_t      ack_timeout_ms;
     unsigned     max_attempts;
+    unsigned     window;        /* sent and unanswered, per client */
 } wh_cmd_policy_t;
 
 /* what the rules look at; times are wall-clock ms */
@@ -68,6 +73,7 @@ struct wh_qcmd_s {
     int64_t          due_ms;
     uint64_t         seq;           /* creation order */
     unsigned         priority;
+    unsigned         queued;        /* an op will decide it: no other */
     wh_cmd_state_t   state;
     wh_str_t         ws, id;        /* point into the map key */
 };
@@ -76,6 +82,7 @@ struct wh_qclient_s {
     wh_qcmd_t       *head[WH_CMD_PRIORITIES];
     wh_qcmd_t       *tail[WH_CMD_PRIORITIES];
     size_t           count;
+    size_t           sent;          /* of them in status sent */
     wh_str_t         ws, client_id; /* point into the map key */
 };
 
@@ -99,9 +106,11 @@ int wh_cmd_is_open(wh_cmd_status_e status);
  * times ack_timeout */
 int64_t wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt);
 
-/* what an open command needs at now; online: its client has a session */
+/* what an open command needs at now; online: its client has a
+ * session; in_flight: the client's commands sent and unanswered (a
+ * pending one waits while they fill the window) */
 wh_cmd_action_e wh_cmd_decide(const wh_cmd_policy_t *p,
-    const wh_cmd_state_t *s, int64_t now, int online);
+    const wh_cmd_state_t *s, int64_t now, int online, size_t in_flight);
 
 /* when wh_cmd_decide() may next answer something else than WAIT for
  * an offline client (a connect is an event of its own) */

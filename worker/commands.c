@@ -44,7 +44,8 @@
 #define WH_CMD_TTL_MAX_S     (30 * 86400)
 #define WH_CMD_LIMIT_DEF     100
 #define WH_CMD_LIMIT_MAX     1000
-#define WH_CMD_ID_RANDOM     10            /* bytes: "c-" + 20 hex */
+#define WH_CMD_ID_TIME       11            /* hex digits of ms */
+#define WH_CMD_ID_RANDOM     10            /* random hex digits */
 #define WH_CMD_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX + 1 \
                               + WH_CMD_IDEM_MAX)
 
@@ -389,14 +390,38 @@ wh_note_count(wh_commands_t *c, wh_cmd_note_t *n)
 }
 
 
+static void wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc,
+    int connected);
+
+
+/* a sent command was answered or ended: the next one may go */
+static void
+wh_note_slot_freed(wh_commands_t *c, wh_cmd_note_t *n)
+{
+    wh_qclient_t  *qc;
+
+    qc = wh_cmdq_client(&c->q, n->ws, n->client_id);
+
+    if (qc != NULL
+        && wh_sessions_of_client(c->sessions, n->ws, n->client_id) > 0)
+    {
+        wh_cmd_pump(c, qc, 0);
+    }
+}
+
+
 static void
 wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
 {
+    int            was_sent;
     wh_err_t       err;
     wh_qcmd_t     *cmd;
     wh_link_msg_t  m;
     wh_str_t       ch = { "$commands", 9 }, type = { "command_status", 14 };
     wh_str_t       data;
+
+    cmd = wh_cmdq_find(&c->q, n->ws, n->id);
+    was_sent = cmd != NULL && cmd->state.status == WH_CMD_SENT;
 
     if (wh_cmd_is_open(n->state.status)) {
         if (wh_cmdq_put(&c->q, n->ws, n->client_id, n->id, n->priority,
@@ -408,8 +433,12 @@ wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
                          n->id.data);
         }
 
-    } else if ((cmd = wh_cmdq_find(&c->q, n->ws, n->id)) != NULL) {
+    } else if (cmd != NULL) {
         wh_cmdq_remove(&c->q, cmd);
+    }
+
+    if (was_sent && n->state.status != WH_CMD_SENT) {
+        wh_note_slot_freed(c, n);
     }
 
     if (n->peer != NULL) {
@@ -640,6 +669,34 @@ wh_cmd_change(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
 }
 
 
+/*
+ * The client's commands sent and unanswered: those memory knows, plus
+ * those this txn sent (memory learns of them after the commit).  The
+ * txn's count lives in c->txn_sent, emptied when a txn begins.
+ */
+static size_t
+wh_cmd_in_flight(wh_commands_t *c, wh_cmd_rec_t *r, int add)
+{
+    size_t          klen, n;
+    wh_qclient_t   *qc;
+    unsigned char   key[WH_CMD_KEY_MAX];
+
+    klen = wh_key_pair(key, r->ws, r->client_id);
+    n = (size_t) (uintptr_t) wh_map_get(&c->txn_sent, key, klen);
+
+    if (add) {
+        /* out of memory the window is only a little wider */
+        (void) wh_map_put(&c->txn_sent, key, klen,
+                          (void *) (uintptr_t) (n + 1));
+        return n + 1;
+    }
+
+    qc = wh_cmdq_client(&c->q, r->ws, r->client_id);
+
+    return n + (qc ? qc->sent : 0);
+}
+
+
 /* what the rules say for an open command now, carried out */
 static int
 wh_cmd_advance(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
@@ -655,9 +712,14 @@ wh_cmd_advance(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
                                 &session);
     *changed = 1;
 
-    switch (wh_cmd_decide(&c->policy, &s, now, online)) {
-
+    switch (wh_cmd_decide(&c->policy, &s, now, online,
+                          wh_cmd_in_flight(c, r, 0)))
+    {
     case WH_CMD_DELIVER:
+        if (s.status == WH_CMD_PENDING) {
+            (void) wh_cmd_in_flight(c, r, 1);
+        }
+
         return wh_cmd_change(c, txn, r, WH_CMD_SENT, NULL, peer, session,
                              now, notes, err);
 
@@ -994,6 +1056,8 @@ wh_cmd_list_item(wh_commands_t *c, MDB_txn *txn, wh_cmd_op_t *op,
     if (rc <= 0) {
         return rc;
     }
+
+    rc = 0;
 
     if (op->status_mask == 0
         || (op->status_mask & (1u << wh_rec_int(r.obj, "status"))))
@@ -1339,16 +1403,20 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     wh_cmd_op_t    *op = (wh_cmd_op_t *) base;
     wh_commands_t  *c = op->c;
 
-    wh_cmd_notes_done(c, &op->notes, committed);
+    cmd = op->kind == WH_CMD_OP_ADVANCE
+          ? wh_cmdq_find(&c->q, op->ws, op->id) : NULL;
 
-    if (!committed && op->kind == WH_CMD_OP_ADVANCE) {
-        /* try again a little later */
-        cmd = wh_cmdq_find(&c->q, op->ws, op->id);
+    if (cmd != NULL) {
+        /* decided: a pump may queue it again */
+        cmd->queued = 0;
 
-        if (cmd != NULL && cmd->heap == 0) {
+        if (!committed && cmd->heap == 0) {
+            /* try again a little later */
             wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
         }
     }
+
+    wh_cmd_notes_done(c, &op->notes, committed);
 
     if (op->peer != NULL) {
         if (err != NULL) {
@@ -1454,10 +1522,17 @@ wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind, wh_peer_t *peer,
 /* ------------------------------------------------------ API parsing */
 
 
+/*
+ * "c-" + 11 hex digits of the time in ms + 10 random hex digits: ids
+ * made close in time sort close together, so that a batch of new
+ * commands dirties a few B-tree pages at the end of the workspace's
+ * range, not one random page each (an fsync writes every dirty page).
+ */
 static int
 wh_cmd_new_id(char *out)
 {
     int            i;
+    uint64_t       ms;
     unsigned char  r[WH_CMD_ID_RANDOM];
     static const char  hex[] = "0123456789abcdef";
 
@@ -1465,15 +1540,20 @@ wh_cmd_new_id(char *out)
         return -1;
     }
 
+    ms = (uint64_t) wh_time_ms();
     out[0] = 'c';
     out[1] = '-';
 
-    for (i = 0; i < WH_CMD_ID_RANDOM; i++) {
-        out[2 + 2 * i] = hex[r[i] >> 4];
-        out[3 + 2 * i] = hex[r[i] & 0xf];
+    for (i = WH_CMD_ID_TIME - 1; i >= 0; i--) {
+        out[2 + i] = hex[ms & 0xf];
+        ms >>= 4;
     }
 
-    out[2 + 2 * WH_CMD_ID_RANDOM] = '\0';
+    for (i = 0; i < WH_CMD_ID_RANDOM; i++) {
+        out[2 + WH_CMD_ID_TIME + i] = hex[r[i] & 0xf];
+    }
+
+    out[2 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM] = '\0';
 
     return 0;
 }
@@ -1545,7 +1625,7 @@ static void
 wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
-    char           id[4 + 2 * WH_CMD_ID_RANDOM];
+    char           id[3 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM];
     json_t        *body;
     int64_t        ttl_ms;
     unsigned       priority;
@@ -1947,25 +2027,64 @@ wh_cmd_queue_advance(wh_commands_t *c, wh_qcmd_t *cmd, int first)
         return;
     }
 
+    cmd->queued = 1;
     wh_batch_add(c->batch, &op->op, first);
+}
+
+
+/*
+ * Queues an op for each of the client's commands that may go now, in
+ * delivery order: the pending ones its window takes and, when the
+ * client just connected, the sent ones whose ack window passed while
+ * it was away.  Each is decided again inside the txn.
+ */
+static void
+wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
+{
+    size_t      busy;
+    int64_t     now;
+    wh_qcmd_t  *cmd;
+
+    now = wh_time_ms();
+    busy = qc->sent;
+
+    for (cmd = wh_cmdq_first(qc); cmd != NULL; cmd = wh_cmdq_next(cmd)) {
+        if (cmd->state.status == WH_CMD_SENT) {
+            if (connected && !cmd->queued
+                && cmd->state.deadline_ms <= now)
+            {
+                wh_cmd_queue_advance(c, cmd, 1);
+            }
+
+            continue;
+        }
+
+        if (busy >= c->policy.window) {
+            if (!connected) {
+                return;
+            }
+
+            continue;
+        }
+
+        busy++;
+
+        if (!cmd->queued) {
+            wh_cmd_queue_advance(c, cmd, 1);
+        }
+    }
 }
 
 
 void
 wh_commands_client_online(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
 {
-    wh_qcmd_t     *cmd;
     wh_qclient_t  *qc;
 
     qc = wh_cmdq_client(&c->q, ws, client_id);
 
-    if (qc == NULL) {
-        return;
-    }
-
-    /* in delivery order; each one is decided again inside the txn */
-    for (cmd = wh_cmdq_first(qc); cmd != NULL; cmd = wh_cmdq_next(cmd)) {
-        wh_cmd_queue_advance(c, cmd, 1);
+    if (qc != NULL) {
+        wh_cmd_pump(c, qc, 1);
     }
 }
 
@@ -2135,6 +2254,7 @@ wh_cmd_begin(void *ctx, MDB_txn *txn, wh_err_t *err)
     (void) err;
 
     c->txn_seq = c->next_seq - 1;
+    wh_map_free(&c->txn_sent);
 
     return 0;
 }
@@ -2336,4 +2456,5 @@ void
 wh_commands_free(wh_commands_t *c)
 {
     wh_cmdq_free(&c->q);
+    wh_map_free(&c->txn_sent);
 }

@@ -72,6 +72,8 @@ typedef struct wh_commands_s {
     MDB_dbi           cmds_db, open_db, client_db, idem_db, meta_db;
     uint64_t          next_seq;       /* the next seq to give out */
     uint64_t          txn_seq;        /* its value inside a batch txn */
+    wh_map_t          txn_sent;       /* ws "\0" client -> sent by the
+                                       * txn being applied */
     wh_timer_t        timer;
     wh_cmd_counters_t counters;
 } wh_commands_t;
@@ -95,7 +97,8 @@ void wh_commands_api(wh_commands_t *c, wh_peer_t *peer,
 int wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
     const wh_link_msg_t *m);
 
-/* a session of the client opened: its waiting commands go out */
+/* a session of the client opened: its waiting commands go out, as
+ * many as its window takes */
 void wh_commands_client_online(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id);
 

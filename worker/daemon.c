@@ -388,6 +388,7 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
     policy.ttl_ms = d->conf.cmd_ttl_ms;
     policy.ack_timeout_ms = d->conf.cmd_ack_timeout_ms;
     policy.max_attempts = d->conf.cmd_max_attempts;
+    policy.window = WH_CMD_WINDOW;
 
     if (wh_clients_init(&d->clients, d->store, &d->batch, &d->sessions,
                         &d->link, &d->commands, &d->log, err) != 0)
