@@ -41,6 +41,7 @@ void
 ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 {
     ngx_connection_t              *c;
+    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     c = s->connection;
@@ -92,6 +93,18 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     s->upgraded = 1;
 
     c->log->action = "serving WebSocket";
+
+    /*
+     * Messages are small and latency matters: Nagle with delayed ACKs
+     * would hold a second frame for 40 ms.
+     */
+
+    clcf = ngx_http_get_module_loc_conf(s->request, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        s->failed = 1;
+        s->close_sent = 1;
+    }
 
     if (c->read->timer_set) {
         ngx_del_timer(c->read);

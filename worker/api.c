@@ -10,6 +10,7 @@
  *   /clients..., /commands/...   clients.c and commands.c
  */
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -554,6 +555,101 @@ wh_path_under(wh_str_t path, const char *prefix)
 }
 
 
+/*
+ * POST /broadcast {type, data}: one message to every connected client of
+ * the workspace.  It is not a channel message: no id, no history; each
+ * nginx worker frames it once for its own sessions of the workspace.
+ */
+static void
+wh_api_broadcast(wh_api_t *a)
+{
+    char           ts[WH_TIME_ISO_LEN + 1];
+    char          *dumped = NULL;
+    size_t         i;
+    json_t        *body, *type, *data;
+    wh_buf_t       out = { 0 };
+    wh_str_t       raw;
+    wh_peer_t     *peer;
+    const char    *t;
+    json_error_t   je;
+    wh_link_msg_t  msg;
+    unsigned       links = 0;
+
+    body = json_loadb(a->m->body.data, a->m->body.len,
+                      JSON_REJECT_DUPLICATES, &je);
+    type = body ? json_object_get(body, "type") : NULL;
+    data = body ? json_object_get(body, "data") : NULL;
+    t = json_is_string(type) ? json_string_value(type) : "broadcast";
+
+    if (!json_is_object(body) || data == NULL
+        || (type != NULL && (!json_is_string(type)
+                             || json_string_length(type) == 0
+                             || json_string_length(type) > 64)))
+    {
+        json_decref(body);
+        wh_api_error(a, 400, "bad_request", "the body must be a JSON "
+                     "object {type, data}");
+        return;
+    }
+
+    /* the type goes into the JSON unescaped: only [A-Za-z0-9_.-] */
+    for (i = 0; t[i] != '\0'; i++) {
+        if (!(isalnum((unsigned char) t[i]) || t[i] == '_' || t[i] == '-'
+              || t[i] == '.'))
+        {
+            json_decref(body);
+            wh_api_error(a, 400, "bad_request", "\"type\" is "
+                         "[A-Za-z0-9_.-]");
+            return;
+        }
+    }
+
+    if (!wh_json_member(a->m->body.data, a->m->body.len, "data", &raw)) {
+        dumped = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+        raw.data = dumped ? dumped : "null";
+        raw.len = strlen(raw.data);
+    }
+
+    wh_time_iso(ts, wh_time_ms());
+
+    if (wh_buf_append(&out, "{\"type\":\"", 9) != 0
+        || wh_buf_append(&out, t, strlen(t)) != 0
+        || wh_buf_append(&out, "\",\"data\":", 9) != 0
+        || wh_buf_append(&out, raw.data, raw.len) != 0
+        || wh_buf_append(&out, ",\"timestamp\":\"", 14) != 0
+        || wh_buf_append(&out, ts, strlen(ts)) != 0
+        || wh_buf_append(&out, "\"}", 2) != 0)
+    {
+        wh_buf_free(&out);
+        free(dumped);
+        json_decref(body);
+        wh_api_error(a, 503, "unavailable", "out of memory");
+        return;
+    }
+
+    memset(&msg, 0, sizeof(msg));
+    msg.type = WH_LINK_BROADCAST;
+    msg.workspace = a->m->workspace;
+    msg.body.data = (const char *) out.data;
+    msg.body.len = out.len;
+
+    for (peer = a->d->link.peers; peer; peer = peer->next) {
+        if (peer->hello && !peer->closing) {
+            wh_link_send(peer, &msg);
+            links++;
+        }
+    }
+
+    wh_buf_free(&out);
+    free(dumped);
+    json_decref(body);
+
+    body = json_pack("{s:b,s:i}", "accepted", 1, "workers", (int) links);
+    wh_api_json(a, 202, body);
+    json_decref(body);
+}
+
+
 void
 wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 {
@@ -579,6 +675,11 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_path_is(path, "/stats") && wh_method(m, "GET")) {
         wh_api_get_stats(&a);
+        return;
+    }
+
+    if (wh_path_is(path, "/broadcast") && wh_method(m, "POST")) {
+        wh_api_broadcast(&a);
         return;
     }
 
