@@ -982,9 +982,12 @@ def foreign_cores(result):
     box = get(result, "box_cpu_cores")
     if box is None or result.get("scenario") == "idle":
         return None
-    return box - (get(result, "server", "cpu_cores") or 0) - (
+    other = box - (get(result, "server", "cpu_cores") or 0) - (
         get(result, "loadgen_cpu_cores") or 0) - (
         get(result, "softirqd_cpu_cores") or 0)
+    # /proc/stat and the processes' own counts disagree now and then (the
+    # machine's sum came out below its parts): then nothing can be told
+    return None if other < -0.2 else other
 
 
 def run_measured(scen, params, srv, workdir, results_dir, perf):
@@ -1015,6 +1018,9 @@ def run_measured(scen, params, srv, workdir, results_dir, perf):
         print("  (other work took %.2f cores: once more)" % noise,
               file=sys.stderr, flush=True)
     best["attempts"] = attempt + 1
+    with open(os.path.join(results_dir, "%s-%s.json" % (scen, srv)),
+              "w") as f:
+        json.dump(best, f, indent=1)
     return best
 
 
