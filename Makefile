@@ -31,6 +31,8 @@ FUZZERS    :=
 
 .PHONY: all deps module daemon run test unit integration fuzz clean bench
 
+.DEFAULT_GOAL := all
+
 all: module daemon
 
 module: $(MODULE)

@@ -1,7 +1,8 @@
 # Benchmarks (included by the top Makefile with `-include bench/bench.mk`).
 #   make bench        every scenario of DESIGN.md "Performance targets",
-#                     Wirehub beside Nchan, a Node.js server and the floor
-#   make bench-quick  the same scenarios, small and short (about a minute)
+#                     Wirehub beside Nchan, a Node.js server, Mosquitto's
+#                     WebSocket listener and the floor (about 9 minutes)
+#   make bench-quick  the same scenarios, small and short (about 2 minutes)
 # Results: one table on stdout, JSON per run under build/bench/results/.
 
 # this file defines rules: keep whatever goal the includer has as default
