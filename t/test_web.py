@@ -134,8 +134,13 @@ def run_browser(env, controls):
 def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     workspace = "web-" + uuid.uuid4().hex[:8]
     client_id = "dash-test"
+    agent_id = "agent-1"
     token = wh.mint("HS256", wh.claims(sub=client_id, workspace=workspace,
                                        role="service", ttl=900))
+    # the desktop agent: a plain client of the same workspace, which
+    # enters the registry by connecting
+    agent_token = wh.mint("HS256", wh.claims(sub=agent_id,
+                                             workspace=workspace, ttl=900))
     ngx = nginx_factory(http=HTTP, server=SERVER, tag="web")
     wait_link(ngx, token)
 
@@ -144,6 +149,8 @@ def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
         "WH_BASE_URL": "http://127.0.0.1:%d" % ngx.port,
         "WH_TOKEN": token,
         "WH_CLIENT_ID": client_id,
+        "WH_AGENT_TOKEN": agent_token,
+        "WH_AGENT_ID": agent_id,
         "WH_ARTIFACTS": wh.ARTIFACTS,
     })
     rc, out = run_browser(env, Controls(ngx, wirehubd.ensure(), token))
@@ -153,5 +160,5 @@ def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     print(out)
     assert rc == 0, "browser test failed (rc %r):\n%s" % (rc, out)
     assert os.path.getsize(os.path.join(wh.ARTIFACTS, "dashboard.png")) > 0
-    ngx.assert_no_secrets([token])
+    ngx.assert_no_secrets([token, agent_token])
     ngx.assert_clean_log()

@@ -167,7 +167,7 @@ wh_daemon_sync(wh_timer_t *t)
     wh_err_t      err;
     wh_daemon_t  *d = t->data;
 
-    if (wh_store_sync(d->store, &err) != 0) {
+    if (wh_store_sync_background(d->store, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
     }
 }

@@ -6,6 +6,7 @@
  */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -184,12 +185,82 @@ wh_store_init_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 }
 
 
+static void *
+wh_store_syncer_main(void *data)
+{
+    int                 rc;
+    wh_store_t         *st = data;
+    wh_store_syncer_t  *sy = &st->syncer;
+
+    pthread_mutex_lock(&sy->lock);
+
+    for ( ;; ) {
+        while (!sy->wanted && !sy->stop) {
+            pthread_cond_wait(&sy->wake, &sy->lock);
+        }
+
+        if (sy->stop) {
+            break;
+        }
+
+        sy->wanted = 0;
+        pthread_mutex_unlock(&sy->lock);
+
+        /* without MDB_WRITEMAP this is an fdatasync of the data file:
+         * safe beside the loop's transactions */
+        rc = mdb_env_sync(st->env, 1);
+
+        pthread_mutex_lock(&sy->lock);
+
+        if (rc != 0) {
+            sy->error = rc;
+        }
+    }
+
+    pthread_mutex_unlock(&sy->lock);
+
+    return NULL;
+}
+
+
+int
+wh_store_sync_background(wh_store_t *st, wh_err_t *err)
+{
+    int                 failed;
+    wh_store_syncer_t  *sy = &st->syncer;
+
+    if (!sy->running) {
+        return wh_store_sync(st, err);
+    }
+
+    pthread_mutex_lock(&sy->lock);
+
+    failed = sy->error;
+    sy->error = 0;
+
+    if (st->dirty) {
+        st->dirty = 0;
+        sy->wanted = 1;
+        pthread_cond_signal(&sy->wake);
+    }
+
+    pthread_mutex_unlock(&sy->lock);
+
+    if (failed) {
+        return wh_err(err, 503, "storage sync: %s", mdb_strerror(failed));
+    }
+
+    return 0;
+}
+
+
 int
 wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
     size_t max_map_size, uint32_t hist_len, int64_t ttl_ms, wh_log_t *log,
     wh_err_t *err)
 {
     int           rc, dead;
+    sigset_t      all, old;
     MDB_envinfo   info;
     wh_store_t   *st;
 
@@ -238,6 +309,25 @@ wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
         wh_log_warn(log, "storage: cleared %d stale reader slots", dead);
     }
 
+    pthread_mutex_init(&st->syncer.lock, NULL);
+    pthread_cond_init(&st->syncer.wake, NULL);
+
+    /* the thread takes no signal: they belong to the loop's signalfd */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+
+    if (pthread_create(&st->syncer.thread, NULL, wh_store_syncer_main, st)
+        == 0)
+    {
+        st->syncer.running = 1;
+
+    } else if (log) {
+        /* syncs then happen in the loop, as before: slower, not wrong */
+        wh_log_warn(log, "storage: no sync thread, syncing in the loop");
+    }
+
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
     *out = st;
 
     return 0;
@@ -259,9 +349,21 @@ wh_store_close(wh_store_t *st)
 {
     wh_err_t  err;
 
+    if (st->syncer.running) {
+        pthread_mutex_lock(&st->syncer.lock);
+        st->syncer.stop = 1;
+        pthread_cond_signal(&st->syncer.wake);
+        pthread_mutex_unlock(&st->syncer.lock);
+        pthread_join(st->syncer.thread, NULL);
+        st->syncer.running = 0;
+    }
+
     if (st->rtxn) {
         mdb_txn_abort(st->rtxn);
     }
+
+    /* everything committed is synced before the process goes */
+    st->dirty = 1;
 
     if (wh_store_sync(st, &err) != 0 && st->log) {
         wh_log_error(st->log, "storage: %s", err.msg);

@@ -18,6 +18,7 @@
 #define WH_STORE_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,21 @@ typedef struct {
     char         epoch[WH_EPOCH_LEN + 1];
 } wh_chan_meta_t;
 
+/*
+ * History is committed without fsync and synced once a second; that
+ * fdatasync takes 10-40 ms here and must not stall the event loop, so a
+ * thread of its own runs it.  Synced commits (commands) stay in the loop.
+ */
+typedef struct {
+    pthread_t        thread;
+    pthread_mutex_t  lock;
+    pthread_cond_t   wake;
+    int              wanted;        /* a sync was asked for */
+    int              stop;
+    int              running;       /* the thread exists */
+    int              error;         /* the last background sync failed */
+} wh_store_syncer_t;
+
 typedef struct {
     MDB_env     *env;
     MDB_dbi      chans;
@@ -46,6 +62,7 @@ typedef struct {
     int          dirty;         /* committed since the last sync */
     int          map_full;      /* the last write hit MDB_MAP_FULL */
     wh_log_t    *log;           /* may be NULL */
+    wh_store_syncer_t  syncer;
 } wh_store_t;
 
 typedef struct {
@@ -115,6 +132,9 @@ int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
 
 /* msyncs if anything was committed since the last call */
 int wh_store_sync(wh_store_t *st, wh_err_t *err);
+/* asks the sync thread to sync what is committed now, without waiting;
+ * -1 with a message if the previous background sync failed */
+int wh_store_sync_background(wh_store_t *st, wh_err_t *err);
 
 /* clears reader slots of dead processes */
 int wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err);

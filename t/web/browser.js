@@ -5,8 +5,9 @@
  * "@control {"action": ...}" on stdout and answered "ok" on stdin.
  *
  * Environment: WH_BASE_URL (http://127.0.0.1:PORT), WH_TOKEN (a service
- * token of the test workspace), WH_CLIENT_ID (its sub), WH_ARTIFACTS
- * (where screenshots go).
+ * token of the test workspace), WH_CLIENT_ID (its sub), WH_AGENT_TOKEN and
+ * WH_AGENT_ID (a client token of the same workspace and its sub, for the
+ * simulated desktop agent), WH_ARTIFACTS (where screenshots go).
  */
 
 'use strict';
@@ -21,6 +22,8 @@ const { chromium } = require('playwright-core');
 const BASE = process.env.WH_BASE_URL;
 const TOKEN = process.env.WH_TOKEN;
 const CLIENT_ID = process.env.WH_CLIENT_ID;
+const AGENT_TOKEN = process.env.WH_AGENT_TOKEN;
+const AGENT_ID = process.env.WH_AGENT_ID;
 const ARTIFACTS = process.env.WH_ARTIFACTS;
 const CHROMIUM = process.env.WH_CHROMIUM || '/usr/bin/chromium';
 
@@ -99,6 +102,39 @@ function points(page, sensor) {
                       (svg) => Number(svg.dataset.points));
 }
 
+/*
+ * The simulated desktop agent: web/wirehub.js in a tab of its own (a real
+ * WebSocket, no Origin rule in the test's nginx), registered as type
+ * "agent".  It completes every command but format-disk, which it fails.
+ */
+async function startAgent(context) {
+    const agent = await context.newPage();
+
+    await agent.goto(BASE + '/wirehub.js');
+    await agent.addScriptTag({ url: BASE + '/wirehub.js' });
+    await agent.evaluate((token) => new Promise((resolve, reject) => {
+        const hub = new Wirehub({ token, clientType: 'agent',
+                                  clientName: 'Desk 4 agent' });
+
+        window.received = [];
+        hub.onCommand((cmd) => {
+            window.received.push(cmd);
+
+            if (cmd.command === 'format-disk') {
+                throw new Error('refused by the test agent');
+            }
+
+            return { rebooted: true };
+        });
+        hub.on('open', () => resolve());
+        hub.on('closed', (detail) => reject(new Error(
+            'agent closed ' + JSON.stringify(detail))));
+        hub.connect();
+    }), AGENT_TOKEN);
+
+    return agent;
+}
+
 async function badgeState(page, state, timeout) {
     await page.waitForSelector('#badge[data-state="' + state + '"]',
                                { timeout });
@@ -172,11 +208,65 @@ async function run(page, timings) {
     timings.after_nginx_restart_ms = await readingShows(page, 'V1', 50.2);
     assert.equal(await points(page, 'V1'), 4, 'a reading lost or doubled');
 
-    /* the command console: the command API is not there yet (404), so
-       queueing must end in an error toast that says so */
-    await page.fill('#cmd-client', 'device-1');
+    /* a desktop agent comes online in the dashboard's workspace: the
+       same wirehub.js in a second tab, answering commands */
+    t0 = performance.now();
+    const agent = await startAgent(page.context());
+
+    await page.waitForSelector('#clients li[data-client="' + AGENT_ID
+                               + '"][data-online="yes"]'
+                               + ' .client-type:text("agent")',
+                               { timeout: 3000 });
+    timings.agent_listed_ms = performance.now() - t0;
+
+    /* reboot queued from the console for the client picked in the
+       list: the status moves live from $commands to completed */
+    await page.click('#clients li[data-client="' + AGENT_ID + '"] .pick');
+    assert.equal(await page.inputValue('#cmd-client'), AGENT_ID);
     await page.fill('#cmd-name', 'reboot');
     await page.fill('#cmd-payload', '{"delay": 5}');
+    t0 = performance.now();
+    await page.click('#cmd-send');
+    const done = await page.waitForSelector('#commands li[data-client="'
+        + AGENT_ID + '"] .status[data-status="completed"]',
+        { timeout: 5000 });
+    timings.command_completed_ms = performance.now() - t0;
+
+    const row = (await done.evaluateHandle((s) => s.closest('li')))
+        .asElement();
+    const commandId = await row.getAttribute('data-command');
+    const trail = (await row.getAttribute('data-trail')).split(' ');
+
+    assert.ok(trail.includes('sent'), 'never shown sent: ' + trail);
+    assert.equal(trail[trail.length - 1], 'completed');
+    assert.match(await row.textContent(), /reboot/);
+    assert.deepEqual(await agent.evaluate(() => window.received.map((c) =>
+        [c.command_id, c.command, c.payload])),
+        [[commandId, 'reboot', { delay: 5 }]]);
+    const stored = await api('GET', '/api/commands/'
+                             + encodeURIComponent(commandId));
+    assert.equal(stored.status, 200);
+    assert.equal(stored.doc.status, 'completed');
+
+    /* a command the agent cannot carry out ends failed, with a toast */
+    await page.fill('#cmd-name', 'format-disk');
+    await page.fill('#cmd-payload', '{}');
+    await page.click('#cmd-send');
+    await page.waitForSelector('#commands li[data-client="' + AGENT_ID
+                               + '"] .status[data-status="failed"]',
+                               { timeout: 5000 });
+    await page.waitForSelector('.toast.error:has-text("Command failed")'
+                               + ':has-text("refused by the test agent")',
+                               { timeout: 2000 });
+
+    /* the agent goes away: the list shows it offline */
+    await agent.close();
+    await page.waitForSelector('#clients li[data-client="' + AGENT_ID
+                               + '"][data-online="no"]', { timeout: 3000 });
+
+    /* a client id the registry has never seen: 404, said in a toast */
+    await page.fill('#cmd-client', 'no-such-client');
+    await page.fill('#cmd-name', 'reboot');
     await page.click('#cmd-send');
     await page.waitForSelector('.toast.error:has-text("Command not queued")'
                                + ':has-text("404")', { timeout: 3000 });
@@ -207,8 +297,9 @@ async function main() {
     const timings = {};
     let context;
 
-    assert.ok(BASE && TOKEN && CLIENT_ID && ARTIFACTS, 'WH_BASE_URL, '
-              + 'WH_TOKEN, WH_CLIENT_ID and WH_ARTIFACTS are required '
+    assert.ok(BASE && TOKEN && CLIENT_ID && AGENT_TOKEN && AGENT_ID
+              && ARTIFACTS, 'WH_BASE_URL, WH_TOKEN, WH_CLIENT_ID, '
+              + 'WH_AGENT_TOKEN, WH_AGENT_ID and WH_ARTIFACTS are required '
               + '(t/test_web.py sets them)');
     fs.mkdirSync(ARTIFACTS, { recursive: true });
 

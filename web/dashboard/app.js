@@ -18,6 +18,8 @@
     const TOAST_MS = 7000;
     const MAX_TOASTS = 4;
     const MAX_COMMANDS = 30;
+    const CLIENT_PAGE = 1000;       /* the API's largest page */
+    const CLIENT_PAGES = 10;        /* a demo shows 10,000 clients at most */
 
     const $ = (id) => document.getElementById(id);
 
@@ -287,101 +289,189 @@
 
     /* ------------------------------------------------------ clients */
 
-    class ClientList {
-        constructor(hub) {
-            this.hub = hub;
-            /* session -> { id of the last event, connected, data } */
-            this.sessions = new Map();
+    /* when a client was last seen: the API gives ISO-8601 (or ms) */
+    function lastSeen(value) {
+        const at = typeof value === 'number' ? value : Date.parse(value);
+
+        if (!at) {
+            return 'never connected';
         }
 
-        apply(msg) {
-            const d = msg.data || {};
-            const known = this.sessions.get(d.session);
+        const age = Math.max(0, Math.round((Date.now() - at) / 1000));
 
-            if (!d.session || (known && known.id >= msg.id)) {
+        return age < 60 ? 'seen ' + age + ' s ago'
+             : age < 3600 ? 'seen ' + Math.round(age / 60) + ' min ago'
+             : 'seen ' + new Date(at).toLocaleString();
+    }
+
+    /*
+     * The registry (GET /api/clients), read again whenever $presence says
+     * somebody came or went.  Events come in bursts (a worker resuming its
+     * sessions), so at most one read runs and one more follows it.
+     */
+    class ClientList {
+        constructor(ctx, onPick) {
+            this.ctx = ctx;
+            this.onPick = onPick;
+            this.items = [];
+            this.loading = false;
+            this.again = false;
+        }
+
+        refresh() {
+            if (this.loading) {
+                this.again = true;
                 return;
             }
 
-            this.sessions.set(d.session, {
-                id: msg.id,
-                connected: msg.type !== 'client_disconnected',
-                data: Object.assign({}, known && known.data, d)
-            });
-            this.render();
+            this.loading = true;
+            this.load()
+                .then((items) => {
+                    this.items = items;
+                    this.render();
+                })
+                .catch((err) => toast('warn', 'Clients not loaded',
+                                      err.message))
+                .finally(() => {
+                    this.loading = false;
+
+                    if (this.again) {
+                        this.again = false;
+                        this.refresh();
+                    }
+                });
+        }
+
+        async load() {
+            const items = [];
+            let cursor = null;
+
+            for (let page = 0; page < CLIENT_PAGES; page++) {
+                const doc = await api(this.ctx.token, 'GET',
+                                      '/api/clients?limit=' + CLIENT_PAGE
+                                      + (cursor ? '&cursor='
+                                         + encodeURIComponent(cursor) : ''));
+
+                items.push(...(doc.items || []));
+                cursor = doc.next;
+
+                if (!cursor) {
+                    break;
+                }
+            }
+
+            return items;
+        }
+
+        row(c, mine) {
+            const li = el('li');
+            const pick = el('button', 'pick', 'Command');
+            const seen = c.online
+                ? c.connections + (c.connections === 1 ? ' connection'
+                                                       : ' connections')
+                : lastSeen(c.last_seen);
+
+            li.dataset.client = c.id;
+            li.dataset.online = c.online ? 'yes' : 'no';
+            pick.type = 'button';
+            pick.title = 'Queue a command for ' + c.id;
+            pick.addEventListener('click', () => this.onPick(c.id));
+            li.append(el('span', 'dot'), el('span', 'client-id', c.id),
+                      el('span', 'client-type', c.client_type || 'client'),
+                      el('span', 'client-name',
+                         (c.name && c.name !== c.id ? c.name + ' \u00b7 '
+                                                    : '')
+                         + seen + (c.id === mine ? ' (this page)' : '')),
+                      pick);
+
+            return li;
         }
 
         render() {
             const list = $('clients');
             const ids = $('client-ids');
-            const mine = this.hub.session && this.hub.session.session;
-            const online = Array.from(this.sessions.entries())
-                .filter(([, s]) => s.connected)
-                .sort((a, b) => a[1].data.client_id
-                                .localeCompare(b[1].data.client_id));
+            const session = this.ctx.hub.session;
+            const mine = session && session.client_id;
+            const sorted = this.items.slice().sort((a, b) =>
+                (b.online ? 1 : 0) - (a.online ? 1 : 0)
+                || String(a.id).localeCompare(String(b.id)));
 
             list.textContent = '';
             ids.textContent = '';
-            $('clients-count').textContent = String(online.length);
+            $('clients-count').textContent = String(
+                sorted.filter((c) => c.online).length);
 
-            if (online.length === 0) {
+            if (sorted.length === 0) {
                 list.appendChild(el('li', 'empty',
-                                    'Nobody else is connected yet.'));
+                                    'No client registered yet.'));
             }
 
-            const seen = new Set();
-
-            for (const [session, s] of online) {
-                const li = el('li');
-                const name = s.data.client_name || '';
-
-                li.dataset.client = s.data.client_id;
-                li.append(el('span', 'client-id', s.data.client_id),
-                          el('span', 'client-type',
-                             s.data.client_type || 'client'),
-                          el('span', 'client-name',
-                             session === mine ? name + ' (this page)'
-                                              : name));
-                list.appendChild(li);
-
-                if (!seen.has(s.data.client_id)) {
-                    seen.add(s.data.client_id);
-                    ids.appendChild(Object.assign(el('option'),
-                                                  { value: s.data.client_id }));
-                }
+            for (const c of sorted) {
+                list.appendChild(this.row(c, mine));
+                ids.appendChild(Object.assign(el('option'), { value: c.id }));
             }
         }
     }
 
     /* ------------------------------------------------------ commands */
 
+    const STATUS_RANK = { pending: 0, sent: 1, completed: 2, failed: 2,
+                          expired: 2, cancelled: 2 };
+
+    /*
+     * Where a command is in its life: a later attempt, then a later
+     * status.  The 202 of the API and the $commands events race (the
+     * agent may answer before the HTTP response is read), and history
+     * may load after live events, so an older view never replaces a
+     * newer one.
+     */
+    function progress(c) {
+        return (c.attempt || 1) * 10 + (STATUS_RANK[c.status] || 0);
+    }
+
     class CommandLog {
         constructor() {
-            /* command_id -> { seq, status, attempt, client_id, command } */
+            /* command_id -> { seq, status, attempt, client_id, command,
+                               trail, note } */
             this.commands = new Map();
             this.seq = 0;
         }
 
-        update(id, fields, eventId) {
+        update(id, fields) {
             const known = this.commands.get(id);
 
-            if (known && eventId !== undefined && known.eventId >= eventId) {
-                return;
+            if (known && progress(fields) < progress(known)) {
+                fields = { command: fields.command || known.command };
             }
 
-            this.commands.set(id, Object.assign(
-                { seq: ++this.seq }, known, fields,
-                eventId !== undefined ? { eventId } : {}));
+            const next = Object.assign({ seq: ++this.seq, trail: [] },
+                                       known, fields);
+
+            if (next.trail[next.trail.length - 1] !== next.status) {
+                next.trail = next.trail.concat(next.status);
+            }
+
+            this.commands.set(id, next);
             this.render();
         }
 
-        apply(msg) {
+        apply(msg, live) {
             const d = msg.data || {};
 
-            if (msg.type === 'command_status' && d.command_id) {
-                this.update(d.command_id, {
-                    status: d.status, attempt: d.attempt,
-                    client_id: d.client_id
-                }, msg.id);
+            if (msg.type !== 'command_status' || !d.command_id) {
+                return;
+            }
+
+            this.update(d.command_id, {
+                status: d.status, attempt: d.attempt, client_id: d.client_id,
+                command: d.command, note: d.error || d.reason
+            });
+
+            if (live && (d.status === 'failed' || d.status === 'expired')) {
+                toast('error', 'Command ' + d.status,
+                      (d.command || d.command_id) + ' \u2192 ' + d.client_id
+                      + ((d.error || d.reason) ? ': ' + (d.error || d.reason)
+                                               : ''));
             }
         }
 
@@ -402,10 +492,14 @@
                 const status = el('span', 'status', c.status || 'pending');
                 const detail = [c.command, c.client_id && '\u2192 '
                                 + c.client_id,
-                                c.attempt > 1 && 'attempt ' + c.attempt]
+                                c.attempt > 1 && 'attempt ' + c.attempt,
+                                c.note && '(' + c.note + ')']
                     .filter(Boolean).join(' ');
 
                 li.dataset.command = id;
+                li.dataset.client = c.client_id || '';
+                li.dataset.trail = c.trail.join(' ');
+                li.title = c.trail.join(' \u2192 ');
                 status.dataset.status = c.status || 'pending';
                 li.append(el('span', 'command-id', id),
                           el('span', 'command-detail', detail), status);
@@ -490,7 +584,8 @@
                                   });
 
             log.update(doc.command_id, { status: doc.status, command,
-                                         client_id: client, attempt: 1 });
+                                         client_id: client,
+                                         attempt: doc.attempt || 1 });
         } catch (err) {
             toast('error', 'Command not queued',
                   err.message + ' (' + (err.status || err.code) + ')');
@@ -512,7 +607,10 @@
         const hub = new Wirehub({ token, clientType: 'dashboard',
                                   clientName: 'Wirehub dashboard' });
         const ctx = { hub, token };
-        const clients = new ClientList(hub);
+        const clients = new ClientList(ctx, (id) => {
+            $('cmd-client').value = id;
+            $('cmd-name').focus();
+        });
         const commands = new CommandLog();
         const tiles = SENSORS.map((id) => new SensorTile(id));
 
@@ -534,7 +632,6 @@
             $('workspace').textContent = session.workspace
                                          ? 'workspace ' + session.workspace
                                          : '';
-            clients.render();
         });
         hub.on('error', (err) => {
             toast('error', err.channel ? err.channel : 'Connection',
@@ -551,8 +648,15 @@
                    (msg, live) => tile.add(msg, live), () => tile.reset());
         }
 
-        follow(ctx, '$presence', 1000, (msg) => clients.apply(msg));
-        follow(ctx, '$commands', MAX_COMMANDS, (msg) => commands.apply(msg));
+        /* the registry is read on every (re)subscribe and presence event */
+        hub.subscribe('$presence', () => clients.refresh());
+        hub.on('subscribed', (msg) => {
+            if (msg.channel === '$presence') {
+                clients.refresh();
+            }
+        });
+        follow(ctx, '$commands', MAX_COMMANDS,
+               (msg, live) => commands.apply(msg, live));
         hub.subscribe('$stats', (msg) => showStats(msg.data || {}));
 
         api(token, 'GET', '/api/stats').then(showStats).catch((err) => {
