@@ -33,6 +33,8 @@ static void ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 static void ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t deliver);
 static void ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub);
+static void ngx_http_wirehub_channels_relink(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_uint_t up);
 static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t recovered);
 static void ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
@@ -773,33 +775,29 @@ ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
 }
 
 
+/*
+ * The link is back: every channel is subscribed again, from the last id
+ * delivered.  The link is gone: nothing is subscribed upstream any more.
+ */
+
 void
 ngx_http_wirehub_channels_link_up(ngx_http_wirehub_main_conf_t *wmcf)
 {
-    ngx_rbtree_node_t           *node, *root, *sentinel;
-    ngx_http_wirehub_channel_t  *ch;
-
-    root = wmcf->channels.root;
-    sentinel = wmcf->channels.sentinel;
-
-    if (root == sentinel) {
-        return;
-    }
-
-    for (node = ngx_rbtree_min(root, sentinel);
-         node;
-         node = ngx_rbtree_next(&wmcf->channels, node))
-    {
-        ch = (ngx_http_wirehub_channel_t *) node;
-        ch->sent = 1;
-        (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_SUBSCRIBE);
-    }
+    ngx_http_wirehub_channels_relink(wmcf, 1);
 }
 
 
 void
 ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf)
 {
+    ngx_http_wirehub_channels_relink(wmcf, 0);
+}
+
+
+static void
+ngx_http_wirehub_channels_relink(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_uint_t up)
+{
     ngx_rbtree_node_t           *node, *root, *sentinel;
     ngx_http_wirehub_channel_t  *ch;
 
@@ -815,8 +813,13 @@ ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf)
          node = ngx_rbtree_next(&wmcf->channels, node))
     {
         ch = (ngx_http_wirehub_channel_t *) node;
-        ch->sent = 0;
+        ch->sent = up;
         ch->subscribed = 0;
+
+        if (up) {
+            (void) ngx_http_wirehub_channel_send(wmcf, ch,
+                                                 WH_LINK_SUBSCRIBE);
+        }
     }
 }
 

@@ -18,8 +18,6 @@ typedef struct {
 } ngx_http_wirehub_revoked_t;
 
 
-static ngx_http_wirehub_session_t *ngx_http_wirehub_find_session(
-    ngx_http_wirehub_main_conf_t *wmcf, wh_str_t *id);
 static void ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_revocation_key(ngx_str_t *ws,
@@ -34,28 +32,6 @@ ngx_http_wirehub_commands_init(ngx_http_wirehub_main_conf_t *wmcf)
 }
 
 
-static ngx_http_wirehub_session_t *
-ngx_http_wirehub_find_session(ngx_http_wirehub_main_conf_t *wmcf,
-    wh_str_t *id)
-{
-    ngx_str_t        key;
-    ngx_str_node_t  *node;
-
-    key.data = (u_char *) id->data;
-    key.len = id->len;
-
-    node = ngx_str_rbtree_lookup(&wmcf->session_ids, &key,
-                                 ngx_crc32_short(key.data, key.len));
-    if (node == NULL) {
-        return NULL;
-    }
-
-    return (ngx_http_wirehub_session_t *)
-               ((u_char *) node
-                - offsetof(ngx_http_wirehub_session_t, id_node));
-}
-
-
 /* COMMAND: the device_command JSON, built by wirehubd, to one session */
 
 void
@@ -64,7 +40,7 @@ ngx_http_wirehub_command(ngx_http_wirehub_main_conf_t *wmcf,
 {
     ngx_http_wirehub_session_t  *s;
 
-    s = ngx_http_wirehub_find_session(wmcf, &m->session);
+    s = ngx_http_wirehub_session_find(wmcf, &m->session);
 
     if (s == NULL || s->closed || s->close_sent) {
         /* gone meanwhile: wirehubd sends it again after ack_timeout */
@@ -85,7 +61,7 @@ ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,
     char                         reason[124];
     ngx_http_wirehub_session_t  *s;
 
-    s = ngx_http_wirehub_find_session(wmcf, &m->session);
+    s = ngx_http_wirehub_session_find(wmcf, &m->session);
 
     if (s == NULL || s->closed) {
         return;

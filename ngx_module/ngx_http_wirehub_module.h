@@ -422,6 +422,8 @@ void ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
 void ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_session_accepted(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
+ngx_http_wirehub_session_t *ngx_http_wirehub_session_find(
+    ngx_http_wirehub_main_conf_t *wmcf, wh_str_t *id);
 
 /* ngx_http_wirehub_commands.c */
 void ngx_http_wirehub_commands_init(ngx_http_wirehub_main_conf_t *wmcf);

@@ -12,8 +12,6 @@
 
 static ngx_int_t ngx_http_wirehub_session_send_open(
     ngx_http_wirehub_session_t *s);
-static ngx_http_wirehub_session_t *ngx_http_wirehub_session_find(
-    ngx_http_wirehub_main_conf_t *wmcf, wh_str_t *id);
 
 
 static ngx_int_t
@@ -127,7 +125,7 @@ ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf)
 }
 
 
-static ngx_http_wirehub_session_t *
+ngx_http_wirehub_session_t *
 ngx_http_wirehub_session_find(ngx_http_wirehub_main_conf_t *wmcf,
     wh_str_t *id)
 {
