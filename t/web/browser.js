@@ -212,6 +212,9 @@ async function run(page, timings) {
        same wirehub.js in a second tab, answering commands */
     t0 = performance.now();
     const agent = await startAgent(page.context());
+    /* the new tab took the front: a hidden page gets no animation
+       frames, and playwright's clicks wait for them */
+    await page.bringToFront();
 
     await page.waitForSelector('#clients li[data-client="' + AGENT_ID
                                + '"][data-online="yes"]'
@@ -227,6 +230,9 @@ async function run(page, timings) {
     await page.fill('#cmd-payload', '{"delay": 5}');
     t0 = performance.now();
     await page.click('#cmd-send');
+    await page.waitForSelector('#commands li[data-client="' + AGENT_ID
+                               + '"]', { timeout: 5000 });
+    timings.command_listed_ms = performance.now() - t0;
     const done = await page.waitForSelector('#commands li[data-client="'
         + AGENT_ID + '"] .status[data-status="completed"]',
         { timeout: 5000 });
@@ -237,6 +243,7 @@ async function run(page, timings) {
     const commandId = await row.getAttribute('data-command');
     const trail = (await row.getAttribute('data-trail')).split(' ');
 
+    log('command trail:', trail.join(' -> '));
     assert.ok(trail.includes('sent'), 'never shown sent: ' + trail);
     assert.equal(trail[trail.length - 1], 'completed');
     assert.match(await row.textContent(), /reboot/);

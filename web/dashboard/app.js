@@ -3,10 +3,13 @@
  * console and workspace stats, over one WebSocket (wirehub.js) and the
  * HTTP API, both with the token from the page's #token=... fragment.
  *
- * Every panel follows a channel the same way: subscribe, and when the
- * server answers `subscribed` with the channel's head id, load the recent
- * history up to that id.  Live messages and history may arrive in any
- * order, so each panel keeps what it shows keyed by message id.
+ * The sensor tiles and the command log follow a channel the same way:
+ * subscribe, and when the server answers `subscribed` with the channel's
+ * head id, load the recent history up to that id.  Live messages and
+ * history may arrive in any order, so each panel keeps what it shows
+ * keyed by message id (commands: by how far each one got).  The clients
+ * panel is the registry (GET /api/clients), read again on every
+ * `$presence` event.
  */
 
 (function () {
