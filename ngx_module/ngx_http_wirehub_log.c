@@ -5,12 +5,16 @@
  * a broken request), before any module runs, so masking the request line
  * is not enough: every error-log file gets a writer that replaces what
  * looks like a JWT ("eyJ" base64url "." ...) with "***" before writing.
+ * The request line is masked too, and what log formats may print of a
+ * connection is offered as $wirehub_* variables.
  */
 
 
 #include "ngx_http_wirehub_module.h"
 
 
+static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static void ngx_http_wirehub_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
 static void ngx_http_wirehub_log_chain(ngx_log_t *log);
@@ -116,4 +120,126 @@ ngx_http_wirehub_log_init(ngx_cycle_t *cycle)
         ngx_http_wirehub_log_chain(ls[i].logp);
         ngx_http_wirehub_log_chain(&ls[i].log);
     }
+}
+
+
+enum {
+    NGX_HTTP_WIREHUB_VAR_WORKSPACE = 0,
+    NGX_HTTP_WIREHUB_VAR_CLIENT_ID,
+    NGX_HTTP_WIREHUB_VAR_REQUEST
+};
+
+
+static ngx_http_variable_t  ngx_http_wirehub_vars[] = {
+
+    { ngx_string("wirehub_workspace"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_WORKSPACE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wirehub_client_id"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_CLIENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("wirehub_request"), NULL, ngx_http_wirehub_variable,
+      NGX_HTTP_WIREHUB_VAR_REQUEST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_wirehub_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_wirehub_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t               *s;
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+
+    s = NULL;
+
+    if (ctx) {
+        switch (data) {
+
+        case NGX_HTTP_WIREHUB_VAR_WORKSPACE:
+            s = ctx->identity ? &ctx->identity->workspace : NULL;
+            break;
+
+        case NGX_HTTP_WIREHUB_VAR_CLIENT_ID:
+            s = ctx->identity ? &ctx->identity->client_id : NULL;
+            break;
+
+        default:
+            s = ctx->masked_request.len ? &ctx->masked_request : NULL;
+        }
+    }
+
+    if (s == NULL && data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
+        /* the post-read handler already masked tokens in request_line */
+        s = &r->request_line;
+    }
+
+    if (s == NULL || s->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_post_read(ngx_http_request_t *r)
+{
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_wirehub_get_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_wirehub_mask_request(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_http_wirehub_log_phase(ngx_http_request_t *r)
+{
+    ngx_http_wirehub_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
+
+    if (ctx == NULL || ctx->masked_request.len == 0) {
+        r->request_line.len = ngx_http_wirehub_mask_tokens(
+                                  r->request_line.data, r->request_line.len);
+    }
+
+    return NGX_OK;
 }

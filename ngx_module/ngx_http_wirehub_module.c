@@ -7,7 +7,6 @@
 #include "ngx_http_wirehub_module.h"
 
 
-static ngx_int_t ngx_http_wirehub_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_wirehub_init(ngx_conf_t *cf);
 static void *ngx_http_wirehub_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf);
@@ -26,13 +25,9 @@ static void ngx_http_wirehub_cleanup_keys(void *data);
 static char *ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_wirehub_cleanup_signer(void *data);
-static ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_init_module(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_wirehub_log_phase(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_command_t  ngx_http_wirehub_commands[] = {
@@ -198,94 +193,6 @@ ngx_module_t  ngx_http_wirehub_module = {
 };
 
 
-enum {
-    NGX_HTTP_WIREHUB_VAR_WORKSPACE = 0,
-    NGX_HTTP_WIREHUB_VAR_CLIENT_ID,
-    NGX_HTTP_WIREHUB_VAR_REQUEST
-};
-
-
-static ngx_http_variable_t  ngx_http_wirehub_vars[] = {
-
-    { ngx_string("wirehub_workspace"), NULL, ngx_http_wirehub_variable,
-      NGX_HTTP_WIREHUB_VAR_WORKSPACE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("wirehub_client_id"), NULL, ngx_http_wirehub_variable,
-      NGX_HTTP_WIREHUB_VAR_CLIENT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-    { ngx_string("wirehub_request"), NULL, ngx_http_wirehub_variable,
-      NGX_HTTP_WIREHUB_VAR_REQUEST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
-
-      ngx_http_null_variable
-};
-
-
-static ngx_int_t
-ngx_http_wirehub_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_wirehub_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t               *s;
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-
-    s = NULL;
-
-    if (ctx) {
-        switch (data) {
-
-        case NGX_HTTP_WIREHUB_VAR_WORKSPACE:
-            s = ctx->identity ? &ctx->identity->workspace : NULL;
-            break;
-
-        case NGX_HTTP_WIREHUB_VAR_CLIENT_ID:
-            s = ctx->identity ? &ctx->identity->client_id : NULL;
-            break;
-
-        default:
-            s = ctx->masked_request.len ? &ctx->masked_request : NULL;
-        }
-    }
-
-    if (s == NULL && data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
-        /* the post-read handler already masked tokens in request_line */
-        s = &r->request_line;
-    }
-
-    if (s == NULL || s->len == 0) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = s->data;
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_wirehub_init(ngx_conf_t *cf)
 {
@@ -337,45 +244,11 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
 
 
 static ngx_int_t
-ngx_http_wirehub_log_phase(ngx_http_request_t *r)
-{
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-
-    if (ctx == NULL || ctx->masked_request.len == 0) {
-        r->request_line.len = ngx_http_wirehub_mask_tokens(
-                                  r->request_line.data, r->request_line.len);
-    }
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_http_wirehub_init_module(ngx_cycle_t *cycle)
 {
     ngx_http_wirehub_log_init(cycle);
 
     return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_post_read(ngx_http_request_t *r)
-{
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_wirehub_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_wirehub_mask_request(r, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_DECLINED;
 }
 
 

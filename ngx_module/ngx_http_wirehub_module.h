@@ -341,6 +341,9 @@ ngx_int_t ngx_http_wirehub_metrics_handler(ngx_http_request_t *r);
 /* ngx_http_wirehub_log.c */
 size_t ngx_http_wirehub_mask_tokens(u_char *buf, size_t len);
 void ngx_http_wirehub_log_init(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_wirehub_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);
+ngx_int_t ngx_http_wirehub_log_phase(ngx_http_request_t *r);
 
 /* ngx_http_wirehub_handshake.c */
 ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
