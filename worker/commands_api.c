@@ -1,0 +1,629 @@
+/*
+ * The commands' HTTP routes (/clients/{id}/commands, /commands/{id})
+ * and COMMAND_RESULT: parsing the requests into ops of the batch, and
+ * the JSON of the answers.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "wh_time.h"
+#include "api.h"
+#include "clients.h"
+#include "jsonw.h"
+#include "message.h"
+#include "commands_internal.h"
+
+
+#define WH_CMD_BODY_MAX      (256 * 1024)  /* a payload, a result */
+#define WH_CMD_TTL_MAX_S     (30 * 86400)
+#define WH_CMD_LIMIT_DEF     100
+#define WH_CMD_LIMIT_MAX     1000
+#define WH_CMD_ID_TIME       11            /* hex digits of ms */
+#define WH_CMD_ID_RANDOM     10            /* random hex digits */
+
+
+/* ---------------------------------------------------------- answers */
+
+
+/* an answer that is not a change; out of memory, it goes out empty */
+int
+wh_cmd_error(wh_cmd_op_t *op, uint16_t status, const char *code,
+    const char *message)
+{
+    op->status = status;
+    op->answer.len = 0;
+
+    if (wh_json_error(&op->answer, code, message) != 0) {
+        op->answer.len = 0;
+    }
+
+    return 0;
+}
+
+
+/* the command as the API shows it */
+int
+wh_cmd_object(wh_buf_t *b, wh_cmd_rec_t *r, int with_history)
+{
+    int        rc;
+    size_t     i;
+    json_t    *h, *e;
+    wh_str_t   s;
+
+    rc = wh_jw_open(b, NULL, '{');
+    rc |= wh_jw_str(b, "command_id", r->id.data, r->id.len);
+    rc |= wh_jw_str(b, "client_id", r->client_id.data, r->client_id.len);
+    s = wh_rec_str(r->obj, "command");
+    rc |= wh_jw_str(b, "command", s.data, s.len);
+    s = wh_rec_str(r->obj, "payload");
+    rc |= wh_jw_raw(b, "payload", s.data, s.len);
+    rc |= wh_jw_int(b, "priority", wh_rec_int(r->obj, "priority"));
+    rc |= wh_jw_cstr(b, "status", wh_rec_status(r->obj));
+    rc |= wh_jw_int(b, "attempt", wh_rec_int(r->obj, "attempt"));
+    rc |= wh_jw_time(b, "created_at", wh_rec_int(r->obj, "created"));
+    rc |= wh_jw_time(b, "updated_at", wh_rec_int(r->obj, "updated"));
+    rc |= wh_jw_time(b, "expires_at", wh_rec_int(r->obj, "expires"));
+
+    if ((s = wh_rec_str(r->obj, "idem")).len) {
+        rc |= wh_jw_str(b, "idempotency_key", s.data, s.len);
+    }
+
+    if ((s = wh_rec_str(r->obj, "result")).len) {
+        rc |= wh_jw_raw(b, "result", s.data, s.len);
+    }
+
+    if ((s = wh_rec_str(r->obj, "error")).len) {
+        rc |= wh_jw_str(b, "error", s.data, s.len);
+    }
+
+    if ((s = wh_rec_str(r->obj, "reason")).len) {
+        rc |= wh_jw_str(b, "reason", s.data, s.len);
+    }
+
+    h = json_object_get(r->obj, "history");
+
+    if (!with_history || !json_is_array(h)) {
+        return rc | wh_jw_close(b, '}');
+    }
+
+    rc |= wh_jw_open(b, "history", '[');
+
+    json_array_foreach(h, i, e) {
+        rc |= wh_jw_open(b, NULL, '{');
+        rc |= wh_jw_cstr(b, "status", wh_rec_status(e));
+        rc |= wh_jw_time(b, "at", wh_rec_int(e, "at"));
+
+        if (json_object_get(e, "attempt")) {
+            rc |= wh_jw_int(b, "attempt", wh_rec_int(e, "attempt"));
+            s = wh_rec_str(e, "session");
+            rc |= wh_jw_str(b, "session", s.data, s.len);
+        }
+
+        if ((s = wh_rec_str(e, "reason")).len) {
+            rc |= wh_jw_str(b, "reason", s.data, s.len);
+        }
+
+        rc |= wh_jw_close(b, '}');
+    }
+
+    rc |= wh_jw_close(b, ']');
+
+    return rc | wh_jw_close(b, '}');
+}
+
+
+/* {"command_id","status","client_id","priority","attempt","expires_at"} */
+int
+wh_cmd_summary(wh_cmd_op_t *op, uint16_t status, wh_cmd_rec_t *r)
+{
+    int  rc;
+
+    op->status = status;
+    op->answer.len = 0;
+
+    rc = wh_jw_open(&op->answer, NULL, '{');
+    rc |= wh_jw_str(&op->answer, "command_id", r->id.data, r->id.len);
+    rc |= wh_jw_cstr(&op->answer, "status",
+                     wh_rec_status(r->obj));
+    rc |= wh_jw_str(&op->answer, "client_id", r->client_id.data,
+                    r->client_id.len);
+    rc |= wh_jw_int(&op->answer, "priority",
+                    wh_rec_int(r->obj, "priority"));
+    rc |= wh_jw_int(&op->answer, "attempt", wh_rec_int(r->obj, "attempt"));
+    rc |= wh_jw_time(&op->answer, "expires_at",
+                     wh_rec_int(r->obj, "expires"));
+
+    return rc | wh_jw_close(&op->answer, '}');
+}
+
+
+/* an ended command: a cancel (409 conflict) or a second result (409
+ * bad_request, as the client sees it) */
+int
+wh_cmd_already(wh_cmd_op_t *op, const char *code, wh_cmd_rec_t *r)
+{
+    char  msg[64];
+
+    snprintf(msg, sizeof(msg), "command already %s",
+             wh_rec_status(r->obj));
+
+    return wh_cmd_error(op, 409, code, msg);
+}
+
+
+/* ------------------------------------------------------ API parsing */
+
+
+/*
+ * "c-" + 11 hex digits of the time in ms + 10 random hex digits: ids
+ * made close in time sort close together, so that a batch of new
+ * commands dirties a few B-tree pages at the end of the workspace's
+ * range, not one random page each (an fsync writes every dirty page).
+ */
+static int
+wh_cmd_new_id(char *out)
+{
+    int            i;
+    uint64_t       ms;
+    unsigned char  r[WH_CMD_ID_RANDOM];
+    static const char  hex[] = "0123456789abcdef";
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
+        return -1;
+    }
+
+    ms = (uint64_t) wh_time_ms();
+    out[0] = 'c';
+    out[1] = '-';
+
+    for (i = WH_CMD_ID_TIME - 1; i >= 0; i--) {
+        out[2 + i] = hex[ms & 0xf];
+        ms >>= 4;
+    }
+
+    for (i = 0; i < WH_CMD_ID_RANDOM; i++) {
+        out[2 + WH_CMD_ID_TIME + i] = hex[r[i] & 0xf];
+    }
+
+    out[2 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM] = '\0';
+
+    return 0;
+}
+
+
+/* the fields of POST /clients/{id}/commands; a message for a 400 */
+static const char *
+wh_cmd_parse_create(wh_commands_t *c, json_t *body, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms)
+{
+    json_t  *v;
+
+    v = json_object_get(body, "command");
+
+    if (!json_is_string(v) || !wh_message_type_valid(json_string_value(v),
+                                                     json_string_length(v)))
+    {
+        return "\"command\" must be a name of 1 to 128 characters";
+    }
+
+    strs[3].data = json_string_value(v);
+    strs[3].len = json_string_length(v);
+
+    v = json_object_get(body, "priority");
+    *priority = WH_CMD_PRIORITY_DEF;
+
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0
+            || json_integer_value(v) >= WH_CMD_PRIORITIES)
+        {
+            return "\"priority\" must be an integer from 0 to 9";
+        }
+
+        *priority = (unsigned) json_integer_value(v);
+    }
+
+    v = json_object_get(body, "ttl");
+    *ttl_ms = c->policy.ttl_ms;
+
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1
+            || json_integer_value(v) > WH_CMD_TTL_MAX_S)
+        {
+            return "\"ttl\" must be 1 to 2592000 seconds";
+        }
+
+        *ttl_ms = (int64_t) json_integer_value(v) * 1000;
+    }
+
+    v = json_object_get(body, "idempotency_key");
+
+    if (v != NULL) {
+        if (!json_is_string(v) || json_string_length(v) == 0
+            || json_string_length(v) > WH_CMD_IDEM_MAX)
+        {
+            return "\"idempotency_key\" must be a string of 1 to 128 "
+                   "bytes";
+        }
+
+        strs[5].data = json_string_value(v);
+        strs[5].len = json_string_length(v);
+    }
+
+    return NULL;
+}
+
+
+static void
+wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t client_id)
+{
+    char           id[3 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM];
+    json_t        *body;
+    int64_t        ttl_ms;
+    unsigned       priority;
+    wh_str_t       strs[6];
+    const char    *bad;
+    wh_cmd_op_t   *op;
+    json_error_t   je;
+
+    if (m->body.len > WH_CMD_BODY_MAX) {
+        wh_respond_error(peer, m->req_id, 413, "too_large",
+                         "the command is larger than 256 KiB");
+        return;
+    }
+
+    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                      &je);
+
+    if (!json_is_object(body)) {
+        json_decref(body);
+        wh_respond_error(peer, m->req_id, 400, "bad_request",
+                         "the body must be a JSON object {command, "
+                         "payload, priority, ttl, idempotency_key}");
+        return;
+    }
+
+    memset(strs, 0, sizeof(strs));
+    strs[0] = m->workspace;
+    strs[1] = client_id;
+
+    /* the payload keeps its bytes; an escaped key is re-encoded */
+    if (json_object_get(body, "payload") == NULL) {
+        strs[4].data = "{}";
+        strs[4].len = 2;
+    } else if (!wh_json_member(m->body.data, m->body.len, "payload",
+                               &strs[4]))
+    {
+        bad = "write the key \"payload\" without escapes";
+        goto refused;
+    }
+
+    bad = wh_cmd_parse_create(c, body, strs, &priority, &ttl_ms);
+
+    if (bad != NULL || wh_cmd_new_id(id) != 0) {
+        goto refused;
+    }
+
+    strs[2].data = id;
+    strs[2].len = strlen(id);
+
+    op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, peer, m->req_id, strs, 6);
+    json_decref(body);
+
+    if (op == NULL) {
+        wh_respond_error(peer, m->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
+
+    op->priority = priority;
+    op->ttl_ms = ttl_ms;
+    wh_batch_add(c->batch, &op->op, 0);
+
+    return;
+
+refused:
+
+    json_decref(body);
+    wh_respond_error(peer, m->req_id, bad ? 400 : 503,
+                     bad ? "bad_request" : "unavailable",
+                     bad ? bad : "no randomness for a command id");
+}
+
+
+/* status=pending,sent -> a bit per status; -1 if one is unknown */
+static int
+wh_cmd_status_mask(wh_str_t q, unsigned *mask)
+{
+    int          rc, st;
+    char         buf[128];
+    size_t       len;
+    const char  *p, *end, *comma;
+
+    *mask = 0;
+    rc = wh_query_get(q, "status", buf, sizeof(buf), &len);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    for (p = buf, end = buf + len; p < end; p = comma + 1) {
+        comma = memchr(p, ',', end - p);
+        comma = comma ? comma : end;
+        st = wh_cmd_status_parse(p, comma - p);
+
+        if (st < 0) {
+            return -1;
+        }
+
+        *mask |= 1u << st;
+    }
+
+    return 0;
+}
+
+
+static void
+wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t client_id)
+{
+    int           rc;
+    uint64_t      limit = WH_CMD_LIMIT_DEF, cursor = 0;
+    unsigned      mask;
+    wh_str_t      strs[2];
+    wh_cmd_op_t  *op;
+
+    if (wh_cmd_status_mask(m->query, &mask) != 0) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request",
+                         "status must list pending, sent, completed, "
+                         "failed, expired or cancelled");
+        return;
+    }
+
+    rc = wh_query_u64(m->query, "limit", &limit);
+
+    if (rc < 0 || limit == 0) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request",
+                         "limit must be 1 to 1000");
+        return;
+    }
+
+    if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request",
+                         "invalid cursor");
+        return;
+    }
+
+    strs[0] = m->workspace;
+    strs[1] = client_id;
+    op = wh_cmd_op_new(c, WH_CMD_OP_LIST, peer, m->req_id, strs, 2);
+
+    if (op == NULL) {
+        wh_respond_error(peer, m->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
+
+    op->status_mask = mask;
+    op->limit = limit > WH_CMD_LIMIT_MAX ? WH_CMD_LIMIT_MAX : limit;
+    op->cursor = cursor;
+    wh_batch_add(c->batch, &op->op, 0);
+}
+
+
+static void
+wh_cmd_by_id(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_cmd_op_e kind, wh_str_t id)
+{
+    wh_str_t      strs[3];
+    wh_cmd_op_t  *op;
+
+    strs[0] = m->workspace;
+    strs[1].data = "";
+    strs[1].len = 0;
+    strs[2] = id;
+
+    op = wh_cmd_op_new(c, kind, peer, m->req_id, strs, 3);
+
+    if (op == NULL) {
+        wh_respond_error(peer, m->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
+
+    wh_batch_add(c->batch, &op->op, 0);
+}
+
+
+static int
+wh_path_starts(wh_str_t path, const char *prefix, wh_str_t *rest)
+{
+    size_t  n = strlen(prefix);
+
+    if (path.len < n || memcmp(path.data, prefix, n) != 0) {
+        return 0;
+    }
+
+    rest->data = path.data + n;
+    rest->len = path.len - n;
+
+    return 1;
+}
+
+
+void
+wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t path)
+{
+    const char  *slash;
+    wh_str_t     rest, client_id;
+
+    if (wh_path_starts(path, "/commands/", &rest) && rest.len
+        && memchr(rest.data, '/', rest.len) == NULL)
+    {
+        if (wh_method_is(m, "GET")) {
+            wh_cmd_by_id(c, peer, m, WH_CMD_OP_GET, rest);
+            return;
+        }
+
+        if (wh_method_is(m, "DELETE")) {
+            wh_cmd_by_id(c, peer, m, WH_CMD_OP_CANCEL, rest);
+            return;
+        }
+
+        wh_respond_error(peer, m->req_id, 405, "method_not_allowed",
+                         "use GET or DELETE");
+        return;
+    }
+
+    if (wh_path_starts(path, "/clients/", &rest)
+        && (slash = memchr(rest.data, '/', rest.len)) != NULL
+        && rest.data + rest.len - slash == sizeof("/commands") - 1
+        && memcmp(slash, "/commands", sizeof("/commands") - 1) == 0)
+    {
+        client_id.data = rest.data;
+        client_id.len = slash - rest.data;
+
+        if (!wh_client_id_valid(client_id.data, client_id.len)) {
+            wh_respond_error(peer, m->req_id, 404, "not_found",
+                             "no such client");
+            return;
+        }
+
+        if (wh_method_is(m, "POST")) {
+            wh_cmd_create(c, peer, m, client_id);
+            return;
+        }
+
+        if (wh_method_is(m, "GET")) {
+            wh_cmd_list(c, peer, m, client_id);
+            return;
+        }
+
+        wh_respond_error(peer, m->req_id, 405, "method_not_allowed",
+                         "use POST or GET");
+        return;
+    }
+
+    wh_respond_error(peer, m->req_id, 404, "not_found",
+                     "no such resource");
+}
+
+
+/* --------------------------------------------------- COMMAND_RESULT */
+
+
+/* the fields of a command_result; a message for a 400 */
+static const char *
+wh_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
+    wh_cmd_status_e *outcome, char **dumped)
+{
+    json_t  *v;
+
+    v = json_object_get(body, "command_id");
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > WH_CMD_ID_MAX)
+    {
+        return "\"command_id\" is required";
+    }
+
+    strs[2].data = json_string_value(v);
+    strs[2].len = json_string_length(v);
+
+    v = json_object_get(body, "status");
+
+    if (json_is_string(v) && strcmp(json_string_value(v), "completed") == 0)
+    {
+        *outcome = WH_CMD_COMPLETED;
+
+    } else if (json_is_string(v)
+               && strcmp(json_string_value(v), "failed") == 0)
+    {
+        *outcome = WH_CMD_FAILED;
+
+    } else {
+        return "\"status\" must be completed or failed";
+    }
+
+    if (json_object_get(body, "result") != NULL
+        && !wh_json_member(m->body.data, m->body.len, "result", &strs[6]))
+    {
+        return "write the key \"result\" without escapes";
+    }
+
+    v = json_object_get(body, "error");
+
+    if (json_is_string(v)) {
+        strs[7].data = json_string_value(v);
+        strs[7].len = json_string_length(v);
+
+    } else if (v != NULL) {
+        *dumped = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        strs[7].data = *dumped ? *dumped : "";
+        strs[7].len = *dumped ? strlen(*dumped) : 0;
+    }
+
+    return NULL;
+}
+
+
+int
+wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    char             *dumped = NULL;
+    json_t           *body;
+    wh_str_t          strs[9];
+    const char       *bad;
+    wh_cmd_op_t      *op;
+    wh_cmd_status_e   outcome = WH_CMD_COMPLETED;
+
+    if (!wh_workspace_valid(m->workspace.data, m->workspace.len)
+        || m->client_id.len == 0 || m->client_id.len > WH_CMD_CLIENT_MAX)
+    {
+        return -1;
+    }
+
+    if (m->body.len > WH_CMD_BODY_MAX) {
+        wh_respond_error(peer, m->req_id, 413, "too_large",
+                         "the result is larger than 256 KiB");
+        return 0;
+    }
+
+    body = json_loadb(m->body.data, m->body.len, 0, NULL);
+    memset(strs, 0, sizeof(strs));
+    strs[0] = m->workspace;
+    strs[1] = m->client_id;
+    strs[8] = m->session;
+
+    bad = json_is_object(body)
+          ? wh_cmd_parse_result(m, body, strs, &outcome, &dumped)
+          : "the result must be a JSON object";
+
+    if (bad != NULL) {
+        json_decref(body);
+        free(dumped);
+        wh_respond_error(peer, m->req_id, 400, "bad_request", bad);
+        return 0;
+    }
+
+    op = wh_cmd_op_new(c, WH_CMD_OP_RESULT, peer, m->req_id, strs, 9);
+    json_decref(body);
+    free(dumped);
+
+    if (op == NULL) {
+        wh_respond_error(peer, m->req_id, 503, "unavailable",
+                         "out of memory");
+        return 0;
+    }
+
+    op->outcome = outcome;
+    wh_batch_add(c->batch, &op->op, 0);
+
+    return 0;
+}

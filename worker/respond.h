@@ -1,0 +1,27 @@
+/*
+ * Answers to a worker's REQUEST, shared by the clients and commands
+ * routes.
+ */
+
+#ifndef WH_RESPOND_H
+#define WH_RESPOND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "link.h"
+
+
+/* a RESPONSE frame with the body as it is */
+void wh_respond(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    const void *body, size_t len);
+
+/* {"error":{"code","message"}}; out of memory the peer is dropped */
+void wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    const char *code, const char *message);
+
+/* 1 if the REQUEST's method is method */
+int wh_method_is(const wh_link_msg_t *m, const char *method);
+
+#endif /* WH_RESPOND_H */
