@@ -20,51 +20,6 @@
 /* ------------------------------------------------------------ keys */
 
 
-size_t
-wh_cl_key(unsigned char *buf, wh_str_t ws, wh_str_t client_id)
-{
-    memcpy(buf, ws.data, ws.len);
-    buf[ws.len] = '\0';
-    memcpy(buf + ws.len + 1, client_id.data, client_id.len);
-
-    return ws.len + 1 + client_id.len;
-}
-
-
-static void
-wh_be64_put(unsigned char *p, uint64_t v)
-{
-    int  i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-
-static uint64_t
-wh_be64_get(const unsigned char *p)
-{
-    int       i;
-    uint64_t  v = 0;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    return v;
-}
-
-
-int
-wh_cl_fail(int rc, const char *what, wh_err_t *err)
-{
-    return wh_err(err, rc == MDB_MAP_FULL ? 507 : 503, "%s: %s", what,
-                  mdb_strerror(rc));
-}
-
-
 int
 wh_client_id_valid(const char *id, size_t len)
 {
@@ -121,7 +76,7 @@ wh_cl_load(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
     }
 
     k.mv_data = key;
-    k.mv_size = wh_cl_key(key, ws, id);
+    k.mv_size = wh_key_pair(key, ws, id);
 
     rc = mdb_get(txn, cl->clients_db, &k, &v);
 
@@ -130,7 +85,7 @@ wh_cl_load(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
     }
 
     if (rc != 0) {
-        return wh_cl_fail(rc, "reading a client", err);
+        return wh_mdb_error(rc, "reading a client", err);
     }
 
     *obj = json_loadb(v.mv_data, v.mv_size, 0, &je);
@@ -162,14 +117,14 @@ wh_cl_save(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
     }
 
     k.mv_data = key;
-    k.mv_size = wh_cl_key(key, ws, id);
+    k.mv_size = wh_key_pair(key, ws, id);
     v.mv_data = text;
     v.mv_size = strlen(text);
 
     rc = mdb_put(txn, cl->clients_db, &k, &v, 0);
     free(text);
 
-    return rc ? wh_cl_fail(rc, "writing a client", err) : 0;
+    return rc ? wh_mdb_error(rc, "writing a client", err) : 0;
 }
 
 
@@ -186,7 +141,7 @@ wh_clients_exists(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws,
     }
 
     k.mv_data = key;
-    k.mv_size = wh_cl_key(key, ws, client_id);
+    k.mv_size = wh_key_pair(key, ws, client_id);
 
     rc = mdb_get(txn, cl->clients_db, &k, &v);
 
@@ -194,7 +149,7 @@ wh_clients_exists(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws,
         return 0;
     }
 
-    return rc ? wh_cl_fail(rc, "reading a client", err) : 1;
+    return rc ? wh_mdb_error(rc, "reading a client", err) : 1;
 }
 
 
@@ -239,12 +194,12 @@ wh_cl_revoke_txn(wh_clients_t *cl, MDB_txn *txn, wh_cl_op_t *op,
     unsigned char  key[WH_CL_KEY_MAX], val[8];
 
     k.mv_data = key;
-    k.mv_size = wh_cl_key(key, op->ws, op->client_id);
+    k.mv_size = wh_key_pair(key, op->ws, op->client_id);
 
     rc = mdb_del(txn, cl->clients_db, &k, NULL);
 
     if (rc != 0) {
-        return wh_cl_fail(rc, "deleting a client", err);
+        return wh_mdb_error(rc, "deleting a client", err);
     }
 
     wh_be64_put(val, op->revoke_s);
@@ -253,7 +208,7 @@ wh_cl_revoke_txn(wh_clients_t *cl, MDB_txn *txn, wh_cl_op_t *op,
 
     rc = mdb_put(txn, cl->revoked_db, &k, &v, 0);
 
-    return rc ? wh_cl_fail(rc, "storing a revocation", err) : 0;
+    return rc ? wh_mdb_error(rc, "storing a revocation", err) : 0;
 }
 
 
@@ -272,7 +227,7 @@ wh_cl_admit(void *ctx, wh_str_t ws, wh_str_t client_id, uint64_t iat)
         return 0;
     }
 
-    klen = wh_cl_key(key, ws, client_id);
+    klen = wh_key_pair(key, ws, client_id);
     before = (uint64_t) (uintptr_t) wh_map_get(&cl->revoked, key, klen);
 
     return iat < before ? WH_CLOSE_REVOKED : 0;
@@ -374,7 +329,7 @@ wh_cl_init_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
                               &cl->revoked_db)) != 0
         || (rc = mdb_cursor_open(txn, cl->revoked_db, &cur)) != 0)
     {
-        return wh_cl_fail(rc, "opening the client databases", err);
+        return wh_mdb_error(rc, "opening the client databases", err);
     }
 
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -396,7 +351,7 @@ wh_cl_init_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         return wh_err(err, 503, "cannot load the revocations");
     }
 
-    return rc == MDB_NOTFOUND ? 0 : wh_cl_fail(rc, "loading revocations",
+    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, "loading revocations",
                                                err);
 }
 

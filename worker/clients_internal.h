@@ -55,8 +55,6 @@ typedef struct {
 
 
 /* clients.c: keys and records */
-size_t wh_cl_key(unsigned char *buf, wh_str_t ws, wh_str_t client_id);
-int wh_cl_fail(int rc, const char *what, wh_err_t *err);
 wh_str_t wh_cl_str(json_t *obj, const char *key);
 int wh_cl_load(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
     json_t **obj, wh_err_t *err);

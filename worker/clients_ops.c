@@ -124,7 +124,7 @@ wh_cl_list_scan(wh_clients_t *cl, wh_cl_op_t *op, MDB_cursor *cur,
     unsigned char  key[WH_CL_KEY_MAX];
 
     k.mv_data = key;
-    k.mv_size = wh_cl_key(key, op->ws, op->cursor);
+    k.mv_size = wh_key_pair(key, op->ws, op->cursor);
     plen = op->ws.len + 1;
     last->len = 0;
 
@@ -159,7 +159,7 @@ wh_cl_list_scan(wh_clients_t *cl, wh_cl_op_t *op, MDB_cursor *cur,
     (void) cl;
     last->len = 0;
 
-    return rc == MDB_NOTFOUND ? 0 : wh_cl_fail(rc, "listing clients", err);
+    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, "listing clients", err);
 }
 
 
@@ -174,7 +174,7 @@ wh_cl_apply_list(wh_clients_t *cl, MDB_txn *txn, wh_cl_op_t *op,
     rc = mdb_cursor_open(txn, cl->clients_db, &cur);
 
     if (rc != 0) {
-        return wh_cl_fail(rc, "opening a cursor", err);
+        return wh_mdb_error(rc, "opening a cursor", err);
     }
 
     op->status = 200;
@@ -354,7 +354,7 @@ wh_cl_revoked_set(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
     uint64_t       old;
     unsigned char  key[WH_CL_KEY_MAX];
 
-    klen = wh_cl_key(key, ws, client_id);
+    klen = wh_key_pair(key, ws, client_id);
     old = (uint64_t) (uintptr_t) wh_map_get(&cl->revoked, key, klen);
 
     if (old < before

@@ -334,7 +334,7 @@ wh_cmd_change(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
         rc = mdb_del(txn, c->open_db, &k, NULL);
 
         if (rc != 0 && rc != MDB_NOTFOUND) {
-            return wh_cmd_fail(rc, "closing a command", err);
+            return wh_mdb_error(rc, "closing a command", err);
         }
     }
 
@@ -560,7 +560,7 @@ wh_commands_cancel_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
     rc = mdb_cursor_open(txn, c->open_db, &cur);
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "opening a cursor", err);
+        return wh_mdb_error(rc, "opening a cursor", err);
     }
 
     k.mv_data = key;
@@ -591,7 +591,7 @@ wh_commands_cancel_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
 
         if (rc != 0) {
             mdb_cursor_close(cur);
-            return rc == -1 ? -1 : wh_cmd_fail(rc, "closing a command",
+            return rc == -1 ? -1 : wh_mdb_error(rc, "closing a command",
                                                err);
         }
 
@@ -602,7 +602,7 @@ wh_commands_cancel_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
     mdb_cursor_close(cur);
 
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_cmd_fail(rc, "cancelling commands", err);
+        return wh_mdb_error(rc, "cancelling commands", err);
     }
 
     return 0;

@@ -88,10 +88,8 @@ wh_cmd_op_t *wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind,
     wh_peer_t *peer, uint32_t req_id, const wh_str_t *strs, size_t n);
 
 /* commands_store.c: keys and records */
-size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
 size_t wh_key_seq(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
     uint64_t seq);
-int wh_cmd_fail(int rc, const char *what, wh_err_t *err);
 wh_str_t wh_rec_str(json_t *obj, const char *key);
 int64_t wh_rec_int(json_t *obj, const char *key);
 const char *wh_rec_status(json_t *obj);

@@ -94,7 +94,7 @@ wh_cmd_apply_list(wh_commands_t *c, MDB_txn *txn, wh_cmd_op_t *op,
     rc = mdb_cursor_open(txn, c->client_db, &cur);
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "opening a cursor", err);
+        return wh_mdb_error(rc, "opening a cursor", err);
     }
 
     op->status = 200;

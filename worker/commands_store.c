@@ -18,44 +18,7 @@
 /* ------------------------------------------------------------- keys */
 
 
-static void
-wh_be64_put(unsigned char *p, uint64_t v)
-{
-    int  i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-
-static uint64_t
-wh_be64_get(const unsigned char *p)
-{
-    int       i;
-    uint64_t  v = 0;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    return v;
-}
-
-
 /* a "\0" b; the callers bound both lengths */
-size_t
-wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b)
-{
-    memcpy(buf, a.data, a.len);
-    buf[a.len] = '\0';
-    memcpy(buf + a.len + 1, b.data, b.len);
-
-    return a.len + 1 + b.len;
-}
-
-
 /* ws "\0" client "\0" be64 seq */
 size_t
 wh_key_seq(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
@@ -83,14 +46,6 @@ wh_key_idem(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
     memcpy(buf + n + 1, idem.data, idem.len);
 
     return n + 1 + idem.len;
-}
-
-
-int
-wh_cmd_fail(int rc, const char *what, wh_err_t *err)
-{
-    return wh_err(err, rc == MDB_MAP_FULL ? 507 : 503, "%s: %s", what,
-                  mdb_strerror(rc));
 }
 
 
@@ -169,7 +124,7 @@ wh_cmd_load(wh_commands_t *c, MDB_txn *txn, wh_str_t ws, wh_str_t id,
     }
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "reading a command", err);
+        return wh_mdb_error(rc, "reading a command", err);
     }
 
     r->obj = json_loadb(v.mv_data, v.mv_size, 0, &je);
@@ -219,7 +174,7 @@ wh_cmd_save(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
                       r->id.data);
     }
 
-    return rc ? wh_cmd_fail(rc, "writing a command", err) : 0;
+    return rc ? wh_mdb_error(rc, "writing a command", err) : 0;
 }
 
 
@@ -290,7 +245,7 @@ wh_cmd_idem_find(wh_commands_t *c, MDB_txn *txn, wh_cmd_op_t *op,
     }
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "reading an idempotency key", err);
+        return wh_mdb_error(rc, "reading an idempotency key", err);
     }
 
     id->data = v.mv_data;
@@ -349,7 +304,7 @@ wh_cmd_put_index(MDB_txn *txn, MDB_dbi dbi, const unsigned char *key,
 
     rc = mdb_put(txn, dbi, &k, &v, 0);
 
-    return rc ? wh_cmd_fail(rc, "indexing a command", err) : 0;
+    return rc ? wh_mdb_error(rc, "indexing a command", err) : 0;
 }
 
 
@@ -469,7 +424,7 @@ wh_cmd_list_scan(wh_commands_t *c, MDB_txn *txn, wh_cmd_op_t *op,
         last = wh_be64_get((unsigned char *) k.mv_data + plen);
     }
 
-    return rc == MDB_NOTFOUND ? 0 : wh_cmd_fail(rc, "listing commands", err);
+    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, "listing commands", err);
 }
 
 
@@ -486,7 +441,7 @@ wh_commands_forget_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
     rc = mdb_cursor_open(txn, c->idem_db, &cur);
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "opening a cursor", err);
+        return wh_mdb_error(rc, "opening a cursor", err);
     }
 
     k.mv_data = key;
@@ -511,7 +466,7 @@ wh_commands_forget_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
     mdb_cursor_close(cur);
 
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_cmd_fail(rc, "forgetting idempotency keys", err);
+        return wh_mdb_error(rc, "forgetting idempotency keys", err);
     }
 
     return 0;
@@ -556,7 +511,7 @@ wh_cmd_end(void *ctx, MDB_txn *txn, wh_err_t *err)
 
     rc = mdb_put(txn, c->meta_db, &k, &v, 0);
 
-    return rc ? wh_cmd_fail(rc, "writing the command seq", err) : 0;
+    return rc ? wh_mdb_error(rc, "writing the command seq", err) : 0;
 }
 
 
@@ -590,7 +545,7 @@ wh_cmd_open_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         || (rc = mdb_dbi_open(txn, "cmd_meta", MDB_CREATE, &c->meta_db))
            != 0)
     {
-        return wh_cmd_fail(rc, "opening the command databases", err);
+        return wh_mdb_error(rc, "opening the command databases", err);
     }
 
     k.mv_data = "seq";
@@ -598,7 +553,7 @@ wh_cmd_open_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     rc = mdb_get(txn, c->meta_db, &k, &v);
 
     if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_cmd_fail(rc, "reading the command seq", err);
+        return wh_mdb_error(rc, "reading the command seq", err);
     }
 
     c->next_seq = rc == 0 && v.mv_size == 8 ? wh_be64_get(v.mv_data) + 1
@@ -669,7 +624,7 @@ wh_cmd_load_all(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     rc = mdb_cursor_open(txn, c->open_db, &cur);
 
     if (rc != 0) {
-        return wh_cmd_fail(rc, "opening a cursor", err);
+        return wh_mdb_error(rc, "opening a cursor", err);
     }
 
     now = wh_time_ms();
@@ -683,7 +638,7 @@ wh_cmd_load_all(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     mdb_cursor_close(cur);
 
     if (rc != MDB_NOTFOUND) {
-        return wh_cmd_fail(rc, "loading open commands", err);
+        return wh_mdb_error(rc, "loading open commands", err);
     }
 
     return 0;

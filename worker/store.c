@@ -24,7 +24,7 @@
 #define WH_STORE_MAX_DBS  16
 
 
-static void
+void
 wh_be64_put(unsigned char *p, uint64_t v)
 {
     int  i;
@@ -36,7 +36,7 @@ wh_be64_put(unsigned char *p, uint64_t v)
 }
 
 
-static uint64_t
+uint64_t
 wh_be64_get(const unsigned char *p)
 {
     int       i;
@@ -50,15 +50,24 @@ wh_be64_get(const unsigned char *p)
 }
 
 
-/* workspace "\0" channel; the caller has validated both lengths */
-static size_t
-wh_chan_key(unsigned char *buf, wh_str_t ws, wh_str_t ch)
+/* a "\0" b (workspace and channel, client, ...); callers bound lengths */
+size_t
+wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b)
 {
-    memcpy(buf, ws.data, ws.len);
-    buf[ws.len] = '\0';
-    memcpy(buf + ws.len + 1, ch.data, ch.len);
+    memcpy(buf, a.data, a.len);
+    buf[a.len] = '\0';
+    memcpy(buf + a.len + 1, b.data, b.len);
 
-    return ws.len + 1 + ch.len;
+    return a.len + 1 + b.len;
+}
+
+
+/* an LMDB error as the API reports it: 507 when the map is full */
+int
+wh_mdb_error(int rc, const char *what, wh_err_t *err)
+{
+    return wh_err(err, rc == MDB_MAP_FULL ? 507 : 503, "%s: %s", what,
+                  mdb_strerror(rc));
 }
 
 
@@ -67,7 +76,7 @@ wh_hist_key(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
 {
     size_t  n;
 
-    n = wh_chan_key(buf, ws, ch);
+    n = wh_key_pair(buf, ws, ch);
     buf[n] = '\0';
     wh_be64_put(buf + n + 1, id);
 
@@ -467,7 +476,7 @@ wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
 
     k.mv_data = key;
-    k.mv_size = wh_chan_key(key, ws, ch);
+    k.mv_size = wh_key_pair(key, ws, ch);
 
     rc = mdb_get(txn, st->chans, &k, &v);
 
@@ -533,7 +542,7 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
         meta->first_id++;
     }
 
-    k.mv_size = wh_chan_key(key, ws, ch);
+    k.mv_size = wh_key_pair(key, ws, ch);
     wh_meta_encode(val, meta);
     v.mv_data = val;
     v.mv_size = WH_META_SIZE;
@@ -749,7 +758,7 @@ wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
     }
 
     k.mv_data = key;
-    k.mv_size = wh_chan_key(key, ws, after);
+    k.mv_size = wh_key_pair(key, ws, after);
     plen = ws.len + 1;
 
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;

@@ -132,6 +132,12 @@ int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
 
 /* msyncs if anything was committed since the last call */
 int wh_store_sync(wh_store_t *st, wh_err_t *err);
+
+/* key and number encodings shared by every database of the store */
+void wh_be64_put(unsigned char *p, uint64_t v);
+uint64_t wh_be64_get(const unsigned char *p);
+size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
+int wh_mdb_error(int rc, const char *what, wh_err_t *err);
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */
 int wh_store_sync_background(wh_store_t *st, wh_err_t *err);
