@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -60,43 +59,9 @@ class Daemon(wh.Wirehubd):
     """wirehubd with chosen history bounds; start() after kill9() or
     terminate() reuses the storage and the socket path."""
 
-    def __init__(self, tag, history="length=1000 ttl=24h", extra=""):
-        super().__init__(tag)
-        self.history = history
-        self.extra = extra
-
     @property
     def pid(self):
         return None if self.proc is None else self.proc.pid
-
-    def write_conf(self):
-        with open(self.conf, "w") as f:
-            f.write("listen unix:%s;\n"
-                    "storage %s map_size=64m;\n"
-                    "history %s;\n"
-                    "log stderr info;\n%s" % (self.socket, self.storage,
-                                             self.history, self.extra))
-
-    def start(self):
-        self.write_conf()
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([wh.WIREHUBD, "-c", self.conf],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf)
-        logf.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("wirehubd exited with %d:\n%s" % (
-                    self.proc.returncode, wh.tail(self.log)))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.socket)
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("wirehubd did not listen on %s:\n%s"
-                             % (self.socket, wh.tail(self.log)))
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -112,10 +77,6 @@ class Daemon(wh.Wirehubd):
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
-
-    def read_log(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------- nginx

@@ -7,86 +7,28 @@ python3-websockets run from a background event loop."""
 import asyncio
 import http.client
 import json
-import os
-import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 
 import websockets
 
+import chan
 import wh
 
-# another build (ASan, say) may be tested with WIREHUBD=path
-WIREHUBD = os.environ.get("WIREHUBD", wh.WIREHUBD)
-
-
-class CmdDaemon:
-    """build/wirehubd on a temp socket and storage that survive kill -9
-    and restart (the same socket path, so nginx reconnects by itself)."""
+class CmdDaemon(chan.Daemon):
+    """wirehubd with its own `commands` settings that survives kill -9
+    and restart (the same socket path, so nginx reconnects by itself).
+    WIREHUBD=path tests another build (ASan, say)."""
 
     def __init__(self, tag, commands="ttl=10m ack_timeout=1s max_attempts=3"):
-        self.tag = tag
-        self.prefix = wh.new_prefix("d-" + tag)
-        self.socket = os.path.join(self.prefix, "wirehubd.sock")
-        self.storage = os.path.join(self.prefix, "data")
-        self.conf = os.path.join(self.prefix, "conf", "wirehubd.conf")
-        self.log = os.path.join(self.prefix, "logs", "wirehubd.log")
-        self.commands = commands
-        self.proc = None
-        os.mkdir(self.storage)
-
-    def start(self):
-        with open(self.conf, "w") as f:
-            f.write("listen unix:%s;\n"
-                    "storage %s map_size=64m;\n"
-                    "history length=1000 ttl=24h;\n"
-                    "commands %s;\n"
-                    "log stderr info;\n" % (self.socket, self.storage,
-                                            self.commands))
-        logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([WIREHUBD, "-c", self.conf],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf)
-        logf.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError("wirehubd exited with %d:\n%s" % (
-                    self.proc.returncode, wh.tail(self.log)))
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(self.socket)
-                return self
-            except OSError:
-                time.sleep(0.02)
-        raise AssertionError("wirehubd did not listen:\n%s"
-                             % wh.tail(self.log))
-
-    def kill9(self):
-        """SIGKILL: no drain, no final sync."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(5)
-        self.proc = None
+        super().__init__(tag, extra="commands %s;\n" % commands)
 
     def restart(self):
         if self.proc is not None:
             wh.stop_process(self.proc, signal.SIGTERM, 10)
             self.proc = None
         return self.start()
-
-    def read_log(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc is not None:
-            wh.stop_process(self.proc, signal.SIGTERM, 10)
-            self.proc = None
-        wh.save_artifact(self.log, "%s-wirehubd.log" % self.tag)
-        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- tokens

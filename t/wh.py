@@ -685,10 +685,14 @@ def save_artifact(src, name):
 
 
 class Wirehubd:
-    """build/wirehubd on a Unix socket in its own temp directory."""
+    """build/wirehubd on a Unix socket in its own temp directory; start()
+    again reuses the storage and the socket path.  WIREHUBD=path in the
+    environment tests another build (ASan, say)."""
 
-    def __init__(self, tag):
+    def __init__(self, tag, history="length=1000 ttl=24h", extra=""):
         self.tag = tag
+        self.history = history
+        self.extra = extra
         self.prefix = new_prefix("d-" + tag)
         self.socket = os.path.join(self.prefix, "wirehubd.sock")
         self.storage = os.path.join(self.prefix, "data")
@@ -697,32 +701,38 @@ class Wirehubd:
         self.proc = None
         os.mkdir(self.storage)
 
-    def start(self):
+    def write_conf(self):
         with open(self.conf, "w") as f:
             f.write("listen unix:%s;\n"
                     "storage %s map_size=64m;\n"
-                    "history length=1000 ttl=24h;\n"
-                    "log stderr info;\n" % (self.socket, self.storage))
+                    "history %s;\n"
+                    "log stderr info;\n%s" % (self.socket, self.storage,
+                                             self.history, self.extra))
+
+    def start(self):
+        self.write_conf()
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([WIREHUBD, "-c", self.conf],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf)
+        self.proc = subprocess.Popen(
+            [os.environ.get("WIREHUBD", WIREHUBD), "-c", self.conf],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
         logf.close()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("wirehubd exited with %d:\n%s" % (
                     self.proc.returncode, tail(self.log)))
-            if os.path.exists(self.socket):
-                try:
-                    with socket.socket(socket.AF_UNIX) as s:
-                        s.connect(self.socket)
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.05)
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.connect(self.socket)
+                return self
+            except OSError:
+                time.sleep(0.02)
         raise AssertionError("wirehubd did not listen on %s:\n%s"
                              % (self.socket, tail(self.log)))
+
+    def read_log(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
 
     def stop(self):
         if self.proc is not None:
