@@ -6,30 +6,14 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 
-SUDO=
-if [ "$(id -u)" -ne 0 ]; then
-    SUDO=sudo
-fi
-
-missing=()
-for p in chromium; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
-            | grep -q 'install ok installed'; then
-        missing+=("$p")
-    fi
-done
+top=$(cd "$here/../.." && pwd)
+pkgs=(chromium)
 # node and npm may come from another repository (nodesource): only when
 # there is none at all does Debian's package come in
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
-    missing+=(nodejs npm)
+    pkgs+=(nodejs npm)
 fi
-
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "web deps: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+"$top/scripts/apt-missing.sh" "web deps" "${pkgs[@]}"
 
 # npm ci again only when the lock file changed since the last install
 stamp=$here/node_modules/.wirehub-package-lock.json
