@@ -142,34 +142,10 @@ static ngx_int_t
 ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
+    ngx_table_elt_t  *found;
 
-    found = NULL;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("X-Workspace-ID") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Workspace-ID",
-                               h[i].key.len) == 0)
-        {
-            found = &h[i];
-            break;
-        }
-    }
+    found = ngx_http_wirehub_header(r, "X-Workspace-ID",
+                                    sizeof("X-Workspace-ID") - 1);
 
     call->workspace = id->workspace;
     call->role = (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN)
@@ -380,10 +356,7 @@ static ngx_int_t
 ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len)
 {
-    ngx_buf_t        *b;
-    ngx_int_t         rc;
-    ngx_chain_t       out;
-    ngx_table_elt_t  *h;
+    ngx_buf_t  *b;
 
     if (status < 200 || status > 599) {
         status = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -396,39 +369,8 @@ ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
 
     b->last = ngx_cpymem(b->last, body, len);
     *b->last++ = '\n';
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Retry-After");
-        ngx_str_set(&h->value, "2");
-#if (nginx_version >= 1023000)
-        h->next = NULL;
-#endif
-    }
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_wirehub_send_body(r, status, "application/json", b);
 }
 
 

@@ -14,14 +14,10 @@
 
 static ngx_int_t ngx_http_wirehub_check_upgrade(ngx_http_request_t *r,
     ngx_str_t *key, ngx_uint_t *status, ngx_str_t *message);
-static ngx_table_elt_t *ngx_http_wirehub_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 static ngx_int_t ngx_http_wirehub_has_token(ngx_str_t *value,
     const char *token, size_t len);
 static ngx_int_t ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
     ngx_http_wirehub_loc_conf_t *wlcf);
-static ngx_int_t ngx_http_wirehub_add_header(ngx_http_request_t *r,
-    const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_wirehub_upgrade(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_str_t *key);
 static ngx_int_t ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s);
@@ -189,7 +185,7 @@ ngx_http_wirehub_check_upgrade(ngx_http_request_t *r, ngx_str_t *key,
 }
 
 
-static ngx_table_elt_t *
+ngx_table_elt_t *
 ngx_http_wirehub_header(ngx_http_request_t *r, const char *name, size_t len)
 {
     ngx_uint_t        i;
@@ -303,8 +299,6 @@ ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
     json_t       *body;
     ngx_buf_t    *b;
     ngx_str_t     version;
-    ngx_int_t     rc;
-    ngx_chain_t   out;
 
     body = json_pack("{s:{s:s,s:s%}}", "error", "code", code,
                      "message", (char *) message->data, message->len);
@@ -331,9 +325,6 @@ ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
     *b->last++ = '\n';
     free(text);
 
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
     if (status == NGX_HTTP_UPGRADE_REQUIRED) {
         ngx_str_set(&version, "13");
         if (ngx_http_wirehub_add_header(r, "Sec-WebSocket-Version", &version)
@@ -345,14 +336,6 @@ ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
         ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
     }
 
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_str_set(&version, "2");
-        if (ngx_http_wirehub_add_header(r, "Retry-After", &version)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
 
     if (status == NGX_HTTP_UNAUTHORIZED) {
         ngx_str_set(&version, "Bearer");
@@ -363,13 +346,42 @@ ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
         }
     }
 
+    ngx_http_discard_request_body(r);
+
+    return ngx_http_wirehub_send_body(r, status, "application/json", b);
+}
+
+
+/*
+ * Every response of the module that is not an upgrade: status, type and
+ * body, and Retry-After when wirehubd is away (503).
+ */
+
+ngx_int_t
+ngx_http_wirehub_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    const char *type, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_str_t    retry;
+    ngx_chain_t  out;
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+        ngx_str_set(&retry, "2");
+
+        if (ngx_http_wirehub_add_header(r, "Retry-After", &retry) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
     r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
-
-    ngx_http_discard_request_body(r);
 
     rc = ngx_http_send_header(r);
 
@@ -384,7 +396,7 @@ ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_wirehub_add_header(ngx_http_request_t *r, const char *name,
     ngx_str_t *value)
 {

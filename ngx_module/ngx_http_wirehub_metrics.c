@@ -234,9 +234,7 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
     u_char                        *p;
     size_t                         len;
     ngx_buf_t                     *b;
-    ngx_int_t                      rc;
     ngx_uint_t                     i, n, cumulative, workers;
-    ngx_chain_t                    out;
     ngx_http_wirehub_counters_t   *cnt, zero;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -346,24 +344,8 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
     }
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_wirehub_send_body(r, NGX_HTTP_OK,
+                                      "text/plain; version=0.0.4; "
+                                      "charset=utf-8", b);
 }

@@ -349,6 +349,12 @@ ngx_int_t ngx_http_wirehub_log_phase(ngx_http_request_t *r);
 ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_wirehub_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, ngx_str_t *message);
+ngx_int_t ngx_http_wirehub_send_body(ngx_http_request_t *r,
+    ngx_uint_t status, const char *type, ngx_buf_t *b);
+ngx_table_elt_t *ngx_http_wirehub_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+ngx_int_t ngx_http_wirehub_add_header(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
