@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""File-level call cycles, read from object files with nm.
+
+Each object file is a node; an arrow A -> B means A uses a symbol (function
+or data) that B defines.  A strongly connected component of more than one
+file is a cycle: some file calls into a file that, directly or through
+others, calls back into it.  Layers forbid that: calls go down, and
+notifications come up through tables of function pointers (which nm does not
+see as references, so they do not count).
+
+    scripts/check-layers.py [--show] OBJ...
+
+Exit status 1 and the cycles on stderr when any cycle exists.
+"""
+
+import os
+import subprocess
+import sys
+
+
+def symbols(obj):
+    out = subprocess.run(["nm", "--defined-only", "-g", obj],
+                         check=True, capture_output=True, text=True).stdout
+    defined = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    out = subprocess.run(["nm", "-u", obj],
+                         check=True, capture_output=True, text=True).stdout
+    used = {line.split()[-1] for line in out.splitlines() if line.strip()}
+    return defined, used
+
+
+def name(obj):
+    return os.path.splitext(os.path.basename(obj))[0]
+
+
+def graph(objs):
+    owner = {}
+    uses = {}
+    for obj in objs:
+        defined, used = symbols(obj)
+        for sym in defined:
+            owner[sym] = name(obj)
+        uses[name(obj)] = used
+    edges = {n: set() for n in uses}
+    for n, used in uses.items():
+        for sym in used:
+            target = owner.get(sym)
+            if target is not None and target != n:
+                edges[n].add(target)
+    return edges
+
+
+def components(edges):
+    """Tarjan's strongly connected components, iteratively."""
+    index, low, on_stack, stack, out = {}, {}, set(), [], []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                comp = []
+                while True:
+                    top = stack.pop()
+                    on_stack.discard(top)
+                    comp.append(top)
+                    if top == node:
+                        break
+                out.append(sorted(comp))
+    return out
+
+
+def main(argv):
+    show = "--show" in argv
+    objs = [a for a in argv if not a.startswith("--")]
+    if not objs:
+        print(__doc__, file=sys.stderr)
+        return 2
+    edges = graph(objs)
+    if show:
+        for n in sorted(edges):
+            print(f"{n} -> {' '.join(sorted(edges[n]))}")
+    cycles = [c for c in components(edges) if len(c) > 1]
+    for comp in cycles:
+        members = set(comp)
+        print(f"cycle of {len(comp)} files: {' '.join(comp)}", file=sys.stderr)
+        for n in comp:
+            back = sorted(edges[n] & members)
+            print(f"    {n} -> {' '.join(back)}", file=sys.stderr)
+    if cycles:
+        return 1
+    print(f"{len(objs)} object files, no call cycle")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
