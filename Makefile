@@ -29,7 +29,8 @@ FUZZERS    :=
 -include bench/bench.mk
 -include packaging.mk
 
-.PHONY: all deps module daemon run test unit integration fuzz clean bench
+.PHONY: all deps module daemon run test unit integration fuzz clean bench \
+        layers
 
 .DEFAULT_GOAL := all
 
@@ -77,6 +78,20 @@ $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 
 deps:
 	@./scripts/deps.sh
+
+# Layers: no file calls into a file that calls back into it.  Read from the
+# module's objects as nginx built them, and from wirehubd's compiled one by
+# one (scripts/check-layers.py says why the module object is ignored).
+DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
+
+$(BUILD)/obj/%.o: %.c $(DAEMON_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -c -o $@ $<
+
+layers: $(MODULE) $(DAEMON_OBJS)
+	$(PYTHON) scripts/check-layers.py --ignore ngx_http_wirehub_module \
+	    $(NGX_BUILD)/objs/addon/*/*.o
+	$(PYTHON) scripts/check-layers.py $(DAEMON_OBJS)
 
 # C unit tests (cmocka) under ASan/UBSan.  Each t/unit/NAME.mk adds NAME to
 # UNIT_TESTS and sets NAME_SRCS (and optionally NAME_LIBS).

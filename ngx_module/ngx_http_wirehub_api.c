@@ -7,7 +7,12 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_content.h"
+#include "ngx_http_wirehub_auth.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_http.h"
+#include "ngx_http_wirehub_link.h"
 #include "wh_channel.h"
 
 
@@ -28,8 +33,6 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_wirehub_healthz(ngx_http_request_t *r);
-static ngx_int_t ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
-    ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id);
 static void ngx_http_wirehub_api_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -51,19 +54,17 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
     ngx_str_t                      message;
     ngx_uint_t                     status;
     const char                    *code;
+    ngx_table_elt_t               *found;
     ngx_http_cleanup_t            *cln;
     ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_denial_t      denial;
     ngx_http_wirehub_api_call_t   *call;
+    ngx_http_wirehub_resource_t    res;
+    ngx_http_wirehub_identity_t   *id;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     ctx = ngx_http_wirehub_get_ctx(r);
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ctx->masked_request.len == 0
-        && ngx_http_wirehub_mask_request(r, ctx) != NGX_OK)
-    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -79,12 +80,27 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
         return ngx_http_wirehub_send_error(r, status, code, &message);
     }
 
-    if (ctx->identity->role == NGX_HTTP_WIREHUB_ROLE_CLIENT) {
-        ngx_str_set(&message, "the API needs a service or admin token");
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wirehub: API call with a client token refused");
-        return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN,
-                                           "forbidden", &message);
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    id = ctx->identity;
+
+    /* X-Workspace-ID, when sent, names the workspace to act in */
+
+    ngx_memzero(&res, sizeof(ngx_http_wirehub_resource_t));
+
+    found = ngx_http_wirehub_header(r, "X-Workspace-ID",
+                                    sizeof("X-Workspace-ID") - 1);
+    if (found) {
+        res.workspace = found->value;
+    }
+
+    if (ngx_http_wirehub_authorize(wmcf, id, NGX_HTTP_WIREHUB_ACT_API, &res,
+                                   &denial, r->connection->log)
+        != NGX_OK)
+    {
+        message.data = (u_char *) denial.message;
+        message.len = ngx_strlen(denial.message);
+        return ngx_http_wirehub_send_error(r, denial.status, denial.code,
+                                           &message);
     }
 
     call = ngx_pcalloc(r->pool, sizeof(ngx_http_wirehub_api_call_t));
@@ -93,14 +109,9 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
     }
 
     call->request = r;
-
-    if (ngx_http_wirehub_api_workspace(r, call, ctx->identity) != NGX_OK) {
-        ngx_str_set(&message, "X-Workspace-ID does not match the token");
-        return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN,
-                                           "forbidden", &message);
-    }
-
-    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    call->workspace = found ? found->value : id->workspace;
+    call->role = (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN)
+                 ? WH_LINK_ROLE_ADMIN : WH_LINK_ROLE_SERVICE;
 
     if (!ngx_http_wirehub_link_up(wmcf)) {
         ngx_str_set(&message, "wirehubd is not reachable, retry");
@@ -135,46 +146,6 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_api_workspace(ngx_http_request_t *r,
-    ngx_http_wirehub_api_call_t *call, ngx_http_wirehub_identity_t *id)
-{
-    ngx_table_elt_t  *found;
-
-    found = ngx_http_wirehub_header(r, "X-Workspace-ID",
-                                    sizeof("X-Workspace-ID") - 1);
-
-    call->workspace = id->workspace;
-    call->role = (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN)
-                 ? WH_LINK_ROLE_ADMIN : WH_LINK_ROLE_SERVICE;
-
-    if (found == NULL) {
-        return NGX_OK;
-    }
-
-    if (found->value.len == id->workspace.len
-        && ngx_strncmp(found->value.data, id->workspace.data,
-                       id->workspace.len) == 0)
-    {
-        return NGX_OK;
-    }
-
-    /* an admin token may act in any workspace it names */
-
-    if (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN
-        && wh_workspace_valid((char *) found->value.data, found->value.len))
-    {
-        call->workspace = found->value;
-        return NGX_OK;
-    }
-
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "wirehub: API call for another workspace refused");
-
-    return NGX_DECLINED;
 }
 
 

@@ -1,125 +1,18 @@
 
 /*
- * Wirehub: where a token comes from, how it is checked, and keeping it out
- * of the logs.
+ * Wirehub: where a token comes from and how it becomes a verified identity.
  */
 
 
-#include "ngx_http_wirehub_module.h"
-
-
-#define NGX_HTTP_WIREHUB_MASK  "***"
+#include "ngx_http_wirehub_auth.h"
 
 
 static ngx_int_t ngx_http_wirehub_find_token(ngx_http_request_t *r,
     ngx_str_t *token);
-static size_t ngx_http_wirehub_token_run(u_char *p, u_char *last);
 static ngx_array_t *ngx_http_wirehub_copy_patterns(ngx_pool_t *pool,
     json_t *array);
 static ngx_array_t *ngx_http_wirehub_copy_strings(ngx_pool_t *pool,
     ngx_array_t *src);
-
-
-ngx_http_wirehub_ctx_t *
-ngx_http_wirehub_get_ctx(ngx_http_request_t *r)
-{
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-    if (ctx) {
-        return ctx;
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_wirehub_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    ngx_http_set_ctx(r, ctx, ngx_http_wirehub_module);
-
-    return ctx;
-}
-
-
-/*
- * A JWT starts with "eyJ" (base64url of '{"'); any such run, and the value
- * of a "token=" argument, is replaced by "***" in the request line, which
- * is what nginx prints in error-log lines and in $request.
- */
-
-ngx_int_t
-ngx_http_wirehub_mask_request(ngx_http_request_t *r,
-    ngx_http_wirehub_ctx_t *ctx)
-{
-    u_char     *p, *last, *q, *dst;
-    size_t      run;
-    ngx_uint_t  masked, after_token;
-
-    if (r->request_line.len == 0) {
-        return NGX_OK;
-    }
-
-    p = r->request_line.data;
-    last = p + r->request_line.len;
-    masked = 0;
-
-    dst = ngx_pnalloc(r->pool, r->request_line.len);
-    if (dst == NULL) {
-        return NGX_ERROR;
-    }
-
-    q = dst;
-
-    while (p < last) {
-        after_token = (p - r->request_line.data >= 6
-                       && ngx_strncasecmp(p - 6, (u_char *) "token=", 6) == 0);
-
-        if (after_token
-            || (last - p > 3 && ngx_strncmp(p, "eyJ", 3) == 0
-                && p > r->request_line.data
-                && (p[-1] == '/' || p[-1] == '=' || p[-1] == '?'
-                    || p[-1] == '&')))
-        {
-            run = ngx_http_wirehub_token_run(p, last);
-
-            if (run > 0) {
-                q = ngx_cpymem(q, NGX_HTTP_WIREHUB_MASK,
-                               ngx_min(run, sizeof(NGX_HTTP_WIREHUB_MASK) - 1));
-                p += run;
-                masked = 1;
-                continue;
-            }
-        }
-
-        *q++ = *p++;
-    }
-
-    if (masked) {
-        r->request_line.data = dst;
-        r->request_line.len = q - dst;
-    }
-
-    ctx->masked_request = r->request_line;
-
-    return NGX_OK;
-}
-
-
-static size_t
-ngx_http_wirehub_token_run(u_char *p, u_char *last)
-{
-    u_char  *start;
-
-    start = p;
-
-    while (p < last && *p != ' ' && *p != '&' && *p != '/' && *p != '?'
-           && *p != '#')
-    {
-        p++;
-    }
-
-    return p - start;
-}
 
 
 static ngx_int_t
@@ -203,17 +96,6 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
             ngx_str_set(message, "internal error");
         }
 
-        return NGX_DECLINED;
-    }
-
-    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
-
-    if (ngx_http_wirehub_is_revoked(wmcf, id)) {
-        *code = "token_revoked";
-        ngx_str_set(message, "the client was deleted: its tokens are "
-                             "revoked");
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "wirehub: token of a deleted client refused");
         return NGX_DECLINED;
     }
 

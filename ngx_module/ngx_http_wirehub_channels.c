@@ -9,7 +9,12 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_channels.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_deflate.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_reply.h"
 #include "wh_channel.h"
 
 
@@ -39,8 +44,6 @@ static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t recovered);
 static void ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame);
-static ngx_uint_t ngx_http_wirehub_may_read(ngx_http_wirehub_identity_t *id,
-    const char *name, size_t len);
 
 
 void
@@ -153,7 +156,7 @@ ngx_http_wirehub_channel_send(ngx_http_wirehub_main_conf_t *wmcf,
 
 ngx_int_t
 ngx_http_wirehub_subscribe(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
     size_t   i;
     json_t  *channels, *since, *name;
@@ -183,20 +186,6 @@ ngx_http_wirehub_subscribe(ngx_http_wirehub_session_t *s, json_t *msg,
 }
 
 
-ngx_int_t
-ngx_http_wirehub_channel_error(ngx_http_wirehub_session_t *s,
-    const char *code, const char *message, json_t *name, json_t *ref)
-{
-    json_t  *reply;
-
-    reply = json_pack("{s:s,s:s,s:s,s:O,s:o}", "type", "error", "code", code,
-                      "message", message, "channel", name,
-                      "timestamp", ngx_http_wirehub_timestamp());
-
-    return ngx_http_wirehub_reply(s, reply, ref);
-}
-
-
 static ngx_int_t
 ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     json_t *since, json_t *ref)
@@ -206,6 +195,8 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     const char                    *str;
     ngx_http_wirehub_sub_t        *sub;
     ngx_http_wirehub_channel_t    *ch;
+    ngx_http_wirehub_denial_t      denial;
+    ngx_http_wirehub_resource_t    res;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     wmcf = s->main_conf;
@@ -222,11 +213,17 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     str = json_string_value(name);
     len = json_string_length(name);
 
-    if (!ngx_http_wirehub_may_read(s->identity, str, len)) {
-        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
-                      "wirehub: subscribe to \"%*s\" forbidden", len, str);
-        return ngx_http_wirehub_channel_error(s, "forbidden",
-                   "the token does not allow this channel", name, ref);
+    ngx_memzero(&res, sizeof(ngx_http_wirehub_resource_t));
+    res.channel.data = (u_char *) str;
+    res.channel.len = len;
+
+    if (ngx_http_wirehub_authorize(wmcf, s->identity,
+                                   NGX_HTTP_WIREHUB_ACT_SUBSCRIBE, &res,
+                                   &denial, s->connection->log)
+        != NGX_OK)
+    {
+        return ngx_http_wirehub_channel_error(s, denial.code, denial.message,
+                                              name, ref);
     }
 
     for (sub = s->subs; sub; sub = sub->next) {
@@ -513,7 +510,7 @@ ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
 
 ngx_int_t
 ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
     size_t                    i, len;
     json_t                   *channels, *name, *done;
@@ -823,35 +820,3 @@ ngx_http_wirehub_channels_relink(ngx_http_wirehub_main_conf_t *wmcf,
     }
 }
 
-
-/*
- * Access rules of DESIGN.md: "channels" patterns bound what a client may
- * read (absent: every channel but the system ones); service and admin
- * tokens read everything of their workspace.
- */
-
-static ngx_uint_t
-ngx_http_wirehub_may_read(ngx_http_wirehub_identity_t *id, const char *name,
-    size_t len)
-{
-    ngx_str_t   *pat;
-    ngx_uint_t   i;
-
-    if (id->role != NGX_HTTP_WIREHUB_ROLE_CLIENT) {
-        return 1;
-    }
-
-    if (id->channels == NULL) {
-        return !wh_channel_is_system(name, len);
-    }
-
-    pat = id->channels->elts;
-
-    for (i = 0; i < id->channels->nelts; i++) {
-        if (wh_pattern_match((char *) pat[i].data, pat[i].len, name, len)) {
-            return 1;
-        }
-    }
-
-    return 0;
-}

@@ -3,33 +3,20 @@
  * Wirehub: the module's part of the durable command queue and the clients
  * registry.  wirehubd owns the queue; a worker delivers a COMMAND to the
  * session wirehubd names, carries command_result back, closes sessions
- * wirehubd kicks (revoked, replaced), and keeps the revocations it is told
- * of so that a deleted client's tokens are refused at the handshake.
+ * wirehubd kicks (revoked, replaced), and delivers workspace broadcasts.
+ * The revocations wirehubd announces are kept by the authorization.
  */
 
 
-#include "ngx_http_wirehub_module.h"
-#include "wh_channel.h"
-
-
-typedef struct {
-    ngx_str_node_t                   node;       /* workspace NUL client */
-    time_t                           before;     /* iat below it: refused */
-} ngx_http_wirehub_revoked_t;
+#include "ngx_http_wirehub_commands.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_presence.h"
+#include "ngx_http_wirehub_reply.h"
 
 
 static void ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
-static ngx_int_t ngx_http_wirehub_revocation_key(ngx_str_t *ws,
-    ngx_str_t *client, u_char *buf, ngx_str_t *key);
-
-
-void
-ngx_http_wirehub_commands_init(ngx_http_wirehub_main_conf_t *wmcf)
-{
-    ngx_rbtree_init(&wmcf->revoked, &wmcf->revoked_sentinel,
-                    ngx_str_rbtree_insert_value);
-}
 
 
 /* COMMAND: the device_command JSON, built by wirehubd, to one session */
@@ -86,9 +73,8 @@ ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,
 
 ngx_int_t
 ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
-    char                        *body;
     json_t                      *id, *status;
     wh_link_msg_t                m;
     ngx_http_wirehub_pending_t  *p;
@@ -107,11 +93,6 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
                    "are required", ref);
     }
 
-    body = json_dumps(msg, JSON_COMPACT);
-    if (body == NULL) {
-        return NGX_ERROR;
-    }
-
     ngx_memzero(&m, sizeof(wh_link_msg_t));
     m.type = WH_LINK_COMMAND_RESULT;
     m.workspace.data = (char *) s->identity->workspace.data;
@@ -120,12 +101,12 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
     m.client_id.len = s->identity->client_id.len;
     m.session.data = (char *) s->session_id.data;
     m.session.len = s->session_id.len;
-    m.body.data = body;
-    m.body.len = ngx_strlen(body);
+    /* the client's bytes: wirehubd parses the result itself */
+    m.body.data = (char *) raw->data;
+    m.body.len = raw->len;
 
     p = ngx_http_wirehub_link_request(s->main_conf, &m,
                                       ngx_http_wirehub_result_reply, s);
-    free(body);
 
     if (p == NULL) {
         return ngx_http_wirehub_send_client_error(s, "unavailable",
@@ -188,99 +169,6 @@ ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
                ref);
 
     json_decref(body);
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_revocation_key(ngx_str_t *ws, ngx_str_t *client,
-    u_char *buf, ngx_str_t *key)
-{
-    u_char  *p;
-
-    if (ws->len > WH_WORKSPACE_MAX || client->len > 255) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_cpymem(buf, ws->data, ws->len);
-    *p++ = '\0';
-    p = ngx_cpymem(p, client->data, client->len);
-
-    key->data = buf;
-    key->len = p - buf;
-
-    return NGX_OK;
-}
-
-
-/* REVOKE: tokens of this client issued before id2 (seconds) are refused */
-
-void
-ngx_http_wirehub_revoke(ngx_http_wirehub_main_conf_t *wmcf, wh_link_msg_t *m)
-{
-    u_char                      buf[WH_WORKSPACE_MAX + 257];
-    uint32_t                    hash;
-    ngx_str_t                   ws, client, key;
-    ngx_http_wirehub_revoked_t *rv;
-
-    ws.data = (u_char *) m->workspace.data;
-    ws.len = m->workspace.len;
-    client.data = (u_char *) m->client_id.data;
-    client.len = m->client_id.len;
-
-    if (ngx_http_wirehub_revocation_key(&ws, &client, buf, &key) != NGX_OK) {
-        return;
-    }
-
-    hash = ngx_crc32_short(key.data, key.len);
-
-    rv = (ngx_http_wirehub_revoked_t *)
-             ngx_str_rbtree_lookup(&wmcf->revoked, &key, hash);
-
-    if (rv) {
-        rv->before = ngx_max(rv->before, (time_t) m->id2);
-        return;
-    }
-
-    rv = ngx_alloc(sizeof(ngx_http_wirehub_revoked_t) + key.len,
-                   ngx_cycle->log);
-    if (rv == NULL) {
-        return;
-    }
-
-    rv->node.str.data = (u_char *) (rv + 1);
-    rv->node.str.len = key.len;
-    ngx_memcpy(rv->node.str.data, key.data, key.len);
-    rv->node.node.key = hash;
-    rv->before = (time_t) m->id2;
-
-    ngx_rbtree_insert(&wmcf->revoked, &rv->node.node);
-}
-
-
-ngx_int_t
-ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_http_wirehub_identity_t *id)
-{
-    u_char                      buf[WH_WORKSPACE_MAX + 257];
-    ngx_str_t                   key;
-    ngx_http_wirehub_revoked_t *rv;
-
-    if (wmcf->revoked.root == wmcf->revoked.sentinel) {
-        return 0;
-    }
-
-    if (ngx_http_wirehub_revocation_key(&id->workspace, &id->client_id, buf,
-                                        &key)
-        != NGX_OK)
-    {
-        return 0;
-    }
-
-    rv = (ngx_http_wirehub_revoked_t *)
-             ngx_str_rbtree_lookup(&wmcf->revoked, &key,
-                                   ngx_crc32_short(key.data, key.len));
-
-    return rv != NULL && id->iat < rv->before;
 }
 
 

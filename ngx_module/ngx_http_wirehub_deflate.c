@@ -9,7 +9,7 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_utf8.h"
 #include <zlib.h>
 

@@ -1,11 +1,20 @@
 
 /*
- * Wirehub: the opening handshake (RFC 6455 section 4.2) and taking over the
- * connection once it is upgraded.
+ * Wirehub: the opening handshake (RFC 6455 section 4.2): the request is
+ * checked, the client authenticated and authorized, and the connection
+ * handed to a session once the 101 is out.
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_content.h"
+#include "ngx_http_wirehub_auth.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_deflate.h"
+#include "ngx_http_wirehub_http.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_messages.h"
+#include "ngx_http_wirehub_session.h"
 #include <ngx_sha1.h>
 
 
@@ -31,27 +40,14 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     ngx_uint_t                    status;
     const char                   *code;
     ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_denial_t      denial;
     ngx_http_wirehub_loc_conf_t   *wlcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
 
-    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_API) {
-        return ngx_http_wirehub_api_handler(r);
-    }
-
-    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_METRICS) {
-        return ngx_http_wirehub_metrics_handler(r);
-    }
-
     ctx = ngx_http_wirehub_get_ctx(r);
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ctx->masked_request.len == 0
-        && ngx_http_wirehub_mask_request(r, ctx) != NGX_OK)
-    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -81,9 +77,22 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     }
 
     if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET || wlcf->echo_auth) {
-        if (ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message)
-            != NGX_OK)
+        rc = ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message);
+
+        if (rc == NGX_OK
+            && ngx_http_wirehub_authorize(wmcf, ctx->identity,
+                                          NGX_HTTP_WIREHUB_ACT_CONNECT, NULL,
+                                          &denial, r->connection->log)
+               != NGX_OK)
         {
+            status = denial.status;
+            code = denial.code;
+            message.data = (u_char *) denial.message;
+            message.len = ngx_strlen(denial.message);
+            rc = NGX_DECLINED;
+        }
+
+        if (rc != NGX_OK) {
             ngx_http_wirehub_stat(wmcf,
                 handshakes[NGX_HTTP_WIREHUB_HS_UNAUTHORIZED], 1);
             return ngx_http_wirehub_send_error(r, status, code, &message);
@@ -185,37 +194,6 @@ ngx_http_wirehub_check_upgrade(ngx_http_request_t *r, ngx_str_t *key,
 }
 
 
-ngx_table_elt_t *
-ngx_http_wirehub_header(ngx_http_request_t *r, const char *name, size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
-        }
-    }
-}
-
-
 /* a comma-separated header value contains the token, case-insensitively */
 
 static ngx_int_t
@@ -290,135 +268,6 @@ ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
-ngx_http_wirehub_send_error(ngx_http_request_t *r, ngx_uint_t status,
-    const char *code, ngx_str_t *message)
-{
-    char         *text;
-    size_t        len;
-    json_t       *body;
-    ngx_buf_t    *b;
-    ngx_str_t     version;
-
-    body = json_pack("{s:{s:s,s:s%}}", "error", "code", code,
-                     "message", (char *) message->data, message->len);
-    if (body == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-
-    if (text == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(text);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
-    if (b == NULL) {
-        free(text);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, text, len);
-    *b->last++ = '\n';
-    free(text);
-
-    if (status == NGX_HTTP_UPGRADE_REQUIRED) {
-        ngx_str_set(&version, "13");
-        if (ngx_http_wirehub_add_header(r, "Sec-WebSocket-Version", &version)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_str_set(&r->headers_out.status_line, "426 Upgrade Required");
-    }
-
-
-    if (status == NGX_HTTP_UNAUTHORIZED) {
-        ngx_str_set(&version, "Bearer");
-        if (ngx_http_wirehub_add_header(r, "WWW-Authenticate", &version)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    ngx_http_discard_request_body(r);
-
-    return ngx_http_wirehub_send_body(r, status, "application/json", b);
-}
-
-
-/*
- * Every response of the module that is not an upgrade: status, type and
- * body, and Retry-After when wirehubd is away (503).
- */
-
-ngx_int_t
-ngx_http_wirehub_send_body(ngx_http_request_t *r, ngx_uint_t status,
-    const char *type, ngx_buf_t *b)
-{
-    ngx_int_t    rc;
-    ngx_str_t    retry;
-    ngx_chain_t  out;
-
-    if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        ngx_str_set(&retry, "2");
-
-        if (ngx_http_wirehub_add_header(r, "Retry-After", &retry) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = b->last - b->pos;
-    r->headers_out.content_type.data = (u_char *) type;
-    r->headers_out.content_type.len = ngx_strlen(type);
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
-ngx_int_t
-ngx_http_wirehub_add_header(ngx_http_request_t *r, const char *name,
-    ngx_str_t *value)
-{
-    ngx_table_elt_t  *h;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value = *value;
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    return NGX_OK;
-}
-
-
 static ngx_int_t
 ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     ngx_str_t *key)
@@ -487,6 +336,9 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
     s->identity = ctx->identity;
     s->deflate = deflate;
+    s->handlers = (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO)
+                  ? &ngx_http_wirehub_echo_handlers
+                  : &ngx_http_wirehub_client_handlers;
     ctx->session = s;
 
     if (ngx_http_wirehub_session_id(s) != NGX_OK) {
@@ -522,7 +374,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 
     r->main->count++;
 
-    ngx_http_wirehub_session_start(s);
+    ngx_http_wirehub_takeover(s);
 
     return NGX_DONE;
 }

@@ -8,7 +8,8 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_counters.h"
 #include <sys/un.h>
 
 
@@ -44,6 +45,7 @@ struct ngx_http_wirehub_link_s {
     ngx_uint_t                       state;
     ngx_uint_t                       reconnects;
     ngx_uint_t                       logged_down;
+    const ngx_http_wirehub_link_handlers_t  *handlers;
     unsigned                         egress:1;   /* EVENTs go to MQTT */
 };
 
@@ -65,7 +67,8 @@ static ngx_int_t ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link,
 
 ngx_int_t
 ngx_http_wirehub_link_init(ngx_cycle_t *cycle,
-    ngx_http_wirehub_main_conf_t *wmcf)
+    ngx_http_wirehub_main_conf_t *wmcf,
+    const ngx_http_wirehub_link_handlers_t *handlers)
 {
     ngx_http_wirehub_link_t  *link;
 
@@ -86,6 +89,7 @@ ngx_http_wirehub_link_init(ngx_cycle_t *cycle,
     }
 
     link->wmcf = wmcf;
+    link->handlers = handlers;
     link->log = cycle->log;
     link->sockaddr.sun_family = AF_UNIX;
     ngx_memcpy(link->sockaddr.sun_path, wmcf->daemon.data, wmcf->daemon.len);
@@ -592,36 +596,7 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
         ngx_http_wirehub_stat(link->wmcf, link_up, 1);
         link->logged_down = 0;
 
-        ngx_http_wirehub_sessions_link_up(link->wmcf);
-        ngx_http_wirehub_channels_link_up(link->wmcf);
-        return NGX_OK;
-
-    case WH_LINK_SUBSCRIBED:
-        ngx_http_wirehub_channel_subscribed(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_MESSAGE:
-        ngx_http_wirehub_channel_message(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_SESSION_ACCEPT:
-        ngx_http_wirehub_session_accepted(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_COMMAND:
-        ngx_http_wirehub_command(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_SESSION_KICK:
-        ngx_http_wirehub_session_kick(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_REVOKE:
-        ngx_http_wirehub_revoke(link->wmcf, m);
-        return NGX_OK;
-
-    case WH_LINK_BROADCAST:
-        ngx_http_wirehub_broadcast(link->wmcf, m);
+        link->handlers->up(link->wmcf);
         return NGX_OK;
 
     case WH_LINK_PONG:
@@ -651,6 +626,11 @@ ngx_http_wirehub_link_dispatch(ngx_http_wirehub_link_t *link,
         return NGX_OK;
 
     default:
+        if (link->handlers->frames[m->type]) {
+            link->handlers->frames[m->type](link->wmcf, m);
+            return NGX_OK;
+        }
+
         ngx_log_error(NGX_LOG_ERR, link->log, 0,
                       "wirehub: unexpected %s from wirehubd",
                       wh_link_type_name(m->type));
@@ -717,7 +697,7 @@ ngx_http_wirehub_link_lost(ngx_http_wirehub_link_t *link, const char *why)
         ngx_free(p);
     }
 
-    ngx_http_wirehub_channels_link_down(link->wmcf);
+    link->handlers->down(link->wmcf);
 
     if (!ngx_exiting && !ngx_terminate) {
         ngx_add_timer(&link->reconnect, link->backoff / 2

@@ -10,7 +10,10 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_log.h"
+
+
+#define NGX_HTTP_WIREHUB_MASK  "***"
 
 
 static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
@@ -18,46 +21,57 @@ static ngx_int_t ngx_http_wirehub_variable(ngx_http_request_t *r,
 static void ngx_http_wirehub_log_writer(ngx_log_t *log, ngx_uint_t level,
     u_char *buf, size_t len);
 static void ngx_http_wirehub_log_chain(ngx_log_t *log);
+static u_char *ngx_http_wirehub_token_at(u_char *start, u_char *p,
+    u_char *last);
 static ngx_uint_t ngx_http_wirehub_b64url(u_char ch);
+static ngx_uint_t ngx_http_wirehub_has_token(u_char *src, size_t len);
+static ngx_int_t ngx_http_wirehub_mask_request(ngx_http_request_t *r);
 
 
-size_t
-ngx_http_wirehub_mask_tokens(u_char *buf, size_t len)
+/*
+ * One rule for every place a token could leak: a run that looks like a
+ * JWT ("eyJ", base64url of '{"', then base64url and at least one ".", not
+ * inside a longer base64url word) and the value of a "token=" argument.
+ * Returns where the token that starts at p ends, or NULL.
+ */
+
+static u_char *
+ngx_http_wirehub_token_at(u_char *start, u_char *p, u_char *last)
 {
-    u_char      *p, *q, *last, *run;
+    u_char      *run;
     ngx_uint_t   dots;
 
-    p = buf;
-    q = buf;
-    last = buf + len;
-
-    while (p < last) {
-
-        if (last - p > 3 && p[0] == 'e' && p[1] == 'y' && p[2] == 'J'
-            && (p == buf || !ngx_http_wirehub_b64url(p[-1])))
-        {
-            dots = 0;
-
-            for (run = p; run < last; run++) {
-                if (*run == '.') {
-                    dots++;
-
-                } else if (!ngx_http_wirehub_b64url(*run)) {
-                    break;
-                }
-            }
-
-            if (dots) {
-                q = ngx_cpymem(q, "***", 3);
-                p = run;
-                continue;
+    if (p - start >= 6 && ngx_strncasecmp(p - 6, (u_char *) "token=", 6) == 0)
+    {
+        for (run = p; run < last; run++) {
+            if (*run == ' ' || *run == '&' || *run == '/' || *run == '?'
+                || *run == '#' || *run == '"')
+            {
+                break;
             }
         }
 
-        *q++ = *p++;
+        return (run > p) ? run : NULL;
     }
 
-    return q - buf;
+    if (last - p <= 3 || p[0] != 'e' || p[1] != 'y' || p[2] != 'J'
+        || (p > start && ngx_http_wirehub_b64url(p[-1])))
+    {
+        return NULL;
+    }
+
+    dots = 0;
+
+    for (run = p; run < last; run++) {
+        if (*run == '.') {
+            dots++;
+
+        } else if (!ngx_http_wirehub_b64url(*run)) {
+            break;
+        }
+    }
+
+    return dots ? run : NULL;
 }
 
 
@@ -69,11 +83,96 @@ ngx_http_wirehub_b64url(u_char ch)
 }
 
 
+/*
+ * Copies src to dst with every token replaced by "***" (shortened for
+ * tokens of fewer than three bytes: the result is never longer, so dst may
+ * be src).  Returns the new length.
+ */
+
+size_t
+ngx_http_wirehub_mask_tokens(u_char *dst, u_char *src, size_t len)
+{
+    u_char  *p, *q, *last, *end;
+
+    p = src;
+    q = dst;
+    last = src + len;
+
+    while (p < last) {
+        end = ngx_http_wirehub_token_at(src, p, last);
+
+        if (end) {
+            q = ngx_cpymem(q, NGX_HTTP_WIREHUB_MASK,
+                           ngx_min((size_t) (end - p),
+                                   sizeof(NGX_HTTP_WIREHUB_MASK) - 1));
+            p = end;
+            continue;
+        }
+
+        *q++ = *p++;
+    }
+
+    return q - dst;
+}
+
+
+/* the scan alone, so that requests without a token cost no copy */
+
+static ngx_uint_t
+ngx_http_wirehub_has_token(u_char *src, size_t len)
+{
+    u_char  *p, *last;
+
+    last = src + len;
+
+    for (p = src; p < last; p++) {
+        if ((*p == 'e' || (p > src && p[-1] == '='))
+            && ngx_http_wirehub_token_at(src, p, last))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The request line is what nginx prints in error-log lines and in
+ * $request.  It points into the header buffer that r->uri and r->args
+ * share, where the token is still looked up: a masked copy replaces it.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_mask_request(ngx_http_request_t *r)
+{
+    u_char  *dst;
+
+    if (!ngx_http_wirehub_has_token(r->request_line.data,
+                                    r->request_line.len))
+    {
+        return NGX_OK;
+    }
+
+    dst = ngx_pnalloc(r->pool, r->request_line.len);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->request_line.len = ngx_http_wirehub_mask_tokens(dst,
+                                                       r->request_line.data,
+                                                       r->request_line.len);
+    r->request_line.data = dst;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_wirehub_log_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
     size_t len)
 {
-    len = ngx_http_wirehub_mask_tokens(buf, len);
+    len = ngx_http_wirehub_mask_tokens(buf, buf, len);
 
     if (ngx_time() == log->disk_full_time) {
         return;
@@ -187,11 +286,11 @@ ngx_http_wirehub_variable(ngx_http_request_t *r,
             break;
 
         default:
-            s = ctx->masked_request.len ? &ctx->masked_request : NULL;
+            break;
         }
     }
 
-    if (s == NULL && data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
+    if (data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
         /* the post-read handler already masked tokens in request_line */
         s = &r->request_line;
     }
@@ -214,14 +313,7 @@ ngx_http_wirehub_variable(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_wirehub_post_read(ngx_http_request_t *r)
 {
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_wirehub_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_wirehub_mask_request(r, ctx) != NGX_OK) {
+    if (ngx_http_wirehub_mask_request(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -229,16 +321,21 @@ ngx_http_wirehub_post_read(ngx_http_request_t *r)
 }
 
 
+/*
+ * Requests that nginx rejects while reading the header never reach the
+ * post-read phase, but they are logged; for the others the scan finds
+ * nothing left to mask.
+ */
+
 ngx_int_t
 ngx_http_wirehub_log_phase(ngx_http_request_t *r)
 {
-    ngx_http_wirehub_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
-
-    if (ctx == NULL || ctx->masked_request.len == 0) {
+    if (ngx_http_wirehub_has_token(r->request_line.data,
+                                   r->request_line.len))
+    {
         r->request_line.len = ngx_http_wirehub_mask_tokens(
-                                  r->request_line.data, r->request_line.len);
+                                  r->request_line.data, r->request_line.data,
+                                  r->request_line.len);
     }
 
     return NGX_OK;

@@ -1,20 +1,29 @@
 
 /*
- * Wirehub: the JSON messages of protocol v1 that a client sends, and the
- * replies that are not channel messages.
+ * Wirehub: what a WebSocket message means.  Protocol v1 (JSON messages
+ * dispatched by type to the features) and the echo endpoint are the two
+ * tables of session handlers the handshake chooses from.
  */
 
 
-#include "ngx_http_wirehub_module.h"
-#include "wh_time.h"
+#include "ngx_http_wirehub_messages.h"
+#include "ngx_http_wirehub_auth.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_channels.h"
+#include "ngx_http_wirehub_commands.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_presence.h"
+#include "ngx_http_wirehub_reply.h"
 
 
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_TYPE  32
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_NAME  128
 
 
+/* msg as parsed, and raw: the bytes it came in, to forward unchanged */
 typedef ngx_int_t (*ngx_http_wirehub_message_pt)(
-    ngx_http_wirehub_session_t *s, json_t *msg, json_t *ref);
+    ngx_http_wirehub_session_t *s, json_t *msg, json_t *ref, ngx_str_t *raw);
 
 
 typedef struct {
@@ -24,13 +33,33 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_wirehub_ping(ngx_http_wirehub_session_t *s,
-    json_t *msg, json_t *ref);
+    json_t *msg, json_t *ref, ngx_str_t *raw);
 static ngx_int_t ngx_http_wirehub_register(ngx_http_wirehub_session_t *s,
-    json_t *msg, json_t *ref);
+    json_t *msg, json_t *ref, ngx_str_t *raw);
 static ngx_int_t ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s,
-    json_t *msg, json_t *ref);
+    json_t *msg, json_t *ref, ngx_str_t *raw);
 static ngx_int_t ngx_http_wirehub_event(ngx_http_wirehub_session_t *s,
     const char *type, size_t len, u_char *data, size_t size, json_t *ref);
+static ngx_int_t ngx_http_wirehub_client_open(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *data, size_t len);
+static void ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_echo_message(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *data, size_t len);
+
+
+const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_client_handlers = {
+    ngx_http_wirehub_client_open,
+    ngx_http_wirehub_client_message,
+    ngx_http_wirehub_client_closed
+};
+
+
+const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_echo_handlers = {
+    NULL,
+    ngx_http_wirehub_echo_message,
+    NULL
+};
 
 
 static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
@@ -46,15 +75,70 @@ static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
 };
 
 
-void
-ngx_http_wirehub_message(ngx_http_wirehub_session_t *s, u_char *data,
-    size_t len)
+/*
+ * Upgraded: with wirehubd, connection_status follows its SESSION_ACCEPT;
+ * without a link (wirehub_daemon off) the client is greeted at once.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_client_open(ngx_http_wirehub_session_t *s)
+{
+    if (s->main_conf->link) {
+        ngx_http_wirehub_session_open(s);
+        return NGX_OK;
+    }
+
+    return ngx_http_wirehub_send_connection_status(s, s->main_conf->nsessions);
+}
+
+
+static void
+ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s)
+{
+    ngx_http_wirehub_session_unsubscribe_all(s);
+    ngx_http_wirehub_session_gone(s, s->shutting_down ? "shutdown"
+                                                      : "closed");
+}
+
+
+static void
+ngx_http_wirehub_echo_message(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *data, size_t len)
+{
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_http_wirehub_session_frame(s, opcode, data, len);
+
+    if (frame == NULL) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                       "out of memory");
+        return;
+    }
+
+    (void) ngx_http_wirehub_send_frame(s, frame);
+    ngx_http_wirehub_frame_release(frame);
+}
+
+
+static void
+ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *data, size_t len)
 {
     size_t                               n;
     json_t                              *msg, *type, *ref;
     const char                          *name;
+    ngx_str_t                            raw;
     json_error_t                         err;
     ngx_http_wirehub_message_handler_t  *h;
+
+    if (opcode != NGX_HTTP_WIREHUB_OP_TEXT) {
+        (void) ngx_http_wirehub_send_client_error(s, "bad_request",
+                                        "binary messages are not supported",
+                                        NULL);
+        return;
+    }
+
+    ngx_http_wirehub_stat(s->main_conf, received, 1);
 
     msg = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES, &err);
 
@@ -89,10 +173,12 @@ ngx_http_wirehub_message(ngx_http_wirehub_session_t *s, u_char *data,
 
     name = json_string_value(type);
     n = json_string_length(type);
+    raw.data = data;
+    raw.len = len;
 
     for (h = ngx_http_wirehub_handlers; h->handler; h++) {
         if (h->type.len == n && ngx_strncmp(h->type.data, name, n) == 0) {
-            (void) h->handler(s, msg, ref);
+            (void) h->handler(s, msg, ref, &raw);
             json_decref(msg);
             return;
         }
@@ -160,94 +246,9 @@ ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
 }
 
 
-json_t *
-ngx_http_wirehub_timestamp(void)
-{
-    char  iso[WH_TIME_ISO_LEN + 1];
-
-    wh_time_iso(iso, wh_time_ms());
-
-    return json_string(iso);
-}
-
-
-ngx_int_t
-ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s, json_t *reply,
-    json_t *ref)
-{
-    ngx_int_t  rc;
-
-    if (reply == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ref && json_object_set(reply, "ref", ref) != 0) {
-        json_decref(reply);
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_wirehub_send_json(s, reply);
-    json_decref(reply);
-
-    return rc;
-}
-
-
-ngx_int_t
-ngx_http_wirehub_send_json(ngx_http_wirehub_session_t *s, json_t *msg)
-{
-    char       *text;
-    ngx_int_t   rc;
-
-    text = json_dumps(msg, JSON_COMPACT);
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_wirehub_send_text(s, (u_char *) text, ngx_strlen(text));
-    free(text);
-
-    return rc;
-}
-
-
-ngx_int_t
-ngx_http_wirehub_send_client_error(ngx_http_wirehub_session_t *s,
-    const char *code, const char *message, json_t *ref)
-{
-    return ngx_http_wirehub_reply(s,
-               json_pack("{s:s,s:s,s:s,s:o}", "type", "error", "code", code,
-                         "message", message,
-                         "timestamp", ngx_http_wirehub_timestamp()),
-               ref);
-}
-
-
-ngx_int_t
-ngx_http_wirehub_send_connection_status(ngx_http_wirehub_session_t *s,
-    ngx_uint_t active_clients)
-{
-    ngx_http_wirehub_identity_t  *id;
-
-    id = s->identity;
-
-    return ngx_http_wirehub_reply(s,
-               json_pack("{s:s,s:{s:s,s:s%,s:s%,s:s%,s:I},s:o}",
-                         "type", "connection_status",
-                         "data",
-                         "status", "connected",
-                         "client_id", id->client_id.data, id->client_id.len,
-                         "workspace", id->workspace.data, id->workspace.len,
-                         "session", s->session_id.data, s->session_id.len,
-                         "active_clients", (json_int_t) active_clients,
-                         "timestamp", ngx_http_wirehub_timestamp()),
-               NULL);
-}
-
-
 static ngx_int_t
 ngx_http_wirehub_ping(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
     return ngx_http_wirehub_reply(s,
                json_pack("{s:s,s:o}", "type", "pong",
@@ -258,7 +259,7 @@ ngx_http_wirehub_ping(ngx_http_wirehub_session_t *s, json_t *msg,
 
 static ngx_int_t
 ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
     u_char      *p;
     size_t       i, n;
@@ -337,13 +338,15 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
 
 static ngx_int_t
 ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
     char                         err[200];
     json_t                      *token;
     ngx_str_t                    message;
     const char                  *code;
     ngx_pool_t                  *pool;
+    ngx_http_wirehub_denial_t    denial;
+    ngx_http_wirehub_resource_t  res;
     ngx_http_wirehub_identity_t *id, *old;
 
     token = json_object_get(msg, "token");
@@ -380,20 +383,18 @@ ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s, json_t *msg,
 
     old = s->identity;
 
-    if (id->workspace.len != old->workspace.len
-        || ngx_strncmp(id->workspace.data, old->workspace.data,
-                       id->workspace.len) != 0
-        || id->client_id.len != old->client_id.len
-        || ngx_strncmp(id->client_id.data, old->client_id.data,
-                       id->client_id.len) != 0)
+    ngx_memzero(&res, sizeof(ngx_http_wirehub_resource_t));
+    res.workspace = old->workspace;
+    res.client_id = old->client_id;
+
+    if (ngx_http_wirehub_authorize(s->main_conf, id,
+                                   NGX_HTTP_WIREHUB_ACT_REFRESH, &res,
+                                   &denial, s->connection->log)
+        != NGX_OK)
     {
         ngx_destroy_pool(pool);
-        ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
-                      "wirehub: refresh for another client refused");
-
         return ngx_http_wirehub_send_client_error(s, "forbidden",
-                   "a refresh token must name the same workspace and "
-                   "client", ref);
+                                                  denial.message, ref);
     }
 
     s->expires = id->exp ? id->exp + s->main_conf->leeway : 0;

@@ -1,10 +1,20 @@
 
 /*
- * Wirehub: directives, configuration and variables.
+ * Wirehub: directives, configuration, and the start and end of a worker.
+ * The layers below are named in ngx_http_wirehub.h.
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_channels.h"
+#include "ngx_http_wirehub_content.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_link_handlers.h"
+#include "ngx_http_wirehub_log.h"
+#include "ngx_http_wirehub_presence.h"
+#include "ngx_http_wirehub_session.h"
 
 
 static ngx_int_t ngx_http_wirehub_init(ngx_conf_t *cf);
@@ -197,9 +207,17 @@ static ngx_int_t
 ngx_http_wirehub_init(ngx_conf_t *cf)
 {
     ngx_uint_t                     n;
+    ngx_http_handler_pt           *h, *handlers;
+    ngx_http_core_main_conf_t     *cmcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
-    ngx_http_handler_pt        *h, *handlers;
-    ngx_http_core_main_conf_t  *cmcf;
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
+
+    /* loaded but unused: nginx runs exactly as without the module */
+
+    if (!wmcf->locations) {
+        return NGX_OK;
+    }
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -233,10 +251,8 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
                 (n - 1) * sizeof(ngx_http_handler_pt));
     handlers[0] = ngx_http_wirehub_log_phase;
 
-    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
-
     if (wmcf->used) {
-        return ngx_http_wirehub_metrics_add_zone(cf, wmcf);
+        return ngx_http_wirehub_counters_add_zone(cf, wmcf);
     }
 
     return NGX_OK;
@@ -246,7 +262,13 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_wirehub_init_module(ngx_cycle_t *cycle)
 {
-    ngx_http_wirehub_log_init(cycle);
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wirehub_module);
+
+    if (wmcf && wmcf->locations) {
+        ngx_http_wirehub_log_init(cycle);
+    }
 
     return NGX_OK;
 }
@@ -532,8 +554,9 @@ ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_wirehub_loc_conf_t *wlcf = conf;
 
-    ngx_str_t                 *value;
-    ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t                     *value;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_wirehub_main_conf_t  *wmcf;
 
     if (wlcf->mode != NGX_HTTP_WIREHUB_MODE_NONE) {
         return "is duplicate";
@@ -554,7 +577,20 @@ ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_wirehub_websocket_handler;
+
+    switch (wlcf->mode) {
+    case NGX_HTTP_WIREHUB_MODE_API:
+        clcf->handler = ngx_http_wirehub_api_handler;
+        break;
+    case NGX_HTTP_WIREHUB_MODE_METRICS:
+        clcf->handler = ngx_http_wirehub_metrics_handler;
+        break;
+    default:
+        clcf->handler = ngx_http_wirehub_websocket_handler;
+    }
+
+    wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
+    wmcf->locations = 1;
 
     /*
      * The API answers an oversized body itself, in JSON (413 too_large,
@@ -699,16 +735,15 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
 
     /* one receive buffer for the worker: sessions keep no read buffer */
 
-    wmcf->recv_size = 65536;
+    wmcf->recv_size = NGX_HTTP_WIREHUB_RECV_SIZE;
     wmcf->recv_buf = ngx_alloc(wmcf->recv_size, cycle->log);
     if (wmcf->recv_buf == NULL) {
         return NGX_ERROR;
     }
 
     ngx_http_wirehub_channels_init(wmcf);
-    ngx_http_wirehub_commands_init(wmcf);
-    ngx_rbtree_init(&wmcf->session_ids, &wmcf->session_ids_sentinel,
-                    ngx_str_rbtree_insert_value);
+    ngx_http_wirehub_authz_init(wmcf);
+    ngx_http_wirehub_presence_init(wmcf);
 
     if (!wmcf->used) {
         return NGX_OK;
@@ -718,7 +753,8 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
         wmcf->counters->worker_pid[ngx_worker] = ngx_pid;
     }
 
-    return ngx_http_wirehub_link_init(cycle, wmcf);
+    return ngx_http_wirehub_link_init(cycle, wmcf,
+                                      &ngx_http_wirehub_link_handlers);
 }
 
 

@@ -7,7 +7,8 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_session.h"
+#include "ngx_http_wirehub_deflate.h"
 
 
 #define NGX_HTTP_WIREHUB_IOVS  64
@@ -109,7 +110,16 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     c = s->connection;
     wmcf = s->main_conf;
 
-    /* one message larger than the bound still goes out on an idle queue */
+    /*
+     * One message larger than the bound still goes out on an idle queue.
+     * Past the bound the session is closed with 1013 by its own timer
+     * handler, posted to run in this event-loop turn: the output never
+     * calls up into the session it serves.
+     */
+
+    if (s->slow && !s->close_sent) {
+        return NGX_DECLINED;
+    }
 
     if (s->out_bytes && s->out_bytes + frame->len > s->conf->send_limit
         && !s->close_sent)
@@ -117,8 +127,12 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "wirehub: slow consumer, %uz bytes queued",
                       s->out_bytes);
-        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
-                                       "slow consumer");
+        s->slow = 1;
+
+        if (!s->timer.posted) {
+            ngx_post_event(&s->timer, &ngx_posted_events);
+        }
+
         return NGX_DECLINED;
     }
 

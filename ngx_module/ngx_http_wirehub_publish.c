@@ -6,53 +6,28 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_channels.h"
+#include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_reply.h"
 #include "wh_channel.h"
+#include "wh_json.h"
 
 
-static ngx_uint_t ngx_http_wirehub_may_publish(
-    ngx_http_wirehub_identity_t *id, const char *name, size_t len);
 static void ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
 
 
-static ngx_uint_t
-ngx_http_wirehub_may_publish(ngx_http_wirehub_identity_t *id,
-    const char *name, size_t len)
-{
-    ngx_str_t   *pat;
-    ngx_uint_t   i;
-
-    /* system channels are written by wirehubd only */
-
-    if (wh_channel_is_system(name, len)) {
-        return 0;
-    }
-
-    if (id->publish == NULL) {
-        return id->role != NGX_HTTP_WIREHUB_ROLE_CLIENT;
-    }
-
-    pat = id->publish->elts;
-
-    for (i = 0; i < id->publish->nelts; i++) {
-        if (wh_pattern_match((char *) pat[i].data, pat[i].len, name, len)) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 ngx_int_t
 ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
-    json_t *ref)
+    json_t *ref, ngx_str_t *raw)
 {
-    char                        *body;
     json_t                      *name, *data, *event;
+    wh_str_t                     body;
     wh_link_msg_t                m;
     ngx_http_wirehub_pending_t  *p;
+    ngx_http_wirehub_denial_t    denial;
+    ngx_http_wirehub_resource_t  res;
 
     name = json_object_get(msg, "channel");
     data = json_object_get(msg, "data");
@@ -75,15 +50,22 @@ ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
                    ref);
     }
 
-    if (!ngx_http_wirehub_may_publish(s->identity, json_string_value(name),
-                                      json_string_length(name)))
+    ngx_memzero(&res, sizeof(ngx_http_wirehub_resource_t));
+    res.channel.data = (u_char *) json_string_value(name);
+    res.channel.len = json_string_length(name);
+
+    if (ngx_http_wirehub_authorize(s->main_conf, s->identity,
+                                   NGX_HTTP_WIREHUB_ACT_PUBLISH, &res,
+                                   &denial, s->connection->log)
+        != NGX_OK)
     {
-        return ngx_http_wirehub_channel_error(s, "forbidden",
-                   "the token does not allow publishing here", name, ref);
+        return ngx_http_wirehub_channel_error(s, denial.code, denial.message,
+                                              name, ref);
     }
 
-    body = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (body == NULL) {
+    /* the client's bytes, as the HTTP API keeps them: no re-encoding */
+
+    if (wh_json_member((char *) raw->data, raw->len, "data", &body) != 1) {
         return NGX_ERROR;
     }
 
@@ -95,14 +77,12 @@ ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
     m.channel.len = json_string_length(name);
     m.name.data = event ? json_string_value(event) : "message";
     m.name.len = event ? json_string_length(event) : sizeof("message") - 1;
-    m.body.data = body;
-    m.body.len = ngx_strlen(body);
+    m.body = body;
     m.client_id.data = (char *) s->identity->client_id.data;
     m.client_id.len = s->identity->client_id.len;
 
     p = ngx_http_wirehub_link_request(s->main_conf, &m,
                                       ngx_http_wirehub_published, s);
-    free(body);
 
     if (p == NULL) {
         return ngx_http_wirehub_channel_error(s, "unavailable",

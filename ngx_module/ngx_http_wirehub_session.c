@@ -8,11 +8,14 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_session.h"
 #include "ngx_http_wirehub_utf8.h"
+#include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_deflate.h"
+#include "ngx_http_wirehub_link.h"
 
 
-#define NGX_HTTP_WIREHUB_RECV_SIZE   65536
+/* reads per event before other connections get their turn */
 #define NGX_HTTP_WIREHUB_READ_TURNS  4
 
 
@@ -29,19 +32,20 @@ static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
 static ngx_uint_t ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s,
     ngx_uint_t code);
+static void ngx_http_wirehub_close(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_close_event(ngx_event_t *ev);
+static void ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s);
 
 
 /*
- * Called once the 101 response is out (or queued), from the content
- * handler: nothing here may finalize the request, so a failure is only
- * recorded and acted upon from the posted write event.
+ * The connection is the session's now: the parser, the timer, and the
+ * layer above is told (protocol v1 announces it to wirehubd).
  */
 
 void
 ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 {
     ngx_connection_t              *c;
-    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     c = s->connection;
@@ -78,57 +82,13 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     s->timer.handler = ngx_http_wirehub_timer_event;
     s->timer.data = s;
     s->timer.log = c->log;
-
-    /*
-     * Own the connection's events: nginx's request handler would tear the
-     * connection down on graceful shutdown, where a WebSocket is owed a
-     * close frame (1001) first.  c->idle makes nginx call us on shutdown.
-     */
-
-    s->http_read_handler = c->read->handler;
-    s->http_write_handler = c->write->handler;
-    c->read->handler = ngx_http_wirehub_attach_event;
-    c->write->handler = ngx_http_wirehub_attach_event;
-    c->idle = 1;
     s->upgraded = 1;
-
-    c->log->action = "serving WebSocket";
-
-    /*
-     * Messages are small and latency matters: Nagle with delayed ACKs
-     * would hold a second frame for 40 ms.
-     */
-
-    clcf = ngx_http_get_module_loc_conf(s->request, ngx_http_core_module);
-
-    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
-        s->failed = 1;
-        s->close_sent = 1;
-    }
-
-    if (c->read->timer_set) {
-        ngx_del_timer(c->read);
-    }
-
-    if (c->write->timer_set) {
-        ngx_del_timer(c->write);
-    }
 
     ngx_queue_init(&s->pending);
 
-    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET) {
-
-        if (wmcf->link) {
-            /* connection_status follows wirehubd's SESSION_ACCEPT */
-            ngx_http_wirehub_session_open(s);
-
-        } else if (ngx_http_wirehub_send_connection_status(s,
-                                                           wmcf->nsessions)
-                   != NGX_OK)
-        {
-            s->failed = 1;
-            s->close_sent = 1;
-        }
+    if (s->handlers->open && s->handlers->open(s) != NGX_OK) {
+        s->failed = 1;
+        s->close_sent = 1;
     }
 
     ngx_http_wirehub_arm_timer(s);
@@ -326,7 +286,6 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
     size_t                         len;
     ngx_int_t                      rc;
     ngx_http_wirehub_utf8_t        utf8;
-    ngx_http_wirehub_out_frame_t  *frame;
 
     if (s->close_sent) {
         s->msg_len = 0;
@@ -350,7 +309,8 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
                           : "invalid compressed message");
             ngx_http_wirehub_session_close(s,
                 rc == NGX_DECLINED ? NGX_HTTP_WIREHUB_CLOSE_TOO_BIG
-                : (rc == NGX_ABORT ? 1007 : NGX_HTTP_WIREHUB_CLOSE_INTERNAL),
+                : (rc == NGX_ABORT ? NGX_HTTP_WIREHUB_CLOSE_BAD_DATA
+                                   : NGX_HTTP_WIREHUB_CLOSE_INTERNAL),
                 rc == NGX_DECLINED ? "message too big"
                                    : "invalid compressed data");
             return;
@@ -368,30 +328,13 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
         {
             ngx_free(inflated);
             s->msg_len = 0;
-            ngx_http_wirehub_session_close(s, 1007, "invalid UTF-8");
+            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_BAD_DATA,
+                                           "invalid UTF-8");
             return;
         }
     }
 
-    if (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO) {
-        frame = ngx_http_wirehub_session_frame(s, ev->opcode, msg, len);
-        if (frame == NULL) {
-            ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
-                                           "out of memory");
-        } else {
-            (void) ngx_http_wirehub_send_frame(s, frame);
-            ngx_http_wirehub_frame_release(frame);
-        }
-
-    } else if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT) {
-        ngx_http_wirehub_stat(s->main_conf, received, 1);
-        ngx_http_wirehub_message(s, msg, len);
-
-    } else {
-        (void) ngx_http_wirehub_send_client_error(s, "bad_request",
-                                        "binary messages are not supported",
-                                        NULL);
-    }
+    s->handlers->message(s, ev->opcode, msg, len);
 
     if (inflated) {
         ngx_free(inflated);
@@ -413,7 +356,7 @@ static void
 ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_frame_event_t *ev)
 {
-    u_char  payload[125];
+    u_char  payload[NGX_HTTP_WIREHUB_CONTROL_MAX];
     size_t  len;
 
     switch (ev->opcode) {
@@ -483,7 +426,7 @@ ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s, ngx_uint_t code)
         return s->shutting_down ? NGX_HTTP_WIREHUB_CLOSED_SHUTDOWN
                                 : NGX_HTTP_WIREHUB_CLOSED_IDLE;
     case NGX_HTTP_WIREHUB_CLOSE_PROTOCOL:
-    case 1007:
+    case NGX_HTTP_WIREHUB_CLOSE_BAD_DATA:
     case NGX_HTTP_WIREHUB_CLOSE_POLICY:
         return NGX_HTTP_WIREHUB_CLOSED_PROTOCOL;
     case NGX_HTTP_WIREHUB_CLOSE_REVOKED:
@@ -505,7 +448,7 @@ void
 ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     ngx_uint_t code, const char *reason)
 {
-    u_char  payload[125];
+    u_char  payload[NGX_HTTP_WIREHUB_CONTROL_MAX];
     size_t  len;
 
     if (s->close_sent || s->closed) {
@@ -514,7 +457,7 @@ ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
 
     switch (code) {
     case NGX_HTTP_WIREHUB_CLOSE_PROTOCOL:
-    case 1007:
+    case NGX_HTTP_WIREHUB_CLOSE_BAD_DATA:
     case NGX_HTTP_WIREHUB_CLOSE_POLICY:
     case NGX_HTTP_WIREHUB_CLOSE_TOO_BIG:
     case NGX_HTTP_WIREHUB_CLOSE_INTERNAL:
@@ -608,6 +551,12 @@ ngx_http_wirehub_timer_event(ngx_event_t *ev)
 
     if (s->lingering) {
         ngx_http_wirehub_close(s);
+        return;
+    }
+
+    if (s->slow && !s->close_sent) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
+                                       "slow consumer");
         return;
     }
 
@@ -728,4 +677,171 @@ ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
     if (!s->close_sent) {
         ngx_http_wirehub_arm_timer(s);
     }
+}
+
+
+/*
+ * Closes the connection.  With linger, the write side is shut down first
+ * and input is drained for up to a second, so that the close frame is not
+ * lost to a reset when the client was still sending.  Before the session
+ * is detached from its request (a failure right after the handshake),
+ * nginx finalizes the request as usual.
+ */
+
+void
+ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    if (s->closed) {
+        return;
+    }
+
+    c = s->connection;
+
+    if (s->request) {
+        r = s->request;
+        s->closed = 1;
+
+        c->read->handler = s->http_read_handler;
+        c->write->handler = s->http_write_handler;
+        c->idle = 0;
+
+        r->read_event_handler = ngx_http_block_reading;
+        r->write_event_handler = ngx_http_request_empty_handler;
+        r->lingering_close = linger;
+
+        ngx_http_finalize_request(r, NGX_OK);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    if (linger && !c->error && c->ssl == NULL
+        && ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == 0)
+    {
+        s->lingering = 1;
+        s->close_deadline = ngx_current_msec
+                            + NGX_HTTP_WIREHUB_CLOSE_TIMEOUT;
+
+        if (s->timer.timer_set) {
+            ngx_del_timer(&s->timer);
+        }
+
+        ngx_add_timer(&s->timer, NGX_HTTP_WIREHUB_CLOSE_TIMEOUT);
+        ngx_http_wirehub_linger(s);
+        return;
+    }
+
+    ngx_http_wirehub_close(s);
+}
+
+
+static void
+ngx_http_wirehub_close(ngx_http_wirehub_session_t *s)
+{
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    ngx_http_wirehub_session_cleanup(s);
+    c->idle = 0;
+
+    /*
+     * The caller may still look at the session (a close frame in the
+     * middle of a read, a send failing in a feature): the connection, and
+     * the session in its pool, go from a posted event in this same turn.
+     */
+
+    c->read->handler = ngx_http_empty_handler;
+    c->write->handler = ngx_http_empty_handler;
+
+    s->timer.handler = ngx_http_wirehub_close_event;
+    ngx_post_event(&s->timer, &ngx_posted_events);
+}
+
+
+static void
+ngx_http_wirehub_close_event(ngx_event_t *ev)
+{
+    ngx_http_wirehub_session_t  *s;
+
+    s = ev->data;
+
+    ngx_http_close_connection(s->connection);
+}
+
+
+/* after a failure: read and drop until the client closes, or a second */
+
+static void
+ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
+    for ( ;; ) {
+        n = c->recv(c, s->main_conf->recv_buf, s->main_conf->recv_size);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+                ngx_http_wirehub_close(s);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_http_wirehub_close(s);
+            return;
+        }
+    }
+}
+
+
+void
+ngx_http_wirehub_session_cleanup(void *data)
+{
+    ngx_http_wirehub_session_t *s = data;
+
+    if (!s->upgraded || s->cleaned) {
+        return;
+    }
+
+    s->cleaned = 1;
+
+    if (s->timer.timer_set) {
+        ngx_del_timer(&s->timer);
+    }
+
+    if (s->timer.posted) {
+        ngx_delete_posted_event(&s->timer);
+    }
+
+    ngx_http_wirehub_drop_queue(s, 0);
+
+    while (!ngx_queue_empty(&s->pending)) {
+        ngx_http_wirehub_pending_cancel(
+            ngx_queue_data(ngx_queue_head(&s->pending),
+                           ngx_http_wirehub_pending_t, queue));
+    }
+
+    if (s->handlers->closed) {
+        s->handlers->closed(s);
+    }
+
+    if (s->msg) {
+        ngx_free(s->msg);
+        s->msg = NULL;
+    }
+
+    ngx_queue_remove(&s->queue);
+    s->main_conf->nsessions--;
+    s->closed = 1;
+
+    ngx_http_wirehub_stat(s->main_conf, connections, -1);
+    ngx_http_wirehub_stat(s->main_conf, worker_connections[ngx_worker], -1);
+    ngx_http_wirehub_stat(s->main_conf, closes[s->close_reason], 1);
 }

@@ -1,116 +1,69 @@
 
 /*
- * Wirehub: taking a connection over from nginx once its handshake is done,
- * and handing it back, or closing it, at the end.
+ * Wirehub: taking a connection over from nginx once its handshake is done.
+ * Until the 101 is out the connection still belongs to the request; then
+ * the request is freed and only the session remains.
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_session.h"
+#include "ngx_http_wirehub_auth.h"
 
 
+static void ngx_http_wirehub_attach_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_ctx_t *ctx);
 
 
 /*
- * Closes the connection.  With linger, the write side is shut down first
- * and input is drained for up to a second, so that the close frame is not
- * lost to a reset when the client was still sending.  Before the session
- * is detached from its request (a failure right after the handshake),
- * nginx finalizes the request as usual.
+ * Called once the 101 response is out (or queued), from the content
+ * handler: nothing here may finalize the request, so a failure is only
+ * recorded and acted upon from the posted write event.
  */
 
 void
-ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
+ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    if (s->closed) {
-        return;
-    }
+    ngx_connection_t          *c;
+    ngx_http_core_loc_conf_t  *clcf;
 
     c = s->connection;
 
-    if (s->request) {
-        r = s->request;
-        s->closed = 1;
+    /*
+     * Own the connection's events: nginx's request handler would tear the
+     * connection down on graceful shutdown, where a WebSocket is owed a
+     * close frame (1001) first.  c->idle makes nginx call us on shutdown.
+     */
 
-        c->read->handler = s->http_read_handler;
-        c->write->handler = s->http_write_handler;
-        c->idle = 0;
+    s->http_read_handler = c->read->handler;
+    s->http_write_handler = c->write->handler;
+    c->read->handler = ngx_http_wirehub_attach_event;
+    c->write->handler = ngx_http_wirehub_attach_event;
+    c->idle = 1;
 
-        r->read_event_handler = ngx_http_block_reading;
-        r->write_event_handler = ngx_http_request_empty_handler;
-        r->lingering_close = linger;
+    c->log->action = "serving WebSocket";
 
-        ngx_http_finalize_request(r, NGX_OK);
-        ngx_http_run_posted_requests(c);
-        return;
+    /*
+     * Messages are small and latency matters: Nagle with delayed ACKs
+     * would hold a second frame for 40 ms.
+     */
+
+    clcf = ngx_http_get_module_loc_conf(s->request, ngx_http_core_module);
+
+    if (clcf->tcp_nodelay && ngx_tcp_nodelay(c) != NGX_OK) {
+        s->failed = 1;
+        s->close_sent = 1;
     }
 
-    if (linger && !c->error && c->ssl == NULL
-        && ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == 0)
-    {
-        s->lingering = 1;
-        s->close_deadline = ngx_current_msec
-                            + NGX_HTTP_WIREHUB_CLOSE_TIMEOUT;
-
-        if (s->timer.timer_set) {
-            ngx_del_timer(&s->timer);
-        }
-
-        ngx_add_timer(&s->timer, NGX_HTTP_WIREHUB_CLOSE_TIMEOUT);
-        ngx_http_wirehub_linger(s);
-        return;
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
     }
 
-    ngx_http_wirehub_close(s);
-}
-
-
-void
-ngx_http_wirehub_close(ngx_http_wirehub_session_t *s)
-{
-    ngx_connection_t  *c;
-
-    c = s->connection;
-
-    /* the session lives in c->pool: its cleanup runs before the pool goes */
-
-    ngx_http_wirehub_session_cleanup(s);
-    c->idle = 0;
-
-    ngx_http_close_connection(c);
-}
-
-
-/* after a failure: read and drop until the client closes, or a second */
-
-void
-ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s)
-{
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = s->connection;
-
-    for ( ;; ) {
-        n = c->recv(c, s->main_conf->recv_buf, s->main_conf->recv_size);
-
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-                ngx_http_wirehub_close(s);
-            }
-
-            return;
-        }
-
-        if (n == NGX_ERROR || n == 0) {
-            ngx_http_wirehub_close(s);
-            return;
-        }
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
     }
+
+    ngx_http_wirehub_session_start(s);
 }
 
 
@@ -121,7 +74,7 @@ ngx_http_wirehub_linger(ngx_http_wirehub_session_t *s)
  * buffers.
  */
 
-void
+static void
 ngx_http_wirehub_attach_event(ngx_event_t *ev)
 {
     ngx_connection_t            *c;
@@ -234,48 +187,3 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     return s->closed ? NGX_ERROR : NGX_OK;
 }
 
-
-void
-ngx_http_wirehub_session_cleanup(void *data)
-{
-    ngx_http_wirehub_session_t *s = data;
-
-    if (!s->upgraded || s->cleaned) {
-        return;
-    }
-
-    s->cleaned = 1;
-
-    if (s->timer.timer_set) {
-        ngx_del_timer(&s->timer);
-    }
-
-    if (s->timer.posted) {
-        ngx_delete_posted_event(&s->timer);
-    }
-
-    ngx_http_wirehub_drop_queue(s, 0);
-
-    while (!ngx_queue_empty(&s->pending)) {
-        ngx_http_wirehub_pending_cancel(
-            ngx_queue_data(ngx_queue_head(&s->pending),
-                           ngx_http_wirehub_pending_t, queue));
-    }
-
-    ngx_http_wirehub_session_unsubscribe_all(s);
-    ngx_http_wirehub_session_gone(s, s->shutting_down ? "shutdown"
-                                                      : "closed");
-
-    if (s->msg) {
-        ngx_free(s->msg);
-        s->msg = NULL;
-    }
-
-    ngx_queue_remove(&s->queue);
-    s->main_conf->nsessions--;
-    s->closed = 1;
-
-    ngx_http_wirehub_stat(s->main_conf, connections, -1);
-    ngx_http_wirehub_stat(s->main_conf, worker_connections[ngx_worker], -1);
-    ngx_http_wirehub_stat(s->main_conf, closes[s->close_reason], 1);
-}

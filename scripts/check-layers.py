@@ -8,7 +8,12 @@ others, calls back into it.  Layers forbid that: calls go down, and
 notifications come up through tables of function pointers (which nm does not
 see as references, so they do not count).
 
-    scripts/check-layers.py [--show] OBJ...
+    scripts/check-layers.py [--show] [--ignore SYMBOL]... OBJ...
+
+--ignore drops references to one symbol.  The nginx module object
+(ngx_http_wirehub_module) is such a symbol: every file names it to find its
+configuration and context (ngx_http_get_module_*_conf), as every nginx
+module's files name theirs; it is data, never called.
 
 Exit status 1 and the cycles on stderr when any cycle exists.
 """
@@ -32,12 +37,12 @@ def name(obj):
     return os.path.splitext(os.path.basename(obj))[0]
 
 
-def graph(objs):
+def graph(objs, ignore):
     owner = {}
     uses = {}
     for obj in objs:
         defined, used = symbols(obj)
-        for sym in defined:
+        for sym in defined - ignore:
             owner[sym] = name(obj)
         uses[name(obj)] = used
     edges = {n: set() for n in uses}
@@ -94,12 +99,19 @@ def components(edges):
 
 
 def main(argv):
-    show = "--show" in argv
-    objs = [a for a in argv if not a.startswith("--")]
+    show, ignore, objs = False, set(), []
+    args = iter(argv)
+    for a in args:
+        if a == "--show":
+            show = True
+        elif a == "--ignore":
+            ignore.add(next(args))
+        else:
+            objs.append(a)
     if not objs:
         print(__doc__, file=sys.stderr)
         return 2
-    edges = graph(objs)
+    edges = graph(objs, ignore)
     if show:
         for n in sorted(edges):
             print(f"{n} -> {' '.join(sorted(edges[n]))}")

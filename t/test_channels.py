@@ -7,6 +7,7 @@ publish-to-delivery latency and fan-out rate (t/artifacts/metrics.json).
 """
 
 import asyncio
+import json
 import time
 from collections import Counter
 
@@ -363,6 +364,34 @@ async def publish_paced(port, token, channel, count, rate):
         ids.append(r["id"])
     await pub.close()
     return ids
+
+
+def test_websocket_publish_keeps_client_bytes(ngx):
+    """A WebSocket publish forwards "data" as the client wrote it, like
+    the HTTP API: no float re-encoding (0.1 stays 0.1), escapes and spaces
+    kept, and a 60 KiB message arrives about as large as it was sent."""
+    workspace = chan.unique("raw")
+    channel = "raw/x"
+    small = '{ "v": 0.1, "n": 1e2, "s": "\\u00e9\\n", "a": [ 1.50 ] }'
+    big = "[" + ",".join(["0.1"] * 15000) + "]"
+
+    async def scenario():
+        viewer = await Client.open(ngx.rport, tok("viewer", workspace))
+        await viewer.subscribe(channel)
+        author = await Client.open(ngx.rport, tok("author", workspace,
+                                                  publish=["raw/#"]))
+        for k, data in enumerate([small, big]):
+            text = ('{"type":"publish","channel":"%s","event":"m",'
+                    '"ref":"k%d","data":%s}' % (channel, k, data))
+            await author.ws.send(text)
+            reply = await author.recv()
+            assert (reply["type"], reply["ref"]) == ("published", "k%d" % k)
+            raw = await asyncio.wait_for(viewer.ws.recv(), 5)
+            assert '"data":' + data + "," in raw, raw[:300]
+            assert len(raw) < len(data) + 300, len(raw)
+            assert json.loads(raw)["data"] == json.loads(data)
+
+    run(scenario())
 
 
 def test_latency_publish_to_delivery(ngx):

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wh_json.h"
 #include "wh_link.h"
 
 
@@ -24,22 +25,8 @@ int wh_json_quote(wh_buf_t *out, const char *s, size_t len);
 /* 1 if s is one complete JSON value (any type) */
 int wh_json_valid(const char *s, size_t len);
 
-/* in a valid JSON object, the raw text of the top-level member key
- * (whitespace trimmed); 1 found, 0 not */
-int wh_json_member(const char *obj, size_t len, const char *key,
-    wh_str_t *value);
-
-/* iterates the members of a valid JSON object text (*pos starts at the
- * text, end is its end): 1 with the member's key as written, without
- * its quotes (escapes not decoded), and its value; 0 after the last */
-int wh_json_next_member(const char **pos, const char *end, wh_str_t *key,
-    wh_str_t *value);
-
 /* 1 if s is valid UTF-8 */
 int wh_utf8_valid(const char *s, size_t len);
-
-/* s without leading and trailing JSON whitespace */
-wh_str_t wh_json_trim(const char *s, size_t len);
 
 /* appends {"error":{"code":"..","message":".."}} */
 int wh_json_error(wh_buf_t *out, const char *code, const char *message);

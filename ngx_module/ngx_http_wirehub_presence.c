@@ -7,7 +7,9 @@
  */
 
 
-#include "ngx_http_wirehub_module.h"
+#include "ngx_http_wirehub_presence.h"
+#include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_reply.h"
 
 
 static ngx_int_t ngx_http_wirehub_session_send_open(
@@ -36,6 +38,14 @@ ngx_http_wirehub_session_send_open(ngx_http_wirehub_session_t *s)
     m.count = (uint32_t) s->conf->max_connections_per_client;
 
     return ngx_http_wirehub_link_send(s->main_conf, &m);
+}
+
+
+void
+ngx_http_wirehub_presence_init(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_rbtree_init(&wmcf->session_ids, &wmcf->session_ids_sentinel,
+                    ngx_str_rbtree_insert_value);
 }
 
 

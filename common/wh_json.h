@@ -1,0 +1,33 @@
+/*
+ * Wirehub: where a member's value lies in JSON text, so that what a client
+ * wrote is forwarded byte for byte (a full parser re-serializes: 0.1
+ * becomes 0.10000000000000001, and whitespace and escapes change).
+ *
+ * The text must be valid JSON, as a full parser checked it first; the scan
+ * only finds bounds.  Only libc is used: both sides may compile it.
+ */
+
+#ifndef WH_JSON_H
+#define WH_JSON_H
+
+#include <stddef.h>
+
+#include "wh_link.h"
+
+
+/* 1 and *value (the member's bytes) if the object in text has a member
+ * named key (an ASCII name, found also when the text escapes it), 0 if
+ * it has none or text is not an object */
+int wh_json_member(const char *text, size_t len, const char *key,
+    wh_str_t *value);
+
+/* iterates the members of an object text (*pos starts at the text, end is
+ * its end): 1 with the member's key as written, without its quotes
+ * (escapes not decoded), and its value; 0 after the last */
+int wh_json_next_member(const char **pos, const char *end, wh_str_t *key,
+    wh_str_t *value);
+
+/* s without leading and trailing JSON whitespace */
+wh_str_t wh_json_trim(const char *s, size_t len);
+
+#endif /* WH_JSON_H */

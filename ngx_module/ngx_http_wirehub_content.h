@@ -1,0 +1,26 @@
+
+/*
+ * Wirehub: the content handlers of the module's locations: the opening
+ * handshake (wirehub_websocket, wirehub_echo), the HTTP API (wirehub_api)
+ * and the metrics (wirehub_metrics).
+ */
+
+
+#ifndef _NGX_HTTP_WIREHUB_CONTENT_H_INCLUDED_
+#define _NGX_HTTP_WIREHUB_CONTENT_H_INCLUDED_
+
+
+#include "ngx_http_wirehub.h"
+
+
+/* ngx_http_wirehub_handshake.c */
+ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
+
+/* ngx_http_wirehub_api.c */
+ngx_int_t ngx_http_wirehub_api_handler(ngx_http_request_t *r);
+
+/* ngx_http_wirehub_metrics.c */
+ngx_int_t ngx_http_wirehub_metrics_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_WIREHUB_CONTENT_H_INCLUDED_ */

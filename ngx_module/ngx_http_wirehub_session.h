@@ -1,0 +1,144 @@
+
+/*
+ * Wirehub: the WebSocket connection as one unit.  It is taken over from
+ * nginx once the 101 is out (takeover), reads frames through the resumable
+ * parser and runs the closing handshake, pings and timeouts (session), and
+ * writes queues of shared, reference-counted frames (output).
+ *
+ * What a message means is not its business: it tells the layer above
+ * through the handlers table the handshake chose (protocol v1 or echo).
+ */
+
+
+#ifndef _NGX_HTTP_WIREHUB_SESSION_H_INCLUDED_
+#define _NGX_HTTP_WIREHUB_SESSION_H_INCLUDED_
+
+
+#include "ngx_http_wirehub.h"
+#include "ngx_http_wirehub_frame.h"
+
+
+/* how long a closing handshake may take before the socket is dropped */
+#define NGX_HTTP_WIREHUB_CLOSE_TIMEOUT    1000
+
+/* nginx reload or shutdown: close frames spread over this many ms */
+#define NGX_HTTP_WIREHUB_SHUTDOWN_SPREAD  3000
+
+/* the read buffer every session of a worker shares */
+#define NGX_HTTP_WIREHUB_RECV_SIZE        65536
+
+
+/* notifications from the connection to the layer above it */
+typedef struct {
+    /* upgraded: NGX_ERROR closes the connection */
+    ngx_int_t  (*open)(ngx_http_wirehub_session_t *s);
+
+    /* a complete message, inflated and (for text) valid UTF-8 */
+    void       (*message)(ngx_http_wirehub_session_t *s, unsigned opcode,
+                          u_char *data, size_t len);
+
+    /* the connection is going away: release what the session holds */
+    void       (*closed)(ngx_http_wirehub_session_t *s);
+} ngx_http_wirehub_session_handlers_t;
+
+
+/* one outgoing frame, shared by every connection it is queued on */
+typedef struct {
+    ngx_uint_t                       refs;
+    size_t                           len;
+    u_char                           data[1];
+} ngx_http_wirehub_out_frame_t;
+
+
+struct ngx_http_wirehub_out_s {
+    ngx_http_wirehub_out_t          *next;
+    ngx_http_wirehub_out_frame_t    *frame;
+    size_t                           sent;
+};
+
+
+struct ngx_http_wirehub_session_s {
+    ngx_http_request_t              *request;
+    ngx_connection_t                *connection;
+    ngx_http_wirehub_loc_conf_t     *conf;
+    ngx_http_wirehub_identity_t     *identity;   /* NULL for echo */
+    const ngx_http_wirehub_session_handlers_t  *handlers;
+
+    ngx_str_node_t                   id_node;    /* main conf session_ids */
+    ngx_str_t                        session_id;
+    ngx_str_t                        client_name;
+    ngx_http_wirehub_sub_t          *subs;
+    ngx_uint_t                       nsubs;
+    ngx_queue_t                      pending;
+    ngx_str_t                        client_type;
+
+    ngx_queue_t                      queue;      /* main conf sessions */
+
+    ngx_http_wirehub_frame_parser_t  parser;
+
+    u_char                          *msg;        /* message reassembly */
+    size_t                           msg_len;
+    size_t                           msg_cap;
+
+    ngx_http_wirehub_out_t          *out;
+    ngx_http_wirehub_out_t         **out_last;
+    size_t                           out_bytes;
+
+    ngx_event_t                      timer;
+    ngx_event_handler_pt             http_read_handler;
+    ngx_event_handler_pt             http_write_handler;
+    ngx_http_wirehub_main_conf_t    *main_conf;
+    ngx_msec_t                       last_rx;
+    ngx_msec_t                       shutdown_at;
+    ngx_msec_t                       last_ping;
+    ngx_msec_t                       close_deadline;
+    time_t                           expires;    /* exp + leeway, or 0 */
+    ngx_uint_t                       close_reason;
+
+    unsigned                         upgraded:1;
+    unsigned                         close_sent:1;
+    unsigned                         close_received:1;
+    unsigned                         failed:1;
+    unsigned                         shutting_down:1;
+    unsigned                         closed:1;
+    unsigned                         accepted:1;  /* by wirehubd */
+    unsigned                         lingering:1;
+    unsigned                         cleaned:1;
+    unsigned                         deflate:1;   /* permessage-deflate */
+    unsigned                         opened:1;    /* SESSION_OPEN sent */
+    unsigned                         slow:1;      /* past send_limit */
+};
+
+
+/* ngx_http_wirehub_takeover.c */
+void ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s);
+
+/* ngx_http_wirehub_session.c */
+void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_read_event(ngx_event_t *rev);
+void ngx_http_wirehub_write_event(ngx_event_t *wev);
+ngx_int_t ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s,
+    u_char *buf, size_t len);
+void ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
+    ngx_uint_t code, const char *reason);
+void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
+    ngx_uint_t linger);
+void ngx_http_wirehub_session_cleanup(void *data);
+
+/* ngx_http_wirehub_output.c */
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_frame_create(
+    ngx_log_t *log, unsigned opcode, u_char *payload, size_t len);
+void ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame);
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_session_frame(
+    ngx_http_wirehub_session_t *s, unsigned opcode, u_char *payload,
+    size_t len);
+ngx_int_t ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *frame);
+ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
+    u_char *data, size_t len);
+ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
+    ngx_uint_t keep_partial);
+
+
+#endif /* _NGX_HTTP_WIREHUB_SESSION_H_INCLUDED_ */

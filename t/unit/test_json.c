@@ -1,0 +1,155 @@
+/*
+ * wh_json_member: the exact bytes of a member's value, for every kind of
+ * value, escaped names, look-alikes inside strings and nested objects,
+ * and what jansson (the full parser) makes of the same text.
+ */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "wh_json.h"
+
+
+static void
+expect_member(const char *text, const char *key, const char *want)
+{
+    int       rc;
+    wh_str_t  v;
+
+    rc = wh_json_member(text, strlen(text), key, &v);
+
+    if (want == NULL) {
+        assert_int_equal(rc, 0);
+        return;
+    }
+
+    assert_int_equal(rc, 1);
+    assert_int_equal(v.len, strlen(want));
+    assert_memory_equal(v.data, want, v.len);
+}
+
+
+static void
+test_kinds_of_values(void **state)
+{
+    (void) state;
+
+    expect_member("{\"data\":0.1}", "data", "0.1");
+    expect_member("{\"data\":1e400}", "data", "1e400");
+    expect_member("{\"data\":-0}", "data", "-0");
+    expect_member("{\"data\":true}", "data", "true");
+    expect_member("{\"data\":null}", "data", "null");
+    expect_member("{\"data\":\"a\\\"b}\"}", "data", "\"a\\\"b}\"");
+    expect_member("{\"data\":[1,[2,{\"x\":\"]\"}]]}", "data",
+                  "[1,[2,{\"x\":\"]\"}]]");
+    expect_member("{\"data\":{\"v\":0.10, \"w\" : [ ] }}", "data",
+                  "{\"v\":0.10, \"w\" : [ ] }");
+}
+
+
+static void
+test_where_it_is(void **state)
+{
+    (void) state;
+
+    expect_member(" {\n\t\"type\" : \"publish\" ,\r\n \"data\" :\n 42 \n} ",
+                  "data", "42");
+    expect_member("{\"type\":\"data\",\"x\":{\"data\":1},\"data\":2}", "data",
+                  "2");
+    expect_member("{\"d\\\"ata\":1,\"data\":3}", "data", "3");
+    expect_member("{\"type\":\"publish\"}", "data", NULL);
+    expect_member("{}", "data", NULL);
+    expect_member("{\"dat\":1,\"datas\":2}", "data", NULL);
+}
+
+
+static void
+test_escaped_names(void **state)
+{
+    (void) state;
+
+    expect_member("{\"d\\u0061ta\":5}", "data", "5");
+    expect_member("{\"\\u0064\\u0041ta\":5}", "data", NULL);
+    expect_member("{\"d\\u0061t\":5}", "data", NULL);
+    expect_member("{\"da\\nta\":5}", "data", NULL);
+    expect_member("{\"da\\nta\":5}", "da\nta", "5");
+    expect_member("{\"a\\/b\":6}", "a/b", "6");
+}
+
+
+static void
+test_not_objects(void **state)
+{
+    wh_str_t  v;
+
+    (void) state;
+
+    assert_int_equal(wh_json_member("[1]", 3, "data", &v), 0);
+    assert_int_equal(wh_json_member("", 0, "data", &v), 0);
+    assert_int_equal(wh_json_member("  ", 2, "data", &v), 0);
+    assert_int_equal(wh_json_member("{\"data\"", 7, "data", &v), 0);
+    assert_int_equal(wh_json_member("{\"data\":[1,2", 12, "data", &v), 0);
+    assert_int_equal(wh_json_member("{\"a\":1 \"b\":2}", 14, "b", &v), 0);
+}
+
+
+/* what the scan finds, parsed, equals what jansson finds */
+static void
+test_agrees_with_jansson(void **state)
+{
+    size_t       i;
+    json_t      *obj, *want, *got;
+    wh_str_t     v;
+    const char  *key;
+    json_t      *value;
+
+    static const char  *texts[] = {
+        "{\"data\":{\"sensor_id\":\"V1\",\"moisture\":45.2},\"type\":\"x\"}",
+        "{\"a\":[],\"b\":{},\"c\":\"\\u00e9\\ud83d\\ude00\",\"d\":1.5e-3}",
+        "{\"k\\u0031\":[{\"k1\":2}],\"k2\":\"}{][\\\\\"}",
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        obj = json_loads(texts[i], JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(obj);
+
+        json_object_foreach(obj, key, value) {
+            if (strchr(key, '\\') || (unsigned char) key[0] >= 0x80) {
+                continue;
+            }
+
+            assert_int_equal(wh_json_member(texts[i], strlen(texts[i]), key,
+                                            &v), 1);
+            got = json_loadb(v.data, v.len, JSON_DECODE_ANY, NULL);
+            want = value;
+            assert_non_null(got);
+            assert_true(json_equal(got, want));
+            json_decref(got);
+        }
+
+        json_decref(obj);
+    }
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_kinds_of_values),
+        cmocka_unit_test(test_where_it_is),
+        cmocka_unit_test(test_escaped_names),
+        cmocka_unit_test(test_not_objects),
+        cmocka_unit_test(test_agrees_with_jansson),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
