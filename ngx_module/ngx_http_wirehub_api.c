@@ -33,6 +33,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_wirehub_healthz(ngx_http_request_t *r);
+static void ngx_http_wirehub_api_path(ngx_http_request_t *r,
+    ngx_str_t *path);
 static void ngx_http_wirehub_api_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -51,7 +53,7 @@ ngx_int_t
 ngx_http_wirehub_api_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
-    ngx_str_t                      message;
+    ngx_str_t                      message, path;
     ngx_uint_t                     status;
     const char                    *code;
     ngx_table_elt_t               *found;
@@ -68,8 +70,12 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (r->uri.len >= 8
-        && ngx_strncmp(r->uri.data + r->uri.len - 8, "/healthz", 8) == 0)
+    ngx_http_wirehub_api_path(r, &path);
+
+    /* about the link itself: answered here, without a token */
+
+    if (path.len == sizeof("/healthz") - 1
+        && ngx_strncmp(path.data, "/healthz", path.len) == 0)
     {
         return ngx_http_wirehub_healthz(r);
     }
@@ -149,14 +155,40 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
 }
 
 
+/* the path below the location: "/api/channels/x" -> "/channels/x" */
+
+static void
+ngx_http_wirehub_api_path(ngx_http_request_t *r, ngx_str_t *path)
+{
+    size_t                     n;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    *path = r->uri;
+
+    if (clcf->name.len > 1 && !clcf->exact_match) {
+        n = clcf->name.len;
+
+        if (clcf->name.data[n - 1] == '/') {
+            n--;
+        }
+
+        if (path->len >= n
+            && ngx_strncmp(path->data, clcf->name.data, n) == 0)
+        {
+            path->data += n;
+            path->len -= n;
+        }
+    }
+}
+
+
 static void
 ngx_http_wirehub_api_body(ngx_http_request_t *r)
 {
-    size_t                         n;
     ngx_str_t                      body, path, message;
     wh_link_msg_t                  m;
     ngx_http_wirehub_ctx_t        *ctx;
-    ngx_http_core_loc_conf_t      *clcf;
     ngx_http_wirehub_api_call_t   *call;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -173,24 +205,7 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
         return;
     }
 
-    /* the path below the location: "/api/channels/x" -> "/channels/x" */
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-    path = r->uri;
-
-    if (clcf->name.len > 1 && !clcf->exact_match) {
-        n = clcf->name.len;
-
-        if (clcf->name.data[n - 1] == '/') {
-            n--;
-        }
-
-        if (path.len >= n && ngx_strncmp(path.data, clcf->name.data, n) == 0)
-        {
-            path.data += n;
-            path.len -= n;
-        }
-    }
+    ngx_http_wirehub_api_path(r, &path);
 
     ngx_memzero(&m, sizeof(wh_link_msg_t));
     m.type = WH_LINK_REQUEST;

@@ -302,6 +302,21 @@ def test_healthz(ngx):
     assert json.loads(body) == {"status": "ok", "link": "up"}
 
 
+def test_healthz_is_only_the_health_path(api):
+    """Only the location's own /healthz is the health check: a client
+    named "healthz" is an API object like any other (token required)."""
+    resp = chan.Api(api.port, None).request("GET", "/api/clients/healthz")
+    assert resp.status == 401, resp
+    resp = api.request("GET", "/api/clients/healthz")
+    assert resp.status == 404, resp
+    assert resp.json()["error"]["code"] == "not_found", resp
+    resp = api.request("POST", "/api/clients",
+                       {"id": "healthz", "name": "h", "client_type": "gw"})
+    assert resp.status == 201, resp
+    resp = api.request("GET", "/api/clients/healthz")
+    assert (resp.status, resp.json()["id"]) == (200, "healthz"), resp
+
+
 def test_logs_clean(ngx, ngx_ttl, daemon, ttl_daemon):
     for n in (ngx, ngx_ttl):
         n.assert_clean_log()
