@@ -507,3 +507,87 @@ wh_buf_append(wh_buf_t *b, const void *p, size_t n)
 
     return 0;
 }
+
+
+void
+wh_link_hello(wh_link_msg_t *m, uint32_t pid, wh_str_t name)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_HELLO;
+    m->status = WH_LINK_VERSION;
+    m->count = pid;
+    m->name = name;
+}
+
+
+void
+wh_link_subscribe(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint32_t subscribers, uint64_t since_id, wh_str_t since_epoch)
+{
+    wh_link_count(m, workspace, channel, subscribers);
+    m->type = WH_LINK_SUBSCRIBE;
+
+    if (since_epoch.len) {
+        m->flag = 1;
+        m->id = since_id;
+        m->epoch = since_epoch;
+    }
+}
+
+
+void
+wh_link_count(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint32_t subscribers)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_COUNT;
+    m->workspace = workspace;
+    m->channel = channel;
+    m->count = subscribers;
+}
+
+
+void
+wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint64_t after_id, uint64_t up_to, wh_str_t epoch)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_REPLAY;
+    m->workspace = workspace;
+    m->channel = channel;
+    m->id = after_id;
+    m->id2 = up_to;
+    m->epoch = epoch;
+}
+
+
+void
+wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,
+    wh_str_t method, wh_str_t path, wh_str_t query, wh_str_t body)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_REQUEST;
+    m->flag = role;
+    m->workspace = workspace;
+    m->name = method;
+    m->path = path;
+    m->query = query;
+    m->body = body;
+}
+
+
+void
+wh_link_session_open(wh_link_msg_t *m, wh_str_t session, wh_str_t workspace,
+    wh_str_t client_id, wh_str_t client_type, wh_str_t name, uint64_t iat,
+    uint32_t max_per_client)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_SESSION_OPEN;
+    m->session = session;
+    m->workspace = workspace;
+    m->client_id = client_id;
+    m->client_type = client_type;
+    m->name = name;
+    m->id2 = iat;
+    m->count = max_per_client;
+}

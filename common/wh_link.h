@@ -99,6 +99,35 @@ int wh_link_decode(const unsigned char *frame, size_t frame_len,
 /* the name of a message type ("HELLO", ...), "unknown" if none */
 const char *wh_link_type_name(uint8_t type);
 
+/*
+ * Per-type builders.  The numeric fields of wh_link_msg_t mean different
+ * things in different types (flag, status, count, id, id2: see
+ * worker/LINK.md); these set them by name, from an empty message, for the
+ * types whose numbers are not self-evident.
+ */
+
+void wh_link_hello(wh_link_msg_t *m, uint32_t pid, wh_str_t name);
+
+/* SUBSCRIBE, resuming after since_id when since_epoch is not empty */
+void wh_link_subscribe(wh_link_msg_t *m, wh_str_t workspace,
+    wh_str_t channel, uint32_t subscribers, uint64_t since_id,
+    wh_str_t since_epoch);
+
+void wh_link_count(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint32_t subscribers);
+
+/* REPLAY of the ids after after_id up to up_to (both of epoch) */
+void wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint64_t after_id, uint64_t up_to, wh_str_t epoch);
+
+/* REQUEST: an HTTP API call, role one of WH_LINK_ROLE_* */
+void wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,
+    wh_str_t method, wh_str_t path, wh_str_t query, wh_str_t body);
+
+void wh_link_session_open(wh_link_msg_t *m, wh_str_t session,
+    wh_str_t workspace, wh_str_t client_id, wh_str_t client_type,
+    wh_str_t name, uint64_t iat, uint32_t max_per_client);
+
 void wh_buf_free(wh_buf_t *b);
 /* ensures room for n more bytes: 0, or -1 on ENOMEM */
 int wh_buf_reserve(wh_buf_t *b, size_t n);

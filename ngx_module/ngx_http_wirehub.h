@@ -141,4 +141,20 @@ typedef struct {
 extern ngx_module_t  ngx_http_wirehub_module;
 
 
+/* bytes for the link codec, which knows no nginx types */
+static ngx_inline wh_str_t
+ngx_http_wirehub_wh_str(u_char *data, size_t len)
+{
+    wh_str_t  s;
+
+    s.data = (const char *) data;
+    s.len = len;
+
+    return s;
+}
+
+#define ngx_http_wirehub_wh_ngx_str(str)                                     \
+    ngx_http_wirehub_wh_str((str)->data, (str)->len)
+
+
 #endif /* _NGX_HTTP_WIREHUB_H_INCLUDED_ */

@@ -207,28 +207,24 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
 
     ngx_http_wirehub_api_path(r, &path);
 
-    ngx_memzero(&m, sizeof(wh_link_msg_t));
-    m.type = WH_LINK_REQUEST;
-    m.flag = (uint8_t) call->role;
-    m.workspace.data = (char *) call->workspace.data;
-    m.workspace.len = call->workspace.len;
-    m.name.data = (char *) r->method_name.data;
-    m.name.len = r->method_name.len;
-    m.path.data = path.len ? (char *) path.data : "/";
-    m.path.len = path.len ? path.len : 1;
-    m.query.data = (char *) r->args.data;
-    m.query.len = r->args.len;
-    m.body.data = (char *) body.data;
-    m.body.len = body.len;
+    if (path.len == 0) {
+        ngx_str_set(&path, "/");
+    }
+
+    wh_link_request(&m, (uint8_t) call->role,
+                    ngx_http_wirehub_wh_ngx_str(&call->workspace),
+                    ngx_http_wirehub_wh_ngx_str(&r->method_name),
+                    ngx_http_wirehub_wh_ngx_str(&path),
+                    ngx_http_wirehub_wh_ngx_str(&r->args),
+                    ngx_http_wirehub_wh_ngx_str(&body));
 
     call->registers = (r->method == NGX_HTTP_POST
-                       && m.path.len == sizeof("/clients") - 1
-                       && ngx_strncmp(m.path.data, "/clients", m.path.len)
-                          == 0);
+                       && path.len == sizeof("/clients") - 1
+                       && ngx_strncmp(path.data, "/clients", path.len) == 0);
 
     call->stats = (r->method == NGX_HTTP_GET
-                   && m.path.len == sizeof("/stats") - 1
-                   && ngx_strncmp(m.path.data, "/stats", m.path.len) == 0);
+                   && path.len == sizeof("/stats") - 1
+                   && ngx_strncmp(path.data, "/stats", path.len) == 0);
 
     call->pending = ngx_http_wirehub_link_request(wmcf, &m,
                                                   ngx_http_wirehub_api_reply,

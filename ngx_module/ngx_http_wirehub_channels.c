@@ -134,20 +134,16 @@ ngx_http_wirehub_channel_send(ngx_http_wirehub_main_conf_t *wmcf,
 {
     wh_link_msg_t  m;
 
-    ngx_memzero(&m, sizeof(wh_link_msg_t));
+    if (type == WH_LINK_SUBSCRIBE) {
+        wh_link_subscribe(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
+                          ngx_http_wirehub_wh_ngx_str(&ch->name),
+                          (uint32_t) ch->nsubs, ch->last_id,
+                          ngx_http_wirehub_wh_str(ch->epoch, ch->epoch_len));
 
-    m.type = type;
-    m.workspace.data = (char *) ch->workspace.data;
-    m.workspace.len = ch->workspace.len;
-    m.channel.data = (char *) ch->name.data;
-    m.channel.len = ch->name.len;
-    m.count = (uint32_t) ch->nsubs;
-
-    if (type == WH_LINK_SUBSCRIBE && ch->epoch_len) {
-        m.flag = 1;
-        m.id = ch->last_id;
-        m.epoch.data = (char *) ch->epoch;
-        m.epoch.len = ch->epoch_len;
+    } else {
+        wh_link_count(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
+                      ngx_http_wirehub_wh_ngx_str(&ch->name),
+                      (uint32_t) ch->nsubs);
     }
 
     return ngx_http_wirehub_link_send(wmcf, &m);
@@ -356,16 +352,10 @@ ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
         return;
     }
 
-    ngx_memzero(&m, sizeof(wh_link_msg_t));
-    m.type = WH_LINK_REPLAY;
-    m.workspace.data = (char *) ch->workspace.data;
-    m.workspace.len = ch->workspace.len;
-    m.channel.data = (char *) ch->name.data;
-    m.channel.len = ch->name.len;
-    m.id = sub->since;
-    m.id2 = ch->last_id;
-    m.epoch.data = (char *) ch->epoch;
-    m.epoch.len = ch->epoch_len;
+    wh_link_replay(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
+                   ngx_http_wirehub_wh_ngx_str(&ch->name), sub->since,
+                   ch->last_id,
+                   ngx_http_wirehub_wh_str(ch->epoch, ch->epoch_len));
 
     sub->up_to = ch->last_id;
     sub->replay = ngx_http_wirehub_link_request(s->main_conf, &m,
@@ -390,7 +380,7 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 
     if (m && m->type == WH_LINK_REPLAY_ITEM) {
         frame = ngx_http_wirehub_session_frame(sub->session,
-                                               NGX_HTTP_WIREHUB_OP_TEXT,
+                                               WH_WS_OP_TEXT,
                                                (u_char *) m->body.data,
                                                m->body.len);
         if (frame) {
@@ -650,7 +640,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     ch->last_id = m->id;
 
     frame = ngx_http_wirehub_frame_create(ngx_cycle->log,
-                                          NGX_HTTP_WIREHUB_OP_TEXT,
+                                          WH_WS_OP_TEXT,
                                           (u_char *) m->body.data,
                                           m->body.len);
     if (frame == NULL) {
@@ -674,7 +664,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
             /* no context takeover: one compressed frame serves them all */
             if (cframe == NULL) {
                 cframe = ngx_http_wirehub_deflate_frame(wmcf, ngx_cycle->log,
-                                                 NGX_HTTP_WIREHUB_OP_TEXT,
+                                                 WH_WS_OP_TEXT,
                                                  (u_char *) m->body.data,
                                                  m->body.len);
             }

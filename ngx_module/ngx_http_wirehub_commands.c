@@ -205,7 +205,7 @@ ngx_http_wirehub_broadcast(ngx_http_wirehub_main_conf_t *wmcf,
 
         if (frame == NULL) {
             frame = ngx_http_wirehub_frame_create(ngx_cycle->log,
-                                                  NGX_HTTP_WIREHUB_OP_TEXT,
+                                                  WH_WS_OP_TEXT,
                                                   (u_char *) m->body.data,
                                                   m->body.len);
             if (frame == NULL) {

@@ -10,7 +10,7 @@
 
 
 #include "ngx_http_wirehub_deflate.h"
-#include "ngx_http_wirehub_utf8.h"
+#include "wh_utf8.h"
 #include <zlib.h>
 
 
@@ -421,7 +421,7 @@ ngx_http_wirehub_deflate_frame(ngx_http_wirehub_main_conf_t *wmcf,
         n -= 4;
     }
 
-    hlen = ngx_http_wirehub_frame_header(frame->data, opcode, 1, 1, n);
+    hlen = wh_frame_header(frame->data, opcode, 1, 1, n);
     ngx_memmove(frame->data + hlen, data, n);
 
     frame->refs = 1;

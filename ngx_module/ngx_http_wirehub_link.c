@@ -223,12 +223,9 @@ ngx_http_wirehub_link_connect(ngx_http_wirehub_link_t *link)
         return;
     }
 
-    ngx_memzero(&hello, sizeof(wh_link_msg_t));
-    hello.type = WH_LINK_HELLO;
-    hello.status = WH_LINK_VERSION;
-    hello.count = (uint32_t) ngx_pid;
-    hello.name.data = (char *) name;
-    hello.name.len = ngx_sprintf(name, "nginx/%P", ngx_pid) - name;
+    wh_link_hello(&hello, (uint32_t) ngx_pid,
+                  ngx_http_wirehub_wh_str(name,
+                      ngx_sprintf(name, "nginx/%P", ngx_pid) - name));
 
     if (ngx_http_wirehub_link_write(link, &hello) != NGX_OK) {
         ngx_http_wirehub_link_lost(link, "cannot send HELLO");

@@ -131,7 +131,7 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     json_error_t                         err;
     ngx_http_wirehub_message_handler_t  *h;
 
-    if (opcode != NGX_HTTP_WIREHUB_OP_TEXT) {
+    if (opcode != WH_WS_OP_TEXT) {
         (void) ngx_http_wirehub_send_client_error(s, "bad_request",
                                         "binary messages are not supported",
                                         NULL);

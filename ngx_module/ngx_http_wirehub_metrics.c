@@ -34,6 +34,7 @@ ngx_int_t
 ngx_http_wirehub_metrics_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
+    ngx_str_t                      method, path, none;
     wh_link_msg_t                  m;
     ngx_http_cleanup_t            *cln;
     ngx_http_wirehub_ctx_t        *ctx;
@@ -55,13 +56,16 @@ ngx_http_wirehub_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memzero(&m, sizeof(wh_link_msg_t));
-    m.type = WH_LINK_REQUEST;
-    m.flag = WH_LINK_ROLE_ADMIN;
-    m.name.data = "GET";
-    m.name.len = 3;
-    m.path.data = "/metrics";
-    m.path.len = sizeof("/metrics") - 1;
+    ngx_str_set(&method, "GET");
+    ngx_str_set(&path, "/metrics");
+    ngx_str_null(&none);
+
+    wh_link_request(&m, WH_LINK_ROLE_ADMIN,
+                    ngx_http_wirehub_wh_ngx_str(&none),
+                    ngx_http_wirehub_wh_ngx_str(&method),
+                    ngx_http_wirehub_wh_ngx_str(&path),
+                    ngx_http_wirehub_wh_ngx_str(&none),
+                    ngx_http_wirehub_wh_ngx_str(&none));
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {

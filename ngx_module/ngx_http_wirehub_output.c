@@ -27,7 +27,7 @@ ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
         return NULL;
     }
 
-    hlen = ngx_http_wirehub_frame_header(frame->data, opcode, 1, 0, len);
+    hlen = wh_frame_header(frame->data, opcode, 1, 0, len);
 
     if (len) {
         ngx_memcpy(frame->data + hlen, payload, len);
@@ -76,7 +76,7 @@ ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s, u_char *data,
     ngx_int_t                      rc;
     ngx_http_wirehub_out_frame_t  *frame;
 
-    frame = ngx_http_wirehub_session_frame(s, NGX_HTTP_WIREHUB_OP_TEXT, data,
+    frame = ngx_http_wirehub_session_frame(s, WH_WS_OP_TEXT, data,
                                            len);
     if (frame == NULL) {
         return NGX_ERROR;

@@ -21,21 +21,13 @@ ngx_http_wirehub_session_send_open(ngx_http_wirehub_session_t *s)
 {
     wh_link_msg_t  m;
 
-    ngx_memzero(&m, sizeof(wh_link_msg_t));
-
-    m.type = WH_LINK_SESSION_OPEN;
-    m.session.data = (char *) s->session_id.data;
-    m.session.len = s->session_id.len;
-    m.workspace.data = (char *) s->identity->workspace.data;
-    m.workspace.len = s->identity->workspace.len;
-    m.client_id.data = (char *) s->identity->client_id.data;
-    m.client_id.len = s->identity->client_id.len;
-    m.client_type.data = (char *) s->client_type.data;
-    m.client_type.len = s->client_type.len;
-    m.name.data = (char *) s->client_name.data;
-    m.name.len = s->client_name.len;
-    m.id2 = (uint64_t) s->identity->iat;
-    m.count = (uint32_t) s->conf->max_connections_per_client;
+    wh_link_session_open(&m, ngx_http_wirehub_wh_ngx_str(&s->session_id),
+                   ngx_http_wirehub_wh_ngx_str(&s->identity->workspace),
+                   ngx_http_wirehub_wh_ngx_str(&s->identity->client_id),
+                   ngx_http_wirehub_wh_ngx_str(&s->client_type),
+                   ngx_http_wirehub_wh_ngx_str(&s->client_name),
+                   (uint64_t) s->identity->iat,
+                   (uint32_t) s->conf->max_connections_per_client);
 
     return ngx_http_wirehub_link_send(s->main_conf, &m);
 }

@@ -9,7 +9,7 @@
 
 
 #include "ngx_http_wirehub_session.h"
-#include "ngx_http_wirehub_utf8.h"
+#include "wh_utf8.h"
 #include "ngx_http_wirehub_counters.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_link.h"
@@ -22,11 +22,11 @@
 static void ngx_http_wirehub_timer_event(ngx_event_t *ev);
 static void ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s);
 static ngx_int_t ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev);
+    wh_frame_event_t *ev);
 static void ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev);
+    wh_frame_event_t *ev);
 static void ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev);
+    wh_frame_event_t *ev);
 static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *payload, size_t len);
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
@@ -70,7 +70,7 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
          */
         s->parser.max_message_size += s->conf->max_message_size / 256 + 64;
     }
-    ngx_http_wirehub_frame_parser_init(&s->parser);
+    wh_frame_parser_init(&s->parser);
 
     s->last_rx = ngx_current_msec;
     s->last_ping = ngx_current_msec;
@@ -173,8 +173,8 @@ ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
     size_t len)
 {
     size_t                           used;
-    ngx_http_wirehub_frame_rc_e      rc;
-    ngx_http_wirehub_frame_event_t   ev;
+    wh_frame_rc_e      rc;
+    wh_frame_event_t   ev;
 
     if (s->failed || s->close_received) {
         /* nothing after a close frame or a failure is processed */
@@ -185,31 +185,31 @@ ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
 
     for ( ;; ) {
 
-        rc = ngx_http_wirehub_frame_parse(&s->parser, buf, len, &used, &ev);
+        rc = wh_frame_parse(&s->parser, buf, len, &used, &ev);
 
         buf += used;
         len -= used;
 
         switch (rc) {
 
-        case NGX_HTTP_WIREHUB_FRAME_AGAIN:
+        case WH_FRAME_AGAIN:
             return NGX_OK;
 
-        case NGX_HTTP_WIREHUB_FRAME_DATA:
+        case WH_FRAME_DATA:
             if (ngx_http_wirehub_data(s, &ev) != NGX_OK) {
                 return s->closed ? NGX_ERROR : NGX_OK;
             }
             break;
 
-        case NGX_HTTP_WIREHUB_FRAME_MESSAGE_END:
+        case WH_FRAME_MESSAGE_END:
             ngx_http_wirehub_message_end(s, &ev);
             break;
 
-        case NGX_HTTP_WIREHUB_FRAME_CONTROL:
+        case WH_FRAME_CONTROL:
             ngx_http_wirehub_control(s, &ev);
             break;
 
-        default: /* NGX_HTTP_WIREHUB_FRAME_ERROR */
+        default: /* WH_FRAME_ERROR */
             ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
                           "wirehub: protocol error: %s", ev.reason);
             ngx_http_wirehub_session_close(s, ev.close_code, ev.reason);
@@ -230,7 +230,7 @@ ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
 
 static ngx_int_t
 ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
     u_char  *p;
     size_t   need, cap;
@@ -280,12 +280,12 @@ ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
 
 static void
 ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
     u_char                        *msg, *inflated;
     size_t                         len;
     ngx_int_t                      rc;
-    ngx_http_wirehub_utf8_t        utf8;
+    wh_utf8_t        utf8;
 
     if (s->close_sent) {
         s->msg_len = 0;
@@ -320,11 +320,11 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
 
         /* the parser could not check text it saw compressed */
 
-        ngx_memzero(&utf8, sizeof(ngx_http_wirehub_utf8_t));
+        ngx_memzero(&utf8, sizeof(wh_utf8_t));
 
-        if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT
-            && (ngx_http_wirehub_utf8_feed(&utf8, msg, len) != 0
-                || ngx_http_wirehub_utf8_done(&utf8) != 0))
+        if (ev->opcode == WH_WS_OP_TEXT
+            && (wh_utf8_feed(&utf8, msg, len) != 0
+                || wh_utf8_done(&utf8) != 0))
         {
             ngx_free(inflated);
             s->msg_len = 0;
@@ -354,24 +354,24 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
 
 static void
 ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
-    u_char  payload[NGX_HTTP_WIREHUB_CONTROL_MAX];
+    u_char  payload[WH_WS_CONTROL_MAX];
     size_t  len;
 
     switch (ev->opcode) {
 
-    case NGX_HTTP_WIREHUB_OP_PING:
+    case WH_WS_OP_PING:
         if (!s->close_sent) {
-            (void) ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_PONG,
+            (void) ngx_http_wirehub_send_control(s, WH_WS_OP_PONG,
                                                  ev->data, ev->len);
         }
         return;
 
-    case NGX_HTTP_WIREHUB_OP_PONG:
+    case WH_WS_OP_PONG:
         return;
 
-    default: /* NGX_HTTP_WIREHUB_OP_CLOSE */
+    default: /* WH_WS_OP_CLOSE */
         s->close_received = 1;
 
         if (s->close_sent) {
@@ -402,7 +402,7 @@ ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
         ngx_http_wirehub_drop_queue(s, 1);
         s->close_sent = 1;
 
-        if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_CLOSE,
+        if (ngx_http_wirehub_send_control(s, WH_WS_OP_CLOSE,
                                           payload, len)
             != NGX_OK)
         {
@@ -448,7 +448,7 @@ void
 ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     ngx_uint_t code, const char *reason)
 {
-    u_char  payload[NGX_HTTP_WIREHUB_CONTROL_MAX];
+    u_char  payload[WH_WS_CONTROL_MAX];
     size_t  len;
 
     if (s->close_sent || s->closed) {
@@ -471,13 +471,13 @@ ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
 
     s->close_reason = ngx_http_wirehub_close_reason(s, code);
 
-    len = ngx_http_wirehub_frame_close_payload(payload, (unsigned) code,
+    len = wh_frame_close_payload(payload, (unsigned) code,
                                                reason);
 
     s->close_sent = 1;
     s->close_deadline = ngx_current_msec + NGX_HTTP_WIREHUB_CLOSE_TIMEOUT;
 
-    if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_CLOSE, payload,
+    if (ngx_http_wirehub_send_control(s, WH_WS_OP_CLOSE, payload,
                                       len)
         != NGX_OK)
     {
@@ -601,7 +601,7 @@ ngx_http_wirehub_timer_event(ngx_event_t *ev)
     {
         s->last_ping = now;
 
-        if (ngx_http_wirehub_send_control(s, NGX_HTTP_WIREHUB_OP_PING,
+        if (ngx_http_wirehub_send_control(s, WH_WS_OP_PING,
                                           NULL, 0)
             != NGX_OK)
         {

@@ -15,7 +15,7 @@
 
 
 #include "ngx_http_wirehub.h"
-#include "ngx_http_wirehub_frame.h"
+#include "wh_frame.h"
 
 
 /* how long a closing handshake may take before the socket is dropped */
@@ -74,7 +74,7 @@ struct ngx_http_wirehub_session_s {
 
     ngx_queue_t                      queue;      /* main conf sessions */
 
-    ngx_http_wirehub_frame_parser_t  parser;
+    wh_frame_parser_t  parser;
 
     u_char                          *msg;        /* message reassembly */
     size_t                           msg_len;

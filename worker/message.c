@@ -12,91 +12,49 @@
 #include <jansson.h>
 
 #include "wh_time.h"
+#include "wh_utf8.h"
 #include "message.h"
-
-
-/* the length of the UTF-8 sequence at s, 0 if invalid */
-static size_t
-wh_utf8_len(const unsigned char *s, size_t left)
-{
-    size_t    n, i;
-    uint32_t  c;
-
-    if (s[0] < 0x80) {
-        return 1;
-    }
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        c = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3;
-        c = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        c = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-
-    if (left < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-
-    if ((n == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff)))
-        || (n == 4 && (c < 0x10000 || c > 0x10ffff)))
-    {
-        return 0;
-    }
-
-    return n;
-}
 
 
 int
 wh_json_quote(wh_buf_t *out, const char *s, size_t len)
 {
     char                  esc[8];
-    size_t                i, n;
+    size_t                i, start;
     const unsigned char  *p = (const unsigned char *) s;
 
-    if (wh_buf_append(out, "\"", 1) != 0) {
+    if (!wh_utf8_valid(s, len) || wh_buf_append(out, "\"", 1) != 0) {
         return -1;
     }
 
-    for (i = 0; i < len; i += n) {
-        n = wh_utf8_len(p + i, len - i);
+    /* runs without a byte to escape (multibyte characters included) are
+     * copied whole */
 
-        if (n == 0) {
-            return -1;
+    for (start = 0, i = 0; i < len; i++) {
+
+        if (p[i] != '"' && p[i] != '\\' && p[i] >= 0x20) {
+            continue;
         }
 
-        if (p[i] == '"' || p[i] == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) p[i];
-
-            if (wh_buf_append(out, esc, 2) != 0) {
-                return -1;
-            }
-
-        } else if (p[i] < 0x20) {
+        if (p[i] < 0x20) {
             snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
 
-            if (wh_buf_append(out, esc, 6) != 0) {
-                return -1;
-            }
+        } else {
+            esc[0] = '\\';
+            esc[1] = (char) p[i];
+        }
 
-        } else if (wh_buf_append(out, p + i, n) != 0) {
+        if (wh_buf_append(out, p + start, i - start) != 0
+            || wh_buf_append(out, esc, p[i] < 0x20 ? 6 : 2) != 0)
+        {
             return -1;
         }
+
+        start = i + 1;
+    }
+
+    if (wh_buf_append(out, p + start, len - start) != 0) {
+        return -1;
     }
 
     return wh_buf_append(out, "\"", 1);
@@ -122,24 +80,6 @@ wh_json_valid(const char *s, size_t len)
 
 
 int
-wh_utf8_valid(const char *s, size_t len)
-{
-    size_t                i, n;
-    const unsigned char  *p = (const unsigned char *) s;
-
-    for (i = 0; i < len; i += n) {
-        n = wh_utf8_len(p + i, len - i);
-
-        if (n == 0) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-int
 wh_json_error(wh_buf_t *out, const char *code, const char *message)
 {
     if (wh_buf_append(out, "{\"error\":{\"code\":", 17) != 0
@@ -157,17 +97,19 @@ wh_json_error(wh_buf_t *out, const char *code, const char *message)
 int
 wh_message_type_valid(const char *s, size_t len)
 {
-    size_t                i, n;
+    size_t                i;
     const unsigned char  *p = (const unsigned char *) s;
 
     if (len == 0 || len > WH_TYPE_MAX) {
         return 0;
     }
 
-    for (i = 0; i < len; i += n) {
-        n = wh_utf8_len(p + i, len - i);
+    if (!wh_utf8_valid(s, len)) {
+        return 0;
+    }
 
-        if (n == 0 || p[i] < 0x20 || p[i] == 0x7f) {
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
             return 0;
         }
     }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "wh_json.h"
+#include "wh_utf8.h"
 #include "wh_link.h"
 
 
@@ -24,9 +25,6 @@ int wh_json_quote(wh_buf_t *out, const char *s, size_t len);
 
 /* 1 if s is one complete JSON value (any type) */
 int wh_json_valid(const char *s, size_t len);
-
-/* 1 if s is valid UTF-8 */
-int wh_utf8_valid(const char *s, size_t len);
 
 /* appends {"error":{"code":"..","message":".."}} */
 int wh_json_error(wh_buf_t *out, const char *code, const char *message);

@@ -1,3 +1,3 @@
 FUZZERS += frame
-fuzz_frame_SRCS := t/fuzz/fuzz_frame.c ngx_module/ngx_http_wirehub_frame.c \
-                   ngx_module/ngx_http_wirehub_utf8.c
+fuzz_frame_SRCS := t/fuzz/fuzz_frame.c common/wh_frame.c \
+                   common/wh_utf8.c

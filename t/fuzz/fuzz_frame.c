@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ngx_http_wirehub_frame.h"
+#include "wh_frame.h"
 
 
 #define fuzz_assert(cond)                                                    \
@@ -32,19 +32,19 @@
 
 
 typedef struct {
-    ngx_http_wirehub_frame_rc_e   rc;
+    wh_frame_rc_e   rc;
     unsigned                      opcode;
     unsigned                      close_code;
     unsigned                      compressed;
     const char                   *reason;
     size_t                        data_before;   /* payload bytes so far */
     size_t                        len;           /* of a control payload */
-    unsigned char                 control[NGX_HTTP_WIREHUB_CONTROL_MAX];
+    unsigned char                 control[WH_WS_CONTROL_MAX];
 } fuzz_event_t;
 
 
 typedef struct {
-    ngx_http_wirehub_frame_parser_t   parser;
+    wh_frame_parser_t   parser;
     fuzz_event_t                     *events;
     size_t                            nevents;
     size_t                            max_events;
@@ -62,8 +62,8 @@ static const uint64_t  fuzz_max_sizes[4] = { 0, 16, 1000, 70000 };
 
 
 static void
-fuzz_check_event(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
-    const ngx_http_wirehub_frame_event_t *ev, const unsigned char *in,
+fuzz_check_event(fuzz_run_t *run, wh_frame_rc_e rc,
+    const wh_frame_event_t *ev, const unsigned char *in,
     size_t used)
 {
     const unsigned char  *control;
@@ -72,21 +72,21 @@ fuzz_check_event(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
 
     switch (rc) {
 
-    case NGX_HTTP_WIREHUB_FRAME_DATA:
+    case WH_FRAME_DATA:
         fuzz_assert(ev->len > 0);
         fuzz_assert(ev->data >= in && ev->data + ev->len <= in + used);
-        fuzz_assert(ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT
-                    || ev->opcode == NGX_HTTP_WIREHUB_OP_BINARY);
+        fuzz_assert(ev->opcode == WH_WS_OP_TEXT
+                    || ev->opcode == WH_WS_OP_BINARY);
         fuzz_assert(ev->compressed == 0 || run->parser.allow_rsv1);
         break;
 
-    case NGX_HTTP_WIREHUB_FRAME_MESSAGE_END:
+    case WH_FRAME_MESSAGE_END:
         fuzz_assert(ev->data == NULL && ev->len == 0);
-        fuzz_assert(ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT
-                    || ev->opcode == NGX_HTTP_WIREHUB_OP_BINARY);
+        fuzz_assert(ev->opcode == WH_WS_OP_TEXT
+                    || ev->opcode == WH_WS_OP_BINARY);
 
-        if (ev->opcode == NGX_HTTP_WIREHUB_OP_TEXT && !ev->compressed) {
-            fuzz_assert(ngx_http_wirehub_utf8_valid(
+        if (ev->opcode == WH_WS_OP_TEXT && !ev->compressed) {
+            fuzz_assert(wh_utf8_validate(
                             run->data + run->message_start,
                             run->data_len - run->message_start) == 0);
         }
@@ -98,32 +98,32 @@ fuzz_check_event(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
 
         break;
 
-    case NGX_HTTP_WIREHUB_FRAME_CONTROL:
+    case WH_FRAME_CONTROL:
         fuzz_assert(ev->data >= control
                     && ev->data + ev->len
-                       <= control + NGX_HTTP_WIREHUB_CONTROL_MAX);
-        fuzz_assert(ev->opcode == NGX_HTTP_WIREHUB_OP_PING
-                    || ev->opcode == NGX_HTTP_WIREHUB_OP_PONG
-                    || ev->opcode == NGX_HTTP_WIREHUB_OP_CLOSE);
+                       <= control + WH_WS_CONTROL_MAX);
+        fuzz_assert(ev->opcode == WH_WS_OP_PING
+                    || ev->opcode == WH_WS_OP_PONG
+                    || ev->opcode == WH_WS_OP_CLOSE);
 
-        if (ev->opcode == NGX_HTTP_WIREHUB_OP_CLOSE) {
-            fuzz_assert(ev->close_code == NGX_HTTP_WIREHUB_CLOSE_NO_STATUS
-                        || ngx_http_wirehub_frame_close_code_valid(
+        if (ev->opcode == WH_WS_OP_CLOSE) {
+            fuzz_assert(ev->close_code == WH_WS_CLOSE_NO_STATUS
+                        || wh_frame_close_code_valid(
                                ev->close_code));
-            fuzz_assert(ev->len <= NGX_HTTP_WIREHUB_CLOSE_REASON_MAX);
-            fuzz_assert(ngx_http_wirehub_utf8_valid(ev->data, ev->len) == 0);
+            fuzz_assert(ev->len <= WH_WS_CLOSE_REASON_MAX);
+            fuzz_assert(wh_utf8_validate(ev->data, ev->len) == 0);
         }
 
         break;
 
-    case NGX_HTTP_WIREHUB_FRAME_ERROR:
+    case WH_FRAME_ERROR:
         fuzz_assert(ev->close_code == 1002 || ev->close_code == 1007
                     || ev->close_code == 1009);
         fuzz_assert(ev->reason != NULL);
         break;
 
     default:
-        fuzz_assert(rc == NGX_HTTP_WIREHUB_FRAME_AGAIN);
+        fuzz_assert(rc == WH_FRAME_AGAIN);
         fuzz_assert(ev->data == NULL && ev->len == 0);
         break;
     }
@@ -131,12 +131,12 @@ fuzz_check_event(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
 
 
 static void
-fuzz_record(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
-    const ngx_http_wirehub_frame_event_t *ev)
+fuzz_record(fuzz_run_t *run, wh_frame_rc_e rc,
+    const wh_frame_event_t *ev)
 {
     fuzz_event_t  *e;
 
-    if (rc == NGX_HTTP_WIREHUB_FRAME_DATA) {
+    if (rc == WH_FRAME_DATA) {
         memcpy(run->data + run->data_len, ev->data, ev->len);
         run->data_len += ev->len;
         return;
@@ -153,12 +153,12 @@ fuzz_record(fuzz_run_t *run, ngx_http_wirehub_frame_rc_e rc,
     e->reason = ev->reason;
     e->data_before = run->data_len;
 
-    if (rc == NGX_HTTP_WIREHUB_FRAME_CONTROL) {
+    if (rc == WH_FRAME_CONTROL) {
         e->len = ev->len;
         memcpy(e->control, ev->data, ev->len);
     }
 
-    if (rc == NGX_HTTP_WIREHUB_FRAME_MESSAGE_END) {
+    if (rc == WH_FRAME_MESSAGE_END) {
         run->message_start = run->data_len;
     }
 }
@@ -170,8 +170,8 @@ fuzz_feed(fuzz_run_t *run, const uint8_t *bytes, size_t len)
 {
     size_t                          off, used;
     unsigned char                  *piece;
-    ngx_http_wirehub_frame_rc_e     rc;
-    ngx_http_wirehub_frame_event_t  ev, again;
+    wh_frame_rc_e     rc;
+    wh_frame_event_t  ev, again;
 
     piece = malloc(len ? len : 1);
     fuzz_assert(piece != NULL);
@@ -180,12 +180,12 @@ fuzz_feed(fuzz_run_t *run, const uint8_t *bytes, size_t len)
     off = 0;
 
     while (!run->failed) {
-        rc = ngx_http_wirehub_frame_parse(&run->parser, piece + off,
+        rc = wh_frame_parse(&run->parser, piece + off,
                                           len - off, &used, &ev);
         fuzz_assert(used <= len - off);
         fuzz_check_event(run, rc, &ev, piece + off, used);
 
-        if (rc == NGX_HTTP_WIREHUB_FRAME_AGAIN) {
+        if (rc == WH_FRAME_AGAIN) {
             fuzz_assert(used == len - off);
             break;
         }
@@ -193,13 +193,13 @@ fuzz_feed(fuzz_run_t *run, const uint8_t *bytes, size_t len)
         fuzz_record(run, rc, &ev);
         off += used;
 
-        if (rc == NGX_HTTP_WIREHUB_FRAME_ERROR) {
+        if (rc == WH_FRAME_ERROR) {
             run->failed = 1;
 
             /* final: the same error, nothing consumed */
-            rc = ngx_http_wirehub_frame_parse(&run->parser, piece + off,
+            rc = wh_frame_parse(&run->parser, piece + off,
                                               len - off, &used, &again);
-            fuzz_assert(rc == NGX_HTTP_WIREHUB_FRAME_ERROR && used == 0);
+            fuzz_assert(rc == WH_FRAME_ERROR && used == 0);
             fuzz_assert(again.close_code == ev.close_code
                         && again.reason == ev.reason);
         }
@@ -217,7 +217,7 @@ fuzz_run_init(fuzz_run_t *run, unsigned settings, size_t len)
     run->parser.require_mask = settings & 1;
     run->parser.allow_rsv1 = (settings >> 1) & 1;
     run->parser.max_message_size = fuzz_max_sizes[(settings >> 2) & 3];
-    ngx_http_wirehub_frame_parser_init(&run->parser);
+    wh_frame_parser_init(&run->parser);
 
     /* every event but MESSAGE_END and ERROR consumes a byte */
     run->max_events = 2 * len + 2;

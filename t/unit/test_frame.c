@@ -21,25 +21,25 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ngx_http_wirehub_frame.h"
+#include "wh_frame.h"
 
 
 #define FIN        0x80
 #define RSV1       0x40
 #define RSV2       0x20
 #define RSV3       0x10
-#define CONT       NGX_HTTP_WIREHUB_OP_CONT
-#define TEXT       NGX_HTTP_WIREHUB_OP_TEXT
-#define BINARY     NGX_HTTP_WIREHUB_OP_BINARY
-#define CLOSE      NGX_HTTP_WIREHUB_OP_CLOSE
-#define PING       NGX_HTTP_WIREHUB_OP_PING
-#define PONG       NGX_HTTP_WIREHUB_OP_PONG
+#define CONT       WH_WS_OP_CONT
+#define TEXT       WH_WS_OP_TEXT
+#define BINARY     WH_WS_OP_BINARY
+#define CLOSE      WH_WS_OP_CLOSE
+#define PING       WH_WS_OP_PING
+#define PONG       WH_WS_OP_PONG
 
-#define RC_AGAIN   NGX_HTTP_WIREHUB_FRAME_AGAIN
-#define RC_DATA    NGX_HTTP_WIREHUB_FRAME_DATA
-#define RC_END     NGX_HTTP_WIREHUB_FRAME_MESSAGE_END
-#define RC_CONTROL NGX_HTTP_WIREHUB_FRAME_CONTROL
-#define RC_ERROR   NGX_HTTP_WIREHUB_FRAME_ERROR
+#define RC_AGAIN   WH_FRAME_AGAIN
+#define RC_DATA    WH_FRAME_DATA
+#define RC_END     WH_FRAME_MESSAGE_END
+#define RC_CONTROL WH_FRAME_CONTROL
+#define RC_ERROR   WH_FRAME_ERROR
 
 /* streams up to this long are also cut at every pair of points */
 #define PAIR_CUTS_MAX  96
@@ -66,7 +66,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_wirehub_frame_rc_e   rc;
+    wh_frame_rc_e   rc;
     unsigned                      opcode;
     unsigned                      close_code;
     unsigned                      compressed;
@@ -83,7 +83,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_wirehub_frame_rc_e   rc;
+    wh_frame_rc_e   rc;
     unsigned                      opcode;
     unsigned                      close_code;
     unsigned                      compressed;
@@ -235,8 +235,8 @@ log_free(log_t *log)
 
 
 static void
-log_event(log_t *log, ngx_http_wirehub_frame_rc_e rc,
-    const ngx_http_wirehub_frame_event_t *ev)
+log_event(log_t *log, wh_frame_rc_e rc,
+    const wh_frame_event_t *ev)
 {
     record_t  *r;
 
@@ -278,8 +278,8 @@ log_event(log_t *log, ngx_http_wirehub_frame_rc_e rc,
 
 /* what must hold of every event, whatever the input */
 static void
-check_event(const ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_rc_e rc, const ngx_http_wirehub_frame_event_t *ev,
+check_event(const wh_frame_parser_t *p,
+    wh_frame_rc_e rc, const wh_frame_event_t *ev,
     const unsigned char *in, size_t used)
 {
     switch (rc) {
@@ -309,7 +309,7 @@ check_event(const ngx_http_wirehub_frame_parser_t *p,
     case RC_CONTROL:
         assert_true(ev->data >= p->control
                     && ev->data + ev->len
-                       <= p->control + NGX_HTTP_WIREHUB_CONTROL_MAX);
+                       <= p->control + WH_WS_CONTROL_MAX);
         assert_true(ev->opcode == PING || ev->opcode == PONG
                     || ev->opcode == CLOSE);
         assert_true(ev->opcode == CLOSE ? ev->close_code != 0
@@ -333,15 +333,15 @@ check_event(const ngx_http_wirehub_frame_parser_t *p,
 
 /* after an ERROR, the parser says the same, whatever it is given */
 static void
-check_stays_failed(ngx_http_wirehub_frame_parser_t *p,
-    const ngx_http_wirehub_frame_event_t *error, unsigned char *rest,
+check_stays_failed(wh_frame_parser_t *p,
+    const wh_frame_event_t *error, unsigned char *rest,
     size_t len)
 {
     size_t                          used;
     unsigned char                   more[16];
-    ngx_http_wirehub_frame_event_t  ev;
+    wh_frame_event_t  ev;
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(p, rest, len, &used, &ev),
+    assert_int_equal(wh_frame_parse(p, rest, len, &used, &ev),
                      RC_ERROR);
     assert_int_equal(used, 0);
     assert_int_equal(ev.close_code, error->close_code);
@@ -349,12 +349,12 @@ check_stays_failed(ngx_http_wirehub_frame_parser_t *p,
 
     /* a perfectly good frame changes nothing */
     memcpy(more, "\x81\x02ok", 4);
-    assert_int_equal(ngx_http_wirehub_frame_parse(p, more, 4, &used, &ev),
+    assert_int_equal(wh_frame_parse(p, more, 4, &used, &ev),
                      RC_ERROR);
     assert_int_equal(used, 0);
     assert_int_equal(ev.close_code, error->close_code);
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(p, NULL, 0, &used, &ev),
+    assert_int_equal(wh_frame_parse(p, NULL, 0, &used, &ev),
                      RC_ERROR);
     assert_int_equal(used, 0);
 }
@@ -362,14 +362,14 @@ check_stays_failed(ngx_http_wirehub_frame_parser_t *p,
 
 /* parses one piece of the stream, in a buffer of exactly its size */
 static int
-feed_piece(ngx_http_wirehub_frame_parser_t *p, const unsigned char *bytes,
+feed_piece(wh_frame_parser_t *p, const unsigned char *bytes,
     size_t from, size_t to, log_t *log)
 {
     int                             stalls;
     size_t                          off, used, n;
     unsigned char                  *piece;
-    ngx_http_wirehub_frame_rc_e     rc;
-    ngx_http_wirehub_frame_event_t  ev;
+    wh_frame_rc_e     rc;
+    wh_frame_event_t  ev;
 
     n = to - from;
     piece = malloc(n ? n : 1);
@@ -380,7 +380,7 @@ feed_piece(ngx_http_wirehub_frame_parser_t *p, const unsigned char *bytes,
     stalls = 0;
 
     for ( ;; ) {
-        rc = ngx_http_wirehub_frame_parse(p, piece + off, n - off, &used,
+        rc = wh_frame_parse(p, piece + off, n - off, &used,
                                           &ev);
         assert_true(used <= n - off);
         check_event(p, rc, &ev, piece + off, used);
@@ -418,7 +418,7 @@ run(const config_t *cf, const unsigned char *bytes, size_t len,
     const size_t *cuts, size_t ncuts, log_t *log)
 {
     size_t                           i, from, to;
-    ngx_http_wirehub_frame_parser_t  p;
+    wh_frame_parser_t  p;
 
     memset(log, 0, sizeof(log_t));
 
@@ -427,7 +427,7 @@ run(const config_t *cf, const unsigned char *bytes, size_t len,
     p.max_message_size = cf->max_message_size;
     p.require_mask = cf->require_mask;
     p.allow_rsv1 = cf->allow_rsv1;
-    ngx_http_wirehub_frame_parser_init(&p);
+    wh_frame_parser_init(&p);
 
     from = 0;
 
@@ -698,8 +698,8 @@ test_header_bytes_exact(void **state)
 {
     size_t                           used;
     unsigned char                    frame[16];
-    ngx_http_wirehub_frame_parser_t  p;
-    ngx_http_wirehub_frame_event_t   ev;
+    wh_frame_parser_t  p;
+    wh_frame_event_t   ev;
 
     (void) state;
 
@@ -709,7 +709,7 @@ test_header_bytes_exact(void **state)
     memset(&p, 0, sizeof(p));
     p.require_mask = 1;
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame, 11, &used, &ev),
+    assert_int_equal(wh_frame_parse(&p, frame, 11, &used, &ev),
                      RC_DATA);
     assert_int_equal(used, 11);
     assert_ptr_equal(ev.data, frame + 6);
@@ -717,13 +717,13 @@ test_header_bytes_exact(void **state)
     assert_memory_equal(frame + 6, "Hello", 5);
     assert_int_equal(ev.opcode, TEXT);
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame + 11, 0, &used,
+    assert_int_equal(wh_frame_parse(&p, frame + 11, 0, &used,
                                                   &ev),
                      RC_END);
     assert_int_equal(used, 0);
     assert_int_equal(ev.opcode, TEXT);
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame + 11, 0, &used,
+    assert_int_equal(wh_frame_parse(&p, frame + 11, 0, &used,
                                                   &ev),
                      RC_AGAIN);
     assert_int_equal(used, 0);
@@ -733,16 +733,16 @@ test_header_bytes_exact(void **state)
 
     memset(&p, 0, sizeof(p));
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame, 9, &used, &ev),
+    assert_int_equal(wh_frame_parse(&p, frame, 9, &used, &ev),
                      RC_DATA);
     assert_int_equal(used, 5);
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame + 5, 4, &used,
+    assert_int_equal(wh_frame_parse(&p, frame + 5, 4, &used,
                                                   &ev),
                      RC_DATA);
     assert_int_equal(used, 4);
     assert_memory_equal(ev.data, "lo", 2);
     assert_int_equal(ev.opcode, TEXT);
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, frame + 9, 0, &used,
+    assert_int_equal(wh_frame_parse(&p, frame + 9, 0, &used,
                                                   &ev),
                      RC_END);
 }
@@ -1093,8 +1093,8 @@ test_length_not_minimal(void **state)
 {
     size_t                           used;
     stream_t                         s;
-    ngx_http_wirehub_frame_parser_t  p;
-    ngx_http_wirehub_frame_event_t   ev;
+    wh_frame_parser_t  p;
+    wh_frame_event_t   ev;
 
     (void) state;
 
@@ -1130,12 +1130,12 @@ test_length_not_minimal(void **state)
     put_bytes(&s, "\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00", 10);
 
     memset(&p, 0, sizeof(p));
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, s.data, 4, &used, &ev),
+    assert_int_equal(wh_frame_parse(&p, s.data, 4, &used, &ev),
                      RC_AGAIN);
     assert_int_equal(used, 4);
 
     memset(&p, 0, sizeof(p));
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, s.data + 4, 10, &used,
+    assert_int_equal(wh_frame_parse(&p, s.data + 4, 10, &used,
                                                   &ev),
                      RC_AGAIN);
     assert_int_equal(used, 10);
@@ -1417,7 +1417,7 @@ test_compressed_messages(void **state)
 static void
 test_init_keeps_settings(void **state)
 {
-    ngx_http_wirehub_frame_parser_t  p;
+    wh_frame_parser_t  p;
 
     (void) state;
 
@@ -1425,7 +1425,7 @@ test_init_keeps_settings(void **state)
     p.max_message_size = 12345;
     p.require_mask = 1;
     p.allow_rsv1 = 0;
-    ngx_http_wirehub_frame_parser_init(&p);
+    wh_frame_parser_init(&p);
 
     assert_int_equal(p.max_message_size, 12345);
     assert_int_equal(p.require_mask, 1);
@@ -1438,7 +1438,7 @@ test_init_keeps_settings(void **state)
 
     p.require_mask = 0;
     p.allow_rsv1 = 1;
-    ngx_http_wirehub_frame_parser_init(&p);
+    wh_frame_parser_init(&p);
     assert_int_equal(p.require_mask, 0);
     assert_int_equal(p.allow_rsv1, 1);
 }
@@ -1449,22 +1449,22 @@ test_parser_is_small(void **state)
 {
     (void) state;
 
-    assert_true(sizeof(ngx_http_wirehub_frame_parser_t) <= 200);
+    assert_true(sizeof(wh_frame_parser_t) <= 200);
 }
 
 
 /* what the server writes, read back by a parser on the client side */
 static void
 check_header_roundtrip(unsigned opcode, int fin, int rsv1, uint64_t len,
-    size_t want, ngx_http_wirehub_frame_rc_e want_rc)
+    size_t want, wh_frame_rc_e want_rc)
 {
     size_t                           n, used;
-    unsigned char                    out[NGX_HTTP_WIREHUB_FRAME_HEADER_MAX];
-    ngx_http_wirehub_frame_parser_t  p;
-    ngx_http_wirehub_frame_event_t   ev;
+    unsigned char                    out[WH_FRAME_HEADER_MAX];
+    wh_frame_parser_t  p;
+    wh_frame_event_t   ev;
 
     memset(out, 0xee, sizeof(out));
-    n = ngx_http_wirehub_frame_header(out, opcode, fin, rsv1, len);
+    n = wh_frame_header(out, opcode, fin, rsv1, len);
     assert_int_equal(n, want);
     assert_int_equal(out[0] & 0x80, fin ? 0x80 : 0);
     assert_int_equal(out[0] & 0x40, rsv1 ? 0x40 : 0);
@@ -1474,7 +1474,7 @@ check_header_roundtrip(unsigned opcode, int fin, int rsv1, uint64_t len,
     memset(&p, 0, sizeof(p));
     p.allow_rsv1 = 1;
 
-    assert_int_equal(ngx_http_wirehub_frame_parse(&p, out, n, &used, &ev),
+    assert_int_equal(wh_frame_parse(&p, out, n, &used, &ev),
                      want_rc);
     assert_int_equal(used, n);
     assert_int_equal(ev.opcode, want_rc == RC_AGAIN ? 0 : opcode);
@@ -1488,7 +1488,7 @@ check_header_roundtrip(unsigned opcode, int fin, int rsv1, uint64_t len,
 static void
 test_frame_header_builder(void **state)
 {
-    unsigned char  out[NGX_HTTP_WIREHUB_FRAME_HEADER_MAX];
+    unsigned char  out[WH_FRAME_HEADER_MAX];
 
     (void) state;
 
@@ -1504,21 +1504,21 @@ test_frame_header_builder(void **state)
     check_header_roundtrip(PING, 1, 0, 0, 2, RC_CONTROL);
     check_header_roundtrip(CLOSE, 1, 0, 2, 2, RC_AGAIN);
 
-    assert_int_equal(ngx_http_wirehub_frame_header(out, TEXT, 1, 0, 5), 2);
+    assert_int_equal(wh_frame_header(out, TEXT, 1, 0, 5), 2);
     assert_memory_equal(out, "\x81\x05", 2);
 
-    assert_int_equal(ngx_http_wirehub_frame_header(out, BINARY, 1, 0, 256),
+    assert_int_equal(wh_frame_header(out, BINARY, 1, 0, 256),
                      4);
     assert_memory_equal(out, "\x82\x7e\x01\x00", 4);
 
-    assert_int_equal(ngx_http_wirehub_frame_header(out, TEXT, 1, 1, 65536),
+    assert_int_equal(wh_frame_header(out, TEXT, 1, 1, 65536),
                      10);
     assert_memory_equal(out, "\xc1\x7f\x00\x00\x00\x00\x00\x01\x00\x00", 10);
 
-    assert_int_equal(ngx_http_wirehub_frame_header(out, PONG, 1, 0, 3), 2);
+    assert_int_equal(wh_frame_header(out, PONG, 1, 0, 3), 2);
     assert_memory_equal(out, "\x8a\x03", 2);
 
-    assert_int_equal(ngx_http_wirehub_frame_header(out, CONT, 0, 0, 1), 2);
+    assert_int_equal(wh_frame_header(out, CONT, 0, 0, 1), 2);
     assert_memory_equal(out, "\x00\x01", 2);
 }
 
@@ -1528,54 +1528,54 @@ test_close_payload_builder(void **state)
 {
     size_t         n;
     char           reason[200];
-    unsigned char  out[NGX_HTTP_WIREHUB_CONTROL_MAX + 8];
+    unsigned char  out[WH_WS_CONTROL_MAX + 8];
 
     (void) state;
 
     memset(out, 0xee, sizeof(out));
-    n = ngx_http_wirehub_frame_close_payload(out, 1000, "bye");
+    n = wh_frame_close_payload(out, 1000, "bye");
     assert_int_equal(n, 5);
     assert_memory_equal(out, "\x03\xe8" "bye", 5);
 
-    n = ngx_http_wirehub_frame_close_payload(out, 4401, NULL);
+    n = wh_frame_close_payload(out, 4401, NULL);
     assert_int_equal(n, 2);
     assert_memory_equal(out, "\x11\x31", 2);
 
-    n = ngx_http_wirehub_frame_close_payload(out, 1009, "");
+    n = wh_frame_close_payload(out, 1009, "");
     assert_int_equal(n, 2);
 
-    n = ngx_http_wirehub_frame_close_payload(out, 0, "ignored");
+    n = wh_frame_close_payload(out, 0, "ignored");
     assert_int_equal(n, 0);
 
     /* exactly 123 bytes: kept whole */
     memset(reason, 'r', sizeof(reason));
     reason[123] = '\0';
-    n = ngx_http_wirehub_frame_close_payload(out, 1008, reason);
+    n = wh_frame_close_payload(out, 1008, reason);
     assert_int_equal(n, 125);
 
     /* longer: cut to 123 */
     reason[199] = '\0';
     memset(out, 0xee, sizeof(out));
-    n = ngx_http_wirehub_frame_close_payload(out, 1008, reason);
+    n = wh_frame_close_payload(out, 1008, reason);
     assert_int_equal(n, 125);
     assert_int_equal(out[125], 0xee);
 
     /* a 2-byte character over the limit goes whole */
     memcpy(reason + 122, "\xc3\xa9", 2);
-    n = ngx_http_wirehub_frame_close_payload(out, 1008, reason);
+    n = wh_frame_close_payload(out, 1008, reason);
     assert_int_equal(n, 124);
-    assert_int_equal(ngx_http_wirehub_utf8_valid(out + 2, n - 2), 0);
+    assert_int_equal(wh_utf8_validate(out + 2, n - 2), 0);
 
     /* a 4-byte character from byte 121 on goes whole too */
     memset(reason, 'r', 199);
     memcpy(reason + 121, "\xf0\x9f\x98\x80", 4);
-    n = ngx_http_wirehub_frame_close_payload(out, 1008, reason);
+    n = wh_frame_close_payload(out, 1008, reason);
     assert_int_equal(n, 2 + 121);
 
     /* one ending at byte 122 stays */
     memset(reason, 'r', 199);
     memcpy(reason + 119, "\xf0\x9f\x98\x80", 4);
-    n = ngx_http_wirehub_frame_close_payload(out, 1008, reason);
+    n = wh_frame_close_payload(out, 1008, reason);
     assert_int_equal(n, 125);
     assert_memory_equal(out + 2 + 119, "\xf0\x9f\x98\x80", 4);
 }
@@ -1596,17 +1596,17 @@ test_close_code_table(void **state)
     (void) state;
 
     for (i = 0; i < NELTS(valid); i++) {
-        assert_true(ngx_http_wirehub_frame_close_code_valid(valid[i]));
+        assert_true(wh_frame_close_code_valid(valid[i]));
     }
 
     for (i = 0; i < NELTS(invalid); i++) {
-        assert_false(ngx_http_wirehub_frame_close_code_valid(invalid[i]));
+        assert_false(wh_frame_close_code_valid(invalid[i]));
     }
 
     nvalid = 0;
 
     for (code = 0; code < 70000; code++) {
-        nvalid += ngx_http_wirehub_frame_close_code_valid(code) ? 1 : 0;
+        nvalid += wh_frame_close_code_valid(code) ? 1 : 0;
     }
 
     assert_int_equal(nvalid, 4 + 8 + 2000);

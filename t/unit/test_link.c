@@ -460,6 +460,70 @@ test_several_frames_in_one_buffer(void **state)
 }
 
 
+/* the builders put each named value where LINK.md says, and it survives
+ * the wire */
+static void
+test_builders(void **state)
+{
+    wh_buf_t       b = { NULL, 0, 0 };
+    wh_link_msg_t  m, out;
+    const char    *err;
+    size_t         n;
+
+    (void) state;
+
+    wh_link_subscribe(&m, str("acme"), str("sensors/V1"), 3, 41, str("e1"));
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.type, WH_LINK_SUBSCRIBE);
+    assert_int_equal(out.count, 3);
+    assert_int_equal(out.flag, 1);
+    assert_int_equal(out.id, 41);
+    assert_true(str_eq(out.epoch, str("e1")));
+    assert_true(str_eq(out.channel, str("sensors/V1")));
+    wh_buf_consume(&b, n);
+
+    wh_link_subscribe(&m, str("acme"), str("c"), 1, 41, str(""));
+    assert_int_equal(m.flag, 0);
+    assert_int_equal(m.id, 0);
+
+    wh_link_count(&m, str("acme"), str("c"), 0);
+    assert_int_equal(m.type, WH_LINK_COUNT);
+    assert_int_equal(m.count, 0);
+
+    wh_link_replay(&m, str("acme"), str("c"), 10, 20, str("e2"));
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.type, WH_LINK_REPLAY);
+    assert_int_equal(out.id, 10);
+    assert_int_equal(out.id2, 20);
+    wh_buf_consume(&b, n);
+
+    wh_link_request(&m, WH_LINK_ROLE_ADMIN, str("acme"), str("GET"),
+                    str("/stats"), str("a=1"), str(""));
+    assert_int_equal(m.type, WH_LINK_REQUEST);
+    assert_int_equal(m.flag, WH_LINK_ROLE_ADMIN);
+    assert_true(str_eq(m.path, str("/stats")));
+
+    wh_link_session_open(&m, str("s-1"), str("acme"), str("pc-7"),
+                         str("gui"), str("Desk"), 1700000000, 8);
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.id2, 1700000000);
+    assert_int_equal(out.count, 8);
+    assert_true(str_eq(out.client_type, str("gui")));
+
+    wh_link_hello(&m, 4242, str("nginx/4242"));
+    assert_int_equal(m.status, WH_LINK_VERSION);
+    assert_int_equal(m.count, 4242);
+
+    wh_buf_free(&b);
+}
+
+
 int
 main(void)
 {
@@ -475,6 +539,7 @@ main(void)
         cmocka_unit_test(test_oversize_field_lengths),
         cmocka_unit_test(test_encode_limits),
         cmocka_unit_test(test_several_frames_in_one_buffer),
+        cmocka_unit_test(test_builders),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ngx_http_wirehub_utf8.h"
+#include "wh_utf8.h"
 
 
 typedef struct {
@@ -166,24 +166,24 @@ check_cut(const utf8_case_t *c, const unsigned char *bytes, size_t len,
     size_t cut1, size_t cut2)
 {
     int                      rc, expect;
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     memset(&u, 0, sizeof(u));
 
     expect = (c->bad >= 0 && (size_t) c->bad < cut1) ? -1 : 0;
-    rc = ngx_http_wirehub_utf8_feed(&u, bytes, cut1);
+    rc = wh_utf8_feed(&u, bytes, cut1);
     assert_int_equal(rc, expect);
 
     expect = (c->bad >= 0 && (size_t) c->bad < cut2) ? -1 : 0;
-    rc = ngx_http_wirehub_utf8_feed(&u, bytes + cut1, cut2 - cut1);
+    rc = wh_utf8_feed(&u, bytes + cut1, cut2 - cut1);
     assert_int_equal(rc, expect);
 
     expect = (c->bad >= 0) ? -1 : 0;
-    rc = ngx_http_wirehub_utf8_feed(&u, bytes + cut2, len - cut2);
+    rc = wh_utf8_feed(&u, bytes + cut2, len - cut2);
     assert_int_equal(rc, expect);
 
     expect = (c->bad < 0 && c->complete) ? 0 : -1;
-    assert_int_equal(ngx_http_wirehub_utf8_done(&u), expect);
+    assert_int_equal(wh_utf8_done(&u), expect);
 }
 
 
@@ -194,7 +194,7 @@ test_cases_bytewise(void **state)
     size_t                   i, k, len;
     unsigned char            bytes[64];
     const utf8_case_t       *c;
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     (void) state;
 
@@ -204,20 +204,20 @@ test_cases_bytewise(void **state)
         memset(&u, 0, sizeof(u));
 
         for (k = 0; k < len; k++) {
-            rc = ngx_http_wirehub_utf8_feed(&u, bytes + k, 1);
+            rc = wh_utf8_feed(&u, bytes + k, 1);
 
             if (rc != ((c->bad >= 0 && (size_t) c->bad <= k) ? -1 : 0)) {
                 fail_msg("%s: byte %zu gave %d", c->name, k, rc);
             }
         }
 
-        if (ngx_http_wirehub_utf8_done(&u)
+        if (wh_utf8_done(&u)
             != ((c->bad < 0 && c->complete) ? 0 : -1))
         {
             fail_msg("%s: wrong end state", c->name);
         }
 
-        assert_int_equal(ngx_http_wirehub_utf8_valid(bytes, len),
+        assert_int_equal(wh_utf8_validate(bytes, len),
                          (c->bad < 0 && c->complete) ? 0 : -1);
     }
 }
@@ -248,14 +248,14 @@ test_every_continuation_byte_alone(void **state)
 {
     unsigned                 b;
     unsigned char            byte;
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     (void) state;
 
     for (b = 0x80; b <= 0xbf; b++) {
         memset(&u, 0, sizeof(u));
         byte = (unsigned char) b;
-        assert_int_equal(ngx_http_wirehub_utf8_feed(&u, &byte, 1), -1);
+        assert_int_equal(wh_utf8_feed(&u, &byte, 1), -1);
     }
 }
 
@@ -263,17 +263,17 @@ test_every_continuation_byte_alone(void **state)
 static void
 test_failure_is_sticky(void **state)
 {
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     (void) state;
 
     memset(&u, 0, sizeof(u));
-    assert_int_equal(ngx_http_wirehub_utf8_feed(&u,
+    assert_int_equal(wh_utf8_feed(&u,
                          (const unsigned char *) "ok\xff", 3), -1);
-    assert_int_equal(ngx_http_wirehub_utf8_feed(&u,
+    assert_int_equal(wh_utf8_feed(&u,
                          (const unsigned char *) "fine", 4), -1);
-    assert_int_equal(ngx_http_wirehub_utf8_feed(&u, NULL, 0), -1);
-    assert_int_equal(ngx_http_wirehub_utf8_done(&u), -1);
+    assert_int_equal(wh_utf8_feed(&u, NULL, 0), -1);
+    assert_int_equal(wh_utf8_done(&u), -1);
 }
 
 
@@ -287,7 +287,7 @@ test_ascii_fast_path_edges(void **state)
 {
     size_t                   align, run, at;
     unsigned char            storage[128], *buf;
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     (void) state;
 
@@ -299,23 +299,23 @@ test_ascii_fast_path_edges(void **state)
                 memset(buf, 'a', run);
                 buf[at] = 0xff;
                 memset(&u, 0, sizeof(u));
-                assert_int_equal(ngx_http_wirehub_utf8_feed(&u, buf, run),
+                assert_int_equal(wh_utf8_feed(&u, buf, run),
                                  -1);
 
                 memset(buf, 'a', run + 2);
                 buf[at] = 0xc3;
                 buf[at + 1] = 0xa9;
-                assert_int_equal(ngx_http_wirehub_utf8_valid(buf, run + 2),
+                assert_int_equal(wh_utf8_validate(buf, run + 2),
                                  0);
 
                 memset(&u, 0, sizeof(u));
-                assert_int_equal(ngx_http_wirehub_utf8_feed(&u, buf, at + 1),
+                assert_int_equal(wh_utf8_feed(&u, buf, at + 1),
                                  0);
-                assert_int_equal(ngx_http_wirehub_utf8_done(&u), -1);
+                assert_int_equal(wh_utf8_done(&u), -1);
             }
 
             memset(buf, 'a', run);
-            assert_int_equal(ngx_http_wirehub_utf8_valid(buf, run), 0);
+            assert_int_equal(wh_utf8_validate(buf, run), 0);
         }
     }
 }
@@ -401,15 +401,15 @@ check_against_reference(const unsigned char *p, size_t len)
 {
     int                      rc, ref;
     size_t                   k;
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     ref = reference_classify(p, len);
 
     memset(&u, 0, sizeof(u));
-    rc = ngx_http_wirehub_utf8_feed(&u, p, len);
+    rc = wh_utf8_feed(&u, p, len);
 
     if (rc != (ref < 0 ? -1 : 0)
-        || (ref >= 0 && ngx_http_wirehub_utf8_done(&u) != (ref ? -1 : 0)))
+        || (ref >= 0 && wh_utf8_done(&u) != (ref ? -1 : 0)))
     {
         fail_msg("%02x %02x %02x %02x (len %zu): reference %d, got %d",
                  p[0], len > 1 ? p[1] : 0, len > 2 ? p[2] : 0,
@@ -420,7 +420,7 @@ check_against_reference(const unsigned char *p, size_t len)
     memset(&u, 0, sizeof(u));
 
     for (k = 0; k < len; k++) {
-        rc = ngx_http_wirehub_utf8_feed(&u, p + k, 1);
+        rc = wh_utf8_feed(&u, p + k, 1);
         ref = reference_classify(p, k + 1);
 
         if (rc != (ref < 0 ? -1 : 0)) {

@@ -1,2 +1,2 @@
 UNIT_TESTS += utf8
-utf8_SRCS := t/unit/test_utf8.c ngx_module/ngx_http_wirehub_utf8.c
+utf8_SRCS := t/unit/test_utf8.c common/wh_utf8.c

@@ -1,6 +1,7 @@
 
 /*
- * Wirehub: incremental UTF-8 validation (RFC 3629).
+ * Wirehub: incremental UTF-8 validation (RFC 3629), for both sides: the
+ * module checks text frames as they arrive, wirehubd names and topics.
  *
  * A deterministic automaton over byte classes: every byte moves the state
  * by one table lookup, so a stream can be cut at any byte and the first
@@ -13,7 +14,7 @@
 
 #include <string.h>
 
-#include "ngx_http_wirehub_utf8.h"
+#include "wh_utf8.h"
 
 
 /* states; ACCEPT is zero so that a zeroed validator is at a boundary */
@@ -49,7 +50,7 @@ enum {
 };
 
 
-static const uint8_t  ngx_http_wirehub_utf8_class[256] = {
+static const uint8_t  wh_utf8_class[256] = {
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 00 */
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 10 */
      0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 20 */
@@ -71,7 +72,7 @@ static const uint8_t  ngx_http_wirehub_utf8_class[256] = {
 
 #define R  UTF8_REJECT
 
-static const uint8_t  ngx_http_wirehub_utf8_next[UTF8_NSTATES][UTF8_NCLASSES]
+static const uint8_t  wh_utf8_next[UTF8_NSTATES][UTF8_NCLASSES]
     = {
     /*                 ascii  80..8F 90..9F A0..BF  lead2  E0
      *                 lead3  ED     F0     lead4   F4     invalid */
@@ -104,7 +105,7 @@ static const uint8_t  ngx_http_wirehub_utf8_next[UTF8_NSTATES][UTF8_NCLASSES]
 
 /* skips the leading run of ASCII in p, a word at a time while it can */
 static const unsigned char *
-ngx_http_wirehub_utf8_skip_ascii(const unsigned char *p,
+wh_utf8_skip_ascii(const unsigned char *p,
     const unsigned char *end)
 {
     uint64_t  word;
@@ -135,7 +136,7 @@ ngx_http_wirehub_utf8_skip_ascii(const unsigned char *p,
  * several times faster than a table lookup per byte.
  */
 static const unsigned char *
-ngx_http_wirehub_utf8_skip_valid(const unsigned char *p,
+wh_utf8_skip_valid(const unsigned char *p,
     const unsigned char *end)
 {
     size_t    need;
@@ -144,7 +145,7 @@ ngx_http_wirehub_utf8_skip_valid(const unsigned char *p,
     while (p < end) {
 
         if (*p < 0x80) {
-            p = ngx_http_wirehub_utf8_skip_ascii(p, end);
+            p = wh_utf8_skip_ascii(p, end);
             continue;
         }
 
@@ -190,7 +191,7 @@ ngx_http_wirehub_utf8_skip_valid(const unsigned char *p,
 
 
 int
-ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
+wh_utf8_feed(wh_utf8_t *u,
     const unsigned char *p, size_t len)
 {
     uint32_t              state;
@@ -206,15 +207,14 @@ ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
     while (p < end) {
 
         if (state == UTF8_ACCEPT) {
-            p = ngx_http_wirehub_utf8_skip_valid(p, end);
+            p = wh_utf8_skip_valid(p, end);
 
             if (p == end) {
                 break;
             }
         }
 
-        state = ngx_http_wirehub_utf8_next[state]
-                                          [ngx_http_wirehub_utf8_class[*p++]];
+        state = wh_utf8_next[state][wh_utf8_class[*p++]];
 
         if (state == UTF8_REJECT) {
             u->state = UTF8_REJECT;
@@ -229,22 +229,29 @@ ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
 
 
 int
-ngx_http_wirehub_utf8_done(const ngx_http_wirehub_utf8_t *u)
+wh_utf8_done(const wh_utf8_t *u)
 {
     return u->state == UTF8_ACCEPT ? 0 : -1;
 }
 
 
 int
-ngx_http_wirehub_utf8_valid(const unsigned char *p, size_t len)
+wh_utf8_validate(const unsigned char *p, size_t len)
 {
-    ngx_http_wirehub_utf8_t  u;
+    wh_utf8_t  u;
 
     u.state = UTF8_ACCEPT;
 
-    if (ngx_http_wirehub_utf8_feed(&u, p, len) != 0) {
+    if (wh_utf8_feed(&u, p, len) != 0) {
         return -1;
     }
 
-    return ngx_http_wirehub_utf8_done(&u);
+    return wh_utf8_done(&u);
+}
+
+
+int
+wh_utf8_valid(const char *s, size_t len)
+{
+    return wh_utf8_validate((const unsigned char *) s, len) == 0;
 }

@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-#include "ngx_http_wirehub_frame.h"
+#include "wh_frame.h"
 
 
 typedef enum {
@@ -27,7 +27,7 @@ typedef enum {
     FRAME_CONTROL,           /* of a control frame, into p->control */
     FRAME_MESSAGE_END,       /* to report before reading on */
     FRAME_FAILED
-} ngx_http_wirehub_frame_state_e;
+} wh_frame_state_e;
 
 
 typedef enum {
@@ -46,17 +46,17 @@ typedef enum {
     FRAME_ERR_TEXT_UTF8,
     FRAME_ERR_REASON_UTF8,
     FRAME_ERR_TOO_BIG
-} ngx_http_wirehub_frame_error_e;
+} wh_frame_error_e;
 
 
 typedef struct {
     unsigned     close_code;
     const char  *reason;
-} ngx_http_wirehub_frame_error_t;
+} wh_frame_error_t;
 
 
-/* indexed by ngx_http_wirehub_frame_error_e */
-static const ngx_http_wirehub_frame_error_t  ngx_http_wirehub_frame_errors[]
+/* indexed by wh_frame_error_e */
+static const wh_frame_error_t  wh_frame_errors[]
     = {
     { 0, NULL },
     { 1002, "reserved bits set" },
@@ -89,41 +89,41 @@ static const ngx_http_wirehub_frame_error_t  ngx_http_wirehub_frame_errors[]
 #define frame_is_control(opcode)  (((opcode) & FRAME_CONTROL_BIT) != 0)
 
 
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_fail(
-    ngx_http_wirehub_frame_parser_t *p, ngx_http_wirehub_frame_event_t *ev,
-    ngx_http_wirehub_frame_error_e error);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_header_byte(
-    ngx_http_wirehub_frame_parser_t *p, unsigned byte,
-    ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_first_byte(
-    ngx_http_wirehub_frame_parser_t *p, unsigned byte,
-    ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_length_byte(
-    ngx_http_wirehub_frame_parser_t *p, unsigned byte,
-    ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_ext_length_byte(
-    ngx_http_wirehub_frame_parser_t *p, unsigned byte,
-    ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_length_known(
-    ngx_http_wirehub_frame_parser_t *p, ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_payload_start(
-    ngx_http_wirehub_frame_parser_t *p, ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_data(
-    ngx_http_wirehub_frame_parser_t *p, unsigned char *data, size_t avail,
-    size_t *used, ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_control_data(
-    ngx_http_wirehub_frame_parser_t *p, const unsigned char *data,
-    size_t avail, size_t *used, ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_control_end(
-    ngx_http_wirehub_frame_parser_t *p, ngx_http_wirehub_frame_event_t *ev);
-static ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_message_end(
-    ngx_http_wirehub_frame_parser_t *p, ngx_http_wirehub_frame_event_t *ev);
-static unsigned ngx_http_wirehub_frame_unmask(unsigned char *data,
+static wh_frame_rc_e wh_frame_fail(
+    wh_frame_parser_t *p, wh_frame_event_t *ev,
+    wh_frame_error_e error);
+static wh_frame_rc_e wh_frame_header_byte(
+    wh_frame_parser_t *p, unsigned byte,
+    wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_first_byte(
+    wh_frame_parser_t *p, unsigned byte,
+    wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_length_byte(
+    wh_frame_parser_t *p, unsigned byte,
+    wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_ext_length_byte(
+    wh_frame_parser_t *p, unsigned byte,
+    wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_length_known(
+    wh_frame_parser_t *p, wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_payload_start(
+    wh_frame_parser_t *p, wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_data(
+    wh_frame_parser_t *p, unsigned char *data, size_t avail,
+    size_t *used, wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_control_data(
+    wh_frame_parser_t *p, const unsigned char *data,
+    size_t avail, size_t *used, wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_control_end(
+    wh_frame_parser_t *p, wh_frame_event_t *ev);
+static wh_frame_rc_e wh_frame_message_end(
+    wh_frame_parser_t *p, wh_frame_event_t *ev);
+static unsigned wh_frame_unmask(unsigned char *data,
     size_t len, const unsigned char *key, unsigned offset);
 
 
 void
-ngx_http_wirehub_frame_parser_init(ngx_http_wirehub_frame_parser_t *p)
+wh_frame_parser_init(wh_frame_parser_t *p)
 {
     uint64_t  max_message_size;
     unsigned  require_mask, allow_rsv1;
@@ -132,7 +132,7 @@ ngx_http_wirehub_frame_parser_init(ngx_http_wirehub_frame_parser_t *p)
     require_mask = p->require_mask;
     allow_rsv1 = p->allow_rsv1;
 
-    memset(p, 0, sizeof(ngx_http_wirehub_frame_parser_t));
+    memset(p, 0, sizeof(wh_frame_parser_t));
 
     p->max_message_size = max_message_size;
     p->require_mask = require_mask;
@@ -140,15 +140,15 @@ ngx_http_wirehub_frame_parser_init(ngx_http_wirehub_frame_parser_t *p)
 }
 
 
-ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_parse(ngx_http_wirehub_frame_parser_t *p,
+wh_frame_rc_e
+wh_frame_parse(wh_frame_parser_t *p,
     unsigned char *buf, size_t len, size_t *consumed,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
     size_t                       pos, used;
-    ngx_http_wirehub_frame_rc_e  rc;
+    wh_frame_rc_e  rc;
 
-    memset(ev, 0, sizeof(ngx_http_wirehub_frame_event_t));
+    memset(ev, 0, sizeof(wh_frame_event_t));
 
     pos = 0;
 
@@ -156,46 +156,46 @@ ngx_http_wirehub_frame_parse(ngx_http_wirehub_frame_parser_t *p,
         switch (p->state) {
 
         case FRAME_FAILED:
-            rc = ngx_http_wirehub_frame_fail(p, ev, p->error);
+            rc = wh_frame_fail(p, ev, p->error);
             break;
 
         case FRAME_MESSAGE_END:
-            rc = ngx_http_wirehub_frame_message_end(p, ev);
+            rc = wh_frame_message_end(p, ev);
             break;
 
         case FRAME_PAYLOAD:
             if (pos == len) {
-                rc = NGX_HTTP_WIREHUB_FRAME_AGAIN;
+                rc = WH_FRAME_AGAIN;
                 goto done;
             }
 
-            rc = ngx_http_wirehub_frame_data(p, buf + pos, len - pos, &used,
+            rc = wh_frame_data(p, buf + pos, len - pos, &used,
                                              ev);
             pos += used;
             break;
 
         case FRAME_CONTROL:
             if (pos == len) {
-                rc = NGX_HTTP_WIREHUB_FRAME_AGAIN;
+                rc = WH_FRAME_AGAIN;
                 goto done;
             }
 
-            rc = ngx_http_wirehub_frame_control_data(p, buf + pos, len - pos,
+            rc = wh_frame_control_data(p, buf + pos, len - pos,
                                                      &used, ev);
             pos += used;
             break;
 
         default:
             if (pos == len) {
-                rc = NGX_HTTP_WIREHUB_FRAME_AGAIN;
+                rc = WH_FRAME_AGAIN;
                 goto done;
             }
 
-            rc = ngx_http_wirehub_frame_header_byte(p, buf[pos++], ev);
+            rc = wh_frame_header_byte(p, buf[pos++], ev);
             break;
         }
 
-    } while (rc == NGX_HTTP_WIREHUB_FRAME_AGAIN);
+    } while (rc == WH_FRAME_AGAIN);
 
 done:
 
@@ -205,52 +205,52 @@ done:
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_fail(ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_event_t *ev, ngx_http_wirehub_frame_error_e error)
+static wh_frame_rc_e
+wh_frame_fail(wh_frame_parser_t *p,
+    wh_frame_event_t *ev, wh_frame_error_e error)
 {
     p->state = FRAME_FAILED;
     p->error = error;
 
-    memset(ev, 0, sizeof(ngx_http_wirehub_frame_event_t));
-    ev->close_code = ngx_http_wirehub_frame_errors[error].close_code;
-    ev->reason = ngx_http_wirehub_frame_errors[error].reason;
+    memset(ev, 0, sizeof(wh_frame_event_t));
+    ev->close_code = wh_frame_errors[error].close_code;
+    ev->reason = wh_frame_errors[error].reason;
 
-    return NGX_HTTP_WIREHUB_FRAME_ERROR;
+    return WH_FRAME_ERROR;
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_header_byte(ngx_http_wirehub_frame_parser_t *p,
-    unsigned byte, ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_header_byte(wh_frame_parser_t *p,
+    unsigned byte, wh_frame_event_t *ev)
 {
     switch (p->state) {
 
     case FRAME_HEADER:
-        return ngx_http_wirehub_frame_first_byte(p, byte, ev);
+        return wh_frame_first_byte(p, byte, ev);
 
     case FRAME_LENGTH:
-        return ngx_http_wirehub_frame_length_byte(p, byte, ev);
+        return wh_frame_length_byte(p, byte, ev);
 
     case FRAME_LENGTH16:
     case FRAME_LENGTH64:
-        return ngx_http_wirehub_frame_ext_length_byte(p, byte, ev);
+        return wh_frame_ext_length_byte(p, byte, ev);
 
     default: /* FRAME_MASK_KEY */
         p->mask_key[4 - p->header_need] = (unsigned char) byte;
 
         if (--p->header_need) {
-            return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+            return WH_FRAME_AGAIN;
         }
 
-        return ngx_http_wirehub_frame_payload_start(p, ev);
+        return wh_frame_payload_start(p, ev);
     }
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_first_byte(ngx_http_wirehub_frame_parser_t *p,
-    unsigned byte, ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_first_byte(wh_frame_parser_t *p,
+    unsigned byte, wh_frame_event_t *ev)
 {
     unsigned  opcode, rsv;
 
@@ -262,27 +262,27 @@ ngx_http_wirehub_frame_first_byte(ngx_http_wirehub_frame_parser_t *p,
 
     switch (opcode) {
 
-    case NGX_HTTP_WIREHUB_OP_CONT:
+    case WH_WS_OP_CONT:
         if (!p->in_message) {
-            return ngx_http_wirehub_frame_fail(p, ev,
+            return wh_frame_fail(p, ev,
                                                FRAME_ERR_CONT_OUTSIDE);
         }
 
         /* RSV1 (compression) belongs to the first frame of a message */
         if (rsv) {
-            return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_RSV);
+            return wh_frame_fail(p, ev, FRAME_ERR_RSV);
         }
 
         break;
 
-    case NGX_HTTP_WIREHUB_OP_TEXT:
-    case NGX_HTTP_WIREHUB_OP_BINARY:
+    case WH_WS_OP_TEXT:
+    case WH_WS_OP_BINARY:
         if (p->in_message) {
-            return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_DATA_INSIDE);
+            return wh_frame_fail(p, ev, FRAME_ERR_DATA_INSIDE);
         }
 
         if ((rsv & FRAME_RSV2_RSV3) || (rsv && !p->allow_rsv1)) {
-            return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_RSV);
+            return wh_frame_fail(p, ev, FRAME_ERR_RSV);
         }
 
         p->in_message = 1;
@@ -292,33 +292,33 @@ ngx_http_wirehub_frame_first_byte(ngx_http_wirehub_frame_parser_t *p,
         p->utf8.state = 0;
         break;
 
-    case NGX_HTTP_WIREHUB_OP_CLOSE:
-    case NGX_HTTP_WIREHUB_OP_PING:
-    case NGX_HTTP_WIREHUB_OP_PONG:
+    case WH_WS_OP_CLOSE:
+    case WH_WS_OP_PING:
+    case WH_WS_OP_PONG:
         if (rsv) {
-            return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_RSV);
+            return wh_frame_fail(p, ev, FRAME_ERR_RSV);
         }
 
         if (!p->fin) {
-            return ngx_http_wirehub_frame_fail(p, ev,
+            return wh_frame_fail(p, ev,
                                                FRAME_ERR_CONTROL_FRAGMENTED);
         }
 
         break;
 
     default:
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_OPCODE);
+        return wh_frame_fail(p, ev, FRAME_ERR_OPCODE);
     }
 
     p->state = FRAME_LENGTH;
 
-    return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+    return WH_FRAME_AGAIN;
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_length_byte(ngx_http_wirehub_frame_parser_t *p,
-    unsigned byte, ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_length_byte(wh_frame_parser_t *p,
+    unsigned byte, wh_frame_event_t *ev)
 {
     unsigned  length7;
 
@@ -326,19 +326,19 @@ ngx_http_wirehub_frame_length_byte(ngx_http_wirehub_frame_parser_t *p,
     p->masked = (byte & FRAME_MASKED) != 0;
 
     if (p->require_mask && !p->masked) {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_UNMASKED);
+        return wh_frame_fail(p, ev, FRAME_ERR_UNMASKED);
     }
 
     if (frame_is_control(p->frame_opcode)) {
 
-        if (length7 > NGX_HTTP_WIREHUB_CONTROL_MAX) {
-            return ngx_http_wirehub_frame_fail(p, ev,
+        if (length7 > WH_WS_CONTROL_MAX) {
+            return wh_frame_fail(p, ev,
                                                FRAME_ERR_CONTROL_TOO_LONG);
         }
 
         /* a close payload is empty or starts with a 2-byte code */
-        if (p->frame_opcode == NGX_HTTP_WIREHUB_OP_CLOSE && length7 == 1) {
-            return ngx_http_wirehub_frame_fail(p, ev,
+        if (p->frame_opcode == WH_WS_OP_CLOSE && length7 == 1) {
+            return wh_frame_fail(p, ev,
                                                FRAME_ERR_CLOSE_ONE_BYTE);
         }
     }
@@ -350,58 +350,58 @@ ngx_http_wirehub_frame_length_byte(ngx_http_wirehub_frame_parser_t *p,
     case FRAME_LENGTH7_16:
         p->header_need = 2;
         p->state = FRAME_LENGTH16;
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
 
     case FRAME_LENGTH7_64:
         p->header_need = 8;
         p->state = FRAME_LENGTH64;
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
 
     default:
         p->remaining = length7;
-        return ngx_http_wirehub_frame_length_known(p, ev);
+        return wh_frame_length_known(p, ev);
     }
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_ext_length_byte(ngx_http_wirehub_frame_parser_t *p,
-    unsigned byte, ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_ext_length_byte(wh_frame_parser_t *p,
+    unsigned byte, wh_frame_event_t *ev)
 {
     uint64_t  minimum;
 
     /* the first of 8 length bytes already tells a length of 2^63 or more */
     if (p->state == FRAME_LENGTH64 && p->header_need == 8 && (byte & 0x80)) {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_LENGTH_HIGH_BIT);
+        return wh_frame_fail(p, ev, FRAME_ERR_LENGTH_HIGH_BIT);
     }
 
     p->remaining = (p->remaining << 8) | byte;
 
     if (--p->header_need) {
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
     }
 
     /* RFC 6455 5.2: "the minimal number of bytes MUST be used" */
     minimum = (p->state == FRAME_LENGTH16) ? FRAME_LENGTH7_16 : 0x10000;
 
     if (p->remaining < minimum) {
-        return ngx_http_wirehub_frame_fail(p, ev,
+        return wh_frame_fail(p, ev,
                                            FRAME_ERR_LENGTH_NOT_MINIMAL);
     }
 
-    return ngx_http_wirehub_frame_length_known(p, ev);
+    return wh_frame_length_known(p, ev);
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_length_known(ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_length_known(wh_frame_parser_t *p,
+    wh_frame_event_t *ev)
 {
     /* the size limit is checked before any of the payload is read */
     if (!frame_is_control(p->frame_opcode) && p->max_message_size) {
 
         if (p->remaining > p->max_message_size - p->message_size) {
-            return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_TOO_BIG);
+            return wh_frame_fail(p, ev, FRAME_ERR_TOO_BIG);
         }
 
         p->message_size += p->remaining;
@@ -410,16 +410,16 @@ ngx_http_wirehub_frame_length_known(ngx_http_wirehub_frame_parser_t *p,
     if (p->masked) {
         p->header_need = 4;
         p->state = FRAME_MASK_KEY;
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
     }
 
-    return ngx_http_wirehub_frame_payload_start(p, ev);
+    return wh_frame_payload_start(p, ev);
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_payload_start(ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_payload_start(wh_frame_parser_t *p,
+    wh_frame_event_t *ev)
 {
     p->mask_offset = 0;
 
@@ -427,12 +427,12 @@ ngx_http_wirehub_frame_payload_start(ngx_http_wirehub_frame_parser_t *p,
         p->control_len = 0;
 
         if (p->remaining == 0) {
-            return ngx_http_wirehub_frame_control_end(p, ev);
+            return wh_frame_control_end(p, ev);
         }
 
         p->state = FRAME_CONTROL;
 
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
     }
 
     if (p->remaining) {
@@ -442,14 +442,14 @@ ngx_http_wirehub_frame_payload_start(ngx_http_wirehub_frame_parser_t *p,
         p->state = p->fin ? FRAME_MESSAGE_END : FRAME_HEADER;
     }
 
-    return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+    return WH_FRAME_AGAIN;
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_data(ngx_http_wirehub_frame_parser_t *p,
+static wh_frame_rc_e
+wh_frame_data(wh_frame_parser_t *p,
     unsigned char *data, size_t avail, size_t *used,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
     size_t  n;
 
@@ -457,7 +457,7 @@ ngx_http_wirehub_frame_data(ngx_http_wirehub_frame_parser_t *p,
     *used = n;
 
     if (p->masked) {
-        p->mask_offset = (uint8_t) ngx_http_wirehub_frame_unmask(data, n,
+        p->mask_offset = (uint8_t) wh_frame_unmask(data, n,
                                                  p->mask_key, p->mask_offset);
     }
 
@@ -465,10 +465,10 @@ ngx_http_wirehub_frame_data(ngx_http_wirehub_frame_parser_t *p,
      * text is checked as it arrives, to stop at the first bad byte;
      * compressed text can only be checked by the caller, once inflated
      */
-    if (p->message_opcode == NGX_HTTP_WIREHUB_OP_TEXT && !p->compressed
-        && ngx_http_wirehub_utf8_feed(&p->utf8, data, n) != 0)
+    if (p->message_opcode == WH_WS_OP_TEXT && !p->compressed
+        && wh_utf8_feed(&p->utf8, data, n) != 0)
     {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_TEXT_UTF8);
+        return wh_frame_fail(p, ev, FRAME_ERR_TEXT_UTF8);
     }
 
     p->remaining -= n;
@@ -482,14 +482,14 @@ ngx_http_wirehub_frame_data(ngx_http_wirehub_frame_parser_t *p,
     ev->len = n;
     ev->compressed = p->compressed;
 
-    return NGX_HTTP_WIREHUB_FRAME_DATA;
+    return WH_FRAME_DATA;
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_control_data(ngx_http_wirehub_frame_parser_t *p,
+static wh_frame_rc_e
+wh_frame_control_data(wh_frame_parser_t *p,
     const unsigned char *data, size_t avail, size_t *used,
-    ngx_http_wirehub_frame_event_t *ev)
+    wh_frame_event_t *ev)
 {
     size_t  n;
 
@@ -502,21 +502,21 @@ ngx_http_wirehub_frame_control_data(ngx_http_wirehub_frame_parser_t *p,
     p->remaining -= n;
 
     if (p->remaining) {
-        return NGX_HTTP_WIREHUB_FRAME_AGAIN;
+        return WH_FRAME_AGAIN;
     }
 
-    return ngx_http_wirehub_frame_control_end(p, ev);
+    return wh_frame_control_end(p, ev);
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_control_end(ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_control_end(wh_frame_parser_t *p,
+    wh_frame_event_t *ev)
 {
     unsigned  code;
 
     if (p->masked) {
-        (void) ngx_http_wirehub_frame_unmask(p->control, p->control_len,
+        (void) wh_frame_unmask(p->control, p->control_len,
                                              p->mask_key, 0);
     }
 
@@ -526,45 +526,45 @@ ngx_http_wirehub_frame_control_end(ngx_http_wirehub_frame_parser_t *p,
     ev->data = p->control;
     ev->len = p->control_len;
 
-    if (p->frame_opcode != NGX_HTTP_WIREHUB_OP_CLOSE) {
-        return NGX_HTTP_WIREHUB_FRAME_CONTROL;
+    if (p->frame_opcode != WH_WS_OP_CLOSE) {
+        return WH_FRAME_CONTROL;
     }
 
     if (p->control_len == 0) {
-        ev->close_code = NGX_HTTP_WIREHUB_CLOSE_NO_STATUS;
-        return NGX_HTTP_WIREHUB_FRAME_CONTROL;
+        ev->close_code = WH_WS_CLOSE_NO_STATUS;
+        return WH_FRAME_CONTROL;
     }
 
     /* a 1-byte close payload was refused with the header */
     code = ((unsigned) p->control[0] << 8) | p->control[1];
 
-    if (!ngx_http_wirehub_frame_close_code_valid(code)) {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_CLOSE_CODE);
+    if (!wh_frame_close_code_valid(code)) {
+        return wh_frame_fail(p, ev, FRAME_ERR_CLOSE_CODE);
     }
 
-    if (ngx_http_wirehub_utf8_valid(p->control + 2, p->control_len - 2)
+    if (wh_utf8_validate(p->control + 2, p->control_len - 2)
         != 0)
     {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_REASON_UTF8);
+        return wh_frame_fail(p, ev, FRAME_ERR_REASON_UTF8);
     }
 
     ev->close_code = code;
     ev->data = p->control + 2;
     ev->len = p->control_len - 2;
 
-    return NGX_HTTP_WIREHUB_FRAME_CONTROL;
+    return WH_FRAME_CONTROL;
 }
 
 
-static ngx_http_wirehub_frame_rc_e
-ngx_http_wirehub_frame_message_end(ngx_http_wirehub_frame_parser_t *p,
-    ngx_http_wirehub_frame_event_t *ev)
+static wh_frame_rc_e
+wh_frame_message_end(wh_frame_parser_t *p,
+    wh_frame_event_t *ev)
 {
     /* text that stops inside a character is as bad as a bad byte */
-    if (p->message_opcode == NGX_HTTP_WIREHUB_OP_TEXT && !p->compressed
-        && ngx_http_wirehub_utf8_done(&p->utf8) != 0)
+    if (p->message_opcode == WH_WS_OP_TEXT && !p->compressed
+        && wh_utf8_done(&p->utf8) != 0)
     {
-        return ngx_http_wirehub_frame_fail(p, ev, FRAME_ERR_TEXT_UTF8);
+        return wh_frame_fail(p, ev, FRAME_ERR_TEXT_UTF8);
     }
 
     p->in_message = 0;
@@ -573,7 +573,7 @@ ngx_http_wirehub_frame_message_end(ngx_http_wirehub_frame_parser_t *p,
     ev->opcode = p->message_opcode;
     ev->compressed = p->compressed;
 
-    return NGX_HTTP_WIREHUB_FRAME_MESSAGE_END;
+    return WH_FRAME_MESSAGE_END;
 }
 
 
@@ -583,7 +583,7 @@ ngx_http_wirehub_frame_message_end(ngx_http_wirehub_frame_parser_t *p,
  * key repeats every 4 bytes and so every 8.
  */
 static unsigned
-ngx_http_wirehub_frame_unmask(unsigned char *data, size_t len,
+wh_frame_unmask(unsigned char *data, size_t len,
     const unsigned char *key, unsigned offset)
 {
     size_t         i;
@@ -611,7 +611,7 @@ ngx_http_wirehub_frame_unmask(unsigned char *data, size_t len,
 
 
 size_t
-ngx_http_wirehub_frame_header(unsigned char *out, unsigned opcode, int fin,
+wh_frame_header(unsigned char *out, unsigned opcode, int fin,
     int rsv1, uint64_t len)
 {
     unsigned  i;
@@ -642,7 +642,7 @@ ngx_http_wirehub_frame_header(unsigned char *out, unsigned opcode, int fin,
 
 
 size_t
-ngx_http_wirehub_frame_close_payload(unsigned char *out, unsigned code,
+wh_frame_close_payload(unsigned char *out, unsigned code,
     const char *reason)
 {
     size_t  len;
@@ -660,8 +660,8 @@ ngx_http_wirehub_frame_close_payload(unsigned char *out, unsigned code,
 
     len = strlen(reason);
 
-    if (len > NGX_HTTP_WIREHUB_CLOSE_REASON_MAX) {
-        len = NGX_HTTP_WIREHUB_CLOSE_REASON_MAX;
+    if (len > WH_WS_CLOSE_REASON_MAX) {
+        len = WH_WS_CLOSE_REASON_MAX;
 
         /* back off to the start of the character that would be cut */
         while (len > 0 && ((unsigned char) reason[len] & 0xc0) == 0x80) {
@@ -676,7 +676,7 @@ ngx_http_wirehub_frame_close_payload(unsigned char *out, unsigned code,
 
 
 int
-ngx_http_wirehub_frame_close_code_valid(unsigned code)
+wh_frame_close_code_valid(unsigned code)
 {
     /*
      * 1004 is reserved; 1005, 1006 and 1015 stand for a missing code, a

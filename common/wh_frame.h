@@ -4,41 +4,41 @@
  *
  * Depends on libc only, so that unit tests and fuzzers can use it
  * without nginx.  The parser allocates nothing and keeps all of its state
- * in ngx_http_wirehub_frame_parser_t, which lives in every connection.
+ * in wh_frame_parser_t, which lives in every connection.
  */
 
 
-#ifndef _NGX_HTTP_WIREHUB_FRAME_H_INCLUDED_
-#define _NGX_HTTP_WIREHUB_FRAME_H_INCLUDED_
+#ifndef WH_FRAME_H
+#define WH_FRAME_H
 
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ngx_http_wirehub_utf8.h"
+#include "wh_utf8.h"
 
 
-#define NGX_HTTP_WIREHUB_OP_CONT          0x0
-#define NGX_HTTP_WIREHUB_OP_TEXT          0x1
-#define NGX_HTTP_WIREHUB_OP_BINARY        0x2
-#define NGX_HTTP_WIREHUB_OP_CLOSE         0x8
-#define NGX_HTTP_WIREHUB_OP_PING          0x9
-#define NGX_HTTP_WIREHUB_OP_PONG          0xA
+#define WH_WS_OP_CONT          0x0
+#define WH_WS_OP_TEXT          0x1
+#define WH_WS_OP_BINARY        0x2
+#define WH_WS_OP_CLOSE         0x8
+#define WH_WS_OP_PING          0x9
+#define WH_WS_OP_PONG          0xA
 
 /* the largest control frame payload, and the largest close reason */
-#define NGX_HTTP_WIREHUB_CONTROL_MAX      125
-#define NGX_HTTP_WIREHUB_CLOSE_REASON_MAX 123
+#define WH_WS_CONTROL_MAX      125
+#define WH_WS_CLOSE_REASON_MAX 123
 
-/* the largest header ngx_http_wirehub_frame_header() writes */
-#define NGX_HTTP_WIREHUB_FRAME_HEADER_MAX 10
+/* the largest header wh_frame_header() writes */
+#define WH_FRAME_HEADER_MAX 10
 
 /* a CLOSE without a code is reported with this code (never sent) */
-#define NGX_HTTP_WIREHUB_CLOSE_NO_STATUS  1005
+#define WH_WS_CLOSE_NO_STATUS  1005
 
 
 typedef enum {
     /* all input consumed, need more */
-    NGX_HTTP_WIREHUB_FRAME_AGAIN = 0,
+    WH_FRAME_AGAIN = 0,
 
     /*
      * ev->data, ev->len: payload bytes of the current data message,
@@ -47,13 +47,13 @@ typedef enum {
      * first frame of the message.  Never emitted with len 0: a message
      * without payload yields MESSAGE_END alone.
      */
-    NGX_HTTP_WIREHUB_FRAME_DATA,
+    WH_FRAME_DATA,
 
     /*
      * the current data message is complete (its FIN frame fully read);
      * ev->opcode is the message opcode, ev->compressed as for DATA
      */
-    NGX_HTTP_WIREHUB_FRAME_MESSAGE_END,
+    WH_FRAME_MESSAGE_END,
 
     /*
      * a complete control frame: ev->opcode PING, PONG or CLOSE; ev->data,
@@ -62,15 +62,15 @@ typedef enum {
      * is empty) and ev->data, ev->len the reason, already checked to be
      * UTF-8
      */
-    NGX_HTTP_WIREHUB_FRAME_CONTROL,
+    WH_FRAME_CONTROL,
 
     /*
      * a protocol violation: ev->close_code (1002, 1007 or 1009) and
      * ev->reason (a static string) say how to close; the parser stays in
      * this state and returns the same error on every later call
      */
-    NGX_HTTP_WIREHUB_FRAME_ERROR
-} ngx_http_wirehub_frame_rc_e;
+    WH_FRAME_ERROR
+} wh_frame_rc_e;
 
 
 typedef struct {
@@ -80,13 +80,13 @@ typedef struct {
     unsigned                  close_code;
     const char               *reason;
     unsigned                  compressed;   /* DATA and MESSAGE_END */
-} ngx_http_wirehub_frame_event_t;
+} wh_frame_event_t;
 
 
 /*
  * The caller sets max_message_size, require_mask and allow_rsv1; every
  * other field is private.  Zeroing the whole struct gives a parser at the
- * start of a stream; ngx_http_wirehub_frame_parser_init() does the same
+ * start of a stream; wh_frame_parser_init() does the same
  * but keeps the three settings.
  */
 typedef struct {
@@ -99,9 +99,9 @@ typedef struct {
 
     uint64_t                  remaining;       /* of the frame's payload */
     uint64_t                  message_size;    /* announced so far */
-    ngx_http_wirehub_utf8_t   utf8;            /* of the TEXT message */
+    wh_utf8_t   utf8;            /* of the TEXT message */
     unsigned char             mask_key[4];
-    unsigned char             control[NGX_HTTP_WIREHUB_CONTROL_MAX];
+    unsigned char             control[WH_WS_CONTROL_MAX];
     uint8_t                   state;
     uint8_t                   header_need;     /* length or key bytes */
     uint8_t                   control_len;
@@ -124,14 +124,14 @@ typedef struct {
     unsigned                  masked:1;
     unsigned                  in_message:1;
     unsigned                  compressed:1;
-} ngx_http_wirehub_frame_parser_t;
+} wh_frame_parser_t;
 
 
 /*
  * Resets the parser to the start of a stream; max_message_size,
  * require_mask and allow_rsv1 are kept as they are.
  */
-void ngx_http_wirehub_frame_parser_init(ngx_http_wirehub_frame_parser_t *p);
+void wh_frame_parser_init(wh_frame_parser_t *p);
 
 /*
  * Parses from buf[0..len) up to the next event and returns it; *consumed
@@ -142,32 +142,32 @@ void ngx_http_wirehub_frame_parser_init(ngx_http_wirehub_frame_parser_t *p);
  * bytes are unmasked in place in buf.  Every field of *ev not named for
  * the event is zero.
  */
-ngx_http_wirehub_frame_rc_e ngx_http_wirehub_frame_parse(
-    ngx_http_wirehub_frame_parser_t *p, unsigned char *buf, size_t len,
-    size_t *consumed, ngx_http_wirehub_frame_event_t *ev);
+wh_frame_rc_e wh_frame_parse(
+    wh_frame_parser_t *p, unsigned char *buf, size_t len,
+    size_t *consumed, wh_frame_event_t *ev);
 
 /*
  * Writes the header of a server frame (unmasked) with a payload of len
- * bytes into out (NGX_HTTP_WIREHUB_FRAME_HEADER_MAX bytes at least);
+ * bytes into out (WH_FRAME_HEADER_MAX bytes at least);
  * returns its length: 2, 4 or 10.
  */
-size_t ngx_http_wirehub_frame_header(unsigned char *out, unsigned opcode,
+size_t wh_frame_header(unsigned char *out, unsigned opcode,
     int fin, int rsv1, uint64_t len);
 
 /*
- * Writes a close frame payload into out (NGX_HTTP_WIREHUB_CONTROL_MAX
+ * Writes a close frame payload into out (WH_WS_CONTROL_MAX
  * bytes at least): the 2-byte code, then the reason (may be NULL) cut to
  * 123 bytes at a character boundary; returns its length.  Code 0 writes
  * an empty payload, the answer to a close that carried no code.
  */
-size_t ngx_http_wirehub_frame_close_payload(unsigned char *out,
+size_t wh_frame_close_payload(unsigned char *out,
     unsigned code, const char *reason);
 
 /*
  * Returns 1 if a close code received from a peer is valid per RFC 6455
  * and the IANA registry (1000-1003, 1007-1014, 3000-4999), else 0.
  */
-int ngx_http_wirehub_frame_close_code_valid(unsigned code);
+int wh_frame_close_code_valid(unsigned code);
 
 
-#endif /* _NGX_HTTP_WIREHUB_FRAME_H_INCLUDED_ */
+#endif /* WH_FRAME_H */

@@ -7,8 +7,8 @@
  */
 
 
-#ifndef _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_
-#define _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_
+#ifndef WH_UTF8_H
+#define WH_UTF8_H
 
 
 #include <stddef.h>
@@ -21,7 +21,7 @@
  */
 typedef struct {
     uint32_t  state;
-} ngx_http_wirehub_utf8_t;
+} wh_utf8_t;
 
 
 /*
@@ -31,14 +31,17 @@ typedef struct {
  * Overlong forms, surrogates (U+D800..U+DFFF) and code points above
  * U+10FFFF are invalid.
  */
-int ngx_http_wirehub_utf8_feed(ngx_http_wirehub_utf8_t *u,
+int wh_utf8_feed(wh_utf8_t *u,
     const unsigned char *p, size_t len);
 
 /* returns 0 if the stream so far ends on a character boundary, else -1 */
-int ngx_http_wirehub_utf8_done(const ngx_http_wirehub_utf8_t *u);
+int wh_utf8_done(const wh_utf8_t *u);
 
 /* returns 0 if p[0..len) is complete, valid UTF-8, else -1 */
-int ngx_http_wirehub_utf8_valid(const unsigned char *p, size_t len);
+int wh_utf8_validate(const unsigned char *p, size_t len);
+
+/* the same as a truth value: 1 if s[0..len) is valid UTF-8 */
+int wh_utf8_valid(const char *s, size_t len);
 
 
-#endif /* _NGX_HTTP_WIREHUB_UTF8_H_INCLUDED_ */
+#endif /* WH_UTF8_H */
