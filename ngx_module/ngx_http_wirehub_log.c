@@ -291,7 +291,16 @@ ngx_http_wirehub_variable(ngx_http_request_t *r,
     }
 
     if (data == NGX_HTTP_WIREHUB_VAR_REQUEST) {
-        /* the post-read handler already masked tokens in request_line */
+        /*
+         * The post-read handler masked request_line already, unless no
+         * location uses the module (it then installs no handler): masked
+         * here, for the log formats that ask.
+         */
+
+        if (ngx_http_wirehub_mask_request(r) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         s = &r->request_line;
     }
 
