@@ -3,6 +3,7 @@ nginx with the module, real wirehubd (commands ttl=10m ack_timeout=1s
 max_attempts=3), WebSocket agents on python3-websockets, the HTTP API
 with service tokens.  Every test works in a workspace of its own."""
 
+import http.client
 import json
 import os
 import threading
@@ -302,6 +303,25 @@ def test_offline_agent_gets_reboot_next_morning(nginx, api, agents, ws):
 
     # nothing comes again
     assert agent.quiet(1.5) == []
+
+
+def test_result_keeps_the_agents_bytes(nginx, api, agents, ws):
+    """command_result's "result" is stored as the agent wrote it, as the
+    API stores payloads: 0.1 is not re-encoded as 0.10000000000000001."""
+    register(api, "pc-raw", client_type="desktop")
+    agent = connect(nginx, agents, ws, "pc-raw")
+    cid = queue(api, "pc-raw")["command_id"]
+    agent.recv_type("device_command")
+    ack = agent.result(cid, result={"v": 0.1, "w": [1.5, -0.0]})
+    assert ack["type"] == "command_result_accepted", ack
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=10)
+    conn.request("GET", "/api/commands/%s" % cid,
+                 headers={"Authorization": "Bearer " + api.token})
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == 200, body
+    assert b'"result":{"v": 0.1, "w": [1.5, -0.0]}' in body, body
 
 
 def test_priority_then_fifo(nginx, api, agents, ws):
