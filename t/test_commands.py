@@ -608,6 +608,28 @@ def test_delete_revokes_live_client(nginx, daemon, api, agents, ws):
         stop_nginx(fresh)
 
 
+def test_refresh_checks_revocation(nginx, api, agents, ws):
+    """A token issued before its client was deleted cannot extend a
+    session of the client registered again under the same id."""
+    register(api, "pc-16")
+    old = client_token(ws, "pc-16", iat=int(time.time()) - 10)
+    status, _ = api.call("DELETE", "/clients/pc-16")
+    assert status == 200
+    register(api, "pc-16")
+    agent = connect(nginx, agents, ws, "pc-16",
+                    client_token(ws, "pc-16", iat=int(time.time()) + 2))
+
+    agent.send({"type": "refresh", "token": old, "ref": "f1"})
+    reply = agent.recv_type("error")
+    assert (reply["code"], reply["ref"]) == ("forbidden", "f1"), reply
+    assert "revoked" in reply["message"], reply
+
+    fresh = client_token(ws, "pc-16", iat=int(time.time()) + 2)
+    agent.send({"type": "refresh", "token": fresh, "ref": "f2"})
+    reply = agent.recv_type("refreshed")
+    assert reply["ref"] == "f2", reply
+
+
 def test_link_replays_revocations_after_welcome(daemon, api, ws):
     """On the link itself: a worker that connects is told every stored
     revocation right after WELCOME, and a SESSION_OPEN with a token
