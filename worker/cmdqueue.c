@@ -12,8 +12,6 @@
 #include "cmdqueue.h"
 
 
-#define WH_CMDQ_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX)
-
 
 static const char  *wh_cmd_status_names[WH_CMD_NSTATUS] = {
     "pending", "sent", "completed", "failed", "expired", "cancelled"
@@ -49,6 +47,14 @@ int
 wh_cmd_is_open(wh_cmd_status_e status)
 {
     return status == WH_CMD_PENDING || status == WH_CMD_SENT;
+}
+
+
+int64_t
+wh_cmd_expires_at(const wh_cmd_policy_t *p, int64_t created_ms,
+    int64_t ttl_ms)
+{
+    return created_ms + (ttl_ms > 0 ? ttl_ms : p->ttl_ms);
 }
 
 
@@ -149,8 +155,7 @@ wh_cmdq_free(wh_cmdq_t *q)
 }
 
 
-/* ws "\0" name; 0 if a part is too long */
-static size_t
+size_t
 wh_cmdq_key(unsigned char *buf, wh_str_t ws, wh_str_t name)
 {
     if (ws.len > WH_WORKSPACE_MAX || name.len > WH_CMD_CLIENT_MAX) {

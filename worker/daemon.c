@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "wh_time.h"
+#include "commands_api.h"
 #include "daemon.h"
+#include "engine_lmdb.h"
 
 
 #define WH_SYNC_INTERVAL_MS     1000
@@ -390,15 +392,14 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
     policy.max_attempts = d->conf.cmd_max_attempts;
     policy.window = WH_CMD_WINDOW;
 
-    if (wh_clients_init(&d->clients, d->store, &d->batch, &d->sessions,
+    if (wh_clients_init(&d->clients, d->engine, &d->batch, &d->sessions,
                         &d->link, &d->commands, &d->log, err) != 0)
     {
         return -1;
     }
 
-    if (wh_commands_init(&d->commands, d->store, &d->batch, &d->sessions,
-                         &d->channels, &d->clients, &policy, &d->log, err)
-        != 0)
+    if (wh_commands_init(&d->commands, d->engine, &d->batch, &d->sessions,
+                         &d->channels, &policy, &d->log, err) != 0)
     {
         wh_clients_free(&d->clients);
         return -1;
@@ -428,9 +429,13 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
+    if (wh_engine_lmdb_open(&d->engine, d->store, &d->log, err) != 0) {
+        return -1;
+    }
+
     wh_channels_init(&d->channels, d->store, &d->log);
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
-    wh_batch_init(&d->batch, d->store, &d->log);
+    wh_batch_init(&d->batch, d->engine, &d->log);
 
     if (wh_daemon_commands(d, err) != 0) {
         return -1;
@@ -485,6 +490,8 @@ wh_daemon_run(wh_daemon_t *d)
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);
     wh_channels_free(&d->channels);
+    d->engine->ops->close(d->engine);
+    d->engine = NULL;
     wh_store_close(d->store);
     d->store = NULL;
     close(d->signal_ev.fd);

@@ -11,6 +11,7 @@
 #include "channels.h"
 #include "clients.h"
 #include "commands.h"
+#include "engine.h"
 #include "config.h"
 #include "link.h"
 #include "log.h"
@@ -27,7 +28,8 @@ typedef struct {
     wh_log_t        log;
     wh_loop_t       loop;
     wh_link_t       link;
-    wh_store_t     *store;
+    wh_store_t     *store;         /* channels and history */
+    wh_engine_t    *engine;        /* clients, commands, revocations */
     wh_channels_t   channels;
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */

@@ -71,8 +71,8 @@ wh_mdb_error(int rc, const char *what, wh_err_t *err)
 }
 
 
-static size_t
-wh_hist_key(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
+size_t
+wh_key_seq(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
 {
     size_t  n;
 
@@ -517,7 +517,7 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
 
     k.mv_data = key;
-    k.mv_size = wh_hist_key(key, ws, ch, meta->last_id + 1);
+    k.mv_size = wh_key_seq(key, ws, ch, meta->last_id + 1);
     v.mv_size = 8 + len;
 
     rc = mdb_put(txn, st->hist, &k, &v, MDB_RESERVE);
@@ -532,7 +532,7 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
 
     /* the length bound: normally one entry goes per append */
     while (meta->last_id - meta->first_id + 1 > st->hist_len) {
-        k.mv_size = wh_hist_key(key, ws, ch, meta->first_id);
+        k.mv_size = wh_key_seq(key, ws, ch, meta->first_id);
         rc = mdb_del(txn, st->hist, &k, NULL);
 
         if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -725,7 +725,7 @@ wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
         after = r->meta.first_id - 1;
     }
 
-    plen = wh_hist_key(key, ws, ch, after + 1) - 8;
+    plen = wh_key_seq(key, ws, ch, after + 1) - 8;
     rc = wh_store_scan(st, cur, key, plen, up_to, limit, now, cb, ctx, r,
                        err);
     mdb_cursor_close(cur);

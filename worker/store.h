@@ -137,6 +137,8 @@ int wh_store_sync(wh_store_t *st, wh_err_t *err);
 void wh_be64_put(unsigned char *p, uint64_t v);
 uint64_t wh_be64_get(const unsigned char *p);
 size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
+/* a "\0" b "\0" be64 n: a history entry, a command of a client */
+size_t wh_key_seq(unsigned char *buf, wh_str_t a, wh_str_t b, uint64_t n);
 int wh_mdb_error(int rc, const char *what, wh_err_t *err);
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */

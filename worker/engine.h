@@ -1,0 +1,190 @@
+/*
+ * The storage engine: the durable state of the clients registry, the
+ * command queue and the revocations, as operations on C structs.  LMDB
+ * (engine_lmdb*.c) is the first implementation; a Redis engine
+ * (DESIGN.md "Cluster mode") implements the same table.
+ *
+ * Every read and write runs inside write(): one transaction for the
+ * ops of a batch (batch.h), applied again from scratch if the engine
+ * has to retry it, so the operations touch nothing but the txn before
+ * it commits.  sync() makes what is committed durable (LMDB: fsync;
+ * Redis: appendfsync always + WAIT): a command is answered 202 only
+ * after it.
+ *
+ * What the engine hands out (wh_client_t, wh_command_t, lists) owns its
+ * memory: free it with wh_client_free(), wh_command_free(), ... Strings
+ * the operations set on a struct are borrowed: the engine copies what
+ * it stores.
+ */
+
+#ifndef WH_ENGINE_H
+#define WH_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "cmdqueue.h"
+#include "log.h"
+
+
+/* a command keeps its first and its newest state changes */
+#define WH_CMD_HISTORY_MAX   64
+
+typedef struct wh_engine_s      wh_engine_t;
+typedef struct wh_engine_ops_s  wh_engine_ops_t;
+
+/* one write transaction; impl is the engine's own (LMDB: MDB_txn) */
+typedef struct {
+    wh_engine_t   *engine;
+    void          *impl;
+} wh_etxn_t;
+
+typedef struct {
+    wh_str_t       ws, id, name, client_type;
+    wh_str_t       metadata;        /* its JSON text; empty: none */
+    int64_t        created_ms;
+    int64_t        last_seen_ms;    /* 0: never */
+    char          *mem;
+} wh_client_t;
+
+typedef struct {
+    wh_client_t   *items;
+    size_t         n;
+    int            more;            /* clients follow the last item */
+} wh_client_list_t;
+
+/* one state change of a command */
+typedef struct {
+    wh_cmd_status_e  status;
+    int64_t          at_ms;
+    unsigned         attempt;       /* a delivery: its number, else 0 */
+    wh_str_t         session;       /* a delivery: to which session */
+    wh_str_t         reason;
+} wh_cmd_event_t;
+
+typedef struct {
+    wh_str_t         ws, id, client_id, command;
+    wh_str_t         payload;       /* the text the user sent */
+    wh_str_t         idem;          /* idempotency key; empty: none */
+    wh_str_t         result;        /* the text the device sent */
+    wh_str_t         error, reason;
+    unsigned         priority;
+    uint64_t         seq;           /* creation order */
+    wh_cmd_state_t   state;
+    int64_t          created_ms, updated_ms;
+    wh_cmd_event_t  *history;
+    size_t           nhistory, history_cap;
+    char            *mem;
+} wh_command_t;
+
+typedef struct {
+    wh_command_t    *items;
+    size_t           n, cap;
+    uint64_t         next;          /* the cursor of the next page, 0 */
+} wh_cmd_list_t;
+
+typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
+/* a stored revocation; non-zero stops */
+typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
+    wh_str_t client_id, uint64_t before_s);
+/* an open command, valid during the call (the callee may change it
+ * through the engine) */
+typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
+    wh_err_t *err);
+
+struct wh_engine_ops_s {
+    const char  *kind;
+
+    /* runs fn in one transaction and commits it; -1 with err */
+    int  (*write)(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
+        wh_err_t *err);
+    /* makes what is committed durable */
+    int  (*sync)(wh_engine_t *e, wh_err_t *err);
+    void (*close)(wh_engine_t *e);
+
+    /* clients: 1 found, 0 not, -1 error; out may be NULL */
+    int  (*client_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_client_t *out, wh_err_t *err);
+    int  (*client_put)(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err);
+    /* the clients of ws whose id sorts after `after`, at most limit */
+    int  (*client_list)(wh_etxn_t *t, wh_str_t ws, wh_str_t after,
+        size_t limit, wh_client_list_t *out, wh_err_t *err);
+    /* deletes the client; its tokens issued before before_s are
+     * refused from now on */
+    int  (*client_revoke)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        uint64_t before_s, wh_err_t *err);
+    int  (*revocations)(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
+        wh_err_t *err);
+
+    /* commands: the last seq given out (kept across restarts) */
+    int  (*cmd_seq)(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
+    int  (*cmd_set_seq)(wh_etxn_t *t, uint64_t last, wh_err_t *err);
+    /* 1 found, 0 not, -1 error */
+    int  (*cmd_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_command_t *out, wh_err_t *err);
+    /* a new command: open, listed for its client, its idempotency key
+     * taken */
+    int  (*cmd_insert)(wh_etxn_t *t, const wh_command_t *cmd,
+        wh_err_t *err);
+    /* a changed command; one that ended is no longer open */
+    int  (*cmd_update)(wh_etxn_t *t, const wh_command_t *cmd,
+        wh_err_t *err);
+    /* the command the client created with this idempotency key */
+    int  (*cmd_idem)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        wh_str_t key, wh_command_t *out, wh_err_t *err);
+    /* a client's commands with seq > after, in creation order, at most
+     * limit of those whose status is in mask (0: any) */
+    int  (*cmd_list)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
+        wh_err_t *err);
+    /* the open commands of a client, or of every client if ws is
+     * empty, in seq order; cb may change them */
+    int  (*cmd_open)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        wh_engine_cmd_pt cb, void *ctx, wh_err_t *err);
+    /* forgets the client's idempotency keys */
+    int  (*cmd_forget_client)(wh_etxn_t *t, wh_str_t ws,
+        wh_str_t client_id, wh_err_t *err);
+};
+
+struct wh_engine_s {
+    const wh_engine_ops_t  *ops;
+    wh_log_t               *log;
+};
+
+
+static inline int
+wh_engine_write(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
+    wh_err_t *err)
+{
+    return e->ops->write(e, fn, ctx, err);
+}
+
+
+static inline int
+wh_engine_sync(wh_engine_t *e, wh_err_t *err)
+{
+    return e->ops->sync(e, err);
+}
+
+
+/* the table of the engine a txn belongs to */
+#define wh_etxn_ops(t)  ((t)->engine->ops)
+
+
+void wh_client_free(wh_client_t *cl);
+void wh_client_list_free(wh_client_list_t *l);
+void wh_command_free(wh_command_t *cmd);
+void wh_cmd_list_free(wh_cmd_list_t *l);
+/* a slot at the end of the list; NULL out of memory */
+wh_command_t *wh_cmd_list_add(wh_cmd_list_t *l);
+
+/* appends a state change, the oldest after the first giving way when
+ * the history is full; -1 out of memory */
+int wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev);
+
+/* copies strs[0..n) into one block (*mem) and points dst[i] at them */
+int wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs,
+    size_t n);
+
+#endif /* WH_ENGINE_H */
