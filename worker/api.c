@@ -207,7 +207,7 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
     size_t            limit;
     uint64_t          since = 0;
     wh_err_t          err;
-    wh_store_range_t  r;
+    wh_hist_range_t  r;
     wh_history_ctx_t  h;
 
     rc = wh_query_u64(a->m->query, "since", &since);
@@ -234,9 +234,10 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    if (wh_store_read(a->d->store, a->m->workspace, ch, since, UINT64_MAX,
-                      limit, wh_time_ms(), wh_history_item, &h, &r, &err)
-        != 0 || h.full)
+    if (wh_engine_hist_read(a->d->engine, a->m->workspace, ch, since,
+                            UINT64_MAX, limit, wh_time_ms(),
+                            wh_history_item, &h, &r, &err) != 0
+        || h.full)
     {
         if (h.full) {
             wh_err(&err, 503, "out of memory");
@@ -342,7 +343,7 @@ wh_api_channels(wh_api_t *a)
 
     wh_channels_commit(&a->d->channels);
 
-    if (wh_store_channels(a->d->store, a->m->workspace, after,
+    if (wh_engine_chan_list(a->d->engine, a->m->workspace, after,
                           wh_list_item, &l, &err) != 0)
     {
         json_decref(l.items);
@@ -388,8 +389,8 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     wh_channels_stats(&d->channels, ws, &cs);
 
-    if (wh_store_channels(d->store, ws, none, wh_count_chan, &stored, &err)
-        != 0)
+    if (wh_engine_chan_list(d->engine, ws, none, wh_count_chan, &stored,
+                            &err) != 0)
     {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;

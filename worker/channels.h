@@ -18,8 +18,8 @@
 #include "wh_link.h"
 #include "link.h"
 #include "log.h"
+#include "engine.h"
 #include "map.h"
-#include "store.h"
 
 
 /* the largest message text: its MESSAGE frame must fit a link frame */
@@ -48,7 +48,7 @@ typedef struct {
 typedef struct wh_pub_s  wh_pub_t;
 
 typedef struct {
-    wh_store_t  *store;
+    wh_engine_t *engine;
     wh_log_t    *log;
     wh_map_t     chans;         /* ws "\0" channel -> wh_chan_t */
     wh_pub_t    *head;          /* the queued publishes */
@@ -66,7 +66,8 @@ typedef struct {
 } wh_chan_stats_t;
 
 
-void wh_channels_init(wh_channels_t *c, wh_store_t *store, wh_log_t *log);
+void wh_channels_init(wh_channels_t *c, wh_engine_t *engine,
+    wh_log_t *log);
 void wh_channels_free(wh_channels_t *c);
 
 /* link frames; -1 means a protocol error (the peer is dropped) */

@@ -169,7 +169,7 @@ wh_daemon_sync(wh_timer_t *t)
     wh_err_t      err;
     wh_daemon_t  *d = t->data;
 
-    if (wh_store_sync_background(d->store, &err) != 0) {
+    if (d->engine->ops->sync_background(d->engine, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
     }
 }
@@ -182,7 +182,7 @@ wh_daemon_readers(wh_timer_t *t)
     wh_err_t      err;
     wh_daemon_t  *d = t->data;
 
-    if (wh_store_check_readers(d->store, &dead, &err) != 0) {
+    if (d->engine->ops->check_readers(d->engine, &dead, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
     } else if (dead) {
         wh_log_warn(&d->log, "storage: cleared %d stale reader slots",
@@ -201,7 +201,8 @@ wh_daemon_expire(wh_timer_t *t)
     /* a publish queued by a timer must not wait for the trim */
     wh_channels_commit(&d->channels);
 
-    if (wh_store_expire(d->store, wh_time_ms(), &removed, &err) != 0) {
+    if (d->engine->ops->hist_expire(d->engine, wh_time_ms(), &removed,
+                                    &err) != 0) {
         wh_log_error(&d->log, "history expiry: %s", err.msg);
     } else if (removed) {
         wh_log_debug(&d->log, "history expiry: %zu messages removed",
@@ -422,18 +423,15 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->loop.turn_end = wh_daemon_turn_end;
     d->loop.turn_data = d;
 
-    if (wh_store_open(&d->store, d->conf.storage, d->conf.map_size,
-                      d->conf.max_map_size, d->conf.history_length,
-                      d->conf.history_ttl_ms, &d->log, err) != 0)
+    /* LMDB is the one engine so far (DESIGN.md "Cluster mode") */
+    if (wh_engine_lmdb_open(&d->engine, d->conf.storage, d->conf.map_size,
+                            d->conf.max_map_size, d->conf.history_length,
+                            d->conf.history_ttl_ms, &d->log, err) != 0)
     {
         return -1;
     }
 
-    if (wh_engine_lmdb_open(&d->engine, d->store, &d->log, err) != 0) {
-        return -1;
-    }
-
-    wh_channels_init(&d->channels, d->store, &d->log);
+    wh_channels_init(&d->channels, d->engine, &d->log);
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
     wh_batch_init(&d->batch, d->engine, &d->log);
 
@@ -459,7 +457,7 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     wh_log_info(&d->log, "wirehubd %s listening on unix:%s, storage %s "
                 "(map %zu bytes)", d->instance, d->conf.listen,
-                d->conf.storage, d->store->map_size);
+                d->conf.storage, d->engine->ops->size(d->engine));
 
     return 0;
 }
@@ -490,10 +488,8 @@ wh_daemon_run(wh_daemon_t *d)
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);
     wh_channels_free(&d->channels);
-    d->engine->ops->close(d->engine);
+    wh_engine_close(d->engine);
     d->engine = NULL;
-    wh_store_close(d->store);
-    d->store = NULL;
     close(d->signal_ev.fd);
     wh_loop_free(&d->loop);
 

@@ -18,7 +18,6 @@
 #include "loop.h"
 #include "mqtt.h"
 #include "sessions.h"
-#include "store.h"
 
 
 #define WH_INSTANCE_LEN  16
@@ -28,8 +27,7 @@ typedef struct {
     wh_log_t        log;
     wh_loop_t       loop;
     wh_link_t       link;
-    wh_store_t     *store;         /* channels and history */
-    wh_engine_t    *engine;        /* clients, commands, revocations */
+    wh_engine_t    *engine;        /* all that is stored */
     wh_channels_t   channels;
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */

@@ -1,13 +1,16 @@
 /*
- * The storage engine: the durable state of the clients registry, the
- * command queue and the revocations, as operations on C structs.  LMDB
- * (engine_lmdb*.c) is the first implementation; a Redis engine
- * (DESIGN.md "Cluster mode") implements the same table.
+ * The storage engine: the durable state of the channels (ids, epochs,
+ * history), the clients registry, the command queue and the
+ * revocations, as operations on C structs.  LMDB (engine_lmdb*.c) is the
+ * first implementation, selected at start; a Redis engine (DESIGN.md
+ * "Cluster mode") implements the same table.
  *
- * Every read and write runs inside write(): one transaction for the
- * ops of a batch (batch.h), applied again from scratch if the engine
- * has to retry it, so the operations touch nothing but the txn before
- * it commits.  sync() makes what is committed durable (LMDB: fsync;
+ * Every write, and every read of clients and commands, runs inside
+ * write(): one transaction for the ops of a batch (batch.h) or for the
+ * publishes of a loop turn (channels.c), applied again from scratch if
+ * the engine has to retry it, so the operations touch nothing but the
+ * txn before it commits.  Channel metadata and history are also read
+ * outside of one.  sync() makes what is committed durable (LMDB: fsync;
  * Redis: appendfsync always + WAIT): a command is answered 202 only
  * after it.
  *
@@ -27,6 +30,35 @@
 #include "cmdqueue.h"
 #include "log.h"
 
+
+/* a channel's epoch: 8 characters, new each time the channel is made */
+#define WH_EPOCH_LEN  8
+
+typedef struct {
+    uint64_t     last_id;
+    uint64_t     first_id;      /* the oldest in history; last_id + 1
+                                 * when it is empty */
+    int64_t      created_ms;
+    char         epoch[WH_EPOCH_LEN + 1];
+} wh_chan_meta_t;
+
+/* what a history read found */
+typedef struct {
+    int             found;      /* the channel exists */
+    wh_chan_meta_t  meta;
+    uint64_t        first;      /* first id passed to the callback, or 0 */
+    uint64_t        last;
+    size_t          count;
+    int             more;       /* entries remain past the last one */
+} wh_hist_range_t;
+
+/* a history entry; text is the message as clients get it, valid during
+ * the call; non-zero stops before this entry */
+typedef int (*wh_hist_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
+    const char *text, size_t len);
+/* a channel of a listing; non-zero stops */
+typedef int (*wh_chan_item_pt)(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta);
 
 /* a command keeps its first and its newest state changes */
 #define WH_CMD_HISTORY_MAX   64
@@ -103,6 +135,42 @@ struct wh_engine_ops_s {
     int  (*sync)(wh_engine_t *e, wh_err_t *err);
     void (*close)(wh_engine_t *e);
 
+    /* channels, inside a write: the channel's metadata, created (with
+     * a new epoch) if it does not exist and create is set; 1 found or
+     * created, 0 not, -1 error */
+    int  (*chan_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
+        int create, wh_chan_meta_t *meta, wh_err_t *err);
+    /* inside a write: appends text as message meta->last_id + 1 and
+     * trims the history to its bounds; meta follows */
+    int  (*chan_append)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
+        wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
+        wh_err_t *err);
+    /* outside a write: creates the channel if need be, in a write of
+     * its own */
+    int  (*chan_ensure)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
+    /* 1 found, 0 not, -1 error */
+    int  (*chan_meta)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        wh_chan_meta_t *meta, wh_err_t *err);
+    /* the channels of ws whose name sorts after `after` */
+    int  (*chan_list)(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+        wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+    /* history entries with after < id <= up_to, oldest first, at most
+     * limit, skipping those older than the history ttl at now */
+    int  (*hist_read)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+        wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
+
+    /* upkeep, from the daemon's timers: removes history older than its
+     * ttl; makes history durable without stalling the loop; clears what
+     * dead processes left (each may do nothing) */
+    int  (*hist_expire)(wh_engine_t *e, int64_t now, size_t *removed,
+        wh_err_t *err);
+    int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
+    int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
+    /* bytes of storage reserved (LMDB: the map), for the logs */
+    size_t (*size)(wh_engine_t *e);
+
     /* clients: 1 found, 0 not, -1 error; out may be NULL */
     int  (*client_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
         wh_client_t *out, wh_err_t *err);
@@ -165,6 +233,32 @@ static inline int
 wh_engine_sync(wh_engine_t *e, wh_err_t *err)
 {
     return e->ops->sync(e, err);
+}
+
+
+static inline void
+wh_engine_close(wh_engine_t *e)
+{
+    e->ops->close(e);
+}
+
+
+/* the reads of channels outside a write, as callers name them */
+static inline int
+wh_engine_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+    wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err)
+{
+    return e->ops->hist_read(e, ws, ch, after, up_to, limit, now, cb, ctx,
+                             r, err);
+}
+
+
+static inline int
+wh_engine_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err)
+{
+    return e->ops->chan_list(e, ws, after, cb, ctx, err);
 }
 
 

@@ -1,6 +1,7 @@
 /*
- * The LMDB engine: transactions (store.c grows the map and retries),
- * the clients and the revocations.  The commands are in
+ * The LMDB engine: its table, transactions (engine_lmdb_store.c grows
+ * the map and retries), the clients and the revocations.  The
+ * channels are in engine_lmdb_channels.c, the commands in
  * engine_lmdb_commands.c.
  *
  * A stored client is a JSON object:
@@ -61,10 +62,11 @@ wh_lmdb_sync(wh_engine_t *e, wh_err_t *err)
 }
 
 
+/* syncs and closes */
 static void
 wh_lmdb_close(wh_engine_t *e)
 {
-    /* the store is the daemon's: it closes it after the engine */
+    wh_store_close(((wh_engine_lmdb_t *) e)->store);
     free(e);
 }
 
@@ -369,6 +371,16 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .write = wh_lmdb_write,
     .sync = wh_lmdb_sync,
     .close = wh_lmdb_close,
+    .chan_get = wh_lmdb_chan_get,
+    .chan_append = wh_lmdb_chan_append,
+    .chan_ensure = wh_lmdb_chan_ensure,
+    .chan_meta = wh_lmdb_chan_meta,
+    .chan_list = wh_lmdb_chan_list,
+    .hist_read = wh_lmdb_hist_read,
+    .hist_expire = wh_lmdb_hist_expire,
+    .sync_background = wh_lmdb_sync_background,
+    .check_readers = wh_lmdb_check_readers,
+    .size = wh_lmdb_size,
     .client_get = wh_lmdb_client_get,
     .client_put = wh_lmdb_client_put,
     .client_list = wh_lmdb_client_list,
@@ -387,8 +399,9 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
 
 
 int
-wh_engine_lmdb_open(wh_engine_t **out, wh_store_t *store, wh_log_t *log,
-    wh_err_t *err)
+wh_engine_lmdb_open(wh_engine_t **out, const char *dir, size_t map_size,
+    size_t max_map_size, uint32_t hist_len, int64_t hist_ttl_ms,
+    wh_log_t *log, wh_err_t *err)
 {
     wh_engine_lmdb_t  *e;
 
@@ -400,11 +413,17 @@ wh_engine_lmdb_open(wh_engine_t **out, wh_store_t *store, wh_log_t *log,
 
     e->base.ops = &wh_lmdb_ops;
     e->base.log = log;
-    e->store = store;
+
+    if (wh_store_open(&e->store, dir, map_size, max_map_size, hist_len,
+                      hist_ttl_ms, log, err) != 0)
+    {
+        free(e);
+        return -1;
+    }
 
     /* a write txn: the databases are created if need be */
     if (wh_engine_write(&e->base, wh_lmdb_open_dbs, e, err) != 0) {
-        free(e);
+        wh_lmdb_close(&e->base);
         return -1;
     }
 

@@ -1,6 +1,6 @@
 /*
- * The LMDB engine (engine.h) over the store of store.h, which keeps
- * the channels and their history in the same environment.
+ * The LMDB engine (engine.h) over the store of engine_lmdb_store.h,
+ * which keeps the channels and their history in the same environment.
  *
  *   clients      ws "\0" client_id -> the client (JSON: name,
  *                client_type, metadata as its own text, created and
@@ -29,7 +29,7 @@
 
 #include "wh_channel.h"
 #include "engine.h"
-#include "store.h"
+#include "engine_lmdb_store.h"
 
 
 #define WH_LMDB_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX + 1 \
@@ -43,9 +43,33 @@ typedef struct {
 } wh_engine_lmdb_t;
 
 
-/* the engine over an open store; its databases are created if need be */
-int wh_engine_lmdb_open(wh_engine_t **out, wh_store_t *store,
-    wh_log_t *log, wh_err_t *err);
+/* opens the store (engine_lmdb_store.h says what the arguments are)
+ * and the engine's databases, created if need be */
+int wh_engine_lmdb_open(wh_engine_t **out, const char *dir,
+    size_t map_size, size_t max_map_size, uint32_t hist_len,
+    int64_t hist_ttl_ms, wh_log_t *log, wh_err_t *err);
+
+/* engine_lmdb_channels.c: the channel and upkeep operations of the
+ * table, over engine_lmdb_store.c */
+int wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
+    int create, wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
+    wh_err_t *err);
+int wh_lmdb_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_meta(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+int wh_lmdb_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+    wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
+int wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, size_t *removed,
+    wh_err_t *err);
+int wh_lmdb_sync_background(wh_engine_t *e, wh_err_t *err);
+int wh_lmdb_check_readers(wh_engine_t *e, int *dead, wh_err_t *err);
+size_t wh_lmdb_size(wh_engine_t *e);
 
 /* engine_lmdb_commands.c: the command databases, and the command
  * operations of the table (engine.h says what each does) */

@@ -23,7 +23,6 @@
 
 typedef struct {
     char          dir[64];
-    wh_store_t   *st;
     wh_engine_t  *e;
 } fixture_t;
 
@@ -59,9 +58,8 @@ setup(void **state)
         return -1;
     }
 
-    if (wh_store_open(&f->st, f->dir, 1024 * 1024, 64 * 1024 * 1024, 10,
-                      0, NULL, &err) != 0
-        || wh_engine_lmdb_open(&f->e, f->st, NULL, &err) != 0)
+    if (wh_engine_lmdb_open(&f->e, f->dir, 1024 * 1024, 64 * 1024 * 1024,
+                            10, 0, NULL, &err) != 0)
     {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
@@ -79,8 +77,7 @@ teardown(void **state)
     char        path[128];
     fixture_t  *f = *state;
 
-    f->e->ops->close(f->e);
-    wh_store_close(f->st);
+    wh_engine_close(f->e);
     snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
     unlink(path);
     snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);

@@ -1,6 +1,7 @@
 /*
- * The LMDB store: per channel its metadata (last id, first id still in
- * history, epoch, creation time) and its history.
+ * The LMDB store, the LMDB engine's environment (engine_lmdb.h): per
+ * channel its metadata (last id, first id still in history, epoch,
+ * creation time) and its history, and the helpers of every database.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,
@@ -14,8 +15,8 @@
  * which grows the map and retries on MDB_MAP_FULL.
  */
 
-#ifndef WH_STORE_H
-#define WH_STORE_H
+#ifndef WH_ENGINE_LMDB_STORE_H
+#define WH_ENGINE_LMDB_STORE_H
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -23,17 +24,9 @@
 #include <stdint.h>
 
 #include "wh_link.h"
+#include "engine.h"
 #include "log.h"
 
-
-#define WH_EPOCH_LEN  8
-
-typedef struct {
-    uint64_t     last_id;
-    uint64_t     first_id;
-    int64_t      created_ms;
-    char         epoch[WH_EPOCH_LEN + 1];
-} wh_chan_meta_t;
 
 /*
  * History is committed without fsync and synced once a second; that
@@ -65,25 +58,14 @@ typedef struct {
     wh_store_syncer_t  syncer;
 } wh_store_t;
 
-typedef struct {
-    int             found;      /* the channel exists */
-    wh_chan_meta_t  meta;
-    uint64_t        first;      /* first id passed to the callback, or 0 */
-    uint64_t        last;
-    size_t          count;
-    int             more;       /* entries remain past the last one */
-} wh_store_range_t;
+/* the engine's types (engine.h) under the store's names */
+typedef wh_hist_range_t  wh_store_range_t;
+typedef wh_hist_item_pt  wh_store_item_pt;
+typedef wh_chan_item_pt  wh_store_chan_pt;
 
 /* a write: runs in one txn, may be run again after the map grew */
 typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
     wh_err_t *err);
-/* a history entry; json points into the map (valid during the call);
- * return non-zero to stop before this entry */
-typedef int (*wh_store_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
-    const char *json, size_t len);
-/* a channel of a listing; non-zero stops */
-typedef int (*wh_store_chan_pt)(void *ctx, const char *name, size_t len,
-    const wh_chan_meta_t *meta);
 
 
 int wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
@@ -147,4 +129,4 @@ int wh_store_sync_background(wh_store_t *st, wh_err_t *err);
 /* clears reader slots of dead processes */
 int wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err);
 
-#endif /* WH_STORE_H */
+#endif /* WH_ENGINE_LMDB_STORE_H */

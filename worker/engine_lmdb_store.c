@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "wh_channel.h"
-#include "store.h"
+#include "engine_lmdb_store.h"
 
 
 #define WH_META_SIZE     (8 + 8 + 8 + WH_EPOCH_LEN)
