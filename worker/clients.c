@@ -38,6 +38,18 @@ wh_client_id_valid(const char *id, size_t len)
 }
 
 
+/*
+ * The revocation of a deleted client: its tokens issued (iat, in
+ * seconds) before the second this returns are refused.  It rounds up,
+ * so that a token issued in the second of the delete is refused too.
+ */
+static uint64_t
+wh_cl_revoke_before(int64_t now_ms)
+{
+    return (uint64_t) (now_ms + WH_MS_PER_S - 1) / WH_MS_PER_S;
+}
+
+
 /* ------------------------------------------------------------ apply */
 
 
@@ -142,8 +154,7 @@ wh_cl_apply_end(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
 
     op->op.sync = 1;
 
-    /* tokens issued up to this second are refused: iat has seconds */
-    op->revoke_s = (uint64_t) (now + WH_MS_PER_S - 1) / WH_MS_PER_S;
+    op->revoke_s = wh_cl_revoke_before(now);
 
     if (wh_etxn_ops(t)->client_revoke(t, op->ws, op->client_id,
                                       op->revoke_s, err) != 0)

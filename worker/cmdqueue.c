@@ -73,6 +73,20 @@ wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt)
 }
 
 
+int
+wh_cmd_window_open(const wh_cmd_policy_t *p, size_t in_flight)
+{
+    return in_flight < p->window;
+}
+
+
+int
+wh_cmd_ack_overdue(const wh_cmd_state_t *s, int64_t now)
+{
+    return s->status == WH_CMD_SENT && now >= s->deadline_ms;
+}
+
+
 wh_cmd_action_e
 wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
     int64_t now, int online, size_t in_flight)
@@ -86,11 +100,11 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
     }
 
     if (s->status == WH_CMD_PENDING) {
-        return online && in_flight < p->window ? WH_CMD_DELIVER
-                                               : WH_CMD_WAIT;
+        return online && wh_cmd_window_open(p, in_flight) ? WH_CMD_DELIVER
+                                                          : WH_CMD_WAIT;
     }
 
-    if (now < s->deadline_ms) {
+    if (!wh_cmd_ack_overdue(s, now)) {
         return WH_CMD_WAIT;
     }
 
@@ -105,7 +119,7 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
 int64_t
 wh_cmd_due(const wh_cmd_state_t *s, int64_t now)
 {
-    if (s->status == WH_CMD_SENT && s->deadline_ms > now
+    if (s->status == WH_CMD_SENT && !wh_cmd_ack_overdue(s, now)
         && s->deadline_ms < s->expires_ms)
     {
         return s->deadline_ms;

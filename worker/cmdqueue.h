@@ -115,6 +115,13 @@ int64_t wh_cmd_expires_at(const wh_cmd_policy_t *p, int64_t created_ms,
  * times ack_timeout */
 int64_t wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt);
 
+/* 1 if a client with in_flight commands sent and unanswered may get
+ * one more */
+int wh_cmd_window_open(const wh_cmd_policy_t *p, size_t in_flight);
+
+/* 1 if a sent command's ack window is over at now */
+int wh_cmd_ack_overdue(const wh_cmd_state_t *s, int64_t now);
+
 /* what an open command needs at now; online: its client has a
  * session; in_flight: the client's commands sent and unanswered (a
  * pending one waits while they fill the window) */

@@ -14,6 +14,7 @@
 #include "commands_internal.h"
 
 
+#define WH_CMD_RETRY_MS      1000          /* after a failed batch */
 #define WH_CMD_TICK_MS       100
 #define WH_CMD_TICK_MAX      10000         /* advanced per tick */
 #define WH_CMD_OP_STRS       9
@@ -239,6 +240,17 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 /* -------------------------------------------------------- done, make */
 
 
+/* a command whose op could not be made or committed is tried again a
+ * little later */
+static void
+wh_cmd_retry_later(wh_commands_t *c, wh_qcmd_t *cmd)
+{
+    if (cmd->heap == 0) {
+        wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
+    }
+}
+
+
 static void
 wh_cmd_op_free(wh_cmd_op_t *op)
 {
@@ -264,9 +276,8 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         /* decided: a pump may queue it again */
         cmd->queued = 0;
 
-        if (!committed && cmd->heap == 0) {
-            /* try again a little later */
-            wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
+        if (!committed) {
+            wh_cmd_retry_later(c, cmd);
         }
     }
 
@@ -349,11 +360,7 @@ wh_cmd_queue_advance(wh_commands_t *c, wh_qcmd_t *cmd, int first)
     if (op == NULL) {
         wh_log_error(c->log, "commands: out of memory, %.*s waits",
                      (int) cmd->id.len, cmd->id.data);
-
-        if (cmd->heap == 0) {
-            wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
-        }
-
+        wh_cmd_retry_later(c, cmd);
         return;
     }
 
@@ -381,7 +388,7 @@ wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
     for (cmd = wh_cmdq_first(qc); cmd != NULL; cmd = wh_cmdq_next(cmd)) {
         if (cmd->state.status == WH_CMD_SENT) {
             if (connected && !cmd->queued
-                && cmd->state.deadline_ms <= now)
+                && wh_cmd_ack_overdue(&cmd->state, now))
             {
                 wh_cmd_queue_advance(c, cmd, 1);
             }
@@ -389,7 +396,7 @@ wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
             continue;
         }
 
-        if (busy >= c->policy.window) {
+        if (!wh_cmd_window_open(&c->policy, busy)) {
             if (!connected) {
                 return;
             }

@@ -13,8 +13,6 @@
 #include "commands.h"
 
 
-#define WH_CMD_RETRY_MS      1000          /* after a failed batch */
-
 struct wh_cmd_note_s {
     wh_cmd_note_t    *next;
     wh_cmd_state_t    state;

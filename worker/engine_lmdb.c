@@ -191,18 +191,30 @@ wh_lmdb_client_put(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err)
 }
 
 
-static int
-wh_lmdb_client_item(wh_client_list_t *out, wh_str_t ws, const MDB_val *k,
-    const MDB_val *v, size_t plen, wh_err_t *err)
-{
-    wh_str_t  id;
+typedef struct {
+    wh_client_list_t  *out;
+    wh_str_t           ws;
+    size_t             limit;
+} wh_lmdb_list_t;
 
-    id.data = (const char *) k->mv_data + plen;
-    id.len = k->mv_size - plen;
+
+static int
+wh_lmdb_client_item(void *ctx, wh_str_t id, const MDB_val *v,
+    wh_err_t *err)
+{
+    wh_lmdb_list_t    *l = ctx;
+    wh_client_list_t  *out = l->out;
+
+    if (out->n == l->limit) {
+        out->more = 1;
+        return 1;
+    }
 
     memset(&out->items[out->n], 0, sizeof(wh_client_t));
 
-    if (wh_lmdb_client_decode(ws, id, v, &out->items[out->n], err) != 0) {
+    if (wh_lmdb_client_decode(l->ws, id, v, &out->items[out->n], err)
+        != 0)
+    {
         return -1;
     }
 
@@ -216,11 +228,9 @@ static int
 wh_lmdb_client_list(wh_etxn_t *t, wh_str_t ws, wh_str_t after,
     size_t limit, wh_client_list_t *out, wh_err_t *err)
 {
-    int            rc;
-    size_t         plen;
-    MDB_val        k, v;
-    MDB_cursor    *cur;
-    unsigned char  key[WH_LMDB_KEY_MAX];
+    int              rc;
+    MDB_cursor      *cur;
+    wh_lmdb_list_t   l;
 
     memset(out, 0, sizeof(wh_client_list_t));
     out->items = calloc(limit ? limit : 1, sizeof(wh_client_t));
@@ -235,42 +245,14 @@ wh_lmdb_client_list(wh_etxn_t *t, wh_str_t ws, wh_str_t after,
         return wh_mdb_error(rc, "opening a cursor", err);
     }
 
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, ws, after);
-    plen = ws.len + 1;
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (k.mv_size <= plen || memcmp(k.mv_data, key, plen) != 0) {
-            break;
-        }
-
-        if (k.mv_size == plen + after.len
-            && memcmp((char *) k.mv_data + plen, after.data, after.len)
-               == 0)
-        {
-            continue;
-        }
-
-        if (out->n == limit) {
-            out->more = 1;
-            break;
-        }
-
-        if (wh_lmdb_client_item(out, ws, &k, &v, plen, err) != 0) {
-            mdb_cursor_close(cur);
-            return -1;
-        }
-    }
-
+    l.out = out;
+    l.ws = ws;
+    l.limit = limit;
+    rc = wh_store_scan_names(cur, ws, after, "listing clients",
+                             wh_lmdb_client_item, &l, err);
     mdb_cursor_close(cur);
 
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_mdb_error(rc, "listing clients", err);
-    }
-
-    return 0;
+    return rc;
 }
 
 
@@ -280,7 +262,7 @@ wh_lmdb_client_revoke(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
 {
     int                rc;
     MDB_val            k, v;
-    unsigned char      key[WH_LMDB_KEY_MAX], val[8];
+    unsigned char      key[WH_LMDB_KEY_MAX], val[WH_BE64_LEN];
     wh_engine_lmdb_t  *e = wh_lmdb_of(t);
 
     k.mv_data = key;
@@ -294,7 +276,7 @@ wh_lmdb_client_revoke(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
 
     wh_be64_put(val, before_s);
     v.mv_data = val;
-    v.mv_size = 8;
+    v.mv_size = WH_BE64_LEN;
 
     rc = mdb_put(t->impl, e->revoked_db, &k, &v, 0);
 
@@ -323,7 +305,7 @@ wh_lmdb_revocations(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
     {
         nul = memchr(k.mv_data, '\0', k.mv_size);
 
-        if (v.mv_size != 8 || nul == NULL) {
+        if (v.mv_size != WH_BE64_LEN || nul == NULL) {
             continue;
         }
 

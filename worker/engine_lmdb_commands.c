@@ -468,12 +468,14 @@ wh_lmdb_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
 
     k.mv_data = key;
     k.mv_size = wh_key_seq(key, ws, client_id, after + 1);
-    plen = k.mv_size - 8;
+    plen = k.mv_size - WH_BE64_LEN;
 
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0) {
+        if (k.mv_size != plen + WH_BE64_LEN
+            || memcmp(k.mv_data, key, plen) != 0)
+        {
             break;
         }
 
@@ -642,7 +644,7 @@ wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     unsigned char    key[WH_LMDB_KEY_MAX];
 
     if (ws.len) {
-        plen = wh_key_seq(key, ws, client_id, 0) - 8;
+        plen = wh_key_seq(key, ws, client_id, 0) - WH_BE64_LEN;
     }
 
     if (wh_lmdb_open_collect(t, key, plen, &list, &n, err) != 0) {
@@ -651,7 +653,7 @@ wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     }
 
     for (i = 0; rc == 0 && i < n; i++) {
-        if (plen && list[i].klen != plen + 8) {
+        if (plen && list[i].klen != plen + WH_BE64_LEN) {
             continue;
         }
 
@@ -737,13 +739,13 @@ wh_lmdb_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err)
 {
     int            rc;
     MDB_val        k, v;
-    unsigned char  val[8];
+    unsigned char  val[WH_BE64_LEN];
 
     wh_be64_put(val, last);
     k.mv_data = "seq";
     k.mv_size = 3;
     v.mv_data = val;
-    v.mv_size = 8;
+    v.mv_size = WH_BE64_LEN;
 
     rc = mdb_put(t->impl, wh_lmdb_of(t)->meta_db, &k, &v, 0);
 

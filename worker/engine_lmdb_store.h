@@ -28,6 +28,9 @@
 #include "log.h"
 
 
+/* a big-endian 64-bit number in keys and values (ids, seqs, times) */
+#define WH_BE64_LEN  8
+
 /*
  * History is committed without fsync and synced once a second; that
  * fdatasync takes 10-40 ms here and must not stall the event loop, so a
@@ -62,6 +65,10 @@ typedef struct {
 typedef wh_hist_range_t  wh_store_range_t;
 typedef wh_hist_item_pt  wh_store_item_pt;
 typedef wh_chan_item_pt  wh_store_chan_pt;
+
+/* an entry of a scan by name; 0 goes on, 1 stops, -1 (err set) fails */
+typedef int (*wh_store_name_pt)(void *ctx, wh_str_t name, const MDB_val *v,
+    wh_err_t *err);
 
 /* a write: runs in one txn, may be run again after the map grew */
 typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
@@ -107,6 +114,11 @@ int wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
 /* the channels of a workspace whose name sorts after `after` */
 int wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
     wh_store_chan_pt cb, void *ctx, wh_err_t *err);
+
+/* the entries of cur keyed ws "\0" name whose name sorts after
+ * `after`, in order: channels, clients */
+int wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
+    const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err);
 
 /* removes history entries older than the ttl */
 int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
