@@ -558,18 +558,25 @@ wh_cmd_committed(void *ctx, int committed)
 }
 
 
+typedef struct {
+    wh_commands_t   *c;
+    int64_t          now;
+} wh_cmd_loading_t;
+
+
 /* one open command of the store into memory */
 static int
 wh_cmd_load_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
 {
-    wh_commands_t  *c = ctx;
+    wh_cmd_loading_t  *l = ctx;
+    wh_commands_t     *c = l->c;
 
     (void) err;
 
     if (!wh_cmd_is_open(cmd->state.status)
         || wh_cmdq_put(&c->q, cmd->ws, cmd->client_id, cmd->id,
                        cmd->priority, cmd->seq, &cmd->state,
-                       wh_cmd_due(&cmd->state, wh_time_ms())) == NULL)
+                       wh_cmd_due(&cmd->state, l->now)) == NULL)
     {
         wh_log_error(c->log, "commands: cannot load open command %.*s",
                      (int) cmd->id.len, cmd->id.data);
@@ -583,17 +590,20 @@ wh_cmd_load_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
 static int
 wh_cmd_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
-    uint64_t        last;
-    wh_commands_t  *c = ctx;
+    uint64_t           last;
+    wh_cmd_loading_t   l;
+    wh_commands_t     *c = ctx;
 
     if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
         return -1;
     }
 
     c->next_seq = last + 1;
+    l.c = c;
+    l.now = wh_time_ms();
 
     return wh_etxn_ops(t)->cmd_open(t, wh_none, wh_none, wh_cmd_load_one,
-                                    c, err);
+                                    &l, err);
 }
 
 

@@ -463,6 +463,26 @@ test_expiry(void **state)
 }
 
 
+static void
+test_window_and_ack_deadline(void **state)
+{
+    wh_cmd_policy_t  p = { 60000, 1000, 3, 2 };
+    wh_cmd_state_t   s = { WH_CMD_SENT, 1, T0 + 60000, T0 + 1000 };
+
+    (void) state;
+
+    assert_true(wh_cmd_window_open(&p, 1));
+    assert_false(wh_cmd_window_open(&p, 2));
+
+    assert_false(wh_cmd_ack_overdue(&s, T0 + 999));
+    assert_true(wh_cmd_ack_overdue(&s, T0 + 1000));
+
+    /* a pending command has no ack window */
+    s.status = WH_CMD_PENDING;
+    assert_false(wh_cmd_ack_overdue(&s, T0 + 5000));
+}
+
+
 int
 main(void)
 {
@@ -472,6 +492,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test(test_history_keeps_first_and_newest),
         cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_window_and_ack_deadline),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
