@@ -225,8 +225,6 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    wh_channels_commit(&a->d->channels);
-
     memset(&h, 0, sizeof(h));
 
     if (wh_buf_append(&h.body, "{\"items\":[", 10) != 0) {
@@ -234,9 +232,8 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    if (wh_engine_hist_read(a->d->engine, a->m->workspace, ch, since,
-                            UINT64_MAX, limit, wh_time_ms(),
-                            wh_history_item, &h, &r, &err) != 0
+    if (wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
+                            limit, wh_history_item, &h, &r, &err) != 0
         || h.full)
     {
         if (h.full) {
@@ -341,10 +338,8 @@ wh_api_channels(wh_api_t *a)
     l.ws = a->m->workspace;
     l.items = json_array();
 
-    wh_channels_commit(&a->d->channels);
-
-    if (wh_engine_chan_list(a->d->engine, a->m->workspace, after,
-                          wh_list_item, &l, &err) != 0)
+    if (wh_channels_list(&a->d->channels, a->m->workspace, after,
+                         wh_list_item, &l, &err) != 0)
     {
         json_decref(l.items);
         wh_log_error(&a->d->log, "channel list: %s", err.msg);
@@ -360,27 +355,12 @@ wh_api_channels(wh_api_t *a)
 }
 
 
-static int
-wh_count_chan(void *ctx, const char *name, size_t len,
-    const wh_chan_meta_t *meta)
-{
-    (void) name;
-    (void) len;
-    (void) meta;
-
-    (*(uint64_t *) ctx)++;
-
-    return 0;
-}
-
-
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
     char             ts[WH_TIME_ISO_LEN + 1];
-    uint64_t         stored = 0;
+    uint64_t         stored;
     wh_err_t         err;
-    wh_str_t         none = { "", 0 };
     wh_chan_stats_t  cs;
 
     if (wh_sessions_stats(&d->sessions, ws, obj) != 0) {
@@ -389,8 +369,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     wh_channels_stats(&d->channels, ws, &cs);
 
-    if (wh_engine_chan_list(d->engine, ws, none, wh_count_chan, &stored,
-                            &err) != 0)
+    if (wh_channels_stored(&d->channels, ws, &stored, &err) != 0)
     {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;

@@ -252,6 +252,55 @@ wh_channels_subscribers(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
 }
 
 
+int
+wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err)
+{
+    wh_channels_commit(c);
+
+    return wh_engine_hist_read(c->engine, ws, ch, after, UINT64_MAX, limit,
+                               wh_time_ms(), cb, ctx, r, err);
+}
+
+
+int
+wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err)
+{
+    wh_channels_commit(c);
+
+    return wh_engine_chan_list(c->engine, ws, after, cb, ctx, err);
+}
+
+
+static int
+wh_channels_count_one(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta)
+{
+    (void) name;
+    (void) len;
+    (void) meta;
+
+    (*(uint64_t *) ctx)++;
+
+    return 0;
+}
+
+
+int
+wh_channels_stored(wh_channels_t *c, wh_str_t ws, uint64_t *n,
+    wh_err_t *err)
+{
+    wh_str_t  none = { "", 0 };
+
+    *n = 0;
+
+    return wh_engine_chan_list(c->engine, ws, none, wh_channels_count_one, n,
+                               err);
+}
+
+
 void
 wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s)
 {

@@ -98,6 +98,20 @@ uint64_t wh_channels_subscribers(wh_channels_t *c, wh_str_t ws,
     wh_str_t ch);
 void wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s);
 
+/* reads for the API, after the queued publishes are committed (a reply
+ * reflects every publish handled before it): a channel's history after
+ * id `after`, at most limit entries; the channels of ws after name
+ * `after` */
+int wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err);
+int wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+
+/* the channels stored in ws (stats) */
+int wh_channels_stored(wh_channels_t *c, wh_str_t ws, uint64_t *n,
+    wh_err_t *err);
+
 /* the status code name of an error status ("bad_request", ...) */
 const char *wh_error_code(int status);
 
