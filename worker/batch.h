@@ -3,16 +3,17 @@
  * those make in a loop turn is an op; at the end of the turn all ops
  * run in ONE write txn of the engine (engine.h), which is synced to
  * disk when any op asked for it, and only then does each op act:
- * answer, deliver, publish its event.  So nothing is announced before it is
- * stored, and thousands of commands per second cost one fsync per
- * turn, not one each.
+ * answer, deliver, publish its event.  So nothing is announced before
+ * it is stored, and thousands of commands per second cost one fsync
+ * per turn, not one each.
  *
  * An op's apply runs inside the txn and decides from what the txn
  * sees (earlier ops of the same batch included), recording its outcome
- * in the op.  It may run twice: when the map is full, the txn is
- * aborted, the map grown and the whole batch applied again, so apply
- * must start from scratch each time and touch nothing but the txn and
- * its op.  Memory is only changed by done, after the commit.
+ * in the op.  It may run twice: when the engine retries (LMDB: the map
+ * is full, the txn is aborted, the map grown), the whole batch is
+ * applied again, so apply must start from scratch each time and touch
+ * nothing but the txn and its op.  Memory is only changed by done,
+ * after the commit.
  */
 
 #ifndef WH_BATCH_H
