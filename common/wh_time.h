@@ -10,6 +10,7 @@
 
 
 #define WH_TIME_ISO_LEN  24     /* "2026-11-21T10:00:00.123Z" */
+#define WH_MS_PER_S      1000
 
 /* milliseconds since the epoch (CLOCK_REALTIME) */
 int64_t wh_time_ms(void);

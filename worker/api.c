@@ -20,7 +20,9 @@
 #include "wh_channel.h"
 #include "wh_time.h"
 #include "message.h"
-#include "api.h"
+#include "commands_api.h"
+#include "clients_api.h"
+#include "query.h"
 #include "daemon.h"
 
 
@@ -82,96 +84,6 @@ wh_api_json(wh_api_t *a, uint16_t status, json_t *j)
 
     wh_api_respond(a, status, text, strlen(text));
     free(text);
-}
-
-
-static int
-wh_hex(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-
-int
-wh_query_get(wh_str_t q, const char *key, char *out, size_t size,
-    size_t *len)
-{
-    size_t       klen, n;
-    const char  *p, *end, *amp;
-
-    klen = strlen(key);
-    p = q.data;
-    end = q.data + q.len;
-
-    for ( /* void */ ; p < end; p = amp + 1) {
-        amp = memchr(p, '&', end - p);
-        amp = amp ? amp : end;
-
-        if ((size_t) (amp - p) <= klen || memcmp(p, key, klen) != 0
-            || p[klen] != '=')
-        {
-            continue;
-        }
-
-        for (p += klen + 1, n = 0; p < amp; p++, n++) {
-            if (n + 1 >= size) {
-                return -1;
-            }
-
-            if (*p == '%') {
-                if (amp - p < 3 || wh_hex(p[1]) < 0 || wh_hex(p[2]) < 0) {
-                    return -1;
-                }
-
-                out[n] = (char) (wh_hex(p[1]) * 16 + wh_hex(p[2]));
-                p += 2;
-
-            } else {
-                out[n] = *p == '+' ? ' ' : *p;
-            }
-        }
-
-        out[n] = '\0';
-        *len = n;
-
-        return 1;
-    }
-
-    return 0;
-}
-
-
-int
-wh_query_u64(wh_str_t q, const char *key, uint64_t *v)
-{
-    int     rc;
-    char    buf[32], *end;
-    size_t  len;
-
-    rc = wh_query_get(q, key, buf, sizeof(buf), &len);
-
-    if (rc <= 0) {
-        return rc;
-    }
-
-    if (len == 0) {
-        return 0;
-    }
-
-    if (buf[0] < '0' || buf[0] > '9') {
-        return -1;
-    }
-
-    errno = 0;
-    *v = strtoull(buf, &end, 10);
-
-    return errno == 0 && *end == '\0' ? 1 : -1;
 }
 
 
@@ -295,7 +207,7 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
     size_t            limit;
     uint64_t          since = 0;
     wh_err_t          err;
-    wh_store_range_t  r;
+    wh_hist_range_t  r;
     wh_history_ctx_t  h;
 
     rc = wh_query_u64(a->m->query, "since", &since);
@@ -313,8 +225,6 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    wh_channels_commit(&a->d->channels);
-
     memset(&h, 0, sizeof(h));
 
     if (wh_buf_append(&h.body, "{\"items\":[", 10) != 0) {
@@ -322,9 +232,9 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    if (wh_store_read(a->d->store, a->m->workspace, ch, since, UINT64_MAX,
-                      limit, wh_time_ms(), wh_history_item, &h, &r, &err)
-        != 0 || h.full)
+    if (wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
+                            limit, wh_history_item, &h, &r, &err) != 0
+        || h.full)
     {
         if (h.full) {
             wh_err(&err, 503, "out of memory");
@@ -428,10 +338,8 @@ wh_api_channels(wh_api_t *a)
     l.ws = a->m->workspace;
     l.items = json_array();
 
-    wh_channels_commit(&a->d->channels);
-
-    if (wh_store_channels(a->d->store, a->m->workspace, after,
-                          wh_list_item, &l, &err) != 0)
+    if (wh_channels_list(&a->d->channels, a->m->workspace, after,
+                         wh_list_item, &l, &err) != 0)
     {
         json_decref(l.items);
         wh_log_error(&a->d->log, "channel list: %s", err.msg);
@@ -447,27 +355,12 @@ wh_api_channels(wh_api_t *a)
 }
 
 
-static int
-wh_count_chan(void *ctx, const char *name, size_t len,
-    const wh_chan_meta_t *meta)
-{
-    (void) name;
-    (void) len;
-    (void) meta;
-
-    (*(uint64_t *) ctx)++;
-
-    return 0;
-}
-
-
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
     char             ts[WH_TIME_ISO_LEN + 1];
-    uint64_t         stored = 0;
+    uint64_t         stored;
     wh_err_t         err;
-    wh_str_t         none = { "", 0 };
     wh_chan_stats_t  cs;
 
     if (wh_sessions_stats(&d->sessions, ws, obj) != 0) {
@@ -476,8 +369,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     wh_channels_stats(&d->channels, ws, &cs);
 
-    if (wh_store_channels(d->store, ws, none, wh_count_chan, &stored, &err)
-        != 0)
+    if (wh_channels_stored(&d->channels, ws, &stored, &err) != 0)
     {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;
@@ -683,13 +575,13 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
         return;
     }
 
-    if (wh_path_is(path, "/clients") || wh_path_under(path, "/clients/")) {
-        wh_clients_api(&d->clients, peer, m, path);
+    if (wh_commands_api_path(path)) {
+        wh_commands_api(&d->commands, peer, m, path);
         return;
     }
 
-    if (wh_path_under(path, "/commands/")) {
-        wh_commands_api(&d->commands, peer, m, path);
+    if (wh_path_is(path, "/clients") || wh_path_under(path, "/clients/")) {
+        wh_clients_api(&d->clients, peer, m, path);
         return;
     }
 

@@ -14,10 +14,10 @@ typedef struct {
 
 
 void
-wh_batch_init(wh_batch_t *b, wh_store_t *store, wh_log_t *log)
+wh_batch_init(wh_batch_t *b, wh_engine_t *engine, wh_log_t *log)
 {
     memset(b, 0, sizeof(wh_batch_t));
-    b->store = store;
+    b->engine = engine;
     b->log = log;
     b->first_tail = &b->first;
     b->tail = &b->head;
@@ -42,25 +42,23 @@ wh_batch_add(wh_batch_t *b, wh_op_t *op, int first)
 
 
 static int
-wh_batch_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+wh_batch_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_op_t         *op;
     wh_batch_run_t  *run = ctx;
     wh_batch_t      *b = run->batch;
 
-    (void) st;
-
-    if (b->begin && b->begin(b->ctx, txn, err) != 0) {
+    if (b->begin && b->begin(b->ctx, t, err) != 0) {
         return -1;
     }
 
     for (op = run->ops; op != NULL; op = op->next) {
-        if (op->apply(op, txn, err) != 0) {
+        if (op->apply(op, t, err) != 0) {
             return -1;
         }
     }
 
-    return b->end ? b->end(b->ctx, txn, err) : 0;
+    return b->end ? b->end(b->ctx, t, err) : 0;
 }
 
 
@@ -103,7 +101,7 @@ wh_batch_round(wh_batch_t *b)
     run.batch = b;
     run.ops = wh_batch_take(b);
 
-    committed = wh_store_write(b->store, wh_batch_txn, &run, &err) == 0;
+    committed = wh_engine_write(b->engine, wh_batch_txn, &run, &err) == 0;
 
     /* apply may have asked for a sync: only ops that changed something
      * durable do */
@@ -120,7 +118,7 @@ wh_batch_round(wh_batch_t *b)
     sync_err.status = 0;
 
     if (committed && sync) {
-        if (wh_store_sync(b->store, &sync_err) != 0) {
+        if (wh_engine_sync(b->engine, &sync_err) != 0) {
             wh_log_error(b->log, "commands: %s", sync_err.msg);
         } else {
             b->syncs++;

@@ -1,36 +1,36 @@
 /*
  * Group commit for the commands and the clients registry.  Every write
  * those make in a loop turn is an op; at the end of the turn all ops
- * run in ONE LMDB write txn, which is synced to disk (mdb_env_sync)
- * when any op asked for it, and only then does each op act: answer,
- * deliver, publish its event.  So nothing is announced before it is
- * stored, and thousands of commands per second cost one fsync per
- * turn, not one each.
+ * run in ONE write txn of the engine (engine.h), which is synced to
+ * disk when any op asked for it, and only then does each op act:
+ * answer, deliver, publish its event.  So nothing is announced before
+ * it is stored, and thousands of commands per second cost one fsync
+ * per turn, not one each.
  *
  * An op's apply runs inside the txn and decides from what the txn
  * sees (earlier ops of the same batch included), recording its outcome
- * in the op.  It may run twice: when the map is full, the txn is
- * aborted, the map grown and the whole batch applied again, so apply
- * must start from scratch each time and touch nothing but the txn and
- * its op.  Memory is only changed by done, after the commit.
+ * in the op.  It may run twice: when the engine retries (LMDB: the map
+ * is full, the txn is aborted, the map grown), the whole batch is
+ * applied again, so apply must start from scratch each time and touch
+ * nothing but the txn and its op.  Memory is only changed by done,
+ * after the commit.
  */
 
 #ifndef WH_BATCH_H
 #define WH_BATCH_H
 
-#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine.h"
 #include "log.h"
-#include "store.h"
 
 
 typedef struct wh_op_s     wh_op_t;
 typedef struct wh_batch_s  wh_batch_t;
 
 /* -1 with err fails the whole batch (a storage error) */
-typedef int (*wh_op_apply_pt)(wh_op_t *op, MDB_txn *txn, wh_err_t *err);
+typedef int (*wh_op_apply_pt)(wh_op_t *op, wh_etxn_t *t, wh_err_t *err);
 
 /* after the commit; committed is 0 if the batch failed (err says why),
  * 1 if it is stored (err is then set only if a sync the op asked for
@@ -48,11 +48,11 @@ struct wh_op_s {
 
 /* around the ops of one txn: begin before the first apply, end after
  * the last (both may run again), committed after the commit */
-typedef int (*wh_batch_hook_pt)(void *ctx, MDB_txn *txn, wh_err_t *err);
+typedef int (*wh_batch_hook_pt)(void *ctx, wh_etxn_t *t, wh_err_t *err);
 typedef void (*wh_batch_committed_pt)(void *ctx, int committed);
 
 struct wh_batch_s {
-    wh_store_t             *store;
+    wh_engine_t            *engine;
     wh_log_t               *log;
     wh_op_t                *first, **first_tail;   /* run first */
     wh_op_t                *head, **tail;
@@ -67,7 +67,7 @@ struct wh_batch_s {
 };
 
 
-void wh_batch_init(wh_batch_t *b, wh_store_t *store, wh_log_t *log);
+void wh_batch_init(wh_batch_t *b, wh_engine_t *engine, wh_log_t *log);
 
 /* queues op; first: ahead of the ops queued without it (deliveries to
  * a client that just connected go before new commands) */

@@ -30,10 +30,10 @@ struct wh_pub_s {
 
 
 void
-wh_channels_init(wh_channels_t *c, wh_store_t *store, wh_log_t *log)
+wh_channels_init(wh_channels_t *c, wh_engine_t *engine, wh_log_t *log)
 {
     memset(c, 0, sizeof(wh_channels_t));
-    c->store = store;
+    c->engine = engine;
     c->log = log;
     c->tail = &c->head;
 }
@@ -252,6 +252,55 @@ wh_channels_subscribers(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
 }
 
 
+int
+wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err)
+{
+    wh_channels_commit(c);
+
+    return wh_engine_hist_read(c->engine, ws, ch, after, UINT64_MAX, limit,
+                               wh_time_ms(), cb, ctx, r, err);
+}
+
+
+int
+wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err)
+{
+    wh_channels_commit(c);
+
+    return wh_engine_chan_list(c->engine, ws, after, cb, ctx, err);
+}
+
+
+static int
+wh_channels_count_one(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta)
+{
+    (void) name;
+    (void) len;
+    (void) meta;
+
+    (*(uint64_t *) ctx)++;
+
+    return 0;
+}
+
+
+int
+wh_channels_stored(wh_channels_t *c, wh_str_t ws, uint64_t *n,
+    wh_err_t *err)
+{
+    wh_str_t  none = { "", 0 };
+
+    *n = 0;
+
+    return wh_engine_chan_list(c->engine, ws, none, wh_channels_count_one, n,
+                               err);
+}
+
+
 void
 wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s)
 {
@@ -384,15 +433,15 @@ wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
 
 
 static int
-wh_batch_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_pub_t        *p;
     wh_chan_meta_t   meta;
     wh_channels_t   *c = ctx;
 
     for (p = c->head; p != NULL; p = p->next) {
-        if (wh_store_channel(st, txn, p->ws, p->ch, p->time_ms, 1, &meta,
-                             err) < 0)
+        if (wh_etxn_ops(t)->chan_get(t, p->ws, p->ch, p->time_ms, 1, &meta,
+                                     err) < 0)
         {
             return -1;
         }
@@ -405,8 +454,9 @@ wh_batch_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
             return wh_err(err, 503, "out of memory");
         }
 
-        if (wh_store_append(st, txn, p->ws, p->ch, &meta, p->time_ms,
-                            p->text.data, p->text.len, err) != 0)
+        if (wh_etxn_ops(t)->chan_append(t, p->ws, p->ch, &meta, p->time_ms,
+                                        p->text.data, p->text.len, err)
+            != 0)
         {
             return -1;
         }
@@ -521,7 +571,7 @@ wh_channels_commit(wh_channels_t *c)
         return;
     }
 
-    rc = wh_store_write(c->store, wh_batch_txn, c, &err);
+    rc = wh_engine_write(c->engine, wh_channels_txn, c, &err);
     n = c->pending;
 
     if (rc != 0) {
@@ -622,7 +672,7 @@ static int
 wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
     uint64_t up_to, int64_t now, wh_err_t *err)
 {
-    wh_store_range_t  range;
+    wh_hist_range_t  range;
 
     if (after >= up_to) {
         return 1;
@@ -630,8 +680,8 @@ wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
 
     r->first = 0;
 
-    if (wh_store_read(c->store, r->ws, r->ch, after, up_to, 1, now,
-                      wh_first_item, r, &range, err) != 0)
+    if (wh_engine_hist_read(c->engine, r->ws, r->ch, after, up_to, 1, now,
+                            wh_first_item, r, &range, err) != 0)
     {
         return -1;
     }
@@ -667,7 +717,7 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
     wh_err_t          err;
     wh_chan_meta_t    meta;
     wh_replay_ctx_t   r;
-    wh_store_range_t  range;
+    wh_hist_range_t  range;
 
     if (!wh_names_valid(m)) {
         return -1;
@@ -685,8 +735,8 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
 
     now = wh_time_ms();
 
-    if (wh_store_ensure(c->store, m->workspace, m->channel, now, &meta,
-                        &err) != 0)
+    if (c->engine->ops->chan_ensure(c->engine, m->workspace, m->channel,
+                                    now, &meta, &err) != 0)
     {
         wh_log_error(c->log, "subscribe: %s", err.msg);
         wh_send_subscribed(peer, m, 0, "", 0);
@@ -722,9 +772,9 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
     wh_send_subscribed(peer, m, meta.last_id, meta.epoch, rc);
 
     if (rc == 1 && m->id < meta.last_id
-        && wh_store_read(c->store, m->workspace, m->channel, m->id,
-                         meta.last_id, SIZE_MAX, now, wh_send_message, &r,
-                         &range, &err) != 0)
+        && wh_engine_hist_read(c->engine, m->workspace, m->channel, m->id,
+                               meta.last_id, SIZE_MAX, now, wh_send_message,
+                               &r, &range, &err) != 0)
     {
         /* the peer would miss messages: make it resubscribe */
         wh_log_error(c->log, "subscribe replay: %s", err.msg);
@@ -778,7 +828,7 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
     wh_err_t          err;
     wh_chan_meta_t    meta;
     wh_replay_ctx_t   r;
-    wh_store_range_t  range;
+    wh_hist_range_t  range;
 
     if (!wh_names_valid(m)) {
         return -1;
@@ -786,7 +836,8 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
 
     wh_channels_commit(c);
 
-    rc = wh_store_meta(c->store, m->workspace, m->channel, &meta, &err);
+    rc = c->engine->ops->chan_meta(c->engine, m->workspace, m->channel,
+                                   &meta, &err);
 
     if (rc <= 0) {
         if (rc < 0) {
@@ -818,8 +869,9 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
     rc = wh_reaches(c, &r, after, up_to, now, &err);
 
     if (rc == 1 && after < up_to) {
-        rc = wh_store_read(c->store, m->workspace, m->channel, after, up_to,
-                           SIZE_MAX, now, wh_send_item, &r, &range, &err);
+        rc = wh_engine_hist_read(c->engine, m->workspace, m->channel,
+                                 after, up_to, SIZE_MAX, now, wh_send_item,
+                                 &r, &range, &err);
         rc = rc == 0 ? 1 : -1;
     }
 

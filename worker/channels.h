@@ -18,8 +18,8 @@
 #include "wh_link.h"
 #include "link.h"
 #include "log.h"
+#include "engine.h"
 #include "map.h"
-#include "store.h"
 
 
 /* the largest message text: its MESSAGE frame must fit a link frame */
@@ -48,7 +48,7 @@ typedef struct {
 typedef struct wh_pub_s  wh_pub_t;
 
 typedef struct {
-    wh_store_t  *store;
+    wh_engine_t *engine;
     wh_log_t    *log;
     wh_map_t     chans;         /* ws "\0" channel -> wh_chan_t */
     wh_pub_t    *head;          /* the queued publishes */
@@ -66,7 +66,8 @@ typedef struct {
 } wh_chan_stats_t;
 
 
-void wh_channels_init(wh_channels_t *c, wh_store_t *store, wh_log_t *log);
+void wh_channels_init(wh_channels_t *c, wh_engine_t *engine,
+    wh_log_t *log);
 void wh_channels_free(wh_channels_t *c);
 
 /* link frames; -1 means a protocol error (the peer is dropped) */
@@ -96,6 +97,20 @@ void wh_channels_peer_gone(wh_channels_t *c, wh_peer_t *peer);
 uint64_t wh_channels_subscribers(wh_channels_t *c, wh_str_t ws,
     wh_str_t ch);
 void wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s);
+
+/* reads for the API, after the queued publishes are committed (a reply
+ * reflects every publish handled before it): a channel's history after
+ * id `after`, at most limit entries; the channels of ws after name
+ * `after` */
+int wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err);
+int wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+
+/* the channels stored in ws (stats) */
+int wh_channels_stored(wh_channels_t *c, wh_str_t ws, uint64_t *n,
+    wh_err_t *err);
 
 /* the status code name of an error status ("bad_request", ...) */
 const char *wh_error_code(int status);

@@ -1,12 +1,8 @@
 /*
- * The clients registry.  Like the commands, every read and write is an
- * op of the batch (batch.h): it sees what earlier ops of the same turn
- * wrote, and answers only after the commit.
- *
- * A stored client is a JSON object:
- *
- *   {"name":"..","client_type":"..","metadata":"<its JSON text>",
- *    "created":ms,"last_seen":ms}
+ * The clients registry's operations.  Like the commands, every read
+ * and write is an op of the batch (batch.h): it sees what earlier ops
+ * of the same turn wrote, acts (a revocation, a disconnect) and answers
+ * only after the commit.
  */
 
 #include <stdlib.h>
@@ -14,10 +10,13 @@
 
 #include "wh_time.h"
 #include "message.h"
-#include "clients_internal.h"
+#include "clients.h"
 
 
-/* ------------------------------------------------------------ keys */
+#define WH_CL_OP_STRS   6
+
+
+static wh_str_t  wh_none = { "", 0 };
 
 
 int
@@ -39,176 +38,345 @@ wh_client_id_valid(const char *id, size_t len)
 }
 
 
-/* --------------------------------------------------------- records */
-
-
-wh_str_t
-wh_cl_str(json_t *obj, const char *key)
+/*
+ * The revocation of a deleted client: its tokens issued (iat, in
+ * seconds) before the second this returns are refused.  It rounds up,
+ * so that a token issued in the second of the delete is refused too.
+ */
+static uint64_t
+wh_cl_revoke_before(int64_t now_ms)
 {
-    json_t    *v;
-    wh_str_t   s = { "", 0 };
-
-    v = json_object_get(obj, key);
-
-    if (json_is_string(v)) {
-        s.data = json_string_value(v);
-        s.len = json_string_length(v);
-    }
-
-    return s;
+    return (uint64_t) (now_ms + WH_MS_PER_S - 1) / WH_MS_PER_S;
 }
 
 
-/* 1 found (*obj set), 0 not, -1 error */
-int
-wh_cl_load(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
-    json_t **obj, wh_err_t *err)
-{
-    int            rc;
-    MDB_val        k, v;
-    json_error_t   je;
-    unsigned char  key[WH_CL_KEY_MAX];
-
-    *obj = NULL;
-
-    if (id.len == 0 || id.len > WH_CMD_CLIENT_MAX) {
-        return 0;
-    }
-
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, ws, id);
-
-    rc = mdb_get(txn, cl->clients_db, &k, &v);
-
-    if (rc == MDB_NOTFOUND) {
-        return 0;
-    }
-
-    if (rc != 0) {
-        return wh_mdb_error(rc, "reading a client", err);
-    }
-
-    *obj = json_loadb(v.mv_data, v.mv_size, 0, &je);
-
-    if (!json_is_object(*obj)) {
-        json_decref(*obj);
-        *obj = NULL;
-        return wh_err(err, 503, "corrupt client %.*s: %s", (int) id.len,
-                      id.data, je.text);
-    }
-
-    return 1;
-}
-
-
-int
-wh_cl_save(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws, wh_str_t id,
-    json_t *obj, wh_err_t *err)
-{
-    int            rc;
-    char          *text;
-    MDB_val        k, v;
-    unsigned char  key[WH_CL_KEY_MAX];
-
-    text = json_dumps(obj, JSON_COMPACT);
-
-    if (text == NULL) {
-        return wh_err(err, 503, "out of memory");
-    }
-
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, ws, id);
-    v.mv_data = text;
-    v.mv_size = strlen(text);
-
-    rc = mdb_put(txn, cl->clients_db, &k, &v, 0);
-    free(text);
-
-    return rc ? wh_mdb_error(rc, "writing a client", err) : 0;
-}
-
-
-int
-wh_clients_exists(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws,
-    wh_str_t client_id, wh_err_t *err)
-{
-    int            rc;
-    MDB_val        k, v;
-    unsigned char  key[WH_CL_KEY_MAX];
-
-    if (client_id.len == 0 || client_id.len > WH_CMD_CLIENT_MAX) {
-        return 0;
-    }
-
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, ws, client_id);
-
-    rc = mdb_get(txn, cl->clients_db, &k, &v);
-
-    if (rc == MDB_NOTFOUND) {
-        return 0;
-    }
-
-    return rc ? wh_mdb_error(rc, "reading a client", err) : 1;
-}
+/* ------------------------------------------------------------ apply */
 
 
 /* sets the fields the op carries */
-int
-wh_cl_set_fields(json_t *obj, wh_cl_op_t *op)
+static void
+wh_cl_set_fields(wh_client_t *client, const wh_cl_op_t *op)
 {
-    int  rc = 0;
-
     if (op->fields & WH_CL_NAME) {
-        rc |= json_object_set_new(obj, "name",
-                                  json_stringn(op->name.data,
-                                               op->name.len));
+        client->name = op->name;
     }
 
     if (op->fields & WH_CL_TYPE) {
-        rc |= json_object_set_new(obj, "client_type",
-                                  json_stringn(op->client_type.data,
-                                               op->client_type.len));
+        client->client_type = op->client_type;
     }
 
-    if ((op->fields & WH_CL_META) && op->metadata.len) {
-        rc |= json_object_set_new(obj, "metadata",
-                                  json_stringn(op->metadata.data,
-                                               op->metadata.len));
-
-    } else if (op->fields & WH_CL_META) {
-        /* metadata null removes it; absent already is fine */
-        (void) json_object_del(obj, "metadata");
+    /* metadata null (empty here) removes it */
+    if (op->fields & WH_CL_META) {
+        client->metadata = op->metadata;
     }
-
-    return rc;
 }
 
 
-int
-wh_cl_revoke_txn(wh_clients_t *cl, MDB_txn *txn, wh_cl_op_t *op,
+/* a client named by the op's ws and client_id, with nothing set */
+static void
+wh_cl_blank(wh_client_t *client, const wh_cl_op_t *op, int64_t now)
+{
+    memset(client, 0, sizeof(wh_client_t));
+    client->ws = op->ws;
+    client->id = op->client_id;
+    client->name = wh_none;
+    client->client_type = wh_none;
+    client->metadata = wh_none;
+    client->created_ms = now;
+}
+
+
+static int
+wh_cl_apply_create(wh_etxn_t *t, wh_cl_op_t *op, int64_t now,
     wh_err_t *err)
 {
-    int            rc;
-    MDB_val        k, v;
-    unsigned char  key[WH_CL_KEY_MAX], val[8];
+    int  rc;
 
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, op->ws, op->client_id);
-
-    rc = mdb_del(txn, cl->clients_db, &k, NULL);
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
 
     if (rc != 0) {
-        return wh_mdb_error(rc, "deleting a client", err);
+        op->outcome = WH_CL_EXISTS;
+        return rc < 0 ? -1 : 0;
     }
 
-    wh_be64_put(val, op->revoke_s);
-    v.mv_data = val;
-    v.mv_size = 8;
+    op->op.sync = 1;
+    wh_cl_blank(&op->client, op, now);
+    wh_cl_set_fields(&op->client, op);
 
-    rc = mdb_put(txn, cl->revoked_db, &k, &v, 0);
+    return wh_etxn_ops(t)->client_put(t, &op->client, err);
+}
 
-    return rc ? wh_mdb_error(rc, "storing a revocation", err) : 0;
+
+/* get and patch */
+static int
+wh_cl_apply_get(wh_etxn_t *t, wh_cl_op_t *op, wh_err_t *err)
+{
+    int  rc;
+
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, &op->client,
+                                    err);
+
+    if (rc <= 0) {
+        op->outcome = WH_CL_NOT_FOUND;
+        return rc;
+    }
+
+    if (op->kind != WH_CL_OP_PATCH) {
+        return 0;
+    }
+
+    op->op.sync = 1;
+    wh_cl_set_fields(&op->client, op);
+
+    return wh_etxn_ops(t)->client_put(t, &op->client, err);
+}
+
+
+/* delete and disconnect: of a client that exists */
+static int
+wh_cl_apply_end(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
+    int64_t now, wh_err_t *err)
+{
+    int  rc;
+
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
+
+    if (rc <= 0) {
+        op->outcome = WH_CL_NOT_FOUND;
+        return rc;
+    }
+
+    if (op->kind == WH_CL_OP_DISCONNECT) {
+        op->disconnected = wh_sessions_of_client(cl->sessions, op->ws,
+                                                 op->client_id);
+        return 0;
+    }
+
+    op->op.sync = 1;
+
+    op->revoke_s = wh_cl_revoke_before(now);
+
+    if (wh_etxn_ops(t)->client_revoke(t, op->ws, op->client_id,
+                                      op->revoke_s, err) != 0)
+    {
+        return -1;
+    }
+
+    return wh_commands_drop_client(cl->commands, t, op->ws, op->client_id,
+                                   now, &op->notes, err);
+}
+
+
+/* a session opened (implicit registration) or its last one closed */
+static int
+wh_cl_apply_seen(wh_etxn_t *t, wh_cl_op_t *op, int64_t now, wh_err_t *err)
+{
+    int  rc;
+
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, &op->client,
+                                    err);
+
+    if (rc < 0) {
+        return -1;
+    }
+
+    if (rc == 0) {
+        if (op->kind == WH_CL_OP_GONE) {
+            /* deleted meanwhile: nothing to remember */
+            return 0;
+        }
+
+        wh_cl_blank(&op->client, op, now);
+    }
+
+    op->client.last_seen_ms = now;
+    wh_cl_set_fields(&op->client, op);
+
+    return wh_etxn_ops(t)->client_put(t, &op->client, err);
+}
+
+
+static int
+wh_cl_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
+{
+    int64_t        now;
+    wh_cl_op_t    *op = (wh_cl_op_t *) base;
+    wh_clients_t  *cl = op->cl;
+
+    /* a batch may be applied again: start from scratch */
+    wh_cmd_notes_done(cl->commands, &op->notes, 0);
+    wh_client_free(&op->client);
+    wh_client_list_free(&op->list);
+    op->outcome = WH_CL_DONE;
+
+    now = wh_time_ms();
+
+    switch (op->kind) {
+
+    case WH_CL_OP_CREATE:
+        return wh_cl_apply_create(t, op, now, err);
+
+    case WH_CL_OP_LIST:
+        return wh_etxn_ops(t)->client_list(t, op->ws, op->cursor, op->limit,
+                                           &op->list, err);
+
+    case WH_CL_OP_GET:
+    case WH_CL_OP_PATCH:
+        return wh_cl_apply_get(t, op, err);
+
+    case WH_CL_OP_DELETE:
+    case WH_CL_OP_DISCONNECT:
+        return wh_cl_apply_end(cl, t, op, now, err);
+
+    default:
+        return wh_cl_apply_seen(t, op, now, err);
+    }
+}
+
+
+/* ------------------------------------------------------------- done */
+
+
+static void
+wh_cl_revoked_set(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
+    uint64_t before)
+{
+    size_t         klen;
+    uint64_t       old;
+    unsigned char  key[WH_CMDQ_KEY_MAX];
+
+    klen = wh_cmdq_key(key, ws, client_id);
+    old = (uint64_t) (uintptr_t) wh_map_get(&cl->revoked, key, klen);
+
+    if (old < before
+        && wh_map_put(&cl->revoked, key, klen, (void *) (uintptr_t) before)
+           == NULL)
+    {
+        wh_log_error(cl->log, "clients: out of memory: the revocation of "
+                     "%.*s applies after a restart", (int) client_id.len,
+                     client_id.data);
+    }
+}
+
+
+static void
+wh_cl_send_revoke(wh_peer_t *peer, wh_str_t ws, wh_str_t client_id,
+    uint64_t before)
+{
+    wh_link_msg_t  m;
+
+    if (!peer->hello || peer->closing) {
+        return;
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.type = WH_LINK_REVOKE;
+    m.workspace = ws;
+    m.client_id = client_id;
+    m.id2 = before;
+    wh_link_send(peer, &m);
+}
+
+
+/* the client is deleted: every worker refuses its old tokens, its
+ * sessions close */
+static void
+wh_cl_deleted(wh_clients_t *cl, wh_cl_op_t *op)
+{
+    unsigned    n;
+    wh_peer_t  *peer;
+
+    wh_cl_revoked_set(cl, op->ws, op->client_id, op->revoke_s);
+
+    for (peer = cl->link->peers; peer != NULL; peer = peer->next) {
+        wh_cl_send_revoke(peer, op->ws, op->client_id, op->revoke_s);
+    }
+
+    n = wh_sessions_kick_client(cl->sessions, op->ws, op->client_id,
+                                WH_CLOSE_REVOKED, "client deleted");
+
+    wh_log_info(cl->log, "clients: %.*s of %.*s deleted, %u sessions "
+                "closed", (int) op->client_id.len, op->client_id.data,
+                (int) op->ws.len, op->ws.data, n);
+}
+
+
+static void
+wh_cl_op_free(wh_cl_op_t *op)
+{
+    wh_cmd_notes_done(op->cl->commands, &op->notes, 0);
+    wh_client_free(&op->client);
+    wh_client_list_free(&op->list);
+    free(op->mem);
+    free(op);
+}
+
+
+static void
+wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
+{
+    wh_cl_op_t    *op = (wh_cl_op_t *) base;
+    wh_clients_t  *cl = op->cl;
+
+    if (committed && op->outcome == WH_CL_DONE) {
+        if (op->kind == WH_CL_OP_DELETE) {
+            wh_cl_deleted(cl, op);
+
+        } else if (op->kind == WH_CL_OP_DISCONNECT) {
+            (void) wh_sessions_kick_client(cl->sessions, op->ws,
+                                           op->client_id, WH_CLOSE_NORMAL,
+                                           "disconnected by the API");
+        }
+    }
+
+    wh_cmd_notes_done(cl->commands, &op->notes, committed);
+
+    if (op->reply != NULL) {
+        op->reply(op, committed, err);
+    }
+
+    wh_cl_op_free(op);
+}
+
+
+wh_cl_op_t *
+wh_cl_op_new(wh_clients_t *cl, wh_cl_op_e kind, const wh_str_t *strs)
+{
+    wh_cl_op_t  *op;
+    wh_str_t    *dst[WH_CL_OP_STRS];
+
+    op = calloc(1, sizeof(wh_cl_op_t));
+
+    if (op == NULL) {
+        return NULL;
+    }
+
+    dst[0] = &op->ws;
+    dst[1] = &op->client_id;
+    dst[2] = &op->name;
+    dst[3] = &op->client_type;
+    dst[4] = &op->metadata;
+    dst[5] = &op->cursor;
+
+    if (wh_strs_copy(&op->mem, dst, strs, WH_CL_OP_STRS) != 0) {
+        free(op);
+        return NULL;
+    }
+
+    op->op.apply = wh_cl_op_apply;
+    op->op.done = wh_cl_op_done;
+    op->cl = cl;
+    op->kind = kind;
+    wh_cmd_notes_init(&op->notes);
+
+    return op;
+}
+
+
+void
+wh_cl_op_submit(wh_cl_op_t *op)
+{
+    wh_batch_add(op->cl->batch, &op->op, 0);
 }
 
 
@@ -220,14 +388,14 @@ wh_cl_admit(void *ctx, wh_str_t ws, wh_str_t client_id, uint64_t iat)
 {
     size_t          klen;
     uint64_t        before;
-    unsigned char   key[WH_CL_KEY_MAX];
+    unsigned char   key[WH_CMDQ_KEY_MAX];
     wh_clients_t   *cl = ctx;
 
     if (cl->revoked.count == 0 || client_id.len > WH_CMD_CLIENT_MAX) {
         return 0;
     }
 
-    klen = wh_key_pair(key, ws, client_id);
+    klen = wh_cmdq_key(key, ws, client_id);
     before = (uint64_t) (uintptr_t) wh_map_get(&cl->revoked, key, klen);
 
     return iat < before ? WH_CLOSE_REVOKED : 0;
@@ -238,25 +406,26 @@ static void
 wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
     wh_str_t client_id, wh_str_t client_type, wh_str_t name)
 {
-    unsigned  fields = 0;
-    wh_str_t  strs[6];
+    wh_str_t     strs[WH_CL_OP_STRS];
+    wh_cl_op_t  *op;
 
     memset(strs, 0, sizeof(strs));
     strs[0] = ws;
     strs[1] = client_id;
+    strs[2] = name;
+    strs[3] = client_type;
+
+    op = wh_cl_op_new(cl, kind, strs);
+
+    if (op == NULL) {
+        wh_log_error(cl->log, "clients: out of memory");
+        return;
+    }
 
     /* what the client says of itself, when it says something */
-    if (client_type.len) {
-        strs[3] = client_type;
-        fields |= WH_CL_TYPE;
-    }
-
-    if (name.len) {
-        strs[2] = name;
-        fields |= WH_CL_NAME;
-    }
-
-    wh_cl_queue(cl, kind, NULL, 0, strs, fields, 0);
+    op->fields = (client_type.len ? WH_CL_TYPE : 0)
+                 | (name.len ? WH_CL_NAME : 0);
+    wh_cl_op_submit(op);
 }
 
 
@@ -282,10 +451,8 @@ wh_cl_updated(void *ctx, wh_str_t ws, wh_str_t client_id,
 static void
 wh_cl_closed(void *ctx, wh_str_t ws, wh_str_t client_id, unsigned left)
 {
-    wh_str_t  none = { "", 0 };
-
     if (left == 0) {
-        wh_cl_seen(ctx, WH_CL_OP_GONE, ws, client_id, none, none);
+        wh_cl_seen(ctx, WH_CL_OP_GONE, ws, client_id, wh_none, wh_none);
     }
 }
 
@@ -314,62 +481,45 @@ wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer)
 
 
 static int
-wh_cl_init_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+wh_cl_load_revoked(void *ctx, wh_str_t ws, wh_str_t client_id,
+    uint64_t before_s)
 {
-    int            rc;
-    MDB_val        k, v;
-    MDB_cursor    *cur;
-    wh_clients_t  *cl = ctx;
+    size_t          klen;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+    wh_clients_t   *cl = ctx;
 
-    (void) st;
+    klen = wh_cmdq_key(key, ws, client_id);
 
-    if ((rc = mdb_dbi_open(txn, "clients", MDB_CREATE, &cl->clients_db))
-        != 0
-        || (rc = mdb_dbi_open(txn, "revoked", MDB_CREATE,
-                              &cl->revoked_db)) != 0
-        || (rc = mdb_cursor_open(txn, cl->revoked_db, &cur)) != 0)
-    {
-        return wh_mdb_error(rc, "opening the client databases", err);
+    if (klen == 0) {
+        return 0;
     }
 
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (v.mv_size != 8 || memchr(k.mv_data, '\0', k.mv_size) == NULL
-            || wh_map_put(&cl->revoked, k.mv_data, k.mv_size,
-                          (void *) (uintptr_t) wh_be64_get(v.mv_data))
-               == NULL)
-        {
-            rc = -1;
-            break;
-        }
-    }
+    return wh_map_put(&cl->revoked, key, klen, (void *) (uintptr_t) before_s)
+           == NULL ? -1 : 0;
+}
 
-    mdb_cursor_close(cur);
 
-    if (rc == -1) {
-        return wh_err(err, 503, "cannot load the revocations");
-    }
-
-    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, "loading revocations",
-                                               err);
+static int
+wh_cl_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    return wh_etxn_ops(t)->revocations(t, wh_cl_load_revoked, ctx, err);
 }
 
 
 int
-wh_clients_init(wh_clients_t *cl, wh_store_t *store, wh_batch_t *batch,
+wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     wh_sessions_t *sessions, wh_link_t *link, wh_commands_t *commands,
     wh_log_t *log, wh_err_t *err)
 {
     memset(cl, 0, sizeof(wh_clients_t));
-    cl->store = store;
+    cl->engine = engine;
     cl->log = log;
     cl->batch = batch;
     cl->sessions = sessions;
     cl->link = link;
     cl->commands = commands;
 
-    if (wh_store_write(store, wh_cl_init_txn, cl, err) != 0) {
+    if (wh_engine_write(engine, wh_cl_load, cl, err) != 0) {
         wh_map_free(&cl->revoked);
         return -1;
     }

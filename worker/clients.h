@@ -1,66 +1,113 @@
 /*
  * The clients registry: the clients of each workspace (registered by
  * POST /clients or by connecting with a valid token), their online
- * state (from sessions.c), and the revocations of deleted clients.
+ * state (from sessions.c), and the revocations of deleted clients
+ * (kept across restarts, loaded at start and sent to every worker
+ * after WELCOME).
  *
- * LMDB databases:
- *
- *   clients   ws "\0" client_id -> the client (JSON: name, client_type,
- *             metadata as its own text, created and last_seen in ms)
- *   revoked   ws "\0" client_id -> be64 seconds: tokens of that client
- *             issued (iat) before are refused; kept across restarts,
- *             loaded at start and sent to every worker after WELCOME
- *
- * All writes go through the batch (batch.h), so that a client created
- * by the API is in the store before a command can name it.
+ * The state is in the engine (engine.h).  Every read and write is an op
+ * of the batch (batch.h), so that a client created by the API is in the
+ * store before a command can name it; the API makes the op, submits it
+ * and renders what it came to in its reply.
  */
 
 #ifndef WH_CLIENTS_H
 #define WH_CLIENTS_H
 
-#include <lmdb.h>
 #include <stdint.h>
 
 #include "wh_link.h"
 #include "batch.h"
 #include "commands.h"
+#include "engine.h"
 #include "link.h"
 #include "log.h"
 #include "map.h"
 #include "sessions.h"
-#include "store.h"
 
 
-struct wh_clients_s {
-    wh_store_t       *store;
+typedef struct {
+    wh_engine_t      *engine;
     wh_log_t         *log;
     wh_batch_t       *batch;
     wh_sessions_t    *sessions;
     wh_link_t        *link;
     wh_commands_t    *commands;
-    MDB_dbi           clients_db, revoked_db;
     wh_map_t          revoked;      /* ws "\0" client -> seconds */
+} wh_clients_t;
+
+typedef enum {
+    WH_CL_OP_CREATE = 0,
+    WH_CL_OP_LIST,
+    WH_CL_OP_GET,
+    WH_CL_OP_PATCH,
+    WH_CL_OP_DELETE,
+    WH_CL_OP_DISCONNECT,
+    WH_CL_OP_SEEN,          /* a session opened or registered */
+    WH_CL_OP_GONE           /* the client's last session closed */
+} wh_cl_op_e;
+
+/* what a request came to (storage errors aside) */
+typedef enum {
+    WH_CL_DONE = 0,         /* client (or list) is the answer */
+    WH_CL_EXISTS,           /* create: the id is taken */
+    WH_CL_NOT_FOUND
+} wh_cl_outcome_e;
+
+/* which fields a create or a patch sets */
+#define WH_CL_NAME      0x01
+#define WH_CL_TYPE      0x02
+#define WH_CL_META      0x04
+
+typedef struct wh_cl_op_s  wh_cl_op_t;
+
+/* after the commit; as wh_cmd_reply_pt */
+typedef void (*wh_cl_reply_pt)(wh_cl_op_t *op, int committed,
+    const wh_err_t *err);
+
+struct wh_cl_op_s {
+    wh_op_t           op;
+    wh_clients_t     *cl;
+    wh_cl_op_e        kind;
+
+    /* the request; strings point into mem */
+    wh_str_t          ws, client_id, name, client_type, metadata, cursor;
+    unsigned          fields;         /* WH_CL_NAME, ... */
+    size_t            limit;
+
+    /* what it came to */
+    wh_cl_outcome_e   outcome;
+    wh_client_t       client;
+    wh_client_list_t  list;
+    unsigned          disconnected;   /* sessions a disconnect closes */
+    uint64_t          revoke_s;       /* delete: tokens before refused */
+
+    /* who waits for it: the API's (NULL reply: nobody) */
+    wh_cl_reply_pt    reply;
+    wh_peer_t        *peer;
+    uint32_t          req_id;
+
+    wh_cmd_notes_t    notes;          /* delete: cancelled commands */
+    char             *mem;
 };
 
 
-/* opens the databases, loads the revocations and sets the session
- * hooks */
-int wh_clients_init(wh_clients_t *cl, wh_store_t *store, wh_batch_t *batch,
-    wh_sessions_t *sessions, wh_link_t *link, wh_commands_t *commands,
-    wh_log_t *log, wh_err_t *err);
+/* loads the revocations and sets the session hooks */
+int wh_clients_init(wh_clients_t *cl, wh_engine_t *engine,
+    wh_batch_t *batch, wh_sessions_t *sessions, wh_link_t *link,
+    wh_commands_t *commands, wh_log_t *log, wh_err_t *err);
 void wh_clients_free(wh_clients_t *cl);
 
-/* REQUEST for /clients and /clients/{id}[/disconnect] */
-void wh_clients_api(wh_clients_t *cl, wh_peer_t *peer,
-    const wh_link_msg_t *m, wh_str_t path);
+/* a request; strings: ws, client_id, name, client_type, metadata,
+ * cursor, copied.  NULL out of memory */
+wh_cl_op_t *wh_cl_op_new(wh_clients_t *cl, wh_cl_op_e kind,
+    const wh_str_t *strs);
+/* queues it for the end of the loop turn */
+void wh_cl_op_submit(wh_cl_op_t *op);
 
 /* after WELCOME: every stored revocation, so that the worker refuses
  * revoked tokens from its first handshake on */
 void wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer);
-
-/* inside a batch txn: 1 if the client is registered, 0 if not, -1 */
-int wh_clients_exists(wh_clients_t *cl, MDB_txn *txn, wh_str_t ws,
-    wh_str_t client_id, wh_err_t *err);
 
 /* 1 if id can name a client in an API path: 1-256 bytes without "/",
  * control characters or invalid UTF-8 */

@@ -11,10 +11,11 @@
 #include <sys/random.h>
 
 #include "wh_time.h"
-#include "api.h"
+#include "clients_api.h"
 #include "jsonw.h"
 #include "message.h"
-#include "clients_internal.h"
+#include "query.h"
+#include "respond.h"
 
 
 #define WH_CL_BODY_MAX      (64 * 1024)
@@ -25,31 +26,27 @@
 
 
 /* the client as the API shows it */
-int
-wh_cl_object(wh_clients_t *cl, wh_buf_t *b, wh_str_t ws, wh_str_t id,
-    json_t *obj)
+static int
+wh_cl_json(wh_clients_t *cl, wh_buf_t *b, const wh_client_t *client)
 {
-    int        rc;
-    unsigned   n;
-    wh_str_t   s;
+    int       rc;
+    unsigned  n;
 
-    n = wh_sessions_of_client(cl->sessions, ws, id);
+    n = wh_sessions_of_client(cl->sessions, client->ws, client->id);
 
     rc = wh_jw_open(b, NULL, '{');
-    rc |= wh_jw_str(b, "id", id.data, id.len);
-    s = wh_cl_str(obj, "name");
-    rc |= wh_jw_str(b, "name", s.data, s.len);
-    s = wh_cl_str(obj, "client_type");
-    rc |= wh_jw_str(b, "client_type", s.data, s.len);
+    rc |= wh_jw_str(b, "id", client->id.data, client->id.len);
+    rc |= wh_jw_str(b, "name", client->name.data, client->name.len);
+    rc |= wh_jw_str(b, "client_type", client->client_type.data,
+                    client->client_type.len);
     rc |= wh_jw_bool(b, "online", n > 0);
     rc |= wh_jw_int(b, "connections", n);
-    rc |= wh_jw_time(b, "last_seen",
-                     json_integer_value(json_object_get(obj, "last_seen")));
-    rc |= wh_jw_time(b, "created_at",
-                     json_integer_value(json_object_get(obj, "created")));
+    rc |= wh_jw_time(b, "last_seen", client->last_seen_ms);
+    rc |= wh_jw_time(b, "created_at", client->created_ms);
 
-    if ((s = wh_cl_str(obj, "metadata")).len) {
-        rc |= wh_jw_raw(b, "metadata", s.data, s.len);
+    if (client->metadata.len) {
+        rc |= wh_jw_raw(b, "metadata", client->metadata.data,
+                        client->metadata.len);
     }
 
     return rc | wh_jw_close(b, '}');
@@ -59,34 +56,122 @@ wh_cl_object(wh_clients_t *cl, wh_buf_t *b, wh_str_t ws, wh_str_t id,
 /* ---------------------------------------------------------- answers */
 
 
-int
-wh_cl_error(wh_cl_op_t *op, uint16_t status, const char *code,
-    const char *message)
+static int
+wh_cl_json_list(wh_cl_op_t *op, wh_buf_t *b)
 {
-    op->status = status;
-    op->answer.len = 0;
+    int                 rc;
+    size_t              i;
+    const wh_client_t  *last;
 
-    if (wh_json_error(&op->answer, code, message) != 0) {
-        op->answer.len = 0;
+    rc = wh_jw_open(b, NULL, '{') | wh_jw_open(b, "items", '[');
+
+    for (i = 0; i < op->list.n; i++) {
+        rc |= wh_cl_json(op->cl, b, &op->list.items[i]);
     }
 
-    return 0;
+    rc |= wh_jw_close(b, ']');
+
+    if (op->list.more && op->list.n) {
+        last = &op->list.items[op->list.n - 1];
+        rc |= wh_jw_str(b, "next", last->id.data, last->id.len);
+    } else {
+        rc |= wh_jw_raw(b, "next", "null", 4);
+    }
+
+    return rc | wh_jw_close(b, '}');
 }
 
 
-int
-wh_cl_answer(wh_cl_op_t *op, uint16_t status, json_t *obj, wh_err_t *err)
+/* {"id", key: n} of a delete (a bool) or a disconnect (a count) */
+static int
+wh_cl_json_gone(wh_cl_op_t *op, wh_buf_t *b)
 {
-    op->status = status;
-    op->answer.len = 0;
+    int  rc;
 
-    if (wh_cl_object(op->cl, &op->answer, op->ws, op->client_id, obj)
-        != 0)
-    {
-        return wh_err(err, 503, "out of memory");
+    rc = wh_jw_open(b, NULL, '{');
+    rc |= wh_jw_str(b, "id", op->client_id.data, op->client_id.len);
+
+    if (op->kind == WH_CL_OP_DELETE) {
+        rc |= wh_jw_bool(b, "deleted", 1);
+    } else {
+        rc |= wh_jw_int(b, "disconnected", op->disconnected);
     }
 
-    return 0;
+    return rc | wh_jw_close(b, '}');
+}
+
+
+static void
+wh_cl_reply(wh_cl_op_t *op, int committed, const wh_err_t *err)
+{
+    int       rc;
+    uint16_t  status = 200;
+    wh_buf_t  b = { NULL, 0, 0 };
+
+    if (wh_respond_failed(op->peer, op->req_id, committed, err)) {
+        return;
+    }
+
+    if (op->outcome == WH_CL_EXISTS) {
+        wh_respond_error(op->peer, op->req_id, 409, "conflict",
+                         "a client with this id exists");
+        return;
+    }
+
+    if (op->outcome == WH_CL_NOT_FOUND) {
+        wh_respond_error(op->peer, op->req_id, 404, "not_found",
+                         "no such client");
+        return;
+    }
+
+    switch (op->kind) {
+
+    case WH_CL_OP_LIST:
+        rc = wh_cl_json_list(op, &b);
+        break;
+
+    case WH_CL_OP_DELETE:
+    case WH_CL_OP_DISCONNECT:
+        rc = wh_cl_json_gone(op, &b);
+        break;
+
+    default:
+        status = op->kind == WH_CL_OP_CREATE ? 201 : 200;
+        rc = wh_cl_json(op->cl, &b, &op->client);
+        break;
+    }
+
+    if (rc != 0) {
+        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
+                         "out of memory");
+    } else {
+        wh_respond(op->peer, op->req_id, status, b.data, b.len);
+    }
+
+    wh_buf_free(&b);
+}
+
+
+/* a request of the peer, answered after the commit */
+static void
+wh_cl_queue(wh_clients_t *cl, wh_cl_op_e kind, wh_peer_t *peer,
+    uint32_t req_id, const wh_str_t *strs, unsigned fields, size_t limit)
+{
+    wh_cl_op_t  *op;
+
+    op = wh_cl_op_new(cl, kind, strs);
+
+    if (op == NULL) {
+        wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
+        return;
+    }
+
+    op->fields = fields;
+    op->limit = limit;
+    op->reply = wh_cl_reply;
+    op->peer = peer;
+    op->req_id = req_id;
+    wh_cl_op_submit(op);
 }
 
 
@@ -358,13 +443,6 @@ wh_clients_api(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
     rest.data = slash ? slash : id.data + id.len;
     rest.len = id.data + id.len - rest.data;
     id.len = rest.data - id.data;
-
-    if (rest.len == sizeof("/commands") - 1
-        && memcmp(rest.data, "/commands", rest.len) == 0)
-    {
-        wh_commands_api(cl->commands, peer, m, path);
-        return;
-    }
 
     if (!wh_client_id_valid(id.data, id.len)) {
         /* like any client that does not exist */

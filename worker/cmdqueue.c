@@ -12,8 +12,6 @@
 #include "cmdqueue.h"
 
 
-#define WH_CMDQ_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX)
-
 
 static const char  *wh_cmd_status_names[WH_CMD_NSTATUS] = {
     "pending", "sent", "completed", "failed", "expired", "cancelled"
@@ -53,6 +51,14 @@ wh_cmd_is_open(wh_cmd_status_e status)
 
 
 int64_t
+wh_cmd_expires_at(const wh_cmd_policy_t *p, int64_t created_ms,
+    int64_t ttl_ms)
+{
+    return created_ms + (ttl_ms > 0 ? ttl_ms : p->ttl_ms);
+}
+
+
+int64_t
 wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt)
 {
     unsigned  shift;
@@ -64,6 +70,20 @@ wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt)
     }
 
     return p->ack_timeout_ms << shift;
+}
+
+
+int
+wh_cmd_window_open(const wh_cmd_policy_t *p, size_t in_flight)
+{
+    return in_flight < p->window;
+}
+
+
+int
+wh_cmd_ack_overdue(const wh_cmd_state_t *s, int64_t now)
+{
+    return s->status == WH_CMD_SENT && now >= s->deadline_ms;
 }
 
 
@@ -80,11 +100,11 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
     }
 
     if (s->status == WH_CMD_PENDING) {
-        return online && in_flight < p->window ? WH_CMD_DELIVER
-                                               : WH_CMD_WAIT;
+        return online && wh_cmd_window_open(p, in_flight) ? WH_CMD_DELIVER
+                                                          : WH_CMD_WAIT;
     }
 
-    if (now < s->deadline_ms) {
+    if (!wh_cmd_ack_overdue(s, now)) {
         return WH_CMD_WAIT;
     }
 
@@ -99,7 +119,7 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
 int64_t
 wh_cmd_due(const wh_cmd_state_t *s, int64_t now)
 {
-    if (s->status == WH_CMD_SENT && s->deadline_ms > now
+    if (s->status == WH_CMD_SENT && !wh_cmd_ack_overdue(s, now)
         && s->deadline_ms < s->expires_ms)
     {
         return s->deadline_ms;
@@ -149,8 +169,7 @@ wh_cmdq_free(wh_cmdq_t *q)
 }
 
 
-/* ws "\0" name; 0 if a part is too long */
-static size_t
+size_t
 wh_cmdq_key(unsigned char *buf, wh_str_t ws, wh_str_t name)
 {
     if (ws.len > WH_WORKSPACE_MAX || name.len > WH_CMD_CLIENT_MAX) {

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wh_channel.h"
 #include "wh_link.h"
 #include "map.h"
 
@@ -23,6 +24,7 @@
 #define WH_CMD_PRIORITIES     10
 #define WH_CMD_CLIENT_MAX     256   /* bytes of a client id */
 #define WH_CMD_ID_MAX         64    /* bytes of a command id */
+#define WH_CMD_IDEM_MAX       128   /* bytes of an idempotency key */
 #define WH_CMD_PRIORITY_DEF   5
 /* the ack window doubles per attempt, up to 2^this times ack_timeout */
 #define WH_CMD_BACKOFF_SHIFT  10
@@ -30,6 +32,8 @@
  * coming back to a long backlog gets it in steps, not in one burst that
  * would overrun its connection's send limit */
 #define WH_CMD_WINDOW         64
+
+#define WH_CMDQ_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX)
 
 typedef enum {
     WH_CMD_PENDING = 0,     /* stored, never delivered */
@@ -101,10 +105,22 @@ int wh_cmd_status_parse(const char *name, size_t len);
 /* 1 for pending and sent */
 int wh_cmd_is_open(wh_cmd_status_e status);
 
+/* when a command created at created_ms with a ttl of ttl_ms (0: the
+ * policy's) expires: the one place a ttl becomes a time */
+int64_t wh_cmd_expires_at(const wh_cmd_policy_t *p, int64_t created_ms,
+    int64_t ttl_ms);
+
 /* how long the attempt-th delivery (1, 2, ...) waits for a result:
  * ack_timeout, doubled per attempt, at most 2^WH_CMD_BACKOFF_SHIFT
  * times ack_timeout */
 int64_t wh_cmd_ack_window(const wh_cmd_policy_t *p, unsigned attempt);
+
+/* 1 if a client with in_flight commands sent and unanswered may get
+ * one more */
+int wh_cmd_window_open(const wh_cmd_policy_t *p, size_t in_flight);
+
+/* 1 if a sent command's ack window is over at now */
+int wh_cmd_ack_overdue(const wh_cmd_state_t *s, int64_t now);
 
 /* what an open command needs at now; online: its client has a
  * session; in_flight: the client's commands sent and unanswered (a
@@ -122,6 +138,10 @@ void wh_cmd_delivered(const wh_cmd_policy_t *p, wh_cmd_state_t *s,
 
 
 void wh_cmdq_init(wh_cmdq_t *q);
+
+/* ws "\0" name into buf (WH_CMDQ_KEY_MAX bytes): the key of a client
+ * or a command; 0 if a part is too long */
+size_t wh_cmdq_key(unsigned char *buf, wh_str_t ws, wh_str_t name);
 void wh_cmdq_free(wh_cmdq_t *q);
 
 /* adds an open command (or updates the one with that ws and id) due

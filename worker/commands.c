@@ -1,21 +1,9 @@
 /*
- * The durable command queue.  Every change is an op of the batch
- * (batch.h): apply decides it inside the txn from the stored command,
- * recording notes (the new state, the delivery, the event); after the
- * commit the notes update memory (cmdqueue.h), send the COMMAND frame,
- * and publish on "$commands"; then the op answers.
- *
- * A stored command is a JSON object:
- *
- *   {"client":"..","command":"..","payload":"<its JSON text>",
- *    "priority":5,"status":1,"attempt":1,"seq":42,"created":ms,
- *    "updated":ms,"expires":ms,"deadline":ms,"idem":"..",
- *    "result":"<JSON text>","error":"..","reason":"..",
- *    "history":[{"status":0,"at":ms},{"status":1,"at":ms,"attempt":1,
- *                "session":".."}]}
- *
- * payload and result are kept as the text the user sent, so that they
- * go out with their own bytes.
+ * The durable command queue's operations.  Every request, result and
+ * timer tick is an op of the batch (batch.h): apply decides it inside
+ * the txn from the stored command (engine.h), recording notes
+ * (commands_notes.c) and what it came to; after the commit the notes
+ * are acted on and the op's reply (the API's) answers.
  */
 
 #include <inttypes.h>
@@ -23,393 +11,334 @@
 #include <string.h>
 
 #include "wh_time.h"
-#include "jsonw.h"
 #include "commands_internal.h"
 
 
+#define WH_CMD_RETRY_MS      1000          /* after a failed batch */
 #define WH_CMD_TICK_MS       100
 #define WH_CMD_TICK_MAX      10000         /* advanced per tick */
+#define WH_CMD_OP_STRS       9
 
 
-/* ------------------------------------------------------------ notes */
+static wh_str_t  wh_none = { "", 0 };
 
 
-void
-wh_cmd_notes_init(wh_cmd_notes_t *notes)
-{
-    notes->head = NULL;
-    notes->tail = &notes->head;
-}
+/* ------------------------------------------------------------ apply */
 
 
-void
-wh_cmd_notes_clear(wh_cmd_notes_t *notes)
-{
-    wh_cmd_note_t  *n, *next;
-
-    for (n = notes->head; n != NULL; n = next) {
-        next = n->next;
-        wh_buf_free(&n->event);
-        wh_buf_free(&n->command);
-        free(n);
-    }
-
-    wh_cmd_notes_init(notes);
-}
-
-
-static wh_str_t
-wh_note_copy(char **p, wh_str_t s)
-{
-    wh_str_t  r;
-
-    r.data = *p;
-    r.len = s.len;
-
-    if (s.len) {
-        memcpy(*p, s.data, s.len);
-    }
-
-    *p += s.len;
-
-    return r;
-}
-
-
-/* the data of a command_status event */
 static int
-wh_note_event(wh_buf_t *b, wh_cmd_rec_t *r)
+wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
+    int64_t now, wh_err_t *err)
 {
-    int       rc;
-    wh_str_t  reason, error, name;
+    int              rc, changed;
+    wh_command_t    *cmd = &op->cmd;
+    wh_cmd_event_t   ev;
 
-    reason = wh_rec_str(r->obj, "reason");
-    error = wh_rec_str(r->obj, "error");
-    name = wh_rec_str(r->obj, "command");
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
 
-    rc = wh_jw_open(b, NULL, '{');
-    rc |= wh_jw_str(b, "command_id", r->id.data, r->id.len);
-    rc |= wh_jw_str(b, "client_id", r->client_id.data, r->client_id.len);
-    rc |= wh_jw_str(b, "command", name.data, name.len);
-    rc |= wh_jw_cstr(b, "status", wh_rec_status(r->obj));
-    rc |= wh_jw_int(b, "attempt", wh_rec_int(r->obj, "attempt"));
-
-    if (reason.len) {
-        rc |= wh_jw_str(b, "reason", reason.data, reason.len);
+    if (rc <= 0) {
+        op->outcome = WH_CMD_NO_CLIENT;
+        return rc;
     }
 
-    if (error.len) {
-        rc |= wh_jw_str(b, "error", error.data, error.len);
-    }
+    if (op->idem.len) {
+        rc = wh_etxn_ops(t)->cmd_idem(t, op->ws, op->client_id, op->idem,
+                                      cmd, err);
 
-    return rc | wh_jw_close(b, '}');
-}
-
-
-/* the message a device gets */
-static int
-wh_note_command(wh_buf_t *b, wh_cmd_rec_t *r, int64_t now)
-{
-    int       rc;
-    wh_str_t  name, payload;
-
-    name = wh_rec_str(r->obj, "command");
-    payload = wh_rec_str(r->obj, "payload");
-
-    rc = wh_jw_open(b, NULL, '{');
-    rc |= wh_jw_cstr(b, "type", "device_command");
-    rc |= wh_jw_str(b, "command_id", r->id.data, r->id.len);
-    rc |= wh_jw_str(b, "command", name.data, name.len);
-    rc |= wh_jw_raw(b, "payload", payload.data, payload.len);
-    rc |= wh_jw_int(b, "priority", wh_rec_int(r->obj, "priority"));
-    rc |= wh_jw_int(b, "attempt", wh_rec_int(r->obj, "attempt"));
-    rc |= wh_jw_time(b, "timestamp", now);
-
-    return rc | wh_jw_close(b, '}');
-}
-
-
-/* notes the command's state as stored now; publish: it changed;
- * peer: it is delivered to that session */
-int
-wh_note_add(wh_cmd_notes_t *notes, wh_cmd_rec_t *r, int publish,
-    wh_peer_t *peer, wh_str_t session, int64_t now, wh_err_t *err)
-{
-    char           *p;
-    wh_cmd_note_t  *n;
-
-    n = calloc(1, sizeof(wh_cmd_note_t) + r->ws.len + r->client_id.len
-                  + r->id.len + session.len);
-
-    if (n == NULL) {
-        return wh_err(err, 503, "out of memory");
-    }
-
-    p = n->mem;
-    n->ws = wh_note_copy(&p, r->ws);
-    n->client_id = wh_note_copy(&p, r->client_id);
-    n->id = wh_note_copy(&p, r->id);
-    n->session = wh_note_copy(&p, session);
-    n->priority = (unsigned) wh_rec_int(r->obj, "priority");
-    n->seq = (uint64_t) wh_rec_int(r->obj, "seq");
-    n->publish = publish;
-    n->peer = peer;
-    wh_rec_state(r->obj, &n->state);
-
-    *notes->tail = n;
-    notes->tail = &n->next;
-
-    if ((publish && wh_note_event(&n->event, r) != 0)
-        || (peer && wh_note_command(&n->command, r, now) != 0))
-    {
-        return wh_err(err, 503, "out of memory");
-    }
-
-    return 0;
-}
-
-
-static void
-wh_note_count(wh_commands_t *c, wh_cmd_note_t *n)
-{
-    switch (n->state.status) {
-    case WH_CMD_PENDING:
-        c->counters.created++;
-        break;
-    case WH_CMD_SENT:
-        c->counters.delivered++;
-        break;
-    case WH_CMD_COMPLETED:
-        c->counters.completed++;
-        break;
-    case WH_CMD_FAILED:
-        c->counters.failed++;
-        break;
-    case WH_CMD_EXPIRED:
-        c->counters.expired++;
-        break;
-    default:
-        c->counters.cancelled++;
-        break;
-    }
-}
-
-
-static void wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc,
-    int connected);
-
-
-/* a sent command was answered or ended: the next one may go */
-static void
-wh_note_slot_freed(wh_commands_t *c, wh_cmd_note_t *n)
-{
-    wh_qclient_t  *qc;
-
-    qc = wh_cmdq_client(&c->q, n->ws, n->client_id);
-
-    if (qc != NULL
-        && wh_sessions_of_client(c->sessions, n->ws, n->client_id) > 0)
-    {
-        wh_cmd_pump(c, qc, 0);
-    }
-}
-
-
-static void
-wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
-{
-    int            was_sent;
-    wh_err_t       err;
-    wh_qcmd_t     *cmd;
-    wh_link_msg_t  m;
-    wh_str_t       ch = { "$commands", 9 }, type = { "command_status", 14 };
-    wh_str_t       data;
-
-    cmd = wh_cmdq_find(&c->q, n->ws, n->id);
-    was_sent = cmd != NULL && cmd->state.status == WH_CMD_SENT;
-
-    if (wh_cmd_is_open(n->state.status)) {
-        if (wh_cmdq_put(&c->q, n->ws, n->client_id, n->id, n->priority,
-                        n->seq, &n->state, wh_cmd_due(&n->state, now))
-            == NULL)
-        {
-            wh_log_error(c->log, "commands: out of memory: %.*s is not "
-                         "watched until a restart", (int) n->id.len,
-                         n->id.data);
-        }
-
-    } else if (cmd != NULL) {
-        wh_cmdq_remove(&c->q, cmd);
-    }
-
-    if (was_sent && n->state.status != WH_CMD_SENT) {
-        wh_note_slot_freed(c, n);
-    }
-
-    if (n->peer != NULL) {
-        memset(&m, 0, sizeof(m));
-        m.type = WH_LINK_COMMAND;
-        m.session = n->session;
-        m.workspace = n->ws;
-        m.client_id = n->client_id;
-        m.body.data = (const char *) n->command.data;
-        m.body.len = n->command.len;
-        wh_link_send(n->peer, &m);
-    }
-
-    if (!n->publish) {
-        return;
-    }
-
-    wh_note_count(c, n);
-
-    data.data = (const char *) n->event.data;
-    data.len = n->event.len;
-
-    if (wh_channels_enqueue(c->channels, WH_PUB_DAEMON, NULL, 0, n->ws, ch,
-                            type, data, &err) != 0)
-    {
-        wh_log_error(c->log, "commands: $commands event: %s", err.msg);
-    }
-}
-
-
-void
-wh_cmd_notes_done(wh_commands_t *c, wh_cmd_notes_t *notes, int committed)
-{
-    int64_t         now;
-    wh_cmd_note_t  *n;
-
-    if (committed) {
-        now = wh_time_ms();
-
-        for (n = notes->head; n != NULL; n = n->next) {
-            wh_note_act(c, n, now);
+        if (rc != 0) {
+            /* a repeat: the first command, as it is now */
+            op->outcome = WH_CMD_REPEATED;
+            return rc < 0 ? -1 : 0;
         }
     }
 
-    wh_cmd_notes_clear(notes);
+    op->op.sync = 1;
+    cmd->ws = op->ws;
+    cmd->id = op->id;
+    cmd->client_id = op->client_id;
+    cmd->command = op->command;
+    cmd->payload = op->payload;
+    cmd->idem = op->idem;
+    cmd->priority = op->priority;
+    cmd->seq = ++c->txn_seq;
+    cmd->state.status = WH_CMD_PENDING;
+    cmd->state.expires_ms = wh_cmd_expires_at(&c->policy, now, op->ttl_ms);
+    cmd->created_ms = now;
+    cmd->updated_ms = now;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.status = WH_CMD_PENDING;
+    ev.at_ms = now;
+
+    if (wh_command_event(cmd, &ev) != 0) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    return wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0
+           || wh_cmd_note(&op->notes, cmd, 1, NULL, op->session, now, err)
+              != 0
+           || wh_cmd_advance(c, t, cmd, now, &op->notes, &changed, err)
+              != 0
+           ? -1 : 0;
 }
 
 
-/*
- * Moves an open command to status `to` (for WH_CMD_SENT: delivered once
- * more to peer/session), stores it and notes it.  A command that ends
- * leaves cmd_open.
- */
-int
-wh_cmd_change(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
-    wh_cmd_status_e to, const char *reason, wh_peer_t *peer,
-    wh_str_t session, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
+static int
+wh_cmd_apply_list(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
 {
-    int             rc;
-    MDB_val         k;
-    wh_cmd_state_t  s;
-    unsigned char   key[WH_CMD_KEY_MAX];
+    int  rc;
 
-    wh_rec_state(r->obj, &s);
+    rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
 
-    if (to == WH_CMD_SENT) {
-        wh_cmd_delivered(&c->policy, &s, now);
+    if (rc <= 0) {
+        op->outcome = WH_CMD_NO_CLIENT;
+        return rc;
+    }
+
+    return wh_etxn_ops(t)->cmd_list(t, op->ws, op->client_id, op->cursor,
+                                    op->limit, op->status_mask, &op->list,
+                                    err);
+}
+
+
+/* the command the op names; 0 (outcome set) if there is none */
+static int
+wh_cmd_apply_load(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
+{
+    int  rc;
+
+    rc = wh_etxn_ops(t)->cmd_get(t, op->ws, op->id, &op->cmd, err);
+
+    /* another client's command answers exactly like a missing one */
+    if (rc == 1 && op->kind == WH_CMD_OP_RESULT
+        && (op->cmd.client_id.len != op->client_id.len
+            || memcmp(op->cmd.client_id.data, op->client_id.data,
+                      op->client_id.len) != 0))
+    {
+        rc = 0;
+    }
+
+    if (rc == 0) {
+        op->outcome = WH_CMD_NO_COMMAND;
+    }
+
+    return rc;
+}
+
+
+/* cancel and result: an open command ends */
+static int
+wh_cmd_apply_end(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
+    int64_t now, wh_err_t *err)
+{
+    int              rc;
+    const char      *reason = NULL;
+    wh_cmd_status_e  to = WH_CMD_CANCELLED;
+
+    rc = wh_cmd_apply_load(t, op, err);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    if (!wh_cmd_is_open(op->cmd.state.status)) {
+        op->outcome = WH_CMD_ENDED;
+        return 0;
+    }
+
+    op->op.sync = 1;
+
+    if (op->kind == WH_CMD_OP_CANCEL) {
+        reason = "cancelled by the API";
+
     } else {
-        s.status = to;
+        to = op->reported;
+
+        if (op->result.len) {
+            op->cmd.result = op->result;
+        }
+
+        if (op->error.len) {
+            op->cmd.error = op->error;
+        }
     }
 
-    if (wh_cmd_set_state(r, &s, now) != 0
-        || (reason && json_object_set_new(r->obj, "reason",
-                                          json_string(reason)) != 0)
-        || wh_cmd_history(r, now, session, reason) != 0)
-    {
-        return wh_err(err, 503, "out of memory");
-    }
+    return wh_cmd_change(c, t, &op->cmd, to, reason, NULL, op->session, now,
+                         &op->notes, err);
+}
 
-    if (wh_cmd_save(c, txn, r, 0, err) != 0) {
+
+static int
+wh_cmd_apply_advance(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
+    int64_t now, wh_err_t *err)
+{
+    int           rc, changed;
+    wh_command_t  gone;
+
+    rc = wh_etxn_ops(t)->cmd_get(t, op->ws, op->id, &op->cmd, err);
+
+    if (rc < 0) {
         return -1;
     }
 
-    if (!wh_cmd_is_open(to)) {
-        k.mv_data = key;
-        k.mv_size = wh_key_seq(key, r->ws, r->client_id,
-                               (uint64_t) wh_rec_int(r->obj, "seq"));
-        rc = mdb_del(txn, c->open_db, &k, NULL);
+    if (rc == 0) {
+        /* gone from the store: memory forgets it too */
+        memset(&gone, 0, sizeof(gone));
+        gone.ws = op->ws;
+        gone.id = op->id;
+        gone.client_id = op->client_id;
+        gone.state.status = WH_CMD_CANCELLED;
 
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            return wh_mdb_error(rc, "closing a command", err);
-        }
+        return wh_cmd_note(&op->notes, &gone, 0, NULL, op->session, now,
+                           err);
     }
 
-    return wh_note_add(notes, r, 1, to == WH_CMD_SENT ? peer : NULL,
-                       session, now, err);
+    rc = wh_cmd_advance(c, t, &op->cmd, now, &op->notes, &changed, err);
+    op->op.sync |= changed;
+
+    return rc;
 }
 
 
-/*
- * The client's commands sent and unanswered: those memory knows, plus
- * those this txn sent (memory learns of them after the commit).  The
- * txn's count lives in c->txn_sent, emptied when a txn begins.
- */
-static size_t
-wh_cmd_in_flight(wh_commands_t *c, wh_cmd_rec_t *r, int add)
+static int
+wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 {
-    size_t          klen, n;
-    wh_qclient_t   *qc;
-    unsigned char   key[WH_CMD_KEY_MAX];
+    int64_t         now;
+    wh_cmd_op_t    *op = (wh_cmd_op_t *) base;
+    wh_commands_t  *c = op->c;
 
-    klen = wh_key_pair(key, r->ws, r->client_id);
-    n = (size_t) (uintptr_t) wh_map_get(&c->txn_sent, key, klen);
+    /* a batch may be applied again: start from scratch */
+    wh_cmd_notes_clear(&op->notes);
+    wh_command_free(&op->cmd);
+    wh_cmd_list_free(&op->list);
+    memset(&op->cmd, 0, sizeof(wh_command_t));
+    op->outcome = WH_CMD_DONE;
 
-    if (add) {
-        /* out of memory the window is only a little wider */
-        (void) wh_map_put(&c->txn_sent, key, klen,
-                          (void *) (uintptr_t) (n + 1));
-        return n + 1;
-    }
+    now = wh_time_ms();
 
-    qc = wh_cmdq_client(&c->q, r->ws, r->client_id);
+    switch (op->kind) {
 
-    return n + (qc ? qc->sent : 0);
-}
+    case WH_CMD_OP_CREATE:
+        return wh_cmd_apply_create(c, t, op, now, err);
 
+    case WH_CMD_OP_LIST:
+        return wh_cmd_apply_list(t, op, err);
 
-/* what the rules say for an open command now, carried out */
-int
-wh_cmd_advance(wh_commands_t *c, MDB_txn *txn, wh_cmd_rec_t *r,
-    int64_t now, wh_cmd_notes_t *notes, int *changed, wh_err_t *err)
-{
-    int              online;
-    wh_peer_t       *peer = NULL;
-    wh_str_t         session = { "", 0 };
-    wh_cmd_state_t   s;
+    case WH_CMD_OP_GET:
+        return wh_cmd_apply_load(t, op, err) < 0 ? -1 : 0;
 
-    wh_rec_state(r->obj, &s);
-    online = wh_sessions_newest(c->sessions, r->ws, r->client_id, &peer,
-                                &session);
-    *changed = 1;
-
-    switch (wh_cmd_decide(&c->policy, &s, now, online,
-                          wh_cmd_in_flight(c, r, 0)))
-    {
-    case WH_CMD_DELIVER:
-        if (s.status == WH_CMD_PENDING) {
-            (void) wh_cmd_in_flight(c, r, 1);
-        }
-
-        return wh_cmd_change(c, txn, r, WH_CMD_SENT, NULL, peer, session,
-                             now, notes, err);
-
-    case WH_CMD_EXPIRE:
-        return wh_cmd_change(c, txn, r, WH_CMD_EXPIRED, "ttl", NULL,
-                             session, now, notes, err);
-
-    case WH_CMD_GIVE_UP:
-        return wh_cmd_change(c, txn, r, WH_CMD_FAILED, "max_attempts", NULL,
-                             session, now, notes, err);
+    case WH_CMD_OP_CANCEL:
+    case WH_CMD_OP_RESULT:
+        return wh_cmd_apply_end(c, t, op, now, err);
 
     default:
-        /* only memory learns when it is next due */
-        *changed = 0;
-        return wh_note_add(notes, r, 0, NULL, session, now, err);
+        return wh_cmd_apply_advance(c, t, op, now, err);
     }
+}
+
+
+/* -------------------------------------------------------- done, make */
+
+
+/* a command whose op could not be made or committed is tried again a
+ * little later */
+static void
+wh_cmd_retry_later(wh_commands_t *c, wh_qcmd_t *cmd)
+{
+    if (cmd->heap == 0) {
+        wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
+    }
+}
+
+
+static void
+wh_cmd_op_free(wh_cmd_op_t *op)
+{
+    wh_cmd_notes_clear(&op->notes);
+    wh_command_free(&op->cmd);
+    wh_cmd_list_free(&op->list);
+    free(op->mem);
+    free(op);
+}
+
+
+static void
+wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
+{
+    wh_qcmd_t      *cmd;
+    wh_cmd_op_t    *op = (wh_cmd_op_t *) base;
+    wh_commands_t  *c = op->c;
+
+    cmd = op->kind == WH_CMD_OP_ADVANCE
+          ? wh_cmdq_find(&c->q, op->ws, op->id) : NULL;
+
+    if (cmd != NULL) {
+        /* decided: a pump may queue it again */
+        cmd->queued = 0;
+
+        if (!committed) {
+            wh_cmd_retry_later(c, cmd);
+        }
+    }
+
+    wh_cmd_notes_done(c, &op->notes, committed);
+
+    if (op->reply != NULL) {
+        op->reply(op, committed, err);
+    }
+
+    wh_cmd_op_free(op);
+}
+
+
+wh_cmd_op_t *
+wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind, const wh_str_t *strs,
+    size_t n)
+{
+    size_t        i;
+    wh_str_t      all[WH_CMD_OP_STRS];
+    wh_cmd_op_t  *op;
+    wh_str_t     *dst[WH_CMD_OP_STRS];
+
+    op = calloc(1, sizeof(wh_cmd_op_t));
+
+    if (op == NULL) {
+        return NULL;
+    }
+
+    dst[0] = &op->ws;
+    dst[1] = &op->client_id;
+    dst[2] = &op->id;
+    dst[3] = &op->command;
+    dst[4] = &op->payload;
+    dst[5] = &op->idem;
+    dst[6] = &op->result;
+    dst[7] = &op->error;
+    dst[8] = &op->session;
+
+    for (i = 0; i < WH_CMD_OP_STRS; i++) {
+        all[i] = i < n ? strs[i] : wh_none;
+    }
+
+    if (wh_strs_copy(&op->mem, dst, all, WH_CMD_OP_STRS) != 0) {
+        free(op);
+        return NULL;
+    }
+
+    op->op.apply = wh_cmd_op_apply;
+    op->op.done = wh_cmd_op_done;
+    op->c = c;
+    op->kind = kind;
+    wh_cmd_notes_init(&op->notes);
+
+    return op;
+}
+
+
+void
+wh_cmd_op_submit(wh_cmd_op_t *op)
+{
+    wh_batch_add(op->c->batch, &op->op, 0);
 }
 
 
@@ -426,16 +355,12 @@ wh_cmd_queue_advance(wh_commands_t *c, wh_qcmd_t *cmd, int first)
     strs[1] = cmd->client->client_id;
     strs[2] = cmd->id;
 
-    op = wh_cmd_op_new(c, WH_CMD_OP_ADVANCE, NULL, 0, strs, 3);
+    op = wh_cmd_op_new(c, WH_CMD_OP_ADVANCE, strs, 3);
 
     if (op == NULL) {
         wh_log_error(c->log, "commands: out of memory, %.*s waits",
                      (int) cmd->id.len, cmd->id.data);
-
-        if (cmd->heap == 0) {
-            wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
-        }
-
+        wh_cmd_retry_later(c, cmd);
         return;
     }
 
@@ -463,7 +388,7 @@ wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
     for (cmd = wh_cmdq_first(qc); cmd != NULL; cmd = wh_cmdq_next(cmd)) {
         if (cmd->state.status == WH_CMD_SENT) {
             if (connected && !cmd->queued
-                && cmd->state.deadline_ms <= now)
+                && wh_cmd_ack_overdue(&cmd->state, now))
             {
                 wh_cmd_queue_advance(c, cmd, 1);
             }
@@ -471,7 +396,7 @@ wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
             continue;
         }
 
-        if (busy >= c->policy.window) {
+        if (!wh_cmd_window_open(&c->policy, busy)) {
             if (!connected) {
                 return;
             }
@@ -485,6 +410,14 @@ wh_cmd_pump(wh_commands_t *c, wh_qclient_t *qc, int connected)
             wh_cmd_queue_advance(c, cmd, 1);
         }
     }
+}
+
+
+/* a sent command was answered or ended: the next one may go */
+static void
+wh_cmd_slot_freed(wh_commands_t *c, wh_qclient_t *qc)
+{
+    wh_cmd_pump(c, qc, 0);
 }
 
 
@@ -544,91 +477,152 @@ wh_commands_open(wh_commands_t *c, wh_str_t ws)
 /* ------------------------------------------------- deleted clients */
 
 
+typedef struct {
+    wh_commands_t   *c;
+    wh_etxn_t       *t;
+    int64_t          now;
+    wh_cmd_notes_t  *notes;
+} wh_cmd_drop_t;
+
+
+static int
+wh_cmd_drop_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
+{
+    wh_cmd_drop_t  *d = ctx;
+
+    return wh_cmd_change(d->c, d->t, cmd, WH_CMD_CANCELLED, "client deleted",
+                         NULL, wh_none, d->now, d->notes, err);
+}
+
+
 int
-wh_commands_cancel_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
+wh_commands_drop_client(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
 {
-    int            rc;
-    size_t         plen;
-    MDB_val        k, v;
-    wh_str_t       id, none = { "", 0 };
-    MDB_cursor    *cur;
-    wh_cmd_rec_t   r;
-    unsigned char  key[WH_CMD_KEY_MAX];
-    char           idbuf[WH_CMD_ID_MAX];
+    wh_cmd_drop_t  d;
 
-    rc = mdb_cursor_open(txn, c->open_db, &cur);
+    d.c = c;
+    d.t = t;
+    d.now = now;
+    d.notes = notes;
 
-    if (rc != 0) {
-        return wh_mdb_error(rc, "opening a cursor", err);
-    }
-
-    k.mv_data = key;
-    k.mv_size = wh_key_seq(key, ws, client_id, 0);
-    plen = k.mv_size - 8;
-
-    /* each change deletes the entry under the cursor: start over */
-    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == 0
-           && k.mv_size == plen + 8 && memcmp(k.mv_data, key, plen) == 0
-           && v.mv_size > 0 && v.mv_size <= WH_CMD_ID_MAX)
+    if (wh_etxn_ops(t)->cmd_open(t, ws, client_id, wh_cmd_drop_one, &d,
+                                 err) != 0)
     {
-        memcpy(idbuf, v.mv_data, v.mv_size);
-        id.data = idbuf;
-        id.len = v.mv_size;
-
-        rc = wh_cmd_load(c, txn, ws, id, &r, err);
-
-        if (rc < 0) {
-            mdb_cursor_close(cur);
-            return -1;
-        }
-
-        rc = rc == 0 ? mdb_cursor_del(cur, 0)
-             : wh_cmd_change(c, txn, &r, WH_CMD_CANCELLED, "client deleted",
-                             NULL, none, now, notes, err);
-
-        json_decref(r.obj);
-
-        if (rc != 0) {
-            mdb_cursor_close(cur);
-            return rc == -1 ? -1 : wh_mdb_error(rc, "closing a command",
-                                               err);
-        }
-
-        k.mv_data = key;
-        k.mv_size = plen + 8;
+        return -1;
     }
 
-    mdb_cursor_close(cur);
+    return wh_etxn_ops(t)->cmd_forget_client(t, ws, client_id, err);
+}
 
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_mdb_error(rc, "cancelling commands", err);
+
+/* ---------------------------------------------------- start, end */
+
+
+static int
+wh_cmd_begin(void *ctx, wh_etxn_t *t, wh_err_t *err)
+{
+    wh_commands_t  *c = ctx;
+
+    (void) t;
+    (void) err;
+
+    c->txn_seq = c->next_seq - 1;
+    wh_map_free(&c->txn_sent);
+
+    return 0;
+}
+
+
+static int
+wh_cmd_end(void *ctx, wh_etxn_t *t, wh_err_t *err)
+{
+    wh_commands_t  *c = ctx;
+
+    if (c->txn_seq == c->next_seq - 1) {
+        return 0;
+    }
+
+    return wh_etxn_ops(t)->cmd_set_seq(t, c->txn_seq, err);
+}
+
+
+static void
+wh_cmd_committed(void *ctx, int committed)
+{
+    wh_commands_t  *c = ctx;
+
+    if (committed) {
+        c->next_seq = c->txn_seq + 1;
+    }
+}
+
+
+typedef struct {
+    wh_commands_t   *c;
+    int64_t          now;
+} wh_cmd_loading_t;
+
+
+/* one open command of the store into memory */
+static int
+wh_cmd_load_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
+{
+    wh_cmd_loading_t  *l = ctx;
+    wh_commands_t     *c = l->c;
+
+    (void) err;
+
+    if (!wh_cmd_is_open(cmd->state.status)
+        || wh_cmdq_put(&c->q, cmd->ws, cmd->client_id, cmd->id,
+                       cmd->priority, cmd->seq, &cmd->state,
+                       wh_cmd_due(&cmd->state, l->now)) == NULL)
+    {
+        wh_log_error(c->log, "commands: cannot load open command %.*s",
+                     (int) cmd->id.len, cmd->id.data);
     }
 
     return 0;
 }
 
 
+/* the seq and the open commands, in one txn so that they agree */
+static int
+wh_cmd_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    uint64_t           last;
+    wh_cmd_loading_t   l;
+    wh_commands_t     *c = ctx;
+
+    if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
+        return -1;
+    }
+
+    c->next_seq = last + 1;
+    l.c = c;
+    l.now = wh_time_ms();
+
+    return wh_etxn_ops(t)->cmd_open(t, wh_none, wh_none, wh_cmd_load_one,
+                                    &l, err);
+}
+
+
 int
-wh_commands_init(wh_commands_t *c, wh_store_t *store, wh_batch_t *batch,
-    wh_sessions_t *sessions, wh_channels_t *channels, wh_clients_t *clients,
+wh_commands_init(wh_commands_t *c, wh_engine_t *engine, wh_batch_t *batch,
+    wh_sessions_t *sessions, wh_channels_t *channels,
     const wh_cmd_policy_t *policy, wh_log_t *log, wh_err_t *err)
 {
     memset(c, 0, sizeof(wh_commands_t));
-    c->store = store;
+    c->engine = engine;
     c->log = log;
     c->batch = batch;
     c->sessions = sessions;
     c->channels = channels;
-    c->clients = clients;
     c->policy = *policy;
+    c->slot_freed = wh_cmd_slot_freed;
     wh_cmdq_init(&c->q);
 
-    /* a write txn: the databases are created if need be; loading in it
-     * keeps the open commands and the seq consistent */
-    if (wh_store_write(store, wh_cmd_open_dbs, c, err) != 0
-        || wh_store_write(store, wh_cmd_load_all, c, err) != 0)
-    {
+    if (wh_engine_write(engine, wh_cmd_load, c, err) != 0) {
         wh_cmdq_free(&c->q);
         return -1;
     }

@@ -5,43 +5,36 @@
  * the API answers 202, delivered to its client's newest session at once
  * or when the client next connects (higher priority first, then oldest
  * first), redelivered when a result does not come within the attempt's
- * ack window (ack_timeout, doubling per attempt) up to max_attempts,
- * and ends completed, failed, expired (ttl) or cancelled.  Every status
- * change is committed before it is announced: on "$commands" of the
- * workspace, to the API caller, to the device.
+ * ack window up to max_attempts, and ends completed, failed, expired
+ * (ttl) or cancelled.  Every status change is committed before it is
+ * announced: on "$commands" of the workspace, to the API caller, to the
+ * device.
  *
- * LMDB databases (keys start with workspace "\0", so that nothing is
- * ever found across workspaces):
- *
- *   commands     ws "\0" command_id -> the command (JSON, see
- *                commands.c)
- *   cmd_open     ws "\0" client "\0" be64 seq -> command_id, for the
- *                open (pending, sent) ones: loaded at start
- *   cmd_client   ws "\0" client "\0" be64 seq -> command_id, all of a
- *                client's commands in creation order (listing)
- *   cmd_idem     ws "\0" client "\0" idempotency_key -> command_id
- *   cmd_meta     "seq" -> be64 the last seq given out
+ * The rules (expiry, ack window and backoff, what a command needs now)
+ * are the plain functions of cmdqueue.h; the state is in the engine
+ * (engine.h).  Requests are ops (wh_cmd_op_t) of the batch: the API
+ * makes one, submits it and renders what it came to in its reply.
  */
 
 #ifndef WH_COMMANDS_H
 #define WH_COMMANDS_H
 
-#include <lmdb.h>
 #include <stdint.h>
 
 #include "wh_link.h"
 #include "batch.h"
 #include "channels.h"
 #include "cmdqueue.h"
+#include "engine.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "sessions.h"
-#include "store.h"
 
 
-typedef struct wh_clients_s   wh_clients_t;
+typedef struct wh_commands_s  wh_commands_t;
 typedef struct wh_cmd_note_s  wh_cmd_note_t;
+typedef struct wh_cmd_op_s    wh_cmd_op_t;
 
 /* status changes decided inside a batch txn, acted on after the
  * commit (memory, delivery, the $commands event) */
@@ -60,42 +53,94 @@ typedef struct {
     uint64_t          cancelled;
 } wh_cmd_counters_t;
 
-typedef struct wh_commands_s {
-    wh_store_t       *store;
+struct wh_commands_s {
+    wh_engine_t      *engine;
     wh_log_t         *log;
     wh_batch_t       *batch;
     wh_sessions_t    *sessions;
     wh_channels_t    *channels;
-    wh_clients_t     *clients;
     wh_cmd_policy_t   policy;
     wh_cmdq_t         q;
-    MDB_dbi           cmds_db, open_db, client_db, idem_db, meta_db;
     uint64_t          next_seq;       /* the next seq to give out */
     uint64_t          txn_seq;        /* its value inside a batch txn */
     wh_map_t          txn_sent;       /* ws "\0" client -> sent by the
                                        * txn being applied */
+    /* a sent command ended: the client's next ones may go (set by
+     * commands.c, called by the notes) */
+    void            (*slot_freed)(wh_commands_t *c, wh_qclient_t *qc);
     wh_timer_t        timer;
     wh_cmd_counters_t counters;
-} wh_commands_t;
+};
+
+typedef enum {
+    WH_CMD_OP_CREATE = 0,
+    WH_CMD_OP_LIST,
+    WH_CMD_OP_GET,
+    WH_CMD_OP_CANCEL,
+    WH_CMD_OP_RESULT,
+    WH_CMD_OP_ADVANCE               /* the timer or a connect */
+} wh_cmd_op_e;
+
+/* what a request came to (storage errors aside) */
+typedef enum {
+    WH_CMD_DONE = 0,                /* cmd (or list) is the answer */
+    WH_CMD_REPEATED,                /* create: the idempotency key was
+                                     * used; cmd is the first command */
+    WH_CMD_NO_CLIENT,
+    WH_CMD_NO_COMMAND,
+    WH_CMD_ENDED                    /* cancel, result: cmd had ended */
+} wh_cmd_outcome_e;
+
+/* after the commit: committed 0 if the batch failed (err says why); 1
+ * if stored, with err set only when the sync failed */
+typedef void (*wh_cmd_reply_pt)(wh_cmd_op_t *op, int committed,
+    const wh_err_t *err);
+
+struct wh_cmd_op_s {
+    wh_op_t           op;
+    wh_commands_t    *c;
+    wh_cmd_op_e       kind;
+
+    /* the request; strings point into mem */
+    wh_str_t          ws, client_id, id, command, payload, idem;
+    wh_str_t          result, error, session;
+    unsigned          priority;
+    int64_t           ttl_ms;         /* 0: the policy's */
+    unsigned          status_mask;    /* list: 0 any */
+    uint64_t          cursor;
+    size_t            limit;
+    wh_cmd_status_e   reported;       /* result: completed or failed */
+
+    /* what it came to */
+    wh_cmd_outcome_e  outcome;
+    wh_command_t      cmd;
+    wh_cmd_list_t     list;
+
+    /* who waits for it: the API's (NULL reply: nobody) */
+    wh_cmd_reply_pt   reply;
+    wh_peer_t        *peer;
+    uint32_t          req_id;
+
+    wh_cmd_notes_t    notes;
+    char             *mem;
+};
 
 
-/* opens the databases and loads the open commands */
-int wh_commands_init(wh_commands_t *c, wh_store_t *store,
+/* loads the open commands */
+int wh_commands_init(wh_commands_t *c, wh_engine_t *engine,
     wh_batch_t *batch, wh_sessions_t *sessions, wh_channels_t *channels,
-    wh_clients_t *clients, const wh_cmd_policy_t *policy, wh_log_t *log,
-    wh_err_t *err);
+    const wh_cmd_policy_t *policy, wh_log_t *log, wh_err_t *err);
 void wh_commands_free(wh_commands_t *c);
 
 /* the timer that redelivers, expires and gives up */
 int wh_commands_start(wh_commands_t *c, wh_loop_t *loop, wh_err_t *err);
 
-/* REQUEST for /clients/{id}/commands and /commands/... */
-void wh_commands_api(wh_commands_t *c, wh_peer_t *peer,
-    const wh_link_msg_t *m, wh_str_t path);
-
-/* COMMAND_RESULT; -1 is a protocol error */
-int wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
-    const wh_link_msg_t *m);
+/* a request; strings: ws, client_id, id, command, payload, idem,
+ * result, error, session (the first n), copied.  NULL out of memory */
+wh_cmd_op_t *wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind,
+    const wh_str_t *strs, size_t n);
+/* queues it for the end of the loop turn */
+void wh_cmd_op_submit(wh_cmd_op_t *op);
 
 /* a session of the client opened: its waiting commands go out, as
  * many as its window takes */
@@ -105,13 +150,11 @@ void wh_commands_client_online(wh_commands_t *c, wh_str_t ws,
 /* open commands of a workspace (stats) */
 size_t wh_commands_open(wh_commands_t *c, wh_str_t ws);
 
-/* for the clients registry: inside a batch txn, cancels every open
- * command of the client (it is being deleted) */
-int wh_commands_cancel_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
+/* for the clients registry, inside a batch txn: cancels every open
+ * command of the client (it is being deleted) and forgets its
+ * idempotency keys */
+int wh_commands_drop_client(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err);
-/* ... and forgets the client's idempotency keys */
-int wh_commands_forget_client(wh_commands_t *c, MDB_txn *txn, wh_str_t ws,
-    wh_str_t client_id, wh_err_t *err);
 
 void wh_cmd_notes_init(wh_cmd_notes_t *notes);
 /* after the commit: acts on the notes if committed; frees them */

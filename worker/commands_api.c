@@ -11,11 +11,12 @@
 #include <sys/random.h>
 
 #include "wh_time.h"
-#include "api.h"
 #include "clients.h"
+#include "commands_json.h"
 #include "jsonw.h"
 #include "message.h"
-#include "commands_internal.h"
+#include "query.h"
+#include "respond.h"
 
 
 #define WH_CMD_BODY_MAX      (256 * 1024)  /* a payload, a result */
@@ -29,129 +30,128 @@
 /* ---------------------------------------------------------- answers */
 
 
-/* an answer that is not a change; out of memory, it goes out empty */
-int
-wh_cmd_error(wh_cmd_op_t *op, uint16_t status, const char *code,
-    const char *message)
+static void
+wh_cmd_reply_list(wh_cmd_op_t *op, wh_buf_t *b)
 {
-    op->status = status;
-    op->answer.len = 0;
+    int     rc;
+    char    num[32];
+    size_t  i;
 
-    if (wh_json_error(&op->answer, code, message) != 0) {
-        op->answer.len = 0;
-    }
+    rc = wh_jw_open(b, NULL, '{') | wh_jw_open(b, "items", '[');
 
-    return 0;
-}
-
-
-/* the command as the API shows it */
-int
-wh_cmd_object(wh_buf_t *b, wh_cmd_rec_t *r, int with_history)
-{
-    int        rc;
-    size_t     i;
-    json_t    *h, *e;
-    wh_str_t   s;
-
-    rc = wh_jw_open(b, NULL, '{');
-    rc |= wh_jw_str(b, "command_id", r->id.data, r->id.len);
-    rc |= wh_jw_str(b, "client_id", r->client_id.data, r->client_id.len);
-    s = wh_rec_str(r->obj, "command");
-    rc |= wh_jw_str(b, "command", s.data, s.len);
-    s = wh_rec_str(r->obj, "payload");
-    rc |= wh_jw_raw(b, "payload", s.data, s.len);
-    rc |= wh_jw_int(b, "priority", wh_rec_int(r->obj, "priority"));
-    rc |= wh_jw_cstr(b, "status", wh_rec_status(r->obj));
-    rc |= wh_jw_int(b, "attempt", wh_rec_int(r->obj, "attempt"));
-    rc |= wh_jw_time(b, "created_at", wh_rec_int(r->obj, "created"));
-    rc |= wh_jw_time(b, "updated_at", wh_rec_int(r->obj, "updated"));
-    rc |= wh_jw_time(b, "expires_at", wh_rec_int(r->obj, "expires"));
-
-    if ((s = wh_rec_str(r->obj, "idem")).len) {
-        rc |= wh_jw_str(b, "idempotency_key", s.data, s.len);
-    }
-
-    if ((s = wh_rec_str(r->obj, "result")).len) {
-        rc |= wh_jw_raw(b, "result", s.data, s.len);
-    }
-
-    if ((s = wh_rec_str(r->obj, "error")).len) {
-        rc |= wh_jw_str(b, "error", s.data, s.len);
-    }
-
-    if ((s = wh_rec_str(r->obj, "reason")).len) {
-        rc |= wh_jw_str(b, "reason", s.data, s.len);
-    }
-
-    h = json_object_get(r->obj, "history");
-
-    if (!with_history || !json_is_array(h)) {
-        return rc | wh_jw_close(b, '}');
-    }
-
-    rc |= wh_jw_open(b, "history", '[');
-
-    json_array_foreach(h, i, e) {
-        rc |= wh_jw_open(b, NULL, '{');
-        rc |= wh_jw_cstr(b, "status", wh_rec_status(e));
-        rc |= wh_jw_time(b, "at", wh_rec_int(e, "at"));
-
-        if (json_object_get(e, "attempt")) {
-            rc |= wh_jw_int(b, "attempt", wh_rec_int(e, "attempt"));
-            s = wh_rec_str(e, "session");
-            rc |= wh_jw_str(b, "session", s.data, s.len);
-        }
-
-        if ((s = wh_rec_str(e, "reason")).len) {
-            rc |= wh_jw_str(b, "reason", s.data, s.len);
-        }
-
-        rc |= wh_jw_close(b, '}');
+    for (i = 0; i < op->list.n; i++) {
+        rc |= wh_cmd_json_object(b, &op->list.items[i], 0);
     }
 
     rc |= wh_jw_close(b, ']');
 
-    return rc | wh_jw_close(b, '}');
-}
+    if (op->list.next) {
+        snprintf(num, sizeof(num), "%" PRIu64, op->list.next);
+        rc |= wh_jw_cstr(b, "next", num);
+    } else {
+        rc |= wh_jw_raw(b, "next", "null", 4);
+    }
 
+    if ((rc | wh_jw_close(b, '}')) != 0) {
+        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
 
-/* {"command_id","status","client_id","priority","attempt","expires_at"} */
-int
-wh_cmd_summary(wh_cmd_op_t *op, uint16_t status, wh_cmd_rec_t *r)
-{
-    int  rc;
-
-    op->status = status;
-    op->answer.len = 0;
-
-    rc = wh_jw_open(&op->answer, NULL, '{');
-    rc |= wh_jw_str(&op->answer, "command_id", r->id.data, r->id.len);
-    rc |= wh_jw_cstr(&op->answer, "status",
-                     wh_rec_status(r->obj));
-    rc |= wh_jw_str(&op->answer, "client_id", r->client_id.data,
-                    r->client_id.len);
-    rc |= wh_jw_int(&op->answer, "priority",
-                    wh_rec_int(r->obj, "priority"));
-    rc |= wh_jw_int(&op->answer, "attempt", wh_rec_int(r->obj, "attempt"));
-    rc |= wh_jw_time(&op->answer, "expires_at",
-                     wh_rec_int(r->obj, "expires"));
-
-    return rc | wh_jw_close(&op->answer, '}');
+    wh_respond(op->peer, op->req_id, 200, b->data, b->len);
 }
 
 
 /* an ended command: a cancel (409 conflict) or a second result (409
  * bad_request, as the client sees it) */
-int
-wh_cmd_already(wh_cmd_op_t *op, const char *code, wh_cmd_rec_t *r)
+static void
+wh_cmd_reply_ended(wh_cmd_op_t *op)
 {
     char  msg[64];
 
     snprintf(msg, sizeof(msg), "command already %s",
-             wh_rec_status(r->obj));
+             wh_cmd_json_status(op->cmd.state.status));
 
-    return wh_cmd_error(op, 409, code, msg);
+    wh_respond_error(op->peer, op->req_id, 409,
+                     op->kind == WH_CMD_OP_CANCEL ? "conflict"
+                                                  : "bad_request", msg);
+}
+
+
+/* the one command the op came to */
+static void
+wh_cmd_reply_one(wh_cmd_op_t *op, wh_buf_t *b)
+{
+    int       rc;
+    uint16_t  status = 200;
+
+    if (op->kind == WH_CMD_OP_GET) {
+        rc = wh_cmd_json_object(b, &op->cmd, 1);
+
+    } else {
+        /* a new command is accepted; a repeat shows the first one */
+        status = op->kind == WH_CMD_OP_CREATE
+                 && op->outcome == WH_CMD_DONE ? 202 : 200;
+        rc = wh_cmd_json_summary(b, &op->cmd);
+    }
+
+    if (rc != 0) {
+        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
+
+    wh_respond(op->peer, op->req_id, status, b->data, b->len);
+}
+
+
+static void
+wh_cmd_reply(wh_cmd_op_t *op, int committed, const wh_err_t *err)
+{
+    wh_buf_t  b = { NULL, 0, 0 };
+
+    if (wh_respond_failed(op->peer, op->req_id, committed, err)) {
+        return;
+    }
+
+    switch (op->outcome) {
+
+    case WH_CMD_NO_CLIENT:
+        wh_respond_error(op->peer, op->req_id, 404, "not_found",
+                         "no such client");
+        return;
+
+    case WH_CMD_NO_COMMAND:
+        wh_respond_error(op->peer, op->req_id, 404, "not_found",
+                         "no such command");
+        return;
+
+    case WH_CMD_ENDED:
+        wh_cmd_reply_ended(op);
+        return;
+
+    default:
+        break;
+    }
+
+    if (op->kind == WH_CMD_OP_LIST) {
+        wh_cmd_reply_list(op, &b);
+    } else {
+        wh_cmd_reply_one(op, &b);
+    }
+
+    wh_buf_free(&b);
+}
+
+
+/* a request of the peer; answered after the commit */
+static void
+wh_cmd_submit(wh_cmd_op_t *op, wh_peer_t *peer, uint32_t req_id)
+{
+    op->reply = wh_cmd_reply;
+    op->peer = peer;
+    op->req_id = req_id;
+    wh_cmd_op_submit(op);
 }
 
 
@@ -197,8 +197,8 @@ wh_cmd_new_id(char *out)
 
 /* the fields of POST /clients/{id}/commands; a message for a 400 */
 static const char *
-wh_cmd_parse_create(wh_commands_t *c, json_t *body, wh_str_t *strs,
-    unsigned *priority, int64_t *ttl_ms)
+wh_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
+    int64_t *ttl_ms)
 {
     json_t  *v;
 
@@ -227,7 +227,7 @@ wh_cmd_parse_create(wh_commands_t *c, json_t *body, wh_str_t *strs,
     }
 
     v = json_object_get(body, "ttl");
-    *ttl_ms = c->policy.ttl_ms;
+    *ttl_ms = 0;
 
     if (v != NULL) {
         if (!json_is_integer(v) || json_integer_value(v) < 1
@@ -236,7 +236,7 @@ wh_cmd_parse_create(wh_commands_t *c, json_t *body, wh_str_t *strs,
             return "\"ttl\" must be 1 to 2592000 seconds";
         }
 
-        *ttl_ms = (int64_t) json_integer_value(v) * 1000;
+        *ttl_ms = (int64_t) json_integer_value(v) * WH_MS_PER_S;
     }
 
     v = json_object_get(body, "idempotency_key");
@@ -302,7 +302,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
         goto refused;
     }
 
-    bad = wh_cmd_parse_create(c, body, strs, &priority, &ttl_ms);
+    bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms);
 
     if (bad != NULL || wh_cmd_new_id(id) != 0) {
         goto refused;
@@ -311,7 +311,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     strs[2].data = id;
     strs[2].len = strlen(id);
 
-    op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, peer, m->req_id, strs, 6);
+    op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, strs, 6);
     json_decref(body);
 
     if (op == NULL) {
@@ -322,7 +322,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 
     op->priority = priority;
     op->ttl_ms = ttl_ms;
-    wh_batch_add(c->batch, &op->op, 0);
+    wh_cmd_submit(op, peer, m->req_id);
 
     return;
 
@@ -400,7 +400,7 @@ wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 
     strs[0] = m->workspace;
     strs[1] = client_id;
-    op = wh_cmd_op_new(c, WH_CMD_OP_LIST, peer, m->req_id, strs, 2);
+    op = wh_cmd_op_new(c, WH_CMD_OP_LIST, strs, 2);
 
     if (op == NULL) {
         wh_respond_error(peer, m->req_id, 503, "unavailable",
@@ -411,7 +411,7 @@ wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     op->status_mask = mask;
     op->limit = limit > WH_CMD_LIMIT_MAX ? WH_CMD_LIMIT_MAX : limit;
     op->cursor = cursor;
-    wh_batch_add(c->batch, &op->op, 0);
+    wh_cmd_submit(op, peer, m->req_id);
 }
 
 
@@ -427,7 +427,7 @@ wh_cmd_by_id(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     strs[1].len = 0;
     strs[2] = id;
 
-    op = wh_cmd_op_new(c, kind, peer, m->req_id, strs, 3);
+    op = wh_cmd_op_new(c, kind, strs, 3);
 
     if (op == NULL) {
         wh_respond_error(peer, m->req_id, 503, "unavailable",
@@ -435,7 +435,7 @@ wh_cmd_by_id(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
         return;
     }
 
-    wh_batch_add(c->batch, &op->op, 0);
+    wh_cmd_submit(op, peer, m->req_id);
 }
 
 
@@ -455,12 +455,43 @@ wh_path_starts(wh_str_t path, const char *prefix, wh_str_t *rest)
 }
 
 
+/* /clients/{id}/commands: 1 and the id */
+static int
+wh_cmd_client_path(wh_str_t path, wh_str_t *client_id)
+{
+    const char  *slash;
+    wh_str_t     rest;
+
+    if (!wh_path_starts(path, "/clients/", &rest)
+        || (slash = memchr(rest.data, '/', rest.len)) == NULL
+        || rest.data + rest.len - slash != sizeof("/commands") - 1
+        || memcmp(slash, "/commands", sizeof("/commands") - 1) != 0)
+    {
+        return 0;
+    }
+
+    client_id->data = rest.data;
+    client_id->len = slash - rest.data;
+
+    return 1;
+}
+
+
+int
+wh_commands_api_path(wh_str_t path)
+{
+    wh_str_t  rest;
+
+    return wh_path_starts(path, "/commands/", &rest)
+           || wh_cmd_client_path(path, &rest);
+}
+
+
 void
 wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t path)
 {
-    const char  *slash;
-    wh_str_t     rest, client_id;
+    wh_str_t  rest, client_id;
 
     if (wh_path_starts(path, "/commands/", &rest) && rest.len
         && memchr(rest.data, '/', rest.len) == NULL)
@@ -480,14 +511,7 @@ wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
         return;
     }
 
-    if (wh_path_starts(path, "/clients/", &rest)
-        && (slash = memchr(rest.data, '/', rest.len)) != NULL
-        && rest.data + rest.len - slash == sizeof("/commands") - 1
-        && memcmp(slash, "/commands", sizeof("/commands") - 1) == 0)
-    {
-        client_id.data = rest.data;
-        client_id.len = slash - rest.data;
-
+    if (wh_cmd_client_path(path, &client_id)) {
         if (!wh_client_id_valid(client_id.data, client_id.len)) {
             wh_respond_error(peer, m->req_id, 404, "not_found",
                              "no such client");
@@ -612,7 +636,7 @@ wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    op = wh_cmd_op_new(c, WH_CMD_OP_RESULT, peer, m->req_id, strs, 9);
+    op = wh_cmd_op_new(c, WH_CMD_OP_RESULT, strs, 9);
     json_decref(body);
     free(dumped);
 
@@ -622,8 +646,8 @@ wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    op->outcome = outcome;
-    wh_batch_add(c->batch, &op->op, 0);
+    op->reported = outcome;
+    wh_cmd_submit(op, peer, m->req_id);
 
     return 0;
 }

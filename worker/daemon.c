@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "wh_time.h"
+#include "commands_api.h"
 #include "daemon.h"
+#include "engine_lmdb.h"
 
 
 #define WH_SYNC_INTERVAL_MS     1000
@@ -167,7 +169,7 @@ wh_daemon_sync(wh_timer_t *t)
     wh_err_t      err;
     wh_daemon_t  *d = t->data;
 
-    if (wh_store_sync_background(d->store, &err) != 0) {
+    if (d->engine->ops->sync_background(d->engine, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
     }
 }
@@ -180,7 +182,7 @@ wh_daemon_readers(wh_timer_t *t)
     wh_err_t      err;
     wh_daemon_t  *d = t->data;
 
-    if (wh_store_check_readers(d->store, &dead, &err) != 0) {
+    if (d->engine->ops->check_readers(d->engine, &dead, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
     } else if (dead) {
         wh_log_warn(&d->log, "storage: cleared %d stale reader slots",
@@ -199,7 +201,8 @@ wh_daemon_expire(wh_timer_t *t)
     /* a publish queued by a timer must not wait for the trim */
     wh_channels_commit(&d->channels);
 
-    if (wh_store_expire(d->store, wh_time_ms(), &removed, &err) != 0) {
+    if (d->engine->ops->hist_expire(d->engine, wh_time_ms(), &removed,
+                                    &err) != 0) {
         wh_log_error(&d->log, "history expiry: %s", err.msg);
     } else if (removed) {
         wh_log_debug(&d->log, "history expiry: %zu messages removed",
@@ -390,15 +393,14 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
     policy.max_attempts = d->conf.cmd_max_attempts;
     policy.window = WH_CMD_WINDOW;
 
-    if (wh_clients_init(&d->clients, d->store, &d->batch, &d->sessions,
+    if (wh_clients_init(&d->clients, d->engine, &d->batch, &d->sessions,
                         &d->link, &d->commands, &d->log, err) != 0)
     {
         return -1;
     }
 
-    if (wh_commands_init(&d->commands, d->store, &d->batch, &d->sessions,
-                         &d->channels, &d->clients, &policy, &d->log, err)
-        != 0)
+    if (wh_commands_init(&d->commands, d->engine, &d->batch, &d->sessions,
+                         &d->channels, &policy, &d->log, err) != 0)
     {
         wh_clients_free(&d->clients);
         return -1;
@@ -421,16 +423,17 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->loop.turn_end = wh_daemon_turn_end;
     d->loop.turn_data = d;
 
-    if (wh_store_open(&d->store, d->conf.storage, d->conf.map_size,
-                      d->conf.max_map_size, d->conf.history_length,
-                      d->conf.history_ttl_ms, &d->log, err) != 0)
+    /* LMDB is the one engine so far (DESIGN.md "Cluster mode") */
+    if (wh_engine_lmdb_open(&d->engine, d->conf.storage, d->conf.map_size,
+                            d->conf.max_map_size, d->conf.history_length,
+                            d->conf.history_ttl_ms, &d->log, err) != 0)
     {
         return -1;
     }
 
-    wh_channels_init(&d->channels, d->store, &d->log);
+    wh_channels_init(&d->channels, d->engine, &d->log);
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
-    wh_batch_init(&d->batch, d->store, &d->log);
+    wh_batch_init(&d->batch, d->engine, &d->log);
 
     if (wh_daemon_commands(d, err) != 0) {
         return -1;
@@ -454,7 +457,7 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     wh_log_info(&d->log, "wirehubd %s listening on unix:%s, storage %s "
                 "(map %zu bytes)", d->instance, d->conf.listen,
-                d->conf.storage, d->store->map_size);
+                d->conf.storage, d->engine->ops->size(d->engine));
 
     return 0;
 }
@@ -485,8 +488,8 @@ wh_daemon_run(wh_daemon_t *d)
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);
     wh_channels_free(&d->channels);
-    wh_store_close(d->store);
-    d->store = NULL;
+    wh_engine_close(d->engine);
+    d->engine = NULL;
     close(d->signal_ev.fd);
     wh_loop_free(&d->loop);
 

@@ -11,13 +11,13 @@
 #include "channels.h"
 #include "clients.h"
 #include "commands.h"
+#include "engine.h"
 #include "config.h"
 #include "link.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
 #include "sessions.h"
-#include "store.h"
 
 
 #define WH_INSTANCE_LEN  16
@@ -27,7 +27,7 @@ typedef struct {
     wh_log_t        log;
     wh_loop_t       loop;
     wh_link_t       link;
-    wh_store_t     *store;
+    wh_engine_t    *engine;        /* all that is stored */
     wh_channels_t   channels;
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "channels.h"
 #include "message.h"
 #include "respond.h"
 
@@ -37,6 +38,23 @@ wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     }
 
     wh_buf_free(&b);
+}
+
+
+int
+wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
+    const wh_err_t *err)
+{
+    if (err == NULL) {
+        return 0;
+    }
+
+    wh_respond_error(peer, req_id, (uint16_t) err->status,
+                     wh_error_code(err->status),
+                     committed ? "stored, but the sync to disk failed"
+                               : "storage error, retry");
+
+    return 1;
 }
 
 

@@ -21,6 +21,12 @@ void wh_respond(wh_peer_t *peer, uint32_t req_id, uint16_t status,
 void wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const char *code, const char *message);
 
+/* after a batch (batch.h): answers a storage error (committed 0) or a
+ * failed sync (committed 1, err set) and returns 1; 0 if there was
+ * none */
+int wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
+    const wh_err_t *err);
+
 /* 1 if the REQUEST's method is method */
 int wh_method_is(const wh_link_msg_t *m, const char *method);
 

@@ -697,17 +697,6 @@ wh_sessions_peer_gone(wh_sessions_t *s, wh_peer_t *peer)
 
 
 unsigned
-wh_sessions_count(wh_sessions_t *s, wh_str_t ws)
-{
-    wh_wsinfo_t  *wsi;
-
-    wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
-
-    return wsi ? wsi->count : 0;
-}
-
-
-unsigned
 wh_sessions_of_client(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
 {
     wh_clinfo_t  *cli;

@@ -85,9 +85,6 @@ void wh_sessions_peer_gone(wh_sessions_t *s, wh_peer_t *peer);
 int wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer,
     wh_str_t session, wh_str_t *ws, wh_str_t *client_id);
 
-/* active sessions of a workspace */
-unsigned wh_sessions_count(wh_sessions_t *s, wh_str_t ws);
-
 /* a client's open sessions (kicked ones not counted) */
 unsigned wh_sessions_of_client(wh_sessions_t *s, wh_str_t ws,
     wh_str_t client_id);

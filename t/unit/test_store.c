@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "../../worker/store.h"
+#include "../../worker/engine_lmdb_store.h"
 
 
 #define T0  1795255200000LL     /* 2026-11-21T10:00:00Z */

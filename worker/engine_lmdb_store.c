@@ -14,11 +14,15 @@
 #include <time.h>
 
 #include "wh_channel.h"
-#include "store.h"
+#include "engine_lmdb_store.h"
 
 
-#define WH_META_SIZE     (8 + 8 + 8 + WH_EPOCH_LEN)
-#define WH_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX + 1 + 8)
+#define WH_META_SIZE     (3 * WH_BE64_LEN + WH_EPOCH_LEN)
+#define WH_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX + 1 \
+                          + WH_BE64_LEN)
+/* ws "\0" name: a channel or a client id */
+#define WH_NAME_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX \
+                          + WH_CMD_CLIENT_MAX)
 #define WH_STORE_FORMAT  "1"
 /* channels, history, info, and the commands' and clients' databases */
 #define WH_STORE_MAX_DBS  16
@@ -71,8 +75,8 @@ wh_mdb_error(int rc, const char *what, wh_err_t *err)
 }
 
 
-static size_t
-wh_hist_key(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
+size_t
+wh_key_seq(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
 {
     size_t  n;
 
@@ -80,7 +84,7 @@ wh_hist_key(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
     buf[n] = '\0';
     wh_be64_put(buf + n + 1, id);
 
-    return n + 9;
+    return n + 1 + WH_BE64_LEN;
 }
 
 
@@ -88,9 +92,9 @@ static void
 wh_meta_encode(unsigned char *p, const wh_chan_meta_t *m)
 {
     wh_be64_put(p, m->last_id);
-    wh_be64_put(p + 8, m->first_id);
-    wh_be64_put(p + 16, (uint64_t) m->created_ms);
-    memcpy(p + 24, m->epoch, WH_EPOCH_LEN);
+    wh_be64_put(p + WH_BE64_LEN, m->first_id);
+    wh_be64_put(p + 2 * WH_BE64_LEN, (uint64_t) m->created_ms);
+    memcpy(p + 3 * WH_BE64_LEN, m->epoch, WH_EPOCH_LEN);
 }
 
 
@@ -105,9 +109,9 @@ wh_meta_decode(const MDB_val *v, wh_chan_meta_t *m, wh_err_t *err)
     }
 
     m->last_id = wh_be64_get(p);
-    m->first_id = wh_be64_get(p + 8);
-    m->created_ms = (int64_t) wh_be64_get(p + 16);
-    memcpy(m->epoch, p + 24, WH_EPOCH_LEN);
+    m->first_id = wh_be64_get(p + WH_BE64_LEN);
+    m->created_ms = (int64_t) wh_be64_get(p + 2 * WH_BE64_LEN);
+    memcpy(m->epoch, p + 3 * WH_BE64_LEN, WH_EPOCH_LEN);
     m->epoch[WH_EPOCH_LEN] = '\0';
 
     return 0;
@@ -517,8 +521,8 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
 
     k.mv_data = key;
-    k.mv_size = wh_hist_key(key, ws, ch, meta->last_id + 1);
-    v.mv_size = 8 + len;
+    k.mv_size = wh_key_seq(key, ws, ch, meta->last_id + 1);
+    v.mv_size = WH_BE64_LEN + len;
 
     rc = mdb_put(txn, st->hist, &k, &v, MDB_RESERVE);
 
@@ -527,12 +531,12 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     }
 
     wh_be64_put(v.mv_data, (uint64_t) now);
-    memcpy((unsigned char *) v.mv_data + 8, json, len);
+    memcpy((unsigned char *) v.mv_data + WH_BE64_LEN, json, len);
     meta->last_id++;
 
     /* the length bound: normally one entry goes per append */
     while (meta->last_id - meta->first_id + 1 > st->hist_len) {
-        k.mv_size = wh_hist_key(key, ws, ch, meta->first_id);
+        k.mv_size = wh_key_seq(key, ws, ch, meta->first_id);
         rc = mdb_del(txn, st->hist, &k, NULL);
 
         if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -644,13 +648,14 @@ wh_store_scan(wh_store_t *st, MDB_cursor *cur, const unsigned char *prefix,
 
     cutoff = st->ttl_ms ? now - st->ttl_ms : INT64_MIN;
     k.mv_data = (void *) prefix;
-    k.mv_size = plen + 8;
+    k.mv_size = plen + WH_BE64_LEN;
 
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0
-            || v.mv_size < 8)
+        if (k.mv_size != plen + WH_BE64_LEN
+            || memcmp(k.mv_data, prefix, plen) != 0
+            || v.mv_size < WH_BE64_LEN)
         {
             break;
         }
@@ -668,7 +673,8 @@ wh_store_scan(wh_store_t *st, MDB_cursor *cur, const unsigned char *prefix,
         }
 
         if (r->count == limit
-            || cb(ctx, id, t, (char *) v.mv_data + 8, v.mv_size - 8) != 0)
+            || cb(ctx, id, t, (char *) v.mv_data + WH_BE64_LEN,
+                  v.mv_size - WH_BE64_LEN) != 0)
         {
             r->more = 1;
             return 0;
@@ -725,7 +731,7 @@ wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
         after = r->meta.first_id - 1;
     }
 
-    plen = wh_hist_key(key, ws, ch, after + 1) - 8;
+    plen = wh_key_seq(key, ws, ch, after + 1) - WH_BE64_LEN;
     rc = wh_store_scan(st, cur, key, plen, up_to, limit, now, cb, ctx, r,
                        err);
     mdb_cursor_close(cur);
@@ -736,15 +742,78 @@ wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
 
 
 int
+wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
+    const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err)
+{
+    int            rc;
+    size_t         plen;
+    MDB_val        k, v;
+    wh_str_t       name;
+    unsigned char  key[WH_NAME_KEY_MAX];
+
+    if (ws.len + 1 + after.len > sizeof(key)) {
+        return wh_err(err, 400, "%s: the cursor is too long", what);
+    }
+
+    k.mv_data = key;
+    k.mv_size = wh_key_pair(key, ws, after);
+    plen = ws.len + 1;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size <= plen || memcmp(k.mv_data, key, plen) != 0) {
+            return 0;
+        }
+
+        name.data = (const char *) k.mv_data + plen;
+        name.len = k.mv_size - plen;
+
+        if (name.len == after.len
+            && memcmp(name.data, after.data, after.len) == 0)
+        {
+            continue;
+        }
+
+        rc = cb(ctx, name, &v, err);
+
+        if (rc != 0) {
+            return rc < 0 ? -1 : 0;
+        }
+    }
+
+    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, what, err);
+}
+
+
+typedef struct {
+    wh_store_chan_pt   cb;
+    void              *ctx;
+} wh_store_list_t;
+
+
+static int
+wh_store_list_item(void *ctx, wh_str_t name, const MDB_val *v,
+    wh_err_t *err)
+{
+    wh_chan_meta_t    meta;
+    wh_store_list_t  *l = ctx;
+
+    if (wh_meta_decode(v, &meta, err) != 0) {
+        return -1;
+    }
+
+    return l->cb(l->ctx, name.data, name.len, &meta) ? 1 : 0;
+}
+
+
+int
 wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
     wh_store_chan_pt cb, void *ctx, wh_err_t *err)
 {
-    int             rc;
-    size_t          plen;
-    MDB_val         k, v;
-    MDB_cursor     *cur;
-    wh_chan_meta_t  meta;
-    unsigned char   key[WH_KEY_MAX];
+    int               rc;
+    MDB_cursor       *cur;
+    wh_store_list_t   l;
 
     if (wh_store_rbegin(st, err) != 0) {
         return -1;
@@ -757,45 +826,15 @@ wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
         return wh_store_fail(st, rc, "opening a cursor", err);
     }
 
-    k.mv_data = key;
-    k.mv_size = wh_key_pair(key, ws, after);
-    plen = ws.len + 1;
-
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-    {
-        if (k.mv_size <= plen || memcmp(k.mv_data, key, plen) != 0) {
-            break;
-        }
-
-        if (after.len && k.mv_size == plen + after.len
-            && memcmp((char *) k.mv_data + plen, after.data, after.len) == 0)
-        {
-            continue;
-        }
-
-        if (wh_meta_decode(&v, &meta, err) != 0) {
-            rc = -1;
-            break;
-        }
-
-        if (cb(ctx, (char *) k.mv_data + plen, k.mv_size - plen, &meta)) {
-            break;
-        }
-    }
+    l.cb = cb;
+    l.ctx = ctx;
+    rc = wh_store_scan_names(cur, ws, after, "listing channels",
+                             wh_store_list_item, &l, err);
 
     mdb_cursor_close(cur);
     wh_store_rend(st);
 
-    if (rc == -1) {
-        return -1;
-    }
-
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return wh_store_fail(st, rc, "listing channels", err);
-    }
-
-    return 0;
+    return rc;
 }
 
 
@@ -818,7 +857,7 @@ wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
 
     plen = ck->mv_size + 1;
 
-    if (plen + 8 > sizeof(key)) {
+    if (plen + WH_BE64_LEN > sizeof(key)) {
         return wh_err(err, 503, "corrupt channel key");
     }
 
@@ -826,13 +865,14 @@ wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
     key[ck->mv_size] = '\0';
     wh_be64_put(key + plen, meta->first_id);
     k.mv_data = key;
-    k.mv_size = plen + 8;
+    k.mv_size = plen + WH_BE64_LEN;
 
     for (rc = mdb_cursor_get(hc, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(hc, &k, &v, MDB_NEXT))
     {
-        if (k.mv_size != plen + 8 || memcmp(k.mv_data, key, plen) != 0
-            || v.mv_size < 8
+        if (k.mv_size != plen + WH_BE64_LEN
+            || memcmp(k.mv_data, key, plen) != 0
+            || v.mv_size < WH_BE64_LEN
             || (int64_t) wh_be64_get(v.mv_data) >= x->cutoff)
         {
             break;

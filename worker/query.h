@@ -1,10 +1,10 @@
 /*
- * Helpers of the HTTP API routes (api.c) that the clients and commands
- * routes share.
+ * Query strings of the HTTP API routes (api.c, clients_api.c,
+ * commands_api.c).
  */
 
-#ifndef WH_API_H
-#define WH_API_H
+#ifndef WH_QUERY_H
+#define WH_QUERY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,4 +20,4 @@ int wh_query_get(wh_str_t q, const char *key, char *out, size_t size,
 /* a decimal query parameter; 0 absent, 1 set, -1 invalid */
 int wh_query_u64(wh_str_t q, const char *key, uint64_t *v);
 
-#endif /* WH_API_H */
+#endif /* WH_QUERY_H */

@@ -1,6 +1,7 @@
 /*
- * The LMDB store: per channel its metadata (last id, first id still in
- * history, epoch, creation time) and its history.
+ * The LMDB store, the LMDB engine's environment (engine_lmdb.h): per
+ * channel its metadata (last id, first id still in history, epoch,
+ * creation time) and its history, and the helpers of every database.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,
@@ -14,8 +15,8 @@
  * which grows the map and retries on MDB_MAP_FULL.
  */
 
-#ifndef WH_STORE_H
-#define WH_STORE_H
+#ifndef WH_ENGINE_LMDB_STORE_H
+#define WH_ENGINE_LMDB_STORE_H
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -23,17 +24,12 @@
 #include <stdint.h>
 
 #include "wh_link.h"
+#include "engine.h"
 #include "log.h"
 
 
-#define WH_EPOCH_LEN  8
-
-typedef struct {
-    uint64_t     last_id;
-    uint64_t     first_id;
-    int64_t      created_ms;
-    char         epoch[WH_EPOCH_LEN + 1];
-} wh_chan_meta_t;
+/* a big-endian 64-bit number in keys and values (ids, seqs, times) */
+#define WH_BE64_LEN  8
 
 /*
  * History is committed without fsync and synced once a second; that
@@ -65,25 +61,18 @@ typedef struct {
     wh_store_syncer_t  syncer;
 } wh_store_t;
 
-typedef struct {
-    int             found;      /* the channel exists */
-    wh_chan_meta_t  meta;
-    uint64_t        first;      /* first id passed to the callback, or 0 */
-    uint64_t        last;
-    size_t          count;
-    int             more;       /* entries remain past the last one */
-} wh_store_range_t;
+/* the engine's types (engine.h) under the store's names */
+typedef wh_hist_range_t  wh_store_range_t;
+typedef wh_hist_item_pt  wh_store_item_pt;
+typedef wh_chan_item_pt  wh_store_chan_pt;
+
+/* an entry of a scan by name; 0 goes on, 1 stops, -1 (err set) fails */
+typedef int (*wh_store_name_pt)(void *ctx, wh_str_t name, const MDB_val *v,
+    wh_err_t *err);
 
 /* a write: runs in one txn, may be run again after the map grew */
 typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
     wh_err_t *err);
-/* a history entry; json points into the map (valid during the call);
- * return non-zero to stop before this entry */
-typedef int (*wh_store_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
-    const char *json, size_t len);
-/* a channel of a listing; non-zero stops */
-typedef int (*wh_store_chan_pt)(void *ctx, const char *name, size_t len,
-    const wh_chan_meta_t *meta);
 
 
 int wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
@@ -126,6 +115,11 @@ int wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
 int wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
     wh_store_chan_pt cb, void *ctx, wh_err_t *err);
 
+/* the entries of cur keyed ws "\0" name whose name sorts after
+ * `after`, in order: channels, clients */
+int wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
+    const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err);
+
 /* removes history entries older than the ttl */
 int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
     wh_err_t *err);
@@ -137,6 +131,8 @@ int wh_store_sync(wh_store_t *st, wh_err_t *err);
 void wh_be64_put(unsigned char *p, uint64_t v);
 uint64_t wh_be64_get(const unsigned char *p);
 size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
+/* a "\0" b "\0" be64 n: a history entry, a command of a client */
+size_t wh_key_seq(unsigned char *buf, wh_str_t a, wh_str_t b, uint64_t n);
 int wh_mdb_error(int rc, const char *what, wh_err_t *err);
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */
@@ -145,4 +141,4 @@ int wh_store_sync_background(wh_store_t *st, wh_err_t *err);
 /* clears reader slots of dead processes */
 int wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err);
 
-#endif /* WH_STORE_H */
+#endif /* WH_ENGINE_LMDB_STORE_H */

@@ -1,0 +1,145 @@
+/*
+ * What every engine hands out, and its memory: the structs of engine.h
+ * are the same whatever stores them.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+
+void
+wh_client_free(wh_client_t *cl)
+{
+    free(cl->mem);
+    cl->mem = NULL;
+}
+
+
+void
+wh_client_list_free(wh_client_list_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        wh_client_free(&l->items[i]);
+    }
+
+    free(l->items);
+    memset(l, 0, sizeof(wh_client_list_t));
+}
+
+
+void
+wh_command_free(wh_command_t *cmd)
+{
+    free(cmd->mem);
+    free(cmd->history);
+    cmd->mem = NULL;
+    cmd->history = NULL;
+    cmd->nhistory = 0;
+    cmd->history_cap = 0;
+}
+
+
+void
+wh_cmd_list_free(wh_cmd_list_t *l)
+{
+    size_t  i;
+
+    for (i = 0; i < l->n; i++) {
+        wh_command_free(&l->items[i]);
+    }
+
+    free(l->items);
+    memset(l, 0, sizeof(wh_cmd_list_t));
+}
+
+
+wh_command_t *
+wh_cmd_list_add(wh_cmd_list_t *l)
+{
+    size_t         cap;
+    wh_command_t  *items;
+
+    if (l->n == l->cap) {
+        cap = l->cap ? 2 * l->cap : 16;
+        items = realloc(l->items, cap * sizeof(wh_command_t));
+
+        if (items == NULL) {
+            return NULL;
+        }
+
+        l->items = items;
+        l->cap = cap;
+    }
+
+    memset(&l->items[l->n], 0, sizeof(wh_command_t));
+
+    return &l->items[l->n++];
+}
+
+
+int
+wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev)
+{
+    size_t           cap;
+    wh_cmd_event_t  *h;
+
+    /* the oldest entries after the first give way to the newest */
+    if (cmd->nhistory >= WH_CMD_HISTORY_MAX) {
+        memmove(&cmd->history[1], &cmd->history[2],
+                (cmd->nhistory - 2) * sizeof(wh_cmd_event_t));
+        cmd->nhistory--;
+    }
+
+    if (cmd->nhistory == cmd->history_cap) {
+        cap = cmd->history_cap ? 2 * cmd->history_cap : 4;
+        cap = cap > WH_CMD_HISTORY_MAX ? WH_CMD_HISTORY_MAX : cap;
+        h = realloc(cmd->history, cap * sizeof(wh_cmd_event_t));
+
+        if (h == NULL) {
+            return -1;
+        }
+
+        cmd->history = h;
+        cmd->history_cap = cap;
+    }
+
+    cmd->history[cmd->nhistory++] = *ev;
+
+    return 0;
+}
+
+
+int
+wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs, size_t n)
+{
+    char    *p;
+    size_t   i, total = 0;
+
+    for (i = 0; i < n; i++) {
+        total += strs[i].len;
+    }
+
+    p = malloc(total + 1);
+
+    if (p == NULL) {
+        return -1;
+    }
+
+    *mem = p;
+
+    for (i = 0; i < n; i++) {
+        if (strs[i].len) {
+            memcpy(p, strs[i].data, strs[i].len);
+        }
+
+        dst[i]->data = p;
+        dst[i]->len = strs[i].len;
+        p += strs[i].len;
+    }
+
+    return 0;
+}

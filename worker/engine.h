@@ -1,0 +1,284 @@
+/*
+ * The storage engine: the durable state of the channels (ids, epochs,
+ * history), the clients registry, the command queue and the
+ * revocations, as operations on C structs.  LMDB (engine_lmdb*.c) is the
+ * first implementation, selected at start; a Redis engine (DESIGN.md
+ * "Cluster mode") implements the same table.
+ *
+ * Every write, and every read of clients and commands, runs inside
+ * write(): one transaction for the ops of a batch (batch.h) or for the
+ * publishes of a loop turn (channels.c), applied again from scratch if
+ * the engine has to retry it, so the operations touch nothing but the
+ * txn before it commits.  Channel metadata and history are also read
+ * outside of one.  sync() makes what is committed durable (LMDB: fsync;
+ * Redis: appendfsync always + WAIT): a command is answered 202 only
+ * after it.
+ *
+ * What the engine hands out (wh_client_t, wh_command_t, lists) owns its
+ * memory: free it with wh_client_free(), wh_command_free(), ... Strings
+ * the operations set on a struct are borrowed: the engine copies what
+ * it stores.
+ */
+
+#ifndef WH_ENGINE_H
+#define WH_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wh_link.h"
+#include "cmdqueue.h"
+#include "log.h"
+
+
+/* a channel's epoch: 8 characters, new each time the channel is made */
+#define WH_EPOCH_LEN  8
+
+typedef struct {
+    uint64_t     last_id;
+    uint64_t     first_id;      /* the oldest in history; last_id + 1
+                                 * when it is empty */
+    int64_t      created_ms;
+    char         epoch[WH_EPOCH_LEN + 1];
+} wh_chan_meta_t;
+
+/* what a history read found */
+typedef struct {
+    int             found;      /* the channel exists */
+    wh_chan_meta_t  meta;
+    uint64_t        first;      /* first id passed to the callback, or 0 */
+    uint64_t        last;
+    size_t          count;
+    int             more;       /* entries remain past the last one */
+} wh_hist_range_t;
+
+/* a history entry; text is the message as clients get it, valid during
+ * the call; non-zero stops before this entry */
+typedef int (*wh_hist_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
+    const char *text, size_t len);
+/* a channel of a listing; non-zero stops */
+typedef int (*wh_chan_item_pt)(void *ctx, const char *name, size_t len,
+    const wh_chan_meta_t *meta);
+
+/* a command keeps its first and its newest state changes */
+#define WH_CMD_HISTORY_MAX   64
+
+typedef struct wh_engine_s      wh_engine_t;
+typedef struct wh_engine_ops_s  wh_engine_ops_t;
+
+/* one write transaction; impl is the engine's own (LMDB: MDB_txn) */
+typedef struct {
+    wh_engine_t   *engine;
+    void          *impl;
+} wh_etxn_t;
+
+typedef struct {
+    wh_str_t       ws, id, name, client_type;
+    wh_str_t       metadata;        /* its JSON text; empty: none */
+    int64_t        created_ms;
+    int64_t        last_seen_ms;    /* 0: never */
+    char          *mem;
+} wh_client_t;
+
+typedef struct {
+    wh_client_t   *items;
+    size_t         n;
+    int            more;            /* clients follow the last item */
+} wh_client_list_t;
+
+/* one state change of a command */
+typedef struct {
+    wh_cmd_status_e  status;
+    int64_t          at_ms;
+    unsigned         attempt;       /* a delivery: its number, else 0 */
+    wh_str_t         session;       /* a delivery: to which session */
+    wh_str_t         reason;
+} wh_cmd_event_t;
+
+typedef struct {
+    wh_str_t         ws, id, client_id, command;
+    wh_str_t         payload;       /* the text the user sent */
+    wh_str_t         idem;          /* idempotency key; empty: none */
+    wh_str_t         result;        /* the text the device sent */
+    wh_str_t         error, reason;
+    unsigned         priority;
+    uint64_t         seq;           /* creation order */
+    wh_cmd_state_t   state;
+    int64_t          created_ms, updated_ms;
+    wh_cmd_event_t  *history;
+    size_t           nhistory, history_cap;
+    char            *mem;
+} wh_command_t;
+
+typedef struct {
+    wh_command_t    *items;
+    size_t           n, cap;
+    uint64_t         next;          /* the cursor of the next page, 0 */
+} wh_cmd_list_t;
+
+typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
+/* a stored revocation; non-zero stops */
+typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
+    wh_str_t client_id, uint64_t before_s);
+/* an open command, valid during the call (the callee may change it
+ * through the engine) */
+typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
+    wh_err_t *err);
+
+struct wh_engine_ops_s {
+    const char  *kind;
+
+    /* runs fn in one transaction and commits it; -1 with err */
+    int  (*write)(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
+        wh_err_t *err);
+    /* makes what is committed durable */
+    int  (*sync)(wh_engine_t *e, wh_err_t *err);
+    void (*close)(wh_engine_t *e);
+
+    /* channels, inside a write: the channel's metadata, created (with
+     * a new epoch) if it does not exist and create is set; 1 found or
+     * created, 0 not, -1 error */
+    int  (*chan_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
+        int create, wh_chan_meta_t *meta, wh_err_t *err);
+    /* inside a write: appends text as message meta->last_id + 1 and
+     * trims the history to its bounds; meta follows */
+    int  (*chan_append)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
+        wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
+        wh_err_t *err);
+    /* outside a write: creates the channel if need be, in a write of
+     * its own */
+    int  (*chan_ensure)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
+    /* 1 found, 0 not, -1 error */
+    int  (*chan_meta)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        wh_chan_meta_t *meta, wh_err_t *err);
+    /* the channels of ws whose name sorts after `after` */
+    int  (*chan_list)(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+        wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+    /* history entries with after < id <= up_to, oldest first, at most
+     * limit, skipping those older than the history ttl at now */
+    int  (*hist_read)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+        uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+        wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
+
+    /* upkeep, from the daemon's timers: removes history older than its
+     * ttl; makes history durable without stalling the loop; clears what
+     * dead processes left (each may do nothing) */
+    int  (*hist_expire)(wh_engine_t *e, int64_t now, size_t *removed,
+        wh_err_t *err);
+    int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
+    int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
+    /* bytes of storage reserved (LMDB: the map), for the logs */
+    size_t (*size)(wh_engine_t *e);
+
+    /* clients: 1 found, 0 not, -1 error; out may be NULL */
+    int  (*client_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_client_t *out, wh_err_t *err);
+    int  (*client_put)(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err);
+    /* the clients of ws whose id sorts after `after`, at most limit */
+    int  (*client_list)(wh_etxn_t *t, wh_str_t ws, wh_str_t after,
+        size_t limit, wh_client_list_t *out, wh_err_t *err);
+    /* deletes the client; its tokens issued before before_s are
+     * refused from now on */
+    int  (*client_revoke)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        uint64_t before_s, wh_err_t *err);
+    int  (*revocations)(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
+        wh_err_t *err);
+
+    /* commands: the last seq given out (kept across restarts) */
+    int  (*cmd_seq)(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
+    int  (*cmd_set_seq)(wh_etxn_t *t, uint64_t last, wh_err_t *err);
+    /* 1 found, 0 not, -1 error */
+    int  (*cmd_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_command_t *out, wh_err_t *err);
+    /* a new command: open, listed for its client, its idempotency key
+     * taken */
+    int  (*cmd_insert)(wh_etxn_t *t, const wh_command_t *cmd,
+        wh_err_t *err);
+    /* a changed command; one that ended is no longer open */
+    int  (*cmd_update)(wh_etxn_t *t, const wh_command_t *cmd,
+        wh_err_t *err);
+    /* the command the client created with this idempotency key */
+    int  (*cmd_idem)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        wh_str_t key, wh_command_t *out, wh_err_t *err);
+    /* a client's commands with seq > after, in creation order, at most
+     * limit of those whose status is in mask (0: any) */
+    int  (*cmd_list)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
+        wh_err_t *err);
+    /* the open commands of a client, or of every client if ws is
+     * empty, in seq order; cb may change them */
+    int  (*cmd_open)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+        wh_engine_cmd_pt cb, void *ctx, wh_err_t *err);
+    /* forgets the client's idempotency keys */
+    int  (*cmd_forget_client)(wh_etxn_t *t, wh_str_t ws,
+        wh_str_t client_id, wh_err_t *err);
+};
+
+struct wh_engine_s {
+    const wh_engine_ops_t  *ops;
+    wh_log_t               *log;
+};
+
+
+static inline int
+wh_engine_write(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
+    wh_err_t *err)
+{
+    return e->ops->write(e, fn, ctx, err);
+}
+
+
+static inline int
+wh_engine_sync(wh_engine_t *e, wh_err_t *err)
+{
+    return e->ops->sync(e, err);
+}
+
+
+static inline void
+wh_engine_close(wh_engine_t *e)
+{
+    e->ops->close(e);
+}
+
+
+/* the reads of channels outside a write, as callers name them */
+static inline int
+wh_engine_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+    wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err)
+{
+    return e->ops->hist_read(e, ws, ch, after, up_to, limit, now, cb, ctx,
+                             r, err);
+}
+
+
+static inline int
+wh_engine_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err)
+{
+    return e->ops->chan_list(e, ws, after, cb, ctx, err);
+}
+
+
+/* the table of the engine a txn belongs to */
+#define wh_etxn_ops(t)  ((t)->engine->ops)
+
+
+void wh_client_free(wh_client_t *cl);
+void wh_client_list_free(wh_client_list_t *l);
+void wh_command_free(wh_command_t *cmd);
+void wh_cmd_list_free(wh_cmd_list_t *l);
+/* a slot at the end of the list; NULL out of memory */
+wh_command_t *wh_cmd_list_add(wh_cmd_list_t *l);
+
+/* appends a state change, the oldest after the first giving way when
+ * the history is full; -1 out of memory */
+int wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev);
+
+/* copies strs[0..n) into one block (*mem) and points dst[i] at them */
+int wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs,
+    size_t n);
+
+#endif /* WH_ENGINE_H */

@@ -1,0 +1,139 @@
+/*
+ * The LMDB engine (engine.h) over the store of engine_lmdb_store.h,
+ * which keeps the channels and their history in the same environment.
+ *
+ *   clients      ws "\0" client_id -> the client (JSON: name,
+ *                client_type, metadata as its own text, created and
+ *                last_seen in ms)
+ *   revoked      ws "\0" client_id -> be64 seconds: tokens of that
+ *                client issued (iat) before are refused
+ *   commands     ws "\0" command_id -> the command (JSON, see
+ *                engine_lmdb_commands.c)
+ *   cmd_open     ws "\0" client "\0" be64 seq -> command_id, for the
+ *                open (pending, sent) ones: loaded at start
+ *   cmd_client   ws "\0" client "\0" be64 seq -> command_id, all of a
+ *                client's commands in creation order (listing)
+ *   cmd_idem     ws "\0" client "\0" idempotency_key -> command_id
+ *   cmd_meta     "seq" -> be64 the last seq given out
+ *
+ * Keys start with the workspace and "\0", so that nothing is ever found
+ * across workspaces.
+ */
+
+#ifndef WH_ENGINE_LMDB_H
+#define WH_ENGINE_LMDB_H
+
+#include <lmdb.h>
+
+#include <jansson.h>
+
+#include "wh_channel.h"
+#include "engine.h"
+#include "engine_lmdb_store.h"
+
+
+#define WH_LMDB_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX + 1 \
+                          + WH_CMD_IDEM_MAX + 8)
+
+typedef struct {
+    wh_engine_t   base;
+    wh_store_t   *store;
+    MDB_dbi       clients_db, revoked_db;
+    MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
+} wh_engine_lmdb_t;
+
+
+/* opens the store (engine_lmdb_store.h says what the arguments are)
+ * and the engine's databases, created if need be */
+int wh_engine_lmdb_open(wh_engine_t **out, const char *dir,
+    size_t map_size, size_t max_map_size, uint32_t hist_len,
+    int64_t hist_ttl_ms, wh_log_t *log, wh_err_t *err);
+
+/* engine_lmdb_channels.c: the channel and upkeep operations of the
+ * table, over engine_lmdb_store.c */
+int wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
+    int create, wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
+    wh_err_t *err);
+int wh_lmdb_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_meta(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, wh_err_t *err);
+int wh_lmdb_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+int wh_lmdb_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    uint64_t after, uint64_t up_to, size_t limit, int64_t now,
+    wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
+int wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, size_t *removed,
+    wh_err_t *err);
+int wh_lmdb_sync_background(wh_engine_t *e, wh_err_t *err);
+int wh_lmdb_check_readers(wh_engine_t *e, int *dead, wh_err_t *err);
+size_t wh_lmdb_size(wh_engine_t *e);
+
+/* engine_lmdb_commands.c: the command databases, and the command
+ * operations of the table (engine.h says what each does) */
+int wh_lmdb_cmd_open_dbs(wh_engine_lmdb_t *e, MDB_txn *txn,
+    wh_err_t *err);
+int wh_lmdb_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
+int wh_lmdb_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err);
+int wh_lmdb_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_command_t *out, wh_err_t *err);
+int wh_lmdb_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err);
+int wh_lmdb_cmd_update(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err);
+int wh_lmdb_cmd_idem(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    wh_str_t key, wh_command_t *out, wh_err_t *err);
+int wh_lmdb_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
+    wh_err_t *err);
+int wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    wh_engine_cmd_pt cb, void *ctx, wh_err_t *err);
+int wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
+    wh_str_t client_id, wh_err_t *err);
+
+static inline wh_engine_lmdb_t *
+wh_lmdb_of(wh_etxn_t *t)
+{
+    return (wh_engine_lmdb_t *) t->engine;
+}
+
+/* s, or "" for an unset string (no data): jansson wants a pointer */
+static inline wh_str_t
+wh_lmdb_set(wh_str_t s)
+{
+    if (s.data == NULL) {
+        s.data = "";
+        s.len = 0;
+    }
+
+    return s;
+}
+
+
+/* a string member of a stored JSON record; "" if absent */
+static inline wh_str_t
+wh_lmdb_str(json_t *obj, const char *key)
+{
+    json_t    *v;
+    wh_str_t   s = { "", 0 };
+
+    v = json_object_get(obj, key);
+
+    if (json_is_string(v)) {
+        s.data = json_string_value(v);
+        s.len = json_string_length(v);
+    }
+
+    return s;
+}
+
+
+static inline int64_t
+wh_lmdb_int(json_t *obj, const char *key)
+{
+    return (int64_t) json_integer_value(json_object_get(obj, key));
+}
+
+#endif /* WH_ENGINE_LMDB_H */

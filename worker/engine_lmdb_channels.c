@@ -1,0 +1,97 @@
+/*
+ * The LMDB engine's channels and history: engine_lmdb_store.c, whose
+ * channels and history databases share the environment with the
+ * clients and the commands.
+ */
+
+#include "engine_lmdb.h"
+
+
+/* the store of the engine a txn belongs to */
+static wh_store_t *
+wh_lmdb_store(wh_engine_t *e)
+{
+    return ((wh_engine_lmdb_t *) e)->store;
+}
+
+
+int
+wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
+    int create, wh_chan_meta_t *meta, wh_err_t *err)
+{
+    return wh_store_channel(wh_lmdb_store(t->engine), t->impl, ws, ch, now,
+                            create, meta, err);
+}
+
+
+int
+wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
+    wh_err_t *err)
+{
+    return wh_store_append(wh_lmdb_store(t->engine), t->impl, ws, ch, meta,
+                           now, text, len, err);
+}
+
+
+int
+wh_lmdb_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    return wh_store_ensure(wh_lmdb_store(e), ws, ch, now, meta, err);
+}
+
+
+int
+wh_lmdb_chan_meta(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    return wh_store_meta(wh_lmdb_store(e), ws, ch, meta, err);
+}
+
+
+int
+wh_lmdb_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
+    wh_chan_item_pt cb, void *ctx, wh_err_t *err)
+{
+    return wh_store_channels(wh_lmdb_store(e), ws, after, cb, ctx, err);
+}
+
+
+int
+wh_lmdb_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch, uint64_t after,
+    uint64_t up_to, size_t limit, int64_t now, wh_hist_item_pt cb,
+    void *ctx, wh_hist_range_t *r, wh_err_t *err)
+{
+    return wh_store_read(wh_lmdb_store(e), ws, ch, after, up_to, limit, now,
+                         cb, ctx, r, err);
+}
+
+
+int
+wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, size_t *removed,
+    wh_err_t *err)
+{
+    return wh_store_expire(wh_lmdb_store(e), now, removed, err);
+}
+
+
+int
+wh_lmdb_sync_background(wh_engine_t *e, wh_err_t *err)
+{
+    return wh_store_sync_background(wh_lmdb_store(e), err);
+}
+
+
+int
+wh_lmdb_check_readers(wh_engine_t *e, int *dead, wh_err_t *err)
+{
+    return wh_store_check_readers(wh_lmdb_store(e), dead, err);
+}
+
+
+size_t
+wh_lmdb_size(wh_engine_t *e)
+{
+    return wh_lmdb_store(e)->map_size;
+}
