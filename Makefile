@@ -127,6 +127,7 @@ integration: all
 
 test: deps
 	$(MAKE) all
+	$(MAKE) layers
 	$(MAKE) unit
 	$(MAKE) integration
 
