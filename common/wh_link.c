@@ -69,7 +69,8 @@ static const wh_field_t  wh_request[] = {
     F(STR, path), F(STR, query), F(BLOB, body), FEND
 };
 static const wh_field_t  wh_response[] = {
-    F(U32, req_id), F(U16, status), F(BLOB, body), FEND
+    F(U32, req_id), F(U16, status), F(U8, flag), F(STR, client_id),
+    F(BLOB, body), FEND
 };
 static const wh_field_t  wh_replay[] = {
     F(U32, req_id), F(STR, workspace), F(STR, channel), F(U64, id),
@@ -558,6 +559,20 @@ wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     m->id = after_id;
     m->id2 = up_to;
     m->epoch = epoch;
+}
+
+
+void
+wh_link_response(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
+    uint8_t adds, wh_str_t client_id, wh_str_t body)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_RESPONSE;
+    m->req_id = req_id;
+    m->status = status;
+    m->flag = adds;
+    m->client_id = client_id;
+    m->body = body;
 }
 
 

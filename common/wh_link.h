@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 
-#define WH_LINK_VERSION          1
+#define WH_LINK_VERSION          2
 
 /* the largest L (frame bytes after the 4-byte length prefix) */
 #define WH_LINK_MAX_FRAME        (16u * 1024 * 1024)
@@ -50,6 +50,11 @@
 
 /* WELCOME flag bits */
 #define WH_LINK_WELCOME_EGRESS   0x01    /* EVENT goes to MQTT */
+
+/* RESPONSE flag: what the module adds to the answer, because only nginx
+ * holds it; the route in wirehubd decides, the module never parses paths */
+#define WH_LINK_RESPONSE_TOKEN   0x01    /* a token signed for client_id */
+#define WH_LINK_RESPONSE_WORKERS 0x02    /* the workers' view, as "nginx" */
 
 /* REQUEST flag: the caller's role, as verified by the module */
 #define WH_LINK_ROLE_CLIENT      0
@@ -119,6 +124,11 @@ void wh_link_count(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
 /* REPLAY of the ids after after_id up to up_to (both of epoch) */
 void wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     uint64_t after_id, uint64_t up_to, wh_str_t epoch);
+
+/* RESPONSE, asking the module to add what adds names (WH_LINK_RESPONSE_*)
+ * for client_id */
+void wh_link_response(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
+    uint8_t adds, wh_str_t client_id, wh_str_t body);
 
 /* REQUEST: an HTTP API call, role one of WH_LINK_ROLE_* */
 void wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,

@@ -2,8 +2,9 @@
 /*
  * Wirehub: the HTTP API.  The module authenticates the caller, settles the
  * workspace, reads the body without blocking and forwards the call to
- * wirehubd as one REQUEST; the answer comes back when wirehubd answers.
- * /healthz is answered here: it is about the link itself.
+ * wirehubd as one REQUEST; wirehubd routes it, and its RESPONSE says when
+ * the answer needs what only nginx holds (a signed token, the workers'
+ * view).  /healthz is answered here: it is about the link itself.
  */
 
 
@@ -27,8 +28,6 @@ typedef struct {
     ngx_http_wirehub_pending_t    *pending;
     ngx_str_t                      workspace;
     ngx_uint_t                     role;
-    unsigned                       registers:1;   /* POST /clients */
-    unsigned                       stats:1;       /* GET /stats */
 } ngx_http_wirehub_api_call_t;
 
 
@@ -218,14 +217,6 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
                     ngx_http_wirehub_wh_ngx_str(&r->args),
                     ngx_http_wirehub_wh_ngx_str(&body));
 
-    call->registers = (r->method == NGX_HTTP_POST
-                       && path.len == sizeof("/clients") - 1
-                       && ngx_strncmp(path.data, "/clients", path.len) == 0);
-
-    call->stats = (r->method == NGX_HTTP_GET
-                   && path.len == sizeof("/stats") - 1
-                   && ngx_strncmp(path.data, "/stats", path.len) == 0);
-
     call->pending = ngx_http_wirehub_link_request(wmcf, &m,
                                                   ngx_http_wirehub_api_reply,
                                                   call);
@@ -318,10 +309,10 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
                  (u_char *) NGX_HTTP_WIREHUB_API_GONE,
                  sizeof(NGX_HTTP_WIREHUB_API_GONE) - 1);
 
-    } else if (call->registers && m->status == NGX_HTTP_CREATED) {
+    } else if (m->flag & WH_LINK_RESPONSE_TOKEN) {
         rc = ngx_http_wirehub_api_registered(r, call, m);
 
-    } else if (call->stats && m->status == NGX_HTTP_OK) {
+    } else if (m->flag & WH_LINK_RESPONSE_WORKERS) {
         rc = ngx_http_wirehub_api_stats(r, m);
 
     } else {
@@ -357,8 +348,9 @@ ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
 
 
 /*
- * A client was registered: hand it a token signed with
- * wirehub_jwt_sign_key, so that it can connect right away.
+ * wirehubd registered a client and asks for its token: signed with
+ * wirehub_jwt_sign_key (only nginx holds it), so that the client can
+ * connect right away.
  */
 
 static ngx_int_t
@@ -366,23 +358,24 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
 {
     char                          *token, *text, err[160];
-    json_t                        *body, *id, *claims;
+    json_t                        *body, *claims;
     ngx_int_t                      rc;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
-    body = json_loadb(m->body.data, m->body.len, 0, NULL);
-    id = body ? json_object_get(body, "id") : NULL;
+    body = (wmcf->signer && m->client_id.len)
+           ? json_loadb(m->body.data, m->body.len, 0, NULL) : NULL;
 
-    if (wmcf->signer == NULL || !json_is_string(id)) {
+    if (!json_is_object(body)) {
         json_decref(body);
         return ngx_http_wirehub_api_send(r, m->status,
                                          (u_char *) m->body.data,
                                          m->body.len);
     }
 
-    claims = json_pack("{s:O,s:s%,s:I,s:s}", "sub", id,
+    claims = json_pack("{s:s%,s:s%,s:I,s:s}",
+                       "sub", m->client_id.data, m->client_id.len,
                        "workspace", call->workspace.data,
                        call->workspace.len,
                        "iat", (json_int_t) ngx_time(), "role", "client");
@@ -419,8 +412,8 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
 
 
 /*
- * wirehubd's statistics, plus what only the workers know: the module's
- * version, connections per worker process, the state of their links.
+ * wirehubd's statistics, and it asks for what only the workers know: the
+ * module's version, connections per worker process, their links.
  */
 
 static ngx_int_t

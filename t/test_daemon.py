@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+import wh
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WIREHUBD = os.environ.get("WIREHUBD",
                           os.path.join(ROOT, "build", "wirehubd"))
@@ -47,7 +49,8 @@ LAYOUT = {
               ("epoch", "s"), ("body", "b"), ("id2", "Q")],
     REQUEST: [("req_id", "I"), ("workspace", "s"), ("flag", "B"),
               ("name", "s"), ("path", "s"), ("query", "s"), ("body", "b")],
-    RESPONSE: [("req_id", "I"), ("status", "H"), ("body", "b")],
+    RESPONSE: [("req_id", "I"), ("status", "H"), ("flag", "B"),
+               ("client_id", "s"), ("body", "b")],
     REPLAY: [("req_id", "I"), ("workspace", "s"), ("channel", "s"),
              ("id", "Q"), ("epoch", "s"), ("id2", "Q")],
     REPLAY_ITEM: [("req_id", "I"), ("id", "Q"), ("body", "b")],
@@ -110,7 +113,8 @@ class Link:
         self.buf = b""
         self.req = 0
         if hello:
-            self.send(HELLO, status=1, count=os.getpid(), name=name)
+            self.send(HELLO, status=wh.LINK_VERSION, count=os.getpid(),
+                      name=name)
             self.welcome = self.expect(WELCOME)
 
     def send(self, mtype, **fields):
@@ -318,7 +322,7 @@ def test_config_missing_file(tmp_path):
 def test_hello_welcome(daemon):
     a = daemon.link()
     b = daemon.link()
-    assert a.welcome["status"] == 1
+    assert a.welcome["status"] == wh.LINK_VERSION == 2
     assert len(a.welcome["name"]) == 16
     assert a.welcome["name"] == b.welcome["name"]
     assert abs(a.welcome["id2"] / 1000 - time.time()) < 60
@@ -334,7 +338,7 @@ def test_frame_before_hello_is_refused(daemon):
     a.send(PING, req_id=1)
     assert a.closed()
     a = daemon.link(hello=False)
-    a.send(HELLO, status=2, count=1, name="future")
+    a.send(HELLO, status=wh.LINK_VERSION + 1, count=1, name="future")
     assert a.closed()
 
 

@@ -343,7 +343,8 @@ def link_str(s):
     return struct.pack(">H", len(s)) + s
 
 
-HELLO_V1 = link_frame(0x01, struct.pack(">HI", 1, os.getpid())
+HELLO_V1 = link_frame(0x01,
+                      struct.pack(">HI", wh.LINK_VERSION, os.getpid())
                       + link_str("pytest/garbage"))
 
 GARBAGE = {
@@ -357,7 +358,8 @@ GARBAGE = {
     "hello-version-99": link_frame(0x01, struct.pack(">HI", 99, 1)
                                    + link_str("x")),
     "hello-truncated": link_frame(0x01, b"\x00"),
-    "hello-trailing": link_frame(0x01, struct.pack(">HI", 1, 1)
+    "hello-trailing": link_frame(0x01,
+                                 struct.pack(">HI", wh.LINK_VERSION, 1)
                                  + link_str("x") + b"extra"),
     "hello-then-unknown-type": HELLO_V1 + link_frame(0x7f, b"zz"),
     "hello-then-bad-workspace": HELLO_V1 + link_frame(

@@ -40,6 +40,11 @@ WORKSPACE = "acme"
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
+# the link protocol version, as common/wh_link.h says
+with open(os.path.join(ROOT, "common", "wh_link.h")) as _f:
+    LINK_VERSION = int(re.search(r"#define WH_LINK_VERSION\s+(\d+)",
+                                 _f.read()).group(1))
+
 LINK_UP_RE = re.compile(r"\] (\d+)#\d+: wirehub: link to wirehubd up")
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")

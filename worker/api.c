@@ -21,6 +21,7 @@
 #include "wh_time.h"
 #include "message.h"
 #include "commands_api.h"
+#include "respond.h"
 #include "clients_api.h"
 #include "query.h"
 #include "daemon.h"
@@ -42,17 +43,8 @@ typedef struct {
 static void
 wh_api_respond(wh_api_t *a, uint16_t status, const void *body, size_t len)
 {
-    wh_link_msg_t  r;
-
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_RESPONSE;
-    r.req_id = a->m->req_id;
-    r.status = status;
-    r.body.data = body;
-    r.body.len = len;
-    wh_link_send(a->peer, &r);
+    wh_respond(a->peer, a->m->req_id, status, body, len);
 }
-
 
 static void
 wh_api_error(wh_api_t *a, uint16_t status, const char *code,
@@ -406,7 +398,9 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 static void
 wh_api_get_stats(wh_api_t *a)
 {
-    json_t  *obj;
+    char     *text;
+    json_t   *obj;
+    wh_str_t  none = { NULL, 0 };
 
     wh_channels_commit(&a->d->channels);
 
@@ -418,8 +412,19 @@ wh_api_get_stats(wh_api_t *a)
         return;
     }
 
-    wh_api_json(a, 200, obj);
+    /* the workers' view (versions, sessions per process) is nginx's */
+
+    text = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
+
+    if (text == NULL) {
+        wh_api_error(a, 500, "internal", "cannot build the response");
+        return;
+    }
+
+    wh_respond_adding(a->peer, a->m->req_id, 200, WH_LINK_RESPONSE_WORKERS,
+                      none, text, strlen(text));
+    free(text);
 }
 
 

@@ -144,6 +144,13 @@ wh_cl_reply(wh_cl_op_t *op, int committed, const wh_err_t *err)
     if (rc != 0) {
         wh_respond_error(op->peer, op->req_id, 503, "unavailable",
                          "out of memory");
+
+    } else if (op->kind == WH_CL_OP_CREATE) {
+        /* a new client gets a token to connect with, if nginx can sign */
+        wh_respond_adding(op->peer, op->req_id, status,
+                          WH_LINK_RESPONSE_TOKEN, op->client.id, b.data,
+                          b.len);
+
     } else {
         wh_respond(op->peer, op->req_id, status, b.data, b.len);
     }

@@ -13,17 +13,25 @@ void
 wh_respond(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const void *body, size_t len)
 {
-    wh_link_msg_t  r;
+    wh_str_t  none = { NULL, 0 };
 
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_RESPONSE;
-    r.req_id = req_id;
-    r.status = status;
-    r.body.data = body;
-    r.body.len = len;
-    wh_link_send(peer, &r);
+    wh_respond_adding(peer, req_id, status, 0, none, body, len);
 }
 
+
+void
+wh_respond_adding(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    uint8_t adds, wh_str_t client_id, const void *body, size_t len)
+{
+    wh_str_t       b;
+    wh_link_msg_t  r;
+
+    b.data = body;
+    b.len = len;
+
+    wh_link_response(&r, req_id, status, adds, client_id, b);
+    wh_link_send(peer, &r);
+}
 
 void
 wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,

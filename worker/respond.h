@@ -17,6 +17,11 @@
 void wh_respond(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const void *body, size_t len);
 
+/* the same, asking the module to add what only nginx holds (adds: the
+ * WH_LINK_RESPONSE_* bits) for client_id */
+void wh_respond_adding(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    uint8_t adds, wh_str_t client_id, const void *body, size_t len);
+
 /* {"error":{"code","message"}}; out of memory the peer is dropped */
 void wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const char *code, const char *message);

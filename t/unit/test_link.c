@@ -368,7 +368,7 @@ test_oversize_field_lengths(void **state)
         0, 0, 0, 0x09, WH_LINK_HELLO, 0, 1, 0, 0, 0, 1, 0xff, 0xff
     };
     unsigned char   resp[] = {
-        0, 0, 0, 0x0e, WH_LINK_RESPONSE, 0, 0, 0, 1, 0, 200,
+        0, 0, 0, 0x11, WH_LINK_RESPONSE, 0, 0, 0, 1, 0, 200, 0, 0, 0,
         0xff, 0xff, 0xff, 0xf0, '{', '}', '!'
     };
 
@@ -376,10 +376,10 @@ test_oversize_field_lengths(void **state)
 
     assert_int_equal(wh_link_decode(hello, sizeof(hello), &m, &err), -1);
     assert_int_equal(wh_link_decode(resp, sizeof(resp), &m, &err), -1);
-    resp[11] = 0;
-    resp[12] = 0;
-    resp[13] = 0;
-    resp[14] = 3;
+    resp[14] = 0;
+    resp[15] = 0;
+    resp[16] = 0;
+    resp[17] = 3;
     assert_int_equal(wh_link_decode(resp, sizeof(resp), &m, &err), 0);
     assert_int_equal(m.status, 200);
     assert_int_equal(m.body.len, 3);
@@ -409,7 +409,8 @@ test_encode_limits(void **state)
     b.len = 0;
     fill(&m, WH_LINK_RESPONSE);
     m.body.data = big;
-    m.body.len = WH_LINK_MAX_FRAME - 11;      /* 1 + 4 + 2 + 4 + body */
+    /* 1 + 4 + 2 + 1 + 2 + 4 ("pc-7") + 4 + body */
+    m.body.len = WH_LINK_MAX_FRAME - 18;
     assert_int_equal(wh_link_encode(&b, &m), 0);
     assert_int_equal(b.len, 4 + WH_LINK_MAX_FRAME);
     b.len = 0;
