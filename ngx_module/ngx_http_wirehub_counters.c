@@ -14,6 +14,7 @@
 
 static ngx_int_t ngx_http_wirehub_counters_init_zone(ngx_shm_zone_t *zone,
     void *data);
+static uint64_t ngx_http_wirehub_now_us(void);
 
 
 /* upper bounds of the latency buckets, in microseconds */
@@ -107,7 +108,7 @@ ngx_http_wirehub_observe_latency(ngx_http_wirehub_main_conf_t *wmcf,
 }
 
 
-uint64_t
+static uint64_t
 ngx_http_wirehub_now_us(void)
 {
     struct timeval  tv;

@@ -65,7 +65,6 @@ ngx_int_t ngx_http_wirehub_counters_add_zone(ngx_conf_t *cf,
     ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_observe_latency(ngx_http_wirehub_main_conf_t *wmcf,
     uint64_t published_ms);
-uint64_t ngx_http_wirehub_now_us(void);
 
 #define ngx_http_wirehub_stat(wmcf, field, n)                                 \
     if ((wmcf)->counters) {                                                   \

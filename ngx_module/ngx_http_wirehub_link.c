@@ -704,20 +704,3 @@ ngx_http_wirehub_link_lost(ngx_http_wirehub_link_t *link, const char *why)
     }
 }
 
-
-void
-ngx_http_wirehub_link_state(ngx_http_wirehub_main_conf_t *wmcf,
-    json_t *stats)
-{
-    ngx_http_wirehub_link_t  *link;
-
-    link = wmcf->link;
-
-    json_object_set_new(stats, "link",
-        json_pack("{s:s,s:I,s:I}",
-                  "state", link == NULL ? "off"
-                           : link->state == NGX_HTTP_WIREHUB_LINK_UP ? "up"
-                           : "down",
-                  "reconnects", (json_int_t) (link ? link->reconnects : 0),
-                  "queued_bytes", (json_int_t) (link ? link->out.len : 0)));
-}

@@ -52,8 +52,6 @@ ngx_http_wirehub_pending_t *ngx_http_wirehub_link_request(
     ngx_http_wirehub_main_conf_t *wmcf, wh_link_msg_t *m,
     ngx_http_wirehub_reply_pt handler, void *data);
 void ngx_http_wirehub_pending_cancel(ngx_http_wirehub_pending_t *p);
-void ngx_http_wirehub_link_state(ngx_http_wirehub_main_conf_t *wmcf,
-    json_t *stats);
 
 
 #endif /* _NGX_HTTP_WIREHUB_LINK_H_INCLUDED_ */

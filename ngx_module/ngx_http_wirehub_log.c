@@ -24,6 +24,8 @@ static void ngx_http_wirehub_log_chain(ngx_log_t *log);
 static u_char *ngx_http_wirehub_token_at(u_char *start, u_char *p,
     u_char *last);
 static ngx_uint_t ngx_http_wirehub_b64url(u_char ch);
+static size_t ngx_http_wirehub_mask_tokens(u_char *dst, u_char *src,
+    size_t len);
 static ngx_uint_t ngx_http_wirehub_has_token(u_char *src, size_t len);
 static ngx_int_t ngx_http_wirehub_mask_request(ngx_http_request_t *r);
 
@@ -89,7 +91,7 @@ ngx_http_wirehub_b64url(u_char ch)
  * be src).  Returns the new length.
  */
 
-size_t
+static size_t
 ngx_http_wirehub_mask_tokens(u_char *dst, u_char *src, size_t len)
 {
     u_char  *p, *q, *last, *end;

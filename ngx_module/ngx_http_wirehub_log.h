@@ -12,7 +12,6 @@
 #include "ngx_http_wirehub.h"
 
 
-size_t ngx_http_wirehub_mask_tokens(u_char *dst, u_char *src, size_t len);
 void ngx_http_wirehub_log_init(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_wirehub_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_wirehub_post_read(ngx_http_request_t *r);

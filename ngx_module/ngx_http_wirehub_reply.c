@@ -9,6 +9,10 @@
 #include "wh_time.h"
 
 
+static ngx_int_t ngx_http_wirehub_send_json(ngx_http_wirehub_session_t *s,
+    json_t *msg);
+
+
 json_t *
 ngx_http_wirehub_timestamp(void)
 {
@@ -42,7 +46,7 @@ ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s, json_t *reply,
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_wirehub_send_json(ngx_http_wirehub_session_t *s, json_t *msg)
 {
     char       *text;

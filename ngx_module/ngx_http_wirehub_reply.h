@@ -16,8 +16,6 @@
 json_t *ngx_http_wirehub_timestamp(void);
 ngx_int_t ngx_http_wirehub_reply(ngx_http_wirehub_session_t *s,
     json_t *reply, json_t *ref);
-ngx_int_t ngx_http_wirehub_send_json(ngx_http_wirehub_session_t *s,
-    json_t *msg);
 ngx_int_t ngx_http_wirehub_send_client_error(ngx_http_wirehub_session_t *s,
     const char *code, const char *message, json_t *ref);
 ngx_int_t ngx_http_wirehub_channel_error(ngx_http_wirehub_session_t *s,
