@@ -34,6 +34,7 @@
 
 #define NGX_HTTP_WIREHUB_MAX_TOKEN        8192
 #define NGX_HTTP_WIREHUB_MAX_REF          64
+#define NGX_HTTP_WIREHUB_MAX_EVENT        64    /* bytes of an event type */
 
 /* close codes: RFC 6455 section 7.4.1, and Wirehub's own 44xx */
 #define NGX_HTTP_WIREHUB_CLOSE_NORMAL     1000

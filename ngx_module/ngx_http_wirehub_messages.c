@@ -20,6 +20,9 @@
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_TYPE  32
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_NAME  128
 
+/* a refresh verifies its token in a pool of its own, freed at once */
+#define NGX_HTTP_WIREHUB_REFRESH_POOL     1024
+
 
 /* msg as parsed, and raw: the bytes it came in, to forward unchanged */
 typedef ngx_int_t (*ngx_http_wirehub_message_pt)(
@@ -209,7 +212,7 @@ ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
                                                   ref);
     }
 
-    if (len == 0 || len > 64) {
+    if (len == 0 || len > NGX_HTTP_WIREHUB_MAX_EVENT) {
         return ngx_http_wirehub_send_client_error(s, "bad_request",
                    "an event type is 1 to 64 of [a-z0-9_-]", ref);
     }
@@ -359,7 +362,8 @@ ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s, json_t *msg,
 
     /* a scratch pool: refreshes must not grow the connection's memory */
 
-    pool = ngx_create_pool(1024, s->connection->log);
+    pool = ngx_create_pool(NGX_HTTP_WIREHUB_REFRESH_POOL,
+                           s->connection->log);
     if (pool == NULL) {
         return NGX_ERROR;
     }

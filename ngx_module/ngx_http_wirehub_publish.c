@@ -43,7 +43,8 @@ ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
 
     if (data == NULL || (event && (!json_is_string(event)
                                    || json_string_length(event) == 0
-                                   || json_string_length(event) > 64)))
+                                   || json_string_length(event)
+                                      > NGX_HTTP_WIREHUB_MAX_EVENT)))
     {
         return ngx_http_wirehub_send_client_error(s, "bad_request",
                    "\"data\" is required and \"event\" is a short string",
@@ -112,11 +113,13 @@ ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
     name = p->info ? json_object_get(p->info, "channel") : NULL;
 
     if (m == NULL || m->status != 0) {
-        code = (m == NULL || m->status == 503 || m->status == 507)
+        code = (m == NULL || m->status == NGX_HTTP_SERVICE_UNAVAILABLE
+                || m->status == NGX_HTTP_INSUFFICIENT_STORAGE)
                ? "unavailable"
-               : (m->status == 400 ? "bad_request"
-                  : (m->status == 403 ? "forbidden"
-                     : (m->status == 413 ? "too_large" : "internal")));
+               : (m->status == NGX_HTTP_BAD_REQUEST ? "bad_request"
+                  : (m->status == NGX_HTTP_FORBIDDEN ? "forbidden"
+                     : (m->status == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                        ? "too_large" : "internal")));
 
         (void) ngx_http_wirehub_channel_error(s, code,
                    m ? "wirehubd refused the message"

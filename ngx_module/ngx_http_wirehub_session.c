@@ -15,6 +15,9 @@
 #include "ngx_http_wirehub_link.h"
 
 
+/* a reassembly buffer larger than this is freed after its message */
+#define NGX_HTTP_WIREHUB_MSG_KEEP    4096
+
 /* reads per event before other connections get their turn */
 #define NGX_HTTP_WIREHUB_READ_TURNS  4
 
@@ -344,7 +347,7 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
 
     /* big reassembly buffers are not kept on idle connections */
 
-    if (s->msg_cap > 4096) {
+    if (s->msg_cap > NGX_HTTP_WIREHUB_MSG_KEEP) {
         ngx_free(s->msg);
         s->msg = NULL;
         s->msg_cap = 0;
@@ -393,7 +396,7 @@ ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
 
         len = 0;
 
-        if (ev->close_code != 1005) {
+        if (ev->close_code != WH_WS_CLOSE_NO_STATUS) {
             payload[0] = (u_char) (ev->close_code >> 8);
             payload[1] = (u_char) (ev->close_code & 0xff);
             len = 2;
