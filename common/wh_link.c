@@ -606,3 +606,108 @@ wh_link_session_open(wh_link_msg_t *m, wh_str_t session, wh_str_t workspace,
     m->id2 = iat;
     m->count = max_per_client;
 }
+
+
+void
+wh_link_welcome(wh_link_msg_t *m, wh_str_t instance, uint64_t start_ms,
+    int egress)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_WELCOME;
+    m->status = WH_LINK_VERSION;
+    m->name = instance;
+    m->id2 = start_ms;
+    m->flag = egress ? WH_LINK_WELCOME_EGRESS : 0;
+}
+
+
+void
+wh_link_subscribed(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint64_t last_id, wh_str_t epoch, int recovered)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_SUBSCRIBED;
+    m->workspace = workspace;
+    m->channel = channel;
+    m->id = last_id;
+    m->epoch = epoch;
+    m->flag = recovered ? 1 : 0;
+}
+
+
+void
+wh_link_published(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
+    uint64_t id, wh_str_t epoch, wh_str_t reason)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_PUBLISHED;
+    m->req_id = req_id;
+    m->status = status;
+    m->id = id;
+    m->epoch = epoch;
+    m->reason = reason;
+}
+
+
+void
+wh_link_message(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint64_t id, wh_str_t epoch, wh_str_t json, uint64_t stored_ms)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_MESSAGE;
+    m->workspace = workspace;
+    m->channel = channel;
+    m->id = id;
+    m->epoch = epoch;
+    m->body = json;
+    m->id2 = stored_ms;
+}
+
+
+void
+wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, int recovered,
+    uint64_t last_id, wh_str_t epoch)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_REPLAY_END;
+    m->req_id = req_id;
+    m->flag = recovered ? 1 : 0;
+    m->id = last_id;
+    m->epoch = epoch;
+}
+
+
+void
+wh_link_session_accept(wh_link_msg_t *m, wh_str_t session, uint16_t refusal,
+    uint32_t active_clients)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_SESSION_ACCEPT;
+    m->session = session;
+    m->status = refusal;
+    m->count = active_clients;
+}
+
+
+void
+wh_link_session_kick(wh_link_msg_t *m, wh_str_t session, uint16_t close_code,
+    wh_str_t reason)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_SESSION_KICK;
+    m->session = session;
+    m->status = close_code;
+    m->reason = reason;
+}
+
+
+void
+wh_link_revoke(wh_link_msg_t *m, wh_str_t workspace, wh_str_t client_id,
+    uint64_t before_s)
+{
+    memset(m, 0, sizeof(wh_link_msg_t));
+    m->type = WH_LINK_REVOKE;
+    m->workspace = workspace;
+    m->client_id = client_id;
+    m->id2 = before_s;
+}

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 
 #define WH_LINK_VERSION          2
@@ -80,6 +81,18 @@ typedef struct {
     wh_str_t     body;       /* blob */
 } wh_link_msg_t;
 
+/* a C string as a wh_str_t */
+static inline wh_str_t
+wh_cstr(const char *s)
+{
+    wh_str_t  r;
+
+    r.data = s;
+    r.len = strlen(s);
+
+    return r;
+}
+
 /* a growable byte buffer; data is malloc/realloc-owned */
 typedef struct {
     unsigned char  *data;
@@ -137,6 +150,36 @@ void wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,
 void wh_link_session_open(wh_link_msg_t *m, wh_str_t session,
     wh_str_t workspace, wh_str_t client_id, wh_str_t client_type,
     wh_str_t name, uint64_t iat, uint32_t max_per_client);
+
+/* daemon -> worker */
+
+void wh_link_welcome(wh_link_msg_t *m, wh_str_t instance, uint64_t start_ms,
+    int egress);
+
+void wh_link_subscribed(wh_link_msg_t *m, wh_str_t workspace,
+    wh_str_t channel, uint64_t last_id, wh_str_t epoch, int recovered);
+
+/* PUBLISHED: status 0 and id, epoch; or an HTTP status and reason */
+void wh_link_published(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
+    uint64_t id, wh_str_t epoch, wh_str_t reason);
+
+/* MESSAGE: the client-facing JSON, and when it was stored (latency) */
+void wh_link_message(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
+    uint64_t id, wh_str_t epoch, wh_str_t json, uint64_t stored_ms);
+
+void wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, int recovered,
+    uint64_t last_id, wh_str_t epoch);
+
+/* SESSION_ACCEPT: refusal 0 (accepted) or the close code to use */
+void wh_link_session_accept(wh_link_msg_t *m, wh_str_t session,
+    uint16_t refusal, uint32_t active_clients);
+
+void wh_link_session_kick(wh_link_msg_t *m, wh_str_t session,
+    uint16_t close_code, wh_str_t reason);
+
+/* REVOKE: tokens issued before before_s (seconds) are refused */
+void wh_link_revoke(wh_link_msg_t *m, wh_str_t workspace,
+    wh_str_t client_id, uint64_t before_s);
 
 void wh_buf_free(wh_buf_t *b);
 /* ensures room for n more bytes: 0, or -1 on ENOMEM */

@@ -419,13 +419,8 @@ wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_PUBLISHED;
-    r.req_id = m->req_id;
-    r.status = (uint16_t) err.status;
-    r.epoch.data = "";
-    r.reason.data = err.msg;
-    r.reason.len = strlen(err.msg);
+    wh_link_published(&r, m->req_id, (uint16_t) err.status, 0, wh_cstr(""),
+                      wh_cstr(err.msg));
     wh_link_send(peer, &r);
 
     return 0;
@@ -485,13 +480,9 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
     r.req_id = p->req_id;
 
     if (p->origin == WH_PUB_LINK) {
-        r.type = WH_LINK_PUBLISHED;
-        r.status = err ? (uint16_t) err->status : 0;
-        r.id = err ? 0 : p->id;
-        r.epoch.data = err ? "" : p->epoch;
-        r.epoch.len = strlen(r.epoch.data);
-        r.reason.data = err ? err->msg : "";
-        r.reason.len = strlen(r.reason.data);
+        wh_link_published(&r, p->req_id, err ? (uint16_t) err->status : 0,
+                          err ? 0 : p->id, wh_cstr(err ? "" : p->epoch),
+                          wh_cstr(err ? err->msg : ""));
         wh_link_send(p->peer, &r);
         return;
     }
@@ -524,6 +515,7 @@ static void
 wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
 {
     unsigned        i;
+    wh_str_t        json, epoch;
     wh_chan_t      *chan;
     wh_link_msg_t   m;
 
@@ -533,16 +525,12 @@ wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
         return;
     }
 
-    memset(&m, 0, sizeof(m));
-    m.type = WH_LINK_MESSAGE;
-    m.workspace = p->ws;
-    m.channel = p->ch;
-    m.id = p->id;
-    m.epoch.data = p->epoch;
-    m.epoch.len = WH_EPOCH_LEN;
-    m.body.data = (const char *) p->text.data;
-    m.body.len = p->text.len;
-    m.id2 = (uint64_t) p->time_ms;      /* stored at, for latency */
+    json.data = (const char *) p->text.data;
+    json.len = p->text.len;
+    epoch.data = p->epoch;
+    epoch.len = WH_EPOCH_LEN;
+    wh_link_message(&m, p->ws, p->ch, p->id, epoch, json,
+                    (uint64_t) p->time_ms);
 
     c->frame.len = 0;
 
@@ -628,18 +616,13 @@ static int
 wh_send_message(void *ctx, uint64_t id, int64_t t, const char *json,
     size_t len)
 {
+    wh_str_t          body;
     wh_link_msg_t     m;
     wh_replay_ctx_t  *r = ctx;
 
-    memset(&m, 0, sizeof(m));
-    m.type = WH_LINK_MESSAGE;
-    m.workspace = r->ws;
-    m.channel = r->ch;
-    m.id = id;
-    m.epoch = r->epoch;
-    m.body.data = json;
-    m.body.len = len;
-    m.id2 = (uint64_t) t;
+    body.data = json;
+    body.len = len;
+    wh_link_message(&m, r->ws, r->ch, id, r->epoch, body, (uint64_t) t);
     wh_link_send(r->peer, &m);
 
     return r->peer->closing;
@@ -696,14 +679,8 @@ wh_send_subscribed(wh_peer_t *peer, const wh_link_msg_t *req,
 {
     wh_link_msg_t  m;
 
-    memset(&m, 0, sizeof(m));
-    m.type = WH_LINK_SUBSCRIBED;
-    m.workspace = req->workspace;
-    m.channel = req->channel;
-    m.id = last_id;
-    m.epoch.data = epoch;
-    m.epoch.len = strlen(epoch);
-    m.flag = (uint8_t) recovered;
+    wh_link_subscribed(&m, req->workspace, req->channel, last_id,
+                       wh_cstr(epoch), recovered);
     wh_link_send(peer, &m);
 }
 
@@ -807,13 +784,7 @@ wh_send_replay_end(wh_peer_t *peer, uint32_t req_id, int recovered,
 {
     wh_link_msg_t  m;
 
-    memset(&m, 0, sizeof(m));
-    m.type = WH_LINK_REPLAY_END;
-    m.req_id = req_id;
-    m.flag = (uint8_t) recovered;
-    m.id = last_id;
-    m.epoch.data = epoch;
-    m.epoch.len = strlen(epoch);
+    wh_link_replay_end(&m, req_id, recovered, last_id, wh_cstr(epoch));
     wh_link_send(peer, &m);
 }
 

@@ -269,11 +269,7 @@ wh_cl_send_revoke(wh_peer_t *peer, wh_str_t ws, wh_str_t client_id,
         return;
     }
 
-    memset(&m, 0, sizeof(m));
-    m.type = WH_LINK_REVOKE;
-    m.workspace = ws;
-    m.client_id = client_id;
-    m.id2 = before;
+    wh_link_revoke(&m, ws, client_id, before);
     wh_link_send(peer, &m);
 }
 

@@ -29,6 +29,7 @@ static void
 wh_daemon_hello(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 {
     size_t         n;
+    wh_str_t       instance;
     wh_link_msg_t  r;
 
     n = m->name.len < sizeof(peer->name) - 1 ? m->name.len
@@ -41,13 +42,10 @@ wh_daemon_hello(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
     wh_log_info(&d->log, "link: peer #%u is \"%s\" (pid %u, protocol %u)",
                 peer->serial, peer->name, m->count, m->status);
 
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_WELCOME;
-    r.status = WH_LINK_VERSION;
-    r.name.data = d->instance;
-    r.name.len = WH_INSTANCE_LEN;
-    r.id2 = (uint64_t) d->start_ms;
-    r.flag = wh_mqtt_egress(&d->mqtt) ? WH_LINK_WELCOME_EGRESS : 0;
+    instance.data = d->instance;
+    instance.len = WH_INSTANCE_LEN;
+    wh_link_welcome(&r, instance, (uint64_t) d->start_ms,
+                    wh_mqtt_egress(&d->mqtt));
     wh_link_send(peer, &r);
 
     /* before any SESSION_OPEN it re-sends is answered */

@@ -234,12 +234,7 @@ wh_session_kick(wh_sessions_t *s, wh_session_t *se, uint16_t code,
     se->cli->open--;
     s->kicked++;
 
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_SESSION_KICK;
-    r.session = se->session;
-    r.status = code;
-    r.reason.data = reason;
-    r.reason.len = strlen(reason);
+    wh_link_session_kick(&r, se->session, code, wh_cstr(reason));
     wh_link_send(se->peer, &r);
 }
 
@@ -462,11 +457,7 @@ wh_session_accept(wh_peer_t *peer, wh_str_t session, uint16_t status,
 {
     wh_link_msg_t  r;
 
-    memset(&r, 0, sizeof(r));
-    r.type = WH_LINK_SESSION_ACCEPT;
-    r.session = session;
-    r.status = status;
-    r.count = count;
+    wh_link_session_accept(&r, session, status, count);
     wh_link_send(peer, &r);
 }
 

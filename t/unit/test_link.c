@@ -516,10 +516,57 @@ test_builders(void **state)
     assert_int_equal(out.id2, 1700000000);
     assert_int_equal(out.count, 8);
     assert_true(str_eq(out.client_type, str("gui")));
+    wh_buf_consume(&b, n);
 
     wh_link_hello(&m, 4242, str("nginx/4242"));
     assert_int_equal(m.status, WH_LINK_VERSION);
     assert_int_equal(m.count, 4242);
+
+    wh_link_welcome(&m, str("0123456789abcdef"), 1700000000123ULL, 1);
+    assert_int_equal(m.status, WH_LINK_VERSION);
+    assert_int_equal(m.flag, WH_LINK_WELCOME_EGRESS);
+    assert_int_equal(m.id2, 1700000000123ULL);
+
+    wh_link_subscribed(&m, str("acme"), str("c"), 9, str("e3"), 0);
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.type, WH_LINK_SUBSCRIBED);
+    assert_int_equal(out.id, 9);
+    assert_int_equal(out.flag, 0);
+    wh_buf_consume(&b, n);
+
+    wh_link_response(&m, 7, 201, WH_LINK_RESPONSE_TOKEN, str("pc-7"),
+                     str("{}"));
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.status, 201);
+    assert_int_equal(out.flag, WH_LINK_RESPONSE_TOKEN);
+    assert_true(str_eq(out.client_id, str("pc-7")));
+    wh_buf_consume(&b, n);
+
+    wh_link_session_accept(&m, str("s-1"), 4408, 12);
+    assert_int_equal(m.status, 4408);
+    assert_int_equal(m.count, 12);
+
+    wh_link_session_kick(&m, str("s-1"), 4403, str("client deleted"));
+    assert_int_equal(m.type, WH_LINK_SESSION_KICK);
+    assert_int_equal(m.status, 4403);
+
+    wh_link_revoke(&m, str("acme"), str("pc-7"), 1700000000);
+    assert_int_equal(m.id2, 1700000000);
+
+    wh_link_message(&m, str("acme"), str("c"), 5, str("e"), str("{}"), 77);
+    assert_int_equal(m.id, 5);
+    assert_int_equal(m.id2, 77);
+
+    wh_link_published(&m, 3, 0, 5, str("e"), str(""));
+    assert_int_equal(m.req_id, 3);
+    assert_int_equal(m.id, 5);
+
+    wh_link_replay_end(&m, 3, 1, 5, str("e"));
+    assert_int_equal(m.flag, 1);
 
     wh_buf_free(&b);
 }
