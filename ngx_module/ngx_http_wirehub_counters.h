@@ -71,5 +71,12 @@ void ngx_http_wirehub_observe_latency(ngx_http_wirehub_main_conf_t *wmcf,
         (void) ngx_atomic_fetch_add(&(wmcf)->counters->field, (n));           \
     }
 
+/* per worker process: the first NGX_HTTP_WIREHUB_MAX_WORKERS are counted */
+#define ngx_http_wirehub_worker_stat(wmcf, field, n)                          \
+    if ((wmcf)->counters && ngx_worker < NGX_HTTP_WIREHUB_MAX_WORKERS) {     \
+        (void) ngx_atomic_fetch_add(&(wmcf)->counters->field[ngx_worker],     \
+                                    (n));                                     \
+    }
+
 
 #endif /* _NGX_HTTP_WIREHUB_COUNTERS_H_INCLUDED_ */

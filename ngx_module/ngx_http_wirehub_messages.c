@@ -401,7 +401,7 @@ ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s, json_t *msg,
                                                   denial.message, ref);
     }
 
-    s->expires = id->exp ? id->exp + s->main_conf->leeway : 0;
+    s->expires = ngx_http_wirehub_expiry(id->exp, s->main_conf->leeway);
     old->exp = id->exp;
 
     ngx_destroy_pool(pool);

@@ -58,7 +58,7 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     wmcf->nsessions++;
 
     ngx_http_wirehub_stat(wmcf, connections, 1);
-    ngx_http_wirehub_stat(wmcf, worker_connections[ngx_worker], 1);
+    ngx_http_wirehub_worker_stat(wmcf, worker_connections, 1);
 
     s->out_last = &s->out;
     s->parser.max_message_size = s->conf->max_message_size;
@@ -78,8 +78,8 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     s->last_rx = ngx_current_msec;
     s->last_ping = ngx_current_msec;
 
-    if (s->identity && s->identity->exp) {
-        s->expires = s->identity->exp + wmcf->leeway;
+    if (s->identity) {
+        s->expires = ngx_http_wirehub_expiry(s->identity->exp, wmcf->leeway);
     }
 
     s->timer.handler = ngx_http_wirehub_timer_event;
@@ -644,10 +644,20 @@ ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s)
 
         if (s->expires) {
             left = s->expires - ngx_time();
-            t = now + (left > 0 ? (ngx_msec_t) left * 1000 : 0);
 
-            if ((ngx_msec_int_t) (t - at) < 0) {
-                at = t;
+            /* only an expiry before the next ping or idle check counts */
+
+            if (left <= 0) {
+                at = now;
+
+            } else if ((ngx_msec_t) left
+                       < (ngx_msec_t) (at - now) / 1000 + 1)
+            {
+                t = now + (ngx_msec_t) left * 1000;
+
+                if ((ngx_msec_int_t) (t - at) < 0) {
+                    at = t;
+                }
             }
         }
 
@@ -845,6 +855,6 @@ ngx_http_wirehub_session_cleanup(void *data)
     s->closed = 1;
 
     ngx_http_wirehub_stat(s->main_conf, connections, -1);
-    ngx_http_wirehub_stat(s->main_conf, worker_connections[ngx_worker], -1);
+    ngx_http_wirehub_worker_stat(s->main_conf, worker_connections, -1);
     ngx_http_wirehub_stat(s->main_conf, closes[s->close_reason], 1);
 }

@@ -110,6 +110,24 @@ struct ngx_http_wirehub_session_s {
 };
 
 
+/*
+ * When a token of this exp stops being accepted: exp + leeway, saturated,
+ * so that an exp near the top of the range neither wraps nor closes at
+ * once; 0 (no exp) never expires.
+ */
+
+static ngx_inline time_t
+ngx_http_wirehub_expiry(time_t exp, time_t leeway)
+{
+    if (exp == 0) {
+        return 0;
+    }
+
+    return (exp > NGX_MAX_TIME_T_VALUE - leeway) ? NGX_MAX_TIME_T_VALUE
+                                                  : exp + leeway;
+}
+
+
 /* ngx_http_wirehub_takeover.c */
 void ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s);
 

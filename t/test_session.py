@@ -322,6 +322,18 @@ def expiring_token(seconds, **kw):
     return token_for(exp=exp, **kw), exp
 
 
+@pytest.mark.parametrize("exp", [2 ** 31, 2 ** 53, 2 ** 62, 2 ** 63 - 1])
+def test_far_exp_neither_wraps_nor_closes(nginx, exp):
+    """A token that expires in the far future (up to the top of int64)
+    keeps its connection: the expiry saturates instead of wrapping."""
+    ws, status = connect(nginx, token=token_for(exp=exp))
+    with ws:
+        frame, _, _ = wait_close(ws, time.monotonic() + 1.5)
+        assert frame is None, frame
+        reply = request(ws, {"type": "ping", "ref": "far"})
+        assert (reply["type"], reply["ref"]) == ("pong", "far"), reply
+
+
 def test_expired_token_closes_4401(expiring):
     token, exp = expiring_token(3)
     ws, _ = connect(expiring, token=token)
