@@ -30,7 +30,7 @@ FUZZERS    :=
 -include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz clean bench \
-        layers
+        layers test-asan
 
 .DEFAULT_GOAL := all
 
@@ -124,6 +124,59 @@ fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 
 integration: all
 	$(PYTHON) -m pytest -q t/
+
+# The integration suite against ASan/UBSan builds of the module and
+# wirehubd.  nginx itself is Debian's: a wrapper preloads the sanitizer
+# runtimes into it.  Any report fails the run.
+ASAN_BUILD  := $(BUILD)/asan
+ASAN_NGX    := $(ASAN_BUILD)/nginx
+ASAN_MODULE := $(ASAN_BUILD)/ngx_http_wirehub_module.so
+ASAN_DAEMON := $(ASAN_BUILD)/wirehubd
+ASAN_NGINX  := $(ASAN_BUILD)/nginx.sh
+ASAN_LOGS   := $(ASAN_BUILD)/logs
+
+$(ASAN_NGX)/objs/Makefile: config $(MODULE_LIST)
+	rm -rf $(ASAN_NGX)
+	mkdir -p $(ASAN_BUILD)
+	cp -r $(NGINX_SRC) $(ASAN_NGX)
+	cd $(ASAN_NGX) && \
+	    if [ -f conf_flags ]; then . ./conf_flags; fi && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
+	        --with-cc-opt="$(WARN) -Wno-unused-parameter -O1 -g -fPIC $(SAN)" \
+	        --with-ld-opt="-fsanitize=address,undefined" \
+	        --add-dynamic-module=$(CURDIR) > $(ASAN_BUILD)/configure.log 2>&1 || \
+	    { tail -20 $(ASAN_BUILD)/configure.log; exit 1; }
+
+$(ASAN_MODULE): $(ASAN_NGX)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(ASAN_NGX) -f objs/Makefile modules \
+	    > $(ASAN_BUILD)/module.log 2>&1 || \
+	    { grep -E "error|warning" -A3 $(ASAN_BUILD)/module.log | head -40; exit 1; }
+	cp $(ASAN_NGX)/objs/ngx_http_wirehub_module.so $@.tmp
+	mv -f $@.tmp $@
+
+$(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
+	@mkdir -p $(ASAN_BUILD)
+	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
+	    -llmdb -ljansson -lmosquitto -lpthread
+
+$(ASAN_NGINX):
+	@mkdir -p $(ASAN_BUILD)
+	printf '#!/bin/sh\nLD_PRELOAD=%s:%s exec /usr/sbin/nginx "$$@"\n' \
+	    "$$($(CC) -print-file-name=libasan.so)" \
+	    "$$($(CC) -print-file-name=libubsan.so)" > $@
+	chmod +x $@
+
+test-asan: deps
+	$(MAKE) $(ASAN_MODULE) $(ASAN_DAEMON) $(ASAN_NGINX)
+	rm -rf $(ASAN_LOGS)
+	mkdir -p $(ASAN_LOGS)
+	ASAN_OPTIONS=detect_leaks=0:log_path=$(ASAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
+	WIREHUB_NGINX=$(ASAN_NGINX) WIREHUB_MODULE=$(ASAN_MODULE) \
+	WIREHUBD=$(ASAN_DAEMON) $(PYTHON) -m pytest -q t/
+	@if [ -n "$$(ls $(ASAN_LOGS))" ]; then \
+	    echo "sanitizer reports in $(ASAN_LOGS):"; \
+	    head -60 $(ASAN_LOGS)/*; exit 1; fi
 
 test: deps
 	$(MAKE) all

@@ -42,7 +42,7 @@ static void ngx_http_wirehub_channels_relink(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_uint_t up);
 static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t recovered);
-static void ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
+static ngx_int_t ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame);
 
 
@@ -383,9 +383,24 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
                                                WH_WS_OP_TEXT,
                                                (u_char *) m->body.data,
                                                m->body.len);
+
+        /* an item that cannot be held is a gap: "recovered":false says so */
+
+        if (frame == NULL
+            || ngx_http_wirehub_hold(sub->session->main_conf,
+                                     &sub->held_last, frame)
+               != NGX_OK)
+        {
+            if (!sub->lost) {
+                ngx_log_error(NGX_LOG_ERR, sub->session->connection->log, 0,
+                              "wirehub: replayed message %uL of \"%V\" "
+                              "lost (memory)", m->id, &sub->channel->name);
+            }
+
+            sub->lost = 1;
+        }
+
         if (frame) {
-            ngx_http_wirehub_hold(sub->session->main_conf, &sub->held_last,
-                                  frame);
             ngx_http_wirehub_frame_release(frame);
         }
 
@@ -397,13 +412,13 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
     sub->replay = NULL;
     sub->live = 1;
 
-    (void) ngx_http_wirehub_send_subscribed(sub, m && m->flag);
+    (void) ngx_http_wirehub_send_subscribed(sub, m && m->flag && !sub->lost);
 
     ngx_http_wirehub_sub_release(sub, 1);
 }
 
 
-static void
+static ngx_int_t
 ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame)
 {
@@ -417,7 +432,7 @@ ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     } else {
         out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), ngx_cycle->log);
         if (out == NULL) {
-            return;
+            return NGX_ERROR;
         }
     }
 
@@ -428,6 +443,8 @@ ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
 
     **last = out;
     *last = &out->next;
+
+    return NGX_OK;
 }
 
 
@@ -644,6 +661,20 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
                                           (u_char *) m->body.data,
                                           m->body.len);
     if (frame == NULL) {
+        /* no subscriber may miss it silently: each resumes from history */
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "wirehub: message %uL of \"%V\" cannot be framed, "
+                      "closing its %ui subscribers", m->id, &ch->name,
+                      ch->nsubs);
+
+        for (q = ngx_queue_head(&ch->subs);
+             q != ngx_queue_sentinel(&ch->subs);
+             q = ngx_queue_next(q))
+        {
+            sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
+            ngx_http_wirehub_session_lost(sub->session);
+        }
+
         return;
     }
 
@@ -676,8 +707,11 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
             (void) ngx_http_wirehub_send_frame(sub->session, out);
             delivered++;
 
-        } else if (sub->replay) {
-            ngx_http_wirehub_hold(wmcf, &sub->held_live_last, out);
+        } else if (sub->replay
+                   && ngx_http_wirehub_hold(wmcf, &sub->held_live_last, out)
+                      != NGX_OK)
+        {
+            ngx_http_wirehub_session_lost(sub->session);
         }
     }
 

@@ -48,6 +48,7 @@ struct ngx_http_wirehub_sub_s {
     size_t                           since_epoch_len;
     unsigned                         has_since:1;
     unsigned                         live:1;
+    unsigned                         lost:1;     /* a replayed item */
 };
 
 

@@ -144,6 +144,7 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     } else {
         out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
         if (out == NULL) {
+            ngx_http_wirehub_session_lost(s);
             return NGX_ERROR;
         }
     }
@@ -163,6 +164,30 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * A message this session should have had cannot be queued (memory): the
+ * client must not miss it silently, so the session closes with 1011 from
+ * its timer handler in this turn, and resumes from history when it
+ * reconnects.
+ */
+
+void
+ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s)
+{
+    if (s->lost || s->close_sent) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
+                  "wirehub: a message could not be queued, closing");
+    s->lost = 1;
+
+    if (!s->timer.posted) {
+        ngx_post_event(&s->timer, &ngx_posted_events);
+    }
 }
 
 

@@ -563,6 +563,12 @@ ngx_http_wirehub_timer_event(ngx_event_t *ev)
         return;
     }
 
+    if (s->lost && !s->close_sent) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                       "message lost, resume");
+        return;
+    }
+
     if (s->close_sent) {
         if ((ngx_msec_int_t) (now - s->close_deadline) >= 0) {
             ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,

@@ -107,6 +107,7 @@ struct ngx_http_wirehub_session_s {
     unsigned                         deflate:1;   /* permessage-deflate */
     unsigned                         opened:1;    /* SESSION_OPEN sent */
     unsigned                         slow:1;      /* past send_limit */
+    unsigned                         lost:1;      /* a frame not queued */
 };
 
 
@@ -155,6 +156,7 @@ ngx_int_t ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
 ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
     u_char *data, size_t len);
 ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
     ngx_uint_t keep_partial);
 

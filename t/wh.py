@@ -24,9 +24,11 @@ import jwt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
-MODULE_SO = os.path.join(BUILD, "ngx_http_wirehub_module.so")
+# another build (make test-asan) is named by the environment
+MODULE_SO = os.environ.get("WIREHUB_MODULE",
+                           os.path.join(BUILD, "ngx_http_wirehub_module.so"))
 WIREHUBD = os.path.join(BUILD, "wirehubd")
-NGINX = "/usr/sbin/nginx"
+NGINX = os.environ.get("WIREHUB_NGINX", "/usr/sbin/nginx")
 KEYS = os.path.join(ROOT, "t", "keys")
 TEMPLATE = os.path.join(ROOT, "t", "conf", "nginx.conf.tmpl")
 ARTIFACTS = os.path.join(ROOT, "t", "artifacts")
