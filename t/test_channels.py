@@ -1,5 +1,5 @@
 """Channels through the real stack: nginx (2 workers) with the module,
-wirehubd, WebSocket clients (python3-websockets) and the HTTP API.
+wirehubd, WebSocket clients (chan.Client) and the HTTP API (wh.Api).
 
 Order and completeness across workers, WebSocket publish and its
 claims, subscribe/unsubscribe and subscriber counts, and the measured
@@ -88,7 +88,7 @@ def test_5000_messages_reach_200_subscribers_on_both_workers(ngx):
         assert set(per_worker) == set(ngx.workers()), per_worker
         assert min(per_worker.values()) >= 30, per_worker
 
-        api = chan.Api(ngx.port, svc)
+        api = wh.Api(ngx.port, svc)
         listed = wait_subscribers(api, channel, 200)
         assert (listed["last_id"], listed["epoch"]) == (0, epoch), listed
 
@@ -217,7 +217,7 @@ def test_websocket_publish_with_claim(ngx):
             await c.close()
 
     run(scenario())
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
     hist = api.history(channel, "since=48")
     assert hist.status == 200, hist
     assert [(m["id"], m["data"]) for m in hist.json()["items"]] == [
@@ -285,7 +285,7 @@ def test_subscribe_again_answers_with_its_ref(ngx):
     async def scenario():
         client = await Client.open(ngx.rport, tok("twice", workspace))
         first = await client.subscribe("sensors/V1")
-        api = chan.Api(ngx.port, chan.service_token(workspace))
+        api = wh.Api(ngx.port, chan.service_token(workspace))
         chan.publish_ok(api, "sensors/V1", {"n": 1})
         api.close()
         assert_channel_messages(await client.messages(1), "sensors/V1", [1])
@@ -301,7 +301,7 @@ def test_subscribe_again_answers_with_its_ref(ngx):
 
 def test_unsubscribe_and_subscriber_counts(ngx):
     workspace = chan.unique("unsub")
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
 
     async def scenario():
         pids = sorted(ngx.workers())
@@ -400,7 +400,7 @@ def test_fanout_one_channel_to_1000_subscribers(ngx, daemon):
     svc = chan.service_token(workspace)
     tokens = [chan.token("f-%d" % i, workspace) for i in range(1000)]
     fleet = chan.Fleet(ngx.rport, tokens, channel, procs=4,
-                       collect_latency=True, raw=True)
+                       collect_latency=True)
     try:
         fleet.wait_ready()
         servers = ngx.workers() + [daemon.pid]
