@@ -276,6 +276,7 @@ class Client(asyncio.Protocol):
         self.server_pings = 0
         self.pongs = {}
         self.status = None
+        self.error = None
         self.refs = 0
 
     @classmethod
@@ -339,6 +340,7 @@ class Client(asyncio.Protocol):
         try:
             self.parse()
         except Exception as e:  # a bad frame: recv() raises it
+            self.error = e
             self.closed = self.closed or 1006
             self.queue.put_nowait(e)
             self.transport.abort()
@@ -359,7 +361,9 @@ class Client(asyncio.Protocol):
         opcode = frame.opcode
         if opcode == wh.OP_PING:
             self.server_pings += 1
-            self.transport.write(wh.encode_frame(wh.OP_PONG, frame.payload))
+            if not self.close_sent:  # nothing follows a close frame
+                self.transport.write(wh.encode_frame(wh.OP_PONG,
+                                                     frame.payload))
             return
         if opcode == wh.OP_PONG:
             fut = self.pongs.pop(frame.payload, None)

@@ -1,9 +1,11 @@
 """Shared helpers for the Wirehub integration tests.
 
 Free ports, JWT minting (PyJWT plus hand-built tokens for the cases PyJWT
-refuses to produce), a raw-socket HTTP client, a raw-socket WebSocket
-client that can send any byte sequence, and management of the nginx and
-wirehubd processes a test module starts.
+refuses to produce), a raw-socket HTTP client, the HTTP API test client
+(Api), the strict WebSocket frame codec, the synchronous WebSocket test
+client (RawWebSocket: any byte sequence out, every frame checked in; the
+asyncio one, for many connections in one event loop, is chan.Client),
+and management of the nginx and wirehubd processes a test module starts.
 """
 
 import base64
