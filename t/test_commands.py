@@ -834,24 +834,27 @@ def test_kill9_nginx_worker_under_load(daemon, ws):
         jobs = [("k-%d" % i, "/api/clients/pc-k/commands",
                  {"command": "job", "idempotency_key": "k-%d" % i})
                 for i in range(600)]
-        results = []
+        killed = []
 
-        def killer():
-            wait_for(lambda: len(results) >= 150, timeout=30,
-                     interval=0.005, what="150 answers")
-            # the worker that holds most of the POST connections (they
-            # need not spread over both)
-            held = Counter(pid for pid in chan.workers_of(
-                ngx, list(chan.tcp_inodes(ngx.port)), ngx.port).values()
-                if pid is not None)
-            os.kill(held.most_common(1)[0][0] if held
-                    else ngx.workers()[0], 9)
+        class Results(list):
+            """Kills, at the 150th answer, the worker that holds most of
+            the POST connections (they need not spread over both); the
+            POSTs wait meanwhile, so some are in flight on it."""
 
-        t = threading.Thread(target=killer)
-        t.start()
+            def append(self, item):
+                super().append(item)
+                if len(self) == 150:
+                    held = Counter(pid for pid in chan.workers_of(
+                        ngx, list(chan.tcp_inodes(ngx.port)),
+                        ngx.port).values() if pid is not None)
+                    killed.append(held.most_common(1)[0][0] if held
+                                  else ngx.workers()[0])
+                    os.kill(killed[0], 9)
+
+        results = Results()
         post_many(ngx.port, api.token, jobs, conns=32, retry=True,
                   results=results)
-        t.join()
+        assert killed, "fewer than 150 answers"
 
         answers = {}
         for key, status, body, _ in results:
