@@ -1,9 +1,10 @@
 """Helpers for the channel integration tests (issue 3): a wirehubd with its
 own history bounds that can be killed and restarted on the same storage,
 nginx with a reuseport listener (so connections spread over both
-workers), which worker holds a connection, an HTTP API client, an asyncio
-WebSocket client on python3-websockets, and a fleet of subscriber
-processes for the heavy fan-out tests.
+workers), which worker holds a connection, the asyncio WebSocket test
+client (Client; the synchronous one is wh.RawWebSocket, the API client
+wh.Api), and a fleet of subscriber processes for the heavy fan-out
+tests.
 
 Run as a script (`python3 chan.py fleet`) it is one fleet process: see
 fleet_main().
@@ -23,8 +24,6 @@ import uuid
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import websockets  # noqa: E402
 
 import wh  # noqa: E402
 
@@ -134,13 +133,12 @@ def wait_health(ngx, status, timeout=5.0):
 
 
 def healthz(port):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    api = wh.Api(port, None, timeout=5)
     try:
-        conn.request("GET", "/healthz")
-        resp = conn.getresponse()
-        return resp.status, resp.getheader("Retry-After"), resp.read()
+        resp = api.request("GET", "/healthz")
+        return resp.status, resp.header("retry-after"), resp.body
     finally:
-        conn.close()
+        api.close()
 
 
 def tcp_inodes(port):
@@ -180,95 +178,6 @@ def workers_of(ngx, client_ports, port=None):
 # ---------------------------------------------------------------- HTTP API
 
 
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        return json.loads(self.body.decode())
-
-    def error_code(self):
-        doc = self.json()
-        assert set(doc) == {"error"}, doc
-        assert isinstance(doc["error"].get("message"), str), doc
-        assert doc["error"]["message"], doc
-        return doc["error"]["code"]
-
-    def __repr__(self):
-        return "Response(%d, %r)" % (self.status, self.body[:300])
-
-
-class Api:
-    """A keep-alive HTTP API client with one token."""
-
-    def __init__(self, port, tok, workspace_header=None, timeout=10):
-        self.port = port
-        self.token = tok
-        self.workspace_header = workspace_header
-        self.timeout = timeout
-        self.conn = None
-
-    def request(self, method, path, body=None, headers=None, raw=False):
-        hdrs = {}
-        if self.token is not None:
-            hdrs["Authorization"] = "Bearer " + self.token
-        if self.workspace_header is not None:
-            hdrs["X-Workspace-ID"] = self.workspace_header
-        if body is not None and not raw:
-            body = json.dumps(body)
-            hdrs["Content-Type"] = "application/json"
-        hdrs.update(headers or {})
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                   timeout=self.timeout)
-        try:
-            self.conn.request(method, path, body, hdrs)
-            resp = self.conn.getresponse()
-            data = resp.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        headers_out = {k.lower(): v for k, v in resp.getheaders()}
-        if resp.will_close:
-            self.close()
-        return Response(resp.status, headers_out, data)
-
-    def publish(self, channel, data, mtype="reading"):
-        return self.request("POST", "/api/channels/%s/messages" % channel,
-                            {"type": mtype, "data": data})
-
-    def history(self, channel, query=""):
-        return self.request("GET", "/api/channels/%s/messages%s"
-                            % (channel, "?" + query if query else ""))
-
-    def channels(self, query=""):
-        return self.request("GET", "/api/channels" +
-                            ("?" + query if query else ""))
-
-    def all_channels(self):
-        """Every channel of the workspace, following next cursors."""
-        items, cursor = [], None
-        while True:
-            resp = self.channels("limit=1000" + (
-                "&cursor=" + cursor if cursor else ""))
-            assert resp.status == 200, resp
-            doc = resp.json()
-            items += doc["items"]
-            cursor = doc["next"]
-            if cursor is None:
-                return items
-
-    def close(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
 def publish_ok(api, channel, data, mtype="reading"):
     resp = api.publish(channel, data, mtype)
     assert resp.status == 202, resp
@@ -284,7 +193,7 @@ class Publisher(threading.Thread):
 
     def __init__(self, port, tok, channel, name, count=None, pause=0.0):
         super().__init__(daemon=True)
-        self.api = Api(port, tok, timeout=5)
+        self.api = wh.Api(port, tok, timeout=5)
         self.channel = channel
         self.name = name
         self.count = count
@@ -342,45 +251,169 @@ def run(coro, timeout=90):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-class Client:
-    """One WebSocket connection (python3-websockets) speaking the Wirehub
-    protocol; every reply is read in order."""
+class Client(asyncio.Protocol):
+    """The asyncio WebSocket test client (RFC 6455 client side on a bare
+    asyncio transport; frames checked by wh.parse_frame, pings answered
+    and counted) speaking the Wirehub protocol; every reply is read in
+    order.  Text messages go to on_text (by default the queue recv()
+    reads; a fleet hands them to its tally instead)."""
 
-    def __init__(self, ws, status):
-        self.ws = ws
-        self.status = status
+    def __init__(self, key):
+        loop = asyncio.get_running_loop()
+        self.key = key
+        self.buf = b""
+        self.head = None
+        self.parts = []
+        self.opcode = None
+        self.transport = None
+        self.ready = loop.create_future()
+        self.lost = loop.create_future()
+        self.queue = asyncio.Queue()
+        self.on_text = self.queue.put_nowait
+        self.closed = None      # the close code once closed (1006: TCP)
+        self.close_reason = ""
+        self.close_sent = False
+        self.server_pings = 0
+        self.pongs = {}
+        self.status = None
+        self.error = None
         self.refs = 0
 
     @classmethod
-    async def open(cls, port, tok, path="/ws/"):
-        ws = await websockets.connect(
-            "ws://127.0.0.1:%d%s" % (port, path),
-            extra_headers={"Authorization": "Bearer " + tok},
-            ping_interval=None, compression=None, max_size=1 << 24,
-            max_queue=None, open_timeout=10, close_timeout=2)
-        status = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    async def open(cls, port, tok, path="/ws/", timeout=10):
+        """Connected, connection_status read (.status)."""
+        key = wh.ws_key()
+        loop = asyncio.get_running_loop()
+
+        async def handshake():
+            _, proto = await loop.create_connection(lambda: cls(key),
+                                                    "127.0.0.1", port)
+            proto.transport.write(wh.upgrade_request(path=path, token=tok,
+                                                     key=key))
+            await proto.ready
+            return proto
+
+        proto = await asyncio.wait_for(handshake(), timeout)
+        status = await proto.recv(10)
         assert status["type"] == "connection_status", status
         assert status["data"]["status"] == "connected", status
-        return cls(ws, status)
+        proto.status = status
+        return proto
+
+    @property
+    def close_code(self):
+        return self.closed
 
     @property
     def local_port(self):
-        return self.ws.local_address[1]
+        return self.transport.get_extra_info("sockname")[1]
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def connection_lost(self, exc):
+        if self.closed is None:
+            self.closed = 1006
+            self.queue.put_nowait(wh.ConnectionClosed("closed 1006", 1006))
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed in handshake"))
+        if not self.lost.done():
+            self.lost.set_result(True)
+
+    def data_received(self, data):
+        self.buf += data
+        if self.head is None:
+            if b"\r\n\r\n" not in self.buf:
+                return
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            self.head = head
+            status, _, headers = wh.parse_head(head + b"\r\n\r\n")
+            if status != 101 or headers.get("sec-websocket-accept") \
+                    != wh.ws_accept(self.key):
+                self.ready.set_exception(AssertionError(
+                    "handshake refused: %r" % head[:200]))
+                self.transport.close()
+                return
+            self.ready.set_result(True)
+        try:
+            self.parse()
+        except Exception as e:  # a bad frame: recv() raises it
+            self.error = e
+            self.closed = self.closed or 1006
+            self.queue.put_nowait(e)
+            self.transport.abort()
+
+    def parse(self):
+        buf, pos = self.buf, 0
+        while True:
+            got = wh.parse_frame(buf, pos)
+            if got is None:
+                break
+            frame, pos = got
+            self.frame(frame)
+            if self.closed is not None:
+                break
+        self.buf = buf[pos:]
+
+    def frame(self, frame):
+        opcode = frame.opcode
+        if opcode == wh.OP_PING:
+            self.server_pings += 1
+            if not self.close_sent:  # nothing follows a close frame
+                self.transport.write(wh.encode_frame(wh.OP_PONG,
+                                                     frame.payload))
+            return
+        if opcode == wh.OP_PONG:
+            fut = self.pongs.pop(frame.payload, None)
+            if fut is not None and not fut.done():
+                fut.set_result(True)
+            return
+        if opcode == wh.OP_CLOSE:
+            self.closed = frame.close_code or 1005
+            self.close_reason = frame.payload[2:].decode("utf-8")
+            if not self.close_sent:
+                self.close_sent = True
+                self.transport.write(wh.encode_frame(wh.OP_CLOSE,
+                                                     frame.payload[:2]))
+            self.queue.put_nowait(wh.ConnectionClosed(
+                "closed %d %r" % (self.closed, self.close_reason),
+                self.closed, self.close_reason))
+            return
+        if self.opcode is None:
+            assert opcode == wh.OP_TEXT, "expected a text message: %r" \
+                % frame
+            self.opcode = opcode
+        else:
+            assert opcode == wh.OP_CONT, frame
+        self.parts.append(frame.payload)
+        if frame.fin:
+            text = b"".join(self.parts).decode("utf-8")
+            self.parts = []
+            self.opcode = None
+            self.on_text(text)
+
+    # the Wirehub protocol
 
     def next_ref(self):
         self.refs += 1
         return "r%d" % self.refs
 
     async def send(self, obj):
-        await self.ws.send(json.dumps(obj))
+        self.transport.write(wh.encode_frame(wh.OP_TEXT, json.dumps(obj)))
 
     async def recv(self, timeout=5.0):
+        """The next message; wh.ConnectionClosed once closed."""
         try:
-            text = await asyncio.wait_for(self.ws.recv(), timeout)
+            item = await asyncio.wait_for(self.queue.get(), timeout)
         except asyncio.TimeoutError:
-            raise AssertionError("nothing received within %.1f s" % timeout)
-        assert isinstance(text, str), text
-        return json.loads(text)
+            raise NothingReceived("nothing received within %.1f s"
+                                  % timeout)
+        if isinstance(item, BaseException):
+            self.queue.put_nowait(item)
+            raise item
+        return json.loads(item)
 
     async def call(self, obj, timeout=5.0):
         """Send with a fresh ref; the next message must be the reply."""
@@ -422,8 +455,29 @@ class Client:
             out.append(await self.recv(left))
         return out
 
-    async def close(self):
-        await self.ws.close()
+    async def ping(self):
+        """A WebSocket ping; returns a future done at its pong."""
+        payload = os.urandom(4)
+        fut = asyncio.get_running_loop().create_future()
+        self.pongs[payload] = fut
+        self.transport.write(wh.encode_frame(wh.OP_PING, payload))
+        return fut
+
+    async def close(self, timeout=2.0):
+        """Close handshake (1000, unless the server closed first), then
+        until the server closed TCP (aborted after timeout)."""
+        if not self.close_sent and not self.transport.is_closing():
+            self.close_sent = True
+            self.transport.write(wh.encode_frame(
+                wh.OP_CLOSE, wh.close_payload(1000)))
+        try:
+            await asyncio.wait_for(asyncio.shield(self.lost), timeout)
+        except asyncio.TimeoutError:
+            self.transport.abort()
+
+
+class NothingReceived(AssertionError):
+    """Client.recv() timed out."""
 
 
 async def open_on(ngx, tok, pid, tries=40):
@@ -463,13 +517,13 @@ def digest(pairs):
 
 
 class Fleet:
-    """Subscriber processes (asyncio; python3-websockets, or RawClient
-    when raw): each opens its connections, subscribes them to one channel
-    and, once told the last id, reports per connection what it received.
+    """Subscriber processes (asyncio, Client): each opens its
+    connections, subscribes them to one channel and, once told the last
+    id, reports per connection what it received.
     Tokens go in on stdin; results come out on stdout."""
 
     def __init__(self, port, tokens, channel, procs=2, since=None,
-                 collect_latency=False, raw=False, keep=False):
+                 collect_latency=False, keep=False):
         self.procs = []
         self.channel = channel
         per = (len(tokens) + procs - 1) // procs
@@ -479,7 +533,7 @@ class Fleet:
                 continue
             spec = {"port": port, "tokens": part, "channel": channel,
                     "since": since, "latency": collect_latency,
-                    "raw": raw, "keep": keep}
+                    "keep": keep}
             proc = subprocess.Popen([sys.executable, HERE, "fleet"],
                                     stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE,
@@ -534,114 +588,8 @@ class Fleet:
                 proc.wait()
 
 
-class RawClient(asyncio.Protocol):
-    """A lean WebSocket client (asyncio Protocol, RFC 6455 client side)
-    for the fan-out measurement, where python3-websockets' per-message
-    cost would be what is measured: text messages go to on_text."""
-
-    def __init__(self, key):
-        self.key = key
-        self.buf = b""
-        self.head = None
-        self.parts = []
-        self.transport = None
-        self.ready = asyncio.get_running_loop().create_future()
-        self.queue = asyncio.Queue()
-        self.on_text = self.queue.put_nowait
-        self.closed = None
-
-    @classmethod
-    async def open(cls, port, tok, path="/ws/"):
-        key = wh.ws_key()
-        loop = asyncio.get_running_loop()
-        _, proto = await loop.create_connection(lambda: cls(key),
-                                                "127.0.0.1", port)
-        proto.transport.write(wh.upgrade_request(path=path, token=tok,
-                                                 key=key))
-        await asyncio.wait_for(proto.ready, 10)
-        status = json.loads(await asyncio.wait_for(proto.queue.get(), 10))
-        assert status["type"] == "connection_status", status
-        return proto
-
-    @property
-    def local_port(self):
-        return self.transport.get_extra_info("sockname")[1]
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def connection_lost(self, exc):
-        self.closed = self.closed or "tcp"
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("closed in handshake"))
-
-    def data_received(self, data):
-        self.buf += data
-        if self.head is None:
-            if b"\r\n\r\n" not in self.buf:
-                return
-            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-            self.head = head
-            status, _, headers = wh.parse_head(head + b"\r\n\r\n")
-            if status != 101 or headers.get("sec-websocket-accept") \
-                    != wh.ws_accept(self.key):
-                self.ready.set_exception(AssertionError(
-                    "handshake refused: %r" % head[:200]))
-                self.transport.close()
-                return
-            self.ready.set_result(True)
-        self.parse()
-
-    def parse(self):
-        buf, pos, end = self.buf, 0, len(self.buf)
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n, hdr = b1 & 0x7F, 2
-            if n == 126:
-                if end - pos < 4:
-                    break
-                n, hdr = int.from_bytes(buf[pos + 2:pos + 4], "big"), 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n, hdr = int.from_bytes(buf[pos + 2:pos + 10], "big"), 10
-            if end - pos < hdr + n:
-                break
-            payload = buf[pos + hdr:pos + hdr + n]
-            pos += hdr + n
-            self.frame(b0 & 0x80, b0 & 0x0F, payload)
-        self.buf = buf[pos:]
-
-    def frame(self, fin, opcode, payload):
-        if opcode == wh.OP_PING:
-            self.transport.write(wh.encode_frame(wh.OP_PONG, payload))
-            return
-        if opcode == wh.OP_CLOSE:
-            self.closed = int.from_bytes(payload[:2], "big") \
-                if len(payload) >= 2 else 1005
-            self.transport.close()
-            return
-        if opcode == wh.OP_PONG:
-            return
-        self.parts.append(payload)
-        if fin:
-            text = b"".join(self.parts).decode("utf-8")
-            self.parts = []
-            self.on_text(text)
-
-    async def send(self, obj):
-        self.transport.write(wh.encode_frame(wh.OP_TEXT, json.dumps(obj)))
-
-    async def recv(self, timeout=5.0):
-        return json.loads(await asyncio.wait_for(self.queue.get(), timeout))
-
-    async def close(self):
-        self.transport.close()
-
-
 async def fleet_connect(spec, tok):
-    kind = RawClient if spec.get("raw") else Client
-    client = await kind.open(spec["port"], tok)
+    client = await Client.open(spec["port"], tok)
     msg = {"type": "subscribe", "channels": [spec["channel"]], "ref": "s"}
     if spec.get("since") is not None:
         msg["since"] = {spec["channel"]: spec["since"]}
@@ -722,28 +670,14 @@ class FleetStop:
                 self.event.set()
 
 
-async def fleet_drain(client, tally):
-    """python3-websockets: one task per connection."""
-    while True:
-        try:
-            text = await client.ws.recv()
-        except websockets.ConnectionClosed as e:
-            tally.others.append({"closed": e.code})
-            return
-        tally.add_text(text)
-
-
 def fleet_start(pairs, tallies):
     """Hands every connection's further messages to its tally."""
-    tasks = []
     for (client, _), tally in zip(pairs, tallies):
-        if isinstance(client, RawClient):
-            while not client.queue.empty():
-                tally.add_text(client.queue.get_nowait())
-            client.on_text = tally.add_text
-        else:
-            tasks.append(asyncio.ensure_future(fleet_drain(client, tally)))
-    return tasks
+        while not client.queue.empty():
+            item = client.queue.get_nowait()
+            if not isinstance(item, BaseException):
+                tally.add_text(item)
+        client.on_text = tally.add_text
 
 
 async def fleet_run(spec):
@@ -758,7 +692,7 @@ async def fleet_run(spec):
     tallies = [Tally(c.local_port, r, spec["latency"], stop,
                      spec.get("keep"))
                for c, r in pairs]
-    tasks = fleet_start(pairs, tallies)
+    fleet_start(pairs, tallies)
     print("READY " + json.dumps([{"port": t.port, "subscribed": t.subscribed}
                                  for t in tallies]), flush=True)
     loop = asyncio.get_running_loop()
@@ -770,10 +704,8 @@ async def fleet_run(spec):
         await asyncio.wait_for(stop.event.wait(), 60)
     except asyncio.TimeoutError:
         pass
-    for task in tasks:
-        task.cancel()
     for (client, _), t in zip(pairs, tallies):
-        if isinstance(client, RawClient) and client.closed:
+        if client.closed:
             t.others.append({"closed": client.closed})
     print("DONE " + json.dumps([t.report() for t in tallies]), flush=True)
     await asyncio.gather(*[c.close() for c, _ in pairs],

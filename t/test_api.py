@@ -44,7 +44,7 @@ def ngx_ttl(ttl_daemon, nginx_factory, keys):
 
 @pytest.fixture
 def api(ngx):
-    a = chan.Api(ngx.port, chan.service_token(chan.unique("api")))
+    a = wh.Api(ngx.port, chan.service_token(chan.unique("api")))
     yield a
     a.close()
 
@@ -124,7 +124,7 @@ def test_history_length_bound_and_default_limit(api):
 
 
 def test_history_ttl_bound(ngx_ttl):
-    api = chan.Api(ngx_ttl.port, chan.service_token(chan.unique("ttl")))
+    api = wh.Api(ngx_ttl.port, chan.service_token(chan.unique("ttl")))
     try:
         assert publish_n(api, "brief", 3) == [1, 2, 3]
         assert history(api, "brief")[:2] == ([1, 2, 3], None)
@@ -193,7 +193,7 @@ PUBLISH_ERRORS = [
                          ids=[repr(c[0][:40]) for c in PUBLISH_ERRORS])
 def test_publish_errors(api, body, status, code):
     chan.publish_ok(api, "err", {"n": 0})
-    resp = api.request("POST", "/api/channels/err/messages", body, raw=True,
+    resp = api.request("POST", "/api/channels/err/messages", raw=body,
                        headers={"Content-Type": "application/json"})
     assert resp.status == status, resp
     assert resp.header("content-type") == "application/json", resp
@@ -284,7 +284,7 @@ def test_stats(api):
 
 def test_token_in_query_and_no_token(ngx, api):
     publish_n(api, "q", 3)
-    open_api = chan.Api(ngx.port, None)
+    open_api = wh.Api(ngx.port, None)
     resp = open_api.request("GET", "/api/channels/q/messages?token=%s"
                             "&limit=2" % api.token)
     assert resp.status == 200, resp

@@ -4,6 +4,7 @@ caller's workspace, on every nginx worker, and to nobody else."""
 import pytest
 
 import chan
+import wh
 from chan import Client, run
 
 
@@ -29,14 +30,14 @@ def test_broadcast_reaches_the_workspace_on_both_workers_only(ngx):
         mine = [await chan.open_on(ngx, chan.token("a%d" % i, ws_a), pid)
                 for i, pid in enumerate(workers)]
         other = await Client.open(ngx.rport, chan.token("b1", ws_b))
-        api = chan.Api(ngx.port, chan.service_token(ws_a))
+        api = wh.Api(ngx.port, chan.service_token(ws_a))
         resp = api.request("POST", "/api/broadcast",
                            {"type": "maintenance", "data": {"in_min": 5}})
         api.close()
         assert resp.status == 202, resp
         got = [await c.recv() for c in mine]
         stray = await other.barrier()
-        bad = chan.Api(ngx.port, chan.service_token(ws_a))
+        bad = wh.Api(ngx.port, chan.service_token(ws_a))
         refused = bad.request("POST", "/api/broadcast",
                               {"type": "a\"b", "data": 1})
         bad.close()
@@ -56,7 +57,7 @@ def test_broadcast_reaches_the_workspace_on_both_workers_only(ngx):
 
 
 def test_broadcast_needs_a_service_token(ngx):
-    api = chan.Api(ngx.port, chan.token("c1", chan.unique("bcc")))
+    api = wh.Api(ngx.port, chan.token("c1", chan.unique("bcc")))
     resp = api.request("POST", "/api/broadcast", {"type": "x", "data": 1})
     api.close()
     assert resp.status == 403

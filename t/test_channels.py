@@ -1,5 +1,5 @@
 """Channels through the real stack: nginx (2 workers) with the module,
-wirehubd, WebSocket clients (python3-websockets) and the HTTP API.
+wirehubd, WebSocket clients (chan.Client) and the HTTP API (wh.Api).
 
 Order and completeness across workers, WebSocket publish and its
 claims, subscribe/unsubscribe and subscriber counts, and the measured
@@ -89,7 +89,7 @@ def test_5000_messages_reach_200_subscribers_on_both_workers(ngx):
         assert set(per_worker) == set(ngx.workers()), per_worker
         assert min(per_worker.values()) >= 30, per_worker
 
-        api = chan.Api(ngx.port, svc)
+        api = wh.Api(ngx.port, svc)
         listed = wait_subscribers(api, channel, 200)
         assert (listed["last_id"], listed["epoch"]) == (0, epoch), listed
 
@@ -218,7 +218,7 @@ def test_websocket_publish_with_claim(ngx):
             await c.close()
 
     run(scenario())
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
     hist = api.history(channel, "since=48")
     assert hist.status == 200, hist
     assert [(m["id"], m["data"]) for m in hist.json()["items"]] == [
@@ -286,7 +286,7 @@ def test_subscribe_again_answers_with_its_ref(ngx):
     async def scenario():
         client = await Client.open(ngx.rport, tok("twice", workspace))
         first = await client.subscribe("sensors/V1")
-        api = chan.Api(ngx.port, chan.service_token(workspace))
+        api = wh.Api(ngx.port, chan.service_token(workspace))
         chan.publish_ok(api, "sensors/V1", {"n": 1})
         api.close()
         assert_channel_messages(await client.messages(1), "sensors/V1", [1])
@@ -302,7 +302,7 @@ def test_subscribe_again_answers_with_its_ref(ngx):
 
 def test_unsubscribe_and_subscriber_counts(ngx):
     workspace = chan.unique("unsub")
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
 
     async def scenario():
         pids = sorted(ngx.workers())
@@ -383,10 +383,10 @@ def test_websocket_publish_keeps_client_bytes(ngx):
         for k, data in enumerate([small, big]):
             text = ('{"type":"publish","channel":"%s","event":"m",'
                     '"ref":"k%d","data":%s}' % (channel, k, data))
-            await author.ws.send(text)
+            author.transport.write(wh.encode_frame(wh.OP_TEXT, text))
             reply = await author.recv()
             assert (reply["type"], reply["ref"]) == ("published", "k%d" % k)
-            raw = await asyncio.wait_for(viewer.ws.recv(), 5)
+            raw = await asyncio.wait_for(viewer.queue.get(), 5)
             assert '"data":' + data + "," in raw, raw[:300]
             assert len(raw) < len(data) + 300, len(raw)
             assert json.loads(raw)["data"] == json.loads(data)
@@ -429,7 +429,7 @@ def test_fanout_one_channel_to_1000_subscribers(ngx, daemon):
     svc = chan.service_token(workspace)
     tokens = [chan.token("f-%d" % i, workspace) for i in range(1000)]
     fleet = chan.Fleet(ngx.rport, tokens, channel, procs=4,
-                       collect_latency=True, raw=True)
+                       collect_latency=True)
     try:
         fleet.wait_ready()
         servers = ngx.workers() + [daemon.pid]

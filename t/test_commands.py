@@ -1,6 +1,6 @@
 """The durable command queue and the clients registry, end to end: real
 nginx with the module, real wirehubd (commands ttl=10m ack_timeout=1s
-max_attempts=3), WebSocket agents on python3-websockets, the HTTP API
+max_attempts=3), WebSocket agents (wh.RawWebSocket.open), the HTTP API
 with service tokens.  Every test works in a workspace of its own."""
 
 import http.client
@@ -9,13 +9,14 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 
 import pytest
 
+import chan
 import conftest
 import wh
-from cmd_helpers import (Agent, Api, CmdDaemon, HandshakeRefused,
-                         client_token, handshake_status, percentile,
+from cmd_helpers import (CmdDaemon, client_token, commands_api, percentile,
                          post_many, service_token, wait_for)
 
 SERVER = """
@@ -79,7 +80,7 @@ def ws():
 
 @pytest.fixture
 def api(nginx, ws):
-    a = Api(nginx.port, service_token(ws))
+    a = commands_api(nginx.port, service_token(ws))
     yield a
     a.close()
 
@@ -94,7 +95,7 @@ def agents():
 
 
 def connect(nginx, opened, ws, sub, token=None):
-    agent = Agent(nginx.port, token or client_token(ws, sub))
+    agent = wh.RawWebSocket.open(nginx.port, token or client_token(ws, sub))
     opened.append(agent)
     return agent
 
@@ -137,7 +138,7 @@ def dashboard(nginx, opened, ws):
     token = wh.mint("HS256", wh.claims(sub="dash-1", workspace=ws,
                                        channels=["$commands"]))
     dash = connect(nginx, opened, ws, "dash-1", token)
-    dash.send({"type": "subscribe", "channels": ["$commands"]})
+    dash.send_json({"type": "subscribe", "channels": ["$commands"]})
     assert dash.recv_type("subscribed")["channel"] == "$commands"
     return dash
 
@@ -230,7 +231,7 @@ def test_connecting_registers_implicitly(nginx, api, agents, ws):
     queue(api, "agent-9", expect=404)
 
     agent = connect(nginx, agents, ws, "agent-9")
-    agent.send({"type": "register", "client_type": "desktop",
+    agent.send_json({"type": "register", "client_type": "desktop",
                 "client_name": "Desk 9"})
 
     def registered():
@@ -358,7 +359,7 @@ def test_window_paces_a_backlog(nginx, api, agents, ws):
     assert len(first) == 64
     got = [m["command_id"] for m in first]
     for cid in got:
-        agent.send({"type": "command_result", "command_id": cid,
+        agent.send_json({"type": "command_result", "command_id": cid,
                     "status": "completed"})
     while len(got) < 150:
         msg = agent.recv_type("device_command")
@@ -367,7 +368,7 @@ def test_window_paces_a_backlog(nginx, api, agents, ws):
             assert msg["attempt"] > 1, msg
             continue
         got.append(msg["command_id"])
-        agent.send({"type": "command_result", "command_id": got[-1],
+        agent.send_json({"type": "command_result", "command_id": got[-1],
                     "status": "completed"})
     assert got == ids
     wait_for(lambda: api.call("GET", "/clients/pc-20/commands?status="
@@ -584,7 +585,7 @@ def test_delete_revokes_live_client(nginx, daemon, api, agents, ws):
     assert status == 200 and doc == {"id": "pc-15", "deleted": True}
     assert agent.wait_closed() == (4403, "client deleted")
 
-    assert handshake_status(nginx.port, token) == 401
+    assert wh.handshake_status(nginx.port, token) == 401
     status, doc = api.call("GET", "/clients/pc-15")
     assert status == 404
     doc = command(api, pending)
@@ -597,11 +598,11 @@ def test_delete_revokes_live_client(nginx, daemon, api, agents, ws):
     wait_api(api)
     fresh = start_nginx(daemon, "commands-fresh")
     try:
-        assert handshake_status(fresh.port, token) == 401
-        assert handshake_status(nginx.port, token) == 401
+        assert wh.handshake_status(fresh.port, token) == 401
+        assert wh.handshake_status(nginx.port, token) == 401
         # a token issued after the delete is a new registration
         time.sleep(1.1)
-        again = Agent(fresh.port, client_token(ws, "pc-15"))
+        again = wh.RawWebSocket.open(fresh.port, client_token(ws, "pc-15"))
         agents.append(again)
         assert again.status["data"]["client_id"] == "pc-15"
     finally:
@@ -619,13 +620,13 @@ def test_refresh_checks_revocation(nginx, api, agents, ws):
     agent = connect(nginx, agents, ws, "pc-16",
                     client_token(ws, "pc-16", iat=int(time.time()) + 2))
 
-    agent.send({"type": "refresh", "token": old, "ref": "f1"})
+    agent.send_json({"type": "refresh", "token": old, "ref": "f1"})
     reply = agent.recv_type("error")
     assert (reply["code"], reply["ref"]) == ("forbidden", "f1"), reply
     assert "revoked" in reply["message"], reply
 
     fresh = client_token(ws, "pc-16", iat=int(time.time()) + 2)
-    agent.send({"type": "refresh", "token": fresh, "ref": "f2"})
+    agent.send_json({"type": "refresh", "token": fresh, "ref": "f2"})
     reply = agent.recv_type("refreshed")
     assert reply["ref"] == "f2", reply
 
@@ -692,11 +693,11 @@ def test_revoked_token_refused_on_api(nginx, api, ws):
     register(api, "svc-robot")
     robot = wh.mint("HS256", wh.claims(sub="svc-robot", workspace=ws,
                                        role="service"))
-    status, _ = Api(nginx.port, robot).call("GET", "/clients")
+    status, _ = commands_api(nginx.port, robot).call("GET", "/clients")
     assert status == 200
     status, _ = api.call("DELETE", "/clients/svc-robot")
     assert status == 200
-    status, doc = Api(nginx.port, robot).call("GET", "/clients")
+    status, doc = commands_api(nginx.port, robot).call("GET", "/clients")
     assert status == 401, doc
 
 
@@ -707,7 +708,7 @@ def test_isolation_on_every_endpoint(nginx, api, agents, ws):
     register(api, "pc-17")
     cid = queue(api, "pc-17")["command_id"]
     other_ws = "x" + ws
-    other = Api(nginx.port, service_token(other_ws))
+    other = commands_api(nginx.port, service_token(other_ws))
 
     not_found = [
         ("GET", "/clients/pc-17", None),
@@ -735,7 +736,7 @@ def test_isolation_on_every_endpoint(nginx, api, agents, ws):
     assert status == 200 and doc["items"] == []
 
     # a client token may not use the API; X-Workspace-ID must match
-    client_api = Api(nginx.port, client_token(ws, "pc-17"))
+    client_api = commands_api(nginx.port, client_token(ws, "pc-17"))
     status, doc = client_api.call("GET", "/clients")
     assert status == 403
     status, doc = other.call("GET", "/clients/pc-17",
@@ -770,7 +771,7 @@ class Responder(threading.Thread):
             if msg is None:
                 return
             if msg.get("type") == "device_command":
-                self.agent.send({"type": "command_result",
+                self.agent.send_json({"type": "command_result",
                                  "command_id": msg["command_id"],
                                  "status": "completed",
                                  "ref": msg["command_id"]})
@@ -865,30 +866,37 @@ def test_kill9_under_load_loses_nothing(nginx, daemon, api, agents, ws):
 
 
 def test_kill9_nginx_worker_under_load(daemon, ws):
-    """nginx workers killed with SIGKILL while commands are posted
-    (the master starts others): failed POSTs are retried with their
+    """An nginx worker killed with SIGKILL while commands are posted
+    (the master starts another): failed POSTs are retried with their
     idempotency key, and each 202 names one stored command."""
     ngx = start_nginx(daemon, "commands-kill")
     try:
-        api = Api(ngx.port, service_token(ws))
+        api = commands_api(ngx.port, service_token(ws))
         register(api, "pc-k")
         jobs = [("k-%d" % i, "/api/clients/pc-k/commands",
                  {"command": "job", "idempotency_key": "k-%d" % i})
                 for i in range(600)]
-        results = []
+        killed = []
 
-        def killer():
-            wait_for(lambda: len(results) >= 150, timeout=30,
-                     interval=0.005, what="150 answers")
-            # every worker: one of them may hold all 32 connections
-            for pid in ngx.workers():
-                os.kill(pid, 9)
+        class Results(list):
+            """Kills, at the 150th answer, the worker that holds most of
+            the POST connections (they need not spread over both); the
+            POSTs wait meanwhile, so some are in flight on it."""
 
-        t = threading.Thread(target=killer)
-        t.start()
+            def append(self, item):
+                super().append(item)
+                if len(self) == 150:
+                    held = Counter(pid for pid in chan.workers_of(
+                        ngx, list(chan.tcp_inodes(ngx.port)),
+                        ngx.port).values() if pid is not None)
+                    killed.append(held.most_common(1)[0][0] if held
+                                  else ngx.workers()[0])
+                    os.kill(killed[0], 9)
+
+        results = Results()
         post_many(ngx.port, api.token, jobs, conns=32, retry=True,
                   results=results)
-        t.join()
+        assert killed, "fewer than 150 answers"
 
         answers = {}
         for key, status, body, _ in results:

@@ -67,7 +67,7 @@ def test_kill9_keeps_connections_and_refuses_new_work(ngx, running):
     daemon = running
     workspace = chan.unique("kill")
     channel = "live/feed"
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
     tok = chan.token("newcomer", workspace)
 
     async def scenario():
@@ -104,7 +104,7 @@ def test_kill9_keeps_connections_and_refuses_new_work(ngx, running):
         for c in clients:
             r = await c.call({"type": "ping"})
             assert r["type"] == "pong", r
-            pong = await c.ws.ping()
+            pong = await c.ping()
             await asyncio.wait_for(pong, 2)
         c = clients[0]
         r = await c.call({"type": "subscribe", "channels": ["other"]})
@@ -219,7 +219,7 @@ def test_publish_stream_through_kill9_and_restart(ngx, running):
     acked = check_stream(reports, pubs, last)
 
     # the history agrees with what the subscribers got
-    api = chan.Api(ngx.port, svc)
+    api = wh.Api(ngx.port, svc)
     items, since = [], 0
     while True:
         doc = api.history(channel, "since=%d&limit=1000" % since).json()
@@ -295,7 +295,7 @@ def test_nginx_reload_keeps_wirehubd(ngx, running):
     daemon = running
     pid = daemon.pid
     workspace = chan.unique("reload")
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
 
     async def scenario():
         c = await Client.open(ngx.rport, chan.token("r", workspace))
@@ -394,7 +394,7 @@ def peer_dropped(payload, path, timeout=3.0):
 def test_garbage_link_peers_are_dropped(ngx, running):
     daemon = running
     workspace = chan.unique("garbage")
-    api = chan.Api(ngx.port, chan.service_token(workspace))
+    api = wh.Api(ngx.port, chan.service_token(workspace))
     before = chan.link_up_counts(ngx)
 
     async def scenario():

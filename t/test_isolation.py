@@ -32,8 +32,8 @@ class Tenants:
     def __init__(self, ngx):
         self.a = chan.unique("a")
         self.b = chan.unique("b")
-        self.api_a = chan.Api(ngx.port, chan.service_token(self.a))
-        self.api_b = chan.Api(ngx.port, chan.service_token(self.b))
+        self.api_a = wh.Api(ngx.port, chan.service_token(self.a))
+        self.api_b = wh.Api(ngx.port, chan.service_token(self.b))
         # A never names this one: it must never show up on A's side
         self.secret = "secret/" + chan.unique("only-b")
         self.b_channels = ["x", "dash/temp", self.secret, "a/b", "a"]
@@ -61,8 +61,8 @@ def tenants(ngx):
 
 def test_same_channel_name_in_two_workspaces(ngx):
     a, b = chan.unique("dash-a"), chan.unique("dash-b")
-    api_a = chan.Api(ngx.port, chan.service_token(a))
-    api_b = chan.Api(ngx.port, chan.service_token(b))
+    api_a = wh.Api(ngx.port, chan.service_token(a))
+    api_b = wh.Api(ngx.port, chan.service_token(b))
     w0, w1 = sorted(ngx.workers())
 
     async def scenario():
@@ -331,7 +331,7 @@ def test_api_workspace_header_must_match(ngx, tenants):
              ("GET", "/api/stats", None)]
     for value in (tenants.b, tenants.b.upper(), tenants.a + "x",
                   "../" + tenants.b, "", "*", tenants.a + "," + tenants.b):
-        api = chan.Api(ngx.port, chan.service_token(tenants.a),
+        api = wh.Api(ngx.port, chan.service_token(tenants.a),
                        workspace_header=value)
         for i, (method, path, body) in enumerate(calls):
             try:
@@ -347,19 +347,19 @@ def test_api_workspace_header_must_match(ngx, tenants):
     assert tenants.api_a.all_channels() == a_before
     assert "header already sent" not in ngx.read_error_log()
 
-    same = chan.Api(ngx.port, chan.service_token(tenants.a),
+    same = wh.Api(ngx.port, chan.service_token(tenants.a),
                     workspace_header=tenants.a)
     assert same.channels().status == 200
     same.close()
 
     # an admin may act in any workspace it names
-    admin = chan.Api(ngx.port, chan.token("root", "ops", role="admin"),
+    admin = wh.Api(ngx.port, chan.token("root", "ops", role="admin"),
                      workspace_header=tenants.b)
     names = [i["channel"] for i in admin.all_channels()
              if not i["channel"].startswith("$")]
     assert sorted(names) == sorted(tenants.b_channels)
     admin.close()
-    admin = chan.Api(ngx.port, chan.token("root", "ops", role="admin"),
+    admin = wh.Api(ngx.port, chan.token("root", "ops", role="admin"),
                      workspace_header="../" + tenants.b)
     resp = admin.channels()
     assert resp.status == 403 and resp.error_code() == "forbidden", resp
@@ -367,7 +367,7 @@ def test_api_workspace_header_must_match(ngx, tenants):
 
 
 def test_api_roles(ngx, tenants):
-    client = chan.Api(ngx.port, chan.token("pc-1", tenants.a))
+    client = wh.Api(ngx.port, chan.token("pc-1", tenants.a))
     for method, path, body in (("GET", "/api/channels", None),
                                ("POST", api_path("x"),
                                 {"type": "t", "data": 1}),
@@ -375,7 +375,7 @@ def test_api_roles(ngx, tenants):
         resp = client.request(method, path, body)
         assert resp.status == 403 and resp.error_code() == "forbidden", resp
     client.close()
-    anonymous = chan.Api(ngx.port, None)
+    anonymous = wh.Api(ngx.port, None)
     resp = anonymous.channels()
     assert resp.status == 401, resp
     anonymous.close()
@@ -385,7 +385,7 @@ def test_api_roles(ngx, tenants):
                                        "a" * 300, "caf\u00e9"])
 def test_invalid_workspace_claims_are_refused(ngx, workspace):
     t = chan.token("x", workspace, role="service")
-    resp = chan.Api(ngx.port, t).channels()
+    resp = wh.Api(ngx.port, t).channels()
     assert resp.status == 401, resp
     raw, sock, _ = wh.http_raw(ngx.port, wh.upgrade_request(token=t))
     sock.close()

@@ -8,10 +8,8 @@ import os
 import time
 
 import pytest
-import websockets
-from websockets.frames import Opcode
-from websockets.legacy.client import WebSocketClientProtocol
 
+import chan
 import wh
 
 CLIENTS = 1000
@@ -26,18 +24,6 @@ wirehub_idle_timeout 3s;
 SERVER = """
 location /ws/ { wirehub_websocket; }
 """
-
-
-class PingCounting(WebSocketClientProtocol):
-    """Counts the server's WebSocket pings (the library answers them)."""
-
-    server_pings = 0
-
-    async def read_frame(self, max_size):
-        frame = await super().read_frame(max_size)
-        if frame.opcode == Opcode.PING:
-            self.server_pings += 1
-        return frame
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +45,8 @@ def socket_fds(pid):
 
 async def open_client(port, token, gate):
     async with gate:
-        ws = await websockets.connect(
-            "ws://127.0.0.1:%d/ws/" % port,
-            extra_headers={"Authorization": "Bearer " + token},
-            create_protocol=PingCounting, ping_interval=None,
-            open_timeout=30, close_timeout=5)
-    first = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    return ws, first
+        ws = await chan.Client.open(port, token, timeout=30)
+    return ws, ws.status
 
 
 async def hold(ws, index, until):
@@ -75,17 +56,18 @@ async def hold(ws, index, until):
             left = until - time.monotonic()
             if left <= 0:
                 return None
-            msg = await asyncio.wait_for(ws.recv(), left)
-            return "client %d got %r while idle" % (index, msg[:100])
-    except asyncio.TimeoutError:
+            msg = await ws.recv(left)
+            return "client %d got %r while idle" % (
+                index, json.dumps(msg)[:100])
+    except chan.NothingReceived:
         return None
-    except websockets.ConnectionClosed as e:
+    except wh.ConnectionClosed as e:
         return "client %d closed while held: %s" % (index, e)
 
 
 async def app_ping(ws, index):
-    await ws.send(json.dumps({"type": "ping", "ref": "r%d" % index}))
-    reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    await ws.send({"type": "ping", "ref": "r%d" % index})
+    reply = await ws.recv(10)
     return reply
 
 
@@ -103,7 +85,7 @@ async def run_load(nginx, tokens, worker_sockets):
                                   for i, ws in enumerate(conns)])
     replies = await asyncio.gather(*[app_ping(ws, i)
                                      for i, ws in enumerate(conns)])
-    await asyncio.gather(*[ws.close() for ws in conns])
+    await asyncio.gather(*[ws.close(timeout=5) for ws in conns])
     return opened, connect_time, held, replies, conns
 
 

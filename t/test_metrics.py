@@ -3,14 +3,13 @@ the Prometheus text exposition is parsed strictly, and its figures must
 follow what the test does, summed over both workers."""
 
 import asyncio
-import http.client
 import math
 import re
-import urllib.request
 
 import pytest
 
 import chan
+import wh
 from chan import Client, run
 
 SAMPLE = re.compile(
@@ -34,12 +33,15 @@ def ngx(daemon, nginx_factory, keys):
 
 
 def scrape(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=5) as resp:
-        assert resp.status == 200
-        ctype = resp.headers["Content-Type"]
-        assert ctype.startswith("text/plain; version=0.0.4"), ctype
-        return parse(resp.read().decode())
+    api = wh.Api(port, None, timeout=5)
+    try:
+        resp = api.request("GET", "/metrics")
+    finally:
+        api.close()
+    assert resp.status == 200
+    ctype = resp.header("content-type")
+    assert ctype.startswith("text/plain; version=0.0.4"), ctype
+    return parse(resp.body.decode())
 
 
 def parse(text):
@@ -86,7 +88,7 @@ def test_exposition_follows_connections_handshakes_and_deliveries(ngx):
         for c in clients:
             await c.subscribe("metrics/x")
         during = scrape(ngx.port)
-        api = chan.Api(ngx.port, chan.service_token(ws))
+        api = wh.Api(ngx.port, chan.service_token(ws))
         for i in range(5):
             chan.publish_ok(api, "metrics/x", {"i": i})
         api.close()
@@ -100,14 +102,7 @@ def test_exposition_follows_connections_handshakes_and_deliveries(ngx):
     during = run(scenario())
 
     # a refused handshake is counted as such
-    conn = http.client.HTTPConnection("127.0.0.1", ngx.port, timeout=5)
-    conn.request("GET", "/ws/", headers={
-        "Upgrade": "websocket", "Connection": "Upgrade",
-        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version": "13",
-        "Authorization": "Bearer " + tok[:-3] + "AAA"})
-    assert conn.getresponse().status == 401
-    conn.close()
+    assert wh.handshake_status(ngx.port, tok[:-3] + "AAA") == 401
 
     after = scrape(ngx.port)
 
@@ -159,7 +154,7 @@ def test_stats_shows_the_workers_view(ngx):
 
     async def scenario():
         c = await Client.open(ngx.rport, chan.token("s1", ws))
-        api = chan.Api(ngx.port, chan.service_token(ws))
+        api = wh.Api(ngx.port, chan.service_token(ws))
         doc = api.request("GET", "/api/stats").json()
         api.close()
         await c.close()

@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import chan
+import wh
 from chan import Client, run
 from test_mqtt import Broker
 
@@ -50,7 +51,7 @@ def publisher(broker):
 
 
 def wait_ingest_ready(ngx):
-    api = chan.Api(ngx.port, chan.service_token(WS))
+    api = wh.Api(ngx.port, chan.service_token(WS))
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

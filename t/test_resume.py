@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 import chan
+import wh
 from chan import Client, assert_channel_messages, run
 
 LENGTH = 20
@@ -32,7 +33,7 @@ class Channel:
         self.ngx = ngx
         self.workspace = workspace or chan.unique("resume")
         self.name = name
-        self.api = chan.Api(ngx.port, chan.service_token(self.workspace))
+        self.api = wh.Api(ngx.port, chan.service_token(self.workspace))
         self.epoch = None
 
     def publish(self, n):

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+import chan
 import wh
 
 WEB_TESTS = os.path.join(wh.ROOT, "t", "web")
@@ -62,11 +63,7 @@ def wait_link(ngx, token, timeout=10.0):
     """/healthz answers 200 once a worker's link to wirehubd is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        resp, sock, _ = wh.http_raw(ngx.port, (
-            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            "Connection: close\r\n\r\n").encode())
-        sock.close()
-        if resp.status == 200:
+        if chan.healthz(ngx.port)[0] == 200:
             return
         time.sleep(0.05)
     raise AssertionError("the link to wirehubd did not come up")

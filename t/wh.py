@@ -1,14 +1,17 @@
 """Shared helpers for the Wirehub integration tests.
 
 Free ports, JWT minting (PyJWT plus hand-built tokens for the cases PyJWT
-refuses to produce), a raw-socket HTTP client, a raw-socket WebSocket
-client that can send any byte sequence, and management of the nginx and
-wirehubd processes a test module starts.
+refuses to produce), a raw-socket HTTP client, the HTTP API test client
+(Api), the strict WebSocket frame codec, the synchronous WebSocket test
+client (RawWebSocket: any byte sequence out, every frame checked in; the
+asyncio one, for many connections in one event loop, is chan.Client),
+and management of the nginx and wirehubd processes a test module starts.
 """
 
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -203,6 +206,14 @@ class HttpResponse:
     def json(self):
         return json.loads(self.body.decode())
 
+    def error_code(self):
+        """The code of a JSON error body that holds nothing else."""
+        doc = self.json()
+        assert set(doc) == {"error"}, doc
+        assert isinstance(doc["error"].get("message"), str), doc
+        assert doc["error"]["message"], doc
+        return doc["error"]["code"]
+
     def __repr__(self):
         return "HttpResponse(%d %r, %r, %r)" % (
             self.status, self.reason, self.headers, self.body[:200])
@@ -334,6 +345,107 @@ def json_error(resp):
     return err["code"]
 
 
+def handshake_status(port, token, path="/ws/"):
+    """The HTTP status of a WebSocket handshake with this token (101 on
+    success; the connection is closed again at once)."""
+    resp, sock, _ = http_raw(port, upgrade_request(path=path, token=token))
+    sock.close()
+    return resp.status
+
+
+class Api:
+    """The one HTTP API test client: a token (None: no Authorization),
+    one keep-alive connection to 127.0.0.1:port, paths under prefix.
+    request() returns an HttpResponse; call() (status, JSON body or None).
+    retry=True sends a request again once when it failed on the wire
+    (a keep-alive connection nginx closed meanwhile)."""
+
+    def __init__(self, port, token, workspace_header=None, timeout=10,
+                 prefix="", retry=False):
+        self.port = port
+        self.token = token
+        self.workspace_header = workspace_header
+        self.timeout = timeout
+        self.prefix = prefix
+        self.retry = retry
+        self.conn = None
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        """body is sent as JSON, raw as the bytes given (both with
+        Content-Type: application/json unless headers say otherwise)."""
+        hdrs = {}
+        if self.token is not None:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if self.workspace_header is not None:
+            hdrs["X-Workspace-ID"] = self.workspace_header
+        data = raw if raw is not None else (
+            None if body is None else json.dumps(body).encode())
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        for attempt in ((0, 1) if self.retry else (1,)):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                self.conn.request(method, self.prefix + path, data, hdrs)
+                resp = self.conn.getresponse()
+                text = resp.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise
+        headers_out = {}
+        for name, value in resp.getheaders():
+            key = name.lower()
+            headers_out[key] = (headers_out[key] + ", " + value
+                                if key in headers_out else value)
+        if resp.will_close:
+            self.close()
+        return HttpResponse(resp.status, resp.reason, headers_out, text, b"")
+
+    def call(self, method, path, body=None, headers=None, raw=None):
+        """(status, JSON body or None; the bytes when not JSON)."""
+        resp = self.request(method, path, body, headers, raw)
+        try:
+            doc = json.loads(resp.body.decode()) if resp.body.strip() \
+                else None
+        except ValueError:
+            doc = resp.body
+        return resp.status, doc
+
+    def publish(self, channel, data, mtype="reading"):
+        return self.request("POST", "/api/channels/%s/messages" % channel,
+                            {"type": mtype, "data": data})
+
+    def history(self, channel, query=""):
+        return self.request("GET", "/api/channels/%s/messages%s"
+                            % (channel, "?" + query if query else ""))
+
+    def channels(self, query=""):
+        return self.request("GET", "/api/channels" +
+                            ("?" + query if query else ""))
+
+    def all_channels(self):
+        """Every channel of the workspace, following next cursors."""
+        items, cursor = [], None
+        while True:
+            resp = self.channels("limit=1000" + (
+                "&cursor=" + cursor if cursor else ""))
+            assert resp.status == 200, resp
+            doc = resp.json()
+            items += doc["items"]
+            cursor = doc["next"]
+            if cursor is None:
+                return items
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 # ---------------------------------------------------------------- frames
 
 
@@ -404,17 +516,81 @@ def close_payload(code, reason=b""):
 
 
 class ConnectionClosed(Exception):
-    """The server closed the TCP connection."""
+    """The server closed the TCP connection (code and reason: its close
+    frame's, where a client keeps them)."""
+
+    def __init__(self, message, code=None, reason=""):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class HandshakeRefused(AssertionError):
+    """The server answered a WebSocket handshake with something else than
+    101; .status and .response tell what."""
+
+    def __init__(self, response):
+        super().__init__("handshake refused: %r" % response)
+        self.response = response
+        self.status = response.status
+
+
+def parse_frame(buf, pos=0):
+    """(Frame, end) of the server frame at buf[pos:], or None while it is
+    incomplete.  Strict: server frames must never be masked, set RSV
+    bits or use a non-minimal length."""
+    end = len(buf)
+    if end - pos < 2:
+        return None
+    b0, b1 = buf[pos], buf[pos + 1]
+    n = b1 & 0x7F
+    hdr = 2
+    if n == 126:
+        if end - pos < 4:
+            return None
+        n = struct.unpack("!H", buf[pos + 2:pos + 4])[0]
+        hdr = 4
+        assert n > 125, "server used a non-minimal 16-bit length"
+    elif n == 127:
+        if end - pos < 10:
+            return None
+        n = struct.unpack("!Q", buf[pos + 2:pos + 10])[0]
+        hdr = 10
+        assert n > 0xFFFF, "server used a non-minimal 64-bit length"
+    masked = bool(b1 & 0x80)
+    mask_key = b""
+    if masked:
+        if end - pos < hdr + 4:
+            return None
+        mask_key = buf[pos + hdr:pos + hdr + 4]
+        hdr += 4
+    if end - pos < hdr + n:
+        return None
+    payload = buf[pos + hdr:pos + hdr + n]
+    if masked:
+        payload = apply_mask(payload, mask_key)
+    frame = Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, masked, payload)
+    assert not frame.masked, "server sent a masked frame: %r" % frame
+    assert frame.rsv == 0, "server set RSV bits: %r" % frame
+    return frame, pos + hdr + n
 
 
 class RawWebSocket:
-    """A WebSocket client over a plain socket that sends whatever bytes a
-    test wants and parses every server frame strictly."""
+    """The synchronous WebSocket test client, over a plain socket: it
+    sends whatever bytes a test wants and parses every server frame
+    strictly (recv_frame, recv_message, expect_close ...).  open() is the
+    Wirehub client on top of it: the connection_status message is read,
+    recv() returns JSON messages (None once closed, with close_code and
+    close_reason), recv_type()/quiet() keep what they pass over."""
 
     def __init__(self, sock, leftover=b"", response=None):
         self.sock = sock
         self.buf = leftover
         self.response = response
+        self.status = None
+        self.backlog = []
+        self.close_code = None
+        self.close_reason = None
 
     @classmethod
     def connect(cls, port, path="/ws/", token=None, timeout=5.0, **kw):
@@ -423,7 +599,7 @@ class RawWebSocket:
         resp, sock, rest = http_raw(port, req, timeout)
         if resp.status != 101:
             sock.close()
-            raise AssertionError("handshake refused: %r" % resp)
+            raise HandshakeRefused(resp)
         assert resp.header("sec-websocket-accept") == ws_accept(key), resp
         return cls(sock, rest, resp)
 
@@ -487,38 +663,15 @@ class RawWebSocket:
             self.buf += chunk
 
     def recv_frame(self, timeout=3.0):
-        """The next server frame; server frames must never be masked."""
+        """The next server frame (parse_frame checks it)."""
         deadline = time.monotonic() + timeout
-        self._fill(2, deadline)
-        b0, b1 = self.buf[0], self.buf[1]
-        n = b1 & 0x7F
-        pos = 2
-        if n == 126:
-            self._fill(4, deadline)
-            n = struct.unpack("!H", self.buf[2:4])[0]
-            pos = 4
-            assert n > 125, "server used a non-minimal 16-bit length"
-        elif n == 127:
-            self._fill(10, deadline)
-            n = struct.unpack("!Q", self.buf[2:10])[0]
-            pos = 10
-            assert n > 0xFFFF, "server used a non-minimal 64-bit length"
-        masked = bool(b1 & 0x80)
-        mask_key = b""
-        if masked:
-            self._fill(pos + 4, deadline)
-            mask_key = self.buf[pos:pos + 4]
-            pos += 4
-        self._fill(pos + n, deadline)
-        payload = self.buf[pos:pos + n]
-        self.buf = self.buf[pos + n:]
-        if masked:
-            payload = apply_mask(payload, mask_key)
-        frame = Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, masked,
-                      payload)
-        assert not frame.masked, "server sent a masked frame: %r" % frame
-        assert frame.rsv == 0, "server set RSV bits: %r" % frame
-        return frame
+        while True:
+            got = parse_frame(self.buf)
+            if got is not None:
+                frame, end = got
+                self.buf = self.buf[end:]
+                return frame
+            self._fill(len(self.buf) + 1, deadline)
 
     def recv_message(self, timeout=3.0, answer_pings=True, pings=None):
         """The next data message, reassembled; pings are answered and
@@ -613,6 +766,140 @@ class RawWebSocket:
             return True
         except ConnectionClosed:
             return False
+
+
+    # the Wirehub client
+
+    @classmethod
+    def open(cls, port, token, path="/ws/", timeout=5.0):
+        """Connected, with the connection_status message read (.status);
+        HandshakeRefused when the server says no."""
+        ws = cls.connect(port, path=path, token=token, timeout=timeout)
+        try:
+            ws.status = ws.recv(5)
+            assert ws.status is not None, \
+                "closed %s %r before connection_status" % (
+                    ws.close_code, ws.close_reason)
+            assert ws.status["type"] == "connection_status", ws.status
+        except BaseException:
+            ws.close_socket()
+            raise
+        return ws
+
+    @property
+    def session(self):
+        return self.status["data"]["session"]
+
+    def recv(self, timeout=5.0):
+        """The next JSON message (pings answered), or None once the
+        server closed: close_code and close_reason then say how (1006 for
+        TCP closed without a close frame); its close frame is answered."""
+        if self.close_code is not None:
+            return None
+        try:
+            msg = self.recv_message(timeout)
+        except ConnectionClosed:
+            self.close_code, self.close_reason = 1006, ""
+            return None
+        if msg.opcode == OP_CLOSE:
+            self.close_code = msg.close_code or 1005
+            self.close_reason = msg.payload[2:].decode("utf-8")
+            try:
+                self.send_frame(OP_CLOSE, msg.payload[:2])
+            except OSError:
+                pass
+            return None
+        return msg.json()
+
+    def recv_type(self, mtype, timeout=5.0):
+        """The first message of type mtype, kept or new (others are
+        kept)."""
+        for i, msg in enumerate(self.backlog):
+            if msg.get("type") == mtype:
+                return self.backlog.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no %s within %.1f s" % (mtype,
+                                                              timeout))
+            try:
+                msg = self.recv(left)
+            except TimeoutError:
+                raise AssertionError("no %s within %.1f s" % (mtype,
+                                                              timeout))
+            if msg is None:
+                raise AssertionError("closed %s %r while waiting for %s"
+                                     % (self.close_code, self.close_reason,
+                                        mtype))
+            if msg.get("type") == mtype:
+                return msg
+            self.backlog.append(msg)
+
+    def quiet(self, seconds):
+        """The kept messages and those that arrive within seconds (none
+        expected, usually)."""
+        got, self.backlog = self.backlog, []
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got
+            try:
+                msg = self.recv(left)
+            except TimeoutError:
+                return got
+            if msg is None:
+                return got
+            got.append(msg)
+
+    def result(self, command_id, status="completed", timeout=5.0, **extra):
+        """Sends command_result; returns the server's answer (a
+        command_result_accepted or an error)."""
+        msg = {"type": "command_result", "command_id": command_id,
+               "status": status, "ref": "r-" + command_id}
+        msg.update(extra)
+        self.send_json(msg)
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = self.recv(max(0.1, deadline - time.monotonic()))
+            assert reply is not None, "closed while awaiting the result ack"
+            if reply.get("ref") == msg["ref"]:
+                return reply
+            self.backlog.append(reply)
+
+    def wait_closed(self, timeout=5.0):
+        """(close code, reason) once the server closed."""
+        deadline = time.monotonic() + timeout
+        while self.close_code is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("still open after %.1f s" % timeout)
+            try:
+                self.recv(left)
+            except TimeoutError:
+                pass
+        return self.close_code, self.close_reason
+
+    def close(self, timeout=5.0):
+        """Close handshake (1000) unless the server closed first, then
+        the socket; never raises."""
+        try:
+            if self.close_code is None:
+                self.send_close(1000)
+                deadline = time.monotonic() + timeout
+                while True:
+                    frame = self.recv_frame(max(0.0, deadline -
+                                                time.monotonic()))
+                    if frame.opcode == OP_CLOSE:
+                        self.close_code = frame.close_code or 1005
+                        self.close_reason = frame.payload[2:].decode(
+                            "utf-8", "replace")
+                        break
+                self.expect_tcp_close(1.0)
+        except (OSError, ConnectionClosed, AssertionError):
+            pass
+        self.close_socket()
 
 
 # ---------------------------------------------------------------- processes
