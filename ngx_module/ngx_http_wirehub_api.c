@@ -282,7 +282,11 @@ ngx_http_wirehub_api_read_body(ngx_http_request_t *r, ngx_str_t *body)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        /* an empty buffer may have no memory at all (pos NULL) */
+
+        if (b->last > b->pos) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     body->len = len;

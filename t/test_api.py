@@ -305,7 +305,7 @@ def test_healthz(ngx):
 def test_healthz_is_only_the_health_path(api):
     """Only the location's own /healthz is the health check: a client
     named "healthz" is an API object like any other (token required)."""
-    resp = chan.Api(api.port, None).request("GET", "/api/clients/healthz")
+    resp = wh.Api(api.port, None).request("GET", "/api/clients/healthz")
     assert resp.status == 401, resp
     resp = api.request("GET", "/api/clients/healthz")
     assert resp.status == 404, resp
