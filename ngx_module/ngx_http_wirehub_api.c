@@ -362,7 +362,9 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
 {
     char                          *token, *text, err[160];
+    time_t                         iat;
     json_t                        *body, *claims;
+    ngx_str_t                      client;
     ngx_int_t                      rc;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -378,11 +380,19 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
                                          m->body.len);
     }
 
+    /* a client registered again after a delete: the first iat not revoked */
+
+    client.data = (u_char *) m->client_id.data;
+    client.len = m->client_id.len;
+    iat = ngx_max(ngx_time(),
+                  ngx_http_wirehub_revoked_until(wmcf, &call->workspace,
+                                                 &client));
+
     claims = json_pack("{s:s%,s:s%,s:I,s:s}",
                        "sub", m->client_id.data, m->client_id.len,
                        "workspace", call->workspace.data,
                        call->workspace.len,
-                       "iat", (json_int_t) ngx_time(), "role", "client");
+                       "iat", (json_int_t) iat, "role", "client");
     token = claims ? ngx_http_wirehub_jwt_sign(wmcf->signer, claims, err,
                                                sizeof(err))
                    : NULL;

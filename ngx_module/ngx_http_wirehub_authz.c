@@ -294,6 +294,23 @@ static ngx_uint_t
 ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_identity_t *id)
 {
+    return id->iat < ngx_http_wirehub_revoked_until(wmcf, &id->workspace,
+                                                    &id->client_id);
+}
+
+
+/*
+ * The first iat a token of this client may carry, 0 if it was never
+ * deleted.  A token issued before the delete by a clock running ahead
+ * carries an iat up to the leeway after it, and is still refused; so is
+ * one issued meanwhile with an honest clock, which is why the token
+ * minted at registration takes this iat.
+ */
+
+time_t
+ngx_http_wirehub_revoked_until(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_str_t *workspace, ngx_str_t *client_id)
+{
     u_char                      buf[WH_WORKSPACE_MAX + 1
                                     + NGX_HTTP_WIREHUB_CLIENT_MAX + 1];
     ngx_str_t                   key;
@@ -303,8 +320,7 @@ ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
         return 0;
     }
 
-    if (ngx_http_wirehub_revocation_key(&id->workspace, &id->client_id, buf,
-                                        &key)
+    if (ngx_http_wirehub_revocation_key(workspace, client_id, buf, &key)
         != NGX_OK)
     {
         return 0;
@@ -314,5 +330,16 @@ ngx_http_wirehub_is_revoked(ngx_http_wirehub_main_conf_t *wmcf,
              ngx_str_rbtree_lookup(&wmcf->revoked, &key,
                                    ngx_crc32_short(key.data, key.len));
 
-    return rv != NULL && id->iat < rv->before;
+    if (rv == NULL) {
+        return 0;
+    }
+
+    /*
+     * before is the second after the delete: a clock up to the leeway
+     * ahead wrote at most before - 1 + leeway, and a token minted now
+     * with that iat is still accepted by the iat check (iat <= now +
+     * leeway).
+     */
+
+    return (wmcf->leeway > 0) ? rv->before - 1 + wmcf->leeway : rv->before;
 }

@@ -47,6 +47,8 @@ ngx_int_t ngx_http_wirehub_authorize(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_http_wirehub_resource_t *resource, ngx_http_wirehub_denial_t *denial,
     ngx_log_t *log);
 
+time_t ngx_http_wirehub_revoked_until(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_str_t *workspace, ngx_str_t *client_id);
 void ngx_http_wirehub_authz_init(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_revoke(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
