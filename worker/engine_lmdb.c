@@ -12,7 +12,6 @@
  */
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,14 +28,6 @@ typedef struct {
     void               *ctx;
 } wh_lmdb_run_t;
 
-
-/* the databases of each store; the upgrade copies these */
-const char  *wh_lmdb_state_dbs[] = {
-    "clients", "revoked", "commands", "cmd_open", "cmd_client", "cmd_idem",
-    "cmd_meta", NULL
-};
-
-const char  *wh_lmdb_history_dbs[] = { "channels", "history", NULL };
 
 
 static int
@@ -406,23 +397,6 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .cmd_open = wh_lmdb_cmd_open,
     .cmd_forget_client = wh_lmdb_cmd_forget_client
 };
-
-
-/* dir/name into path; -1 with err if it does not fit */
-int
-wh_lmdb_path(char *path, size_t size, const char *dir, const char *name,
-    wh_err_t *err)
-{
-    int  n;
-
-    n = snprintf(path, size, "%s/%s", dir, name);
-
-    if (n < 0 || (size_t) n >= size) {
-        return wh_err(err, 503, "storage path too long: \"%s\"", dir);
-    }
-
-    return 0;
-}
 
 
 int

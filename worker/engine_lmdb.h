@@ -108,7 +108,8 @@ int wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
 
 #define WH_LMDB_PATH_MAX  4096
 
-/* dir "/" name into path; -1 with err if it does not fit */
+/* engine_lmdb_upgrade.c: dir "/" name into path; -1 with err if it
+ * does not fit */
 int wh_lmdb_path(char *path, size_t size, const char *dir,
     const char *name, wh_err_t *err);
 

@@ -27,6 +27,16 @@
 #define WH_UPGRADE_TMP    "upgrade.tmp"
 #define WH_UPGRADE_ASIDE  "data.mdb.pre-split"
 
+
+/* the databases of each store (engine_lmdb.h); here, below
+ * engine_lmdb.c, which calls the upgrade */
+const char  *wh_lmdb_state_dbs[] = {
+    "clients", "revoked", "commands", "cmd_open", "cmd_client", "cmd_idem",
+    "cmd_meta", NULL
+};
+
+const char  *wh_lmdb_history_dbs[] = { "channels", "history", NULL };
+
 typedef struct {
     MDB_txn       *src;         /* a read txn of the old environment */
     const char   **names;       /* the databases to copy */
@@ -41,6 +51,23 @@ typedef struct {
     char   state[WH_LMDB_PATH_MAX], hist[WH_LMDB_PATH_MAX];
     char   state_data[WH_LMDB_PATH_MAX];
 } wh_upgrade_paths_t;
+
+
+/* dir/name into path; -1 with err if it does not fit */
+int
+wh_lmdb_path(char *path, size_t size, const char *dir, const char *name,
+    wh_err_t *err)
+{
+    int  n;
+
+    n = snprintf(path, size, "%s/%s", dir, name);
+
+    if (n < 0 || (size_t) n >= size) {
+        return wh_err(err, 503, "storage path too long: \"%s\"", dir);
+    }
+
+    return 0;
+}
 
 
 static int
