@@ -4,10 +4,12 @@ Starts the real build/wirehubd with a temporary storage directory and
 socket and talks to it as an nginx worker would.
 """
 
+import gzip
 import json
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import time
@@ -844,6 +846,129 @@ def test_map_full_at_limit_is_507(tmp_path):
         assert a.expect(PONG)["req_id"] == 1
     finally:
         d.stop()
+
+
+
+# ------------------------------------------- storage layout, upgrade
+
+# data.mdb as the one-environment layout (before the split into state/
+# and history/) left it: client dev-1 in acme, one command for it, three
+# messages on sensors/t1 (epoch o886mfgp) and one on $commands
+OLD_LAYOUT = os.path.join(ROOT, "t", "data", "old-layout.mdb.gz")
+OLD_COMMAND = "c-1a2455d23b3be04a1a5ba"
+
+
+def old_layout_store(tmp_path):
+    db = tmp_path / "db"
+    db.mkdir(mode=0o750)
+    with gzip.open(OLD_LAYOUT, "rb") as f:
+        (db / "data.mdb").write_bytes(f.read())
+    os.chmod(db / "data.mdb", 0o640)
+    return db
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def check_new_layout(db):
+    for env in ("state", "history"):
+        assert mode(db / env) == 0o700
+        for f in ("data.mdb", "lock.mdb"):
+            assert mode(db / env / f) == 0o600, (env, f)
+    assert not (db / "data.mdb").exists()
+    assert not (db / "lock.mdb").exists()
+    assert not (db / "upgrade.tmp").exists()
+
+
+def test_old_layout_is_upgraded_in_place(tmp_path):
+    db = old_layout_store(tmp_path)
+    d = Daemon(tmp_path, ttl="0").start()
+    try:
+        a = d.link()
+        st, cl = a.request("acme", "GET", "/clients/dev-1")
+        assert st == 200 and cl["name"] == "Device one", cl
+        st, cmd = a.request("acme", "GET", "/commands/" + OLD_COMMAND)
+        assert st == 200 and cmd["command"] == "reboot", cmd
+        assert cmd["payload"] == {"at": "now"}
+        st, res = a.request("acme", "GET", "/channels/sensors/t1/messages")
+        assert st == 200
+        assert [m["data"] for m in res["items"]] == [{"v": 0}, {"v": 1},
+                                                      {"v": 2}]
+        r = a.publish("acme", "sensors/t1", {"v": 3})
+        assert r["status"] == 0 and r["id"] == 4
+        assert r["epoch"] == "o886mfgp"
+        # the command goes on in the new store
+        st, res = a.request("acme", "POST", "/clients/dev-1/commands",
+                            body=b'{"command":"ping"}')
+        assert st == 202, res
+    finally:
+        assert d.stop() == 0
+    check_new_layout(db)
+    assert mode(db / "data.mdb.pre-split") == 0o600
+    log = d.logtext()
+    assert "one-environment layout; upgrading" in log
+    assert "copied 5 state and 6 history records" in log
+
+    # once only: the next start opens the new layout as it is
+    d.start()
+    try:
+        a = d.link()
+        st, res = a.request("acme", "GET", "/clients/dev-1/commands")
+        assert [c["command"] for c in res["items"]] == ["reboot", "ping"]
+        assert a.publish("acme", "sensors/t1", {"v": 4})["id"] == 5
+    finally:
+        d.stop()
+    assert d.logtext().count("upgrading it") == 1
+
+
+def test_old_layout_beside_a_kept_copy_is_refused(tmp_path):
+    db = old_layout_store(tmp_path)
+    (db / "data.mdb.pre-split").write_bytes(b"an earlier upgrade's copy")
+    d = Daemon(tmp_path)
+    p = subprocess.run([WIREHUBD, "-c", str(d.conf)], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode != 0
+    assert "data.mdb.pre-split: move one of them away" in p.stderr, \
+        p.stderr
+    assert (db / "data.mdb").exists() and not (db / "state").exists()
+
+
+def test_kill9_right_after_202_keeps_the_command(tmp_path):
+    """The command's 202 comes after its synced commit in state/, so a
+    SIGKILL right after it loses nothing (a power cut would not either:
+    state/ has no MDB_NOSYNC)."""
+    d = Daemon(tmp_path).start()
+    try:
+        a = d.link()
+        st, res = a.request("acme", "POST", "/clients",
+                            body=b'{"id":"dev-9","name":"n","client_type":"t"}')
+        assert st == 201, res
+        ids = []
+        for i in range(20):
+            # a publish (history/) and a command (state/) in one turn
+            a.publish("acme", "k", str(i), wait=False)
+            rid = a.next_req()
+            a.send(REQUEST, req_id=rid, workspace="acme", flag=1,
+                   name="POST", path="/clients/dev-9/commands", query="",
+                   body=b'{"command":"c%d"}' % i)
+            got = {}
+            for _ in range(2):
+                m = a.recv()
+                got[m["type"]] = m
+            assert got[PUBLISHED]["status"] == 0
+            assert got[RESPONSE]["status"] == 202, got
+            ids.append(json.loads(got[RESPONSE]["body"])["command_id"])
+        d.kill()
+        d.start()
+        b = d.link()
+        st, res = b.request("acme", "GET", "/clients/dev-9/commands",
+                            query="limit=100")
+        assert st == 200
+        assert [c["command_id"] for c in res["items"]] == ids
+    finally:
+        d.stop()
+    check_new_layout(tmp_path / "db")
 
 
 def count_frames(sock, n, timeout=30):

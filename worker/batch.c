@@ -101,7 +101,8 @@ wh_batch_round(wh_batch_t *b)
     run.batch = b;
     run.ops = wh_batch_take(b);
 
-    committed = wh_engine_write(b->engine, wh_batch_txn, &run, &err) == 0;
+    committed = wh_engine_write(b->engine, WH_ENGINE_STATE, wh_batch_txn,
+                                &run, &err) == 0;
 
     /* apply may have asked for a sync: only ops that changed something
      * durable do */

@@ -1,8 +1,9 @@
 /*
  * Group commit for the commands and the clients registry.  Every write
  * those make in a loop turn is an op; at the end of the turn all ops
- * run in ONE write txn of the engine (engine.h), which is synced to
- * disk when any op asked for it, and only then does each op act:
+ * run in ONE write txn of the engine's state space (engine.h), which
+ * is synced to disk when any op asked for it (LMDB: the state
+ * environment syncs every commit), and only then does each op act:
  * answer, deliver, publish its event.  So nothing is announced before
  * it is stored, and thousands of commands per second cost one fsync
  * per turn, not one each.

@@ -559,7 +559,8 @@ wh_channels_commit(wh_channels_t *c)
         return;
     }
 
-    rc = wh_engine_write(c->engine, wh_channels_txn, c, &err);
+    rc = wh_engine_write(c->engine, WH_ENGINE_HISTORY, wh_channels_txn, c,
+                         &err);
     n = c->pending;
 
     if (rc != 0) {

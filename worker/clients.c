@@ -515,7 +515,7 @@ wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     cl->link = link;
     cl->commands = commands;
 
-    if (wh_engine_write(engine, wh_cl_load, cl, err) != 0) {
+    if (wh_engine_write(engine, WH_ENGINE_STATE, wh_cl_load, cl, err) != 0) {
         wh_map_free(&cl->revoked);
         return -1;
     }

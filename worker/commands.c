@@ -622,7 +622,9 @@ wh_commands_init(wh_commands_t *c, wh_engine_t *engine, wh_batch_t *batch,
     c->slot_freed = wh_cmd_slot_freed;
     wh_cmdq_init(&c->q);
 
-    if (wh_engine_write(engine, wh_cmd_load, c, err) != 0) {
+    if (wh_engine_write(engine, WH_ENGINE_STATE, wh_cmd_load, c, err)
+        != 0)
+    {
         wh_cmdq_free(&c->q);
         return -1;
     }

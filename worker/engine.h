@@ -10,7 +10,15 @@
  * publishes of a loop turn (channels.c), applied again from scratch if
  * the engine has to retry it, so the operations touch nothing but the
  * txn before it commits.  Channel metadata and history are also read
- * outside of one.  sync() makes what is committed durable (LMDB: fsync;
+ * outside of one.
+ *
+ * A write goes to one of two spaces, which never share a transaction
+ * (DESIGN.md "Failure semantics"): the state (clients, revocations,
+ * commands), whose commits must survive power loss, and the history
+ * (channel ids, epochs and messages), which may lag by a second.  The
+ * client and command operations run only in a state write, the channel
+ * operations only in a history write.  sync() makes what is committed
+ * to the state durable (LMDB: its environment syncs every commit;
  * Redis: appendfsync always + WAIT): a command is answered 202 only
  * after it.
  *
@@ -66,10 +74,18 @@ typedef int (*wh_chan_item_pt)(void *ctx, const char *name, size_t len,
 typedef struct wh_engine_s      wh_engine_t;
 typedef struct wh_engine_ops_s  wh_engine_ops_t;
 
+/* where a write goes: what is synced before it is answered, or what
+ * may lag (LMDB: one environment each) */
+typedef enum {
+    WH_ENGINE_STATE = 0,        /* clients, revocations, commands */
+    WH_ENGINE_HISTORY           /* channels and their history */
+} wh_engine_space_e;
+
 /* one write transaction; impl is the engine's own (LMDB: MDB_txn) */
 typedef struct {
-    wh_engine_t   *engine;
-    void          *impl;
+    wh_engine_t        *engine;
+    wh_engine_space_e   space;
+    void               *impl;
 } wh_etxn_t;
 
 typedef struct {
@@ -128,25 +144,26 @@ typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
 struct wh_engine_ops_s {
     const char  *kind;
 
-    /* runs fn in one transaction and commits it; -1 with err */
-    int  (*write)(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
-        wh_err_t *err);
-    /* makes what is committed durable */
+    /* runs fn in one transaction of that space and commits it; -1
+     * with err */
+    int  (*write)(wh_engine_t *e, wh_engine_space_e space,
+        wh_engine_txn_pt fn, void *ctx, wh_err_t *err);
+    /* makes what is committed to the state durable */
     int  (*sync)(wh_engine_t *e, wh_err_t *err);
     void (*close)(wh_engine_t *e);
 
-    /* channels, inside a write: the channel's metadata, created (with
+    /* channels, inside a history write: the channel's metadata, created (with
      * a new epoch) if it does not exist and create is set; 1 found or
      * created, 0 not, -1 error */
     int  (*chan_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
         int create, wh_chan_meta_t *meta, wh_err_t *err);
-    /* inside a write: appends text as message meta->last_id + 1 and
+    /* inside a history write: appends text as message meta->last_id + 1 and
      * trims the history to its bounds; meta follows */
     int  (*chan_append)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
         wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
         wh_err_t *err);
-    /* outside a write: creates the channel if need be, in a write of
-     * its own */
+    /* outside a write: creates the channel if need be, in a history
+     * write of its own */
     int  (*chan_ensure)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
         int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
     /* 1 found, 0 not, -1 error */
@@ -168,10 +185,11 @@ struct wh_engine_ops_s {
         wh_err_t *err);
     int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
     int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
-    /* bytes of storage reserved (LMDB: the map), for the logs */
+    /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
 
-    /* clients: 1 found, 0 not, -1 error; out may be NULL */
+    /* clients, inside a state write: 1 found, 0 not, -1 error; out
+     * may be NULL */
     int  (*client_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
         wh_client_t *out, wh_err_t *err);
     int  (*client_put)(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err);
@@ -185,7 +203,8 @@ struct wh_engine_ops_s {
     int  (*revocations)(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
         wh_err_t *err);
 
-    /* commands: the last seq given out (kept across restarts) */
+    /* commands, inside a state write: the last seq given out (kept
+     * across restarts) */
     int  (*cmd_seq)(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
     int  (*cmd_set_seq)(wh_etxn_t *t, uint64_t last, wh_err_t *err);
     /* 1 found, 0 not, -1 error */
@@ -222,10 +241,10 @@ struct wh_engine_s {
 
 
 static inline int
-wh_engine_write(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
-    wh_err_t *err)
+wh_engine_write(wh_engine_t *e, wh_engine_space_e space,
+    wh_engine_txn_pt fn, void *ctx, wh_err_t *err)
 {
-    return e->ops->write(e, fn, ctx, err);
+    return e->ops->write(e, space, fn, ctx, err);
 }
 
 

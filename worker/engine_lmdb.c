@@ -2,7 +2,8 @@
  * The LMDB engine: its table, transactions (engine_lmdb_store.c grows
  * the map and retries), the clients and the revocations.  The
  * channels are in engine_lmdb_channels.c, the commands in
- * engine_lmdb_commands.c.
+ * engine_lmdb_commands.c, the upgrade of the one-environment layout in
+ * engine_lmdb_upgrade.c.
  *
  * A stored client is a JSON object:
  *
@@ -10,8 +11,10 @@
  *    "created":ms,"last_seen":ms}
  */
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -19,10 +22,12 @@
 
 
 typedef struct {
-    wh_engine_t       *engine;
-    wh_engine_txn_pt   fn;
-    void              *ctx;
+    wh_engine_t        *engine;
+    wh_engine_space_e   space;
+    wh_engine_txn_pt    fn;
+    void               *ctx;
 } wh_lmdb_run_t;
+
 
 
 static int
@@ -34,6 +39,7 @@ wh_lmdb_run(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     (void) st;
 
     t.engine = run->engine;
+    t.space = run->space;
     t.impl = txn;
 
     return run->fn(&t, run->ctx, err);
@@ -41,24 +47,28 @@ wh_lmdb_run(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 
 
 static int
-wh_lmdb_write(wh_engine_t *e, wh_engine_txn_pt fn, void *ctx,
-    wh_err_t *err)
+wh_lmdb_write(wh_engine_t *e, wh_engine_space_e space, wh_engine_txn_pt fn,
+    void *ctx, wh_err_t *err)
 {
-    wh_lmdb_run_t  run;
+    wh_lmdb_run_t      run;
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) e;
 
     run.engine = e;
+    run.space = space;
     run.fn = fn;
     run.ctx = ctx;
 
-    return wh_store_write(((wh_engine_lmdb_t *) e)->store, wh_lmdb_run,
-                          &run, err);
+    return wh_store_write(space == WH_ENGINE_STATE ? l->state : l->history,
+                          wh_lmdb_run, &run, err);
 }
 
 
+/* the state environment syncs every commit: nothing is left to do
+ * unless it was opened otherwise */
 static int
 wh_lmdb_sync(wh_engine_t *e, wh_err_t *err)
 {
-    return wh_store_sync(((wh_engine_lmdb_t *) e)->store, err);
+    return wh_store_sync(((wh_engine_lmdb_t *) e)->state, err);
 }
 
 
@@ -66,7 +76,16 @@ wh_lmdb_sync(wh_engine_t *e, wh_err_t *err)
 static void
 wh_lmdb_close(wh_engine_t *e)
 {
-    wh_store_close(((wh_engine_lmdb_t *) e)->store);
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) e;
+
+    if (l->history) {
+        wh_store_close(l->history);
+    }
+
+    if (l->state) {
+        wh_store_close(l->state);
+    }
+
     free(e);
 }
 
@@ -127,7 +146,7 @@ wh_lmdb_client_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     k.mv_data = key;
     k.mv_size = wh_key_pair(key, ws, id);
 
-    rc = mdb_get(t->impl, wh_lmdb_of(t)->clients_db, &k, &v);
+    rc = mdb_get(wh_lmdb_stxn(t), wh_lmdb_of(t)->clients_db, &k, &v);
 
     if (rc == MDB_NOTFOUND) {
         return 0;
@@ -184,7 +203,7 @@ wh_lmdb_client_put(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err)
     v.mv_data = text;
     v.mv_size = strlen(text);
 
-    rc = mdb_put(t->impl, wh_lmdb_of(t)->clients_db, &k, &v, 0);
+    rc = mdb_put(wh_lmdb_stxn(t), wh_lmdb_of(t)->clients_db, &k, &v, 0);
     free(text);
 
     return rc ? wh_mdb_error(rc, "writing a client", err) : 0;
@@ -239,7 +258,7 @@ wh_lmdb_client_list(wh_etxn_t *t, wh_str_t ws, wh_str_t after,
         return wh_err(err, 503, "out of memory");
     }
 
-    rc = mdb_cursor_open(t->impl, wh_lmdb_of(t)->clients_db, &cur);
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->clients_db, &cur);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "opening a cursor", err);
@@ -268,7 +287,7 @@ wh_lmdb_client_revoke(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     k.mv_data = key;
     k.mv_size = wh_key_pair(key, ws, id);
 
-    rc = mdb_del(t->impl, e->clients_db, &k, NULL);
+    rc = mdb_del(wh_lmdb_stxn(t), e->clients_db, &k, NULL);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "deleting a client", err);
@@ -278,7 +297,7 @@ wh_lmdb_client_revoke(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     v.mv_data = val;
     v.mv_size = WH_BE64_LEN;
 
-    rc = mdb_put(t->impl, e->revoked_db, &k, &v, 0);
+    rc = mdb_put(wh_lmdb_stxn(t), e->revoked_db, &k, &v, 0);
 
     return rc ? wh_mdb_error(rc, "storing a revocation", err) : 0;
 }
@@ -294,7 +313,7 @@ wh_lmdb_revocations(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
     wh_str_t      ws, id;
     MDB_cursor   *cur;
 
-    rc = mdb_cursor_open(t->impl, wh_lmdb_of(t)->revoked_db, &cur);
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->revoked_db, &cur);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "opening a cursor", err);
@@ -336,15 +355,15 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
     int                rc;
     wh_engine_lmdb_t  *e = ctx;
 
-    if ((rc = mdb_dbi_open(t->impl, "clients", MDB_CREATE,
+    if ((rc = mdb_dbi_open(wh_lmdb_stxn(t), "clients", MDB_CREATE,
                            &e->clients_db)) != 0
-        || (rc = mdb_dbi_open(t->impl, "revoked", MDB_CREATE,
+        || (rc = mdb_dbi_open(wh_lmdb_stxn(t), "revoked", MDB_CREATE,
                               &e->revoked_db)) != 0)
     {
         return wh_mdb_error(rc, "opening the client databases", err);
     }
 
-    return wh_lmdb_cmd_open_dbs(e, t->impl, err);
+    return wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err);
 }
 
 
@@ -385,7 +404,23 @@ wh_engine_lmdb_open(wh_engine_t **out, const char *dir, size_t map_size,
     size_t max_map_size, uint32_t hist_len, int64_t hist_ttl_ms,
     wh_log_t *log, wh_err_t *err)
 {
+    char               state[WH_LMDB_PATH_MAX], hist[WH_LMDB_PATH_MAX];
     wh_engine_lmdb_t  *e;
+
+    if (wh_lmdb_path(state, sizeof(state), dir, "state", err) != 0
+        || wh_lmdb_path(hist, sizeof(hist), dir, "history", err) != 0)
+    {
+        return -1;
+    }
+
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        return wh_err(err, 503, "cannot create storage directory \"%s\": "
+                      "%s", dir, strerror(errno));
+    }
+
+    if (wh_lmdb_upgrade(dir, map_size, max_map_size, log, err) != 0) {
+        return -1;
+    }
 
     e = calloc(1, sizeof(wh_engine_lmdb_t));
 
@@ -396,15 +431,20 @@ wh_engine_lmdb_open(wh_engine_t **out, const char *dir, size_t map_size,
     e->base.ops = &wh_lmdb_ops;
     e->base.log = log;
 
-    if (wh_store_open(&e->store, dir, map_size, max_map_size, hist_len,
-                      hist_ttl_ms, log, err) != 0)
+    if (wh_store_open(&e->state, state, WH_STORE_STATE, map_size,
+                      max_map_size, hist_len, hist_ttl_ms, log, err) != 0
+        || wh_store_open(&e->history, hist, WH_STORE_HISTORY, map_size,
+                         max_map_size, hist_len, hist_ttl_ms, log, err)
+           != 0)
     {
-        free(e);
+        wh_lmdb_close(&e->base);
         return -1;
     }
 
     /* a write txn: the databases are created if need be */
-    if (wh_engine_write(&e->base, wh_lmdb_open_dbs, e, err) != 0) {
+    if (wh_engine_write(&e->base, WH_ENGINE_STATE, wh_lmdb_open_dbs, e,
+                        err) != 0)
+    {
         wh_lmdb_close(&e->base);
         return -1;
     }

@@ -1,6 +1,15 @@
 /*
- * The LMDB engine (engine.h) over the store of engine_lmdb_store.h,
- * which keeps the channels and their history in the same environment.
+ * The LMDB engine (engine.h) over two stores (engine_lmdb_store.h),
+ * one LMDB environment per space of engine.h, under the storage
+ * directory:
+ *
+ *   state/       synced on every commit; the databases below
+ *   history/     MDB_NOSYNC, synced every second by a thread of its
+ *                own: channels and history (engine_lmdb_store.h)
+ *
+ * A store of the layout before (one MDB_NOSYNC environment, data.mdb
+ * in the storage directory itself) is split at start
+ * (engine_lmdb_upgrade.c).  The state databases:
  *
  *   clients      ws "\0" client_id -> the client (JSON: name,
  *                client_type, metadata as its own text, created and
@@ -23,6 +32,7 @@
 #ifndef WH_ENGINE_LMDB_H
 #define WH_ENGINE_LMDB_H
 
+#include <assert.h>
 #include <lmdb.h>
 
 #include <jansson.h>
@@ -37,14 +47,17 @@
 
 typedef struct {
     wh_engine_t   base;
-    wh_store_t   *store;
+    wh_store_t   *state;        /* WH_ENGINE_STATE */
+    wh_store_t   *history;      /* WH_ENGINE_HISTORY */
     MDB_dbi       clients_db, revoked_db;
     MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
 } wh_engine_lmdb_t;
 
 
-/* opens the store (engine_lmdb_store.h says what the arguments are)
- * and the engine's databases, created if need be */
+/* opens both stores under dir (engine_lmdb_store.h says what the
+ * arguments are; each map grows up to max_map_size on its own) and the
+ * engine's databases, created if need be; an old layout is upgraded
+ * first */
 int wh_engine_lmdb_open(wh_engine_t **out, const char *dir,
     size_t map_size, size_t max_map_size, uint32_t hist_len,
     int64_t hist_ttl_ms, wh_log_t *log, wh_err_t *err);
@@ -93,11 +106,42 @@ int wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
 int wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, wh_err_t *err);
 
+#define WH_LMDB_PATH_MAX  4096
+
+/* engine_lmdb_upgrade.c: dir "/" name into path; -1 with err if it
+ * does not fit */
+int wh_lmdb_path(char *path, size_t size, const char *dir,
+    const char *name, wh_err_t *err);
+
+/* engine_lmdb_upgrade.c: splits a store of the one-environment layout
+ * in dir into state/ and history/; 0 also when there is nothing to do */
+int wh_lmdb_upgrade(const char *dir, size_t map_size, size_t max_map_size,
+    wh_log_t *log, wh_err_t *err);
+
+/* the names of the databases of each store, NULL-terminated (the
+ * upgrade copies them) */
+extern const char  *wh_lmdb_state_dbs[];
+extern const char  *wh_lmdb_history_dbs[];
+
 static inline wh_engine_lmdb_t *
 wh_lmdb_of(wh_etxn_t *t)
 {
     return (wh_engine_lmdb_t *) t->engine;
 }
+
+
+/* the txn of a write, which must be of that space: a database handle
+ * of one environment means another database in the other */
+static inline MDB_txn *
+wh_lmdb_txn(wh_etxn_t *t, wh_engine_space_e space)
+{
+    assert(t->space == space);
+
+    return t->impl;
+}
+
+#define wh_lmdb_stxn(t)  wh_lmdb_txn(t, WH_ENGINE_STATE)
+#define wh_lmdb_htxn(t)  wh_lmdb_txn(t, WH_ENGINE_HISTORY)
 
 /* s, or "" for an unset string (no data): jansson wants a pointer */
 static inline wh_str_t

@@ -1,17 +1,17 @@
 /*
- * The LMDB engine's channels and history: engine_lmdb_store.c, whose
- * channels and history databases share the environment with the
- * clients and the commands.
+ * The LMDB engine's channels and history: the history store
+ * (engine_lmdb_store.c), an environment of its own, apart from the
+ * clients and the commands, which are synced on every commit.
  */
 
 #include "engine_lmdb.h"
 
 
-/* the store of the engine a txn belongs to */
+/* the history store of the engine */
 static wh_store_t *
 wh_lmdb_store(wh_engine_t *e)
 {
-    return ((wh_engine_lmdb_t *) e)->store;
+    return ((wh_engine_lmdb_t *) e)->history;
 }
 
 
@@ -19,8 +19,8 @@ int
 wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
     int create, wh_chan_meta_t *meta, wh_err_t *err)
 {
-    return wh_store_channel(wh_lmdb_store(t->engine), t->impl, ws, ch, now,
-                            create, meta, err);
+    return wh_store_channel(wh_lmdb_store(t->engine), wh_lmdb_htxn(t), ws,
+                            ch, now, create, meta, err);
 }
 
 
@@ -29,8 +29,8 @@ wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
     wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
     wh_err_t *err)
 {
-    return wh_store_append(wh_lmdb_store(t->engine), t->impl, ws, ch, meta,
-                           now, text, len, err);
+    return wh_store_append(wh_lmdb_store(t->engine), wh_lmdb_htxn(t), ws,
+                           ch, meta, now, text, len, err);
 }
 
 
@@ -83,15 +83,29 @@ wh_lmdb_sync_background(wh_engine_t *e, wh_err_t *err)
 }
 
 
+/* both environments: a dead reader of either holds its pages */
 int
 wh_lmdb_check_readers(wh_engine_t *e, int *dead, wh_err_t *err)
 {
-    return wh_store_check_readers(wh_lmdb_store(e), dead, err);
+    int                n;
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) e;
+
+    if (wh_store_check_readers(l->state, dead, err) != 0
+        || wh_store_check_readers(l->history, &n, err) != 0)
+    {
+        return -1;
+    }
+
+    *dead += n;
+
+    return 0;
 }
 
 
 size_t
 wh_lmdb_size(wh_engine_t *e)
 {
-    return wh_lmdb_store(e)->map_size;
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) e;
+
+    return l->state->map_size + l->history->map_size;
 }

@@ -250,7 +250,7 @@ wh_lmdb_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_command_t *out,
     k.mv_data = key;
     k.mv_size = wh_key_pair(key, ws, id);
 
-    rc = mdb_get(t->impl, wh_lmdb_of(t)->cmds_db, &k, &v);
+    rc = mdb_get(wh_lmdb_stxn(t), wh_lmdb_of(t)->cmds_db, &k, &v);
 
     if (rc == MDB_NOTFOUND) {
         return 0;
@@ -295,7 +295,7 @@ wh_lmdb_cmd_save(wh_etxn_t *t, const wh_command_t *cmd, unsigned flags,
     v.mv_data = text;
     v.mv_size = strlen(text);
 
-    rc = mdb_put(t->impl, wh_lmdb_of(t)->cmds_db, &k, &v, flags);
+    rc = mdb_put(wh_lmdb_stxn(t), wh_lmdb_of(t)->cmds_db, &k, &v, flags);
     free(text);
 
     if (rc == MDB_KEYEXIST) {
@@ -338,9 +338,9 @@ wh_lmdb_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 
     klen = wh_key_seq(key, cmd->ws, cmd->client_id, cmd->seq);
 
-    if (wh_lmdb_put_index(t->impl, e->open_db, key, klen, cmd->id, err)
+    if (wh_lmdb_put_index(wh_lmdb_stxn(t), e->open_db, key, klen, cmd->id, err)
         != 0
-        || wh_lmdb_put_index(t->impl, e->client_db, key, klen, cmd->id,
+        || wh_lmdb_put_index(wh_lmdb_stxn(t), e->client_db, key, klen, cmd->id,
                              err) != 0)
     {
         return -1;
@@ -352,7 +352,8 @@ wh_lmdb_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 
     klen = wh_key_idem(key, cmd->ws, cmd->client_id, cmd->idem);
 
-    return wh_lmdb_put_index(t->impl, e->idem_db, key, klen, cmd->id, err);
+    return wh_lmdb_put_index(wh_lmdb_stxn(t), e->idem_db, key, klen,
+                             cmd->id, err);
 }
 
 
@@ -373,7 +374,7 @@ wh_lmdb_cmd_update(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 
     k.mv_data = key;
     k.mv_size = wh_key_seq(key, cmd->ws, cmd->client_id, cmd->seq);
-    rc = mdb_del(t->impl, wh_lmdb_of(t)->open_db, &k, NULL);
+    rc = mdb_del(wh_lmdb_stxn(t), wh_lmdb_of(t)->open_db, &k, NULL);
 
     if (rc != 0 && rc != MDB_NOTFOUND) {
         return wh_mdb_error(rc, "closing a command", err);
@@ -395,7 +396,7 @@ wh_lmdb_cmd_idem(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     k.mv_data = key;
     k.mv_size = wh_key_idem(key, ws, client_id, idem);
 
-    rc = mdb_get(t->impl, wh_lmdb_of(t)->idem_db, &k, &v);
+    rc = mdb_get(wh_lmdb_stxn(t), wh_lmdb_of(t)->idem_db, &k, &v);
 
     if (rc == MDB_NOTFOUND) {
         return 0;
@@ -460,7 +461,7 @@ wh_lmdb_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
 
     memset(out, 0, sizeof(wh_cmd_list_t));
 
-    rc = mdb_cursor_open(t->impl, wh_lmdb_of(t)->client_db, &cur);
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->client_db, &cur);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "opening a cursor", err);
@@ -532,7 +533,7 @@ wh_lmdb_open_collect(wh_etxn_t *t, const unsigned char *prefix,
     wh_lmdb_open_t  *list = NULL, *p, *e;
 
     *n = 0;
-    rc = mdb_cursor_open(t->impl, wh_lmdb_of(t)->open_db, &cur);
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->open_db, &cur);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "opening a cursor", err);
@@ -621,7 +622,7 @@ wh_lmdb_open_one(wh_etxn_t *t, wh_lmdb_open_t *o, int start,
         /* an index entry without its command */
         k.mv_data = o->key;
         k.mv_size = o->klen;
-        rc = mdb_del(t->impl, wh_lmdb_of(t)->open_db, &k, NULL);
+        rc = mdb_del(wh_lmdb_stxn(t), wh_lmdb_of(t)->open_db, &k, NULL);
 
         return rc && rc != MDB_NOTFOUND
                ? wh_mdb_error(rc, "closing a command", err) : 0;
@@ -676,7 +677,7 @@ wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     MDB_cursor    *cur;
     unsigned char  key[WH_LMDB_KEY_MAX];
 
-    rc = mdb_cursor_open(t->impl, wh_lmdb_of(t)->idem_db, &cur);
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->idem_db, &cur);
 
     if (rc != 0) {
         return wh_mdb_error(rc, "opening a cursor", err);
@@ -722,7 +723,7 @@ wh_lmdb_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err)
 
     k.mv_data = "seq";
     k.mv_size = 3;
-    rc = mdb_get(t->impl, wh_lmdb_of(t)->meta_db, &k, &v);
+    rc = mdb_get(wh_lmdb_stxn(t), wh_lmdb_of(t)->meta_db, &k, &v);
 
     if (rc != 0 && rc != MDB_NOTFOUND) {
         return wh_mdb_error(rc, "reading the command seq", err);
@@ -747,7 +748,7 @@ wh_lmdb_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err)
     v.mv_data = val;
     v.mv_size = WH_BE64_LEN;
 
-    rc = mdb_put(t->impl, wh_lmdb_of(t)->meta_db, &k, &v, 0);
+    rc = mdb_put(wh_lmdb_stxn(t), wh_lmdb_of(t)->meta_db, &k, &v, 0);
 
     return rc ? wh_mdb_error(rc, "writing the command seq", err) : 0;
 }

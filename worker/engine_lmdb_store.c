@@ -1,8 +1,10 @@
 /*
- * LMDB store.  The environment runs with MDB_NOSYNC (the daemon syncs
- * every second when something was committed, and at exit) and
- * MDB_NOTLS (read txns are not tied to threads, so one reset read txn
- * is reused for every read).
+ * LMDB store.  The history environment runs with MDB_NOSYNC (the
+ * daemon syncs it every second when something was committed, and at
+ * exit); the state environment syncs every commit, so a command is
+ * durable when its commit returns.  Both run with MDB_NOTLS (read txns
+ * are not tied to threads, so one reset read txn is reused for every
+ * read).
  */
 
 #include <errno.h>
@@ -26,6 +28,9 @@
 #define WH_STORE_FORMAT  "1"
 /* channels, history, info, and the commands' and clients' databases */
 #define WH_STORE_MAX_DBS  16
+/* what the info DB says a store holds: a state directory opened as
+ * history (or the reverse) is refused, not filled */
+static const char  *wh_store_roles[] = { "state", "history" };
 
 
 void
@@ -157,6 +162,41 @@ wh_epoch_new(char *epoch)
 }
 
 
+/* the role of a new store is written; an existing one must match */
+static int
+wh_store_role(wh_store_t *st, MDB_txn *txn, MDB_dbi info, wh_err_t *err)
+{
+    int          rc;
+    size_t       len;
+    MDB_val      k, v;
+    const char  *role = wh_store_roles[st->kind];
+
+    k.mv_data = "role";
+    k.mv_size = 4;
+    len = strlen(role);
+    rc = mdb_get(txn, info, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        v.mv_data = (void *) role;
+        v.mv_size = len;
+        rc = mdb_put(txn, info, &k, &v, 0);
+        return rc ? wh_store_fail(st, rc, "writing the role", err) : 0;
+    }
+
+    if (rc != 0) {
+        return wh_store_fail(st, rc, "reading the role", err);
+    }
+
+    if (v.mv_size != len || memcmp(v.mv_data, role, len) != 0) {
+        return wh_err(err, 503, "this environment holds \"%.*s\", not "
+                      "\"%s\"", (int) (v.mv_size > 16 ? 16 : v.mv_size),
+                      (char *) v.mv_data, role);
+    }
+
+    return 0;
+}
+
+
 static int
 wh_store_init_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 {
@@ -166,11 +206,21 @@ wh_store_init_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 
     (void) ctx;
 
-    if ((rc = mdb_dbi_open(txn, "channels", MDB_CREATE, &st->chans)) != 0
-        || (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &st->hist)) != 0
-        || (rc = mdb_dbi_open(txn, "info", MDB_CREATE, &info)) != 0)
+    if (st->kind == WH_STORE_HISTORY
+        && ((rc = mdb_dbi_open(txn, "channels", MDB_CREATE, &st->chans))
+            != 0
+            || (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &st->hist))
+               != 0))
     {
         return wh_store_fail(st, rc, "opening the databases", err);
+    }
+
+    if ((rc = mdb_dbi_open(txn, "info", MDB_CREATE, &info)) != 0) {
+        return wh_store_fail(st, rc, "opening the databases", err);
+    }
+
+    if (wh_store_role(st, txn, info, err) != 0) {
+        return -1;
     }
 
     k.mv_data = "format";
@@ -267,17 +317,46 @@ wh_store_sync_background(wh_store_t *st, wh_err_t *err)
 }
 
 
+/* the sync thread of the history store */
+static void
+wh_store_syncer_start(wh_store_t *st)
+{
+    sigset_t  all, old;
+
+    pthread_mutex_init(&st->syncer.lock, NULL);
+    pthread_cond_init(&st->syncer.wake, NULL);
+
+    /* the thread takes no signal: they belong to the loop's signalfd */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+
+    if (pthread_create(&st->syncer.thread, NULL, wh_store_syncer_main, st)
+        == 0)
+    {
+        st->syncer.running = 1;
+
+    } else if (st->log) {
+        /* syncs then happen in the loop, as before: slower, not wrong */
+        wh_log_warn(st->log, "storage: no sync thread, syncing in the "
+                    "loop");
+    }
+
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+
 int
-wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
-    size_t max_map_size, uint32_t hist_len, int64_t ttl_ms, wh_log_t *log,
-    wh_err_t *err)
+wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
+    size_t map_size, size_t max_map_size, uint32_t hist_len,
+    int64_t ttl_ms, wh_log_t *log, wh_err_t *err)
 {
     int           rc, dead;
-    sigset_t      all, old;
+    unsigned      flags;
     MDB_envinfo   info;
     wh_store_t   *st;
 
-    if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+    /* only wirehubd reads its store (DESIGN.md "Failure semantics") */
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
         return wh_err(err, 503, "cannot create storage directory \"%s\": "
                       "%s", dir, strerror(errno));
     }
@@ -288,16 +367,20 @@ wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
         return wh_err(err, 503, "out of memory");
     }
 
+    st->kind = kind;
     st->max_map_size = max_map_size;
     st->hist_len = hist_len;
     st->ttl_ms = ttl_ms;
     st->log = log;
 
+    /* MDB_NOSYNC only where a system crash may cost the last second
+     * and, lmdb.h warns, the integrity of the environment: history */
+    flags = MDB_NOTLS | (kind == WH_STORE_HISTORY ? MDB_NOSYNC : 0);
+
     if ((rc = mdb_env_create(&st->env)) != 0
         || (rc = mdb_env_set_maxdbs(st->env, WH_STORE_MAX_DBS)) != 0
         || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
-        || (rc = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS,
-                              0640)) != 0)
+        || (rc = mdb_env_open(st->env, dir, flags, 0600)) != 0)
     {
         wh_err(err, 503, "cannot open storage \"%s\": %s", dir,
                mdb_strerror(rc));
@@ -319,27 +402,13 @@ wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
     }
 
     if (dead && log) {
-        wh_log_warn(log, "storage: cleared %d stale reader slots", dead);
+        wh_log_warn(log, "storage %s: cleared %d stale reader slots",
+                    wh_store_roles[kind], dead);
     }
 
-    pthread_mutex_init(&st->syncer.lock, NULL);
-    pthread_cond_init(&st->syncer.wake, NULL);
-
-    /* the thread takes no signal: they belong to the loop's signalfd */
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-
-    if (pthread_create(&st->syncer.thread, NULL, wh_store_syncer_main, st)
-        == 0)
-    {
-        st->syncer.running = 1;
-
-    } else if (log) {
-        /* syncs then happen in the loop, as before: slower, not wrong */
-        wh_log_warn(log, "storage: no sync thread, syncing in the loop");
+    if (kind == WH_STORE_HISTORY) {
+        wh_store_syncer_start(st);
     }
-
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     *out = st;
 
@@ -379,7 +448,8 @@ wh_store_close(wh_store_t *st)
     st->dirty = 1;
 
     if (wh_store_sync(st, &err) != 0 && st->log) {
-        wh_log_error(st->log, "storage: %s", err.msg);
+        wh_log_error(st->log, "storage %s: %s", wh_store_roles[st->kind],
+                     err.msg);
     }
 
     mdb_env_close(st->env);
@@ -394,8 +464,9 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
     size_t  size;
 
     if (st->map_size >= st->max_map_size) {
-        return wh_err(err, 507, "storage full: the map reached "
-                      "max_map_size (%zu bytes)", st->max_map_size);
+        return wh_err(err, 507, "storage full: the %s map reached "
+                      "max_map_size (%zu bytes)", wh_store_roles[st->kind],
+                      st->max_map_size);
     }
 
     size = st->map_size > st->max_map_size / 2 ? st->max_map_size
@@ -415,8 +486,8 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
     }
 
     if (st->log) {
-        wh_log_warn(st->log, "storage: map grown from %zu to %zu bytes",
-                    st->map_size, size);
+        wh_log_warn(st->log, "storage %s: map grown from %zu to %zu bytes",
+                    wh_store_roles[st->kind], st->map_size, size);
     }
 
     st->map_size = size;
@@ -434,6 +505,7 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
 
     for ( ;; ) {
         st->map_full = 0;
+        err->status = 0;
         rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 
         if (rc != 0) {
@@ -443,7 +515,11 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
         if (fn(st, txn, ctx, err) != 0) {
             mdb_txn_abort(txn);
 
-            if (st->map_full && wh_store_grow(st, err) == 0) {
+            /* the engine's own databases report MDB_MAP_FULL as 507
+             * (wh_mdb_error), the only source of that status */
+            if ((st->map_full || err->status == 507)
+                && wh_store_grow(st, err) == 0)
+            {
                 continue;
             }
 
@@ -464,7 +540,8 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
             return wh_store_fail(st, rc, "commit", err);
         }
 
-        st->dirty = 1;
+        /* a synced store is durable once the commit returned */
+        st->dirty = st->kind == WH_STORE_HISTORY;
 
         return 0;
     }

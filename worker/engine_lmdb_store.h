@@ -1,7 +1,13 @@
 /*
- * The LMDB store, the LMDB engine's environment (engine_lmdb.h): per
- * channel its metadata (last id, first id still in history, epoch,
- * creation time) and its history, and the helpers of every database.
+ * The LMDB store: one LMDB environment of the LMDB engine
+ * (engine_lmdb.h), which has two.  The state store holds what was
+ * promised durable (clients, commands, revocations) and is synced on
+ * every commit.  The history store holds per channel its metadata
+ * (last id, first id still in history, epoch, creation time) and its
+ * history, and runs with MDB_NOSYNC: lmdb.h warns that a system crash
+ * can then corrupt the whole environment, so nothing durable may share
+ * it.  Both have an info DB ("format", "role").  This file also has
+ * the helpers of every database.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,
@@ -46,16 +52,23 @@ typedef struct {
     int              error;         /* the last background sync failed */
 } wh_store_syncer_t;
 
+typedef enum {
+    WH_STORE_STATE = 0,         /* synced on every commit */
+    WH_STORE_HISTORY            /* MDB_NOSYNC, synced every second */
+} wh_store_kind_e;
+
 typedef struct {
+    wh_store_kind_e  kind;
     MDB_env     *env;
-    MDB_dbi      chans;
+    MDB_dbi      chans;         /* the history store only */
     MDB_dbi      hist;
     MDB_txn     *rtxn;          /* a reset read txn, renewed per read */
     size_t       map_size;
     size_t       max_map_size;
     uint32_t     hist_len;
     int64_t      ttl_ms;        /* 0: no time limit */
-    int          dirty;         /* committed since the last sync */
+    int          dirty;         /* committed since the last sync (an
+                                 * MDB_NOSYNC store only) */
     int          map_full;      /* the last write hit MDB_MAP_FULL */
     wh_log_t    *log;           /* may be NULL */
     wh_store_syncer_t  syncer;
@@ -75,9 +88,12 @@ typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
     wh_err_t *err);
 
 
-int wh_store_open(wh_store_t **out, const char *dir, size_t map_size,
-    size_t max_map_size, uint32_t hist_len, int64_t ttl_ms, wh_log_t *log,
-    wh_err_t *err);
+/* opens (creates) the store of that kind in dir, files 0600; a map
+ * that grew earlier keeps its size; the history store starts its sync
+ * thread */
+int wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
+    size_t map_size, size_t max_map_size, uint32_t hist_len,
+    int64_t ttl_ms, wh_log_t *log, wh_err_t *err);
 /* syncs and closes */
 void wh_store_close(wh_store_t *st);
 
@@ -133,6 +149,8 @@ uint64_t wh_be64_get(const unsigned char *p);
 size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
 /* a "\0" b "\0" be64 n: a history entry, a command of a client */
 size_t wh_key_seq(unsigned char *buf, wh_str_t a, wh_str_t b, uint64_t n);
+/* an LMDB error: 507 for MDB_MAP_FULL (wh_store_write then grows the
+ * map and runs the write again), else 503 */
 int wh_mdb_error(int rc, const char *what, wh_err_t *err);
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */

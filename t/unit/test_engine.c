@@ -2,8 +2,10 @@
  * The engine interface (worker/engine.h) on its LMDB implementation,
  * against a real environment in a temporary directory: clients and
  * their listing, revocations, commands with their indexes (open,
- * per client, idempotency keys), the seq, the history bound; and the
- * expiry rule of cmdqueue.c.
+ * per client, idempotency keys), the seq, the history bound; the two
+ * environments (state synced, history MDB_NOSYNC), map growth in the
+ * state one, the upgrade of the one-environment layout; and the expiry
+ * rule of cmdqueue.c.
  */
 
 #include <setjmp.h>
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -72,17 +76,33 @@ setup(void **state)
 
 
 static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void) sb;
+    (void) flag;
+    (void) ftw;
+
+    return remove(path);
+}
+
+
+static void
+rm_tree(const char *dir)
+{
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+
+static int
 teardown(void **state)
 {
-    char        path[128];
     fixture_t  *f = *state;
 
-    wh_engine_close(f->e);
-    snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
-    unlink(path);
-    snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
-    unlink(path);
-    rmdir(f->dir);
+    if (f->e) {
+        wh_engine_close(f->e);
+    }
+
+    rm_tree(f->dir);
     free(f);
 
     return 0;
@@ -90,15 +110,22 @@ teardown(void **state)
 
 
 static void
-run(fixture_t *f, step_pt fn, void *ctx)
+run_in(fixture_t *f, wh_engine_space_e space, step_pt fn, void *ctx)
 {
     wh_err_t  err;
 
     err.msg[0] = '\0';
 
-    if (wh_engine_write(f->e, fn, ctx, &err) != 0) {
+    if (wh_engine_write(f->e, space, fn, ctx, &err) != 0) {
         fail_msg("write: %s", err.msg);
     }
+}
+
+
+static void
+run(fixture_t *f, step_pt fn, void *ctx)
+{
+    run_in(f, WH_ENGINE_STATE, fn, ctx);
 }
 
 
@@ -420,6 +447,523 @@ test_commands(void **state)
 }
 
 
+/* ------------------------------------------------ two environments */
+
+
+typedef struct {
+    const char  *ws, *ch, *text;
+    uint64_t     id;
+    char         epoch[WH_EPOCH_LEN + 1];
+} pub_t;
+
+
+static int
+pub_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    pub_t           *p = ctx;
+    wh_chan_meta_t   meta;
+
+    if (wh_etxn_ops(t)->chan_get(t, S(p->ws), S(p->ch), T0, 1, &meta, err)
+        != 1
+        || wh_etxn_ops(t)->chan_append(t, S(p->ws), S(p->ch), &meta, T0,
+                                       p->text, strlen(p->text), err) != 0)
+    {
+        return -1;
+    }
+
+    p->id = meta.last_id;
+    memcpy(p->epoch, meta.epoch, sizeof(p->epoch));
+
+    return 0;
+}
+
+
+/* publishes text, in a history write; returns its id */
+static uint64_t
+publish(fixture_t *f, const char *ch, const char *text, char *epoch)
+{
+    pub_t  p = { "acme", ch, text, 0, "" };
+
+    run_in(f, WH_ENGINE_HISTORY, pub_txn, &p);
+
+    if (epoch) {
+        memcpy(epoch, p.epoch, sizeof(p.epoch));
+    }
+
+    return p.id;
+}
+
+
+static unsigned
+env_flags(wh_store_t *st)
+{
+    unsigned  flags;
+
+    assert_int_equal(mdb_env_get_flags(st->env, &flags), 0);
+
+    return flags;
+}
+
+
+static int
+path_mode(const char *dir, const char *name)
+{
+    char         path[256];
+    struct stat  sb;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+
+    return stat(path, &sb) == 0 ? (int) (sb.st_mode & 0777) : -1;
+}
+
+
+/* whether the environment in dir has a database of that name */
+static int
+env_has_db(const char *dir, const char *name)
+{
+    int       rc;
+    MDB_env  *env;
+    MDB_txn  *txn;
+    MDB_dbi   dbi;
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    rc = mdb_dbi_open(txn, name, 0, &dbi);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+
+    return rc == 0;
+}
+
+
+static void
+test_two_environments(void **state)
+{
+    char               path[128];
+    fixture_t         *f = *state;
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) f->e;
+
+    /* MDB_NOSYNC only on history: a system crash there cannot take
+     * the commands with it */
+    assert_int_equal(env_flags(l->state) & MDB_NOSYNC, 0);
+    assert_int_not_equal(env_flags(l->history) & MDB_NOSYNC, 0);
+
+    assert_int_equal(path_mode(f->dir, "state"), 0700);
+    assert_int_equal(path_mode(f->dir, "history"), 0700);
+    assert_int_equal(path_mode(f->dir, "state/data.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "state/lock.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "history/data.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "history/lock.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "data.mdb"), -1);
+
+    /* a state commit is durable when it returns; history waits for
+     * its sync thread */
+    run(f, clients_put, NULL);
+    assert_int_equal(l->state->dirty, 0);
+    assert_int_equal(publish(f, "t", "x", NULL), 1);
+    assert_int_equal(l->history->dirty, 1);
+
+    wh_engine_close(f->e);
+    f->e = NULL;
+
+    snprintf(path, sizeof(path), "%s/state", f->dir);
+    assert_true(env_has_db(path, "clients"));
+    assert_true(env_has_db(path, "cmd_meta"));
+    assert_false(env_has_db(path, "history"));
+    assert_false(env_has_db(path, "channels"));
+    snprintf(path, sizeof(path), "%s/history", f->dir);
+    assert_true(env_has_db(path, "history"));
+    assert_true(env_has_db(path, "channels"));
+    assert_false(env_has_db(path, "clients"));
+    assert_false(env_has_db(path, "commands"));
+}
+
+
+static void
+test_store_role_is_checked(void **state)
+{
+    char         path[128];
+    wh_err_t     err;
+    wh_store_t  *st;
+    fixture_t   *f = *state;
+
+    wh_engine_close(f->e);
+    f->e = NULL;
+
+    /* history/ opened as the state (a mistaken restore) is refused */
+    snprintf(path, sizeof(path), "%s/history", f->dir);
+    assert_int_equal(wh_store_open(&st, path, WH_STORE_STATE, 1024 * 1024,
+                                   1024 * 1024, 10, 0, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "\"history\", not \"state\""));
+}
+
+
+static int
+big_clients(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    int           i;
+    char          id[16];
+    wh_client_t   cl;
+
+    for (i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "big%d", i);
+        memset(&cl, 0, sizeof(cl));
+        cl.ws = S("acme");
+        cl.id = S(id);
+        cl.metadata = S(ctx);
+
+        if (wh_etxn_ops(t)->client_put(t, &cl, err) != 0) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static char *
+big_text(size_t n)
+{
+    char  *big = malloc(n + 1);
+
+    memset(big, 'g', n);
+    big[n] = '\0';
+
+    return big;
+}
+
+
+static void
+test_state_map_grows(void **state)
+{
+    char               *big;
+    fixture_t          *f = *state;
+    wh_engine_lmdb_t   *l = (wh_engine_lmdb_t *) f->e;
+
+    /* 10 x 200 kB in one state write: past the 1 MiB map, which grows;
+     * the history map is another one and stays */
+    big = big_text(200000);
+    run(f, big_clients, big);
+    assert_true(l->state->map_size > 1024 * 1024);
+    assert_int_equal(l->history->map_size, 1024 * 1024);
+    assert_int_equal(f->e->ops->size(f->e),
+                     l->state->map_size + l->history->map_size);
+    free(big);
+}
+
+
+static void
+test_state_map_full_is_507(void **state)
+{
+    char        *big;
+    wh_err_t     err;
+    fixture_t   *f = *state;
+
+    wh_engine_close(f->e);
+    assert_int_equal(wh_engine_lmdb_open(&f->e, f->dir, 1024 * 1024,
+                                         1024 * 1024, 10, 0, NULL, &err),
+                     0);
+
+    big = big_text(200000);
+    assert_int_equal(wh_engine_write(f->e, WH_ENGINE_STATE, big_clients,
+                                     big, &err), -1);
+    assert_int_equal(err.status, 507);
+    assert_non_null(strstr(err.msg, "state map reached max_map_size"));
+    free(big);
+
+    /* what fits still goes, in both environments */
+    run(f, clients_put, NULL);
+    assert_int_equal(publish(f, "t", "x", NULL), 1);
+}
+
+
+/* --------------------------------------------------------- upgrade */
+
+
+static void
+copy_env(const char *src, MDB_txn *dst, const char **names)
+{
+    size_t       i;
+    MDB_env     *env;
+    MDB_txn     *txn;
+    MDB_dbi      from, to;
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, src, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+
+    for (i = 0; names[i] != NULL; i++) {
+        assert_int_equal(mdb_dbi_open(txn, names[i], 0, &from), 0);
+        assert_int_equal(mdb_dbi_open(dst, names[i], MDB_CREATE, &to), 0);
+        assert_int_equal(mdb_cursor_open(txn, from, &cur), 0);
+
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+            assert_int_equal(mdb_put(dst, to, &k, &v, 0), 0);
+        }
+
+        mdb_cursor_close(cur);
+    }
+
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+
+/* the layout before the split, in dir: one MDB_NOSYNC environment,
+ * data.mdb in the storage directory itself, 0640, holding what the
+ * engine wrote under from */
+static void
+make_old_layout(const char *dir, const char *from)
+{
+    char      path[128];
+    MDB_env  *env;
+    MDB_txn  *txn;
+    MDB_dbi   info;
+    MDB_val   k = { 6, "format" }, v = { 1, "1" };
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 4 * 1024 * 1024), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOSYNC | MDB_NOTLS, 0640),
+                     0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+
+    snprintf(path, sizeof(path), "%s/state", from);
+    copy_env(path, txn, wh_lmdb_state_dbs);
+    snprintf(path, sizeof(path), "%s/history", from);
+    copy_env(path, txn, wh_lmdb_history_dbs);
+
+    assert_int_equal(mdb_dbi_open(txn, "info", MDB_CREATE, &info), 0);
+    assert_int_equal(mdb_put(txn, info, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(mdb_env_sync(env, 1), 0);
+    mdb_env_close(env);
+}
+
+
+/* the fixture's store rewritten in the old layout, in a new temporary
+ * directory that becomes the fixture's */
+static void
+to_old_layout(fixture_t *f)
+{
+    char  old[64];
+
+    wh_engine_close(f->e);
+    f->e = NULL;
+
+    strcpy(old, "/tmp/wh-old-XXXXXX");
+    assert_non_null(mkdtemp(old));
+    make_old_layout(old, f->dir);
+    rm_tree(f->dir);
+    strcpy(f->dir, old);
+}
+
+
+static void
+reopen(fixture_t *f)
+{
+    wh_err_t  err;
+
+    if (f->e) {
+        wh_engine_close(f->e);
+    }
+
+    if (wh_engine_lmdb_open(&f->e, f->dir, 1024 * 1024, 64 * 1024 * 1024,
+                            10, 0, NULL, &err) != 0)
+    {
+        fail_msg("open: %s", err.msg);
+    }
+}
+
+
+static int
+upgraded_check(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    wh_client_t  cl;
+
+    assert_int_equal(wh_etxn_ops(t)->client_get(t, S("acme"), S("c0"), &cl,
+                                                err), 1);
+    assert_true(eq(cl.name, "Name"));
+    assert_true(eq(cl.metadata, "{\"a\":1}"));
+    wh_client_free(&cl);
+
+    return revoked_check(t, ctx, err);
+}
+
+
+static int
+count_item(void *ctx, uint64_t id, int64_t time_ms, const char *text,
+    size_t len)
+{
+    (void) id;
+    (void) time_ms;
+    (void) text;
+    (void) len;
+
+    (*(size_t *) ctx)++;
+
+    return 0;
+}
+
+
+/* the channel "t": its epoch, last id and number of stored messages */
+static void
+check_channel(fixture_t *f, const char *epoch, uint64_t last, size_t n)
+{
+    size_t           count = 0;
+    wh_err_t         err;
+    wh_hist_range_t  r;
+
+    assert_int_equal(wh_engine_hist_read(f->e, S("acme"), S("t"), 0,
+                                         UINT64_MAX, 100, T0, count_item,
+                                         &count, &r, &err), 0);
+    assert_true(r.found);
+    assert_string_equal(r.meta.epoch, epoch);
+    assert_int_equal(r.meta.last_id, last);
+    assert_int_equal(count, n);
+}
+
+
+static void
+move(const char *dir, const char *from, const char *to)
+{
+    char  a[128], b[128];
+
+    snprintf(a, sizeof(a), "%s/%s", dir, from);
+    snprintf(b, sizeof(b), "%s/%s", dir, to);
+    assert_int_equal(rename(a, b), 0);
+}
+
+
+static void
+test_upgrade_old_layout(void **state)
+{
+    char               epoch[WH_EPOCH_LEN + 1];
+    fixture_t         *f = *state;
+    seen_t             s;
+    revoked_t          r = { 0, 0 };
+    wh_engine_lmdb_t  *l;
+
+    run(f, clients_put, NULL);
+    run(f, clients_check, NULL);
+    run(f, cmds_put, NULL);
+    run(f, cmds_change, NULL);
+    publish(f, "t", "one", epoch);
+    publish(f, "t", "two", NULL);
+    assert_int_equal(publish(f, "t", "three", NULL), 3);
+
+    to_old_layout(f);
+    assert_int_equal(path_mode(f->dir, "data.mdb"), 0640);
+    reopen(f);
+
+    /* the new layout, the old file aside and private */
+    l = (wh_engine_lmdb_t *) f->e;
+    assert_int_equal(env_flags(l->state) & MDB_NOSYNC, 0);
+    assert_int_not_equal(env_flags(l->history) & MDB_NOSYNC, 0);
+    assert_int_equal(path_mode(f->dir, "state/data.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "history/data.mdb"), 0600);
+    assert_int_equal(path_mode(f->dir, "data.mdb"), -1);
+    assert_int_equal(path_mode(f->dir, "lock.mdb"), -1);
+    assert_int_equal(path_mode(f->dir, "upgrade.tmp"), -1);
+    assert_int_equal(path_mode(f->dir, "data.mdb.pre-split"), 0600);
+
+    /* everything there: clients, revocations, commands, history with
+     * its epoch, which goes on from where it was */
+    run(f, upgraded_check, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.before, 1234);
+    memset(&s, 0, sizeof(s));
+    run(f, cmds_check, &s);
+    assert_int_equal(s.n, 3);
+    check_channel(f, epoch, 3, 3);
+    assert_int_equal(publish(f, "t", "four", NULL), 4);
+
+    /* stopped after the commit point, before the old file went aside:
+     * the next start only moves it, the new store stays as it is */
+    wh_engine_close(f->e);
+    f->e = NULL;
+    move(f->dir, "data.mdb.pre-split", "data.mdb");
+    reopen(f);
+    assert_int_equal(path_mode(f->dir, "data.mdb"), -1);
+    assert_int_equal(path_mode(f->dir, "data.mdb.pre-split"), 0600);
+    check_channel(f, epoch, 4, 4);
+}
+
+
+
+static int
+junk_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    wh_chan_meta_t  meta;
+
+    (void) ctx;
+
+    if (wh_store_channel(st, txn, S("acme"), S("junk"), T0, 1, &meta, err)
+        != 1)
+    {
+        return -1;
+    }
+
+    return wh_store_append(st, txn, S("acme"), S("junk"), &meta, T0, "j",
+                           1, err);
+}
+
+
+/* a store of that kind in dir/name holding a channel "junk" */
+static void
+make_junk(const char *dir, const char *name, wh_store_kind_e kind)
+{
+    char         path[128];
+    wh_err_t     err;
+    wh_store_t  *st;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    assert_int_equal(wh_store_open(&st, path, kind, 1024 * 1024,
+                                   1024 * 1024, 10, 0, NULL, &err), 0);
+
+    if (kind == WH_STORE_HISTORY) {
+        assert_int_equal(wh_store_write(st, junk_txn, NULL, &err), 0);
+    }
+
+    wh_store_close(st);
+}
+
+
+static void
+test_upgrade_redone(void **state)
+{
+    char            epoch[WH_EPOCH_LEN + 1], path[128];
+    wh_err_t        err;
+    fixture_t      *f = *state;
+    revoked_t       r = { 0, 0 };
+    wh_chan_meta_t  meta;
+
+    run(f, clients_put, NULL);
+    run(f, clients_check, NULL);
+    publish(f, "t", "one", epoch);
+    to_old_layout(f);
+
+    /* what an upgrade stopped before its commit point leaves: a
+     * half-built upgrade.tmp/ and a history/ already renamed */
+    snprintf(path, sizeof(path), "%s/upgrade.tmp", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    make_junk(f->dir, "upgrade.tmp/state", WH_STORE_STATE);
+    make_junk(f->dir, "history", WH_STORE_HISTORY);
+
+    reopen(f);
+    assert_int_equal(path_mode(f->dir, "upgrade.tmp"), -1);
+    assert_int_equal(f->e->ops->chan_meta(f->e, S("acme"), S("junk"),
+                                          &meta, &err), 0);
+    check_channel(f, epoch, 1, 1);
+    run(f, upgraded_check, &r);
+    assert_int_equal(r.n, 1);
+}
+
 /* ------------------------------------------------- history, expiry */
 
 
@@ -490,6 +1034,18 @@ main(void)
         cmocka_unit_test_setup_teardown(test_clients_and_revocations,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_environments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_role_is_checked, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_state_map_grows, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_state_map_full_is_507, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_old_layout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_redone, setup,
+                                        teardown),
         cmocka_unit_test(test_history_keeps_first_and_newest),
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_window_and_ack_deadline),

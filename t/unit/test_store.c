@@ -77,8 +77,8 @@ setup(void **state)
         return -1;
     }
 
-    if (wh_store_open(&f->st, f->dir, 1024 * 1024, 64 * 1024 * 1024, 10,
-                      60000, NULL, &err) != 0)
+    if (wh_store_open(&f->st, f->dir, WH_STORE_HISTORY, 1024 * 1024,
+                      64 * 1024 * 1024, 10, 60000, NULL, &err) != 0)
     {
         fprintf(stderr, "open: %s\n", err.msg);
         return -1;
@@ -345,8 +345,9 @@ test_reopen_keeps_data(void **state)
     wh_store_close(f->st);
     f->st = NULL;
 
-    assert_int_equal(wh_store_open(&f->st, f->dir, 1024 * 1024,
-                                   64 * 1024 * 1024, 10, 0, NULL, &err), 0);
+    assert_int_equal(wh_store_open(&f->st, f->dir, WH_STORE_HISTORY,
+                                   1024 * 1024, 64 * 1024 * 1024, 10, 0,
+                                   NULL, &err), 0);
     assert_int_equal(wh_store_meta(f->st, S("acme"), S("p"), &meta, &err),
                      1);
     assert_int_equal(meta.last_id, 4);
@@ -430,8 +431,9 @@ test_map_full_at_limit_fails_cleanly(void **state)
 
     wh_store_close(f->st);
     f->st = NULL;
-    assert_int_equal(wh_store_open(&f->st, f->dir, 1024 * 1024,
-                                   1024 * 1024, 1000, 0, NULL, &err), 0);
+    assert_int_equal(wh_store_open(&f->st, f->dir, WH_STORE_HISTORY,
+                                   1024 * 1024, 1024 * 1024, 1000, 0, NULL,
+                                   &err), 0);
 
     big = malloc(300001);
     memset(big, 'h', 300000);
