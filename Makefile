@@ -30,7 +30,7 @@ FUZZERS    :=
 -include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz clean bench \
-        layers test-asan
+        layers test-asan autobahn
 
 .DEFAULT_GOAL := all
 
@@ -187,6 +187,11 @@ test: deps
 run: deps
 	$(MAKE) all
 	./scripts/run.sh
+
+# The Autobahn|Testsuite fuzzing client against wirehub_echo (not part of
+# `make test`): AUTOBAHN=/path/to/a checkout of its Python 3 port.
+autobahn: module
+	AUTOBAHN="$(AUTOBAHN)" ./scripts/autobahn.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -632,15 +632,16 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m)
 {
     ngx_str_t                      ws;
-    ngx_uint_t                     delivered;
+    ngx_uint_t                     delivered, i;
     ngx_queue_t                   *q, *next;
     ngx_http_wirehub_sub_t        *sub;
     ngx_http_wirehub_channel_t    *ch;
-    ngx_http_wirehub_out_frame_t  *frame, *cframe, *out;
+    ngx_http_wirehub_out_frame_t  *frame, *out;
+    ngx_http_wirehub_out_frame_t  *cframes[NGX_HTTP_WIREHUB_DEFLATE_WINDOWS];
 
     ws.data = (u_char *) m->workspace.data;
     ws.len = m->workspace.len;
-    cframe = NULL;
+    ngx_memzero(cframes, sizeof(cframes));
     delivered = 0;
 
     ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
@@ -692,15 +693,23 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
         if (sub->session->deflate && m->body.len
                                      >= NGX_HTTP_WIREHUB_DEFLATE_MIN)
         {
-            /* no context takeover: one compressed frame serves them all */
-            if (cframe == NULL) {
-                cframe = ngx_http_wirehub_deflate_frame(wmcf, ngx_cycle->log,
+            /*
+             * No context takeover: one compressed frame serves every
+             * subscriber with the same server window size.
+             */
+            i = ngx_http_wirehub_deflate_window(
+                                            sub->session->deflate_window);
+
+            if (cframes[i] == NULL) {
+                cframes[i] = ngx_http_wirehub_deflate_frame(wmcf,
+                                                 ngx_cycle->log,
+                                                 sub->session->deflate_window,
                                                  WH_WS_OP_TEXT,
                                                  (u_char *) m->body.data,
                                                  m->body.len);
             }
 
-            out = cframe ? cframe : frame;
+            out = cframes[i] ? cframes[i] : frame;
         }
 
         if (sub->live) {
@@ -725,8 +734,10 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
 
     ngx_http_wirehub_frame_release(frame);
 
-    if (cframe) {
-        ngx_http_wirehub_frame_release(cframe);
+    for (i = 0; i < NGX_HTTP_WIREHUB_DEFLATE_WINDOWS; i++) {
+        if (cframes[i]) {
+            ngx_http_wirehub_frame_release(cframes[i]);
+        }
     }
 
     if (ch->nsubs == 0) {

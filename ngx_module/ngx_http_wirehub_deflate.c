@@ -3,9 +3,10 @@
  * Wirehub: permessage-deflate (RFC 7692).  Wirehub always answers with
  * server_no_context_takeover and client_no_context_takeover: every message
  * is compressed on its own, so no connection keeps a zlib window (the
- * dominant cost of the extension, ~300 KiB per connection otherwise); one
- * inflate and one deflate stream per worker serve all connections, and a
- * channel message is compressed once for all of its subscribers.
+ * dominant cost of the extension, ~300 KiB per connection otherwise).  One
+ * inflate stream per worker serves all connections, and one deflate stream
+ * per server window size in use (server_max_window_bits), so a channel
+ * message is compressed once per window size for all of its subscribers.
  */
 
 
@@ -19,33 +20,38 @@
     "client_no_context_takeover"
 
 
-/* one pair per worker (wmcf->zlib): used only within one event */
+/* per worker (wmcf->zlib), each stream used only within one event */
 struct ngx_http_wirehub_zlib_s {
     z_stream        inflater;
-    z_stream        deflater;
+    z_stream        deflater[NGX_HTTP_WIREHUB_DEFLATE_WINDOWS];
+    ngx_uint_t      deflater_ready;    /* a bit per window size */
     unsigned        inflater_ready:1;
-    unsigned        deflater_ready:1;
 };
 
 
 static ngx_http_wirehub_zlib_t *ngx_http_wirehub_zlib(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log);
-static ngx_int_t ngx_http_wirehub_deflate_offer(u_char *p, u_char *last);
+static ngx_int_t ngx_http_wirehub_deflate_offer(u_char *p, u_char *last,
+    ngx_uint_t *server_bits);
+static ngx_int_t ngx_http_wirehub_deflate_response(ngx_http_request_t *r,
+    ngx_uint_t bits, ngx_str_t *response, ngx_uint_t *window);
 static u_char *ngx_http_wirehub_skip_space(u_char *p, u_char *last);
 
 
 /*
  * Looks at every offer of every Sec-WebSocket-Extensions header and
- * accepts the first permessage-deflate offer whose parameters it can
- * honour (it declines a server_max_window_bits below 15).
+ * accepts the first permessage-deflate offer whose parameters are valid.
+ * *window is the server window size the session compresses with: the
+ * offer's server_max_window_bits (which the response then repeats), else
+ * 15.
  */
 
 ngx_int_t
 ngx_http_wirehub_deflate_negotiate(ngx_http_request_t *r,
-    ngx_str_t *response)
+    ngx_str_t *response, ngx_uint_t *window)
 {
     u_char           *p, *last, *start;
-    ngx_uint_t        i, quoted;
+    ngx_uint_t        i, quoted, bits;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
@@ -87,14 +93,44 @@ ngx_http_wirehub_deflate_negotiate(ngx_http_request_t *r,
                 p++;
             }
 
-            if (ngx_http_wirehub_deflate_offer(start, p) == NGX_OK) {
-                ngx_str_set(response, NGX_HTTP_WIREHUB_DEFLATE_RESPONSE);
-                return NGX_OK;
+            bits = 0;
+
+            if (ngx_http_wirehub_deflate_offer(start, p, &bits) == NGX_OK) {
+                return ngx_http_wirehub_deflate_response(r, bits, response,
+                                                         window);
             }
 
             p++;
         }
     }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_deflate_response(ngx_http_request_t *r, ngx_uint_t bits,
+    ngx_str_t *response, ngx_uint_t *window)
+{
+    u_char  *p;
+
+    if (bits == 0) {
+        ngx_str_set(response, NGX_HTTP_WIREHUB_DEFLATE_RESPONSE);
+        *window = 15;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, sizeof(NGX_HTTP_WIREHUB_DEFLATE_RESPONSE) - 1
+                             + sizeof("; server_max_window_bits=15") - 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    response->data = p;
+    response->len = ngx_sprintf(p, NGX_HTTP_WIREHUB_DEFLATE_RESPONSE
+                                "; server_max_window_bits=%ui", bits)
+                    - p;
+    *window = bits;
+
+    return NGX_OK;
 }
 
 
@@ -109,10 +145,14 @@ ngx_http_wirehub_skip_space(u_char *p, u_char *last)
 }
 
 
-/* one offer: "permessage-deflate; param[=value]; ..." */
+/*
+ * One offer: "permessage-deflate; param[=value]; ...".  *server_bits is
+ * the offer's server_max_window_bits, left alone when it has none.
+ */
 
 static ngx_int_t
-ngx_http_wirehub_deflate_offer(u_char *p, u_char *last)
+ngx_http_wirehub_deflate_offer(u_char *p, u_char *last,
+    ngx_uint_t *server_bits)
 {
     u_char      *name, *value;
     size_t       nlen, vlen;
@@ -198,10 +238,11 @@ ngx_http_wirehub_deflate_offer(u_char *p, u_char *last)
 
         } else if (nlen == sizeof("server_max_window_bits") - 1
                    && ngx_strncmp(name, "server_max_window_bits", nlen) == 0
-                   && value && bits == 15 && !(seen & 4))
+                   && value && bits >= 8 && bits <= 15 && !(seen & 4))
         {
-            /* only 15 can be honoured: the worker's deflater uses 15 */
+            /* honoured with the worker's deflater of that window size */
             seen |= 4;
+            *server_bits = bits;
 
         } else if (nlen == sizeof("client_max_window_bits") - 1
                    && ngx_strncmp(name, "client_max_window_bits", nlen) == 0
@@ -359,15 +400,23 @@ ngx_http_wirehub_zlib(ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log)
 }
 
 
-/* a whole frame (header + compressed payload, RSV1 set) */
+/*
+ * A whole frame (header + compressed payload, RSV1 set), compressed with
+ * a window of at most 2^window bytes.  zlib refuses a raw deflate window
+ * of 8 bits and uses 9 for it, which still fits: its matches reach back
+ * at most 512 - 262 bytes (MAX_DIST), within a 256-byte window.
+ */
 
 ngx_http_wirehub_out_frame_t *
 ngx_http_wirehub_deflate_frame(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_log_t *log, unsigned opcode, u_char *payload, size_t len)
+    ngx_log_t *log, ngx_uint_t window, unsigned opcode, u_char *payload,
+    size_t len)
 {
+    int                            bits;
     u_char                        *data;
     size_t                         bound, n, hlen;
     z_stream                      *z;
+    ngx_uint_t                     i;
     ngx_http_wirehub_zlib_t       *zl;
     ngx_http_wirehub_out_frame_t  *frame;
 
@@ -376,17 +425,19 @@ ngx_http_wirehub_deflate_frame(ngx_http_wirehub_main_conf_t *wmcf,
         return NULL;
     }
 
-    z = &zl->deflater;
+    i = ngx_http_wirehub_deflate_window(window);
+    bits = (int) (i + 9);
+    z = &zl->deflater[i];
 
-    if (!zl->deflater_ready) {
-        if (deflateInit2(z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY)
+    if (!(zl->deflater_ready & ((ngx_uint_t) 1 << i))) {
+        if (deflateInit2(z, 1, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY)
             != Z_OK)
         {
             ngx_log_error(NGX_LOG_ALERT, log, 0, "deflateInit2() failed");
             return NULL;
         }
 
-        zl->deflater_ready = 1;
+        zl->deflater_ready |= (ngx_uint_t) 1 << i;
 
     } else if (deflateReset(z) != Z_OK) {
         return NULL;

@@ -274,7 +274,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 {
     u_char                        digest[20];
     ngx_int_t                     rc;
-    ngx_uint_t                    deflate;
+    ngx_uint_t                    deflate, window;
     ngx_str_t                     value, src;
     ngx_sha1_t                    sha1;
     ngx_pool_cleanup_t           *cln;
@@ -308,8 +308,15 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     }
 
     deflate = 0;
+    window = 0;
 
-    if (ngx_http_wirehub_deflate_negotiate(r, &value) == NGX_OK) {
+    rc = ngx_http_wirehub_deflate_negotiate(r, &value, &window);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_OK) {
         if (ngx_http_wirehub_add_header(r, "Sec-WebSocket-Extensions",
                                         &value)
             != NGX_OK)
@@ -336,6 +343,7 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
     s->identity = ctx->identity;
     s->deflate = deflate;
+    s->deflate_window = window;
     s->handlers = (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO)
                   ? &ngx_http_wirehub_echo_handlers
                   : &ngx_http_wirehub_client_handlers;

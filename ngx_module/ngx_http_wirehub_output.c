@@ -60,7 +60,8 @@ ngx_http_wirehub_session_frame(ngx_http_wirehub_session_t *s,
 {
     if (s->deflate && len >= NGX_HTTP_WIREHUB_DEFLATE_MIN) {
         return ngx_http_wirehub_deflate_frame(s->main_conf,
-                                              s->connection->log, opcode,
+                                              s->connection->log,
+                                              s->deflate_window, opcode,
                                               payload, len);
     }
 
@@ -121,6 +122,15 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
         return NGX_DECLINED;
     }
 
+    /*
+     * Nothing follows the close frame (RFC 6455 5.5.1): a channel message
+     * that arrives during the closing handshake is not sent.
+     */
+
+    if (s->close_queued) {
+        return NGX_DECLINED;
+    }
+
     if (s->out_bytes && s->out_bytes + frame->len > s->conf->send_limit
         && !s->close_sent)
     {
@@ -158,6 +168,10 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     *s->out_last = out;
     s->out_last = &out->next;
     s->out_bytes += frame->len;
+
+    if ((frame->data[0] & 0x0f) == WH_WS_OP_CLOSE) {
+        s->close_queued = 1;
+    }
 
     if (!c->write->posted && c->write->ready) {
         ngx_post_event(c->write, &ngx_posted_events);

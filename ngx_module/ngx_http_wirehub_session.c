@@ -71,7 +71,8 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
          * on the inflated size, checked after inflating.  Uncompressed
          * messages are held to the exact limit in ngx_http_wirehub_data().
          */
-        s->parser.max_message_size += s->conf->max_message_size / 256 + 64;
+        s->parser.max_message_size =
+            ngx_http_wirehub_deflate_wire_max(s->conf->max_message_size);
     }
     wh_frame_parser_init(&s->parser);
 
@@ -444,7 +445,11 @@ ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s, ngx_uint_t code)
 /*
  * Starts the closing handshake.  After a failure (a protocol error, a
  * message too big, a slow consumer) the close frame is the last thing
- * sent and the socket is shut down once it is out.
+ * sent and the socket is shut down once it is out.  What was queued
+ * before it still goes out first: the answers to the valid messages that
+ * came ahead of the bad one (RFC 6455 7.1.7 fails the connection, not
+ * what was already processed), except for a slow consumer or a lack of
+ * memory, where the queue itself is the problem.
  */
 
 void
@@ -459,14 +464,15 @@ ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
     }
 
     switch (code) {
+    case NGX_HTTP_WIREHUB_CLOSE_INTERNAL:
+    case NGX_HTTP_WIREHUB_CLOSE_SLOW:
+        ngx_http_wirehub_drop_queue(s, 1);
+        /* fall through */
     case NGX_HTTP_WIREHUB_CLOSE_PROTOCOL:
     case NGX_HTTP_WIREHUB_CLOSE_BAD_DATA:
     case NGX_HTTP_WIREHUB_CLOSE_POLICY:
     case NGX_HTTP_WIREHUB_CLOSE_TOO_BIG:
-    case NGX_HTTP_WIREHUB_CLOSE_INTERNAL:
-    case NGX_HTTP_WIREHUB_CLOSE_SLOW:
         s->failed = 1;
-        ngx_http_wirehub_drop_queue(s, 1);
         break;
     default:
         break;

@@ -105,9 +105,11 @@ struct ngx_http_wirehub_session_s {
     unsigned                         lingering:1;
     unsigned                         cleaned:1;
     unsigned                         deflate:1;   /* permessage-deflate */
+    unsigned                         deflate_window:4;  /* server bits */
     unsigned                         opened:1;    /* SESSION_OPEN sent */
     unsigned                         slow:1;      /* past send_limit */
     unsigned                         lost:1;      /* a frame not queued */
+    unsigned                         close_queued:1;
 };
 
 
