@@ -9,8 +9,9 @@
  *     topic against it, must agree with a plain level-by-level reference
  *     (captures too);
  *   - a rule that parses has as many captures as its filter wildcards;
- *     a topic it routes renders a valid workspace and channel and a key
- *     of at most WH_INGEST_KEY_MAX bytes;
+ *     a topic it routes renders a valid workspace and a valid channel
+ *     that is not a system one, and a key of at most WH_INGEST_KEY_MAX
+ *     bytes of UTF-8;
  *   - wh_ingest_data(): without key_field the payload trimmed, with it
  *     an object whose key_field is the key and whose other members are
  *     the payload's (or {"value": payload}).
@@ -217,7 +218,10 @@ fuzz_route(const wh_ingest_rule_t *r, const char *topic, size_t tlen)
         fuzz_assert(rt.rule == 0);
         fuzz_assert(wh_workspace_valid(rt.ws.data, rt.ws.len));
         fuzz_assert(wh_channel_valid(rt.ch.data, rt.ch.len));
-        fuzz_assert(rt.key.len > 0 && rt.key.len <= WH_INGEST_KEY_MAX);
+        fuzz_assert(!wh_channel_is_system(rt.ch.data, rt.ch.len));
+        /* a key may be empty ("key=", or a capture of an empty level) */
+        fuzz_assert(rt.key.len <= WH_INGEST_KEY_MAX);
+        fuzz_assert(wh_utf8_valid(rt.key.data, rt.key.len));
     }
 
     wh_buf_free(&rt.buf);
