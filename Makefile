@@ -29,8 +29,8 @@ FUZZERS    :=
 -include bench/bench.mk
 -include packaging.mk
 
-.PHONY: all deps module daemon run test unit integration fuzz clean bench \
-        layers test-asan autobahn
+.PHONY: all deps module daemon run test unit integration fuzz fuzz-replay \
+        clean bench layers test-asan autobahn
 
 .DEFAULT_GOAL := all
 
@@ -107,20 +107,40 @@ unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
 	@set -e; for t in $(UNIT_TESTS); do \
 	    echo "== unit: $$t"; $(BUILD)/unit/test_$$t; done
 
-# libFuzzer targets: t/fuzz/NAME.mk adds NAME to FUZZERS, sets fuzz_NAME_SRCS.
+# libFuzzer targets: t/fuzz/NAME.mk adds NAME to FUZZERS, sets fuzz_NAME_SRCS
+# (and optionally fuzz_NAME_CFLAGS, fuzz_NAME_LIBS); the seeds are the files
+# of t/fuzz/corpus/NAME (t/fuzz/make_seeds.py writes the hand-made ones).
+# UBSan stops at its first report, as ASan does.
+FUZZ_CORPUS := t/fuzz/corpus
+
 define fuzz_rule
-$(BUILD)/fuzz/fuzz_$(1): $$(fuzz_$(1)_SRCS)
+$(BUILD)/fuzz/fuzz_$(1): $$(fuzz_$(1)_SRCS) $$(wildcard ngx_module/*.h common/*.h worker/*.h)
 	@mkdir -p $(BUILD)/fuzz
-	clang -O1 -g -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) \
-	    -o $$@ $$(fuzz_$(1)_SRCS) $$(fuzz_$(1)_LIBS)
+	clang -O1 -g -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined $(DEP_CFLAGS) \
+	    $$(fuzz_$(1)_CFLAGS) -o $$@ $$(fuzz_$(1)_SRCS) $$(fuzz_$(1)_LIBS)
 endef
 $(foreach f,$(FUZZERS),$(eval $(call fuzz_rule,$(f))))
 
+# `make fuzz` runs each target FUZZ_SECONDS from its seeds, copied to
+# build/fuzz/corpus_NAME: what it finds stays there, the committed corpus is
+# not touched; a crash is written to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
 fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 	@set -e; for f in $(FUZZERS); do mkdir -p $(BUILD)/fuzz/corpus_$$f; \
+	    if [ -d $(FUZZ_CORPUS)/$$f ]; then \
+	        cp -n $(FUZZ_CORPUS)/$$f/* $(BUILD)/fuzz/corpus_$$f/ || true; fi; \
+	    echo "== fuzz: $$f ($(FUZZ_SECONDS)s)"; \
 	    $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
-	        $(BUILD)/fuzz/corpus_$$f; done
+	        -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus_$$f; done
+
+# every target over its committed corpus once, under ASan/UBSan (make test)
+fuzz-replay: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+	@set -e; for f in $(FUZZERS); do \
+	    echo "== fuzz-replay: $$f ($$(ls $(FUZZ_CORPUS)/$$f | wc -l) inputs)"; \
+	    $(BUILD)/fuzz/fuzz_$$f -runs=0 -artifact_prefix=$(BUILD)/fuzz/ \
+	        $(FUZZ_CORPUS)/$$f > $(BUILD)/fuzz/replay_$$f.log 2>&1 || \
+	    { tail -40 $(BUILD)/fuzz/replay_$$f.log; exit 1; }; done
 
 integration: all
 	$(PYTHON) -m pytest -q t/
@@ -182,6 +202,7 @@ test: deps
 	$(MAKE) all
 	$(MAKE) layers
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) integration
 
 run: deps

@@ -939,12 +939,10 @@ wh_conf_read(const char *file, char **text, wh_err_t *err)
 }
 
 
-int
-wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
+/* the defaults, and the names that are set before anything is read */
+static int
+wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
 {
-    int    rc;
-    char  *text = NULL;
-
     memset(cf, 0, sizeof(wh_config_t));
     cf->map_size = 1024UL * 1024 * 1024;
     cf->listen_gid = (gid_t) -1;
@@ -959,16 +957,22 @@ wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
 
     if (wh_conf_strdup(&cf->file, file, err) != 0
         || wh_conf_strdup(&cf->listen, WH_DEFAULT_LISTEN, err) != 0
-        || wh_conf_strdup(&cf->storage, WH_DEFAULT_STORAGE, err) != 0
-        || wh_conf_read(file, &text, err) != 0)
+        || wh_conf_strdup(&cf->storage, WH_DEFAULT_STORAGE, err) != 0)
     {
         return -1;
     }
 
-    rc = wh_conf_parse(cf, text, err);
-    free(text);
+    return 0;
+}
 
-    if (rc != 0) {
+
+/* the statements of text, then what must hold across them */
+static int
+wh_conf_text(wh_config_t *cf, char *text, wh_err_t *err)
+{
+    const char  *file = cf->file;
+
+    if (wh_conf_parse(cf, text, err) != 0) {
         return -1;
     }
 
@@ -987,6 +991,37 @@ wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
     }
 
     return 0;
+}
+
+
+int
+wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err)
+{
+    int    rc;
+    char  *text = NULL;
+
+    if (wh_conf_init(cf, file, err) != 0
+        || wh_conf_read(file, &text, err) != 0)
+    {
+        return -1;
+    }
+
+    rc = wh_conf_text(cf, text, err);
+    free(text);
+
+    return rc;
+}
+
+
+int
+wh_config_parse(wh_config_t *cf, const char *file, char *text,
+    wh_err_t *err)
+{
+    if (wh_conf_init(cf, file, err) != 0) {
+        return -1;
+    }
+
+    return wh_conf_text(cf, text, err);
 }
 
 

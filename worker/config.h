@@ -62,6 +62,10 @@ typedef struct {
 /* parses file into cf (defaults for what it does not say); on error
  * err->msg is "FILE:LINE: what is wrong" */
 int wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err);
+/* the same for text already read (NUL-terminated, no NUL inside), file
+ * only naming it in messages: for the fuzzer */
+int wh_config_parse(wh_config_t *cf, const char *file, char *text,
+    wh_err_t *err);
 void wh_config_free(wh_config_t *cf);
 
 /* "64m" -> bytes; "24h" -> ms; -1 if invalid (exported for tests) */

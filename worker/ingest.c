@@ -459,6 +459,13 @@ wh_ingest_rule_arg(wh_ingest_rule_t *r, const char *arg, char *err,
                                  v);
         }
 
+        /* a payload that is not an object goes in "value" beside it */
+        if (strcmp(v, "value") == 0) {
+            return wh_ingest_err(err, errlen, "%s", "key_field=value "
+                                 "would clash with the \"value\" of a "
+                                 "payload that is not an object");
+        }
+
         r->key_field = strdup(v);
         return r->key_field ? 0 : wh_ingest_err(err, errlen, "%s",
                                                 "out of memory");

@@ -95,5 +95,6 @@ wh_query_u64(wh_str_t q, const char *key, uint64_t *v)
     errno = 0;
     *v = strtoull(buf, &end, 10);
 
-    return errno == 0 && *end == '\0' ? 1 : -1;
+    /* all of it: "5%00x" is not 5 */
+    return errno == 0 && end == buf + len ? 1 : -1;
 }

@@ -1,0 +1,26 @@
+/*
+ * The body parsers of POST /clients/{id}/commands and of a device's
+ * command_result are static in commands_api.c: this unit includes the
+ * file and lends the fuzzer a way in.  Nothing of worker/ is changed.
+ */
+
+#include "../../worker/commands_api.c"
+
+const char *fuzz_cmd_parse_create(json_t *body, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms);
+const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
+    wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
+
+const char *
+fuzz_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
+    int64_t *ttl_ms)
+{
+    return wh_cmd_parse_create(body, strs, priority, ttl_ms);
+}
+
+const char *
+fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
+    wh_cmd_status_e *outcome, char **dumped)
+{
+    return wh_cmd_parse_result(m, body, strs, outcome, dumped);
+}

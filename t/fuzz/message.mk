@@ -1,0 +1,4 @@
+FUZZERS += message
+fuzz_message_SRCS := t/fuzz/fuzz_message.c common/wh_channel.c \
+                     common/wh_json.c
+fuzz_message_LIBS := -ljansson
