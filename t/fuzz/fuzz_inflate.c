@@ -68,6 +68,43 @@ ngx_calloc(size_t size, ngx_log_t *log)
 }
 
 
+/* one negotiation answer at a time: nothing to free, nothing leaks */
+void *
+ngx_pnalloc(ngx_pool_t *pool, size_t size)
+{
+    static u_char  buf[256];
+
+    return size <= sizeof(buf) ? buf : NULL;
+}
+
+
+/* only what the negotiation prints: text and one %ui */
+u_char * ngx_cdecl
+ngx_sprintf(u_char *buf, const char *fmt, ...)
+{
+    va_list      args;
+    ngx_uint_t   v;
+    const char  *p;
+
+    va_start(args, fmt);
+
+    for (p = fmt; *p; p++) {
+        if (p[0] == '%' && p[1] == 'u' && p[2] == 'i') {
+            v = va_arg(args, ngx_uint_t);
+            buf += sprintf((char *) buf, "%lu", (unsigned long) v);
+            p += 2;
+            continue;
+        }
+
+        *buf++ = (u_char) *p;
+    }
+
+    va_end(args);
+
+    return buf;
+}
+
+
 void
 ngx_log_error_core(ngx_uint_t level, ngx_log_t *log, ngx_err_t err,
     const char *fmt, ...)
@@ -234,7 +271,7 @@ fuzz_round_trip(const u_char *data, size_t len, unsigned opcode)
     fuzz_assert(payload != NULL);
     memcpy(payload, data, len);
 
-    frame = ngx_http_wirehub_deflate_frame(&fuzz_wmcf, &fuzz_log, opcode,
+    frame = ngx_http_wirehub_deflate_frame(&fuzz_wmcf, &fuzz_log, 15, opcode,
                                            payload, len);
     fuzz_assert(frame != NULL && frame->refs == 1 && frame->len >= 2);
 
@@ -279,6 +316,7 @@ fuzz_negotiate(const u_char *data, size_t size)
     size_t               n, i, k, first;
     u_char              *p, *nl, *end;
     ngx_int_t            rc;
+    ngx_uint_t           window;
     ngx_str_t            response;
     ngx_list_part_t      part2;
     ngx_table_elt_t     *h;
@@ -334,15 +372,18 @@ fuzz_negotiate(const u_char *data, size_t size)
     part2.next = NULL;
 
     ngx_str_null(&response);
-    rc = ngx_http_wirehub_deflate_negotiate(r, &response);
+    window = 0;
+    rc = ngx_http_wirehub_deflate_negotiate(r, &response, &window);
 
     fuzz_assert(rc == NGX_OK || rc == NGX_DECLINED);
     fuzz_assert(!plain || rc == NGX_OK);
 
     if (rc == NGX_OK) {
-        fuzz_assert(response.len == sizeof(FUZZ_RESPONSE) - 1
+        /* the fixed answer, with the window the offer named, if any */
+        fuzz_assert(window >= 8 && window <= 15);
+        fuzz_assert(response.len >= sizeof(FUZZ_RESPONSE) - 1
                     && memcmp(response.data, FUZZ_RESPONSE,
-                              response.len) == 0);
+                              sizeof(FUZZ_RESPONSE) - 1) == 0);
 
     } else {
         fuzz_assert(response.data == NULL);
