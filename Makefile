@@ -30,7 +30,7 @@ FUZZERS    :=
 -include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz fuzz-replay \
-        clean bench layers test-asan autobahn
+        fuzz-merge clean bench layers test-asan autobahn
 
 .DEFAULT_GOAL := all
 
@@ -133,6 +133,23 @@ fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 	    echo "== fuzz: $$f ($(FUZZ_SECONDS)s)"; \
 	    $(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
 	        -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/corpus_$$f; done
+
+# what `make fuzz` found, minimized into the committed corpus: -merge=1 adds
+# only inputs with new coverage; if that passes FUZZ_MERGE_MAX files, edges
+# alone (-use_counters=0) decide.  Review and commit t/fuzz/corpus after.
+FUZZ_MERGE_MAX ?= 280
+fuzz-merge: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+	@set -e; for f in $(FUZZERS); do m=$(BUILD)/fuzz/merge_$$f; \
+	    mkdir -p $(FUZZ_CORPUS)/$$f $(BUILD)/fuzz/corpus_$$f; \
+	    for counters in 1 0; do rm -rf $$m; \
+	        cp -r $(FUZZ_CORPUS)/$$f $$m; \
+	        $(BUILD)/fuzz/fuzz_$$f -merge=1 -use_counters=$$counters $$m \
+	            $(BUILD)/fuzz/corpus_$$f > $$m.log 2>&1 || \
+	        { tail -20 $$m.log; exit 1; }; \
+	        [ $$(ls $$m | wc -l) -gt $(FUZZ_MERGE_MAX) ] || break; done; \
+	    cp -n $$m/* $(FUZZ_CORPUS)/$$f/; \
+	    echo "== fuzz-merge: $$f: $$(ls $(FUZZ_CORPUS)/$$f | wc -l) files," \
+	         "$$(du -sh $(FUZZ_CORPUS)/$$f | cut -f1)"; done
 
 # every target over its committed corpus once, under ASan/UBSan (make test)
 fuzz-replay: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))

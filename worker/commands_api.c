@@ -619,7 +619,8 @@ wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    body = json_loadb(m->body.data, m->body.len, 0, NULL);
+    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                      NULL);
     memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;
     strs[1] = m->client_id;

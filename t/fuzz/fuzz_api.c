@@ -234,13 +234,15 @@ fuzz_result(const wh_link_msg_t *m)
     const char       *bad;
     wh_cmd_status_e   outcome = WH_CMD_COMPLETED;
 
-    body = json_loadb(m->body.data, m->body.len, 0, NULL);
+    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                      NULL);
 
     if (!json_is_object(body)) {
         json_decref(body);
         return;
     }
 
+    fuzz_walk(m->body.data, m->body.len, body);
     memset(strs, 0, sizeof(strs));
     bad = fuzz_cmd_parse_result(m, body, strs, &outcome, &dumped);
 
