@@ -67,7 +67,7 @@ def test_each_window_size_decodes_the_same_message(ngx):
         # repeats 300 to 2000 characters apart, beyond small windows
         block = os.urandom(1000).hex()
         data = (block + block[:600] + os.urandom(150).hex() + block) * 3
-        api = chan.Api(ngx.port, chan.service_token())
+        api = wh.Api(ngx.port, chan.service_token())
         for n in range(3):
             resp = api.publish(channel, "%d:%s" % (n, data))
             assert resp.status == 202, resp
