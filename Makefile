@@ -221,6 +221,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) fuzz-replay
 	$(MAKE) integration
+	$(MAKE) test-asan
 
 run: deps
 	$(MAKE) all
