@@ -52,24 +52,31 @@ $(shell mkdir -p $(BUILD); \
         || mv -f $(MODULE_LIST).new $(MODULE_LIST); \
     rm -f $(MODULE_LIST).new)
 
-$(NGX_BUILD)/objs/Makefile: config $(MODULE_LIST)
-	rm -rf $(NGX_BUILD)
-	mkdir -p $(BUILD)
-	cp -r $(NGINX_SRC) $(NGX_BUILD)
-	cd $(NGX_BUILD) && \
+# nginx_module_rules(dir, module, cc options, configure options): a copy of
+# the nginx tree in dir, configured with Debian's own flags, builds the
+# module, copied to module (a new inode: running nginx processes keep the
+# old mapping).  Logs go to dir.configure.log and dir.module.log.
+define nginx_module_rules
+$(1)/objs/Makefile: config $(MODULE_LIST)
+	rm -rf $(1)
+	mkdir -p $(dir $(1))
+	cp -r $(NGINX_SRC) $(1)
+	cd $(1) && \
 	    if [ -f conf_flags ]; then . ./conf_flags; fi && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
-	        --with-cc-opt="$(WARN) -Wno-unused-parameter -O2 -g -fPIC" \
-	        --add-dynamic-module=$(CURDIR) > $(BUILD)/configure.log 2>&1 || \
-	    { tail -20 $(BUILD)/configure.log; exit 1; }
+	    ./configure "$$$${NGX_CONF_FLAGS[@]}" --with-compat \
+	        --with-cc-opt="$(3)" $(4) \
+	        --add-dynamic-module=$(CURDIR) > $(1).configure.log 2>&1 || \
+	    { tail -20 $(1).configure.log; exit 1; }
 
-$(MODULE): $(NGX_BUILD)/objs/Makefile $(MODULE_SRCS)
-	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules \
-	    > $(BUILD)/module.log 2>&1 || \
-	    { grep -E "error|warning" -A3 $(BUILD)/module.log | head -40; exit 1; }
-	@# a new inode: running nginx processes keep the old mapping
-	cp $(NGX_BUILD)/objs/ngx_http_wirehub_module.so $@.tmp
-	mv -f $@.tmp $@
+$(2): $(1)/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -C $(1) -f objs/Makefile modules > $(1).module.log 2>&1 || \
+	    { grep -E "error|warning" -A3 $(1).module.log | head -40; exit 1; }
+	cp $(1)/objs/ngx_http_wirehub_module.so $$@.tmp
+	mv -f $$@.tmp $$@
+endef
+
+NGX_CC_OPT := $(WARN) -Wno-unused-parameter -O2 -g -fPIC
+$(eval $(call nginx_module_rules,$(NGX_BUILD),$(MODULE),$(NGX_CC_OPT),))
 
 $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(BUILD)
@@ -172,24 +179,9 @@ ASAN_DAEMON := $(ASAN_BUILD)/wirehubd
 ASAN_NGINX  := $(ASAN_BUILD)/nginx.sh
 ASAN_LOGS   := $(ASAN_BUILD)/logs
 
-$(ASAN_NGX)/objs/Makefile: config $(MODULE_LIST)
-	rm -rf $(ASAN_NGX)
-	mkdir -p $(ASAN_BUILD)
-	cp -r $(NGINX_SRC) $(ASAN_NGX)
-	cd $(ASAN_NGX) && \
-	    if [ -f conf_flags ]; then . ./conf_flags; fi && \
-	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
-	        --with-cc-opt="$(WARN) -Wno-unused-parameter -O1 -g -fPIC $(SAN)" \
-	        --with-ld-opt="-fsanitize=address,undefined" \
-	        --add-dynamic-module=$(CURDIR) > $(ASAN_BUILD)/configure.log 2>&1 || \
-	    { tail -20 $(ASAN_BUILD)/configure.log; exit 1; }
-
-$(ASAN_MODULE): $(ASAN_NGX)/objs/Makefile $(MODULE_SRCS)
-	$(MAKE) -s -C $(ASAN_NGX) -f objs/Makefile modules \
-	    > $(ASAN_BUILD)/module.log 2>&1 || \
-	    { grep -E "error|warning" -A3 $(ASAN_BUILD)/module.log | head -40; exit 1; }
-	cp $(ASAN_NGX)/objs/ngx_http_wirehub_module.so $@.tmp
-	mv -f $@.tmp $@
+ASAN_CC_OPT := $(WARN) -Wno-unused-parameter -O1 -g -fPIC $(SAN)
+ASAN_CONF   := --with-ld-opt="-fsanitize=address,undefined"
+$(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),$(ASAN_CONF)))
 
 $(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(ASAN_BUILD)
