@@ -74,13 +74,14 @@ static const wh_field_t  wh_response[] = {
 };
 static const wh_field_t  wh_replay[] = {
     F(U32, req_id), F(STR, workspace), F(STR, channel), F(U64, id),
-    F(STR, epoch), F(U64, id2), FEND
+    F(STR, epoch), F(U64, id2), F(U32, count), FEND
 };
 static const wh_field_t  wh_replay_item[] = {
     F(U32, req_id), F(U64, id), F(BLOB, body), FEND
 };
 static const wh_field_t  wh_replay_end[] = {
-    F(U32, req_id), F(U8, flag), F(U64, id), F(STR, epoch), FEND
+    F(U32, req_id), F(U8, flag), F(U64, id), F(STR, epoch), F(U64, id2),
+    FEND
 };
 static const wh_field_t  wh_session_open[] = {
     F(STR, session), F(STR, workspace), F(STR, client_id),
@@ -550,7 +551,7 @@ wh_link_count(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
 
 void
 wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
-    uint64_t after_id, uint64_t up_to, wh_str_t epoch)
+    uint64_t after_id, uint64_t up_to, wh_str_t epoch, uint32_t page_bytes)
 {
     memset(m, 0, sizeof(wh_link_msg_t));
     m->type = WH_LINK_REPLAY;
@@ -559,6 +560,7 @@ wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     m->id = after_id;
     m->id2 = up_to;
     m->epoch = epoch;
+    m->count = page_bytes;
 }
 
 
@@ -665,15 +667,16 @@ wh_link_message(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
 
 
 void
-wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, int recovered,
-    uint64_t last_id, wh_str_t epoch)
+wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, uint8_t flags,
+    uint64_t last_id, wh_str_t epoch, uint64_t sent_up_to)
 {
     memset(m, 0, sizeof(wh_link_msg_t));
     m->type = WH_LINK_REPLAY_END;
     m->req_id = req_id;
-    m->flag = recovered ? 1 : 0;
+    m->flag = flags;
     m->id = last_id;
     m->epoch = epoch;
+    m->id2 = sent_up_to;
 }
 
 

@@ -14,7 +14,7 @@
 #include <string.h>
 
 
-#define WH_LINK_VERSION          2
+#define WH_LINK_VERSION          3
 
 /* the largest L (frame bytes after the 4-byte length prefix) */
 #define WH_LINK_MAX_FRAME        (16u * 1024 * 1024)
@@ -51,6 +51,10 @@
 
 /* WELCOME flag bits */
 #define WH_LINK_WELCOME_EGRESS   0x01    /* EVENT goes to MQTT */
+
+/* REPLAY_END flag bits */
+#define WH_LINK_REPLAY_RECOVERED 0x01    /* history reached: no gap */
+#define WH_LINK_REPLAY_MORE      0x02    /* one page: ask for the next */
 
 /* RESPONSE flag: what the module adds to the answer, because only nginx
  * holds it; the route in wirehubd decides, the module never parses paths */
@@ -135,8 +139,10 @@ void wh_link_count(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     uint32_t subscribers);
 
 /* REPLAY of the ids after after_id up to up_to (both of epoch) */
+/* REPLAY of (after_id, up_to], one page: at most page_bytes of bodies
+ * (0: the daemon's bound), at least one message */
 void wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
-    uint64_t after_id, uint64_t up_to, wh_str_t epoch);
+    uint64_t after_id, uint64_t up_to, wh_str_t epoch, uint32_t page_bytes);
 
 /* RESPONSE, asking the module to add what adds names (WH_LINK_RESPONSE_*)
  * for client_id */
@@ -167,8 +173,10 @@ void wh_link_published(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
 void wh_link_message(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     uint64_t id, wh_str_t epoch, wh_str_t json, uint64_t stored_ms);
 
-void wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, int recovered,
-    uint64_t last_id, wh_str_t epoch);
+/* REPLAY_END: flags WH_LINK_REPLAY_*, the channel's last id, and the
+ * last id this page sent (where the next page starts) */
+void wh_link_replay_end(wh_link_msg_t *m, uint32_t req_id, uint8_t flags,
+    uint64_t last_id, wh_str_t epoch, uint64_t sent_up_to);
 
 /* SESSION_ACCEPT: refusal 0 (accepted) or the close code to use */
 void wh_link_session_accept(wh_link_msg_t *m, wh_str_t session,

@@ -33,8 +33,14 @@ static ngx_int_t ngx_http_wirehub_channel_send(
 static ngx_int_t ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s,
     json_t *name, json_t *since, json_t *ref);
 static void ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub);
+static void ngx_http_wirehub_sub_page(ngx_http_wirehub_sub_t *sub,
+    uint64_t after);
 static void ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
+static ngx_uint_t ngx_http_wirehub_sub_has_room(
+    ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_sub_go_live(ngx_http_wirehub_sub_t *sub,
+    ngx_uint_t recovered);
 static void ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t deliver);
 static void ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub);
@@ -42,8 +48,8 @@ static void ngx_http_wirehub_channels_relink(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_uint_t up);
 static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t recovered);
-static ngx_int_t ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame);
+static ngx_int_t ngx_http_wirehub_hold(ngx_http_wirehub_sub_t *sub,
+    ngx_http_wirehub_out_frame_t *frame);
 
 
 void
@@ -285,7 +291,6 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     sub->session = s;
     sub->channel = ch;
     sub->held_last = &sub->held;
-    sub->held_live_last = &sub->held_live;
     sub->ref = ref ? json_incref(ref) : NULL;
 
     if (from) {
@@ -332,13 +337,10 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
 static void
 ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
 {
-    wh_link_msg_t                 m;
     ngx_uint_t                    same_epoch;
     ngx_http_wirehub_channel_t   *ch;
-    ngx_http_wirehub_session_t   *s;
 
     ch = sub->channel;
-    s = sub->session;
 
     same_epoch = (sub->since_epoch_len == ch->epoch_len
                   && ngx_memcmp(sub->since_epoch, ch->epoch, ch->epoch_len)
@@ -352,19 +354,45 @@ ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
         return;
     }
 
-    wh_link_replay(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
-                   ngx_http_wirehub_wh_ngx_str(&ch->name), sub->since,
-                   ch->last_id,
-                   ngx_http_wirehub_wh_str(ch->epoch, ch->epoch_len));
-
     sub->up_to = ch->last_id;
+    sub->paging = 1;
+
+    ngx_http_wirehub_sub_page(sub, sub->since);
+}
+
+
+/*
+ * Asks for one page of the replay, sized to what the session can still
+ * queue: a replay is paced by the client's reading, never held whole in
+ * the worker or in wirehubd.
+ */
+
+static void
+ngx_http_wirehub_sub_page(ngx_http_wirehub_sub_t *sub, uint64_t after)
+{
+    size_t                        room, queued;
+    wh_link_msg_t                 m;
+    ngx_http_wirehub_channel_t   *ch;
+    ngx_http_wirehub_session_t   *s;
+
+    ch = sub->channel;
+    s = sub->session;
+
+    queued = s->out_bytes + s->held_bytes;
+    room = queued < s->conf->send_limit ? s->conf->send_limit - queued : 0;
+
+    wh_link_replay(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
+                   ngx_http_wirehub_wh_ngx_str(&ch->name), after, sub->up_to,
+                   ngx_http_wirehub_wh_str(ch->epoch, ch->epoch_len),
+                   (uint32_t) ngx_min(room / 2 + 1, NGX_MAX_UINT32_VALUE));
+
+    sub->waiting = 0;
     sub->replay = ngx_http_wirehub_link_request(s->main_conf, &m,
                                                 ngx_http_wirehub_sub_replayed,
                                                 sub);
 
     if (sub->replay == NULL) {
-        sub->live = 1;
-        (void) ngx_http_wirehub_send_subscribed(sub, 0);
+        ngx_http_wirehub_sub_go_live(sub, 0);
     }
 }
 
@@ -373,56 +401,142 @@ static void
 ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m)
 {
+    ngx_uint_t                     recovered;
     ngx_http_wirehub_sub_t        *sub;
+    ngx_http_wirehub_session_t    *s;
     ngx_http_wirehub_out_frame_t  *frame;
 
     sub = p->data;
+    s = sub->session;
 
     if (m && m->type == WH_LINK_REPLAY_ITEM) {
-        frame = ngx_http_wirehub_session_frame(sub->session,
-                                               WH_WS_OP_TEXT,
+
+        /* items come only while history reaches back: no gap so far */
+
+        if (!sub->announced) {
+            sub->announced = 1;
+            (void) ngx_http_wirehub_send_subscribed(sub, 1);
+        }
+
+        frame = ngx_http_wirehub_session_frame(s, WH_WS_OP_TEXT,
                                                (u_char *) m->body.data,
                                                m->body.len);
 
-        /* an item that cannot be held is a gap: "recovered":false says so */
+        /* an item that cannot be queued for memory is a gap: say so */
 
-        if (frame == NULL
-            || ngx_http_wirehub_hold(sub->session->main_conf,
-                                     &sub->held_last, frame)
-               != NGX_OK)
-        {
+        if (frame == NULL) {
             if (!sub->lost) {
-                ngx_log_error(NGX_LOG_ERR, sub->session->connection->log, 0,
+                ngx_log_error(NGX_LOG_ERR, s->connection->log, 0,
                               "wirehub: replayed message %uL of \"%V\" "
                               "lost (memory)", m->id, &sub->channel->name);
             }
 
             sub->lost = 1;
+            return;
         }
 
-        if (frame) {
-            ngx_http_wirehub_frame_release(frame);
+        (void) ngx_http_wirehub_send_frame(s, frame);
+        ngx_http_wirehub_frame_release(frame);
+
+        return;
+    }
+
+    sub->replay = NULL;
+
+    /* REPLAY_END, or the link was lost (m == NULL) */
+
+    recovered = (m && (m->flag & WH_LINK_REPLAY_RECOVERED) && !sub->lost);
+
+    if (recovered && (m->flag & WH_LINK_REPLAY_MORE) && m->id2 < sub->up_to)
+    {
+        if (!sub->announced) {
+            sub->announced = 1;
+            (void) ngx_http_wirehub_send_subscribed(sub, 1);
+        }
+
+        sub->next_page = m->id2;
+
+        if (ngx_http_wirehub_sub_has_room(s)) {
+            ngx_http_wirehub_sub_page(sub, m->id2);
+
+        } else {
+            sub->waiting = 1;
+            s->drain_wanted = 1;
         }
 
         return;
     }
 
-    /* REPLAY_END, or the link was lost (m == NULL) */
+    ngx_http_wirehub_sub_go_live(sub, recovered);
+}
 
-    sub->replay = NULL;
+
+/* the next page goes once the client has read half of what is queued */
+
+static ngx_uint_t
+ngx_http_wirehub_sub_has_room(ngx_http_wirehub_session_t *s)
+{
+    return s->out_bytes + s->held_bytes <= s->conf->send_limit / 2;
+}
+
+
+void
+ngx_http_wirehub_channels_drained(ngx_http_wirehub_session_t *s)
+{
+    ngx_http_wirehub_sub_t  *sub;
+
+    for (sub = s->subs; sub; sub = sub->next) {
+        if (!sub->waiting || s->closed) {
+            continue;
+        }
+
+        if (!ngx_http_wirehub_sub_has_room(s)) {
+            s->drain_wanted = 1;
+            return;
+        }
+
+        ngx_http_wirehub_sub_page(sub, sub->next_page);
+    }
+}
+
+
+/*
+ * The replay is over: "subscribed" if not said yet (or said again with
+ * "recovered":false when a gap showed up on the way), then the live
+ * messages held behind the replay.
+ */
+
+static void
+ngx_http_wirehub_sub_go_live(ngx_http_wirehub_sub_t *sub,
+    ngx_uint_t recovered)
+{
+    if (!sub->announced || !recovered) {
+        (void) ngx_http_wirehub_send_subscribed(sub, recovered);
+    }
+
+    sub->announced = 1;
+    sub->paging = 0;
+    sub->waiting = 0;
     sub->live = 1;
-
-    (void) ngx_http_wirehub_send_subscribed(sub, m && m->flag && !sub->lost);
 
     ngx_http_wirehub_sub_release(sub, 1);
 }
 
 
 static ngx_int_t
-ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_http_wirehub_out_t ***last, ngx_http_wirehub_out_frame_t *frame)
+ngx_http_wirehub_hold(ngx_http_wirehub_sub_t *sub,
+    ngx_http_wirehub_out_frame_t *frame)
 {
-    ngx_http_wirehub_out_t  *out;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = sub->session->main_conf;
+
+    /* held messages count against the send limit like queued ones */
+
+    if (ngx_http_wirehub_session_hold(sub->session, frame->len) != NGX_OK) {
+        return NGX_DECLINED;
+    }
 
     out = wmcf->free_out;
 
@@ -432,6 +546,7 @@ ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     } else {
         out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), ngx_cycle->log);
         if (out == NULL) {
+            sub->session->held_bytes -= frame->len;
             return NGX_ERROR;
         }
     }
@@ -441,44 +556,41 @@ ngx_http_wirehub_hold(ngx_http_wirehub_main_conf_t *wmcf,
     out->sent = 0;
     out->next = NULL;
 
-    **last = out;
-    *last = &out->next;
+    *sub->held_last = out;
+    sub->held_last = &out->next;
 
     return NGX_OK;
 }
 
 
-/* hands the held frames to the session (replayed first), or drops them */
+/* hands the held frames to the session, or drops them */
 
 static void
 ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub, ngx_uint_t deliver)
 {
-    ngx_uint_t                     i;
-    ngx_http_wirehub_out_t        *out, *next, *lists[2];
+    ngx_http_wirehub_out_t        *out, *next;
+    ngx_http_wirehub_session_t    *s;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
-    wmcf = sub->session->main_conf;
+    s = sub->session;
+    wmcf = s->main_conf;
 
-    lists[0] = sub->held;
-    lists[1] = sub->held_live;
-
+    out = sub->held;
     sub->held = NULL;
     sub->held_last = &sub->held;
-    sub->held_live = NULL;
-    sub->held_live_last = &sub->held_live;
 
-    for (i = 0; i < 2; i++) {
-        for (out = lists[i]; out; out = next) {
-            next = out->next;
+    for ( /* void */ ; out; out = next) {
+        next = out->next;
 
-            if (deliver && !sub->session->closed) {
-                (void) ngx_http_wirehub_send_frame(sub->session, out->frame);
-            }
+        s->held_bytes -= out->frame->len;
 
-            ngx_http_wirehub_frame_release(out->frame);
-            out->next = wmcf->free_out;
-            wmcf->free_out = out;
+        if (deliver && !s->closed) {
+            (void) ngx_http_wirehub_send_frame(s, out->frame);
         }
+
+        ngx_http_wirehub_frame_release(out->frame);
+        out->next = wmcf->free_out;
+        wmcf->free_out = out;
     }
 }
 
@@ -716,9 +828,8 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
             (void) ngx_http_wirehub_send_frame(sub->session, out);
             delivered++;
 
-        } else if (sub->replay
-                   && ngx_http_wirehub_hold(wmcf, &sub->held_live_last, out)
-                      != NGX_OK)
+        } else if (sub->paging
+                   && ngx_http_wirehub_hold(sub, out) == NGX_ERROR)
         {
             ngx_http_wirehub_session_lost(sub->session);
         }
@@ -790,7 +901,7 @@ ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
         next = ngx_queue_next(q);
         sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
 
-        if (!sub->live && sub->replay == NULL) {
+        if (!sub->live && !sub->paging) {
             ngx_http_wirehub_sub_activate(sub);
 
         } else if (sub->live && resumed && !m->flag) {

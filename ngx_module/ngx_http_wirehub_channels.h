@@ -36,19 +36,21 @@ struct ngx_http_wirehub_sub_s {
     ngx_http_wirehub_sub_t          *next;        /* session's list */
     ngx_http_wirehub_session_t      *session;
     ngx_http_wirehub_channel_t      *channel;
-    ngx_http_wirehub_pending_t      *replay;
-    ngx_http_wirehub_out_t          *held;        /* replayed, held */
+    ngx_http_wirehub_pending_t      *replay;      /* a page asked for */
+    ngx_http_wirehub_out_t          *held;        /* live, behind replay */
     ngx_http_wirehub_out_t         **held_last;
-    ngx_http_wirehub_out_t          *held_live;   /* live, held */
-    ngx_http_wirehub_out_t         **held_live_last;
     json_t                          *ref;
     uint64_t                         up_to;
     uint64_t                         since;
+    uint64_t                         next_page;   /* replayed up to */
     u_char                           since_epoch[16];
     size_t                           since_epoch_len;
     unsigned                         has_since:1;
     unsigned                         live:1;
     unsigned                         lost:1;     /* a replayed item */
+    unsigned                         paging:1;   /* replay under way */
+    unsigned                         announced:1;  /* "subscribed" sent */
+    unsigned                         waiting:1;  /* for the client to read */
 };
 
 
@@ -59,6 +61,7 @@ ngx_int_t ngx_http_wirehub_subscribe(ngx_http_wirehub_session_t *s,
 ngx_int_t ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref, ngx_str_t *raw);
 void ngx_http_wirehub_session_unsubscribe_all(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_channels_drained(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_channels_link_up(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_channels_link_down(ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,

@@ -48,6 +48,7 @@ struct ngx_http_wirehub_counters_s {
     ngx_atomic_t                     subscriptions;
     ngx_atomic_t                     link_up;
     ngx_atomic_t                     link_reconnects;
+    ngx_atomic_t                     link_refused;
     ngx_atomic_t                     latency[NGX_HTTP_WIREHUB_LATENCY_BUCKETS
                                              + 1];
     ngx_atomic_t                     latency_sum_us;

@@ -41,6 +41,7 @@ struct ngx_http_wirehub_link_s {
     ngx_msec_t                       last_rx;
     ngx_rbtree_t                     pending;
     ngx_rbtree_node_t                sentinel;
+    uint64_t                         queued;     /* bytes ever queued */
     uint32_t                         next_req_id;
     ngx_uint_t                       state;
     ngx_uint_t                       reconnects;
@@ -302,6 +303,7 @@ ngx_http_wirehub_link_keepalive_event(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link, wh_link_msg_t *m)
 {
+    size_t             len;
     ngx_connection_t  *c;
 
     c = link->connection;
@@ -314,12 +316,16 @@ ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link, wh_link_msg_t *m)
         return NGX_ERROR;
     }
 
+    len = link->out.len;
+
     if (wh_link_encode(&link->out, m) != 0) {
         ngx_log_error(NGX_LOG_ERR, link->log, 0,
                       "wirehub: cannot encode %s for the link",
                       wh_link_type_name(m->type));
         return NGX_ERROR;
     }
+
+    link->queued += link->out.len - len;
 
     if (!c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
@@ -350,6 +356,32 @@ ngx_http_wirehub_link_send(ngx_http_wirehub_main_conf_t *wmcf,
     }
 
     return rc;
+}
+
+
+/*
+ * How far the link has got, for callers that account their own share of
+ * it: the bytes ever queued for wirehubd, and in *backlog how many of
+ * them wait to be written (the rest are written, or were dropped with a
+ * lost link).
+ */
+
+uint64_t
+ngx_http_wirehub_link_queued(ngx_http_wirehub_main_conf_t *wmcf,
+    size_t *backlog)
+{
+    ngx_http_wirehub_link_t  *link;
+
+    link = wmcf->link;
+
+    if (link == NULL) {
+        *backlog = 0;
+        return 0;
+    }
+
+    *backlog = link->out.len;
+
+    return link->queued;
 }
 
 

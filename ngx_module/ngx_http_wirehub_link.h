@@ -14,6 +14,11 @@
 #include "ngx_http_wirehub.h"
 
 
+/* a backed-up link: wirehubd is behind; past FULL no client may add */
+#define NGX_HTTP_WIREHUB_LINK_BUSY   (4 * 1024 * 1024)
+#define NGX_HTTP_WIREHUB_LINK_FULL   (32 * 1024 * 1024)
+
+
 /* a link reply, or m == NULL when the link was lost first */
 typedef void (*ngx_http_wirehub_reply_pt)(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
@@ -48,6 +53,8 @@ ngx_int_t ngx_http_wirehub_link_up(ngx_http_wirehub_main_conf_t *wmcf);
 ngx_int_t ngx_http_wirehub_link_egress(ngx_http_wirehub_main_conf_t *wmcf);
 ngx_int_t ngx_http_wirehub_link_send(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
+uint64_t ngx_http_wirehub_link_queued(ngx_http_wirehub_main_conf_t *wmcf,
+    size_t *backlog);
 ngx_http_wirehub_pending_t *ngx_http_wirehub_link_request(
     ngx_http_wirehub_main_conf_t *wmcf, wh_link_msg_t *m,
     ngx_http_wirehub_reply_pt handler, void *data);

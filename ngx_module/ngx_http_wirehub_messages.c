@@ -49,18 +49,23 @@ static void ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_echo_message(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *data, size_t len);
+static ngx_uint_t ngx_http_wirehub_link_hog(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_link_account(ngx_http_wirehub_session_t *s,
+    uint64_t mark);
 
 
 const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_client_handlers = {
     ngx_http_wirehub_client_open,
     ngx_http_wirehub_client_message,
-    ngx_http_wirehub_client_closed
+    ngx_http_wirehub_client_closed,
+    ngx_http_wirehub_channels_drained
 };
 
 
 const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_echo_handlers = {
     NULL,
     ngx_http_wirehub_echo_message,
+    NULL,
     NULL
 };
 
@@ -127,8 +132,9 @@ static void
 ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *data, size_t len)
 {
-    size_t                               n;
+    size_t                               n, backlog;
     json_t                              *msg, *type, *ref;
+    uint64_t                             mark;
     const char                          *name;
     ngx_str_t                            raw;
     json_error_t                         err;
@@ -179,16 +185,81 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     raw.data = data;
     raw.len = len;
 
+    if (ngx_http_wirehub_link_hog(s)) {
+        json_decref(msg);
+        return;
+    }
+
+    mark = ngx_http_wirehub_link_queued(s->main_conf, &backlog);
+
     for (h = ngx_http_wirehub_handlers; h->handler; h++) {
         if (h->type.len == n && ngx_strncmp(h->type.data, name, n) == 0) {
             (void) h->handler(s, msg, ref, &raw);
-            json_decref(msg);
-            return;
+            break;
         }
     }
 
-    (void) ngx_http_wirehub_event(s, name, n, data, len, ref);
+    if (h->handler == NULL) {
+        (void) ngx_http_wirehub_event(s, name, n, data, len, ref);
+    }
+
     json_decref(msg);
+
+    ngx_http_wirehub_link_account(s, mark);
+}
+
+
+/*
+ * The link to wirehubd is shared by every session of the worker, so one
+ * session must not fill it: when the link is backed up (wirehubd is
+ * behind), a session with more than its share (its send limit) still
+ * waiting to be written is closed alone with 1013, and when the link is
+ * near its bound every sender is; the link itself is never dropped for
+ * what clients send.
+ */
+
+static ngx_uint_t
+ngx_http_wirehub_link_hog(ngx_http_wirehub_session_t *s)
+{
+    size_t    backlog;
+    uint64_t  queued;
+
+    queued = ngx_http_wirehub_link_queued(s->main_conf, &backlog);
+
+    if (s->link_mark <= queued - backlog) {
+        s->link_bytes = 0;
+    }
+
+    if (backlog < NGX_HTTP_WIREHUB_LINK_FULL
+        && (backlog < NGX_HTTP_WIREHUB_LINK_BUSY
+            || s->link_bytes <= s->conf->send_limit))
+    {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "wirehub: %uz bytes of this connection wait on a link "
+                  "with %uz queued, closing", s->link_bytes, backlog);
+
+    ngx_http_wirehub_stat(s->main_conf, link_refused, 1);
+    ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_SLOW,
+                                   "wirehubd is busy");
+    return 1;
+}
+
+
+static void
+ngx_http_wirehub_link_account(ngx_http_wirehub_session_t *s, uint64_t mark)
+{
+    size_t    backlog;
+    uint64_t  queued;
+
+    queued = ngx_http_wirehub_link_queued(s->main_conf, &backlog);
+
+    if (queued > mark) {
+        s->link_bytes += (size_t) (queued - mark);
+        s->link_mark = queued;
+    }
 }
 
 

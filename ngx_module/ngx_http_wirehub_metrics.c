@@ -208,11 +208,15 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "to wirehubd.\n"
         "# TYPE wirehub_link_reconnects_total counter\n"
         "wirehub_link_reconnects_total %uA\n"
+        "# HELP wirehub_link_refused_total Connections closed (1013) "
+        "for holding more than their share of a backed-up link.\n"
+        "# TYPE wirehub_link_refused_total counter\n"
+        "wirehub_link_refused_total %uA\n"
         "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
         "message to its queueing on a worker.\n"
         "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
         cnt->delivered, cnt->received, cnt->subscriptions, cnt->link_up,
-        cnt->link_reconnects);
+        cnt->link_reconnects, cnt->link_refused);
 
     n = NGX_HTTP_WIREHUB_LATENCY_BUCKETS;
     cumulative = 0;

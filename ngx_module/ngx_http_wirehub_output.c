@@ -14,6 +14,10 @@
 #define NGX_HTTP_WIREHUB_IOVS  64
 
 
+static ngx_uint_t ngx_http_wirehub_over_limit(ngx_http_wirehub_session_t *s,
+    size_t len);
+
+
 ngx_http_wirehub_out_frame_t *
 ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
     u_char *payload, size_t len)
@@ -111,12 +115,7 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     c = s->connection;
     wmcf = s->main_conf;
 
-    /*
-     * One message larger than the bound still goes out on an idle queue.
-     * Past the bound the session is closed with 1013 by its own timer
-     * handler, posted to run in this event-loop turn: the output never
-     * calls up into the session it serves.
-     */
+    /* the close frame itself always goes: it is the last one */
 
     if (s->slow && !s->close_sent) {
         return NGX_DECLINED;
@@ -131,18 +130,7 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
         return NGX_DECLINED;
     }
 
-    if (s->out_bytes && s->out_bytes + frame->len > s->conf->send_limit
-        && !s->close_sent)
-    {
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "wirehub: slow consumer, %uz bytes queued",
-                      s->out_bytes);
-        s->slow = 1;
-
-        if (!s->timer.posted) {
-            ngx_post_event(&s->timer, &ngx_posted_events);
-        }
-
+    if (!s->close_sent && ngx_http_wirehub_over_limit(s, frame->len)) {
         return NGX_DECLINED;
     }
 
@@ -176,6 +164,55 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     if (!c->write->posted && c->write->ready) {
         ngx_post_event(c->write, &ngx_posted_events);
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What is queued and what is held behind a replay share one bound; one
+ * message larger than the bound still goes out on an idle session.  Past
+ * it the session is closed with 1013 by its own timer handler, posted to
+ * run in this event-loop turn: the output never calls up into the
+ * session it serves.
+ */
+
+static ngx_uint_t
+ngx_http_wirehub_over_limit(ngx_http_wirehub_session_t *s, size_t len)
+{
+    size_t  queued;
+
+    queued = s->out_bytes + s->held_bytes;
+
+    if (queued == 0 || queued + len <= s->conf->send_limit) {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "wirehub: slow consumer, %uz bytes queued and %uz held",
+                  s->out_bytes, s->held_bytes);
+    s->slow = 1;
+
+    if (!s->timer.posted) {
+        ngx_post_event(&s->timer, &ngx_posted_events);
+    }
+
+    return 1;
+}
+
+
+/* a frame held for this session elsewhere, counted against its bound */
+
+ngx_int_t
+ngx_http_wirehub_session_hold(ngx_http_wirehub_session_t *s, size_t len)
+{
+    if (s->closed || s->slow || s->close_queued
+        || ngx_http_wirehub_over_limit(s, len))
+    {
+        return NGX_DECLINED;
+    }
+
+    s->held_bytes += len;
 
     return NGX_OK;
 }

@@ -541,6 +541,16 @@ ngx_http_wirehub_write_event(ngx_event_t *wev)
         return;
     }
 
+    if (s->drain_wanted && !s->close_sent
+        && s->out_bytes + s->held_bytes <= s->conf->send_limit / 2)
+    {
+        s->drain_wanted = 0;
+
+        if (s->handlers->drained) {
+            s->handlers->drained(s);
+        }
+    }
+
     if (s->out == NULL && s->close_sent
         && (s->close_received || s->failed))
     {

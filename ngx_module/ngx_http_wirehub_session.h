@@ -39,6 +39,10 @@ typedef struct {
 
     /* the connection is going away: release what the session holds */
     void       (*closed)(ngx_http_wirehub_session_t *s);
+
+    /* asked for with drain_wanted: the output is down to half the send
+       limit (a paced replay may go on) */
+    void       (*drained)(ngx_http_wirehub_session_t *s);
 } ngx_http_wirehub_session_handlers_t;
 
 
@@ -83,6 +87,10 @@ struct ngx_http_wirehub_session_s {
     ngx_http_wirehub_out_t          *out;
     ngx_http_wirehub_out_t         **out_last;
     size_t                           out_bytes;
+    size_t                           held_bytes;  /* behind a replay */
+
+    uint64_t                         link_mark;   /* its last link byte */
+    size_t                           link_bytes;  /* it queued up to it */
 
     ngx_event_t                      timer;
     ngx_event_handler_pt             http_read_handler;
@@ -110,6 +118,7 @@ struct ngx_http_wirehub_session_s {
     unsigned                         slow:1;      /* past send_limit */
     unsigned                         lost:1;      /* a frame not queued */
     unsigned                         close_queued:1;
+    unsigned                         drain_wanted:1;
 };
 
 
@@ -159,6 +168,8 @@ ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
     u_char *data, size_t len);
 ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s);
+ngx_int_t ngx_http_wirehub_session_hold(ngx_http_wirehub_session_t *s,
+    size_t len);
 void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
     ngx_uint_t keep_partial);
 

@@ -36,6 +36,7 @@ wh_channels_init(wh_channels_t *c, wh_engine_t *engine, wh_log_t *log)
     c->engine = engine;
     c->log = log;
     c->tail = &c->head;
+    c->replay_page = 500;
 }
 
 
@@ -589,11 +590,17 @@ wh_channels_commit(wh_channels_t *c)
 }
 
 
+/* the most a REPLAY page carries, whatever the module asks */
+#define WH_REPLAY_PAGE_BYTES  (4u * 1024 * 1024)
+
+
 typedef struct {
     wh_peer_t       *peer;
     wh_str_t         ws, ch, epoch;
     uint32_t         req_id;
     uint64_t         first;
+    uint64_t         last;          /* the last id sent */
+    size_t           budget;        /* bytes this page may still carry */
 } wh_replay_ctx_t;
 
 
@@ -639,6 +646,11 @@ wh_send_item(void *ctx, uint64_t id, int64_t t, const char *json,
 
     (void) t;
 
+    /* a page carries at least one message, however large */
+    if (r->last && len > r->budget) {
+        return 1;
+    }
+
     memset(&m, 0, sizeof(m));
     m.type = WH_LINK_REPLAY_ITEM;
     m.req_id = r->req_id;
@@ -646,6 +658,9 @@ wh_send_item(void *ctx, uint64_t id, int64_t t, const char *json,
     m.body.data = json;
     m.body.len = len;
     wh_link_send(r->peer, &m);
+
+    r->last = id;
+    r->budget -= len < r->budget ? len : r->budget;
 
     return r->peer->closing;
 }
@@ -780,15 +795,23 @@ wh_channels_count(wh_channels_t *c, wh_peer_t *peer,
 
 
 static void
-wh_send_replay_end(wh_peer_t *peer, uint32_t req_id, int recovered,
-    uint64_t last_id, const char *epoch)
+wh_send_replay_end(wh_peer_t *peer, uint32_t req_id, uint8_t flags,
+    uint64_t last_id, const char *epoch, uint64_t sent_up_to)
 {
     wh_link_msg_t  m;
 
-    wh_link_replay_end(&m, req_id, recovered, last_id, wh_cstr(epoch));
+    wh_link_replay_end(&m, req_id, flags, last_id, wh_cstr(epoch),
+                       sent_up_to);
     wh_link_send(peer, &m);
 }
 
+
+/*
+ * One page of a range: at most replay_page messages and the byte budget
+ * the module asked for (it sizes it to what its subscriber can still
+ * queue), so that neither side ever holds a whole history at once.  The
+ * module asks for the next page once its subscriber has read this one.
+ */
 
 int
 wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
@@ -796,6 +819,7 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
 {
     int               rc;
     int64_t           now;
+    uint8_t           flags;
     uint64_t          after, up_to;
     wh_err_t          err;
     wh_chan_meta_t    meta;
@@ -816,7 +840,10 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
             wh_log_error(c->log, "replay: %s", err.msg);
         }
 
-        wh_send_replay_end(peer, m->req_id, rc == 0 && m->id == 0, 0, "");
+        wh_send_replay_end(peer, m->req_id,
+                           rc == 0 && m->id == 0 ? WH_LINK_REPLAY_RECOVERED
+                                                 : 0,
+                           0, "", 0);
         return 0;
     }
 
@@ -827,7 +854,7 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
         || memcmp(m->epoch.data, meta.epoch, WH_EPOCH_LEN) != 0
         || after > meta.last_id)
     {
-        wh_send_replay_end(peer, m->req_id, 0, meta.last_id, meta.epoch);
+        wh_send_replay_end(peer, m->req_id, 0, meta.last_id, meta.epoch, 0);
         return 0;
     }
 
@@ -836,14 +863,17 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
     r.req_id = m->req_id;
     r.ws = m->workspace;
     r.ch = m->channel;
+    r.budget = m->count && m->count < WH_REPLAY_PAGE_BYTES
+               ? m->count : WH_REPLAY_PAGE_BYTES;
 
     now = wh_time_ms();
     rc = wh_reaches(c, &r, after, up_to, now, &err);
 
     if (rc == 1 && after < up_to) {
+        r.last = 0;
         rc = wh_engine_hist_read(c->engine, m->workspace, m->channel,
-                                 after, up_to, SIZE_MAX, now, wh_send_item,
-                                 &r, &range, &err);
+                                 after, up_to, c->replay_page, now,
+                                 wh_send_item, &r, &range, &err);
         rc = rc == 0 ? 1 : -1;
     }
 
@@ -852,7 +882,14 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
         rc = 0;
     }
 
-    wh_send_replay_end(peer, m->req_id, rc, meta.last_id, meta.epoch);
+    flags = rc ? WH_LINK_REPLAY_RECOVERED : 0;
+
+    if (rc && r.last && r.last < up_to) {
+        flags |= WH_LINK_REPLAY_MORE;
+    }
+
+    wh_send_replay_end(peer, m->req_id, flags, meta.last_id, meta.epoch,
+                       r.last);
 
     return 0;
 }

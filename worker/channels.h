@@ -58,6 +58,7 @@ typedef struct {
     uint64_t     published;     /* counters for stats */
     uint64_t     delivered;
     uint64_t     commits;
+    uint32_t     replay_page;   /* messages per REPLAY page */
 } wh_channels_t;
 
 typedef struct {

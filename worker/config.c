@@ -323,6 +323,14 @@ wh_conf_history(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
                                      v);
             }
 
+        } else if ((v = wh_conf_key(st->args[i], "replay_page")) != NULL) {
+            if (wh_config_size(v, &n) != 0 || n < 1 || n > 100000) {
+                return wh_conf_error(err, st, "invalid history replay_page "
+                                     "\"%s\"", v);
+            }
+
+            cf->replay_page = (uint32_t) n;
+
         } else {
             return wh_conf_error(err, st, "unknown history parameter "
                                  "\"%s\"", st->args[i]);
@@ -948,6 +956,7 @@ wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
     cf->listen_gid = (gid_t) -1;
     cf->listen_mode = 0660;
     cf->history_length = 1000;
+    cf->replay_page = 500;
     cf->history_ttl_ms = 24LL * 3600 * 1000;
     cf->stats_interval_ms = 5000;
     cf->cmd_ttl_ms = 10 * 60000;

@@ -46,6 +46,7 @@ typedef struct {
     size_t     max_map_size;       /* MDB_MAP_FULL grows up to this */
     uint32_t   history_length;     /* messages kept per channel */
     int64_t    history_ttl_ms;     /* 0: no time limit */
+    uint32_t   replay_page;        /* messages per REPLAY page */
     int64_t    stats_interval_ms;
     int64_t    cmd_ttl_ms;         /* `commands`: default command ttl */
     int64_t    cmd_ack_timeout_ms; /* first attempt's wait for a result */

@@ -430,6 +430,7 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     }
 
     wh_channels_init(&d->channels, d->engine, &d->log);
+    d->channels.replay_page = d->conf.replay_page;
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
     wh_batch_init(&d->batch, d->engine, &d->log);
 

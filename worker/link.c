@@ -21,10 +21,13 @@
 #define WH_LINK_READ_MAX    (1024 * 1024)
 #define WH_LINK_READ_CHUNK  (64 * 1024)
 #define WH_LINK_EARLY_WRITE (4 * 1024 * 1024)
+#define WH_LINK_PAUSE_HIGH  (8 * 1024 * 1024)
+#define WH_LINK_PAUSE_LOW   (1024 * 1024)
 
 
 static void wh_link_accept(wh_event_t *ev, uint32_t events);
 static void wh_link_peer_event(wh_event_t *ev, uint32_t events);
+static void wh_link_arm(wh_peer_t *peer);
 
 
 /* binds with no permission for anyone but the owner, so that nobody
@@ -174,6 +177,7 @@ wh_link_peer_add(wh_link_t *link, int fd)
         return;
     }
 
+    peer->armed = EPOLLIN;
     peer->next = link->peers;
 
     if (link->peers) {
@@ -400,8 +404,6 @@ static void
 wh_link_write(wh_peer_t *peer)
 {
     ssize_t   n;
-    wh_err_t  err;
-    uint32_t  want;
 
     while (peer->out_pos < peer->out.len) {
         n = send(peer->ev.fd, peer->out.data + peer->out_pos,
@@ -429,20 +431,49 @@ wh_link_write(wh_peer_t *peer)
         peer->out_pos = 0;
     }
 
-    /* arm EPOLLOUT only while output is pending */
-    want = peer->out.len ? 1 : 0;
+    wh_link_arm(peer);
+}
 
-    if ((uint32_t) peer->writing != want) {
-        if (wh_loop_mod(peer->link->loop, &peer->ev,
-                        want ? EPOLLIN | EPOLLOUT : EPOLLIN, &err) != 0)
-        {
-            wh_log_error(peer->link->log, "link: %s", err.msg);
-            wh_link_drop(peer, "epoll failed");
-            return;
+
+/*
+ * Flow control: while a peer has more than WH_LINK_PAUSE_HIGH of our
+ * output to read, its requests (which could add replays to it) wait in
+ * the socket until it is down to WH_LINK_PAUSE_LOW; live messages still
+ * flow.  EPOLLOUT is armed only while output is pending.
+ */
+
+static void
+wh_link_arm(wh_peer_t *peer)
+{
+    size_t    pending;
+    uint32_t  want;
+    wh_err_t  err;
+
+    pending = peer->out.len - peer->out_pos;
+
+    if (pending > WH_LINK_PAUSE_HIGH) {
+        if (!peer->paused) {
+            peer->paused = 1;
+            peer->link->pauses++;
         }
 
-        peer->writing = (int) want;
+    } else if (pending <= WH_LINK_PAUSE_LOW) {
+        peer->paused = 0;
     }
+
+    want = (peer->paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0);
+
+    if (peer->armed == want) {
+        return;
+    }
+
+    if (wh_loop_mod(peer->link->loop, &peer->ev, want, &err) != 0) {
+        wh_log_error(peer->link->log, "link: %s", err.msg);
+        wh_link_drop(peer, "epoll failed");
+        return;
+    }
+
+    peer->armed = want;
 }
 
 
@@ -459,7 +490,10 @@ wh_link_peer_event(wh_event_t *ev, uint32_t events)
         wh_link_write(peer);
     }
 
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+    /* a paused peer is still read when it hangs up or fails */
+    if ((events & (EPOLLHUP | EPOLLERR))
+        || ((events & EPOLLIN) && !peer->paused))
+    {
         wh_link_read(peer);
     }
 }

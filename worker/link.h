@@ -2,9 +2,10 @@
  * The link server: a Unix SOCK_STREAM listener and one peer per nginx
  * worker process.  Frames are split and decoded here and handed to the
  * daemon; replies are encoded into a per-peer output buffer that is
- * flushed at the end of each loop turn.  A peer whose pending output
- * passes WH_LINK_OUT_MAX is dropped: it reconnects and resumes from
- * history.
+ * flushed at the end of each loop turn.  A peer with much output pending
+ * is not read until it has caught up (flow control); one whose pending
+ * output still passes WH_LINK_OUT_MAX has stopped reading altogether and
+ * is dropped: it reconnects and resumes from history.
  */
 
 #ifndef WH_LINK_SERVER_H
@@ -33,7 +34,8 @@ struct wh_peer_s {
     int            hello;        /* HELLO received */
     int            closing;      /* to be detached at the end of turn */
     int            detached;     /* fd closed, on_close called */
-    int            writing;      /* EPOLLOUT armed */
+    uint32_t       armed;        /* the epoll events asked for */
+    int            paused;       /* its requests wait: output is high */
     int64_t        hello_ms;     /* monotonic time of HELLO */
     wh_buf_t       in;
     wh_buf_t       out;
@@ -58,6 +60,7 @@ struct wh_link_s {
     unsigned            npeers;
     unsigned            nclosing;
     uint32_t            next_serial;
+    uint64_t            pauses;       /* times a peer's reads were held */
     wh_link_frame_pt    on_frame;
     wh_link_close_pt    on_close;
     void               *ctx;

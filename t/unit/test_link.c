@@ -493,13 +493,14 @@ test_builders(void **state)
     assert_int_equal(m.type, WH_LINK_COUNT);
     assert_int_equal(m.count, 0);
 
-    wh_link_replay(&m, str("acme"), str("c"), 10, 20, str("e2"));
+    wh_link_replay(&m, str("acme"), str("c"), 10, 20, str("e2"), 4096);
     assert_int_equal(wh_link_encode(&b, &m), 0);
     assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
     assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
     assert_int_equal(out.type, WH_LINK_REPLAY);
     assert_int_equal(out.id, 10);
     assert_int_equal(out.id2, 20);
+    assert_int_equal(out.count, 4096);
     wh_buf_consume(&b, n);
 
     wh_link_request(&m, WH_LINK_ROLE_ADMIN, str("acme"), str("GET"),
@@ -565,8 +566,15 @@ test_builders(void **state)
     assert_int_equal(m.req_id, 3);
     assert_int_equal(m.id, 5);
 
-    wh_link_replay_end(&m, 3, 1, 5, str("e"));
-    assert_int_equal(m.flag, 1);
+    wh_link_replay_end(&m, 3, WH_LINK_REPLAY_RECOVERED | WH_LINK_REPLAY_MORE,
+                       5, str("e"), 4);
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.flag, 3);
+    assert_int_equal(out.id, 5);
+    assert_int_equal(out.id2, 4);
+    wh_buf_consume(&b, n);
 
     wh_buf_free(&b);
 }
