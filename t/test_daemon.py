@@ -54,10 +54,10 @@ LAYOUT = {
     RESPONSE: [("req_id", "I"), ("status", "H"), ("flag", "B"),
                ("client_id", "s"), ("body", "b")],
     REPLAY: [("req_id", "I"), ("workspace", "s"), ("channel", "s"),
-             ("id", "Q"), ("epoch", "s"), ("id2", "Q")],
+             ("id", "Q"), ("epoch", "s"), ("id2", "Q"), ("count", "I")],
     REPLAY_ITEM: [("req_id", "I"), ("id", "Q"), ("body", "b")],
     REPLAY_END: [("req_id", "I"), ("flag", "B"), ("id", "Q"),
-                 ("epoch", "s")],
+                 ("epoch", "s"), ("id2", "Q")],
     SESSION_OPEN: [("session", "s"), ("workspace", "s"),
                    ("client_id", "s"), ("client_type", "s"),
                    ("name", "s"), ("id2", "Q"), ("count", "I")],
@@ -181,10 +181,10 @@ class Link:
         assert msg["req_id"] == rid
         return msg["status"], json.loads(msg["body"])
 
-    def replay(self, ws, ch, after, epoch, up_to):
+    def replay(self, ws, ch, after, epoch, up_to, page_bytes=0):
         rid = self.next_req()
         self.send(REPLAY, req_id=rid, workspace=ws, channel=ch, id=after,
-                  epoch=epoch, id2=up_to)
+                  epoch=epoch, id2=up_to, count=page_bytes)
         items = []
         while True:
             msg = self.recv()
@@ -199,16 +199,17 @@ class Link:
 
 
 class Daemon:
-    def __init__(self, tmp, length=1000, ttl="24h", extra=""):
+    def __init__(self, tmp, length=1000, ttl="24h", extra="",
+                 map_size="4m", history=""):
         self.tmp = tmp
         self.sock = str(tmp / "wh.sock")
         self.conf = tmp / "wirehubd.conf"
         self.log = tmp / "wirehubd.log"
         self.conf.write_text(
-            "listen unix:%s;\nstorage %s map_size=4m;\n"
-            "history length=%d ttl=%s;\nstats interval=300ms;\n"
-            "log %s debug;\n%s" % (self.sock, tmp / "db", length, ttl,
-                                   self.log, extra))
+            "listen unix:%s;\nstorage %s map_size=%s;\n"
+            "history length=%d ttl=%s %s;\nstats interval=300ms;\n"
+            "log %s debug;\n%s" % (self.sock, tmp / "db", map_size, length,
+                                   ttl, history, self.log, extra))
         self.proc = None
 
     def start(self):
@@ -324,7 +325,7 @@ def test_config_missing_file(tmp_path):
 def test_hello_welcome(daemon):
     a = daemon.link()
     b = daemon.link()
-    assert a.welcome["status"] == wh.LINK_VERSION == 2
+    assert a.welcome["status"] == wh.LINK_VERSION == 3
     assert len(a.welcome["name"]) == 16
     assert a.welcome["name"] == b.welcome["name"]
     assert abs(a.welcome["id2"] / 1000 - time.time()) < 60
@@ -467,6 +468,80 @@ def test_replay_ranges(daemon):
     assert items == [] and end["flag"] == 0
     items, end = a.replay("acme", "nochannel", 0, "", 9)
     assert items == [] and end["id"] == 0
+
+
+def test_replay_goes_in_pages(tmp_path):
+    """At most replay_page messages, and the byte budget asked for (but
+    one message at least); "more" (bit 1) and the last id sent say where
+    the next page starts."""
+    d = Daemon(tmp_path, history="replay_page=4").start()
+    try:
+        a = d.link()
+        ep = a.subscribe("acme", "pg")["epoch"]
+        for i in range(1, 11):
+            a.publish("acme", "pg", {"n": i, "pad": "p" * 100})
+            a.expect(MESSAGE)
+        pages = []
+        after = 0
+        while True:
+            items, end = a.replay("acme", "pg", after, ep, 10)
+            pages.append(([m["id"] for m in items], end["flag"],
+                          end["id2"]))
+            assert end["id"] == 10 and end["epoch"] == ep
+            if not end["flag"] & 2:
+                break
+            after = end["id2"]
+        assert pages == [([1, 2, 3, 4], 3, 4), ([5, 6, 7, 8], 3, 8),
+                         ([9, 10], 1, 10)]
+        # a budget of 300 bytes: two ~170-byte messages do not fit
+        items, end = a.replay("acme", "pg", 0, ep, 10, page_bytes=300)
+        assert [m["id"] for m in items] == [1] and end["flag"] == 3
+        assert end["id2"] == 1
+        items, end = a.replay("acme", "pg", 0, ep, 10, page_bytes=1)
+        assert [m["id"] for m in items] == [1] and end["id2"] == 1
+        # a bounded range ends without "more"
+        items, end = a.replay("acme", "pg", 2, ep, 4, page_bytes=1 << 20)
+        assert [m["id"] for m in items] == [3, 4] and end["flag"] == 1
+    finally:
+        d.stop()
+
+
+def test_peer_that_does_not_read_is_paused_not_dropped(tmp_path):
+    """A peer asks for 40 replays of 3 MiB (120 MiB, past the 64 MiB
+    bound on its output) without reading: the daemon stops reading its
+    requests while its output is high instead of dropping it, stays
+    responsive to another peer, and answers every request once the peer
+    reads."""
+    d = Daemon(tmp_path, map_size="64m").start()
+    try:
+        a = d.link()
+        ep = a.subscribe("acme", "big")["epoch"]
+        for i in range(1, 101):
+            a.publish("acme", "big", {"n": i, "pad": "b" * 30000})
+            a.expect(MESSAGE)
+        a.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        for rid in range(1000, 1040):
+            a.send(REPLAY, req_id=rid, workspace="acme", channel="big",
+                   id=0, epoch=ep, id2=100, count=4 << 20)
+        b = d.link(name="pytest/2")
+        for i in range(3):
+            b.send(PING, req_id=i)
+            assert b.expect(PONG, timeout=5)["req_id"] == i
+        ends = {}
+        items = 0
+        while len(ends) < 40:
+            msg = a.recv(timeout=20)
+            if msg["type"] == REPLAY_ITEM:
+                items += 1
+            elif msg["type"] == REPLAY_END:
+                ends[msg["req_id"]] = (msg["flag"], msg["id2"])
+        assert items == 40 * 100
+        assert set(ends.values()) == {(1, 100)}
+        assert "closed" not in "".join(
+            line for line in d.log.read_text().splitlines()
+            if "(pytest/1," in line)
+    finally:
+        d.stop()
 
 
 def test_replay_not_recovered_after_trim(tmp_path):

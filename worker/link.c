@@ -28,6 +28,8 @@
 static void wh_link_accept(wh_event_t *ev, uint32_t events);
 static void wh_link_peer_event(wh_event_t *ev, uint32_t events);
 static void wh_link_arm(wh_peer_t *peer);
+static void wh_link_hold(wh_peer_t *peer);
+static void wh_link_process(wh_peer_t *peer);
 
 
 /* binds with no permission for anyone but the owner, so that nobody
@@ -351,6 +353,12 @@ wh_link_process(wh_peer_t *peer)
             wh_link_drop(peer, "protocol error");
             break;
         }
+
+        /* the rest waits until the peer has read what it was sent */
+        if (peer->out.len - peer->out_pos > WH_LINK_PAUSE_HIGH) {
+            wh_link_hold(peer);
+            break;
+        }
     }
 
     wh_buf_consume(&peer->in, off);
@@ -437,10 +445,21 @@ wh_link_write(wh_peer_t *peer)
 
 /*
  * Flow control: while a peer has more than WH_LINK_PAUSE_HIGH of our
- * output to read, its requests (which could add replays to it) wait in
- * the socket until it is down to WH_LINK_PAUSE_LOW; live messages still
- * flow.  EPOLLOUT is armed only while output is pending.
+ * output to read, its requests (which could add replays to it) wait, in
+ * its input buffer or the socket, until it is down to WH_LINK_PAUSE_LOW;
+ * live messages still flow.  EPOLLOUT is armed only while output is
+ * pending.
  */
+
+static void
+wh_link_hold(wh_peer_t *peer)
+{
+    if (!peer->paused) {
+        peer->paused = 1;
+        peer->link->pauses++;
+    }
+}
+
 
 static void
 wh_link_arm(wh_peer_t *peer)
@@ -452,10 +471,7 @@ wh_link_arm(wh_peer_t *peer)
     pending = peer->out.len - peer->out_pos;
 
     if (pending > WH_LINK_PAUSE_HIGH) {
-        if (!peer->paused) {
-            peer->paused = 1;
-            peer->link->pauses++;
-        }
+        wh_link_hold(peer);
 
     } else if (pending <= WH_LINK_PAUSE_LOW) {
         peer->paused = 0;
@@ -488,6 +504,11 @@ wh_link_peer_event(wh_event_t *ev, uint32_t events)
 
     if (events & EPOLLOUT) {
         wh_link_write(peer);
+
+        /* requests read before the pause, waiting in the input buffer */
+        if (!peer->paused && !peer->closing && peer->in.len) {
+            wh_link_process(peer);
+        }
     }
 
     /* a paused peer is still read when it hangs up or fails */
