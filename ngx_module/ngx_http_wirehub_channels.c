@@ -362,9 +362,10 @@ ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
 
 
 /*
- * Asks for one page of the replay, sized to what the session can still
- * queue: a replay is paced by the client's reading, never held whole in
- * the worker or in wirehubd.
+ * Asks for one page of the replay, sized to a quarter of what the session
+ * can still queue (live messages held meanwhile need the rest): a replay
+ * is paced by the client's reading, never held whole in the worker or in
+ * wirehubd.
  */
 
 static void
@@ -384,7 +385,7 @@ ngx_http_wirehub_sub_page(ngx_http_wirehub_sub_t *sub, uint64_t after)
     wh_link_replay(&m, ngx_http_wirehub_wh_ngx_str(&ch->workspace),
                    ngx_http_wirehub_wh_ngx_str(&ch->name), after, sub->up_to,
                    ngx_http_wirehub_wh_str(ch->epoch, ch->epoch_len),
-                   (uint32_t) ngx_min(room / 2 + 1, NGX_MAX_UINT32_VALUE));
+                   (uint32_t) ngx_min(room / 4 + 1, NGX_MAX_UINT32_VALUE));
 
     sub->waiting = 0;
     sub->replay = ngx_http_wirehub_link_request(s->main_conf, &m,
@@ -471,12 +472,17 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 }
 
 
-/* the next page goes once the client has read half of what is queued */
+/*
+ * The next page goes once the client has read half of what is queued.
+ * Held live messages are left out: they only leave once the replay is
+ * over, so waiting for them would stall it (they count in the page's
+ * budget and against the send limit instead).
+ */
 
 static ngx_uint_t
 ngx_http_wirehub_sub_has_room(ngx_http_wirehub_session_t *s)
 {
-    return s->out_bytes + s->held_bytes <= s->conf->send_limit / 2;
+    return s->out_bytes <= s->conf->send_limit / 2;
 }
 
 

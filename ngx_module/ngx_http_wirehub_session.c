@@ -542,7 +542,7 @@ ngx_http_wirehub_write_event(ngx_event_t *wev)
     }
 
     if (s->drain_wanted && !s->close_sent
-        && s->out_bytes + s->held_bytes <= s->conf->send_limit / 2)
+        && s->out_bytes <= s->conf->send_limit / 2)
     {
         s->drain_wanted = 0;
 

@@ -40,8 +40,8 @@ typedef struct {
     /* the connection is going away: release what the session holds */
     void       (*closed)(ngx_http_wirehub_session_t *s);
 
-    /* asked for with drain_wanted: the output is down to half the send
-       limit (a paced replay may go on) */
+    /* asked for with drain_wanted: the queued output is down to half the
+       send limit (a paced replay may go on) */
     void       (*drained)(ngx_http_wirehub_session_t *s);
 } ngx_http_wirehub_session_handlers_t;
 
