@@ -355,6 +355,7 @@ ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
     }
 
     sub->up_to = ch->last_id;
+    sub->next_page = sub->since;
     sub->paging = 1;
 
     ngx_http_wirehub_sub_page(sub, sub->since);
@@ -448,7 +449,10 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 
     recovered = (m && (m->flag & WH_LINK_REPLAY_RECOVERED) && !sub->lost);
 
-    if (recovered && (m->flag & WH_LINK_REPLAY_MORE) && m->id2 < sub->up_to)
+    /* a page that did not move forward is the end of the replay */
+
+    if (recovered && (m->flag & WH_LINK_REPLAY_MORE)
+        && m->id2 > sub->next_page && m->id2 < sub->up_to)
     {
         if (!sub->announced) {
             sub->announced = 1;
