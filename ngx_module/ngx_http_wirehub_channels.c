@@ -449,11 +449,15 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 
     recovered = (m && (m->flag & WH_LINK_REPLAY_RECOVERED) && !sub->lost);
 
-    /* a page that did not move forward is the end of the replay */
+    if (recovered && (m->flag & WH_LINK_REPLAY_MORE)) {
 
-    if (recovered && (m->flag & WH_LINK_REPLAY_MORE)
-        && m->id2 > sub->next_page && m->id2 < sub->up_to)
-    {
+        /* a page that does not move forward would never end: a gap */
+
+        if (m->id2 <= sub->next_page || m->id2 >= sub->up_to) {
+            ngx_http_wirehub_sub_go_live(sub, 0);
+            return;
+        }
+
         if (!sub->announced) {
             sub->announced = 1;
             (void) ngx_http_wirehub_send_subscribed(sub, 1);
