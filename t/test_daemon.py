@@ -52,7 +52,7 @@ LAYOUT = {
     REQUEST: [("req_id", "I"), ("workspace", "s"), ("flag", "B"),
               ("name", "s"), ("path", "s"), ("query", "s"), ("body", "b")],
     RESPONSE: [("req_id", "I"), ("status", "H"), ("flag", "B"),
-               ("client_id", "s"), ("body", "b")],
+               ("client_id", "s"), ("body", "b"), ("count", "I")],
     REPLAY: [("req_id", "I"), ("workspace", "s"), ("channel", "s"),
              ("id", "Q"), ("epoch", "s"), ("id2", "Q")],
     REPLAY_ITEM: [("req_id", "I"), ("id", "Q"), ("body", "b")],
@@ -268,6 +268,17 @@ def daemon(tmp_path):
     d.stop()
 
 
+# bursts past the default publish_rate (2000/s per workspace)
+UNLIMITED_RATE = "quota workspace=* publish_rate=unlimited;\n"
+
+
+@pytest.fixture
+def fast_daemon(tmp_path):
+    d = Daemon(tmp_path, extra=UNLIMITED_RATE).start()
+    yield d
+    d.stop()
+
+
 def check_config(tmp_path, text):
     conf = tmp_path / "c.conf"
     conf.write_text(text)
@@ -324,7 +335,7 @@ def test_config_missing_file(tmp_path):
 def test_hello_welcome(daemon):
     a = daemon.link()
     b = daemon.link()
-    assert a.welcome["status"] == wh.LINK_VERSION == 2
+    assert a.welcome["status"] == wh.LINK_VERSION == 3
     assert len(a.welcome["name"]) == 16
     assert a.welcome["name"] == b.welcome["name"]
     assert abs(a.welcome["id2"] / 1000 - time.time()) < 60
@@ -404,7 +415,8 @@ def test_publish_errors(daemon):
     assert replies[5]["status"] == 400
 
 
-def test_5000_messages_in_order(daemon):
+def test_5000_messages_in_order(fast_daemon):
+    daemon = fast_daemon
     subs = [daemon.link(), daemon.link()]
     pub = daemon.link()
     for s in subs:
@@ -997,9 +1009,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_measure_throughput(daemon):
+def test_measure_throughput(fast_daemon):
     """Publishes/s through one link (group commit) and fan-out MESSAGE
     frames/s to 2 peers; printed for the report, not a timed target."""
+    daemon = fast_daemon
     subs = [daemon.link(), daemon.link()]
     pub = daemon.link()
     for s in subs:
