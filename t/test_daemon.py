@@ -883,14 +883,50 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def check_modes(db, root=True):
+    """Only wirehubd reads its store: every directory under db (and db
+    itself when wirehubd made it) is 0700, every file 0600."""
+    seen = 0
+    for top, dirs, files in os.walk(db):
+        if top != str(db) or root:
+            assert mode(top) == 0o700, top
+        for f in files:
+            assert mode(os.path.join(top, f)) == 0o600, (top, f)
+            seen += 1
+    return seen
+
+
 def check_new_layout(db):
     for env in ("state", "history"):
         assert mode(db / env) == 0o700
         for f in ("data.mdb", "lock.mdb"):
             assert mode(db / env / f) == 0o600, (env, f)
+    assert check_modes(db, root=False) == 5
     assert not (db / "data.mdb").exists()
     assert not (db / "lock.mdb").exists()
     assert not (db / "upgrade.tmp").exists()
+
+
+def test_store_files_are_private(tmp_path):
+    # modes wirehubd asks for, not the umask's leniency
+    old = os.umask(0o002)
+    try:
+        d = Daemon(tmp_path).start()
+    finally:
+        os.umask(old)
+    try:
+        a = d.link()
+        assert a.publish("acme", "c", {"v": 1})["status"] == 0
+        st, _ = a.request("acme", "POST", "/clients",
+                          body=b'{"id":"d1","name":"d","client_type":"t"}')
+        assert st == 201
+        st, _ = a.request("acme", "POST", "/clients/d1/commands",
+                          body=b'{"command":"ping"}')
+        assert st == 202
+    finally:
+        assert d.stop() == 0
+    # state/ and history/, each with data.mdb and lock.mdb
+    assert check_modes(tmp_path / "db") == 4
 
 
 def test_old_layout_is_upgraded_in_place(tmp_path):
