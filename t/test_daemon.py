@@ -294,8 +294,12 @@ def test_config_ok(tmp_path):
         "# comment\nlisten unix:/tmp/x.sock;  # trailing comment\n"
         "storage /tmp/wh map_size=1g max_map_size=4g;\n"
         "history length=1000 ttl=24h;\nstats interval=5s;\n"
-        "log stderr info;\n"))
-    assert rc == 0
+        "log stderr info;\n"
+        "quota workspace=* channels=10000 history_bytes=256m "
+        "clients=100000 queued_commands=1000000 publish_rate=2000/s;\n"
+        "quota workspace=acme history_bytes=4g;\n"
+        "quota workspace=acme channels=unlimited publish_rate=unlimited;\n"))
+    assert rc == 0, err
     assert "configuration ok" in err
 
 
@@ -315,6 +319,17 @@ def test_config_ok(tmp_path):
     ("listen unix:/a\n", 1, "not terminated"),
     ("# x\n;\n", 2, 'unexpected ";"'),
     ("mqtt hots=127.0.0.1;\n", 1, 'unknown mqtt parameter "hots'),
+    ("log stderr;\nquota workspace=acme channels=ten;\n", 2,
+     'invalid quota value "channels=ten"'),
+    ("quota workspace=* history_bytes=4q;\n", 1, "invalid quota value"),
+    ("quota workspace=* publish_rate=10/m;\n", 1, "invalid publish_rate"),
+    ("quota workspace=* publish_rate=0/s;\n", 1, "invalid publish_rate"),
+    ("quota workspace=* clients=5 flavours=3;\n", 1,
+     'unknown quota parameter "flavours=3"'),
+    ("quota workspace=a/b channels=1;\n", 1, 'invalid quota workspace'),
+    ("\nquota channels=1;\n", 2, "quota needs workspace=NAME"),
+    ("quota workspace=acme;\n", 1, "at least one limit"),
+    ("quota workspace=a workspace=b channels=1;\n", 1, "one workspace="),
 ])
 def test_config_errors(tmp_path, text, line, what):
     rc, err, conf = check_config(tmp_path, text)
