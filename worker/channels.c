@@ -649,7 +649,6 @@ wh_pub_refused(wh_channels_t *c, wh_pub_t *p)
     wh_quota_refuse(c->quota, p->ws, (wh_quota_kind_e) (p->refused - 1),
                     wh_pub_who(p->origin), &err);
     wh_pub_reply(p, &err);
-    c->refused++;
 }
 
 
@@ -859,8 +858,7 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
 
     now = wh_time_ms();
 
-    if (wh_chan_ensure(c, m->workspace, m->channel, now, &meta, &err) != 0)
-    {
+    if (wh_chan_ensure(c, m->workspace, m->channel, now, &meta, &err) != 0) {
         wh_log_error(c->log, "subscribe: %s", err.msg);
         wh_send_subscribed(peer, m, 0, "", 0);
         return 0;

@@ -60,7 +60,6 @@ typedef struct {
     size_t       pending;
     wh_buf_t     frame;         /* a fan-out frame, encoded once */
     uint64_t     published;     /* counters for stats */
-    uint64_t     refused;       /* by a quota, at the commit */
     uint64_t     delivered;
     uint64_t     commits;
 } wh_channels_t;

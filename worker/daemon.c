@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -413,6 +414,8 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
 int
 wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 {
+    int64_t  scan_ms;
+
     d->start_ms = wh_time_ms();
     wh_daemon_instance(d);
 
@@ -433,12 +436,17 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     /* usage is counted, not stored: it cannot drift from the store */
     wh_quota_init(&d->quota, d->conf.quota, d->conf.nquota, &d->log);
+    scan_ms = wh_loop_now();
 
     if (d->engine->ops->hist_usage(d->engine, wh_quota_count_channel,
                                    &d->quota, err) != 0)
     {
         return -1;
     }
+
+    wh_log_info(&d->log, "quota: the history of %zu workspaces counted in "
+                "%" PRId64 " ms", d->quota.ws.count,
+                wh_loop_now() - scan_ms);
 
     wh_channels_init(&d->channels, d->engine, &d->quota, &d->log);
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
