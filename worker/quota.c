@@ -110,7 +110,7 @@ int64_t
 wh_bucket_take(wh_bucket_t *b, uint64_t rate, int64_t now)
 {
     int64_t   elapsed;
-    uint64_t  full = rate * WH_BUCKET_UNIT;
+    uint64_t  add, full = rate * WH_BUCKET_UNIT;
 
     if (b->at_ms == 0) {
         b->credit = full;
@@ -120,10 +120,9 @@ wh_bucket_take(wh_bucket_t *b, uint64_t rate, int64_t now)
     elapsed = now - b->at_ms;
 
     if (elapsed > 0) {
-        /* a second refills it whole: no overflow for long idle times */
-        b->credit = elapsed >= 1000 || full - b->credit < (uint64_t) elapsed
-                                                          * rate
-                    ? full : b->credit + (uint64_t) elapsed * rate;
+        /* a second refills it whole: no product overflows */
+        add = elapsed >= 1000 ? full : (uint64_t) elapsed * rate;
+        b->credit = full - b->credit < add ? full : b->credit + add;
         b->at_ms = now;
     }
 
