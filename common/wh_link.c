@@ -70,7 +70,7 @@ static const wh_field_t  wh_request[] = {
 };
 static const wh_field_t  wh_response[] = {
     F(U32, req_id), F(U16, status), F(U8, flag), F(STR, client_id),
-    F(BLOB, body), FEND
+    F(BLOB, body), F(U32, count), FEND
 };
 static const wh_field_t  wh_replay[] = {
     F(U32, req_id), F(STR, workspace), F(STR, channel), F(U64, id),

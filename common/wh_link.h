@@ -77,7 +77,8 @@ typedef struct {
     uint8_t      flag;       /* has_since / recovered / role */
     uint16_t     status;     /* version / http status / ... */
     uint32_t     req_id;
-    uint32_t     count;      /* pid / local subscribers / active clients */
+    uint32_t     count;      /* pid / local subscribers / active clients
+                              * / Retry-After seconds */
     uint64_t     id;         /* message id / since id / last id */
     uint64_t     id2;        /* up_to id / time */
     wh_str_t     workspace, channel, epoch, name, path, query, session,
@@ -145,7 +146,8 @@ void wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
     uint64_t after_id, uint64_t up_to, wh_str_t epoch, uint32_t page_bytes);
 
 /* RESPONSE, asking the module to add what adds names (WH_LINK_RESPONSE_*)
- * for client_id */
+ * for client_id; no Retry-After (count 0: set it after, for a 429
+ * rate_limited) */
 void wh_link_response(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
     uint8_t adds, wh_str_t client_id, wh_str_t body);
 
@@ -165,7 +167,8 @@ void wh_link_welcome(wh_link_msg_t *m, wh_str_t instance, uint64_t start_ms,
 void wh_link_subscribed(wh_link_msg_t *m, wh_str_t workspace,
     wh_str_t channel, uint64_t last_id, wh_str_t epoch, int recovered);
 
-/* PUBLISHED: status 0 and id, epoch; or an HTTP status and reason */
+/* PUBLISHED: status 0 and id, epoch; or an HTTP status and reason (for
+ * 429, id is the Retry-After of a rate limit, 0 for a quota) */
 void wh_link_published(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
     uint64_t id, wh_str_t epoch, wh_str_t reason);
 

@@ -46,6 +46,8 @@ static ngx_int_t ngx_http_wirehub_api_stats(ngx_http_request_t *r,
     wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_api_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
+static ngx_int_t ngx_http_wirehub_api_retry_after(ngx_http_request_t *r,
+    uint32_t seconds);
 
 
 ngx_int_t
@@ -313,6 +315,11 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
                  (u_char *) NGX_HTTP_WIREHUB_API_GONE,
                  sizeof(NGX_HTTP_WIREHUB_API_GONE) - 1);
 
+    } else if (m->count
+               && ngx_http_wirehub_api_retry_after(r, m->count) != NGX_OK)
+    {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
     } else if (m->flag & WH_LINK_RESPONSE_TOKEN) {
         rc = ngx_http_wirehub_api_registered(r, call, m);
 
@@ -348,6 +355,24 @@ ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
     *b->last++ = '\n';
 
     return ngx_http_wirehub_send_body(r, status, "application/json", b);
+}
+
+
+/* a rate limit of wirehubd: when a retry can pass, in seconds */
+
+static ngx_int_t
+ngx_http_wirehub_api_retry_after(ngx_http_request_t *r, uint32_t seconds)
+{
+    ngx_str_t  value;
+
+    value.data = ngx_pnalloc(r->pool, NGX_INT32_LEN);
+    if (value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value.len = ngx_sprintf(value.data, "%uD", seconds) - value.data;
+
+    return ngx_http_wirehub_add_header(r, "Retry-After", &value);
 }
 
 

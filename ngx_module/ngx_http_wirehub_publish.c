@@ -104,6 +104,8 @@ ngx_http_wirehub_publish(ngx_http_wirehub_session_t *s, json_t *msg,
 static void
 ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
 {
+    size_t                       n;
+    u_char                       reason[128];
     json_t                      *ref, *name;
     const char                  *code;
     ngx_http_wirehub_session_t  *s;
@@ -111,6 +113,23 @@ ngx_http_wirehub_published(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
     s = p->data;
     ref = p->info ? json_object_get(p->info, "ref") : NULL;
     name = p->info ? json_object_get(p->info, "channel") : NULL;
+
+    if (m != NULL && m->status == NGX_HTTP_TOO_MANY_REQUESTS) {
+
+        /*
+         * wirehubd gives a retry time for a rate, none for a quota, and
+         * its reason names the limit
+         */
+
+        n = ngx_min(m->reason.len, sizeof(reason) - 1);
+        ngx_memcpy(reason, m->reason.data, n);
+        reason[n] = '\0';
+
+        (void) ngx_http_wirehub_channel_error(s,
+                   m->id ? "rate_limited" : "quota_exceeded",
+                   (char *) reason, name ? name : json_null(), ref);
+        return;
+    }
 
     if (m == NULL || m->status != 0) {
         code = (m == NULL || m->status == NGX_HTTP_SERVICE_UNAVAILABLE

@@ -52,7 +52,7 @@ LAYOUT = {
     REQUEST: [("req_id", "I"), ("workspace", "s"), ("flag", "B"),
               ("name", "s"), ("path", "s"), ("query", "s"), ("body", "b")],
     RESPONSE: [("req_id", "I"), ("status", "H"), ("flag", "B"),
-               ("client_id", "s"), ("body", "b")],
+               ("client_id", "s"), ("body", "b"), ("count", "I")],
     REPLAY: [("req_id", "I"), ("workspace", "s"), ("channel", "s"),
              ("id", "Q"), ("epoch", "s"), ("id2", "Q"), ("count", "I")],
     REPLAY_ITEM: [("req_id", "I"), ("id", "Q"), ("body", "b")],
@@ -269,6 +269,17 @@ def daemon(tmp_path):
     d.stop()
 
 
+# bursts past the default publish_rate (2000/s per workspace)
+UNLIMITED_RATE = "quota workspace=* publish_rate=unlimited;\n"
+
+
+@pytest.fixture
+def fast_daemon(tmp_path):
+    d = Daemon(tmp_path, extra=UNLIMITED_RATE).start()
+    yield d
+    d.stop()
+
+
 def check_config(tmp_path, text):
     conf = tmp_path / "c.conf"
     conf.write_text(text)
@@ -284,8 +295,12 @@ def test_config_ok(tmp_path):
         "# comment\nlisten unix:/tmp/x.sock;  # trailing comment\n"
         "storage /tmp/wh map_size=1g max_map_size=4g;\n"
         "history length=1000 ttl=24h;\nstats interval=5s;\n"
-        "log stderr info;\n"))
-    assert rc == 0
+        "log stderr info;\n"
+        "quota workspace=* channels=10000 history_bytes=256m "
+        "clients=100000 queued_commands=1000000 publish_rate=2000/s;\n"
+        "quota workspace=acme history_bytes=4g;\n"
+        "quota workspace=acme channels=unlimited publish_rate=unlimited;\n"))
+    assert rc == 0, err
     assert "configuration ok" in err
 
 
@@ -305,6 +320,17 @@ def test_config_ok(tmp_path):
     ("listen unix:/a\n", 1, "not terminated"),
     ("# x\n;\n", 2, 'unexpected ";"'),
     ("mqtt hots=127.0.0.1;\n", 1, 'unknown mqtt parameter "hots'),
+    ("log stderr;\nquota workspace=acme channels=ten;\n", 2,
+     'invalid quota value "channels=ten"'),
+    ("quota workspace=* history_bytes=4q;\n", 1, "invalid quota value"),
+    ("quota workspace=* publish_rate=10/m;\n", 1, "invalid publish_rate"),
+    ("quota workspace=* publish_rate=0/s;\n", 1, "invalid publish_rate"),
+    ("quota workspace=* clients=5 flavours=3;\n", 1,
+     'unknown quota parameter "flavours=3"'),
+    ("quota workspace=a/b channels=1;\n", 1, 'invalid quota workspace'),
+    ("\nquota channels=1;\n", 2, "quota needs workspace=NAME"),
+    ("quota workspace=acme;\n", 1, "at least one limit"),
+    ("quota workspace=a workspace=b channels=1;\n", 1, "one workspace="),
 ])
 def test_config_errors(tmp_path, text, line, what):
     rc, err, conf = check_config(tmp_path, text)
@@ -405,7 +431,8 @@ def test_publish_errors(daemon):
     assert replies[5]["status"] == 400
 
 
-def test_5000_messages_in_order(daemon):
+def test_5000_messages_in_order(fast_daemon):
+    daemon = fast_daemon
     subs = [daemon.link(), daemon.link()]
     pub = daemon.link()
     for s in subs:
@@ -946,14 +973,50 @@ def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
+def check_modes(db, root=True):
+    """Only wirehubd reads its store: every directory under db (and db
+    itself when wirehubd made it) is 0700, every file 0600."""
+    seen = 0
+    for top, dirs, files in os.walk(db):
+        if top != str(db) or root:
+            assert mode(top) == 0o700, top
+        for f in files:
+            assert mode(os.path.join(top, f)) == 0o600, (top, f)
+            seen += 1
+    return seen
+
+
 def check_new_layout(db):
     for env in ("state", "history"):
         assert mode(db / env) == 0o700
         for f in ("data.mdb", "lock.mdb"):
             assert mode(db / env / f) == 0o600, (env, f)
+    check_modes(db, root=False)
     assert not (db / "data.mdb").exists()
     assert not (db / "lock.mdb").exists()
     assert not (db / "upgrade.tmp").exists()
+
+
+def test_store_files_are_private(tmp_path):
+    # modes wirehubd asks for, not the umask's leniency
+    old = os.umask(0o002)
+    try:
+        d = Daemon(tmp_path).start()
+    finally:
+        os.umask(old)
+    try:
+        a = d.link()
+        assert a.publish("acme", "c", {"v": 1})["status"] == 0
+        st, _ = a.request("acme", "POST", "/clients",
+                          body=b'{"id":"d1","name":"d","client_type":"t"}')
+        assert st == 201
+        st, _ = a.request("acme", "POST", "/clients/d1/commands",
+                          body=b'{"command":"ping"}')
+        assert st == 202
+    finally:
+        assert d.stop() == 0
+    # state/ and history/, each with data.mdb and lock.mdb
+    assert check_modes(tmp_path / "db") == 4
 
 
 def test_old_layout_is_upgraded_in_place(tmp_path):
@@ -980,6 +1043,8 @@ def test_old_layout_is_upgraded_in_place(tmp_path):
     finally:
         assert d.stop() == 0
     check_new_layout(db)
+    # the two environments and the old file kept aside
+    assert check_modes(db, root=False) == 5
     assert mode(db / "data.mdb.pre-split") == 0o600
     log = d.logtext()
     assert "one-environment layout; upgrading" in log
@@ -1072,9 +1137,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_measure_throughput(daemon):
+def test_measure_throughput(fast_daemon):
     """Publishes/s through one link (group commit) and fan-out MESSAGE
     frames/s to 2 peers; printed for the report, not a timed target."""
+    daemon = fast_daemon
     subs = [daemon.link(), daemon.link()]
     pub = daemon.link()
     for s in subs:

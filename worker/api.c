@@ -147,9 +147,11 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
                             a->m->req_id, a->m->workspace, ch, t, raw,
                             &err) != 0)
     {
-        wh_api_error(a, (uint16_t) err.status, err.status == 400
-                     && !wh_channel_valid(ch.data, ch.len)
-                     ? "bad_channel" : wh_error_code(err.status), err.msg);
+        if (err.status == 400 && !wh_channel_valid(ch.data, ch.len)) {
+            wh_api_error(a, 400, "bad_channel", err.msg);
+        } else {
+            wh_respond_err(a->peer, a->m->req_id, &err);
+        }
     }
 
     free(dumped);
@@ -390,6 +392,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                                   (json_int_t) ((wh_time_ms() - d->start_ms)
                                                 / 1000)));
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
+    json_object_set_new(obj, "quota", wh_quota_stats(&d->quota, ws));
 
     return 0;
 }

@@ -23,6 +23,8 @@ struct wh_pub_s {
     int64_t          time_ms;
     wh_str_t         ws, ch, type, data;    /* point into mem */
     uint64_t         id;
+    int              refused;               /* 1 + the quota kind that
+                                             * refused it; 0: none */
     char             epoch[WH_EPOCH_LEN + 1];
     wh_buf_t         text;                  /* the message JSON */
     char             mem[];
@@ -30,10 +32,12 @@ struct wh_pub_s {
 
 
 void
-wh_channels_init(wh_channels_t *c, wh_engine_t *engine, wh_log_t *log)
+wh_channels_init(wh_channels_t *c, wh_engine_t *engine, wh_quota_t *quota,
+    wh_log_t *log)
 {
     memset(c, 0, sizeof(wh_channels_t));
     c->engine = engine;
+    c->quota = quota;
     c->log = log;
     c->tail = &c->head;
     c->replay_page = 500;
@@ -84,6 +88,8 @@ wh_error_code(int status)
         return "not_found";
     case 413:
         return "too_large";
+    case 429:
+        return "quota_exceeded";
     case 507:
         return "insufficient_storage";
     case 503:
@@ -91,6 +97,22 @@ wh_error_code(int status)
     default:
         return "internal";
     }
+}
+
+
+const char *
+wh_err_code(const wh_err_t *err)
+{
+    return err->status == 429 && err->retry_s ? "rate_limited"
+                                               : wh_error_code(err->status);
+}
+
+
+/* who a refusal by a quota is told to: the log, for MQTT ingest */
+static const char *
+wh_pub_who(wh_pub_origin_e origin)
+{
+    return origin == WH_PUB_INGEST ? "MQTT ingest" : NULL;
 }
 
 
@@ -370,8 +392,15 @@ wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
 
     /* the daemon builds its data with jansson or from a payload jansson
      * accepted: parsing it again would double the cost of MQTT ingest */
-    if (origin != WH_PUB_DAEMON && !wh_json_valid(data.data, data.len)) {
+    if (origin != WH_PUB_DAEMON && origin != WH_PUB_INGEST
+        && !wh_json_valid(data.data, data.len))
+    {
         return wh_err(err, 400, "data is not valid JSON");
+    }
+
+    /* a valid message only: an invalid one costs the bucket nothing */
+    if (wh_quota_publish(c->quota, ws, ch, wh_pub_who(origin), err) != 0) {
+        return -1;
     }
 
     pub = calloc(1, sizeof(wh_pub_t) + ws.len + ch.len + type.len
@@ -420,9 +449,49 @@ wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    wh_link_published(&r, m->req_id, (uint16_t) err.status, 0, wh_cstr(""),
-                      wh_cstr(err.msg));
+    wh_link_published(&r, m->req_id, (uint16_t) err.status, err.retry_s,
+                      wh_cstr(""), wh_cstr(err.msg));
     wh_link_send(peer, &r);
+
+    return 0;
+}
+
+
+/* a publish into a channel that does not exist yet: the channel is
+ * made if the workspace's quotas have room for it and for the message,
+ * else the publish is refused and nothing is made */
+static int
+wh_pub_create(wh_channels_t *c, wh_etxn_t *t, wh_pub_t *p,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    /* the length of the text does not depend on the epoch's letters */
+    static const char  blank[WH_EPOCH_LEN + 1] = "--------";
+
+    if (!wh_quota_hist_channel(c->quota, p->ws, p->ch)) {
+        p->refused = 1 + WH_QUOTA_CHANNELS;
+        return 0;
+    }
+
+    p->text.len = 0;
+
+    if (wh_message_build(&p->text, p->type, p->ch, 1, blank, p->data,
+                         p->time_ms) != 0)
+    {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    if ((int64_t) p->text.len > wh_quota_hist_room(c->quota, p->ws, p->ch)) {
+        p->refused = 1 + WH_QUOTA_HISTORY_BYTES;
+        return 0;
+    }
+
+    if (wh_etxn_ops(t)->chan_get(t, p->ws, p->ch, p->time_ms, 1, meta, err)
+        < 0)
+    {
+        return -1;
+    }
+
+    wh_quota_hist_add(c->quota, p->ws, p->ch, 1, 0);
 
     return 0;
 }
@@ -431,15 +500,26 @@ wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
 static int
 wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
+    int              rc;
+    int64_t          growth;
     wh_pub_t        *p;
     wh_chan_meta_t   meta;
     wh_channels_t   *c = ctx;
 
+    /* the engine may run the write again: the quotas count from scratch */
+    wh_quota_hist_begin(c->quota);
+
     for (p = c->head; p != NULL; p = p->next) {
-        if (wh_etxn_ops(t)->chan_get(t, p->ws, p->ch, p->time_ms, 1, &meta,
-                                     err) < 0)
-        {
+        p->refused = 0;
+        rc = wh_etxn_ops(t)->chan_get(t, p->ws, p->ch, p->time_ms, 0, &meta,
+                                      err);
+
+        if (rc < 0 || (rc == 0 && wh_pub_create(c, t, p, &meta, err) != 0)) {
             return -1;
+        }
+
+        if (p->refused) {
+            continue;
         }
 
         p->text.len = 0;
@@ -450,13 +530,22 @@ wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
             return wh_err(err, 503, "out of memory");
         }
 
-        if (wh_etxn_ops(t)->chan_append(t, p->ws, p->ch, &meta, p->time_ms,
-                                        p->text.data, p->text.len, err)
-            != 0)
-        {
+        rc = wh_etxn_ops(t)->chan_append(t, p->ws, p->ch, &meta, p->time_ms,
+                                         p->text.data, p->text.len,
+                                         wh_quota_hist_room(c->quota, p->ws,
+                                                            p->ch),
+                                         &growth, err);
+
+        if (rc < 0) {
             return -1;
         }
 
+        if (rc == 1) {
+            p->refused = 1 + WH_QUOTA_HISTORY_BYTES;
+            continue;
+        }
+
+        wh_quota_hist_add(c->quota, p->ws, p->ch, 0, growth);
         p->id = meta.last_id;
         memcpy(p->epoch, meta.epoch, sizeof(p->epoch));
     }
@@ -473,7 +562,9 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
     wh_buf_t       body = { 0 };
     wh_link_msg_t  r;
 
-    if (p->origin == WH_PUB_DAEMON || p->peer->closing) {
+    if (p->origin == WH_PUB_DAEMON || p->origin == WH_PUB_INGEST
+        || p->peer->closing)
+    {
         return;
     }
 
@@ -482,7 +573,8 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
 
     if (p->origin == WH_PUB_LINK) {
         wh_link_published(&r, p->req_id, err ? (uint16_t) err->status : 0,
-                          err ? 0 : p->id, wh_cstr(err ? "" : p->epoch),
+                          err ? err->retry_s : p->id,
+                          wh_cstr(err ? "" : p->epoch),
                           wh_cstr(err ? err->msg : ""));
         wh_link_send(p->peer, &r);
         return;
@@ -501,8 +593,9 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
     }
 
     r.status = (uint16_t) err->status;
+    r.count = err->retry_s;
 
-    if (wh_json_error(&body, wh_error_code(err->status), err->msg) == 0) {
+    if (wh_json_error(&body, wh_err_code(err), err->msg) == 0) {
         r.body.data = (const char *) body.data;
         r.body.len = body.len;
         wh_link_send(p->peer, &r);
@@ -548,6 +641,18 @@ wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
 }
 
 
+/* a publish a quota refused at the commit: counted, and answered */
+static void
+wh_pub_refused(wh_channels_t *c, wh_pub_t *p)
+{
+    wh_err_t  err;
+
+    wh_quota_refuse(c->quota, p->ws, (wh_quota_kind_e) (p->refused - 1),
+                    wh_pub_who(p->origin), &err);
+    wh_pub_reply(p, &err);
+}
+
+
 void
 wh_channels_commit(wh_channels_t *c)
 {
@@ -562,6 +667,7 @@ wh_channels_commit(wh_channels_t *c)
 
     rc = wh_engine_write(c->engine, WH_ENGINE_HISTORY, wh_channels_txn, c,
                          &err);
+    wh_quota_hist_end(c->quota, rc == 0);
     n = c->pending;
 
     if (rc != 0) {
@@ -569,16 +675,21 @@ wh_channels_commit(wh_channels_t *c)
                      err.msg);
     } else {
         c->commits++;
-        c->published += n;
     }
 
     for (p = c->head; p != NULL; p = next) {
         next = p->next;
 
-        wh_pub_reply(p, rc == 0 ? NULL : &err);
+        if (rc == 0 && p->refused) {
+            wh_pub_refused(c, p);
 
-        if (rc == 0) {
-            wh_pub_fanout(c, p);
+        } else {
+            wh_pub_reply(p, rc == 0 ? NULL : &err);
+
+            if (rc == 0) {
+                c->published++;
+                wh_pub_fanout(c, p);
+            }
         }
 
         wh_pub_free(p);
@@ -701,6 +812,40 @@ wh_send_subscribed(wh_peer_t *peer, const wh_link_msg_t *req,
 }
 
 
+/* SUBSCRIBE: the channel, made if it does not exist, unless the
+ * workspace is at its channels quota: the subscription then stands on
+ * a channel that is not stored (meta: id 0, no epoch), into which every
+ * publish is refused while there is no room */
+static int
+wh_chan_ensure(wh_channels_t *c, wh_str_t ws, wh_str_t ch, int64_t now,
+    wh_chan_meta_t *meta, wh_err_t *err)
+{
+    int       rc;
+    wh_err_t  refused;
+
+    rc = c->engine->ops->chan_meta(c->engine, ws, ch, meta, err);
+
+    if (rc != 0) {
+        return rc < 0 ? -1 : 0;
+    }
+
+    wh_quota_hist_begin(c->quota);
+
+    if (!wh_quota_hist_channel(c->quota, ws, ch)) {
+        wh_quota_hist_end(c->quota, 0);
+        wh_quota_refuse(c->quota, ws, WH_QUOTA_CHANNELS, NULL, &refused);
+        memset(meta, 0, sizeof(wh_chan_meta_t));
+        return 0;
+    }
+
+    rc = c->engine->ops->chan_ensure(c->engine, ws, ch, now, meta, err);
+    wh_quota_hist_add(c->quota, ws, ch, 1, 0);
+    wh_quota_hist_end(c->quota, rc == 0);
+
+    return rc;
+}
+
+
 int
 wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
     const wh_link_msg_t *m)
@@ -728,9 +873,7 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
 
     now = wh_time_ms();
 
-    if (c->engine->ops->chan_ensure(c->engine, m->workspace, m->channel,
-                                    now, &meta, &err) != 0)
-    {
+    if (wh_chan_ensure(c, m->workspace, m->channel, now, &meta, &err) != 0) {
         wh_log_error(c->log, "subscribe: %s", err.msg);
         wh_send_subscribed(peer, m, 0, "", 0);
         return 0;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "engine.h"
 #include "map.h"
+#include "quota.h"
 
 
 /* the largest message text: its MESSAGE frame must fit a link frame */
@@ -28,6 +29,8 @@
 typedef enum {
     WH_PUB_LINK = 0,        /* PUBLISH: answered with PUBLISHED */
     WH_PUB_API,             /* REQUEST: answered with RESPONSE 202 */
+    WH_PUB_INGEST,          /* MQTT ingest: no answer; a refusal by a
+                             * quota is logged (quota.h) */
     WH_PUB_DAEMON           /* $presence, $stats: no answer */
 } wh_pub_origin_e;
 
@@ -49,6 +52,7 @@ typedef struct wh_pub_s  wh_pub_t;
 
 typedef struct {
     wh_engine_t *engine;
+    wh_quota_t  *quota;
     wh_log_t    *log;
     wh_map_t     chans;         /* ws "\0" channel -> wh_chan_t */
     wh_pub_t    *head;          /* the queued publishes */
@@ -68,7 +72,7 @@ typedef struct {
 
 
 void wh_channels_init(wh_channels_t *c, wh_engine_t *engine,
-    wh_log_t *log);
+    wh_quota_t *quota, wh_log_t *log);
 void wh_channels_free(wh_channels_t *c);
 
 /* link frames; -1 means a protocol error (the peer is dropped) */
@@ -81,9 +85,11 @@ int wh_channels_publish(wh_channels_t *c, wh_peer_t *peer,
 int wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
     const wh_link_msg_t *m);
 
-/* queues a publish; -1 with err (400, 403, 413) if it is refused;
- * data of origin WH_PUB_DAEMON must be valid JSON already (it is not
- * checked again) */
+/* queues a publish; -1 with err (400, 403, 413, 429 past the publish
+ * rate) if it is refused; data of origin WH_PUB_INGEST or WH_PUB_DAEMON
+ * must be valid JSON already (it is not checked again).  The channels
+ * and history_bytes quotas are checked at the commit, where a refused
+ * publish is answered 429 */
 int wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
     wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
     wh_str_t type, wh_str_t data, wh_err_t *err);
@@ -115,5 +121,8 @@ int wh_channels_stored(wh_channels_t *c, wh_str_t ws, uint64_t *n,
 
 /* the status code name of an error status ("bad_request", ...) */
 const char *wh_error_code(int status);
+/* the code of an error: a 429 is rate_limited when it has a retry time
+ * (a rate), else quota_exceeded */
+const char *wh_err_code(const wh_err_t *err);
 
 #endif /* WH_CHANNELS_H */

@@ -86,9 +86,31 @@ wh_cl_blank(wh_client_t *client, const wh_cl_op_t *op, int64_t now)
 }
 
 
+/*
+ * A new client takes a place of the workspace's clients quota, held
+ * from here to done, where the count follows the commit: the
+ * registrations of one batch cannot pass the quota together.  The op
+ * owns the place, so a batch applied again does not take it twice.
+ */
 static int
-wh_cl_apply_create(wh_etxn_t *t, wh_cl_op_t *op, int64_t now,
-    wh_err_t *err)
+wh_cl_hold(wh_clients_t *cl, wh_cl_op_t *op)
+{
+    if (!op->held && wh_quota_take(cl->quota, op->ws, WH_QUOTA_CLIENTS) != 0)
+    {
+        op->outcome = WH_CL_OVER_QUOTA;
+        return -1;
+    }
+
+    op->held = 1;
+    op->created = 1;
+
+    return 0;
+}
+
+
+static int
+wh_cl_apply_create(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
+    int64_t now, wh_err_t *err)
 {
     int  rc;
 
@@ -97,6 +119,10 @@ wh_cl_apply_create(wh_etxn_t *t, wh_cl_op_t *op, int64_t now,
     if (rc != 0) {
         op->outcome = WH_CL_EXISTS;
         return rc < 0 ? -1 : 0;
+    }
+
+    if (wh_cl_hold(cl, op) != 0) {
+        return 0;
     }
 
     op->op.sync = 1;
@@ -169,7 +195,8 @@ wh_cl_apply_end(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
 
 /* a session opened (implicit registration) or its last one closed */
 static int
-wh_cl_apply_seen(wh_etxn_t *t, wh_cl_op_t *op, int64_t now, wh_err_t *err)
+wh_cl_apply_seen(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
+    int64_t now, wh_err_t *err)
 {
     int  rc;
 
@@ -181,8 +208,8 @@ wh_cl_apply_seen(wh_etxn_t *t, wh_cl_op_t *op, int64_t now, wh_err_t *err)
     }
 
     if (rc == 0) {
-        if (op->kind == WH_CL_OP_GONE) {
-            /* deleted meanwhile: nothing to remember */
+        if (op->kind == WH_CL_OP_GONE || wh_cl_hold(cl, op) != 0) {
+            /* deleted meanwhile (nothing to remember), or no room */
             return 0;
         }
 
@@ -208,13 +235,14 @@ wh_cl_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     wh_client_free(&op->client);
     wh_client_list_free(&op->list);
     op->outcome = WH_CL_DONE;
+    op->created = 0;
 
     now = wh_time_ms();
 
     switch (op->kind) {
 
     case WH_CL_OP_CREATE:
-        return wh_cl_apply_create(t, op, now, err);
+        return wh_cl_apply_create(cl, t, op, now, err);
 
     case WH_CL_OP_LIST:
         return wh_etxn_ops(t)->client_list(t, op->ws, op->cursor, op->limit,
@@ -229,7 +257,7 @@ wh_cl_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
         return wh_cl_apply_end(cl, t, op, now, err);
 
     default:
-        return wh_cl_apply_seen(t, op, now, err);
+        return wh_cl_apply_seen(cl, t, op, now, err);
     }
 }
 
@@ -308,11 +336,41 @@ wh_cl_op_free(wh_cl_op_t *op)
 }
 
 
+/* what the commit changed of the workspace's clients quota */
+static void
+wh_cl_quota_done(wh_clients_t *cl, wh_cl_op_t *op, int committed)
+{
+    wh_err_t  err;
+
+    if (op->held) {
+        wh_quota_release(cl->quota, op->ws, WH_QUOTA_CLIENTS);
+    }
+
+    if (!committed) {
+        return;
+    }
+
+    if (op->outcome == WH_CL_DONE && (op->created
+                                      || op->kind == WH_CL_OP_DELETE))
+    {
+        wh_quota_add(cl->quota, op->ws, WH_QUOTA_CLIENTS,
+                     op->created ? 1 : -1);
+
+    } else if (op->outcome == WH_CL_OVER_QUOTA && op->reply == NULL) {
+        /* a session: nobody to answer, the log says it */
+        wh_quota_refuse(cl->quota, op->ws, WH_QUOTA_CLIENTS,
+                        "the registration of a connecting client", &err);
+    }
+}
+
+
 static void
 wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 {
     wh_cl_op_t    *op = (wh_cl_op_t *) base;
     wh_clients_t  *cl = op->cl;
+
+    wh_cl_quota_done(cl, op, committed);
 
     if (committed && op->outcome == WH_CL_DONE) {
         if (op->kind == WH_CL_OP_DELETE) {
@@ -495,17 +553,22 @@ wh_cl_load_revoked(void *ctx, wh_str_t ws, wh_str_t client_id,
 }
 
 
+/* the revocations, and the clients of each workspace for the quota */
 static int
 wh_cl_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
-    return wh_etxn_ops(t)->revocations(t, wh_cl_load_revoked, ctx, err);
+    wh_clients_t  *cl = ctx;
+
+    return wh_etxn_ops(t)->revocations(t, wh_cl_load_revoked, cl, err) != 0
+           || wh_etxn_ops(t)->client_each(t, wh_quota_count_client,
+                                          cl->quota, err) != 0 ? -1 : 0;
 }
 
 
 int
 wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     wh_sessions_t *sessions, wh_link_t *link, wh_commands_t *commands,
-    wh_log_t *log, wh_err_t *err)
+    wh_quota_t *quota, wh_log_t *log, wh_err_t *err)
 {
     memset(cl, 0, sizeof(wh_clients_t));
     cl->engine = engine;
@@ -514,6 +577,7 @@ wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     cl->sessions = sessions;
     cl->link = link;
     cl->commands = commands;
+    cl->quota = quota;
 
     if (wh_engine_write(engine, WH_ENGINE_STATE, wh_cl_load, cl, err) != 0) {
         wh_map_free(&cl->revoked);

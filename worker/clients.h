@@ -23,6 +23,7 @@
 #include "link.h"
 #include "log.h"
 #include "map.h"
+#include "quota.h"
 #include "sessions.h"
 
 
@@ -33,6 +34,7 @@ typedef struct {
     wh_sessions_t    *sessions;
     wh_link_t        *link;
     wh_commands_t    *commands;
+    wh_quota_t       *quota;        /* clients, at registration */
     wh_map_t          revoked;      /* ws "\0" client -> seconds */
 } wh_clients_t;
 
@@ -51,7 +53,10 @@ typedef enum {
 typedef enum {
     WH_CL_DONE = 0,         /* client (or list) is the answer */
     WH_CL_EXISTS,           /* create: the id is taken */
-    WH_CL_NOT_FOUND
+    WH_CL_NOT_FOUND,
+    WH_CL_OVER_QUOTA        /* create, or a new client's session: the
+                             * workspace has its clients (the session
+                             * stands, the client is not registered) */
 } wh_cl_outcome_e;
 
 /* which fields a create or a patch sets */
@@ -81,6 +86,9 @@ struct wh_cl_op_s {
     wh_client_list_t  list;
     unsigned          disconnected;   /* sessions a disconnect closes */
     uint64_t          revoke_s;       /* delete: tokens before refused */
+    int               created;        /* a client was registered */
+    int               held;           /* holds a place of the quota
+                                       * until done */
 
     /* who waits for it: the API's (NULL reply: nobody) */
     wh_cl_reply_pt    reply;
@@ -92,10 +100,12 @@ struct wh_cl_op_s {
 };
 
 
-/* loads the revocations and sets the session hooks */
+/* loads the revocations, counts the clients of each workspace into
+ * quota and sets the session hooks */
 int wh_clients_init(wh_clients_t *cl, wh_engine_t *engine,
     wh_batch_t *batch, wh_sessions_t *sessions, wh_link_t *link,
-    wh_commands_t *commands, wh_log_t *log, wh_err_t *err);
+    wh_commands_t *commands, wh_quota_t *quota, wh_log_t *log,
+    wh_err_t *err);
 void wh_clients_free(wh_clients_t *cl);
 
 /* a request; strings: ws, client_id, name, client_type, metadata,

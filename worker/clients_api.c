@@ -106,9 +106,17 @@ wh_cl_reply(wh_cl_op_t *op, int committed, const wh_err_t *err)
 {
     int       rc;
     uint16_t  status = 200;
+    wh_err_t  qerr;
     wh_buf_t  b = { NULL, 0, 0 };
 
     if (wh_respond_failed(op->peer, op->req_id, committed, err)) {
+        return;
+    }
+
+    if (op->outcome == WH_CL_OVER_QUOTA) {
+        wh_quota_refuse(op->cl->quota, op->ws, WH_QUOTA_CLIENTS, NULL,
+                        &qerr);
+        wh_respond_err(op->peer, op->req_id, &qerr);
         return;
     }
 

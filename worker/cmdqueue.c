@@ -164,6 +164,7 @@ wh_cmdq_free(wh_cmdq_t *q)
 
     wh_map_free(&q->cmds);
     wh_map_free(&q->clients);
+    wh_map_free(&q->workspaces);
     free(q->heap);
     memset(q, 0, sizeof(wh_cmdq_t));
 }
@@ -429,6 +430,25 @@ wh_cmdq_client(wh_cmdq_t *q, wh_str_t ws, wh_str_t client_id)
 }
 
 
+/* the open commands of ws change by delta; -1 on ENOMEM */
+static int
+wh_cmdq_ws_add(wh_cmdq_t *q, wh_str_t ws, int delta)
+{
+    size_t  n;
+
+    n = (size_t) (uintptr_t) wh_map_get(&q->workspaces, ws.data, ws.len);
+    n += delta;
+
+    if (n == 0) {
+        wh_map_del(&q->workspaces, ws.data, ws.len);
+        return 0;
+    }
+
+    return wh_map_put(&q->workspaces, ws.data, ws.len, (void *) (uintptr_t) n)
+           ? 0 : -1;
+}
+
+
 static wh_qcmd_t *
 wh_cmdq_new(wh_cmdq_t *q, wh_qclient_t *qc, wh_str_t id, unsigned priority,
     uint64_t seq)
@@ -441,7 +461,7 @@ wh_cmdq_new(wh_cmdq_t *q, wh_qclient_t *qc, wh_str_t id, unsigned priority,
     klen = wh_cmdq_key(key, qc->ws, id);
     cmd = calloc(1, sizeof(wh_qcmd_t));
 
-    if (klen == 0 || cmd == NULL) {
+    if (klen == 0 || cmd == NULL || wh_cmdq_ws_add(q, qc->ws, 1) != 0) {
         free(cmd);
         return NULL;
     }
@@ -449,6 +469,7 @@ wh_cmdq_new(wh_cmdq_t *q, wh_qclient_t *qc, wh_str_t id, unsigned priority,
     e = wh_map_put(&q->cmds, key, klen, cmd);
 
     if (e == NULL) {
+        (void) wh_cmdq_ws_add(q, qc->ws, -1);
         free(cmd);
         return NULL;
     }
@@ -521,6 +542,7 @@ wh_cmdq_remove(wh_cmdq_t *q, wh_qcmd_t *cmd)
     wh_heap_remove(q, cmd);
     wh_cmdq_unlink(cmd);
     qc->sent -= cmd->state.status == WH_CMD_SENT;
+    (void) wh_cmdq_ws_add(q, cmd->ws, -1);
 
     klen = wh_cmdq_key(key, cmd->ws, cmd->id);
     wh_map_del(&q->cmds, key, klen);
@@ -610,19 +632,5 @@ wh_cmdq_count(wh_cmdq_t *q)
 size_t
 wh_cmdq_count_ws(wh_cmdq_t *q, wh_str_t ws)
 {
-    size_t           n = 0;
-    wh_qclient_t    *qc;
-    wh_map_iter_t    it = { 0, NULL };
-    wh_map_entry_t  *e;
-
-    while ((e = wh_map_next(&q->clients, &it)) != NULL) {
-        qc = e->value;
-
-        if (qc->ws.len == ws.len && memcmp(qc->ws.data, ws.data, ws.len) == 0)
-        {
-            n += qc->count;
-        }
-    }
-
-    return n;
+    return (size_t) (uintptr_t) wh_map_get(&q->workspaces, ws.data, ws.len);
 }

@@ -93,6 +93,9 @@ struct wh_qclient_s {
 typedef struct {
     wh_map_t         cmds;          /* ws "\0" id -> wh_qcmd_t */
     wh_map_t         clients;       /* ws "\0" client -> wh_qclient_t */
+    wh_map_t         workspaces;    /* ws -> its open commands, as a
+                                     * number (the queued_commands
+                                     * quota asks at every create) */
     wh_qcmd_t      **heap;
     size_t           nheap, cap;
 } wh_cmdq_t;

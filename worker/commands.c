@@ -52,6 +52,18 @@ wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
         }
     }
 
+    /* a place of the quota is held from here to done, where the queue
+     * counts the command: the creates of one batch cannot pass the
+     * quota together.  The op owns it, so a batch applied again does
+     * not take it twice. */
+    if (!op->held
+        && wh_quota_take(c->quota, op->ws, WH_QUOTA_QUEUED_COMMANDS) != 0)
+    {
+        op->outcome = WH_CMD_OVER_QUOTA;
+        return 0;
+    }
+
+    op->held = 1;
     op->op.sync = 1;
     cmd->ws = op->ws;
     cmd->id = op->id;
@@ -282,6 +294,10 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     }
 
     wh_cmd_notes_done(c, &op->notes, committed);
+
+    if (op->held) {
+        wh_quota_release(c->quota, op->ws, WH_QUOTA_QUEUED_COMMANDS);
+    }
 
     if (op->reply != NULL) {
         op->reply(op, committed, err);
@@ -607,9 +623,17 @@ wh_cmd_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* the quota's view of the queue (wh_quota_t.count_open) */
+static size_t
+wh_cmd_count_open(void *ctx, wh_str_t ws)
+{
+    return wh_commands_open(ctx, ws);
+}
+
+
 int
 wh_commands_init(wh_commands_t *c, wh_engine_t *engine, wh_batch_t *batch,
-    wh_sessions_t *sessions, wh_channels_t *channels,
+    wh_sessions_t *sessions, wh_channels_t *channels, wh_quota_t *quota,
     const wh_cmd_policy_t *policy, wh_log_t *log, wh_err_t *err)
 {
     memset(c, 0, sizeof(wh_commands_t));
@@ -618,6 +642,7 @@ wh_commands_init(wh_commands_t *c, wh_engine_t *engine, wh_batch_t *batch,
     c->batch = batch;
     c->sessions = sessions;
     c->channels = channels;
+    c->quota = quota;
     c->policy = *policy;
     c->slot_freed = wh_cmd_slot_freed;
     wh_cmdq_init(&c->q);
@@ -633,6 +658,8 @@ wh_commands_init(wh_commands_t *c, wh_engine_t *engine, wh_batch_t *batch,
     batch->end = wh_cmd_end;
     batch->committed = wh_cmd_committed;
     batch->ctx = c;
+    quota->count_open = wh_cmd_count_open;
+    quota->count_ctx = c;
 
     wh_log_info(log, "commands: %zu open, ttl %" PRId64 " ms, ack_timeout "
                 "%" PRId64 " ms, max_attempts %u", wh_cmdq_count(&c->q),

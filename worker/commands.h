@@ -29,6 +29,7 @@
 #include "link.h"
 #include "log.h"
 #include "loop.h"
+#include "quota.h"
 #include "sessions.h"
 
 
@@ -59,6 +60,7 @@ struct wh_commands_s {
     wh_batch_t       *batch;
     wh_sessions_t    *sessions;
     wh_channels_t    *channels;
+    wh_quota_t       *quota;          /* queued_commands, at create */
     wh_cmd_policy_t   policy;
     wh_cmdq_t         q;
     uint64_t          next_seq;       /* the next seq to give out */
@@ -88,7 +90,9 @@ typedef enum {
                                      * used; cmd is the first command */
     WH_CMD_NO_CLIENT,
     WH_CMD_NO_COMMAND,
-    WH_CMD_ENDED                    /* cancel, result: cmd had ended */
+    WH_CMD_ENDED,                   /* cancel, result: cmd had ended */
+    WH_CMD_OVER_QUOTA               /* create: the workspace has its
+                                     * queued_commands */
 } wh_cmd_outcome_e;
 
 /* after the commit: committed 0 if the batch failed (err says why); 1
@@ -115,6 +119,8 @@ struct wh_cmd_op_s {
     wh_cmd_outcome_e  outcome;
     wh_command_t      cmd;
     wh_cmd_list_t     list;
+    int               held;           /* create: holds a place of the
+                                       * quota until done */
 
     /* who waits for it: the API's (NULL reply: nobody) */
     wh_cmd_reply_pt   reply;
@@ -126,10 +132,11 @@ struct wh_cmd_op_s {
 };
 
 
-/* loads the open commands */
+/* loads the open commands; tells quota how many a workspace has */
 int wh_commands_init(wh_commands_t *c, wh_engine_t *engine,
     wh_batch_t *batch, wh_sessions_t *sessions, wh_channels_t *channels,
-    const wh_cmd_policy_t *policy, wh_log_t *log, wh_err_t *err);
+    wh_quota_t *quota, const wh_cmd_policy_t *policy, wh_log_t *log,
+    wh_err_t *err);
 void wh_commands_free(wh_commands_t *c);
 
 /* the timer that redelivers, expires and gives up */

@@ -108,6 +108,7 @@ wh_cmd_reply_one(wh_cmd_op_t *op, wh_buf_t *b)
 static void
 wh_cmd_reply(wh_cmd_op_t *op, int committed, const wh_err_t *err)
 {
+    wh_err_t  qerr;
     wh_buf_t  b = { NULL, 0, 0 };
 
     if (wh_respond_failed(op->peer, op->req_id, committed, err)) {
@@ -115,6 +116,12 @@ wh_cmd_reply(wh_cmd_op_t *op, int committed, const wh_err_t *err)
     }
 
     switch (op->outcome) {
+
+    case WH_CMD_OVER_QUOTA:
+        wh_quota_refuse(op->c->quota, op->ws, WH_QUOTA_QUEUED_COMMANDS,
+                        NULL, &qerr);
+        wh_respond_err(op->peer, op->req_id, &qerr);
+        return;
 
     case WH_CMD_NO_CLIENT:
         wh_respond_error(op->peer, op->req_id, 404, "not_found",

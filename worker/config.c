@@ -7,11 +7,13 @@
 #include <errno.h>
 #include <grp.h>
 #include <netdb.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "wh_channel.h"
 #include "config.h"
 
 
@@ -200,6 +202,113 @@ wh_conf_group(const char *name, gid_t *gid)
 
 
 static int
+wh_conf_peer_add(wh_config_t *cf, uid_t uid, wh_err_t *err)
+{
+    unsigned   i;
+    uid_t     *peers;
+
+    for (i = 0; i < cf->npeers; i++) {
+        if (cf->peers[i] == uid) {
+            return 0;
+        }
+    }
+
+    peers = realloc(cf->peers, (cf->npeers + 1) * sizeof(uid_t));
+
+    if (peers == NULL) {
+        return wh_err(err, 1, "out of memory");
+    }
+
+    cf->peers = peers;
+    cf->peers[cf->npeers++] = uid;
+
+    return 0;
+}
+
+
+/* "www-data,nginx": user names (or numeric uids) */
+static int
+wh_conf_peers(wh_config_t *cf, wh_stmt_t *st, const char *v, wh_err_t *err)
+{
+    char           name[128], *end = name;
+    size_t         n;
+    const char    *p = v;
+    unsigned long  uid;
+    struct passwd *pw;
+
+    cf->npeers = 0;
+
+    for ( ;; ) {
+        n = strcspn(p, ",");
+
+        if (n == 0 || n >= sizeof(name)) {
+            return wh_conf_error(err, st, "invalid peers \"%s\" (user "
+                                 "names separated by commas)", v);
+        }
+
+        memcpy(name, p, n);
+        name[n] = '\0';
+        pw = getpwnam(name);
+        errno = 0;
+        uid = pw ? (unsigned long) pw->pw_uid : strtoul(name, &end, 10);
+
+        if (pw == NULL && (!isdigit((unsigned char) name[0]) || *end != '\0'
+                           || errno != 0 || uid >= (uid_t) -1))
+        {
+            return wh_conf_error(err, st, "unknown user \"%s\" in peers",
+                                 name);
+        }
+
+        if (wh_conf_peer_add(cf, (uid_t) uid, err) != 0) {
+            return -1;
+        }
+
+        if (p[n] == '\0') {
+            return 0;
+        }
+
+        p += n + 1;
+    }
+}
+
+
+int
+wh_config_default_peers(wh_config_t *cf, wh_err_t *err)
+{
+    struct passwd  *pw;
+
+    if (cf->npeers != 0) {
+        return 0;
+    }
+
+    if (wh_conf_peer_add(cf, 0, err) != 0
+        || wh_conf_peer_add(cf, geteuid(), err) != 0)
+    {
+        return -1;
+    }
+
+    if (cf->listen_gid == (gid_t) -1) {
+        return 0;
+    }
+
+    setpwent();
+
+    while ((pw = getpwent()) != NULL) {
+        if (pw->pw_gid == cf->listen_gid
+            && wh_conf_peer_add(cf, pw->pw_uid, err) != 0)
+        {
+            endpwent();
+            return -1;
+        }
+    }
+
+    endpwent();
+
+    return 0;
+}
+
+
+static int
 wh_conf_listen_params(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
     int          i;
@@ -215,6 +324,11 @@ wh_conf_listen_params(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
             if (wh_conf_mode(v, &cf->listen_mode) != 0) {
                 return wh_conf_error(err, st, "invalid mode \"%s\" "
                                      "(octal, at most 0777)", v);
+            }
+
+        } else if ((v = wh_conf_key(st->args[i], "peers")) != NULL) {
+            if (wh_conf_peers(cf, st, v, err) != 0) {
+                return -1;
             }
 
         } else {
@@ -731,6 +845,133 @@ wh_conf_egress(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
+/* a quota value: "unlimited", a size for history_bytes, "N/s" for
+ * publish_rate, else a count */
+static int
+wh_conf_quota_value(wh_quota_kind_e kind, const char *v, uint64_t *out)
+{
+    char                *end;
+    size_t               n;
+    unsigned long long   u;
+
+    if (strcmp(v, "unlimited") == 0) {
+        *out = WH_QUOTA_UNLIMITED;
+        return 0;
+    }
+
+    if (kind == WH_QUOTA_HISTORY_BYTES) {
+        if (wh_config_size(v, &n) != 0) {
+            return -1;
+        }
+
+        *out = n;
+        return 0;
+    }
+
+    if (!isdigit((unsigned char) v[0])) {
+        return -1;
+    }
+
+    errno = 0;
+    u = strtoull(v, &end, 10);
+
+    if (kind == WH_QUOTA_PUBLISH_RATE) {
+        if (strcmp(end, "/s") != 0 || u < 1 || u > WH_QUOTA_RATE_MAX) {
+            return -1;
+        }
+
+    } else if (*end != '\0' || errno != 0 || u >= WH_QUOTA_UNLIMITED) {
+        return -1;
+    }
+
+    *out = u;
+
+    return 0;
+}
+
+
+static int
+wh_conf_quota_arg(wh_quota_rule_t *r, wh_stmt_t *st, const char *arg,
+    wh_err_t *err)
+{
+    int          kind;
+    const char  *eq;
+
+    eq = strchr(arg, '=');
+
+    if (eq == NULL) {
+        return wh_conf_error(err, st, "invalid quota parameter \"%s\"",
+                             arg);
+    }
+
+    if (strncmp(arg, "workspace=", 10) == 0) {
+        if (r->workspace != NULL) {
+            return wh_conf_error(err, st, "%s", "quota names one "
+                                 "workspace=");
+        }
+
+        if (strcmp(eq + 1, "*") != 0
+            && !wh_workspace_valid(eq + 1, strlen(eq + 1)))
+        {
+            return wh_conf_error(err, st, "invalid quota workspace \"%s\"",
+                                 eq + 1);
+        }
+
+        return wh_conf_strdup(&r->workspace, eq + 1, err);
+    }
+
+    kind = wh_quota_kind(arg, eq - arg);
+
+    if (kind < 0) {
+        return wh_conf_error(err, st, "unknown quota parameter \"%s\"",
+                             arg);
+    }
+
+    if (wh_conf_quota_value(kind, eq + 1, &r->limits.limit[kind]) != 0) {
+        return wh_conf_error(err, st, kind == WH_QUOTA_PUBLISH_RATE
+                             ? "invalid publish_rate \"%s\" (1/s to "
+                               "1000000/s, or unlimited)"
+                             : "invalid quota value \"%s\" (a number, or "
+                               "unlimited)", arg);
+    }
+
+    r->set |= 1u << kind;
+
+    return 0;
+}
+
+
+static int
+wh_conf_quota(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int               i;
+    wh_quota_rule_t  *rules, *r;
+
+    rules = realloc(cf->quota, (cf->nquota + 1) * sizeof(*rules));
+
+    if (rules == NULL) {
+        return wh_err(err, 1, "out of memory");
+    }
+
+    cf->quota = rules;
+    r = &rules[cf->nquota++];
+    memset(r, 0, sizeof(wh_quota_rule_t));
+
+    for (i = 1; i < st->nargs; i++) {
+        if (wh_conf_quota_arg(r, st, st->args[i], err) != 0) {
+            return -1;
+        }
+    }
+
+    if (r->workspace == NULL || r->set == 0) {
+        return wh_conf_error(err, st, "%s", "quota needs workspace=NAME "
+                             "(or *) and at least one limit");
+    }
+
+    return 0;
+}
+
+
 /* finds the next token: ";" is a token of its own, "#" starts a comment
  * only where a token would start ("a/#" is a topic filter), and a token
  * in double quotes may hold anything but a quote or a line end (a lone
@@ -831,6 +1072,7 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         { "mqtt", wh_conf_mqtt, 0, 0 },
         { "ingest", wh_conf_ingest, 1, 0 },
         { "egress", wh_conf_egress, 0, 0 },
+        { "quota", wh_conf_quota, 1, 0 },
         { NULL, NULL, 0, 0 }
     };
 
@@ -1069,5 +1311,12 @@ wh_config_free(wh_config_t *cf)
 
     free(cf->ingest);
     wh_egress_free(&cf->egress);
+
+    for (i = 0; i < cf->nquota; i++) {
+        free(cf->quota[i].workspace);
+    }
+
+    free(cf->quota);
+    free(cf->peers);
     memset(cf, 0, sizeof(wh_config_t));
 }

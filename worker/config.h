@@ -13,6 +13,7 @@
 #include "egress.h"
 #include "ingest.h"
 #include "log.h"
+#include "quota.h"
 
 
 #define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
@@ -41,6 +42,8 @@ typedef struct {
     char      *listen;             /* the socket path, without "unix:" */
     gid_t      listen_gid;         /* (gid_t) -1: keep the daemon's */
     unsigned   listen_mode;        /* permission bits of the socket */
+    uid_t     *peers;              /* link peers accepted (peers=); */
+    unsigned   npeers;             /* 0: wh_config_default_peers() */
     char      *storage;            /* the LMDB directory */
     size_t     map_size;
     size_t     max_map_size;       /* MDB_MAP_FULL grows up to this */
@@ -57,6 +60,8 @@ typedef struct {
     wh_ingest_rule_t  *ingest;     /* in configuration order */
     unsigned           ningest;
     wh_egress_conf_t   egress;
+    wh_quota_rule_t   *quota;      /* in configuration order */
+    unsigned           nquota;
 } wh_config_t;
 
 
@@ -68,6 +73,10 @@ int wh_config_load(wh_config_t *cf, const char *file, wh_err_t *err);
 int wh_config_parse(wh_config_t *cf, const char *file, char *text,
     wh_err_t *err);
 void wh_config_free(wh_config_t *cf);
+
+/* without peers=, the link peers accepted: root, the daemon's own uid
+ * and the users whose primary group is the socket's group= */
+int wh_config_default_peers(wh_config_t *cf, wh_err_t *err);
 
 /* "64m" -> bytes; "24h" -> ms; -1 if invalid (exported for tests) */
 int wh_config_size(const char *s, size_t *out);

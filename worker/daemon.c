@@ -5,6 +5,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,8 +200,8 @@ wh_daemon_expire(wh_timer_t *t)
     /* a publish queued by a timer must not wait for the trim */
     wh_channels_commit(&d->channels);
 
-    if (d->engine->ops->hist_expire(d->engine, wh_time_ms(), &removed,
-                                    &err) != 0) {
+    if (d->engine->ops->hist_expire(d->engine, wh_time_ms(), wh_quota_freed,
+                                    &d->quota, &removed, &err) != 0) {
         wh_log_error(&d->log, "history expiry: %s", err.msg);
     } else if (removed) {
         wh_log_debug(&d->log, "history expiry: %zu messages removed",
@@ -392,13 +393,15 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
     policy.window = WH_CMD_WINDOW;
 
     if (wh_clients_init(&d->clients, d->engine, &d->batch, &d->sessions,
-                        &d->link, &d->commands, &d->log, err) != 0)
+                        &d->link, &d->commands, &d->quota, &d->log, err)
+        != 0)
     {
         return -1;
     }
 
     if (wh_commands_init(&d->commands, d->engine, &d->batch, &d->sessions,
-                         &d->channels, &policy, &d->log, err) != 0)
+                         &d->channels, &d->quota, &policy, &d->log, err)
+        != 0)
     {
         wh_clients_free(&d->clients);
         return -1;
@@ -411,6 +414,8 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
 int
 wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 {
+    int64_t  scan_ms;
+
     d->start_ms = wh_time_ms();
     wh_daemon_instance(d);
 
@@ -429,7 +434,21 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
-    wh_channels_init(&d->channels, d->engine, &d->log);
+    /* usage is counted, not stored: it cannot drift from the store */
+    wh_quota_init(&d->quota, d->conf.quota, d->conf.nquota, &d->log);
+    scan_ms = wh_loop_now();
+
+    if (d->engine->ops->hist_usage(d->engine, wh_quota_count_channel,
+                                   &d->quota, err) != 0)
+    {
+        return -1;
+    }
+
+    wh_log_info(&d->log, "quota: the history of %zu workspaces counted in "
+                "%" PRId64 " ms", d->quota.ws.count,
+                wh_loop_now() - scan_ms);
+
+    wh_channels_init(&d->channels, d->engine, &d->quota, &d->log);
     d->channels.replay_page = d->conf.replay_page;
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
     wh_batch_init(&d->batch, d->engine, &d->log);
@@ -443,6 +462,13 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->link.on_frame = wh_daemon_frame;
     d->link.on_close = wh_daemon_peer_closed;
     d->link.ctx = d;
+
+    if (wh_config_default_peers(&d->conf, err) != 0) {
+        return -1;
+    }
+
+    d->link.uids = d->conf.peers;
+    d->link.nuids = d->conf.npeers;
 
     if (wh_daemon_signals(d, err) != 0
         || wh_daemon_timers(d, err) != 0
@@ -487,6 +513,7 @@ wh_daemon_run(wh_daemon_t *d)
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);
     wh_channels_free(&d->channels);
+    wh_quota_free(&d->quota);
     wh_engine_close(d->engine);
     d->engine = NULL;
     close(d->signal_ev.fd);

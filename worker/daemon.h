@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
+#include "quota.h"
 #include "sessions.h"
 
 
@@ -28,6 +29,7 @@ typedef struct {
     wh_loop_t       loop;
     wh_link_t       link;
     wh_engine_t    *engine;        /* all that is stored */
+    wh_quota_t      quota;         /* per workspace */
     wh_channels_t   channels;
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */

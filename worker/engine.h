@@ -67,6 +67,11 @@ typedef int (*wh_hist_item_pt)(void *ctx, uint64_t id, int64_t time_ms,
 /* a channel of a listing; non-zero stops */
 typedef int (*wh_chan_item_pt)(void *ctx, const char *name, size_t len,
     const wh_chan_meta_t *meta);
+/* what a workspace stores, for the quotas (quota.h): a channel (name)
+ * with bytes of history texts (the messages as clients get them), or a
+ * client (name its id, bytes 0); non-zero stops */
+typedef int (*wh_usage_pt)(void *ctx, wh_str_t ws, wh_str_t name,
+    uint64_t bytes);
 
 /* a command keeps its first and its newest state changes */
 #define WH_CMD_HISTORY_MAX   64
@@ -158,10 +163,12 @@ struct wh_engine_ops_s {
     int  (*chan_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
         int create, wh_chan_meta_t *meta, wh_err_t *err);
     /* inside a history write: appends text as message meta->last_id + 1 and
-     * trims the history to its bounds; meta follows */
+     * trims the history to its length; meta follows.  *growth is what
+     * the channel's history texts grow by (len minus the texts trimmed);
+     * when it would pass room nothing changes and it returns 1 */
     int  (*chan_append)(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
         wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
-        wh_err_t *err);
+        int64_t room, int64_t *growth, wh_err_t *err);
     /* outside a write: creates the channel if need be, in a history
      * write of its own */
     int  (*chan_ensure)(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
@@ -178,11 +185,16 @@ struct wh_engine_ops_s {
         uint64_t after, uint64_t up_to, size_t limit, int64_t now,
         wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
 
-    /* upkeep, from the daemon's timers: removes history older than its
-     * ttl; makes history durable without stalling the loop; clears what
-     * dead processes left (each may do nothing) */
-    int  (*hist_expire)(wh_engine_t *e, int64_t now, size_t *removed,
+    /* every channel with the bytes of its history texts (at start) */
+    int  (*hist_usage)(wh_engine_t *e, wh_usage_pt cb, void *ctx,
         wh_err_t *err);
+
+    /* upkeep, from the daemon's timers: removes history older than its
+     * ttl (after the commit, freed learns the bytes of texts each
+     * channel lost); makes history durable without stalling the loop;
+     * clears what dead processes left (each may do nothing) */
+    int  (*hist_expire)(wh_engine_t *e, int64_t now, wh_usage_pt freed,
+        void *ctx, size_t *removed, wh_err_t *err);
     int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
     int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
@@ -201,6 +213,9 @@ struct wh_engine_ops_s {
     int  (*client_revoke)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
         uint64_t before_s, wh_err_t *err);
     int  (*revocations)(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
+        wh_err_t *err);
+    /* every client of every workspace (at start) */
+    int  (*client_each)(wh_etxn_t *t, wh_usage_pt cb, void *ctx,
         wh_err_t *err);
 
     /* commands, inside a state write: the last seq given out (kept

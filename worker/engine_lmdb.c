@@ -346,6 +346,48 @@ wh_lmdb_revocations(wh_etxn_t *t, wh_engine_revoked_pt cb, void *ctx,
 }
 
 
+static int
+wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    const char   *nul;
+    MDB_val       k, v;
+    wh_str_t      ws, id;
+    MDB_cursor   *cur;
+
+    rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->clients_db, &cur);
+
+    if (rc != 0) {
+        return wh_mdb_error(rc, "opening a cursor", err);
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        nul = memchr(k.mv_data, '\0', k.mv_size);
+
+        if (nul == NULL) {
+            continue;
+        }
+
+        ws.data = k.mv_data;
+        ws.len = nul - ws.data;
+        id.data = nul + 1;
+        id.len = k.mv_size - ws.len - 1;
+
+        if (cb(ctx, ws, id, 0) != 0) {
+            mdb_cursor_close(cur);
+            return wh_err(err, 503, "cannot count the clients");
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    return rc == MDB_NOTFOUND ? 0 : wh_mdb_error(rc, "counting clients",
+                                               err);
+}
+
+
 /* ------------------------------------------------------------ open */
 
 
@@ -378,6 +420,7 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .chan_meta = wh_lmdb_chan_meta,
     .chan_list = wh_lmdb_chan_list,
     .hist_read = wh_lmdb_hist_read,
+    .hist_usage = wh_lmdb_hist_usage,
     .hist_expire = wh_lmdb_hist_expire,
     .sync_background = wh_lmdb_sync_background,
     .check_readers = wh_lmdb_check_readers,
@@ -387,6 +430,7 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .client_list = wh_lmdb_client_list,
     .client_revoke = wh_lmdb_client_revoke,
     .revocations = wh_lmdb_revocations,
+    .client_each = wh_lmdb_client_each,
     .cmd_seq = wh_lmdb_cmd_seq,
     .cmd_set_seq = wh_lmdb_cmd_set_seq,
     .cmd_get = wh_lmdb_cmd_get,

@@ -68,7 +68,7 @@ int wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
     int create, wh_chan_meta_t *meta, wh_err_t *err);
 int wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
     wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
-    wh_err_t *err);
+    int64_t room, int64_t *growth, wh_err_t *err);
 int wh_lmdb_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
     int64_t now, wh_chan_meta_t *meta, wh_err_t *err);
 int wh_lmdb_chan_meta(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
@@ -78,8 +78,10 @@ int wh_lmdb_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
 int wh_lmdb_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
     uint64_t after, uint64_t up_to, size_t limit, int64_t now,
     wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
-int wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, size_t *removed,
+int wh_lmdb_hist_usage(wh_engine_t *e, wh_usage_pt cb, void *ctx,
     wh_err_t *err);
+int wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, wh_usage_pt freed,
+    void *ctx, size_t *removed, wh_err_t *err);
 int wh_lmdb_sync_background(wh_engine_t *e, wh_err_t *err);
 int wh_lmdb_check_readers(wh_engine_t *e, int *dead, wh_err_t *err);
 size_t wh_lmdb_size(wh_engine_t *e);

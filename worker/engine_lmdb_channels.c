@@ -27,10 +27,10 @@ wh_lmdb_chan_get(wh_etxn_t *t, wh_str_t ws, wh_str_t ch, int64_t now,
 int
 wh_lmdb_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
     wh_chan_meta_t *meta, int64_t now, const void *text, size_t len,
-    wh_err_t *err)
+    int64_t room, int64_t *growth, wh_err_t *err)
 {
     return wh_store_append(wh_lmdb_store(t->engine), wh_lmdb_htxn(t), ws,
-                           ch, meta, now, text, len, err);
+                           ch, meta, now, text, len, room, growth, err);
 }
 
 
@@ -69,10 +69,18 @@ wh_lmdb_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch, uint64_t after,
 
 
 int
-wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, size_t *removed,
+wh_lmdb_hist_usage(wh_engine_t *e, wh_usage_pt cb, void *ctx,
     wh_err_t *err)
 {
-    return wh_store_expire(wh_lmdb_store(e), now, removed, err);
+    return wh_store_usage(wh_lmdb_store(e), cb, ctx, err);
+}
+
+
+int
+wh_lmdb_hist_expire(wh_engine_t *e, int64_t now, wh_usage_pt freed,
+    void *ctx, size_t *removed, wh_err_t *err)
+{
+    return wh_store_expire(wh_lmdb_store(e), now, freed, ctx, removed, err);
 }
 
 

@@ -588,16 +588,56 @@ wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
 }
 
 
+/* the bytes an entry's text takes (the time before it is not counted) */
+static uint64_t
+wh_store_text_bytes(const MDB_val *v)
+{
+    return v->mv_size > WH_BE64_LEN ? v->mv_size - WH_BE64_LEN : 0;
+}
+
+
 int
 wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     wh_chan_meta_t *meta, int64_t now, const void *json, size_t len,
-    wh_err_t *err)
+    int64_t room, int64_t *growth, wh_err_t *err)
 {
     int            rc;
     MDB_val        k, v;
+    uint64_t       first, freed = 0;
     unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
 
     k.mv_data = key;
+
+    /* the length bound, counted before anything changes: what the trim
+     * frees makes room for the new entry (normally one goes per append) */
+    for (first = meta->first_id; meta->last_id + 2 - first > st->hist_len;
+         first++)
+    {
+        k.mv_size = wh_key_seq(key, ws, ch, first);
+        rc = mdb_get(txn, st->hist, &k, &v);
+
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return wh_store_fail(st, rc, "trimming history", err);
+        }
+
+        freed += rc == 0 ? wh_store_text_bytes(&v) : 0;
+    }
+
+    *growth = (int64_t) len - (int64_t) freed;
+
+    if (*growth > room) {
+        return 1;
+    }
+
+    for ( /* void */ ; meta->first_id < first; meta->first_id++) {
+        k.mv_size = wh_key_seq(key, ws, ch, meta->first_id);
+        rc = mdb_del(txn, st->hist, &k, NULL);
+
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return wh_store_fail(st, rc, "trimming history", err);
+        }
+    }
+
     k.mv_size = wh_key_seq(key, ws, ch, meta->last_id + 1);
     v.mv_size = WH_BE64_LEN + len;
 
@@ -610,18 +650,6 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     wh_be64_put(v.mv_data, (uint64_t) now);
     memcpy((unsigned char *) v.mv_data + WH_BE64_LEN, json, len);
     meta->last_id++;
-
-    /* the length bound: normally one entry goes per append */
-    while (meta->last_id - meta->first_id + 1 > st->hist_len) {
-        k.mv_size = wh_key_seq(key, ws, ch, meta->first_id);
-        rc = mdb_del(txn, st->hist, &k, NULL);
-
-        if (rc != 0 && rc != MDB_NOTFOUND) {
-            return wh_store_fail(st, rc, "trimming history", err);
-        }
-
-        meta->first_id++;
-    }
 
     k.mv_size = wh_key_pair(key, ws, ch);
     wh_meta_encode(val, meta);
@@ -915,9 +943,15 @@ wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
 }
 
 
+/* what an expiry removed: per channel, records of be64 bytes, u16 key
+ * length and the key (workspace "\0" channel), reported after the
+ * commit */
 typedef struct {
-    int64_t   cutoff;
-    size_t    removed;
+    int64_t    cutoff;
+    size_t     removed;
+    uint64_t   freed;           /* of the channel being expired */
+    wh_buf_t   recs;
+    int        nomem;
 } wh_expire_ctx_t;
 
 
@@ -933,6 +967,7 @@ wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
     unsigned char  key[WH_KEY_MAX];
 
     plen = ck->mv_size + 1;
+    x->freed = 0;
 
     if (plen + WH_BE64_LEN > sizeof(key)) {
         return wh_err(err, 503, "corrupt channel key");
@@ -957,6 +992,7 @@ wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
 
         meta->first_id = wh_be64_get((unsigned char *) k.mv_data + plen)
                          + 1;
+        x->freed += wh_store_text_bytes(&v);
 
         rc = mdb_cursor_del(hc, 0);
 
@@ -975,6 +1011,24 @@ wh_store_expire_chan(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
 }
 
 
+/* remembers what the expiry freed in a channel, for after the commit */
+static void
+wh_expire_note(wh_expire_ctx_t *x, const MDB_val *ck)
+{
+    uint16_t       klen = (uint16_t) ck->mv_size;
+    unsigned char  n[WH_BE64_LEN];
+
+    wh_be64_put(n, x->freed);
+
+    if (wh_buf_append(&x->recs, n, sizeof(n)) != 0
+        || wh_buf_append(&x->recs, &klen, sizeof(klen)) != 0
+        || wh_buf_append(&x->recs, ck->mv_data, klen) != 0)
+    {
+        x->nomem = 1;
+    }
+}
+
+
 static int
 wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 {
@@ -986,7 +1040,10 @@ wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     wh_expire_ctx_t *x = ctx;
     unsigned char    val[WH_META_SIZE];
 
+    /* the write may run again: from scratch */
     x->removed = 0;
+    x->recs.len = 0;
+    x->nomem = 0;
 
     if ((rc = mdb_cursor_open(txn, st->chans, &cc)) != 0) {
         return wh_store_fail(st, rc, "opening a cursor", err);
@@ -1017,6 +1074,7 @@ wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         }
 
         if (meta.first_id != first) {
+            wh_expire_note(x, &k);
             wh_meta_encode(val, &meta);
             v.mv_data = val;
             v.mv_size = WH_META_SIZE;
@@ -1041,15 +1099,35 @@ wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         return wh_store_fail(st, rc, "expiring history", err);
     }
 
-    return 0;
+    /* a count the quotas would miss is worse than an expiry later */
+    return x->nomem ? wh_err(err, 503, "out of memory") : 0;
+}
+
+
+/* a workspace "\0" channel key as its two names */
+static void
+wh_store_split(const unsigned char *key, size_t len, wh_str_t *ws,
+    wh_str_t *ch)
+{
+    const unsigned char  *nul;
+
+    nul = memchr(key, '\0', len);
+    ws->data = (const char *) key;
+    ws->len = nul ? (size_t) (nul - key) : len;
+    ch->data = nul ? (const char *) nul + 1 : "";
+    ch->len = nul ? len - ws->len - 1 : 0;
 }
 
 
 int
-wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
-    wh_err_t *err)
+wh_store_expire(wh_store_t *st, int64_t now, wh_usage_pt freed, void *ctx,
+    size_t *removed, wh_err_t *err)
 {
-    wh_expire_ctx_t  x = { now - st->ttl_ms, 0 };
+    int               rc;
+    size_t            pos;
+    uint16_t          klen;
+    wh_str_t          ws, ch;
+    wh_expire_ctx_t   x;
 
     *removed = 0;
 
@@ -1057,13 +1135,121 @@ wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
         return 0;
     }
 
-    if (wh_store_write(st, wh_store_expire_txn, &x, err) != 0) {
+    memset(&x, 0, sizeof(x));
+    x.cutoff = now - st->ttl_ms;
+
+    rc = wh_store_write(st, wh_store_expire_txn, &x, err);
+
+    for (pos = 0; rc == 0 && pos < x.recs.len; pos += klen) {
+        memcpy(&klen, x.recs.data + pos + WH_BE64_LEN, sizeof(klen));
+        wh_store_split(x.recs.data + pos + WH_BE64_LEN + sizeof(klen), klen,
+                       &ws, &ch);
+        (void) freed(ctx, ws, ch, wh_be64_get(x.recs.data + pos));
+        pos += WH_BE64_LEN + sizeof(klen);
+    }
+
+    wh_buf_free(&x.recs);
+
+    if (rc != 0) {
         return -1;
     }
 
     *removed = x.removed;
 
     return 0;
+}
+
+
+/* the bytes of one channel's history texts, in the read txn */
+static int
+wh_store_chan_bytes(wh_store_t *st, MDB_cursor *hc, const MDB_val *ck,
+    uint64_t *bytes, wh_err_t *err)
+{
+    int            rc;
+    size_t         plen;
+    MDB_val        k, v;
+    unsigned char  key[WH_KEY_MAX];
+
+    plen = ck->mv_size + 1;
+    *bytes = 0;
+
+    if (plen + WH_BE64_LEN > sizeof(key)) {
+        return wh_err(err, 503, "corrupt channel key");
+    }
+
+    memcpy(key, ck->mv_data, ck->mv_size);
+    key[ck->mv_size] = '\0';
+    memset(key + plen, 0, WH_BE64_LEN);
+    k.mv_data = key;
+    k.mv_size = plen + WH_BE64_LEN;
+
+    for (rc = mdb_cursor_get(hc, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(hc, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != plen + WH_BE64_LEN
+            || memcmp(k.mv_data, key, plen) != 0)
+        {
+            return 0;
+        }
+
+        *bytes += wh_store_text_bytes(&v);
+    }
+
+    return rc == MDB_NOTFOUND ? 0
+                              : wh_store_fail(st, rc, "reading history", err);
+}
+
+
+int
+wh_store_usage(wh_store_t *st, wh_usage_pt cb, void *ctx, wh_err_t *err)
+{
+    int          rc;
+    MDB_val      k, v;
+    uint64_t     bytes;
+    wh_str_t     ws, ch;
+    MDB_cursor  *cc, *hc;
+
+    if (wh_store_rbegin(st, err) != 0) {
+        return -1;
+    }
+
+    if ((rc = mdb_cursor_open(st->rtxn, st->chans, &cc)) != 0) {
+        wh_store_rend(st);
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    if ((rc = mdb_cursor_open(st->rtxn, st->hist, &hc)) != 0) {
+        mdb_cursor_close(cc);
+        wh_store_rend(st);
+        return wh_store_fail(st, rc, "opening a cursor", err);
+    }
+
+    for (rc = mdb_cursor_get(cc, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cc, &k, &v, MDB_NEXT))
+    {
+        if (wh_store_chan_bytes(st, hc, &k, &bytes, err) != 0) {
+            rc = -1;
+            break;
+        }
+
+        wh_store_split(k.mv_data, k.mv_size, &ws, &ch);
+
+        if (cb(ctx, ws, ch, bytes) != 0) {
+            rc = wh_err(err, 503, "out of memory");
+            break;
+        }
+    }
+
+    mdb_cursor_close(hc);
+    mdb_cursor_close(cc);
+    wh_store_rend(st);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    return rc == MDB_NOTFOUND ? 0
+                              : wh_store_fail(st, rc, "counting history", err);
 }
 
 

@@ -108,10 +108,12 @@ int wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws,
     wh_err_t *err);
 
 /* inside a write: appends the message with id meta->last_id + 1 and
- * trims the history to its length; meta is updated */
+ * trims the history to its length; meta is updated.  *growth is what
+ * the channel's history texts grow by (len minus the trimmed texts);
+ * past room nothing changes and it returns 1 */
 int wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws,
     wh_str_t ch, wh_chan_meta_t *meta, int64_t now, const void *json,
-    size_t len, wh_err_t *err);
+    size_t len, int64_t room, int64_t *growth, wh_err_t *err);
 
 /* creates the channel in a write of its own if it does not exist */
 int wh_store_ensure(wh_store_t *st, wh_str_t ws, wh_str_t ch, int64_t now,
@@ -136,8 +138,13 @@ int wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
 int wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
     const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err);
 
-/* removes history entries older than the ttl */
-int wh_store_expire(wh_store_t *st, int64_t now, size_t *removed,
+/* removes history entries older than the ttl; after the commit, freed
+ * learns the bytes of texts each channel lost */
+int wh_store_expire(wh_store_t *st, int64_t now, wh_usage_pt freed,
+    void *ctx, size_t *removed, wh_err_t *err);
+
+/* every channel with the bytes of its history texts (quota.h) */
+int wh_store_usage(wh_store_t *st, wh_usage_pt cb, void *ctx,
     wh_err_t *err);
 
 /* msyncs if anything was committed since the last call */

@@ -142,6 +142,30 @@ wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
 }
 
 
+/* 1 if a peer of that uid may use the link; a uid refused is logged
+ * the first time only, so that a peer retrying cannot fill the log */
+static int
+wh_link_uid_allowed(wh_link_t *link, uid_t uid, pid_t pid)
+{
+    unsigned  i;
+
+    for (i = 0; i < link->nuids; i++) {
+        if (link->uids[i] == uid) {
+            return 1;
+        }
+    }
+
+    if (wh_map_get(&link->refused, &uid, sizeof(uid)) == NULL) {
+        wh_log_warn(link->log, "link: peer refused: uid %d (pid %d) is not "
+                    "among the listen peers=; further connections of that "
+                    "uid are closed without a line", (int) uid, (int) pid);
+        (void) wh_map_put(&link->refused, &uid, sizeof(uid), link);
+    }
+
+    return 0;
+}
+
+
 static void
 wh_link_peer_add(wh_link_t *link, int fd)
 {
@@ -149,6 +173,16 @@ wh_link_peer_add(wh_link_t *link, int fd)
     wh_peer_t      *peer;
     struct ucred    cred;
     socklen_t       len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        cred.pid = -1;
+        cred.uid = (uid_t) -1;
+    }
+
+    if (!wh_link_uid_allowed(link, cred.uid, cred.pid)) {
+        close(fd);
+        return;
+    }
 
     peer = calloc(1, sizeof(wh_peer_t));
 
@@ -158,13 +192,8 @@ wh_link_peer_add(wh_link_t *link, int fd)
         return;
     }
 
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        peer->pid = cred.pid;
-        peer->uid = cred.uid;
-    } else {
-        peer->pid = -1;
-        peer->uid = (uid_t) -1;
-    }
+    peer->pid = cred.pid;
+    peer->uid = cred.uid;
 
     peer->link = link;
     peer->serial = ++link->next_serial;
@@ -643,6 +672,7 @@ wh_link_shutdown(wh_link_t *link, int timeout_ms)
         link->path = NULL;
     }
 
+    wh_map_free(&link->refused);
     deadline = wh_loop_now() + timeout_ms;
 
     for (peer = link->peers; peer != NULL; peer = peer->next) {

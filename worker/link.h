@@ -17,6 +17,7 @@
 #include "wh_link.h"
 #include "log.h"
 #include "loop.h"
+#include "map.h"
 
 
 #define WH_LINK_OUT_MAX   (64u * 1024 * 1024)
@@ -64,12 +65,17 @@ struct wh_link_s {
     wh_link_frame_pt    on_frame;
     wh_link_close_pt    on_close;
     void               *ctx;
+    const uid_t        *uids;         /* the peers accepted (SO_PEERCRED) */
+    unsigned            nuids;
+    wh_map_t            refused;      /* uids refused, logged once each */
 };
 
 
 /* binds path (a stale socket file is removed first), then gives the
  * socket file the permission bits mode and, unless gid is (gid_t) -1,
- * that group (the nginx workers' group) */
+ * that group (the nginx workers' group).  A peer whose uid is not one
+ * of link->uids is closed at accept, before anything is read or sent
+ * (each such uid is logged once) */
 int wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
     gid_t gid, wh_err_t *err);
 

@@ -24,6 +24,7 @@ wh_err(wh_err_t *e, int status, const char *fmt, ...)
     va_list  ap;
 
     e->status = status;
+    e->retry_s = 0;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
     va_end(ap);

@@ -22,14 +22,17 @@ typedef struct {
 } wh_log_t;
 
 typedef struct {
-    int    status;      /* 400, 503, 507, ... */
-    char   msg[256];
+    int        status;      /* 400, 503, 507, ... */
+    unsigned   retry_s;     /* a rate limit (429): seconds before a
+                             * retry can pass (Retry-After); else 0 */
+    char       msg[256];
 } wh_err_t;
 
 
 #define WH_PRINTF(f, a)  __attribute__((format(printf, f, a)))
 
-/* sets *e and returns -1, so that "return wh_err(...)" reads well */
+/* sets *e (retry_s 0) and returns -1, so that "return wh_err(...)"
+ * reads well */
 int wh_err(wh_err_t *e, int status, const char *fmt, ...) WH_PRINTF(3, 4);
 
 /* -1 and *level unchanged if name is not a level */

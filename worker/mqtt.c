@@ -126,9 +126,15 @@ wh_mqtt_store(wh_mqtt_t *mq, unsigned rule, wh_str_t ws, wh_str_t ch,
     type.data = mq->conf->ingest[rule].type;
     type.len = strlen(type.data);
 
-    if (wh_channels_enqueue(mq->channels, WH_PUB_DAEMON, NULL, 0, ws, ch,
+    if (wh_channels_enqueue(mq->channels, WH_PUB_INGEST, NULL, 0, ws, ch,
                             type, data, &err) != 0)
     {
+        if (err.status == 429) {
+            /* counted and logged per workspace by the quota */
+            mq->n.dropped++;
+            return;
+        }
+
         wh_mqtt_note(mq, WH_NOTE_STORE, err.msg, strlen(err.msg));
         return;
     }

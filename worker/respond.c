@@ -49,6 +49,28 @@ wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
 }
 
 
+void
+wh_respond_err(wh_peer_t *peer, uint32_t req_id, const wh_err_t *err)
+{
+    wh_buf_t       b = { 0 };
+    wh_str_t       none = { NULL, 0 }, body;
+    wh_link_msg_t  r;
+
+    if (wh_json_error(&b, wh_err_code(err), err->msg) != 0) {
+        wh_link_drop(peer, "out of memory");
+        wh_buf_free(&b);
+        return;
+    }
+
+    body.data = (const char *) b.data;
+    body.len = b.len;
+    wh_link_response(&r, req_id, (uint16_t) err->status, 0, none, body);
+    r.count = err->retry_s;
+    wh_link_send(peer, &r);
+    wh_buf_free(&b);
+}
+
+
 int
 wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
     const wh_err_t *err)

@@ -26,6 +26,10 @@ void wh_respond_adding(wh_peer_t *peer, uint32_t req_id, uint16_t status,
 void wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const char *code, const char *message);
 
+/* err as {"error":{"code","message"}} with err's status, the code
+ * wh_err_code() names and, for a rate, its Retry-After */
+void wh_respond_err(wh_peer_t *peer, uint32_t req_id, const wh_err_t *err);
+
 /* after a batch (batch.h): answers a storage error (committed 0) or a
  * failed sync (committed 1, err set) and returns 1; 0 if there was
  * none */

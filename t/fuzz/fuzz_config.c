@@ -6,8 +6,9 @@
  * either fails with a "FILE:LINE: ..." message or gives a config whose
  * promises hold (names set, map sizes ordered, every ingest rule's
  * filter a valid MQTT filter with as many captures as the rule says,
- * ingest only with mqtt); then it must free cleanly.  The same bytes
- * also go through wh_config_size() and wh_config_duration().
+ * ingest only with mqtt, every quota line with a workspace and a limit);
+ * then it must free cleanly.  The same bytes also go through
+ * wh_config_size() and wh_config_duration().
  */
 
 #include <stdint.h>
@@ -114,6 +115,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_assert(n >= 0 && (unsigned) n == cf.ingest[i].nwild);
             fuzz_assert(cf.ingest[i].channel.text != NULL);
             fuzz_assert(cf.ingest[i].rate_ms >= 0);
+        }
+
+        /* every quota line names a workspace and a limit; a rate is
+         * never 0 (the bucket would never fill) */
+        for (i = 0; i < cf.nquota; i++) {
+            fuzz_assert(cf.quota[i].workspace != NULL);
+            fuzz_assert(cf.quota[i].set != 0);
+            fuzz_assert(!(cf.quota[i].set & (1u << WH_QUOTA_PUBLISH_RATE))
+                        || (cf.quota[i].limits.limit[WH_QUOTA_PUBLISH_RATE]
+                            >= 1));
         }
     }
 

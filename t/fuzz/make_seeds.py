@@ -246,6 +246,15 @@ def configs():
     yield "comment", "# nothing\n"
     yield "listen", "listen unix:/tmp/w.sock mode=0600;\n"
     yield "listen-group", "listen unix:/tmp/w.sock group=root;"
+    yield "listen-peers", ("listen unix:/tmp/w.sock mode=0660 "
+                           "peers=root,nobody,65534;")
+    yield "quota", ("quota workspace=* channels=10000 history_bytes=256m "
+                    "clients=100000 queued_commands=1000000 "
+                    "publish_rate=2000/s;\n"
+                    "quota workspace=acme history_bytes=4g "
+                    "channels=unlimited;\n")
+    yield "quota-bad", ("quota workspace=acme publish_rate=0/s;\n"
+                        "quota clients=1;")
     yield "storage", "storage /tmp/wh map_size=64m max_map_size=1g;"
     yield "storage-small", "storage /tmp/wh map_size=1k;"
     yield "history", "history length=10 ttl=0;"

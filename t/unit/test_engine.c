@@ -460,13 +460,15 @@ typedef struct {
 static int
 pub_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
+    int64_t          growth;
     pub_t           *p = ctx;
     wh_chan_meta_t   meta;
 
     if (wh_etxn_ops(t)->chan_get(t, S(p->ws), S(p->ch), T0, 1, &meta, err)
         != 1
         || wh_etxn_ops(t)->chan_append(t, S(p->ws), S(p->ch), &meta, T0,
-                                       p->text, strlen(p->text), err) != 0)
+                                       p->text, strlen(p->text), INT64_MAX,
+                                       &growth, err) != 0)
     {
         return -1;
     }
@@ -899,6 +901,7 @@ test_upgrade_old_layout(void **state)
 static int
 junk_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 {
+    int64_t         growth;
     wh_chan_meta_t  meta;
 
     (void) ctx;
@@ -910,7 +913,7 @@ junk_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     }
 
     return wh_store_append(st, txn, S("acme"), S("junk"), &meta, T0, "j",
-                           1, err);
+                           1, INT64_MAX, &growth, err);
 }
 
 

@@ -368,8 +368,8 @@ test_oversize_field_lengths(void **state)
         0, 0, 0, 0x09, WH_LINK_HELLO, 0, 1, 0, 0, 0, 1, 0xff, 0xff
     };
     unsigned char   resp[] = {
-        0, 0, 0, 0x11, WH_LINK_RESPONSE, 0, 0, 0, 1, 0, 200, 0, 0, 0,
-        0xff, 0xff, 0xff, 0xf0, '{', '}', '!'
+        0, 0, 0, 0x15, WH_LINK_RESPONSE, 0, 0, 0, 1, 0, 200, 0, 0, 0,
+        0xff, 0xff, 0xff, 0xf0, '{', '}', '!', 0, 0, 0, 2
     };
 
     (void) state;
@@ -383,6 +383,7 @@ test_oversize_field_lengths(void **state)
     assert_int_equal(wh_link_decode(resp, sizeof(resp), &m, &err), 0);
     assert_int_equal(m.status, 200);
     assert_int_equal(m.body.len, 3);
+    assert_int_equal(m.count, 2);
 }
 
 
@@ -409,8 +410,8 @@ test_encode_limits(void **state)
     b.len = 0;
     fill(&m, WH_LINK_RESPONSE);
     m.body.data = big;
-    /* 1 + 4 + 2 + 1 + 2 + 4 ("pc-7") + 4 + body */
-    m.body.len = WH_LINK_MAX_FRAME - 18;
+    /* 1 + 4 + 2 + 1 + 2 + 4 ("pc-7") + 4 + body + 4 */
+    m.body.len = WH_LINK_MAX_FRAME - 22;
     assert_int_equal(wh_link_encode(&b, &m), 0);
     assert_int_equal(b.len, 4 + WH_LINK_MAX_FRAME);
     b.len = 0;
@@ -545,6 +546,17 @@ test_builders(void **state)
     assert_int_equal(out.status, 201);
     assert_int_equal(out.flag, WH_LINK_RESPONSE_TOKEN);
     assert_true(str_eq(out.client_id, str("pc-7")));
+    assert_int_equal(out.count, 0);
+    wh_buf_consume(&b, n);
+
+    /* a rate limit's Retry-After travels in count (version 3) */
+    wh_link_response(&m, 8, 429, 0, str(""), str("{}"));
+    m.count = 3;
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.status, 429);
+    assert_int_equal(out.count, 3);
     wh_buf_consume(&b, n);
 
     wh_link_session_accept(&m, str("s-1"), 4408, 12);

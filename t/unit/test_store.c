@@ -110,6 +110,7 @@ static int
 append_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 {
     size_t           i;
+    int64_t          growth;
     append_t        *a = ctx;
     wh_chan_meta_t   meta;
 
@@ -117,7 +118,8 @@ append_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         if (wh_store_channel(st, txn, a->ws, a->ch, a->now, 1, &meta, err)
             != 1
             || wh_store_append(st, txn, a->ws, a->ch, &meta, a->now,
-                               a->text, a->len, err) != 0)
+                               a->text, a->len, INT64_MAX, &growth, err)
+               != 0)
         {
             return -1;
         }
@@ -292,11 +294,37 @@ test_range_reads(void **state)
 }
 
 
+/* what wh_store_expire and wh_store_usage report (wh_usage_pt) */
+typedef struct {
+    char         names[8][32];     /* "ws/ch" */
+    uint64_t     bytes[8];
+    size_t       n;
+} freed_t;
+
+
+static int
+freed_cb(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t bytes)
+{
+    freed_t  *fr = ctx;
+
+    if (fr->n == 8) {
+        return -1;
+    }
+
+    snprintf(fr->names[fr->n], sizeof(fr->names[0]), "%.*s/%.*s",
+             (int) ws.len, ws.data, (int) ch.len, ch.data);
+    fr->bytes[fr->n++] = bytes;
+
+    return 0;
+}
+
+
 static void
 test_ttl(void **state)
 {
     size_t            removed;
     wh_err_t          err;
+    freed_t           fr;
     fixture_t        *f = *state;
     collect_t         c;
     wh_store_range_t  r;
@@ -311,16 +339,25 @@ test_ttl(void **state)
     assert_int_equal(c.n, 2);
     assert_int_equal(c.ids[0], 4);
 
-    assert_int_equal(wh_store_expire(f->st, T0 + 70000, &removed, &err), 0);
+    memset(&fr, 0, sizeof(fr));
+    assert_int_equal(wh_store_expire(f->st, T0 + 70000, freed_cb, &fr,
+                                     &removed, &err), 0);
     assert_int_equal(removed, 3);
+    /* the texts' bytes, per channel, for the history_bytes quota */
+    assert_int_equal(fr.n, 1);
+    assert_string_equal(fr.names[0], "acme/ttl");
+    assert_int_equal(fr.bytes[0], 3 * 3);
     assert_int_equal(wh_store_meta(f->st, S("acme"), S("ttl"), &meta, &err),
                      1);
     assert_int_equal(meta.first_id, 4);
     assert_int_equal(meta.last_id, 5);
 
-    assert_int_equal(wh_store_expire(f->st, T0 + 200000, &removed, &err),
-                     0);
+    memset(&fr, 0, sizeof(fr));
+    assert_int_equal(wh_store_expire(f->st, T0 + 200000, freed_cb, &fr,
+                                     &removed, &err), 0);
     assert_int_equal(removed, 2);
+    assert_int_equal(fr.n, 1);
+    assert_int_equal(fr.bytes[0], 2 * 3);
     assert_int_equal(wh_store_meta(f->st, S("acme"), S("ttl"), &meta, &err),
                      1);
     assert_int_equal(meta.first_id, 6);
@@ -328,6 +365,91 @@ test_ttl(void **state)
     /* ids continue after an emptied history */
     assert_int_equal(append(f->st, "acme", "ttl", T0 + 200000, 1, "x",
                             NULL), 6);
+}
+
+
+typedef struct {
+    const char  *text;
+    int64_t      room;
+    int64_t      growth;
+    int          rc;
+} room_t;
+
+
+static int
+room_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    room_t          *r = ctx;
+    wh_chan_meta_t   meta;
+
+    if (wh_store_channel(st, txn, S("acme"), S("room"), T0, 1, &meta, err)
+        != 1)
+    {
+        return -1;
+    }
+
+    r->rc = wh_store_append(st, txn, S("acme"), S("room"), &meta, T0,
+                            r->text, strlen(r->text), r->room, &r->growth,
+                            err);
+
+    return r->rc < 0 ? -1 : 0;
+}
+
+
+static int
+room_append(wh_store_t *st, const char *text, int64_t room,
+    int64_t *growth)
+{
+    wh_err_t  err;
+    room_t    r = { text, room, 0, -1 };
+
+    assert_int_equal(wh_store_write(st, room_txn, &r, &err), 0);
+    *growth = r.growth;
+
+    return r.rc;
+}
+
+
+/* an append says what the history grows by, the trim it causes
+ * deducted, and refuses (changing nothing) past the room it is given */
+static void
+test_append_room(void **state)
+{
+    int               i;
+    int64_t           growth;
+    freed_t           fr;
+    wh_err_t          err;
+    collect_t         c;
+    fixture_t        *f = *state;
+    wh_store_range_t  r;
+
+    for (i = 0; i < 10; i++) {
+        assert_int_equal(room_append(f->st, "aaaa", INT64_MAX, &growth), 0);
+        assert_int_equal(growth, 4);
+    }
+
+    /* at the length bound: 6 bytes in, the oldest 4 out */
+    assert_int_equal(room_append(f->st, "bbbbbb", 2, &growth), 0);
+    assert_int_equal(growth, 2);
+
+    /* past the room: refused, nothing trimmed */
+    assert_int_equal(room_append(f->st, "cccccccc", 3, &growth), 1);
+    assert_int_equal(growth, 4);
+    read_range(f->st, "acme", "room", 0, UINT64_MAX, 100, T0, &c, &r);
+    assert_int_equal(c.n, 10);
+    assert_int_equal(c.ids[0], 2);
+    assert_int_equal(c.ids[9], 11);
+
+    /* a smaller message over a bigger one shrinks the history */
+    assert_int_equal(room_append(f->st, "d", -2, &growth), 0);
+    assert_int_equal(growth, -3);
+
+    /* the scan at start counts what is stored */
+    memset(&fr, 0, sizeof(fr));
+    assert_int_equal(wh_store_usage(f->st, freed_cb, &fr, &err), 0);
+    assert_int_equal(fr.n, 1);
+    assert_string_equal(fr.names[0], "acme/room");
+    assert_int_equal(fr.bytes[0], 8 * 4 + 6 + 1);
 }
 
 
@@ -467,6 +589,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channel_listing, setup,
