@@ -24,9 +24,10 @@
 
 #include "ngx_http_wirehub_jwt.h"
 #include "wh_link.h"
+#include "wh_version.h"
 
 
-#define NGX_HTTP_WIREHUB_VERSION          "0.1.0"
+#define NGX_HTTP_WIREHUB_VERSION          WH_VERSION
 
 #ifndef NGX_HTTP_UPGRADE_REQUIRED
 #define NGX_HTTP_UPGRADE_REQUIRED         426

@@ -1,8 +1,9 @@
 
 /*
  * Wirehub: the Prometheus text exposition of the wirehub_metrics location,
- * from the counters all workers share.  The daemon's own figures
- * (commands, MQTT, history) are fetched over the link and appended.
+ * from the counters all workers share.  wirehubd's own families (history,
+ * commands, storage, MQTT) are fetched over the link and appended as
+ * wirehubd wrote them; while it is down the scrape has the module's alone.
  */
 
 
@@ -17,6 +18,7 @@ static ngx_int_t ngx_http_wirehub_metrics_text(ngx_http_request_t *r,
 static void ngx_http_wirehub_metrics_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
 static void ngx_http_wirehub_metrics_cleanup(void *data);
+static ngx_str_t ngx_http_wirehub_metrics_daemon_version(ngx_str_t *daemon);
 
 
 static const char  *ngx_http_wirehub_handshake_results[] = {
@@ -128,12 +130,60 @@ ngx_http_wirehub_metrics_reply(ngx_http_wirehub_pending_t *p,
 }
 
 
+/*
+ * wirehubd's version, from the version label of its wirehubd_build_info
+ * sample; empty if unknown.  Only the characters of a version are taken,
+ * so the value needs no escaping as a label of wirehub_build_info.
+ */
+static ngx_str_t
+ngx_http_wirehub_metrics_daemon_version(ngx_str_t *daemon)
+{
+    u_char     *p, *last, *start;
+    ngx_str_t   v;
+
+    static u_char  sample[] = "\nwirehubd_build_info{version=\"";
+
+    ngx_str_null(&v);
+
+    if (daemon == NULL) {
+        return v;
+    }
+
+    /* the body starts with a HELP line: the sample follows a newline */
+    p = ngx_strnstr(daemon->data, (char *) sample, daemon->len);
+    if (p == NULL) {
+        return v;
+    }
+
+    start = p + sizeof(sample) - 1;
+    last = daemon->data + daemon->len;
+
+    for (p = start; p < last && p - start < 64; p++) {
+        if (*p == '"') {
+            v.data = start;
+            v.len = p - start;
+            return v;
+        }
+
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z')
+              || (*p >= 'A' && *p <= 'Z') || *p == '.' || *p == '-'
+              || *p == '+' || *p == '~' || *p == '_'))
+        {
+            break;
+        }
+    }
+
+    return v;
+}
+
+
 static ngx_int_t
 ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
 {
     u_char                        *p;
     size_t                         len;
     ngx_buf_t                     *b;
+    ngx_str_t                      version;
     ngx_uint_t                     i, n, cumulative, workers;
     ngx_http_wirehub_counters_t   *cnt, zero;
     ngx_http_wirehub_main_conf_t  *wmcf;
@@ -162,6 +212,16 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
             workers++;
         }
     }
+
+    version = ngx_http_wirehub_metrics_daemon_version(daemon);
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_build_info Versions of the module, of nginx and of "
+        "wirehubd (empty while unknown); always 1.\n"
+        "# TYPE wirehub_build_info gauge\n"
+        "wirehub_build_info{version=\"%s\",nginx=\"%s\",daemon=\"%V\"}"
+        " 1\n",
+        NGX_HTTP_WIREHUB_VERSION, NGINX_VERSION, &version);
 
     p = ngx_sprintf(p,
         "# HELP wirehub_connections Open WebSocket connections.\n"

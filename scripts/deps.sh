@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages Wirehub needs to build, run and test, then
 # what the browser tests need.  Idempotent: only what is missing.
+# prometheus is there for promtool: t/test_metrics.py lints a scrape and
+# checks the alert rules of conf/monitoring/ with it (its service is kept
+# down, as every package's, by apt-missing.sh).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +15,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     libcmocka-dev pkg-config gcc make clang libclang-rt-14-dev \
     python3 python3-pytest python3-websockets python3-paho-mqtt \
     python3-jwt python3-cryptography \
-    openssl ca-certificates
+    openssl ca-certificates \
+    prometheus
 
 # chromium and playwright-core for the browser tests
 exec "$top/t/web/deps.sh"

@@ -181,6 +181,16 @@ class Link:
         assert msg["req_id"] == rid
         return msg["status"], json.loads(msg["body"])
 
+    def metrics(self, ws="", method="GET", role=2):
+        """GET /metrics as the module's wirehub_metrics location asks
+        for it: (status, body text)."""
+        rid = self.next_req()
+        self.send(REQUEST, req_id=rid, workspace=ws, flag=role,
+                  name=method, path="/metrics")
+        msg = self.expect(RESPONSE)
+        assert msg["req_id"] == rid
+        return msg["status"], msg["body"]
+
     def replay(self, ws, ch, after, epoch, up_to, page_bytes=0):
         rid = self.next_req()
         self.send(REPLAY, req_id=rid, workspace=ws, channel=ch, id=after,
@@ -564,6 +574,10 @@ def test_peer_that_does_not_read_is_paused_not_dropped(tmp_path):
                 ends[msg["req_id"]] = (msg["flag"], msg["id2"])
         assert items == 40 * 100
         assert set(ends.values()) == {(1, 100)}
+        status, text = b.metrics()
+        assert status == 200
+        assert sample(text, "wirehubd_link_pauses_total") >= 1
+        assert sample(text, "wirehubd_link_peers") == 2
         assert "closed" not in "".join(
             line for line in d.log.read_text().splitlines()
             if "(pytest/1," in line)
@@ -670,6 +684,65 @@ def test_api_needs_service_role(daemon):
     a = daemon.link()
     st, res = a.request("acme", "GET", "/channels", role=0)
     assert st == 403 and res["error"]["code"] == "forbidden"
+
+
+def sample(text, series):
+    """The value of one series (name and labels as written) of a
+    Prometheus text body."""
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.rsplit(" ", 1)[0] == series]
+    assert len(values) == 1, (series, text)
+    return values[0]
+
+
+@pytest.mark.parametrize("ws,method,role,status,code", [
+    ("", "GET", 1, 400, "bad_request"),         # a service: a workspace's
+    ("", "GET", 0, 403, "forbidden"),
+    ("acme", "GET", 2, 404, "not_found"),       # not a workspace's route
+    ("", "POST", 2, 400, "bad_request"),
+])
+def test_metrics_only_for_admin_without_workspace(daemon, ws, method, role,
+                                                  status, code):
+    a = daemon.link()
+    st, body = a.metrics(ws, method, role)
+    assert st == status
+    assert json.loads(body)["error"]["code"] == code
+
+
+def test_metrics_follow_the_daemon(daemon):
+    """The text wirehubd answers the module's scrape with: every family
+    has HELP and TYPE, and the figures follow publishes, subscribers and
+    sessions."""
+    a = daemon.link()
+    status, text = a.metrics()
+    assert status == 200
+    assert text.startswith("# HELP wirehubd_build_info ")
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            assert "# TYPE %s " % name in text, line
+    assert sample(text, "wirehubd_history_messages") == 0
+    assert sample(text, "wirehubd_link_peers") == 1
+
+    b = daemon.link(name="pytest/2")
+    b.subscribe("acme", "m", count=3)
+    for i in range(4):
+        a.publish("acme", "m", {"i": i})
+    status, text = a.metrics()
+    assert sample(text, "wirehubd_history_messages") == 4
+    assert sample(text, "wirehubd_history_channels") == 1
+    assert sample(text, "wirehubd_messages_published_total") == 4
+    assert sample(text, "wirehubd_messages_fanned_out_total") == 4
+    assert sample(text, "wirehubd_link_peers") == 2
+    assert sample(text, "wirehubd_sessions") == 0
+
+    a.send(SESSION_OPEN, session="s1", workspace="acme", client_id="pc-1",
+           client_type="agent", name="pc", id2=0, count=5)
+    assert a.expect(SESSION_ACCEPT)["status"] == 0
+    status, text = a.metrics()
+    assert sample(text, "wirehubd_sessions") == 1
+    assert sample(text, "wirehubd_clients_online") == 1
+    assert sample(text, "wirehubd_clients_registered") == 1
 
 
 def test_api_channels_list_and_stats(daemon):
@@ -943,6 +1016,13 @@ def test_map_full_at_limit_is_507(tmp_path):
                             body=b'{"data":"%s"}' % blob.encode())
         assert st == 507
         assert res["error"]["code"] == "insufficient_storage"
+        status, text = a.metrics()
+        assert sample(text, 'wirehubd_engine_state{engine="lmdb",'
+                            'state="full"}') == 1
+        assert sample(text, 'wirehubd_engine_state{engine="lmdb",'
+                            'state="ok"}') == 0
+        assert sample(text, 'wirehubd_lmdb_map_max_bytes'
+                            '{space="history"}') == 2 << 20
         # still serving
         a.send(PING, req_id=1)
         assert a.expect(PONG)["req_id"] == 1

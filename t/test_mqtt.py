@@ -21,7 +21,7 @@ import pytest
 
 import wh
 from test_daemon import (EVENT, MESSAGE, PING, PONG, SESSION_ACCEPT,
-                         SESSION_OPEN, Daemon, check_config)
+                         SESSION_OPEN, Daemon, check_config, sample)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 WS = "demo"
@@ -337,6 +337,19 @@ def test_bad_payloads_are_counted_not_fatal(tmp_path, broker):
         s = stats(w)
         assert s["non_json"] == 6 and s["oversize"] == 1
         assert s["dropped"] == 9 and s["ingested"] == 1
+        # /metrics says the same, by reason
+        _, text = w.metrics()
+        drops = {r: sample(text, 'wirehubd_mqtt_dropped_total{reason="%s"}'
+                           % r)
+                 for r in ("non_json", "oversize", "no_route", "storage",
+                           "egress")}
+        assert drops == {"non_json": 6, "oversize": 1, "no_route": 2,
+                         "storage": 0, "egress": 0}
+        assert sample(text, "wirehubd_mqtt_messages_received_total") == \
+            s["messages_in"] == 10
+        assert sample(text, "wirehubd_mqtt_messages_ingested_total") == 1
+        assert sample(text, "wirehubd_mqtt_configured") == 1
+        assert sample(text, "wirehubd_mqtt_connected") == 1
         log = d.logtext()
         # logged once per interval, not once per message
         assert log.count("non-JSON payloads dropped") == 1
@@ -357,6 +370,7 @@ def test_broker_killed_and_restarted(tmp_path, broker):
         wait_for(lambda: not stats(w)["connected"], 10, "broker loss")
         s = stats(w)
         assert s["last_error"]
+        assert sample(w.metrics()[1], "wirehubd_mqtt_connected") == 0
         # channels and history keep working without the broker
         assert w.publish("acme", "devices/d1", {"from": "api"})["status"] \
             == 0
@@ -373,6 +387,11 @@ def test_broker_killed_and_restarted(tmp_path, broker):
         assert json.loads(m["body"])["data"] == {"rssi": -1}
         s = stats(w)
         assert s["reconnects"] == 1 and s["last_error"] is None
+        _, text = w.metrics()
+        assert sample(text, "wirehubd_mqtt_connected") == 1
+        assert sample(text, "wirehubd_mqtt_reconnects_total") == 1
+        assert sample(text, "wirehubd_mqtt_connect_failures_total") == \
+            s["connect_failures"]
         log = d.logtext()
         assert "lost the broker" in log and "again after" in log
         dev.close()

@@ -7,6 +7,7 @@
  *   GET  /channels/{channel}/messages   ?since=&limit= (or cursor=)
  *   GET  /channels                      ?cursor=&limit=
  *   GET  /stats
+ *   GET  /metrics                       admin, no workspace: metrics.c
  *   /clients..., /commands/...   clients.c and commands.c
  */
 
@@ -25,6 +26,7 @@
 #include "clients_api.h"
 #include "query.h"
 #include "daemon.h"
+#include "metrics.h"
 
 
 #define WH_API_LIMIT_DEFAULT  100
@@ -431,6 +433,26 @@ wh_api_get_stats(wh_api_t *a)
 }
 
 
+/* the whole daemon as Prometheus text, for the module's wirehub_metrics
+ * location; the body is the text itself, not JSON */
+static void
+wh_api_metrics(wh_api_t *a)
+{
+    wh_buf_t  b = { 0 };
+
+    /* the figures reflect every publish handled before the scrape */
+    wh_channels_commit(&a->d->channels);
+
+    if (wh_metrics_render(a->d, &b) != 0) {
+        wh_api_error(a, 503, "unavailable", "out of memory");
+    } else {
+        wh_api_respond(a, 200, b.data, b.len);
+    }
+
+    wh_buf_free(&b);
+}
+
+
 static int
 wh_method(const wh_link_msg_t *m, const char *method)
 {
@@ -556,6 +578,14 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
     wh_api_t    a = { d, peer, m };
     wh_str_t    path = m->path, ch;
     static const char  prefix[] = "/channels/", suffix[] = "/messages";
+
+    /* not a workspace's: checked before the workspace is */
+    if (m->flag == WH_LINK_ROLE_ADMIN && m->workspace.len == 0
+        && wh_path_is(path, "/metrics") && wh_method(m, "GET"))
+    {
+        wh_api_metrics(&a);
+        return;
+    }
 
     if (m->flag != WH_LINK_ROLE_SERVICE && m->flag != WH_LINK_ROLE_ADMIN) {
         wh_api_error(&a, 403, "forbidden", "the API needs a service or "

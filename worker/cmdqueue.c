@@ -634,3 +634,30 @@ wh_cmdq_count_ws(wh_cmdq_t *q, wh_str_t ws)
 {
     return (size_t) (uintptr_t) wh_map_get(&q->workspaces, ws.data, ws.len);
 }
+
+
+void
+wh_cmdq_depth(wh_cmdq_t *q, wh_cmdq_depth_t *d)
+{
+    wh_qclient_t    *qc;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    memset(d, 0, sizeof(wh_cmdq_depth_t));
+
+    while ((e = wh_map_next(&q->clients, &it)) != NULL) {
+        qc = e->value;
+
+        if (qc->count == 0) {
+            continue;
+        }
+
+        d->clients++;
+        d->sent += qc->sent;
+        d->pending += qc->count - qc->sent;
+
+        if (qc->count > d->deepest) {
+            d->deepest = qc->count;
+        }
+    }
+}

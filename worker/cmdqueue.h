@@ -176,4 +176,15 @@ wh_qcmd_t *wh_cmdq_next(wh_qcmd_t *cmd);
 size_t wh_cmdq_count(wh_cmdq_t *q);
 size_t wh_cmdq_count_ws(wh_cmdq_t *q, wh_str_t ws);
 
+/* the queue over all workspaces (metrics) */
+typedef struct {
+    size_t           pending;       /* open commands by status */
+    size_t           sent;
+    size_t           clients;       /* clients with open commands */
+    size_t           deepest;       /* open commands of the client with
+                                     * the most */
+} wh_cmdq_depth_t;
+
+void wh_cmdq_depth(wh_cmdq_t *q, wh_cmdq_depth_t *d);
+
 #endif /* WH_CMDQUEUE_H */

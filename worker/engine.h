@@ -137,6 +137,25 @@ typedef struct {
     uint64_t         next;          /* the cursor of the next page, 0 */
 } wh_cmd_list_t;
 
+/* one space of the engine, for /metrics (LMDB: its environment) */
+typedef struct {
+    uint64_t       used_bytes;      /* storage in use */
+    uint64_t       size_bytes;      /* reserved now (LMDB: the map) */
+    uint64_t       max_bytes;       /* what it may grow to */
+    int            full;            /* the last write was refused: no
+                                     * room left up to max_bytes */
+    int            sync_failed;     /* the last sync to disk failed */
+} wh_engine_space_stats_t;
+
+/* what the engine holds, from counts it keeps (no scan), for /metrics */
+typedef struct {
+    uint64_t       channels;        /* channels stored */
+    uint64_t       messages;        /* messages in history */
+    uint64_t       history_bytes;   /* storage the history takes */
+    uint64_t       clients;         /* clients registered */
+    wh_engine_space_stats_t  space[2];  /* by wh_engine_space_e */
+} wh_engine_stats_t;
+
 typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
@@ -199,6 +218,8 @@ struct wh_engine_ops_s {
     int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
+    /* outside a write: what is stored and how full each space is */
+    int  (*stats)(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err);
 
     /* clients, inside a state write: 1 found, 0 not, -1 error; out
      * may be NULL */

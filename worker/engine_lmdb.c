@@ -388,6 +388,34 @@ wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
 }
 
 
+/* ----------------------------------------------------------- stats */
+
+
+static int
+wh_lmdb_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
+{
+    uint64_t           bytes;
+    wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) e;
+
+    memset(out, 0, sizeof(wh_engine_stats_t));
+
+    wh_store_space(l->state, &out->space[WH_ENGINE_STATE]);
+    wh_store_space(l->history, &out->space[WH_ENGINE_HISTORY]);
+
+    if (wh_store_db_size(l->history, l->history->chans, &out->channels,
+                         &bytes, err) != 0
+        || wh_store_db_size(l->history, l->history->hist, &out->messages,
+                            &out->history_bytes, err) != 0
+        || wh_store_db_size(l->state, l->clients_db, &out->clients, &bytes,
+                            err) != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* ------------------------------------------------------------ open */
 
 
@@ -425,6 +453,7 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .sync_background = wh_lmdb_sync_background,
     .check_readers = wh_lmdb_check_readers,
     .size = wh_lmdb_size,
+    .stats = wh_lmdb_stats,
     .client_get = wh_lmdb_client_get,
     .client_put = wh_lmdb_client_put,
     .client_list = wh_lmdb_client_list,

@@ -309,6 +309,9 @@ wh_store_sync_background(wh_store_t *st, wh_err_t *err)
 
     pthread_mutex_unlock(&sy->lock);
 
+    /* what the thread found the last time it synced */
+    st->sync_failed = failed != 0;
+
     if (failed) {
         return wh_err(err, 503, "storage sync: %s", mdb_strerror(failed));
     }
@@ -464,6 +467,7 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
     size_t  size;
 
     if (st->map_size >= st->max_map_size) {
+        st->full = 1;
         return wh_err(err, 507, "storage full: the %s map reached "
                       "max_map_size (%zu bytes)", wh_store_roles[st->kind],
                       st->max_map_size);
@@ -542,6 +546,7 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
 
         /* a synced store is durable once the commit returned */
         st->dirty = st->kind == WH_STORE_HISTORY;
+        st->full = 0;
 
         return 0;
     }
@@ -1263,12 +1268,58 @@ wh_store_sync(wh_store_t *st, wh_err_t *err)
     }
 
     rc = mdb_env_sync(st->env, 1);
+    st->sync_failed = rc != 0;
 
     if (rc != 0) {
         return wh_err(err, 503, "storage sync: %s", mdb_strerror(rc));
     }
 
     st->dirty = 0;
+
+    return 0;
+}
+
+
+void
+wh_store_space(wh_store_t *st, wh_engine_space_stats_t *u)
+{
+    MDB_stat     ms;
+    MDB_envinfo  info;
+
+    mdb_env_stat(st->env, &ms);
+    mdb_env_info(st->env, &info);
+
+    /* the pages up to the last one written: LMDB reuses freed pages
+     * below it, so MDB_MAP_FULL comes when this reaches the map size */
+    u->used_bytes = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+    u->size_bytes = st->map_size;
+    u->max_bytes = st->max_map_size;
+    u->full = st->full;
+    u->sync_failed = st->sync_failed;
+}
+
+
+int
+wh_store_db_size(wh_store_t *st, MDB_dbi dbi, uint64_t *entries,
+    uint64_t *bytes, wh_err_t *err)
+{
+    int       rc;
+    MDB_stat  ms;
+
+    if (wh_store_rbegin(st, err) != 0) {
+        return -1;
+    }
+
+    rc = mdb_stat(st->rtxn, dbi, &ms);
+    wh_store_rend(st);
+
+    if (rc != 0) {
+        return wh_store_fail(st, rc, "reading the database sizes", err);
+    }
+
+    *entries = ms.ms_entries;
+    *bytes = (uint64_t) (ms.ms_branch_pages + ms.ms_leaf_pages
+                         + ms.ms_overflow_pages) * ms.ms_psize;
 
     return 0;
 }

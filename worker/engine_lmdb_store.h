@@ -70,6 +70,9 @@ typedef struct {
     int          dirty;         /* committed since the last sync (an
                                  * MDB_NOSYNC store only) */
     int          map_full;      /* the last write hit MDB_MAP_FULL */
+    int          full;          /* the last write was refused: the map
+                                 * is at max_map_size (metrics) */
+    int          sync_failed;   /* the last sync failed (metrics) */
     wh_log_t    *log;           /* may be NULL */
     wh_store_syncer_t  syncer;
 } wh_store_t;
@@ -162,6 +165,15 @@ int wh_mdb_error(int rc, const char *what, wh_err_t *err);
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */
 int wh_store_sync_background(wh_store_t *st, wh_err_t *err);
+
+/* how much of the map is in use, its size and bound, and whether the
+ * last write or sync failed */
+void wh_store_space(wh_store_t *st, wh_engine_space_stats_t *u);
+
+/* the entries of a database of the store and the bytes of its pages,
+ * from the counts LMDB keeps (no scan) */
+int wh_store_db_size(wh_store_t *st, MDB_dbi dbi, uint64_t *entries,
+    uint64_t *bytes, wh_err_t *err);
 
 /* clears reader slots of dead processes */
 int wh_store_check_readers(wh_store_t *st, int *dead, wh_err_t *err);

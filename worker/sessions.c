@@ -783,6 +783,15 @@ wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj)
 
 
 void
+wh_sessions_totals(wh_sessions_t *s, wh_sessions_totals_t *t)
+{
+    t->sessions = s->sessions.count;
+    t->clients = s->clients.count;
+    t->workspaces = s->workspaces.count;
+}
+
+
+void
 wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb, void *ctx)
 {
     wh_wsinfo_t     *wsi;

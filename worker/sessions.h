@@ -102,6 +102,15 @@ unsigned wh_sessions_kick_client(wh_sessions_t *s, wh_str_t ws,
 /* sets "connections" and "by_client_type" of obj for the workspace */
 int wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj);
 
+/* over all workspaces (metrics) */
+typedef struct {
+    size_t               sessions;     /* open, as the workers report */
+    size_t               clients;      /* clients with a session */
+    size_t               workspaces;   /* workspaces with a session */
+} wh_sessions_totals_t;
+
+void wh_sessions_totals(wh_sessions_t *s, wh_sessions_totals_t *t);
+
 /* calls cb for every workspace that has sessions */
 void wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb,
     void *ctx);

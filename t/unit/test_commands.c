@@ -337,6 +337,44 @@ test_workspaces_and_clients_apart(void **unused)
 
 
 static void
+test_depth_over_workspaces(void **unused)
+{
+    wh_cmdq_t        q;
+    wh_cmdq_depth_t  d;
+    wh_cmd_state_t   s = state(WH_CMD_SENT, 1, 900, 400);
+
+    (void) unused;
+
+    wh_cmdq_init(&q);
+
+    wh_cmdq_depth(&q, &d);
+    assert_int_equal(d.pending + d.sent + d.clients + d.deepest, 0);
+
+    put(&q, "acme", "pc-7", "a", 5, 1, 100);
+    put(&q, "acme", "pc-7", "b", 5, 2, 100);
+    put(&q, "acme", "pc-7", "c", 5, 3, 100);
+    put(&q, "globex", "pc-7", "a", 5, 4, 100);
+    wh_cmdq_put(&q, S("globex"), S("pc-7"), S("a"), 5, 4, &s, 400);
+    put(&q, "globex", "pc-9", "d", 5, 5, 100);
+
+    wh_cmdq_depth(&q, &d);
+    assert_int_equal(d.pending, 4);
+    assert_int_equal(d.sent, 1);
+    assert_int_equal(d.clients, 3);
+    assert_int_equal(d.deepest, 3);
+    assert_int_equal(d.pending + d.sent, wh_cmdq_count(&q));
+
+    /* a client whose last command ended is no longer counted */
+    wh_cmdq_remove(&q, wh_cmdq_find(&q, S("globex"), S("a")));
+    wh_cmdq_depth(&q, &d);
+    assert_int_equal(d.sent, 0);
+    assert_int_equal(d.clients, 2);
+
+    wh_cmdq_free(&q);
+}
+
+
+static void
 test_put_updates(void **unused)
 {
     wh_cmdq_t        q;
@@ -475,6 +513,7 @@ main(void)
         cmocka_unit_test(test_priority_then_fifo),
         cmocka_unit_test(test_insert_keeps_seq_order),
         cmocka_unit_test(test_workspaces_and_clients_apart),
+        cmocka_unit_test(test_depth_over_workspaces),
         cmocka_unit_test(test_put_updates),
         cmocka_unit_test(test_heap_pops_in_due_order),
         cmocka_unit_test(test_set_due_and_remove),

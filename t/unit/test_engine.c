@@ -637,6 +637,61 @@ big_text(size_t n)
 }
 
 
+static wh_engine_stats_t
+stats(fixture_t *f)
+{
+    wh_err_t           err;
+    wh_engine_stats_t  s;
+
+    if (f->e->ops->stats(f->e, &s, &err) != 0) {
+        fail_msg("stats: %s", err.msg);
+    }
+
+    return s;
+}
+
+
+static void
+test_stats(void **state)
+{
+    int                i;
+    fixture_t         *f = *state;
+    wh_engine_stats_t  s;
+
+    s = stats(f);
+    assert_int_equal(s.channels, 0);
+    assert_int_equal(s.messages, 0);
+    assert_int_equal(s.history_bytes, 0);
+    assert_int_equal(s.clients, 0);
+
+    for (i = 0; i < 2; i++) {
+        assert_true(s.space[i].used_bytes > 0);
+        assert_true(s.space[i].used_bytes <= s.space[i].size_bytes);
+        assert_int_equal(s.space[i].size_bytes, 1024 * 1024);
+        assert_int_equal(s.space[i].max_bytes, 64 * 1024 * 1024);
+        assert_int_equal(s.space[i].full, 0);
+        assert_int_equal(s.space[i].sync_failed, 0);
+    }
+
+    run(f, clients_put, NULL);
+    publish(f, "a", "{\"n\":1}", NULL);
+    publish(f, "a", "{\"n\":2}", NULL);
+
+    /* the history keeps 10 a channel */
+    for (i = 0; i < 12; i++) {
+        publish(f, "b", "{\"n\":3}", NULL);
+    }
+
+    s = stats(f);
+    assert_int_equal(s.clients, 6);
+    assert_int_equal(s.channels, 2);
+    assert_int_equal(s.messages, 2 + 10);
+    assert_true(s.history_bytes > 0);
+    assert_true(s.history_bytes
+                <= s.space[WH_ENGINE_HISTORY].used_bytes);
+}
+
+
 static void
 test_state_map_grows(void **state)
 {
@@ -674,10 +729,13 @@ test_state_map_full_is_507(void **state)
     assert_int_equal(err.status, 507);
     assert_non_null(strstr(err.msg, "state map reached max_map_size"));
     free(big);
+    assert_int_equal(stats(f).space[WH_ENGINE_STATE].full, 1);
+    assert_int_equal(stats(f).space[WH_ENGINE_HISTORY].full, 0);
 
     /* what fits still goes, in both environments */
     run(f, clients_put, NULL);
     assert_int_equal(publish(f, "t", "x", NULL), 1);
+    assert_int_equal(stats(f).space[WH_ENGINE_STATE].full, 0);
 }
 
 
@@ -1041,6 +1099,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_role_is_checked, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_map_grows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_state_map_full_is_507, setup,
