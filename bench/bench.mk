@@ -3,6 +3,9 @@
 #                     Wirehub beside Nchan, a Node.js server, Mosquitto's
 #                     WebSocket listener and the floor (about 9 minutes)
 #   make bench-quick  the same scenarios, small and short (about 2 minutes)
+#   make soak         churn and failures for SOAK_SECONDS (default 30 min)
+#                     with SOAK_CLIENTS subscribers, then a verdict
+#                     (bench/soak; not part of make test)
 # Results: one table on stdout, JSON per run under build/bench/results/.
 
 # this file defines rules: keep whatever goal the includer has as default
@@ -20,7 +23,7 @@ WSLOAD_SRCS := bench/wsload.c bench/wsl_client.c bench/wsl_pub.c \
                bench/wsl_proc.c
 WSLOAD_HDRS := bench/wsl.h bench/wsl_net.h
 
-.PHONY: bench bench-quick bench-tools bench-deps
+.PHONY: bench bench-quick bench-tools bench-deps soak
 
 bench-tools: $(BENCH_BUILD)/wsload $(BENCH_BUILD)/floor
 
@@ -42,5 +45,15 @@ bench: deps bench-deps
 bench-quick: deps bench-deps
 	$(MAKE) all bench-tools
 	$(PYTHON) bench/bench.py --quick
+
+# Every other SOAK_* knob (bench/README.md) reaches bench/soak from the
+# environment or the make command line as it is.
+SOAK_SECONDS ?= 1800
+SOAK_CLIENTS ?= 2000
+
+soak: deps
+	$(MAKE) all
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_CLIENTS=$(SOAK_CLIENTS) \
+	    $(PYTHON) bench/soak
 
 .DEFAULT_GOAL := $(bench_default_goal)
