@@ -34,6 +34,7 @@ MODULE_FAMILIES = {
     "wirehub_link_up": "gauge",
     "wirehub_link_reconnects_total": "counter",
     "wirehub_link_refused_total": "counter",
+    "wirehub_link_refused_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
 }
 
@@ -75,6 +76,7 @@ DAEMON_FAMILIES = {
     "wirehubd_mqtt_dropped_total": "counter",
     "wirehubd_mqtt_reconnects_total": "counter",
     "wirehubd_mqtt_connect_failures_total": "counter",
+    "wirehubd_quota_refused_total": "counter",
 }
 
 

@@ -38,7 +38,9 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def ngx(daemon, nginx_factory, keys):
-    return chan.start_nginx(nginx_factory, daemon, tag="quota")
+    return chan.start_nginx(nginx_factory, daemon, tag="quota",
+                            server="location = /metrics "
+                                   "{ wirehub_metrics; }\n")
 
 
 def api_for(ngx, ws):
@@ -386,3 +388,27 @@ def test_mqtt_ingest_past_the_rate(tmp_path):
             dev.close()
         assert d.stop() == 0
         broker.stop()
+
+
+def refused_metric(ngx, kind):
+    api = wh.Api(ngx.port, None, timeout=5)
+    try:
+        resp = api.request("GET", "/metrics")
+    finally:
+        api.close()
+    assert resp.status == 200, resp
+    line = 'wirehubd_quota_refused_total{kind="%s"} ' % kind
+    values = [int(x[len(line):]) for x in resp.body.decode().splitlines()
+              if x.startswith(line)]
+    assert len(values) == 1, resp.body
+    return values[0]
+
+
+def test_refusals_in_metrics(ngx):
+    """Each refusal counts once in the scrape, under its kind."""
+    before = refused_metric(ngx, "channels")
+    api = api_for(ngx, chan.unique("metrics"))
+    for n in range(3):
+        assert api.publish("c%d" % n, {"n": n}).status == 202
+    assert_refused(api.publish("c3", {"n": 3}))
+    assert refused_metric(ngx, "channels") == before + 1

@@ -326,10 +326,30 @@ wh_metrics_mqtt(wh_metrics_t *m)
 }
 
 
-/*
- * The families, in the order they are rendered.  Quota refusals (once
- * worker/quota.c exists) are one more function here.
- */
+static void
+wh_metrics_quota(wh_metrics_t *m)
+{
+    int         kind;
+    uint64_t    refused[WH_QUOTA_KINDS];
+    wh_prom_t  *p = &m->p;
+
+    wh_quota_totals(&m->d->quota, refused);
+
+    wh_prom_family(p, "wirehubd_quota_refused_total", "counter",
+                   "Writes refused for a workspace quota, by kind "
+                   "(publish_rate: rate_limited, the rest: "
+                   "quota_exceeded).");
+
+    for (kind = 0; kind < WH_QUOTA_KINDS; kind++) {
+        wh_prom_u64(p, "wirehubd_quota_refused_total", (const char *[]) {
+                        "kind", wh_quota_name((wh_quota_kind_e) kind),
+                        NULL },
+                    refused[kind]);
+    }
+}
+
+
+/* the families, in the order they are rendered */
 static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_daemon,
     wh_metrics_link,
@@ -338,6 +358,7 @@ static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_commands,
     wh_metrics_storage,
     wh_metrics_mqtt,
+    wh_metrics_quota,
 };
 
 
