@@ -3,7 +3,8 @@
  * Wirehub: the module's part of the durable command queue and the clients
  * registry.  wirehubd owns the queue; a worker delivers a COMMAND to the
  * session wirehubd names, carries command_result back, closes sessions
- * wirehubd kicks (revoked, replaced), and delivers workspace broadcasts.
+ * wirehubd kicks (revoked, replaced, disconnected), and delivers workspace
+ * broadcasts.
  * The revocations wirehubd announces are kept by the authorization.
  */
 
@@ -39,7 +40,11 @@ ngx_http_wirehub_command(ngx_http_wirehub_main_conf_t *wmcf,
 }
 
 
-/* SESSION_KICK: the client was deleted (4403) or replaced (4408) */
+/*
+ * SESSION_KICK: the client was deleted (4403), replaced (4408) or
+ * disconnected by an operator (4409, the reason "retry_after=N"); the
+ * code and reason are wirehubd's
+ */
 
 void
 ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,

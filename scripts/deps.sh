@@ -14,6 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     libmosquitto-dev mosquitto mosquitto-clients \
     libcmocka-dev pkg-config gcc make clang libclang-rt-14-dev \
     python3 python3-pytest python3-websockets python3-paho-mqtt \
+    python3-venv python3-pip python3-setuptools \
     python3-jwt python3-cryptography \
     openssl ca-certificates \
     prometheus

@@ -252,7 +252,8 @@ def test_disconnect(nginx, api, agents, ws):
     agent = connect(nginx, agents, ws, "pc-1")
     status, doc = api.call("POST", "/clients/pc-1/disconnect")
     assert status == 200 and doc["disconnected"] == 1, doc
-    assert agent.wait_closed() == (1000, "disconnected by the API")
+    assert doc["retry_after"] == 30, doc
+    assert agent.wait_closed() == (4409, "retry_after=30")
     wait_for(lambda: api.call("GET", "/clients/pc-1")[1]["online"] is False,
              what="offline")
 

@@ -5,6 +5,7 @@
  * only after the commit.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,6 +326,21 @@ wh_cl_deleted(wh_clients_t *cl, wh_cl_op_t *op)
 }
 
 
+/* an operator disconnected the client: its sessions close with 4409 and a
+ * reason that tells how long to wait before reconnecting */
+static void
+wh_cl_disconnected(wh_clients_t *cl, wh_cl_op_t *op)
+{
+    char  reason[sizeof("retry_after=4294967295")];
+
+    snprintf(reason, sizeof(reason), "retry_after=%u",
+             (unsigned) op->retry_after);
+
+    (void) wh_sessions_kick_client(cl->sessions, op->ws, op->client_id,
+                                   WH_CLOSE_KICKED, reason);
+}
+
+
 static void
 wh_cl_op_free(wh_cl_op_t *op)
 {
@@ -377,9 +393,7 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
             wh_cl_deleted(cl, op);
 
         } else if (op->kind == WH_CL_OP_DISCONNECT) {
-            (void) wh_sessions_kick_client(cl->sessions, op->ws,
-                                           op->client_id, WH_CLOSE_NORMAL,
-                                           "disconnected by the API");
+            wh_cl_disconnected(cl, op);
         }
     }
 

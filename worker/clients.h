@@ -85,6 +85,7 @@ struct wh_cl_op_s {
     wh_client_t       client;
     wh_client_list_t  list;
     unsigned          disconnected;   /* sessions a disconnect closes */
+    uint32_t          retry_after;    /* disconnect: seconds to wait */
     uint64_t          revoke_s;       /* delete: tokens before refused */
     int               created;        /* a client was registered */
     int               held;           /* holds a place of the quota

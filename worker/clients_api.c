@@ -23,6 +23,8 @@
 #define WH_CL_LIMIT_DEF     100
 #define WH_CL_LIMIT_MAX     1000
 #define WH_CL_ID_RANDOM     8         /* bytes: "cl-" + 16 hex */
+#define WH_CL_RETRY_DEF     30        /* s: a disconnect's retry_after */
+#define WH_CL_RETRY_MAX     86400
 
 
 /* the client as the API shows it */
@@ -95,6 +97,7 @@ wh_cl_json_gone(wh_cl_op_t *op, wh_buf_t *b)
         rc |= wh_jw_bool(b, "deleted", 1);
     } else {
         rc |= wh_jw_int(b, "disconnected", op->disconnected);
+        rc |= wh_jw_int(b, "retry_after", op->retry_after);
     }
 
     return rc | wh_jw_close(b, '}');
@@ -167,10 +170,11 @@ wh_cl_reply(wh_cl_op_t *op, int committed, const wh_err_t *err)
 }
 
 
-/* a request of the peer, answered after the commit */
-static void
-wh_cl_queue(wh_clients_t *cl, wh_cl_op_e kind, wh_peer_t *peer,
-    uint32_t req_id, const wh_str_t *strs, unsigned fields, size_t limit)
+/* a request of the peer, to be answered after the commit; NULL when
+ * out of memory (then answered 503) */
+static wh_cl_op_t *
+wh_cl_request(wh_clients_t *cl, wh_cl_op_e kind, wh_peer_t *peer,
+    uint32_t req_id, const wh_str_t *strs)
 {
     wh_cl_op_t  *op;
 
@@ -178,15 +182,30 @@ wh_cl_queue(wh_clients_t *cl, wh_cl_op_e kind, wh_peer_t *peer,
 
     if (op == NULL) {
         wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
-        return;
+        return NULL;
     }
 
-    op->fields = fields;
-    op->limit = limit;
     op->reply = wh_cl_reply;
     op->peer = peer;
     op->req_id = req_id;
-    wh_cl_op_submit(op);
+
+    return op;
+}
+
+
+static void
+wh_cl_queue(wh_clients_t *cl, wh_cl_op_e kind, wh_peer_t *peer,
+    uint32_t req_id, const wh_str_t *strs, unsigned fields, size_t limit)
+{
+    wh_cl_op_t  *op;
+
+    op = wh_cl_request(cl, kind, peer, req_id, strs);
+
+    if (op != NULL) {
+        op->fields = fields;
+        op->limit = limit;
+        wh_cl_op_submit(op);
+    }
 }
 
 
@@ -346,6 +365,62 @@ wh_cl_write(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
 }
 
 
+/*
+ * POST /clients/{id}/disconnect: no body, or {"retry_after": seconds}
+ * from 0 to 86400 (default 30): how long the closed sessions are told to
+ * wait before they connect again.
+ */
+static void
+wh_cl_disconnect(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
+    const wh_str_t *strs)
+{
+    json_t        *body, *v;
+    uint32_t       retry_after = WH_CL_RETRY_DEF;
+    wh_cl_op_t    *op;
+    const char    *bad = NULL;
+    json_error_t   je;
+
+    body = NULL;
+
+    if (m->body.len > WH_CL_BODY_MAX) {
+        bad = "the body must be at most 64 KiB";
+
+    } else if (m->body.len > 0) {
+        body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                          &je);
+        v = json_object_get(body, "retry_after");
+
+        if (!json_is_object(body)) {
+            bad = "the body must be a JSON object {retry_after}";
+
+        } else if (v != NULL
+                   && (!json_is_integer(v) || json_integer_value(v) < 0
+                       || json_integer_value(v) > WH_CL_RETRY_MAX))
+        {
+            bad = "\"retry_after\" must be an integer of seconds from 0 "
+                  "to 86400";
+
+        } else if (v != NULL) {
+            retry_after = (uint32_t) json_integer_value(v);
+        }
+    }
+
+    json_decref(body);
+
+    if (bad != NULL) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request", bad);
+        return;
+    }
+
+    op = wh_cl_request(cl, WH_CL_OP_DISCONNECT, peer, m->req_id, strs);
+
+    if (op != NULL) {
+        op->retry_after = retry_after;
+        wh_cl_op_submit(op);
+    }
+}
+
+
 static void
 wh_cl_list(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m)
 {
@@ -405,7 +480,7 @@ wh_cl_one(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
                && memcmp(rest.data, "/disconnect", rest.len) == 0
                && wh_method_is(m, "POST"))
     {
-        wh_cl_queue(cl, WH_CL_OP_DISCONNECT, peer, m->req_id, strs, 0, 0);
+        wh_cl_disconnect(cl, peer, m, strs);
 
     } else if (rest.len == 0 || (rest.len == sizeof("/disconnect") - 1
                                  && memcmp(rest.data, "/disconnect",

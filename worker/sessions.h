@@ -24,9 +24,9 @@
 #define WH_RESUME_WINDOW_MS  2000
 
 /* close codes wirehubd asks the module to close sessions with */
-#define WH_CLOSE_NORMAL      1000
 #define WH_CLOSE_REVOKED     4403
 #define WH_CLOSE_REPLACED    4408
+#define WH_CLOSE_KICKED      4409    /* by an operator: retry_after=N */
 
 typedef struct wh_session_s  wh_session_t;
 typedef struct wh_wsinfo_s   wh_wsinfo_t;
