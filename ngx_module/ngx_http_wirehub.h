@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "ngx_http_wirehub_jwt.h"
+#include "ngx_http_wirehub_rate.h"
 #include "wh_link.h"
 
 
@@ -104,6 +105,11 @@ typedef struct {
     ngx_rbtree_node_t                revoked_sentinel;
 
     ngx_http_wirehub_jwt_signer_t   *signer;
+
+    ngx_shm_zone_t                  *workspace_zone;
+    size_t                           workspace_zone_size;
+    ngx_uint_t                       workspace_limits;  /* a location has */
+    ngx_queue_t                      workspace_holds;   /* this worker's */
 } ngx_http_wirehub_main_conf_t;
 
 
@@ -116,6 +122,9 @@ typedef struct {
     size_t                           send_limit;
     ngx_array_t                     *allowed_origins;   /* ngx_str_t */
     ngx_uint_t                       max_connections_per_client;
+    ngx_http_wirehub_rate_t          message_rate;
+    ngx_uint_t                       max_subscriptions;
+    ngx_uint_t                       max_connections_per_workspace;
 } ngx_http_wirehub_loc_conf_t;
 
 
