@@ -6,10 +6,12 @@
  * a file includes the ones it calls, which shows its place in the layers:
  *
  *   entry points   module, handshake, api, metrics, messages, link_handlers
- *   features       channels, publish, commands, presence, reply, authz
+ *   features       channels, publish, commands, presence, reply, authz,
+ *                  limits
  *   connection     session (output, session, takeover)
  *   plumbing       http, log, link, counters, deflate, auth
- *   codecs         frame, utf8, jwt (and common/: link codec, channels)
+ *   codecs         frame, utf8, jwt, rate (and common/: link codec,
+ *                  channels)
  */
 
 

@@ -29,13 +29,24 @@ location /subs/ { wirehub_websocket; wirehub_max_subscriptions 3; }
 location /quota/ {
     wirehub_websocket;
     wirehub_max_connections_per_workspace 3;
+    error_page 429 = @limited;
 }
 location /hsrate/ {
     limit_req zone=handshakes burst=2 nodelay;
     limit_req_status 429;
+    error_page 429 = @limited;
     wirehub_websocket;
 }
-location /peraddr/ { limit_conn peraddr 2; wirehub_websocket; }
+location /peraddr/ {
+    limit_conn peraddr 2;
+    limit_conn_status 429;
+    error_page 429 = @limited;
+    wirehub_websocket;
+}
+location @limited {
+    default_type application/json;
+    return 429 '{"error":{"code":"rate_limited","message":"slow down"}}';
+}
 location = /metrics { wirehub_metrics; }
 """
 
@@ -360,14 +371,20 @@ def handshake(port, token, path):
     return resp, sock
 
 
-def assert_quota_exceeded(resp):
+def assert_json_429(resp, code):
     assert resp.status == 429, resp
     assert resp.header("content-type") == "application/json", resp
     doc = resp.json()
     assert set(doc) == {"error"} and set(doc["error"]) == {"code",
                                                            "message"}, doc
-    assert doc["error"]["code"] == "quota_exceeded", doc
+    assert doc["error"]["code"] == code, doc
     assert doc["error"]["message"], doc
+
+
+def assert_quota_exceeded(resp):
+    """The module's own answer: error_page 429 in the location does not
+    replace it, as it replaces nginx's own pages (limit_req, limit_conn)"""
+    assert_json_429(resp, "quota_exceeded")
 
 
 def open_until_accepted(port, token, path, timeout=5.0):
@@ -380,7 +397,7 @@ def open_until_accepted(port, token, path, timeout=5.0):
         try:
             return wh.RawWebSocket.open(port, token, path=path), refused
         except wh.HandshakeRefused as e:
-            assert e.response.status in (429, 503), e.response
+            assert e.response.status == 429, e.response
             refused += 1
             if time.monotonic() > deadline:
                 raise
@@ -454,14 +471,16 @@ def test_workspace_connections_are_counted_across_workers(ngx):
 
 def test_limit_req_limits_handshakes_per_address(ngx):
     """limit_req rate=1r/m burst=2 nodelay: 3 handshakes at once are
-    upgraded, the 4th is refused with limit_req_status (429) before the
-    module sees it."""
+    upgraded, the 4th is refused with limit_req_status (429, in JSON
+    through error_page) before the module sees it."""
     tok = chan.token("c", chan.unique("hs"))
+    metrics = Metrics(ngx)
     conns = [wh.RawWebSocket.open(ngx.port, tok, path="/hsrate/")
              for _ in range(3)]
     resp, sock = handshake(ngx.port, tok, "/hsrate/")
     sock.close()
-    assert resp.status == 429, resp
+    assert_json_429(resp, "rate_limited")
+    assert metrics.delta("wirehub_handshakes_total", '{result="ok"}') == 3
     for c in conns:
         assert c.is_open()
         c.close()
@@ -476,7 +495,7 @@ def test_limit_conn_caps_websockets_per_address(ngx):
 
     resp, sock = handshake(ngx.port, tok, "/peraddr/")
     sock.close()
-    assert resp.status == 503, resp
+    assert_json_429(resp, "rate_limited")
 
     for c in conns:
         c.send_json({"type": "ping", "ref": "still"})
@@ -487,7 +506,7 @@ def test_limit_conn_caps_websockets_per_address(ngx):
     conns.append(again)
     resp, sock = handshake(ngx.port, tok, "/peraddr/")
     sock.close()
-    assert resp.status == 503, resp
+    assert_json_429(resp, "rate_limited")
     for c in conns:
         c.close()
 
@@ -520,3 +539,49 @@ def test_workspace_counts_go_on_across_a_reload(ngx):
     for w in held:
         w.close()
     ngx.assert_clean_log()
+
+
+# ------------------------------------------------------------ configuration
+
+
+@pytest.mark.parametrize("directives, reason", [
+    ("wirehub_message_rate 5r/h;", 'invalid rate "5r/h"'),
+    ("wirehub_message_rate fast;", 'invalid rate "fast"'),
+    ("wirehub_message_rate 2000000r/s;", 'invalid rate "2000000r/s"'),
+    ("wirehub_message_rate 5r/s burst=0;", 'invalid burst "burst=0"'),
+    ("wirehub_message_rate 5r/s every=2;", 'invalid parameter "every=2"'),
+    ("wirehub_message_rate off burst=5;", 'takes no "burst=" when off'),
+    ("wirehub_message_rate 5r/s;\nwirehub_message_rate 6r/s;",
+     '"wirehub_message_rate" directive is duplicate'),
+    ("wirehub_max_subscriptions many;", "invalid number"),
+    ("wirehub_max_connections_per_workspace -1;", "invalid number"),
+    ("wirehub_workspace_zone 16k;",
+     '"wirehub_workspace_zone" of 16384 bytes is too small'),
+])
+def test_configuration_errors(keys, directives, reason):
+    ngx = wh.Nginx("cfg", http=wh.jwt_directives() + "\n" + directives,
+                   server="location /ws/ { wirehub_websocket; }")
+    try:
+        status, out = ngx.check_config()
+    finally:
+        ngx.cleanup()
+    assert status != 0, out
+    lines = [line for line in out.splitlines() if "[emerg]" in line]
+    assert len(lines) == 1 and reason in lines[0], out
+
+
+def test_configuration_accepted(keys):
+    for directives in ("wirehub_message_rate 600r/m;",
+                       "wirehub_message_rate 0;",
+                       "wirehub_message_rate off;",
+                       "wirehub_message_rate 1r/m burst=1000000;\n"
+                       "wirehub_max_subscriptions 0;\n"
+                       "wirehub_max_connections_per_workspace 10;\n"
+                       "wirehub_workspace_zone 64k;"):
+        ngx = wh.Nginx("cfg", http=wh.jwt_directives() + "\n" + directives,
+                       server="location /ws/ { wirehub_websocket; }")
+        try:
+            status, out = ngx.check_config()
+        finally:
+            ngx.cleanup()
+        assert status == 0, (directives, out)
