@@ -6,10 +6,12 @@
  * a file includes the ones it calls, which shows its place in the layers:
  *
  *   entry points   module, handshake, api, metrics, messages, link_handlers
- *   features       channels, publish, commands, presence, reply, authz
+ *   features       channels, publish, commands, presence, reply, authz,
+ *                  limits
  *   connection     session (output, session, takeover)
  *   plumbing       http, log, link, counters, deflate, auth
- *   codecs         frame, utf8, jwt (and common/: link codec, channels)
+ *   codecs         frame, utf8, jwt, rate (and common/: link codec,
+ *                  channels)
  */
 
 
@@ -23,6 +25,7 @@
 #include <jansson.h>
 
 #include "ngx_http_wirehub_jwt.h"
+#include "ngx_http_wirehub_rate.h"
 #include "wh_link.h"
 #include "wh_version.h"
 
@@ -105,6 +108,11 @@ typedef struct {
     ngx_rbtree_node_t                revoked_sentinel;
 
     ngx_http_wirehub_jwt_signer_t   *signer;
+
+    ngx_shm_zone_t                  *workspace_zone;
+    size_t                           workspace_zone_size;
+    ngx_uint_t                       workspace_limits;  /* a location has */
+    ngx_queue_t                      workspace_holds;   /* this worker's */
 } ngx_http_wirehub_main_conf_t;
 
 
@@ -117,6 +125,9 @@ typedef struct {
     size_t                           send_limit;
     ngx_array_t                     *allowed_origins;   /* ngx_str_t */
     ngx_uint_t                       max_connections_per_client;
+    ngx_http_wirehub_rate_t          message_rate;
+    ngx_uint_t                       max_subscriptions;
+    ngx_uint_t                       max_connections_per_workspace;
 } ngx_http_wirehub_loc_conf_t;
 
 

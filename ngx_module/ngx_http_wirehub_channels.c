@@ -18,7 +18,7 @@
 #include "wh_channel.h"
 
 
-#define NGX_HTTP_WIREHUB_MAX_SUBS      256
+#define NGX_HTTP_WIREHUB_MAX_SUBS      256   /* names in one subscribe */
 #define NGX_HTTP_WIREHUB_MAX_EPOCH     16
 
 
@@ -255,8 +255,12 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
                    "wirehubd is not reachable, retry", name, ref);
     }
 
-    if (s->nsubs >= NGX_HTTP_WIREHUB_MAX_SUBS) {
-        return ngx_http_wirehub_channel_error(s, "too_large",
+    if (s->conf->max_subscriptions
+        && s->nsubs >= s->conf->max_subscriptions)
+    {
+        ngx_http_wirehub_stat(wmcf,
+                              limited[NGX_HTTP_WIREHUB_LIMIT_SUBSCRIPTIONS], 1);
+        return ngx_http_wirehub_channel_error(s, "quota_exceeded",
                    "too many subscriptions on this connection", name, ref);
     }
 

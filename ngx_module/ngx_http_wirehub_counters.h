@@ -23,6 +23,7 @@ enum {
     NGX_HTTP_WIREHUB_HS_UNAUTHORIZED,
     NGX_HTTP_WIREHUB_HS_FORBIDDEN,
     NGX_HTTP_WIREHUB_HS_UNAVAILABLE,
+    NGX_HTTP_WIREHUB_HS_QUOTA_EXCEEDED,
     NGX_HTTP_WIREHUB_HS_RESULTS
 };
 
@@ -38,6 +39,14 @@ enum {
     NGX_HTTP_WIREHUB_CLOSE_REASONS
 };
 
+/* what a wirehub_* limit refused: the label of wirehub_limited_total */
+enum {
+    NGX_HTTP_WIREHUB_LIMIT_MESSAGE_RATE = 0,
+    NGX_HTTP_WIREHUB_LIMIT_SUBSCRIPTIONS,
+    NGX_HTTP_WIREHUB_LIMIT_WORKSPACE_CONNECTIONS,
+    NGX_HTTP_WIREHUB_LIMITS
+};
+
 
 struct ngx_http_wirehub_counters_s {
     ngx_atomic_t                     connections;
@@ -49,6 +58,8 @@ struct ngx_http_wirehub_counters_s {
     ngx_atomic_t                     link_up;
     ngx_atomic_t                     link_reconnects;
     ngx_atomic_t                     link_refused;
+    ngx_atomic_t                     limited[NGX_HTTP_WIREHUB_LIMITS];
+    ngx_atomic_t                     rate_closes;
     ngx_atomic_t                     latency[NGX_HTTP_WIREHUB_LATENCY_BUCKETS
                                              + 1];
     ngx_atomic_t                     latency_sum_us;

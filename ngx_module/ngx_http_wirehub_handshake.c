@@ -12,6 +12,7 @@
 #include "ngx_http_wirehub_counters.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_http.h"
+#include "ngx_http_wirehub_limits.h"
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_messages.h"
 #include "ngx_http_wirehub_session.h"
@@ -30,6 +31,8 @@ static ngx_int_t ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
 static ngx_int_t ngx_http_wirehub_upgrade(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_str_t *key);
 static ngx_int_t ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s);
+static ngx_int_t ngx_http_wirehub_quota_refused(ngx_http_request_t *r,
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_int_t rc);
 
 
 ngx_int_t
@@ -40,6 +43,7 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     ngx_uint_t                    status;
     const char                   *code;
     ngx_http_wirehub_ctx_t        *ctx;
+    ngx_http_wirehub_hold_t       *hold;
     ngx_http_wirehub_denial_t      denial;
     ngx_http_wirehub_loc_conf_t   *wlcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
@@ -111,7 +115,54 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
         }
     }
 
-    return ngx_http_wirehub_upgrade(r, ctx, &key);
+    hold = NULL;
+
+    if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET) {
+        rc = ngx_http_wirehub_workspace_acquire(r, ctx->identity, &hold);
+
+        if (rc != NGX_OK) {
+            return ngx_http_wirehub_quota_refused(r, wmcf, rc);
+        }
+    }
+
+    rc = ngx_http_wirehub_upgrade(r, ctx, &key);
+
+    /* not upgraded: the connection may go on with another request */
+
+    if (rc != NGX_DONE && hold) {
+        ngx_http_wirehub_workspace_release(hold);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_quota_refused(ngx_http_request_t *r,
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_int_t rc)
+{
+    ngx_str_t  message;
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_BUSY) {
+        ngx_http_wirehub_stat(wmcf,
+            handshakes[NGX_HTTP_WIREHUB_HS_UNAVAILABLE], 1);
+        ngx_str_set(&message, "no room to count connections, retry");
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           "unavailable", &message);
+    }
+
+    ngx_http_wirehub_stat(wmcf,
+        handshakes[NGX_HTTP_WIREHUB_HS_QUOTA_EXCEEDED], 1);
+    ngx_http_wirehub_stat(wmcf,
+        limited[NGX_HTTP_WIREHUB_LIMIT_WORKSPACE_CONNECTIONS], 1);
+    ngx_str_set(&message, "the workspace has as many connections as it may");
+
+    return ngx_http_wirehub_send_error(r, NGX_HTTP_TOO_MANY_REQUESTS,
+                                       "quota_exceeded", &message);
 }
 
 

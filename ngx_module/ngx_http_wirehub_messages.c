@@ -12,6 +12,7 @@
 #include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_commands.h"
 #include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_limits.h"
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_presence.h"
 #include "ngx_http_wirehub_reply.h"
@@ -139,6 +140,10 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     ngx_str_t                            raw;
     json_error_t                         err;
     ngx_http_wirehub_message_handler_t  *h;
+
+    if (ngx_http_wirehub_limit_message(s, opcode, data, len) != NGX_OK) {
+        return;
+    }
 
     if (opcode != WH_WS_OP_TEXT) {
         (void) ngx_http_wirehub_send_client_error(s, "bad_request",

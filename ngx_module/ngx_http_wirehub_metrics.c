@@ -22,13 +22,20 @@ static ngx_str_t ngx_http_wirehub_metrics_daemon_version(ngx_str_t *daemon);
 
 
 static const char  *ngx_http_wirehub_handshake_results[] = {
-    "ok", "bad_request", "unauthorized", "forbidden", "unavailable"
+    "ok", "bad_request", "unauthorized", "forbidden", "unavailable",
+    "quota_exceeded"
 };
 
 
 static const char  *ngx_http_wirehub_close_reasons[] = {
     "client", "protocol", "too_big", "slow_consumer", "expired", "idle",
     "shutdown", "refused"
+};
+
+
+/* the directive behind each label of wirehub_limited_total */
+static const char  *ngx_http_wirehub_limits[] = {
+    "message_rate", "max_subscriptions", "max_connections_per_workspace"
 };
 
 
@@ -272,11 +279,27 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "for holding more than their share of a backed-up link.\n"
         "# TYPE wirehub_link_refused_total counter\n"
         "wirehub_link_refused_total %uA\n"
+        "# HELP wirehub_limited_total Client actions refused by a "
+        "wirehub_* limit: messages dropped, channels and handshakes "
+        "refused.\n"
+        "# TYPE wirehub_limited_total counter\n",
+        cnt->delivered, cnt->received, cnt->subscriptions, cnt->link_up,
+        cnt->link_reconnects, cnt->link_refused);
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_LIMITS; i++) {
+        p = ngx_sprintf(p, "wirehub_limited_total{limit=\"%s\"} %uA\n",
+                        ngx_http_wirehub_limits[i], cnt->limited[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_rate_limit_closes_total Connections closed (1008) "
+        "for staying over wirehub_message_rate.\n"
+        "# TYPE wirehub_rate_limit_closes_total counter\n"
+        "wirehub_rate_limit_closes_total %uA\n"
         "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
         "message to its queueing on a worker.\n"
         "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
-        cnt->delivered, cnt->received, cnt->subscriptions, cnt->link_up,
-        cnt->link_reconnects, cnt->link_refused);
+        cnt->rate_closes);
 
     n = NGX_HTTP_WIREHUB_LATENCY_BUCKETS;
     cumulative = 0;

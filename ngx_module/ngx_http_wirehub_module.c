@@ -10,6 +10,7 @@
 #include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_content.h"
 #include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_limits.h"
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_link_handlers.h"
 #include "ngx_http_wirehub_log.h"
@@ -31,6 +32,8 @@ static char *ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_wirehub_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_wirehub_message_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void ngx_http_wirehub_cleanup_keys(void *data);
 static char *ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -168,6 +171,34 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       offsetof(ngx_http_wirehub_loc_conf_t, max_connections_per_client),
       NULL },
 
+    { ngx_string("wirehub_message_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_wirehub_message_rate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("wirehub_max_subscriptions"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, max_subscriptions),
+      NULL },
+
+    { ngx_string("wirehub_max_connections_per_workspace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, max_connections_per_workspace),
+      NULL },
+
+    { ngx_string("wirehub_workspace_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, workspace_zone_size),
+      NULL },
+
       ngx_null_command
 };
 
@@ -251,8 +282,15 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
                 (n - 1) * sizeof(ngx_http_handler_pt));
     handlers[0] = ngx_http_wirehub_log_phase;
 
-    if (wmcf->used) {
-        return ngx_http_wirehub_counters_add_zone(cf, wmcf);
+    if (wmcf->used && ngx_http_wirehub_counters_add_zone(cf, wmcf) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /* no zone, and no lock taken per handshake, unless a limit is set */
+
+    if (wmcf->workspace_limits) {
+        return ngx_http_wirehub_workspace_zone_add(cf, wmcf);
     }
 
     return NGX_OK;
@@ -295,8 +333,10 @@ ngx_http_wirehub_create_main_conf(ngx_conf_t *cf)
 
     wmcf->leeway = NGX_CONF_UNSET;
     wmcf->daemon_off = NGX_CONF_UNSET;
+    wmcf->workspace_zone_size = NGX_CONF_UNSET_SIZE;
 
     ngx_queue_init(&wmcf->sessions);
+    ngx_queue_init(&wmcf->workspace_holds);
 
     return wmcf;
 }
@@ -309,6 +349,17 @@ ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_value(wmcf->leeway, 30);
     ngx_conf_init_value(wmcf->daemon_off, 0);
+    ngx_conf_init_size_value(wmcf->workspace_zone_size, 1024 * 1024);
+
+    /* the slab allocator needs a few pages of its own */
+
+    if (wmcf->workspace_zone_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"wirehub_workspace_zone\" of %uz bytes is too "
+                           "small, at least %ui", wmcf->workspace_zone_size,
+                           8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
 
     if (wmcf->daemon.len == 0 && !wmcf->daemon_off) {
         ngx_str_set(&wmcf->daemon, "/run/wirehub/wirehubd.sock");
@@ -640,6 +691,75 @@ ngx_http_wirehub_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* wirehub_message_rate RATE [burst=N], RATE as limit_req writes it, or off */
+
+static char *
+ngx_http_wirehub_message_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_wirehub_loc_conf_t *wlcf = conf;
+
+    uint64_t     n, period, burst;
+    ngx_int_t    value;
+    ngx_str_t   *args;
+    ngx_uint_t   i;
+
+    if (ngx_http_wirehub_rate_is_set(&wlcf->message_rate)) {
+        return "is duplicate";
+    }
+
+    args = cf->args->elts;
+    burst = 0;
+
+    if (ngx_strcmp(args[1].data, "off") == 0) {
+        n = 0;
+        period = 1000;
+
+    } else if (ngx_http_wirehub_rate_parse((char *) args[1].data, args[1].len,
+                                           &n, &period)
+               != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\": \"Nr/s\", \"Nr/m\" "
+                           "(N at most %d), \"0\" or \"off\"", &args[1],
+                           NGX_HTTP_WIREHUB_RATE_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(args[i].data, "burst=", 6) == 0) {
+            value = ngx_atoi(args[i].data + 6, args[i].len - 6);
+
+            if (value <= 0 || value > NGX_HTTP_WIREHUB_RATE_MAX) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid burst \"%V\": 1 to %d",
+                                   &args[i], NGX_HTTP_WIREHUB_RATE_MAX);
+                return NGX_CONF_ERROR;
+            }
+
+            burst = (uint64_t) value;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &args[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (n == 0 && burst) {
+        return "takes no \"burst=\" when off";
+    }
+
+    if (ngx_http_wirehub_rate_init(&wlcf->message_rate, n, period, burst)
+        != 0)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static void *
 ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
 {
@@ -656,6 +776,7 @@ ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
      *     wlcf->mode = NGX_HTTP_WIREHUB_MODE_NONE;
      *     wlcf->echo_auth = 0;
      *     wlcf->allowed_origins = NULL;
+     *     wlcf->message_rate = { 0 }: not set;
      */
 
     wlcf->ping_interval = NGX_CONF_UNSET_MSEC;
@@ -663,6 +784,8 @@ ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
     wlcf->max_message_size = NGX_CONF_UNSET_SIZE;
     wlcf->send_limit = NGX_CONF_UNSET_SIZE;
     wlcf->max_connections_per_client = NGX_CONF_UNSET_UINT;
+    wlcf->max_subscriptions = NGX_CONF_UNSET_UINT;
+    wlcf->max_connections_per_workspace = NGX_CONF_UNSET_UINT;
 
     return wlcf;
 }
@@ -685,6 +808,20 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               1024 * 1024);
     ngx_conf_merge_uint_value(conf->max_connections_per_client,
                               prev->max_connections_per_client, 8);
+    ngx_conf_merge_uint_value(conf->max_subscriptions,
+                              prev->max_subscriptions, 256);
+    ngx_conf_merge_uint_value(conf->max_connections_per_workspace,
+                              prev->max_connections_per_workspace, 0);
+
+    if (!ngx_http_wirehub_rate_is_set(&conf->message_rate)) {
+        if (ngx_http_wirehub_rate_is_set(&prev->message_rate)) {
+            conf->message_rate = prev->message_rate;
+
+        } else {
+            (void) ngx_http_wirehub_rate_init(&conf->message_rate, 50, 1000,
+                                              100);
+        }
+    }
 
     if (conf->allowed_origins == NULL) {
         conf->allowed_origins = prev->allowed_origins;
@@ -705,6 +842,12 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         /* only these need wirehubd: a server of echo alone links none */
         wmcf->used = 1;
+    }
+
+    if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        && conf->max_connections_per_workspace)
+    {
+        wmcf->workspace_limits = 1;
     }
 
     if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
@@ -768,5 +911,6 @@ ngx_http_wirehub_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
+    ngx_http_wirehub_workspace_exit(wmcf);
     ngx_http_wirehub_link_exit(wmcf);
 }

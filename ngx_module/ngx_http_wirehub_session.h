@@ -102,6 +102,7 @@ struct ngx_http_wirehub_session_s {
     ngx_msec_t                       close_deadline;
     time_t                           expires;    /* exp + leeway, or 0 */
     ngx_uint_t                       close_reason;
+    ngx_http_wirehub_bucket_t        rate;       /* wirehub_message_rate */
 
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;

@@ -13,6 +13,8 @@
 static void ngx_http_wirehub_attach_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_ctx_t *ctx);
+static ngx_int_t ngx_http_wirehub_keep_request_pool(ngx_http_request_t *r);
+static void ngx_http_wirehub_destroy_pool(void *data);
 
 
 /*
@@ -151,6 +153,11 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
 
     hc = r->http_connection;
 
+    if (ngx_http_wirehub_keep_request_pool(r) != NGX_OK) {
+        ngx_http_wirehub_finalize(s, 0);
+        return NGX_ERROR;
+    }
+
     ngx_http_free_request(r, 0);
 
     s->request = NULL;
@@ -187,3 +194,49 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     return s->closed ? NGX_ERROR : NGX_OK;
 }
 
+
+/*
+ * What other modules hold for as long as a request lives (limit_conn's
+ * count, realip's address) goes with cleanups of the request's pool.  To
+ * them a WebSocket is one long request: when there are such cleanups, the
+ * pool is kept until the connection closes, and nginx frees an empty one
+ * in its place.  Without them, the request's memory goes at once.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_keep_request_pool(ngx_http_request_t *r)
+{
+    ngx_pool_t          *pool;
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->pool->cleanup == NULL) {
+        return NGX_OK;
+    }
+
+    /* room for what logging the request allocates */
+
+    pool = ngx_create_pool(1024, r->connection->log);
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    if (cln == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_wirehub_destroy_pool;
+    cln->data = r->pool;
+
+    r->pool = pool;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_wirehub_destroy_pool(void *data)
+{
+    ngx_destroy_pool(data);
+}

@@ -30,7 +30,10 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def ngx(daemon, nginx_factory, keys):
-    return chan.start_nginx(nginx_factory, daemon)
+    # the latency test publishes 250 messages a second from one client,
+    # past the default wirehub_message_rate (50r/s)
+    return chan.start_nginx(nginx_factory, daemon,
+                            http="wirehub_message_rate 1000r/s burst=1000;")
 
 
 def tok(sub, workspace, **claims):

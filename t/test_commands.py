@@ -31,6 +31,9 @@ def http_conf():
     return (wh.jwt_directives(leeway="5s", issuer=None, audience=None)
             + "\nwirehub_jwt_sign_key HS256 file=%s;\n"
               "wirehub_max_connections_per_client %d;\n"
+              # a device answers every command of the load tests at once:
+              # thousands of command_result, far past the default 50r/s
+              "wirehub_message_rate 2000r/s burst=2000;\n"
             % (wh.key_path("hs256.secret"), LIMIT))
 
 

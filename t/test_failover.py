@@ -27,7 +27,10 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def ngx(daemon, nginx_factory, keys):
-    return chan.start_nginx(nginx_factory, daemon)
+    # a WebSocket publisher goes as fast as it is answered through a
+    # restart: hundreds a second, past the default wirehub_message_rate
+    return chan.start_nginx(nginx_factory, daemon,
+                            http="wirehub_message_rate 1000r/s burst=1000;")
 
 
 @pytest.fixture

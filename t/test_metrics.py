@@ -34,7 +34,8 @@ MODULE_FAMILIES = {
     "wirehub_link_up": "gauge",
     "wirehub_link_reconnects_total": "counter",
     "wirehub_link_refused_total": "counter",
-    "wirehub_link_refused_total": "counter",
+    "wirehub_limited_total": "counter",
+    "wirehub_rate_limit_closes_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
 }
 
