@@ -6,7 +6,7 @@
  * of limiting starts at a drop and lasts until the client has gone a quiet
  * spell without one (a second, or the time the bucket takes to fill, if
  * longer): a client still dropping 10 s into it, or with 3 bursts dropped
- * in a row, is closed.
+ * in it, is closed.
  */
 
 
@@ -145,11 +145,17 @@ ngx_http_wirehub_rate_take(const ngx_http_wirehub_rate_t *rate,
         && ngx_http_wirehub_rate_since(now_ms, b->last_drop) >= rate->quiet)
     {
         b->limited = 0;
+        b->dropped = 0;
     }
+
+    /*
+     * A message that passes does not end the stretch: a client sending
+     * twenty times the rate gets one in twenty through and is still a
+     * flood.
+     */
 
     if (b->level >= rate->cost) {
         b->level -= rate->cost;
-        b->in_a_row = 0;
         return NGX_HTTP_WIREHUB_RATE_PASS;
     }
 
@@ -159,11 +165,11 @@ ngx_http_wirehub_rate_take(const ngx_http_wirehub_rate_t *rate,
     }
 
     b->last_drop = now_ms;
-    b->in_a_row++;
+    b->dropped++;
 
     if (ngx_http_wirehub_rate_since(now_ms, b->since)
             >= NGX_HTTP_WIREHUB_RATE_CLOSE_AFTER
-        || b->in_a_row >= NGX_HTTP_WIREHUB_RATE_CLOSE_BURSTS * rate->burst)
+        || b->dropped >= NGX_HTTP_WIREHUB_RATE_CLOSE_BURSTS * rate->burst)
     {
         return NGX_HTTP_WIREHUB_RATE_CLOSE;
     }

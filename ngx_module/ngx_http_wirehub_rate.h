@@ -22,7 +22,7 @@
 /* still over the rate this long after the first drop: the client goes */
 #define NGX_HTTP_WIREHUB_RATE_CLOSE_AFTER  10000
 
-/* so many bursts dropped in a row: the client goes */
+/* so many bursts dropped in one stretch of limiting: the client goes */
 #define NGX_HTTP_WIREHUB_RATE_CLOSE_BURSTS 3
 
 /* the shortest spell without a drop that ends a stretch of limiting */
@@ -47,7 +47,7 @@ typedef struct {
     uint64_t                   last;      /* ms the level was brought up to */
     uint64_t                   since;     /* ms of the first drop */
     uint64_t                   last_drop;
-    uint64_t                   in_a_row;  /* drops since a message passed */
+    uint64_t                   dropped;   /* in this stretch of limiting */
     unsigned                   started:1;
     unsigned                   limited:1;
 } ngx_http_wirehub_bucket_t;

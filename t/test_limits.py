@@ -194,7 +194,7 @@ def test_over_the_rate_a_message_is_answered_and_dropped(ngx):
     assert metrics.delta("wirehub_rate_limit_closes_total") == 0
 
 
-def test_three_bursts_dropped_in_a_row_close_1008(ngx):
+def test_three_bursts_dropped_close_1008(ngx):
     workspace = chan.unique("rate")
     metrics = Metrics(ngx)
 

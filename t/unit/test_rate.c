@@ -3,7 +3,7 @@
  * writes them, the arithmetic is exact at any rate, a burst passes and the
  * message after it is dropped, the bucket refills at the rate and never
  * beyond the burst, and a client stays connected unless it keeps going
- * over: 10 s of limiting or 3 bursts dropped in a row close it.
+ * over: 10 s of limiting or 3 bursts dropped in one stretch close it.
  */
 
 #include <setjmp.h>
@@ -186,7 +186,7 @@ test_refill_is_exact_and_capped(void **state)
 
     for (t = T0 + 1; t < T0 + 60000; t += 1000) {
         assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, t), DROP);
-        b.in_a_row = 0;     /* not what this test is about */
+        b.dropped = 0;      /* not what this test is about */
         b.limited = 0;
     }
 
@@ -238,7 +238,7 @@ test_clock_stepping_back_is_harmless(void **state)
 
 
 static void
-test_close_after_three_bursts_in_a_row(void **state)
+test_close_after_three_bursts_dropped(void **state)
 {
     int                        i;
     ngx_http_wirehub_rate_t    r;
@@ -260,9 +260,9 @@ test_close_after_three_bursts_in_a_row(void **state)
 
 
 static void
-test_a_pass_restarts_the_row(void **state)
+test_a_pass_does_not_end_the_stretch(void **state)
 {
-    int                        i, round;
+    int                        i;
     ngx_http_wirehub_rate_t    r;
     ngx_http_wirehub_bucket_t  b;
 
@@ -273,17 +273,46 @@ test_a_pass_restarts_the_row(void **state)
 
     assert_int_equal(take_n(&r, &b, 5, T0), 5);
 
-    /* 14 drops, a pass, 14 drops ...: never 15 in a row, within 10 s */
+    /* 14 drops, a pass, and the next drop is the 15th of the stretch */
 
-    for (round = 1; round <= 4; round++) {
-        for (i = 0; i < 14; i++) {
-            assert_int_equal(ngx_http_wirehub_rate_take(&r, &b,
-                                 T0 + round * 200 - 1), DROP);
-        }
-
-        assert_int_equal(ngx_http_wirehub_rate_take(&r, &b,
-                                                     T0 + round * 200), PASS);
+    for (i = 0; i < 14; i++) {
+        assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 199),
+                         DROP);
     }
+
+    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 200), PASS);
+    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 201), CLOSE);
+}
+
+
+static void
+test_a_quiet_spell_ends_the_stretch(void **state)
+{
+    int                        i;
+    ngx_http_wirehub_rate_t    r;
+    ngx_http_wirehub_bucket_t  b;
+
+    (void) state;
+
+    r = rate(5, 1000, 5);
+    memset(&b, 0, sizeof(b));
+
+    assert_int_equal(take_n(&r, &b, 5, T0), 5);
+
+    for (i = 0; i < 14; i++) {
+        assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0), DROP);
+    }
+
+    /* a second without a drop: calm again, the count starts over */
+
+    assert_int_equal(take_n(&r, &b, 5, T0 + 1000), 5);
+
+    for (i = 0; i < 14; i++) {
+        assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 1000),
+                         DROP);
+    }
+
+    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 1000), CLOSE);
 }
 
 
@@ -296,11 +325,12 @@ test_close_after_ten_seconds_over(void **state)
 
     (void) state;
 
-    /* twice the rate: every other message is dropped */
-    r = rate(5, 1000, 5);
+    /* twice the rate: every other message is dropped (a burst large
+       enough that 3 bursts of drops take longer than 10 s) */
+    r = rate(5, 1000, 50);
     memset(&b, 0, sizeof(b));
 
-    assert_int_equal(take_n(&r, &b, 5, T0), 5);
+    assert_int_equal(take_n(&r, &b, 50, T0), 50);
     assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 100), DROP);
 
     for (t = T0 + 200; t < T0 + 100 + 10000; t += 100) {
@@ -337,9 +367,11 @@ take_until_refused(ngx_http_wirehub_rate_t *r, ngx_http_wirehub_bucket_t *b,
 static void
 test_a_quiet_spell_ends_the_limiting(void **state)
 {
+    int                        drops;
     uint64_t                   t;
     ngx_http_wirehub_rate_t    r;
     ngx_http_wirehub_bucket_t  b;
+    ngx_http_wirehub_rate_rc_e rc;
 
     (void) state;
 
@@ -354,16 +386,21 @@ test_a_quiet_spell_ends_the_limiting(void **state)
         assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, t), PASS);
     }
 
-    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 1000), DROP);
+    /* then twice the rate: the drop before the calm does not count */
+    drops = 0;
 
-    /* then twice the rate: the stretch that started at 1000 ms counts */
-    for (t = T0 + 1100; t < T0 + 11000; t += 100) {
-        assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, t),
-                         (t - T0) % 200 == 0 ? PASS : DROP);
+    for (t = T0 + 1100; ; t += 100) {
+        rc = ngx_http_wirehub_rate_take(&r, &b, t);
+
+        if (rc == CLOSE) {
+            break;
+        }
+
+        drops += (rc == DROP);
+        assert_true(t < T0 + 11000);
     }
 
-    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 11000), PASS);
-    assert_int_equal(ngx_http_wirehub_rate_take(&r, &b, T0 + 11000), CLOSE);
+    assert_int_equal(drops, 14);
 }
 
 
@@ -406,8 +443,9 @@ main(void)
         cmocka_unit_test(test_burst_then_drop),
         cmocka_unit_test(test_refill_is_exact_and_capped),
         cmocka_unit_test(test_clock_stepping_back_is_harmless),
-        cmocka_unit_test(test_close_after_three_bursts_in_a_row),
-        cmocka_unit_test(test_a_pass_restarts_the_row),
+        cmocka_unit_test(test_close_after_three_bursts_dropped),
+        cmocka_unit_test(test_a_pass_does_not_end_the_stretch),
+        cmocka_unit_test(test_a_quiet_spell_ends_the_stretch),
         cmocka_unit_test(test_close_after_ten_seconds_over),
         cmocka_unit_test(test_a_quiet_spell_ends_the_limiting),
         cmocka_unit_test(test_the_spell_is_the_time_to_refill),
