@@ -4,6 +4,10 @@ Python does not share an interpreter lock with the measurements).
 
     python3 noisy.py PORT SMALL_PORT WORKSPACE SECONDS
 
+All of it comes from 127.0.0.2, as another tenant's machines would come
+from other addresses than its neighbour's, so that nginx's limit_req and
+limit_conn per address (as the README recommends) can see it.
+
 It first gives the workspace 1000 messages (4 MiB) of history, prints
 "ready" and waits for a line on stdin; then for SECONDS it floods at
 once, through the real nginx and wirehubd:
@@ -31,10 +35,11 @@ import wh
 from chan import Client
 
 BODY = "a" * 4000
+SOURCE = "127.0.0.2"
 
 
 def api_flood(port, ws, stop_at, out):
-    api = wh.Api(port, chan.service_token(ws), timeout=10)
+    api = wh.Api(port, chan.service_token(ws), timeout=10, source=SOURCE)
     try:
         while time.monotonic() < stop_at:
             try:
@@ -42,7 +47,8 @@ def api_flood(port, ws, stop_at, out):
             except OSError as e:
                 out["api:" + type(e).__name__] += 1
                 api.close()
-                api = wh.Api(port, chan.service_token(ws), timeout=10)
+                api = wh.Api(port, chan.service_token(ws), timeout=10,
+                             source=SOURCE)
                 continue
             out["api:%d" % resp.status] += 1
             if resp.status != 202:
@@ -51,9 +57,14 @@ def api_flood(port, ws, stop_at, out):
         api.close()
 
 
-async def open_small(port, tok):
+async def open_from(port, tok, rcvbuf=None):
+    """A client connected from SOURCE (with a small receive buffer, if
+    rcvbuf is given); raises AssertionError when the handshake is
+    refused."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.bind((SOURCE, 0))
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, ("127.0.0.1", port))
@@ -93,7 +104,7 @@ async def ws_publisher(port, ws, stop_at, out, n):
         {"type": "publish", "channel": "flood", "data": {"pad": BODY * 2}}))
     while time.monotonic() < stop_at:
         try:
-            c = await Client.open(port, tok)
+            c = await open_from(port, tok)
         except (OSError, AssertionError, asyncio.TimeoutError) as e:
             out["ws_pub:open:" + type(e).__name__] += 1
             await asyncio.sleep(0.1)
@@ -114,7 +125,7 @@ async def result_spammer(port, ws, stop_at, out, n):
     k = 0
     while time.monotonic() < stop_at:
         try:
-            c = await Client.open(port, tok)
+            c = await open_from(port, tok)
         except (OSError, AssertionError, asyncio.TimeoutError) as e:
             out["result:open:" + type(e).__name__] += 1
             await asyncio.sleep(0.1)
@@ -138,7 +149,7 @@ async def sleepers(port, ws, epoch, out, n, since):
     held = []
     for i in range(n):
         try:
-            c = await open_small(port, chan.token("sleep%d" % i, ws))
+            c = await open_from(port, chan.token("sleep%d" % i, ws), 4096)
         except (OSError, AssertionError, asyncio.TimeoutError) as e:
             out["sleeper:open:" + type(e).__name__] += 1
             continue
@@ -167,10 +178,17 @@ async def wake(held, out, what):
 
 def prefill(port, ws, n):
     """n messages of history for the replayers; returns the epoch."""
-    api = wh.Api(port, chan.service_token(ws))
+    api = wh.Api(port, chan.service_token(ws), source=SOURCE)
+    stored = 0
     try:
-        for _ in range(n):
-            _, epoch = chan.publish_ok(api, "flood", {"pad": BODY})
+        while stored < n:
+            resp = api.publish("flood", {"pad": BODY})
+            if resp.status == 429:      # the workspace's publish_rate
+                time.sleep(int(resp.header("retry-after")))
+                continue
+            assert resp.status == 202, resp
+            epoch = resp.json()["epoch"]
+            stored += 1
     finally:
         api.close()
     return epoch

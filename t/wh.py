@@ -355,14 +355,16 @@ def handshake_status(port, token, path="/ws/"):
 
 class Api:
     """The one HTTP API test client: a token (None: no Authorization),
-    one keep-alive connection to 127.0.0.1:port, paths under prefix.
+    one keep-alive connection to 127.0.0.1:port (from the address source,
+    if given), paths under prefix.
     request() returns an HttpResponse; call() (status, JSON body or None).
     retry=True sends a request again once when it failed on the wire
     (a keep-alive connection nginx closed meanwhile)."""
 
     def __init__(self, port, token, workspace_header=None, timeout=10,
-                 prefix="", retry=False):
+                 prefix="", retry=False, source=None):
         self.port = port
+        self.source = (source, 0) if source else None
         self.token = token
         self.workspace_header = workspace_header
         self.timeout = timeout
@@ -386,7 +388,8 @@ class Api:
         for attempt in ((0, 1) if self.retry else (1,)):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(
-                    "127.0.0.1", self.port, timeout=self.timeout)
+                    "127.0.0.1", self.port, timeout=self.timeout,
+                    source_address=self.source)
             try:
                 self.conn.request(method, self.prefix + path, data, hdrs)
                 resp = self.conn.getresponse()
