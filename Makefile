@@ -17,8 +17,8 @@ SAN        := -fsanitize=address,undefined -fno-omit-frame-pointer \
 MODULE     := $(BUILD)/ngx_http_wirehub_module.so
 DAEMON     := $(BUILD)/wirehubd
 
-MODULE_SRCS := config $(wildcard ngx_module/*.c ngx_module/*.h \
-               common/*.c common/*.h)
+MODULE_SRCS := config docs/openapi.json scripts/embed-openapi.sh \
+               $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
 DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
 DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
 
@@ -69,6 +69,8 @@ $(1)/objs/Makefile: config $(MODULE_LIST)
 	    { tail -20 $(1).configure.log; exit 1; }
 
 $(2): $(1)/objs/Makefile $(MODULE_SRCS)
+	sh scripts/embed-openapi.sh docs/openapi.json \
+	    $(1)/objs/wirehub/ngx_http_wirehub_openapi.h
 	$(MAKE) -s -C $(1) -f objs/Makefile modules > $(1).module.log 2>&1 || \
 	    { grep -E "error|warning" -A3 $(1).module.log | head -40; exit 1; }
 	cp $(1)/objs/ngx_http_wirehub_module.so $$@.tmp

@@ -128,6 +128,7 @@ typedef struct {
     ngx_http_wirehub_rate_t          message_rate;
     ngx_uint_t                       max_subscriptions;
     ngx_uint_t                       max_connections_per_workspace;
+    time_t                           sign_ttl;    /* s; 0: no exp */
 } ngx_http_wirehub_loc_conf_t;
 
 

@@ -4,7 +4,8 @@
  * workspace, reads the body without blocking and forwards the call to
  * wirehubd as one REQUEST; wirehubd routes it, and its RESPONSE says when
  * the answer needs what only nginx holds (a signed token, the workers'
- * view).  /healthz is answered here: it is about the link itself.
+ * view).  /healthz is answered here: it is about the link itself; so is
+ * /openapi.json, the document of this API, compiled in.
  */
 
 
@@ -15,6 +16,7 @@
 #include "ngx_http_wirehub_http.h"
 #include "ngx_http_wirehub_link.h"
 #include "wh_channel.h"
+#include "ngx_http_wirehub_openapi.h"
 
 
 #define NGX_HTTP_WIREHUB_API_MAX_BODY  (1024 * 1024)
@@ -32,6 +34,9 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_wirehub_healthz(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_openapi_send(ngx_http_request_t *r);
+static json_t *ngx_http_wirehub_api_claims(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m, time_t iat);
 static void ngx_http_wirehub_api_path(ngx_http_request_t *r,
     ngx_str_t *path);
 static void ngx_http_wirehub_api_body(ngx_http_request_t *r);
@@ -79,6 +84,12 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
         && ngx_strncmp(path.data, "/healthz", path.len) == 0)
     {
         return ngx_http_wirehub_healthz(r);
+    }
+
+    if (path.len == sizeof("/openapi.json") - 1
+        && ngx_strncmp(path.data, "/openapi.json", path.len) == 0)
+    {
+        return ngx_http_wirehub_openapi_send(r);
     }
 
     if (ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message)
@@ -413,11 +424,7 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
                   ngx_http_wirehub_revoked_until(wmcf, &call->workspace,
                                                  &client));
 
-    claims = json_pack("{s:s%,s:s%,s:I,s:s}",
-                       "sub", m->client_id.data, m->client_id.len,
-                       "workspace", call->workspace.data,
-                       call->workspace.len,
-                       "iat", (json_int_t) iat, "role", "client");
+    claims = ngx_http_wirehub_api_claims(r, call, m, iat);
     token = claims ? ngx_http_wirehub_jwt_sign(wmcf->signer, claims, err,
                                                sizeof(err))
                    : NULL;
@@ -447,6 +454,59 @@ ngx_http_wirehub_api_registered(ngx_http_request_t *r,
     free(text);
 
     return rc;
+}
+
+
+/*
+ * The claims of a client token, named as this nginx verifies them: the
+ * client and workspace claims, iss and aud when checked, and exp
+ * (wirehub_jwt_sign_ttl after iat; none when off).
+ */
+
+static json_t *
+ngx_http_wirehub_api_claims(ngx_http_request_t *r,
+    ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m, time_t iat)
+{
+    time_t                         exp;
+    json_t                        *claims;
+    ngx_http_wirehub_loc_conf_t   *wlcf;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
+
+    claims = json_pack("{s:I,s:s}", "iat", (json_int_t) iat,
+                       "role", "client");
+    if (claims == NULL) {
+        return NULL;
+    }
+
+    if (wlcf->sign_ttl) {
+        exp = iat + wlcf->sign_ttl;
+        json_object_set_new(claims, "exp", json_integer((json_int_t) exp));
+    }
+
+    if (wmcf->issuer.len) {
+        json_object_set_new(claims, "iss",
+                            json_stringn((char *) wmcf->issuer.data,
+                                         wmcf->issuer.len));
+    }
+
+    if (wmcf->audience.len) {
+        json_object_set_new(claims, "aud",
+                            json_stringn((char *) wmcf->audience.data,
+                                         wmcf->audience.len));
+    }
+
+    /* last: a claim renamed over a standard one still names the client */
+
+    json_object_set_new(claims, (char *) wmcf->workspace_claim.data,
+                        json_stringn((char *) call->workspace.data,
+                                     call->workspace.len));
+    json_object_set_new(claims, (char *) wmcf->client_claim.data,
+                        json_stringn(m->client_id.data, m->client_id.len));
+
+    return claims;
 }
 
 
@@ -553,4 +613,62 @@ ngx_http_wirehub_healthz(ngx_http_request_t *r)
     return ngx_http_wirehub_api_send(r, up ? NGX_HTTP_OK
                                            : NGX_HTTP_SERVICE_UNAVAILABLE,
                                      body, len);
+}
+
+
+/*
+ * The OpenAPI document of this API, from memory: no token (a client
+ * generator needs it before it has one), no wirehubd.  The ETag is the
+ * content's hash; nginx's not_modified filter answers If-None-Match.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_openapi_send(ngx_http_request_t *r)
+{
+    ngx_int_t         rc;
+    ngx_str_t         message, value;
+    ngx_buf_t        *b;
+    ngx_table_elt_t  *etag;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+        ngx_str_set(&value, "GET, HEAD");
+        if (ngx_http_wirehub_add_header(r, "Allow", &value) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_str_set(&message, "use GET or HEAD");
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                           "method_not_allowed", &message);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    etag = ngx_list_push(&r->headers_out.headers);
+    b = ngx_calloc_buf(r->pool);
+    if (etag == NULL || b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    etag->hash = 1;
+    ngx_str_set(&etag->key, "ETag");
+    ngx_str_set(&etag->value, NGX_HTTP_WIREHUB_OPENAPI_ETAG);
+#if (nginx_version >= 1023000)
+    etag->next = NULL;
+#endif
+    r->headers_out.etag = etag;
+
+    /* cached, but asked again each time: an upgrade changes the answer */
+    ngx_str_set(&value, "no-cache");
+    if (ngx_http_wirehub_add_header(r, "Cache-Control", &value) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = (u_char *) ngx_http_wirehub_openapi;
+    b->last = b->pos + sizeof(ngx_http_wirehub_openapi);
+    b->memory = 1;
+
+    return ngx_http_wirehub_send_body(r, NGX_HTTP_OK, "application/json", b);
 }

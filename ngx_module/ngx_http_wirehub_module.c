@@ -38,6 +38,8 @@ static void ngx_http_wirehub_cleanup_keys(void *data);
 static char *ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static void ngx_http_wirehub_cleanup_signer(void *data);
+static char *ngx_http_wirehub_jwt_sign_ttl(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_wirehub_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
@@ -64,6 +66,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       ngx_http_wirehub_jwt_sign_key,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("wirehub_jwt_sign_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wirehub_jwt_sign_ttl,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, sign_ttl),
       NULL },
 
     { ngx_string("wirehub_jwt_issuer"),
@@ -593,6 +602,38 @@ ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* the lifetime of a signed client token: a time, or "off" (no exp) */
+
+static char *
+ngx_http_wirehub_jwt_sign_ttl(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    time_t     *ttl;
+    ngx_str_t  *value;
+
+    ttl = (time_t *) ((char *) conf + cmd->offset);
+
+    if (*ttl != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        *ttl = 0;
+        return NGX_CONF_OK;
+    }
+
+    *ttl = ngx_parse_time(&value[1], 1);
+
+    if (*ttl == (time_t) NGX_ERROR) {
+        return "invalid value";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static void
 ngx_http_wirehub_cleanup_signer(void *data)
 {
@@ -786,6 +827,7 @@ ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
     wlcf->max_connections_per_client = NGX_CONF_UNSET_UINT;
     wlcf->max_subscriptions = NGX_CONF_UNSET_UINT;
     wlcf->max_connections_per_workspace = NGX_CONF_UNSET_UINT;
+    wlcf->sign_ttl = NGX_CONF_UNSET;
 
     return wlcf;
 }
@@ -812,6 +854,7 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_subscriptions, 256);
     ngx_conf_merge_uint_value(conf->max_connections_per_workspace,
                               prev->max_connections_per_workspace, 0);
+    ngx_conf_merge_value(conf->sign_ttl, prev->sign_ttl, 30 * 86400);
 
     if (!ngx_http_wirehub_rate_is_set(&conf->message_rate)) {
         if (ngx_http_wirehub_rate_is_set(&prev->message_rate)) {
