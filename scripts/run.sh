@@ -3,10 +3,13 @@
 # foreground, from files under build/run/.  Ctrl-C stops everything.
 #   LISTEN=127.0.0.1:8080  where nginx listens
 #   MQTT_PORT=1883         where the demo's mosquitto listens (loopback)
+#   RUN_PREFIX=build/run   where the files go
+# `run.sh --render` only writes the secret and the two configurations and
+# exits: t/test_client_tokens.py starts what `make run` would, from them.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-prefix=$top/build/run
+prefix=${RUN_PREFIX:-$top/build/run}
 listen=${LISTEN:-127.0.0.1:8080}
 mqtt_port=${MQTT_PORT:-1883}
 python=/usr/bin/python3
@@ -37,6 +40,10 @@ render() {
 
 render "$top/conf/nginx.conf" "$prefix/nginx.conf"
 render "$top/conf/wirehubd-run.conf" "$prefix/wirehubd.conf"
+
+if [ "${1:-}" = "--render" ]; then
+    exit 0
+fi
 
 pids=()
 stop() {
