@@ -15,7 +15,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     libcmocka-dev pkg-config gcc make clang libclang-rt-14-dev \
     python3 python3-pytest python3-websockets python3-paho-mqtt \
     python3-venv python3-pip python3-setuptools \
-    python3-jwt python3-cryptography \
+    python3-jwt python3-cryptography python3-jsonschema \
     openssl ca-certificates \
     prometheus
 
