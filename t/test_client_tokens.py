@@ -156,7 +156,7 @@ def run_prefix():
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL))
         assert wh.wait_port(port, procs[-1]), wh.tail(prefix + "/error.log")
-        wait_healthy(port)
+        wait_links_up(prefix, procs[-1])
         yield prefix, port
     finally:
         for proc, sig in zip(reversed(procs), (signal.SIGQUIT,
@@ -185,14 +185,19 @@ def start_wirehubd(prefix):
                          wh.tail(prefix + "/wirehubd.log"))
 
 
-def wait_healthy(port, timeout=10.0):
-    """Until /healthz says the link is up (on the worker that answers)."""
+def wait_links_up(prefix, nginx, timeout=10.0):
+    """Until both workers logged their link to wirehubd up (before that,
+    the worker that takes a call may rightly answer 503)."""
+    log = os.path.join(prefix, "error.log")
     deadline = time.monotonic() + timeout
     while True:
-        status, _ = wh.Api(port, None).call("GET", "/healthz")
-        if status == 200:
+        with open(log, "rb") as f:
+            up = set(int(pid) for pid in wh.LINK_UP_RE.findall(
+                f.read().decode("utf-8", "replace")))
+        workers = set(wh.children_of(nginx.pid))
+        if len(workers) == 2 and workers <= up:
             return
-        assert time.monotonic() < deadline, "healthz stayed %d" % status
+        assert time.monotonic() < deadline, wh.tail(log)
         time.sleep(0.05)
 
 
