@@ -25,7 +25,10 @@ import wh
 PHASE = 8.0          # seconds of measurement, quiet and flooding
 RATE = 40            # B's publishes per second
 SUBSCRIBERS = 4      # B's, spread over both workers
-P99_BOUND = 1.0      # seconds; see the module docstring
+# seconds; four times that against the sanitizer builds (make test-asan),
+# which spend several times the CPU on every message
+P99_BOUND = 1.0 * (4 if "asan" in os.environ.get("WIREHUB_MODULE", "")
+                   else 1)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
