@@ -119,14 +119,17 @@
 
     /*
      * When to refresh a session that ends at `exp` (seconds): refreshMargin
-     * before it, but never later than half way there, so a short-lived token
-     * is refreshed in time too.
+     * before it, or half way there for a token that lives less than twice
+     * the margin (a refresh then comes in time, and not in a loop).
      */
     function refreshDelay(exp, now, margin) {
         const left = exp * 1000 - now;
 
-        return Math.max(0, Math.min(left - margin, left / 2));
+        return Math.max(0, left > 2 * margin ? left - margin : left / 2);
     }
+
+    /* setTimeout fires at once past this (about 24.8 days) */
+    const MAX_TIMER = 2147483647;
 
     function defaultUrl() {
         if (typeof location === 'undefined') {
@@ -298,8 +301,14 @@
             this.pongTimer = null;
             this.heartbeatRef = null;
 
+            /* after the caller's synchronous set-up (listeners, subscribe)
+               and not after a close() */
             if (o.autoConnect) {
-                this.connect();
+                Promise.resolve().then(() => {
+                    if (this.state === 'idle') {
+                        this.connect();
+                    }
+                });
             }
         }
 
@@ -584,8 +593,13 @@
                 return;
             }
 
-            this.refreshTimer = setTimeout(() => this.renew(),
-                refreshDelay(exp, Date.now(), this.options.refreshMargin));
+            const delay = refreshDelay(exp, Date.now(),
+                                       this.options.refreshMargin);
+
+            /* a 30-day token: look again in 24 days */
+            this.refreshTimer = delay > MAX_TIMER
+                ? setTimeout(() => this.scheduleRefresh(exp), MAX_TIMER)
+                : setTimeout(() => this.renew(), delay);
         }
 
         stopRefresh() {
@@ -601,6 +615,13 @@
             Promise.resolve().then(() => this.getToken())
                 .then((token) => {
                     if (this.ws !== ws) {
+                        return null;
+                    }
+                    if (token === this.token) {
+                        /* nothing new to send: 4401 and a reconnect will
+                           ask getToken again */
+                        this.emit('error', new WirehubError('refresh',
+                            'getToken gave the same token: not refreshed'));
                         return null;
                     }
                     return this.refresh(token).then((reply) => {
