@@ -471,28 +471,27 @@ class Wirehub {
         this.subscribeRefs.clear();
         this.failPending(false, 'disconnected', 'the connection closed');
 
+        if (code === TOKEN_EXPIRED) {
+            this.emit('error', new WirehubError('token_expired',
+                'the token expired (4401)'
+                + (this.getToken ? ': asking getToken for a new one'
+                                 : ' and there is no getToken')));
+        }
+
+        /* subscriptions go straight to closed, never through resuming */
+        if (FINAL_CLOSE_CODES.indexOf(code) !== -1
+            || (code === TOKEN_EXPIRED && !this.getToken))
+        {
+            this.end(code, reason, true);
+            return;
+        }
+
         for (const ch of this.channels.values()) {
             ch.sentSince = false;
             for (const sub of ch.subs) {
                 if (sub.state === 'active') {
                     sub.setState('resuming');
                 }
-            }
-        }
-
-        if (FINAL_CLOSE_CODES.indexOf(code) !== -1) {
-            this.end(code, reason, true);
-            return;
-        }
-
-        if (code === TOKEN_EXPIRED) {
-            this.emit('error', new WirehubError('token_expired',
-                'the token expired (4401)'
-                + (this.getToken ? ': asking getToken for a new one'
-                                 : ' and there is no getToken')));
-            if (!this.getToken) {
-                this.end(code, reason, true);
-                return;
             }
         }
 

@@ -719,17 +719,22 @@ test('close codes: 4403 and 4408 final, 4409 waits retry_after, 1008 and '
         const { hub, FakeSocket, ws } = connected(t, { random: () => 0 });
         const sub = hub.subscribe('a');
         const what = code + ' ' + reason;
+        const subStates = [];
+
+        sub.onState((s) => subStates.push(s));
+        ws.serverSend({ type: 'subscribed', channel: 'a', id: 0,
+                        epoch: 'e', recovered: true });
 
         ws.serverClose(code, reason);
         if (reconnectAt === null) {
             assert.equal(hub.state, 'closed', what);
-            assert.equal(sub.state, 'closed', what);
+            assert.deepEqual(subStates, ['active', 'closed'], what);
             t.mock.timers.tick(600000);
             assert.equal(FakeSocket.sockets.length, 1, what);
             continue;
         }
         assert.equal(hub.state, 'reconnecting', what);
-        assert.equal(sub.state, 'pending', what);
+        assert.deepEqual(subStates, ['active', 'resuming'], what);
         if (reconnectAt > 0) {
             t.mock.timers.tick(reconnectAt - 1);
             assert.equal(FakeSocket.sockets.length, 1, what);
