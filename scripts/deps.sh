@@ -17,7 +17,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     python3-venv python3-pip python3-setuptools \
     python3-jwt python3-cryptography python3-jsonschema \
     openssl ca-certificates \
-    prometheus
+    prometheus \
+    node-typescript
 
 # chromium and playwright-core for the browser tests
 exec "$top/t/web/deps.sh"

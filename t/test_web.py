@@ -159,3 +159,37 @@ def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     assert os.path.getsize(os.path.join(wh.ARTIFACTS, "dashboard.png")) > 0
     ngx.assert_no_secrets([token, agent_token])
     ngx.assert_clean_log()
+
+
+def test_client_package_in_browser(web_deps, nginx_factory, wirehubd,
+                                   keys):
+    """t/web/client.js: the package's ES module build in chromium,
+    against a server with 1 s of leeway for its 3-second tokens."""
+    workspace = "webc-" + uuid.uuid4().hex[:8]
+    service = wh.mint("HS256", wh.claims(sub="ops", workspace=workspace,
+                                         role="service", ttl=900))
+    ngx = nginx_factory(http=wh.jwt_directives(leeway="1s") + """
+wirehub_ping_interval 30s;
+wirehub_idle_timeout 75s;
+""", server=SERVER, tag="webclient")
+    wait_link(ngx, service)
+
+    env = dict(os.environ)
+    env.update({
+        "WH_BASE_URL": "http://127.0.0.1:%d" % ngx.port,
+        "WH_SERVICE_TOKEN": service,
+        "WH_HS256_SECRET": wh.hs256_secret().hex(),
+        "WH_ISS": wh.ISSUER,
+        "WH_AUD": wh.AUDIENCE,
+        "WH_WORKSPACE": workspace,
+    })
+    res = subprocess.run([NODE, os.path.join(WEB_TESTS, "client.js")],
+                         cwd=WEB_TESTS, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         timeout=BROWSER_TIMEOUT)
+    out = res.stdout.decode("utf-8", "replace")
+    print(out)
+    assert res.returncode == 0, "client test failed:\n" + out
+    assert "client test passed" in out, out
+    ngx.assert_no_secrets([service])
+    ngx.assert_clean_log()

@@ -1,7 +1,8 @@
 /*
  * Wirehub demo dashboard: live sensor tiles, connected clients, a command
- * console and workspace stats, over one WebSocket (wirehub.js) and the
- * HTTP API, both with the token from the page's #token=... fragment.
+ * console and workspace stats, over one WebSocket (the wirehub package,
+ * its ES module build) and the HTTP API, both with the token from the
+ * page's #token=... fragment.
  *
  * The sensor tiles and the command log follow a channel the same way:
  * subscribe, and when the server answers `subscribed` with the channel's
@@ -11,6 +12,8 @@
  * panel is the registry (GET /api/clients), read again on every
  * `$presence` event.
  */
+
+import Wirehub from './wirehub.esm.js';
 
 (function () {
     'use strict';
@@ -520,8 +523,9 @@
      */
     function follow(ctx, channel, count, apply, onNewEpoch) {
         let epoch = null;
+        const sub = ctx.hub.subscribe(channel);
 
-        ctx.hub.subscribe(channel, (msg) => apply(msg, true));
+        sub.on('*', (msg) => apply(msg, true));
         ctx.hub.on('subscribed', (msg) => {
             if (msg.channel !== channel || msg.epoch === epoch) {
                 return;
@@ -551,6 +555,8 @@
                 .catch((err) => toast('warn', 'History not loaded',
                                       err.message));
         });
+
+        return sub;
     }
 
     function showStats(data) {
@@ -608,7 +614,8 @@
         }
 
         const hub = new Wirehub({ token, clientType: 'dashboard',
-                                  clientName: 'Wirehub dashboard' });
+                                  clientName: 'Wirehub dashboard',
+                                  autoConnect: false });
         const ctx = { hub, token };
         const clients = new ClientList(ctx, (id) => {
             $('cmd-client').value = id;
@@ -617,20 +624,7 @@
         const commands = new CommandLog();
         const tiles = SENSORS.map((id) => new SensorTile(id));
 
-        hub.on('state', (state, detail) => {
-            showState(state, detail);
-
-            if (state !== 'open') {
-                tiles.forEach((t) => { t.node.dataset.subscribed = 'no'; });
-            }
-        });
-        hub.on('subscribed', (msg) => {
-            const tile = tiles.find((t) => t.channel === msg.channel);
-
-            if (tile) {
-                tile.node.dataset.subscribed = 'yes';
-            }
-        });
+        hub.on('state', (state, detail) => showState(state, detail));
         hub.on('open', (session) => {
             $('workspace').textContent = session.workspace
                                          ? 'workspace ' + session.workspace
@@ -647,12 +641,20 @@
 
         for (const tile of tiles) {
             $('tiles').appendChild(tile.node);
-            follow(ctx, tile.channel, SPARK_POINTS,
-                   (msg, live) => tile.add(msg, live), () => tile.reset());
+            const sub = follow(ctx, tile.channel, SPARK_POINTS,
+                               (msg, live) => tile.add(msg, live),
+                               () => tile.reset());
+
+            /* pending, active, resuming or closed */
+            sub.onState((state) => {
+                tile.node.dataset.subscribed = state === 'active'
+                                               ? 'yes' : 'no';
+                tile.node.dataset.subState = state;
+            });
         }
 
         /* the registry is read on every (re)subscribe and presence event */
-        hub.subscribe('$presence', () => clients.refresh());
+        hub.subscribe('$presence').on('*', () => clients.refresh());
         hub.on('subscribed', (msg) => {
             if (msg.channel === '$presence') {
                 clients.refresh();
@@ -660,7 +662,8 @@
         });
         follow(ctx, '$commands', MAX_COMMANDS,
                (msg, live) => commands.apply(msg, live));
-        hub.subscribe('$stats', (msg) => showStats(msg.data || {}));
+        hub.subscribe('$stats').on('stats_update',
+                                   (msg) => showStats(msg.data || {}));
 
         api(token, 'GET', '/api/stats').then(showStats).catch((err) => {
             toast('warn', 'Stats', err.message);

@@ -1,1 +1,1 @@
-../wirehub.js
+../dist/wirehub.cjs

@@ -1,7 +1,9 @@
 /*
- * Unit tests of web/wirehub.js in Node against a scripted fake WebSocket
- * and node:test's mocked timers: backoff and jitter bounds, resume with
- * `since`, ref matching, command_result, heartbeat timeout.
+ * Unit tests of the wirehub package (its CommonJS build, web/dist/) in
+ * Node against a scripted fake WebSocket and node:test's mocked timers:
+ * backoff and jitter bounds, close codes, subscription states, resume
+ * with `since`, ref matching, refresh before exp, rpc, command_result,
+ * heartbeat timeout.
  *
  *   node --test t/web/unit/
  */
@@ -13,7 +15,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const Wirehub = require(path.join(__dirname, '..', '..', '..', 'web',
-                                  'wirehub.js'));
+                                  'dist', 'wirehub.cjs'));
 
 /* A WebSocket the test plays the server of. */
 function fakeSocketClass() {
@@ -86,8 +88,8 @@ function reading(channel, id, epoch, moisture) {
  */
 function connected(t, options) {
     const FakeSocket = fakeSocketClass();
-    const hub = new Wirehub(Object.assign({
-        url: 'ws://gw.test/ws/', token: 'tok.en+/=', WebSocket: FakeSocket
+    const hub = new Wirehub('ws://gw.test/ws/', Object.assign({
+        token: 'tok.en+/=', WebSocket: FakeSocket
     }, options));
 
     t.after(() => hub.close());
@@ -200,8 +202,8 @@ test('resubscribes every channel with since after a reconnect', (t) => {
     const { hub, FakeSocket, ws } = connected(t, { random: () => 0 });
     const got = [];
 
-    hub.subscribe('sensors/V1', (m) => got.push(m.id));
-    hub.subscribe('sensors/V2', (m) => got.push('V2:' + m.id));
+    hub.subscribe('sensors/V1').on('*', (m) => got.push(m.id));
+    hub.subscribe('sensors/V2').on('*', (m) => got.push('V2:' + m.id));
     assert.deepEqual(ws.sentOfType('subscribe').map((m) => m.channels),
                      [['sensors/V1'], ['sensors/V2']]);
     assert.equal(ws.sentOfType('subscribe')[0].since, undefined);
@@ -251,9 +253,8 @@ test('recovered:false is reported as a gap, and the new epoch adopted',
     const got = [];
 
     hub.on('gap', (g) => gaps.push(g));
-    hub.subscribe('jobs', (m) => got.push(m.id), {
-        since: { id: 7, epoch: 'old' }
-    });
+    hub.subscribe('jobs', { since: { id: 7, epoch: 'old' } })
+        .on('*', (m) => got.push(m.id));
     assert.deepEqual(ws.sentOfType('subscribe')[0].since,
                      { jobs: { id: 7, epoch: 'old' } });
 
@@ -267,7 +268,7 @@ test('recovered:false is reported as a gap, and the new epoch adopted',
     assert.equal(gaps.length, 1, 'the next id is not a gap');
 
     /* a fresh subscription (no since) is never a gap */
-    hub.subscribe('other', () => {});
+    hub.subscribe('other');
     ws.serverSend({ type: 'subscribed', channel: 'other', id: 9,
                     epoch: 'x', recovered: true });
     assert.equal(gaps.length, 1);
@@ -286,15 +287,20 @@ test('recovered:false is reported as a gap, and the new epoch adopted',
     hub.close();
 });
 
-test('unsubscribe function removes the handler, then the channel',
+test('unsubscribe closes one subscription, the last one the channel',
      (t) => {
     const { hub, ws } = connected(t);
     const a = [];
     const b = [];
-    const offA = hub.subscribe('chat', (m) => a.push(m.id));
-    const offB = hub.subscribe('chat', (m) => b.push(m.id));
+    const subA = hub.subscribe('chat');
+    const subB = hub.subscribe('chat');
+    const offA = () => subA.unsubscribe();
+    const offB = () => subB.unsubscribe();
 
-    assert.equal(ws.sentOfType('subscribe').length, 1);
+    subA.on('*', (m) => a.push(m.id));
+    subB.on('*', (m) => b.push(m.id));
+    /* the second asks again: the server answers subscribed again */
+    assert.equal(ws.sentOfType('subscribe').length, 2);
     ws.serverSend({ type: 'chat_message', channel: 'chat', id: 1,
                     epoch: 'e', data: {} });
     offA();
@@ -304,6 +310,8 @@ test('unsubscribe function removes the handler, then the channel',
     offB();
     assert.deepEqual(ws.sentOfType('unsubscribe'),
                      [{ type: 'unsubscribe', channels: ['chat'] }]);
+    assert.equal(subA.state, 'closed');
+    assert.equal(subA.error.code, 'unsubscribed');
     ws.serverSend({ type: 'chat_message', channel: 'chat', id: 3,
                     epoch: 'e', data: {} });
     assert.deepEqual(a, [1]);
@@ -313,8 +321,8 @@ test('unsubscribe function removes the handler, then the channel',
 
 test('publish is resolved by the reply with the same ref', async (t) => {
     const { hub, ws } = connected(t);
-    const first = hub.publish('chat/room1', { text: 'a' }, 'chat_message');
-    const second = hub.publish('chat/room1', { text: 'b' });
+    const first = hub.publish('chat/room1', 'chat_message', { text: 'a' });
+    const second = hub.publish('chat/room1', null, { text: 'b' });
     const [m1, m2] = ws.sentOfType('publish');
 
     assert.equal(m1.event, 'chat_message');
@@ -339,22 +347,37 @@ test('publish is resolved by the reply with the same ref', async (t) => {
     hub.close();
 });
 
-test('requests fail fast when not connected and when the socket drops',
+test('requests: in flight fail on a drop, made offline wait, closed fail',
      async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
 
-    const { hub, ws } = connected(t, { requestTimeout: 1000 });
-    const dropped = hub.publish('a', 1);
+    const { hub, FakeSocket, ws } = connected(t, { requestTimeout: 1000,
+                                                   random: () => 0 });
+    const dropped = hub.publish('a', null, 1);
     const late = hub.refresh('new-token');
 
     ws.serverClose(1006);
     await assert.rejects(dropped, { code: 'disconnected' });
     await assert.rejects(late, { code: 'disconnected' });
-    await assert.rejects(hub.publish('a', 1), { code: 'not_connected' });
+
+    /* made while reconnecting: sent once connected, then answered */
+    const queued = hub.publish('a', 'x', 2);
+
+    t.mock.timers.tick(250);
+    FakeSocket.last().serverOpen();
+    FakeSocket.last().serverSend(status('s-2'));
+    const sent = FakeSocket.last().sentOfType('publish');
+
+    assert.equal(sent.length, 1, 'only the queued one is sent');
+    assert.equal(sent[0].data, 2);
+    FakeSocket.last().serverSend({ type: 'published', channel: 'a', id: 1,
+                                   epoch: 'e', ref: sent[0].ref });
+    assert.equal((await queued).id, 1);
     hub.close();
+    await assert.rejects(hub.publish('a', null, 1), { code: 'closed' });
 
     const again = connected(t, { requestTimeout: 1000 });
-    const unanswered = again.hub.publish('a', 1);
+    const unanswered = again.hub.publish('a', null, 1);
 
     t.mock.timers.tick(1000);
     await assert.rejects(unanswered, { code: 'timeout' });
@@ -384,9 +407,9 @@ test('a token provider is asked again for every connect', async (t) => {
 
     const FakeSocket = fakeSocketClass();
     let n = 0;
-    const hub = new Wirehub({
-        url: 'ws://gw.test/ws/?v=1', WebSocket: FakeSocket,
-        random: () => 0, token: () => Promise.resolve('t' + (++n))
+    const hub = new Wirehub('ws://gw.test/ws/?v=1', {
+        WebSocket: FakeSocket, random: () => 0,
+        getToken: () => Promise.resolve('t' + (++n))
     });
 
     const errors = [];
@@ -588,4 +611,207 @@ test('a WebSocket that cannot be built: retried, token kept out of errors',
     assert.equal(errors.length, 2);
     assert.ok(errors.every((m) => !m.includes('secret-jwt')), errors[0]);
     hub.close();
+});
+
+/* an unsigned JWT with this exp: the client reads the claim only */
+function jwtWithExp(exp, n) {
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+    return b64({ alg: 'HS256' }) + '.' + b64({ sub: 'pc-7', exp, n }) + '.sig';
+}
+
+test('subscription states: pending, active, resuming, active, closed',
+     async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+
+    const { hub, FakeSocket, ws } = connected(t, { random: () => 0 });
+    const sub = hub.subscribe('sensors/V1');
+    const states = [];
+
+    sub.onState((s) => states.push(s));
+    assert.equal(sub.state, 'pending');
+    ws.serverSend({ type: 'subscribed', channel: 'sensors/V1', id: 4,
+                    epoch: 'e1', recovered: true,
+                    ref: ws.sentOfType('subscribe')[0].ref });
+    assert.equal(sub.state, 'active');
+    assert.deepEqual(await sub.ready, { type: 'subscribed',
+        channel: 'sensors/V1', id: 4, epoch: 'e1', recovered: true,
+        ref: ws.sentOfType('subscribe')[0].ref });
+
+    ws.serverClose(1013);
+    assert.equal(sub.state, 'resuming');
+    t.mock.timers.tick(250);
+    FakeSocket.last().serverOpen();
+    FakeSocket.last().serverSend(status('s-2'));
+    FakeSocket.last().serverSend({ type: 'subscribed', channel: 'sensors/V1',
+                                   id: 4, epoch: 'e1', recovered: true });
+    sub.unsubscribe();
+    assert.deepEqual(states, ['active', 'resuming', 'active', 'closed']);
+    hub.close();
+});
+
+test('per-type handlers and "*", and off()', (t) => {
+    const { hub, ws } = connected(t);
+    const sub = hub.subscribe('sensors/V1');
+    const got = [];
+    const off = sub.on('sensor_reading', (m) => got.push('r' + m.id));
+
+    sub.on('alarm', (m) => got.push('a' + m.id));
+    sub.on('*', (m) => got.push('*' + m.id));
+    ws.serverSend({ type: 'subscribed', channel: 'sensors/V1', id: 0,
+                    epoch: 'e', recovered: true });
+    ws.serverSend(reading('sensors/V1', 1, 'e', 40));
+    ws.serverSend({ type: 'alarm', channel: 'sensors/V1', id: 2,
+                    epoch: 'e', data: {} });
+    off();
+    ws.serverSend(reading('sensors/V1', 3, 'e', 41));
+    assert.deepEqual(got, ['r1', '*1', 'a2', '*2', '*3']);
+    hub.close();
+});
+
+test('a refused subscription closes and rejects ready; unavailable waits',
+     async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+
+    const { hub, ws } = connected(t, { random: () => 0 });
+    const denied = hub.subscribe('$commands');
+    const later = hub.subscribe('jobs');
+    const errors = [];
+
+    hub.on('error', (e) => errors.push(e.code));
+    ws.serverSend({ type: 'error', code: 'forbidden', message: 'no',
+                    channel: '$commands',
+                    ref: ws.sentOfType('subscribe')[0].ref });
+    assert.equal(denied.state, 'closed');
+    await assert.rejects(denied.ready, { code: 'forbidden',
+                                         channel: '$commands' });
+
+    ws.serverSend({ type: 'error', code: 'unavailable', message: 'away',
+                    channel: 'jobs',
+                    ref: ws.sentOfType('subscribe')[1].ref });
+    assert.equal(later.state, 'pending');
+    t.mock.timers.tick(500);
+    assert.deepEqual(ws.sentOfType('subscribe')[2].channels, ['jobs']);
+    assert.deepEqual(errors, ['forbidden', 'unavailable']);
+
+    /* a whole subscribe dropped by the message rate is sent again */
+    ws.serverSend({ type: 'error', code: 'rate_limited', message: 'slow',
+                    ref: ws.sentOfType('subscribe')[2].ref });
+    t.mock.timers.tick(500);
+    assert.deepEqual(ws.sentOfType('subscribe')[3].channels, ['jobs']);
+    hub.close();
+    await assert.rejects(later.ready, { code: 'closed' });
+});
+
+test('close codes: 4403 and 4408 final, 4409 waits retry_after, 1008 and '
+     + '1013 back off, 4401 without getToken ends', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+
+    for (const [code, reason, reconnectAt] of [
+        [4403, 'client deleted', null],
+        [4408, 'replaced by a newer connection', null],
+        [4401, 'token expired', null],
+        [4409, 'retry_after=7', 7000],
+        [4409, 'retry_after=0', 0],
+        [1008, 'message rate exceeded', 250],
+        [1013, '', 250]
+    ]) {
+        const { hub, FakeSocket, ws } = connected(t, { random: () => 0 });
+        const sub = hub.subscribe('a');
+        const what = code + ' ' + reason;
+        const subStates = [];
+
+        sub.onState((s) => subStates.push(s));
+        ws.serverSend({ type: 'subscribed', channel: 'a', id: 0,
+                        epoch: 'e', recovered: true });
+
+        ws.serverClose(code, reason);
+        if (reconnectAt === null) {
+            assert.equal(hub.state, 'closed', what);
+            assert.deepEqual(subStates, ['active', 'closed'], what);
+            t.mock.timers.tick(600000);
+            assert.equal(FakeSocket.sockets.length, 1, what);
+            continue;
+        }
+        assert.equal(hub.state, 'reconnecting', what);
+        assert.deepEqual(subStates, ['active', 'resuming'], what);
+        if (reconnectAt > 0) {
+            t.mock.timers.tick(reconnectAt - 1);
+            assert.equal(FakeSocket.sockets.length, 1, what);
+        }
+        t.mock.timers.tick(1);
+        assert.equal(FakeSocket.sockets.length, 2, what);
+        hub.close();
+    }
+});
+
+test('getToken is asked again before exp and refresh keeps the connection',
+     async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1000000 });
+
+    const FakeSocket = fakeSocketClass();
+    const now = () => Math.floor(Date.now() / 1000);
+    let n = 0;
+    const hub = new Wirehub('ws://gw.test/ws/', {
+        WebSocket: FakeSocket, refreshMargin: 60000,
+        heartbeatInterval: 2e9,
+        getToken: () => jwtWithExp(now() + (n++ === 0 ? 600 : 3600), n)
+    });
+
+    t.after(() => hub.close());
+    await flush();
+    const ws = FakeSocket.last();
+
+    ws.serverOpen();
+    ws.serverSend(status());
+    assert.equal(n, 1);
+
+    /* 600 s token: asked again 60 s before exp */
+    t.mock.timers.tick(539999);
+    await flush();
+    assert.equal(n, 1);
+    t.mock.timers.tick(1);
+    await flush();
+    assert.equal(n, 2);
+    const msg = ws.sentOfType('refresh')[0];
+
+    assert.equal(Wirehub.tokenExpiry(msg.token), now() + 3600);
+    ws.serverSend({ type: 'refreshed', expires: now() + 3600,
+                    ref: msg.ref });
+    await flush();
+
+    /* the next one from `expires`, the server's word */
+    t.mock.timers.tick(3540000);
+    await flush();
+    assert.equal(n, 3);
+    assert.equal(ws.sentOfType('refresh').length, 2);
+    assert.equal(FakeSocket.sockets.length, 1, 'never reconnected');
+
+    /* half way for a short token, the margin before exp for a long one */
+    assert.equal(Wirehub.refreshDelay(100, 40000, 60000), 30000);
+    assert.equal(Wirehub.refreshDelay(1000, 0, 60000), 940000);
+    hub.close();
+});
+
+test('rpc resolves with rpc_result data, rejects rpc_failed', async (t) => {
+    const { hub, ws } = connected(t);
+    const ok = hub.rpc('stats', { detail: true });
+    const bad = hub.rpc('deploy');
+    const [m1, m2] = ws.sentOfType('rpc');
+
+    assert.deepEqual([m1.method, m1.data], ['stats', { detail: true }]);
+    assert.deepEqual([m2.method, m2.data], ['deploy', {}]);
+    ws.serverSend({ type: 'rpc_result', ref: m1.ref,
+                    data: { connections: 3 } });
+    ws.serverSend({ type: 'error', code: 'rpc_failed', status: 502,
+                    message: 'backend answered 502', ref: m2.ref });
+    assert.deepEqual(await ok, { connections: 3 });
+    await assert.rejects(bad, { code: 'rpc_failed', status: 502 });
+    hub.close();
+});
+
+test('tokenExpiry reads the exp claim, null for anything else', () => {
+    assert.equal(Wirehub.tokenExpiry(jwtWithExp(1767225600)), 1767225600);
+    assert.equal(Wirehub.tokenExpiry('not-a-jwt'), null);
+    assert.equal(Wirehub.tokenExpiry('a.b.c'), null);
 });

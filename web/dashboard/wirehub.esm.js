@@ -1,0 +1,1 @@
+../dist/wirehub.mjs
