@@ -191,7 +191,7 @@ def test_a_flooding_tenant_does_not_hurt_its_neighbour(ngx, daemon):
     chan.record_metric("noisy_a_outcomes", out)
 
     # B lost nothing (checked in phase()), and its latency held
-    assert len(flood_ids) >= 20, len(flood_ids)
+    assert len(flood_ids) >= 10, len(flood_ids)
     assert p99_flood < P99_BOUND * 1000, (p99_quiet, p99_flood)
 
     # no link was lost on either side
