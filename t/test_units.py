@@ -6,7 +6,6 @@ it, and leaves it in place across a restart.  systemd itself is not PID 1
 in this container, so the units are checked with systemd-analyze and the
 protocol with a hand-made handover and with systemd-socket-activate."""
 
-import configparser
 import os
 import re
 import shutil
@@ -35,12 +34,8 @@ def need(tool):
 
 
 def unit(name):
-    """The unit as {section: {key: [values]}} (keys may repeat)."""
-    parser = configparser.ConfigParser(strict=False, interpolation=None,
-                                       delimiters=("=",),
-                                       comment_prefixes=("#", ";"),
-                                       empty_lines_in_values=False)
-    parser.optionxform = str
+    """The unit as {section: {key: [values]}}: keys repeat in systemd's
+    format, which configparser does not allow."""
     sections = {}
     current = None
     with open(os.path.join(CONF, name)) as f:
