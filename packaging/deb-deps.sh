@@ -4,4 +4,4 @@
 set -euo pipefail
 
 exec "$(dirname "$0")/../scripts/apt-missing.sh" "deb deps" \
-    dpkg-dev debhelper fakeroot adduser nginx-dev
+    dpkg-dev debhelper fakeroot adduser nginx-dev systemd

@@ -2,7 +2,9 @@
 # `make test-deb`: install the two packages from DIR with dpkg on this
 # machine, check that the stock nginx loads the module through
 # /etc/nginx/modules-enabled and that wirehubd accepts its installed
-# config, then remove and purge both and check that nothing is left.
+# config, that the units pass systemd-analyze verify and wirehubctl and
+# the man pages are in place, then remove and purge both and check that
+# nothing is left.
 # It refuses to run where the packages or the user already exist, and
 # leaves the machine's nginx as it found it (no service is started: a
 # policy-rc.d denies it while the packages are installed).
@@ -16,6 +18,12 @@ AVAILABLE=/usr/share/nginx/modules-available/mod-http-wirehub.conf
 ENABLED=/etc/nginx/modules-enabled/50-mod-http-wirehub.conf
 UNIT=/lib/systemd/system/wirehubd.service
 WANTS=/etc/systemd/system/multi-user.target.wants/wirehubd.service
+SOCKET=/lib/systemd/system/wirehubd.socket
+SOCKET_WANTS=/etc/systemd/system/sockets.target.wants/wirehubd.socket
+CTL=/usr/bin/wirehubctl
+MANPAGES=(/usr/share/man/man8/wirehubd.8.gz
+          /usr/share/man/man5/wirehubd.conf.5.gz
+          /usr/share/man/man1/wirehubctl.1.gz)
 POLICY=/usr/sbin/policy-rc.d
 
 SUDO=
@@ -178,6 +186,18 @@ check "/etc/wirehub/wirehubd.conf is a conffile" \
 check "systemd unit $UNIT" test -f "$UNIT"
 check "unit runs as wirehub" grep -qx 'User=wirehub' "$UNIT"
 check "unit enabled ($WANTS)" test -L "$WANTS"
+check "socket unit $SOCKET" test -f "$SOCKET"
+check "socket unit enabled ($SOCKET_WANTS)" test -L "$SOCKET_WANTS"
+check "unit runs as group wirehub, not nginx's" grep -qx 'Group=wirehub' \
+    "$UNIT"
+check "socket belongs to nginx's group" grep -qx 'SocketGroup=www-data' \
+    "$SOCKET"
+check "systemd-analyze verify on the installed units" \
+    systemd-analyze verify "$SOCKET" "$UNIT"
+check "wirehubctl runs" "$CTL" --version
+for page in "${MANPAGES[@]}"; do
+    check "man page $page" test -f "$page"
+done
 check "system user wirehub" \
     test "$(getent passwd wirehub | cut -d: -f3)" -lt 1000
 check "/var/lib/wirehub belongs to wirehub" \
@@ -205,6 +225,7 @@ for p in "${PKGS[@]}"; do
 done
 for f in "$SO" "$AVAILABLE" "$ENABLED" "$ENABLED.removed" \
          /usr/sbin/wirehubd /etc/wirehub "$UNIT" "$WANTS" \
+         "$SOCKET" "$SOCKET_WANTS" "$CTL" "${MANPAGES[@]}" \
          /var/lib/wirehub /var/log/wirehub /usr/share/doc/wirehub
 do
     check_not "no $f after purge" test -e "$f" -o -L "$f"

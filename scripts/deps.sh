@@ -4,6 +4,9 @@
 # prometheus is there for promtool: t/test_metrics.py lints a scrape and
 # checks the alert rules of conf/monitoring/ with it (its service is kept
 # down, as every package's, by apt-missing.sh).
+# systemd brings systemd-analyze and systemd-socket-activate, which
+# t/test_units.py runs on the units and on wirehubd's socket activation;
+# groff-base and man-db format the man pages in t/test_manpages.py.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +21,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     python3-jwt python3-cryptography python3-jsonschema \
     openssl ca-certificates \
     prometheus \
-    node-typescript
+    node-typescript systemd groff-base man-db
 
 # chromium and playwright-core for the browser tests
 exec "$top/t/web/deps.sh"

@@ -19,6 +19,7 @@
 #include "commands_api.h"
 #include "daemon.h"
 #include "engine_lmdb.h"
+#include "listenfd.h"
 
 
 #define WH_SYNC_INTERVAL_MS     1000
@@ -414,7 +415,9 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
 int
 wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 {
-    int64_t  scan_ms;
+    int             inherited;
+    int64_t         scan_ms;
+    wh_listenfd_t   lf;
 
     d->start_ms = wh_time_ms();
     wh_daemon_instance(d);
@@ -463,6 +466,18 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->link.on_close = wh_daemon_peer_closed;
     d->link.ctx = d;
 
+    inherited = wh_listenfd_take(&lf, err);
+
+    if (inherited < 0) {
+        return -1;
+    }
+
+    /* the default peers are the users of the socket's group: the
+     * manager's SocketGroup= when the config names none */
+    if (inherited && d->conf.listen_gid == (gid_t) -1) {
+        d->conf.listen_gid = lf.gid;
+    }
+
     if (wh_config_default_peers(&d->conf, err) != 0) {
         return -1;
     }
@@ -472,16 +487,21 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
 
     if (wh_daemon_signals(d, err) != 0
         || wh_daemon_timers(d, err) != 0
-        || wh_link_listen(&d->link, d->conf.listen, d->conf.listen_mode,
-                          d->conf.listen_gid, err) != 0
+        || (inherited ? wh_link_adopt(&d->link, lf.fd, err)
+                      : wh_link_listen(&d->link, d->conf.listen,
+                                       d->conf.listen_mode,
+                                       d->conf.listen_gid, err)) != 0
         || wh_mqtt_init(&d->mqtt, &d->conf, &d->loop, &d->log,
                         &d->channels, &d->sessions, err) != 0)
     {
         return -1;
     }
 
-    wh_log_info(&d->log, "wirehubd %s listening on unix:%s, storage %s "
-                "(map %zu bytes)", d->instance, d->conf.listen,
+    wh_log_info(&d->log, "wirehubd %s listening on unix:%s%s, storage %s "
+                "(map %zu bytes)", d->instance,
+                inherited ? lf.path : d->conf.listen,
+                inherited ? " (inherited socket, fd 3; listen not used)"
+                          : "",
                 d->conf.storage, d->engine->ops->size(d->engine));
 
     return 0;

@@ -69,6 +69,23 @@ wh_link_bind(int fd, const struct sockaddr_un *sa, unsigned mode,
 }
 
 
+static int
+wh_link_watch(wh_link_t *link, int fd, wh_err_t *err)
+{
+    link->listen_ev.fd = fd;
+    link->listen_ev.handler = wh_link_accept;
+    link->listen_ev.data = link;
+
+    if (wh_loop_add(link->loop, &link->listen_ev, EPOLLIN, err) != 0) {
+        return -1;
+    }
+
+    link->listening = 1;
+
+    return 0;
+}
+
+
 int
 wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
     gid_t gid, wh_err_t *err)
@@ -126,11 +143,7 @@ wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
         return wh_err(err, 500, "out of memory");
     }
 
-    link->listen_ev.fd = fd;
-    link->listen_ev.handler = wh_link_accept;
-    link->listen_ev.data = link;
-
-    if (wh_loop_add(link->loop, &link->listen_ev, EPOLLIN, err) != 0) {
+    if (wh_link_watch(link, fd, err) != 0) {
         close(fd);
         unlink(path);
         free(link->path);
@@ -139,6 +152,14 @@ wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
     }
 
     return 0;
+}
+
+
+int
+wh_link_adopt(wh_link_t *link, int fd, wh_err_t *err)
+{
+    /* link->path stays NULL: the socket file is the manager's */
+    return wh_link_watch(link, fd, err);
 }
 
 
@@ -664,9 +685,13 @@ wh_link_shutdown(wh_link_t *link, int timeout_ms)
     int64_t     deadline;
     wh_peer_t  *peer;
 
-    if (link->path != NULL) {
+    if (link->listening) {
         wh_loop_del(link->loop, &link->listen_ev);
         close(link->listen_ev.fd);
+        link->listening = 0;
+    }
+
+    if (link->path != NULL) {
         unlink(link->path);
         free(link->path);
         link->path = NULL;

@@ -53,7 +53,9 @@ typedef void (*wh_link_close_pt)(wh_peer_t *peer, void *ctx);
 
 struct wh_link_s {
     wh_event_t          listen_ev;
-    char               *path;
+    int                 listening;    /* listen_ev is in the loop */
+    char               *path;        /* unlinked at shutdown; NULL for
+                                      * an inherited socket */
     wh_loop_t          *loop;
     wh_log_t           *log;
     wh_peer_t          *peers;
@@ -78,6 +80,11 @@ struct wh_link_s {
  * (each such uid is logged once) */
 int wh_link_listen(wh_link_t *link, const char *path, unsigned mode,
     gid_t gid, wh_err_t *err);
+
+/* the same with a listening socket handed over by a service manager
+ * (listenfd.h): accepted from as is, closed at shutdown, its file never
+ * removed (the manager owns it and keeps it across restarts) */
+int wh_link_adopt(wh_link_t *link, int fd, wh_err_t *err);
 
 /* encodes m into the peer's output; a peer past its bound is dropped */
 void wh_link_send(wh_peer_t *peer, const wh_link_msg_t *m);
