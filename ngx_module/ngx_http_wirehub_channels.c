@@ -397,9 +397,17 @@ ngx_http_wirehub_sub_page(ngx_http_wirehub_sub_t *sub, uint64_t after)
                                                 ngx_http_wirehub_sub_replayed,
                                                 sub);
 
-    if (sub->replay == NULL) {
-        ngx_http_wirehub_sub_go_live(sub, 0);
+    if (sub->replay != NULL) {
+        return;
     }
+
+    if (!ngx_http_wirehub_link_up(s->main_conf)) {
+        /* it goes on once the channel is subscribed again */
+        sub->relink = 1;
+        return;
+    }
+
+    ngx_http_wirehub_sub_go_live(sub, 0);
 }
 
 
@@ -449,7 +457,18 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
 
     sub->replay = NULL;
 
-    /* REPLAY_END, or the link was lost (m == NULL) */
+    /*
+     * The link was lost under the replay (wirehubd restarting): it goes
+     * on from where it got once the channel is subscribed again, rather
+     * than leave the client a gap.
+     */
+
+    if (m == NULL) {
+        sub->relink = 1;
+        return;
+    }
+
+    /* REPLAY_END */
 
     recovered = (m && (m->flag & WH_LINK_REPLAY_RECOVERED) && !sub->lost);
 
@@ -921,6 +940,17 @@ ngx_http_wirehub_channel_subscribed(ngx_http_wirehub_main_conf_t *wmcf,
 
         if (!sub->live && !sub->paging) {
             ngx_http_wirehub_sub_activate(sub);
+
+        } else if (sub->paging && sub->relink) {
+            sub->relink = 0;
+
+            if (ngx_http_wirehub_sub_has_room(sub->session)) {
+                ngx_http_wirehub_sub_page(sub, sub->next_page);
+
+            } else {
+                sub->waiting = 1;
+                sub->session->drain_wanted = 1;
+            }
 
         } else if (sub->live && resumed && !m->flag) {
             sub->up_to = 0;

@@ -51,6 +51,7 @@ struct ngx_http_wirehub_sub_s {
     unsigned                         paging:1;   /* replay under way */
     unsigned                         announced:1;  /* "subscribed" sent */
     unsigned                         waiting:1;  /* for the client to read */
+    unsigned                         relink:1;   /* for the link to return */
 };
 
 

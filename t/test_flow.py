@@ -135,6 +135,50 @@ def test_live_messages_wait_behind_a_paced_replay(ngx, daemon):
         api.close()
 
 
+def test_replay_survives_a_wirehubd_kill(ngx, daemon):
+    """wirehubd is killed (-9) with a page of a replay asked for and not
+    answered: once the worker has relinked, the replay goes on from where
+    it got; the client sees every message once, in order, no second
+    "subscribed" with "recovered":false."""
+    ws = chan.unique("flow")
+    api = wh.Api(ngx.port, chan.service_token(ws), retry=True)
+    for k in range(300):
+        _, epoch = chan.publish_ok(api, "big", {"k": k, "pad": BODY})
+
+    async def scenario():
+        c = await open_small(ngx.small, chan.token("r3", ws))
+        await c.send({"type": "subscribe", "channels": ["big"],
+                      "since": {"big": {"id": 0, "epoch": epoch}},
+                      "ref": "s"})
+        sub = await c.recv(10)
+        assert sub["type"] == "subscribed" and sub["recovered"] is True, sub
+        # wirehubd stops: what the worker queued drains to the client, and
+        # the next page it asks for stays unanswered
+        os.kill(daemon.pid, signal.SIGSTOP)
+        first = []
+        while True:
+            try:
+                first.append(await c.recv(1.0))
+            except chan.NothingReceived:
+                break
+        assert 0 < len(first) < 300, len(first)
+        before = chan.link_up_counts(ngx)
+        daemon.kill9()
+        daemon.start()
+        chan.wait_relinked(ngx, before)
+        rest = await c.messages(300 - len(first), timeout=30)
+        assert_ids(first + rest, 1, 300)
+        chan.publish_ok(api, "big", {"live": 1})
+        live = await c.recv(10)
+        assert live["id"] == 301 and live["data"] == {"live": 1}, live
+        await c.close()
+
+    try:
+        run(scenario())
+    finally:
+        api.close()
+
+
 def test_held_live_messages_count_against_the_send_limit(ngx):
     """A client that never reads while its replay waits: live messages
     held for it pass the send limit and it alone is closed with 1013;
