@@ -6,6 +6,7 @@ the stream's cursor; pings as comments; exp and the send limit end the
 stream; Last-Event-ID resumes every channel without gap or duplicate."""
 
 import base64
+import os
 import time
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 import chan
 import sse
 import wh
+from test_web import WEB_TESTS, run_browser, web_deps  # noqa: F401
 
 PING_S = 1
 
@@ -337,3 +339,32 @@ def test_metrics_count_streams(ngx):
     assert wait_until(lambda: metric(ngx, "wirehub_sse_streams") == 0)
     # no token in the logs
     assert ws.token()[:20] not in ngx.read_error_log()
+
+
+class Reload:
+    """The one server action sse_browser.js asks for."""
+
+    def __init__(self, ngx):
+        self.ngx = ngx
+
+    def run(self, action):
+        assert action == "reload", action
+        before = chan.link_up_counts(self.ngx)
+        self.ngx.reload()
+        # the new workers must be linked before the browser reconnects:
+        # a 503 would end an EventSource for good
+        chan.wait_relinked(self.ngx, before)
+
+
+def test_eventsource_in_chromium_reconnects_without_loss(ngx, web_deps):
+    ws = Workspace(ngx)
+    env = dict(os.environ)
+    env.update({
+        "WH_BASE_URL": "http://127.0.0.1:%d" % ngx.port,
+        "WH_TOKEN": ws.token("dash"),
+        "WH_SERVICE_TOKEN": chan.service_token(ws.name),
+    })
+    rc, out = run_browser(env, Reload(ngx),
+                          os.path.join(WEB_TESTS, "sse_browser.js"))
+    assert rc == 0, "browser test failed (rc %r):\n%s" % (rc, out)
+    assert "SSE reconnect ok" in out, out
