@@ -1,8 +1,8 @@
 
 /*
  * Wirehub: the content handlers of the module's locations: the opening
- * handshake (wirehub_websocket, wirehub_echo), SSE streams (wirehub_sse), the HTTP API (wirehub_api)
- * and the metrics (wirehub_metrics).
+ * handshake (wirehub_websocket, wirehub_echo), SSE streams (wirehub_sse),
+ * the HTTP API (wirehub_api) and the metrics (wirehub_metrics).
  */
 
 
