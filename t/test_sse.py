@@ -280,14 +280,16 @@ def test_slow_reader_closed_at_the_send_limit(ngx):
         if i % 20 == 0 and slow_closes(ngx) > before:
             break
     assert wait_until(lambda: slow_closes(ngx) > before), "no slow close"
-    # what the stream still delivers ends with the slow-consumer comment
+    # the stream ends; what it still delivers is in order, and its last
+    # words, when the client read them within the 1 s nginx waits, say why
     seen = []
     while True:
         ev = s.next(timeout=10)
         if ev is None:
             break
         seen.append(ev)
-    assert seen[-1]["comments"] == ["close 1013 slow consumer"], seen[-1]
+    comments = [e["comments"] for e in seen if e["comments"]]
+    assert comments in ([], [["close 1013 slow consumer"]]), comments
     ids = [e["data"]["data"]["i"] for e in seen if e["data"]]
     assert ids == list(range(len(ids))) and len(ids) < 200
     s.close()
@@ -349,11 +351,13 @@ class Reload:
 
     def run(self, action):
         assert action == "reload", action
-        before = chan.link_up_counts(self.ngx)
+        before = set(chan.link_up_counts(self.ngx))
         self.ngx.reload()
-        # the new workers must be linked before the browser reconnects:
-        # a 503 would end an EventSource for good
-        chan.wait_relinked(self.ngx, before)
+        # the new workers must be linked before the browser reconnects (a
+        # 503 would end an EventSource for good); the old ones may still
+        # be closing their streams
+        assert wait_until(lambda: len(set(chan.link_up_counts(self.ngx))
+                                      - before) == 2), "no relink"
 
 
 def test_eventsource_in_chromium_reconnects_without_loss(ngx, web_deps):
