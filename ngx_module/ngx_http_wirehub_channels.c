@@ -12,6 +12,7 @@
 #include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_authz.h"
 #include "ngx_http_wirehub_counters.h"
+#include "ngx_http_wirehub_cursor.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_reply.h"
@@ -50,6 +51,10 @@ static ngx_int_t ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_uint_t recovered);
 static ngx_int_t ngx_http_wirehub_hold(ngx_http_wirehub_sub_t *sub,
     ngx_http_wirehub_out_frame_t *frame);
+static ngx_int_t ngx_http_wirehub_deliver(ngx_http_wirehub_sub_t *sub,
+    ngx_http_wirehub_out_frame_t *frame);
+static ngx_http_wirehub_out_frame_t *ngx_http_wirehub_cursor_line(
+    ngx_http_wirehub_session_t *s);
 
 
 void
@@ -297,6 +302,8 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     sub->held_last = &sub->held;
     sub->ref = ref ? json_incref(ref) : NULL;
 
+    sub->index = s->nsubs;
+
     if (from) {
         sub->has_since = 1;
         sub->since = (uint64_t) json_integer_value(id);
@@ -306,6 +313,11 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
             ngx_memcpy(sub->since_epoch, json_string_value(epoch),
                        sub->since_epoch_len);
         }
+
+        /* until something is sent, the client is where it said it was */
+        sub->pos_id = sub->since;
+        sub->pos_known = 1;
+        sub->pos_since = 1;
     }
 
     sub->next = s->subs;
@@ -449,7 +461,8 @@ ngx_http_wirehub_sub_replayed(ngx_http_wirehub_pending_t *p,
             return;
         }
 
-        (void) ngx_http_wirehub_send_frame(s, frame);
+        frame->msg_id = m->id;
+        (void) ngx_http_wirehub_deliver(sub, frame);
         ngx_http_wirehub_frame_release(frame);
 
         return;
@@ -622,13 +635,108 @@ ngx_http_wirehub_sub_release(ngx_http_wirehub_sub_t *sub, ngx_uint_t deliver)
         s->held_bytes -= out->frame->len;
 
         if (deliver && !s->closed) {
-            (void) ngx_http_wirehub_send_frame(s, out->frame);
+            (void) ngx_http_wirehub_deliver(sub, out->frame);
         }
 
         ngx_http_wirehub_frame_release(out->frame);
         out->next = wmcf->free_out;
         wmcf->free_out = out;
     }
+}
+
+
+/*
+ * A channel message to one subscriber.  On an SSE stream it goes behind
+ * an "id:" line with the stream's cursor, which moves this channel to the
+ * message: both are queued, or neither (a cursor without its event would
+ * tell the client it has a message it never got).
+ */
+
+static ngx_int_t
+ngx_http_wirehub_deliver(ngx_http_wirehub_sub_t *sub,
+    ngx_http_wirehub_out_frame_t *frame)
+{
+    uint64_t                       pos_id;
+    ngx_int_t                      rc;
+    ngx_uint_t                     pos_known, pos_since;
+    ngx_http_wirehub_session_t    *s;
+    ngx_http_wirehub_out_frame_t  *line;
+
+    s = sub->session;
+
+    if (!ngx_http_wirehub_is_sse(s)) {
+        return ngx_http_wirehub_send_frame(s, frame);
+    }
+
+    pos_id = sub->pos_id;
+    pos_known = sub->pos_known;
+    pos_since = sub->pos_since;
+
+    sub->pos_id = frame->msg_id;
+    sub->pos_known = 1;
+    sub->pos_since = 0;
+
+    line = ngx_http_wirehub_cursor_line(s);
+    if (line == NULL) {
+        ngx_http_wirehub_session_lost(s);
+        rc = NGX_ERROR;
+
+    } else {
+        rc = ngx_http_wirehub_send_pair(s, line, frame);
+        ngx_http_wirehub_frame_release(line);
+    }
+
+    if (rc != NGX_OK) {
+        sub->pos_id = pos_id;
+        sub->pos_known = pos_known;
+        sub->pos_since = pos_since;
+    }
+
+    return rc;
+}
+
+
+/* "id: <cursor>": where every channel of the stream is */
+
+static ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_cursor_line(ngx_http_wirehub_session_t *s)
+{
+    u_char                       buf[NGX_HTTP_WIREHUB_CURSOR_MAX + 8], *p;
+    ngx_uint_t                   n;
+    ngx_http_wirehub_sub_t      *sub;
+    ngx_http_wirehub_position_t  pos[NGX_HTTP_WIREHUB_SSE_MAX_CHANNELS];
+
+    n = 0;
+
+    for (sub = s->subs; sub; sub = sub->next) {
+        if (!sub->pos_known || n == NGX_HTTP_WIREHUB_SSE_MAX_CHANNELS
+            || sub->index >= NGX_HTTP_WIREHUB_SSE_MAX_CHANNELS)
+        {
+            continue;
+        }
+
+        pos[n].index = sub->index;
+        pos[n].id = sub->pos_id;
+
+        if (sub->pos_since) {
+            pos[n].epoch_len = sub->since_epoch_len;
+            ngx_memcpy(pos[n].epoch, sub->since_epoch, sub->since_epoch_len);
+
+        } else {
+            pos[n].epoch_len = sub->channel->epoch_len;
+            ngx_memcpy(pos[n].epoch, sub->channel->epoch,
+                       sub->channel->epoch_len);
+        }
+
+        n++;
+    }
+
+    p = ngx_cpymem(buf, "id: ", sizeof("id: ") - 1);
+    p += ngx_http_wirehub_cursor_encode(p, pos, n);
+    *p++ = '\n';
+
+    return ngx_http_wirehub_sse_raw(s->connection->log, s->framing, buf,
+                                    p - buf);
 }
 
 
@@ -640,6 +748,14 @@ ngx_http_wirehub_send_subscribed(ngx_http_wirehub_sub_t *sub,
     ngx_http_wirehub_channel_t  *ch;
 
     ch = sub->channel;
+
+    /* with a gap, or from now on, the client is at the id it is told */
+
+    if (!recovered || !sub->pos_known) {
+        sub->pos_id = sub->up_to ? sub->up_to : ch->last_id;
+        sub->pos_known = 1;
+        sub->pos_since = 0;
+    }
 
     reply = json_pack("{s:s,s:s%,s:I,s:s%,s:b,s:o}", "type", "subscribed",
                       "channel", ch->name.data, ch->name.len,
@@ -785,12 +901,16 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_queue_t                   *q, *next;
     ngx_http_wirehub_sub_t        *sub;
     ngx_http_wirehub_channel_t    *ch;
+    ngx_http_wirehub_session_t    *s;
     ngx_http_wirehub_out_frame_t  *frame, *out;
     ngx_http_wirehub_out_frame_t  *cframes[NGX_HTTP_WIREHUB_DEFLATE_WINDOWS];
+    ngx_http_wirehub_out_frame_t  *sframes[NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED
+                                           + 1];
 
     ws.data = (u_char *) m->workspace.data;
     ws.len = m->workspace.len;
     ngx_memzero(cframes, sizeof(cframes));
+    ngx_memzero(sframes, sizeof(sframes));
     delivered = 0;
 
     ch = ngx_http_wirehub_channel_get(wmcf, &ws, m->channel.data,
@@ -810,6 +930,10 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
                                           WH_WS_OP_TEXT,
                                           (u_char *) m->body.data,
                                           m->body.len);
+    if (frame) {
+        frame->msg_id = m->id;
+    }
+
     if (frame == NULL) {
         /* no subscriber may miss it silently: each resumes from history */
         ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
@@ -838,8 +962,28 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
         sub = ngx_queue_data(q, ngx_http_wirehub_sub_t, queue);
 
         out = frame;
+        s = sub->session;
 
-        if (sub->session->deflate && m->body.len
+        if (ngx_http_wirehub_is_sse(s)) {
+            /* one event per framing; its cursor line is the stream's */
+
+            if (sframes[s->framing] == NULL) {
+                sframes[s->framing] = ngx_http_wirehub_sse_event(
+                                          ngx_cycle->log, s->framing,
+                                          (u_char *) m->body.data,
+                                          m->body.len);
+
+                if (sframes[s->framing] == NULL) {
+                    ngx_http_wirehub_session_lost(s);
+                    continue;
+                }
+
+                sframes[s->framing]->msg_id = m->id;
+            }
+
+            out = sframes[s->framing];
+
+        } else if (sub->session->deflate && m->body.len
                                      >= NGX_HTTP_WIREHUB_DEFLATE_MIN)
         {
             /*
@@ -862,7 +1006,7 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
         }
 
         if (sub->live) {
-            (void) ngx_http_wirehub_send_frame(sub->session, out);
+            (void) ngx_http_wirehub_deliver(sub, out);
             delivered++;
 
         } else if (sub->paging
@@ -885,6 +1029,12 @@ ngx_http_wirehub_channel_message(ngx_http_wirehub_main_conf_t *wmcf,
     for (i = 0; i < NGX_HTTP_WIREHUB_DEFLATE_WINDOWS; i++) {
         if (cframes[i]) {
             ngx_http_wirehub_frame_release(cframes[i]);
+        }
+    }
+
+    for (i = 0; i <= NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED; i++) {
+        if (sframes[i]) {
+            ngx_http_wirehub_frame_release(sframes[i]);
         }
     }
 

@@ -45,6 +45,8 @@ struct ngx_http_wirehub_sub_s {
     uint64_t                         next_page;   /* replayed up to */
     u_char                           since_epoch[16];
     size_t                           since_epoch_len;
+    uint64_t                         pos_id;      /* SSE: last queued */
+    ngx_uint_t                       index;       /* in its session */
     unsigned                         has_since:1;
     unsigned                         live:1;
     unsigned                         lost:1;     /* a replayed item */
@@ -52,6 +54,8 @@ struct ngx_http_wirehub_sub_s {
     unsigned                         announced:1;  /* "subscribed" sent */
     unsigned                         waiting:1;  /* for the client to read */
     unsigned                         relink:1;   /* for the link to return */
+    unsigned                         pos_known:1;  /* pos_id is set */
+    unsigned                         pos_since:1;  /* ... in since_epoch */
 };
 
 

@@ -1,8 +1,8 @@
 
 /*
  * Wirehub: the content handlers of the module's locations: the opening
- * handshake (wirehub_websocket, wirehub_echo), the HTTP API (wirehub_api)
- * and the metrics (wirehub_metrics).
+ * handshake (wirehub_websocket, wirehub_echo), SSE streams (wirehub_sse),
+ * the HTTP API (wirehub_api) and the metrics (wirehub_metrics).
  */
 
 
@@ -15,6 +15,13 @@
 
 /* ngx_http_wirehub_handshake.c */
 ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
+    ngx_http_wirehub_loc_conf_t *wlcf);
+ngx_http_wirehub_session_t *ngx_http_wirehub_session_new(
+    ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx);
+
+/* ngx_http_wirehub_sse.c */
+ngx_int_t ngx_http_wirehub_sse_handler(ngx_http_request_t *r);
 
 /* ngx_http_wirehub_api.c */
 ngx_int_t ngx_http_wirehub_api_handler(ngx_http_request_t *r);

@@ -49,8 +49,11 @@ enum {
 
 
 struct ngx_http_wirehub_counters_s {
-    ngx_atomic_t                     connections;
+    ngx_atomic_t                     connections;  /* with SSE streams */
     ngx_atomic_t                     handshakes[NGX_HTTP_WIREHUB_HS_RESULTS];
+    ngx_atomic_t                     sse_streams;
+    ngx_atomic_t                     sse_handshakes[
+                                         NGX_HTTP_WIREHUB_HS_RESULTS];
     ngx_atomic_t                     closes[NGX_HTTP_WIREHUB_CLOSE_REASONS];
     ngx_atomic_t                     delivered;
     ngx_atomic_t                     received;

@@ -26,8 +26,6 @@ static ngx_int_t ngx_http_wirehub_check_upgrade(ngx_http_request_t *r,
     ngx_str_t *key, ngx_uint_t *status, ngx_str_t *message);
 static ngx_int_t ngx_http_wirehub_has_token(ngx_str_t *value,
     const char *token, size_t len);
-static ngx_int_t ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
-    ngx_http_wirehub_loc_conf_t *wlcf);
 static ngx_int_t ngx_http_wirehub_upgrade(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_str_t *key);
 static ngx_int_t ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s);
@@ -284,7 +282,7 @@ ngx_http_wirehub_has_token(ngx_str_t *value, const char *token, size_t len)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
     ngx_http_wirehub_loc_conf_t *wlcf)
 {
@@ -328,7 +326,6 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     ngx_uint_t                    deflate, window;
     ngx_str_t                     value, src;
     ngx_sha1_t                    sha1;
-    ngx_pool_cleanup_t           *cln;
     ngx_http_wirehub_session_t   *s;
 
     ngx_sha1_init(&sha1);
@@ -378,39 +375,16 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
         deflate = 1;
     }
 
-    /*
-     * The session outlives the request (freed once the 101 is out), so it
-     * lives in the connection's pool.
-     */
-
-    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_http_wirehub_session_t));
+    s = ngx_http_wirehub_session_new(r, ctx);
     if (s == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    s->request = r;
-    s->connection = r->connection;
-    s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
-    s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
-    s->identity = ctx->identity;
     s->deflate = deflate;
     s->deflate_window = window;
     s->handlers = (s->conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO)
                   ? &ngx_http_wirehub_echo_handlers
                   : &ngx_http_wirehub_client_handlers;
-    ctx->session = s;
-
-    if (ngx_http_wirehub_session_id(s) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_wirehub_session_cleanup;
-    cln->data = s;
 
     r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
     ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
@@ -436,6 +410,46 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     ngx_http_wirehub_takeover(s);
 
     return NGX_DONE;
+}
+
+
+/*
+ * The session outlives the request (freed once the 101 is out), so it
+ * lives in the connection's pool; the caller chooses its handlers.
+ */
+
+ngx_http_wirehub_session_t *
+ngx_http_wirehub_session_new(ngx_http_request_t *r,
+    ngx_http_wirehub_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_wirehub_session_t  *s;
+
+    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_http_wirehub_session_t));
+    if (s == NULL) {
+        return NULL;
+    }
+
+    s->request = r;
+    s->connection = r->connection;
+    s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
+    s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    s->identity = ctx->identity;
+    ctx->session = s;
+
+    if (ngx_http_wirehub_session_id(s) != NGX_OK) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_wirehub_session_cleanup;
+    cln->data = s;
+
+    return s;
 }
 
 

@@ -57,6 +57,7 @@ static void ngx_http_wirehub_link_account(ngx_http_wirehub_session_t *s,
 
 const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_client_handlers = {
     ngx_http_wirehub_client_open,
+    NULL,
     ngx_http_wirehub_client_message,
     ngx_http_wirehub_client_closed,
     ngx_http_wirehub_channels_drained
@@ -64,6 +65,7 @@ const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_client_handlers = {
 
 
 const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_echo_handlers = {
+    NULL,
     NULL,
     ngx_http_wirehub_echo_message,
     NULL,

@@ -203,7 +203,7 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         cnt = &zero;
     }
 
-    len = 8192 + (daemon ? daemon->len : 0);
+    len = 12288 + (daemon ? daemon->len : 0);
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -231,7 +231,8 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         NGX_HTTP_WIREHUB_VERSION, NGINX_VERSION, &version);
 
     p = ngx_sprintf(p,
-        "# HELP wirehub_connections Open WebSocket connections.\n"
+        "# HELP wirehub_connections Open WebSocket connections and SSE "
+        "streams.\n"
         "# TYPE wirehub_connections gauge\n"
         "wirehub_connections %uA\n"
         "# HELP wirehub_workers Nginx worker processes serving Wirehub.\n"
@@ -248,7 +249,24 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
     }
 
     p = ngx_sprintf(p,
-        "# HELP wirehub_closes_total WebSocket closes by reason.\n"
+        "# HELP wirehub_sse_streams Open SSE streams (wirehub_connections "
+        "counts them too).\n"
+        "# TYPE wirehub_sse_streams gauge\n"
+        "wirehub_sse_streams %uA\n"
+        "# HELP wirehub_sse_handshakes_total SSE stream requests by "
+        "result.\n"
+        "# TYPE wirehub_sse_handshakes_total counter\n",
+        cnt->sse_streams);
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_HS_RESULTS; i++) {
+        p = ngx_sprintf(p,
+                        "wirehub_sse_handshakes_total{result=\"%s\"} %uA\n",
+                        ngx_http_wirehub_handshake_results[i],
+                        cnt->sse_handshakes[i]);
+    }
+
+    p = ngx_sprintf(p,
+        "# HELP wirehub_closes_total WebSocket and SSE closes by reason.\n"
         "# TYPE wirehub_closes_total counter\n");
 
     for (i = 0; i < NGX_HTTP_WIREHUB_CLOSE_REASONS; i++) {

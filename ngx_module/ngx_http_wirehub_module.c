@@ -138,6 +138,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       NGX_HTTP_WIREHUB_MODE_METRICS,
       NULL },
 
+    { ngx_string("wirehub_sse"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_wirehub_set_mode,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_WIREHUB_MODE_SSE,
+      NULL },
+
     { ngx_string("wirehub_ping_interval"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -677,6 +684,9 @@ ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     case NGX_HTTP_WIREHUB_MODE_METRICS:
         clcf->handler = ngx_http_wirehub_metrics_handler;
         break;
+    case NGX_HTTP_WIREHUB_MODE_SSE:
+        clcf->handler = ngx_http_wirehub_sse_handler;
+        break;
     default:
         clcf->handler = ngx_http_wirehub_websocket_handler;
     }
@@ -880,6 +890,7 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
 
     if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        || conf->mode == NGX_HTTP_WIREHUB_MODE_SSE
         || conf->mode == NGX_HTTP_WIREHUB_MODE_API
         || conf->mode == NGX_HTTP_WIREHUB_MODE_METRICS)
     {
@@ -887,13 +898,15 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         wmcf->used = 1;
     }
 
-    if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+    if ((conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+         || conf->mode == NGX_HTTP_WIREHUB_MODE_SSE)
         && conf->max_connections_per_workspace)
     {
         wmcf->workspace_limits = 1;
     }
 
     if (conf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET
+        || conf->mode == NGX_HTTP_WIREHUB_MODE_SSE
         || conf->mode == NGX_HTTP_WIREHUB_MODE_API
         || (conf->mode == NGX_HTTP_WIREHUB_MODE_ECHO && conf->echo_auth))
     {

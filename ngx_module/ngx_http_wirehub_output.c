@@ -9,6 +9,7 @@
 
 #include "ngx_http_wirehub_session.h"
 #include "ngx_http_wirehub_deflate.h"
+#include "wh_json.h"
 
 
 #define NGX_HTTP_WIREHUB_IOVS  64
@@ -16,6 +17,14 @@
 
 static ngx_uint_t ngx_http_wirehub_over_limit(ngx_http_wirehub_session_t *s,
     size_t len);
+static ngx_int_t ngx_http_wirehub_may_queue(ngx_http_wirehub_session_t *s,
+    size_t len);
+static ngx_int_t ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *frame, ngx_http_wirehub_out_frame_t *next);
+static ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_alloc(
+    ngx_log_t *log, ngx_uint_t framing, size_t len, u_char **body);
+static void ngx_http_wirehub_sse_seal(ngx_http_wirehub_out_frame_t *frame,
+    ngx_uint_t framing, u_char *body, u_char *last);
 
 
 ngx_http_wirehub_out_frame_t *
@@ -39,8 +48,160 @@ ngx_http_wirehub_frame_create(ngx_log_t *log, unsigned opcode,
 
     frame->refs = 1;
     frame->len = hlen + len;
+    frame->msg_id = 0;
 
     return frame;
+}
+
+
+/*
+ * An SSE event for a JSON message: "event:" is the message's "type",
+ * "data:" the message as a WebSocket client gets it.  A line break in the
+ * text (only JSON whitespace can hold one) starts another "data:" line;
+ * EventSource joins them with "\n" again.
+ */
+
+ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_sse_event(ngx_log_t *log, ngx_uint_t framing, u_char *json,
+    size_t len)
+{
+    u_char                        *p, *body;
+    size_t                         i, lines;
+    wh_str_t                       type;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    if (!wh_json_member((char *) json, len, "type", &type)
+        || type.len < 2 || type.data[0] != '"')
+    {
+        type.data = "\"message\"";
+        type.len = sizeof("\"message\"") - 1;
+    }
+
+    lines = 0;
+
+    for (i = 0; i < len; i++) {
+        if (json[i] == '\n' || json[i] == '\r') {
+            lines++;
+        }
+    }
+
+    frame = ngx_http_wirehub_sse_alloc(log, framing,
+                                       sizeof("event: \ndata: \n\n") - 1
+                                       + type.len + len
+                                       + lines * (sizeof("data: ") - 1),
+                                       &body);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(body, "event: ", sizeof("event: ") - 1);
+    p = ngx_cpymem(p, type.data + 1, type.len - 2);
+    p = ngx_cpymem(p, "\ndata: ", sizeof("\ndata: ") - 1);
+
+    for (i = 0; i < len; i++) {
+        if (json[i] == '\r' && i + 1 < len && json[i + 1] == '\n') {
+            continue;
+        }
+
+        if (json[i] == '\n' || json[i] == '\r') {
+            p = ngx_cpymem(p, "\ndata: ", sizeof("\ndata: ") - 1);
+            continue;
+        }
+
+        *p++ = json[i];
+    }
+
+    *p++ = '\n';
+    *p++ = '\n';
+
+    ngx_http_wirehub_sse_seal(frame, framing, body, p);
+
+    return frame;
+}
+
+
+/* text of the stream as it is: an "id:" line, a comment, the last chunk */
+
+ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_sse_raw(ngx_log_t *log, ngx_uint_t framing, u_char *text,
+    size_t len)
+{
+    u_char                        *body;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    frame = ngx_http_wirehub_sse_alloc(log, framing, len, &body);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(body, text, len);
+    ngx_http_wirehub_sse_seal(frame, framing, body, body + len);
+
+    return frame;
+}
+
+
+/*
+ * Room for len bytes of stream, and in chunked framing for the chunk's
+ * size line (the size is written in front of the body once it is known:
+ * sixteen hex digits at most) and its CRLF.
+ */
+
+static ngx_http_wirehub_out_frame_t *
+ngx_http_wirehub_sse_alloc(ngx_log_t *log, ngx_uint_t framing, size_t len,
+    u_char **body)
+{
+    size_t                         room;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    room = (framing == NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED)
+           ? NGX_OFF_T_LEN + 4 : 0;
+
+    frame = ngx_alloc(offsetof(ngx_http_wirehub_out_frame_t, data) + room
+                      + len, log);
+    if (frame == NULL) {
+        return NULL;
+    }
+
+    frame->refs = 1;
+    frame->msg_id = 0;
+    *body = frame->data + (room ? NGX_OFF_T_LEN + 2 : 0);
+
+    return frame;
+}
+
+
+static void
+ngx_http_wirehub_sse_seal(ngx_http_wirehub_out_frame_t *frame,
+    ngx_uint_t framing, u_char *body, u_char *last)
+{
+    u_char  head[NGX_OFF_T_LEN + 2], *p;
+    size_t  n;
+
+    if (framing != NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED || last == body) {
+        frame->len = last - frame->data;
+
+        if (framing == NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED) {
+            /* no body: the last chunk, which ends the response */
+            frame->len = ngx_cpymem(frame->data, "0\r\n\r\n", 5)
+                         - frame->data;
+        }
+
+        return;
+    }
+
+    p = ngx_sprintf(head, "%xz\r\n", (size_t) (last - body));
+    n = p - head;
+
+    /* the size line goes right in front of the body: data starts there */
+
+    ngx_memmove(frame->data, head, n);
+    ngx_memmove(frame->data + n, body, last - body);
+    p = frame->data + n + (last - body);
+    *p++ = '\r';
+    *p++ = '\n';
+
+    frame->len = p - frame->data;
 }
 
 
@@ -62,6 +223,11 @@ ngx_http_wirehub_out_frame_t *
 ngx_http_wirehub_session_frame(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *payload, size_t len)
 {
+    if (ngx_http_wirehub_is_sse(s)) {
+        return ngx_http_wirehub_sse_event(s->connection->log, s->framing,
+                                          payload, len);
+    }
+
     if (s->deflate && len >= NGX_HTTP_WIREHUB_DEFLATE_MIN) {
         return ngx_http_wirehub_deflate_frame(s->main_conf,
                                               s->connection->log,
@@ -104,16 +270,42 @@ ngx_int_t
 ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_out_frame_t *frame)
 {
-    ngx_connection_t              *c;
-    ngx_http_wirehub_out_t        *out;
-    ngx_http_wirehub_main_conf_t  *wmcf;
+    ngx_int_t  rc;
 
+    rc = ngx_http_wirehub_may_queue(s, frame->len);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_wirehub_enqueue(s, frame, NULL);
+}
+
+
+/* two frames that only make sense together: both are queued, or none */
+
+ngx_int_t
+ngx_http_wirehub_send_pair(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *first, ngx_http_wirehub_out_frame_t *second)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_wirehub_may_queue(s, first->len + second->len);
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_wirehub_enqueue(s, first, second);
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_may_queue(ngx_http_wirehub_session_t *s, size_t len)
+{
     if (s->closed) {
         return NGX_ERROR;
     }
-
-    c = s->connection;
-    wmcf = s->main_conf;
 
     /* the close frame itself always goes: it is the last one */
 
@@ -130,34 +322,68 @@ ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
         return NGX_DECLINED;
     }
 
-    if (!s->close_sent && ngx_http_wirehub_over_limit(s, frame->len)) {
+    if (!s->close_sent && ngx_http_wirehub_over_limit(s, len)) {
         return NGX_DECLINED;
     }
 
-    out = wmcf->free_out;
+    return NGX_OK;
+}
 
-    if (out) {
-        wmcf->free_out = out->next;
 
-    } else {
-        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
-        if (out == NULL) {
+static ngx_int_t
+ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *frame, ngx_http_wirehub_out_frame_t *next)
+{
+    ngx_uint_t                     i, n;
+    ngx_connection_t              *c;
+    ngx_http_wirehub_out_t        *out[2];
+    ngx_http_wirehub_out_frame_t  *frames[2];
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    c = s->connection;
+    wmcf = s->main_conf;
+    frames[0] = frame;
+    frames[1] = next;
+    n = next ? 2 : 1;
+
+    for (i = 0; i < n; i++) {
+        out[i] = wmcf->free_out;
+
+        if (out[i]) {
+            wmcf->free_out = out[i]->next;
+            continue;
+        }
+
+        out[i] = ngx_alloc(sizeof(ngx_http_wirehub_out_t), c->log);
+
+        if (out[i] == NULL) {
+            if (i) {
+                out[0]->next = wmcf->free_out;
+                wmcf->free_out = out[0];
+            }
+
             ngx_http_wirehub_session_lost(s);
             return NGX_ERROR;
         }
     }
 
-    frame->refs++;
+    for (i = 0; i < n; i++) {
+        frames[i]->refs++;
 
-    out->frame = frame;
-    out->sent = 0;
-    out->next = NULL;
+        out[i]->frame = frames[i];
+        out[i]->sent = 0;
+        out[i]->next = NULL;
 
-    *s->out_last = out;
-    s->out_last = &out->next;
-    s->out_bytes += frame->len;
+        *s->out_last = out[i];
+        s->out_last = &out[i]->next;
+        s->out_bytes += frames[i]->len;
+    }
 
-    if ((frame->data[0] & 0x0f) == WH_WS_OP_CLOSE) {
+    /* an SSE stream has no close frame: the session marks its end */
+
+    if (!ngx_http_wirehub_is_sse(s)
+        && (frame->data[0] & 0x0f) == WH_WS_OP_CLOSE)
+    {
         s->close_queued = 1;
     }
 

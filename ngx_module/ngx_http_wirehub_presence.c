@@ -184,5 +184,10 @@ ngx_http_wirehub_session_accepted(ngx_http_wirehub_main_conf_t *wmcf,
     if (ngx_http_wirehub_send_connection_status(s, m->count) != NGX_OK) {
         ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
                                        "internal error");
+        return;
+    }
+
+    if (s->handlers->accepted) {
+        s->handlers->accepted(s);
     }
 }

@@ -32,6 +32,8 @@ static void ngx_http_wirehub_control(ngx_http_wirehub_session_t *s,
     wh_frame_event_t *ev);
 static ngx_int_t ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *payload, size_t len);
+static ngx_int_t ngx_http_wirehub_sse_control(ngx_http_wirehub_session_t *s,
+    unsigned opcode, u_char *payload, size_t len);
 static void ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s);
 static ngx_uint_t ngx_http_wirehub_close_reason(ngx_http_wirehub_session_t *s,
     ngx_uint_t code);
@@ -146,6 +148,11 @@ ngx_http_wirehub_read_event(ngx_event_t *rev)
                           s->close_sent ? "" : " without a close frame");
             ngx_http_wirehub_finalize(s, 0);
             return;
+        }
+
+        if (ngx_http_wirehub_is_sse(s)) {
+            /* an SSE client has nothing to say once it asked: dropped */
+            continue;
         }
 
         s->last_rx = ngx_current_msec;
@@ -480,6 +487,11 @@ ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
 
     s->close_reason = ngx_http_wirehub_close_reason(s, code);
 
+    if (ngx_http_wirehub_is_sse(s)) {
+        /* no closing handshake: the socket goes once the end is out */
+        s->close_received = 1;
+    }
+
     len = wh_frame_close_payload(payload, (unsigned) code,
                                                reason);
 
@@ -505,6 +517,10 @@ ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s, unsigned opcode,
     ngx_int_t                      rc;
     ngx_http_wirehub_out_frame_t  *frame;
 
+    if (ngx_http_wirehub_is_sse(s)) {
+        return ngx_http_wirehub_sse_control(s, opcode, payload, len);
+    }
+
     frame = ngx_http_wirehub_frame_create(s->connection->log, opcode, payload,
                                           len);
     if (frame == NULL) {
@@ -513,6 +529,68 @@ ngx_http_wirehub_send_control(ngx_http_wirehub_session_t *s, unsigned opcode,
 
     rc = ngx_http_wirehub_send_frame(s, frame);
     ngx_http_wirehub_frame_release(frame);
+
+    return rc;
+}
+
+
+/*
+ * What the control frames become on an SSE stream: a ping is a comment;
+ * a close is a comment with the code and reason a WebSocket would get,
+ * then the end of the response (its last chunk when it is chunked).
+ */
+
+static ngx_int_t
+ngx_http_wirehub_sse_control(ngx_http_wirehub_session_t *s, unsigned opcode,
+    u_char *payload, size_t len)
+{
+    u_char                        *p, *q, text[WH_WS_CONTROL_MAX + 32];
+    ngx_int_t                      rc;
+    ngx_http_wirehub_out_frame_t  *frame;
+
+    if (opcode == WH_WS_OP_PING) {
+        p = ngx_cpymem(text, ": ping\n\n", sizeof(": ping\n\n") - 1);
+
+    } else if (opcode == WH_WS_OP_CLOSE && len >= 2) {
+        p = ngx_sprintf(text, ": close %ui ",
+                        (ngx_uint_t) ((payload[0] << 8) | payload[1]));
+
+        for (q = payload + 2; q < payload + len; q++) {
+            *p++ = (*q == '\n' || *q == '\r') ? ' ' : *q;
+        }
+
+        *p++ = '\n';
+        *p++ = '\n';
+
+    } else {
+        return NGX_OK;
+    }
+
+    frame = ngx_http_wirehub_sse_raw(s->connection->log, s->framing, text,
+                                     p - text);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_wirehub_send_frame(s, frame);
+    ngx_http_wirehub_frame_release(frame);
+
+    if (opcode != WH_WS_OP_CLOSE || rc == NGX_ERROR) {
+        return rc;
+    }
+
+    if (s->framing == NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED) {
+        frame = ngx_http_wirehub_sse_raw(s->connection->log, s->framing,
+                                         NULL, 0);
+        if (frame == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_wirehub_send_frame(s, frame);
+        ngx_http_wirehub_frame_release(frame);
+    }
+
+    s->close_queued = 1;
 
     return rc;
 }
@@ -611,9 +689,12 @@ ngx_http_wirehub_timer_event(ngx_event_t *ev)
         return;
     }
 
-    quiet = now - s->last_rx;
+    /* an SSE client never speaks: only the pings and their writes tell */
 
-    if (quiet >= s->conf->idle_timeout) {
+    quiet = ngx_http_wirehub_is_sse(s) ? now - s->last_ping
+                                       : now - s->last_rx;
+
+    if (quiet >= s->conf->idle_timeout && !ngx_http_wirehub_is_sse(s)) {
         ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
                       "wirehub: idle for %M ms, closing", quiet);
         ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_GOING_AWAY,
@@ -657,7 +738,9 @@ ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s)
         at = s->close_deadline;
 
     } else {
-        at = s->last_rx + s->conf->idle_timeout;
+        at = ngx_http_wirehub_is_sse(s)
+             ? s->last_ping + s->conf->ping_interval
+             : s->last_rx + s->conf->idle_timeout;
 
         t = ngx_max(s->last_rx, s->last_ping) + s->conf->ping_interval;
         if ((ngx_msec_int_t) (t - at) < 0) {

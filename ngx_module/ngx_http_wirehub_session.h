@@ -28,10 +28,21 @@
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
 
 
+/* how a session's output is framed, chosen when it is created */
+typedef enum {
+    NGX_HTTP_WIREHUB_FRAMING_WEBSOCKET = 0,
+    NGX_HTTP_WIREHUB_FRAMING_SSE,          /* text/event-stream */
+    NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED   /* the same, in HTTP chunks */
+} ngx_http_wirehub_framing_e;
+
+
 /* notifications from the connection to the layer above it */
 typedef struct {
     /* upgraded: NGX_ERROR closes the connection */
     ngx_int_t  (*open)(ngx_http_wirehub_session_t *s);
+
+    /* wirehubd accepted the session and connection_status is queued */
+    void       (*accepted)(ngx_http_wirehub_session_t *s);
 
     /* a complete message, inflated and (for text) valid UTF-8 */
     void       (*message)(ngx_http_wirehub_session_t *s, unsigned opcode,
@@ -50,6 +61,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                       refs;
     size_t                           len;
+    uint64_t                         msg_id;   /* a channel message's id */
     u_char                           data[1];
 } ngx_http_wirehub_out_frame_t;
 
@@ -103,6 +115,7 @@ struct ngx_http_wirehub_session_s {
     time_t                           expires;    /* exp + leeway, or 0 */
     ngx_uint_t                       close_reason;
     ngx_http_wirehub_bucket_t        rate;       /* wirehub_message_rate */
+    json_t                          *deferred;   /* SSE: its subscribe */
 
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;
@@ -120,7 +133,12 @@ struct ngx_http_wirehub_session_s {
     unsigned                         lost:1;      /* a frame not queued */
     unsigned                         close_queued:1;
     unsigned                         drain_wanted:1;
+    unsigned                         framing:2;   /* _framing_e */
 };
+
+
+#define ngx_http_wirehub_is_sse(s)                                            \
+    ((s)->framing != NGX_HTTP_WIREHUB_FRAMING_WEBSOCKET)
 
 
 /*
@@ -165,8 +183,14 @@ ngx_http_wirehub_out_frame_t *ngx_http_wirehub_session_frame(
     size_t len);
 ngx_int_t ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_out_frame_t *frame);
+ngx_int_t ngx_http_wirehub_send_pair(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_out_frame_t *first, ngx_http_wirehub_out_frame_t *second);
 ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
     u_char *data, size_t len);
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_event(ngx_log_t *log,
+    ngx_uint_t framing, u_char *json, size_t len);
+ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_raw(ngx_log_t *log,
+    ngx_uint_t framing, u_char *text, size_t len);
 ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s);
 ngx_int_t ngx_http_wirehub_session_hold(ngx_http_wirehub_session_t *s,

@@ -43,7 +43,8 @@ ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
     c->write->handler = ngx_http_wirehub_attach_event;
     c->idle = 1;
 
-    c->log->action = "serving WebSocket";
+    c->log->action = ngx_http_wirehub_is_sse(s) ? "serving SSE stream"
+                                                : "serving WebSocket";
 
     /*
      * Messages are small and latency matters: Nagle with delayed ACKs
@@ -185,7 +186,8 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
         c->buffer->end = NULL;
     }
 
-    if (n && ngx_http_wirehub_consume(s, s->main_conf->recv_buf, n)
+    if (n && !ngx_http_wirehub_is_sse(s)
+        && ngx_http_wirehub_consume(s, s->main_conf->recv_buf, n)
              != NGX_OK)
     {
         return NGX_ERROR;

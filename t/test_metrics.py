@@ -27,6 +27,8 @@ MODULE_FAMILIES = {
     "wirehub_connections": "gauge",
     "wirehub_workers": "gauge",
     "wirehub_handshakes_total": "counter",
+    "wirehub_sse_streams": "gauge",
+    "wirehub_sse_handshakes_total": "counter",
     "wirehub_closes_total": "counter",
     "wirehub_messages_delivered_total": "counter",
     "wirehub_messages_received_total": "counter",

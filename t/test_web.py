@@ -93,9 +93,11 @@ class Controls:
         getattr(self, action.replace("-", "_"))()
 
 
-def run_browser(env, controls):
-    """browser.js with its control requests served; returns (rc, log)."""
-    proc = subprocess.Popen([NODE, os.path.join(WEB_TESTS, "browser.js")],
+def run_browser(env, controls, script=None):
+    """A browser script (browser.js unless told) with its control requests
+    served; returns (rc, log)."""
+    script = script or os.path.join(WEB_TESTS, "browser.js")
+    proc = subprocess.Popen([NODE, script],
                             cwd=WEB_TESTS, env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
