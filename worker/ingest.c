@@ -621,7 +621,8 @@ wh_ingest_render(const wh_ingest_rule_t *r, const wh_str_t *caps,
         return WH_ROUTE_NOMEM;
     }
 
-    p = (const char *) route->buf.data;
+    /* every part may have rendered empty: no buffer was allocated then */
+    p = route->buf.data ? (const char *) route->buf.data : "";
     route->ws.data = p;
     route->ws.len = ws_len;
     route->ch.data = p + ws_len;
