@@ -134,7 +134,11 @@ ngx_http_wirehub_sse_raw(ngx_log_t *log, ngx_uint_t framing, u_char *text,
         return NULL;
     }
 
-    ngx_memcpy(body, text, len);
+    /* the last chunk has no text at all */
+    if (len) {
+        ngx_memcpy(body, text, len);
+    }
+
     ngx_http_wirehub_sse_seal(frame, framing, body, body + len);
 
     return frame;
