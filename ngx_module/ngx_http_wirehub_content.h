@@ -15,6 +15,9 @@
 
 /* ngx_http_wirehub_handshake.c */
 ngx_int_t ngx_http_wirehub_websocket_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_wirehub_admit(ngx_http_request_t *r,
+    ngx_http_wirehub_ctx_t *ctx, ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_uint_t *status, const char **code, ngx_str_t *message);
 ngx_int_t ngx_http_wirehub_origin_allowed(ngx_http_request_t *r,
     ngx_http_wirehub_loc_conf_t *wlcf);
 ngx_http_wirehub_session_t *ngx_http_wirehub_session_new(

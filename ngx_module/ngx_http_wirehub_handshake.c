@@ -42,7 +42,6 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     const char                   *code;
     ngx_http_wirehub_ctx_t        *ctx;
     ngx_http_wirehub_hold_t       *hold;
-    ngx_http_wirehub_denial_t      denial;
     ngx_http_wirehub_loc_conf_t   *wlcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -79,20 +78,7 @@ ngx_http_wirehub_websocket_handler(ngx_http_request_t *r)
     }
 
     if (wlcf->mode == NGX_HTTP_WIREHUB_MODE_WEBSOCKET || wlcf->echo_auth) {
-        rc = ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message);
-
-        if (rc == NGX_OK
-            && ngx_http_wirehub_authorize(wmcf, ctx->identity,
-                                          NGX_HTTP_WIREHUB_ACT_CONNECT, NULL,
-                                          &denial, r->connection->log)
-               != NGX_OK)
-        {
-            status = denial.status;
-            code = denial.code;
-            message.data = (u_char *) denial.message;
-            message.len = ngx_strlen(denial.message);
-            rc = NGX_DECLINED;
-        }
+        rc = ngx_http_wirehub_admit(r, ctx, wmcf, &status, &code, &message);
 
         if (rc != NGX_OK) {
             ngx_http_wirehub_stat(wmcf,
@@ -279,6 +265,41 @@ ngx_http_wirehub_has_token(ngx_str_t *value, const char *token, size_t len)
     }
 
     return 0;
+}
+
+
+/*
+ * Who may open a stream, for both the WebSocket and the SSE endpoints:
+ * the token verified, then the CONNECT right; on refusal the status, code
+ * and message to answer with.
+ */
+
+ngx_int_t
+ngx_http_wirehub_admit(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_uint_t *status,
+    const char **code, ngx_str_t *message)
+{
+    ngx_http_wirehub_denial_t  denial;
+
+    if (ngx_http_wirehub_authenticate(r, ctx, status, code, message)
+        != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_wirehub_authorize(wmcf, ctx->identity,
+                                   NGX_HTTP_WIREHUB_ACT_CONNECT, NULL,
+                                   &denial, r->connection->log)
+        != NGX_OK)
+    {
+        *status = denial.status;
+        *code = denial.code;
+        message->data = (u_char *) denial.message;
+        message->len = ngx_strlen(denial.message);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -62,7 +62,6 @@ ngx_http_wirehub_sse_handler(ngx_http_request_t *r)
     const char                    *code;
     ngx_http_wirehub_ctx_t        *ctx;
     ngx_http_wirehub_hold_t       *hold;
-    ngx_http_wirehub_denial_t      denial;
     ngx_http_wirehub_loc_conf_t   *wlcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -91,20 +90,7 @@ ngx_http_wirehub_sse_handler(ngx_http_request_t *r)
                                            "forbidden_origin", &message);
     }
 
-    rc = ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message);
-
-    if (rc == NGX_OK
-        && ngx_http_wirehub_authorize(wmcf, ctx->identity,
-                                      NGX_HTTP_WIREHUB_ACT_CONNECT, NULL,
-                                      &denial, r->connection->log)
-           != NGX_OK)
-    {
-        status = denial.status;
-        code = denial.code;
-        message.data = (u_char *) denial.message;
-        message.len = ngx_strlen(denial.message);
-        rc = NGX_DECLINED;
-    }
+    rc = ngx_http_wirehub_admit(r, ctx, wmcf, &status, &code, &message);
 
     if (rc != NGX_OK) {
         return ngx_http_wirehub_sse_refuse(r,
