@@ -228,10 +228,17 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    if (wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
-                            limit, wh_history_item, &h, &r, &err) != 0
-        || h.full)
-    {
+    rc = wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
+                             limit, wh_history_item, &h, &r, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        /* answered when the frame is dispatched again */
+        a->d->api_again = 1;
+        wh_buf_free(&h.body);
+        return;
+    }
+
+    if (rc != 0 || h.full) {
         if (h.full) {
             wh_err(&err, 503, "out of memory");
         }
@@ -334,9 +341,16 @@ wh_api_channels(wh_api_t *a)
     l.ws = a->m->workspace;
     l.items = json_array();
 
-    if (wh_channels_list(&a->d->channels, a->m->workspace, after,
-                         wh_list_item, &l, &err) != 0)
-    {
+    rc = wh_channels_list(&a->d->channels, a->m->workspace, after,
+                          wh_list_item, &l, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        json_decref(l.items);
+        return;
+    }
+
+    if (rc != 0) {
         json_decref(l.items);
         wh_log_error(&a->d->log, "channel list: %s", err.msg);
         wh_api_error(a, (uint16_t) err.status, wh_error_code(err.status),
@@ -354,6 +368,7 @@ wh_api_channels(wh_api_t *a)
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
+    int              rc;
     char             ts[WH_TIME_ISO_LEN + 1];
     uint64_t         stored;
     wh_err_t         err;
@@ -365,8 +380,13 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     wh_channels_stats(&d->channels, ws, &cs);
 
-    if (wh_channels_stored(&d->channels, ws, &stored, &err) != 0)
-    {
+    rc = wh_channels_stored(&d->channels, ws, &stored, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
+
+    if (rc != 0) {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;
     }
@@ -403,15 +423,26 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 static void
 wh_api_get_stats(wh_api_t *a)
 {
+    int       rc;
     char     *text;
     json_t   *obj;
     wh_str_t  none = { NULL, 0 };
 
-    wh_channels_commit(&a->d->channels);
+    if (wh_channels_commit(&a->d->channels) == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        return;
+    }
 
     obj = json_object();
+    rc = obj ? wh_api_stats(a->d, a->m->workspace, obj, 1) : -1;
 
-    if (obj == NULL || wh_api_stats(a->d, a->m->workspace, obj, 1) != 0) {
+    if (rc == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        json_decref(obj);
+        return;
+    }
+
+    if (rc != 0) {
         json_decref(obj);
         wh_api_error(a, 503, "unavailable", "stats are unavailable");
         return;

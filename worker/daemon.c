@@ -89,8 +89,9 @@ wh_daemon_frame(wh_peer_t *peer, const wh_link_msg_t *m, void *ctx)
         return wh_channels_replay(&d->channels, peer, m);
 
     case WH_LINK_REQUEST:
+        d->api_again = 0;
         wh_api_request(d, peer, m);
-        return 0;
+        return d->api_again ? WH_LINK_AGAIN : 0;
 
     case WH_LINK_SESSION_OPEN:
         return wh_sessions_open(&d->sessions, peer, m);
@@ -131,6 +132,50 @@ wh_daemon_peer_closed(wh_peer_t *peer, void *ctx)
     wh_channels_peer_gone(&d->channels, peer);
     wh_sessions_peer_gone(&d->sessions, peer);
 }
+
+
+/*
+ * The engine can go on with what answered WH_ENGINE_AGAIN: the frames
+ * parked for it, the write of the batch, the publishes.  Done at once,
+ * from the engine's callback, so that a subscriber gets its SUBSCRIBED
+ * before any message the engine delivers after it; a wake during the
+ * wake is run after it.
+ */
+static void
+wh_daemon_engine_wake(void *ctx)
+{
+    wh_daemon_t  *d = ctx;
+
+    if (d->waking) {
+        d->waking = 2;
+        return;
+    }
+
+    do {
+        d->waking = 1;
+        wh_batch_commit(&d->batch);
+        wh_channels_commit(&d->channels);
+        wh_link_wake(&d->link);
+    } while (d->waking == 2);
+
+    d->waking = 0;
+}
+
+
+static void
+wh_daemon_engine_message(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
+    const char *epoch, int64_t time_ms, wh_str_t text)
+{
+    wh_daemon_t  *d = ctx;
+
+    wh_channels_deliver(&d->channels, ws, ch, id, epoch, time_ms, text);
+}
+
+
+static const wh_engine_handler_t  wh_daemon_engine_handler = {
+    wh_daemon_engine_wake,
+    wh_daemon_engine_message
+};
 
 
 /* the end of every loop turn: nothing read in the turn is answered
@@ -436,6 +481,9 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     {
         return -1;
     }
+
+    d->engine->handler = &wh_daemon_engine_handler;
+    d->engine->handler_ctx = d;
 
     /* usage is counted, not stored: it cannot drift from the store */
     wh_quota_init(&d->quota, d->conf.quota, d->conf.nquota, &d->log);

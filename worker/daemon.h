@@ -39,6 +39,8 @@ typedef struct {
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;
     int             exit_code;
+    int             api_again;     /* the REQUEST waits for the engine */
+    int             waking;        /* in the engine's wake */
     wh_event_t      signal_ev;
     wh_timer_t      sync_timer;
     wh_timer_t      readers_timer;

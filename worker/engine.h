@@ -39,6 +39,17 @@
 #include "log.h"
 
 
+/*
+ * An operation that cannot finish now: the engine (Redis) is fetching
+ * what it needs or committing, and calls its handler's wake() once it
+ * may; the caller keeps what it was doing and runs it again from
+ * scratch then (the txn contract below makes that safe).  A write
+ * whose commit is under way answers it too, and the run that follows
+ * the wake gets the commit's result without applying again.  LMDB
+ * never answers it.
+ */
+#define WH_ENGINE_AGAIN  (-2)
+
 /* a channel's epoch: 8 characters, new each time the channel is made */
 #define WH_EPOCH_LEN  8
 
@@ -78,6 +89,17 @@ typedef int (*wh_usage_pt)(void *ctx, wh_str_t ws, wh_str_t name,
 
 typedef struct wh_engine_s      wh_engine_t;
 typedef struct wh_engine_ops_s  wh_engine_ops_t;
+
+/* what the engine tells the daemon; set before the first operation */
+typedef struct {
+    /* what answered WH_ENGINE_AGAIN may be run again */
+    void  (*wake)(void *ctx);
+    /* a message of a followed channel (chan_follow), published on any
+     * node: once each, in id order per channel; text is valid during
+     * the call */
+    void  (*message)(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
+        const char *epoch, int64_t time_ms, wh_str_t text);
+} wh_engine_handler_t;
 
 /* where a write goes: what is synced before it is answered, or what
  * may lag (LMDB: one environment each) */
@@ -216,6 +238,14 @@ struct wh_engine_ops_s {
         void *ctx, size_t *removed, wh_err_t *err);
     int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
     int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
+    /* the live messages of a channel, from every node (cluster
+     * engines): on when it gets its first local subscriber, off when
+     * it loses its last; 0 in effect, WH_ENGINE_AGAIN not yet.  While
+     * a channel is followed, chan_meta answers what was delivered
+     * (handler->message) up to now.  NULL: messages are fanned out by
+     * the daemon after its own commits (LMDB, one node) */
+    int  (*chan_follow)(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
+        wh_err_t *err);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
     /* outside a write: what is stored and how full each space is */
@@ -271,8 +301,10 @@ struct wh_engine_ops_s {
 };
 
 struct wh_engine_s {
-    const wh_engine_ops_t  *ops;
-    wh_log_t               *log;
+    const wh_engine_ops_t      *ops;
+    wh_log_t                   *log;
+    const wh_engine_handler_t  *handler;
+    void                       *handler_ctx;
 };
 
 
