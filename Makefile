@@ -21,6 +21,7 @@ MODULE_SRCS := config docs/openapi.json scripts/embed-openapi.sh \
                $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
 DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
 DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
+DAEMON_LIBS := -llmdb -ljansson -lmosquitto -lhiredis -lpthread
 
 UNIT_TESTS :=
 FUZZERS    :=
@@ -83,7 +84,7 @@ $(eval $(call nginx_module_rules,$(NGX_BUILD),$(MODULE),$(NGX_CC_OPT),))
 $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lpthread
+	    $(DAEMON_LIBS)
 
 deps:
 	@./scripts/deps.sh
@@ -188,7 +189,7 @@ $(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),$(ASA
 $(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(ASAN_BUILD)
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lpthread
+	    $(DAEMON_LIBS)
 
 $(ASAN_NGINX):
 	@mkdir -p $(ASAN_BUILD)

@@ -19,6 +19,7 @@
 #include "commands_api.h"
 #include "daemon.h"
 #include "engine_lmdb.h"
+#include "engine_redis.h"
 #include "listenfd.h"
 
 
@@ -176,6 +177,44 @@ static const wh_engine_handler_t  wh_daemon_engine_handler = {
     wh_daemon_engine_wake,
     wh_daemon_engine_message
 };
+
+
+/* LMDB, or Redis shared by the nodes of a cluster (DESIGN.md "Cluster
+ * mode") */
+static int
+wh_daemon_engine(wh_daemon_t *d, wh_err_t *err)
+{
+    char                     host[65];
+    wh_engine_redis_conf_t   rc;
+
+    if (!d->conf.engine.redis_on) {
+        return wh_engine_lmdb_open(&d->engine, d->conf.storage,
+                                   d->conf.map_size, d->conf.max_map_size,
+                                   d->conf.history_length,
+                                   d->conf.history_ttl_ms, &d->log, err);
+    }
+
+    memset(&rc, 0, sizeof(rc));
+    rc.redis = d->conf.engine.redis;
+    rc.replicas_ack = d->conf.engine.replicas_ack;
+    rc.ack_timeout_ms = d->conf.engine.ack_timeout_ms;
+    rc.hist_len = d->conf.history_length;
+    rc.hist_ttl_ms = d->conf.history_ttl_ms;
+    rc.node_id = d->conf.node_id;
+
+    if (rc.node_id == NULL) {
+        if (gethostname(host, sizeof(host) - 1) != 0) {
+            strcpy(host, "node");
+        }
+
+        host[sizeof(host) - 1] = '\0';
+        rc.node_id = host;
+    }
+
+    return wh_engine_redis_open(&d->engine, &d->loop, &rc, d->conf.storage,
+                                d->conf.map_size, d->conf.max_map_size,
+                                &d->log, err);
+}
 
 
 /* the end of every loop turn: nothing read in the turn is answered
@@ -474,11 +513,7 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->loop.turn_end = wh_daemon_turn_end;
     d->loop.turn_data = d;
 
-    /* LMDB is the one engine so far (DESIGN.md "Cluster mode") */
-    if (wh_engine_lmdb_open(&d->engine, d->conf.storage, d->conf.map_size,
-                            d->conf.max_map_size, d->conf.history_length,
-                            d->conf.history_ttl_ms, &d->log, err) != 0)
-    {
+    if (wh_daemon_engine(d, err) != 0) {
         return -1;
     }
 

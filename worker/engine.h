@@ -364,6 +364,9 @@ wh_command_t *wh_cmd_list_add(wh_cmd_list_t *l);
  * the history is full; -1 out of memory */
 int wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev);
 
+/* a new epoch: WH_EPOCH_LEN random letters and digits, and a NUL */
+void wh_epoch_new(char *epoch);
+
 /* copies strs[0..n) into one block (*mem) and points dst[i] at them */
 int wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs,
     size_t n);
