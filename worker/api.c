@@ -365,6 +365,38 @@ wh_api_channels(wh_api_t *a)
 }
 
 
+/* the engine, and in cluster mode this node and its link to Redis */
+static json_t *
+wh_api_engine(wh_daemon_t *d)
+{
+    json_t             *o;
+    wh_err_t            err;
+    wh_engine_stats_t   s;
+
+    o = json_pack("{s:s}", "kind", d->engine->ops->kind);
+
+    if (o == NULL || d->engine->ops->stats(d->engine, &s, &err) != 0
+        || !s.cluster)
+    {
+        return o;
+    }
+
+    json_object_set_new(o, "node_id", json_string(s.c.node_id));
+    json_object_set_new(o, "up", json_boolean(s.c.up));
+    json_object_set_new(o, "primary", json_string(s.c.primary));
+    json_object_set_new(o, "failovers",
+                        json_integer((json_int_t) s.c.failovers));
+    json_object_set_new(o, "followed_channels",
+                        json_integer((json_int_t) s.c.followed));
+    json_object_set_new(o, "delivered",
+                        json_integer((json_int_t) s.c.delivered));
+    json_object_set_new(o, "gap_messages",
+                        json_integer((json_int_t) s.c.gap_messages));
+
+    return o;
+}
+
+
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
@@ -382,16 +414,22 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     rc = wh_channels_stored(&d->channels, ws, &stored, &err);
 
-    if (rc == WH_ENGINE_AGAIN) {
+    /* the API's answer waits for a cluster engine; a stats_update goes
+     * without the figure rather than wait */
+    if (rc == WH_ENGINE_AGAIN && full) {
         return WH_ENGINE_AGAIN;
     }
 
-    if (rc != 0) {
+    if (rc == -1) {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;
     }
 
-    json_object_set_new(obj, "channels", json_integer((json_int_t) stored));
+    if (rc == 0) {
+        json_object_set_new(obj, "channels",
+                            json_integer((json_int_t) stored));
+    }
+
     json_object_set_new(obj, "subscribed_channels",
                         json_integer(cs.channels));
     json_object_set_new(obj, "subscriptions",
@@ -415,6 +453,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                                                 / 1000)));
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
     json_object_set_new(obj, "quota", wh_quota_stats(&d->quota, ws));
+    json_object_set_new(obj, "engine", wh_api_engine(d));
 
     return 0;
 }

@@ -169,6 +169,18 @@ typedef struct {
     int            sync_failed;     /* the last sync to disk failed */
 } wh_engine_space_stats_t;
 
+/* a cluster engine's link to what the nodes share (Redis) */
+typedef struct {
+    int            up;              /* the primary is reached */
+    char           primary[64];     /* "host:port", or "" */
+    char           node_id[65];
+    uint64_t       failovers;       /* new primaries followed */
+    uint64_t       reconnects;
+    uint64_t       followed;        /* channels followed by this node */
+    uint64_t       delivered;       /* messages delivered to them */
+    uint64_t       gap_messages;    /* of those, read back after a gap */
+} wh_engine_cluster_t;
+
 /* what the engine holds, from counts it keeps (no scan), for /metrics */
 typedef struct {
     uint64_t       channels;        /* channels stored */
@@ -176,6 +188,8 @@ typedef struct {
     uint64_t       history_bytes;   /* storage the history takes */
     uint64_t       clients;         /* clients registered */
     wh_engine_space_stats_t  space[2];  /* by wh_engine_space_e */
+    int                      cluster;   /* the figures below are set */
+    wh_engine_cluster_t      c;
 } wh_engine_stats_t;
 
 typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);

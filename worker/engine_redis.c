@@ -8,6 +8,7 @@
  */
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,12 +125,31 @@ wh_reng_size(wh_engine_t *e)
 }
 
 
+/* the state space's figures, and the cluster's (history is Redis's:
+ * its own INFO tells its memory) */
 static int
 wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    wh_redis_stats_t   rs;
+    wh_engine_rl_t    *rl = (wh_engine_rl_t *) e;
 
-    return rl->state->ops->stats(rl->state, out, err);
+    if (rl->state->ops->stats(rl->state, out, err) != 0) {
+        return -1;
+    }
+
+    wh_redis_stats(rl->r.redis, &rs);
+    out->cluster = 1;
+    out->c.up = rs.state == WH_REDIS_UP;
+    memcpy(out->c.primary, rs.primary, sizeof(out->c.primary));
+    out->c.primary[sizeof(out->c.primary) - 1] = '\0';
+    snprintf(out->c.node_id, sizeof(out->c.node_id), "%s", rl->r.node_id);
+    out->c.failovers = rs.failovers;
+    out->c.reconnects = rs.reconnects;
+    out->c.followed = rl->r.follows.count;
+    out->c.delivered = rl->r.delivered;
+    out->c.gap_messages = rl->r.gaps;
+
+    return 0;
 }
 
 

@@ -53,9 +53,12 @@ static const char  wh_lua_publish[] =
     "if tonumber(ARGV[4]) > 0 then\n"
     "  redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
     "end\n"
-    "redis.call('PUBLISH', ARGV[9],\n"
-    "           id .. ' ' .. epoch .. ' ' .. ARGV[2] .. ' ' .. text)\n"
-    "return {id, epoch, growth}\n";
+    "local msg = id .. ' ' .. epoch .. ' ' .. ARGV[2] .. ' ' .. text\n"
+    "if ARGV[11] == '1' then\n"
+    "  redis.call('PUBLISH', ARGV[9], msg)\n"
+    "  return {id, epoch, growth}\n"
+    "end\n"
+    "return {id, epoch, growth, msg}\n";
 
 static const char  wh_lua_ensure[] =
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch', 'created')\n"
@@ -1007,6 +1010,8 @@ wh_rch_free(wh_engine_redis_t *re)
         free(re->hist.pubs[i].ch);
         free(re->hist.pubs[i].prefix);
         free(re->hist.pubs[i].suffix);
+        free(re->hist.pubs[i].pubsub);
+        free(re->hist.pubs[i].msg);
     }
 
     free(re->hist.pubs);
@@ -1396,6 +1401,8 @@ wh_rpub_clear(wh_rwrite_t *w)
         free(w->pubs[i].ch);
         free(w->pubs[i].prefix);
         free(w->pubs[i].suffix);
+        free(w->pubs[i].pubsub);
+        free(w->pubs[i].msg);
     }
 
     w->npubs = 0;
@@ -1471,12 +1478,18 @@ wh_rch_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
     p->prefix = wh_rdup(s, id - s + sizeof(wh_id_mark) - 1);
     ep += sizeof(wh_epoch_mark) - 1 + WH_EPOCH_LEN;
     p->suffix = wh_rdup(ep, len - (ep - s));
+    p->pubsub = malloc(WH_RKEY_MAX);
+
+    if (p->pubsub != NULL) {
+        wh_rkey(p->pubsub, 'p', ws, ch);
+    }
+
     p->now = now;
     p->room = room;
     w->npubs++;
 
     if (p->ws == NULL || p->ch == NULL || p->prefix == NULL
-        || p->suffix == NULL)
+        || p->suffix == NULL || p->pubsub == NULL)
     {
         return wh_err(err, 503, "out of memory");
     }
@@ -1495,6 +1508,94 @@ typedef struct {
 
 
 static void
+wh_rwrite_fail(wh_rwrite_t *w, const char *what, const char *why)
+{
+    if (!w->failed) {
+        w->failed = 1;
+        wh_err(&w->err, 503, "redis: %s%s", what, why ? why : "");
+        w->err.retry_s = 1;
+    }
+}
+
+
+static void
+wh_rwrite_done(wh_engine_redis_t *re)
+{
+    re->hist.state = WH_RW_DONE;
+    wh_rwake(re);
+}
+
+
+static void
+wh_rpub_published(void *data, redisReply *reply, const char *why)
+{
+    (void) data;
+    (void) reply;
+    (void) why;
+}
+
+
+/* replicas_ack: the messages go out to the nodes only once that many
+ * replicas have them, so that a failover cannot take back a message a
+ * subscriber got (a publish not confirmed is answered 503; if it
+ * survives, the next message's gap brings it) */
+static void
+wh_rpub_waited(void *data, redisReply *reply, const char *why)
+{
+    size_t              i;
+    wh_rpub_t          *p;
+    const char         *argv[3];
+    wh_engine_redis_t  *re = data;
+    wh_rwrite_t        *w = &re->hist;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < (long long) re->conf.replicas_ack)
+    {
+        wh_rwrite_fail(w, "not confirmed by the replicas",
+                       reply == NULL ? why : NULL);
+
+    } else {
+        for (i = 0; i < w->npubs; i++) {
+            p = &w->pubs[i];
+
+            if (p->refused || p->msg == NULL) {
+                continue;
+            }
+
+            argv[0] = "PUBLISH";
+            argv[1] = p->pubsub;
+            argv[2] = p->msg;
+            (void) wh_redis_command(re->redis, wh_rpub_published, NULL, 3,
+                                    argv, NULL);
+        }
+    }
+
+    wh_rwrite_done(re);
+}
+
+
+static void
+wh_rpub_wait(wh_engine_redis_t *re)
+{
+    char         n[16], ms[24];
+    const char  *argv[3];
+
+    snprintf(n, sizeof(n), "%u", re->conf.replicas_ack);
+    snprintf(ms, sizeof(ms), "%" PRId64, re->conf.ack_timeout_ms);
+    argv[0] = "WAIT";
+    argv[1] = n;
+    argv[2] = ms;
+
+    if (wh_redis_command(re->redis, wh_rpub_waited, re, 3, argv, NULL)
+        != 0)
+    {
+        wh_rwrite_fail(&re->hist, "unavailable", NULL);
+        wh_rwrite_done(re);
+    }
+}
+
+
+static void
 wh_rpub_reply(void *data, redisReply *reply, const char *why)
 {
     size_t              len;
@@ -1509,31 +1610,41 @@ wh_rpub_reply(void *data, redisReply *reply, const char *why)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
         || reply->elements < 1)
     {
-        if (!w->failed) {
-            w->failed = 1;
-            wh_err(&w->err, 503, "redis: %s",
-                   reply && reply->str ? reply->str
-                                       : why ? why : "a bad reply");
-            w->err.retry_s = 1;
-        }
+        wh_rwrite_fail(w, "", reply && reply->str ? reply->str
+                              : why ? why : "a bad reply");
 
     } else if (reply->element[0]->integer == 0) {
         p->refused = 1;
 
-    } else if (reply->elements == 3) {
+    } else if (reply->elements >= 3) {
         p->id = (uint64_t) reply->element[0]->integer;
         len = reply->element[1]->len;
         memcpy(p->epoch, reply->element[1]->str,
                len < WH_EPOCH_LEN ? len : WH_EPOCH_LEN);
         p->growth = reply->element[2]->integer;
+
+        if (reply->elements == 4) {
+            p->msg = wh_rdup(reply->element[3]->str,
+                             reply->element[3]->len);
+
+            if (p->msg == NULL) {
+                wh_rwrite_fail(w, "out of memory", NULL);
+            }
+        }
     }
 
     p->done = 1;
 
-    if (--w->waiting == 0) {
-        w->state = WH_RW_DONE;
-        wh_rwake(re);
+    if (--w->waiting > 0) {
+        return;
     }
+
+    if (re->conf.replicas_ack && !w->failed) {
+        wh_rpub_wait(re);
+        return;
+    }
+
+    wh_rwrite_done(re);
 }
 
 
@@ -1541,12 +1652,12 @@ static int
 wh_rpub_send(wh_engine_redis_t *re, size_t i)
 {
     char          mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], ckey[WH_RKEY_MAX];
-    char          pkey[WH_RKEY_MAX], now[24], hl[24], ttl[24], room[24];
+    char          now[24], hl[24], ttl[24], room[24];
     char          epoch[WH_EPOCH_LEN + 1];
     wh_str_t      ws, ch;
     wh_rpub_t    *p = &re->hist.pubs[i];
     wh_rpubcb_t  *cb;
-    const char   *argv[17];
+    const char   *argv[18];
 
     ws.data = p->ws;
     ws.len = strlen(p->ws);
@@ -1554,7 +1665,6 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     ch.len = strlen(p->ch);
     wh_rkey(mkey, 'm', ws, ch);
     wh_rkey(hkey, 'h', ws, ch);
-    wh_rkey(pkey, 'p', ws, ch);
     snprintf(ckey, sizeof(ckey), "wh:{%s}:chans", p->ws);
     snprintf(now, sizeof(now), "%" PRId64, p->now);
     snprintf(hl, sizeof(hl), "%" PRIu32, re->conf.hist_len);
@@ -1577,8 +1687,9 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     argv[12] = epoch;
     argv[13] = p->prefix;
     argv[14] = p->suffix;
-    argv[15] = pkey;
+    argv[15] = p->pubsub;
     argv[16] = p->ws;
+    argv[17] = re->conf.replicas_ack ? "0" : "1";
 
     cb = malloc(sizeof(wh_rpubcb_t));
 
@@ -1589,7 +1700,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     cb->re = re;
     cb->i = i;
 
-    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 17, argv, NULL)
+    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 18, argv, NULL)
         != 0)
     {
         free(cb);

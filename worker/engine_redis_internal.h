@@ -77,6 +77,9 @@ enum {
 typedef struct {
     char        *ws, *ch;
     char        *prefix, *suffix;   /* the text around id and epoch */
+    char        *pubsub;            /* its pub/sub channel */
+    char        *msg;               /* to PUBLISH once replicas have it
+                                     * (replicas_ack), else NULL */
     int64_t      now;
     int64_t      room;
     int          done;              /* the reply came */
