@@ -97,14 +97,48 @@ wh_loop_del(wh_loop_t *loop, wh_event_t *ev)
 int
 wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err)
 {
-    if (loop->ntimers == WH_LOOP_MAX_TIMERS || t->interval <= 0) {
+    int  i;
+
+    if (t->interval <= 0) {
+        return wh_err(err, 500, "cannot add a timer");
+    }
+
+    /* a slot a removed timer left first */
+    for (i = 0; i < loop->ntimers && loop->timers[i] != NULL; i++) {
+        /* void */
+    }
+
+    if (i == WH_LOOP_MAX_TIMERS) {
         return wh_err(err, 500, "cannot add a timer");
     }
 
     t->next = wh_loop_now() + t->interval;
-    loop->timers[loop->ntimers++] = t;
+    loop->timers[i] = t;
+
+    if (i == loop->ntimers) {
+        loop->ntimers++;
+    }
 
     return 0;
+}
+
+
+void
+wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t)
+{
+    int  i;
+
+    /* the slot is emptied, not closed up: a scan running now keeps its
+     * place */
+    for (i = 0; i < loop->ntimers; i++) {
+        if (loop->timers[i] == t) {
+            loop->timers[i] = NULL;
+        }
+    }
+
+    while (loop->ntimers > 0 && loop->timers[loop->ntimers - 1] == NULL) {
+        loop->ntimers--;
+    }
 }
 
 
@@ -121,9 +155,19 @@ wh_loop_timers(wh_loop_t *loop)
     for (i = 0; i < loop->ntimers; i++) {
         t = loop->timers[i];
 
+        if (t == NULL) {
+            continue;
+        }
+
         if (t->next <= now) {
             t->handler(t);
             now = wh_loop_now();
+
+            if (i >= loop->ntimers || loop->timers[i] != t) {
+                /* removed (and maybe freed) by its handler */
+                continue;
+            }
+
             t->next = now + t->interval;
         }
 

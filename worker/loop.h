@@ -12,7 +12,7 @@
 #include "log.h"
 
 
-#define WH_LOOP_MAX_TIMERS  8
+#define WH_LOOP_MAX_TIMERS  16
 
 typedef struct wh_event_s  wh_event_t;
 typedef struct wh_timer_s  wh_timer_t;
@@ -54,8 +54,13 @@ int wh_loop_mod(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
     wh_err_t *err);
 void wh_loop_del(wh_loop_t *loop, wh_event_t *ev);
 
-/* a periodic timer, first run one interval from now */
+/* a periodic timer, first run one interval from now.  Its handler may
+ * change t->interval (the delay to its next run); anywhere else,
+ * lowering t->next brings the next run forward. */
 int wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err);
+/* removes t; safe from any handler, t's own included (t may then be
+ * freed before the handler returns) */
+void wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t);
 
 /* runs until loop->stop is set; -1 if epoll itself fails */
 int wh_loop_run(wh_loop_t *loop, wh_err_t *err);
