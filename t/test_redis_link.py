@@ -307,6 +307,29 @@ def test_password(probes, tmp_path):
         rs.stop()
 
 
+def test_primary_turned_replica(probes):
+    """The Redis the probe uses becomes a replica (REPLICAOF): writes get
+    READONLY or the connection drops, the probe goes down, and ROLE keeps
+    it from coming up on a replica until the server is a primary again."""
+    a, b = RedisSet(), RedisSet()
+    try:
+        p = probes(["--redis", a.primary.addr, "--reconnect-min", "50",
+                    "--reconnect-max", "200"])
+        p.wait_ev("up")
+        mark = p.mark()
+        a.primary.command("REPLICAOF", "127.0.0.1", b.primary.port)
+        p.wait_ev("down", 3.0, start=mark)
+        wait_for(lambda: "is not a primary (ROLE: slave)" in p.log(), 5,
+                 what="ROLE refused")
+        assert p.since(mark, "up") == []
+        a.primary.command("REPLICAOF", "NO", "ONE")
+        p.wait_ev("up", 5.0, start=mark, primary=a.primary.addr)
+        check_clean(p, p.stop())
+    finally:
+        a.stop()
+        b.stop()
+
+
 def rs_errorstat(server, name):
     with server.client() as c:
         text = c.command("INFO", "errorstats").decode()
