@@ -111,7 +111,13 @@ class Probe:
         self.reader.join(5)
         self.stderr.close()
         stats = [e for e in self.events if e["ev"] == "stats"]
-        assert self.events[-1]["ev"] == "exit", self.events[-3:]
+        end = self.events[-1]
+        assert end["ev"] == "exit", self.events[-3:]
+        # every command's callback ran once: the probe counts replies
+        # (ok or failed) against the commands accepted
+        assert end["sent"] == end["replied"], end
+        assert end["sent"] == len([e for e in self.events
+                                   if e["ev"] == "reply"])
         return stats[-1]
 
     def sanitizer_reports(self):
@@ -223,6 +229,22 @@ def test_kill_and_restart(redis_single, probes, asan):
     stats = p.stop()
     assert stats["reconnects"] == 2 and stats["failovers"] == 0
     check_clean(p, stats)
+
+
+def test_close_from_callback(redis_single, probes):
+    """wh_redis_close from inside down(), under ASan: the commands in
+    flight fail once each, the memory is freed later by the timer."""
+    r = redis_single.primary
+    p = probes(["--redis", r.addr, "--close-on-down", "--interval", "5"],
+               asan=True)
+    p.wait(lambda e: e["ev"] == "reply" and e.get("value", 0) >= 20,
+           what="INCR 20")
+    r.kill9()
+    p.wait_ev("down", 2.0)
+    end = p.wait_ev("exit", 5.0)
+    assert p.proc.wait(5) == 0, p.log()
+    assert end["sent"] == end["replied"] > 0, end
+    assert p.sanitizer_reports() == []
 
 
 def test_paused_primary_times_out(redis_single, probes):

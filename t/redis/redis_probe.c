@@ -11,7 +11,9 @@
  *
  * "ts" is the wall clock in ms, to set beside the test's own times.
  * SIGTERM or SIGINT: closes the connection (every callback runs) and
- * exits 0.
+ * exits 0; the last line, exit, counts the commands sent and the
+ * callbacks run.  --close-on-down closes it from inside down() instead,
+ * then exits.
  *
  *   redis_probe (--redis HOST:PORT | --sentinel HOST:PORT... --master NAME)
  *       [--password-file PATH] [--db N] [--interval MS] [--channel NAME]
@@ -41,6 +43,10 @@ typedef struct {
     const char       *channel;
     int               wait;
     uint64_t          ticks;
+    uint64_t          sent;         /* commands accepted ... */
+    uint64_t          replied;      /* ... and their callbacks run */
+    int               close_on_down;
+    int               closed;
     int64_t           max_lag;
     int64_t           last_stats;
     wh_redis_state_e  state;
@@ -115,6 +121,10 @@ probe_stats(void)
 {
     wh_redis_stats_t  st;
 
+    if (probe.redis == NULL) {
+        return;
+    }
+
     wh_redis_stats(probe.redis, &st);
 
     probe_begin("stats");
@@ -166,6 +176,13 @@ probe_down(void *ctx, const char *why)
     probe_begin("down");
     probe_field("why", why);
     probe_end();
+
+    if (probe.close_on_down && !probe.closed) {
+        /* from inside its own callback: freed by its timer later */
+        probe.closed = 1;
+        wh_redis_close(probe.redis);
+        probe.redis = NULL;
+    }
 }
 
 
@@ -226,6 +243,7 @@ probe_reply(void *data, redisReply *reply, const char *why)
     }
 
     probe_end();
+    probe.replied++;
     free(req);
 }
 
@@ -250,6 +268,11 @@ probe_send(const char *name, int argc, const char **argv)
     req->cmd = name;
     req->sent = wh_loop_now();
 
+    if (probe.redis == NULL) {
+        free(req);
+        return;
+    }
+
     if (wh_redis_command(probe.redis, probe_reply, req, argc, argv, lens)
         != 0)
     {
@@ -257,7 +280,10 @@ probe_send(const char *name, int argc, const char **argv)
         probe_begin("refused");
         probe_field("cmd", name);
         probe_end();
+        return;
     }
+
+    probe.sent++;
 }
 
 
@@ -306,6 +332,15 @@ probe_lag(wh_timer_t *t)
 
     if (lag > probe.max_lag) {
         probe.max_lag = lag;
+    }
+
+    if (probe.redis == NULL) {
+        /* closed in down(): a few turns for its timer to free it */
+        if (probe.closed++ > 3) {
+            probe.loop.stop = 1;
+        }
+
+        return;
     }
 
     wh_redis_stats(probe.redis, &st);
@@ -414,6 +449,7 @@ main(int argc, char **argv)
         { "reconnect-min", required_argument, NULL, 'n' },
         { "reconnect-max", required_argument, NULL, 'x' },
         { "log-level", required_argument, NULL, 'l' },
+        { "close-on-down", no_argument, NULL, 'X' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -467,6 +503,9 @@ main(int argc, char **argv)
             break;
         case 'x':
             conf->reconnect_max_ms = atoi(optarg);
+            break;
+        case 'X':
+            probe.close_on_down = 1;
             break;
         case 'l':
             if (wh_log_level(optarg, &level) != 0) {
@@ -534,11 +573,15 @@ main(int argc, char **argv)
 
     /* every callback in flight runs now */
     wh_redis_close(probe.redis);
+    probe.redis = NULL;
     wh_loop_timer_del(&probe.loop, &probe.send_timer);
     wh_loop_timer_del(&probe.loop, &probe.lag_timer);
     wh_loop_free(&probe.loop);
 
     probe_begin("exit");
+    printf(",\"sent\":%llu,\"replied\":%llu",
+           (unsigned long long) probe.sent,
+           (unsigned long long) probe.replied);
     probe_end();
 
     free(conf->host);
