@@ -13,13 +13,18 @@
  * that turns out to be a replica (READONLY, ROLE) sends it back to the
  * sentinels, with backoff.  While there is no primary, commands are
  * refused (-1) and the owner hears down(); once one is reached (AUTH,
- * SELECT done) it hears up() and resubscribes what it needs.
+ * SELECT, PING, ROLE done) it hears up(), and the pub/sub connection
+ * subscribes again to every name kept (wh_redis_subscribe).
  *
  * A command's callback runs exactly once: with the reply, or with
  * reply NULL and why (the connection was lost, the command timed out,
  * the connection is being closed).  A reply is only valid during the
  * call.  Timeouts and the reconnect backoff run on a loop timer of
- * the connection's own.
+ * the connection's own.  An idle primary is PINGed every second, so
+ * one that hangs is found out within command_timeout.
+ *
+ * Addresses should be numeric: hiredis resolves a name with
+ * getaddrinfo(), which blocks the loop.
  */
 
 #ifndef WH_REDIS_H
@@ -48,8 +53,10 @@ typedef struct {
     int        db;
     int64_t    connect_timeout_ms;  /* default 1000 */
     int64_t    command_timeout_ms;  /* default 2000 */
-    int64_t    reconnect_min_ms;    /* backoff: first delay ... */
-    int64_t    reconnect_max_ms;    /* ... doubling up to this */
+    int64_t    reconnect_min_ms;    /* backoff: first delay (100) ... */
+    int64_t    reconnect_max_ms;    /* ... doubling up to this (50 x
+                                     * min); each delay drawn from the
+                                     * upper half (jitter) */
 } wh_redis_conf_t;
 
 typedef enum {
@@ -63,8 +70,8 @@ typedef struct wh_redis_s  wh_redis_t;
 
 /* what the owner hears; any may be NULL */
 typedef struct {
-    /* a primary is reached (again): subscriptions are to be made anew
-     * (wh_redis_subscribe) */
+    /* a primary is reached (again); the kept subscriptions are being
+     * made anew (subscribed() follows for each) */
     void  (*up)(void *ctx);
     /* the primary is lost: every command in flight has failed */
     void  (*down)(void *ctx, const char *why);
@@ -85,17 +92,24 @@ typedef struct {
     uint64_t          reconnects;   /* times the primary was reached */
     uint64_t          commands;     /* sent */
     uint64_t          failed;       /* callbacks called with NULL */
-    uint64_t          timeouts;     /* connections given up */
-    int64_t           down_since_ms;  /* 0 when up */
+    uint64_t          timeouts;     /* connections given up: connect,
+                                     * handshake or a command too slow */
+    int64_t           down_since_ms;  /* wh_loop_now() when it went
+                                     * down (or opened); 0 when up */
     unsigned          inflight;     /* commands awaiting replies */
 } wh_redis_stats_t;
 
 
-/* starts connecting (never blocks); -1 with err if conf is unusable */
+/* starts connecting on the loop's next turn (never blocks); conf is
+ * copied; -1 with err if conf is unusable */
 int wh_redis_open(wh_redis_t **out, wh_loop_t *loop,
     const wh_redis_conf_t *conf, const wh_redis_handler_t *h, void *ctx,
     wh_log_t *log, wh_err_t *err);
-/* fails what is in flight (callbacks with NULL), closes, frees */
+/* fails what is in flight (callbacks with NULL, why "closing"),
+ * closes, frees.  From inside one of r's callbacks, the memory is freed
+ * by r's timer on a later turn; otherwise at once, so call it outside
+ * the loop's handling of a batch of events (from a timer, or after
+ * wh_loop_run) lest an event of r still pending in the batch run */
 void wh_redis_close(wh_redis_t *r);
 
 int wh_redis_up(wh_redis_t *r);
