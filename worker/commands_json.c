@@ -149,6 +149,7 @@ wh_cmd_json_device(wh_buf_t *b, const wh_command_t *cmd, int64_t now)
     rc |= wh_jw_raw(b, "payload", cmd->payload.data, cmd->payload.len);
     rc |= wh_jw_int(b, "priority", cmd->priority);
     rc |= wh_jw_int(b, "attempt", cmd->state.attempt);
+    rc |= wh_cmd_json_opt(b, "lane", cmd->lane, 0);
     rc |= wh_jw_time(b, "timestamp", now);
 
     return rc | wh_jw_close(b, '}');
