@@ -338,7 +338,12 @@ def test_lane_order_supersede_not_before(nginx, api, fleet):
                               "payload": {"n": i}})
         assert status == 202
         ids.append(c["command_id"])
-    wait_for(lambda: all(api.call("GET", "/commands/" + i)[1]["status"]
-                         == "completed" for i in ids), what="the lane")
+    try:
+        wait_for(lambda: all(api.call("GET", "/commands/" + i)[1]["status"]
+                             == "completed" for i in ids), what="the lane")
+    except AssertionError:
+        print([api.call("GET", "/commands/" + i)[1] for i in ids])
+        print([d for d in fleet.deliveries if d[0] in ids])
+        raise
     order = [d[0] for d in fleet.deliveries if d[0] in ids]
     assert order == ids
