@@ -369,5 +369,7 @@ def test_error_paths(nginx, tmp_path):
     assert rc == 1 and "invalid choice" in err
 
     rc, out, err = ctl(nginx, "jobs", token=token)
-    assert (rc, out) == (2, "")
-    assert err.startswith("wirehubctl: unsupported: fleet jobs are not")
+    assert rc == 0 and out.startswith("JOB"), (rc, out, err)
+
+    rc, out, err = ctl(nginx, "jobs", "j-nope", token=token)
+    assert rc == 1 and err.startswith("wirehubctl: not_found: 404 "), err
