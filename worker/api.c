@@ -22,6 +22,7 @@
 #include "wh_time.h"
 #include "message.h"
 #include "commands_api.h"
+#include "jobs_api.h"
 #include "respond.h"
 #include "clients_api.h"
 #include "query.h"
@@ -454,6 +455,10 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
     json_object_set_new(obj, "quota", wh_quota_stats(&d->quota, ws));
     json_object_set_new(obj, "engine", wh_api_engine(d));
+    json_object_set_new(obj, "loop",
+                        json_pack("{s:f}", "longest_turn_ms",
+                                  (double) wh_loop_turn_max(&d->loop)
+                                  / 1000.0));
 
     return 0;
 }
@@ -680,6 +685,11 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_path_is(path, "/broadcast") && wh_method(m, "POST")) {
         wh_api_broadcast(&a);
+        return;
+    }
+
+    if (wh_jobs_api_path(path)) {
+        wh_jobs_api(&d->jobs, peer, m, path);
         return;
     }
 

@@ -492,7 +492,16 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
-    return wh_commands_start(&d->commands, &d->loop, err);
+    if (wh_jobs_init(&d->jobs, d->engine, &d->batch, &d->commands,
+                     &d->channels, &d->log, err) != 0)
+    {
+        wh_commands_free(&d->commands);
+        wh_clients_free(&d->clients);
+        return -1;
+    }
+
+    return wh_commands_start(&d->commands, &d->loop, err) != 0
+           || wh_jobs_start(&d->jobs, &d->loop, err) != 0 ? -1 : 0;
 }
 
 
@@ -612,6 +621,7 @@ wh_daemon_run(wh_daemon_t *d)
     wh_batch_free(&d->batch);
     wh_channels_commit(&d->channels);
 
+    wh_jobs_free(&d->jobs);
     wh_commands_free(&d->commands);
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);

@@ -12,6 +12,7 @@
 #include "clients.h"
 #include "commands.h"
 #include "engine.h"
+#include "jobs.h"
 #include "config.h"
 #include "link.h"
 #include "log.h"
@@ -34,6 +35,7 @@ typedef struct {
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */
     wh_commands_t   commands;
+    wh_jobs_t       jobs;          /* fleet jobs, over the commands */
     wh_clients_t    clients;
     wh_mqtt_t       mqtt;
     char            instance[WH_INSTANCE_LEN + 1];

@@ -35,6 +35,14 @@ wh_client_list_free(wh_client_list_t *l)
 
 
 void
+wh_job_free(wh_job_t *job)
+{
+    free(job->mem);
+    job->mem = NULL;
+}
+
+
+void
 wh_command_free(wh_command_t *cmd)
 {
     free(cmd->mem);

@@ -144,6 +144,12 @@ typedef struct {
     wh_str_t         idem;          /* idempotency key; empty: none */
     wh_str_t         result;        /* the text the device sent */
     wh_str_t         error, reason;
+    wh_str_t         lane;          /* empty: none (state.lane its
+                                     * hash) */
+    wh_str_t         supersede;     /* supersede_key; empty: none */
+    wh_str_t         issued_by;     /* "role:sub" of the token, or "" */
+    wh_str_t         job;           /* an execution: its job's id */
+    uint64_t         job_idx;       /* and its target's index */
     unsigned         priority;
     uint64_t         seq;           /* creation order */
     wh_cmd_state_t   state;
@@ -192,6 +198,35 @@ typedef struct {
     wh_engine_cluster_t      c;
 } wh_engine_stats_t;
 
+/* a fleet job (jobs.h), as stored */
+typedef struct {
+    wh_str_t         ws, id, command, payload, issued_by;
+    wh_str_t         target;        /* its JSON text, as the API shows */
+    int              status;        /* wh_job_status_e (jobs.h) */
+    unsigned         priority;
+    unsigned         abort_percent; /* abort.failure_percent */
+    unsigned         abort_min;     /* abort.min_executed; */
+    int              abort;         /* 0: no abort rule */
+    uint32_t         rate;          /* max_per_minute; 0 unlimited */
+    uint32_t         series;        /* attempt series, 1 the first */
+    int64_t          ttl_ms;        /* of each execution; 0 default */
+    int64_t          not_before_ms;
+    int64_t          created_ms, started_ms, ended_ms, updated_ms;
+    uint64_t         targets;       /* executions */
+    uint64_t         cursor;        /* the rollout of this series
+                                     * reached this index */
+    uint64_t         skipped;       /* listed clients not registered */
+    char            *mem;
+} wh_job_t;
+
+/* one execution of a job, as stored: its client and the series of
+ * its current command (0: none made yet) */
+typedef struct {
+    uint32_t         series;
+    size_t           client_len;
+    char             client[WH_CMD_CLIENT_MAX];
+} wh_job_exec_t;
+
 typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
@@ -200,6 +235,11 @@ typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
  * through the engine) */
 typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
     wh_err_t *err);
+/* a stored job, valid during the call; non-zero stops (-1: error) */
+typedef int (*wh_engine_job_pt)(void *ctx, wh_job_t *job, wh_err_t *err);
+/* an execution of a job; non-zero stops (-1: error) */
+typedef int (*wh_engine_exec_pt)(void *ctx, uint64_t idx,
+    const wh_job_exec_t *x, wh_err_t *err);
 
 struct wh_engine_ops_s {
     const char  *kind;
@@ -312,6 +352,28 @@ struct wh_engine_ops_s {
     /* forgets the client's idempotency keys */
     int  (*cmd_forget_client)(wh_etxn_t *t, wh_str_t ws,
         wh_str_t client_id, wh_err_t *err);
+
+    /*
+     * Fleet jobs (jobs.h), in state writes, a block of their own.  A
+     * job is one record; its executions are records keyed by the job
+     * and the index of their target, in index order.
+     */
+
+    /* 1 found, 0 not, -1 error */
+    int  (*job_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_job_t *out,
+        wh_err_t *err);
+    int  (*job_put)(wh_etxn_t *t, const wh_job_t *job, wh_err_t *err);
+    /* the job and its executions (not their commands) */
+    int  (*job_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_err_t *err);
+    /* every job of every workspace (at start) */
+    int  (*job_each)(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
+        wh_err_t *err);
+    int  (*exec_put)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+        uint64_t idx, const wh_job_exec_t *x, wh_err_t *err);
+    /* the executions with index >= from, in index order */
+    int  (*exec_each)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+        uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
 };
 
 struct wh_engine_s {
@@ -368,6 +430,7 @@ wh_engine_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
 
 
 void wh_client_free(wh_client_t *cl);
+void wh_job_free(wh_job_t *job);
 void wh_client_list_free(wh_client_list_t *l);
 void wh_command_free(wh_command_t *cmd);
 void wh_cmd_list_free(wh_cmd_list_t *l);

@@ -180,12 +180,37 @@ wh_loop_timers(wh_loop_t *loop)
 }
 
 
+static int64_t
+wh_loop_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+int64_t
+wh_loop_turn_max(wh_loop_t *loop)
+{
+    int64_t  max = loop->turn_max_us;
+
+    loop->turn_max_us = 0;
+
+    return max;
+}
+
+
 int
 wh_loop_run(wh_loop_t *loop, wh_err_t *err)
 {
     int                 i, n, timeout;
+    int64_t             start, took;
     wh_event_t         *ev;
     struct epoll_event  events[WH_LOOP_EVENTS];
+
+    start = wh_loop_us();
 
     while (!loop->stop) {
         timeout = wh_loop_timers(loop);
@@ -195,7 +220,13 @@ wh_loop_run(wh_loop_t *loop, wh_err_t *err)
             loop->turn_end(loop->turn_data);
         }
 
+        /* a turn: from epoll's answer to the next wait */
+        took = wh_loop_us() - start;
+        loop->turn_max_us = took > loop->turn_max_us ? took
+                                                     : loop->turn_max_us;
+
         n = epoll_wait(loop->epfd, events, WH_LOOP_EVENTS, timeout);
+        start = wh_loop_us();
 
         if (n == -1) {
             if (errno == EINTR) {

@@ -41,6 +41,8 @@ typedef struct {
     wh_timer_t           *timers[WH_LOOP_MAX_TIMERS];
     wh_turn_handler_pt    turn_end;
     void                 *turn_data;
+    int64_t               turn_max_us;  /* the longest turn since the
+                                         * last wh_loop_turn_max() */
 } wh_loop_t;
 
 
@@ -67,5 +69,9 @@ int wh_loop_run(wh_loop_t *loop, wh_err_t *err);
 
 /* monotonic milliseconds */
 int64_t wh_loop_now(void);
+
+/* the longest turn (events, timers, the end of the turn) in µs since
+ * the last call; starts over */
+int64_t wh_loop_turn_max(wh_loop_t *loop);
 
 #endif /* WH_LOOP_H */

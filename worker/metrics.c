@@ -177,6 +177,38 @@ wh_metrics_commands(wh_metrics_t *m)
 }
 
 
+static void
+wh_metrics_jobs(wh_metrics_t *m)
+{
+    int         s;
+    uint64_t    jobs[WH_JOB_NSTATUS], execs[WH_CMD_NSTATUS];
+    wh_prom_t  *p = &m->p;
+
+    wh_jobs_totals(&m->d->jobs, jobs, execs);
+
+    wh_prom_family(p, "wirehubd_jobs", "gauge", "Fleet jobs by status.");
+
+    for (s = 0; s < WH_JOB_NSTATUS; s++) {
+        wh_prom_u64(p, "wirehubd_jobs", (const char *[]) {
+                        "status", wh_job_status_name(s), NULL }, jobs[s]);
+    }
+
+    wh_prom_family(p, "wirehubd_job_executions", "gauge",
+                   "Executions of the stored jobs by status (one not yet "
+                   "released is pending).");
+
+    for (s = 0; s < WH_CMD_NSTATUS; s++) {
+        wh_prom_u64(p, "wirehubd_job_executions", (const char *[]) {
+                        "status", wh_cmd_status_name((wh_cmd_status_e) s),
+                        NULL }, execs[s]);
+    }
+
+    wh_prom_counter(p, "wirehubd_job_executions_released_total",
+                    "Executions the rollouts turned into commands.",
+                    m->d->jobs.counters.released);
+}
+
+
 /* the worst that holds: the storage could not be read, a write was
  * refused for want of room, the last sync failed */
 static const char *
@@ -389,6 +421,7 @@ static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_sessions,
     wh_metrics_channels,
     wh_metrics_commands,
+    wh_metrics_jobs,
     wh_metrics_storage,
     wh_metrics_mqtt,
     wh_metrics_quota,
