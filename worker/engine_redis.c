@@ -51,6 +51,9 @@ wh_reng_close(wh_engine_t *e)
 {
     wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
 
+    /* the commands failed by the close below tell nobody: the daemon
+     * has let go of what was waiting for them */
+    e->handler = NULL;
     wh_loop_timer_del(rl->r.loop, &rl->r.timer);
 
     if (rl->r.redis) {

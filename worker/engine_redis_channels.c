@@ -380,8 +380,9 @@ wh_rc_read(wh_engine_redis_t *re, const char *key, size_t klen, int argc,
 }
 
 
-void
-wh_rch_tick(wh_engine_redis_t *re, int64_t now)
+/* drops the answers in older than max_age ms (all with -1) */
+static void
+wh_rc_expire(wh_engine_redis_t *re, int64_t now, int64_t max_age)
 {
     wh_rcache_t     *c;
     wh_map_iter_t    it = { 0, NULL };
@@ -391,13 +392,20 @@ wh_rch_tick(wh_engine_redis_t *re, int64_t now)
         c = e->value;
 
         if (c->state != WH_RC_FETCHING
-            && now - c->ready_ms > WH_RCACHE_TTL_MS)
+            && (max_age < 0 || now - c->ready_ms > max_age))
         {
             wh_rv_free(c->rv);
             free(c);
             wh_map_del(&re->cache, e->key, e->klen);
         }
     }
+}
+
+
+void
+wh_rch_tick(wh_engine_redis_t *re, int64_t now)
+{
+    wh_rc_expire(re, now, WH_RCACHE_TTL_MS);
 }
 
 
@@ -1518,9 +1526,12 @@ wh_rwrite_fail(wh_rwrite_t *w, const char *what, const char *why)
 }
 
 
+/* a read answered before this write must not answer after it: every
+ * reply reflects every publish acknowledged before it */
 static void
 wh_rwrite_done(wh_engine_redis_t *re)
 {
+    wh_rc_expire(re, 0, -1);
     re->hist.state = WH_RW_DONE;
     wh_rwake(re);
 }

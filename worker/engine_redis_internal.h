@@ -15,8 +15,9 @@
 
 /* messages of a followed channel kept for resumes */
 #define WH_RFOLLOW_RING   32
-/* reads answered from what was fetched within this long */
-#define WH_RCACHE_TTL_MS  100
+/* reads answered from what was fetched within this long (the daemon
+ * runs the read again at once, on the engine's wake) */
+#define WH_RCACHE_TTL_MS  20
 #define WH_RCACHE_MAX     10000
 
 /* a reply, copied out of hiredis's (valid only during its callback) */
