@@ -390,6 +390,20 @@ def test_sentinel_unknown_master(redis_sentinel, probes):
     assert not any(e["ev"] == "up" for e in p.events)
 
 
+def test_no_sentinel_answers(probes):
+    """No sentinel listens: each failure is logged once, then retried
+    quietly with backoff."""
+    p = probes(["--sentinel", "127.0.0.1:1", "--sentinel", "127.0.0.1:2",
+                "--sentinel", "127.0.0.1:3", "--master", MASTER,
+                "--reconnect-min", "50", "--reconnect-max", "200"])
+    time.sleep(2)
+    p.stop()
+    lines = [ln for ln in p.log().splitlines() if "[warn]" in ln]
+    assert len(lines) == 3, lines
+    assert all("refused" in ln for ln in lines), lines
+    assert not any(e["ev"] == "up" for e in p.events)
+
+
 FIGURES = os.path.join(BUILD, "redis_failover.json")
 
 
