@@ -25,8 +25,12 @@ from redis_harness import (MASTER, RedisSet, Resp, redis_sentinel,  # noqa
 PROBE = os.path.join(BUILD, "redis_probe")
 ASAN_PROBE = os.path.join(BUILD, "asan", "redis_probe")
 
-# the loop may be late by this much at most (a 10 ms timer's lateness)
-MAX_TURN_MS = 100
+# the loop may be late by this much at most (a 10 ms timer's lateness).
+# What these tests could provoke, a connect or read blocked on a dead or
+# paused Redis, would last seconds; an idle box measures under 10 ms, the
+# rest is slack for a loaded 2-core box descheduling the probe (up to 92
+# ms seen while the whole suite ran beside).
+MAX_TURN_MS = 300
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,7 +163,8 @@ def wait_message(probe, payload, timeout=5.0, start=0):
 
 
 def check_clean(probe, stats):
-    assert stats["max_turn_ms"] < MAX_TURN_MS, stats
+    assert stats["max_turn_ms"] < MAX_TURN_MS, \
+        "the loop was held up %d ms" % stats["max_turn_ms"]
     assert probe.sanitizer_reports() == []
 
 
