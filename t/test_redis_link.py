@@ -25,8 +25,12 @@ from redis_harness import (MASTER, RedisSet, Resp, redis_sentinel,  # noqa
 PROBE = os.path.join(BUILD, "redis_probe")
 ASAN_PROBE = os.path.join(BUILD, "asan", "redis_probe")
 
-# the loop may be late by this much at most (a 10 ms timer's lateness)
-MAX_TURN_MS = 100
+# the loop may be late by this much at most (a 10 ms timer's lateness).
+# What these tests could provoke, a connect or read blocked on a dead or
+# paused Redis, would last seconds; an idle box measures under 10 ms, the
+# rest is slack for a loaded 2-core box descheduling the probe (up to 92
+# ms seen while the whole suite ran beside).
+MAX_TURN_MS = 300
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -159,7 +163,8 @@ def wait_message(probe, payload, timeout=5.0, start=0):
 
 
 def check_clean(probe, stats):
-    assert stats["max_turn_ms"] < MAX_TURN_MS, stats
+    assert stats["max_turn_ms"] < MAX_TURN_MS, \
+        "the loop was held up %d ms" % stats["max_turn_ms"]
     assert probe.sanitizer_reports() == []
 
 
@@ -387,6 +392,20 @@ def test_sentinel_unknown_master(redis_sentinel, probes):
     time.sleep(1)
     stats = p.stop()
     assert stats["state"] != "up"
+    assert not any(e["ev"] == "up" for e in p.events)
+
+
+def test_no_sentinel_answers(probes):
+    """No sentinel listens: each failure is logged once, then retried
+    quietly with backoff."""
+    p = probes(["--sentinel", "127.0.0.1:1", "--sentinel", "127.0.0.1:2",
+                "--sentinel", "127.0.0.1:3", "--master", MASTER,
+                "--reconnect-min", "50", "--reconnect-max", "200"])
+    time.sleep(2)
+    p.stop()
+    lines = [ln for ln in p.log().splitlines() if "[warn]" in ln]
+    assert len(lines) == 3, lines
+    assert all("refused" in ln for ln in lines), lines
     assert not any(e["ev"] == "up" for e in p.events)
 
 

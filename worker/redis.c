@@ -38,6 +38,7 @@
 
 #define WH_REDIS_TICK_MS       1000   /* the longest sleep of the timer */
 #define WH_REDIS_KEEPALIVE_MS  1000   /* PING an idle primary */
+#define WH_REDIS_LOGGED        (WH_REDIS_MAX_SENTINELS + 4)
 
 typedef enum {
     WH_REDIS_CONN_CMD = 0,
@@ -99,7 +100,10 @@ struct wh_redis_s {
     int64_t             sentinel_at;  /* the sentinel (re)opens at */
     int64_t             last_sent;
     uint32_t            seed;
-    char                logged[160];  /* the last error logged */
+    /* the errors logged since the primary was last reached: a round
+     * of sentinels fails with one message each */
+    char                logged[WH_REDIS_LOGGED][160];
+    unsigned            nlogged;
     int                 busy;       /* a handler of ours is running */
     unsigned            closing:1;
 };
@@ -169,16 +173,21 @@ wh_redis_arm(wh_redis_t *r, int64_t at)
 }
 
 
-/* an error is logged when it differs from the last one: once per
- * change of state, not once per retry */
+/* an error is logged once until the primary is reached again, not
+ * once per retry */
 static void
 wh_redis_log_once(wh_redis_t *r, const char *msg)
 {
-    if (strcmp(r->logged, msg) == 0) {
-        return;
+    unsigned  i;
+
+    for (i = 0; i < r->nlogged && i < WH_REDIS_LOGGED; i++) {
+        if (strcmp(r->logged[i], msg) == 0) {
+            return;
+        }
     }
 
-    snprintf(r->logged, sizeof(r->logged), "%s", msg);
+    snprintf(r->logged[r->nlogged++ % WH_REDIS_LOGGED],
+             sizeof(r->logged[0]), "%s", msg);
     wh_log_warn(r->log, "redis: %s", msg);
 }
 
@@ -864,7 +873,7 @@ wh_redis_maybe_up(wh_redis_t *r)
     }
 
     memcpy(r->stats.primary, addr, sizeof(r->stats.primary));
-    r->logged[0] = '\0';
+    r->nlogged = 0;
 
     if (r->conf.nsentinels && r->sentinel.ac == NULL) {
         /* watch for +switch-master */
@@ -912,7 +921,8 @@ wh_redis_primary_fail(wh_redis_t *r, const char *why_)
     }
 
     r->stats.down_since_ms = now;
-    snprintf(r->logged, sizeof(r->logged), "%s", why);
+    r->nlogged = 0;
+    snprintf(r->logged[r->nlogged++], sizeof(r->logged[0]), "%s", why);
     wh_log_warn(r->log, "redis: primary %s lost: %s", r->stats.primary, why);
 
     if (r->h.down && !r->closing) {
@@ -1018,6 +1028,11 @@ wh_redis_sentinel_query_cb(redisAsyncContext *ac, void *reply_, void *data)
     c->ready = 1;
     r->stried = 0;
     r->sattempts = 0;
+
+    if (r->state == WH_REDIS_UP) {
+        /* the watch is back: its next failure is news */
+        r->nlogged = 0;
+    }
 
     /* the answer is in: subscribing cannot steal it now */
     argv[0] = "SUBSCRIBE";
