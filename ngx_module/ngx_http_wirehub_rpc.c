@@ -250,6 +250,9 @@ ngx_http_wirehub_rpc_start(ngx_http_wirehub_session_t *s, ngx_str_t *pass,
     rpc->pool = pool;
     rpc->event = event;
     rpc->main_conf = s->main_conf;
+    rpc->free_event.handler = ngx_http_wirehub_rpc_free;
+    rpc->free_event.data = rpc;
+    rpc->free_event.log = s->connection->log;
 
     rpc->uri.len = pass->len + 1 + len;
     rpc->uri.data = ngx_pnalloc(pool, rpc->uri.len);
@@ -302,8 +305,6 @@ ngx_http_wirehub_rpc_start(ngx_http_wirehub_session_t *s, ngx_str_t *pass,
     rpc->counted = 1;
     ngx_http_wirehub_stat(s->main_conf, backend_calls, 1);
 
-    rpc->free_event.handler = ngx_http_wirehub_rpc_free;
-    rpc->free_event.data = rpc;
     rpc->free_event.log = c->log;
 
     if (!event) {

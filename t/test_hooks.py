@@ -126,6 +126,11 @@ location /_wirehub/ {
     proxy_pass http://127.0.0.1:%(port)d;
     proxy_read_timeout 1s;
 }
+location /_wirehub/rpc/hold {
+    internal;
+    proxy_pass http://127.0.0.1:%(port)d;
+    proxy_read_timeout 30s;
+}
 location = /metrics { wirehub_metrics; }
 """
 
