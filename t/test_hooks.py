@@ -15,57 +15,22 @@ import re
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 import chan
 import wh
+from backend import Backend
 
 
-class App:
-    """The application: records every request; /hold/ waits for release,
-    /slow/ sleeps past proxy_read_timeout."""
+class App(Backend):
+    """The application: /hold/ waits for release, /slow/ sleeps past
+    proxy_read_timeout."""
 
     def __init__(self):
-        self.requests = []
-        self.cond = threading.Condition()
         self.release = threading.Event()
-        app = self
+        super().__init__(self.answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n)
-                with app.cond:
-                    app.requests.append({
-                        "path": self.path,
-                        "headers": {k.lower(): v
-                                    for k, v in self.headers.items()},
-                        "raw_headers": str(self.headers),
-                        "body": body,
-                    })
-                    app.cond.notify_all()
-                status, ctype, out = app.answer(self.path, body, self.headers)
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       daemon=True)
-        self.thread.start()
-
-    def answer(self, path, body, headers):
+    def answer(self, path, headers, body):
         method = path.rsplit("/", 1)[-1]
         if path.startswith("/_wirehub/events/"):
             return 204, "text/plain", b""
@@ -90,22 +55,9 @@ class App:
             return 200, "application/json", b'{"held":true}'
         return 404, "application/json", b'{"error":"no such method"}'
 
-    def wait_requests(self, pred, count, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = [r for r in self.requests if pred(r)]
-                if len(got) >= count:
-                    return got
-                left = deadline - time.monotonic()
-                assert left > 0, "the application saw %d of %d requests" % (
-                    len(got), count)
-                self.cond.wait(left)
-
     def stop(self):
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
 
 SERVER = """

@@ -10,13 +10,12 @@ and /websocket/stats."""
 import json
 import os
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import chan
 import wh
+from backend import Backend
 
 DOC = os.path.join(wh.ROOT, "docs", "migrating.md")
 
@@ -29,65 +28,23 @@ def doc_server_blocks():
     return "\n".join(blocks)
 
 
-class App:
-    """The application behind /_wirehub/: what a Flask-SocketIO handler
-    did, as HTTP routes."""
-
-    def __init__(self):
-        self.events = []
-        self.cond = threading.Condition()
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(
-                    int(self.headers.get("Content-Length") or 0))
-                status, out = 404, b'{"error":"no route"}'
-                if self.path == "/_wirehub/rpc/request_stats":
-                    params = json.loads(body)
-                    status, out = 200, json.dumps({
-                        "event": "stats_update",
-                        "stats": {"workspace":
-                                  self.headers["X-Wirehub-Workspace"],
-                                  "client": self.headers["X-Wirehub-Client"],
-                                  "window": params["window"]}}).encode()
-                elif self.path.startswith("/_wirehub/events/"):
-                    with app.cond:
-                        app.events.append((self.path, json.loads(body),
-                                           dict(self.headers)))
-                        app.cond.notify_all()
-                    status, out = 204, b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever,
-                         daemon=True).start()
-
-    def wait_event(self, timeout=5.0):
-        with self.cond:
-            assert self.cond.wait_for(lambda: self.events, timeout), \
-                "the application got no event"
-            return self.events.pop(0)
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+def answer(path, headers, body):
+    """What a Flask-SocketIO handler did, as HTTP routes."""
+    if path == "/_wirehub/rpc/request_stats":
+        params = json.loads(body)
+        return 200, "application/json", json.dumps({
+            "event": "stats_update",
+            "stats": {"workspace": headers["X-Wirehub-Workspace"],
+                      "client": headers["X-Wirehub-Client"],
+                      "window": params["window"]}}).encode()
+    if path.startswith("/_wirehub/events/"):
+        return 204, "application/json", b""
+    return 404, "application/json", b'{"error":"no route"}'
 
 
 @pytest.fixture(scope="module")
 def app():
-    a = App()
+    a = Backend(answer)
     yield a
     a.stop()
 
@@ -207,11 +164,13 @@ def test_socketio_client_event(ngx, app):
                                                    workspace=ws_name))
     try:
         ws.send_json({"type": "device_discovery", "devices": ["a"]})
-        path, body, headers = app.wait_event()
-        assert path == "/_wirehub/events/device_discovery"
-        assert body == {"type": "device_discovery", "devices": ["a"]}
-        assert headers["X-Wirehub-Workspace"] == ws_name
-        assert headers["X-Wirehub-Client"] == "pc-2"
+        req = app.wait_requests(
+            lambda r: r["path"].startswith("/_wirehub/events/"), 1)[0]
+        assert req["path"] == "/_wirehub/events/device_discovery"
+        assert json.loads(req["body"]) == {"type": "device_discovery",
+                                           "devices": ["a"]}
+        assert req["headers"]["x-wirehub-workspace"] == ws_name
+        assert req["headers"]["x-wirehub-client"] == "pc-2"
     finally:
         ws.close()
 
