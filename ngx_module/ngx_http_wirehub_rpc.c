@@ -57,10 +57,11 @@ static ngx_int_t ngx_http_wirehub_rpc_answer(ngx_http_wirehub_rpc_t *rpc,
     ngx_http_request_t *sr, ngx_uint_t status);
 static void ngx_http_wirehub_rpc_failed(ngx_http_wirehub_rpc_t *rpc,
     ngx_uint_t status, const char *message);
+static void ngx_http_wirehub_rpc_abort(ngx_http_wirehub_rpc_t *rpc);
 static void ngx_http_wirehub_rpc_parent(ngx_http_request_t *r);
 static void ngx_http_wirehub_rpc_timeout(ngx_event_t *ev);
 static void ngx_http_wirehub_rpc_free(ngx_event_t *ev);
-static void ngx_http_wirehub_rpc_empty(ngx_event_t *ev);
+static void ngx_http_wirehub_rpc_event_handler(ngx_event_t *ev);
 static u_char *ngx_http_wirehub_rpc_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
 
@@ -92,7 +93,13 @@ ngx_http_wirehub_rpc_init(ngx_http_wirehub_session_t *s)
 }
 
 
-/* the client is gone: its calls go on alone and are freed when they end */
+/*
+ * The client is gone: its calls go on alone (the application finishes
+ * what it started) and are freed when they end.  A worker that exits
+ * (reload, shutdown) ends them now instead: nginx's shutdown timer closes
+ * only connections with a socket, and a call must not keep an old worker
+ * for the length of a proxy timeout.
+ */
 
 void
 ngx_http_wirehub_rpc_detach_all(ngx_http_wirehub_session_t *s)
@@ -114,9 +121,44 @@ ngx_http_wirehub_rpc_detach_all(ngx_http_wirehub_session_t *s)
         if (rpc->timer.timer_set) {
             ngx_del_timer(&rpc->timer);
         }
+
+        if (ngx_exiting || ngx_terminate) {
+            ngx_http_wirehub_rpc_abort(rpc);
+        }
     }
 
     s->nrpcs = 0;
+}
+
+
+/*
+ * The cleanups of the call's request finalize its upstream (the peer
+ * connection is closed, its subrequest ends with NGX_DONE, without the
+ * post_subrequest handler); then nothing of nginx refers to the call.
+ */
+
+static void
+ngx_http_wirehub_rpc_abort(ngx_http_wirehub_rpc_t *rpc)
+{
+    ngx_http_cleanup_t  *cln;
+
+    if (rpc->finished) {
+        return;   /* its free is posted */
+    }
+
+    rpc->finished = 1;
+
+    cln = rpc->request->cleanup;
+    rpc->request->cleanup = NULL;
+
+    for ( /* void */ ; cln; cln = cln->next) {
+        if (cln->handler) {
+            cln->handler(cln->data);
+        }
+    }
+
+    ngx_http_wirehub_stat(rpc->main_conf, backend_failed, 1);
+    ngx_post_event(&rpc->free_event, &ngx_posted_events);
 }
 
 
@@ -387,10 +429,10 @@ ngx_http_wirehub_rpc_connection(ngx_http_wirehub_rpc_t *rpc,
     c->start_time = ngx_current_msec;
 
     c->read->log = log;
-    c->read->handler = ngx_http_wirehub_rpc_empty;
+    c->read->handler = ngx_http_wirehub_rpc_event_handler;
     c->read->active = 1;
     c->write->log = log;
-    c->write->handler = ngx_http_wirehub_rpc_empty;
+    c->write->handler = ngx_http_wirehub_rpc_event_handler;
     c->write->active = 1;
     c->write->ready = 1;
 
@@ -791,10 +833,31 @@ ngx_http_wirehub_rpc_free(ngx_event_t *ev)
 }
 
 
+/*
+ * What nginx's request handler does for a connection: the events of a
+ * call's connection come only from timers and posts (limit_req's delay,
+ * a postponed write), and go to its active request.
+ */
+
 static void
-ngx_http_wirehub_rpc_empty(ngx_event_t *ev)
+ngx_http_wirehub_rpc_event_handler(ngx_event_t *ev)
 {
-    /* a connection without a socket has no events of its own */
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    c = ev->data;
+    r = c->data;
+
+    ngx_http_set_log_request(c->log, r);
+
+    if (ev->write) {
+        r->write_event_handler(r);
+
+    } else {
+        r->read_event_handler(r);
+    }
+
+    ngx_http_run_posted_requests(c);
 }
 
 

@@ -370,6 +370,40 @@ def test_close_with_calls_in_flight(ngx, app, how):
     ngx.assert_clean_log()
 
 
+def test_reload_with_calls_in_flight(ngx, app):
+    """A reload closes the WebSocket (1001) while the application holds
+    its calls: the old worker ends them (the application sees its
+    connection closed) and exits at once, without waiting for the proxy
+    timeout; nothing crashes, every call is freed."""
+    app.release.clear()
+    ws, _ = ws_open(ngx)
+    old = set(ngx.workers())
+    for i in range(3):
+        ws.send_json({"type": "rpc", "method": "hold", "ref": str(i)})
+    app.wait_requests(lambda r: r["headers"].get("x-wirehub-session")
+                      == ws.session, 3)
+    ngx.reload()
+    try:
+        assert ws.wait_closed(10)[0] == 1001
+    finally:
+        ws.close_socket()
+    deadline = time.monotonic() + 8     # the hold lasts 20 s, the proxy 30
+    while old & set(ngx.workers()):
+        assert time.monotonic() < deadline, "an old worker stayed"
+        time.sleep(0.05)
+    app.release.set()
+    ngx.wait_link_up()
+    wait_calls_zero(ngx)
+    ws, _ = ws_open(ngx)
+    try:
+        ws.send_json({"type": "rpc", "method": "echo", "data": 4,
+                      "ref": "new"})
+        assert reply_to(ws, "new")["data"] == 4
+    finally:
+        ws.close()
+    ngx.assert_clean_log()
+
+
 def test_connection_status_exp(ngx):
     """The token's exp, so a client refreshes in band before it."""
     tok = wh.mint("HS256", wh.claims(sub=chan.unique("pc"),
