@@ -9,7 +9,8 @@
  * <wirehub_rpc_pass>/<method> that goes through the location's proxy_pass
  * (keepalive pools, TLS, balancing and proxy timeouts are nginx's).  The
  * call lives in a pool of its own: when the client goes away first, the
- * call is only detached and ends (and is freed) when nginx ends it.
+ * call is only detached and ends (and is freed) when nginx ends it; an
+ * exiting worker ends it at once.
  */
 
 
