@@ -1160,6 +1160,16 @@ wh_conf_engine_arg(wh_config_t *cf, wh_stmt_t *st, char *arg,
         return 0;
     }
 
+    if ((v = wh_conf_key(arg, "node_lease")) != NULL) {
+        if (wh_config_duration(v, &ms) != 0 || ms < 1000 || ms > 600000) {
+            return wh_conf_error(err, st, "invalid node_lease \"%s\" (1s "
+                                 "to 10m)", v);
+        }
+
+        cf->engine.node_lease_ms = ms;
+        return 0;
+    }
+
     if ((v = wh_conf_key(arg, "ack_timeout")) != NULL
         || (v = wh_conf_key(arg, "connect_timeout")) != NULL
         || (v = wh_conf_key(arg, "command_timeout")) != NULL)
@@ -1218,6 +1228,7 @@ wh_conf_engine(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     rc->reconnect_min_ms = 100;
     rc->reconnect_max_ms = 5000;
     cf->engine.ack_timeout_ms = 200;
+    cf->engine.node_lease_ms = 10000;
 
     for (i = 2; i < st->nargs; i++) {
         if (wh_conf_engine_arg(cf, st, st->args[i], err) != 0) {

@@ -44,6 +44,7 @@ typedef struct {
     wh_redis_conf_t  redis;
     unsigned         replicas_ack;  /* WAIT for that many replicas */
     int64_t          ack_timeout_ms;
+    int64_t          node_lease_ms;
 } wh_engine_conf_t;
 
 typedef struct {

@@ -173,6 +173,15 @@ wh_daemon_engine_message(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
 }
 
 
+static uint64_t
+wh_daemon_elsewhere(void *ctx, wh_str_t ws, uint64_t here)
+{
+    wh_daemon_t  *d = ctx;
+
+    return d->engine->ops->presence(d->engine, ws, here);
+}
+
+
 static const wh_engine_handler_t  wh_daemon_engine_handler = {
     wh_daemon_engine_wake,
     wh_daemon_engine_message
@@ -198,6 +207,7 @@ wh_daemon_engine(wh_daemon_t *d, wh_err_t *err)
     rc.redis = d->conf.engine.redis;
     rc.replicas_ack = d->conf.engine.replicas_ack;
     rc.ack_timeout_ms = d->conf.engine.ack_timeout_ms;
+    rc.node_lease_ms = d->conf.engine.node_lease_ms;
     rc.hist_len = d->conf.history_length;
     rc.hist_ttl_ms = d->conf.history_ttl_ms;
     rc.node_id = d->conf.node_id;
@@ -546,6 +556,11 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     wh_channels_init(&d->channels, d->engine, &d->quota, &d->log);
     d->channels.replay_page = d->conf.replay_page;
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
+
+    if (d->engine->ops->presence) {
+        d->sessions.elsewhere = wh_daemon_elsewhere;
+        d->sessions.elsewhere_ctx = d;
+    }
     wh_batch_init(&d->batch, d->engine, &d->log);
 
     if (wh_daemon_commands(d, err) != 0) {

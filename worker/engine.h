@@ -300,6 +300,10 @@ struct wh_engine_ops_s {
      * the daemon after its own commits (LMDB, one node) */
     int  (*chan_follow)(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
         wh_err_t *err);
+    /* cluster engines: this node holds `here` sessions of ws now; the
+     * answer is the sessions the other live nodes hold, as last read
+     * (about a second old).  NULL: one node */
+    uint64_t (*presence)(wh_engine_t *e, wh_str_t ws, uint64_t here);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
     /* outside a write: what is stored and how full each space is */

@@ -14,6 +14,8 @@
  *   wh:{ws}:chans       sorted set of the channel names (listing)
  *   wh:{ws}:p:CHANNEL   the pub/sub channel: "ID EPOCH TIME_MS TEXT"
  *   wh:workspaces       set of the workspaces with channels
+ *   wh:{ws}:nodes       hash: node_id -> "SESSIONS DEADLINE_MS", the
+ *                       sessions of ws each node holds (presence)
  *
  * A publish is one Lua script (id, history append and trim within the
  * length and the quota room, PUBLISH), so ids are contiguous and every
@@ -38,6 +40,7 @@ typedef struct {
     const char       *node_id;
     unsigned          replicas_ack;     /* WAIT for that many replicas */
     int64_t           ack_timeout_ms;
+    int64_t           node_lease_ms;    /* a dead node stops counting */
     uint32_t          hist_len;
     int64_t           hist_ttl_ms;      /* 0: no time limit */
 } wh_engine_redis_conf_t;
