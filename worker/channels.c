@@ -680,8 +680,9 @@ wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
             return -1;
         }
 
-        if (rc == 1) {
-            p->refused = 1 + WH_QUOTA_HISTORY_BYTES;
+        if (rc == 1 || rc == WH_ENGINE_NO_CHANNEL) {
+            p->refused = 1 + (rc == 1 ? WH_QUOTA_HISTORY_BYTES
+                                      : WH_QUOTA_CHANNELS);
             continue;
         }
 
@@ -1022,6 +1023,15 @@ wh_chan_ensure(wh_channels_t *c, wh_str_t ws, wh_str_t ch, int64_t now,
     }
 
     rc = c->engine->ops->chan_ensure(c->engine, ws, ch, now, meta, err);
+
+    if (rc == WH_ENGINE_NO_CHANNEL) {
+        /* the cluster's count is at the limit */
+        wh_quota_hist_end(c->quota, 0);
+        wh_quota_refuse(c->quota, ws, WH_QUOTA_CHANNELS, NULL, &refused);
+        memset(meta, 0, sizeof(wh_chan_meta_t));
+        return 0;
+    }
+
     wh_quota_hist_add(c->quota, ws, ch, 1, 0);
     wh_quota_hist_end(c->quota, rc == 0);
 

@@ -182,9 +182,23 @@ wh_daemon_elsewhere(void *ctx, wh_str_t ws, uint64_t here)
 }
 
 
+static void
+wh_daemon_engine_limits(void *ctx, wh_str_t ws, uint64_t *channels,
+    uint64_t *history_bytes)
+{
+    wh_daemon_t        *d = ctx;
+    wh_quota_limits_t   l;
+
+    wh_quota_limits(d->conf.quota, d->conf.nquota, ws, &l);
+    *channels = l.limit[WH_QUOTA_CHANNELS];
+    *history_bytes = l.limit[WH_QUOTA_HISTORY_BYTES];
+}
+
+
 static const wh_engine_handler_t  wh_daemon_engine_handler = {
     wh_daemon_engine_wake,
-    wh_daemon_engine_message
+    wh_daemon_engine_message,
+    wh_daemon_engine_limits
 };
 
 

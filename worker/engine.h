@@ -50,6 +50,11 @@
  */
 #define WH_ENGINE_AGAIN  (-2)
 
+/* chan_append and chan_ensure of an engine that counts the workspace's
+ * channels itself (cluster): no channel made, the channels quota is
+ * reached */
+#define WH_ENGINE_NO_CHANNEL  2
+
 /* a channel's epoch: 8 characters, new each time the channel is made */
 #define WH_EPOCH_LEN  8
 
@@ -99,6 +104,10 @@ typedef struct {
      * the call */
     void  (*message)(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
         const char *epoch, int64_t time_ms, wh_str_t text);
+    /* the channels and history bytes ws may store (UINT64_MAX: no
+     * limit), for an engine that counts them over the cluster */
+    void  (*limits)(void *ctx, wh_str_t ws, uint64_t *channels,
+        uint64_t *history_bytes);
 } wh_engine_handler_t;
 
 /* where a write goes: what is synced before it is answered, or what

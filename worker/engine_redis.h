@@ -10,7 +10,11 @@
  *   wh:{ws}:m:CHANNEL   hash: last (id), epoch, created (ms)
  *   wh:{ws}:h:CHANNEL   list: "TIME_MS TEXT" per message, the oldest
  *                       first; it holds ids last - LLEN + 1 .. last
- *                       (expires with the history ttl when one is set)
+ *                       (entries past the history ttl leave from its
+ *                       head at the channel's next publish)
+ *   wh:{ws}:usage       hash: bytes, the history texts the workspace
+ *                       stores (its history_bytes quota; the channels
+ *                       quota counts wh:{ws}:chans)
  *   wh:{ws}:chans       sorted set of the channel names (listing)
  *   wh:{ws}:p:CHANNEL   the pub/sub channel: "ID EPOCH TIME_MS TEXT"
  *   wh:workspaces       set of the workspaces with channels
