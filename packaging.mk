@@ -43,3 +43,11 @@ $(DEB_ROOTFS):
 
 test-deb: deb deb-next $(DEB_ROOTFS)
 	./packaging/test-deb.sh $(DEB_OUT) $(DEB_NEXT_OUT) $(DEB_ROOTFS)
+
+# Containers: docker/Dockerfile.nginx, docker/Dockerfile.wirehubd and
+# docker/compose.yaml, built and run with podman and podman-compose on a
+# base image made here with debootstrap (docker/test-docker.sh says why).
+.PHONY: test-docker
+
+test-docker: $(DEB_ROOTFS)
+	./docker/test-docker.sh $(DEB_ROOTFS)

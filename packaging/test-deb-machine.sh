@@ -34,54 +34,8 @@ COPYRIGHTS=(/usr/share/doc/wirehubd/copyright
             /usr/share/doc/libnginx-mod-http-wirehub/copyright)
 
 export DEBIAN_FRONTEND=noninteractive
-checks=0
-failures=0
 tmp=$(mktemp -d)
-
-ok() {
-    checks=$((checks + 1))
-    echo "ok: $*"
-}
-
-fail() {
-    checks=$((checks + 1))
-    failures=$((failures + 1))
-    echo "FAIL: $*"
-}
-
-check() {
-    local what=$1
-    shift
-    if "$@" > "$tmp/out" 2>&1; then
-        ok "$what"
-    else
-        fail "$what"
-        sed 's/^/    /' "$tmp/out"
-    fi
-}
-
-check_not() {
-    local what=$1
-    shift
-    if "$@" > "$tmp/out" 2>&1; then
-        fail "$what"
-        sed 's/^/    /' "$tmp/out"
-    else
-        ok "$what"
-    fi
-}
-
-# a condition that becomes true soon (a unit starting): up to 10 s
-eventually() {
-    local i
-    for i in $(seq 100); do
-        if "$@" > /dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    "$@"
-}
+. /srv/checks.sh
 
 is_installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null \

@@ -49,6 +49,7 @@ for p in libnginx-mod-http-wirehub wirehubd; do
     cp "$v2/${p}_"*.deb "$machine/srv/debs/v2/"
 done
 install -m 0755 "$here/test-deb-machine.sh" "$machine/srv/test-deb-machine.sh"
+install -m 0644 "$here/checks.sh" "$machine/srv/checks.sh"
 
 nspawn=(systemd-nspawn -q --register=no --keep-unit -D "$machine")
 
