@@ -44,8 +44,9 @@ def test_compose_two_services_sharing_the_socket_dir():
         assert "no-new-privileges:true" in svc["security_opt"], name
         assert "/tmp" in svc["tmpfs"], name
         assert "wirehub-run:/run/wirehub" in svc["volumes"], name
+        # one word: podman-compose 1.0.3 breaks the quoting of more
         test = svc["healthcheck"]["test"]
-        assert test[0] == "CMD" and len(test) > 1, name
+        assert test[0] == "CMD" and len(test) == 2, name
         assert "user" not in svc, "%s: the image's USER is non-root" % name
         dockerfile = svc["build"]["dockerfile"]
         assert os.path.exists(os.path.join(DOCKER, "..", dockerfile))
@@ -55,17 +56,16 @@ def test_compose_two_services_sharing_the_socket_dir():
     assert services["nginx"]["depends_on"]["wirehubd"]["condition"] == \
         "service_healthy"
     assert services["nginx"]["secrets"] == ["wirehub_jwt"]
-    assert services["nginx"]["environment"]["WIREHUB_JWT_KEY_FILE"] == \
-        "/run/secrets/wirehub_jwt"
+    assert "WIREHUB_JWT_KEY_FILE=/run/secrets/wirehub_jwt" in \
+        services["nginx"]["environment"]
     assert set(doc["volumes"]) == {"wirehub-data", "wirehub-run"}
 
 
 def test_every_wirehubd_directive_passes_through_compose():
+    # names alone: each passed through when set, absent when not
     env = compose()["services"]["wirehubd"]["environment"]
-    for name in directives():
-        var = "WIREHUBD_" + name.upper()
-        assert env.get(var) == "${%s:-}" % var, var
-    assert env["WIREHUBD_CONFIG"] == "${WIREHUBD_CONFIG:-}"
+    assert sorted(env) == sorted(["WIREHUBD_CONFIG"] + [
+        "WIREHUBD_" + name.upper() for name in directives()])
 
 
 @pytest.mark.parametrize("name", DOCKERFILES)
@@ -98,6 +98,7 @@ def test_dockerfile_copies_existing_files_and_drops_root(name):
 
 def test_entrypoints_are_executable():
     for name in ("nginx-entrypoint.sh", "wirehubd-entrypoint.sh",
+                 "nginx-healthcheck.sh", "wirehubd-healthcheck.sh",
                  "test-docker.sh"):
         path = os.path.join(DOCKER, name)
         assert os.access(path, os.X_OK), path
