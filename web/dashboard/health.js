@@ -13,6 +13,7 @@
  */
 
 const HEALTH_MS = 5000;
+const METRICS_RETRY_MS = 60000;
 const PRESENCE_ROWS = 12;
 const TAIL_ROWS = 50;
 
@@ -409,7 +410,7 @@ export class HealthView {
         this.ctx = ctx;
         this.api = api;
         this.toast = toast;
-        this.metricsOk = null;
+        this.metricsRetryAt = 0;
         this.presence = new PresenceFeed($('presence'));
         this.tail = new ChannelTail(ctx.hub);
         this.updated = 0;
@@ -428,19 +429,27 @@ export class HealthView {
         });
     }
 
+    /* not exposed (404, or the dashboard's own page): asked again only
+       after METRICS_RETRY_MS, not on every refresh into nginx's log */
     async metrics() {
+        if (Date.now() < this.metricsRetryAt) {
+            return null;
+        }
+
         try {
             const res = await fetch('/metrics');
             const type = res.headers.get('Content-Type') || '';
 
-            if (!res.ok || !type.startsWith('text/plain')) {
-                return null;
+            if (res.ok && type.startsWith('text/plain')) {
+                return parseMetrics(await res.text());
             }
-
-            return parseMetrics(await res.text());
         } catch (err) {
-            return null;
+            /* the network: as not exposed */
         }
+
+        this.metricsRetryAt = Date.now() + METRICS_RETRY_MS;
+
+        return null;
     }
 
     async refresh() {
