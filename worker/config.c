@@ -485,14 +485,25 @@ wh_conf_stats(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 static int
 wh_conf_log(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
-    if (st->nargs < 2 || st->nargs > 3) {
-        return wh_conf_error(err, st, "\"%s\" takes a target and an "
-                             "optional level", "log");
+    int          i;
+    const char  *v;
+
+    if (st->nargs < 2 || st->nargs > 4) {
+        return wh_conf_error(err, st, "\"%s\" takes a target, an "
+                             "optional level and format=", "log");
     }
 
-    if (st->nargs == 3 && wh_log_level(st->args[2], &cf->log_level) != 0) {
-        return wh_conf_error(err, st, "unknown log level \"%s\"",
-                             st->args[2]);
+    for (i = 2; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "format")) != NULL) {
+            if (wh_log_format(v, &cf->log_format) != 0) {
+                return wh_conf_error(err, st, "unknown log format \"%s\" "
+                                     "(text or json)", v);
+            }
+
+        } else if (wh_log_level(st->args[i], &cf->log_level) != 0) {
+            return wh_conf_error(err, st, "unknown log level \"%s\"",
+                                 st->args[i]);
+        }
     }
 
     if (strcmp(st->args[1], "stderr") == 0) {
@@ -1436,6 +1447,7 @@ wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
     cf->cmd_ack_timeout_ms = 30000;
     cf->cmd_max_attempts = 5;
     cf->log_level = WH_LOG_INFO;
+    cf->log_format = WH_LOG_TEXT;
 
     if (wh_conf_strdup(&cf->file, file, err) != 0
         || wh_conf_strdup(&cf->listen, WH_DEFAULT_LISTEN, err) != 0

@@ -66,6 +66,7 @@ typedef struct {
     unsigned   cmd_max_attempts;
     char      *log_path;           /* NULL: stderr */
     int        log_level;
+    int        log_format;         /* WH_LOG_TEXT, WH_LOG_JSON */
     wh_mqtt_conf_t     mqtt;
     wh_engine_conf_t   engine;
     char              *node_id;     /* NULL: the host name */
