@@ -83,7 +83,7 @@ $(eval $(call nginx_module_rules,$(NGX_BUILD),$(MODULE),$(NGX_CC_OPT),))
 $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lpthread
+	    -llmdb -ljansson -lmosquitto -lssl -lcrypto -lpthread
 
 deps:
 	@./scripts/deps.sh
@@ -188,7 +188,7 @@ $(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),$(ASA
 $(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(ASAN_BUILD)
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lpthread
+	    -llmdb -ljansson -lmosquitto -lssl -lcrypto -lpthread
 
 $(ASAN_NGINX):
 	@mkdir -p $(ASAN_BUILD)

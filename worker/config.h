@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "quota.h"
+#include "sourcedef.h"
 
 
 #define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
@@ -62,6 +63,9 @@ typedef struct {
     wh_egress_conf_t   egress;
     wh_quota_rule_t   *quota;      /* in configuration order */
     unsigned           nquota;
+    wh_source_def_t   *sources;    /* `source` lines; wirehubd's sources
+                                    * take them at start (nsources 0) */
+    unsigned           nsources;
 } wh_config_t;
 
 

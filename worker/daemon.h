@@ -19,6 +19,7 @@
 #include "mqtt.h"
 #include "quota.h"
 #include "sessions.h"
+#include "sources.h"
 
 
 #define WH_INSTANCE_LEN  16
@@ -36,6 +37,7 @@ typedef struct {
     wh_commands_t   commands;
     wh_clients_t    clients;
     wh_mqtt_t       mqtt;
+    wh_sources_t    sources;       /* upstream WebSockets */
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;
     int             exit_code;

@@ -433,7 +433,11 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
         return wh_mdb_error(rc, "opening the client databases", err);
     }
 
-    return wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err);
+    if (wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0) {
+        return -1;
+    }
+
+    return wh_lmdb_sources_open_db(e, wh_lmdb_stxn(t), err);
 }
 
 
@@ -468,7 +472,11 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .cmd_idem = wh_lmdb_cmd_idem,
     .cmd_list = wh_lmdb_cmd_list,
     .cmd_open = wh_lmdb_cmd_open,
-    .cmd_forget_client = wh_lmdb_cmd_forget_client
+    .cmd_forget_client = wh_lmdb_cmd_forget_client,
+    /* upstream sources */
+    .source_put = wh_lmdb_source_put,
+    .source_del = wh_lmdb_source_del,
+    .source_each = wh_lmdb_source_each
 };
 
 

@@ -24,6 +24,8 @@
  *                client's commands in creation order (listing)
  *   cmd_idem     ws "\0" client "\0" idempotency_key -> command_id
  *   cmd_meta     "seq" -> be64 the last seq given out
+ *   sources      ws "\0" source_id -> the run-time source (sources.c's
+ *                JSON record)
  *
  * Keys start with the workspace and "\0", so that nothing is ever found
  * across workspaces.
@@ -51,6 +53,7 @@ typedef struct {
     wh_store_t   *history;      /* WH_ENGINE_HISTORY */
     MDB_dbi       clients_db, revoked_db;
     MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
+    MDB_dbi       sources_db;
 } wh_engine_lmdb_t;
 
 
@@ -107,6 +110,16 @@ int wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     wh_engine_cmd_pt cb, void *ctx, wh_err_t *err);
 int wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, wh_err_t *err);
+
+/* engine_lmdb_sources.c: the run-time sources of the table */
+int wh_lmdb_sources_open_db(wh_engine_lmdb_t *e, MDB_txn *txn,
+    wh_err_t *err);
+int wh_lmdb_source_put(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_str_t record, wh_err_t *err);
+int wh_lmdb_source_del(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_err_t *err);
+int wh_lmdb_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
+    wh_err_t *err);
 
 #define WH_LMDB_PATH_MAX  4096
 
