@@ -658,7 +658,7 @@ wh_sources_load_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 static void
 wh_sources_load(wh_sources_t *s)
 {
-    char              why[200];
+    char              why[200], name[WH_WORKSPACE_MAX + 1];
     size_t            i;
     json_t           *all, *item;
     wh_err_t          err;
@@ -681,7 +681,10 @@ wh_sources_load(wh_sources_t *s)
     }
 
     json_array_foreach(all, i, item) {
-        ws = wh_cstr(json_string_value(json_object_get(item, "_ws")));
+        /* the record without the workspace the key gave it */
+        snprintf(name, sizeof(name), "%s",
+                 json_string_value(json_object_get(item, "_ws")));
+        ws = wh_cstr(name);
         json_object_del(item, "_ws");
 
         if (wh_source_def_json(&def, ws, item, 0, why, sizeof(why)) != 0
