@@ -376,6 +376,29 @@ def test_stats_and_metrics(tmp_path, upstreams):
         d.stop()
 
 
+def test_publish_rate_holds_back_and_loses_nothing(tmp_path, upstreams):
+    """Past the workspace's publish_rate a source stops reading (TCP
+    holds the upstream back) instead of dropping what it read."""
+    up = upstreams(tmp_path, count=300).start()
+    d = Daemon(tmp_path, extra="quota workspace=%s publish_rate=200/s;\n"
+               % WS + source_line("dev1", up.port)).start()
+    try:
+        w = d.link()
+        t0 = time.monotonic()
+        wait_for(lambda: sources(w, "dev1")["published"] == 601, 15,
+                 "all 601 published")
+        # 601 messages at 200/s (a second's burst first) take a while
+        assert time.monotonic() - t0 >= 1.5
+        src = sources(w, "dev1")
+        assert src["refused"]["storage"] == 0 and src["throttled"] >= 1
+        assert [m["data"]["seq"] for m in history(w, "devices/message")] \
+            == list(range(300))
+        assert [m["data"]["seq"] for m in
+                history(w, "devices/message.ack")] == list(range(300))
+    finally:
+        d.stop()
+
+
 # ----------------------------------------------------- bad upstreams
 
 

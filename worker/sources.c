@@ -147,6 +147,14 @@ wh_source_down(wh_source_t *src, const char *reason)
     src->conn = NULL;
     src->paused = 0;
 
+    /* a held message goes with its connection: the upstream sends
+     * again what it did not see acknowledged, if it can */
+    if (src->held.len) {
+        wh_source_refuse(src, WH_SRC_STORE, "held by the publish rate when "
+                         "the connection ended");
+        src->held.len = 0;
+    }
+
     stable = src->def.reconnect_max_ms < WH_SOURCES_STABLE_MS
              ? src->def.reconnect_max_ms : WH_SOURCES_STABLE_MS;
 
@@ -285,6 +293,17 @@ wh_source_event_of(wh_source_t *src, const char *text, size_t len)
 }
 
 
+static void
+wh_source_pause(wh_source_t *src)
+{
+    if (!src->paused && src->conn) {
+        src->paused = 1;
+        src->n.throttled++;
+        wh_wsc_pause(src->conn, 1);
+    }
+}
+
+
 /* the rate budget: past it reading stops until the tick refills it */
 static void
 wh_source_spend(wh_source_t *src)
@@ -292,9 +311,7 @@ wh_source_spend(wh_source_t *src)
     src->tokens -= 1;
 
     if (src->tokens <= 0 && !src->paused && src->conn) {
-        src->paused = 1;
-        src->n.throttled++;
-        wh_wsc_pause(src->conn, 1);
+        wh_source_pause(src);
 
         if (src->n.throttled == 1) {
             wh_log_warn(src->owner->log, "source %s/%s: over %u messages "
@@ -329,35 +346,32 @@ wh_source_mqtt(wh_source_t *src, wh_str_t ev, wh_str_t text)
 }
 
 
-static void
-wh_source_message(void *ctx, const char *text, size_t len)
+/* 0 published or refused, 1 held back by the workspace's publish
+ * rate: to be offered again */
+static int
+wh_source_publish(wh_source_t *src, const char *text, size_t len)
 {
     wh_err_t       err;
     wh_str_t       ev, ch, type, data = { text, len };
-    wh_source_t   *src = ctx;
     wh_sources_t  *s = src->owner;
-
-    src->n.messages_in++;
-    src->last_message_at = wh_time_ms();
-    wh_source_spend(src);
 
     if (!wh_json_valid(text, len)) {
         wh_source_refuse(src, WH_SRC_NON_JSON, NULL);
-        return;
+        return 0;
     }
 
     data = wh_json_trim(text, len);
 
     if (data.len == 0 || data.data[0] != '{') {
         wh_source_refuse(src, WH_SRC_NOT_OBJECT, NULL);
-        return;
+        return 0;
     }
 
     ev = wh_source_event_of(src, data.data, data.len);
 
     if (ev.len == 0 && src->needs_event) {
         wh_source_refuse(src, WH_SRC_BAD_EVENT, src->def.event_field);
-        return;
+        return 0;
     }
 
     s->ch.len = 0;
@@ -367,7 +381,7 @@ wh_source_message(void *ctx, const char *text, size_t len)
         || wh_tpl_render(&src->def.type, &ev, &s->type) != 0)
     {
         wh_source_refuse(src, WH_SRC_STORE, "out of memory");
-        return;
+        return 0;
     }
 
     ch.data = (const char *) s->ch.data;
@@ -379,14 +393,44 @@ wh_source_message(void *ctx, const char *text, size_t len)
                             wh_cstr(src->def.workspace), ch, type, data,
                             &err) != 0)
     {
+        /* a rate passes again in a moment: wait for it rather than
+         * lose the message (TCP holds the upstream back meanwhile) */
+        if (err.status == 429 && err.retry_s) {
+            return 1;
+        }
+
         wh_source_refuse(src, WH_SRC_STORE, err.msg);
-        return;
+        return 0;
     }
 
     src->n.published++;
 
     if (src->def.mqtt.text) {
         wh_source_mqtt(src, ev, data);
+    }
+
+    return 0;
+}
+
+
+static void
+wh_source_message(void *ctx, const char *text, size_t len)
+{
+    wh_source_t  *src = ctx;
+
+    src->n.messages_in++;
+    src->last_message_at = wh_time_ms();
+    wh_source_spend(src);
+
+    if (wh_source_publish(src, text, len) == 1) {
+        src->held.len = 0;
+
+        if (wh_buf_append(&src->held, text, len) != 0) {
+            wh_source_refuse(src, WH_SRC_STORE, "out of memory");
+            return;
+        }
+
+        wh_source_pause(src);
     }
 }
 
@@ -418,7 +462,15 @@ wh_source_refill(wh_source_t *src, int64_t now)
         src->tokens = src->def.rate;
     }
 
-    if (src->paused && src->tokens > 0) {
+    /* a held message first; it may be held again */
+    if (src->held.len
+        && wh_source_publish(src, (const char *) src->held.data,
+                             src->held.len) == 0)
+    {
+        src->held.len = 0;
+    }
+
+    if (src->paused && src->tokens > 0 && src->held.len == 0) {
         src->paused = 0;
         wh_wsc_pause(src->conn, 0);
     }
@@ -578,6 +630,7 @@ wh_source_free(wh_sources_t *s, wh_source_t *src)
     }
 
     wh_source_def_free(&src->def);
+    wh_buf_free(&src->held);
     free(src);
 }
 

@@ -86,6 +86,8 @@ struct wh_source_s {
     double                tokens;       /* rate budget */
     unsigned              logged;       /* refusal kinds logged, bits */
     int                   paused;
+    wh_buf_t              held;         /* a message the workspace's
+                                         * publish_rate held back */
     char                  last_error[WH_WSC_REASON_MAX];
     wh_source_counters_t  n;
 };

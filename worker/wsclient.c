@@ -70,6 +70,8 @@ struct wh_wsc_s {
     wh_buf_t                  out;          /* bytes not yet sent */
     wh_buf_t                  head;         /* the upgrade answer */
     wh_buf_t                  msg;          /* the text message so far */
+    wh_buf_t                  rest;         /* read, not parsed: came
+                                             * after a pause */
     uint64_t                  binary;       /* its length, if binary */
     wh_frame_parser_t         parser;
     char                      accept[32];   /* Sec-WebSocket-Accept */
@@ -126,6 +128,7 @@ wh_wsc_free(wh_wsc_t *c)
     }
 
     wh_buf_free(&c->out);
+    wh_buf_free(&c->rest);
     wh_buf_free(&c->head);
     wh_buf_free(&c->msg);
     free(c);
@@ -492,6 +495,18 @@ wh_wsc_frames(wh_wsc_t *c, unsigned char *buf, size_t len)
 
         case WH_FRAME_MESSAGE_END:
             wh_wsc_message_end(c, ev.opcode);
+
+            /* the owner paused: no message more until it resumes */
+            if (c->paused && !c->ended && pos < len
+                && wh_buf_append(&c->rest, buf + pos, len - pos) != 0)
+            {
+                wh_wsc_end(c, "out of memory");
+            }
+
+            if (c->paused) {
+                return;
+            }
+
             break;
 
         case WH_FRAME_CONTROL:
@@ -1009,6 +1024,11 @@ wh_wsc_read(wh_wsc_t *c)
         return;
     }
 
+    /* what was read before a pause goes first */
+    if (c->rest.len) {
+        return;
+    }
+
     /* one read per event: a flooding server waits its turn */
     n = wh_wsc_recv(c, buf, sizeof(buf));
 
@@ -1163,6 +1183,8 @@ wh_wsc_open(wh_loop_t *loop, wh_resolver_t *resolver,
 void
 wh_wsc_tick(wh_wsc_t *c, int64_t now)
 {
+    wh_buf_t  rest;
+
     if (c->state != WH_WSC_OPEN) {
         if (now - c->started >= c->conf.handshake_ms) {
             wh_wsc_end(c, "no connection within %lld ms (%s)",
@@ -1185,10 +1207,18 @@ wh_wsc_tick(wh_wsc_t *c, int64_t now)
         }
     }
 
+    /* what a pause held back */
+    if (!c->ended && !c->paused && c->rest.len) {
+        rest = c->rest;
+        memset(&c->rest, 0, sizeof(wh_buf_t));
+        wh_wsc_frames(c, rest.data, rest.len);
+        wh_buf_free(&rest);
+    }
+
     /* a TLS record read in part before a pause is not in the socket
      * any more: epoll would not say so */
-    if (!c->ended && !c->paused && c->ssl && c->state == WH_WSC_OPEN
-        && SSL_pending(c->ssl) > 0)
+    if (!c->ended && !c->paused && !c->rest.len && c->ssl
+        && c->state == WH_WSC_OPEN && SSL_pending(c->ssl) > 0)
     {
         wh_wsc_read(c);
     }

@@ -70,7 +70,9 @@ wh_wsc_t *wh_wsc_open(wh_loop_t *loop, wh_resolver_t *resolver,
 void wh_wsc_tick(wh_wsc_t *c, int64_t now);
 
 /* stops (1) or resumes (0) reading: the owner's flow control, TCP
- * pushes back on the server meanwhile */
+ * pushes back on the server meanwhile.  From the message handler it
+ * takes effect at once: the rest of what was read waits, and is
+ * handled by wh_wsc_tick() after the owner resumes */
 void wh_wsc_pause(wh_wsc_t *c, int paused);
 
 /* sends a close frame if it can without waiting and frees the
