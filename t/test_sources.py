@@ -309,7 +309,9 @@ def test_api_source_survives_restart(tmp_path, upstreams):
                     dict(body, id="v", headers={"X": "a\r\nInjected: 1"}),
                     dict(body, id="r", reconnect_min_ms=5000,
                          reconnect_max_ms=100),
-                    dict(body, id="k", unknown=1)):
+                    dict(body, id="k", unknown=1),
+                    # the broker is every workspace's: not a tenant's
+                    dict(body, id="m", mqtt="any/topic")):
             status, err = post(w, bad)
             assert status == 400, (bad, err)
             assert err["error"]["code"] == "bad_request"
@@ -397,6 +399,30 @@ def test_publish_rate_holds_back_and_loses_nothing(tmp_path, upstreams):
                 history(w, "devices/message.ack")] == list(range(300))
     finally:
         d.stop()
+
+
+def test_mqtt_publish_per_source(tmp_path, upstreams):
+    """mqtt=TOPIC: each message also goes to the broker, as it came."""
+    from test_mqtt import Broker, Device, mqtt_conf
+    broker = Broker(tmp_path).start()
+    try:
+        sub = Device(broker)
+        sub.subscribe("gw/#")
+        up = upstreams(tmp_path, count=5).start()
+        d = Daemon(tmp_path, extra=mqtt_conf(broker) + source_line(
+            "dev1", up.port, extra="mqtt=gw/dev1/{event}")).start()
+        try:
+            w = d.link()
+            wait_for(lambda: len(sub.received) == 11, 10, "11 on MQTT")
+            sent = up.lines("sent")
+            assert [(t, json.loads(p)) for t, p in sub.received] == [
+                ("gw/dev1/" + m["event"], m) for m in sent]
+            assert sources(w, "dev1")["refused"]["mqtt"] == 0
+        finally:
+            d.stop()
+            sub.close()
+    finally:
+        broker.stop()
 
 
 # ----------------------------------------------------- bad upstreams

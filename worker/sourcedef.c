@@ -398,6 +398,14 @@ int
 wh_source_def_json(wh_source_def_t *d, wh_str_t ws, json_t *obj, int files,
     char *err, size_t errlen)
 {
+    /* the broker is shared by every workspace: a topic is the
+     * operator's to choose, not a tenant's */
+    if (!files && json_object_get(obj, "mqtt") != NULL) {
+        memset(d, 0, sizeof(wh_source_def_t));
+        return wh_sd_err(err, errlen, "\"mqtt\" is for sources of "
+                         "wirehubd.conf only");
+    }
+
     size_t       i;
     json_t      *v;
     const char  *key;

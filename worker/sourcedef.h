@@ -57,8 +57,9 @@ typedef struct {
  * of a `source` line) for workspace ws: {id, url, channel, type,
  * event_field, headers: {name: value}, subprotocol, cafile, mqtt,
  * ping_ms, reconnect_min_ms, reconnect_max_ms, handshake_timeout_ms,
- * max_message, rate}; files 1 (configuration only) reads "@/path" in a
- * header value as a file; -1 with a message */
+ * max_message, rate}; files 1 (wirehubd.conf's) reads "@/path" in a
+ * header value as a file and allows mqtt (else refused); -1 with a
+ * message */
 int wh_source_def_json(wh_source_def_t *d, wh_str_t ws, json_t *obj,
     int files, char *err, size_t errlen);
 

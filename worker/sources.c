@@ -233,7 +233,7 @@ wh_source_open(void *ctx)
     wh_source_t  *src = ctx;
     json_t       *data;
 
-    if (src->n.reconnects || src->n.failures || src->connected_at) {
+    if (src->connected_at) {
         src->n.reconnects++;
     }
 

@@ -332,8 +332,13 @@ wh_wsc_watch(wh_wsc_t *c)
         break;
     }
 
-    /* none stays registered: EPOLLERR and EPOLLHUP still come */
+    /* none stays registered: EPOLLERR and EPOLLHUP still come; once
+     * they came while paused, not until it resumes (they would spin) */
     if (!c->registered) {
+        if (events == 0) {
+            return;
+        }
+
         if (wh_loop_add(c->loop, &c->ev, events, &err) != 0) {
             wh_wsc_end(c, "%s", err.msg);
             return;
@@ -1064,6 +1069,16 @@ wh_wsc_event(wh_event_t *ev, uint32_t events)
         break;
 
     default:
+        /* a hang-up while paused waits for the resume: level-triggered,
+         * it would come back at once, and nothing may be read yet */
+        if ((events & (EPOLLERR | EPOLLHUP)) && (c->paused || c->rest.len))
+        {
+            wh_loop_del(c->loop, &c->ev);
+            c->registered = 0;
+            c->events = 0;
+            return;
+        }
+
         /* a TLS read that wanted the socket writable goes on now */
         if ((events & EPOLLOUT) && c->want_write && c->out.len == 0) {
             c->want_write = 0;
@@ -1074,8 +1089,7 @@ wh_wsc_event(wh_event_t *ev, uint32_t events)
             break;
         }
 
-        /* a reset while paused must be read too, or it would spin */
-        if ((events & EPOLLIN) || (events & (EPOLLERR | EPOLLHUP))) {
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
             wh_wsc_read(c);
         }
 
