@@ -75,7 +75,10 @@ wh_source_event_valid(const char *s, size_t len)
 {
     size_t  i;
 
-    if (len == 0 || len > WH_SOURCE_EVENT_MAX) {
+    /* "." and ".." are no channel segment */
+    if (len == 0 || len > WH_SOURCE_EVENT_MAX
+        || (len <= 2 && strspn(s, ".") == len))
+    {
         return 0;
     }
 

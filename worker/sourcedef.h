@@ -76,7 +76,7 @@ int wh_source_def_headers(const wh_source_def_t *d, wh_buf_t *out,
     char *err, size_t errlen);
 
 /* 1 if an {event} value may go into a channel name and a type: 1-64
- * bytes of A-Z a-z 0-9 _ - . : */
+ * bytes of A-Z a-z 0-9 _ - . : but not "." nor ".." */
 int wh_source_event_valid(const char *s, size_t len);
 
 #endif /* WH_SOURCEDEF_H */
