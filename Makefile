@@ -21,6 +21,8 @@ MODULE_SRCS := config docs/openapi.json scripts/embed-openapi.sh \
                $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
 DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
 DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
+DAEMON_LIBS := -llmdb -ljansson -lmosquitto -lhiredis -lssl -lcrypto \
+               -lpthread
 
 UNIT_TESTS :=
 FUZZERS    :=
@@ -30,7 +32,7 @@ FUZZERS    :=
 -include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz fuzz-replay \
-        fuzz-merge clean bench layers test-asan autobahn
+        fuzz-merge clean bench layers test-asan autobahn redis-probe
 
 .DEFAULT_GOAL := all
 
@@ -83,10 +85,29 @@ $(eval $(call nginx_module_rules,$(NGX_BUILD),$(MODULE),$(NGX_CC_OPT),))
 $(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lssl -lcrypto -lpthread
+	    $(DAEMON_LIBS)
 
 deps:
 	@./scripts/deps.sh
+
+# build/redis_probe drives worker/redis.c alone on the loop, for
+# t/test_redis_link.py; build/asan/redis_probe is the same under
+# ASan/UBSan.
+PROBE_SRCS := t/redis/redis_probe.c worker/redis.c worker/loop.c \
+              common/wh_time.c \
+              worker/log.c
+PROBE_HDRS := worker/redis.h worker/loop.h worker/log.h common/wh_link.h
+
+$(BUILD)/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) -lhiredis
+
+$(BUILD)/asan/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
+	@mkdir -p $(BUILD)/asan
+	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) \
+	    -lhiredis
+
+redis-probe: $(BUILD)/redis_probe $(BUILD)/asan/redis_probe
 
 # Layers: no file calls into a file that calls back into it.  Read from the
 # module's objects as nginx built them, and from wirehubd's compiled one by
@@ -188,7 +209,7 @@ $(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),$(ASA
 $(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
 	@mkdir -p $(ASAN_BUILD)
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    -llmdb -ljansson -lmosquitto -lssl -lcrypto -lpthread
+	    $(DAEMON_LIBS)
 
 $(ASAN_NGINX):
 	@mkdir -p $(ASAN_BUILD)

@@ -4,6 +4,7 @@
  * and cannot fail.
  */
 
+#include <string.h>
 #include <time.h>
 
 #include "wh_time.h"
@@ -78,4 +79,68 @@ wh_time_iso(char *out, int64_t ms)
     out[24] = '\0';
 
     return WH_TIME_ISO_LEN;
+}
+
+
+/* n decimal digits at s, or -1 */
+static int
+wh_time_atoi(const char *s, int n)
+{
+    int  v = 0;
+
+    while (n-- > 0) {
+        if (*s < '0' || *s > '9') {
+            return -1;
+        }
+
+        v = v * 10 + (*s++ - '0');
+    }
+
+    return v;
+}
+
+
+int
+wh_time_parse_iso(const char *s, size_t len, int64_t *ms)
+{
+    int        frac = 0;
+    time_t     t;
+    struct tm  tm;
+
+    if ((len != 20 && len != 24) || s[4] != '-' || s[7] != '-'
+        || s[10] != 'T' || s[13] != ':' || s[16] != ':'
+        || s[len - 1] != 'Z')
+    {
+        return -1;
+    }
+
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = wh_time_atoi(s, 4) - 1900;
+    tm.tm_mon = wh_time_atoi(s + 5, 2) - 1;
+    tm.tm_mday = wh_time_atoi(s + 8, 2);
+    tm.tm_hour = wh_time_atoi(s + 11, 2);
+    tm.tm_min = wh_time_atoi(s + 14, 2);
+    tm.tm_sec = wh_time_atoi(s + 17, 2);
+
+    if (len == 24) {
+        frac = s[19] == '.' ? wh_time_atoi(s + 20, 3) : -1;
+    }
+
+    if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11
+        || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour < 0
+        || tm.tm_hour > 23 || tm.tm_min < 0 || tm.tm_min > 59
+        || tm.tm_sec < 0 || tm.tm_sec > 60 || frac < 0)
+    {
+        return -1;
+    }
+
+    t = timegm(&tm);
+
+    if (t == (time_t) -1) {
+        return -1;
+    }
+
+    *ms = (int64_t) t * WH_MS_PER_S + frac;
+
+    return 0;
 }

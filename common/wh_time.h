@@ -19,4 +19,8 @@ int64_t wh_time_ms(void);
  * WH_TIME_ISO_LEN + 1 bytes); returns the length, WH_TIME_ISO_LEN */
 size_t wh_time_iso(char *out, int64_t ms);
 
+/* parses "2026-12-24T02:00:00Z" (with optional .fff milliseconds) into
+ * ms since the epoch; -1 if it is not that form */
+int wh_time_parse_iso(const char *s, size_t len, int64_t *ms);
+
 #endif /* WH_TIME_H */

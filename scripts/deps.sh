@@ -15,6 +15,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     nginx nginx-dev libpcre2-dev libpcre3-dev libssl-dev zlib1g-dev \
     liblmdb-dev lmdb-utils libjansson-dev libjwt-dev \
     libmosquitto-dev mosquitto mosquitto-clients \
+    libhiredis-dev redis-server redis-sentinel \
     libcmocka-dev pkg-config gcc make clang libclang-rt-14-dev \
     python3 python3-pytest python3-websockets python3-paho-mqtt \
     python3-venv python3-pip python3-setuptools \

@@ -377,6 +377,38 @@ def test_clients_and_commands(checker):
                   raw=b'{"name":"' + b"n" * (1024 * 1024) + b'"}')
 
 
+def test_jobs(checker):
+    api = checker.api(chan.service_token(chan.unique("oa")))
+    for cid in ("gw-1", "gw-2"):
+        checker.check(api, "post", "/api/clients", "/api/clients", 201,
+                      {"id": cid, "name": cid, "client_type": "gateway"})
+    body = {"command": "firmware_update", "payload": {"v": 2},
+            "target": {"clients": ["gw-1", "gw-2", "gw-9"]},
+            "rollout": {"max_per_minute": 600},
+            "abort": {"failure_percent": 10, "min_executed": 50},
+            "ttl": 3600}
+    job = checker.check(api, "post", "/api/jobs", "/api/jobs", 202,
+                        body).json()
+    assert job["targets"] == 2 and job["skipped"] == 1
+    checker.check(api, "post", "/api/jobs", "/api/jobs", 400,
+                  {"command": "x", "target": {"nobody": 1}})
+    one = "/api/jobs/{job_id}"
+    path = "/api/jobs/" + job["job_id"]
+    checker.check(api, "get", "/api/jobs", "/api/jobs?status=in_progress",
+                  200)
+    checker.check(api, "get", one, path, 200)
+    checker.check(api, "get", one, "/api/jobs/j-nope", 404)
+    execs = checker.check(api, "get", one + "/executions",
+                          path + "/executions?limit=1", 200).json()
+    assert len(execs["items"]) == 1 and execs["next"] == "1"
+    checker.check(api, "get", one + "/executions",
+                  path + "/executions?status=nope", 400)
+    checker.check(api, "post", one + "/retry", path + "/retry", 409)
+    checker.check(api, "post", one + "/cancel", path + "/cancel", 200)
+    checker.check(api, "post", one + "/cancel", path + "/cancel", 409)
+    checker.check(api, "post", one + "/retry", path + "/retry", 202)
+
+
 def workspace_of(api):
     return api.request("GET", "/api/stats").json()["workspace"]
 
@@ -458,7 +490,8 @@ def test_unavailable_while_wirehubd_is_down(checker, ngx, daemon):
         for tmpl, method, op in list(operations()):
             if "503" not in op["responses"] or tmpl == "/healthz":
                 continue
-            path = tmpl.format(channel="a/b", id="pc-1", command_id="c-1")
+            path = tmpl.format(channel="a/b", id="pc-1", command_id="c-1",
+                               job_id="j-1")
             body = {"data": 1} if method in ("post", "patch") else None
             checker.check(api, method, tmpl, path, 503, body)
         checker.check(checker.api(None), "get", "/healthz", "/healthz", 503)

@@ -289,9 +289,11 @@ def read_chunked(sock, buf):
             return body
 
 
-def http_raw(port, request, timeout=5.0):
-    """Send raw request bytes, return (HttpResponse, socket, leftover)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout)
+def http_raw(port, request, timeout=5.0, source=None):
+    """Send raw request bytes, return (HttpResponse, socket, leftover);
+    source=(address, port) binds the client end (127.0.0.N)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout,
+                                    source_address=source)
     sock.sendall(request)
     resp, rest = read_http_response(sock, timeout)
     return resp, sock, rest
@@ -596,10 +598,11 @@ class RawWebSocket:
         self.close_reason = None
 
     @classmethod
-    def connect(cls, port, path="/ws/", token=None, timeout=5.0, **kw):
+    def connect(cls, port, path="/ws/", token=None, timeout=5.0,
+                source=None, **kw):
         key = ws_key()
         req = upgrade_request(path=path, token=token, key=key, **kw)
-        resp, sock, rest = http_raw(port, req, timeout)
+        resp, sock, rest = http_raw(port, req, timeout, source)
         if resp.status != 101:
             sock.close()
             raise HandshakeRefused(resp)
@@ -981,6 +984,41 @@ def save_artifact(src, name):
     shutil.copyfile(src, os.path.join(ARTIFACTS, name))
 
 
+# WIREHUB_ENGINE=redis runs every wirehubd of the suite on the Redis
+# engine (DESIGN.md "Cluster mode"), each with a redis-server of its own.
+ENGINE = os.environ.get("WIREHUB_ENGINE", "lmdb")
+
+
+class RedisServer:
+    """A real redis-server (Debian's) on a free loopback port, in its own
+    directory; AOF with appendfsync always, as the engine asks of it."""
+
+    def __init__(self, prefix, extra=()):
+        self.dir = os.path.join(prefix, "redis")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.extra = list(extra)
+        self.proc = None
+        self.log = os.path.join(self.dir, "redis.log")
+
+    def start(self):
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", self.dir, "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--protected-mode", "no"]
+            + self.extra, stdin=subprocess.DEVNULL, stdout=logf,
+            stderr=logf)
+        logf.close()
+        wait_port(self.port, self.proc)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            stop_process(self.proc, sig, 10)
+        self.proc = None
+
+
 class Wirehubd:
     """build/wirehubd on a Unix socket in its own temp directory; start()
     again reuses the storage and the socket path.  WIREHUBD=path in the
@@ -996,15 +1034,25 @@ class Wirehubd:
         self.conf = os.path.join(self.prefix, "conf", "wirehubd.conf")
         self.log = os.path.join(self.prefix, "logs", "wirehubd.log")
         self.proc = None
+        self.redis = None
         os.mkdir(self.storage)
+
+    def engine_conf(self):
+        if ENGINE != "redis" or "engine " in self.extra:
+            return ""
+        if self.redis is None:
+            self.redis = RedisServer(self.prefix).start()
+        return "engine redis host=127.0.0.1 port=%d;\n" % self.redis.port
 
     def write_conf(self):
         with open(self.conf, "w") as f:
             f.write("listen unix:%s;\n"
                     "storage %s map_size=64m;\n"
                     "history %s;\n"
-                    "log stderr info;\n%s" % (self.socket, self.storage,
-                                             self.history, self.extra))
+                    "log stderr info;\n%s%s" % (self.socket, self.storage,
+                                               self.history,
+                                               self.engine_conf(),
+                                               self.extra))
 
     def start(self):
         self.write_conf()
@@ -1034,6 +1082,9 @@ class Wirehubd:
     def stop(self):
         if self.proc is not None:
             stop_process(self.proc, signal.SIGTERM, 10)
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
         save_artifact(self.log, "%s-wirehubd.log" % self.tag)
         shutil.rmtree(self.prefix, ignore_errors=True)
 

@@ -23,6 +23,7 @@
 #include "wh_time.h"
 #include "message.h"
 #include "commands_api.h"
+#include "jobs_api.h"
 #include "respond.h"
 #include "clients_api.h"
 #include "sources_api.h"
@@ -230,10 +231,17 @@ wh_api_history(wh_api_t *a, wh_str_t ch)
         return;
     }
 
-    if (wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
-                            limit, wh_history_item, &h, &r, &err) != 0
-        || h.full)
-    {
+    rc = wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
+                             limit, wh_history_item, &h, &r, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        /* answered when the frame is dispatched again */
+        a->d->api_again = 1;
+        wh_buf_free(&h.body);
+        return;
+    }
+
+    if (rc != 0 || h.full) {
         if (h.full) {
             wh_err(&err, 503, "out of memory");
         }
@@ -336,9 +344,16 @@ wh_api_channels(wh_api_t *a)
     l.ws = a->m->workspace;
     l.items = json_array();
 
-    if (wh_channels_list(&a->d->channels, a->m->workspace, after,
-                         wh_list_item, &l, &err) != 0)
-    {
+    rc = wh_channels_list(&a->d->channels, a->m->workspace, after,
+                          wh_list_item, &l, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        json_decref(l.items);
+        return;
+    }
+
+    if (rc != 0) {
         json_decref(l.items);
         wh_log_error(&a->d->log, "channel list: %s", err.msg);
         wh_api_error(a, (uint16_t) err.status, wh_error_code(err.status),
@@ -353,9 +368,42 @@ wh_api_channels(wh_api_t *a)
 }
 
 
+/* the engine, and in cluster mode this node and its link to Redis */
+static json_t *
+wh_api_engine(wh_daemon_t *d)
+{
+    json_t             *o;
+    wh_err_t            err;
+    wh_engine_stats_t   s;
+
+    o = json_pack("{s:s}", "kind", d->engine->ops->kind);
+
+    if (o == NULL || d->engine->ops->stats(d->engine, &s, &err) != 0
+        || !s.cluster)
+    {
+        return o;
+    }
+
+    json_object_set_new(o, "node_id", json_string(s.c.node_id));
+    json_object_set_new(o, "up", json_boolean(s.c.up));
+    json_object_set_new(o, "primary", json_string(s.c.primary));
+    json_object_set_new(o, "failovers",
+                        json_integer((json_int_t) s.c.failovers));
+    json_object_set_new(o, "followed_channels",
+                        json_integer((json_int_t) s.c.followed));
+    json_object_set_new(o, "delivered",
+                        json_integer((json_int_t) s.c.delivered));
+    json_object_set_new(o, "gap_messages",
+                        json_integer((json_int_t) s.c.gap_messages));
+
+    return o;
+}
+
+
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
+    int              rc;
     char             ts[WH_TIME_ISO_LEN + 1];
     uint64_t         stored;
     wh_err_t         err;
@@ -367,13 +415,24 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 
     wh_channels_stats(&d->channels, ws, &cs);
 
-    if (wh_channels_stored(&d->channels, ws, &stored, &err) != 0)
-    {
+    rc = wh_channels_stored(&d->channels, ws, &stored, &err);
+
+    /* the API's answer waits for a cluster engine; a stats_update goes
+     * without the figure rather than wait */
+    if (rc == WH_ENGINE_AGAIN && full) {
+        return WH_ENGINE_AGAIN;
+    }
+
+    if (rc == -1) {
         wh_log_error(&d->log, "stats: %s", err.msg);
         return -1;
     }
 
-    json_object_set_new(obj, "channels", json_integer((json_int_t) stored));
+    if (rc == 0) {
+        json_object_set_new(obj, "channels",
+                            json_integer((json_int_t) stored));
+    }
+
     json_object_set_new(obj, "subscribed_channels",
                         json_integer(cs.channels));
     json_object_set_new(obj, "subscriptions",
@@ -397,6 +456,11 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                                                 / 1000)));
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
     json_object_set_new(obj, "quota", wh_quota_stats(&d->quota, ws));
+    json_object_set_new(obj, "engine", wh_api_engine(d));
+    json_object_set_new(obj, "loop",
+                        json_pack("{s:f}", "longest_turn_ms",
+                                  (double) wh_loop_turn_max(&d->loop)
+                                  / 1000.0));
     json_object_set_new(obj, "sources", wh_sources_stats(&d->sources, ws));
 
     return 0;
@@ -406,15 +470,26 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 static void
 wh_api_get_stats(wh_api_t *a)
 {
+    int       rc;
     char     *text;
     json_t   *obj;
     wh_str_t  none = { NULL, 0 };
 
-    wh_channels_commit(&a->d->channels);
+    if (wh_channels_commit(&a->d->channels) == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        return;
+    }
 
     obj = json_object();
+    rc = obj ? wh_api_stats(a->d, a->m->workspace, obj, 1) : -1;
 
-    if (obj == NULL || wh_api_stats(a->d, a->m->workspace, obj, 1) != 0) {
+    if (rc == WH_ENGINE_AGAIN) {
+        a->d->api_again = 1;
+        json_decref(obj);
+        return;
+    }
+
+    if (rc != 0) {
         json_decref(obj);
         wh_api_error(a, 503, "unavailable", "stats are unavailable");
         return;
@@ -613,6 +688,11 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_path_is(path, "/broadcast") && wh_method(m, "POST")) {
         wh_api_broadcast(&a);
+        return;
+    }
+
+    if (wh_jobs_api_path(path)) {
+        wh_jobs_api(&d->jobs, peer, m, path);
         return;
     }
 

@@ -7,12 +7,6 @@
 #include "batch.h"
 
 
-typedef struct {
-    wh_batch_t  *batch;
-    wh_op_t     *ops;
-} wh_batch_run_t;
-
-
 void
 wh_batch_init(wh_batch_t *b, wh_engine_t *engine, wh_log_t *log)
 {
@@ -85,28 +79,39 @@ wh_batch_take(wh_batch_t *b)
 }
 
 
-static void
+/* 0 when the round ended (or nothing was queued), WH_ENGINE_AGAIN
+ * while its write is under way: the same ops are written again at the
+ * next call, and those queued meanwhile wait for the round after */
+static int
 wh_batch_round(wh_batch_t *b)
 {
-    int              committed, sync = 0;
+    int              rc, committed, sync = 0;
     size_t           n = 0;
     wh_err_t         err, sync_err;
     wh_op_t         *op, *next;
-    wh_batch_run_t   run;
+    wh_batch_run_t  *run = &b->run;
 
-    if (b->pending == 0) {
-        return;
+    if (run->ops == NULL) {
+        if (b->pending == 0) {
+            return 0;
+        }
+
+        run->batch = b;
+        run->ops = wh_batch_take(b);
     }
 
-    run.batch = b;
-    run.ops = wh_batch_take(b);
+    rc = wh_engine_write(b->engine, WH_ENGINE_STATE, wh_batch_txn, run,
+                         &err);
 
-    committed = wh_engine_write(b->engine, WH_ENGINE_STATE, wh_batch_txn,
-                                &run, &err) == 0;
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
+
+    committed = rc == 0;
 
     /* apply may have asked for a sync: only ops that changed something
      * durable do */
-    for (op = run.ops; op != NULL; op = op->next) {
+    for (op = run->ops; op != NULL; op = op->next) {
         sync |= op->sync;
         n++;
     }
@@ -133,7 +138,10 @@ wh_batch_round(wh_batch_t *b)
         b->committed(b->ctx, committed);
     }
 
-    for (op = run.ops; op != NULL; op = next) {
+    op = run->ops;
+    run->ops = NULL;
+
+    for ( /* void */ ; op != NULL; op = next) {
         next = op->next;
 
         if (!committed) {
@@ -146,6 +154,8 @@ wh_batch_round(wh_batch_t *b)
             op->done(op, 1, NULL);
         }
     }
+
+    return 0;
 }
 
 
@@ -156,8 +166,10 @@ wh_batch_commit(wh_batch_t *b)
 
     /* a done may queue more (an answered command frees a place in its
      * client's window): one more round sends it in this loop turn */
-    for (round = 0; round < 2 && b->pending; round++) {
-        wh_batch_round(b);
+    for (round = 0; round < 2 && (b->pending || b->run.ops); round++) {
+        if (wh_batch_round(b) == WH_ENGINE_AGAIN) {
+            break;
+        }
     }
 }
 

@@ -52,6 +52,12 @@ struct wh_op_s {
 typedef int (*wh_batch_hook_pt)(void *ctx, wh_etxn_t *t, wh_err_t *err);
 typedef void (*wh_batch_committed_pt)(void *ctx, int committed);
 
+/* the ops of the write under way */
+typedef struct {
+    wh_batch_t             *batch;
+    wh_op_t                *ops;
+} wh_batch_run_t;
+
 struct wh_batch_s {
     wh_engine_t            *engine;
     wh_log_t               *log;
@@ -62,6 +68,7 @@ struct wh_batch_s {
     wh_batch_hook_pt        end;
     wh_batch_committed_pt   committed;
     void                   *ctx;
+    wh_batch_run_t          run;
     uint64_t                commits;    /* counters for stats */
     uint64_t                syncs;
     uint64_t                ops;

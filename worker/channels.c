@@ -65,6 +65,11 @@ wh_channels_free(wh_channels_t *c)
         wh_pub_free(p);
     }
 
+    for (p = c->inflight; p != NULL; p = next) {
+        next = p->next;
+        wh_pub_free(p);
+    }
+
     while ((e = wh_map_next(&c->chans, &it)) != NULL) {
         chan = e->value;
         free(chan->subs);
@@ -136,6 +141,31 @@ wh_chan_find(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
 }
 
 
+/* a cluster engine: the channel's messages from every node, while it
+ * has local subscribers; 0 in effect, WH_ENGINE_AGAIN not yet, -1
+ * failed (logged) */
+static int
+wh_chan_follow(wh_channels_t *c, wh_chan_t *chan, int on)
+{
+    int       rc;
+    wh_err_t  err;
+
+    if (c->engine->ops->chan_follow == NULL) {
+        return 0;
+    }
+
+    rc = c->engine->ops->chan_follow(c->engine, chan->ws, chan->name, on,
+                                     &err);
+
+    if (rc == -1) {
+        wh_log_error(c->log, "channel \"%.*s\": %s", (int) chan->name.len,
+                     chan->name.data, err.msg);
+    }
+
+    return rc;
+}
+
+
 static wh_chan_t *
 wh_chan_get(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
 {
@@ -169,6 +199,8 @@ wh_chan_get(wh_channels_t *c, wh_str_t ws, wh_str_t ch)
     chan->name.data = (const char *) e->key + ws.len + 1;
     chan->name.len = ch.len;
 
+    wh_chan_follow(c, chan, 1);
+
     return chan;
 }
 
@@ -183,6 +215,7 @@ wh_chan_drop_if_unused(wh_channels_t *c, wh_chan_t *chan)
         return;
     }
 
+    wh_chan_follow(c, chan, 0);
     klen = wh_chan_key(key, chan->ws, chan->name);
     wh_map_del(&c->chans, key, klen);
     free(chan->subs);
@@ -280,7 +313,9 @@ wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
     uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
     wh_hist_range_t *r, wh_err_t *err)
 {
-    wh_channels_commit(c);
+    if (wh_channels_commit(c) == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
 
     return wh_engine_hist_read(c->engine, ws, ch, after, UINT64_MAX, limit,
                                wh_time_ms(), cb, ctx, r, err);
@@ -291,7 +326,9 @@ int
 wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
     wh_chan_item_pt cb, void *ctx, wh_err_t *err)
 {
-    wh_channels_commit(c);
+    if (wh_channels_commit(c) == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
 
     return wh_engine_chan_list(c->engine, ws, after, cb, ctx, err);
 }
@@ -509,7 +546,7 @@ wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
     /* the engine may run the write again: the quotas count from scratch */
     wh_quota_hist_begin(c->quota);
 
-    for (p = c->head; p != NULL; p = p->next) {
+    for (p = c->inflight; p != NULL; p = p->next) {
         p->refused = 0;
         rc = wh_etxn_ops(t)->chan_get(t, p->ws, p->ch, p->time_ms, 0, &meta,
                                       err);
@@ -605,32 +642,32 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
 }
 
 
+/* a message for the peers subscribed here: what a commit of this
+ * daemon made (one node), or what a cluster engine delivered */
 static void
-wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
+wh_chan_deliver(wh_channels_t *c, wh_str_t ws, wh_str_t ch, uint64_t id,
+    const char *ep, int64_t time_ms, wh_str_t json)
 {
     unsigned        i;
-    wh_str_t        json, epoch;
+    wh_str_t        epoch;
     wh_chan_t      *chan;
     wh_link_msg_t   m;
 
-    chan = wh_chan_find(c, p->ws, p->ch);
+    chan = wh_chan_find(c, ws, ch);
 
     if (chan == NULL || chan->nsubs == 0) {
         return;
     }
 
-    json.data = (const char *) p->text.data;
-    json.len = p->text.len;
-    epoch.data = p->epoch;
+    epoch.data = ep;
     epoch.len = WH_EPOCH_LEN;
-    wh_link_message(&m, p->ws, p->ch, p->id, epoch, json,
-                    (uint64_t) p->time_ms);
+    wh_link_message(&m, ws, ch, id, epoch, json, (uint64_t) time_ms);
 
     c->frame.len = 0;
 
     if (wh_link_encode(&c->frame, &m) != 0) {
         wh_log_error(c->log, "fan-out: cannot encode message %" PRIu64
-                     " of \"%.*s\"", p->id, (int) p->ch.len, p->ch.data);
+                     " of \"%.*s\"", id, (int) ch.len, ch.data);
         return;
     }
 
@@ -638,6 +675,14 @@ wh_pub_fanout(wh_channels_t *c, wh_pub_t *p)
         wh_link_send_raw(chan->subs[i].peer, c->frame.data, c->frame.len);
         c->delivered++;
     }
+}
+
+
+void
+wh_channels_deliver(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t id, const char *epoch, int64_t time_ms, wh_str_t text)
+{
+    wh_chan_deliver(c, ws, ch, id, epoch, time_ms, text);
 }
 
 
@@ -653,22 +698,42 @@ wh_pub_refused(wh_channels_t *c, wh_pub_t *p)
 }
 
 
-void
+/*
+ * The publishes queued so far go into one write; those queued while it
+ * is under way (a cluster engine answered WH_ENGINE_AGAIN) wait for the
+ * next.  A cluster engine delivers the messages itself, from every
+ * node, in id order: only one node's own commits are fanned out here.
+ */
+int
 wh_channels_commit(wh_channels_t *c)
 {
     int        rc;
     size_t     n;
     wh_err_t   err;
     wh_pub_t  *p, *next;
+    wh_str_t   json;
 
-    if (c->head == NULL) {
-        return;
+    if (c->inflight == NULL) {
+        if (c->head == NULL) {
+            return 0;
+        }
+
+        c->inflight = c->head;
+        c->inflight_n = c->pending;
+        c->head = NULL;
+        c->tail = &c->head;
+        c->pending = 0;
     }
 
     rc = wh_engine_write(c->engine, WH_ENGINE_HISTORY, wh_channels_txn, c,
                          &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
+
     wh_quota_hist_end(c->quota, rc == 0);
-    n = c->pending;
+    n = c->inflight_n;
 
     if (rc != 0) {
         wh_log_error(c->log, "publish of %zu messages failed: %s", n,
@@ -677,7 +742,7 @@ wh_channels_commit(wh_channels_t *c)
         c->commits++;
     }
 
-    for (p = c->head; p != NULL; p = next) {
+    for (p = c->inflight; p != NULL; p = next) {
         next = p->next;
 
         if (rc == 0 && p->refused) {
@@ -688,16 +753,23 @@ wh_channels_commit(wh_channels_t *c)
 
             if (rc == 0) {
                 c->published++;
-                wh_pub_fanout(c, p);
+
+                if (c->engine->ops->chan_follow == NULL) {
+                    json.data = (const char *) p->text.data;
+                    json.len = p->text.len;
+                    wh_chan_deliver(c, p->ws, p->ch, p->id, p->epoch,
+                                    p->time_ms, json);
+                }
             }
         }
 
         wh_pub_free(p);
     }
 
-    c->head = NULL;
-    c->tail = &c->head;
-    c->pending = 0;
+    c->inflight = NULL;
+    c->inflight_n = 0;
+
+    return 0;
 }
 
 
@@ -777,11 +849,13 @@ wh_send_item(void *ctx, uint64_t id, int64_t t, const char *json,
 }
 
 
-/* 1 if history holds every id from after + 1 to up_to: -1 on error */
+/* 1 if history holds every id from after + 1 to up_to: -1 on error,
+ * or WH_ENGINE_AGAIN */
 static int
 wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
     uint64_t up_to, int64_t now, wh_err_t *err)
 {
+    int              rc;
     wh_hist_range_t  range;
 
     if (after >= up_to) {
@@ -790,10 +864,11 @@ wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
 
     r->first = 0;
 
-    if (wh_engine_hist_read(c->engine, r->ws, r->ch, after, up_to, 1, now,
-                            wh_first_item, r, &range, err) != 0)
-    {
-        return -1;
+    rc = wh_engine_hist_read(c->engine, r->ws, r->ch, after, up_to, 1, now,
+                             wh_first_item, r, &range, err);
+
+    if (rc != 0) {
+        return rc;
     }
 
     return r->first == after + 1;
@@ -826,7 +901,7 @@ wh_chan_ensure(wh_channels_t *c, wh_str_t ws, wh_str_t ch, int64_t now,
     rc = c->engine->ops->chan_meta(c->engine, ws, ch, meta, err);
 
     if (rc != 0) {
-        return rc < 0 ? -1 : 0;
+        return rc == 1 ? 0 : rc;
     }
 
     wh_quota_hist_begin(c->quota);
@@ -862,8 +937,12 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
     }
 
     /* ids and history must reflect every publish read before this */
-    wh_channels_commit(c);
+    if (wh_channels_commit(c) == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
+    }
 
+    /* set again when the frame is dispatched again: the count is set,
+     * not added */
     if (wh_chan_set(c, peer, m->workspace, m->channel,
                     m->count ? m->count : 1) != 0)
     {
@@ -871,9 +950,20 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    now = wh_time_ms();
+    if (wh_chan_follow(c, wh_chan_find(c, m->workspace, m->channel), 1)
+        == WH_ENGINE_AGAIN)
+    {
+        return WH_LINK_AGAIN;
+    }
 
-    if (wh_chan_ensure(c, m->workspace, m->channel, now, &meta, &err) != 0) {
+    now = wh_time_ms();
+    rc = wh_chan_ensure(c, m->workspace, m->channel, now, &meta, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
+    }
+
+    if (rc != 0) {
         wh_log_error(c->log, "subscribe: %s", err.msg);
         wh_send_subscribed(peer, m, 0, "", 0);
         return 0;
@@ -898,6 +988,12 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
         && m->id <= meta.last_id)
     {
         rc = wh_reaches(c, &r, m->id, meta.last_id, now, &err);
+    }
+
+    /* a cluster engine fetches the whole range: the replay below is
+     * then answered from what it fetched */
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
     }
 
     if (rc < 0) {
@@ -973,10 +1069,16 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
         return -1;
     }
 
-    wh_channels_commit(c);
+    if (wh_channels_commit(c) == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
+    }
 
     rc = c->engine->ops->chan_meta(c->engine, m->workspace, m->channel,
                                    &meta, &err);
+
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
+    }
 
     if (rc <= 0) {
         if (rc < 0) {
@@ -1017,7 +1119,12 @@ wh_channels_replay(wh_channels_t *c, wh_peer_t *peer,
         rc = wh_engine_hist_read(c->engine, m->workspace, m->channel,
                                  after, up_to, c->replay_page, now,
                                  wh_send_item, &r, &range, &err);
-        rc = rc == 0 ? 1 : -1;
+        rc = rc == 0 ? 1 : rc;
+    }
+
+    /* nothing was sent yet: an engine answers before its callbacks */
+    if (rc == WH_ENGINE_AGAIN) {
+        return WH_LINK_AGAIN;
     }
 
     if (rc < 0) {

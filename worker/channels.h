@@ -58,6 +58,8 @@ typedef struct {
     wh_pub_t    *head;          /* the queued publishes */
     wh_pub_t   **tail;
     size_t       pending;
+    wh_pub_t    *inflight;      /* those of the write under way */
+    size_t       inflight_n;
     wh_buf_t     frame;         /* a fan-out frame, encoded once */
     uint64_t     published;     /* counters for stats */
     uint64_t     delivered;
@@ -94,8 +96,14 @@ int wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
     wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
     wh_str_t type, wh_str_t data, wh_err_t *err);
 
-/* commits the queued publishes, then answers and fans them out */
-void wh_channels_commit(wh_channels_t *c);
+/* commits the queued publishes, then answers and fans them out; 0,
+ * or WH_ENGINE_AGAIN while a cluster engine's write is under way (run
+ * it again at the engine's wake) */
+int wh_channels_commit(wh_channels_t *c);
+
+/* a message a cluster engine delivered (wh_engine_handler_t) */
+void wh_channels_deliver(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t id, const char *epoch, int64_t time_ms, wh_str_t text);
 
 /* forgets the subscriptions of a peer that went away */
 void wh_channels_peer_gone(wh_channels_t *c, wh_peer_t *peer);

@@ -14,7 +14,8 @@
 
 
 static const char  *wh_cmd_status_names[WH_CMD_NSTATUS] = {
-    "pending", "sent", "completed", "failed", "expired", "cancelled"
+    "pending", "sent", "completed", "failed", "expired", "cancelled",
+    "superseded"
 };
 
 
@@ -100,6 +101,10 @@ wh_cmd_decide(const wh_cmd_policy_t *p, const wh_cmd_state_t *s,
     }
 
     if (s->status == WH_CMD_PENDING) {
+        if (now < s->not_before_ms) {
+            return WH_CMD_WAIT;
+        }
+
         return online && wh_cmd_window_open(p, in_flight) ? WH_CMD_DELIVER
                                                           : WH_CMD_WAIT;
     }
@@ -125,8 +130,33 @@ wh_cmd_due(const wh_cmd_state_t *s, int64_t now)
         return s->deadline_ms;
     }
 
+    if (s->status == WH_CMD_PENDING && s->not_before_ms > now
+        && s->not_before_ms < s->expires_ms)
+    {
+        return s->not_before_ms;
+    }
+
     /* pending, or waiting offline for a redelivery: only the ttl */
     return s->expires_ms;
+}
+
+
+uint32_t
+wh_cmd_lane_hash(const char *name, size_t len)
+{
+    size_t    i;
+    uint32_t  h = 2166136261u;
+
+    if (len == 0) {
+        return 0;
+    }
+
+    /* FNV-1a: a collision only makes two lanes wait for each other */
+    for (i = 0; i < len; i++) {
+        h = (h ^ (unsigned char) name[i]) * 16777619u;
+    }
+
+    return h ? h : 1;
 }
 
 

@@ -42,6 +42,8 @@ typedef enum {
     WH_CMD_FAILED,
     WH_CMD_EXPIRED,
     WH_CMD_CANCELLED,
+    WH_CMD_SUPERSEDED,      /* a newer one with its supersede_key came
+                             * while it was pending */
     WH_CMD_NSTATUS
 } wh_cmd_status_e;
 
@@ -65,6 +67,8 @@ typedef struct {
     unsigned         attempt;       /* deliveries so far */
     int64_t          expires_ms;
     int64_t          deadline_ms;   /* sent: the result is due by then */
+    int64_t          not_before_ms; /* pending: not sent earlier; 0 */
+    uint32_t         lane;          /* the hash of its lane; 0 none */
 } wh_cmd_state_t;
 
 typedef struct wh_qcmd_s     wh_qcmd_t;
@@ -124,6 +128,9 @@ int wh_cmd_window_open(const wh_cmd_policy_t *p, size_t in_flight);
 
 /* 1 if a sent command's ack window is over at now */
 int wh_cmd_ack_overdue(const wh_cmd_state_t *s, int64_t now);
+
+/* the hash of a lane name, never 0; 0 for the empty name */
+uint32_t wh_cmd_lane_hash(const char *name, size_t len);
 
 /* what an open command needs at now; online: its client has a
  * session; in_flight: the client's commands sent and unanswered (a

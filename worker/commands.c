@@ -17,7 +17,7 @@
 #define WH_CMD_RETRY_MS      1000          /* after a failed batch */
 #define WH_CMD_TICK_MS       100
 #define WH_CMD_TICK_MAX      10000         /* advanced per tick */
-#define WH_CMD_OP_STRS       9
+#define WH_CMD_OP_STRS       12
 
 
 static wh_str_t  wh_none = { "", 0 };
@@ -26,13 +26,112 @@ static wh_str_t  wh_none = { "", 0 };
 /* ------------------------------------------------------------ apply */
 
 
+/* a pending command of the client with the new one's supersede key
+ * gives way to it */
+typedef struct {
+    wh_commands_t   *c;
+    wh_etxn_t       *t;
+    const wh_command_t  *by;
+    int64_t          now;
+    wh_cmd_notes_t  *notes;
+} wh_cmd_supersede_t;
+
+
+static int
+wh_cmd_supersede_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
+{
+    wh_cmd_supersede_t  *s = ctx;
+
+    if (cmd->state.status != WH_CMD_PENDING
+        || cmd->supersede.len != s->by->supersede.len
+        || memcmp(cmd->supersede.data, s->by->supersede.data,
+                  cmd->supersede.len) != 0)
+    {
+        return 0;
+    }
+
+    return wh_cmd_change(s->c, s->t, cmd, WH_CMD_SUPERSEDED, "superseded",
+                         NULL, wh_none, s->now, s->notes, err);
+}
+
+
+int
+wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
+    int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
+{
+    int                  changed;
+    wh_cmd_event_t       ev;
+    wh_cmd_supersede_t   s;
+
+    if (cmd->supersede.len) {
+        s.c = c;
+        s.t = t;
+        s.by = cmd;
+        s.now = now;
+        s.notes = notes;
+
+        if (wh_etxn_ops(t)->cmd_open(t, cmd->ws, cmd->client_id,
+                                     wh_cmd_supersede_one, &s, err) != 0)
+        {
+            return -1;
+        }
+    }
+
+    cmd->seq = ++c->txn_seq;
+    cmd->state.status = WH_CMD_PENDING;
+    cmd->state.expires_ms = wh_cmd_expires_at(&c->policy, now, ttl_ms);
+    cmd->state.lane = wh_cmd_lane_hash(cmd->lane.data, cmd->lane.len);
+    cmd->created_ms = now;
+    cmd->updated_ms = now;
+
+    memset(&ev, 0, sizeof(ev));
+    ev.status = WH_CMD_PENDING;
+    ev.at_ms = now;
+
+    if (wh_command_event(cmd, &ev) != 0) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    return wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0
+           || wh_cmd_note(notes, cmd, 1, NULL, wh_none, now, err) != 0
+           || wh_cmd_advance(c, t, cmd, now, notes, &changed, err) != 0
+           ? -1 : 0;
+}
+
+
+int
+wh_commands_cancel_pending(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
+    wh_str_t id, const char *reason, int64_t now, wh_cmd_notes_t *notes,
+    wh_err_t *err)
+{
+    int           rc;
+    wh_command_t  cmd;
+
+    rc = wh_etxn_ops(t)->cmd_get(t, ws, id, &cmd, err);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    rc = 0;
+
+    if (cmd.state.status == WH_CMD_PENDING) {
+        rc = wh_cmd_change(c, t, &cmd, WH_CMD_CANCELLED, reason, NULL,
+                           wh_none, now, notes, err) != 0 ? -1 : 1;
+    }
+
+    wh_command_free(&cmd);
+
+    return rc;
+}
+
+
 static int
 wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
     int64_t now, wh_err_t *err)
 {
-    int              rc, changed;
+    int              rc;
     wh_command_t    *cmd = &op->cmd;
-    wh_cmd_event_t   ev;
 
     rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
 
@@ -71,27 +170,13 @@ wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
     cmd->command = op->command;
     cmd->payload = op->payload;
     cmd->idem = op->idem;
+    cmd->lane = op->lane;
+    cmd->supersede = op->supersede;
+    cmd->issued_by = op->issued_by;
     cmd->priority = op->priority;
-    cmd->seq = ++c->txn_seq;
-    cmd->state.status = WH_CMD_PENDING;
-    cmd->state.expires_ms = wh_cmd_expires_at(&c->policy, now, op->ttl_ms);
-    cmd->created_ms = now;
-    cmd->updated_ms = now;
+    cmd->state.not_before_ms = op->not_before_ms;
 
-    memset(&ev, 0, sizeof(ev));
-    ev.status = WH_CMD_PENDING;
-    ev.at_ms = now;
-
-    if (wh_command_event(cmd, &ev) != 0) {
-        return wh_err(err, 503, "out of memory");
-    }
-
-    return wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0
-           || wh_cmd_note(&op->notes, cmd, 1, NULL, op->session, now, err)
-              != 0
-           || wh_cmd_advance(c, t, cmd, now, &op->notes, &changed, err)
-              != 0
-           ? -1 : 0;
+    return wh_commands_insert(c, t, cmd, op->ttl_ms, now, &op->notes, err);
 }
 
 
@@ -331,6 +416,9 @@ wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind, const wh_str_t *strs,
     dst[6] = &op->result;
     dst[7] = &op->error;
     dst[8] = &op->session;
+    dst[9] = &op->lane;
+    dst[10] = &op->supersede;
+    dst[11] = &op->issued_by;
 
     for (i = 0; i < WH_CMD_OP_STRS; i++) {
         all[i] = i < n ? strs[i] : wh_none;
@@ -545,6 +633,7 @@ wh_cmd_begin(void *ctx, wh_etxn_t *t, wh_err_t *err)
 
     c->txn_seq = c->next_seq - 1;
     wh_map_free(&c->txn_sent);
+    wh_map_free(&c->txn_lanes);
 
     return 0;
 }
@@ -675,4 +764,5 @@ wh_commands_free(wh_commands_t *c)
 {
     wh_cmdq_free(&c->q);
     wh_map_free(&c->txn_sent);
+    wh_map_free(&c->txn_lanes);
 }

@@ -54,6 +54,10 @@ typedef struct {
     uint64_t          cancelled;
 } wh_cmd_counters_t;
 
+/* an execution of a job changed status (after the commit; jobs.c) */
+typedef void (*wh_cmd_job_pt)(void *ctx, wh_str_t ws, wh_str_t job,
+    uint64_t idx, wh_cmd_status_e status);
+
 struct wh_commands_s {
     wh_engine_t      *engine;
     wh_log_t         *log;
@@ -67,11 +71,15 @@ struct wh_commands_s {
     uint64_t          txn_seq;        /* its value inside a batch txn */
     wh_map_t          txn_sent;       /* ws "\0" client -> sent by the
                                        * txn being applied */
+    wh_map_t          txn_lanes;      /* ws "\0" client "\0" lane hash
+                                       * -> sent by that txn */
     /* a sent command ended: the client's next ones may go (set by
      * commands.c, called by the notes) */
     void            (*slot_freed)(wh_commands_t *c, wh_qclient_t *qc);
     wh_timer_t        timer;
     wh_cmd_counters_t counters;
+    wh_cmd_job_pt     job_changed;    /* set by jobs.c */
+    void             *job_ctx;
 };
 
 typedef enum {
@@ -108,8 +116,10 @@ struct wh_cmd_op_s {
     /* the request; strings point into mem */
     wh_str_t          ws, client_id, id, command, payload, idem;
     wh_str_t          result, error, session;
+    wh_str_t          lane, supersede, issued_by;
     unsigned          priority;
     int64_t           ttl_ms;         /* 0: the policy's */
+    int64_t           not_before_ms;  /* 0: none */
     unsigned          status_mask;    /* list: 0 any */
     uint64_t          cursor;
     size_t            limit;
@@ -143,7 +153,8 @@ void wh_commands_free(wh_commands_t *c);
 int wh_commands_start(wh_commands_t *c, wh_loop_t *loop, wh_err_t *err);
 
 /* a request; strings: ws, client_id, id, command, payload, idem,
- * result, error, session (the first n), copied.  NULL out of memory */
+ * result, error, session, lane, supersede, issued_by (the first n),
+ * copied.  NULL out of memory */
 wh_cmd_op_t *wh_cmd_op_new(wh_commands_t *c, wh_cmd_op_e kind,
     const wh_str_t *strs, size_t n);
 /* queues it for the end of the loop turn */
@@ -162,6 +173,19 @@ size_t wh_commands_open(wh_commands_t *c, wh_str_t ws);
  * idempotency keys */
 int wh_commands_drop_client(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err);
+
+/* inside a batch txn: stores cmd (ws, id, client_id, command,
+ * payload, priority, lane, supersede, issued_by, job set; ttl_ms 0 the
+ * policy's) as a new pending command, supersedes the client's pending
+ * one with its supersede key, and delivers it if it may go now */
+int wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
+    int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err);
+
+/* inside a batch txn: cancels the command if it is still pending (1),
+ * else nothing (0) */
+int wh_commands_cancel_pending(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
+    wh_str_t id, const char *reason, int64_t now, wh_cmd_notes_t *notes,
+    wh_err_t *err);
 
 void wh_cmd_notes_init(wh_cmd_notes_t *notes);
 /* after the commit: acts on the notes if committed; frees them */

@@ -12,6 +12,7 @@
 
 #include "wh_time.h"
 #include "clients.h"
+#include "commands_api.h"
 #include "commands_json.h"
 #include "jsonw.h"
 #include "message.h"
@@ -25,6 +26,10 @@
 #define WH_CMD_LIMIT_MAX     1000
 #define WH_CMD_ID_TIME       11            /* hex digits of ms */
 #define WH_CMD_ID_RANDOM     10            /* random hex digits */
+
+#if (WH_CMD_NEW_ID_LEN != 2 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM)
+#error "WH_CMD_NEW_ID_LEN"
+#endif
 
 
 /* ---------------------------------------------------------- answers */
@@ -171,8 +176,8 @@ wh_cmd_submit(wh_cmd_op_t *op, wh_peer_t *peer, uint32_t req_id)
  * commands dirties a few B-tree pages at the end of the workspace's
  * range, not one random page each (an fsync writes every dirty page).
  */
-static int
-wh_cmd_new_id(char *out)
+int
+wh_cmd_new_id(char *out, char prefix)
 {
     int            i;
     uint64_t       ms;
@@ -184,7 +189,7 @@ wh_cmd_new_id(char *out)
     }
 
     ms = (uint64_t) wh_time_ms();
-    out[0] = 'c';
+    out[0] = prefix;
     out[1] = '-';
 
     for (i = WH_CMD_ID_TIME - 1; i >= 0; i--) {
@@ -202,12 +207,81 @@ wh_cmd_new_id(char *out)
 }
 
 
+/* a string member of 1 to max bytes into *out; a message for a 400 */
+static const char *
+wh_cmd_parse_key(json_t *body, const char *key, size_t max, wh_str_t *out,
+    const char *bad)
+{
+    json_t  *v;
+
+    v = json_object_get(body, key);
+
+    if (v == NULL) {
+        return NULL;
+    }
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > max)
+    {
+        return bad;
+    }
+
+    out->data = json_string_value(v);
+    out->len = json_string_length(v);
+
+    return NULL;
+}
+
+
+/* "not_before": an ISO-8601 UTC time; a message for a 400 */
+const char *
+wh_cmd_parse_not_before(json_t *body, int64_t *ms)
+{
+    json_t  *v;
+
+    v = json_object_get(body, "not_before");
+    *ms = 0;
+
+    if (v == NULL || json_is_null(v)) {
+        return NULL;
+    }
+
+    if (!json_is_string(v)
+        || wh_time_parse_iso(json_string_value(v), json_string_length(v),
+                             ms) != 0)
+    {
+        return "\"not_before\" must be a UTC time like "
+               "2026-12-24T02:00:00Z";
+    }
+
+    return NULL;
+}
+
+
 /* the fields of POST /clients/{id}/commands; a message for a 400 */
 static const char *
 wh_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
-    int64_t *ttl_ms)
+    int64_t *ttl_ms, int64_t *not_before_ms)
 {
-    json_t  *v;
+    json_t      *v;
+    const char  *bad;
+
+    bad = wh_cmd_parse_key(body, "lane", WH_CMD_IDEM_MAX, &strs[9],
+                           "\"lane\" must be a string of 1 to 128 bytes");
+
+    if (bad == NULL) {
+        bad = wh_cmd_parse_key(body, "supersede_key", WH_CMD_IDEM_MAX,
+                               &strs[10], "\"supersede_key\" must be a "
+                               "string of 1 to 128 bytes");
+    }
+
+    if (bad == NULL) {
+        bad = wh_cmd_parse_not_before(body, not_before_ms);
+    }
+
+    if (bad != NULL) {
+        return bad;
+    }
 
     v = json_object_get(body, "command");
 
@@ -268,11 +342,11 @@ static void
 wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
-    char           id[3 + WH_CMD_ID_TIME + WH_CMD_ID_RANDOM];
+    char           id[WH_CMD_NEW_ID_LEN + 1];
     json_t        *body;
-    int64_t        ttl_ms;
+    int64_t        ttl_ms, not_before_ms;
     unsigned       priority;
-    wh_str_t       strs[6];
+    wh_str_t       strs[12];
     const char    *bad;
     wh_cmd_op_t   *op;
     json_error_t   je;
@@ -309,16 +383,18 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
         goto refused;
     }
 
-    bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms);
+    bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms,
+                              &not_before_ms);
 
-    if (bad != NULL || wh_cmd_new_id(id) != 0) {
+    if (bad != NULL || wh_cmd_new_id(id, 'c') != 0) {
         goto refused;
     }
 
     strs[2].data = id;
     strs[2].len = strlen(id);
 
-    op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, strs, 6);
+    strs[11] = m->client_id;        /* who issued it (wh_api_issuer) */
+    op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, strs, 12);
     json_decref(body);
 
     if (op == NULL) {
@@ -329,6 +405,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 
     op->priority = priority;
     op->ttl_ms = ttl_ms;
+    op->not_before_ms = not_before_ms;
     wh_cmd_submit(op, peer, m->req_id);
 
     return;
@@ -343,7 +420,7 @@ refused:
 
 
 /* status=pending,sent -> a bit per status; -1 if one is unknown */
-static int
+int
 wh_cmd_status_mask(wh_str_t q, unsigned *mask)
 {
     int          rc, st;

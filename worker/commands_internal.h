@@ -22,7 +22,8 @@ struct wh_cmd_note_s {
     wh_peer_t        *peer;           /* a delivery to this session */
     wh_buf_t          event;          /* "$commands" data */
     wh_buf_t          command;        /* the device_command text */
-    wh_str_t          ws, client_id, id, session;   /* point into mem */
+    uint64_t          job_idx;
+    wh_str_t          ws, client_id, id, session, job;  /* into mem */
     char              mem[];
 };
 

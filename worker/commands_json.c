@@ -82,6 +82,14 @@ wh_cmd_json_object(wh_buf_t *b, const wh_command_t *cmd, int with_history)
     rc |= wh_cmd_json_opt(b, "result", cmd->result, 1);
     rc |= wh_cmd_json_opt(b, "error", cmd->error, 0);
     rc |= wh_cmd_json_opt(b, "reason", cmd->reason, 0);
+    rc |= wh_cmd_json_opt(b, "lane", cmd->lane, 0);
+    rc |= wh_cmd_json_opt(b, "supersede_key", cmd->supersede, 0);
+    rc |= wh_cmd_json_opt(b, "issued_by", cmd->issued_by, 0);
+    rc |= wh_cmd_json_opt(b, "job_id", cmd->job, 0);
+
+    if (cmd->state.not_before_ms) {
+        rc |= wh_jw_time(b, "not_before", cmd->state.not_before_ms);
+    }
 
     if (with_history) {
         rc |= wh_cmd_json_history(b, cmd);
@@ -123,6 +131,7 @@ wh_cmd_json_event(wh_buf_t *b, const wh_command_t *cmd)
     rc |= wh_jw_int(b, "attempt", cmd->state.attempt);
     rc |= wh_cmd_json_opt(b, "reason", cmd->reason, 0);
     rc |= wh_cmd_json_opt(b, "error", cmd->error, 0);
+    rc |= wh_cmd_json_opt(b, "job_id", cmd->job, 0);
 
     return rc | wh_jw_close(b, '}');
 }
@@ -140,6 +149,7 @@ wh_cmd_json_device(wh_buf_t *b, const wh_command_t *cmd, int64_t now)
     rc |= wh_jw_raw(b, "payload", cmd->payload.data, cmd->payload.len);
     rc |= wh_jw_int(b, "priority", cmd->priority);
     rc |= wh_jw_int(b, "attempt", cmd->state.attempt);
+    rc |= wh_cmd_json_opt(b, "lane", cmd->lane, 0);
     rc |= wh_jw_time(b, "timestamp", now);
 
     return rc | wh_jw_close(b, '}');

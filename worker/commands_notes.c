@@ -67,7 +67,7 @@ wh_cmd_note(wh_cmd_notes_t *notes, const wh_command_t *cmd, int publish,
     wh_cmd_note_t  *n;
 
     n = calloc(1, sizeof(wh_cmd_note_t) + cmd->ws.len + cmd->client_id.len
-                  + cmd->id.len + session.len);
+                  + cmd->id.len + session.len + cmd->job.len);
 
     if (n == NULL) {
         return wh_err(err, 503, "out of memory");
@@ -78,6 +78,8 @@ wh_cmd_note(wh_cmd_notes_t *notes, const wh_command_t *cmd, int publish,
     n->client_id = wh_note_copy(&p, cmd->client_id);
     n->id = wh_note_copy(&p, cmd->id);
     n->session = wh_note_copy(&p, session);
+    n->job = wh_note_copy(&p, cmd->job);
+    n->job_idx = cmd->job_idx;
     n->priority = cmd->priority;
     n->seq = cmd->seq;
     n->publish = publish;
@@ -190,6 +192,11 @@ wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
 
     wh_note_count(c, n);
 
+    if (n->job.len && c->job_changed != NULL) {
+        c->job_changed(c->job_ctx, n->ws, n->job, n->job_idx,
+                       n->state.status);
+    }
+
     data.data = (const char *) n->event.data;
     data.len = n->event.len;
 
@@ -292,6 +299,55 @@ wh_cmd_in_flight(wh_commands_t *c, const wh_command_t *cmd, int add)
 }
 
 
+/*
+ * 1 if a pending command of a lane must wait: another of its client's
+ * open commands of the same lane was sent and not answered, or is
+ * older (a lane goes in creation order), in memory or in this txn.
+ * The txn's lanes live in c->txn_lanes, emptied when a txn begins.
+ */
+static int
+wh_cmd_lane_busy(wh_commands_t *c, const wh_command_t *cmd, int add)
+{
+    size_t          klen;
+    wh_qcmd_t      *q;
+    wh_qclient_t   *qc;
+    unsigned char   key[WH_CMDQ_KEY_MAX + 5];
+
+    klen = wh_cmdq_key(key, cmd->ws, cmd->client_id);
+    key[klen++] = '\0';
+    memcpy(key + klen, &cmd->state.lane, 4);
+    klen += 4;
+
+    if (add) {
+        /* out of memory the lane is only less strict */
+        (void) wh_map_put(&c->txn_lanes, key, klen, (void *) 1);
+        return 0;
+    }
+
+    if (wh_map_get(&c->txn_lanes, key, klen) != NULL) {
+        return 1;
+    }
+
+    qc = wh_cmdq_client(&c->q, cmd->ws, cmd->client_id);
+
+    if (qc == NULL) {
+        return 0;
+    }
+
+    for (q = wh_cmdq_first(qc); q != NULL; q = wh_cmdq_next(q)) {
+        if (q->state.lane != cmd->state.lane || q->seq == cmd->seq) {
+            continue;
+        }
+
+        if (q->state.status == WH_CMD_SENT || q->seq < cmd->seq) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 int
 wh_cmd_advance(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     int64_t now, wh_cmd_notes_t *notes, int *changed, wh_err_t *err)
@@ -304,12 +360,23 @@ wh_cmd_advance(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
                                 &peer, &session);
     *changed = 1;
 
+    if (online && cmd->state.lane && cmd->state.status == WH_CMD_PENDING
+        && wh_cmd_lane_busy(c, cmd, 0))
+    {
+        /* waits for its lane as if its client were away */
+        online = 0;
+    }
+
     switch (wh_cmd_decide(&c->policy, &cmd->state, now, online,
                           wh_cmd_in_flight(c, cmd, 0)))
     {
     case WH_CMD_DELIVER:
         if (cmd->state.status == WH_CMD_PENDING) {
             (void) wh_cmd_in_flight(c, cmd, 1);
+
+            if (cmd->state.lane) {
+                (void) wh_cmd_lane_busy(c, cmd, 1);
+            }
         }
 
         return wh_cmd_change(c, t, cmd, WH_CMD_SENT, NULL, peer, session,

@@ -509,9 +509,9 @@ wh_conf_log(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
-/* the first line of a password file, without its line end */
+/* the first line of a password file, without its line end, into *dst */
 static int
-wh_conf_password(wh_config_t *cf, wh_stmt_t *st, const char *file,
+wh_conf_password(char **dst, wh_stmt_t *st, const char *file,
     wh_err_t *err)
 {
     FILE    *f;
@@ -535,11 +535,11 @@ wh_conf_password(wh_config_t *cf, wh_stmt_t *st, const char *file,
                              "too long", file);
     }
 
-    free(cf->mqtt.password);
-    cf->mqtt.password = strdup(buf);
+    free(*dst);
+    *dst = strdup(buf);
     memset(buf, 0, sizeof(buf));
 
-    return cf->mqtt.password ? 0 : wh_err(err, 1, "out of memory");
+    return *dst ? 0 : wh_err(err, 1, "out of memory");
 }
 
 
@@ -678,7 +678,7 @@ wh_conf_mqtt_arg(wh_config_t *cf, wh_stmt_t *st, const char *arg,
     }
 
     if ((v = wh_conf_key(arg, "password_file")) != NULL) {
-        return wh_conf_password(cf, st, v, err);
+        return wh_conf_password(&cf->mqtt.password, st, v, err);
     }
 
     if ((v = wh_conf_key(arg, "cafile")) != NULL) {
@@ -1220,6 +1220,203 @@ wh_conf_stmt_free(wh_stmt_t *st)
 }
 
 
+/* "host:port" of a sentinel */
+static int
+wh_conf_sentinel(wh_config_t *cf, wh_stmt_t *st, char *list, wh_err_t *err)
+{
+    int               port;
+    char             *item, *save = NULL, *colon;
+    wh_redis_conf_t  *rc = &cf->engine.redis;
+
+    for (item = strtok_r(list, ",", &save); item != NULL;
+         item = strtok_r(NULL, ",", &save))
+    {
+        colon = strrchr(item, ':');
+
+        if (colon == NULL || colon == item
+            || wh_conf_int(colon + 1, 1, 65535, &port) != 0)
+        {
+            return wh_conf_error(err, st, "invalid sentinel \"%s\" "
+                                 "(HOST:PORT)", item);
+        }
+
+        if (rc->nsentinels == WH_REDIS_MAX_SENTINELS) {
+            return wh_conf_error(err, st, "%s", "more than 8 sentinels");
+        }
+
+        *colon = '\0';
+
+        if (wh_conf_strdup(&rc->sentinel_host[rc->nsentinels], item, err)
+            != 0)
+        {
+            return -1;
+        }
+
+        rc->sentinel_port[rc->nsentinels++] = port;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_engine_arg(wh_config_t *cf, wh_stmt_t *st, char *arg,
+    wh_err_t *err)
+{
+    int               n;
+    int64_t           ms;
+    const char       *v;
+    wh_redis_conf_t  *rc = &cf->engine.redis;
+
+    if ((v = wh_conf_key(arg, "host")) != NULL) {
+        return wh_conf_strdup(&rc->host, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "port")) != NULL) {
+        return wh_conf_int(v, 1, 65535, &rc->port) == 0 ? 0
+               : wh_conf_error(err, st, "invalid port \"%s\"", v);
+    }
+
+    if ((v = wh_conf_key(arg, "sentinel")) != NULL) {
+        return wh_conf_sentinel(cf, st, arg + strlen("sentinel="), err);
+    }
+
+    if ((v = wh_conf_key(arg, "master")) != NULL) {
+        return wh_conf_strdup(&rc->master, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "password_file")) != NULL) {
+        return wh_conf_password(&rc->password, st, v, err);
+    }
+
+    if ((v = wh_conf_key(arg, "db")) != NULL) {
+        return wh_conf_int(v, 0, 15, &rc->db) == 0 ? 0
+               : wh_conf_error(err, st, "invalid db \"%s\" (0 to 15)", v);
+    }
+
+    if ((v = wh_conf_key(arg, "replicas_ack")) != NULL) {
+        if (wh_conf_int(v, 0, 16, &n) != 0) {
+            return wh_conf_error(err, st, "invalid replicas_ack \"%s\" "
+                                 "(0 to 16)", v);
+        }
+
+        cf->engine.replicas_ack = (unsigned) n;
+        return 0;
+    }
+
+    if ((v = wh_conf_key(arg, "ack_timeout")) != NULL
+        || (v = wh_conf_key(arg, "connect_timeout")) != NULL
+        || (v = wh_conf_key(arg, "command_timeout")) != NULL)
+    {
+        if (wh_config_duration(v, &ms) != 0 || ms < 1 || ms > 60000) {
+            return wh_conf_error(err, st, "invalid timeout \"%s\" (1ms "
+                                 "to 60s)", arg);
+        }
+
+        if (strncmp(arg, "ack_", 4) == 0) {
+            cf->engine.ack_timeout_ms = ms;
+        } else if (strncmp(arg, "connect_", 8) == 0) {
+            rc->connect_timeout_ms = ms;
+        } else {
+            rc->command_timeout_ms = ms;
+        }
+
+        return 0;
+    }
+
+    return wh_conf_error(err, st, "unknown engine parameter \"%s\"", arg);
+}
+
+
+/* engine lmdb; or engine redis host=|sentinel= ... (DESIGN.md "Cluster
+ * mode") */
+static int
+wh_conf_engine(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int               i;
+    wh_redis_conf_t  *rc = &cf->engine.redis;
+
+    if (st->nargs < 2) {
+        return wh_conf_error(err, st, "%s", "engine needs lmdb or redis");
+    }
+
+    if (strcmp(st->args[1], "lmdb") == 0) {
+        if (st->nargs > 2) {
+            return wh_conf_error(err, st, "%s", "engine lmdb takes no "
+                                 "parameters (see storage)");
+        }
+
+        cf->engine.redis_on = 0;
+        return 0;
+    }
+
+    if (strcmp(st->args[1], "redis") != 0) {
+        return wh_conf_error(err, st, "unknown engine \"%s\" (lmdb or "
+                             "redis)", st->args[1]);
+    }
+
+    cf->engine.redis_on = 1;
+    rc->port = 0;
+    rc->connect_timeout_ms = 1000;
+    rc->command_timeout_ms = 2000;
+    rc->reconnect_min_ms = 100;
+    rc->reconnect_max_ms = 5000;
+    cf->engine.ack_timeout_ms = 200;
+
+    for (i = 2; i < st->nargs; i++) {
+        if (wh_conf_engine_arg(cf, st, st->args[i], err) != 0) {
+            return -1;
+        }
+    }
+
+    if (rc->nsentinels && rc->master == NULL) {
+        return wh_conf_error(err, st, "%s", "sentinel= needs master=");
+    }
+
+    if (rc->nsentinels && (rc->host || rc->port)) {
+        return wh_conf_error(err, st, "%s", "host= and port= name one "
+                             "Redis, sentinel= the sentinels: not both");
+    }
+
+    if (rc->nsentinels == 0 && rc->host == NULL
+        && wh_conf_strdup(&rc->host, "127.0.0.1", err) != 0)
+    {
+        return -1;
+    }
+
+    if (rc->nsentinels == 0 && rc->port == 0) {
+        rc->port = 6379;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_conf_node_id(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    size_t       n;
+    const char  *v;
+
+    if (st->nargs != 2) {
+        return wh_conf_error(err, st, "%s", "node_id takes one name");
+    }
+
+    v = st->args[1];
+    n = strlen(v);
+
+    if (n == 0 || n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789_.-") != n)
+    {
+        return wh_conf_error(err, st, "invalid node_id \"%s\" (1 to 64 "
+                             "of A-Za-z0-9_.-)", v);
+    }
+
+    return wh_conf_strdup(&cf->node_id, v, err);
+}
+
+
 /* key="value" -> key=value */
 static void
 wh_conf_unquote(char *arg)
@@ -1254,6 +1451,8 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         { "ingest", wh_conf_ingest, 1, 0 },
         { "egress", wh_conf_egress, 0, 0 },
         { "quota", wh_conf_quota, 1, 0 },
+        { "engine", wh_conf_engine, 0, 0 },
+        { "node_id", wh_conf_node_id, 0, 0 },
         { "source", wh_conf_source, 1, 0 },
         { NULL, NULL, 0, 0 }
     };
@@ -1486,6 +1685,25 @@ wh_conf_mqtt_free(wh_mqtt_conf_t *mq)
 }
 
 
+static void
+wh_conf_engine_free(wh_engine_conf_t *ec)
+{
+    unsigned  i;
+
+    free(ec->redis.host);
+    free(ec->redis.master);
+
+    if (ec->redis.password) {
+        memset(ec->redis.password, 0, strlen(ec->redis.password));
+        free(ec->redis.password);
+    }
+
+    for (i = 0; i < ec->redis.nsentinels; i++) {
+        free(ec->redis.sentinel_host[i]);
+    }
+}
+
+
 void
 wh_config_free(wh_config_t *cf)
 {
@@ -1496,6 +1714,8 @@ wh_config_free(wh_config_t *cf)
     free(cf->storage);
     free(cf->log_path);
     wh_conf_mqtt_free(&cf->mqtt);
+    wh_conf_engine_free(&cf->engine);
+    free(cf->node_id);
 
     for (i = 0; i < cf->ningest; i++) {
         wh_ingest_rule_free(&cf->ingest[i]);

@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "quota.h"
+#include "redis.h"
 #include "sourcedef.h"
 
 
@@ -38,6 +39,14 @@ typedef struct {
     int64_t    reconnect_max_ms;   /* ... doubling up to this */
 } wh_mqtt_conf_t;
 
+/* the `engine` directive */
+typedef struct {
+    int              redis_on;      /* engine redis (else lmdb) */
+    wh_redis_conf_t  redis;
+    unsigned         replicas_ack;  /* WAIT for that many replicas */
+    int64_t          ack_timeout_ms;
+} wh_engine_conf_t;
+
 typedef struct {
     char      *file;
     char      *listen;             /* the socket path, without "unix:" */
@@ -58,6 +67,8 @@ typedef struct {
     char      *log_path;           /* NULL: stderr */
     int        log_level;
     wh_mqtt_conf_t     mqtt;
+    wh_engine_conf_t   engine;
+    char              *node_id;     /* NULL: the host name */
     wh_ingest_rule_t  *ingest;     /* in configuration order */
     unsigned           ningest;
     wh_egress_conf_t   egress;

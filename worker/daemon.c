@@ -19,6 +19,7 @@
 #include "commands_api.h"
 #include "daemon.h"
 #include "engine_lmdb.h"
+#include "engine_redis.h"
 #include "listenfd.h"
 
 
@@ -89,8 +90,9 @@ wh_daemon_frame(wh_peer_t *peer, const wh_link_msg_t *m, void *ctx)
         return wh_channels_replay(&d->channels, peer, m);
 
     case WH_LINK_REQUEST:
+        d->api_again = 0;
         wh_api_request(d, peer, m);
-        return 0;
+        return d->api_again ? WH_LINK_AGAIN : 0;
 
     case WH_LINK_SESSION_OPEN:
         return wh_sessions_open(&d->sessions, peer, m);
@@ -130,6 +132,88 @@ wh_daemon_peer_closed(wh_peer_t *peer, void *ctx)
 
     wh_channels_peer_gone(&d->channels, peer);
     wh_sessions_peer_gone(&d->sessions, peer);
+}
+
+
+/*
+ * The engine can go on with what answered WH_ENGINE_AGAIN: the frames
+ * parked for it, the write of the batch, the publishes.  Done at once,
+ * from the engine's callback, so that a subscriber gets its SUBSCRIBED
+ * before any message the engine delivers after it; a wake during the
+ * wake is run after it.
+ */
+static void
+wh_daemon_engine_wake(void *ctx)
+{
+    wh_daemon_t  *d = ctx;
+
+    if (d->waking) {
+        d->waking = 2;
+        return;
+    }
+
+    do {
+        d->waking = 1;
+        wh_batch_commit(&d->batch);
+        wh_channels_commit(&d->channels);
+        wh_link_wake(&d->link);
+    } while (d->waking == 2);
+
+    d->waking = 0;
+}
+
+
+static void
+wh_daemon_engine_message(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
+    const char *epoch, int64_t time_ms, wh_str_t text)
+{
+    wh_daemon_t  *d = ctx;
+
+    wh_channels_deliver(&d->channels, ws, ch, id, epoch, time_ms, text);
+}
+
+
+static const wh_engine_handler_t  wh_daemon_engine_handler = {
+    wh_daemon_engine_wake,
+    wh_daemon_engine_message
+};
+
+
+/* LMDB, or Redis shared by the nodes of a cluster (DESIGN.md "Cluster
+ * mode") */
+static int
+wh_daemon_engine(wh_daemon_t *d, wh_err_t *err)
+{
+    char                     host[65];
+    wh_engine_redis_conf_t   rc;
+
+    if (!d->conf.engine.redis_on) {
+        return wh_engine_lmdb_open(&d->engine, d->conf.storage,
+                                   d->conf.map_size, d->conf.max_map_size,
+                                   d->conf.history_length,
+                                   d->conf.history_ttl_ms, &d->log, err);
+    }
+
+    memset(&rc, 0, sizeof(rc));
+    rc.redis = d->conf.engine.redis;
+    rc.replicas_ack = d->conf.engine.replicas_ack;
+    rc.ack_timeout_ms = d->conf.engine.ack_timeout_ms;
+    rc.hist_len = d->conf.history_length;
+    rc.hist_ttl_ms = d->conf.history_ttl_ms;
+    rc.node_id = d->conf.node_id;
+
+    if (rc.node_id == NULL) {
+        if (gethostname(host, sizeof(host) - 1) != 0) {
+            strcpy(host, "node");
+        }
+
+        host[sizeof(host) - 1] = '\0';
+        rc.node_id = host;
+    }
+
+    return wh_engine_redis_open(&d->engine, &d->loop, &rc, d->conf.storage,
+                                d->conf.map_size, d->conf.max_map_size,
+                                &d->log, err);
 }
 
 
@@ -408,7 +492,16 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
-    return wh_commands_start(&d->commands, &d->loop, err);
+    if (wh_jobs_init(&d->jobs, d->engine, &d->batch, &d->commands,
+                     &d->channels, &d->log, err) != 0)
+    {
+        wh_commands_free(&d->commands);
+        wh_clients_free(&d->clients);
+        return -1;
+    }
+
+    return wh_commands_start(&d->commands, &d->loop, err) != 0
+           || wh_jobs_start(&d->jobs, &d->loop, err) != 0 ? -1 : 0;
 }
 
 
@@ -429,13 +522,12 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     d->loop.turn_end = wh_daemon_turn_end;
     d->loop.turn_data = d;
 
-    /* LMDB is the one engine so far (DESIGN.md "Cluster mode") */
-    if (wh_engine_lmdb_open(&d->engine, d->conf.storage, d->conf.map_size,
-                            d->conf.max_map_size, d->conf.history_length,
-                            d->conf.history_ttl_ms, &d->log, err) != 0)
-    {
+    if (wh_daemon_engine(d, err) != 0) {
         return -1;
     }
+
+    d->engine->handler = &wh_daemon_engine_handler;
+    d->engine->handler_ctx = d;
 
     /* usage is counted, not stored: it cannot drift from the store */
     wh_quota_init(&d->quota, d->conf.quota, d->conf.nquota, &d->log);
@@ -540,6 +632,7 @@ wh_daemon_run(wh_daemon_t *d)
     wh_batch_free(&d->batch);
     wh_channels_commit(&d->channels);
 
+    wh_jobs_free(&d->jobs);
     wh_commands_free(&d->commands);
     wh_clients_free(&d->clients);
     wh_sessions_free(&d->sessions);

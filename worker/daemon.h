@@ -12,6 +12,7 @@
 #include "clients.h"
 #include "commands.h"
 #include "engine.h"
+#include "jobs.h"
 #include "config.h"
 #include "link.h"
 #include "log.h"
@@ -35,12 +36,15 @@ typedef struct {
     wh_sessions_t   sessions;
     wh_batch_t      batch;         /* commands and clients writes */
     wh_commands_t   commands;
+    wh_jobs_t       jobs;          /* fleet jobs, over the commands */
     wh_clients_t    clients;
     wh_mqtt_t       mqtt;
     wh_sources_t    sources;       /* upstream WebSockets */
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;
     int             exit_code;
+    int             api_again;     /* the REQUEST waits for the engine */
+    int             waking;        /* in the engine's wake */
     wh_event_t      signal_ev;
     wh_timer_t      sync_timer;
     wh_timer_t      readers_timer;

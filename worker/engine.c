@@ -1,10 +1,13 @@
 /*
  * What every engine hands out, and its memory: the structs of engine.h
- * are the same whatever stores them.
+ * are the same whatever stores them; and a channel's epoch.
  */
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "engine.h"
 
@@ -28,6 +31,14 @@ wh_client_list_free(wh_client_list_t *l)
 
     free(l->items);
     memset(l, 0, sizeof(wh_client_list_t));
+}
+
+
+void
+wh_job_free(wh_job_t *job)
+{
+    free(job->mem);
+    job->mem = NULL;
 }
 
 
@@ -142,4 +153,30 @@ wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs, size_t n)
     }
 
     return 0;
+}
+
+
+void
+wh_epoch_new(char *epoch)
+{
+    int            i;
+    unsigned char  r[WH_EPOCH_LEN];
+    static const char  alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
+        /* getrandom on Linux >= 3.17 does not fail for 8 bytes; the
+         * address-and-time mix only avoids a fixed epoch if it did */
+        uint64_t  x = (uint64_t) (uintptr_t) r ^ (uint64_t) time(NULL);
+
+        for (i = 0; i < WH_EPOCH_LEN; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            r[i] = (unsigned char) (x >> 56);
+        }
+    }
+
+    for (i = 0; i < WH_EPOCH_LEN; i++) {
+        epoch[i] = alphabet[r[i] % 36];
+    }
+
+    epoch[WH_EPOCH_LEN] = '\0';
 }

@@ -39,6 +39,17 @@
 #include "log.h"
 
 
+/*
+ * An operation that cannot finish now: the engine (Redis) is fetching
+ * what it needs or committing, and calls its handler's wake() once it
+ * may; the caller keeps what it was doing and runs it again from
+ * scratch then (the txn contract below makes that safe).  A write
+ * whose commit is under way answers it too, and the run that follows
+ * the wake gets the commit's result without applying again.  LMDB
+ * never answers it.
+ */
+#define WH_ENGINE_AGAIN  (-2)
+
 /* a channel's epoch: 8 characters, new each time the channel is made */
 #define WH_EPOCH_LEN  8
 
@@ -78,6 +89,17 @@ typedef int (*wh_usage_pt)(void *ctx, wh_str_t ws, wh_str_t name,
 
 typedef struct wh_engine_s      wh_engine_t;
 typedef struct wh_engine_ops_s  wh_engine_ops_t;
+
+/* what the engine tells the daemon; set before the first operation */
+typedef struct {
+    /* what answered WH_ENGINE_AGAIN may be run again */
+    void  (*wake)(void *ctx);
+    /* a message of a followed channel (chan_follow), published on any
+     * node: once each, in id order per channel; text is valid during
+     * the call */
+    void  (*message)(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
+        const char *epoch, int64_t time_ms, wh_str_t text);
+} wh_engine_handler_t;
 
 /* where a write goes: what is synced before it is answered, or what
  * may lag (LMDB: one environment each) */
@@ -122,6 +144,12 @@ typedef struct {
     wh_str_t         idem;          /* idempotency key; empty: none */
     wh_str_t         result;        /* the text the device sent */
     wh_str_t         error, reason;
+    wh_str_t         lane;          /* empty: none (state.lane its
+                                     * hash) */
+    wh_str_t         supersede;     /* supersede_key; empty: none */
+    wh_str_t         issued_by;     /* "role:sub" of the token, or "" */
+    wh_str_t         job;           /* an execution: its job's id */
+    uint64_t         job_idx;       /* and its target's index */
     unsigned         priority;
     uint64_t         seq;           /* creation order */
     wh_cmd_state_t   state;
@@ -147,6 +175,18 @@ typedef struct {
     int            sync_failed;     /* the last sync to disk failed */
 } wh_engine_space_stats_t;
 
+/* a cluster engine's link to what the nodes share (Redis) */
+typedef struct {
+    int            up;              /* the primary is reached */
+    char           primary[64];     /* "host:port", or "" */
+    char           node_id[65];
+    uint64_t       failovers;       /* new primaries followed */
+    uint64_t       reconnects;
+    uint64_t       followed;        /* channels followed by this node */
+    uint64_t       delivered;       /* messages delivered to them */
+    uint64_t       gap_messages;    /* of those, read back after a gap */
+} wh_engine_cluster_t;
+
 /* what the engine holds, from counts it keeps (no scan), for /metrics */
 typedef struct {
     uint64_t       channels;        /* channels stored */
@@ -154,7 +194,38 @@ typedef struct {
     uint64_t       history_bytes;   /* storage the history takes */
     uint64_t       clients;         /* clients registered */
     wh_engine_space_stats_t  space[2];  /* by wh_engine_space_e */
+    int                      cluster;   /* the figures below are set */
+    wh_engine_cluster_t      c;
 } wh_engine_stats_t;
+
+/* a fleet job (jobs.h), as stored */
+typedef struct {
+    wh_str_t         ws, id, command, payload, issued_by;
+    wh_str_t         target;        /* its JSON text, as the API shows */
+    int              status;        /* wh_job_status_e (jobs.h) */
+    unsigned         priority;
+    unsigned         abort_percent; /* abort.failure_percent */
+    unsigned         abort_min;     /* abort.min_executed; */
+    int              abort;         /* 0: no abort rule */
+    uint32_t         rate;          /* max_per_minute; 0 unlimited */
+    uint32_t         series;        /* attempt series, 1 the first */
+    int64_t          ttl_ms;        /* of each execution; 0 default */
+    int64_t          not_before_ms;
+    int64_t          created_ms, started_ms, ended_ms, updated_ms;
+    uint64_t         targets;       /* executions */
+    uint64_t         cursor;        /* the rollout of this series
+                                     * reached this index */
+    uint64_t         skipped;       /* listed clients not registered */
+    char            *mem;
+} wh_job_t;
+
+/* one execution of a job, as stored: its client and the series of
+ * its current command (0: none made yet) */
+typedef struct {
+    uint32_t         series;
+    size_t           client_len;
+    char             client[WH_CMD_CLIENT_MAX];
+} wh_job_exec_t;
 
 typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
 /* a stored revocation; non-zero stops */
@@ -168,6 +239,11 @@ typedef int (*wh_engine_source_pt)(void *ctx, wh_str_t ws, wh_str_t id,
  * through the engine) */
 typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
     wh_err_t *err);
+/* a stored job, valid during the call; non-zero stops (-1: error) */
+typedef int (*wh_engine_job_pt)(void *ctx, wh_job_t *job, wh_err_t *err);
+/* an execution of a job; non-zero stops (-1: error) */
+typedef int (*wh_engine_exec_pt)(void *ctx, uint64_t idx,
+    const wh_job_exec_t *x, wh_err_t *err);
 
 struct wh_engine_ops_s {
     const char  *kind;
@@ -220,6 +296,14 @@ struct wh_engine_ops_s {
         void *ctx, size_t *removed, wh_err_t *err);
     int  (*sync_background)(wh_engine_t *e, wh_err_t *err);
     int  (*check_readers)(wh_engine_t *e, int *dead, wh_err_t *err);
+    /* the live messages of a channel, from every node (cluster
+     * engines): on when it gets its first local subscriber, off when
+     * it loses its last; 0 in effect, WH_ENGINE_AGAIN not yet.  While
+     * a channel is followed, chan_meta answers what was delivered
+     * (handler->message) up to now.  NULL: messages are fanned out by
+     * the daemon after its own commits (LMDB, one node) */
+    int  (*chan_follow)(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
+        wh_err_t *err);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
     /* outside a write: what is stored and how full each space is */
@@ -274,6 +358,28 @@ struct wh_engine_ops_s {
         wh_str_t client_id, wh_err_t *err);
 
     /*
+     * Fleet jobs (jobs.h), in state writes, a block of their own.  A
+     * job is one record; its executions are records keyed by the job
+     * and the index of their target, in index order.
+     */
+
+    /* 1 found, 0 not, -1 error */
+    int  (*job_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_job_t *out,
+        wh_err_t *err);
+    int  (*job_put)(wh_etxn_t *t, const wh_job_t *job, wh_err_t *err);
+    /* the job and its executions (not their commands) */
+    int  (*job_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_err_t *err);
+    /* every job of every workspace (at start) */
+    int  (*job_each)(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
+        wh_err_t *err);
+    int  (*exec_put)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+        uint64_t idx, const wh_job_exec_t *x, wh_err_t *err);
+    /* the executions with index >= from, in index order */
+    int  (*exec_each)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+        uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
+
+    /*
      * Upstream sources (DESIGN.md "Upstream sources"): the ones added
      * at run time, inside a state write.  The record is sources.c's
      * JSON text, header values included; the engine only keeps it.
@@ -292,8 +398,10 @@ struct wh_engine_ops_s {
 };
 
 struct wh_engine_s {
-    const wh_engine_ops_t  *ops;
-    wh_log_t               *log;
+    const wh_engine_ops_t      *ops;
+    wh_log_t                   *log;
+    const wh_engine_handler_t  *handler;
+    void                       *handler_ctx;
 };
 
 
@@ -343,6 +451,7 @@ wh_engine_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
 
 
 void wh_client_free(wh_client_t *cl);
+void wh_job_free(wh_job_t *job);
 void wh_client_list_free(wh_client_list_t *l);
 void wh_command_free(wh_command_t *cmd);
 void wh_cmd_list_free(wh_cmd_list_t *l);
@@ -352,6 +461,9 @@ wh_command_t *wh_cmd_list_add(wh_cmd_list_t *l);
 /* appends a state change, the oldest after the first giving way when
  * the history is full; -1 out of memory */
 int wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev);
+
+/* a new epoch: WH_EPOCH_LEN random letters and digits, and a NUL */
+void wh_epoch_new(char *epoch);
 
 /* copies strs[0..n) into one block (*mem) and points dst[i] at them */
 int wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs,

@@ -433,7 +433,9 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
         return wh_mdb_error(rc, "opening the client databases", err);
     }
 
-    if (wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0) {
+    if (wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0
+        || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0)
+    {
         return -1;
     }
 
@@ -473,6 +475,15 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .cmd_list = wh_lmdb_cmd_list,
     .cmd_open = wh_lmdb_cmd_open,
     .cmd_forget_client = wh_lmdb_cmd_forget_client,
+
+    /* fleet jobs */
+    .job_get = wh_lmdb_job_get,
+    .job_put = wh_lmdb_job_put,
+    .job_delete = wh_lmdb_job_delete,
+    .job_each = wh_lmdb_job_each,
+    .exec_put = wh_lmdb_exec_put,
+    .exec_each = wh_lmdb_exec_each,
+
     /* upstream sources */
     .source_put = wh_lmdb_source_put,
     .source_del = wh_lmdb_source_del,

@@ -24,6 +24,8 @@
  *                client's commands in creation order (listing)
  *   cmd_idem     ws "\0" client "\0" idempotency_key -> command_id
  *   cmd_meta     "seq" -> be64 the last seq given out
+ *   jobs, job_exec   fleet jobs and their executions
+ *                (engine_lmdb_jobs.c)
  *   sources      ws "\0" source_id -> the run-time source (sources.c's
  *                JSON record)
  *
@@ -53,6 +55,7 @@ typedef struct {
     wh_store_t   *history;      /* WH_ENGINE_HISTORY */
     MDB_dbi       clients_db, revoked_db;
     MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
+    MDB_dbi       jobs_db, exec_db;
     MDB_dbi       sources_db;
 } wh_engine_lmdb_t;
 
@@ -111,6 +114,21 @@ int wh_lmdb_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
 int wh_lmdb_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
     wh_str_t client_id, wh_err_t *err);
 
+/* engine_lmdb_jobs.c: the job databases and operations (a block of
+ * their own at the end of the table) */
+int wh_lmdb_job_open_dbs(wh_engine_lmdb_t *e, MDB_txn *txn,
+    wh_err_t *err);
+int wh_lmdb_job_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_job_t *out,
+    wh_err_t *err);
+int wh_lmdb_job_put(wh_etxn_t *t, const wh_job_t *job, wh_err_t *err);
+int wh_lmdb_job_delete(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_err_t *err);
+int wh_lmdb_job_each(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
+    wh_err_t *err);
+int wh_lmdb_exec_put(wh_etxn_t *t, wh_str_t ws, wh_str_t job, uint64_t idx,
+    const wh_job_exec_t *x, wh_err_t *err);
+int wh_lmdb_exec_each(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+    uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
 /* engine_lmdb_sources.c: the run-time sources of the table */
 int wh_lmdb_sources_open_db(wh_engine_lmdb_t *e, MDB_txn *txn,
     wh_err_t *err);

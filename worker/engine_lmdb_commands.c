@@ -21,7 +21,7 @@
 
 
 /* the strings of a command besides those of its history */
-#define WH_LMDB_CMD_STRS  9
+#define WH_LMDB_CMD_STRS  13
 
 typedef struct {
     unsigned char    *key;
@@ -97,7 +97,8 @@ wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
     wh_str_t   strs[WH_LMDB_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
     wh_str_t  *dst[WH_LMDB_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
     const char  *keys[] = { "client", "command", "payload", "idem",
-                            "result", "error", "reason" };
+                            "result", "error", "reason", "lane",
+                            "supersede", "issued_by", "job" };
 
     memset(out, 0, sizeof(wh_command_t));
 
@@ -112,6 +113,10 @@ wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
     dst[6] = &out->result;
     dst[7] = &out->error;
     dst[8] = &out->reason;
+    dst[9] = &out->lane;
+    dst[10] = &out->supersede;
+    dst[11] = &out->issued_by;
+    dst[12] = &out->job;
 
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         strs[2 + i] = wh_lmdb_str(obj, keys[i]);
@@ -125,6 +130,9 @@ wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
     out->state.deadline_ms = wh_lmdb_int(obj, "deadline");
     out->created_ms = wh_lmdb_int(obj, "created");
     out->updated_ms = wh_lmdb_int(obj, "updated");
+    out->state.not_before_ms = wh_lmdb_int(obj, "not_before");
+    out->job_idx = (uint64_t) wh_lmdb_int(obj, "jidx");
+    out->state.lane = wh_cmd_lane_hash(strs[9].data, strs[9].len);
 
     h = json_object_get(obj, "history");
     n = json_array_size(h) > WH_CMD_HISTORY_MAX ? 0 : json_array_size(h);
@@ -219,7 +227,21 @@ wh_rec_encode(const wh_command_t *cmd)
              | wh_rec_set_str(obj, "idem", cmd->idem)
              | wh_rec_set_str(obj, "result", cmd->result)
              | wh_rec_set_str(obj, "error", cmd->error)
-             | wh_rec_set_str(obj, "reason", cmd->reason);
+             | wh_rec_set_str(obj, "reason", cmd->reason)
+             | wh_rec_set_str(obj, "lane", cmd->lane)
+             | wh_rec_set_str(obj, "supersede", cmd->supersede)
+             | wh_rec_set_str(obj, "issued_by", cmd->issued_by)
+             | wh_rec_set_str(obj, "job", cmd->job);
+    }
+
+    if (rc == 0 && cmd->job.len) {
+        rc = json_object_set_new(obj, "jidx",
+                                 json_integer((json_int_t) cmd->job_idx));
+    }
+
+    if (rc == 0 && cmd->state.not_before_ms) {
+        rc = json_object_set_new(obj, "not_before",
+                                 json_integer(cmd->state.not_before_ms));
     }
 
     text = rc ? NULL : json_dumps(obj, JSON_COMPACT);

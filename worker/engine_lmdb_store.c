@@ -136,32 +136,6 @@ wh_store_fail(wh_store_t *st, int rc, const char *what, wh_err_t *err)
 }
 
 
-static void
-wh_epoch_new(char *epoch)
-{
-    int            i;
-    unsigned char  r[WH_EPOCH_LEN];
-    static const char  alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-
-    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
-        /* getrandom on Linux >= 3.17 does not fail for 8 bytes; the
-         * address-and-time mix only avoids a fixed epoch if it did */
-        uint64_t  x = (uint64_t) (uintptr_t) r ^ (uint64_t) time(NULL);
-
-        for (i = 0; i < WH_EPOCH_LEN; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            r[i] = (unsigned char) (x >> 56);
-        }
-    }
-
-    for (i = 0; i < WH_EPOCH_LEN; i++) {
-        epoch[i] = alphabet[r[i] % 36];
-    }
-
-    epoch[WH_EPOCH_LEN] = '\0';
-}
-
-
 /* the role of a new store is written; an existing one must match */
 static int
 wh_store_role(wh_store_t *st, MDB_txn *txn, MDB_dbi info, wh_err_t *err)

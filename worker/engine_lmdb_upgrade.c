@@ -32,7 +32,7 @@
  * engine_lmdb.c, which calls the upgrade */
 const char  *wh_lmdb_state_dbs[] = {
     "clients", "revoked", "commands", "cmd_open", "cmd_client", "cmd_idem",
-    "cmd_meta", NULL
+    "cmd_meta", "jobs", "job_exec", NULL
 };
 
 const char  *wh_lmdb_history_dbs[] = { "channels", "history", NULL };

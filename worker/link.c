@@ -377,7 +377,7 @@ wh_link_process(wh_peer_t *peer)
     wh_link_t      *link = peer->link;
     wh_link_msg_t   m;
 
-    while (!peer->closing) {
+    while (!peer->closing && !peer->parked) {
         rc = wh_link_frame_len(peer->in.data + off, peer->in.len - off,
                                &flen);
 
@@ -397,9 +397,19 @@ wh_link_process(wh_peer_t *peer)
             break;
         }
 
+        rc = link->on_frame(peer, &m, link->ctx);
+
+        if (rc == WH_LINK_AGAIN) {
+            /* kept in the input buffer, dispatched again by
+             * wh_link_wake(); nothing after it runs before it */
+            peer->parked = 1;
+            link->nparked++;
+            break;
+        }
+
         off += flen;
 
-        if (link->on_frame(peer, &m, link->ctx) != 0) {
+        if (rc != 0) {
             wh_link_drop(peer, "protocol error");
             break;
         }
@@ -527,7 +537,8 @@ wh_link_arm(wh_peer_t *peer)
         peer->paused = 0;
     }
 
-    want = (peer->paused ? 0 : EPOLLIN) | (pending ? EPOLLOUT : 0);
+    want = (peer->paused || peer->parked ? 0 : EPOLLIN)
+           | (pending ? EPOLLOUT : 0);
 
     if (peer->armed == want) {
         return;
@@ -556,16 +567,46 @@ wh_link_peer_event(wh_event_t *ev, uint32_t events)
         wh_link_write(peer);
 
         /* requests read before the pause, waiting in the input buffer */
-        if (!peer->paused && !peer->closing && peer->in.len) {
+        if (!peer->paused && !peer->parked && !peer->closing
+            && peer->in.len)
+        {
             wh_link_process(peer);
         }
     }
 
     /* a paused peer is still read when it hangs up or fails */
     if ((events & (EPOLLHUP | EPOLLERR))
-        || ((events & EPOLLIN) && !peer->paused))
+        || ((events & EPOLLIN) && !peer->paused && !peer->parked))
     {
         wh_link_read(peer);
+    }
+}
+
+
+void
+wh_link_wake(wh_link_t *link)
+{
+    wh_peer_t  *peer, *next;
+
+    if (link->nparked == 0) {
+        return;
+    }
+
+    link->nparked = 0;
+
+    for (peer = link->peers; peer != NULL; peer = next) {
+        next = peer->next;
+
+        if (!peer->parked) {
+            continue;
+        }
+
+        peer->parked = 0;
+
+        if (!peer->closing) {
+            wh_link_process(peer);
+            wh_link_arm(peer);
+        }
     }
 }
 

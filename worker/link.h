@@ -37,6 +37,9 @@ struct wh_peer_s {
     int            detached;     /* fd closed, on_close called */
     uint32_t       armed;        /* the epoll events asked for */
     int            paused;       /* its requests wait: output is high */
+    int            parked;       /* a frame waits for the engine
+                                  * (WH_LINK_AGAIN); nothing after it is
+                                  * read or dispatched */
     int64_t        hello_ms;     /* monotonic time of HELLO */
     wh_buf_t       in;
     wh_buf_t       out;
@@ -46,7 +49,11 @@ struct wh_peer_s {
     int            dirty;
 };
 
-/* a decoded frame; return -1 to drop the peer as a protocol error */
+/* a decoded frame; return -1 to drop the peer as a protocol error,
+ * WH_LINK_AGAIN to have it dispatched again after wh_link_wake() (the
+ * engine answered WH_ENGINE_AGAIN: the handler must not have acted) */
+#define WH_LINK_AGAIN  1
+
 typedef int (*wh_link_frame_pt)(wh_peer_t *peer, const wh_link_msg_t *m,
     void *ctx);
 typedef void (*wh_link_close_pt)(wh_peer_t *peer, void *ctx);
@@ -64,6 +71,7 @@ struct wh_link_s {
     unsigned            nclosing;
     uint32_t            next_serial;
     uint64_t            pauses;       /* times a peer's reads were held */
+    unsigned            nparked;      /* peers with a frame parked */
     wh_link_frame_pt    on_frame;
     wh_link_close_pt    on_close;
     void               *ctx;
@@ -94,6 +102,8 @@ void wh_link_send_raw(wh_peer_t *peer, const void *frame, size_t len);
 /* marks the peer to be closed at the end of this turn */
 void wh_link_drop(wh_peer_t *peer, const char *why);
 
+/* dispatches again the frames parked with WH_LINK_AGAIN, in order */
+void wh_link_wake(wh_link_t *link);
 /* closes the fds of dropped peers and calls on_close for each; 1 if
  * any was detached */
 int wh_link_detach(wh_link_t *link);

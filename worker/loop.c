@@ -97,14 +97,48 @@ wh_loop_del(wh_loop_t *loop, wh_event_t *ev)
 int
 wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err)
 {
-    if (loop->ntimers == WH_LOOP_MAX_TIMERS || t->interval <= 0) {
+    int  i;
+
+    if (t->interval <= 0) {
+        return wh_err(err, 500, "cannot add a timer");
+    }
+
+    /* a slot a removed timer left first */
+    for (i = 0; i < loop->ntimers && loop->timers[i] != NULL; i++) {
+        /* void */
+    }
+
+    if (i == WH_LOOP_MAX_TIMERS) {
         return wh_err(err, 500, "cannot add a timer");
     }
 
     t->next = wh_loop_now() + t->interval;
-    loop->timers[loop->ntimers++] = t;
+    loop->timers[i] = t;
+
+    if (i == loop->ntimers) {
+        loop->ntimers++;
+    }
 
     return 0;
+}
+
+
+void
+wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t)
+{
+    int  i;
+
+    /* the slot is emptied, not closed up: a scan running now keeps its
+     * place */
+    for (i = 0; i < loop->ntimers; i++) {
+        if (loop->timers[i] == t) {
+            loop->timers[i] = NULL;
+        }
+    }
+
+    while (loop->ntimers > 0 && loop->timers[loop->ntimers - 1] == NULL) {
+        loop->ntimers--;
+    }
 }
 
 
@@ -121,9 +155,19 @@ wh_loop_timers(wh_loop_t *loop)
     for (i = 0; i < loop->ntimers; i++) {
         t = loop->timers[i];
 
+        if (t == NULL) {
+            continue;
+        }
+
         if (t->next <= now) {
             t->handler(t);
             now = wh_loop_now();
+
+            if (i >= loop->ntimers || loop->timers[i] != t) {
+                /* removed (and maybe freed) by its handler */
+                continue;
+            }
+
             t->next = now + t->interval;
         }
 
@@ -136,12 +180,37 @@ wh_loop_timers(wh_loop_t *loop)
 }
 
 
+static int64_t
+wh_loop_us(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+int64_t
+wh_loop_turn_max(wh_loop_t *loop)
+{
+    int64_t  max = loop->turn_max_us;
+
+    loop->turn_max_us = 0;
+
+    return max;
+}
+
+
 int
 wh_loop_run(wh_loop_t *loop, wh_err_t *err)
 {
     int                 i, n, timeout;
+    int64_t             start, took;
     wh_event_t         *ev;
     struct epoll_event  events[WH_LOOP_EVENTS];
+
+    start = wh_loop_us();
 
     while (!loop->stop) {
         timeout = wh_loop_timers(loop);
@@ -151,7 +220,13 @@ wh_loop_run(wh_loop_t *loop, wh_err_t *err)
             loop->turn_end(loop->turn_data);
         }
 
+        /* a turn: from epoll's answer to the next wait */
+        took = wh_loop_us() - start;
+        loop->turn_max_us = took > loop->turn_max_us ? took
+                                                     : loop->turn_max_us;
+
         n = epoll_wait(loop->epfd, events, WH_LOOP_EVENTS, timeout);
+        start = wh_loop_us();
 
         if (n == -1) {
             if (errno == EINTR) {

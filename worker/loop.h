@@ -12,7 +12,7 @@
 #include "log.h"
 
 
-#define WH_LOOP_MAX_TIMERS  8
+#define WH_LOOP_MAX_TIMERS  16
 
 typedef struct wh_event_s  wh_event_t;
 typedef struct wh_timer_s  wh_timer_t;
@@ -41,6 +41,8 @@ typedef struct {
     wh_timer_t           *timers[WH_LOOP_MAX_TIMERS];
     wh_turn_handler_pt    turn_end;
     void                 *turn_data;
+    int64_t               turn_max_us;  /* the longest turn since the
+                                         * last wh_loop_turn_max() */
 } wh_loop_t;
 
 
@@ -54,13 +56,22 @@ int wh_loop_mod(wh_loop_t *loop, wh_event_t *ev, uint32_t events,
     wh_err_t *err);
 void wh_loop_del(wh_loop_t *loop, wh_event_t *ev);
 
-/* a periodic timer, first run one interval from now */
+/* a periodic timer, first run one interval from now.  Its handler may
+ * change t->interval (the delay to its next run); anywhere else,
+ * lowering t->next brings the next run forward. */
 int wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err);
+/* removes t; safe from any handler, t's own included (t may then be
+ * freed before the handler returns) */
+void wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t);
 
 /* runs until loop->stop is set; -1 if epoll itself fails */
 int wh_loop_run(wh_loop_t *loop, wh_err_t *err);
 
 /* monotonic milliseconds */
 int64_t wh_loop_now(void);
+
+/* the longest turn (events, timers, the end of the turn) in µs since
+ * the last call; starts over */
+int64_t wh_loop_turn_max(wh_loop_t *loop);
 
 #endif /* WH_LOOP_H */

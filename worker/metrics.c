@@ -177,6 +177,38 @@ wh_metrics_commands(wh_metrics_t *m)
 }
 
 
+static void
+wh_metrics_jobs(wh_metrics_t *m)
+{
+    int         s;
+    uint64_t    jobs[WH_JOB_NSTATUS], execs[WH_CMD_NSTATUS];
+    wh_prom_t  *p = &m->p;
+
+    wh_jobs_totals(&m->d->jobs, jobs, execs);
+
+    wh_prom_family(p, "wirehubd_jobs", "gauge", "Fleet jobs by status.");
+
+    for (s = 0; s < WH_JOB_NSTATUS; s++) {
+        wh_prom_u64(p, "wirehubd_jobs", (const char *[]) {
+                        "status", wh_job_status_name(s), NULL }, jobs[s]);
+    }
+
+    wh_prom_family(p, "wirehubd_job_executions", "gauge",
+                   "Executions of the stored jobs by status (one not yet "
+                   "released is pending).");
+
+    for (s = 0; s < WH_CMD_NSTATUS; s++) {
+        wh_prom_u64(p, "wirehubd_job_executions", (const char *[]) {
+                        "status", wh_cmd_status_name((wh_cmd_status_e) s),
+                        NULL }, execs[s]);
+    }
+
+    wh_prom_counter(p, "wirehubd_job_executions_released_total",
+                    "Executions the rollouts turned into commands.",
+                    m->d->jobs.counters.released);
+}
+
+
 /* the worst that holds: the storage could not be read, a write was
  * refused for want of room, the last sync failed */
 static const char *
@@ -219,6 +251,35 @@ wh_metrics_space(wh_prom_t *p, const char *name, const char *help,
 }
 
 
+/* cluster mode: this node's link to Redis */
+static void
+wh_metrics_cluster(wh_prom_t *p, const wh_engine_cluster_t *c)
+{
+    wh_prom_family(p, "wirehubd_node_info", "gauge",
+                   "This node of the cluster and the Redis primary it "
+                   "uses now; always 1.");
+    wh_prom_u64(p, "wirehubd_node_info", (const char *[]) {
+                    "node_id", c->node_id, "primary", c->primary, NULL },
+                1);
+    wh_prom_gauge(p, "wirehubd_engine_up",
+                  "1 while the Redis primary is reached.", (uint64_t) c->up);
+    wh_prom_counter(p, "wirehubd_engine_failovers_total",
+                    "New Redis primaries followed (Sentinel failovers).",
+                    c->failovers);
+    wh_prom_counter(p, "wirehubd_engine_reconnects_total",
+                    "Times the Redis primary was reached.", c->reconnects);
+    wh_prom_gauge(p, "wirehubd_engine_followed_channels",
+                  "Channels this node receives from the cluster (they have "
+                  "local subscribers).", c->followed);
+    wh_prom_counter(p, "wirehubd_engine_delivered_total",
+                    "Messages of followed channels delivered to this node's "
+                    "subscribers, from any node.", c->delivered);
+    wh_prom_counter(p, "wirehubd_engine_gap_messages_total",
+                    "Of those, messages read back from Redis history after "
+                    "a gap (a lost connection).", c->gap_messages);
+}
+
+
 static void
 wh_metrics_storage(wh_metrics_t *m)
 {
@@ -251,6 +312,10 @@ wh_metrics_storage(wh_metrics_t *m)
 
     if (strcmp(state, "error") == 0) {
         return;
+    }
+
+    if (s.cluster) {
+        wh_metrics_cluster(p, &s.c);
     }
 
     st = &s.space[WH_ENGINE_STATE];
@@ -405,6 +470,7 @@ static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_sessions,
     wh_metrics_channels,
     wh_metrics_commands,
+    wh_metrics_jobs,
     wh_metrics_storage,
     wh_metrics_mqtt,
     wh_metrics_quota,

@@ -1157,7 +1157,7 @@ static void
 test_window_and_ack_deadline(void **state)
 {
     wh_cmd_policy_t  p = { 60000, 1000, 3, 2 };
-    wh_cmd_state_t   s = { WH_CMD_SENT, 1, T0 + 60000, T0 + 1000 };
+    wh_cmd_state_t   s = { WH_CMD_SENT, 1, T0 + 60000, T0 + 1000, 0, 0 };
 
     (void) state;
 

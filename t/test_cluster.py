@@ -1,0 +1,371 @@
+"""Cluster mode (DESIGN.md "Cluster mode") on this machine: three nodes
+(nginx + wirehubd each, `engine redis` through Sentinel), a front nginx
+balancing WebSockets and the API across them with `hash $remote_addr
+consistent`, a Redis primary with two replicas and three Sentinels, all
+real processes on loopback.
+
+It checks cross-node fan-out (publishes on every node reach the
+subscribers of every node once, in id order), resume on another node
+after a node is killed with -9, and a Redis primary failover during a
+stream of publishes: every message answered 202 (replicas_ack=1) reaches
+the subscribers and stays in history, none twice, in order."""
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import chan
+import redis_harness as rh
+import wh
+from chan import Client, record_metric, run
+
+NODES = 3
+
+NODE_SERVER = """
+location /ws/ { wirehub_websocket; }
+location /api/ { wirehub_api; }
+location = /healthz { wirehub_api; }
+"""
+
+FRONT_HTTP = """
+upstream wirehub_nodes {
+    hash $remote_addr consistent;
+%s
+}
+map $http_upgrade $connection_upgrade {
+    default upgrade;
+    ''      close;
+}
+"""
+
+FRONT_SERVER = """
+location /ws/ {
+    proxy_pass http://wirehub_nodes;
+    proxy_http_version 1.1;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $connection_upgrade;
+    proxy_read_timeout 1h;
+}
+location /api/ {
+    proxy_pass http://wirehub_nodes;
+    proxy_next_upstream error timeout;
+}
+"""
+
+
+class Node:
+    def __init__(self, i, engine_line):
+        self.name = "n%d" % i
+        self.daemon = chan.Daemon(
+            "cluster-%s" % self.name, history="length=1000 ttl=24h",
+            extra="%s\nnode_id %s;\n" % (engine_line, self.name))
+        self.daemon.start()
+        http = "%s\nwirehub_send_limit 32m;\n" % wh.jwt_directives()
+        self.ngx = wh.Nginx("cluster-%s" % self.name, http=http,
+                            server=NODE_SERVER,
+                            daemon_socket=self.daemon.socket).start()
+        self.ngx.wait_link_up()
+        self.dead = False
+
+    @property
+    def port(self):
+        return self.ngx.port
+
+    def kill9(self):
+        """Every process of the node at once, as a power cut would."""
+        pids = [self.ngx.proc.pid] + list(self.ngx.workers())
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.daemon.kill9()
+        self.ngx.proc.wait(5)
+        self.dead = True
+
+    def stop(self):
+        if not self.dead:
+            self.ngx.stop()
+            self.daemon.stop()
+        self.ngx.cleanup()
+
+
+def engine_line(redis_set, replicas_ack):
+    return ("engine redis sentinel=%s master=%s replicas_ack=%d "
+            "ack_timeout=500ms connect_timeout=300ms command_timeout=1s;"
+            % (",".join(s.addr for s in redis_set.sentinels), rh.MASTER,
+               replicas_ack))
+
+
+class Cluster:
+    def __init__(self, replicas_ack=1):
+        self.redis = rh.RedisSet(replicas=2, sentinels=3)
+        self.nodes = []
+        self.front = None
+        try:
+            self.redis.wait_replicated()
+            self.redis.wait_sentinels_agree()
+            line = engine_line(self.redis, replicas_ack)
+            for i in range(1, NODES + 1):
+                self.nodes.append(Node(i, line))
+            servers = "\n".join("    server 127.0.0.1:%d max_fails=1 "
+                                "fail_timeout=10s;" % n.port
+                                for n in self.nodes)
+            self.front = wh.Nginx("cluster-front",
+                                  http=FRONT_HTTP % servers,
+                                  server=FRONT_SERVER).start()
+            for n in self.nodes:
+                rh.wait_for(lambda n=n: self.engine(n)["up"], 15,
+                            what="%s reaching Redis" % n.name)
+        except BaseException:
+            self.stop()
+            raise
+
+    def engine(self, node, ws=wh.WORKSPACE):
+        api = wh.Api(node.port, chan.service_token(ws))
+        try:
+            r = api.request("GET", "/api/stats")
+            assert r.status == 200, r
+            return r.json()["engine"]
+        finally:
+            api.close()
+
+    def stop(self):
+        if self.front is not None:
+            self.front.stop()
+            self.front.cleanup()
+        for n in self.nodes:
+            n.stop()
+        self.redis.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(keys):
+    c = Cluster()
+    yield c
+    c.stop()
+
+
+def ids_in_order(msgs, channel):
+    got = [m for m in msgs if m.get("channel") == channel]
+    return [m["id"] for m in got], got
+
+
+def test_nodes_report_the_engine(cluster):
+    for n in cluster.nodes:
+        e = cluster.engine(n)
+        assert e["kind"] == "redis"
+        assert e["node_id"] == n.name
+        assert e["up"] is True
+        assert e["primary"] == cluster.redis.primary.addr
+
+
+def test_fanout_across_nodes_in_order(cluster):
+    """Publishes on all three nodes at once; a subscriber on each node
+    gets every message once, in id order, ids contiguous."""
+    ws = chan.unique("cl")
+    ch = "room/fan"
+    per_node = 60
+    tok = chan.token("viewer", ws)
+
+    async def scenario():
+        subs = [await Client.open(n.port, tok) for n in cluster.nodes]
+        for s in subs:
+            await s.subscribe(ch)
+        acked = {}
+
+        def publish(node):
+            api = wh.Api(node.port, chan.service_token(ws))
+            try:
+                for k in range(per_node):
+                    mid, _ = chan.publish_ok(api, ch,
+                                             {"from": node.name, "k": k})
+                    acked[mid] = (node.name, k)
+            finally:
+                api.close()
+
+        threads = [threading.Thread(target=publish, args=(n,))
+                   for n in cluster.nodes]
+        for t in threads:
+            t.start()
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [t.join() for t in threads])
+        total = per_node * len(cluster.nodes)
+        assert sorted(acked) == list(range(1, total + 1))
+        for s in subs:
+            msgs = await s.messages(total, timeout=20)
+            ids, got = ids_in_order(msgs, ch)
+            assert ids == list(range(1, total + 1))
+            for m in got:
+                assert (m["data"]["from"], m["data"]["k"]) == acked[m["id"]]
+            assert await s.barrier() == []
+        for s in subs:
+            await s.close()
+
+    run(scenario())
+
+
+def test_resume_on_another_node_after_kill9(cluster):
+    """A subscriber's node dies with SIGKILL; it reconnects to another
+    node with `since` and gets exactly what it missed, then live ones."""
+    ws = chan.unique("cl")
+    ch = "room/resume"
+    tok = chan.token("viewer", ws)
+    victim, other, publisher = cluster.nodes[2], cluster.nodes[1], \
+        cluster.nodes[0]
+    api = wh.Api(publisher.port, chan.service_token(ws))
+
+    async def scenario():
+        s = await Client.open(victim.port, tok)
+        reply = await s.subscribe(ch)
+        epoch = reply["epoch"]
+        for k in range(5):
+            chan.publish_ok(api, ch, {"k": k})
+        first = await s.messages(5)
+        assert [m["id"] for m in first] == [1, 2, 3, 4, 5]
+        victim.kill9()
+        for k in range(5, 12):
+            chan.publish_ok(api, ch, {"k": k})
+        s2 = await Client.open(other.port, tok)
+        reply = await s2.subscribe(ch, since={"id": 5, "epoch": epoch})
+        assert reply["recovered"] is True, reply
+        missed = await s2.messages(7)
+        assert [m["id"] for m in missed] == list(range(6, 13))
+        assert [m["data"]["k"] for m in missed] == list(range(5, 12))
+        chan.publish_ok(api, ch, {"k": 12})
+        live = await s2.messages(1)
+        assert live[0]["id"] == 13
+        assert await s2.barrier() == []
+        await s2.close()
+
+    try:
+        run(scenario())
+    finally:
+        api.close()
+
+
+def test_front_tier_spreads_and_proxies(cluster):
+    """Through the front nginx: handshakes and API calls from different
+    addresses land on different nodes and see the same channels."""
+    ws = chan.unique("cl")
+    tok = chan.token("viewer", ws)
+    live = [n for n in cluster.nodes if not n.dead]
+    api = wh.Api(cluster.front.port, chan.service_token(ws))
+    try:
+        mid, epoch = chan.publish_ok(api, "room/front", {"k": 0})
+        assert mid == 1
+        seen = set()
+        for last in range(1, 40):
+            sock = wh.RawWebSocket.connect(
+                cluster.front.port, token=tok,
+                source=("127.0.0.%d" % last, 0))
+            with sock:
+                status = sock.recv_json()
+                assert status["type"] == "connection_status"
+                seen.add(status["data"]["session"].rsplit("-", 1)[0])
+            if len(seen) >= 2:
+                break
+        assert len(seen) >= 2, seen
+        hist = api.history("room/front")
+        assert hist.status == 200
+        assert [m["id"] for m in hist.json()["items"]] == [1]
+    finally:
+        api.close()
+    assert live
+
+
+def test_primary_failover_during_publishes(cluster):
+    """The Redis primary is killed with -9 while a node publishes as fast
+    as it is answered: publishes answer 503 until a replica is promoted
+    and wirehubd follows it; every message answered 202 reaches a
+    subscriber on another node and the history, once, in order."""
+    ws = chan.unique("cl")
+    ch = "room/failover"
+    tok = chan.token("viewer", ws)
+    live = [n for n in cluster.nodes if not n.dead]
+    pub_node, sub_node = live[0], live[1]
+    stop = threading.Event()
+    acked, refused, first_after = [], [], []
+    kill_at = []
+
+    def publisher():
+        api = wh.Api(pub_node.port, chan.service_token(ws), timeout=5)
+        k = 0
+        try:
+            while not stop.is_set():
+                r = api.publish(ch, {"k": k})
+                if r.status == 202:
+                    acked.append((r.json()["id"], k))
+                    if kill_at and not first_after \
+                            and len(refused) > 0:
+                        first_after.append(time.time())
+                else:
+                    assert r.status == 503, r
+                    refused.append(k)
+                    time.sleep(0.02)
+                k += 1
+        finally:
+            api.close()
+
+    async def scenario():
+        s = await Client.open(sub_node.port, tok)
+        await s.subscribe(ch)
+        t = threading.Thread(target=publisher)
+        t.start()
+        try:
+            await asyncio.sleep(0.5)
+            old = cluster.redis.primary.addr
+            kill_at.append(cluster.redis.kill_primary())
+            new = cluster.redis.wait_new_primary(old)
+            rh.wait_for(lambda: cluster.engine(pub_node)["primary"] == new,
+                        20, what="the node following the new primary")
+            rh.wait_for(lambda: len(first_after) > 0, 20,
+                        what="a publish answered after the failover")
+            n_after = len(acked)
+            rh.wait_for(lambda: len(acked) >= n_after + 50, 20,
+                        what="publishes going on")
+        finally:
+            stop.set()
+            await asyncio.get_running_loop().run_in_executor(None, t.join)
+        ids = [mid for mid, _ in acked]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        got = []
+        deadline = time.monotonic() + 20
+        while len([m for m in got if m["id"] in set(ids)]) < len(ids):
+            assert time.monotonic() < deadline, (len(got), len(ids))
+            got += await s.messages(1, timeout=deadline - time.monotonic())
+        got_ids = [m["id"] for m in got]
+        assert got_ids == sorted(got_ids), "out of order"
+        assert len(set(got_ids)) == len(got_ids), "a message twice"
+        by_id = {m["id"]: m["data"]["k"] for m in got}
+        for mid, k in acked:
+            assert by_id.get(mid) == k, (mid, k, by_id.get(mid))
+        await s.close()
+        return kill_at[0], first_after[0], len(acked), len(refused)
+
+    killed, recovered, n_acked, n_refused = run(scenario(), timeout=120)
+    api = wh.Api(live[-1].port, chan.service_token(ws))
+    try:
+        items = []
+        query = ""
+        while True:
+            r = api.history(ch, query)
+            assert r.status == 200, r
+            doc = r.json()
+            items += doc["items"]
+            if doc.get("next") is None:
+                break
+            query = "since=%s" % doc["next"]
+        stored = {m["id"]: m["data"]["k"] for m in items}
+        for mid, k in acked:
+            assert stored.get(mid) == k, (mid, k)
+    finally:
+        api.close()
+    record_metric("cluster_failover_recovery_s", round(recovered - killed, 2))
+    record_metric("cluster_failover_publishes", {
+        "acked": n_acked, "refused_503": n_refused, "lost": 0})
