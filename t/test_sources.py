@@ -564,7 +564,9 @@ def test_seed_flow_dashboard(tmp_path, upstreams, nginx_factory, keys):
             assert seen[(dev, "message.ack")] == list(range(20))
 
         # nothing the stub sent is missing from the channels, in order
-        sent = up.lines("sent")
+        # (it notes a send once the send returned: after we saw it)
+        sent = wait_for(lambda: len(up.lines("sent")) == 2 * 3 * 41
+                        and up.lines("sent"), 5, "the stub's notes")
         for dev in devices:
             for ev in ("connected", "message", "message.ack"):
                 want = [m.get("seq") for m in sent
