@@ -38,6 +38,8 @@ MODULE_FAMILIES = {
     "wirehub_link_refused_total": "counter",
     "wirehub_limited_total": "counter",
     "wirehub_rate_limit_closes_total": "counter",
+    "wirehub_backend_calls": "gauge",
+    "wirehub_backend_calls_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
 }
 

@@ -260,6 +260,22 @@ def test_channels(checker):
                   200)
     checker.check(api, "get", msgs, "/api/channels/%s/messages?limit=0"
                   % ch, 400)
+    resp = checker.check(api, "get", msgs, "/api/channels/%s/messages"
+                         "?last=2&order=desc" % ch, 200)
+    assert [m["id"] for m in resp.json()["items"]] == [4, 3]
+    assert resp.json()["next"] == "3"
+    checker.check(api, "get", msgs, "/api/channels/%s/messages?before=3"
+                  "&last=5" % ch, 200)
+    checker.check(api, "get", msgs, "/api/channels/%s/messages?last=2"
+                  "&since=1" % ch, 400)
+    key = {"Idempotency-Key": chan.unique("idem")}
+    first = checker.check(api, "post", msgs, "/api/channels/%s/messages"
+                          % ch, 202, {"data": "once"}, headers=key)
+    again = checker.check(api, "post", msgs, "/api/channels/%s/messages"
+                          % ch, 200, {"data": "once"}, headers=key)
+    assert again.json() == first.json()
+    checker.check(api, "post", msgs, "/api/channels/%s/messages" % ch, 400,
+                  {"data": 1}, headers={"Idempotency-Key": "x" * 129})
     checker.check(api, "post", msgs, "/api/channels/bad*name/messages",
                   400, {"data": 1})
     checker.check(api, "get", msgs, "/api/channels/bad*name/messages", 400)
@@ -324,6 +340,12 @@ def test_clients_and_commands(checker):
         assert resp.json()["status"] == "sent"
         checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 200,
                       {"command": "reboot", "idempotency_key": "k1"})
+        checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 200,
+                      {"command": "reboot"},
+                      headers={"Idempotency-Key": "k1"})
+        checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 400,
+                      {"command": "reboot", "idempotency_key": "k2"},
+                      headers={"Idempotency-Key": "k1"})
         checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 400,
                       {"command": "reboot", "priority": 10})
         checker.check(api, "post", cmds, "/api/clients/nobody/commands",

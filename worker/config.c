@@ -4,6 +4,7 @@
  */
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <netdb.h>
@@ -1220,6 +1221,24 @@ wh_conf_stmt_free(wh_stmt_t *st)
 }
 
 
+/* hiredis resolves a host name with a blocking getaddrinfo(): Redis
+ * and its sentinels are named by address */
+static int
+wh_conf_ip(wh_stmt_t *st, const char *host, wh_err_t *err)
+{
+    unsigned char  buf[sizeof(struct in6_addr)];
+
+    if (inet_pton(AF_INET, host, buf) == 1
+        || inet_pton(AF_INET6, host, buf) == 1)
+    {
+        return 0;
+    }
+
+    return wh_conf_error(err, st, "\"%s\" is not an IP address (Redis "
+                         "and its sentinels are named by address)", host);
+}
+
+
 /* "host:port" of a sentinel */
 static int
 wh_conf_sentinel(wh_config_t *cf, wh_stmt_t *st, char *list, wh_err_t *err)
@@ -1246,8 +1265,9 @@ wh_conf_sentinel(wh_config_t *cf, wh_stmt_t *st, char *list, wh_err_t *err)
 
         *colon = '\0';
 
-        if (wh_conf_strdup(&rc->sentinel_host[rc->nsentinels], item, err)
-            != 0)
+        if (wh_conf_ip(st, item, err) != 0
+            || wh_conf_strdup(&rc->sentinel_host[rc->nsentinels], item,
+                              err) != 0)
         {
             return -1;
         }
@@ -1269,7 +1289,8 @@ wh_conf_engine_arg(wh_config_t *cf, wh_stmt_t *st, char *arg,
     wh_redis_conf_t  *rc = &cf->engine.redis;
 
     if ((v = wh_conf_key(arg, "host")) != NULL) {
-        return wh_conf_strdup(&rc->host, v, err);
+        return wh_conf_ip(st, v, err) != 0 ? -1
+               : wh_conf_strdup(&rc->host, v, err);
     }
 
     if ((v = wh_conf_key(arg, "port")) != NULL) {

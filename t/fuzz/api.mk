@@ -4,4 +4,4 @@ fuzz_api_SRCS := t/fuzz/fuzz_api.c t/fuzz/fuzz_api_clients.c \
                  $(filter-out worker/main.c worker/clients_api.c \
                      worker/commands_api.c,$(DAEMON_SRCS))
 fuzz_api_CFLAGS := -Iworker
-fuzz_api_LIBS := -llmdb -ljansson -lmosquitto -lssl -lcrypto -lpthread
+fuzz_api_LIBS := $(DAEMON_LIBS)

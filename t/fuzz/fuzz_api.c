@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 const char *fuzz_cl_parse_fields(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, unsigned *fields);
 const char *fuzz_cmd_parse_create(json_t *body, wh_str_t *strs,
-    unsigned *priority, int64_t *ttl_ms);
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
 
@@ -193,9 +193,9 @@ static void
 fuzz_commands(const wh_link_msg_t *m)
 {
     json_t      *body;
-    int64_t      ttl_ms;
+    int64_t      ttl_ms, not_before_ms;
     unsigned     priority;
-    wh_str_t     strs[7];
+    wh_str_t     strs[12];      /* as wh_commands_api_create's */
     const char  *bad;
 
     body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
@@ -210,7 +210,8 @@ fuzz_commands(const wh_link_msg_t *m)
     fuzz_raw(m->body.data, m->body.len, body, "payload", 1);
 
     memset(strs, 0, sizeof(strs));
-    bad = fuzz_cmd_parse_create(body, strs, &priority, &ttl_ms);
+    bad = fuzz_cmd_parse_create(body, strs, &priority, &ttl_ms,
+                                &not_before_ms);
 
     if (bad == NULL) {
         fuzz_assert(wh_message_type_valid(strs[3].data, strs[3].len));

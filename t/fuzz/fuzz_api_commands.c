@@ -7,15 +7,16 @@
 #include "../../worker/commands_api.c"
 
 const char *fuzz_cmd_parse_create(json_t *body, wh_str_t *strs,
-    unsigned *priority, int64_t *ttl_ms);
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
 
 const char *
 fuzz_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
-    int64_t *ttl_ms)
+    int64_t *ttl_ms, int64_t *not_before_ms)
 {
-    return wh_cmd_parse_create(body, strs, priority, ttl_ms);
+    return wh_cmd_parse_create(body, strs, priority, ttl_ms,
+                               not_before_ms);
 }
 
 const char *
