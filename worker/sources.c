@@ -648,6 +648,13 @@ wh_sources_write_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_source_write_t  *w = ctx;
 
+    /* the table of the txn's engine: the Redis engine's state is an
+     * LMDB engine of the node's own */
+    if (wh_etxn_ops(t)->source_put == NULL) {
+        return wh_err(err, 503, "the %s engine keeps no sources",
+                      wh_etxn_ops(t)->kind);
+    }
+
     if (w->del) {
         return wh_etxn_ops(t)->source_del(t, w->ws, w->id, err) < 0 ? -1
                                                                     : 0;
@@ -661,11 +668,6 @@ wh_sources_write_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 static int
 wh_sources_write(wh_sources_t *s, wh_source_write_t *w, wh_err_t *err)
 {
-    if (s->engine->ops->source_put == NULL) {
-        return wh_err(err, 503, "the %s engine keeps no sources",
-                      s->engine->ops->kind);
-    }
-
     if (wh_engine_write(s->engine, WH_ENGINE_STATE, wh_sources_write_txn, w,
                         err) != 0
         || wh_engine_sync(s->engine, err) != 0)
@@ -704,6 +706,10 @@ wh_sources_load_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
     /* the write may run again from scratch: start from nothing */
     json_array_clear(ctx);
 
+    if (wh_etxn_ops(t)->source_each == NULL) {
+        return 0;
+    }
+
     return wh_etxn_ops(t)->source_each(t, wh_sources_collect, ctx, err);
 }
 
@@ -717,10 +723,6 @@ wh_sources_load(wh_sources_t *s)
     wh_err_t          err;
     wh_str_t          ws;
     wh_source_def_t   def;
-
-    if (s->engine->ops->source_each == NULL) {
-        return;
-    }
 
     all = json_array();
 
