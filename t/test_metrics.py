@@ -85,6 +85,13 @@ DAEMON_FAMILIES = {
     "wirehubd_mqtt_reconnects_total": "counter",
     "wirehubd_mqtt_connect_failures_total": "counter",
     "wirehubd_quota_refused_total": "counter",
+    "wirehubd_sources": "gauge",
+    "wirehubd_source_messages_received_total": "counter",
+    "wirehubd_source_messages_published_total": "counter",
+    "wirehubd_source_messages_refused_total": "counter",
+    "wirehubd_source_reconnects_total": "counter",
+    "wirehubd_source_connect_failures_total": "counter",
+    "wirehubd_source_throttled_total": "counter",
 }
 
 

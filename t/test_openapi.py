@@ -25,8 +25,11 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch",
            "trace")
 TIGHT = chan.unique("tight")
 SLOW = chan.unique("slow")
+SRC_WS = chan.unique("src")
 QUOTAS = ("quota workspace=%s channels=1 clients=1 queued_commands=1;\n"
-          "quota workspace=%s publish_rate=1/s;\n" % (TIGHT, SLOW))
+          "quota workspace=%s publish_rate=1/s;\n"
+          "source conf1 url=ws://127.0.0.1:%d/ workspace=%s channel=c/{event} "
+          "reconnect_min=1s;\n" % (TIGHT, SLOW, wh.free_port(), SRC_WS))
 
 with open(DOC_PATH, "rb") as _f:
     DOC_BYTES = _f.read()
@@ -430,6 +433,29 @@ def test_jobs(checker):
 
 def workspace_of(api):
     return api.request("GET", "/api/stats").json()["workspace"]
+
+
+def test_sources(checker):
+    api = checker.api(chan.service_token(SRC_WS))
+    one = "/api/sources/{id}"
+    body = {"id": "dev1", "url": "ws://127.0.0.1:%d/ws" % wh.free_port(),
+            "channel": "devices/dev1/{event}",
+            "headers": {"Authorization": "Basic c2VjcmV0"}}
+    resp = checker.check(api, "post", "/api/sources", "/api/sources", 201,
+                         body)
+    assert resp.json()["headers"] == ["Authorization"]
+    checker.check(api, "post", "/api/sources", "/api/sources", 409, body)
+    checker.check(api, "post", "/api/sources", "/api/sources", 400,
+                  {"id": "x", "url": "http://h/", "channel": "c"})
+    resp = checker.check(api, "get", "/api/sources", "/api/sources", 200)
+    assert {s["id"] for s in resp.json()["items"]} == {"conf1", "dev1"}
+    checker.check(api, "get", one, "/api/sources/dev1", 200)
+    checker.check(api, "get", one, "/api/sources/nope", 404)
+    checker.check(api, "delete", one, "/api/sources/conf1", 409)
+    checker.check(api, "delete", one, "/api/sources/dev1", 200)
+    checker.check(api, "delete", one, "/api/sources/dev1", 404)
+    checker.check(checker.api(chan.token(workspace=SRC_WS)), "get",
+                  "/api/sources", "/api/sources", 403)
 
 
 def test_stats_health_metrics_and_auth(checker):

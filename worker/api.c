@@ -11,6 +11,7 @@
  *   GET  /stats
  *   GET  /metrics                       admin, no workspace: metrics.c
  *   /clients..., /commands/...   clients.c and commands.c
+ *   /sources...                  sources_api.c
  */
 
 #include <ctype.h>
@@ -27,6 +28,7 @@
 #include "jobs_api.h"
 #include "respond.h"
 #include "clients_api.h"
+#include "sources_api.h"
 #include "query.h"
 #include "daemon.h"
 #include "metrics.h"
@@ -597,6 +599,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                         json_pack("{s:f}", "longest_turn_ms",
                                   (double) wh_loop_turn_max(&d->loop)
                                   / 1000.0));
+    json_object_set_new(obj, "sources", wh_sources_stats(&d->sources, ws));
 
     return 0;
 }
@@ -833,6 +836,11 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_commands_api_path(path)) {
         wh_commands_api(&d->commands, peer, m, path);
+        return;
+    }
+
+    if (wh_sources_api_path(path)) {
+        wh_sources_api(&d->sources, peer, m, path);
         return;
     }
 

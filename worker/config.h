@@ -15,6 +15,7 @@
 #include "log.h"
 #include "quota.h"
 #include "redis.h"
+#include "sourcedef.h"
 
 
 #define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
@@ -75,6 +76,9 @@ typedef struct {
     wh_egress_conf_t   egress;
     wh_quota_rule_t   *quota;      /* in configuration order */
     unsigned           nquota;
+    wh_source_def_t   *sources;    /* `source` lines; wirehubd's sources
+                                    * take them at start (nsources 0) */
+    unsigned           nsources;
 } wh_config_t;
 
 

@@ -618,6 +618,16 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
+    /* the configured definitions move into the sources */
+    if (wh_sources_init(&d->sources, d->conf.sources, d->conf.nsources,
+                        &d->loop, &d->log, &d->channels, &d->mqtt,
+                        d->engine, err) != 0)
+    {
+        return -1;
+    }
+
+    d->conf.nsources = 0;
+
     wh_log_info(&d->log, "wirehubd %s listening on unix:%s%s, storage %s "
                 "(map %zu bytes)", d->instance,
                 inherited ? lf.path : d->conf.listen,
@@ -641,6 +651,7 @@ wh_daemon_run(wh_daemon_t *d)
 
     /* drain: commit what was read (and the values the MQTT rate limit
      * still held), write what was answered, close */
+    wh_sources_stop(&d->sources);
     wh_mqtt_stop(&d->mqtt);
     wh_batch_commit(&d->batch);
     wh_channels_commit(&d->channels);

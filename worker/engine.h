@@ -240,6 +240,10 @@ typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
     wh_str_t client_id, uint64_t before_s);
+/* a stored upstream source (sources.c): its record, valid during the
+ * call; non-zero stops */
+typedef int (*wh_engine_source_pt)(void *ctx, wh_str_t ws, wh_str_t id,
+    wh_str_t record);
 /* an open command, valid during the call (the callee may change it
  * through the engine) */
 typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
@@ -387,6 +391,23 @@ struct wh_engine_ops_s {
     /* the executions with index >= from, in index order */
     int  (*exec_each)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
         uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
+
+    /*
+     * Upstream sources (DESIGN.md "Upstream sources"): the ones added
+     * at run time, inside a state write.  The record is sources.c's
+     * JSON text, header values included; the engine only keeps it.
+     * An engine without these (NULL) has no run-time sources.
+     */
+
+    /* stores or replaces the record of (ws, id) */
+    int  (*source_put)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_str_t record, wh_err_t *err);
+    /* 1 deleted, 0 there was none */
+    int  (*source_del)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_err_t *err);
+    /* every stored source (at start) */
+    int  (*source_each)(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
+        wh_err_t *err);
 };
 
 struct wh_engine_s {
