@@ -685,6 +685,17 @@ wh_conf_mqtt_arg(wh_config_t *cf, wh_stmt_t *st, const char *arg,
                : wh_conf_error(err, st, "invalid reconnect_max \"%s\"", v);
     }
 
+    if ((v = wh_conf_key(arg, "shared")) != NULL) {
+        /* a shared subscription's group is one topic level */
+        if (*v == '\0' || strlen(v) > 64 || strpbrk(v, "/+#") != NULL) {
+            return wh_conf_error(err, st, "invalid mqtt shared group "
+                                 "\"%s\" (1 to 64 characters, no / + #)",
+                                 v);
+        }
+
+        return wh_conf_strdup(&mq->shared, v, err);
+    }
+
     if ((v = wh_conf_key(arg, "username")) != NULL) {
         return wh_conf_strdup(&mq->username, v, err);
     }
@@ -1716,6 +1727,7 @@ wh_conf_mqtt_free(wh_mqtt_conf_t *mq)
 {
     free(mq->host);
     free(mq->client_id);
+    free(mq->shared);
     free(mq->username);
 
     if (mq->password) {

@@ -37,6 +37,7 @@ typedef struct {
     size_t     max_payload;        /* larger payloads are dropped */
     int64_t    reconnect_min_ms;   /* backoff: first delay ... */
     int64_t    reconnect_max_ms;   /* ... doubling up to this */
+    char      *shared;             /* $share/GROUP/ ingest filters */
 } wh_mqtt_conf_t;
 
 /* the `engine` directive */

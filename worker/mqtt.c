@@ -307,12 +307,48 @@ wh_mqtt_schedule(wh_mqtt_t *mq, int was_connected)
 }
 
 
+/*
+ * With `shared=GROUP` the filter becomes $share/GROUP/FILTER: the broker
+ * hands each message to one subscriber of the group, so the wirehubd of
+ * a cluster ingest it once between them.  Messages still arrive under
+ * their own topic, which the ingest rules match as usual.
+ */
+static void
+wh_mqtt_subscribe(wh_mqtt_t *mq, const char *filter)
+{
+    int          rc;
+    char        *shared = NULL;
+    const char  *group = mq->conf->mqtt.shared;
+
+    if (group != NULL) {
+        if (asprintf(&shared, "$share/%s/%s", group, filter) < 0) {
+            wh_log_error(mq->log, "mqtt: cannot subscribe to \"%s\": "
+                         "out of memory", filter);
+            return;
+        }
+
+        filter = shared;
+    }
+
+    rc = mosquitto_subscribe(mq->mosq, NULL, filter, mq->conf->mqtt.qos);
+
+    if (rc != MOSQ_ERR_SUCCESS) {
+        wh_log_error(mq->log, "mqtt: cannot subscribe to \"%s\": %s",
+                     filter, mosquitto_strerror(rc));
+    }
+
+    free(shared);
+}
+
+
 static void
 wh_mqtt_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags)
 {
     unsigned    i;
     int64_t     now;
     wh_mqtt_t  *mq = obj;
+
+    (void) mosq;
 
     if (rc != 0) {
         /* libmosquitto closes the connection next: on_disconnect */
@@ -346,14 +382,7 @@ wh_mqtt_on_connect(struct mosquitto *mosq, void *obj, int rc, int flags)
     /* every time: a broker without persistence forgot them, whatever
      * session_present says */
     for (i = 0; i < mq->conf->ningest; i++) {
-        rc = mosquitto_subscribe(mosq, NULL, mq->conf->ingest[i].filter,
-                                 mq->conf->mqtt.qos);
-
-        if (rc != MOSQ_ERR_SUCCESS) {
-            wh_log_error(mq->log, "mqtt: cannot subscribe to \"%s\": %s",
-                         mq->conf->ingest[i].filter,
-                         mosquitto_strerror(rc));
-        }
+        wh_mqtt_subscribe(mq, mq->conf->ingest[i].filter);
     }
 }
 
