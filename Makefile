@@ -32,7 +32,8 @@ FUZZERS    :=
 -include packaging.mk
 
 .PHONY: all deps module daemon run test unit integration fuzz fuzz-replay \
-        fuzz-merge clean bench layers test-asan autobahn redis-probe
+        fuzz-merge clean bench layers test-asan autobahn redis-probe \
+        cluster cluster-stop
 
 .DEFAULT_GOAL := all
 
@@ -249,3 +250,13 @@ autobahn: module
 
 clean:
 	rm -rf $(BUILD)
+
+# The three-node cluster example of conf/cluster/ (Redis + Sentinel, a
+# front nginx) on loopback, in the background under build/cluster/;
+# `make cluster-stop` stops what it started.
+cluster: deps
+	$(MAKE) all
+	./scripts/cluster.sh start
+
+cluster-stop:
+	./scripts/cluster.sh stop
