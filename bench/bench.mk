@@ -3,6 +3,9 @@
 #                     Wirehub beside Nchan, a Node.js server, Mosquitto's
 #                     WebSocket listener and the floor (about 9 minutes)
 #   make bench-quick  the same scenarios, small and short (about 2 minutes)
+#   make bench-cluster  fan-out over two nodes on one redis-server beside
+#                     one LMDB node (cluster mode; BENCH_SIZE=full for
+#                     the large size; about a minute quick)
 #   make soak         churn and failures for SOAK_SECONDS (default 30 min)
 #                     with SOAK_CLIENTS subscribers, then a verdict
 #                     (bench/soak; not part of make test)
@@ -23,7 +26,7 @@ WSLOAD_SRCS := bench/wsload.c bench/wsl_client.c bench/wsl_pub.c \
                bench/wsl_proc.c
 WSLOAD_HDRS := bench/wsl.h bench/wsl_net.h
 
-.PHONY: bench bench-quick bench-tools bench-deps soak
+.PHONY: bench bench-quick bench-cluster bench-tools bench-deps soak
 
 bench-tools: $(BENCH_BUILD)/wsload $(BENCH_BUILD)/floor
 
@@ -45,6 +48,13 @@ bench: deps bench-deps
 bench-quick: deps bench-deps
 	$(MAKE) all bench-tools
 	$(PYTHON) bench/bench.py --quick
+
+BENCH_SIZE ?= quick
+
+bench-cluster: deps
+	$(MAKE) all bench-tools
+	$(PYTHON) bench/bench.py --$(BENCH_SIZE) --only fanout_cluster \
+	    --servers wirehub,cluster
 
 # Every other SOAK_* knob (bench/README.md) reaches bench/soak from the
 # environment or the make command line as it is.

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +48,8 @@ SINGLE_PROCESS_MAX_CONNS = 19000
 
 SERVERS = ["wirehub", "nchan", "node", "mosquitto", "floor"]
 LABELS = {"wirehub": "Wirehub", "nchan": "Nchan", "node": "Node",
-          "mosquitto": "Mosquitto", "floor": "floor", "broker": "broker"}
+          "mosquitto": "Mosquitto", "floor": "floor", "broker": "broker",
+          "cluster": "Wirehub 2 nodes + Redis"}
 
 # which servers run which scenario: Mosquitto has no JWT (no connect
 # storm); only Wirehub ingests MQTT, beside Mosquitto's own WebSocket
@@ -59,7 +61,13 @@ SCENARIO_SERVERS = {
     # none of the anchors has a durable command queue
     "commands_max": ["wirehub"],
     "commands_rate": ["wirehub"],
+    # cluster mode: the same fan-out over two nodes on one redis-server
+    # beside one LMDB node (`make bench-cluster`)
+    "fanout_cluster": ["wirehub", "cluster"],
 }
+
+# run only when named (--only): make bench-cluster
+OPT_IN = ["fanout_cluster"]
 
 # Scenario sizes.  "workers" is the nginx worker count (Wirehub and Nchan
 # alike); Node, Mosquitto and the floor are single-threaded by design.
@@ -84,6 +92,8 @@ FULL = {
                          duration=10, workers=1, procs=1),
     "commands_rate": dict(conns=1000, rate=1000, pub_conns=64, warmup=2,
                           duration=10, workers=1, procs=1),
+    "fanout_cluster": dict(conns=10000, window=8, warmup=3, duration=10,
+                           workers=1, procs=2),
 }
 
 QUICK = {
@@ -104,6 +114,8 @@ QUICK = {
                          duration=2, workers=1, procs=1),
     "commands_rate": dict(conns=200, rate=500, pub_conns=32, warmup=1,
                           duration=2, workers=1, procs=1),
+    "fanout_cluster": dict(conns=2000, window=8, warmup=1, duration=3,
+                           workers=1, procs=1),
 }
 
 NOT_MEASURED = []
@@ -385,6 +397,99 @@ class Wirehub(Server):
                            + self.tail("error.log"))
 
 
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class WirehubCluster(Wirehub):
+    """Two Wirehub nodes (nginx + wirehubd `engine redis`) sharing one
+    redis-server with AOF and appendfsync always, as the engine asks.
+    Both nginx listen on one port with reuseport, so the kernel spreads
+    the subscribers over the two nodes; node 1 also listens on a port of
+    its own, where the publisher goes.  The server's CPU is every
+    process of both nodes and Redis; Redis's own share is read from
+    /proc/PID/stat of redis-server over the measured window."""
+
+    name = "cluster"
+
+    def start(self, scenario, workers):
+        prefix = self.new_prefix()
+        self.port = free_port()
+        self.node_ports = []
+        os.makedirs(os.path.join(prefix, "redis"))
+        self.redis_port = free_port()
+        self.redis = self.spawn([
+            REDIS_SERVER, "--port", str(self.redis_port),
+            "--bind", "127.0.0.1", "--dir", os.path.join(prefix, "redis"),
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--protected-mode", "no", "--logfile", ""], "redis.log")
+        if not wait_port(self.redis_port, self.redis):
+            raise RuntimeError("redis-server did not start:\n"
+                               + self.tail("redis.log"))
+        group = " group=nogroup" if os.geteuid() == 0 else ""
+        for n in (1, 2):
+            self.start_node(n, prefix, group, workers)
+        self.wait_links(workers)
+
+    def start_node(self, n, prefix, group, workers):
+        node = os.path.join(prefix, "n%d" % n)
+        os.makedirs(os.path.join(node, "data"))
+        os.makedirs(os.path.join(node, "tmp"))
+        sock = os.path.join(node, "wirehubd.sock")
+        conf = self.log("wirehubd-n%d.conf" % n, (
+            "listen unix:%s%s;\n"
+            "storage %s/data map_size=1g;\n"
+            "history length=1000 ttl=24h;\n"
+            "engine redis host=127.0.0.1 port=%d;\n"
+            "node_id b%d;\n"
+            "log stderr warn;\n") % (sock, group, node, self.redis_port, n))
+        daemon = self.spawn([WIREHUBD, "-c", conf], "wirehubd-n%d.log" % n)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("wirehubd n%d did not start:\n%s"
+                                   % (n, self.tail("wirehubd-n%d.log" % n)))
+            time.sleep(0.05)
+        own = free_port()
+        self.node_ports.append(own)
+        http = """
+    wirehub_daemon unix:%s;
+    wirehub_jwt_key HS256 file=%s;
+""" % (sock, HS256_SECRET)
+        text = nginx_conf(node, self.port, workers, MODULE, http, """
+        listen 127.0.0.1:%d;
+        location /ws/ { wirehub_websocket; }
+        location /api/ { wirehub_api; }""" % own)
+        # both nodes in one reuseport group, with any worker count
+        text = text.replace("backlog=4096;", "backlog=4096 reuseport;")
+        conf = self.log("nginx-n%d.conf" % n, text)
+        proc = self.spawn([NGINX, "-p", node + "/", "-c", conf, "-e",
+                           os.path.join(node, "error.log")],
+                          "nginx-n%d.out" % n)
+        if not wait_port(own, proc):
+            raise RuntimeError("nginx n%d did not start:\n%s"
+                               % (n, self.tail("nginx-n%d.out" % n)))
+
+    def wait_links(self, workers):
+        deadline = time.monotonic() + 10
+        token = hs256_token("bench-probe")
+        while time.monotonic() < deadline:
+            if all(ws_probe(p, token) for p in self.node_ports
+                   for _ in range(2 * workers)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("cluster: handshakes still fail:\n"
+                           + self.tail("n1/error.log"))
+
+    def target(self, scenario):
+        return dict(url="ws://127.0.0.1:%d/ws/" % self.port, proto="json",
+                    pub="http://127.0.0.1:%d/api/channels/{ch}/messages"
+                    % self.node_ports[0])
+
+    def measured_pid(self):
+        return self.redis.pid
+
+
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -522,7 +627,8 @@ class Floor(Server):
 
 
 SERVER_CLASSES = {"wirehub": Wirehub, "nchan": Nchan, "node": Node,
-                  "mosquitto": Mosquitto, "broker": Broker, "floor": Floor}
+                  "mosquitto": Mosquitto, "broker": Broker, "floor": Floor,
+                  "cluster": WirehubCluster}
 
 
 # ------------------------------------------------------------ scenarios
@@ -531,7 +637,8 @@ SERVER_CLASSES = {"wirehub": Wirehub, "nchan": Nchan, "node": Node,
 MODES = {"fanout_max": "fanout", "fanout_rate": "fanout", "many": "many",
          "idle": "idle", "connect_hs256": "connect",
          "connect_es256": "connect", "mqtt_ingest": "many",
-         "commands_max": "commands", "commands_rate": "commands"}
+         "commands_max": "commands", "commands_rate": "commands",
+         "fanout_cluster": "fanout"}
 
 
 def wsload_args(scenario, params, server):
@@ -579,13 +686,19 @@ def run_wsload(args, server, params, perf_base):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     profiler = None
+    sampler = None
     err = []
     try:
         for line in proc.stderr:
             text = line.decode("utf-8", "replace")
             err.append(text)
-            if perf_base and text.startswith("wsload: measuring"):
+            if not text.startswith("wsload: measuring"):
+                continue
+            if perf_base:
                 profiler = start_perf(server, params, perf_base)
+            if hasattr(server, "measured_pid"):
+                sampler = CpuSampler(server.measured_pid(),
+                                     params.get("duration", 5))
         out = proc.stdout.read().decode("utf-8", "replace").strip()
         proc.wait(200)
     finally:
@@ -595,7 +708,40 @@ def run_wsload(args, server, params, perf_base):
             report_perf(perf_base)
     if not out:
         return {"ok": False, "error": "".join(err)[-300:]}
-    return json.loads(out.splitlines()[-1])
+    result = json.loads(out.splitlines()[-1])
+    if sampler is not None:
+        result["redis_cpu_s"] = sampler.result()
+    return result
+
+
+def proc_cpu_s(pid):
+    """utime + stime of one process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(
+        os.sysconf("SC_CLK_TCK"))
+
+
+class CpuSampler:
+    """One process's CPU seconds over the next `seconds` (the measured
+    window, which starts when wsload says "measuring")."""
+
+    def __init__(self, pid, seconds):
+        self.pid = pid
+        self.start = proc_cpu_s(pid)
+        self.used = None
+        self.thread = threading.Timer(seconds, self.sample)
+        self.thread.start()
+
+    def sample(self):
+        try:
+            self.used = proc_cpu_s(self.pid) - self.start
+        except OSError:
+            self.used = None
+
+    def result(self):
+        self.thread.join()
+        return self.used
 
 
 def start_perf(server, params, base):
@@ -749,6 +895,31 @@ def metric_rows(sizes):
          hist_ms("ack_us", "p99"), "%.1f", "commands_ack"),
         ("commands_rate", "", "server CPU us/command",
          lambda r: get(r, "server", "cpu_us_per_delivery"), "%.0f", None),
+    ] + cluster_rows(sizes.get("fanout_cluster"), rate, cpu)
+
+
+def redis_us_per_delivery(r):
+    """Redis's own CPU over the measured window, per delivery."""
+    used, rate = r.get("redis_cpu_s"), get(r, "deliveries_per_s")
+    duration = get(r, "params", "duration")
+    if used is None or not rate or not duration:
+        return None
+    return used * 1e6 / (rate * duration)
+
+
+def cluster_rows(fc, rate, cpu):
+    if fc is None:
+        return []
+    return [
+        ("fanout_cluster", "fan-out 1 ch -> %s subs over 2 nodes "
+         "(publisher on node 1), max rate" % fmt_int(fc["conns"]),
+         "deliveries/s", rate, "%.0f", None),
+        ("fanout_cluster", "", "p99 ms (%d msgs in flight)" % fc["window"],
+         lat_ms("p99"), "%.1f", None),
+        ("fanout_cluster", "", "server CPU us/delivery (Redis included)",
+         cpu, "%.2f", None),
+        ("fanout_cluster", "", "of which Redis us/delivery",
+         redis_us_per_delivery, "%.2f", None),
     ]
 
 
@@ -1038,7 +1209,8 @@ def main():
     sizes = QUICK if opts.quick else FULL
     size_name = "quick" if opts.quick else "full"
     servers = [s for s in opts.servers.split(",") if s]
-    scenarios = opts.only.split(",") if opts.only else list(sizes)
+    scenarios = opts.only.split(",") if opts.only else [
+        s for s in sizes if s not in OPT_IN]
     check_prereqs(servers)
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
