@@ -51,6 +51,17 @@ def service_token(workspace=wh.WORKSPACE, **claims):
                  role="service", **claims)
 
 
+def stats(port, tok):
+    """GET /api/stats through nginx on port, as tok: the JSON (200)."""
+    api = wh.Api(port, tok)
+    try:
+        r = api.request("GET", "/api/stats")
+        assert r.status == 200, r
+        return r.json()
+    finally:
+        api.close()
+
+
 # ---------------------------------------------------------------- wirehubd
 
 

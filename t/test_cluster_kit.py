@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import chan
 import wh
 from chan import Client, run
 
@@ -97,13 +98,7 @@ def stop_kit(env, prefix, top):
 
 
 def engine(port, token):
-    api = wh.Api(port, token)
-    try:
-        r = api.request("GET", "/api/stats")
-        assert r.status == 200, r
-        return r.json()["engine"]
-    finally:
-        api.close()
+    return chan.stats(port, token)["engine"]
 
 
 def test_front_websocket_gets_what_other_nodes_publish(kit):

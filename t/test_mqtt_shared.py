@@ -48,13 +48,7 @@ class Node:
         return self.ngx.port
 
     def mqtt_stats(self):
-        api = wh.Api(self.port, chan.service_token(WS))
-        try:
-            r = api.request("GET", "/api/stats")
-            assert r.status == 200, r
-            return r.json()["mqtt"]
-        finally:
-            api.close()
+        return chan.stats(self.port, chan.service_token(WS))["mqtt"]
 
     def stop(self):
         self.ngx.stop()
