@@ -489,19 +489,43 @@ class WirehubCluster(Wirehub):
     def measured_pid(self):
         return self.redis.pid
 
+    def spread(self):
+        """The workspace's connections on each node (GET /api/stats on
+        its own port), to show how the kernel split the subscribers."""
+        token = hs256_token("bench-stats", role="service")
+        out = []
+        for port in self.node_ports:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 5) as s:
+                    s.sendall(("GET /api/stats HTTP/1.0\r\n"
+                               "Authorization: Bearer %s\r\n\r\n"
+                               % token).encode())
+                    data = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                body = data.split(b"\r\n\r\n", 1)[1]
+                out.append(json.loads(body)["connections"])
+            except (OSError, IndexError, ValueError, KeyError):
+                out.append(None)
+        return out
+
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def hs256_token(sub):
+def hs256_token(sub, **claims):
     with open(HS256_SECRET, "rb") as f:
         secret = f.read()
     if secret.endswith(b"\n"):
         secret = secret[:-1]
     head = b64url(b'{"alg":"HS256","typ":"JWT"}')
-    body = b64url(json.dumps({"sub": sub, "workspace": "bench",
-                              "exp": int(time.time()) + 600}).encode())
+    body = b64url(json.dumps(dict({"sub": sub, "workspace": "bench",
+                                   "exp": int(time.time()) + 600},
+                                  **claims)).encode())
     mac = hmac.new(secret, (head + "." + body).encode(), hashlib.sha256)
     return head + "." + body + "." + b64url(mac.digest())
 
@@ -686,7 +710,7 @@ def run_wsload(args, server, params, perf_base):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     profiler = None
-    sampler = None
+    sampler = spread = None
     err = []
     try:
         for line in proc.stderr:
@@ -699,6 +723,7 @@ def run_wsload(args, server, params, perf_base):
             if hasattr(server, "measured_pid"):
                 sampler = CpuSampler(server.measured_pid(),
                                      params.get("duration", 5))
+                spread = server.spread()
         out = proc.stdout.read().decode("utf-8", "replace").strip()
         proc.wait(200)
     finally:
@@ -711,6 +736,7 @@ def run_wsload(args, server, params, perf_base):
     result = json.loads(out.splitlines()[-1])
     if sampler is not None:
         result["redis_cpu_s"] = sampler.result()
+        result["connections_per_node"] = spread
     return result
 
 
@@ -1141,6 +1167,12 @@ def notes_for(results, sizes):
                      % (NOISE_CORES, ", ".join("%s/%s" % (a, b)
                                                for a, b, _ in noisy),
                         worst[2], worst[0], worst[1]))
+    r = results.get(("fanout_cluster", "cluster"))
+    if r and r.get("ok") and r.get("connections_per_node"):
+        notes.append("- fanout_cluster: connections per node while "
+                     "measured (reuseport spread): %s; the publisher "
+                     "posts to node 1." % " / ".join(
+                         str(n) for n in r["connections_per_node"]))
     notes.append("- Nchan, Mosquitto and the floor check no token (neither "
                  "has JWT auth); Wirehub and Node verify one per "
                  "handshake and per API publish.")
