@@ -130,16 +130,24 @@ PY
 
 # until the node's /api/stats says its engine reaches the Redis primary
 wait_engine_up() {
-    local port=$1 token=$2 i
-    for i in $(seq 150); do
-        if curl -fsS -m 2 -H "Authorization: Bearer $token" \
-                "http://127.0.0.1:$port/api/stats" 2>/dev/null \
-                | grep -q '"up":true'; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "the node on 127.0.0.1:$port did not reach Redis (see $prefix)"
+    local port=$1 token=$2
+    "$python" - "$port" "$token" <<'PY' \
+        || die "the node on 127.0.0.1:$1 did not reach Redis (see $prefix)"
+import json, sys, time, urllib.request
+url = "http://127.0.0.1:%s/api/stats" % sys.argv[1]
+req = urllib.request.Request(url, headers={
+    "Authorization": "Bearer " + sys.argv[2]})
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    try:
+        with urllib.request.urlopen(req, timeout=2) as r:
+            if json.load(r)["engine"].get("up"):
+                sys.exit(0)
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(0.1)
+sys.exit(1)
+PY
 }
 
 start() {
