@@ -490,8 +490,10 @@ class WirehubCluster(Wirehub):
         return self.redis.pid
 
     def spread(self):
-        """The workspace's connections on each node (GET /api/stats on
-        its own port), to show how the kernel split the subscribers."""
+        """The WebSocket connections of each node's nginx (`nginx` of
+        GET /api/stats on its own port; the workspace's `connections`
+        count the whole cluster), to show how the kernel split the
+        subscribers."""
         token = hs256_token("bench-stats", role="service")
         out = []
         for port in self.node_ports:
@@ -507,7 +509,7 @@ class WirehubCluster(Wirehub):
                             break
                         data += chunk
                 body = data.split(b"\r\n\r\n", 1)[1]
-                out.append(json.loads(body)["connections"])
+                out.append(json.loads(body)["nginx"]["connections"])
             except (OSError, IndexError, ValueError, KeyError):
                 out.append(None)
         return out
