@@ -342,7 +342,7 @@ static void
 wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
-    char           id[WH_CMD_NEW_ID_LEN + 1];
+    char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_ISSUER_MAX];
     json_t        *body;
     int64_t        ttl_ms, not_before_ms;
     unsigned       priority;
@@ -393,7 +393,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     strs[2].data = id;
     strs[2].len = strlen(id);
 
-    strs[11] = m->client_id;        /* who issued it (wh_api_issuer) */
+    wh_issuer(m, by, sizeof(by), &strs[11]);
     op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, strs, 12);
     json_decref(body);
 

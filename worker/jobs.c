@@ -326,8 +326,8 @@ wh_job_json(wh_buf_t *b, const wh_jobm_t *jm)
     }
 
     if (r->issued_by.len) {
-        rc |= wh_jw_str(b, "issued_by", r->issued_by.data,
-                        r->issued_by.len);
+        rc |= wh_jw_issuer(b, "issued_by", r->issued_by.data,
+                           r->issued_by.len);
     }
 
     rc |= wh_jw_time(b, "not_before", r->not_before_ms);

@@ -438,6 +438,15 @@ def link():
     yield "zeros", b"\x00" * 16
     yield "long", b"\x10\x20\x08\x05" + bytes(range(200))
 
+    # a whole REQUEST frame of version 4 (the caller's sub last)
+    def s(v):
+        return struct.pack(">H", len(v)) + v
+    body = (bytes([0x06]) + struct.pack(">I", 7) + s(b"acme") + b"\x01"
+            + s(b"POST") + s(b"/clients/pc-1/commands") + s(b"")
+            + struct.pack(">I", 17) + b'{"command":"ping"}'[:17]
+            + s(b"ops-1"))
+    yield "request-v4", struct.pack(">I", len(body)) + body
+
 
 def json_member():
     for i, m in enumerate(MESSAGES):
