@@ -434,7 +434,8 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
     }
 
     return wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0
-           || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0 ? -1 : 0;
+           || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0
+           || wh_lmdb_audit_open_dbs(t, err) != 0 ? -1 : 0;
 }
 
 
@@ -477,7 +478,13 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .job_delete = wh_lmdb_job_delete,
     .job_each = wh_lmdb_job_each,
     .exec_put = wh_lmdb_exec_put,
-    .exec_each = wh_lmdb_exec_each
+    .exec_each = wh_lmdb_exec_each,
+
+    /* the workspace-wide listing of commands, the retention */
+    .cmd_list_ws = wh_lmdb_cmd_list_ws,
+    .cmd_prune = wh_lmdb_cmd_prune,
+    .cmd_delete = wh_lmdb_cmd_delete,
+    .exec_delete = wh_lmdb_exec_delete
 };
 
 
