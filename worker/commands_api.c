@@ -146,7 +146,7 @@ wh_cmd_reply(wh_cmd_op_t *op, int committed, const wh_err_t *err)
         break;
     }
 
-    if (op->kind == WH_CMD_OP_LIST) {
+    if (op->kind == WH_CMD_OP_LIST || op->kind == WH_CMD_OP_LIST_WS) {
         wh_cmd_reply_list(op, &b);
     } else {
         wh_cmd_reply_one(op, &b);
@@ -499,6 +499,70 @@ wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 }
 
 
+/* GET /commands?issued_by=&since=&status=&limit=&cursor= */
+static void
+wh_cmd_list_ws(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m)
+{
+    int           rc;
+    char          sub[WH_CMD_CLIENT_MAX + 1], since[64];
+    size_t        sub_len = 0, since_len;
+    int64_t       since_ms = 0;
+    uint64_t      limit = WH_CMD_LIMIT_DEF, cursor = 0;
+    unsigned      mask;
+    wh_str_t      strs[12];
+    const char   *bad = NULL;
+    wh_cmd_op_t  *op;
+
+    if (wh_cmd_status_mask(m->query, &mask) != 0) {
+        bad = "status must list pending, sent, completed, failed, "
+              "expired, cancelled or superseded";
+
+    } else if ((rc = wh_query_u64(m->query, "limit", &limit)) < 0
+               || limit == 0)
+    {
+        bad = "limit must be 1 to 1000";
+
+    } else if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
+        bad = "invalid cursor";
+
+    } else if (wh_query_get(m->query, "issued_by", sub, sizeof(sub),
+                            &sub_len) < 0)
+    {
+        bad = "issued_by must be a token subject";
+
+    } else if ((rc = wh_query_get(m->query, "since", since, sizeof(since),
+                                  &since_len)) < 0
+               || (rc == 1 && wh_time_parse_iso(since, since_len, &since_ms)
+                              != 0))
+    {
+        bad = "since must be a UTC time like 2026-12-24T02:00:00Z";
+    }
+
+    if (bad != NULL) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request", bad);
+        return;
+    }
+
+    memset(strs, 0, sizeof(strs));
+    strs[0] = m->workspace;
+    strs[11].data = sub;
+    strs[11].len = sub_len;
+    op = wh_cmd_op_new(c, WH_CMD_OP_LIST_WS, strs, 12);
+
+    if (op == NULL) {
+        wh_respond_error(peer, m->req_id, 503, "unavailable",
+                         "out of memory");
+        return;
+    }
+
+    op->status_mask = mask;
+    op->since_ms = since_ms;
+    op->limit = limit > WH_CMD_LIMIT_MAX ? WH_CMD_LIMIT_MAX : limit;
+    op->cursor = cursor;
+    wh_cmd_submit(op, peer, m->req_id);
+}
+
+
 static void
 wh_cmd_by_id(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_cmd_op_e kind, wh_str_t id)
@@ -566,7 +630,9 @@ wh_commands_api_path(wh_str_t path)
 {
     wh_str_t  rest;
 
-    return wh_path_starts(path, "/commands/", &rest)
+    return (path.len == sizeof("/commands") - 1
+            && memcmp(path.data, "/commands", path.len) == 0)
+           || wh_path_starts(path, "/commands/", &rest)
            || wh_cmd_client_path(path, &rest);
 }
 
@@ -576,6 +642,17 @@ wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t path)
 {
     wh_str_t  rest, client_id;
+
+    if (path.len == sizeof("/commands") - 1) {
+        if (wh_method_is(m, "GET")) {
+            wh_cmd_list_ws(c, peer, m);
+            return;
+        }
+
+        wh_respond_error(peer, m->req_id, 405, "method_not_allowed",
+                         "use GET");
+        return;
+    }
 
     if (wh_path_starts(path, "/commands/", &rest) && rest.len
         && memchr(rest.data, '/', rest.len) == NULL)

@@ -117,6 +117,11 @@ wh_cmd_json_summary(wh_buf_t *b, const wh_command_t *cmd)
     rc |= wh_jw_int(b, "attempt", cmd->state.attempt);
     rc |= wh_jw_time(b, "expires_at", cmd->state.expires_ms);
 
+    if (cmd->issued_by.len) {
+        rc |= wh_jw_issuer(b, "issued_by", cmd->issued_by.data,
+                           cmd->issued_by.len);
+    }
+
     return rc | wh_jw_close(b, '}');
 }
 
