@@ -261,6 +261,7 @@ def configs():
     yield "history-bad", "history length=0 ttl=-1s;"
     yield "stats", "stats interval=100ms;"
     yield "commands", "commands ttl=1h ack_timeout=5s max_attempts=1;"
+    yield "commands-retention", "commands retention=30d;\ncommands retention=0 ttl=2s;"
     yield "log", "log /var/log/wirehubd.log debug;"
     yield "log-bad", "log relative warn;"
     yield "mqtt-tls", ("mqtt host=broker.example port=8883 username=u "
