@@ -7,6 +7,9 @@ nginx and wirehubd; the clients stay offline, so pending commands stay
 pending and only what ends is pruned."""
 
 import json
+import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -232,3 +235,52 @@ def conftest_record(name, value):
     rec = getattr(conftest, "record_figure", None)
     if rec is not None:
         rec(name, value)
+
+
+def rebuild_without(state, names):
+    """state/ again from mdb_dump and mdb_load (Debian's lmdb-utils), all
+    of its databases but names: the store as an older wirehubd left it."""
+    old = state + ".old"
+    os.rename(state, old)
+    os.mkdir(state, 0o700)
+    stat = subprocess.run(["mdb_stat", "-a", old], check=True,
+                          capture_output=True, text=True).stdout
+    dbs = [line.split("Status of ", 1)[1].strip()
+           for line in stat.splitlines() if line.startswith("Status of ")]
+    for db in dbs:
+        if db == "Main DB" or db in names:
+            continue
+        dump = subprocess.run(["mdb_dump", "-s", db, old], check=True,
+                              capture_output=True).stdout
+        subprocess.run(["mdb_load", "-s", db, state], input=dump,
+                       check=True)
+    shutil.rmtree(old)
+    return dbs
+
+
+def test_older_store_is_indexed_at_start(nginx, daemon, ops):
+    """A store made before GET /commands and the retention existed gets
+    its indexes at the first start: the listing is the same, and what
+    ended is pruned again."""
+    send(ops, "dev-1", "before")
+    doomed = send(ops, "dev-2", "ends")["command_id"]
+    st, _ = ops.call("DELETE", "/commands/" + doomed)
+    assert st == 200
+    before = [i["command_id"] for i in listing(ops, "?limit=1000")["items"]]
+
+    assert daemon.terminate() == 0
+    dbs = rebuild_without(os.path.join(daemon.prefix, "data", "state"),
+                          ("cmd_ws", "cmd_ended"))
+    assert "cmd_ws" in dbs and "commands" in dbs
+    daemon.start()
+    nginx.wait_link_up()
+    assert "stored commands indexed" in daemon.read_log()
+
+    # every worker's link back (one may still be reconnecting)
+    doc = wait_for(lambda: (lambda r: r[1] if r[0] == 200 else None)
+                   (ops.call("GET", "/commands?limit=1000")),
+                   what="the links back")
+    after = [i["command_id"] for i in doc["items"]]
+    assert after == before or after == [c for c in before if c != doomed]
+    wait_for(lambda: ops.call("GET", "/commands/" + doomed)[0] == 404,
+             timeout=10, what="the cancelled command pruned")

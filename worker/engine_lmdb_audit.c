@@ -33,6 +33,7 @@ static int
 wh_lmdb_audit_backfill(wh_etxn_t *t, wh_err_t *err)
 {
     int            rc;
+    size_t         n = 0;
     MDB_val        k, v;
     wh_str_t       ws, id;
     MDB_cursor    *cur;
@@ -73,12 +74,22 @@ wh_lmdb_audit_backfill(wh_etxn_t *t, wh_err_t *err)
             mdb_cursor_close(cur);
             return -1;
         }
+
+        n++;
     }
 
     mdb_cursor_close(cur);
 
-    return rc != MDB_NOTFOUND ? wh_mdb_error(rc, "indexing commands", err)
-                              : 0;
+    if (rc != MDB_NOTFOUND) {
+        return wh_mdb_error(rc, "indexing commands", err);
+    }
+
+    if (n && t->engine->log) {
+        wh_log_info(t->engine->log, "storage: %zu stored commands indexed "
+                    "for GET /commands and the retention", n);
+    }
+
+    return 0;
 }
 
 
