@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-import conftest
+import chan
 import wh
-from cmd_helpers import CmdDaemon, commands_api, post_many, wait_for
+from cmd_helpers import (CmdDaemon, commands_api, module_nginx, post_many,
+                         wait_for)
 
 WS = "ws-audit"
 RETENTION_S = 2
@@ -41,15 +42,7 @@ def daemon(keys):
 
 @pytest.fixture(scope="module")
 def nginx(daemon):
-    conftest.require_module()
-    ngx = wh.Nginx("audit-0", http=wh.jwt_directives(), server=SERVER,
-                   daemon_socket=daemon.socket)
-    conftest.RUNNING_NGINX.append(ngx)
-    ngx.start()
-    yield ngx
-    ngx.stop()
-    conftest.RUNNING_NGINX.remove(ngx)
-    ngx.cleanup()
+    yield from module_nginx("audit-0", daemon, wh.jwt_directives(), SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -224,17 +217,12 @@ def test_retention_prunes_in_short_turns(nginx, ops):
     wait_for(lambda: ops.call("GET", "/jobs/" + job["job_id"])[0] == 404,
              timeout=10, what="job pruned")
     longest = max(turns)
-    conftest_record("retention_prune_seconds", round(took, 2))
-    conftest_record("retention_longest_turn_ms", longest)
+    chan.record_metric("retention_prune_seconds", round(took, 2))
+    chan.record_metric("retention_longest_turn_ms", longest)
     print("pruned %d commands in %.2f s after the retention; longest loop "
           "turn %.1f ms" % (n, took, longest))
     assert longest < 100, turns
 
-
-def conftest_record(name, value):
-    rec = getattr(conftest, "record_figure", None)
-    if rec is not None:
-        rec(name, value)
 
 
 def rebuild_without(state, names):

@@ -451,67 +451,48 @@ wh_cmd_status_mask(wh_str_t q, unsigned *mask)
 }
 
 
+/* GET /commands: who issued them (a sub), since when; a message for a
+ * 400 */
+static const char *
+wh_cmd_list_filters(const wh_link_msg_t *m, char *sub, size_t size,
+    wh_str_t *by, int64_t *since_ms)
+{
+    int      rc;
+    char     since[64];
+    size_t   len;
+
+    if (wh_query_get(m->query, "issued_by", sub, size, &by->len) < 0) {
+        return "issued_by must be a token subject";
+    }
+
+    by->data = sub;
+    rc = wh_query_get(m->query, "since", since, sizeof(since), &len);
+
+    if (rc < 0 || (rc == 1 && wh_time_parse_iso(since, len, since_ms) != 0))
+    {
+        return "since must be a UTC time like 2026-12-24T02:00:00Z";
+    }
+
+    return NULL;
+}
+
+
+/* GET /clients/{id}/commands, or with client_id empty GET /commands (the
+ * workspace's): ?status=&limit=&cursor=, and issued_by=&since= */
 static void
 wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
     int           rc;
-    uint64_t      limit = WH_CMD_LIMIT_DEF, cursor = 0;
-    unsigned      mask;
-    wh_str_t      strs[2];
-    wh_cmd_op_t  *op;
-
-    if (wh_cmd_status_mask(m->query, &mask) != 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "status must list pending, sent, completed, "
-                         "failed, expired or cancelled");
-        return;
-    }
-
-    rc = wh_query_u64(m->query, "limit", &limit);
-
-    if (rc < 0 || limit == 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "limit must be 1 to 1000");
-        return;
-    }
-
-    if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "invalid cursor");
-        return;
-    }
-
-    strs[0] = m->workspace;
-    strs[1] = client_id;
-    op = wh_cmd_op_new(c, WH_CMD_OP_LIST, strs, 2);
-
-    if (op == NULL) {
-        wh_respond_error(peer, m->req_id, 503, "unavailable",
-                         "out of memory");
-        return;
-    }
-
-    op->status_mask = mask;
-    op->limit = limit > WH_CMD_LIMIT_MAX ? WH_CMD_LIMIT_MAX : limit;
-    op->cursor = cursor;
-    wh_cmd_submit(op, peer, m->req_id);
-}
-
-
-/* GET /commands?issued_by=&since=&status=&limit=&cursor= */
-static void
-wh_cmd_list_ws(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m)
-{
-    int           rc;
-    char          sub[WH_CMD_CLIENT_MAX + 1], since[64];
-    size_t        sub_len = 0, since_len;
+    char          sub[WH_CMD_CLIENT_MAX + 1];
     int64_t       since_ms = 0;
     uint64_t      limit = WH_CMD_LIMIT_DEF, cursor = 0;
     unsigned      mask;
     wh_str_t      strs[12];
     const char   *bad = NULL;
     wh_cmd_op_t  *op;
+
+    memset(strs, 0, sizeof(strs));
 
     if (wh_cmd_status_mask(m->query, &mask) != 0) {
         bad = "status must list pending, sent, completed, failed, "
@@ -525,17 +506,9 @@ wh_cmd_list_ws(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m)
     } else if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
         bad = "invalid cursor";
 
-    } else if (wh_query_get(m->query, "issued_by", sub, sizeof(sub),
-                            &sub_len) < 0)
-    {
-        bad = "issued_by must be a token subject";
-
-    } else if ((rc = wh_query_get(m->query, "since", since, sizeof(since),
-                                  &since_len)) < 0
-               || (rc == 1 && wh_time_parse_iso(since, since_len, &since_ms)
-                              != 0))
-    {
-        bad = "since must be a UTC time like 2026-12-24T02:00:00Z";
+    } else if (client_id.len == 0) {
+        bad = wh_cmd_list_filters(m, sub, sizeof(sub), &strs[11],
+                                  &since_ms);
     }
 
     if (bad != NULL) {
@@ -543,11 +516,10 @@ wh_cmd_list_ws(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m)
         return;
     }
 
-    memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;
-    strs[11].data = sub;
-    strs[11].len = sub_len;
-    op = wh_cmd_op_new(c, WH_CMD_OP_LIST_WS, strs, 12);
+    strs[1] = client_id;
+    op = wh_cmd_op_new(c, client_id.len ? WH_CMD_OP_LIST : WH_CMD_OP_LIST_WS,
+                       strs, 12);
 
     if (op == NULL) {
         wh_respond_error(peer, m->req_id, 503, "unavailable",
@@ -645,7 +617,9 @@ wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 
     if (path.len == sizeof("/commands") - 1) {
         if (wh_method_is(m, "GET")) {
-            wh_cmd_list_ws(c, peer, m);
+            rest.data = "";
+            rest.len = 0;
+            wh_cmd_list(c, peer, m, rest);
             return;
         }
 

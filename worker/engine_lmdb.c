@@ -350,7 +350,6 @@ static int
 wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
 {
     int           rc;
-    const char   *nul;
     MDB_val       k, v;
     wh_str_t      ws, id;
     MDB_cursor   *cur;
@@ -364,16 +363,9 @@ wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        nul = memchr(k.mv_data, '\0', k.mv_size);
-
-        if (nul == NULL) {
+        if (wh_key_unpair(k.mv_data, k.mv_size, &ws, &id) != 0) {
             continue;
         }
-
-        ws.data = k.mv_data;
-        ws.len = nul - ws.data;
-        id.data = nul + 1;
-        id.len = k.mv_size - ws.len - 1;
 
         if (cb(ctx, ws, id, 0) != 0) {
             mdb_cursor_close(cur);

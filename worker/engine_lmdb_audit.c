@@ -37,7 +37,6 @@ wh_lmdb_audit_backfill(wh_etxn_t *t, wh_err_t *err)
     MDB_val        k, v;
     wh_str_t       ws, id;
     MDB_cursor    *cur;
-    const char    *nul;
     wh_command_t   cmd;
 
     rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->cmds_db, &cur);
@@ -49,16 +48,9 @@ wh_lmdb_audit_backfill(wh_etxn_t *t, wh_err_t *err)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        nul = memchr(k.mv_data, '\0', k.mv_size);
-
-        if (nul == NULL) {
+        if (wh_key_unpair(k.mv_data, k.mv_size, &ws, &id) != 0) {
             continue;
         }
-
-        ws.data = k.mv_data;
-        ws.len = nul - ws.data;
-        id.data = nul + 1;
-        id.len = k.mv_size - ws.len - 1;
 
         if (wh_lmdb_cmd_get(t, ws, id, &cmd, err) != 1) {
             mdb_cursor_close(cur);
@@ -326,7 +318,6 @@ wh_lmdb_cmd_prune(wh_etxn_t *t, int64_t before_ms, size_t max,
     MDB_val           k, v;
     wh_str_t          ws, id;
     MDB_cursor       *cur;
-    const char       *nul;
     wh_lmdb_ended_t  *ended;
 
     *removed = 0;
@@ -372,14 +363,10 @@ wh_lmdb_cmd_prune(wh_etxn_t *t, int64_t before_ms, size_t max,
     }
 
     for (i = 0; i < n; i++) {
-        ws.data = (char *) ended[i].key + WH_BE64_LEN;
-        nul = memchr(ws.data, '\0', ended[i].klen - WH_BE64_LEN);
-        ws.len = nul ? (size_t) (nul - ws.data) : 0;
-        id.data = nul ? nul + 1 : "";
-        id.len = nul ? ended[i].klen - WH_BE64_LEN - ws.len - 1 : 0;
-
         /* a command that ended twice left a key of its first end */
-        rc = nul ? wh_lmdb_cmd_delete(t, ws, id, err) : 0;
+        rc = wh_key_unpair(ended[i].key + WH_BE64_LEN,
+                           ended[i].klen - WH_BE64_LEN, &ws, &id) == 0
+             ? wh_lmdb_cmd_delete(t, ws, id, err) : 0;
 
         if (rc < 0
             || wh_lmdb_del(wh_lmdb_stxn(t), wh_lmdb_of(t)->ended_db,

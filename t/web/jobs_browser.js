@@ -15,6 +15,7 @@
 
 const assert = require('node:assert/strict');
 const { chromium } = require('playwright-core');
+const { log, apiClient } = require('./testlib');
 
 const BASE = process.env.WH_BASE_URL;
 const TOKEN = process.env.WH_TOKEN;
@@ -22,21 +23,7 @@ const TARGETS = Number(process.env.WH_TARGETS);
 const SHOT = process.env.WH_SHOT;
 const CHROMIUM = process.env.WH_CHROMIUM || '/usr/bin/chromium';
 const ENDED = ['completed', 'failed', 'expired', 'cancelled', 'superseded'];
-
-function log(...args) {
-    process.stdout.write(args.join(' ') + '\n');
-}
-
-async function api(method, urlPath, body) {
-    const res = await fetch(BASE + urlPath, {
-        method,
-        headers: { Authorization: 'Bearer ' + TOKEN,
-                   'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body)
-    });
-
-    return { status: res.status, doc: await res.json().catch(() => null) };
-}
+const api = apiClient(BASE, TOKEN);
 
 /* what the page's bar of the job shows: count by part, and the status */
 async function shown(page, jobId) {
