@@ -162,6 +162,12 @@ def test_workspace_listing_filters_and_pages(nginx, ops, admin):
     assert st == 405
 
 
+def last_answers(results):
+    """post_many's answers by key: a retried POST is listed once per
+    try, its last answer counts."""
+    return {key: (st, body) for key, st, body, _ in results}
+
+
 def stats_turn(api):
     st, doc = api.call("GET", "/stats")
     assert st == 200
@@ -175,18 +181,29 @@ def test_retention_prunes_in_short_turns(nginx, ops):
              {"command": "short", "payload": {"i": i}, "ttl": 1,
               "idempotency_key": "k%d" % i})
             for i in range(n)]
-    results = post_many(nginx.port, token("bulk-1"), jobs, retry=True)
-    # a retried POST is listed once per try: its last answer counts
-    final = {key: (st, body) for key, st, body, _ in results}
+    final = last_answers(post_many(nginx.port, token("bulk-1"), jobs,
+                                   retry=True))
     assert sorted(st for st, _ in final.values()) == [202] * n
     ids = [json.loads(final[i][1])["command_id"] for i in range(n)]
     keep = send(ops, "dev-1", "stays")["command_id"]   # pending: kept
 
+    # a job of 300 executions, released and cancelled: it goes in two
+    # steps (250 executions a turn) with the commands of its executions
+    big = ["big-%03d" % i for i in range(300)]
+    made = last_answers(post_many(nginx.port, token("bulk-1"), [
+        (c, "/api/clients", {"id": c, "name": c, "client_type": "bulk"})
+        for c in big], retry=True))
+    assert sorted(st for st, _ in made.values()) == [201] * len(big)
     st, job = ops.call("POST", "/jobs", {
-        "command": "fw", "payload": {}, "target": {"clients": ["dev-2"]}})
-    assert st == 202
+        "command": "fw", "payload": {}, "target": {"client_type": "bulk"}})
+    assert (st, job["targets"]) == (202, 300), job
+    wait_for(lambda: ops.call("GET", "/jobs/" + job["job_id"])[1]
+             ["released"] == 300, what="the job released")
     st, _ = ops.call("POST", "/jobs/%s/cancel" % job["job_id"])
     assert st == 200
+    job_cmds = ["%s.%d.1" % (job["job_id"], i) for i in (0, 249, 250, 299)]
+    assert all(ops.call("GET", "/commands/" + c)[0] == 200
+               for c in job_cmds)
 
     # every one expired (the last made expires last); then, RETENTION_S
     # later, all of them go
@@ -216,6 +233,8 @@ def test_retention_prunes_in_short_turns(nginx, ops):
 
     wait_for(lambda: ops.call("GET", "/jobs/" + job["job_id"])[0] == 404,
              timeout=10, what="job pruned")
+    assert all(ops.call("GET", "/commands/" + c)[0] == 404
+               for c in job_cmds)
     longest = max(turns)
     chan.record_metric("retention_prune_seconds", round(took, 2))
     chan.record_metric("retention_longest_turn_ms", longest)
