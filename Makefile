@@ -21,7 +21,8 @@ MODULE_SRCS := config docs/openapi.json scripts/embed-openapi.sh \
                $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
 DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
 DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
-DAEMON_LIBS := -llmdb -ljansson -lmosquitto -lhiredis -lpthread
+DAEMON_LIBS := -llmdb -ljansson -lmosquitto -lhiredis -lssl -lcrypto \
+               -lpthread
 
 UNIT_TESTS :=
 FUZZERS    :=

@@ -9,7 +9,7 @@
 
 
 static const char  *wh_system_channels[] = {
-    "$presence", "$commands", "$stats", NULL
+    "$presence", "$commands", "$stats", "$sources", NULL
 };
 
 

@@ -15,7 +15,7 @@
 
 /* 1 if s is a channel name: 1-200 bytes of A-Z a-z 0-9 _ - . : /, no
  * empty segment, no "." or ".." segment; or exactly one of the system
- * channels "$presence", "$commands", "$stats" */
+ * channels "$presence", "$commands", "$stats", "$sources" */
 int wh_channel_valid(const char *s, size_t len);
 
 /* 1 if s names a system channel ("$presence", ...) */

@@ -130,6 +130,10 @@ typedef struct {
     ngx_uint_t                       max_subscriptions;
     ngx_uint_t                       max_connections_per_workspace;
     time_t                           sign_ttl;    /* s; 0: no exp */
+    ngx_str_t                        rpc_pass;    /* location prefix */
+    ngx_str_t                        event_pass;
+    ngx_uint_t                       rpc_max_inflight;
+    ngx_msec_t                       rpc_timeout;
 } ngx_http_wirehub_loc_conf_t;
 
 

@@ -34,6 +34,7 @@ typedef struct {
 } ngx_http_wirehub_api_call_t;
 
 
+static ngx_int_t ngx_http_wirehub_api_cors(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_healthz(ngx_http_request_t *r);
 static ngx_int_t ngx_http_wirehub_openapi_send(ngx_http_request_t *r);
 static json_t *ngx_http_wirehub_api_claims(ngx_http_request_t *r,
@@ -41,6 +42,8 @@ static json_t *ngx_http_wirehub_api_claims(ngx_http_request_t *r,
 static void ngx_http_wirehub_api_path(ngx_http_request_t *r,
     ngx_str_t *path);
 static void ngx_http_wirehub_api_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_wirehub_api_args(ngx_http_request_t *r,
+    ngx_str_t *args);
 static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
@@ -75,6 +78,12 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
     ctx = ngx_http_wirehub_get_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_wirehub_api_cors(r);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     ngx_http_wirehub_api_path(r, &path);
@@ -169,6 +178,105 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * CORS for the origins of wirehub_allowed_origins: an allowed Origin is
+ * echoed in Access-Control-Allow-Origin on every answer, errors included
+ * (a page must read them).  A preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered here, without a token: 204
+ * with what the API accepts, or 403 forbidden_origin without any CORS
+ * header.  The API takes bearer tokens, never cookies: no credentials.
+ * NGX_DECLINED: not a preflight, the call goes on.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_api_cors(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_str_t                     v;
+    ngx_uint_t                    allowed;
+    ngx_table_elt_t              *origin;
+    ngx_http_wirehub_loc_conf_t  *wlcf;
+
+    wlcf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
+    origin = ngx_http_wirehub_header(r, "Origin", sizeof("Origin") - 1);
+
+    allowed = origin && wlcf->allowed_origins
+              && ngx_http_wirehub_origin_allowed(r, wlcf);
+
+    if (wlcf->allowed_origins) {
+        ngx_str_set(&v, "Origin");
+
+        if (ngx_http_wirehub_add_header(r, "Vary", &v) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (allowed
+        && ngx_http_wirehub_add_header(r, "Access-Control-Allow-Origin",
+                                       &origin->value) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (r->method != NGX_HTTP_OPTIONS || origin == NULL
+        || ngx_http_wirehub_header(r, "Access-Control-Request-Method",
+               sizeof("Access-Control-Request-Method") - 1) == NULL)
+    {
+        ngx_str_set(&v, "Retry-After, ETag");
+
+        if (allowed
+            && ngx_http_wirehub_add_header(r,
+                   "Access-Control-Expose-Headers", &v) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!allowed) {
+        ngx_str_set(&v, "origin not allowed");
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "wirehub: CORS preflight refused: %V", &v);
+        return ngx_http_wirehub_send_error(r, NGX_HTTP_FORBIDDEN,
+                                           "forbidden_origin", &v);
+    }
+
+    ngx_str_set(&v, "GET, POST, PATCH, DELETE");
+    if (ngx_http_wirehub_add_header(r, "Access-Control-Allow-Methods", &v)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&v, "Authorization, Content-Type, X-Workspace-ID, "
+                    "Idempotency-Key");
+    if (ngx_http_wirehub_add_header(r, "Access-Control-Allow-Headers", &v)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&v, "600");
+    if (ngx_http_wirehub_add_header(r, "Access-Control-Max-Age", &v)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->headers_out.content_length_n = 0;
+    r->header_only = 1;
+
+    return ngx_http_send_header(r);
+}
+
+
 /* the path below the location: "/api/channels/x" -> "/channels/x" */
 
 static void
@@ -200,7 +308,7 @@ ngx_http_wirehub_api_path(ngx_http_request_t *r, ngx_str_t *path)
 static void
 ngx_http_wirehub_api_body(ngx_http_request_t *r)
 {
-    ngx_str_t                      body, path, message;
+    ngx_str_t                      body, path, message, args;
     wh_link_msg_t                  m;
     ngx_http_wirehub_ctx_t        *ctx;
     ngx_http_wirehub_api_call_t   *call;
@@ -225,13 +333,22 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
         ngx_str_set(&path, "/");
     }
 
+    if (ngx_http_wirehub_api_args(r, &args) != NGX_OK) {
+        ngx_str_set(&message, "Idempotency-Key is 1 to 128 visible ASCII "
+                              "characters");
+        ngx_http_finalize_request(r,
+            ngx_http_wirehub_send_error(r, NGX_HTTP_BAD_REQUEST,
+                                        "bad_request", &message));
+        return;
+    }
+
     /* who issues the call: recorded on the commands and jobs it makes */
     wh_link_request(&m, (uint8_t) call->role,
                     ngx_http_wirehub_wh_ngx_str(&call->workspace),
                     ngx_http_wirehub_wh_ngx_str(&call->sub),
                     ngx_http_wirehub_wh_ngx_str(&r->method_name),
                     ngx_http_wirehub_wh_ngx_str(&path),
-                    ngx_http_wirehub_wh_ngx_str(&r->args),
+                    ngx_http_wirehub_wh_ngx_str(&args),
                     ngx_http_wirehub_wh_ngx_str(&body));
 
     call->pending = ngx_http_wirehub_link_request(wmcf, &m,
@@ -246,6 +363,63 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
     }
 
     /* answered from ngx_http_wirehub_api_reply() */
+}
+
+
+/*
+ * The query for wirehubd: an Idempotency-Key header travels as its first
+ * argument, idempotency_key (the link carries no headers).  NGX_DECLINED
+ * for a key that is not 1 to 128 visible ASCII characters.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_api_args(ngx_http_request_t *r, ngx_str_t *args)
+{
+    u_char           *p;
+    size_t            i, n;
+    ngx_table_elt_t  *key;
+
+    *args = r->args;
+
+    key = ngx_http_wirehub_header(r, "Idempotency-Key",
+                                  sizeof("Idempotency-Key") - 1);
+    if (key == NULL) {
+        return NGX_OK;
+    }
+
+    if (key->value.len == 0 || key->value.len > 128) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < key->value.len; i++) {
+        if (key->value.data[i] < 0x21 || key->value.data[i] > 0x7e) {
+            return NGX_DECLINED;
+        }
+    }
+
+    n = ngx_escape_uri(NULL, key->value.data, key->value.len,
+                       NGX_ESCAPE_ARGS);
+
+    args->len = sizeof("idempotency_key=") - 1 + key->value.len + 2 * n
+                + 1 + r->args.len;
+    args->data = ngx_pnalloc(r->pool, args->len);
+    if (args->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(args->data, "idempotency_key=",
+                   sizeof("idempotency_key=") - 1);
+    p = (u_char *) ngx_escape_uri(p, key->value.data, key->value.len,
+                                  NGX_ESCAPE_ARGS);
+
+    if (r->args.len) {
+        *p++ = '&';
+        p = ngx_cpymem(p, r->args.data, r->args.len);
+    }
+
+    args->len = p - args->data;
+
+    return NGX_OK;
 }
 
 

@@ -16,6 +16,7 @@
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_presence.h"
 #include "ngx_http_wirehub_reply.h"
+#include "ngx_http_wirehub_rpc.h"
 
 
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_TYPE  32
@@ -43,7 +44,7 @@ static ngx_int_t ngx_http_wirehub_register(ngx_http_wirehub_session_t *s,
 static ngx_int_t ngx_http_wirehub_refresh(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref, ngx_str_t *raw);
 static ngx_int_t ngx_http_wirehub_event(ngx_http_wirehub_session_t *s,
-    const char *type, size_t len, u_char *data, size_t size, json_t *ref);
+    const char *type, size_t len, ngx_str_t *raw, json_t *ref);
 static ngx_int_t ngx_http_wirehub_client_open(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *data, size_t len);
@@ -82,6 +83,7 @@ static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
     { ngx_string("unsubscribe"), ngx_http_wirehub_unsubscribe },
     { ngx_string("publish"), ngx_http_wirehub_publish },
     { ngx_string("command_result"), ngx_http_wirehub_command_result },
+    { ngx_string("rpc"), ngx_http_wirehub_rpc },
     { ngx_null_string, NULL }
 };
 
@@ -94,6 +96,8 @@ static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
 static ngx_int_t
 ngx_http_wirehub_client_open(ngx_http_wirehub_session_t *s)
 {
+    ngx_http_wirehub_rpc_init(s);
+
     if (s->main_conf->link) {
         ngx_http_wirehub_session_open(s);
         return NGX_OK;
@@ -107,6 +111,7 @@ static void
 ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s)
 {
     ngx_http_wirehub_session_unsubscribe_all(s);
+    ngx_http_wirehub_rpc_detach_all(s);
     ngx_http_wirehub_session_gone(s, s->shutting_down ? "shutdown"
                                                       : "closed");
 }
@@ -207,7 +212,7 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     }
 
     if (h->handler == NULL) {
-        (void) ngx_http_wirehub_event(s, name, n, data, len, ref);
+        (void) ngx_http_wirehub_event(s, name, n, &raw, ref);
     }
 
     json_decref(msg);
@@ -272,19 +277,24 @@ ngx_http_wirehub_link_account(ngx_http_wirehub_session_t *s, uint64_t mark)
 
 /*
  * A message of another type is a client event (device_discovery, ...):
- * wirehubd forwards it to MQTT when an egress rule is configured.  Its
- * workspace and client come from the verified token, never the message.
+ * POSTed to the application with wirehub_event_pass, and forwarded by
+ * wirehubd to MQTT when an egress rule is configured: both when both are.
+ * Its workspace and client come from the verified token, never the
+ * message.
  */
 
 static ngx_int_t
 ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
-    size_t len, u_char *data, size_t size, json_t *ref)
+    size_t len, ngx_str_t *raw, json_t *ref)
 {
     size_t         i;
+    ngx_int_t      rc;
+    ngx_uint_t     egress;
     wh_link_msg_t  m;
 
-    if (s->identity == NULL || !ngx_http_wirehub_link_egress(s->main_conf))
-    {
+    egress = ngx_http_wirehub_link_egress(s->main_conf);
+
+    if (s->identity == NULL || (!egress && s->conf->event_pass.len == 0)) {
         return ngx_http_wirehub_send_client_error(s, "bad_request",
                                                   "unknown message type",
                                                   ref);
@@ -305,6 +315,12 @@ ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
         }
     }
 
+    rc = ngx_http_wirehub_rpc_event(s, type, len, raw, ref);
+
+    if ((rc != NGX_OK && rc != NGX_DECLINED) || !egress) {
+        return rc;
+    }
+
     ngx_memzero(&m, sizeof(wh_link_msg_t));
     m.type = WH_LINK_EVENT;
     m.workspace.data = (char *) s->identity->workspace.data;
@@ -315,8 +331,8 @@ ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
     m.session.len = s->session_id.len;
     m.name.data = type;
     m.name.len = len;
-    m.body.data = (char *) data;
-    m.body.len = size;
+    m.body.data = (char *) raw->data;
+    m.body.len = raw->len;
 
     if (ngx_http_wirehub_link_send(s->main_conf, &m) != NGX_OK) {
         return ngx_http_wirehub_send_client_error(s, "unavailable",

@@ -315,10 +315,22 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "for staying over wirehub_message_rate.\n"
         "# TYPE wirehub_rate_limit_closes_total counter\n"
         "wirehub_rate_limit_closes_total %uA\n"
+        "# HELP wirehub_backend_calls Calls to the application "
+        "(wirehub_rpc_pass, wirehub_event_pass) in flight, with those "
+        "whose client left.\n"
+        "# TYPE wirehub_backend_calls gauge\n"
+        "wirehub_backend_calls %uA\n"
+        "# HELP wirehub_backend_calls_total Calls to the application "
+        "that ended, by result (failed: not 2xx, not JSON for an rpc, "
+        "or no answer).\n"
+        "# TYPE wirehub_backend_calls_total counter\n"
+        "wirehub_backend_calls_total{result=\"ok\"} %uA\n"
+        "wirehub_backend_calls_total{result=\"failed\"} %uA\n"
         "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
         "message to its queueing on a worker.\n"
         "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
-        cnt->rate_closes);
+        cnt->rate_closes, cnt->backend_calls, cnt->backend_ok,
+        cnt->backend_failed);
 
     n = NGX_HTTP_WIREHUB_LATENCY_BUCKETS;
     cumulative = 0;

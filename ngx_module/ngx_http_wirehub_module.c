@@ -34,6 +34,8 @@ static char *ngx_http_wirehub_allowed_origins(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_wirehub_message_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_wirehub_pass(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void ngx_http_wirehub_cleanup_keys(void *data);
 static char *ngx_http_wirehub_jwt_sign_key(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
@@ -206,6 +208,34 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_wirehub_loc_conf_t, max_connections_per_workspace),
+      NULL },
+
+    { ngx_string("wirehub_rpc_pass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wirehub_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, rpc_pass),
+      NULL },
+
+    { ngx_string("wirehub_event_pass"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_wirehub_pass,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, event_pass),
+      NULL },
+
+    { ngx_string("wirehub_rpc_max_inflight"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, rpc_max_inflight),
+      NULL },
+
+    { ngx_string("wirehub_rpc_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_loc_conf_t, rpc_timeout),
       NULL },
 
     { ngx_string("wirehub_workspace_zone"),
@@ -744,6 +774,43 @@ ngx_http_wirehub_allowed_origins(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* wirehub_message_rate RATE [burst=N], RATE as limit_req writes it, or off */
 
+/*
+ * wirehub_rpc_pass, wirehub_event_pass: a URI prefix, "/" and a method or
+ * event type are appended; a trailing "/" is dropped so there is one.
+ */
+
+static char *
+ngx_http_wirehub_pass(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_str_t  *field, *value;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    *field = value[1];
+
+    while (field->len > 1 && field->data[field->len - 1] == '/') {
+        field->len--;
+    }
+
+    if (field->len < 2 || field->data[0] != '/') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes a URI prefix such as "
+                           "/_wirehub/rpc", &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_wirehub_message_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -838,6 +905,8 @@ ngx_http_wirehub_create_loc_conf(ngx_conf_t *cf)
     wlcf->max_subscriptions = NGX_CONF_UNSET_UINT;
     wlcf->max_connections_per_workspace = NGX_CONF_UNSET_UINT;
     wlcf->sign_ttl = NGX_CONF_UNSET;
+    wlcf->rpc_max_inflight = NGX_CONF_UNSET_UINT;
+    wlcf->rpc_timeout = NGX_CONF_UNSET_MSEC;
 
     return wlcf;
 }
@@ -865,6 +934,11 @@ ngx_http_wirehub_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_connections_per_workspace,
                               prev->max_connections_per_workspace, 0);
     ngx_conf_merge_value(conf->sign_ttl, prev->sign_ttl, 30 * 86400);
+    ngx_conf_merge_str_value(conf->rpc_pass, prev->rpc_pass, "");
+    ngx_conf_merge_str_value(conf->event_pass, prev->event_pass, "");
+    ngx_conf_merge_uint_value(conf->rpc_max_inflight, prev->rpc_max_inflight,
+                              8);
+    ngx_conf_merge_msec_value(conf->rpc_timeout, prev->rpc_timeout, 60000);
 
     if (!ngx_http_wirehub_rate_is_set(&conf->message_rate)) {
         if (ngx_http_wirehub_rate_is_set(&prev->message_rate)) {

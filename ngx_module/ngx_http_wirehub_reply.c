@@ -80,21 +80,33 @@ ngx_int_t
 ngx_http_wirehub_send_connection_status(ngx_http_wirehub_session_t *s,
     ngx_uint_t active_clients)
 {
+    json_t                       *status;
     ngx_http_wirehub_identity_t  *id;
 
     id = s->identity;
 
-    return ngx_http_wirehub_reply(s,
-               json_pack("{s:s,s:{s:s,s:s%,s:s%,s:s%,s:I},s:o}",
-                         "type", "connection_status",
-                         "data",
-                         "status", "connected",
-                         "client_id", id->client_id.data, id->client_id.len,
-                         "workspace", id->workspace.data, id->workspace.len,
-                         "session", s->session_id.data, s->session_id.len,
-                         "active_clients", (json_int_t) active_clients,
-                         "timestamp", ngx_http_wirehub_timestamp()),
-               NULL);
+    status = json_pack("{s:s,s:{s:s,s:s%,s:s%,s:s%,s:I},s:o}",
+                       "type", "connection_status",
+                       "data",
+                       "status", "connected",
+                       "client_id", id->client_id.data, id->client_id.len,
+                       "workspace", id->workspace.data, id->workspace.len,
+                       "session", s->session_id.data, s->session_id.len,
+                       "active_clients", (json_int_t) active_clients,
+                       "timestamp", ngx_http_wirehub_timestamp());
+
+    /* the token's exp: a client refreshes in band before it (no exp: none) */
+
+    if (status && id->exp
+        && json_object_set_new(json_object_get(status, "data"), "exp",
+                               json_integer((json_int_t) id->exp))
+           != 0)
+    {
+        json_decref(status);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_wirehub_reply(s, status, NULL);
 }
 
 

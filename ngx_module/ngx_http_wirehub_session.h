@@ -117,6 +117,10 @@ struct ngx_http_wirehub_session_s {
     ngx_http_wirehub_bucket_t        rate;       /* wirehub_message_rate */
     json_t                          *deferred;   /* SSE: its subscribe */
 
+    void                            *srv_ctx;    /* backend hooks: its */
+    ngx_queue_t                      rpcs;       /* server, calls out */
+    ngx_uint_t                       nrpcs;
+
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;
     unsigned                         close_received:1;

@@ -6,7 +6,8 @@
 # down, as every package's, by apt-missing.sh).
 # systemd brings systemd-analyze and systemd-socket-activate, which
 # t/test_units.py runs on the units and on wirehubd's socket activation;
-# groff-base and man-db format the man pages in t/test_manpages.py.
+# groff-base and man-db format the man pages in t/test_manpages.py;
+# python3-yaml parses docker/compose.yaml in t/test_docker_files.py.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
     libcmocka-dev pkg-config gcc make clang libclang-rt-14-dev \
     python3 python3-pytest python3-websockets python3-paho-mqtt \
     python3-venv python3-pip python3-setuptools \
-    python3-jwt python3-cryptography python3-jsonschema \
+    python3-jwt python3-cryptography python3-jsonschema python3-yaml \
     openssl ca-certificates \
     prometheus \
     node-typescript systemd groff-base man-db

@@ -97,7 +97,8 @@ class Node:
 
 def engine_line(redis_set, replicas_ack):
     return ("engine redis sentinel=%s master=%s replicas_ack=%d "
-            "ack_timeout=500ms connect_timeout=300ms command_timeout=1s;"
+            "ack_timeout=500ms connect_timeout=300ms command_timeout=1s "
+            "node_lease=2s;"
             % (",".join(s.addr for s in redis_set.sentinels), rh.MASTER,
                replicas_ack))
 
@@ -210,6 +211,42 @@ def test_fanout_across_nodes_in_order(cluster):
     run(scenario())
 
 
+def connections(cluster, node, ws):
+    api = wh.Api(node.port, chan.service_token(ws))
+    try:
+        r = api.request("GET", "/api/stats")
+        assert r.status == 200, r
+        return r.json()["connections"]
+    finally:
+        api.close()
+
+
+def test_presence_counts_every_node(cluster):
+    """active_clients and the stats' connections count the sessions of
+    every node: one session on each of nodes 1 and 2, then a handshake
+    on node 3 is told of three."""
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+
+    async def scenario():
+        a = await Client.open(n1.port, chan.token("a", ws))
+        b = await Client.open(n2.port, chan.token("b", ws))
+        rh.wait_for(lambda: connections(cluster, n3, ws) == 2, 10,
+                    what="node 3 counting the sessions of nodes 1 and 2")
+        c = await Client.open(n3.port, chan.token("c", ws))
+        assert c.status["data"]["active_clients"] == 3, c.status
+        rh.wait_for(lambda: all(connections(cluster, n, ws) == 3
+                                for n in cluster.nodes), 10,
+                    what="every node counting three sessions")
+        await b.close()
+        rh.wait_for(lambda: connections(cluster, n1, ws) == 2, 10,
+                    what="node 1 seeing node 2's session end")
+        await a.close()
+        await c.close()
+
+    run(scenario())
+
+
 def test_resume_on_another_node_after_kill9(cluster):
     """A subscriber's node dies with SIGKILL; it reconnects to another
     node with `since` and gets exactly what it missed, then live ones."""
@@ -228,7 +265,12 @@ def test_resume_on_another_node_after_kill9(cluster):
             chan.publish_ok(api, ch, {"k": k})
         first = await s.messages(5)
         assert [m["id"] for m in first] == [1, 2, 3, 4, 5]
+        rh.wait_for(lambda: connections(cluster, publisher, ws) == 1, 10,
+                    what="the victim's session counted elsewhere")
         victim.kill9()
+        # its lease (2 s) runs out: it no longer counts
+        rh.wait_for(lambda: connections(cluster, publisher, ws) == 0, 10,
+                    what="the dead node's sessions forgotten")
         for k in range(5, 12):
             chan.publish_ok(api, ch, {"k": k})
         s2 = await Client.open(other.port, tok)

@@ -223,11 +223,11 @@ class Daemon:
                                    ttl, history, self.log, extra))
         self.proc = None
 
-    def start(self):
+    def start(self, env=None):
         assert os.path.exists(WIREHUBD), "build/wirehubd missing: make"
         self.stderr = open(self.tmp / "stderr.log", "ab")
         self.proc = subprocess.Popen([WIREHUBD, "-c", str(self.conf)],
-                                     stderr=self.stderr)
+                                     stderr=self.stderr, env=env)
         deadline = time.time() + 5
         while time.time() < deadline:
             if os.path.exists(self.sock):

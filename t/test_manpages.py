@@ -70,6 +70,6 @@ def test_conf_page_names_every_directive():
     page = open(os.path.join(MAN, "wirehubd.conf.5")).read()
     directives = [d for d in re.findall(r"^## (\w+)$", doc, re.M)
                   if d not in ("Syntax", "Signals")]
-    assert len(directives) == 10, directives
+    assert len(directives) == 11, directives
     for d in directives:
         assert re.search(r'^\.B[IR]? "?%s\b' % d, page, re.M), d

@@ -38,6 +38,8 @@ MODULE_FAMILIES = {
     "wirehub_link_refused_total": "counter",
     "wirehub_limited_total": "counter",
     "wirehub_rate_limit_closes_total": "counter",
+    "wirehub_backend_calls": "gauge",
+    "wirehub_backend_calls_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
 }
 
@@ -84,6 +86,13 @@ DAEMON_FAMILIES = {
     "wirehubd_mqtt_reconnects_total": "counter",
     "wirehubd_mqtt_connect_failures_total": "counter",
     "wirehubd_quota_refused_total": "counter",
+    "wirehubd_sources": "gauge",
+    "wirehubd_source_messages_received_total": "counter",
+    "wirehubd_source_messages_published_total": "counter",
+    "wirehubd_source_messages_refused_total": "counter",
+    "wirehubd_source_reconnects_total": "counter",
+    "wirehubd_source_connect_failures_total": "counter",
+    "wirehubd_source_throttled_total": "counter",
 }
 
 

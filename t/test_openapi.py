@@ -25,8 +25,11 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch",
            "trace")
 TIGHT = chan.unique("tight")
 SLOW = chan.unique("slow")
+SRC_WS = chan.unique("src")
 QUOTAS = ("quota workspace=%s channels=1 clients=1 queued_commands=1;\n"
-          "quota workspace=%s publish_rate=1/s;\n" % (TIGHT, SLOW))
+          "quota workspace=%s publish_rate=1/s;\n"
+          "source conf1 url=ws://127.0.0.1:%d/ workspace=%s channel=c/{event} "
+          "reconnect_min=1s;\n" % (TIGHT, SLOW, wh.free_port(), SRC_WS))
 
 with open(DOC_PATH, "rb") as _f:
     DOC_BYTES = _f.read()
@@ -257,6 +260,22 @@ def test_channels(checker):
                   200)
     checker.check(api, "get", msgs, "/api/channels/%s/messages?limit=0"
                   % ch, 400)
+    resp = checker.check(api, "get", msgs, "/api/channels/%s/messages"
+                         "?last=2&order=desc" % ch, 200)
+    assert [m["id"] for m in resp.json()["items"]] == [4, 3]
+    assert resp.json()["next"] == "3"
+    checker.check(api, "get", msgs, "/api/channels/%s/messages?before=3"
+                  "&last=5" % ch, 200)
+    checker.check(api, "get", msgs, "/api/channels/%s/messages?last=2"
+                  "&since=1" % ch, 400)
+    key = {"Idempotency-Key": chan.unique("idem")}
+    first = checker.check(api, "post", msgs, "/api/channels/%s/messages"
+                          % ch, 202, {"data": "once"}, headers=key)
+    again = checker.check(api, "post", msgs, "/api/channels/%s/messages"
+                          % ch, 200, {"data": "once"}, headers=key)
+    assert again.json() == first.json()
+    checker.check(api, "post", msgs, "/api/channels/%s/messages" % ch, 400,
+                  {"data": 1}, headers={"Idempotency-Key": "x" * 129})
     checker.check(api, "post", msgs, "/api/channels/bad*name/messages",
                   400, {"data": 1})
     checker.check(api, "get", msgs, "/api/channels/bad*name/messages", 400)
@@ -321,6 +340,12 @@ def test_clients_and_commands(checker):
         assert resp.json()["status"] == "sent"
         checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 200,
                       {"command": "reboot", "idempotency_key": "k1"})
+        checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 200,
+                      {"command": "reboot"},
+                      headers={"Idempotency-Key": "k1"})
+        checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 400,
+                      {"command": "reboot", "idempotency_key": "k2"},
+                      headers={"Idempotency-Key": "k1"})
         checker.check(api, "post", cmds, "/api/clients/pc-7/commands", 400,
                       {"command": "reboot", "priority": 10})
         checker.check(api, "post", cmds, "/api/clients/nobody/commands",
@@ -426,6 +451,29 @@ def test_jobs(checker):
 
 def workspace_of(api):
     return api.request("GET", "/api/stats").json()["workspace"]
+
+
+def test_sources(checker):
+    api = checker.api(chan.service_token(SRC_WS))
+    one = "/api/sources/{id}"
+    body = {"id": "dev1", "url": "ws://127.0.0.1:%d/ws" % wh.free_port(),
+            "channel": "devices/dev1/{event}",
+            "headers": {"Authorization": "Basic c2VjcmV0"}}
+    resp = checker.check(api, "post", "/api/sources", "/api/sources", 201,
+                         body)
+    assert resp.json()["headers"] == ["Authorization"]
+    checker.check(api, "post", "/api/sources", "/api/sources", 409, body)
+    checker.check(api, "post", "/api/sources", "/api/sources", 400,
+                  {"id": "x", "url": "http://h/", "channel": "c"})
+    resp = checker.check(api, "get", "/api/sources", "/api/sources", 200)
+    assert {s["id"] for s in resp.json()["items"]} == {"conf1", "dev1"}
+    checker.check(api, "get", one, "/api/sources/dev1", 200)
+    checker.check(api, "get", one, "/api/sources/nope", 404)
+    checker.check(api, "delete", one, "/api/sources/conf1", 409)
+    checker.check(api, "delete", one, "/api/sources/dev1", 200)
+    checker.check(api, "delete", one, "/api/sources/dev1", 404)
+    checker.check(checker.api(chan.token(workspace=SRC_WS)), "get",
+                  "/api/sources", "/api/sources", 403)
 
 
 def test_stats_health_metrics_and_auth(checker):

@@ -4,11 +4,14 @@
  * and passes the path relative to the API root, percent-decoded.
  *
  *   POST /channels/{channel}/messages   {type,data} -> 202 {id,epoch}
- *   GET  /channels/{channel}/messages   ?since=&limit= (or cursor=)
+ *                                       ?idempotency_key= (the header)
+ *   GET  /channels/{channel}/messages   ?since=&limit= (or cursor=),
+ *                                       ?last=&before=&order=desc
  *   GET  /channels                      ?cursor=&limit=
  *   GET  /stats
  *   GET  /metrics                       admin, no workspace: metrics.c
  *   /clients..., /commands/...   clients.c and commands.c
+ *   /sources...                  sources_api.c
  */
 
 #include <ctype.h>
@@ -25,6 +28,7 @@
 #include "jobs_api.h"
 #include "respond.h"
 #include "clients_api.h"
+#include "sources_api.h"
 #include "query.h"
 #include "daemon.h"
 #include "metrics.h"
@@ -105,6 +109,10 @@ wh_api_limit(wh_api_t *a, size_t *limit)
 static void
 wh_api_publish(wh_api_t *a, wh_str_t ch)
 {
+    int            rc;
+    char           key[WH_IDEM_KEY_MAX + 1];
+    size_t         klen = 0;
+    wh_str_t       k;
     char          *dumped = NULL;
     json_t        *body, *type, *data;
     wh_err_t       err;
@@ -146,9 +154,25 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
         raw.len = dumped ? strlen(dumped) : 0;
     }
 
-    if (wh_channels_enqueue(&a->d->channels, WH_PUB_API, a->peer,
-                            a->m->req_id, a->m->workspace, ch, t, raw,
-                            &err) != 0)
+    rc = wh_query_get(a->m->query, "idempotency_key", key, sizeof(key),
+                      &klen);
+    k.data = key;
+    k.len = klen;
+
+    if (rc < 0) {
+        wh_err(&err, 400, "Idempotency-Key must be 1 to 128 bytes");
+    }
+
+    if (rc < 0
+        || (rc > 0
+            && wh_channels_enqueue_keyed(&a->d->channels, a->peer,
+                                         a->m->req_id, a->m->workspace, ch,
+                                         t, raw, k, &err)
+               != 0)
+        || (rc == 0
+            && wh_channels_enqueue(&a->d->channels, WH_PUB_API, a->peer,
+                                   a->m->req_id, a->m->workspace, ch, t,
+                                   raw, &err) != 0))
     {
         if (err.status == 400 && !wh_channel_valid(ch.data, ch.len)) {
             wh_api_error(a, 400, "bad_channel", err.msg);
@@ -165,8 +189,10 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
 typedef struct {
     wh_buf_t   body;
     size_t     count;
+    uint64_t   first;
     uint64_t   last;
     int        full;
+    size_t     off[WH_API_LIMIT_MAX];   /* where each item starts */
 } wh_history_ctx_t;
 
 
@@ -182,11 +208,20 @@ wh_history_item(void *ctx, uint64_t id, int64_t t, const char *json,
         return 1;
     }
 
-    if ((h->count && wh_buf_append(&h->body, ",", 1) != 0)
-        || wh_buf_append(&h->body, json, len) != 0)
-    {
+    if (h->count && wh_buf_append(&h->body, ",", 1) != 0) {
         h->full = 1;
         return 1;
+    }
+
+    h->off[h->count] = h->body.len;
+
+    if (wh_buf_append(&h->body, json, len) != 0) {
+        h->full = 1;
+        return 1;
+    }
+
+    if (h->count == 0) {
+        h->first = id;
     }
 
     h->count++;
@@ -196,77 +231,182 @@ wh_history_item(void *ctx, uint64_t id, int64_t t, const char *json,
 }
 
 
+/* the items, newest first, into out: item i ends before item i + 1's
+ * comma, the last one at the end of the body */
+static int
+wh_history_reverse(wh_history_ctx_t *h, wh_buf_t *out)
+{
+    size_t  i, end;
+
+    for (i = h->count; i > 0; i--) {
+        end = (i == h->count) ? h->body.len : h->off[i] - 1;
+
+        if ((i < h->count && wh_buf_append(out, ",", 1) != 0)
+            || wh_buf_append(out, h->body.data + h->off[i - 1],
+                             end - h->off[i - 1]) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * ?since= (or cursor=): oldest first from there, next is the cursor of
+ * the following page.  ?last=N (and order=desc, which means the last
+ * `limit` when last is not given): the newest, below before= when it is
+ * given, next being the before= of the older page.
+ */
+typedef struct {
+    uint64_t  since;
+    uint64_t  before;
+    size_t    limit;
+    int       newest;           /* last=, before= or order=desc */
+    int       desc;
+} wh_history_query_t;
+
+
+static int
+wh_history_query(wh_api_t *a, wh_history_query_t *q)
+{
+    int       rc, rs, rl, rb;
+    char      order[8];
+    size_t    len;
+    uint64_t  last = 0;
+
+    memset(q, 0, sizeof(wh_history_query_t));
+
+    rs = wh_query_u64(a->m->query, "since", &q->since);
+
+    if (rs == 0) {
+        rs = wh_query_u64(a->m->query, "cursor", &q->since);
+    }
+
+    rl = wh_query_u64(a->m->query, "last", &last);
+    rb = wh_query_u64(a->m->query, "before", &q->before);
+    rc = wh_query_get(a->m->query, "order", order, sizeof(order), &len);
+
+    if (rs < 0) {
+        wh_api_error(a, 400, "bad_request", "since must be a message id");
+        return -1;
+    }
+
+    if (rl < 0 || (rl == 1 && (last == 0 || last > WH_API_LIMIT_MAX))) {
+        wh_api_error(a, 400, "bad_request", "last must be 1 to 1000");
+        return -1;
+    }
+
+    if (rb < 0 || (rb == 1 && q->before == 0)) {
+        wh_api_error(a, 400, "bad_request", "before must be a message id");
+        return -1;
+    }
+
+    if (rc < 0 || (rc == 1 && strcmp(order, "asc") != 0
+                   && strcmp(order, "desc") != 0))
+    {
+        wh_api_error(a, 400, "bad_request", "order is asc or desc");
+        return -1;
+    }
+
+    q->desc = rc == 1 && strcmp(order, "desc") == 0;
+    q->newest = rl == 1 || rb == 1 || q->desc;
+
+    if (q->newest && rs == 1) {
+        wh_api_error(a, 400, "bad_request", "since goes with neither "
+                     "last, before nor order=desc");
+        return -1;
+    }
+
+    if (wh_api_limit(a, &q->limit) != 0) {
+        return -1;
+    }
+
+    if (rl == 1) {
+        q->limit = (size_t) last;
+    }
+
+    return 0;
+}
+
+
 static void
 wh_api_history(wh_api_t *a, wh_str_t ch)
 {
-    int               rc;
-    char              next[32];
-    size_t            limit;
-    uint64_t          since = 0;
-    wh_err_t          err;
-    wh_hist_range_t  r;
-    wh_history_ctx_t  h;
+    int                 rc;
+    char                next[32];
+    wh_buf_t            out = { 0 };
+    wh_err_t            err;
+    wh_hist_range_t     r;
+    wh_history_ctx_t   *h;
+    wh_history_query_t  q;
 
-    rc = wh_query_u64(a->m->query, "since", &since);
-
-    if (rc == 0) {
-        rc = wh_query_u64(a->m->query, "cursor", &since);
-    }
-
-    if (rc < 0) {
-        wh_api_error(a, 400, "bad_request", "since must be a message id");
+    if (wh_history_query(a, &q) != 0) {
         return;
     }
 
-    if (wh_api_limit(a, &limit) != 0) {
+    h = calloc(1, sizeof(wh_history_ctx_t));
+
+    if (h == NULL) {
+        wh_api_error(a, 503, "unavailable", "out of memory");
         return;
     }
 
-    memset(&h, 0, sizeof(h));
-
-    if (wh_buf_append(&h.body, "{\"items\":[", 10) != 0) {
-        wh_link_drop(a->peer, "out of memory");
-        return;
+    if (q.newest) {
+        rc = wh_channels_history_last(&a->d->channels, a->m->workspace, ch,
+                                      q.before, q.limit, wh_history_item, h,
+                                      &r, &err);
+    } else {
+        rc = wh_channels_history(&a->d->channels, a->m->workspace, ch,
+                                 q.since, q.limit, wh_history_item, h, &r,
+                                 &err);
     }
-
-    rc = wh_channels_history(&a->d->channels, a->m->workspace, ch, since,
-                             limit, wh_history_item, &h, &r, &err);
 
     if (rc == WH_ENGINE_AGAIN) {
         /* answered when the frame is dispatched again */
         a->d->api_again = 1;
-        wh_buf_free(&h.body);
+        wh_buf_free(&h->body);
+        free(h);
         return;
     }
 
-    if (rc != 0 || h.full) {
-        if (h.full) {
+    if (rc != 0 || h->full) {
+        if (h->full) {
             wh_err(&err, 503, "out of memory");
         }
 
         wh_log_error(&a->d->log, "history: %s", err.msg);
         wh_api_error(a, (uint16_t) err.status, wh_error_code(err.status),
                      err.msg);
-        wh_buf_free(&h.body);
+        wh_buf_free(&h->body);
+        free(h);
         return;
     }
 
-    if (r.more && h.count) {
-        snprintf(next, sizeof(next), "\"%" PRIu64 "\"", h.last);
+    if (q.newest && h->count && h->first > r.meta.first_id) {
+        snprintf(next, sizeof(next), "\"%" PRIu64 "\"", h->first);
+    } else if (!q.newest && r.more && h->count) {
+        snprintf(next, sizeof(next), "\"%" PRIu64 "\"", h->last);
     } else {
         strcpy(next, "null");
     }
 
-    if (wh_buf_append(&h.body, "],\"next\":", 9) != 0
-        || wh_buf_append(&h.body, next, strlen(next)) != 0
-        || wh_buf_append(&h.body, "}", 1) != 0)
+    if (wh_buf_append(&out, "{\"items\":[", 10) != 0
+        || (q.desc ? wh_history_reverse(h, &out)
+                   : wh_buf_append(&out, h->body.data, h->body.len)) != 0
+        || wh_buf_append(&out, "],\"next\":", 9) != 0
+        || wh_buf_append(&out, next, strlen(next)) != 0
+        || wh_buf_append(&out, "}", 1) != 0)
     {
         wh_link_drop(a->peer, "out of memory");
     } else {
-        wh_api_respond(a, 200, h.body.data, h.body.len);
+        wh_api_respond(a, 200, out.data, out.len);
     }
 
-    wh_buf_free(&h.body);
+    wh_buf_free(&out);
+    wh_buf_free(&h->body);
+    free(h);
 }
 
 
@@ -459,6 +599,7 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                         json_pack("{s:f}", "longest_turn_ms",
                                   (double) wh_loop_turn_max(&d->loop)
                                   / 1000.0));
+    json_object_set_new(obj, "sources", wh_sources_stats(&d->sources, ws));
 
     return 0;
 }
@@ -695,6 +836,11 @@ wh_api_request(wh_daemon_t *d, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (wh_commands_api_path(path)) {
         wh_commands_api(&d->commands, peer, m, path);
+        return;
+    }
+
+    if (wh_sources_api_path(path)) {
+        wh_sources_api(&d->sources, peer, m, path);
         return;
     }
 

@@ -27,6 +27,7 @@ struct wh_pub_s {
                                              * refused it; 0: none */
     char             epoch[WH_EPOCH_LEN + 1];
     wh_buf_t         text;                  /* the message JSON */
+    wh_idem_t       *idem;                  /* its Idempotency-Key */
     char             mem[];
 };
 
@@ -78,6 +79,7 @@ wh_channels_free(wh_channels_t *c)
 
     wh_map_free(&c->chans);
     wh_buf_free(&c->frame);
+    wh_idem_free(&c->idem);
 }
 
 
@@ -91,6 +93,8 @@ wh_error_code(int status)
         return "forbidden";
     case 404:
         return "not_found";
+    case 409:
+        return "conflict";
     case 413:
         return "too_large";
     case 429:
@@ -322,6 +326,48 @@ wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
 }
 
 
+/*
+ * The newest entries: the channel's last id first (a read of no entry,
+ * after >= up_to, gives the channel's meta), then the range that ends at
+ * it, or below `before` (0: no bound).
+ */
+int
+wh_channels_history_last(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t before, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err)
+{
+    int       rc;
+    int64_t   now;
+    uint64_t  top;
+
+    if (wh_channels_commit(c) == WH_ENGINE_AGAIN) {
+        return WH_ENGINE_AGAIN;
+    }
+
+    now = wh_time_ms();
+    rc = wh_engine_hist_read(c->engine, ws, ch, 0, 0, 0, now, cb, ctx, r,
+                             err);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    top = r->meta.last_id;
+
+    if (before && before - 1 < top) {
+        top = before - 1;
+    }
+
+    if (!r->found || top == 0) {
+        return 0;
+    }
+
+    return wh_engine_hist_read(c->engine, ws, ch, top > limit ? top - limit
+                                                              : 0,
+                               top, limit, now, cb, ctx, r, err);
+}
+
+
 int
 wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
     wh_chan_item_pt cb, void *ctx, wh_err_t *err)
@@ -467,7 +513,64 @@ wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
 
     *c->tail = pub;
     c->tail = &pub->next;
+    c->last = pub;
     c->pending++;
+
+    return 0;
+}
+
+
+/*
+ * An API publish with an Idempotency-Key: the first of a key on this
+ * channel is queued; a repeat within the window is answered 200 with the
+ * first message's id and epoch, or 409 while the first is not answered.
+ */
+int
+wh_channels_enqueue_keyed(wh_channels_t *c, wh_peer_t *peer,
+    uint32_t req_id, wh_str_t ws, wh_str_t ch, wh_str_t type, wh_str_t data,
+    wh_str_t key, wh_err_t *err)
+{
+    int            n;
+    char           ok[128];
+    wh_idem_t     *e, *found;
+    wh_link_msg_t  r;
+
+    if (key.len == 0 || key.len > WH_IDEM_KEY_MAX) {
+        return wh_err(err, 400, "Idempotency-Key must be 1 to 128 bytes");
+    }
+
+    e = wh_idem_begin(&c->idem, ws, ch, key, wh_time_ms(), &found);
+
+    if (e == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    if (found != NULL && !found->done) {
+        return wh_err(err, 409, "a publish with this Idempotency-Key is "
+                      "in progress, retry");
+    }
+
+    if (found != NULL) {
+        n = snprintf(ok, sizeof(ok), "{\"id\":%" PRIu64 ",\"epoch\":\"%s\"}",
+                     found->id, found->epoch);
+        memset(&r, 0, sizeof(r));
+        r.type = WH_LINK_RESPONSE;
+        r.req_id = req_id;
+        r.status = 200;
+        r.body.data = ok;
+        r.body.len = n;
+        wh_link_send(peer, &r);
+        return 0;
+    }
+
+    if (wh_channels_enqueue(c, WH_PUB_API, peer, req_id, ws, ch, type, data,
+                            err) != 0)
+    {
+        wh_idem_end(&c->idem, e, 0, 0, "");
+        return -1;
+    }
+
+    c->last->idem = e;
 
     return 0;
 }
@@ -577,8 +680,9 @@ wh_channels_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
             return -1;
         }
 
-        if (rc == 1) {
-            p->refused = 1 + WH_QUOTA_HISTORY_BYTES;
+        if (rc == 1 || rc == WH_ENGINE_NO_CHANNEL) {
+            p->refused = 1 + (rc == 1 ? WH_QUOTA_HISTORY_BYTES
+                                      : WH_QUOTA_CHANNELS);
             continue;
         }
 
@@ -763,6 +867,11 @@ wh_channels_commit(wh_channels_t *c)
             }
         }
 
+        if (p->idem) {
+            wh_idem_end(&c->idem, p->idem, rc == 0 && !p->refused, p->id,
+                        p->epoch);
+        }
+
         wh_pub_free(p);
     }
 
@@ -914,6 +1023,15 @@ wh_chan_ensure(wh_channels_t *c, wh_str_t ws, wh_str_t ch, int64_t now,
     }
 
     rc = c->engine->ops->chan_ensure(c->engine, ws, ch, now, meta, err);
+
+    if (rc == WH_ENGINE_NO_CHANNEL) {
+        /* the cluster's count is at the limit */
+        wh_quota_hist_end(c->quota, 0);
+        wh_quota_refuse(c->quota, ws, WH_QUOTA_CHANNELS, NULL, &refused);
+        memset(meta, 0, sizeof(wh_chan_meta_t));
+        return 0;
+    }
+
     wh_quota_hist_add(c->quota, ws, ch, 1, 0);
     wh_quota_hist_end(c->quota, rc == 0);
 

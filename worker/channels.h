@@ -19,6 +19,7 @@
 #include "link.h"
 #include "log.h"
 #include "engine.h"
+#include "idem.h"
 #include "map.h"
 #include "quota.h"
 
@@ -57,6 +58,7 @@ typedef struct {
     wh_map_t     chans;         /* ws "\0" channel -> wh_chan_t */
     wh_pub_t    *head;          /* the queued publishes */
     wh_pub_t   **tail;
+    wh_pub_t    *last;          /* the last one queued */
     size_t       pending;
     wh_pub_t    *inflight;      /* those of the write under way */
     size_t       inflight_n;
@@ -65,6 +67,7 @@ typedef struct {
     uint64_t     delivered;
     uint64_t     commits;
     uint32_t     replay_page;   /* messages per REPLAY page */
+    wh_idem_table_t  idem;      /* API publishes' Idempotency-Keys */
 } wh_channels_t;
 
 typedef struct {
@@ -96,6 +99,13 @@ int wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
     wh_peer_t *peer, uint32_t req_id, wh_str_t ws, wh_str_t ch,
     wh_str_t type, wh_str_t data, wh_err_t *err);
 
+/* an API publish with an Idempotency-Key (idem.h): as enqueue, or a
+ * repeat answered at once (200) or refused (409 while the first is not
+ * answered) */
+int wh_channels_enqueue_keyed(wh_channels_t *c, wh_peer_t *peer,
+    uint32_t req_id, wh_str_t ws, wh_str_t ch, wh_str_t type, wh_str_t data,
+    wh_str_t key, wh_err_t *err);
+
 /* commits the queued publishes, then answers and fans them out; 0,
  * or WH_ENGINE_AGAIN while a cluster engine's write is under way (run
  * it again at the engine's wake) */
@@ -119,6 +129,11 @@ void wh_channels_stats(wh_channels_t *c, wh_str_t ws, wh_chan_stats_t *s);
  * `after` */
 int wh_channels_history(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
     uint64_t after, size_t limit, wh_hist_item_pt cb, void *ctx,
+    wh_hist_range_t *r, wh_err_t *err);
+/* the newest (at most limit) entries of a channel below id before (0:
+ * the newest of all), oldest first */
+int wh_channels_history_last(wh_channels_t *c, wh_str_t ws, wh_str_t ch,
+    uint64_t before, size_t limit, wh_hist_item_pt cb, void *ctx,
     wh_hist_range_t *r, wh_err_t *err);
 int wh_channels_list(wh_channels_t *c, wh_str_t ws, wh_str_t after,
     wh_chan_item_pt cb, void *ctx, wh_err_t *err);

@@ -338,11 +338,44 @@ wh_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
 }
 
 
+/*
+ * The Idempotency-Key header, which the module forwards as the
+ * idempotency_key query argument: the body's key when it has none, and
+ * the same one when it has.  NULL, or why the command is refused.
+ */
+static const char *
+wh_cmd_idem_header(wh_str_t q, char *buf, wh_str_t *key)
+{
+    int     rc;
+    size_t  len;
+
+    rc = wh_query_get(q, "idempotency_key", buf, WH_CMD_IDEM_MAX + 1, &len);
+
+    if (rc == 0) {
+        return NULL;
+    }
+
+    if (rc < 0 || len == 0) {
+        return "Idempotency-Key must be 1 to 128 bytes";
+    }
+
+    if (key->len && (key->len != len || memcmp(key->data, buf, len) != 0)) {
+        return "Idempotency-Key and \"idempotency_key\" differ";
+    }
+
+    key->data = buf;
+    key->len = len;
+
+    return NULL;
+}
+
+
 static void
 wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
     char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_ISSUER_MAX];
+    char           idem[WH_CMD_IDEM_MAX + 1];
     json_t        *body;
     int64_t        ttl_ms, not_before_ms;
     unsigned       priority;
@@ -385,6 +418,10 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 
     bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms,
                               &not_before_ms);
+
+    if (bad == NULL) {
+        bad = wh_cmd_idem_header(m->query, idem, &strs[5]);
+    }
 
     if (bad != NULL || wh_cmd_new_id(id, 'c') != 0) {
         goto refused;

@@ -18,7 +18,7 @@
 #include "config.h"
 
 
-#define WH_CONF_MAX_ARGS  16
+#define WH_CONF_MAX_ARGS  32
 #define WH_CONF_MAX_FILE  (1024 * 1024)
 #define WH_CONF_MAX_PASS  4096
 
@@ -485,14 +485,25 @@ wh_conf_stats(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 static int
 wh_conf_log(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
-    if (st->nargs < 2 || st->nargs > 3) {
-        return wh_conf_error(err, st, "\"%s\" takes a target and an "
-                             "optional level", "log");
+    int          i;
+    const char  *v;
+
+    if (st->nargs < 2 || st->nargs > 4) {
+        return wh_conf_error(err, st, "\"%s\" takes a target, an "
+                             "optional level and format=", "log");
     }
 
-    if (st->nargs == 3 && wh_log_level(st->args[2], &cf->log_level) != 0) {
-        return wh_conf_error(err, st, "unknown log level \"%s\"",
-                             st->args[2]);
+    for (i = 2; i < st->nargs; i++) {
+        if ((v = wh_conf_key(st->args[i], "format")) != NULL) {
+            if (wh_log_format(v, &cf->log_format) != 0) {
+                return wh_conf_error(err, st, "unknown log format \"%s\" "
+                                     "(text or json)", v);
+            }
+
+        } else if (wh_log_level(st->args[i], &cf->log_level) != 0) {
+            return wh_conf_error(err, st, "unknown log level \"%s\"",
+                                 st->args[i]);
+        }
     }
 
     if (strcmp(st->args[1], "stderr") == 0) {
@@ -840,6 +851,160 @@ wh_conf_ingest(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
+/* a key=value of a `source` line into the definition's JSON form
+ * (sourcedef.h): durations and sizes as numbers, header="Name: value"
+ * into the headers object; 0, -1 invalid, -2 unknown key */
+static int
+wh_conf_source_kv(json_t *obj, json_t *headers, const char *arg,
+    const char **ws)
+{
+    char         name[129];
+    size_t       i, n;
+    int64_t      ms;
+    size_t       size;
+    const char  *v, *colon;
+    static const char  *strs[] = {
+        "url", "channel", "type", "event_field", "subprotocol", "cafile",
+        "mqtt", NULL
+    };
+    static const char  *durations[] = {
+        "ping", "reconnect_min", "reconnect_max", "handshake_timeout", NULL
+    };
+
+    if ((v = wh_conf_key(arg, "workspace")) != NULL) {
+        *ws = v;
+        return 0;
+    }
+
+    for (i = 0; strs[i]; i++) {
+        if ((v = wh_conf_key(arg, strs[i])) != NULL) {
+            return json_object_set_new(obj, strs[i], json_string(v)) ? -1
+                                                                     : 0;
+        }
+    }
+
+    for (i = 0; durations[i]; i++) {
+        if ((v = wh_conf_key(arg, durations[i])) != NULL) {
+            snprintf(name, sizeof(name), "%s_ms", durations[i]);
+
+            return wh_config_duration(v, &ms) != 0
+                   || json_object_set_new(obj, name, json_integer(ms))
+                   ? -1 : 0;
+        }
+    }
+
+    if ((v = wh_conf_key(arg, "max_message")) != NULL) {
+        return wh_config_size(v, &size) != 0
+               || json_object_set_new(obj, "max_message",
+                                      json_integer((json_int_t) size))
+               ? -1 : 0;
+    }
+
+    if ((v = wh_conf_key(arg, "rate")) != NULL) {
+        n = strspn(v, "0123456789");
+
+        if (n == 0 || n > 7 || (v[n] != '\0' && strcmp(v + n, "/s") != 0))
+        {
+            return -1;
+        }
+
+        return json_object_set_new(obj, "rate",
+                                   json_integer(strtol(v, NULL, 10)))
+               ? -1 : 0;
+    }
+
+    if ((v = wh_conf_key(arg, "header")) != NULL) {
+        colon = strchr(v, ':');
+
+        if (colon == NULL || colon == v || colon - v >= (long) sizeof(name)
+        ) {
+            return -1;
+        }
+
+        memcpy(name, v, colon - v);
+        name[colon - v] = '\0';
+
+        for (colon++; *colon == ' ' || *colon == '\t'; colon++) {
+            /* void */
+        }
+
+        if (json_object_get(headers, name) != NULL) {
+            return -1;
+        }
+
+        return json_object_set_new(headers, name, json_string(colon)) ? -1
+                                                                      : 0;
+    }
+
+    return -2;
+}
+
+
+/* source ID url=... workspace=... channel=... [...]: checked the way
+ * POST /api/sources is (sourcedef.c), header files allowed */
+static int
+wh_conf_source(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
+{
+    int               i, rc = 0;
+    char              msg[160];
+    json_t           *obj, *headers;
+    const char       *ws = NULL;
+    wh_source_def_t  *defs;
+
+    if (st->nargs < 2) {
+        return wh_conf_error(err, st, "%s", "\"source\" needs an id");
+    }
+
+    defs = realloc(cf->sources, (cf->nsources + 1) * sizeof(*defs));
+
+    if (defs == NULL) {
+        return wh_err(err, 1, "out of memory");
+    }
+
+    cf->sources = defs;
+    obj = json_pack("{s:s}", "id", st->args[1]);
+    headers = json_object();
+
+    for (i = 2; rc == 0 && obj && headers && i < st->nargs; i++) {
+        rc = wh_conf_source_kv(obj, headers, st->args[i], &ws);
+
+        if (rc != 0) {
+            json_decref(obj);
+            json_decref(headers);
+            return wh_conf_error(err, st, rc == -2 ? "unknown source "
+                                 "argument \"%s\"" : "invalid source "
+                                 "argument \"%s\"", st->args[i]);
+        }
+    }
+
+    if (obj == NULL || headers == NULL
+        || json_object_set_new(obj, "headers", headers) != 0)
+    {
+        json_decref(obj);
+        return wh_err(err, 1, "out of memory");
+    }
+
+    if (ws == NULL) {
+        json_decref(obj);
+        return wh_conf_error(err, st, "%s", "\"source\" needs "
+                             "workspace=");
+    }
+
+    rc = wh_source_def_json(&defs[cf->nsources], wh_cstr(ws), obj, 1, msg,
+                            sizeof(msg));
+    json_decref(obj);
+
+    if (rc != 0) {
+        wh_source_def_free(&defs[cf->nsources]);
+        return wh_conf_error(err, st, "source: %s", msg);
+    }
+
+    cf->nsources++;
+
+    return 0;
+}
+
+
 static int
 wh_conf_egress(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
@@ -1019,7 +1184,18 @@ wh_conf_token(char **pos, int *line, char **start)
         p += *p == '"';
 
     } else {
+        /* a quoted part (key="a value") may hold blanks and ";" */
         while (*p != '\0' && *p != ';' && !isspace((unsigned char) *p)) {
+            if (*p == '"') {
+                for (p++; *p != '\0' && *p != '"' && *p != '\n'; p++) {
+                    /* void */
+                }
+
+                if (*p != '"') {
+                    break;
+                }
+            }
+
             p++;
         }
     }
@@ -1169,6 +1345,16 @@ wh_conf_engine_arg(wh_config_t *cf, wh_stmt_t *st, char *arg,
         return 0;
     }
 
+    if ((v = wh_conf_key(arg, "node_lease")) != NULL) {
+        if (wh_config_duration(v, &ms) != 0 || ms < 1000 || ms > 600000) {
+            return wh_conf_error(err, st, "invalid node_lease \"%s\" (1s "
+                                 "to 10m)", v);
+        }
+
+        cf->engine.node_lease_ms = ms;
+        return 0;
+    }
+
     if ((v = wh_conf_key(arg, "ack_timeout")) != NULL
         || (v = wh_conf_key(arg, "connect_timeout")) != NULL
         || (v = wh_conf_key(arg, "command_timeout")) != NULL)
@@ -1227,6 +1413,7 @@ wh_conf_engine(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     rc->reconnect_min_ms = 100;
     rc->reconnect_max_ms = 5000;
     cf->engine.ack_timeout_ms = 200;
+    cf->engine.node_lease_ms = 10000;
 
     for (i = 2; i < st->nargs; i++) {
         if (wh_conf_engine_arg(cf, st, st->args[i], err) != 0) {
@@ -1282,6 +1469,22 @@ wh_conf_node_id(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 }
 
 
+/* key="value" -> key=value */
+static void
+wh_conf_unquote(char *arg)
+{
+    char    *q;
+    size_t   len = strlen(arg);
+
+    q = strstr(arg, "=\"");
+
+    if (q && len >= 2 && arg[len - 1] == '"' && q + 1 < arg + len - 1) {
+        memmove(q + 1, q + 2, arg + len - 1 - (q + 2));
+        arg[len - 2] = '\0';
+    }
+}
+
+
 static int
 wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
     wh_err_t *err)
@@ -1302,6 +1505,7 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         { "quota", wh_conf_quota, 1, 0 },
         { "engine", wh_conf_engine, 0, 0 },
         { "node_id", wh_conf_node_id, 0, 0 },
+        { "source", wh_conf_source, 1, 0 },
         { NULL, NULL, 0, 0 }
     };
 
@@ -1344,6 +1548,8 @@ wh_conf_statements(wh_config_t *cf, char *text, wh_stmt_t *st,
         if (st->args[st->nargs] == NULL) {
             return wh_err(err, 1, "out of memory");
         }
+
+        wh_conf_unquote(st->args[st->nargs]);
 
         st->nargs++;
     }
@@ -1435,6 +1641,7 @@ wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
     cf->cmd_max_attempts = 5;
     cf->cmd_retention_ms = 30LL * 86400000;
     cf->log_level = WH_LOG_INFO;
+    cf->log_format = WH_LOG_TEXT;
 
     if (wh_conf_strdup(&cf->file, file, err) != 0
         || wh_conf_strdup(&cf->listen, WH_DEFAULT_LISTEN, err) != 0
@@ -1451,6 +1658,7 @@ wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
 static int
 wh_conf_text(wh_config_t *cf, char *text, wh_err_t *err)
 {
+    unsigned     i;
     const char  *file = cf->file;
 
     if (wh_conf_parse(cf, text, err) != 0) {
@@ -1469,6 +1677,13 @@ wh_conf_text(wh_config_t *cf, char *text, wh_err_t *err)
     if ((cf->ningest || cf->egress.topic.text) && cf->mqtt.host == NULL) {
         return wh_err(err, 1, "%s: \"ingest\" and \"egress\" need an "
                       "\"mqtt\" directive", file);
+    }
+
+    for (i = 0; i < cf->nsources; i++) {
+        if (cf->sources[i].mqtt.text && cf->mqtt.host == NULL) {
+            return wh_err(err, 1, "%s: source \"%s\": mqtt= needs an "
+                          "\"mqtt\" directive", file, cf->sources[i].id);
+        }
     }
 
     return 0;
@@ -1568,6 +1783,12 @@ wh_config_free(wh_config_t *cf)
     }
 
     free(cf->quota);
+
+    for (i = 0; i < cf->nsources; i++) {
+        wh_source_def_free(&cf->sources[i]);
+    }
+
+    free(cf->sources);
     free(cf->peers);
     memset(cf, 0, sizeof(wh_config_t));
 }

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "quota.h"
 #include "redis.h"
+#include "sourcedef.h"
 
 
 #define WH_DEFAULT_LISTEN   "/run/wirehub/wirehubd.sock"
@@ -44,6 +45,7 @@ typedef struct {
     wh_redis_conf_t  redis;
     unsigned         replicas_ack;  /* WAIT for that many replicas */
     int64_t          ack_timeout_ms;
+    int64_t          node_lease_ms;
 } wh_engine_conf_t;
 
 typedef struct {
@@ -67,6 +69,7 @@ typedef struct {
                                     * for ever */
     char      *log_path;           /* NULL: stderr */
     int        log_level;
+    int        log_format;         /* WH_LOG_TEXT, WH_LOG_JSON */
     wh_mqtt_conf_t     mqtt;
     wh_engine_conf_t   engine;
     char              *node_id;     /* NULL: the host name */
@@ -75,6 +78,9 @@ typedef struct {
     wh_egress_conf_t   egress;
     wh_quota_rule_t   *quota;      /* in configuration order */
     unsigned           nquota;
+    wh_source_def_t   *sources;    /* `source` lines; wirehubd's sources
+                                    * take them at start (nsources 0) */
+    unsigned           nsources;
 } wh_config_t;
 
 

@@ -173,9 +173,32 @@ wh_daemon_engine_message(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
 }
 
 
+static uint64_t
+wh_daemon_elsewhere(void *ctx, wh_str_t ws, uint64_t here)
+{
+    wh_daemon_t  *d = ctx;
+
+    return d->engine->ops->presence(d->engine, ws, here);
+}
+
+
+static void
+wh_daemon_engine_limits(void *ctx, wh_str_t ws, uint64_t *channels,
+    uint64_t *history_bytes)
+{
+    wh_daemon_t        *d = ctx;
+    wh_quota_limits_t   l;
+
+    wh_quota_limits(d->conf.quota, d->conf.nquota, ws, &l);
+    *channels = l.limit[WH_QUOTA_CHANNELS];
+    *history_bytes = l.limit[WH_QUOTA_HISTORY_BYTES];
+}
+
+
 static const wh_engine_handler_t  wh_daemon_engine_handler = {
     wh_daemon_engine_wake,
-    wh_daemon_engine_message
+    wh_daemon_engine_message,
+    wh_daemon_engine_limits
 };
 
 
@@ -198,6 +221,7 @@ wh_daemon_engine(wh_daemon_t *d, wh_err_t *err)
     rc.redis = d->conf.engine.redis;
     rc.replicas_ack = d->conf.engine.replicas_ack;
     rc.ack_timeout_ms = d->conf.engine.ack_timeout_ms;
+    rc.node_lease_ms = d->conf.engine.node_lease_ms;
     rc.hist_len = d->conf.history_length;
     rc.hist_ttl_ms = d->conf.history_ttl_ms;
     rc.node_id = d->conf.node_id;
@@ -548,6 +572,11 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     wh_channels_init(&d->channels, d->engine, &d->quota, &d->log);
     d->channels.replay_page = d->conf.replay_page;
     wh_sessions_init(&d->sessions, &d->channels, &d->log);
+
+    if (d->engine->ops->presence) {
+        d->sessions.elsewhere = wh_daemon_elsewhere;
+        d->sessions.elsewhere_ctx = d;
+    }
     wh_batch_init(&d->batch, d->engine, &d->log);
 
     if (wh_daemon_commands(d, err) != 0) {
@@ -591,6 +620,16 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
+    /* the configured definitions move into the sources */
+    if (wh_sources_init(&d->sources, d->conf.sources, d->conf.nsources,
+                        &d->loop, &d->log, &d->channels, &d->mqtt,
+                        d->engine, err) != 0)
+    {
+        return -1;
+    }
+
+    d->conf.nsources = 0;
+
     wh_log_info(&d->log, "wirehubd %s listening on unix:%s%s, storage %s "
                 "(map %zu bytes)", d->instance,
                 inherited ? lf.path : d->conf.listen,
@@ -614,6 +653,7 @@ wh_daemon_run(wh_daemon_t *d)
 
     /* drain: commit what was read (and the values the MQTT rate limit
      * still held), write what was answered, close */
+    wh_sources_stop(&d->sources);
     wh_mqtt_stop(&d->mqtt);
     wh_batch_commit(&d->batch);
     wh_channels_commit(&d->channels);

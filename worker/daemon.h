@@ -20,6 +20,7 @@
 #include "mqtt.h"
 #include "quota.h"
 #include "sessions.h"
+#include "sources.h"
 
 
 #define WH_INSTANCE_LEN  16
@@ -38,6 +39,7 @@ typedef struct {
     wh_jobs_t       jobs;          /* fleet jobs, over the commands */
     wh_clients_t    clients;
     wh_mqtt_t       mqtt;
+    wh_sources_t    sources;       /* upstream WebSockets */
     char            instance[WH_INSTANCE_LEN + 1];
     int64_t         start_ms;
     int             exit_code;

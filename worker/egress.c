@@ -12,8 +12,6 @@
 #include "egress.h"
 
 
-#define WH_EGRESS_MAX_QUEUE  10000
-
 static const char *const  wh_egress_fields[WH_EGRESS_NFIELDS] = {
     "workspace", "client", "type"
 };

@@ -28,6 +28,9 @@
 #define WH_EGRESS_TYPE       2
 #define WH_EGRESS_NFIELDS    3
 
+/* events published and not yet acknowledged, at most (max_queue=) */
+#define WH_EGRESS_MAX_QUEUE  10000
+
 typedef struct {
     wh_tpl_t     topic;         /* text NULL: no egress */
     int          qos;

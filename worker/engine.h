@@ -50,6 +50,11 @@
  */
 #define WH_ENGINE_AGAIN  (-2)
 
+/* chan_append and chan_ensure of an engine that counts the workspace's
+ * channels itself (cluster): no channel made, the channels quota is
+ * reached */
+#define WH_ENGINE_NO_CHANNEL  2
+
 /* a channel's epoch: 8 characters, new each time the channel is made */
 #define WH_EPOCH_LEN  8
 
@@ -99,6 +104,10 @@ typedef struct {
      * the call */
     void  (*message)(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t id,
         const char *epoch, int64_t time_ms, wh_str_t text);
+    /* the channels and history bytes ws may store (UINT64_MAX: no
+     * limit), for an engine that counts them over the cluster */
+    void  (*limits)(void *ctx, wh_str_t ws, uint64_t *channels,
+        uint64_t *history_bytes);
 } wh_engine_handler_t;
 
 /* where a write goes: what is synced before it is answered, or what
@@ -238,6 +247,10 @@ typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
     wh_str_t client_id, uint64_t before_s);
+/* a stored upstream source (sources.c): its record, valid during the
+ * call; non-zero stops */
+typedef int (*wh_engine_source_pt)(void *ctx, wh_str_t ws, wh_str_t id,
+    wh_str_t record);
 /* an open command, valid during the call (the callee may change it
  * through the engine) */
 typedef int (*wh_engine_cmd_pt)(void *ctx, wh_command_t *cmd,
@@ -307,6 +320,10 @@ struct wh_engine_ops_s {
      * the daemon after its own commits (LMDB, one node) */
     int  (*chan_follow)(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
         wh_err_t *err);
+    /* cluster engines: this node holds `here` sessions of ws now; the
+     * answer is the sessions the other live nodes hold, as last read
+     * (about a second old).  NULL: one node */
+    uint64_t (*presence)(wh_engine_t *e, wh_str_t ws, uint64_t here);
     /* bytes of storage reserved (LMDB: both maps), for the logs */
     size_t (*size)(wh_engine_t *e);
     /* outside a write: what is stored and how full each space is */
@@ -381,6 +398,23 @@ struct wh_engine_ops_s {
     /* the executions with index >= from, in index order */
     int  (*exec_each)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
         uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
+
+    /*
+     * Upstream sources (DESIGN.md "Upstream sources"): the ones added
+     * at run time, inside a state write.  The record is sources.c's
+     * JSON text, header values included; the engine only keeps it.
+     * An engine without these (NULL) has no run-time sources.
+     */
+
+    /* stores or replaces the record of (ws, id) */
+    int  (*source_put)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_str_t record, wh_err_t *err);
+    /* 1 deleted, 0 there was none */
+    int  (*source_del)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_err_t *err);
+    /* every stored source (at start) */
+    int  (*source_each)(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
+        wh_err_t *err);
 
     /*
      * The workspace-wide listing of commands and the retention

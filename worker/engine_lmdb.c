@@ -425,9 +425,14 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
         return wh_mdb_error(rc, "opening the client databases", err);
     }
 
-    return wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0
-           || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0
-           || wh_lmdb_audit_open_dbs(t, err) != 0 ? -1 : 0;
+    if (wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0
+        || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0
+        || wh_lmdb_audit_open_dbs(t, err) != 0)
+    {
+        return -1;
+    }
+
+    return wh_lmdb_sources_open_db(e, wh_lmdb_stxn(t), err);
 }
 
 
@@ -471,6 +476,11 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .job_each = wh_lmdb_job_each,
     .exec_put = wh_lmdb_exec_put,
     .exec_each = wh_lmdb_exec_each,
+
+    /* upstream sources */
+    .source_put = wh_lmdb_source_put,
+    .source_del = wh_lmdb_source_del,
+    .source_each = wh_lmdb_source_each,
 
     /* the workspace-wide listing of commands, the retention */
     .cmd_list_ws = wh_lmdb_cmd_list_ws,

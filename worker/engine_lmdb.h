@@ -26,6 +26,8 @@
  *   cmd_meta     "seq" -> be64 the last seq given out
  *   jobs, job_exec   fleet jobs and their executions
  *                (engine_lmdb_jobs.c)
+ *   sources      ws "\0" source_id -> the run-time source (sources.c's
+ *                JSON record)
  *
  * Keys start with the workspace and "\0", so that nothing is ever found
  * across workspaces.
@@ -54,6 +56,7 @@ typedef struct {
     MDB_dbi       clients_db, revoked_db;
     MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
     MDB_dbi       jobs_db, exec_db;
+    MDB_dbi       sources_db;
     MDB_dbi       ws_db, ended_db;      /* engine_lmdb_audit.c */
 } wh_engine_lmdb_t;
 
@@ -127,6 +130,15 @@ int wh_lmdb_exec_put(wh_etxn_t *t, wh_str_t ws, wh_str_t job, uint64_t idx,
     const wh_job_exec_t *x, wh_err_t *err);
 int wh_lmdb_exec_each(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
     uint64_t from, wh_engine_exec_pt cb, void *ctx, wh_err_t *err);
+/* engine_lmdb_sources.c: the run-time sources of the table */
+int wh_lmdb_sources_open_db(wh_engine_lmdb_t *e, MDB_txn *txn,
+    wh_err_t *err);
+int wh_lmdb_source_put(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_str_t record, wh_err_t *err);
+int wh_lmdb_source_del(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_err_t *err);
+int wh_lmdb_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
+    wh_err_t *err);
 
 /* engine_lmdb_audit.c: the workspace-wide listing and the retention
  * of commands (a block of their own at the end of the table), and the

@@ -61,6 +61,7 @@ wh_reng_close(wh_engine_t *e)
     }
 
     wh_rch_free(&rl->r);
+    wh_rpres_free(&rl->r);
     free(rl->r.node_id);
 
     if (rl->state) {
@@ -156,6 +157,13 @@ wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
 }
 
 
+static uint64_t
+wh_reng_presence(wh_engine_t *e, wh_str_t ws, uint64_t here)
+{
+    return wh_rpres_report((wh_engine_redis_t *) e, ws, here);
+}
+
+
 /* the state space is the LMDB engine's: its txns carry its table, so
  * these are never reached through a txn of this engine */
 static const wh_engine_ops_t  wh_redis_ops = {
@@ -174,6 +182,7 @@ static const wh_engine_ops_t  wh_redis_ops = {
     .sync_background = wh_reng_sync_background,
     .check_readers = wh_reng_check_readers,
     .chan_follow = wh_rch_chan_follow,
+    .presence = wh_reng_presence,
     .size = wh_reng_size,
     .stats = wh_reng_stats
 };
@@ -228,8 +237,12 @@ static const wh_redis_handler_t  wh_reng_events = {
 static void
 wh_reng_tick(wh_timer_t *t)
 {
-    wh_rch_tick(t->data, wh_loop_now());
+    int64_t  now = wh_loop_now();
+
+    wh_rch_tick(t->data, now);
+    wh_rpres_tick(t->data, now);
 }
+
 
 
 int

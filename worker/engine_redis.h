@@ -10,10 +10,16 @@
  *   wh:{ws}:m:CHANNEL   hash: last (id), epoch, created (ms)
  *   wh:{ws}:h:CHANNEL   list: "TIME_MS TEXT" per message, the oldest
  *                       first; it holds ids last - LLEN + 1 .. last
- *                       (expires with the history ttl when one is set)
+ *                       (entries past the history ttl leave from its
+ *                       head at the channel's next publish)
+ *   wh:{ws}:usage       hash: bytes, the history texts the workspace
+ *                       stores (its history_bytes quota; the channels
+ *                       quota counts wh:{ws}:chans)
  *   wh:{ws}:chans       sorted set of the channel names (listing)
  *   wh:{ws}:p:CHANNEL   the pub/sub channel: "ID EPOCH TIME_MS TEXT"
  *   wh:workspaces       set of the workspaces with channels
+ *   wh:{ws}:nodes       hash: node_id -> "SESSIONS DEADLINE_MS", the
+ *                       sessions of ws each node holds (presence)
  *
  * A publish is one Lua script (id, history append and trim within the
  * length and the quota room, PUBLISH), so ids are contiguous and every
@@ -38,6 +44,7 @@ typedef struct {
     const char       *node_id;
     unsigned          replicas_ack;     /* WAIT for that many replicas */
     int64_t           ack_timeout_ms;
+    int64_t           node_lease_ms;    /* a dead node stops counting */
     uint32_t          hist_len;
     int64_t           hist_ttl_ms;      /* 0: no time limit */
 } wh_engine_redis_conf_t;

@@ -20,15 +20,44 @@ static const char  wh_id_mark[] = ",\"id\":";
 static const char  wh_epoch_mark[] = ",\"epoch\":\"";
 
 
+/*
+ * KEYS: meta, history, channel index, workspaces, usage; ARGV: channel,
+ * now, length, ttl, room, new epoch, the text before the id and after
+ * the epoch, pub/sub channel, workspace, publish now ("1") or return
+ * the message for later, the channels and the history bytes the
+ * workspace may have ("0": no limit).  Answers {id, epoch, growth[,
+ * message]} or {0, 1} (no room for the bytes) or {0, 2} (no channel
+ * may be made).  History older than the ttl leaves from the head first.
+ */
 static const char  wh_lua_publish[] =
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch')\n"
     "local last = tonumber(m[1])\n"
     "local epoch = m[2]\n"
     "local made = false\n"
     "if not last or not epoch then\n"
+    "  if tonumber(ARGV[12]) > 0\n"
+    "     and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then\n"
+    "    return {0, 2}\n"
+    "  end\n"
     "  last = 0\n"
     "  epoch = ARGV[6]\n"
     "  made = true\n"
+    "end\n"
+    "local now = tonumber(ARGV[2])\n"
+    "local ttl = tonumber(ARGV[4])\n"
+    "if ttl > 0 then\n"
+    "  local freed = 0\n"
+    "  for i = 1, 100 do\n"
+    "    local e = redis.call('LINDEX', KEYS[2], 0)\n"
+    "    if not e then break end\n"
+    "    local sp = string.find(e, ' ', 1, true) or 1\n"
+    "    if now - tonumber(string.sub(e, 1, sp - 1)) <= ttl then break end\n"
+    "    redis.call('LPOP', KEYS[2])\n"
+    "    freed = freed + #e - sp\n"
+    "  end\n"
+    "  if freed > 0 then\n"
+    "    redis.call('HINCRBY', KEYS[5], 'bytes', -freed)\n"
+    "  end\n"
     "end\n"
     "local id = last + 1\n"
     "local text = ARGV[7] .. id .. ',\"epoch\":\"' .. epoch .. ARGV[8]\n"
@@ -41,7 +70,12 @@ static const char  wh_lua_publish[] =
     "  end\n"
     "end\n"
     "local growth = #text - trimmed\n"
-    "if growth > tonumber(ARGV[5]) then return {0} end\n"
+    "if growth > tonumber(ARGV[5]) then return {0, 1} end\n"
+    "local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
+    "if growth > 0 and tonumber(ARGV[13]) > 0\n"
+    "   and used + growth > tonumber(ARGV[13]) then\n"
+    "  return {0, 1}\n"
+    "end\n"
     "if made then\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'created', ARGV[2])\n"
     "  redis.call('ZADD', KEYS[3], 0, ARGV[1])\n"
@@ -49,10 +83,8 @@ static const char  wh_lua_publish[] =
     "end\n"
     "redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. text)\n"
     "if k > 0 then redis.call('LTRIM', KEYS[2], k, -1) end\n"
+    "redis.call('HINCRBY', KEYS[5], 'bytes', growth)\n"
     "redis.call('HSET', KEYS[1], 'last', id)\n"
-    "if tonumber(ARGV[4]) > 0 then\n"
-    "  redis.call('PEXPIRE', KEYS[2], ARGV[4])\n"
-    "end\n"
     "local msg = id .. ' ' .. epoch .. ' ' .. ARGV[2] .. ' ' .. text\n"
     "if ARGV[11] == '1' then\n"
     "  redis.call('PUBLISH', ARGV[9], msg)\n"
@@ -60,10 +92,16 @@ static const char  wh_lua_publish[] =
     "end\n"
     "return {id, epoch, growth, msg}\n";
 
+/* ARGV[5]: the channels the workspace may have ("0": no limit);
+ * {-1}: none may be made */
 static const char  wh_lua_ensure[] =
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch', 'created')\n"
     "if m[2] then\n"
     "  return {tonumber(m[1]) or 0, m[2], tonumber(m[3]) or 0}\n"
+    "end\n"
+    "if tonumber(ARGV[5]) > 0\n"
+    "   and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then\n"
+    "  return {-1}\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'last', 0, 'epoch', ARGV[3],\n"
     "           'created', ARGV[2])\n"
@@ -278,6 +316,25 @@ wh_rdown_err(wh_engine_redis_t *re, wh_err_t *err)
     err->retry_s = 1;
 
     return -1;
+}
+
+
+/* the workspace's limits as Lua numbers ("0": none), from the daemon */
+static void
+wh_rlimits(wh_engine_redis_t *re, wh_str_t ws, char *channels,
+    char *bytes)
+{
+    uint64_t  ch = UINT64_MAX, hb = UINT64_MAX;
+
+    if (re->base.handler && re->base.handler->limits) {
+        re->base.handler->limits(re->base.handler_ctx, ws, &ch, &hb);
+    }
+
+    snprintf(channels, 24, "%" PRIu64, ch == UINT64_MAX ? 0 : ch);
+
+    if (bytes != NULL) {
+        snprintf(bytes, 24, "%" PRIu64, hb == UINT64_MAX ? 0 : hb);
+    }
 }
 
 
@@ -1107,15 +1164,22 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
     argv[8] = epoch;
 
     {
-        const char  *full[10];
+        char         lim[24];
+        const char  *full[11];
 
+        wh_rlimits(re, ws, lim, NULL);
         memcpy(full, argv, sizeof(argv));
         full[9] = wsz;
-        rc = wh_rc_read(re, key, klen, 10, full, NULL, &v, err);
+        full[10] = lim;
+        rc = wh_rc_read(re, key, klen, 11, full, NULL, &v, err);
     }
 
     if (rc != 0) {
         return rc;
+    }
+
+    if (wh_rv_int(v, 0) == -1) {
+        return WH_ENGINE_NO_CHANNEL;
     }
 
     memset(meta, 0, sizeof(wh_chan_meta_t));
@@ -1448,7 +1512,7 @@ wh_rch_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
         p = &w->pubs[w->next++];
 
         if (p->refused) {
-            return 1;
+            return p->refused;
         }
 
         meta->last_id = p->id;
@@ -1625,7 +1689,8 @@ wh_rpub_reply(void *data, redisReply *reply, const char *why)
                               : why ? why : "a bad reply");
 
     } else if (reply->element[0]->integer == 0) {
-        p->refused = 1;
+        p->refused = reply->elements > 1 && reply->element[1]->integer == 2
+                     ? WH_ENGINE_NO_CHANNEL : 1;
 
     } else if (reply->elements >= 3) {
         p->id = (uint64_t) reply->element[0]->integer;
@@ -1663,12 +1728,13 @@ static int
 wh_rpub_send(wh_engine_redis_t *re, size_t i)
 {
     char          mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], ckey[WH_RKEY_MAX];
-    char          now[24], hl[24], ttl[24], room[24];
+    char          now[24], hl[24], ttl[24], room[24], lch[24], lbytes[24];
+    char          ukey[WH_WORKSPACE_MAX + 16];
     char          epoch[WH_EPOCH_LEN + 1];
     wh_str_t      ws, ch;
     wh_rpub_t    *p = &re->hist.pubs[i];
     wh_rpubcb_t  *cb;
-    const char   *argv[18];
+    const char   *argv[21];
 
     ws.data = p->ws;
     ws.len = strlen(p->ws);
@@ -1683,24 +1749,30 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     snprintf(room, sizeof(room), "%" PRId64, p->room);
     wh_epoch_new(epoch);
 
+    snprintf(ukey, sizeof(ukey), "wh:{%s}:usage", p->ws);
+    wh_rlimits(re, ws, lch, lbytes);
+
     argv[0] = "EVAL";
     argv[1] = wh_lua_publish;
-    argv[2] = "4";
+    argv[2] = "5";
     argv[3] = mkey;
     argv[4] = hkey;
     argv[5] = ckey;
     argv[6] = "wh:workspaces";
-    argv[7] = p->ch;
-    argv[8] = now;
-    argv[9] = hl;
-    argv[10] = ttl;
-    argv[11] = room;
-    argv[12] = epoch;
-    argv[13] = p->prefix;
-    argv[14] = p->suffix;
-    argv[15] = p->pubsub;
-    argv[16] = p->ws;
-    argv[17] = re->conf.replicas_ack ? "0" : "1";
+    argv[7] = ukey;
+    argv[8] = p->ch;
+    argv[9] = now;
+    argv[10] = hl;
+    argv[11] = ttl;
+    argv[12] = room;
+    argv[13] = epoch;
+    argv[14] = p->prefix;
+    argv[15] = p->suffix;
+    argv[16] = p->pubsub;
+    argv[17] = p->ws;
+    argv[18] = re->conf.replicas_ack ? "0" : "1";
+    argv[19] = lch;
+    argv[20] = lbytes;
 
     cb = malloc(sizeof(wh_rpubcb_t));
 
@@ -1711,7 +1783,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     cb->re = re;
     cb->i = i;
 
-    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 18, argv, NULL)
+    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 21, argv, NULL)
         != 0)
     {
         free(cb);

@@ -113,6 +113,8 @@ typedef struct {
     wh_loop_t               *loop;
     wh_map_t                 follows;   /* ws "\0" ch -> wh_rfollow_t */
     wh_map_t                 cache;     /* read key -> wh_rcache_t */
+    wh_map_t                 presence;  /* ws -> its sessions here and
+                                         * elsewhere */
     wh_rwrite_t              hist;
     wh_timer_t               timer;
     uint64_t                 gen;
@@ -138,6 +140,12 @@ int wh_rch_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
     wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);
 int wh_rch_chan_follow(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
     wh_err_t *err);
+
+/* engine_redis_presence.c: the sessions of the cluster */
+uint64_t wh_rpres_report(wh_engine_redis_t *re, wh_str_t ws,
+    uint64_t here);
+void wh_rpres_tick(wh_engine_redis_t *re, int64_t now);
+void wh_rpres_free(wh_engine_redis_t *re);
 
 /* the history write of engine.h's write(): 0, -1, WH_ENGINE_AGAIN */
 int wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,

@@ -15,9 +15,15 @@
 #define WH_LOG_WARN   2
 #define WH_LOG_ERROR  3
 
+#define WH_LOG_TEXT   0
+#define WH_LOG_JSON   1
+
 typedef struct {
     int    fd;          /* 2 for stderr */
     int    level;
+    int    format;      /* WH_LOG_TEXT or WH_LOG_JSON */
+    int    journal;     /* stderr is journald's stream (JOURNAL_STREAM):
+                         * a "<N>" priority instead of our own time */
     char  *path;        /* NULL: stderr */
 } wh_log_t;
 
@@ -38,7 +44,11 @@ int wh_err(wh_err_t *e, int status, const char *fmt, ...) WH_PRINTF(3, 4);
 /* -1 and *level unchanged if name is not a level */
 int wh_log_level(const char *name, int *level);
 
-int wh_log_open(wh_log_t *log, const char *path, int level, wh_err_t *err);
+/* -1 and *format unchanged if name is neither "text" nor "json" */
+int wh_log_format(const char *name, int *format);
+
+int wh_log_open(wh_log_t *log, const char *path, int level, int format,
+    wh_err_t *err);
 /* reopens the file (SIGHUP, after logrotate moved it) */
 int wh_log_reopen(wh_log_t *log, wh_err_t *err);
 void wh_log_close(wh_log_t *log);

@@ -68,8 +68,8 @@ main(int argc, char **argv)
         return 0;
     }
 
-    if (wh_log_open(&d->log, d->conf.log_path, d->conf.log_level, &err)
-        != 0)
+    if (wh_log_open(&d->log, d->conf.log_path, d->conf.log_level,
+                    d->conf.log_format, &err) != 0)
     {
         fprintf(stderr, "wirehubd: %s\n", err.msg);
         wh_config_free(&d->conf);

@@ -422,6 +422,55 @@ wh_metrics_quota(wh_metrics_t *m)
 }
 
 
+static void
+wh_metrics_sources(wh_metrics_t *m)
+{
+    int                   i;
+    unsigned              states[WH_SRC_STATES];
+    wh_prom_t            *p = &m->p;
+    wh_source_counters_t  n;
+
+    wh_sources_totals(&m->d->sources, states, &n);
+
+    wh_prom_family(p, "wirehubd_sources", "gauge",
+                   "Upstream sources, by state.");
+
+    for (i = 0; i < WH_SRC_STATES; i++) {
+        wh_prom_u64(p, "wirehubd_sources", (const char *[]) {
+                        "state", wh_source_state_names[i], NULL },
+                    states[i]);
+    }
+
+    wh_prom_counter(p, "wirehubd_source_messages_received_total",
+                    "Messages received from upstream sources.",
+                    n.messages_in);
+    wh_prom_counter(p, "wirehubd_source_messages_published_total",
+                    "Messages of upstream sources published into "
+                    "channels.", n.published);
+
+    wh_prom_family(p, "wirehubd_source_messages_refused_total", "counter",
+                   "Messages of upstream sources not published, by "
+                   "reason.");
+
+    for (i = 0; i < WH_SRC_REFUSALS; i++) {
+        wh_prom_u64(p, "wirehubd_source_messages_refused_total",
+                    (const char *[]) {
+                        "reason", wh_source_refusal_names[i], NULL },
+                    n.refused[i]);
+    }
+
+    wh_prom_counter(p, "wirehubd_source_reconnects_total",
+                    "Connections of upstream sources after their first.",
+                    n.reconnects);
+    wh_prom_counter(p, "wirehubd_source_connect_failures_total",
+                    "Attempts to connect an upstream source that failed.",
+                    n.failures);
+    wh_prom_counter(p, "wirehubd_source_throttled_total",
+                    "Times reading an upstream source paused for its "
+                    "rate.", n.throttled);
+}
+
+
 /* the families, in the order they are rendered */
 static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_daemon,
@@ -433,6 +482,7 @@ static const wh_metrics_part_pt  wh_metrics_families[] = {
     wh_metrics_storage,
     wh_metrics_mqtt,
     wh_metrics_quota,
+    wh_metrics_sources,
 };
 
 

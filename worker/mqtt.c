@@ -734,14 +734,20 @@ wh_mqtt_event_identity(wh_mqtt_t *mq, wh_peer_t *peer,
 static int
 wh_mqtt_publish(wh_mqtt_t *mq, const char **why)
 {
-    int  rc, qos = mq->conf->egress.qos;
+    int                      rc, qos;
+    unsigned                 max_queue;
+    const wh_egress_conf_t  *eg = &mq->conf->egress;
+
+    /* without an egress directive (sources' mqtt= only), its defaults */
+    qos = eg->topic.text ? eg->qos : 1;
+    max_queue = eg->topic.text ? eg->max_queue : WH_EGRESS_MAX_QUEUE;
 
     if (mq->state == WH_MQTT_HELPER) {
         *why = "broker connection in progress";
         return -1;
     }
 
-    if (mq->egress_pending >= mq->conf->egress.max_queue) {
+    if (mq->egress_pending >= max_queue) {
         *why = "too many events wait for the broker (max_queue)";
         return -1;
     }
@@ -806,6 +812,30 @@ drop:
              m->workspace.data,
              (int) (m->name.len < 64 ? m->name.len : 64), m->name.data);
     wh_mqtt_note(mq, WH_NOTE_EGRESS, what, strlen(what));
+}
+
+
+int
+wh_mqtt_publish_text(wh_mqtt_t *mq, wh_str_t topic, wh_str_t text,
+    const char **why)
+{
+    if (mq->mosq == NULL) {
+        *why = "no mqtt directive";
+        return -1;
+    }
+
+    mq->topic.len = 0;
+    mq->payload.len = 0;
+
+    if (wh_buf_append(&mq->topic, topic.data, topic.len) != 0
+        || wh_buf_append(&mq->topic, "", 1) != 0
+        || wh_buf_append(&mq->payload, text.data, text.len) != 0)
+    {
+        *why = "out of memory";
+        return -1;
+    }
+
+    return wh_mqtt_publish(mq, why);
 }
 
 

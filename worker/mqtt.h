@@ -131,6 +131,12 @@ void wh_mqtt_stop(wh_mqtt_t *mq);
  * and counted; never a protocol error */
 void wh_mqtt_event(wh_mqtt_t *mq, wh_peer_t *peer, const wh_link_msg_t *m);
 
+/* publishes text to topic (upstream sources' mqtt=), with the egress
+ * QoS and queue limit (QoS 1 without an egress directive); -1 and *why
+ * if it cannot */
+int wh_mqtt_publish_text(wh_mqtt_t *mq, wh_str_t topic, wh_str_t text,
+    const char **why);
+
 /* 1 if client events go to MQTT (the WELCOME flag) */
 int wh_mqtt_egress(const wh_mqtt_t *mq);
 

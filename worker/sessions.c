@@ -306,6 +306,15 @@ wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session,
 }
 
 
+/* the sessions of ws the other nodes of a cluster hold, reporting the
+ * count here */
+static uint64_t
+wh_sessions_elsewhere(wh_sessions_t *s, wh_str_t ws, uint64_t here)
+{
+    return s->elsewhere ? s->elsewhere(s->elsewhere_ctx, ws, here) : 0;
+}
+
+
 /* publishes a $presence event */
 static void
 wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
@@ -408,7 +417,10 @@ wh_session_unlink(wh_sessions_t *s, wh_session_t *se)
         se->next->prev = se->prev;
     }
 
-    if (--wsi->count == 0) {
+    --wsi->count;
+    (void) wh_sessions_elsewhere(s, wsi->ws, wsi->count);
+
+    if (wsi->count == 0) {
         wh_map_del(&s->workspaces, wsi->ws.data, wsi->ws.len);
         free(wsi);
     }
@@ -570,7 +582,9 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     wsi->count++;
     wh_clinfo_link(cli, se);
 
-    wh_session_accept(peer, m->session, 0, wsi->count);
+    wh_session_accept(peer, m->session, 0,
+                      wsi->count + wh_sessions_elsewhere(s, wsi->ws,
+                                                         wsi->count));
 
     resumed = wh_loop_now() - peer->hello_ms < WH_RESUME_WINDOW_MS;
     wh_presence(s, se, "client_connected",
@@ -775,7 +789,11 @@ wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj)
     }
 
     json_object_set_new(obj, "connections",
-                        json_integer(wsi ? wsi->count : 0));
+                        json_integer(wsi ? wsi->count
+                                           + wh_sessions_elsewhere(
+                                                 s, ws, wsi->count)
+                                         : wh_sessions_elsewhere(s, ws,
+                                                                 0)));
     json_object_set_new(obj, "by_client_type", by);
 
     return 0;

@@ -58,6 +58,10 @@ typedef struct {
     wh_map_t             workspaces;   /* ws -> wh_wsinfo_t */
     wh_map_t             clients;      /* ws "\0" client -> wh_clinfo_t */
     wh_session_hooks_t   hooks;
+    /* cluster mode: reports the sessions of ws here, answers those the
+     * other nodes hold (NULL: one node) */
+    uint64_t           (*elsewhere)(void *ctx, wh_str_t ws, uint64_t here);
+    void                *elsewhere_ctx;
     uint64_t             kicked;       /* sessions kicked, for stats */
     int                  quiet;        /* shutting down: no events */
 } wh_sessions_t;

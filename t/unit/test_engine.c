@@ -248,6 +248,91 @@ test_clients_and_revocations(void **state)
 }
 
 
+/* ---------------------------------------------------------- sources */
+
+
+static int
+sources_put(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    (void) ctx;
+
+    if (wh_etxn_ops(t)->source_put(t, S("acme"), S("dev1"), S("{\"a\":1}"),
+                                   err) != 0
+        || wh_etxn_ops(t)->source_put(t, S("acme"), S("dev2"), S("{}"),
+                                      err) != 0
+        || wh_etxn_ops(t)->source_put(t, S("other"), S("dev1"), S("{}"),
+                                      err) != 0)
+    {
+        return -1;
+    }
+
+    /* a second put replaces */
+    return wh_etxn_ops(t)->source_put(t, S("acme"), S("dev1"),
+                                      S("{\"a\":2}"), err);
+}
+
+
+static int
+sources_cb(void *ctx, wh_str_t ws, wh_str_t id, wh_str_t record)
+{
+    char  *seen = ctx;
+    char   line[64];
+
+    snprintf(line, sizeof(line), "%.*s/%.*s=%.*s;", (int) ws.len, ws.data,
+             (int) id.len, id.data, (int) record.len, record.data);
+    strcat(seen, line);
+
+    return 0;
+}
+
+
+static int
+sources_each(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    ((char *) ctx)[0] = '\0';
+
+    return wh_etxn_ops(t)->source_each(t, sources_cb, ctx, err);
+}
+
+
+static int
+sources_del(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    (void) ctx;
+
+    assert_int_equal(wh_etxn_ops(t)->source_del(t, S("acme"), S("dev2"),
+                                                err), 1);
+    assert_int_equal(wh_etxn_ops(t)->source_del(t, S("acme"), S("dev2"),
+                                                err), 0);
+
+    return 0;
+}
+
+
+static void
+test_sources(void **state)
+{
+    char        seen[256];
+    wh_err_t    err;
+    fixture_t  *f = *state;
+
+    run(f, sources_put, NULL);
+    run(f, sources_each, seen);
+    assert_string_equal(seen, "acme/dev1={\"a\":2};acme/dev2={};"
+                        "other/dev1={};");
+    run(f, sources_del, NULL);
+
+    /* kept across a reopen */
+    wh_engine_close(f->e);
+    f->e = NULL;
+    assert_int_equal(wh_engine_lmdb_open(&f->e, f->dir, 1024 * 1024,
+                                         64 * 1024 * 1024, 10, 0, NULL,
+                                         &err), 0);
+    run(f, sources_each, seen);
+    assert_string_equal(seen, "acme/dev1={\"a\":2};other/dev1={};");
+}
+
+
 /* --------------------------------------------------------- commands */
 
 
@@ -1188,6 +1273,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands_audit, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_environments, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_role_is_checked, setup,

@@ -11,10 +11,12 @@
  * history may arrive in any order, so each panel keeps what it shows
  * keyed by message id (commands: by how far each one got).  The clients
  * panel is the registry (GET /api/clients), read again on every
- * `$presence` event.
+ * `$presence` event.  The health view, the presence feed and the
+ * channel tail are in health.js.
  */
 
 import Wirehub from './wirehub.esm.js';
+import { HealthView } from './health.js';
 
 (function () {
     'use strict';
@@ -936,8 +938,12 @@ import Wirehub from './wirehub.esm.js';
 
         setInterval(() => tiles.forEach((t) => t.tick()), 1000);
 
+        const health = new HealthView(ctx, api, toast);
+
+        health.start();
+
         /* for the browser test and the curious: window.wirehub.hub */
-        window.wirehub = { hub, tiles, clients, commands, jobs };
+        window.wirehub = { hub, tiles, clients, commands, jobs, health };
         hub.connect();
     }
 

@@ -793,6 +793,41 @@ test('getToken is asked again before exp and refresh keeps the connection',
     hub.close();
 });
 
+test('connection_status exp schedules getToken for an opaque token',
+     async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 2000000 });
+
+    const FakeSocket = fakeSocketClass();
+    const now = () => Math.floor(Date.now() / 1000);
+    let n = 0;
+    const hub = new Wirehub('ws://gw.test/ws/', {
+        WebSocket: FakeSocket, refreshMargin: 60000,
+        heartbeatInterval: 2e9,
+        getToken: () => 'opaque-' + (++n)
+    });
+
+    t.after(() => hub.close());
+    await flush();
+    const ws = FakeSocket.last();
+
+    ws.serverOpen();
+    const st = status();
+    st.data.exp = now() + 300;      /* the token's exp, as the server says */
+    ws.serverSend(st);
+    assert.equal(n, 1);
+
+    /* 300 s session, 60 s margin: asked again at 240 s, not before */
+    t.mock.timers.tick(239999);
+    await flush();
+    assert.equal(n, 1);
+    t.mock.timers.tick(1);
+    await flush();
+    assert.equal(n, 2);
+    assert.equal(ws.sentOfType('refresh')[0].token, 'opaque-2');
+    assert.equal(FakeSocket.sockets.length, 1, 'never reconnected');
+    hub.close();
+});
+
 test('rpc resolves with rpc_result data, rejects rpc_failed', async (t) => {
     const { hub, ws } = connected(t);
     const ok = hub.rpc('stats', { detail: true });

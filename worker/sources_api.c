@@ -1,0 +1,188 @@
+/*
+ * The upstream sources' HTTP routes, for a service or admin token of
+ * the workspace (api.c checked the role):
+ *
+ *   POST   /sources        {id, url, channel, ...} -> 201 the source
+ *   GET    /sources        -> {items: [...]}
+ *   GET    /sources/{id}   -> the source: definition (header names, not
+ *                             values) and state
+ *   DELETE /sources/{id}   -> {id, deleted: true}; 409 for a source of
+ *                             the configuration file
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "respond.h"
+#include "sources_api.h"
+
+
+#define WH_SOURCES_BODY_MAX  (64 * 1024)
+
+
+static void
+wh_sources_api_json(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    json_t *j)
+{
+    char  *text;
+
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+
+    if (text == NULL) {
+        wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
+        return;
+    }
+
+    wh_respond(peer, req_id, status, text, strlen(text));
+    free(text);
+}
+
+
+static void
+wh_sources_api_err(wh_peer_t *peer, uint32_t req_id, const wh_err_t *err)
+{
+    if (err->status == 409) {
+        wh_respond_error(peer, req_id, 409, "conflict", err->msg);
+        return;
+    }
+
+    wh_respond_err(peer, req_id, err);
+}
+
+
+static void
+wh_sources_api_list(wh_sources_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    json_t       *items, *item;
+    wh_source_t  *src;
+
+    items = json_array();
+
+    for (src = s->head; src && items; src = src->next) {
+        if (strlen(src->def.workspace) != m->workspace.len
+            || memcmp(src->def.workspace, m->workspace.data,
+                      m->workspace.len) != 0)
+        {
+            continue;
+        }
+
+        item = wh_source_json(src);
+
+        if (item == NULL || json_array_append_new(items, item) != 0) {
+            json_decref(items);
+            items = NULL;
+        }
+    }
+
+    wh_sources_api_json(peer, m->req_id, 200,
+                        items ? json_pack("{s:o}", "items", items) : NULL);
+}
+
+
+static void
+wh_sources_api_create(wh_sources_t *s, wh_peer_t *peer,
+    const wh_link_msg_t *m)
+{
+    json_t        *body;
+    wh_err_t       err;
+    wh_source_t   *src;
+    json_error_t   je;
+
+    if (m->body.len > WH_SOURCES_BODY_MAX) {
+        wh_respond_error(peer, m->req_id, 413, "too_large",
+                         "a source is at most 64 KiB of JSON");
+        return;
+    }
+
+    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                      &je);
+
+    if (!json_is_object(body)) {
+        json_decref(body);
+        wh_respond_error(peer, m->req_id, 400, "bad_request",
+                         "the body must be a JSON object");
+        return;
+    }
+
+    src = wh_sources_create(s, m->workspace, body, &err);
+    json_decref(body);
+
+    if (src == NULL) {
+        wh_sources_api_err(peer, m->req_id, &err);
+        return;
+    }
+
+    wh_sources_api_json(peer, m->req_id, 201, wh_source_json(src));
+}
+
+
+static void
+wh_sources_api_one(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t id)
+{
+    wh_err_t      err;
+    wh_source_t  *src;
+
+    src = wh_sources_find(s, m->workspace, id);
+
+    if (src == NULL) {
+        wh_respond_error(peer, m->req_id, 404, "not_found",
+                         "no such source");
+        return;
+    }
+
+    if (wh_method_is(m, "GET")) {
+        wh_sources_api_json(peer, m->req_id, 200, wh_source_json(src));
+        return;
+    }
+
+    if (wh_sources_delete(s, src, &err) != 0) {
+        wh_sources_api_err(peer, m->req_id, &err);
+        return;
+    }
+
+    wh_sources_api_json(peer, m->req_id, 200,
+                        json_pack("{s:s%,s:b}", "id", id.data, id.len,
+                                  "deleted", 1));
+}
+
+
+int
+wh_sources_api_path(wh_str_t path)
+{
+    return (path.len == 8 && memcmp(path.data, "/sources", 8) == 0)
+           || (path.len > 9 && memcmp(path.data, "/sources/", 9) == 0);
+}
+
+
+void
+wh_sources_api(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t path)
+{
+    wh_str_t  id;
+
+    if (path.len == 8) {
+        if (wh_method_is(m, "GET")) {
+            wh_sources_api_list(s, peer, m);
+            return;
+        }
+
+        if (wh_method_is(m, "POST")) {
+            wh_sources_api_create(s, peer, m);
+            return;
+        }
+
+    } else if (wh_method_is(m, "GET") || wh_method_is(m, "DELETE")) {
+        id.data = path.data + 9;
+        id.len = path.len - 9;
+
+        if (memchr(id.data, '/', id.len) == NULL) {
+            wh_sources_api_one(s, peer, m, id);
+            return;
+        }
+    }
+
+    wh_respond_error(peer, m->req_id, 404, "not_found", "no such resource");
+}
