@@ -94,7 +94,7 @@ deps:
 # t/test_redis_link.py; build/asan/redis_probe is the same under
 # ASan/UBSan.
 PROBE_SRCS := t/redis/redis_probe.c worker/redis.c worker/loop.c \
-              common/wh_time.c \
+              common/wh_time.c common/wh_utf8.c \
               worker/log.c
 PROBE_HDRS := worker/redis.h worker/loop.h worker/log.h common/wh_link.h
 

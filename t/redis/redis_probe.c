@@ -517,7 +517,7 @@ main(int argc, char **argv)
         }
     }
 
-    if (wh_log_open(&probe.log, NULL, level, &err) != 0
+    if (wh_log_open(&probe.log, NULL, level, WH_LOG_TEXT, &err) != 0
         || wh_loop_init(&probe.loop, &err) != 0)
     {
         fprintf(stderr, "redis_probe: %s\n", err.msg);
