@@ -66,7 +66,7 @@ static const wh_field_t  wh_message[] = {
 };
 static const wh_field_t  wh_request[] = {
     F(U32, req_id), F(STR, workspace), F(U8, flag), F(STR, name),
-    F(STR, path), F(STR, query), F(BLOB, body), FEND
+    F(STR, path), F(STR, query), F(BLOB, body), F(STR, client_id), FEND
 };
 static const wh_field_t  wh_response[] = {
     F(U32, req_id), F(U16, status), F(U8, flag), F(STR, client_id),
@@ -580,12 +580,14 @@ wh_link_response(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
 
 void
 wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,
-    wh_str_t method, wh_str_t path, wh_str_t query, wh_str_t body)
+    wh_str_t sub, wh_str_t method, wh_str_t path, wh_str_t query,
+    wh_str_t body)
 {
     memset(m, 0, sizeof(wh_link_msg_t));
     m->type = WH_LINK_REQUEST;
     m->flag = role;
     m->workspace = workspace;
+    m->client_id = sub;
     m->name = method;
     m->path = path;
     m->query = query;

@@ -1,5 +1,5 @@
 /*
- * Wirehub link protocol v1: the frames between every nginx worker
+ * Wirehub link protocol (WH_LINK_VERSION): the frames between every nginx worker
  * process and wirehubd.  worker/LINK.md is the normative description;
  * this codec is shared by both sides so they cannot drift apart.
  *
@@ -14,7 +14,7 @@
 #include <string.h>
 
 
-#define WH_LINK_VERSION          3
+#define WH_LINK_VERSION          4
 
 /* the largest L (frame bytes after the 4-byte length prefix) */
 #define WH_LINK_MAX_FRAME        (16u * 1024 * 1024)
@@ -151,9 +151,11 @@ void wh_link_replay(wh_link_msg_t *m, wh_str_t workspace, wh_str_t channel,
 void wh_link_response(wh_link_msg_t *m, uint32_t req_id, uint16_t status,
     uint8_t adds, wh_str_t client_id, wh_str_t body);
 
-/* REQUEST: an HTTP API call, role one of WH_LINK_ROLE_* */
+/* REQUEST: an HTTP API call, role one of WH_LINK_ROLE_*, sub the
+ * caller's token's subject (never the token) */
 void wh_link_request(wh_link_msg_t *m, uint8_t role, wh_str_t workspace,
-    wh_str_t method, wh_str_t path, wh_str_t query, wh_str_t body);
+    wh_str_t sub, wh_str_t method, wh_str_t path, wh_str_t query,
+    wh_str_t body);
 
 void wh_link_session_open(wh_link_msg_t *m, wh_str_t session,
     wh_str_t workspace, wh_str_t client_id, wh_str_t client_type,

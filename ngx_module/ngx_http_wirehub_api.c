@@ -29,6 +29,7 @@ typedef struct {
     ngx_http_request_t            *request;
     ngx_http_wirehub_pending_t    *pending;
     ngx_str_t                      workspace;
+    ngx_str_t                      sub;         /* the token's subject */
     ngx_uint_t                     role;
 } ngx_http_wirehub_api_call_t;
 
@@ -137,6 +138,7 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
 
     call->request = r;
     call->workspace = found ? found->value : id->workspace;
+    call->sub = id->client_id;
     call->role = (id->role == NGX_HTTP_WIREHUB_ROLE_ADMIN)
                  ? WH_LINK_ROLE_ADMIN : WH_LINK_ROLE_SERVICE;
 
@@ -340,8 +342,10 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
         return;
     }
 
+    /* who issues the call: recorded on the commands and jobs it makes */
     wh_link_request(&m, (uint8_t) call->role,
                     ngx_http_wirehub_wh_ngx_str(&call->workspace),
+                    ngx_http_wirehub_wh_ngx_str(&call->sub),
                     ngx_http_wirehub_wh_ngx_str(&r->method_name),
                     ngx_http_wirehub_wh_ngx_str(&path),
                     ngx_http_wirehub_wh_ngx_str(&args),

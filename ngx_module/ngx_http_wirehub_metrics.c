@@ -71,6 +71,7 @@ ngx_http_wirehub_metrics_handler(ngx_http_request_t *r)
 
     wh_link_request(&m, WH_LINK_ROLE_ADMIN,
                     ngx_http_wirehub_wh_ngx_str(&none),
+                    ngx_http_wirehub_wh_ngx_str(&none),
                     ngx_http_wirehub_wh_ngx_str(&method),
                     ngx_http_wirehub_wh_ngx_str(&path),
                     ngx_http_wirehub_wh_ngx_str(&none),

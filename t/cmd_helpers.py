@@ -10,6 +10,7 @@ import signal
 import time
 
 import chan
+import conftest
 import wh
 
 class CmdDaemon(chan.Daemon):
@@ -25,6 +26,20 @@ class CmdDaemon(chan.Daemon):
             wh.stop_process(self.proc, signal.SIGTERM, 10)
             self.proc = None
         return self.start()
+
+
+def module_nginx(tag, daemon, http, server):
+    """For a module fixture (yield from): nginx linked to daemon,
+    known to the suite's cleanup while it runs."""
+    conftest.require_module()
+    ngx = wh.Nginx(tag, http=http, server=server,
+                   daemon_socket=daemon.socket)
+    conftest.RUNNING_NGINX.append(ngx)
+    ngx.start()
+    yield ngx
+    ngx.stop()
+    conftest.RUNNING_NGINX.remove(ngx)
+    ngx.cleanup()
 
 
 # ---------------------------------------------------------------- tokens

@@ -50,7 +50,8 @@ LAYOUT = {
     MESSAGE: [("workspace", "s"), ("channel", "s"), ("id", "Q"),
               ("epoch", "s"), ("body", "b"), ("id2", "Q")],
     REQUEST: [("req_id", "I"), ("workspace", "s"), ("flag", "B"),
-              ("name", "s"), ("path", "s"), ("query", "s"), ("body", "b")],
+              ("name", "s"), ("path", "s"), ("query", "s"), ("body", "b"),
+              ("client_id", "s")],
     RESPONSE: [("req_id", "I"), ("status", "H"), ("flag", "B"),
                ("client_id", "s"), ("body", "b"), ("count", "I")],
     REPLAY: [("req_id", "I"), ("workspace", "s"), ("channel", "s"),
@@ -361,7 +362,7 @@ def test_config_missing_file(tmp_path):
 def test_hello_welcome(daemon):
     a = daemon.link()
     b = daemon.link()
-    assert a.welcome["status"] == wh.LINK_VERSION == 3
+    assert a.welcome["status"] == wh.LINK_VERSION == 4
     assert len(a.welcome["name"]) == 16
     assert a.welcome["name"] == b.welcome["name"]
     assert abs(a.welcome["id2"] / 1000 - time.time()) < 60

@@ -15,10 +15,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-import conftest
 import wh
-from cmd_helpers import (CmdDaemon, client_token, commands_api, post_many,
-                         service_token, wait_for)
+from cmd_helpers import (CmdDaemon, client_token, commands_api,
+                         module_nginx, post_many, service_token, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WS = "ws-jobs"
@@ -89,15 +88,7 @@ def daemon(keys):
 
 @pytest.fixture(scope="module")
 def nginx(daemon):
-    conftest.require_module()
-    ngx = wh.Nginx("jobs-0", http=http_conf(), server=SERVER,
-                   daemon_socket=daemon.socket)
-    conftest.RUNNING_NGINX.append(ngx)
-    ngx.start()
-    yield ngx
-    ngx.stop()
-    conftest.RUNNING_NGINX.remove(ngx)
-    ngx.cleanup()
+    yield from module_nginx("jobs-0", daemon, http_conf(), SERVER)
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,7 @@ DAEMON_FAMILIES = {
     "wirehubd_jobs": "gauge",
     "wirehubd_job_executions": "gauge",
     "wirehubd_job_executions_released_total": "counter",
+    "wirehubd_retention_deleted_total": "counter",
     "wirehubd_engine_state": "gauge",
     "wirehubd_history_channels": "gauge",
     "wirehubd_history_messages": "gauge",

@@ -430,6 +430,24 @@ def test_jobs(checker):
     checker.check(api, "post", one + "/cancel", path + "/cancel", 409)
     checker.check(api, "post", one + "/retry", path + "/retry", 202)
 
+    # the workspace's commands, newest first, by issuer
+    cmds = "/api/commands"
+    first = checker.check(api, "post", "/api/clients/{id}/commands",
+                          "/api/clients/gw-1/commands", 202,
+                          {"command": "probe"}).json()
+    checker.check(api, "post", "/api/clients/{id}/commands",
+                  "/api/clients/gw-2/commands", 202, {"command": "probe"})
+    page = checker.check(api, "get", cmds, cmds + "?limit=1", 200).json()
+    assert page["items"][0]["client_id"] == "gw-2"
+    assert page["items"][0]["issued_by"] == job["issued_by"]
+    sub = job["issued_by"]["sub"]
+    rest = checker.check(api, "get", cmds, cmds + "?issued_by=" + sub
+                         + "&status=pending&since=2026-01-01T00:00:00Z"
+                         "&cursor=" + page["next"], 200).json()
+    assert [i["command_id"] for i in rest["items"]] == [first["command_id"]]
+    assert rest["next"] is None
+    checker.check(api, "get", cmds, cmds + "?since=soon", 400)
+
 
 def workspace_of(api):
     return api.request("GET", "/api/stats").json()["workspace"]

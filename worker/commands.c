@@ -18,6 +18,9 @@
 #define WH_CMD_TICK_MS       100
 #define WH_CMD_TICK_MAX      10000         /* advanced per tick */
 #define WH_CMD_OP_STRS       12
+#define WH_CMD_SCAN_MAX      1000          /* looked at per listed page */
+#define WH_CMD_PRUNE_MAX     500           /* deleted per loop turn */
+#define WH_CMD_PRUNE_MS      1000          /* between prunes, when done */
 
 
 static wh_str_t  wh_none = { "", 0 };
@@ -198,6 +201,35 @@ wh_cmd_apply_list(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
 }
 
 
+/* every command of the workspace, newest first, filtered: issued_by
+ * names a sub; a page looks at WH_CMD_SCAN_MAX commands at most, so
+ * that a filter matching few never makes a long txn */
+static int
+wh_cmd_apply_list_ws(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
+{
+    wh_cmd_filter_t  f;
+
+    f.mask = op->status_mask;
+    f.sub = op->issued_by;
+    f.since_ms = op->since_ms;
+
+    return wh_etxn_ops(t)->cmd_list_ws(t, op->ws, op->cursor, op->limit,
+                                       WH_CMD_SCAN_MAX, &f, &op->list,
+                                       err);
+}
+
+
+/* the retention: one bounded step, the oldest ends first */
+static int
+wh_cmd_apply_prune(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
+    int64_t now, wh_err_t *err)
+{
+    return wh_etxn_ops(t)->cmd_prune(t, now - c->retention_ms,
+                                     WH_CMD_PRUNE_MAX, &op->pruned,
+                                     &op->more, err);
+}
+
+
 /* the command the op names; 0 (outcome set) if there is none */
 static int
 wh_cmd_apply_load(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
@@ -321,6 +353,12 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     case WH_CMD_OP_LIST:
         return wh_cmd_apply_list(t, op, err);
 
+    case WH_CMD_OP_LIST_WS:
+        return wh_cmd_apply_list_ws(t, op, err);
+
+    case WH_CMD_OP_PRUNE:
+        return wh_cmd_apply_prune(c, t, op, now, err);
+
     case WH_CMD_OP_GET:
         return wh_cmd_apply_load(t, op, err) < 0 ? -1 : 0;
 
@@ -376,6 +414,14 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         if (!committed) {
             wh_cmd_retry_later(c, cmd);
         }
+    }
+
+    if (op->kind == WH_CMD_OP_PRUNE) {
+        /* a step that left more goes on at the next tick */
+        c->pruning = 0;
+        c->prune_at = wh_loop_now()
+                      + (committed && op->more ? 0 : WH_CMD_PRUNE_MS);
+        c->counters.pruned += committed ? op->pruned : 0;
     }
 
     wh_cmd_notes_done(c, &op->notes, committed);
@@ -538,6 +584,28 @@ wh_commands_client_online(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
 }
 
 
+/* at most one step of the retention in a batch: each turn stays short */
+static void
+wh_commands_prune(wh_commands_t *c)
+{
+    wh_cmd_op_t  *op;
+
+    if (c->retention_ms == 0 || c->pruning || wh_loop_now() < c->prune_at)
+    {
+        return;
+    }
+
+    op = wh_cmd_op_new(c, WH_CMD_OP_PRUNE, NULL, 0);
+
+    if (op == NULL) {
+        return;
+    }
+
+    c->pruning = 1;
+    wh_batch_add(c->batch, &op->op, 0);
+}
+
+
 static void
 wh_commands_tick(wh_timer_t *t)
 {
@@ -545,6 +613,8 @@ wh_commands_tick(wh_timer_t *t)
     unsigned        n;
     wh_qcmd_t      *cmd;
     wh_commands_t  *c = t->data;
+
+    wh_commands_prune(c);
 
     now = wh_time_ms();
 

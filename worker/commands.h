@@ -52,6 +52,7 @@ typedef struct {
     uint64_t          failed;
     uint64_t          expired;
     uint64_t          cancelled;
+    uint64_t          pruned;         /* deleted by the retention */
 } wh_cmd_counters_t;
 
 /* an execution of a job changed status (after the commit; jobs.c) */
@@ -80,15 +81,20 @@ struct wh_commands_s {
     wh_cmd_counters_t counters;
     wh_cmd_job_pt     job_changed;    /* set by jobs.c */
     void             *job_ctx;
+    int64_t           retention_ms;   /* ended commands kept; 0 ever */
+    int64_t           prune_at;       /* monotonic ms of the next prune */
+    int               pruning;        /* a prune op is in the batch */
 };
 
 typedef enum {
     WH_CMD_OP_CREATE = 0,
     WH_CMD_OP_LIST,
+    WH_CMD_OP_LIST_WS,              /* GET /commands: the workspace's */
     WH_CMD_OP_GET,
     WH_CMD_OP_CANCEL,
     WH_CMD_OP_RESULT,
-    WH_CMD_OP_ADVANCE               /* the timer or a connect */
+    WH_CMD_OP_ADVANCE,              /* the timer or a connect */
+    WH_CMD_OP_PRUNE                 /* the retention: ended commands go */
 } wh_cmd_op_e;
 
 /* what a request came to (storage errors aside) */
@@ -121,9 +127,12 @@ struct wh_cmd_op_s {
     int64_t           ttl_ms;         /* 0: the policy's */
     int64_t           not_before_ms;  /* 0: none */
     unsigned          status_mask;    /* list: 0 any */
+    int64_t           since_ms;       /* list_ws: created since; 0 */
     uint64_t          cursor;
     size_t            limit;
     wh_cmd_status_e   reported;       /* result: completed or failed */
+    size_t            pruned;         /* prune: deleted */
+    int               more;           /* prune: some are left */
 
     /* what it came to */
     wh_cmd_outcome_e  outcome;

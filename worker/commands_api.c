@@ -146,7 +146,7 @@ wh_cmd_reply(wh_cmd_op_t *op, int committed, const wh_err_t *err)
         break;
     }
 
-    if (op->kind == WH_CMD_OP_LIST) {
+    if (op->kind == WH_CMD_OP_LIST || op->kind == WH_CMD_OP_LIST_WS) {
         wh_cmd_reply_list(op, &b);
     } else {
         wh_cmd_reply_one(op, &b);
@@ -374,7 +374,7 @@ static void
 wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
-    char           id[WH_CMD_NEW_ID_LEN + 1];
+    char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_ISSUER_MAX];
     char           idem[WH_CMD_IDEM_MAX + 1];
     json_t        *body;
     int64_t        ttl_ms, not_before_ms;
@@ -430,7 +430,7 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     strs[2].data = id;
     strs[2].len = strlen(id);
 
-    strs[11] = m->client_id;        /* who issued it (wh_api_issuer) */
+    wh_issuer(m, by, sizeof(by), &strs[11]);
     op = wh_cmd_op_new(c, WH_CMD_OP_CREATE, strs, 12);
     json_decref(body);
 
@@ -488,40 +488,75 @@ wh_cmd_status_mask(wh_str_t q, unsigned *mask)
 }
 
 
+/* GET /commands: who issued them (a sub), since when; a message for a
+ * 400 */
+static const char *
+wh_cmd_list_filters(const wh_link_msg_t *m, char *sub, size_t size,
+    wh_str_t *by, int64_t *since_ms)
+{
+    int      rc;
+    char     since[64];
+    size_t   len;
+
+    if (wh_query_get(m->query, "issued_by", sub, size, &by->len) < 0) {
+        return "issued_by must be a token subject";
+    }
+
+    by->data = sub;
+    rc = wh_query_get(m->query, "since", since, sizeof(since), &len);
+
+    if (rc < 0 || (rc == 1 && wh_time_parse_iso(since, len, since_ms) != 0))
+    {
+        return "since must be a UTC time like 2026-12-24T02:00:00Z";
+    }
+
+    return NULL;
+}
+
+
+/* GET /clients/{id}/commands, or with client_id empty GET /commands (the
+ * workspace's): ?status=&limit=&cursor=, and issued_by=&since= */
 static void
 wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id)
 {
     int           rc;
+    char          sub[WH_CMD_CLIENT_MAX + 1];
+    int64_t       since_ms = 0;
     uint64_t      limit = WH_CMD_LIMIT_DEF, cursor = 0;
     unsigned      mask;
-    wh_str_t      strs[2];
+    wh_str_t      strs[12];
+    const char   *bad = NULL;
     wh_cmd_op_t  *op;
 
+    memset(strs, 0, sizeof(strs));
+
     if (wh_cmd_status_mask(m->query, &mask) != 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "status must list pending, sent, completed, "
-                         "failed, expired or cancelled");
-        return;
+        bad = "status must list pending, sent, completed, failed, "
+              "expired, cancelled or superseded";
+
+    } else if ((rc = wh_query_u64(m->query, "limit", &limit)) < 0
+               || limit == 0)
+    {
+        bad = "limit must be 1 to 1000";
+
+    } else if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
+        bad = "invalid cursor";
+
+    } else if (client_id.len == 0) {
+        bad = wh_cmd_list_filters(m, sub, sizeof(sub), &strs[11],
+                                  &since_ms);
     }
 
-    rc = wh_query_u64(m->query, "limit", &limit);
-
-    if (rc < 0 || limit == 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "limit must be 1 to 1000");
-        return;
-    }
-
-    if (wh_query_u64(m->query, "cursor", &cursor) < 0) {
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "invalid cursor");
+    if (bad != NULL) {
+        wh_respond_error(peer, m->req_id, 400, "bad_request", bad);
         return;
     }
 
     strs[0] = m->workspace;
     strs[1] = client_id;
-    op = wh_cmd_op_new(c, WH_CMD_OP_LIST, strs, 2);
+    op = wh_cmd_op_new(c, client_id.len ? WH_CMD_OP_LIST : WH_CMD_OP_LIST_WS,
+                       strs, 12);
 
     if (op == NULL) {
         wh_respond_error(peer, m->req_id, 503, "unavailable",
@@ -530,6 +565,7 @@ wh_cmd_list(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     }
 
     op->status_mask = mask;
+    op->since_ms = since_ms;
     op->limit = limit > WH_CMD_LIMIT_MAX ? WH_CMD_LIMIT_MAX : limit;
     op->cursor = cursor;
     wh_cmd_submit(op, peer, m->req_id);
@@ -603,7 +639,9 @@ wh_commands_api_path(wh_str_t path)
 {
     wh_str_t  rest;
 
-    return wh_path_starts(path, "/commands/", &rest)
+    return (path.len == sizeof("/commands") - 1
+            && memcmp(path.data, "/commands", path.len) == 0)
+           || wh_path_starts(path, "/commands/", &rest)
            || wh_cmd_client_path(path, &rest);
 }
 
@@ -613,6 +651,19 @@ wh_commands_api(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t path)
 {
     wh_str_t  rest, client_id;
+
+    if (path.len == sizeof("/commands") - 1) {
+        if (wh_method_is(m, "GET")) {
+            rest.data = "";
+            rest.len = 0;
+            wh_cmd_list(c, peer, m, rest);
+            return;
+        }
+
+        wh_respond_error(peer, m->req_id, 405, "method_not_allowed",
+                         "use GET");
+        return;
+    }
 
     if (wh_path_starts(path, "/commands/", &rest) && rest.len
         && memchr(rest.data, '/', rest.len) == NULL)

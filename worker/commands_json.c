@@ -84,7 +84,11 @@ wh_cmd_json_object(wh_buf_t *b, const wh_command_t *cmd, int with_history)
     rc |= wh_cmd_json_opt(b, "reason", cmd->reason, 0);
     rc |= wh_cmd_json_opt(b, "lane", cmd->lane, 0);
     rc |= wh_cmd_json_opt(b, "supersede_key", cmd->supersede, 0);
-    rc |= wh_cmd_json_opt(b, "issued_by", cmd->issued_by, 0);
+    if (cmd->issued_by.len) {
+        rc |= wh_jw_issuer(b, "issued_by", cmd->issued_by.data,
+                           cmd->issued_by.len);
+    }
+
     rc |= wh_cmd_json_opt(b, "job_id", cmd->job, 0);
 
     if (cmd->state.not_before_ms) {
@@ -112,6 +116,11 @@ wh_cmd_json_summary(wh_buf_t *b, const wh_command_t *cmd)
     rc |= wh_jw_int(b, "priority", cmd->priority);
     rc |= wh_jw_int(b, "attempt", cmd->state.attempt);
     rc |= wh_jw_time(b, "expires_at", cmd->state.expires_ms);
+
+    if (cmd->issued_by.len) {
+        rc |= wh_jw_issuer(b, "issued_by", cmd->issued_by.data,
+                           cmd->issued_by.len);
+    }
 
     return rc | wh_jw_close(b, '}');
 }

@@ -817,6 +817,15 @@ wh_conf_commands(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 
             cf->cmd_max_attempts = (unsigned) n;
 
+        } else if ((v = wh_conf_key(st->args[i], "retention")) != NULL) {
+            /* 0 keeps them for ever */
+            if (wh_conf_cmd_time(v, 0, 3650LL * 86400000,
+                                 &cf->cmd_retention_ms) != 0)
+            {
+                return wh_conf_error(err, st, "invalid commands retention "
+                                     "\"%s\" (0 or up to 3650d)", v);
+            }
+
         } else {
             return wh_conf_error(err, st, "unknown commands parameter "
                                  "\"%s\"", st->args[i]);
@@ -1641,6 +1650,7 @@ wh_conf_init(wh_config_t *cf, const char *file, wh_err_t *err)
     cf->cmd_ttl_ms = 10 * 60000;
     cf->cmd_ack_timeout_ms = 30000;
     cf->cmd_max_attempts = 5;
+    cf->cmd_retention_ms = 30LL * 86400000;
     cf->log_level = WH_LOG_INFO;
     cf->log_format = WH_LOG_TEXT;
 

@@ -66,6 +66,8 @@ typedef struct {
     int64_t    cmd_ttl_ms;         /* `commands`: default command ttl */
     int64_t    cmd_ack_timeout_ms; /* first attempt's wait for a result */
     unsigned   cmd_max_attempts;
+    int64_t    cmd_retention_ms;   /* ended commands and jobs kept; 0:
+                                    * for ever */
     char      *log_path;           /* NULL: stderr */
     int        log_level;
     int        log_format;         /* WH_LOG_TEXT, WH_LOG_JSON */

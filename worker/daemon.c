@@ -516,6 +516,8 @@ wh_daemon_commands(wh_daemon_t *d, wh_err_t *err)
         return -1;
     }
 
+    d->commands.retention_ms = d->conf.cmd_retention_ms;
+
     if (wh_jobs_init(&d->jobs, d->engine, &d->batch, &d->commands,
                      &d->channels, &d->log, err) != 0)
     {

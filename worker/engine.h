@@ -174,6 +174,13 @@ typedef struct {
     uint64_t         next;          /* the cursor of the next page, 0 */
 } wh_cmd_list_t;
 
+/* what a workspace-wide listing of commands admits */
+typedef struct {
+    unsigned         mask;          /* of wh_cmd_status_e bits; 0 any */
+    wh_str_t         sub;           /* issued_by's sub; empty: any */
+    int64_t          since_ms;      /* created at or after; 0: any */
+} wh_cmd_filter_t;
+
 /* one space of the engine, for /metrics (LMDB: its environment) */
 typedef struct {
     uint64_t       used_bytes;      /* storage in use */
@@ -408,6 +415,32 @@ struct wh_engine_ops_s {
     /* every stored source (at start) */
     int  (*source_each)(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
         wh_err_t *err);
+
+    /*
+     * The workspace-wide listing of commands and the retention
+     * (DESIGN.md "Fleet jobs": GET /commands, `commands retention=`),
+     * in state writes, a block of their own.  Every step is bounded:
+     * a caller gets more in later txns, never a long one.
+     */
+
+    /* the commands of ws with seq < before (0: from the newest),
+     * newest first: at most limit of those f admits, looking at no
+     * more than scan; out->next is the seq to go on before (0: none
+     * left) */
+    int  (*cmd_list_ws)(wh_etxn_t *t, wh_str_t ws, uint64_t before,
+        size_t limit, size_t scan, const wh_cmd_filter_t *f,
+        wh_cmd_list_t *out, wh_err_t *err);
+    /* deletes up to max commands that ended before before_ms (those
+     * of a job excepted: they go with their job), oldest end first,
+     * with their indexes; *removed of them, *more if some are left */
+    int  (*cmd_prune)(wh_etxn_t *t, int64_t before_ms, size_t max,
+        size_t *removed, int *more, wh_err_t *err);
+    /* the command with its indexes: 1 deleted, 0 there was none */
+    int  (*cmd_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_err_t *err);
+    /* one execution of a job */
+    int  (*exec_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+        uint64_t idx, wh_err_t *err);
 };
 
 struct wh_engine_s {

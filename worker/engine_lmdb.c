@@ -350,7 +350,6 @@ static int
 wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
 {
     int           rc;
-    const char   *nul;
     MDB_val       k, v;
     wh_str_t      ws, id;
     MDB_cursor   *cur;
@@ -364,16 +363,9 @@ wh_lmdb_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx, wh_err_t *err)
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        nul = memchr(k.mv_data, '\0', k.mv_size);
-
-        if (nul == NULL) {
+        if (wh_key_unpair(k.mv_data, k.mv_size, &ws, &id) != 0) {
             continue;
         }
-
-        ws.data = k.mv_data;
-        ws.len = nul - ws.data;
-        id.data = nul + 1;
-        id.len = k.mv_size - ws.len - 1;
 
         if (cb(ctx, ws, id, 0) != 0) {
             mdb_cursor_close(cur);
@@ -434,7 +426,8 @@ wh_lmdb_open_dbs(wh_etxn_t *t, void *ctx, wh_err_t *err)
     }
 
     if (wh_lmdb_cmd_open_dbs(e, wh_lmdb_stxn(t), err) != 0
-        || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0)
+        || wh_lmdb_job_open_dbs(e, wh_lmdb_stxn(t), err) != 0
+        || wh_lmdb_audit_open_dbs(t, err) != 0)
     {
         return -1;
     }
@@ -487,7 +480,13 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     /* upstream sources */
     .source_put = wh_lmdb_source_put,
     .source_del = wh_lmdb_source_del,
-    .source_each = wh_lmdb_source_each
+    .source_each = wh_lmdb_source_each,
+
+    /* the workspace-wide listing of commands, the retention */
+    .cmd_list_ws = wh_lmdb_cmd_list_ws,
+    .cmd_prune = wh_lmdb_cmd_prune,
+    .cmd_delete = wh_lmdb_cmd_delete,
+    .exec_delete = wh_lmdb_exec_delete
 };
 
 

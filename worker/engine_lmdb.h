@@ -57,6 +57,7 @@ typedef struct {
     MDB_dbi       cmds_db, open_db, client_db, idem_db, meta_db;
     MDB_dbi       jobs_db, exec_db;
     MDB_dbi       sources_db;
+    MDB_dbi       ws_db, ended_db;      /* engine_lmdb_audit.c */
 } wh_engine_lmdb_t;
 
 
@@ -138,6 +139,30 @@ int wh_lmdb_source_del(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     wh_err_t *err);
 int wh_lmdb_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
     wh_err_t *err);
+
+/* engine_lmdb_audit.c: the workspace-wide listing and the retention
+ * of commands (a block of their own at the end of the table), and the
+ * indexes they need, kept by cmd_insert and cmd_update; opening them
+ * the first time indexes what the store already holds */
+size_t wh_key_idem(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
+    wh_str_t idem);
+size_t wh_key_ws_seq(unsigned char *buf, wh_str_t ws, uint64_t seq);
+size_t wh_key_ended(unsigned char *buf, int64_t ended_ms, wh_str_t ws,
+    wh_str_t id);
+int wh_lmdb_audit_open_dbs(wh_etxn_t *t, wh_err_t *err);
+int wh_lmdb_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err);
+int wh_lmdb_cmd_index_ended(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err);
+int wh_lmdb_cmd_list_ws(wh_etxn_t *t, wh_str_t ws, uint64_t before,
+    size_t limit, size_t scan, const wh_cmd_filter_t *f,
+    wh_cmd_list_t *out, wh_err_t *err);
+int wh_lmdb_cmd_prune(wh_etxn_t *t, int64_t before_ms, size_t max,
+    size_t *removed, int *more, wh_err_t *err);
+int wh_lmdb_cmd_delete(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_err_t *err);
+int wh_lmdb_exec_delete(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
+    uint64_t idx, wh_err_t *err);
 
 #define WH_LMDB_PATH_MAX  4096
 

@@ -34,7 +34,7 @@ typedef struct {
 
 
 /* ws "\0" client "\0" idempotency key */
-static size_t
+size_t
 wh_key_idem(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
     wh_str_t idem)
 {
@@ -45,6 +45,28 @@ wh_key_idem(unsigned char *buf, wh_str_t ws, wh_str_t client_id,
     memcpy(buf + n + 1, idem.data, idem.len);
 
     return n + 1 + idem.len;
+}
+
+
+/* ws "\0" seq: the workspace's commands in creation order */
+size_t
+wh_key_ws_seq(unsigned char *buf, wh_str_t ws, uint64_t seq)
+{
+    memcpy(buf, ws.data, ws.len);
+    buf[ws.len] = '\0';
+    wh_be64_put(buf + ws.len + 1, seq);
+
+    return ws.len + 1 + WH_BE64_LEN;
+}
+
+
+/* ended ms, ws "\0" id: the ended commands, the oldest end first */
+size_t
+wh_key_ended(unsigned char *buf, int64_t ended_ms, wh_str_t ws, wh_str_t id)
+{
+    wh_be64_put(buf, (uint64_t) ended_ms);
+
+    return WH_BE64_LEN + wh_key_pair(buf + WH_BE64_LEN, ws, id);
 }
 
 
@@ -348,6 +370,35 @@ wh_lmdb_put_index(MDB_txn *txn, MDB_dbi dbi, const unsigned char *key,
 
 
 int
+wh_lmdb_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
+{
+    unsigned char  key[WH_LMDB_KEY_MAX];
+
+    return wh_lmdb_put_index(wh_lmdb_stxn(t), wh_lmdb_of(t)->ws_db, key,
+                             wh_key_ws_seq(key, cmd->ws, cmd->seq), cmd->id,
+                             err);
+}
+
+
+/* an ended command waits for the retention; one of a job goes with its
+ * job instead (its executions list it until then) */
+int
+wh_lmdb_cmd_index_ended(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err)
+{
+    unsigned char  key[WH_LMDB_KEY_MAX + WH_BE64_LEN];
+
+    if (cmd->job.len) {
+        return 0;
+    }
+
+    return wh_lmdb_put_index(wh_lmdb_stxn(t), wh_lmdb_of(t)->ended_db, key,
+                             wh_key_ended(key, cmd->updated_ms, cmd->ws,
+                                          cmd->id), cmd->id, err);
+}
+
+
+int
 wh_lmdb_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 {
     size_t             klen;
@@ -363,7 +414,8 @@ wh_lmdb_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
     if (wh_lmdb_put_index(wh_lmdb_stxn(t), e->open_db, key, klen, cmd->id, err)
         != 0
         || wh_lmdb_put_index(wh_lmdb_stxn(t), e->client_db, key, klen, cmd->id,
-                             err) != 0)
+                             err) != 0
+        || wh_lmdb_cmd_index_ws(t, cmd, err) != 0)
     {
         return -1;
     }
@@ -402,7 +454,7 @@ wh_lmdb_cmd_update(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
         return wh_mdb_error(rc, "closing a command", err);
     }
 
-    return 0;
+    return wh_lmdb_cmd_index_ended(t, cmd, err);
 }
 
 

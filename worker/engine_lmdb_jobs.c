@@ -248,7 +248,6 @@ wh_lmdb_job_each(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
     MDB_val       k, v;
     wh_str_t      ws, id;
     wh_job_t      job;
-    const char   *nul;
     MDB_cursor   *cur;
 
     rc = mdb_cursor_open(wh_lmdb_stxn(t), wh_lmdb_of(t)->jobs_db, &cur);
@@ -260,16 +259,9 @@ wh_lmdb_job_each(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !stop;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
     {
-        nul = memchr(k.mv_data, '\0', k.mv_size);
-
-        if (nul == NULL) {
+        if (wh_key_unpair(k.mv_data, k.mv_size, &ws, &id) != 0) {
             continue;
         }
-
-        ws.data = k.mv_data;
-        ws.len = nul - ws.data;
-        id.data = nul + 1;
-        id.len = k.mv_size - ws.len - 1;
 
         if (wh_lmdb_job_load(&v, ws, id, &job, err) != 0) {
             /* one corrupt job does not keep the others from loading */

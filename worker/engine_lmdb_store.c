@@ -71,6 +71,26 @@ wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b)
 }
 
 
+int
+wh_key_unpair(const void *key, size_t len, wh_str_t *a, wh_str_t *b)
+{
+    const char  *nul;
+
+    nul = len ? memchr(key, '\0', len) : NULL;
+
+    if (nul == NULL) {
+        return -1;
+    }
+
+    a->data = key;
+    a->len = nul - a->data;
+    b->data = nul + 1;
+    b->len = len - a->len - 1;
+
+    return 0;
+}
+
+
 /* an LMDB error as the API reports it: 507 when the map is full */
 int
 wh_mdb_error(int rc, const char *what, wh_err_t *err)

@@ -157,6 +157,8 @@ int wh_store_sync(wh_store_t *st, wh_err_t *err);
 void wh_be64_put(unsigned char *p, uint64_t v);
 uint64_t wh_be64_get(const unsigned char *p);
 size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
+/* a key of wh_key_pair() back into a and b: 0, or -1 without a "\0" */
+int wh_key_unpair(const void *key, size_t len, wh_str_t *a, wh_str_t *b);
 /* a "\0" b "\0" be64 n: a history entry, a command of a client */
 size_t wh_key_seq(unsigned char *buf, wh_str_t a, wh_str_t b, uint64_t n);
 /* an LMDB error: 507 for MDB_MAP_FULL (wh_store_write then grows the

@@ -21,6 +21,7 @@
 #define WH_JOB_SCAN_MAX      4000      /* executions looked at per turn */
 #define WH_JOB_SWEEP_MAX     500       /* commands cancelled per turn */
 #define WH_JOB_PROGRESS_MS   1000
+#define WH_JOB_PRUNE_MAX     250       /* executions deleted per turn */
 #define WH_JOB_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CMD_ID_MAX)
 
 
@@ -326,8 +327,8 @@ wh_job_json(wh_buf_t *b, const wh_jobm_t *jm)
     }
 
     if (r->issued_by.len) {
-        rc |= wh_jw_str(b, "issued_by", r->issued_by.data,
-                        r->issued_by.len);
+        rc |= wh_jw_issuer(b, "issued_by", r->issued_by.data,
+                           r->issued_by.len);
     }
 
     rc |= wh_jw_time(b, "not_before", r->not_before_ms);
@@ -939,6 +940,124 @@ wh_job_apply_execs(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
 }
 
 
+/* ------------------------------------------------------ retention */
+
+
+typedef struct {
+    uint64_t         idx[WH_JOB_PRUNE_MAX];
+    uint32_t         series[WH_JOB_PRUNE_MAX];
+    size_t           n;
+    int              more;
+} wh_job_prune_t;
+
+
+static int
+wh_job_prune_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
+    wh_err_t *err)
+{
+    wh_job_prune_t  *p = ctx;
+
+    (void) err;
+
+    if (p->n == WH_JOB_PRUNE_MAX) {
+        p->more = 1;
+        return 1;
+    }
+
+    p->idx[p->n] = idx;
+    p->series[p->n++] = x->series;
+
+    return 0;
+}
+
+
+/* a chunk of the executions of an ended job, with the commands of
+ * every series; once none is left, the job (op->finished) */
+static int
+wh_job_apply_prune(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
+    wh_err_t *err)
+{
+    int               rc;
+    char              id[WH_CMD_ID_MAX + 1];
+    size_t            i;
+    uint32_t          s;
+    wh_str_t          cid;
+    wh_job_prune_t   *p;
+    const wh_job_t   *r = &jm->rec;
+
+    p = calloc(1, sizeof(wh_job_prune_t));
+
+    if (p == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    op->finished = 0;
+    rc = wh_etxn_ops(t)->exec_each(t, r->ws, r->id, 0, wh_job_prune_one, p,
+                                   err);
+
+    for (i = 0; rc == 0 && i < p->n; i++) {
+        for (s = 1; rc == 0 && s <= p->series[i]; s++) {
+            cid.data = id;
+            cid.len = (size_t) snprintf(id, sizeof(id), "%.*s.%" PRIu64
+                                        ".%" PRIu32, (int) r->id.len,
+                                        r->id.data, p->idx[i], s);
+            rc = cid.len < sizeof(id)
+                 && wh_etxn_ops(t)->cmd_delete(t, r->ws, cid, err) < 0;
+        }
+
+        rc = rc || wh_etxn_ops(t)->exec_delete(t, r->ws, r->id, p->idx[i],
+                                               err) != 0;
+    }
+
+    if (rc == 0 && !p->more) {
+        rc = wh_etxn_ops(t)->job_delete(t, r->ws, r->id, err) != 0;
+        op->finished = rc == 0;
+    }
+
+    free(p);
+
+    return rc ? -1 : 0;
+}
+
+
+/* after the commit: the job is forgotten once all of it went */
+static void
+wh_job_prune_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
+{
+    size_t         klen;
+    unsigned char  key[WH_JOB_KEY_MAX];
+
+    if (!op->finished) {
+        return;
+    }
+
+    wh_log_info(j->log, "jobs: %.*s of %.*s ended past the retention, "
+                "deleted", (int) jm->rec.id.len, jm->rec.id.data,
+                (int) jm->rec.ws.len, jm->rec.ws.data);
+
+    klen = wh_job_key(key, jm->rec.ws, jm->rec.id);
+    wh_map_del(&j->jobs, key, klen);
+    j->counters.pruned++;
+    wh_job_free(&jm->rec);
+    free(jm->exec);
+    free(jm);
+}
+
+
+/* an ended job past the retention, when nothing else is to be done */
+static int
+wh_job_expired(const wh_jobs_t *j, const wh_jobm_t *jm, int64_t now)
+{
+    int64_t  keep = j->commands->retention_ms;
+
+    return keep != 0 && !jm->sweep && jm->rec.ended_ms != 0
+           && (jm->rec.status == WH_JOB_COMPLETED
+               || jm->rec.status == WH_JOB_ABORTED
+               || jm->rec.status == WH_JOB_CANCELLED)
+           && now - jm->rec.ended_ms >= keep;
+}
+
+
 static int
 wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 {
@@ -971,6 +1090,9 @@ wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
     case WH_JOB_OP_EXECS:
         return wh_job_apply_execs(op, t, jm, err);
+
+    case WH_JOB_OP_PRUNE:
+        return wh_job_apply_prune(op, t, jm, err);
 
     default:
         break;
@@ -1122,6 +1244,10 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         jm->busy = 0;
     }
 
+    if (op->kind == WH_JOB_OP_PRUNE) {
+        j->pruning = 0;
+    }
+
     if (jm != NULL && committed) {
         switch (op->kind) {
 
@@ -1143,6 +1269,10 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         case WH_JOB_OP_SWEEP:
             jm->sweep_at = op->to;
             jm->sweep = op->to < jm->rec.targets;
+            break;
+
+        case WH_JOB_OP_PRUNE:
+            wh_job_prune_done(j, op, jm);
             break;
 
         default:
@@ -1264,6 +1394,14 @@ wh_job_tick_one(wh_jobs_t *j, wh_jobm_t *jm, int64_t now, int64_t mono)
     }
 
     if (jm->busy) {
+        return;
+    }
+
+    if (wh_job_expired(j, jm, now)) {
+        if (!j->pruning && wh_job_queue(j, jm, WH_JOB_OP_PRUNE, 0) == 0) {
+            j->pruning = 1;
+        }
+
         return;
     }
 

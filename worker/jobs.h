@@ -72,6 +72,7 @@ typedef struct {
     uint64_t          created;        /* jobs, since the start */
     uint64_t          released;       /* executions released */
     uint64_t          aborted;
+    uint64_t          pruned;         /* jobs deleted by the retention */
 } wh_job_counters_t;
 
 struct wh_jobs_s {
@@ -84,6 +85,8 @@ struct wh_jobs_s {
     void             *creating;       /* ops writing executions */
     wh_timer_t        timer;
     int64_t           longest_turn_us;  /* of an op's apply, stats */
+    int               pruning;        /* a prune op is in the batch: one
+                                       * at a time, for short turns */
     wh_job_counters_t counters;
 };
 

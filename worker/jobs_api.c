@@ -368,27 +368,10 @@ wh_jobs_op_strings(wh_job_op_t *op, json_t *body, wh_str_t payload,
 }
 
 
-/* "role" or "role:sub" of the caller */
-static void
-wh_jobs_issuer(const wh_link_msg_t *m, char *buf, size_t size,
-    wh_str_t *out)
-{
-    int  n;
-
-    n = snprintf(buf, size, "%s%s%.*s",
-                 m->flag == WH_LINK_ROLE_ADMIN ? "admin" : "service",
-                 m->client_id.len ? ":" : "", (int) m->client_id.len,
-                 m->client_id.data);
-
-    out->data = buf;
-    out->len = n < 0 ? 0 : (size_t) n < size ? (size_t) n : size - 1;
-}
-
-
 static void
 wh_jobs_create(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
 {
-    char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_CMD_CLIENT_MAX + 16];
+    char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_ISSUER_MAX];
     char          *target = NULL;
     json_t        *body, *v, *summary = NULL;
     wh_str_t       payload, issued_by;
@@ -452,7 +435,7 @@ wh_jobs_create(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
     }
 
     target = summary ? json_dumps(summary, JSON_COMPACT) : NULL;
-    wh_jobs_issuer(m, by, sizeof(by), &issued_by);
+    wh_issuer(m, by, sizeof(by), &issued_by);
 
     if (target == NULL
         || wh_jobs_op_strings(op, body, payload, issued_by, target) != 0)

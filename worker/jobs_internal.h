@@ -17,7 +17,9 @@ typedef enum {
     WH_JOB_OP_STATE,                /* start, cancel, abort, finish,
                                      * retry */
     WH_JOB_OP_SWEEP,                /* cancels released pending ones */
-    WH_JOB_OP_EXECS                 /* lists executions */
+    WH_JOB_OP_EXECS,                /* lists executions */
+    WH_JOB_OP_PRUNE                 /* the retention: an ended job goes,
+                                     * a chunk of executions a turn */
 } wh_job_op_e;
 
 typedef enum {

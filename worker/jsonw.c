@@ -116,3 +116,25 @@ wh_jw_time(wh_buf_t *b, const char *key, int64_t ms)
 
     return wh_jw_str(b, key, ts, WH_TIME_ISO_LEN);
 }
+
+
+int
+wh_jw_issuer(wh_buf_t *b, const char *key, const char *by, size_t len)
+{
+    int          rc;
+    const char  *colon;
+
+    colon = len ? memchr(by, ':', len) : NULL;
+
+    rc = wh_jw_open(b, key, '{');
+
+    if (colon) {
+        rc |= wh_jw_str(b, "sub", colon + 1, len - (colon + 1 - by));
+    } else {
+        rc |= wh_jw_raw(b, "sub", "null", 4);
+    }
+
+    rc |= wh_jw_str(b, "role", by, colon ? (size_t) (colon - by) : len);
+
+    return rc | wh_jw_close(b, '}');
+}

@@ -32,4 +32,9 @@ int wh_jw_bool(wh_buf_t *b, const char *key, int v);
 /* an ISO-8601 UTC time, or null when ms is 0 */
 int wh_jw_time(wh_buf_t *b, const char *key, int64_t ms);
 
+/* who issued a command or a job, stored as "role:sub" (or "role"):
+ * {"sub":"..."|null,"role":"..."} */
+int wh_jw_issuer(wh_buf_t *b, const char *key, const char *by,
+    size_t len);
+
 #endif /* WH_JSONW_H */

@@ -206,6 +206,14 @@ wh_metrics_jobs(wh_metrics_t *m)
     wh_prom_counter(p, "wirehubd_job_executions_released_total",
                     "Executions the rollouts turned into commands.",
                     m->d->jobs.counters.released);
+
+    wh_prom_family(p, "wirehubd_retention_deleted_total", "counter",
+                   "Ended commands and jobs deleted past the retention.");
+    wh_prom_u64(p, "wirehubd_retention_deleted_total", (const char *[]) {
+                    "kind", "commands", NULL },
+                m->d->commands.counters.pruned);
+    wh_prom_u64(p, "wirehubd_retention_deleted_total", (const char *[]) {
+                    "kind", "jobs", NULL }, m->d->jobs.counters.pruned);
 }
 
 

@@ -2,6 +2,7 @@
  * Answers to a worker's REQUEST (respond.h).
  */
 
+#include <stdio.h>
 #include <string.h>
 
 #include "channels.h"
@@ -93,4 +94,19 @@ wh_method_is(const wh_link_msg_t *m, const char *method)
 {
     return m->name.len == strlen(method)
            && memcmp(m->name.data, method, m->name.len) == 0;
+}
+
+
+void
+wh_issuer(const wh_link_msg_t *m, char *buf, size_t size, wh_str_t *out)
+{
+    int  n;
+
+    n = snprintf(buf, size, "%s%s%.*s",
+                 m->flag == WH_LINK_ROLE_ADMIN ? "admin" : "service",
+                 m->client_id.len ? ":" : "", (int) m->client_id.len,
+                 m->client_id.data);
+
+    out->data = buf;
+    out->len = n < 0 ? 0 : (size_t) n < size ? (size_t) n : size - 1;
 }

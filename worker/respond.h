@@ -36,6 +36,12 @@ void wh_respond_err(wh_peer_t *peer, uint32_t req_id, const wh_err_t *err);
 int wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
     const wh_err_t *err);
 
+/* who makes the REQUEST, as commands and jobs store it: "role:sub"
+ * ("role" alone when the module sent no sub); out points into buf */
+#define WH_ISSUER_MAX  (16 + 256)     /* a role, ":", a client id */
+void wh_issuer(const wh_link_msg_t *m, char *buf, size_t size,
+    wh_str_t *out);
+
 /* 1 if the REQUEST's method is method */
 int wh_method_is(const wh_link_msg_t *m, const char *method);
 

@@ -261,6 +261,7 @@ def configs():
     yield "history-bad", "history length=0 ttl=-1s;"
     yield "stats", "stats interval=100ms;"
     yield "commands", "commands ttl=1h ack_timeout=5s max_attempts=1;"
+    yield "commands-retention", "commands retention=30d;\ncommands retention=0 ttl=2s;"
     yield "log", "log /var/log/wirehubd.log debug;"
     yield "log-bad", "log relative warn;"
     yield "mqtt-tls", ("mqtt host=broker.example port=8883 username=u "
@@ -437,6 +438,15 @@ def link():
     yield "four", b"\x04\x04\x04\x04workclidsessname{\"a\":1}"
     yield "zeros", b"\x00" * 16
     yield "long", b"\x10\x20\x08\x05" + bytes(range(200))
+
+    # a whole REQUEST frame of version 4 (the caller's sub last)
+    def s(v):
+        return struct.pack(">H", len(v)) + v
+    body = (bytes([0x06]) + struct.pack(">I", 7) + s(b"acme") + b"\x01"
+            + s(b"POST") + s(b"/clients/pc-1/commands") + s(b"")
+            + struct.pack(">I", 17) + b'{"command":"ping"}'[:17]
+            + s(b"ops-1"))
+    yield "request-v4", struct.pack(">I", len(body)) + body
 
 
 def json_member():

@@ -532,6 +532,97 @@ test_commands(void **state)
 }
 
 
+/* the workspace's listing, newest first, and the retention: c-3 ended
+ * (cmds_change) with updated_ms T0; c-2 holds an idempotency key */
+static int
+audit_check(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    int              more;
+    size_t           removed;
+    wh_command_t     cmd;
+    wh_cmd_list_t    l;
+    wh_cmd_filter_t  f;
+
+    (void) ctx;
+    memset(&f, 0, sizeof(f));
+
+    /* two a page: c-4 c-3, then c-2 c-1 */
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acme"), 0, 2, 100,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 2);
+    assert_true(eq(l.items[0].id, "c-4"));
+    assert_true(eq(l.items[1].id, "c-3"));
+    assert_int_equal(l.next, 3);
+    wh_cmd_list_free(&l);
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acme"), 3, 2, 100,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 2);
+    assert_true(eq(l.items[1].id, "c-1"));
+    assert_int_equal(l.next, 0);
+    wh_cmd_list_free(&l);
+
+    /* a scan of 1 with a filter that admits c-1 only: empty pages */
+    f.mask = 1u << WH_CMD_COMPLETED;
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acme"), 0, 10, 1,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(l.next, 4);
+    wh_cmd_list_free(&l);
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acme"), 4, 10, 1,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 1);
+    assert_true(eq(l.items[0].id, "c-3"));
+    wh_cmd_list_free(&l);
+
+    /* another workspace has none */
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acm"), 0, 10, 100,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 0);
+    wh_cmd_list_free(&l);
+
+    /* nothing ended before T0; then c-3 goes, with its indexes */
+    assert_int_equal(wh_etxn_ops(t)->cmd_prune(t, T0, 10, &removed,
+                                               &more, err), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(wh_etxn_ops(t)->cmd_prune(t, T0 + 1, 10, &removed,
+                                               &more, err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(more, 0);
+    assert_int_equal(wh_etxn_ops(t)->cmd_get(t, S("acme"), S("c-3"), &cmd,
+                                             err), 0);
+    assert_int_equal(wh_etxn_ops(t)->cmd_list(t, S("acme"), S("dev"), 0, 10,
+                                              0, &l, err), 0);
+    assert_int_equal(l.n, 3);
+    wh_cmd_list_free(&l);
+    assert_int_equal(wh_etxn_ops(t)->cmd_list_ws(t, S("acme"), 0, 10, 100,
+                                                 &f, &l, err), 0);
+    assert_int_equal(l.n, 3);
+    wh_cmd_list_free(&l);
+
+    /* a deleted command takes its idempotency key along */
+    assert_int_equal(wh_etxn_ops(t)->cmd_delete(t, S("acme"), S("c-2"),
+                                                err), 1);
+    assert_int_equal(wh_etxn_ops(t)->cmd_delete(t, S("acme"), S("c-2"),
+                                                err), 0);
+    assert_int_equal(wh_etxn_ops(t)->cmd_idem(t, S("acme"), S("dev"),
+                                              S("key-2"), &cmd, err), 0);
+
+    return 0;
+}
+
+
+static void
+test_commands_audit(void **state)
+{
+    fixture_t  *f = *state;
+
+    run(f, cmds_put, NULL);
+    run(f, cmds_change, NULL);
+    run(f, audit_check, NULL);
+}
+
+
 /* ------------------------------------------------ two environments */
 
 
@@ -1180,6 +1271,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_clients_and_revocations,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commands_audit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_environments, setup,
                                         teardown),

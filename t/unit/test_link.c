@@ -504,11 +504,19 @@ test_builders(void **state)
     assert_int_equal(out.count, 4096);
     wh_buf_consume(&b, n);
 
-    wh_link_request(&m, WH_LINK_ROLE_ADMIN, str("acme"), str("GET"),
-                    str("/stats"), str("a=1"), str(""));
+    wh_link_request(&m, WH_LINK_ROLE_ADMIN, str("acme"), str("ops-1"),
+                    str("GET"), str("/stats"), str("a=1"), str(""));
     assert_int_equal(m.type, WH_LINK_REQUEST);
     assert_int_equal(m.flag, WH_LINK_ROLE_ADMIN);
     assert_true(str_eq(m.path, str("/stats")));
+    /* version 4: the caller's sub travels last */
+    assert_int_equal(wh_link_encode(&b, &m), 0);
+    assert_int_equal(wh_link_frame_len(b.data, b.len, &n), 1);
+    assert_int_equal(wh_link_decode(b.data, n, &out, &err), 0);
+    assert_int_equal(out.type, WH_LINK_REQUEST);
+    assert_true(str_eq(out.client_id, str("ops-1")));
+    assert_true(str_eq(out.query, str("a=1")));
+    wh_buf_consume(&b, n);
 
     wh_link_session_open(&m, str("s-1"), str("acme"), str("pc-7"),
                          str("gui"), str("Desk"), 1700000000, 8);

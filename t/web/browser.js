@@ -18,6 +18,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const { chromium } = require('playwright-core');
+const { log, apiClient } = require('./testlib');
 
 const BASE = process.env.WH_BASE_URL;
 const TOKEN = process.env.WH_TOKEN;
@@ -26,6 +27,7 @@ const AGENT_TOKEN = process.env.WH_AGENT_TOKEN;
 const AGENT_ID = process.env.WH_AGENT_ID;
 const ARTIFACTS = process.env.WH_ARTIFACTS;
 const CHROMIUM = process.env.WH_CHROMIUM || '/usr/bin/chromium';
+const api = apiClient(BASE, TOKEN);
 
 const CHROMIUM_FLAGS = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
@@ -36,10 +38,6 @@ const CHROMIUM_FLAGS = [
 const stdinLines = readline.createInterface({ input: process.stdin })
     [Symbol.asyncIterator]();
 
-function log(...args) {
-    process.stdout.write(args.join(' ') + '\n');
-}
-
 async function control(action) {
     process.stdout.write('@control ' + JSON.stringify({ action }) + '\n');
 
@@ -48,17 +46,6 @@ async function control(action) {
     if (done || value !== 'ok') {
         throw new Error('control ' + action + ' failed: ' + value);
     }
-}
-
-async function api(method, urlPath, body) {
-    const res = await fetch(BASE + urlPath, {
-        method,
-        headers: { Authorization: 'Bearer ' + TOKEN,
-                   'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body)
-    });
-
-    return { status: res.status, doc: await res.json().catch(() => null) };
 }
 
 /* publishes a reading; while wirehubd comes back, 503 is retried */

@@ -1,6 +1,7 @@
 /*
  * Wirehub demo dashboard: live sensor tiles, connected clients, a command
- * console and workspace stats, over one WebSocket (the wirehub package,
+ * console, fleet jobs with their progress and failures, and workspace
+ * stats, over one WebSocket (the wirehub package,
  * its ES module build) and the HTTP API, both with the token from the
  * page's #token=... fragment.
  *
@@ -516,6 +517,260 @@ import { HealthView } from './health.js';
         }
     }
 
+    /* ------------------------------------------------------ jobs */
+
+    /* the bar's parts, left to right; pending is the empty rest */
+    const JOB_PARTS = ['completed', 'failed', 'expired', 'cancelled',
+                       'superseded', 'sent', 'pending'];
+    const JOB_ENDED = ['completed', 'failed', 'expired', 'cancelled',
+                       'superseded'];
+    const JOB_EVENTS = ['job_progress', 'job_completed', 'job_aborted',
+                        'job_cancelled'];
+    const JOB_RANK = { scheduled: 0, in_progress: 1, completed: 2,
+                       aborted: 2, cancelled: 2 };
+    const MAX_JOBS = 10;
+    const FAILURES_PAGE = 200;
+    const FAILURES_EVERY_MS = 1000;
+
+    /* how far a job got: events and GET answers race, the newer wins */
+    function jobProgress(job) {
+        const counts = job.counts || {};
+
+        return JOB_ENDED.reduce((n, k) => n + (counts[k] || 0), 0) * 4
+               + (JOB_RANK[job.status] || 0);
+    }
+
+    /*
+     * The workspace's jobs: read once (GET /api/jobs), then moved by
+     * the job events of $commands only.  The selected job (the newest,
+     * or the one clicked) shows its failed and expired executions, read
+     * from the API at most once a second while its failures grow.
+     */
+    class JobsPanel {
+        constructor(ctx) {
+            this.ctx = ctx;
+            this.jobs = new Map();      /* job_id -> what we know */
+            this.order = 0;
+            this.selected = null;
+            this.picked = false;        /* chosen by a click */
+            this.events = 0;            /* live job events applied */
+            this.failures = [];
+            this.failuresMore = false;
+            this.failuresAt = 0;
+            this.failuresTimer = null;
+        }
+
+        load() {
+            return api(this.ctx.token, 'GET', '/api/jobs?limit=' + MAX_JOBS)
+                .then((doc) => {
+                    for (const job of (doc.items || []).slice().reverse()) {
+                        this.merge(job);
+                    }
+                    this.render();
+                })
+                .catch((err) => toast('warn', 'Jobs', err.message));
+        }
+
+        merge(job) {
+            const known = this.jobs.get(job.job_id);
+
+            if (known && jobProgress(job) < jobProgress(known)) {
+                return known;
+            }
+
+            const next = Object.assign({ order: ++this.order }, known, job);
+
+            if (known) {
+                next.order = known.order;
+            }
+
+            this.jobs.set(job.job_id, next);
+
+            if (!this.picked && (!this.selected
+                || next.order > this.jobs.get(this.selected).order))
+            {
+                this.selected = job.job_id;
+            }
+
+            return next;
+        }
+
+        apply(msg, live) {
+            const d = msg.data || {};
+
+            if (!JOB_EVENTS.includes(msg.type) || !d.job_id) {
+                return;
+            }
+
+            const before = this.jobs.get(d.job_id);
+            const failed = (c) => c ? (c.counts.failed || 0)
+                                      + (c.counts.expired || 0) : 0;
+
+            if (!before) {
+                /* a job made elsewhere: its command and times */
+                api(this.ctx.token, 'GET', '/api/jobs/'
+                    + encodeURIComponent(d.job_id))
+                    .then((job) => {
+                        this.merge(job);
+                        this.render();
+                    })
+                    .catch(() => {});
+            }
+
+            const after = this.merge(d);
+
+            if (live) {
+                this.events++;
+            }
+
+            if (live && msg.type === 'job_aborted') {
+                toast('error', 'Job aborted', (after.command || d.job_id)
+                      + ': ' + failed(after) + ' of ' + d.targets
+                      + ' failed');
+            }
+
+            if (d.job_id === this.selected
+                && (failed(after) !== failed(before)
+                    || msg.type !== 'job_progress'))
+            {
+                this.loadFailures();
+            }
+
+            this.render();
+        }
+
+        select(id) {
+            this.selected = id;
+            this.picked = true;
+            this.failures = [];
+            this.render();
+            this.loadFailures();
+        }
+
+        /* at most once a second; the last change is always read */
+        loadFailures() {
+            const wait = this.failuresAt + FAILURES_EVERY_MS - Date.now();
+
+            if (this.failuresTimer) {
+                return;
+            }
+
+            if (wait > 0) {
+                this.failuresTimer = setTimeout(() => {
+                    this.failuresTimer = null;
+                    this.loadFailures();
+                }, wait);
+                return;
+            }
+
+            const id = this.selected;
+
+            this.failuresAt = Date.now();
+            api(this.ctx.token, 'GET', '/api/jobs/' + encodeURIComponent(id)
+                + '/executions?status=failed,expired&limit='
+                + FAILURES_PAGE)
+                .then((doc) => {
+                    if (id === this.selected) {
+                        this.failures = doc.items || [];
+                        this.failuresMore = doc.next !== null;
+                        this.renderFailures();
+                    }
+                })
+                .catch((err) => toast('warn', 'Failures', err.message));
+        }
+
+        render() {
+            const list = $('jobs');
+            const jobs = Array.from(this.jobs.values())
+                .sort((a, b) => b.order - a.order)
+                .slice(0, MAX_JOBS);
+
+            list.textContent = '';
+
+            if (jobs.length === 0) {
+                list.appendChild(el('li', 'empty', 'No jobs yet.'));
+            }
+
+            for (const job of jobs) {
+                list.appendChild(this.row(job));
+            }
+
+            this.renderFailures();
+        }
+
+        row(job) {
+            const li = el('li', 'job');
+            const name = el('span', 'job-name', job.command || 'job');
+            const bar = el('div', 'progress');
+            const counts = job.counts || {};
+            const targets = job.targets || 0;
+            const text = [];
+
+            li.dataset.job = job.job_id;
+            li.dataset.status = job.status;
+            li.setAttribute('aria-selected', String(job.job_id
+                                                    === this.selected));
+            li.addEventListener('click', () => this.select(job.job_id));
+            name.appendChild(el('small', '', job.job_id));
+            bar.setAttribute('role', 'progressbar');
+            bar.setAttribute('aria-valuemin', '0');
+            bar.setAttribute('aria-valuemax', String(targets));
+            bar.setAttribute('aria-valuenow', String(JOB_ENDED.reduce(
+                (n, k) => n + (counts[k] || 0), 0)));
+
+            for (const part of JOB_PARTS) {
+                const n = counts[part] || 0;
+                const span = el('span');
+
+                span.dataset.part = part;
+                span.dataset.count = String(n);
+                span.style.width = (targets ? n * 100 / targets : 0) + '%';
+                span.title = part + ': ' + n;
+                bar.appendChild(span);
+
+                if (n) {
+                    text.push(n + ' ' + part);
+                }
+            }
+
+            const status = el('span', 'job-status',
+                              (job.status || '').replace('_', ' '));
+
+            status.dataset.status = job.status;
+            li.append(name, bar, status,
+                      el('span', 'job-counts', targets + ' targets \u00b7 '
+                         + (text.join(' \u00b7 ') || 'nothing yet')));
+
+            return li;
+        }
+
+        renderFailures() {
+            const box = $('job-failures');
+            const list = $('failures-list');
+
+            box.hidden = this.selected === null;
+            $('failures-job').textContent = this.selected || '';
+            $('failures-count').textContent = this.failures.length
+                                              + (this.failuresMore ? '+'
+                                                                   : '');
+            list.textContent = '';
+
+            if (this.failures.length === 0) {
+                list.appendChild(el('li', 'empty', 'None.'));
+            }
+
+            for (const x of this.failures) {
+                const li = el('li');
+
+                li.dataset.client = x.client_id;
+                li.dataset.status = x.status;
+                li.append(el('b', '', x.client_id),
+                          el('span', '', x.error || x.status));
+                list.appendChild(li);
+            }
+        }
+    }
+
     /* ------------------------------------------------------ wiring */
 
     /*
@@ -662,8 +917,13 @@ import { HealthView } from './health.js';
                 clients.refresh();
             }
         });
-        follow(ctx, '$commands', MAX_COMMANDS,
-               (msg, live) => commands.apply(msg, live));
+        const jobs = new JobsPanel(ctx);
+
+        follow(ctx, '$commands', MAX_COMMANDS, (msg, live) => {
+            commands.apply(msg, live);
+            jobs.apply(msg, live);
+        });
+        jobs.load();
         hub.subscribe('$stats').on('stats_update',
                                    (msg) => showStats(msg.data || {}));
 
@@ -683,7 +943,7 @@ import { HealthView } from './health.js';
         health.start();
 
         /* for the browser test and the curious: window.wirehub.hub */
-        window.wirehub = { hub, tiles, clients, commands, health };
+        window.wirehub = { hub, tiles, clients, commands, jobs, health };
         hub.connect();
     }
 
