@@ -338,3 +338,53 @@ def test_lane_order_supersede_not_before(nginx, api, fleet):
         raise
     order = [d[0] for d in fleet.deliveries if d[0] in ids]
     assert order == ids
+
+
+def test_lane_survives_kill9_in_order(nginx, api, daemon):
+    """A lane of 5 commands for one agent; wirehubd is killed with -9
+    while the second is in flight: after the restart the agent gets the
+    second again, then the rest, one at a time, in order."""
+    client = "lane-1"
+    status, doc = api.call("POST", "/clients", {
+        "id": client, "name": "lane", "client_type": "agent"})
+    assert status == 201, doc
+    ids = []
+    for i in range(5):
+        status, c = api.call("POST", "/clients/%s/commands" % client,
+                             {"command": "step", "lane": "boot",
+                              "payload": {"n": i}})
+        assert status == 202, c
+        ids.append(c["command_id"])
+    agent = wh.RawWebSocket.open(nginx.port, client_token(WS, client))
+    try:
+        first = agent.recv_type("device_command")
+        assert first["command_id"] == ids[0]
+        # one of the lane at a time: nothing else while it is open
+        assert [m for m in agent.quiet(0.5)
+                if m.get("type") == "device_command"] == []
+        assert agent.result(ids[0])["type"] == "command_result_accepted"
+        second = agent.recv_type("device_command")
+        assert second["command_id"] == ids[1]
+        daemon.proc.send_signal(signal.SIGKILL)
+        daemon.proc.wait()
+        daemon.proc = None
+        daemon.start()
+        got = []
+        deadline = time.monotonic() + 20
+        while len(got) < 4:
+            assert time.monotonic() < deadline, got
+            msg = agent.recv_type("device_command", timeout=15)
+            if got and msg["command_id"] == got[-1]:
+                continue        # a redelivery of the one in flight
+            got.append(msg["command_id"])
+            assert [m for m in agent.quiet(0.2)
+                    if m.get("type") == "device_command"
+                    and m["command_id"] != got[-1]] == []
+            assert agent.result(got[-1])["type"] == \
+                "command_result_accepted"
+        assert got == ids[1:]
+    finally:
+        agent.close()
+    for cid in ids:
+        status, doc = api.call("GET", "/commands/" + cid)
+        assert doc["status"] == "completed", doc
