@@ -21,6 +21,10 @@ dir=$(mktemp -d "$(dirname "$out")/rootfs.XXXXXX" 2>/dev/null) || {
     dir=$(mktemp -d "$(dirname "$out")/rootfs.XXXXXX")
 }
 trap 'rm -rf "$dir"' EXIT
+# mktemp made it 0700, and the tarball keeps the mode of its "./": the
+# machine's / would be closed to every user but root (wirehubd.service
+# then fails with 200/CHDIR)
+chmod 0755 "$dir"
 
 echo "rootfs: debootstrap bookworm into $dir"
 debootstrap --variant=minbase bookworm "$dir" "$mirror" \
