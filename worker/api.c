@@ -561,9 +561,12 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
         return WH_ENGINE_AGAIN;
     }
 
-    if (rc == -1) {
-        wh_log_error(&d->log, "stats: %s", err.msg);
-        return -1;
+    /* while a cluster engine is down (a failover) the stats are what an
+     * operator looks at: everything local still answers, and the one
+     * figure only the store knows is null */
+    if (rc == -1 && full) {
+        wh_log_warn(&d->log, "stats: %s", err.msg);
+        json_object_set_new(obj, "channels", json_null());
     }
 
     if (rc == 0) {
