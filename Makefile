@@ -108,7 +108,22 @@ $(BUILD)/asan/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) \
 	    -lhiredis
 
-redis-probe: $(BUILD)/redis_probe $(BUILD)/asan/redis_probe
+# build/kv_probe drives worker/kv_redis.c alone, for t/test_kv_redis.py
+KVPROBE_SRCS := t/redis/kv_probe.c worker/kv_redis.c worker/kv.c \
+                worker/map.c $(PROBE_SRCS:t/redis/redis_probe.c=)
+KVPROBE_HDRS := worker/kv_redis.h worker/kv.h worker/map.h $(PROBE_HDRS)
+
+$(BUILD)/kv_probe: $(KVPROBE_SRCS) $(KVPROBE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(KVPROBE_SRCS) -lhiredis
+
+$(BUILD)/asan/kv_probe: $(KVPROBE_SRCS) $(KVPROBE_HDRS)
+	@mkdir -p $(BUILD)/asan
+	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(KVPROBE_SRCS) \
+	    -lhiredis
+
+redis-probe: $(BUILD)/redis_probe $(BUILD)/asan/redis_probe \
+             $(BUILD)/kv_probe $(BUILD)/asan/kv_probe
 
 # Layers: no file calls into a file that calls back into it.  Read from the
 # module's objects as nginx built them, and from wirehubd's compiled one by

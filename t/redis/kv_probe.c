@@ -1,0 +1,704 @@
+/*
+ * kv_probe: worker/kv_redis.c alone on the loop against a real Redis,
+ * for t/test_kv_redis.py.
+ *
+ *   --mode model   runs --txns random transactions (puts, NOOVERWRITE
+ *                  puts, deletes, gets, cursor walks both ways with
+ *                  deletes under the cursor) and checks every answer
+ *                  of the committed run of each against an in-memory
+ *                  model of LMDB's semantics
+ *   --mode count   each transaction reads a counter, writes it plus
+ *                  one and adds a key of its own: run several at once
+ *   --mode check   walks what count mode wrote and prints the counter
+ *                  and the keys found
+ *
+ * One JSON line at the end: {"ev":"done","committed":N,"failed":N,
+ * "mismatches":N,"first":"...","runs":N,"fetches":N,"conflicts":N,
+ * "counter":N,"keys":N}.
+ *
+ *   kv_probe --redis HOST:PORT [--mode M] [--txns N] [--seed S]
+ *       [--id NAME] [--wait N]
+ */
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_redis.h"
+
+
+#define MODEL_MAX  4096
+
+typedef struct {
+    int          db;
+    size_t       klen;
+    char         key[40];
+    char         val[40];
+} ment_t;
+
+typedef struct {
+    ment_t       e[MODEL_MAX];
+    size_t       n;
+} model_t;
+
+typedef struct {
+    wh_loop_t         loop;
+    wh_log_t          log;
+    wh_redis_t       *redis;
+    wh_kvr_t         *kv;
+    wh_timer_t        timer;
+    const char       *mode;
+    const char       *id;
+    unsigned          txns, done, committed, failed;
+    unsigned long     seed;
+    int               running, again, started;
+    model_t           model, scratch;
+    unsigned          mismatches;       /* of committed runs */
+    unsigned          run_mismatches;   /* of the run under way */
+    char              first[256], run_first[256];
+    unsigned long     counter, keys;
+} probe_t;
+
+static probe_t  P;
+
+
+/* ----------------------------------------------------------- model */
+
+
+static int
+mcmp(const ment_t *a, int db, const char *key, size_t klen)
+{
+    int  c;
+
+    if (a->db != db) {
+        return a->db < db ? -1 : 1;
+    }
+
+    c = memcmp(a->key, key, a->klen < klen ? a->klen : klen);
+
+    if (c != 0) {
+        return c;
+    }
+
+    return a->klen < klen ? -1 : a->klen > klen ? 1 : 0;
+}
+
+
+/* the first index >= (db, key) */
+static size_t
+mlower(const model_t *m, int db, const char *key, size_t klen)
+{
+    size_t  lo = 0, hi = m->n, mid;
+
+    while (lo < hi) {
+        mid = (lo + hi) / 2;
+
+        if (mcmp(&m->e[mid], db, key, klen) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+
+    return lo;
+}
+
+
+static ment_t *
+mget(model_t *m, int db, const char *key, size_t klen)
+{
+    size_t  i = mlower(m, db, key, klen);
+
+    if (i < m->n && mcmp(&m->e[i], db, key, klen) == 0) {
+        return &m->e[i];
+    }
+
+    return NULL;
+}
+
+
+static void
+mput(model_t *m, int db, const char *key, size_t klen, const char *val)
+{
+    size_t   i = mlower(m, db, key, klen);
+    ment_t  *e;
+
+    if (i < m->n && mcmp(&m->e[i], db, key, klen) == 0) {
+        snprintf(m->e[i].val, sizeof(m->e[i].val), "%s", val);
+        return;
+    }
+
+    if (m->n == MODEL_MAX) {
+        return;
+    }
+
+    memmove(&m->e[i + 1], &m->e[i], (m->n - i) * sizeof(ment_t));
+    e = &m->e[i];
+    e->db = db;
+    e->klen = klen;
+    memcpy(e->key, key, klen);
+    snprintf(e->val, sizeof(e->val), "%s", val);
+    m->n++;
+}
+
+
+static int
+mdel(model_t *m, int db, const char *key, size_t klen)
+{
+    size_t  i = mlower(m, db, key, klen);
+
+    if (i < m->n && mcmp(&m->e[i], db, key, klen) == 0) {
+        memmove(&m->e[i], &m->e[i + 1], (m->n - i - 1) * sizeof(ment_t));
+        m->n--;
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* the model's answer to a cursor move from key x (NULL: an edge) */
+static ment_t *
+mnext(model_t *m, int db, int dir, const char *x, size_t xlen, int incl)
+{
+    size_t  i;
+
+    if (dir > 0) {
+        i = x ? mlower(m, db, x, xlen) : mlower(m, db, "", 0);
+
+        if (x && !incl && i < m->n && mcmp(&m->e[i], db, x, xlen) == 0) {
+            i++;
+        }
+
+        return i < m->n && m->e[i].db == db ? &m->e[i] : NULL;
+    }
+
+    if (x) {
+        i = mlower(m, db, x, xlen);
+
+        if (incl && i < m->n && mcmp(&m->e[i], db, x, xlen) == 0) {
+            return &m->e[i];
+        }
+
+    } else {
+        i = mlower(m, db + 1, "", 0);
+    }
+
+    return i > 0 && m->e[i - 1].db == db ? &m->e[i - 1] : NULL;
+}
+
+
+/* ------------------------------------------------------------ runs */
+
+
+static unsigned long  rng;
+
+static unsigned
+rnd(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+
+    return (unsigned) (rng % n);
+}
+
+
+static void
+mismatch(const char *what, const char *key, size_t klen)
+{
+    size_t  i;
+    char    k[64];
+
+    for (i = 0; i < klen && i < sizeof(k) - 1; i++) {
+        k[i] = key[i] ? key[i] : '|';
+    }
+
+    k[i] = '\0';
+
+    if (P.run_mismatches++ == 0) {
+        snprintf(P.run_first, sizeof(P.run_first), "txn %u: %s at %s",
+                 P.done, what, k);
+    }
+}
+
+
+static const int  ws_dbs[2] = { WH_KV_CLIENTS, WH_KV_CMD_OPEN };
+static const int  g_dbs[2] = { WH_KV_CMD_META, WH_KV_CMD_ENDED };
+static const char *wss[3] = { "a", "ab", "b" };
+
+
+static int
+rkey(char *buf, int *db)
+{
+    int  n;
+
+    if (rnd(3) == 0) {
+        *db = g_dbs[rnd(2)];
+        return snprintf(buf, 40, "g%02u", rnd(16));
+    }
+
+    *db = ws_dbs[rnd(2)];
+    n = snprintf(buf, 40, "%s", wss[rnd(3)]);
+    buf[n++] = '\0';
+
+    return n + snprintf(buf + n, 40 - n, "k%02u", rnd(16));
+}
+
+
+/* the model's and the store's answers to one cursor move */
+static int
+check_move(wh_kv_cur_t *c, int db, int rc, wh_kv_val_t *k, wh_kv_val_t *v,
+    const ment_t *want, const char *what)
+{
+    if (rc == -1 || rc == WH_ENGINE_AGAIN) {
+        return -1;
+    }
+
+    (void) c;
+    (void) db;
+
+    if ((rc == 0) != (want != NULL)) {
+        mismatch(what, want ? want->key : "(none)", want ? want->klen : 6);
+        return 1;
+    }
+
+    if (rc == 0 && (k->len != want->klen
+                    || memcmp(k->data, want->key, k->len) != 0
+                    || v->len != strlen(want->val)
+                    || memcmp(v->data, want->val, v->len) != 0))
+    {
+        mismatch(what, k->data, k->len);
+        return 1;
+    }
+
+    return 0;
+}
+
+
+static int
+walk(wh_kv_txn_t *t, wh_err_t *err)
+{
+    int           rc, db, start, steps, i, dir, at = 0;
+    char          key[40], pos[40];
+    size_t        klen, plen = 0;
+    ment_t       *want;
+    wh_kv_val_t   k, v;
+    wh_kv_cur_t  *c;
+
+    klen = rkey(key, &db);
+    start = rnd(3);
+    steps = 1 + rnd(12);
+
+    if (wh_kv_cur_open(t, db, &c, err) != 0) {
+        return -1;
+    }
+
+    if (start == 2 && db != WH_KV_CMD_META && db != WH_KV_CMD_ENDED
+        && rnd(2))
+    {
+        /* a bare workspace prefix: where a client's keys begin */
+        klen = strlen(key) + 1;
+    }
+
+    if (start == 0) {
+        rc = wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, err);
+        want = mnext(&P.scratch, db, 1, NULL, 0, 0);
+
+    } else if (start == 1) {
+        rc = wh_kv_cur_get(c, &k, &v, WH_KV_LAST, err);
+        want = mnext(&P.scratch, db, -1, NULL, 0, 0);
+
+    } else {
+        k.data = key;
+        k.len = klen;
+        rc = wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, err);
+        want = mnext(&P.scratch, db, 1, key, klen, 1);
+    }
+
+    for (i = 0; ; i++) {
+        if (check_move(c, db, rc, &k, &v, want, "walk") != 0 || rc != 0) {
+            break;
+        }
+
+        memcpy(pos, k.data, k.len);
+        plen = k.len;
+        at = 1;
+
+        if (i == steps) {
+            break;
+        }
+
+        if (rnd(5) == 0) {
+            if (wh_kv_cur_del(c, err) != 0) {
+                rc = -1;
+                break;
+            }
+
+            mdel(&P.scratch, db, pos, plen);
+        }
+
+        dir = rnd(4) == 0 ? -1 : 1;
+        rc = wh_kv_cur_get(c, &k, &v, dir > 0 ? WH_KV_NEXT : WH_KV_PREV,
+                           err);
+        want = mnext(&P.scratch, db, dir, at ? pos : NULL, plen, 0);
+    }
+
+    wh_kv_cur_close(c);
+
+    return rc == -1 || rc == WH_ENGINE_AGAIN ? rc : 0;
+}
+
+
+static int
+txn_model(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc, db, op, n, i;
+    char          key[40], val[40];
+    size_t        klen;
+    ment_t       *e;
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    rng = P.seed * 1000003UL + P.done + 1;
+    P.scratch = P.model;
+    P.run_mismatches = 0;
+    n = 3 + rnd(14);
+
+    for (i = 0; i < n; i++) {
+        op = rnd(100);
+        klen = rkey(key, &db);
+        k.data = key;
+        k.len = klen;
+
+        if (op < 35) {
+            snprintf(val, sizeof(val), "v%u-%d", P.done, i);
+            v.data = val;
+            v.len = strlen(val);
+            rc = wh_kv_put(t, db, &k, &v, op < 7 ? WH_KV_NOOVERWRITE : 0,
+                           err);
+
+            if (rc == -1) {
+                return -1;
+            }
+
+            e = mget(&P.scratch, db, key, klen);
+
+            if (op < 7 && e != NULL) {
+                if (rc != WH_KV_EXISTS) {
+                    mismatch("noverwrite", key, klen);
+                }
+
+            } else if (rc != 0) {
+                mismatch("put", key, klen);
+
+            } else {
+                mput(&P.scratch, db, key, klen, val);
+            }
+
+        } else if (op < 50) {
+            rc = wh_kv_del(t, db, &k, err);
+
+            if (rc == -1) {
+                return -1;
+            }
+
+            if ((rc == 0) != mdel(&P.scratch, db, key, klen)) {
+                mismatch("del", key, klen);
+            }
+
+        } else if (op < 70) {
+            rc = wh_kv_get(t, db, &k, &v, err);
+
+            if (rc == -1) {
+                return -1;
+            }
+
+            e = mget(&P.scratch, db, key, klen);
+
+            if ((rc == 0) != (e != NULL)
+                || (e && (v.len != strlen(e->val)
+                          || memcmp(v.data, e->val, v.len) != 0)))
+            {
+                mismatch("get", key, klen);
+            }
+
+        } else if (walk(t, err) == -1) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+txn_count(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          key[64], val[32];
+    size_t        n;
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    k.data = "counter";
+    k.len = 7;
+    rc = wh_kv_get(t, WH_KV_CMD_META, &k, &v, err);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    P.counter = rc == 0 ? strtoul(v.data, NULL, 10) : 0;
+    snprintf(val, sizeof(val), "%lu", P.counter + 1);
+    v.data = val;
+    v.len = strlen(val);
+
+    if (wh_kv_put(t, WH_KV_CMD_META, &k, &v, 0, err) == -1) {
+        return -1;
+    }
+
+    /* a key of its own, under one of three workspaces */
+    n = (size_t) snprintf(key, sizeof(key), "w%u", P.done % 3);
+    key[n++] = '\0';
+    n += (size_t) snprintf(key + n, sizeof(key) - n, "%s-%u", P.id, P.done);
+    k.data = key;
+    k.len = n;
+
+    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, WH_KV_NOOVERWRITE, err)
+           == -1 ? -1 : 0;
+}
+
+
+static int
+txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    wh_kv_val_t   k, v;
+    wh_kv_cur_t  *c;
+
+    (void) ctx;
+
+    k.data = "counter";
+    k.len = 7;
+    rc = wh_kv_get(t, WH_KV_CMD_META, &k, &v, err);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    P.counter = rc == 0 ? strtoul(v.data, NULL, 10) : 0;
+    P.keys = 0;
+
+    if (wh_kv_cur_open(t, WH_KV_CLIENTS, &c, err) != 0) {
+        return -1;
+    }
+
+    for (rc = wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, err); rc == 0;
+         rc = wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, err))
+    {
+        P.keys++;
+    }
+
+    wh_kv_cur_close(c);
+
+    return rc == WH_KV_NOTFOUND ? 0 : rc;
+}
+
+
+static void
+finish(void)
+{
+    wh_kvr_stats_t  st;
+
+    wh_kvr_stats(P.kv, &st);
+    printf("{\"ev\":\"done\",\"committed\":%u,\"failed\":%u,"
+           "\"mismatches\":%u,\"first\":\"%s\",\"runs\":%llu,"
+           "\"fetches\":%llu,\"conflicts\":%llu,\"commits\":%llu,"
+           "\"counter\":%lu,\"keys\":%lu}\n",
+           P.committed, P.failed, P.mismatches, P.first,
+           (unsigned long long) st.runs, (unsigned long long) st.fetches,
+           (unsigned long long) st.conflicts,
+           (unsigned long long) st.commits, P.counter, P.keys);
+    fflush(stdout);
+    P.loop.stop = 1;
+}
+
+
+static void
+run(void)
+{
+    int             rc;
+    wh_err_t        err;
+    wh_kvr_txn_pt   fn;
+
+    if (P.running) {
+        P.again = 1;
+        return;
+    }
+
+    P.running = 1;
+
+    do {
+        P.again = 0;
+
+        if (P.done == P.txns || P.loop.stop) {
+            break;
+        }
+
+        fn = strcmp(P.mode, "model") == 0 ? txn_model
+             : strcmp(P.mode, "count") == 0 ? txn_count : txn_check;
+
+        rc = wh_kvr_write(P.kv, fn, NULL, &err);
+
+        if (rc == WH_ENGINE_AGAIN) {
+            continue;
+        }
+
+        if (rc == 0) {
+            P.committed++;
+
+            if (fn == txn_model) {
+                P.model = P.scratch;
+
+                if (P.run_mismatches && P.mismatches == 0) {
+                    memcpy(P.first, P.run_first, sizeof(P.first));
+                }
+
+                P.mismatches += P.run_mismatches;
+            }
+
+        } else {
+            fprintf(stderr, "kv_probe: txn %u: %s\n", P.done, err.msg);
+            P.failed++;
+        }
+
+        P.done++;
+        P.again = 1;
+
+    } while (P.again);
+
+    P.running = 0;
+
+    if (P.done == P.txns) {
+        finish();
+    }
+}
+
+
+static void
+wake(void *ctx)
+{
+    (void) ctx;
+    run();
+}
+
+
+static void
+tick(wh_timer_t *t)
+{
+    (void) t;
+
+    if (!P.started && wh_redis_up(P.redis)) {
+        P.started = 1;
+        run();
+    }
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int               opt;
+    char             *colon;
+    wh_err_t          err;
+    wh_redis_conf_t   rc;
+    wh_kvr_conf_t     kc;
+    wh_redis_handler_t  h;
+    static const struct option  opts[] = {
+        { "redis", required_argument, NULL, 'r' },
+        { "mode", required_argument, NULL, 'm' },
+        { "txns", required_argument, NULL, 'n' },
+        { "seed", required_argument, NULL, 's' },
+        { "id", required_argument, NULL, 'i' },
+        { "wait", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    memset(&rc, 0, sizeof(rc));
+    memset(&kc, 0, sizeof(kc));
+    memset(&h, 0, sizeof(h));
+    P.mode = "model";
+    P.id = "p";
+    P.txns = 200;
+    P.seed = 1;
+    kc.ack_timeout_ms = 1000;
+
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'r':
+            colon = strrchr(optarg, ':');
+            if (colon == NULL) {
+                return 2;
+            }
+            *colon = '\0';
+            rc.host = optarg;
+            rc.port = atoi(colon + 1);
+            break;
+        case 'm':
+            P.mode = optarg;
+            break;
+        case 'n':
+            P.txns = (unsigned) atoi(optarg);
+            break;
+        case 's':
+            P.seed = strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            P.id = optarg;
+            break;
+        case 'w':
+            kc.replicas_ack = (unsigned) atoi(optarg);
+            break;
+        default:
+            return 2;
+        }
+    }
+
+    if (strcmp(P.mode, "check") == 0) {
+        P.txns = 1;
+    }
+
+    kc.wake = wake;
+
+    if (wh_log_open(&P.log, NULL, WH_LOG_WARN, WH_LOG_TEXT, &err) != 0
+        || wh_loop_init(&P.loop, &err) != 0
+        || wh_redis_open(&P.redis, &P.loop, &rc, &h, NULL, &P.log, &err)
+           != 0
+        || wh_kvr_open(&P.kv, P.redis, &kc, &P.log, &err) != 0)
+    {
+        fprintf(stderr, "kv_probe: %s\n", err.msg);
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    P.timer.interval = 5;
+    P.timer.handler = tick;
+
+    if (wh_loop_timer(&P.loop, &P.timer, &err) != 0
+        || wh_loop_run(&P.loop, &err) != 0)
+    {
+        fprintf(stderr, "kv_probe: %s\n", err.msg);
+        return 1;
+    }
+
+    wh_redis_close(P.redis);
+    wh_kvr_close(P.kv);
+    wh_loop_free(&P.loop);
+
+    return P.mismatches || P.failed ? 1 : 0;
+}

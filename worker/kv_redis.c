@@ -1,0 +1,1553 @@
+/*
+ * The state space's transactions in Redis (kv_redis.h says how).
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_redis.h"
+#include "map.h"
+
+
+/* entries a range read fetches at once */
+#define WH_KVR_PAGE     128
+#define WH_KVR_GLOBAL   "#g"
+/* a workspace, or WH_KVR_GLOBAL, with the "wh:{}:kz:" and the name of
+ * a database around it */
+#define WH_KVR_KEY_MAX  (WH_WORKSPACE_MAX + 32)
+
+
+/* KEYS: none (the names come from ARGV: one primary holds them all).
+ * ARGV: tag, hash, field.  -> { version, value or nil } */
+static const char  wh_kvr_lua_get[] =
+    "local v = redis.call('HGET', 'wh:sv', ARGV[1]) or '0'\n"
+    "return { v, redis.call('HGET', ARGV[2], ARGV[3]) }\n";
+
+/*
+ * ARGV: db, keyed by workspace (1/0), direction (1/-1), bound ("": from
+ * the edge), bound inclusive (1/0), limit.
+ * -> { ntags, tag, version, ..., exhausted (1/0), key, value, ... }
+ * The versions are those of every workspace whose keys were looked at
+ * and, once the walk left the first, of the list of workspaces.
+ */
+static const char  wh_kvr_lua_range[] =
+    "local db, wk, dir = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])\n"
+    "local bound, incl = ARGV[4], ARGV[5] == '1'\n"
+    "local limit = tonumber(ARGV[6])\n"
+    "local tags, ents = {}, {}\n"
+    "local function ver(t)\n"
+    "  tags[#tags + 1] = t\n"
+    "  tags[#tags + 1] = redis.call('HGET', 'wh:sv', t) or '0'\n"
+    "end\n"
+    "local function scan(t, b)\n"
+    "  local z = 'wh:{' .. t .. '}:kz:' .. db\n"
+    "  local ks\n"
+    "  local e = b == '' and (dir > 0 and '-' or '+')\n"
+    "    or ((incl and '[' or '(') .. b)\n"
+    "  if dir > 0 then\n"
+    "    ks = redis.call('ZRANGEBYLEX', z, e, '+', 'LIMIT', 0,\n"
+    "                    limit - #ents / 2)\n"
+    "  else\n"
+    "    ks = redis.call('ZREVRANGEBYLEX', z, e, '-', 'LIMIT', 0,\n"
+    "                    limit - #ents / 2)\n"
+    "  end\n"
+    "  if #ks > 0 then\n"
+    "    local vs = redis.call('HMGET', 'wh:{' .. t .. '}:kv:' .. db,\n"
+    "                          unpack(ks))\n"
+    "    for i = 1, #ks do\n"
+    "      ents[#ents + 1] = ks[i]\n"
+    "      ents[#ents + 1] = vs[i] or ''\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if not wk then\n"
+    "  ver('#g')\n"
+    "  scan('#g', bound)\n"
+    "else\n"
+    "  local ws0 = nil\n"
+    "  if bound ~= '' then\n"
+    "    local z = string.find(bound, '\\0', 1, true)\n"
+    "    ws0 = z and string.sub(bound, 1, z - 1) or bound\n"
+    "  end\n"
+    "  local wz, from, first = 'wh:s:ws:' .. db, nil, true\n"
+    "  if ws0 then from = '[' .. ws0\n"
+    "  else from = dir > 0 and '-' or '+' end\n"
+    "  while #ents / 2 < limit do\n"
+    "    local wss\n"
+    "    if dir > 0 then\n"
+    "      wss = redis.call('ZRANGEBYLEX', wz, from, '+', 'LIMIT', 0, 64)\n"
+    "    else\n"
+    "      wss = redis.call('ZREVRANGEBYLEX', wz, from, '-', 'LIMIT', 0, 64)\n"
+    "    end\n"
+    "    for _, w in ipairs(wss) do\n"
+    "      if #ents / 2 >= limit then break end\n"
+    "      if not (first and w == ws0) then ver('#w:' .. db) end\n"
+    "      ver(w)\n"
+    "      scan(w, (w == ws0) and bound or '')\n"
+    "      first = false\n"
+    "    end\n"
+    "    if #wss < 64 then break end\n"
+    "    from = '(' .. wss[#wss]\n"
+    "  end\n"
+    "  if first then ver('#w:' .. db) end\n"
+    "end\n"
+    "local out = { #tags / 2 }\n"
+    "for _, x in ipairs(tags) do out[#out + 1] = x end\n"
+    "out[#out + 1] = (#ents / 2 < limit) and 1 or 0\n"
+    "for _, x in ipairs(ents) do out[#out + 1] = x end\n"
+    "return out\n";
+
+/*
+ * ARGV: nchecks, (tag, version) x nchecks, then per write: "P", db,
+ * tag, key, value or "D", db, tag, key.  -> 1 applied, 0 a version
+ * changed (nothing applied)
+ */
+static const char  wh_kvr_lua_commit[] =
+    "local n, i = tonumber(ARGV[1]), 2\n"
+    "for j = 1, n do\n"
+    "  if (redis.call('HGET', 'wh:sv', ARGV[i]) or '0') ~= ARGV[i + 1]\n"
+    "  then return 0 end\n"
+    "  i = i + 2\n"
+    "end\n"
+    "local touched = {}\n"
+    "while i <= #ARGV do\n"
+    "  local op, db, t, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]\n"
+    "  local h, z = 'wh:{' .. t .. '}:kv:' .. db, 'wh:{' .. t .. '}:kz:' .. db\n"
+    "  if op == 'P' then\n"
+    "    redis.call('HSET', h, k, ARGV[i + 4])\n"
+    "    redis.call('ZADD', z, 0, k)\n"
+    "    if t ~= '#g' and redis.call('ZADD', 'wh:s:ws:' .. db, 0, t) == 1\n"
+    "    then redis.call('HINCRBY', 'wh:sv', '#w:' .. db, 1) end\n"
+    "    i = i + 5\n"
+    "  else\n"
+    "    redis.call('HDEL', h, k)\n"
+    "    redis.call('ZREM', z, k)\n"
+    "    i = i + 4\n"
+    "  end\n"
+    "  touched[t] = true\n"
+    "end\n"
+    "for t, _ in pairs(touched) do redis.call('HINCRBY', 'wh:sv', t, 1) end\n"
+    "return 1\n";
+
+
+typedef struct {
+    char            *key;
+    size_t           klen;
+    char            *val;
+    size_t           vlen;
+} wh_kvr_ent_t;
+
+enum { WH_KVR_FETCHING = 0, WH_KVR_READY, WH_KVR_FAILED };
+
+/* a read of the write under way, fetched or being fetched */
+typedef struct wh_kvr_read_s  wh_kvr_read_t;
+
+struct wh_kvr_read_s {
+    wh_kvr_read_t   *next;          /* the ranges of its database */
+    wh_kvr_t        *k;
+    int              state;
+    int              range;
+    wh_kv_db_e       db;
+    int              dir;           /* a range: 1 ascending, -1 not */
+    int              bounded;       /* 0: from the edge */
+    int              incl;
+    char            *key;           /* the get's key, the range's bound */
+    size_t           klen;
+    int              found;         /* a get */
+    wh_kvr_ent_t     ent;
+    wh_kvr_ent_t    *ents;          /* a range, in its order */
+    size_t           n;
+    int              exhausted;     /* nothing is past the last */
+    uint64_t         gen;           /* the write it belongs to */
+};
+
+/* a write of the run under way */
+typedef struct {
+    wh_kv_db_e       db;
+    int              deleted;
+    char            *val;
+    size_t           vlen;
+    size_t           klen;
+    char             key[];
+} wh_kvr_ov_t;
+
+typedef struct {
+    wh_kvr_ov_t    **items;         /* sorted by key */
+    size_t           n, cap;
+} wh_kvr_ovlist_t;
+
+typedef struct {
+    wh_kv_txn_t      base;
+    wh_kvr_t        *k;
+    wh_map_t         ov;            /* db, key -> wh_kvr_ov_t */
+    wh_kvr_ovlist_t  sorted[WH_KV_NDBS];
+    int              missed;        /* a read was not fetched yet */
+    int              failed;        /* a read failed */
+    wh_err_t         ferr;
+} wh_kvr_txn_t;
+
+typedef struct {
+    wh_kv_cur_t      base;
+    wh_kvr_txn_t    *t;
+    wh_kv_db_e       db;
+    int              at;            /* on an entry */
+    char            *key;           /* its key (the cursor's copy) */
+    size_t           klen, cap;
+} wh_kvr_cur_t;
+
+enum {
+    WH_KVW_IDLE = 0,
+    WH_KVW_FETCHING,                /* reads are out */
+    WH_KVW_COMMITTING,              /* the commit (and WAIT) is out */
+    WH_KVW_DONE                     /* result and err hold the answer */
+};
+
+struct wh_kvr_s {
+    wh_redis_t      *redis;
+    wh_log_t        *log;
+    wh_kvr_conf_t    conf;
+    int              state;
+    wh_map_t         reads;         /* read key -> wh_kvr_read_t */
+    wh_kvr_read_t   *ranges[WH_KV_NDBS];
+    wh_map_t         versions;      /* tag -> its version, as read */
+    int              stale;         /* two reads saw a tag at two
+                                     * versions */
+    size_t           waiting;       /* replies not in yet */
+    uint64_t         gen;
+    int              result;
+    wh_err_t         err;
+    wh_kvr_stats_t   stats;
+};
+
+
+static const wh_kv_ops_t  wh_kvr_ops;
+
+
+/* ----------------------------------------------------------- names */
+
+
+/* the tag of a key of db: its workspace, or "#g" */
+static wh_str_t
+wh_kvr_tag(wh_kv_db_e db, const char *key, size_t klen)
+{
+    const char  *z;
+    wh_str_t     t = { WH_KVR_GLOBAL, sizeof(WH_KVR_GLOBAL) - 1 };
+
+    if (!wh_kv_dbs[db].ws_keyed) {
+        return t;
+    }
+
+    z = memchr(key, '\0', klen);
+    t.data = key;
+    t.len = z ? (size_t) (z - key) : klen;
+
+    return t;
+}
+
+
+static void
+wh_kvr_hash_name(char *buf, wh_str_t tag, wh_kv_db_e db)
+{
+    snprintf(buf, WH_KVR_KEY_MAX, "wh:{%.*s}:kv:%s", (int) tag.len,
+             tag.data, wh_kv_dbs[db].name);
+}
+
+
+/* ----------------------------------------------------------- reads */
+
+
+static void
+wh_kvr_read_free(wh_kvr_read_t *r)
+{
+    size_t  i;
+
+    for (i = 0; i < r->n; i++) {
+        free(r->ents[i].key);
+        free(r->ents[i].val);
+    }
+
+    free(r->ents);
+    free(r->ent.val);
+    free(r->key);
+    free(r);
+}
+
+
+/* forgets what was read: the next run reads anew.  Replies still to
+ * come find their read gone (gen). */
+static void
+wh_kvr_forget(wh_kvr_t *k)
+{
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&k->reads, &it)) != NULL) {
+        wh_kvr_read_free(e->value);
+    }
+
+    wh_map_free(&k->reads);
+    memset(k->ranges, 0, sizeof(k->ranges));
+
+    it.bucket = 0;
+    it.entry = NULL;
+
+    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
+        free(e->value);
+    }
+
+    wh_map_free(&k->versions);
+    k->stale = 0;
+    k->gen++;
+}
+
+
+static char *
+wh_kvr_dup(const char *s, size_t len)
+{
+    char  *p;
+
+    p = malloc(len + 1);
+
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+
+    return p;
+}
+
+
+/* a tag's version as a read saw it; a different one than before means
+ * the reads are not of one moment */
+static int
+wh_kvr_version(wh_kvr_t *k, const char *tag, size_t tlen,
+    const redisReply *ver)
+{
+    char  *seen, *v;
+
+    if (ver->type != REDIS_REPLY_STRING) {
+        return -1;
+    }
+
+    seen = wh_map_get(&k->versions, tag, tlen);
+
+    if (seen != NULL) {
+        if (strlen(seen) != ver->len || memcmp(seen, ver->str, ver->len)) {
+            k->stale = 1;
+        }
+
+        return 0;
+    }
+
+    v = wh_kvr_dup(ver->str, ver->len);
+
+    if (v == NULL || wh_map_put(&k->versions, tag, tlen, v) == NULL) {
+        free(v);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_kvr_got_get(wh_kvr_read_t *r, const redisReply *reply)
+{
+    const redisReply  *v;
+    wh_str_t           tag;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        return -1;
+    }
+
+    tag = wh_kvr_tag(r->db, r->key, r->klen);
+
+    if (wh_kvr_version(r->k, tag.data, tag.len, reply->element[0]) != 0) {
+        return -1;
+    }
+
+    v = reply->element[1];
+
+    if (v->type == REDIS_REPLY_STRING) {
+        r->ent.val = wh_kvr_dup(v->str, v->len);
+
+        if (r->ent.val == NULL) {
+            return -1;
+        }
+
+        r->ent.vlen = v->len;
+        r->found = 1;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply)
+{
+    size_t             i, ntags, at, n;
+    const redisReply  *e;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        return -1;
+    }
+
+    ntags = (size_t) reply->element[0]->integer;
+
+    if (reply->elements < 2 + 2 * ntags
+        || (reply->elements - 2 - 2 * ntags) % 2 != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < ntags; i++) {
+        e = reply->element[1 + 2 * i];
+
+        if (e->type != REDIS_REPLY_STRING
+            || wh_kvr_version(r->k, e->str, e->len,
+                              reply->element[2 + 2 * i]) != 0)
+        {
+            return -1;
+        }
+    }
+
+    at = 1 + 2 * ntags;
+    r->exhausted = reply->element[at]->integer == 1;
+    n = (reply->elements - at - 1) / 2;
+
+    if (n == 0) {
+        return 0;
+    }
+
+    r->ents = calloc(n, sizeof(wh_kvr_ent_t));
+
+    if (r->ents == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        e = reply->element[at + 1 + 2 * i];
+
+        if (e->type != REDIS_REPLY_STRING
+            || reply->element[at + 2 + 2 * i]->type != REDIS_REPLY_STRING)
+        {
+            return -1;
+        }
+
+        r->ents[i].key = wh_kvr_dup(e->str, e->len);
+        r->ents[i].klen = e->len;
+        e = reply->element[at + 2 + 2 * i];
+        r->ents[i].val = wh_kvr_dup(e->str, e->len);
+        r->ents[i].vlen = e->len;
+        r->n++;
+
+        if (r->ents[i].key == NULL || r->ents[i].val == NULL) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+wh_kvr_wake(wh_kvr_t *k)
+{
+    if (k->conf.wake) {
+        k->conf.wake(k->conf.ctx);
+    }
+}
+
+
+typedef struct {
+    wh_kvr_t        *k;
+    uint64_t         gen;
+    size_t           klen;
+    char             key[];
+} wh_kvr_fetch_t;
+
+
+static void
+wh_kvr_read_reply(void *data, redisReply *reply, const char *why)
+{
+    int              rc;
+    wh_kvr_t        *k;
+    wh_kvr_read_t   *r;
+    wh_kvr_fetch_t  *f = data;
+
+    k = f->k;
+    r = f->gen == k->gen ? wh_map_get(&k->reads, f->key, f->klen) : NULL;
+    free(f);
+
+    if (r != NULL && r->state == WH_KVR_FETCHING) {
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            wh_log_error(k->log, "redis: a state read failed: %s",
+                         reply ? reply->str : why);
+            r->state = WH_KVR_FAILED;
+
+        } else {
+            rc = r->range ? wh_kvr_got_range(r, reply)
+                          : wh_kvr_got_get(r, reply);
+
+            if (rc != 0) {
+                wh_log_error(k->log, "redis: a state read had a bad reply");
+            }
+
+            r->state = rc == 0 ? WH_KVR_READY : WH_KVR_FAILED;
+        }
+    }
+
+    if (k->waiting > 0 && --k->waiting == 0
+        && k->state == WH_KVW_FETCHING)
+    {
+        k->state = WH_KVW_IDLE;
+        wh_kvr_wake(k);
+    }
+}
+
+
+/* sends the read: its entry in reads says FETCHING until the reply */
+static int
+wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
+{
+    int              argc;
+    char             name[WH_KVR_KEY_MAX], dir[4], limit[16];
+    size_t           lens[9];
+    wh_str_t         tag;
+    const char      *argv[9];
+    wh_kvr_fetch_t  *f;
+
+    f = malloc(sizeof(wh_kvr_fetch_t) + rlen);
+
+    if (f == NULL) {
+        return -1;
+    }
+
+    f->k = k;
+    f->gen = k->gen;
+    f->klen = rlen;
+    memcpy(f->key, rkey, rlen);
+
+    argv[0] = "EVAL";
+    lens[0] = 4;
+    argv[2] = "0";
+    lens[2] = 1;
+
+    if (!r->range) {
+        tag = wh_kvr_tag(r->db, r->key, r->klen);
+        wh_kvr_hash_name(name, tag, r->db);
+        argv[1] = wh_kvr_lua_get;
+        argv[3] = tag.data;
+        lens[3] = tag.len;
+        argv[4] = name;
+        argv[5] = r->key;
+        lens[5] = r->klen;
+        argc = 6;
+
+    } else {
+        snprintf(dir, sizeof(dir), "%d", r->dir);
+        snprintf(limit, sizeof(limit), "%d", WH_KVR_PAGE);
+        argv[1] = wh_kvr_lua_range;
+        argv[3] = wh_kv_dbs[r->db].name;
+        argv[4] = wh_kv_dbs[r->db].ws_keyed ? "1" : "0";
+        argv[5] = dir;
+        argv[6] = r->bounded ? r->key : "";
+        lens[6] = r->bounded ? r->klen : 0;
+        argv[7] = r->incl ? "1" : "0";
+        argv[8] = limit;
+        argc = 9;
+        lens[3] = strlen(argv[3]);
+        lens[4] = 1;
+        lens[5] = strlen(dir);
+        lens[7] = 1;
+        lens[8] = strlen(limit);
+    }
+
+    lens[1] = strlen(argv[1]);
+
+    if (!r->range) {
+        lens[4] = strlen(name);
+    }
+
+    if (wh_redis_command(k->redis, wh_kvr_read_reply, f, argc, argv, lens)
+        != 0)
+    {
+        free(f);
+        return -1;
+    }
+
+    k->waiting++;
+    k->stats.fetches++;
+
+    return 0;
+}
+
+
+/* the read's entry: what was fetched, or a fetch started (the run then
+ * misses it), or NULL and the run failed */
+static wh_kvr_read_t *
+wh_kvr_read(wh_kvr_txn_t *t, int range, wh_kv_db_e db, int dir,
+    int bounded, int incl, const char *key, size_t klen)
+{
+    char            *rkey;
+    size_t           rlen;
+    wh_kvr_t        *k = t->k;
+    wh_kvr_read_t   *r;
+
+    rlen = 4 + klen;
+    rkey = malloc(rlen);
+
+    if (rkey == NULL) {
+        t->failed = 1;
+        wh_err(&t->ferr, 503, "out of memory");
+        return NULL;
+    }
+
+    rkey[0] = range ? 'R' : 'G';
+    rkey[1] = (char) db;
+    rkey[2] = (char) (range ? (dir > 0 ? '+' : '-') : 0);
+    rkey[3] = (char) (bounded ? (incl ? '[' : '(') : 'e');
+    memcpy(rkey + 4, key, klen);
+
+    r = wh_map_get(&k->reads, rkey, rlen);
+
+    if (r != NULL) {
+        free(rkey);
+
+        if (r->state == WH_KVR_FETCHING) {
+            t->missed = 1;
+
+        } else if (r->state == WH_KVR_FAILED) {
+            t->failed = 1;
+            wh_err(&t->ferr, 503, "redis: a read failed");
+            t->ferr.retry_s = 1;
+        }
+
+        return r;
+    }
+
+    r = calloc(1, sizeof(wh_kvr_read_t));
+
+    if (r == NULL || (r->key = wh_kvr_dup(key, klen)) == NULL
+        || wh_map_put(&k->reads, rkey, rlen, r) == NULL)
+    {
+        if (r) {
+            free(r->key);
+        }
+
+        free(r);
+        free(rkey);
+        t->failed = 1;
+        wh_err(&t->ferr, 503, "out of memory");
+        return NULL;
+    }
+
+    r->k = k;
+    r->range = range;
+    r->db = db;
+    r->dir = dir;
+    r->bounded = bounded;
+    r->incl = incl;
+    r->klen = klen;
+    r->gen = k->gen;
+
+    if (range) {
+        r->next = k->ranges[db];
+        k->ranges[db] = r;
+    }
+
+    if (wh_kvr_send(k, r, rkey, rlen) != 0) {
+        r->state = WH_KVR_FAILED;
+        t->failed = 1;
+        wh_err(&t->ferr, 503, "redis is unavailable");
+        t->ferr.retry_s = 1;
+
+    } else {
+        t->missed = 1;
+    }
+
+    free(rkey);
+
+    return r;
+}
+
+
+/* ------------------------------------------------------ the overlay */
+
+
+static int
+wh_kvr_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int  c;
+
+    c = memcmp(a, b, alen < blen ? alen : blen);
+
+    if (c != 0) {
+        return c;
+    }
+
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+
+/* the first index of the sorted list whose key is >= key */
+static size_t
+wh_kvr_ov_lower(const wh_kvr_ovlist_t *l, const char *key, size_t klen)
+{
+    size_t  lo = 0, hi = l->n, mid;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (wh_kvr_cmp(l->items[mid]->key, l->items[mid]->klen, key, klen)
+            < 0)
+        {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    return lo;
+}
+
+
+static wh_kvr_ov_t *
+wh_kvr_ov_get(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key)
+{
+    char  buf[1 + 512];
+
+    if (key->len > sizeof(buf) - 1) {
+        return NULL;
+    }
+
+    buf[0] = (char) db;
+    memcpy(buf + 1, key->data, key->len);
+
+    return wh_map_get(&t->ov, buf, 1 + key->len);
+}
+
+
+/* records a put (val) or a delete (val NULL) of the run */
+static int
+wh_kvr_ov_set(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
+    const wh_kv_val_t *val, wh_err_t *err)
+{
+    char              buf[1 + 512], *v = NULL;
+    size_t            at;
+    wh_kvr_ov_t      *o, **items;
+    wh_kvr_ovlist_t  *l = &t->sorted[db];
+
+    if (key->len == 0 || key->len > sizeof(buf) - 1) {
+        return wh_err(err, 500, "a state key of %zu bytes", key->len);
+    }
+
+    if (val != NULL) {
+        v = wh_kvr_dup(val->data, val->len);
+
+        if (v == NULL) {
+            return wh_err(err, 503, "out of memory");
+        }
+    }
+
+    o = wh_kvr_ov_get(t, db, key);
+
+    if (o != NULL) {
+        free(o->val);
+        o->val = v;
+        o->vlen = v ? val->len : 0;
+        o->deleted = v == NULL;
+        return 0;
+    }
+
+    if (l->n == l->cap) {
+        items = realloc(l->items, (l->cap ? l->cap * 2 : 16)
+                                  * sizeof(wh_kvr_ov_t *));
+
+        if (items == NULL) {
+            free(v);
+            return wh_err(err, 503, "out of memory");
+        }
+
+        l->items = items;
+        l->cap = l->cap ? l->cap * 2 : 16;
+    }
+
+    o = malloc(sizeof(wh_kvr_ov_t) + key->len);
+
+    if (o == NULL) {
+        free(v);
+        return wh_err(err, 503, "out of memory");
+    }
+
+    o->db = db;
+    o->deleted = v == NULL;
+    o->val = v;
+    o->vlen = v ? val->len : 0;
+    o->klen = key->len;
+    memcpy(o->key, key->data, key->len);
+
+    buf[0] = (char) db;
+    memcpy(buf + 1, key->data, key->len);
+
+    if (wh_map_put(&t->ov, buf, 1 + key->len, o) == NULL) {
+        free(v);
+        free(o);
+        return wh_err(err, 503, "out of memory");
+    }
+
+    at = wh_kvr_ov_lower(l, o->key, o->klen);
+    memmove(&l->items[at + 1], &l->items[at],
+            (l->n - at) * sizeof(wh_kvr_ov_t *));
+    l->items[at] = o;
+    l->n++;
+
+    return 0;
+}
+
+
+static void
+wh_kvr_ov_clear(wh_kvr_txn_t *t)
+{
+    size_t  i, j;
+
+    for (i = 0; i < WH_KV_NDBS; i++) {
+        for (j = 0; j < t->sorted[i].n; j++) {
+            free(t->sorted[i].items[j]->val);
+            free(t->sorted[i].items[j]);
+        }
+
+        free(t->sorted[i].items);
+    }
+
+    memset(t->sorted, 0, sizeof(t->sorted));
+    wh_map_free(&t->ov);
+}
+
+
+/* ------------------------------------------------------- get, put */
+
+
+/* the stored value (before the run's own writes): 0, WH_KV_NOTFOUND
+ * (or a read missed: t->missed), -1 */
+static int
+wh_kvr_stored(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
+    wh_kv_val_t *val, wh_err_t *err)
+{
+    wh_kvr_read_t  *r;
+
+    r = wh_kvr_read(t, 0, db, 0, 1, 1, key->data, key->len);
+
+    if (r == NULL || r->state == WH_KVR_FAILED) {
+        *err = t->ferr;
+        return -1;
+    }
+
+    if (r->state != WH_KVR_READY || !r->found) {
+        return WH_KV_NOTFOUND;
+    }
+
+    val->data = r->ent.val;
+    val->len = r->ent.vlen;
+
+    return 0;
+}
+
+
+static int
+wh_kvr_get(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
+    wh_kv_val_t *val, wh_err_t *err)
+{
+    wh_kvr_ov_t   *o;
+    wh_kvr_txn_t  *t = (wh_kvr_txn_t *) base;
+
+    o = wh_kvr_ov_get(t, db, key);
+
+    if (o != NULL) {
+        if (o->deleted) {
+            return WH_KV_NOTFOUND;
+        }
+
+        val->data = o->val;
+        val->len = o->vlen;
+
+        return 0;
+    }
+
+    return wh_kvr_stored(t, db, key, val, err);
+}
+
+
+static int
+wh_kvr_put(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
+    const wh_kv_val_t *val, unsigned flags, wh_err_t *err)
+{
+    int            rc;
+    wh_kv_val_t    old;
+    wh_kvr_txn_t  *t = (wh_kvr_txn_t *) base;
+
+    if (flags & WH_KV_NOOVERWRITE) {
+        rc = wh_kvr_get(base, db, key, &old, err);
+
+        if (rc == 0) {
+            return WH_KV_EXISTS;
+        }
+
+        if (rc != WH_KV_NOTFOUND) {
+            return rc;
+        }
+    }
+
+    return wh_kvr_ov_set(t, db, key, val, err);
+}
+
+
+static int
+wh_kvr_del(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
+    wh_err_t *err)
+{
+    int            rc;
+    wh_kv_val_t    old;
+    wh_kvr_txn_t  *t = (wh_kvr_txn_t *) base;
+
+    rc = wh_kvr_get(base, db, key, &old, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return wh_kvr_ov_set(t, db, key, NULL, err);
+}
+
+
+/* --------------------------------------------------------- cursors */
+
+
+/* does the range read r answer "the first key after x" in its
+ * direction (x NULL: from the edge; incl: x itself counts)?  It does
+ * when every key the question admits is one r's bound admits too */
+static int
+wh_kvr_covers(const wh_kvr_read_t *r, const char *x, size_t xlen,
+    int incl)
+{
+    int  c;
+
+    if (!r->bounded) {
+        return 1;
+    }
+
+    if (x == NULL) {
+        return 0;
+    }
+
+    c = wh_kvr_cmp(x, xlen, r->key, r->klen) * r->dir;
+
+    return c > 0 || (c == 0 && (r->incl || !incl));
+}
+
+
+/* does key come after x in direction dir (or is it x, with incl)? */
+static int
+wh_kvr_after(const char *key, size_t klen, int dir, const char *x,
+    size_t xlen, int incl)
+{
+    int  c;
+
+    if (x == NULL) {
+        return 1;
+    }
+
+    c = wh_kvr_cmp(key, klen, x, xlen) * dir;
+
+    return c > 0 || (c == 0 && incl);
+}
+
+
+/* the nearest stored key after x in direction dir, from what was
+ * fetched: 0 with *out, WH_KV_NOTFOUND (none, or not fetched yet:
+ * t->missed), -1 */
+static int
+wh_kvr_stored_next(wh_kvr_txn_t *t, wh_kv_db_e db, int dir, const char *x,
+    size_t xlen, int incl, const wh_kvr_ent_t **out, wh_err_t *err)
+{
+    size_t          i;
+    wh_kvr_read_t  *r;
+
+    for (r = t->k->ranges[db]; r; r = r->next) {
+        if (r->dir != dir || r->state != WH_KVR_READY
+            || !wh_kvr_covers(r, x, xlen, incl))
+        {
+            continue;
+        }
+
+        for (i = 0; i < r->n; i++) {
+            if (wh_kvr_after(r->ents[i].key, r->ents[i].klen, dir, x, xlen,
+                             incl))
+            {
+                *out = &r->ents[i];
+                return 0;
+            }
+        }
+
+        if (r->exhausted) {
+            return WH_KV_NOTFOUND;
+        }
+    }
+
+    r = wh_kvr_read(t, 1, db, dir, x != NULL, incl, x ? x : "",
+                    x ? xlen : 0);
+
+    if (r == NULL || r->state == WH_KVR_FAILED) {
+        *err = t->ferr;
+        return -1;
+    }
+
+    /* READY but not covering (a new key since?) cannot be: the same
+     * question was asked and answered above */
+    return WH_KV_NOTFOUND;
+}
+
+
+/* the nearest key after x in direction dir, the run's writes
+ * included */
+static int
+wh_kvr_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen, int incl,
+    wh_kv_val_t *key, wh_kv_val_t *val, wh_err_t *err)
+{
+    int                  rc;
+    size_t               i;
+    wh_kvr_ov_t         *o = NULL, *d;
+    wh_kvr_ovlist_t     *l = &c->t->sorted[c->db];
+    const wh_kvr_ent_t  *s = NULL;
+
+    /* the run's nearest put */
+    if (l->n > 0) {
+        if (dir > 0) {
+            i = x ? wh_kvr_ov_lower(l, x, xlen) : 0;
+
+            for ( /* void */ ; i < l->n; i++) {
+                if (!l->items[i]->deleted
+                    && wh_kvr_after(l->items[i]->key, l->items[i]->klen,
+                                    dir, x, xlen, incl))
+                {
+                    o = l->items[i];
+                    break;
+                }
+            }
+
+        } else {
+            i = x ? wh_kvr_ov_lower(l, x, xlen) + 1 : l->n;
+
+            while (i-- > 0) {
+                if (i < l->n && !l->items[i]->deleted
+                    && wh_kvr_after(l->items[i]->key, l->items[i]->klen,
+                                    dir, x, xlen, incl))
+                {
+                    o = l->items[i];
+                    break;
+                }
+            }
+        }
+    }
+
+    /* the nearest stored key the run did not delete */
+    for ( ;; ) {
+        rc = wh_kvr_stored_next(c->t, c->db, dir, x, xlen, incl, &s, err);
+
+        if (rc != 0) {
+            if (rc == -1) {
+                return -1;
+            }
+
+            s = NULL;
+            break;
+        }
+
+        d = wh_kvr_ov_get(c->t, c->db,
+                          &(wh_kv_val_t) { s->klen, s->key });
+
+        if (d == NULL || !d->deleted) {
+            break;
+        }
+
+        x = s->key;
+        xlen = s->klen;
+        incl = 0;
+    }
+
+    if (o != NULL && (s == NULL
+                      || wh_kvr_cmp(o->key, o->klen, s->key, s->klen) * dir
+                         <= 0))
+    {
+        key->data = o->key;
+        key->len = o->klen;
+        val->data = o->val;
+        val->len = o->vlen;
+
+    } else if (s != NULL) {
+        d = wh_kvr_ov_get(c->t, c->db,
+                          &(wh_kv_val_t) { s->klen, s->key });
+        key->data = s->key;
+        key->len = s->klen;
+        val->data = d ? d->val : s->val;
+        val->len = d ? d->vlen : s->vlen;
+
+    } else {
+        return WH_KV_NOTFOUND;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_kvr_cur_open(wh_kv_txn_t *base, wh_kv_db_e db, wh_kv_cur_t **out,
+    wh_err_t *err)
+{
+    wh_kvr_cur_t  *c;
+
+    c = calloc(1, sizeof(wh_kvr_cur_t));
+
+    if (c == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    c->base.ops = &wh_kvr_ops;
+    c->t = (wh_kvr_txn_t *) base;
+    c->db = db;
+    *out = &c->base;
+
+    return 0;
+}
+
+
+static int
+wh_kvr_cur_at(wh_kvr_cur_t *c, const wh_kv_val_t *key, wh_err_t *err)
+{
+    char  *p;
+
+    if (key->len > c->cap) {
+        p = realloc(c->key, key->len);
+
+        if (p == NULL) {
+            return wh_err(err, 503, "out of memory");
+        }
+
+        c->key = p;
+        c->cap = key->len;
+    }
+
+    memcpy(c->key, key->data, key->len);
+    c->klen = key->len;
+    c->at = 1;
+
+    return 0;
+}
+
+
+static int
+wh_kvr_cur_get(wh_kv_cur_t *base, wh_kv_val_t *key, wh_kv_val_t *val,
+    wh_kv_op_e op, wh_err_t *err)
+{
+    int            rc, dir;
+    wh_kv_val_t    k, v;
+    wh_kvr_cur_t  *c = (wh_kvr_cur_t *) base;
+
+    switch (op) {
+
+    case WH_KV_FIRST:
+    case WH_KV_LAST:
+        dir = op == WH_KV_FIRST ? 1 : -1;
+        rc = wh_kvr_next(c, dir, NULL, 0, 0, &k, &v, err);
+        break;
+
+    case WH_KV_NEXT:
+    case WH_KV_PREV:
+        dir = op == WH_KV_NEXT ? 1 : -1;
+
+        if (!c->at) {
+            rc = wh_kvr_next(c, dir, NULL, 0, 0, &k, &v, err);
+
+        } else {
+            rc = wh_kvr_next(c, dir, c->key, c->klen, 0, &k, &v, err);
+        }
+
+        break;
+
+    case WH_KV_SET_RANGE:
+        rc = wh_kvr_next(c, 1, key->data, key->len, 1, &k, &v, err);
+        break;
+
+    case WH_KV_GET_CURRENT:
+        if (!c->at) {
+            return WH_KV_NOTFOUND;
+        }
+
+        k.data = c->key;
+        k.len = c->klen;
+        rc = wh_kvr_get(&c->t->base, c->db, &k, &v, err);
+        break;
+
+    default:
+        return wh_err(err, 500, "a cursor op %d", (int) op);
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (op != WH_KV_GET_CURRENT && wh_kvr_cur_at(c, &k, err) != 0) {
+        return -1;
+    }
+
+    key->data = c->key;
+    key->len = c->klen;
+    *val = v;
+
+    return 0;
+}
+
+
+static int
+wh_kvr_cur_del(wh_kv_cur_t *base, wh_err_t *err)
+{
+    wh_kv_val_t    k;
+    wh_kvr_cur_t  *c = (wh_kvr_cur_t *) base;
+
+    if (!c->at) {
+        return WH_KV_NOTFOUND;
+    }
+
+    k.data = c->key;
+    k.len = c->klen;
+
+    return wh_kvr_ov_set(c->t, c->db, &k, NULL, err);
+}
+
+
+static void
+wh_kvr_cur_close(wh_kv_cur_t *base)
+{
+    wh_kvr_cur_t  *c = (wh_kvr_cur_t *) base;
+
+    free(c->key);
+    free(c);
+}
+
+
+static const wh_kv_ops_t  wh_kvr_ops = {
+    wh_kvr_get,
+    wh_kvr_put,
+    wh_kvr_del,
+    wh_kvr_cur_open,
+    wh_kvr_cur_get,
+    wh_kvr_cur_del,
+    wh_kvr_cur_close
+};
+
+
+/* --------------------------------------------------------- commits */
+
+
+static void
+wh_kvr_finish(wh_kvr_t *k, int result, const char *what, const char *why)
+{
+    k->result = result;
+
+    if (result == -1) {
+        wh_err(&k->err, 503, "redis: %s%s%s", what, why ? ": " : "",
+               why ? why : "");
+        k->err.retry_s = 1;
+    }
+
+    k->state = WH_KVW_DONE;
+    wh_kvr_wake(k);
+}
+
+
+static void
+wh_kvr_waited(void *data, redisReply *reply, const char *why)
+{
+    wh_kvr_t  *k = data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer < (long long) k->conf.replicas_ack)
+    {
+        wh_kvr_finish(k, -1, "the state write was not confirmed by the "
+                      "replicas", reply == NULL ? why : NULL);
+        return;
+    }
+
+    wh_kvr_finish(k, 0, NULL, NULL);
+}
+
+
+static void
+wh_kvr_committed(void *data, redisReply *reply, const char *why)
+{
+    char         n[16], ms[24];
+    const char  *argv[3];
+    wh_kvr_t    *k = data;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        wh_kvr_finish(k, -1, "the state write failed",
+                      reply && reply->str ? reply->str : why);
+        return;
+    }
+
+    if (reply->integer == 0) {
+        /* another node changed what this write read: all again */
+        k->stats.conflicts++;
+        wh_kvr_forget(k);
+        k->state = WH_KVW_IDLE;
+        wh_kvr_wake(k);
+        return;
+    }
+
+    k->stats.commits++;
+
+    if (k->conf.replicas_ack == 0) {
+        wh_kvr_finish(k, 0, NULL, NULL);
+        return;
+    }
+
+    snprintf(n, sizeof(n), "%u", k->conf.replicas_ack);
+    snprintf(ms, sizeof(ms), "%" PRId64, k->conf.ack_timeout_ms);
+    argv[0] = "WAIT";
+    argv[1] = n;
+    argv[2] = ms;
+
+    if (wh_redis_command(k->redis, wh_kvr_waited, k, 3, argv, NULL) != 0) {
+        wh_kvr_finish(k, -1, "the state write was not confirmed",
+                      "redis is unavailable");
+    }
+}
+
+
+/* the commit: the versions read, then the run's writes */
+static int
+wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
+{
+    int               rc = -1;
+    char              nbuf[24], *tags = NULL;
+    size_t            i, j, m, argc, n, *lens, nw = 0;
+    wh_str_t          tag;
+    const char      **argv;
+    wh_kvr_ov_t      *o;
+    wh_map_iter_t     it = { 0, NULL };
+    wh_map_entry_t   *e;
+
+    for (i = 0; i < WH_KV_NDBS; i++) {
+        nw += t->sorted[i].n;
+    }
+
+    n = 4 + 2 * k->versions.count + 5 * nw;
+    argv = calloc(n, sizeof(char *));
+    lens = calloc(n, sizeof(size_t));
+    /* each write's tag and database name, NUL-terminated, side by
+     * side: argv points into it */
+    tags = malloc(nw * (WH_WORKSPACE_MAX + 1) + 1);
+
+    if (argv == NULL || lens == NULL || tags == NULL) {
+        wh_err(err, 503, "out of memory");
+        goto done;
+    }
+
+    argv[0] = "EVAL";
+    argv[1] = wh_kvr_lua_commit;
+    argv[2] = "0";
+    snprintf(nbuf, sizeof(nbuf), "%zu", k->versions.count);
+    argv[3] = nbuf;
+
+    for (argc = 0; argc < 4; argc++) {
+        lens[argc] = strlen(argv[argc]);
+    }
+
+    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
+        argv[argc] = (const char *) e->key;
+        lens[argc++] = e->klen;
+        argv[argc] = e->value;
+        lens[argc++] = strlen(e->value);
+    }
+
+    j = 0;
+
+    for (i = 0; i < WH_KV_NDBS; i++) {
+        for (m = 0; m < t->sorted[i].n; m++) {
+            o = t->sorted[i].items[m];
+            tag = wh_kvr_tag(o->db, o->key, o->klen);
+            memcpy(tags + j, tag.data, tag.len);
+            tags[j + tag.len] = '\0';
+
+            argv[argc] = o->deleted ? "D" : "P";
+            lens[argc++] = 1;
+            argv[argc] = wh_kv_dbs[o->db].name;
+            lens[argc] = strlen(argv[argc]);
+            argc++;
+            argv[argc] = tags + j;
+            lens[argc++] = tag.len;
+            argv[argc] = o->key;
+            lens[argc++] = o->klen;
+
+            if (!o->deleted) {
+                argv[argc] = o->val;
+                lens[argc++] = o->vlen;
+            }
+
+            j += tag.len + 1;
+        }
+    }
+
+    if (wh_redis_command(k->redis, wh_kvr_committed, k, (int) argc, argv,
+                         lens)
+        != 0)
+    {
+        wh_err(err, 503, "redis is unavailable");
+        err->retry_s = 1;
+        goto done;
+    }
+
+    rc = 0;
+
+done:
+
+    free(argv);
+    free(lens);
+    free(tags);
+
+    return rc;
+}
+
+
+int
+wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
+{
+    int            rc, writes;
+    size_t         i;
+    wh_kvr_txn_t   t;
+
+    if (k->state == WH_KVW_FETCHING || k->state == WH_KVW_COMMITTING) {
+        return WH_ENGINE_AGAIN;
+    }
+
+    if (k->state == WH_KVW_DONE) {
+        k->state = WH_KVW_IDLE;
+        wh_kvr_forget(k);
+
+        if (k->result == -1) {
+            *err = k->err;
+        }
+
+        return k->result;
+    }
+
+    if (!wh_redis_up(k->redis)) {
+        wh_kvr_forget(k);
+        wh_err(err, 503, "redis is unavailable");
+        err->retry_s = 1;
+        return -1;
+    }
+
+    if (k->stale) {
+        wh_kvr_forget(k);
+    }
+
+    memset(&t, 0, sizeof(t));
+    t.base.ops = &wh_kvr_ops;
+    t.k = k;
+    k->stats.runs++;
+
+    rc = fn(&t.base, ctx, err);
+
+    writes = 0;
+
+    for (i = 0; i < WH_KV_NDBS; i++) {
+        writes += t.sorted[i].n > 0;
+    }
+
+    if (t.failed) {
+        wh_kvr_ov_clear(&t);
+        wh_kvr_forget(k);
+        *err = t.ferr;
+        return -1;
+    }
+
+    if (t.missed || k->stale) {
+        wh_kvr_ov_clear(&t);
+
+        if (k->waiting > 0) {
+            k->state = WH_KVW_FETCHING;
+            return WH_ENGINE_AGAIN;
+        }
+
+        /* stale, nothing out: read again from scratch at once */
+        wh_kvr_forget(k);
+        k->state = WH_KVW_IDLE;
+        wh_kvr_wake(k);
+
+        return WH_ENGINE_AGAIN;
+    }
+
+    if (rc != 0 || !writes) {
+        wh_kvr_ov_clear(&t);
+        wh_kvr_forget(k);
+        return rc;
+    }
+
+    if (wh_kvr_commit(k, &t, err) != 0) {
+        wh_kvr_ov_clear(&t);
+        wh_kvr_forget(k);
+        return -1;
+    }
+
+    wh_kvr_ov_clear(&t);
+    k->state = WH_KVW_COMMITTING;
+
+    return WH_ENGINE_AGAIN;
+}
+
+
+int
+wh_kvr_open(wh_kvr_t **out, wh_redis_t *redis, const wh_kvr_conf_t *conf,
+    wh_log_t *log, wh_err_t *err)
+{
+    wh_kvr_t  *k;
+
+    k = calloc(1, sizeof(wh_kvr_t));
+
+    if (k == NULL) {
+        return wh_err(err, 500, "out of memory");
+    }
+
+    k->redis = redis;
+    k->log = log;
+    k->conf = *conf;
+    *out = k;
+
+    return 0;
+}
+
+
+void
+wh_kvr_close(wh_kvr_t *k)
+{
+    if (k == NULL) {
+        return;
+    }
+
+    wh_kvr_forget(k);
+    free(k);
+}
+
+
+void
+wh_kvr_stats(wh_kvr_t *k, wh_kvr_stats_t *out)
+{
+    *out = k->stats;
+}
