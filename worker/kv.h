@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "wh_link.h"
+#include "log.h"
 
 
 /* results besides 0 (found, done), -1 (err set), WH_ENGINE_AGAIN */
