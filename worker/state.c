@@ -144,6 +144,18 @@ wh_state_scan(wh_etxn_t *t, wh_kv_db_e db, const void *from, size_t flen,
 
         stop = cb(ctx, &k, &v, err);
 
+        if (stop == WH_STATE_DELETE) {
+            /* NEXT then goes to the entry after it (kv.h) */
+            stop = 0;
+            rc = wh_kv_cur_del(cur, err);
+
+            if (rc != 0) {
+                break;
+            }
+
+            continue;
+        }
+
         if (stop != 0) {
             break;
         }
@@ -159,39 +171,23 @@ wh_state_scan(wh_etxn_t *t, wh_kv_db_e db, const void *from, size_t flen,
 }
 
 
+static int
+wh_state_del_one(void *ctx, const wh_kv_val_t *k, const wh_kv_val_t *v,
+    wh_err_t *err)
+{
+    size_t  *klen = ctx;
+
+    (void) v;
+    (void) err;
+
+    return *klen && k->len != *klen ? 1 : WH_STATE_DELETE;
+}
+
+
 int
 wh_state_del_prefix(wh_etxn_t *t, wh_kv_db_e db, const void *prefix,
     size_t plen, size_t klen, const char *what, wh_err_t *err)
 {
-    int           rc;
-    wh_kv_val_t   k, v;
-    wh_kv_cur_t  *cur;
-
-    rc = wh_kv_cur_open(wh_state_kv(t), db, &cur, err);
-
-    if (rc != 0) {
-        return wh_state_fail(rc, "opening a cursor", err);
-    }
-
-    k = wh_state_val(prefix, plen);
-
-    for (rc = wh_kv_cur_get(cur, &k, &v, WH_KV_SET_RANGE, err); rc == 0;
-         rc = wh_kv_cur_get(cur, &k, &v, WH_KV_NEXT, err))
-    {
-        if ((klen && k.len != klen) || k.len < plen
-            || memcmp(k.data, prefix, plen) != 0)
-        {
-            break;
-        }
-
-        rc = wh_kv_cur_del(cur, err);
-
-        if (rc != 0) {
-            break;
-        }
-    }
-
-    wh_kv_cur_close(cur);
-
-    return rc < 0 ? wh_state_fail(rc, what, err) : 0;
+    return wh_state_scan(t, db, prefix, plen, plen, wh_state_del_one, &klen,
+                         what, err);
 }

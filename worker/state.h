@@ -60,8 +60,10 @@
 #define WH_STATE_KEY_MAX  (WH_WORKSPACE_MAX + 1 + WH_CMD_CLIENT_MAX + 1 \
                            + WH_CMD_IDEM_MAX + 8)
 
-/* an entry of a scan (wh_state_scan): 0 goes on, 1 stops, -1 (err
- * set) or WH_ENGINE_AGAIN fails */
+/* an entry of a scan (wh_state_scan): 0 goes on, 1 stops,
+ * WH_STATE_DELETE deletes the entry and goes on, -1 (err set) or
+ * WH_ENGINE_AGAIN fails */
+#define WH_STATE_DELETE  2
 typedef int (*wh_state_entry_pt)(void *ctx, const wh_kv_val_t *key,
     const wh_kv_val_t *val, wh_err_t *err);
 
@@ -133,7 +135,8 @@ int wh_state_del(wh_etxn_t *t, wh_kv_db_e db, const void *key,
 int wh_state_save(wh_etxn_t *t, wh_kv_db_e db, wh_str_t ws, wh_str_t id,
     char *text, unsigned flags, const char *what, wh_err_t *err);
 /* the entries of db from the first key >= from (flen 0: the first),
- * while their key starts with the plen first bytes of from */
+ * while their key starts with the plen first bytes of from; what names
+ * the walk in its errors */
 int wh_state_scan(wh_etxn_t *t, wh_kv_db_e db, const void *from,
     size_t flen, size_t plen, wh_state_entry_pt cb, void *ctx,
     const char *what, wh_err_t *err);
@@ -180,6 +183,11 @@ int wh_state_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd,
     wh_err_t *err);
 int wh_state_cmd_index_ended(wh_etxn_t *t, const wh_command_t *cmd,
     wh_err_t *err);
+/* 1 if f admits cmd */
+int wh_state_cmd_admits(const wh_cmd_filter_t *f, const wh_command_t *cmd);
+/* cmd, which it takes, at the end of out if f admits it, else freed */
+int wh_state_cmd_keep(const wh_cmd_filter_t *f, wh_command_t *cmd,
+    wh_cmd_list_t *out, wh_err_t *err);
 
 /* state_audit.c: the workspace-wide listing and the retention */
 int wh_state_cmd_list_ws(wh_etxn_t *t, wh_str_t ws, uint64_t before,

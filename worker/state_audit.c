@@ -99,30 +99,6 @@ wh_state_audit_backfill(wh_etxn_t *t, wh_err_t *err)
 /* --------------------------------------------------------- listing */
 
 
-/* 1 if f admits cmd */
-static int
-wh_state_filter(const wh_cmd_filter_t *f, const wh_command_t *cmd)
-{
-    const char  *colon;
-    wh_str_t     by = cmd->issued_by;
-
-    if (f->mask != 0 && !(f->mask & (1u << cmd->state.status))) {
-        return 0;
-    }
-
-    if (f->sub.len == 0) {
-        return 1;
-    }
-
-    /* issued_by is "role:sub" */
-    colon = by.len ? memchr(by.data, ':', by.len) : NULL;
-
-    return colon != NULL
-           && (size_t) (by.data + by.len - colon - 1) == f->sub.len
-           && memcmp(colon + 1, f->sub.data, f->sub.len) == 0;
-}
-
-
 /* one entry of cmd_ws, the newest first: 0 goes on, 1 stops */
 static int
 wh_state_list_ws_one(wh_etxn_t *t, wh_str_t ws, const wh_kv_val_t *v,
@@ -147,19 +123,7 @@ wh_state_list_ws_one(wh_etxn_t *t, wh_str_t ws, const wh_kv_val_t *v,
         return 1;
     }
 
-    if (!wh_state_filter(f, &cmd)) {
-        wh_command_free(&cmd);
-        return 0;
-    }
-
-    if (wh_cmd_list_add(out) == NULL) {
-        wh_command_free(&cmd);
-        return wh_err(err, 503, "out of memory");
-    }
-
-    out->items[out->n - 1] = cmd;
-
-    return 0;
+    return wh_state_cmd_keep(f, &cmd, out, err);
 }
 
 

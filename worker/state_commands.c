@@ -40,7 +40,7 @@ typedef struct {
     wh_etxn_t        *t;
     wh_str_t          ws;
     size_t            plen, limit;
-    unsigned          mask;
+    wh_cmd_filter_t   filter;       /* the mask alone */
     uint64_t          last;
     wh_cmd_list_t    *out;
 } wh_state_clist_t;
@@ -459,19 +459,7 @@ wh_state_cmd_list_item(void *ctx, const wh_kv_val_t *k,
         return 0;
     }
 
-    if (l->mask != 0 && !(l->mask & (1u << cmd.state.status))) {
-        wh_command_free(&cmd);
-        return 0;
-    }
-
-    if (wh_cmd_list_add(out) == NULL) {
-        wh_command_free(&cmd);
-        return wh_err(err, 503, "out of memory");
-    }
-
-    out->items[out->n - 1] = cmd;
-
-    return 0;
+    return wh_state_cmd_keep(&l->filter, &cmd, out, err);
 }
 
 
@@ -491,13 +479,57 @@ wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     l.ws = ws;
     l.plen = klen - WH_BE64_LEN;
     l.limit = limit;
-    l.mask = mask;
+    memset(&l.filter, 0, sizeof(l.filter));
+    l.filter.mask = mask;
     l.last = 0;
     l.out = out;
 
     return wh_state_scan(t, WH_KV_CMD_CLIENT, key, klen, l.plen,
                          wh_state_cmd_list_item, &l, "listing commands",
                          err);
+}
+
+
+int
+wh_state_cmd_admits(const wh_cmd_filter_t *f, const wh_command_t *cmd)
+{
+    const char  *colon;
+    wh_str_t     by = cmd->issued_by;
+
+    if (f->mask != 0 && !(f->mask & (1u << cmd->state.status))) {
+        return 0;
+    }
+
+    if (f->sub.len == 0) {
+        return 1;
+    }
+
+    /* issued_by is "role:sub" */
+    colon = by.len ? memchr(by.data, ':', by.len) : NULL;
+
+    return colon != NULL
+           && (size_t) (by.data + by.len - colon - 1) == f->sub.len
+           && memcmp(colon + 1, f->sub.data, f->sub.len) == 0;
+}
+
+
+int
+wh_state_cmd_keep(const wh_cmd_filter_t *f, wh_command_t *cmd,
+    wh_cmd_list_t *out, wh_err_t *err)
+{
+    if (!wh_state_cmd_admits(f, cmd)) {
+        wh_command_free(cmd);
+        return 0;
+    }
+
+    if (wh_cmd_list_add(out) == NULL) {
+        wh_command_free(cmd);
+        return wh_err(err, 503, "out of memory");
+    }
+
+    out->items[out->n - 1] = *cmd;
+
+    return 0;
 }
 
 
