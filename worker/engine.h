@@ -117,7 +117,9 @@ typedef enum {
     WH_ENGINE_HISTORY           /* channels and their history */
 } wh_engine_space_e;
 
-/* one write transaction; impl is the engine's own (LMDB: MDB_txn) */
+/* one write transaction; impl is the engine's own: of a state write,
+ * its kv txn (wh_kv_txn_t *, state.h); of a history write, anything
+ * (LMDB: its MDB_txn) */
 typedef struct {
     wh_engine_t        *engine;
     wh_engine_space_e   space;

@@ -32,84 +32,22 @@
  * history (or the reverse) is refused, not filled */
 static const char  *wh_store_roles[] = { "state", "history" };
 
-
-void
-wh_be64_put(unsigned char *p, uint64_t v)
-{
-    int  i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char) (v & 0xff);
-        v >>= 8;
-    }
-}
-
-
-uint64_t
-wh_be64_get(const unsigned char *p)
-{
-    int       i;
-    uint64_t  v = 0;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-
-    return v;
-}
-
-
-/* a "\0" b (workspace and channel, client, ...); callers bound lengths */
-size_t
-wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b)
-{
-    memcpy(buf, a.data, a.len);
-    buf[a.len] = '\0';
-    memcpy(buf + a.len + 1, b.data, b.len);
-
-    return a.len + 1 + b.len;
-}
-
-
-int
-wh_key_unpair(const void *key, size_t len, wh_str_t *a, wh_str_t *b)
-{
-    const char  *nul;
-
-    nul = len ? memchr(key, '\0', len) : NULL;
-
-    if (nul == NULL) {
-        return -1;
-    }
-
-    a->data = key;
-    a->len = nul - a->data;
-    b->data = nul + 1;
-    b->len = len - a->len - 1;
-
-    return 0;
-}
+/* an entry of a scan by name; 0 goes on, 1 stops, -1 (err set) fails */
+typedef int (*wh_store_name_pt)(void *ctx, wh_str_t name, const MDB_val *v,
+    wh_err_t *err);
 
 
 /* an LMDB error as the API reports it: 507 when the map is full */
 int
 wh_mdb_error(int rc, const char *what, wh_err_t *err)
 {
-    return wh_err(err, rc == MDB_MAP_FULL ? 507 : 503, "%s: %s", what,
-                  mdb_strerror(rc));
-}
+    int  status = rc == MDB_MAP_FULL ? 507 : 503;
 
+    if (what == NULL) {
+        return wh_err(err, status, "%s", mdb_strerror(rc));
+    }
 
-size_t
-wh_key_seq(unsigned char *buf, wh_str_t ws, wh_str_t ch, uint64_t id)
-{
-    size_t  n;
-
-    n = wh_key_pair(buf, ws, ch);
-    buf[n] = '\0';
-    wh_be64_put(buf + n + 1, id);
-
-    return n + 1 + WH_BE64_LEN;
+    return wh_err(err, status, "%s: %s", what, mdb_strerror(rc));
 }
 
 
@@ -845,7 +783,9 @@ wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
 }
 
 
-int
+/* the entries of cur keyed ws "\0" name whose name sorts after
+ * `after`, in order (the channels) */
+static int
 wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
     const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err)
 {

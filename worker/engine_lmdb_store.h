@@ -1,13 +1,14 @@
 /*
  * The LMDB store: one LMDB environment of the LMDB engine
  * (engine_lmdb.h), which has two.  The state store holds what was
- * promised durable (clients, commands, revocations) and is synced on
- * every commit.  The history store holds per channel its metadata
+ * promised durable (the databases of kv.h: clients, commands,
+ * revocations, jobs, sources, written by state_*.c through kv_lmdb.c)
+ * and is synced on every commit.  The history store holds per channel its metadata
  * (last id, first id still in history, epoch, creation time) and its
  * history, and runs with MDB_NOSYNC: lmdb.h warns that a system crash
  * can then corrupt the whole environment, so nothing durable may share
- * it.  Both have an info DB ("format", "role").  This file also has
- * the helpers of every database.
+ * it.  Both have an info DB ("format", "role").  Keys are encoded
+ * as keys.h says.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,
@@ -31,11 +32,9 @@
 
 #include "wh_link.h"
 #include "engine.h"
+#include "keys.h"
 #include "log.h"
 
-
-/* a big-endian 64-bit number in keys and values (ids, seqs, times) */
-#define WH_BE64_LEN  8
 
 /*
  * History is committed without fsync and synced once a second; that
@@ -81,10 +80,6 @@ typedef struct {
 typedef wh_hist_range_t  wh_store_range_t;
 typedef wh_hist_item_pt  wh_store_item_pt;
 typedef wh_chan_item_pt  wh_store_chan_pt;
-
-/* an entry of a scan by name; 0 goes on, 1 stops, -1 (err set) fails */
-typedef int (*wh_store_name_pt)(void *ctx, wh_str_t name, const MDB_val *v,
-    wh_err_t *err);
 
 /* a write: runs in one txn, may be run again after the map grew */
 typedef int (*wh_store_write_pt)(wh_store_t *st, MDB_txn *txn, void *ctx,
@@ -136,11 +131,6 @@ int wh_store_read(wh_store_t *st, wh_str_t ws, wh_str_t ch, uint64_t after,
 int wh_store_channels(wh_store_t *st, wh_str_t ws, wh_str_t after,
     wh_store_chan_pt cb, void *ctx, wh_err_t *err);
 
-/* the entries of cur keyed ws "\0" name whose name sorts after
- * `after`, in order: channels, clients */
-int wh_store_scan_names(MDB_cursor *cur, wh_str_t ws, wh_str_t after,
-    const char *what, wh_store_name_pt cb, void *ctx, wh_err_t *err);
-
 /* removes history entries older than the ttl; after the commit, freed
  * learns the bytes of texts each channel lost */
 int wh_store_expire(wh_store_t *st, int64_t now, wh_usage_pt freed,
@@ -153,17 +143,12 @@ int wh_store_usage(wh_store_t *st, wh_usage_pt cb, void *ctx,
 /* msyncs if anything was committed since the last call */
 int wh_store_sync(wh_store_t *st, wh_err_t *err);
 
-/* key and number encodings shared by every database of the store */
-void wh_be64_put(unsigned char *p, uint64_t v);
-uint64_t wh_be64_get(const unsigned char *p);
-size_t wh_key_pair(unsigned char *buf, wh_str_t a, wh_str_t b);
-/* a key of wh_key_pair() back into a and b: 0, or -1 without a "\0" */
-int wh_key_unpair(const void *key, size_t len, wh_str_t *a, wh_str_t *b);
-/* a "\0" b "\0" be64 n: a history entry, a command of a client */
-size_t wh_key_seq(unsigned char *buf, wh_str_t a, wh_str_t b, uint64_t n);
 /* an LMDB error: 507 for MDB_MAP_FULL (wh_store_write then grows the
- * map and runs the write again), else 503 */
+ * map and runs the write again), else 503; "what: " and LMDB's message,
+ * or LMDB's message alone if what is NULL (kv_lmdb.c: its callers say
+ * what they were doing) */
 int wh_mdb_error(int rc, const char *what, wh_err_t *err);
+
 /* asks the sync thread to sync what is committed now, without waiting;
  * -1 with a message if the previous background sync failed */
 int wh_store_sync_background(wh_store_t *st, wh_err_t *err);

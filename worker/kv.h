@@ -24,6 +24,7 @@
 
 #include "wh_link.h"
 #include "engine.h"
+#include "log.h"
 
 
 /* results besides 0 (found, done), -1 (err set), WH_ENGINE_AGAIN */

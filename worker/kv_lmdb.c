@@ -1,0 +1,217 @@
+/*
+ * The key-value txn of kv.h over LMDB (kv_lmdb.h): a translation of
+ * values, flags and results, nothing more.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_lmdb.h"
+#include "engine_lmdb_store.h"
+
+
+static const MDB_cursor_op  wh_kv_lmdb_ops_of[] = {
+    [WH_KV_FIRST] = MDB_FIRST,
+    [WH_KV_LAST] = MDB_LAST,
+    [WH_KV_NEXT] = MDB_NEXT,
+    [WH_KV_PREV] = MDB_PREV,
+    [WH_KV_SET_RANGE] = MDB_SET_RANGE,
+    [WH_KV_GET_CURRENT] = MDB_GET_CURRENT
+};
+
+
+/* LMDB's answer as kv.h's */
+static int
+wh_kv_lmdb_rc(int rc, wh_err_t *err)
+{
+    switch (rc) {
+
+    case 0:
+        return 0;
+
+    case MDB_NOTFOUND:
+        return WH_KV_NOTFOUND;
+
+    case MDB_KEYEXIST:
+        return WH_KV_EXISTS;
+
+    default:
+        return wh_mdb_error(rc, NULL, err);
+    }
+}
+
+
+static int
+wh_kv_lmdb_get(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
+    wh_kv_val_t *val, wh_err_t *err)
+{
+    int                rc;
+    MDB_val            k, v;
+    wh_kv_lmdb_txn_t  *t = (wh_kv_lmdb_txn_t *) kt;
+
+    k.mv_data = key->data;
+    k.mv_size = key->len;
+
+    rc = mdb_get(t->txn, t->dbi[db], &k, &v);
+
+    if (rc == 0) {
+        val->data = v.mv_data;
+        val->len = v.mv_size;
+    }
+
+    return wh_kv_lmdb_rc(rc, err);
+}
+
+
+static int
+wh_kv_lmdb_put(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
+    const wh_kv_val_t *val, unsigned flags, wh_err_t *err)
+{
+    MDB_val            k, v;
+    wh_kv_lmdb_txn_t  *t = (wh_kv_lmdb_txn_t *) kt;
+
+    k.mv_data = key->data;
+    k.mv_size = key->len;
+    v.mv_data = val->data;
+    v.mv_size = val->len;
+
+    return wh_kv_lmdb_rc(mdb_put(t->txn, t->dbi[db], &k, &v,
+                                 flags & WH_KV_NOOVERWRITE
+                                 ? MDB_NOOVERWRITE : 0), err);
+}
+
+
+static int
+wh_kv_lmdb_del(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
+    wh_err_t *err)
+{
+    MDB_val            k;
+    wh_kv_lmdb_txn_t  *t = (wh_kv_lmdb_txn_t *) kt;
+
+    k.mv_data = key->data;
+    k.mv_size = key->len;
+
+    return wh_kv_lmdb_rc(mdb_del(t->txn, t->dbi[db], &k, NULL), err);
+}
+
+
+static int
+wh_kv_lmdb_cur_get(wh_kv_cur_t *kc, wh_kv_val_t *key, wh_kv_val_t *val,
+    wh_kv_op_e op, wh_err_t *err)
+{
+    int                rc;
+    MDB_val            k, v;
+    wh_kv_lmdb_cur_t  *c = (wh_kv_lmdb_cur_t *) kc;
+
+    k.mv_data = key->data;
+    k.mv_size = key->len;
+
+    rc = mdb_cursor_get(c->cur, &k, &v, wh_kv_lmdb_ops_of[op]);
+
+    if (rc == 0) {
+        key->data = k.mv_data;
+        key->len = k.mv_size;
+        val->data = v.mv_data;
+        val->len = v.mv_size;
+    }
+
+    return wh_kv_lmdb_rc(rc, err);
+}
+
+
+static int
+wh_kv_lmdb_cur_del(wh_kv_cur_t *kc, wh_err_t *err)
+{
+    wh_kv_lmdb_cur_t  *c = (wh_kv_lmdb_cur_t *) kc;
+
+    return wh_kv_lmdb_rc(mdb_cursor_del(c->cur, 0), err);
+}
+
+
+static void
+wh_kv_lmdb_cur_close(wh_kv_cur_t *kc)
+{
+    wh_kv_lmdb_cur_t  *c = (wh_kv_lmdb_cur_t *) kc;
+
+    mdb_cursor_close(c->cur);
+    free(c);
+}
+
+
+static int
+wh_kv_lmdb_cur_open(wh_kv_txn_t *kt, wh_kv_db_e db, wh_kv_cur_t **out,
+    wh_err_t *err)
+{
+    int                rc;
+    wh_kv_lmdb_cur_t  *c;
+    wh_kv_lmdb_txn_t  *t = (wh_kv_lmdb_txn_t *) kt;
+
+    c = malloc(sizeof(wh_kv_lmdb_cur_t));
+
+    if (c == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    rc = mdb_cursor_open(t->txn, t->dbi[db], &c->cur);
+
+    if (rc != 0) {
+        free(c);
+        return wh_kv_lmdb_rc(rc, err);
+    }
+
+    /* the txn's table has the cursor's operations too */
+    c->base.ops = kt->ops;
+    *out = &c->base;
+
+    return 0;
+}
+
+
+static const wh_kv_ops_t  wh_kv_lmdb_ops = {
+    .get = wh_kv_lmdb_get,
+    .put = wh_kv_lmdb_put,
+    .del = wh_kv_lmdb_del,
+    .cur_open = wh_kv_lmdb_cur_open,
+    .cur_get = wh_kv_lmdb_cur_get,
+    .cur_del = wh_kv_lmdb_cur_del,
+    .cur_close = wh_kv_lmdb_cur_close
+};
+
+
+void
+wh_kv_lmdb_txn(wh_kv_lmdb_txn_t *t, MDB_txn *txn, const MDB_dbi *dbi)
+{
+    t->base.ops = &wh_kv_lmdb_ops;
+    t->txn = txn;
+    memcpy(t->dbi, dbi, sizeof(t->dbi));
+}
+
+
+int
+wh_kv_lmdb_open(MDB_txn *txn, MDB_dbi *dbi, unsigned *created,
+    wh_err_t *err)
+{
+    int      rc;
+    char     what[64];
+    size_t   i;
+
+    *created = 0;
+
+    for (i = 0; i < WH_KV_NDBS; i++) {
+        rc = mdb_dbi_open(txn, wh_kv_dbs[i].name, 0, &dbi[i]);
+
+        if (rc == MDB_NOTFOUND) {
+            *created |= 1u << i;
+            rc = mdb_dbi_open(txn, wh_kv_dbs[i].name, MDB_CREATE, &dbi[i]);
+        }
+
+        if (rc != 0) {
+            snprintf(what, sizeof(what), "opening the %s database",
+                     wh_kv_dbs[i].name);
+            return wh_mdb_error(rc, what, err);
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,713 @@
+/*
+ * The commands (state.h).  A stored command is a JSON object:
+ *
+ *   {"client":"..","command":"..","payload":"<its JSON text>",
+ *    "priority":5,"status":1,"attempt":1,"seq":42,"created":ms,
+ *    "updated":ms,"expires":ms,"deadline":ms,"idem":"..",
+ *    "result":"<JSON text>","error":"..","reason":"..",
+ *    "history":[{"status":0,"at":ms},{"status":1,"at":ms,"attempt":1,
+ *                "session":".."}]}
+ *
+ * payload and result are kept as the text the user sent, so that they
+ * go out with their own bytes.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "state.h"
+
+
+/* the strings of a command besides those of its history */
+#define WH_STATE_CMD_STRS  13
+
+/* an entry of cmd_open, copied out: the callbacks change the index */
+typedef struct {
+    unsigned char    *key;
+    size_t            klen;
+    wh_str_t          ws, id;
+} wh_state_open_t;
+
+typedef struct {
+    wh_state_open_t  *list;
+    size_t            n, cap;
+} wh_state_opens_t;
+
+/* a listing of a client's commands */
+typedef struct {
+    wh_etxn_t        *t;
+    wh_str_t          ws;
+    size_t            plen, limit;
+    wh_cmd_filter_t   filter;       /* the mask alone */
+    uint64_t          last;
+    wh_cmd_list_t    *out;
+} wh_state_clist_t;
+
+
+/* ------------------------------------------------------- encoding */
+
+
+static int
+wh_rec_history(json_t *h, wh_command_t *out, wh_str_t *strs,
+    wh_str_t **dst)
+{
+    size_t           i, n;
+    json_t          *e;
+    wh_cmd_event_t  *ev;
+
+    n = json_array_size(h);
+
+    if (n == 0) {
+        return 0;
+    }
+
+    out->history = calloc(n, sizeof(wh_cmd_event_t));
+
+    if (out->history == NULL) {
+        return -1;
+    }
+
+    out->nhistory = n;
+    out->history_cap = n;
+
+    json_array_foreach(h, i, e) {
+        ev = &out->history[i];
+        ev->status = (wh_cmd_status_e) wh_state_int(e, "status");
+        ev->at_ms = wh_state_int(e, "at");
+        ev->attempt = (unsigned) wh_state_int(e, "attempt");
+        strs[2 * i] = wh_state_str(e, "session");
+        strs[2 * i + 1] = wh_state_str(e, "reason");
+        dst[2 * i] = &ev->session;
+        dst[2 * i + 1] = &ev->reason;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
+{
+    size_t     i, n;
+    json_t    *h;
+    wh_str_t   strs[WH_STATE_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
+    wh_str_t  *dst[WH_STATE_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
+    const char  *keys[] = { "client", "command", "payload", "idem",
+                            "result", "error", "reason", "lane",
+                            "supersede", "issued_by", "job" };
+
+    memset(out, 0, sizeof(wh_command_t));
+
+    strs[0] = ws;
+    strs[1] = id;
+    dst[0] = &out->ws;
+    dst[1] = &out->id;
+    dst[2] = &out->client_id;
+    dst[3] = &out->command;
+    dst[4] = &out->payload;
+    dst[5] = &out->idem;
+    dst[6] = &out->result;
+    dst[7] = &out->error;
+    dst[8] = &out->reason;
+    dst[9] = &out->lane;
+    dst[10] = &out->supersede;
+    dst[11] = &out->issued_by;
+    dst[12] = &out->job;
+
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        strs[2 + i] = wh_state_str(obj, keys[i]);
+    }
+
+    out->priority = (unsigned) wh_state_int(obj, "priority");
+    out->seq = (uint64_t) wh_state_int(obj, "seq");
+    out->state.status = (wh_cmd_status_e) wh_state_int(obj, "status");
+    out->state.attempt = (unsigned) wh_state_int(obj, "attempt");
+    out->state.expires_ms = wh_state_int(obj, "expires");
+    out->state.deadline_ms = wh_state_int(obj, "deadline");
+    out->created_ms = wh_state_int(obj, "created");
+    out->updated_ms = wh_state_int(obj, "updated");
+    out->state.not_before_ms = wh_state_int(obj, "not_before");
+    out->job_idx = (uint64_t) wh_state_int(obj, "jidx");
+    out->state.lane = wh_cmd_lane_hash(strs[9].data, strs[9].len);
+
+    h = json_object_get(obj, "history");
+    n = json_array_size(h) > WH_CMD_HISTORY_MAX ? 0 : json_array_size(h);
+
+    if (n && wh_rec_history(h, out, strs + WH_STATE_CMD_STRS,
+                            dst + WH_STATE_CMD_STRS) != 0)
+    {
+        return -1;
+    }
+
+    if (wh_strs_copy(&out->mem, dst, strs, WH_STATE_CMD_STRS + 2 * n) != 0)
+    {
+        wh_command_free(out);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+wh_rec_set_str(json_t *obj, const char *key, wh_str_t s)
+{
+    return s.len ? json_object_set_new(obj, key,
+                                       json_stringn(s.data, s.len))
+                 : 0;
+}
+
+
+static json_t *
+wh_rec_event(const wh_cmd_event_t *ev)
+{
+    json_t  *e;
+
+    e = json_pack("{s:i,s:I}", "status", (int) ev->status,
+                  "at", (json_int_t) ev->at_ms);
+
+    if (e != NULL && ev->attempt
+        && (json_object_set_new(e, "attempt", json_integer(ev->attempt))
+            | json_object_set_new(e, "session",
+                                  json_stringn(wh_state_set(ev->session).data,
+                                               ev->session.len))) != 0)
+    {
+        json_decref(e);
+        return NULL;
+    }
+
+    if (e != NULL && wh_rec_set_str(e, "reason", ev->reason) != 0) {
+        json_decref(e);
+        return NULL;
+    }
+
+    return e;
+}
+
+
+/* the JSON text of a command, malloc()ed; NULL out of memory */
+static char *
+wh_rec_encode(const wh_command_t *cmd)
+{
+    int      rc;
+    char      *text;
+    size_t     i;
+    json_t    *obj, *h;
+    wh_str_t   client, name, payload;
+
+    client = wh_state_set(cmd->client_id);
+    name = wh_state_set(cmd->command);
+    payload = wh_state_set(cmd->payload);
+    h = json_array();
+    obj = json_pack("{s:s%,s:s%,s:s%,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I}",
+                    "client", client.data, client.len,
+                    "command", name.data, name.len,
+                    "payload", payload.data, payload.len,
+                    "priority", (int) cmd->priority,
+                    "status", (int) cmd->state.status,
+                    "attempt", (int) cmd->state.attempt,
+                    "seq", (json_int_t) cmd->seq,
+                    "created", (json_int_t) cmd->created_ms,
+                    "updated", (json_int_t) cmd->updated_ms,
+                    "expires", (json_int_t) cmd->state.expires_ms,
+                    "deadline", (json_int_t) cmd->state.deadline_ms);
+
+    rc = obj == NULL || h == NULL;
+
+    for (i = 0; rc == 0 && i < cmd->nhistory; i++) {
+        rc = json_array_append_new(h, wh_rec_event(&cmd->history[i]));
+    }
+
+    if (rc == 0) {
+        rc = json_object_set(obj, "history", h)
+             | wh_rec_set_str(obj, "idem", cmd->idem)
+             | wh_rec_set_str(obj, "result", cmd->result)
+             | wh_rec_set_str(obj, "error", cmd->error)
+             | wh_rec_set_str(obj, "reason", cmd->reason)
+             | wh_rec_set_str(obj, "lane", cmd->lane)
+             | wh_rec_set_str(obj, "supersede", cmd->supersede)
+             | wh_rec_set_str(obj, "issued_by", cmd->issued_by)
+             | wh_rec_set_str(obj, "job", cmd->job);
+    }
+
+    if (rc == 0 && cmd->job.len) {
+        rc = json_object_set_new(obj, "jidx",
+                                 json_integer((json_int_t) cmd->job_idx));
+    }
+
+    if (rc == 0 && cmd->state.not_before_ms) {
+        rc = json_object_set_new(obj, "not_before",
+                                 json_integer(cmd->state.not_before_ms));
+    }
+
+    text = rc ? NULL : json_dumps(obj, JSON_COMPACT);
+    json_decref(h);
+    json_decref(obj);
+
+    return text;
+}
+
+
+/* -------------------------------------------------- reads, writes */
+
+
+int
+wh_state_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_command_t *out,
+    wh_err_t *err)
+{
+    int            rc;
+    json_t        *obj;
+    wh_kv_val_t    v;
+    json_error_t   je;
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    if (id.len == 0 || id.len > WH_CMD_ID_MAX) {
+        return 0;
+    }
+
+    rc = wh_state_get(t, WH_KV_COMMANDS, key, wh_key_pair(key, ws, id), &v,
+                      "reading a command", err);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    obj = json_loadb(v.data, v.len, 0, &je);
+
+    if (obj == NULL || !json_is_string(json_object_get(obj, "client"))) {
+        json_decref(obj);
+        return wh_err(err, 503, "corrupt command %.*s: %s", (int) id.len,
+                      id.data, je.text);
+    }
+
+    rc = wh_rec_decode(obj, ws, id, out);
+    json_decref(obj);
+
+    return rc ? wh_err(err, 503, "out of memory") : 1;
+}
+
+
+static int
+wh_state_cmd_save(wh_etxn_t *t, const wh_command_t *cmd, unsigned flags,
+    wh_err_t *err)
+{
+    int  rc;
+
+    rc = wh_state_save(t, WH_KV_COMMANDS, cmd->ws, cmd->id,
+                       wh_rec_encode(cmd), flags, "writing a command", err);
+
+    if (rc == WH_KV_EXISTS) {
+        return wh_err(err, 503, "command id %.*s taken", (int) cmd->id.len,
+                      cmd->id.data);
+    }
+
+    return rc;
+}
+
+
+/* an index entry: key -> the command's id */
+static int
+wh_state_put_index(wh_etxn_t *t, wh_kv_db_e db, const unsigned char *key,
+    size_t klen, wh_str_t id, wh_err_t *err)
+{
+    return wh_state_put(t, db, key, klen, id.data, id.len,
+                        "indexing a command", err);
+}
+
+
+int
+wh_state_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
+{
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    return wh_state_put_index(t, WH_KV_CMD_WS, key,
+                              wh_key_ws_seq(key, cmd->ws, cmd->seq),
+                              cmd->id, err);
+}
+
+
+/* an ended command waits for the retention; one of a job goes with its
+ * job instead (its executions list it until then) */
+int
+wh_state_cmd_index_ended(wh_etxn_t *t, const wh_command_t *cmd,
+    wh_err_t *err)
+{
+    unsigned char  key[WH_STATE_KEY_MAX + WH_BE64_LEN];
+
+    if (cmd->job.len) {
+        return 0;
+    }
+
+    return wh_state_put_index(t, WH_KV_CMD_ENDED, key,
+                              wh_key_ended(key, cmd->updated_ms, cmd->ws,
+                                           cmd->id), cmd->id, err);
+}
+
+
+int
+wh_state_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
+{
+    int            rc;
+    size_t         klen;
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    if ((rc = wh_state_cmd_save(t, cmd, WH_KV_NOOVERWRITE, err)) != 0) {
+        return rc;
+    }
+
+    klen = wh_key_seq(key, cmd->ws, cmd->client_id, cmd->seq);
+
+    if ((rc = wh_state_put_index(t, WH_KV_CMD_OPEN, key, klen, cmd->id,
+                                 err)) != 0
+        || (rc = wh_state_put_index(t, WH_KV_CMD_CLIENT, key, klen,
+                                    cmd->id, err)) != 0
+        || (rc = wh_state_cmd_index_ws(t, cmd, err)) != 0)
+    {
+        return rc;
+    }
+
+    if (cmd->idem.len == 0) {
+        return 0;
+    }
+
+    klen = wh_key_idem(key, cmd->ws, cmd->client_id, cmd->idem);
+
+    return wh_state_put_index(t, WH_KV_CMD_IDEM, key, klen, cmd->id, err);
+}
+
+
+int
+wh_state_cmd_update(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
+{
+    int            rc;
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    if ((rc = wh_state_cmd_save(t, cmd, 0, err)) != 0) {
+        return rc;
+    }
+
+    if (wh_cmd_is_open(cmd->state.status)) {
+        return 0;
+    }
+
+    rc = wh_state_del(t, WH_KV_CMD_OPEN, key,
+                      wh_key_seq(key, cmd->ws, cmd->client_id, cmd->seq),
+                      "closing a command", err);
+
+    return rc < 0 ? rc : wh_state_cmd_index_ended(t, cmd, err);
+}
+
+
+int
+wh_state_cmd_idem(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    wh_str_t idem, wh_command_t *out, wh_err_t *err)
+{
+    int            rc;
+    wh_str_t       id;
+    wh_kv_val_t    v;
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    rc = wh_state_get(t, WH_KV_CMD_IDEM, key,
+                      wh_key_idem(key, ws, client_id, idem), &v,
+                      "reading an idempotency key", err);
+
+    if (rc <= 0) {
+        return rc;
+    }
+
+    id.data = v.data;
+    id.len = v.len;
+
+    return wh_state_cmd_get(t, ws, id, out, err);
+}
+
+
+/* one entry of cmd_client: its command, if its status is in mask */
+static int
+wh_state_cmd_list_item(void *ctx, const wh_kv_val_t *k,
+    const wh_kv_val_t *v, wh_err_t *err)
+{
+    int                rc;
+    wh_str_t           id;
+    wh_command_t       cmd;
+    wh_state_clist_t  *l = ctx;
+    wh_cmd_list_t     *out = l->out;
+
+    if (k->len != l->plen + WH_BE64_LEN) {
+        return 1;
+    }
+
+    if (out->n == l->limit) {
+        out->next = l->last;
+        return 1;
+    }
+
+    id.data = v->data;
+    id.len = v->len;
+
+    rc = wh_state_cmd_get(l->t, l->ws, id, &cmd, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    l->last = wh_be64_get((unsigned char *) k->data + l->plen);
+
+    if (rc == 0) {
+        return 0;
+    }
+
+    return wh_state_cmd_keep(&l->filter, &cmd, out, err);
+}
+
+
+int
+wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
+    wh_err_t *err)
+{
+    size_t             klen;
+    wh_state_clist_t   l;
+    unsigned char      key[WH_STATE_KEY_MAX];
+
+    memset(out, 0, sizeof(wh_cmd_list_t));
+
+    klen = wh_key_seq(key, ws, client_id, after + 1);
+    l.t = t;
+    l.ws = ws;
+    l.plen = klen - WH_BE64_LEN;
+    l.limit = limit;
+    memset(&l.filter, 0, sizeof(l.filter));
+    l.filter.mask = mask;
+    l.last = 0;
+    l.out = out;
+
+    return wh_state_scan(t, WH_KV_CMD_CLIENT, key, klen, l.plen,
+                         wh_state_cmd_list_item, &l, "listing commands",
+                         err);
+}
+
+
+int
+wh_state_cmd_admits(const wh_cmd_filter_t *f, const wh_command_t *cmd)
+{
+    const char  *colon;
+    wh_str_t     by = cmd->issued_by;
+
+    if (f->mask != 0 && !(f->mask & (1u << cmd->state.status))) {
+        return 0;
+    }
+
+    if (f->sub.len == 0) {
+        return 1;
+    }
+
+    /* issued_by is "role:sub" */
+    colon = by.len ? memchr(by.data, ':', by.len) : NULL;
+
+    return colon != NULL
+           && (size_t) (by.data + by.len - colon - 1) == f->sub.len
+           && memcmp(colon + 1, f->sub.data, f->sub.len) == 0;
+}
+
+
+int
+wh_state_cmd_keep(const wh_cmd_filter_t *f, wh_command_t *cmd,
+    wh_cmd_list_t *out, wh_err_t *err)
+{
+    if (!wh_state_cmd_admits(f, cmd)) {
+        wh_command_free(cmd);
+        return 0;
+    }
+
+    if (wh_cmd_list_add(out) == NULL) {
+        wh_command_free(cmd);
+        return wh_err(err, 503, "out of memory");
+    }
+
+    out->items[out->n - 1] = *cmd;
+
+    return 0;
+}
+
+
+/* --------------------------------------------------- open commands */
+
+
+static void
+wh_state_open_free(wh_state_opens_t *o)
+{
+    size_t  i;
+
+    for (i = 0; i < o->n; i++) {
+        free(o->list[i].key);
+    }
+
+    free(o->list);
+}
+
+
+static int
+wh_state_open_add(void *ctx, const wh_kv_val_t *k, const wh_kv_val_t *v,
+    wh_err_t *err)
+{
+    const char        *nul;
+    wh_state_open_t   *p, *e;
+    wh_state_opens_t  *o = ctx;
+
+    nul = memchr(k->data, '\0', k->len);
+
+    if (nul == NULL || v->len == 0 || v->len > WH_CMD_ID_MAX) {
+        return 0;
+    }
+
+    if (o->n == o->cap) {
+        p = realloc(o->list, (o->cap ? 2 * o->cap : 64)
+                             * sizeof(wh_state_open_t));
+
+        if (p == NULL) {
+            return wh_err(err, 503, "out of memory");
+        }
+
+        o->list = p;
+        o->cap = o->cap ? 2 * o->cap : 64;
+    }
+
+    e = &o->list[o->n];
+    e->key = malloc(k->len + v->len);
+
+    if (e->key == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    memcpy(e->key, k->data, k->len);
+    memcpy(e->key + k->len, v->data, v->len);
+    e->klen = k->len;
+    e->ws.data = (const char *) e->key;
+    e->ws.len = nul - (const char *) k->data;
+    e->id.data = (const char *) e->key + k->len;
+    e->id.len = v->len;
+    o->n++;
+
+    return 0;
+}
+
+
+static int
+wh_state_open_one(wh_etxn_t *t, wh_state_open_t *o, int start,
+    wh_engine_cmd_pt cb, void *ctx, wh_err_t *err)
+{
+    int            rc;
+    wh_command_t   cmd;
+
+    rc = wh_state_cmd_get(t, o->ws, o->id, &cmd, err);
+
+    if (rc == -1 && start) {
+        /* one corrupt command does not keep the others from loading */
+        wh_log_error(t->engine->log, "commands: open command %.*s: %s",
+                     (int) o->id.len, o->id.data, err->msg);
+        return 0;
+    }
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    if (rc == 0) {
+        /* an index entry without its command */
+        rc = wh_state_del(t, WH_KV_CMD_OPEN, o->key, o->klen,
+                          "closing a command", err);
+
+        return rc < 0 ? rc : 0;
+    }
+
+    rc = cb(ctx, &cmd, err);
+    wh_command_free(&cmd);
+
+    return rc;
+}
+
+
+int
+wh_state_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    wh_engine_cmd_pt cb, void *ctx, wh_err_t *err)
+{
+    int                rc;
+    size_t             i, plen = 0;
+    wh_state_opens_t   o;
+    unsigned char      key[WH_STATE_KEY_MAX];
+
+    memset(&o, 0, sizeof(o));
+
+    if (ws.len) {
+        plen = wh_key_seq(key, ws, client_id, 0) - WH_BE64_LEN;
+    }
+
+    /* the entries first: the callbacks change the index */
+    rc = wh_state_scan(t, WH_KV_CMD_OPEN, key, plen, plen,
+                       wh_state_open_add, &o, "reading open commands",
+                       err);
+
+    for (i = 0; rc == 0 && i < o.n; i++) {
+        if (plen && o.list[i].klen != plen + WH_BE64_LEN) {
+            continue;
+        }
+
+        rc = wh_state_open_one(t, &o.list[i], plen == 0, cb, ctx, err);
+    }
+
+    wh_state_open_free(&o);
+
+    return rc;
+}
+
+
+int
+wh_state_cmd_forget_client(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    wh_err_t *err)
+{
+    size_t         plen;
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    plen = wh_key_pair(key, ws, client_id);
+    key[plen++] = '\0';
+
+    return wh_state_del_prefix(t, WH_KV_CMD_IDEM, key, plen, 0,
+                               "forgetting idempotency keys", err);
+}
+
+
+/* ------------------------------------------------------------ seq */
+
+
+int
+wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err)
+{
+    int          rc;
+    wh_kv_val_t  v;
+
+    rc = wh_state_get(t, WH_KV_CMD_META, "seq", 3, &v,
+                      "reading the command seq", err);
+
+    if (rc < 0) {
+        return rc;
+    }
+
+    *last = rc == 1 && v.len == WH_BE64_LEN ? wh_be64_get(v.data) : 0;
+
+    return 0;
+}
+
+
+int
+wh_state_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err)
+{
+    unsigned char  val[WH_BE64_LEN];
+
+    wh_be64_put(val, last);
+
+    return wh_state_put(t, WH_KV_CMD_META, "seq", 3, val, WH_BE64_LEN,
+                        "writing the command seq", err);
+}
