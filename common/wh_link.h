@@ -86,6 +86,14 @@ typedef struct {
     wh_str_t     body;       /* blob */
 } wh_link_msg_t;
 
+static inline int
+wh_str_eq(wh_str_t a, wh_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len)
+                                            == 0);
+}
+
+
 /* a C string as a wh_str_t */
 static inline wh_str_t
 wh_cstr(const char *s)

@@ -20,6 +20,7 @@ import time
 import pytest
 
 import chan
+import cmd_helpers as cmd
 import redis_harness as rh
 import wh
 from chan import Client, record_metric, run
@@ -247,6 +248,114 @@ def test_presence_counts_every_node(cluster):
     run(scenario())
 
 
+def agent(node, ws, sub, opened):
+    a = wh.RawWebSocket.open(node.port, cmd.client_token(ws, sub))
+    opened.append(a)
+    return a
+
+
+def node_api(node, ws):
+    return cmd.commands_api(node.port, cmd.service_token(ws))
+
+
+@pytest.fixture
+def opened():
+    conns = []
+    yield conns
+    for c in conns:
+        c.close_socket()
+
+
+def test_command_crosses_nodes(cluster, opened):
+    """A client registered and a command queued through node 1 reach the
+    agent connected to node 2; its result completes the command, as node
+    3 sees it; nothing is delivered twice."""
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    a1, a3 = node_api(n1, ws), node_api(n3, ws)
+    try:
+        status, doc = a1.call("POST", "/clients", {
+            "id": "pc-1", "name": "Desk", "client_type": "desktop"})
+        assert status == 201, doc
+        status, doc = a3.call("GET", "/clients/pc-1")
+        assert status == 200 and doc["name"] == "Desk", doc
+
+        dev = agent(n2, ws, "pc-1", opened)
+        status, doc = a1.call("POST", "/clients/pc-1/commands",
+                              {"command": "reboot", "payload": {"k": 1}})
+        assert status == 202, doc
+        cid = doc["command_id"]
+        msg = dev.recv_type("device_command")
+        assert (msg["command_id"], msg["attempt"]) == (cid, 1)
+        assert msg["payload"] == {"k": 1}
+
+        ack = dev.result(cid, result={"ok": True})
+        assert ack["status"] == "completed", ack
+        status, doc = a3.call("GET", "/commands/" + cid)
+        assert status == 200, doc
+        assert doc["status"] == "completed" and doc["result"] == {"ok": True}
+        assert [h["status"] for h in doc["history"]] == \
+            ["pending", "sent", "completed"]
+        assert doc["history"][1]["session"] == dev.session
+        assert dev.quiet(1.0) == []
+    finally:
+        a1.close()
+        a3.close()
+
+
+def test_offline_client_gets_commands_on_any_node(cluster, opened):
+    """Commands queued through every node while the client is away come
+    to it on whichever node it connects to, in creation order."""
+    ws = chan.unique("cl")
+    apis = [node_api(n, ws) for n in cluster.nodes]
+    try:
+        status, doc = apis[1].call("POST", "/clients", {
+            "id": "pc-2", "name": "Desk", "client_type": "desktop"})
+        assert status == 201, doc
+        ids = []
+        for k in range(9):
+            status, doc = apis[k % 3].call(
+                "POST", "/clients/pc-2/commands",
+                {"command": "step", "payload": {"k": k}})
+            assert status == 202, doc
+            ids.append(doc["command_id"])
+        status, doc = apis[1].call("GET", "/clients/pc-2/commands")
+        assert status == 200, doc
+        assert [c["command_id"] for c in doc["items"]] == ids
+
+        dev = agent(cluster.nodes[2], ws, "pc-2", opened)
+        got = []
+        for _ in ids:
+            msg = dev.recv_type("device_command")
+            got.append(msg["command_id"])
+            assert dev.result(msg["command_id"])["status"] == "completed"
+        assert got == ids
+        assert dev.quiet(1.0) == []
+    finally:
+        for a in apis:
+            a.close()
+
+
+def test_delete_on_one_node_closes_sessions_on_another(cluster, opened):
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    a1 = node_api(n1, ws)
+    try:
+        token = cmd.client_token(ws, "pc-3")
+        dev = wh.RawWebSocket.open(n2.port, token)
+        opened.append(dev)
+        rh.wait_for(lambda: a1.call("GET", "/clients/pc-3")[0] == 200, 10,
+                    what="the implicit registration")
+        status, doc = a1.call("DELETE", "/clients/pc-3")
+        assert status == 200 and doc["deleted"] is True, doc
+        assert dev.wait_closed() == (4403, "client deleted")
+        # every node refuses the token from now on
+        for n in cluster.nodes:
+            assert wh.handshake_status(n.port, token) == 401
+    finally:
+        a1.close()
+
+
 def test_resume_on_another_node_after_kill9(cluster):
     """A subscriber's node dies with SIGKILL; it reconnects to another
     node with `since` and gets exactly what it missed, then live ones."""
@@ -319,6 +428,122 @@ def test_front_tier_spreads_and_proxies(cluster):
     finally:
         api.close()
     assert live
+
+
+def test_primary_failover_during_commands(cluster, opened):
+    """The Redis primary is killed with -9 while commands are queued
+    through one node as fast as they are answered, for an agent on
+    another node that completes each: every command answered 202 is
+    delivered once and completed once, none is lost; the others were
+    answered 503 meanwhile."""
+    ws = chan.unique("cl")
+    live = [n for n in cluster.nodes if not n.dead]
+    api_node, dev_node = live[0], live[1]
+    api = node_api(api_node, ws)
+    try:
+        status, doc = api.call("POST", "/clients", {
+            "id": "pc-f", "name": "Desk", "client_type": "desktop"})
+        assert status == 201, doc
+    finally:
+        api.close()
+    dev = agent(dev_node, ws, "pc-f", opened)
+    stop = threading.Event()
+    acked, refused, delivered, completed = [], [], [], set()
+    kill_at, first_after = [], []
+
+    def poster():
+        api = node_api(api_node, ws)
+        k = 0
+        try:
+            while not stop.is_set():
+                status, doc = api.call("POST", "/clients/pc-f/commands",
+                                       {"command": "step",
+                                        "payload": {"k": k}})
+                if status == 202:
+                    acked.append(doc["command_id"])
+                    if kill_at and refused and not first_after:
+                        first_after.append(time.time())
+                else:
+                    assert status == 503, (status, doc)
+                    refused.append(k)
+                    time.sleep(0.02)
+                k += 1
+        finally:
+            api.close()
+
+    def device():
+        while not stop.is_set() or len(completed) < len(acked):
+            try:
+                msg = dev.recv_type("device_command", timeout=0.5)
+            except AssertionError:
+                if stop.is_set() and time.monotonic() > device.deadline:
+                    return
+                continue
+            cid = msg["command_id"]
+            delivered.append((cid, msg["attempt"]))
+            # a result refused during the failover is sent again
+            for _ in range(100):
+                ack = dev.result(cid)
+                if ack.get("type") == "command_result_accepted":
+                    completed.add(cid)
+                    break
+                time.sleep(0.1)
+
+    device.deadline = time.monotonic() + 120
+    threads = [threading.Thread(target=poster),
+               threading.Thread(target=device)]
+    for t in threads:
+        t.start()
+    old_server = cluster.redis.primary
+    try:
+        rh.wait_for(lambda: len(completed) >= 20, 20,
+                    what="commands going through")
+        old = old_server.addr
+        kill_at.append(cluster.redis.kill_primary())
+        new = cluster.redis.wait_new_primary(old)
+        for n in (api_node, dev_node):
+            rh.wait_for(lambda n=n: cluster.engine(n)["primary"] == new, 20,
+                        what="%s following the new primary" % n.name)
+        rh.wait_for(lambda: len(first_after) > 0, 20,
+                    what="a command answered after the failover")
+        n_after = len(acked)
+        rh.wait_for(lambda: len(acked) >= n_after + 30, 20,
+                    what="commands going on")
+    finally:
+        stop.set()
+        threads[0].join()
+        device.deadline = time.monotonic() + 30
+        threads[1].join()
+
+    # the old primary comes back as a replica: replicas_ack=1 holds for
+    # the tests that follow
+    old_server.start()
+    cluster.redis.wait_replicated()
+
+    assert len(set(acked)) == len(acked)
+    missing = [c for c in acked if c not in completed]
+    if missing:
+        api = node_api(live[-1], ws)
+        try:
+            missing = [api.call("GET", "/commands/" + c) for c in missing]
+        finally:
+            api.close()
+    assert missing == [], "answered 202, never completed: %r" % missing
+    ids = [cid for cid, _ in delivered]
+    twice = sorted({c for c in ids if ids.count(c) > 1})
+    assert twice == [], "delivered twice: %r" % twice
+    api = node_api(live[-1], ws)
+    try:
+        for cid in acked:
+            status, doc = api.call("GET", "/commands/" + cid)
+            assert status == 200 and doc["status"] == "completed", doc
+            assert [h["status"] for h in doc["history"]] == \
+                ["pending", "sent", "completed"], doc
+    finally:
+        api.close()
+    record_metric("cluster_failover_commands", {
+        "acked": len(acked), "refused_503": len(refused), "lost": 0,
+        "recovery_s": round(first_after[0] - kill_at[0], 2)})
 
 
 def test_primary_failover_during_publishes(cluster):

@@ -306,38 +306,52 @@ wh_cl_send_revoke(wh_peer_t *peer, wh_str_t ws, wh_str_t client_id,
 /* the client is deleted: every worker refuses its old tokens, its
  * sessions close */
 static void
-wh_cl_deleted(wh_clients_t *cl, wh_cl_op_t *op)
+wh_cl_deleted(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
+    uint64_t before)
 {
     unsigned    n;
     wh_peer_t  *peer;
 
-    wh_cl_revoked_set(cl, op->ws, op->client_id, op->revoke_s);
+    wh_cl_revoked_set(cl, ws, client_id, before);
 
     for (peer = cl->link->peers; peer != NULL; peer = peer->next) {
-        wh_cl_send_revoke(peer, op->ws, op->client_id, op->revoke_s);
+        wh_cl_send_revoke(peer, ws, client_id, before);
     }
 
-    n = wh_sessions_kick_client(cl->sessions, op->ws, op->client_id,
+    n = wh_sessions_kick_client(cl->sessions, ws, client_id,
                                 WH_CLOSE_REVOKED, "client deleted");
 
     wh_log_info(cl->log, "clients: %.*s of %.*s deleted, %u sessions "
-                "closed", (int) op->client_id.len, op->client_id.data,
-                (int) op->ws.len, op->ws.data, n);
+                "closed", (int) client_id.len, client_id.data,
+                (int) ws.len, ws.data, n);
 }
 
 
 /* an operator disconnected the client: its sessions close with 4409 and a
  * reason that tells how long to wait before reconnecting */
 static void
-wh_cl_disconnected(wh_clients_t *cl, wh_cl_op_t *op)
+wh_cl_disconnected(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
+    uint64_t retry_after)
 {
     char  reason[sizeof("retry_after=4294967295")];
 
     snprintf(reason, sizeof(reason), "retry_after=%u",
-             (unsigned) op->retry_after);
+             (unsigned) retry_after);
 
-    (void) wh_sessions_kick_client(cl->sessions, op->ws, op->client_id,
+    (void) wh_sessions_kick_client(cl->sessions, ws, client_id,
                                    WH_CLOSE_KICKED, reason);
+}
+
+
+void
+wh_clients_changed_elsewhere(wh_clients_t *cl, const wh_engine_note_t *n)
+{
+    if (n->kind == WH_NOTE_REVOKED) {
+        wh_cl_deleted(cl, n->ws, n->client_id, n->arg);
+
+    } else if (n->kind == WH_NOTE_DISCONNECT) {
+        wh_cl_disconnected(cl, n->ws, n->client_id, n->arg);
+    }
 }
 
 
@@ -389,11 +403,16 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     wh_cl_quota_done(cl, op, committed);
 
     if (committed && op->outcome == WH_CL_DONE) {
+        /* here, and on the other nodes of a cluster */
         if (op->kind == WH_CL_OP_DELETE) {
-            wh_cl_deleted(cl, op);
+            wh_cl_deleted(cl, op->ws, op->client_id, op->revoke_s);
+            wh_engine_notify(cl->engine, WH_NOTE_REVOKED, op->ws,
+                             op->client_id, op->revoke_s);
 
         } else if (op->kind == WH_CL_OP_DISCONNECT) {
-            wh_cl_disconnected(cl, op);
+            wh_cl_disconnected(cl, op->ws, op->client_id, op->retry_after);
+            wh_engine_notify(cl->engine, WH_NOTE_DISCONNECT, op->ws,
+                             op->client_id, op->retry_after);
         }
     }
 

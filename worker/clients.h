@@ -124,4 +124,9 @@ void wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer);
  * control characters or invalid UTF-8 */
 int wh_client_id_valid(const char *id, size_t len);
 
+/* cluster: another node deleted or disconnected a client
+ * (WH_NOTE_REVOKED, WH_NOTE_DISCONNECT): the same happens here */
+void wh_clients_changed_elsewhere(wh_clients_t *cl,
+    const wh_engine_note_t *n);
+
 #endif /* WH_CLIENTS_H */

@@ -63,6 +63,7 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
 {
     int                  changed;
+    uint64_t             last;
     wh_cmd_event_t       ev;
     wh_cmd_supersede_t   s;
 
@@ -78,6 +79,16 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         {
             return -1;
         }
+    }
+
+    if (wh_engine_shared(c->engine) && !c->txn_seq_read) {
+        /* the last seq any node gave out, checked again at the commit */
+        if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
+            return -1;
+        }
+
+        c->txn_seq = last > c->txn_seq ? last : c->txn_seq;
+        c->txn_seq_read = 1;
     }
 
     cmd->seq = ++c->txn_seq;
@@ -329,6 +340,85 @@ wh_cmd_apply_advance(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
 }
 
 
+typedef struct {
+    wh_cmd_op_t     *op;
+    int64_t          now;
+} wh_cmd_refresh_t;
+
+
+static int
+wh_cmd_refresh_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
+{
+    wh_cmd_refresh_t  *r = ctx;
+
+    return wh_cmd_note(&r->op->notes, cmd, 0, NULL, wh_none, r->now, err);
+}
+
+
+/* 1 if the refresh noted the command already */
+static int
+wh_cmd_refresh_noted(wh_cmd_op_t *op, wh_str_t id)
+{
+    wh_cmd_note_t  *n;
+
+    for (n = op->notes.head; n != NULL; n = n->next) {
+        if (wh_str_eq(n->id, id)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Memory follows what the store holds of the client's open commands:
+ * each is noted (indexed after the commit), and what memory holds that
+ * is no longer open there is noted as ended (forgotten).  Nothing is
+ * announced: the node that changed them did.
+ */
+static int
+wh_cmd_apply_refresh(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
+    int64_t now, wh_err_t *err)
+{
+    wh_qcmd_t         *q;
+    wh_qclient_t      *qc;
+    wh_command_t       gone;
+    wh_cmd_refresh_t   r;
+
+    r.op = op;
+    r.now = now;
+
+    if (wh_etxn_ops(t)->cmd_open(t, op->ws, op->client_id,
+                                 wh_cmd_refresh_one, &r, err) != 0)
+    {
+        return -1;
+    }
+
+    qc = wh_cmdq_client(&c->q, op->ws, op->client_id);
+
+    for (q = qc ? wh_cmdq_first(qc) : NULL; q; q = wh_cmdq_next(q)) {
+        if (wh_cmd_refresh_noted(op, q->id)) {
+            continue;
+        }
+
+        memset(&gone, 0, sizeof(gone));
+        gone.ws = op->ws;
+        gone.id = q->id;
+        gone.client_id = op->client_id;
+        gone.state.status = WH_CMD_CANCELLED;
+
+        if (wh_cmd_note(&op->notes, &gone, 0, NULL, wh_none, now, err)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 {
@@ -362,6 +452,9 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     case WH_CMD_OP_GET:
         return wh_cmd_apply_load(t, op, err) < 0 ? -1 : 0;
 
+    case WH_CMD_OP_REFRESH:
+        return wh_cmd_apply_refresh(c, t, op, now, err);
+
     case WH_CMD_OP_CANCEL:
     case WH_CMD_OP_RESULT:
         return wh_cmd_apply_end(c, t, op, now, err);
@@ -373,6 +466,10 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
 
 /* -------------------------------------------------------- done, make */
+
+
+static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
+    wh_str_t client_id);
 
 
 /* a command whose op could not be made or committed is tried again a
@@ -425,6 +522,10 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     }
 
     wh_cmd_notes_done(c, &op->notes, committed);
+
+    if (op->kind == WH_CMD_OP_REFRESH && committed) {
+        wh_cmd_refreshed(c, op->ws, op->client_id);
+    }
 
     if (op->held) {
         wh_quota_release(c->quota, op->ws, WH_QUOTA_QUEUED_COMMANDS);
@@ -571,15 +672,83 @@ wh_cmd_slot_freed(wh_commands_t *c, wh_qclient_t *qc)
 }
 
 
-void
-wh_commands_client_online(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
+/* cluster: memory reads the client's open commands again; then, if
+ * it is online here, they go as they may */
+static void
+wh_cmd_refresh(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
+{
+    wh_str_t      strs[2];
+    wh_cmd_op_t  *op;
+
+    strs[0] = ws;
+    strs[1] = client_id;
+    op = wh_cmd_op_new(c, WH_CMD_OP_REFRESH, strs, 2);
+
+    if (op == NULL) {
+        wh_log_error(c->log, "commands: out of memory: the commands of "
+                     "%.*s wait for its next connect", (int) client_id.len,
+                     client_id.data);
+        return;
+    }
+
+    wh_batch_add(c->batch, &op->op, 0);
+}
+
+
+static void
+wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
 {
     wh_qclient_t  *qc;
 
     qc = wh_cmdq_client(&c->q, ws, client_id);
 
+    if (qc != NULL && wh_sessions_of_client(c->sessions, ws, client_id) > 0)
+    {
+        wh_cmd_pump(c, qc, 1);
+    }
+}
+
+
+void
+wh_commands_client_online(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
+{
+    wh_qclient_t  *qc;
+
+    /* other nodes may have queued commands for it meanwhile */
+    if (wh_engine_shared(c->engine)) {
+        wh_cmd_refresh(c, ws, client_id);
+        return;
+    }
+
+    qc = wh_cmdq_client(&c->q, ws, client_id);
+
     if (qc != NULL) {
         wh_cmd_pump(c, qc, 1);
+    }
+}
+
+
+static void
+wh_cmd_refresh_online(void *ctx, wh_str_t ws, wh_str_t client_id)
+{
+    wh_cmd_refresh(ctx, ws, client_id);
+}
+
+
+void
+wh_commands_changed_elsewhere(wh_commands_t *c, wh_str_t ws,
+    wh_str_t client_id)
+{
+    if (client_id.len == 0) {
+        wh_sessions_each_client(c->sessions, wh_cmd_refresh_online, c);
+        return;
+    }
+
+    /* what memory holds of it, or what a session here may get */
+    if (wh_cmdq_client(&c->q, ws, client_id) != NULL
+        || wh_sessions_of_client(c->sessions, ws, client_id) > 0)
+    {
+        wh_cmd_refresh(c, ws, client_id);
     }
 }
 
@@ -702,6 +871,7 @@ wh_cmd_begin(void *ctx, wh_etxn_t *t, wh_err_t *err)
     (void) err;
 
     c->txn_seq = c->next_seq - 1;
+    c->txn_seq_read = 0;
     wh_map_free(&c->txn_sent);
     wh_map_free(&c->txn_lanes);
 

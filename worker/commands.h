@@ -70,6 +70,9 @@ struct wh_commands_s {
     wh_cmdq_t         q;
     uint64_t          next_seq;       /* the next seq to give out */
     uint64_t          txn_seq;        /* its value inside a batch txn */
+    int               txn_seq_read;   /* cluster: the txn read the
+                                       * store's (other nodes give out
+                                       * seqs too) */
     wh_map_t          txn_sent;       /* ws "\0" client -> sent by the
                                        * txn being applied */
     wh_map_t          txn_lanes;      /* ws "\0" client "\0" lane hash
@@ -94,7 +97,9 @@ typedef enum {
     WH_CMD_OP_CANCEL,
     WH_CMD_OP_RESULT,
     WH_CMD_OP_ADVANCE,              /* the timer or a connect */
-    WH_CMD_OP_PRUNE                 /* the retention: ended commands go */
+    WH_CMD_OP_PRUNE,                /* the retention: ended commands go */
+    WH_CMD_OP_REFRESH               /* cluster: memory reads a client's
+                                     * open commands again */
 } wh_cmd_op_e;
 
 /* what a request came to (storage errors aside) */
@@ -172,6 +177,12 @@ void wh_cmd_op_submit(wh_cmd_op_t *op);
 /* a session of the client opened: its waiting commands go out, as
  * many as its window takes */
 void wh_commands_client_online(wh_commands_t *c, wh_str_t ws,
+    wh_str_t client_id);
+
+/* cluster: another node changed the client's commands (or, with
+ * client_id empty, notes may have been lost: every client online here
+ * is read again) */
+void wh_commands_changed_elsewhere(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id);
 
 /* open commands of a workspace (stats) */

@@ -208,6 +208,34 @@ wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
 }
 
 
+/* cluster: the other nodes learn whose commands changed, once per
+ * client of a run of notes */
+static void
+wh_note_tell(wh_commands_t *c, wh_cmd_notes_t *notes)
+{
+    wh_cmd_note_t  *n, *prev = NULL;
+
+    if (!wh_engine_shared(c->engine)) {
+        return;
+    }
+
+    for (n = notes->head; n != NULL; n = n->next) {
+        if (!n->publish) {
+            continue;
+        }
+
+        if (prev == NULL || !wh_str_eq(prev->ws, n->ws)
+            || !wh_str_eq(prev->client_id, n->client_id))
+        {
+            wh_engine_notify(c->engine, WH_NOTE_COMMANDS, n->ws,
+                             n->client_id, 0);
+        }
+
+        prev = n;
+    }
+}
+
+
 void
 wh_cmd_notes_done(wh_commands_t *c, wh_cmd_notes_t *notes, int committed)
 {
@@ -220,6 +248,8 @@ wh_cmd_notes_done(wh_commands_t *c, wh_cmd_notes_t *notes, int committed)
         for (n = notes->head; n != NULL; n = n->next) {
             wh_note_act(c, n, now);
         }
+
+        wh_note_tell(c, notes);
     }
 
     wh_cmd_notes_clear(notes);

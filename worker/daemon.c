@@ -195,10 +195,35 @@ wh_daemon_engine_limits(void *ctx, wh_str_t ws, uint64_t *channels,
 }
 
 
+/* another node changed the state this node keeps some of in memory */
+static void
+wh_daemon_engine_state(void *ctx, const wh_engine_note_t *n)
+{
+    wh_daemon_t  *d = ctx;
+    wh_str_t      all = { "", 0 };
+
+    switch (n->kind) {
+
+    case WH_NOTE_COMMANDS:
+        wh_commands_changed_elsewhere(&d->commands, n->ws, n->client_id);
+        break;
+
+    case WH_NOTE_RESYNC:
+        wh_commands_changed_elsewhere(&d->commands, all, all);
+        break;
+
+    default:
+        wh_clients_changed_elsewhere(&d->clients, n);
+        break;
+    }
+}
+
+
 static const wh_engine_handler_t  wh_daemon_engine_handler = {
     wh_daemon_engine_wake,
     wh_daemon_engine_message,
-    wh_daemon_engine_limits
+    wh_daemon_engine_limits,
+    wh_daemon_engine_state
 };
 
 
@@ -235,9 +260,7 @@ wh_daemon_engine(wh_daemon_t *d, wh_err_t *err)
         rc.node_id = host;
     }
 
-    return wh_engine_redis_open(&d->engine, &d->loop, &rc, d->conf.storage,
-                                d->conf.map_size, d->conf.max_map_size,
-                                &d->log, err);
+    return wh_engine_redis_open(&d->engine, &d->loop, &rc, &d->log, err);
 }
 
 
@@ -646,10 +669,15 @@ wh_daemon_run(wh_daemon_t *d)
 {
     wh_err_t  err;
 
+    d->engine->serving = 1;
+
     if (wh_loop_run(&d->loop, &err) != 0) {
         wh_log_error(&d->log, "%s", err.msg);
         d->exit_code = 1;
     }
+
+    /* the drain's writes wait for a cluster engine */
+    d->engine->serving = 0;
 
     /* drain: commit what was read (and the values the MQTT rate limit
      * still held), write what was answered, close */

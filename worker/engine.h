@@ -95,6 +95,29 @@ typedef int (*wh_usage_pt)(void *ctx, wh_str_t ws, wh_str_t name,
 typedef struct wh_engine_s      wh_engine_t;
 typedef struct wh_engine_ops_s  wh_engine_ops_t;
 
+/*
+ * What one node tells the others of the state it changed (cluster
+ * engines: state_notify), so that each keeps its memory of it (the open
+ * commands, the revocations) in step with the store.  At most once:
+ * a note lost while the engine was down is made up for by a RESYNC.
+ */
+typedef enum {
+    WH_NOTE_COMMANDS = 'C',         /* the client's commands changed */
+    WH_NOTE_REVOKED = 'R',          /* the client was deleted: its
+                                     * tokens before arg (seconds) are
+                                     * refused, its sessions close */
+    WH_NOTE_DISCONNECT = 'D',       /* close the client's sessions */
+    WH_NOTE_RESYNC = 'S'            /* from the engine itself: notes
+                                     * may have been lost (the shared
+                                     * store was out of reach) */
+} wh_engine_note_e;
+
+typedef struct {
+    wh_engine_note_e   kind;
+    wh_str_t           ws, client_id;
+    uint64_t           arg;
+} wh_engine_note_t;
+
 /* what the engine tells the daemon; set before the first operation */
 typedef struct {
     /* what answered WH_ENGINE_AGAIN may be run again */
@@ -108,6 +131,8 @@ typedef struct {
      * limit), for an engine that counts them over the cluster */
     void  (*limits)(void *ctx, wh_str_t ws, uint64_t *channels,
         uint64_t *history_bytes);
+    /* another node changed shared state (state_notify), or RESYNC */
+    void  (*state)(void *ctx, const wh_engine_note_t *note);
 } wh_engine_handler_t;
 
 /* where a write goes: what is synced before it is answered, or what
@@ -443,6 +468,14 @@ struct wh_engine_ops_s {
     /* one execution of a job */
     int  (*exec_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
         uint64_t idx, wh_err_t *err);
+
+    /*
+     * Cluster engines, whose state other nodes change too (NULL: one
+     * node, whose memory is the only one).
+     */
+
+    /* tells the other nodes, after a commit, what changed */
+    void (*state_notify)(wh_engine_t *e, const wh_engine_note_t *note);
 };
 
 struct wh_engine_s {
@@ -450,6 +483,10 @@ struct wh_engine_s {
     wh_log_t                   *log;
     const wh_engine_handler_t  *handler;
     void                       *handler_ctx;
+    /* set once the daemon's loop runs; before (its loads at start) a
+     * write of a cluster engine waits, turning the loop itself, rather
+     * than answer WH_ENGINE_AGAIN */
+    int                         serving;
 };
 
 
@@ -491,6 +528,33 @@ wh_engine_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     wh_chan_item_pt cb, void *ctx, wh_err_t *err)
 {
     return e->ops->chan_list(e, ws, after, cb, ctx, err);
+}
+
+
+/* other nodes share the state: what memory holds of it may be stale,
+ * and what this node changes, it tells them */
+static inline int
+wh_engine_shared(wh_engine_t *e)
+{
+    return e->ops->state_notify != NULL;
+}
+
+
+static inline void
+wh_engine_notify(wh_engine_t *e, wh_engine_note_e kind, wh_str_t ws,
+    wh_str_t client_id, uint64_t arg)
+{
+    wh_engine_note_t  n;
+
+    if (e->ops->state_notify == NULL) {
+        return;
+    }
+
+    n.kind = kind;
+    n.ws = ws;
+    n.client_id = client_id;
+    n.arg = arg;
+    e->ops->state_notify(e, &n);
 }
 
 

@@ -174,40 +174,7 @@ static const wh_engine_ops_t  wh_lmdb_ops = {
     .check_readers = wh_lmdb_check_readers,
     .size = wh_lmdb_size,
     .stats = wh_lmdb_stats,
-    .client_get = wh_state_client_get,
-    .client_put = wh_state_client_put,
-    .client_list = wh_state_client_list,
-    .client_revoke = wh_state_client_revoke,
-    .revocations = wh_state_revocations,
-    .client_each = wh_state_client_each,
-    .cmd_seq = wh_state_cmd_seq,
-    .cmd_set_seq = wh_state_cmd_set_seq,
-    .cmd_get = wh_state_cmd_get,
-    .cmd_insert = wh_state_cmd_insert,
-    .cmd_update = wh_state_cmd_update,
-    .cmd_idem = wh_state_cmd_idem,
-    .cmd_list = wh_state_cmd_list,
-    .cmd_open = wh_state_cmd_open,
-    .cmd_forget_client = wh_state_cmd_forget_client,
-
-    /* fleet jobs */
-    .job_get = wh_state_job_get,
-    .job_put = wh_state_job_put,
-    .job_delete = wh_state_job_delete,
-    .job_each = wh_state_job_each,
-    .exec_put = wh_state_exec_put,
-    .exec_each = wh_state_exec_each,
-
-    /* upstream sources */
-    .source_put = wh_state_source_put,
-    .source_del = wh_state_source_del,
-    .source_each = wh_state_source_each,
-
-    /* the workspace-wide listing of commands, the retention */
-    .cmd_list_ws = wh_state_cmd_list_ws,
-    .cmd_prune = wh_state_cmd_prune,
-    .cmd_delete = wh_state_cmd_delete,
-    .exec_delete = wh_state_exec_delete
+    WH_STATE_OPS
 };
 
 

@@ -1,10 +1,9 @@
 /*
  * The Redis engine's table (engine.h), its connection's events and its
- * upkeep.  The history space is engine_redis_channels.c.  The state
- * space (clients, revocations, commands) is, for now, an LMDB engine
- * of the node's own under its storage directory: channels are shared
- * by the cluster, commands and clients are still each node's (README
- * "Cluster mode" says what that means for a deployment).
+ * upkeep.  The history space is engine_redis_channels.c; the state
+ * space (clients, revocations, commands, jobs, sources) is the records
+ * of state.h in kv_redis.c's transactions; what a node changes in it,
+ * it tells the others on the "wh:state" pub/sub channel.
  */
 
 #include <inttypes.h>
@@ -12,63 +11,142 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine_lmdb.h"
 #include "engine_redis_internal.h"
+#include "kv_redis.h"
+#include "state.h"
 
 
-#define WH_RTICK_MS  50
+#define WH_RTICK_MS        50
+/* before the daemon serves (its loads) and after (its drain), a write
+ * waits this long at most for Redis */
+#define WH_RWAIT_MS        30000
+#define WH_RSTATE_CHANNEL  "wh:state"
 
 
 typedef struct {
     wh_engine_redis_t   r;
-    wh_engine_t        *state;      /* the LMDB engine of the state */
-} wh_engine_rl_t;
+    wh_kvr_t           *kv;
+    int                 waiting;    /* a write waits on the loop */
+    int                 was_up;     /* Redis was reached once */
+} wh_engine_rs_t;
 
 
+typedef struct {
+    wh_engine_t        *e;
+    wh_engine_txn_pt    fn;
+    void               *ctx;
+} wh_rstate_run_t;
+
+
+/* a state write's txn: the kv txn as the engine txn's impl (state.h) */
 static int
-wh_reng_write(wh_engine_t *e, wh_engine_space_e space,
-    wh_engine_txn_pt fn, void *ctx, wh_err_t *err)
+wh_reng_state_txn(wh_kv_txn_t *kt, void *ctx, wh_err_t *err)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    wh_etxn_t         t;
+    wh_rstate_run_t  *run = ctx;
 
-    if (space == WH_ENGINE_STATE) {
-        return wh_engine_write(rl->state, space, fn, ctx, err);
-    }
+    t.engine = run->e;
+    t.space = WH_ENGINE_STATE;
+    t.impl = kt;
 
-    return wh_rch_write(&rl->r, fn, ctx, err);
+    return run->fn(&t, run->ctx, err);
 }
 
 
 static int
+wh_reng_write_once(wh_engine_rs_t *rs, wh_engine_space_e space,
+    wh_engine_txn_pt fn, void *ctx, wh_err_t *err)
+{
+    wh_rstate_run_t  run;
+
+    if (space == WH_ENGINE_HISTORY) {
+        return wh_rch_write(&rs->r, fn, ctx, err);
+    }
+
+    run.e = &rs->r.base;
+    run.fn = fn;
+    run.ctx = ctx;
+
+    return wh_kvr_write(rs->kv, wh_reng_state_txn, &run, err);
+}
+
+
+/*
+ * Outside the daemon's loop (its loads at start, its drain at exit) a
+ * write waits for Redis, turning the loop itself: for a primary not
+ * reached yet, for its reads, for its commit.
+ */
+static int
+wh_reng_write(wh_engine_t *e, wh_engine_space_e space,
+    wh_engine_txn_pt fn, void *ctx, wh_err_t *err)
+{
+    int              rc;
+    int64_t          deadline;
+    wh_engine_rs_t  *rs = (wh_engine_rs_t *) e;
+
+    rc = wh_reng_write_once(rs, space, fn, ctx, err);
+
+    if (e->serving || rs->waiting) {
+        return rc;
+    }
+
+    deadline = wh_loop_now() + WH_RWAIT_MS;
+    rs->waiting = 1;
+
+    while ((rc == WH_ENGINE_AGAIN
+            || (rc == -1 && !wh_redis_up(rs->r.redis) && !rs->was_up))
+           && wh_loop_now() < deadline)
+    {
+        if (wh_loop_once(rs->r.loop, 50, err) != 0) {
+            rc = -1;
+            break;
+        }
+
+        rc = wh_reng_write_once(rs, space, fn, ctx, err);
+    }
+
+    rs->waiting = 0;
+
+    if (rc == WH_ENGINE_AGAIN) {
+        rc = wh_err(err, 503, "redis did not answer within %d ms",
+                    WH_RWAIT_MS);
+    }
+
+    return rc;
+}
+
+
+/* the state is in Redis with appendfsync always, and a commit is
+ * answered once replicas_ack replicas have it: synced already */
+static int
 wh_reng_sync(wh_engine_t *e, wh_err_t *err)
 {
-    return wh_engine_sync(((wh_engine_rl_t *) e)->state, err);
+    (void) e;
+    (void) err;
+
+    return 0;
 }
 
 
 static void
 wh_reng_close(wh_engine_t *e)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    wh_engine_rs_t  *rs = (wh_engine_rs_t *) e;
 
     /* the commands failed by the close below tell nobody: the daemon
      * has let go of what was waiting for them */
     e->handler = NULL;
-    wh_loop_timer_del(rl->r.loop, &rl->r.timer);
+    wh_loop_timer_del(rs->r.loop, &rs->r.timer);
 
-    if (rl->r.redis) {
-        wh_redis_close(rl->r.redis);
+    if (rs->r.redis) {
+        wh_redis_close(rs->r.redis);
     }
 
-    wh_rch_free(&rl->r);
-    wh_rpres_free(&rl->r);
-    free(rl->r.node_id);
-
-    if (rl->state) {
-        wh_engine_close(rl->state);
-    }
-
-    free(rl);
+    wh_kvr_close(rs->kv);
+    wh_rch_free(&rs->r);
+    wh_rpres_free(&rs->r);
+    free(rs->r.node_id);
+    free(rs);
 }
 
 
@@ -102,56 +180,59 @@ wh_reng_hist_expire(wh_engine_t *e, int64_t now, wh_usage_pt freed,
 }
 
 
+/* Redis syncs itself (appendfsync) and has no reader slots */
 static int
-wh_reng_sync_background(wh_engine_t *e, wh_err_t *err)
+wh_reng_nothing(wh_engine_t *e, wh_err_t *err)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    (void) e;
+    (void) err;
 
-    return rl->state->ops->sync_background(rl->state, err);
+    return 0;
 }
 
 
 static int
 wh_reng_check_readers(wh_engine_t *e, int *dead, wh_err_t *err)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    (void) e;
+    (void) err;
 
-    return rl->state->ops->check_readers(rl->state, dead, err);
+    *dead = 0;
+
+    return 0;
 }
 
 
 static size_t
 wh_reng_size(wh_engine_t *e)
 {
-    wh_engine_rl_t  *rl = (wh_engine_rl_t *) e;
+    (void) e;
 
-    return rl->state->ops->size(rl->state);
+    return 0;
 }
 
 
-/* the state space's figures, and the cluster's (history is Redis's:
- * its own INFO tells its memory) */
+/* the cluster's figures (what Redis stores, its own INFO tells) */
 static int
 wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
 {
-    wh_redis_stats_t   rs;
-    wh_engine_rl_t    *rl = (wh_engine_rl_t *) e;
+    wh_redis_stats_t   rst;
+    wh_engine_rs_t    *rs = (wh_engine_rs_t *) e;
 
-    if (rl->state->ops->stats(rl->state, out, err) != 0) {
-        return -1;
-    }
+    (void) err;
 
-    wh_redis_stats(rl->r.redis, &rs);
+    memset(out, 0, sizeof(wh_engine_stats_t));
+    wh_redis_stats(rs->r.redis, &rst);
     out->cluster = 1;
-    out->c.up = rs.state == WH_REDIS_UP;
-    memcpy(out->c.primary, rs.primary, sizeof(out->c.primary));
+    out->c.up = rst.state == WH_REDIS_UP;
+    memcpy(out->c.primary, rst.primary, sizeof(out->c.primary));
     out->c.primary[sizeof(out->c.primary) - 1] = '\0';
-    snprintf(out->c.node_id, sizeof(out->c.node_id), "%s", rl->r.node_id);
-    out->c.failovers = rs.failovers;
-    out->c.reconnects = rs.reconnects;
-    out->c.followed = rl->r.follows.count;
-    out->c.delivered = rl->r.delivered;
-    out->c.gap_messages = rl->r.gaps;
+    snprintf(out->c.node_id, sizeof(out->c.node_id), "%s", rs->r.node_id);
+    out->c.failovers = rst.failovers;
+    out->c.reconnects = rst.reconnects;
+    out->c.followed = rs->r.follows.count;
+    out->c.delivered = rs->r.delivered;
+    out->c.gap_messages = rs->r.gaps;
 
     return 0;
 }
@@ -164,8 +245,106 @@ wh_reng_presence(wh_engine_t *e, wh_str_t ws, uint64_t here)
 }
 
 
-/* the state space is the LMDB engine's: its txns carry its table, so
- * these are never reached through a txn of this engine */
+/*
+ * Notes between nodes on "wh:state": node "\0" kind "\0" ws "\0"
+ * client "\0" arg.  Fire and forget: one lost while Redis is out of
+ * reach is made up for by the RESYNC every node hears when it is back.
+ */
+
+static void
+wh_rnote_sent(void *data, redisReply *reply, const char *why)
+{
+    (void) data;
+    (void) reply;
+    (void) why;
+}
+
+
+static void
+wh_reng_state_notify(wh_engine_t *e, const wh_engine_note_t *n)
+{
+    char             msg[64 + 1 + 2 + WH_WORKSPACE_MAX + 1
+                         + WH_CMD_CLIENT_MAX + 1 + 24];
+    size_t           len, lens[3];
+    const char      *argv[3];
+    wh_engine_rs_t  *rs = (wh_engine_rs_t *) e;
+
+    len = (size_t) snprintf(msg, sizeof(msg), "%s%c%c%c%.*s%c%.*s%c%"
+                            PRIu64, rs->r.node_id, 0, (char) n->kind, 0,
+                            (int) n->ws.len, n->ws.data, 0,
+                            (int) n->client_id.len, n->client_id.data, 0,
+                            n->arg);
+
+    if (len >= sizeof(msg)) {
+        return;
+    }
+
+    argv[0] = "PUBLISH";
+    argv[1] = WH_RSTATE_CHANNEL;
+    argv[2] = msg;
+    lens[0] = 7;
+    lens[1] = sizeof(WH_RSTATE_CHANNEL) - 1;
+    lens[2] = len;
+
+    /* down: the others resync when it is back */
+    (void) wh_redis_command(rs->r.redis, wh_rnote_sent, NULL, 3, argv,
+                            lens);
+}
+
+
+static void
+wh_rnote_hand(wh_engine_rs_t *rs, const wh_engine_note_t *n)
+{
+    wh_engine_t  *e = &rs->r.base;
+
+    if (e->handler && e->handler->state) {
+        e->handler->state(e->handler_ctx, n);
+    }
+}
+
+
+static void
+wh_rnote_received(wh_engine_rs_t *rs, wh_str_t payload)
+{
+    size_t             i, n = 0;
+    wh_str_t           f[5];
+    const char        *p = payload.data, *end = payload.data + payload.len;
+    wh_engine_note_t   note;
+
+    for (i = 0; i < 5; i++) {
+        f[i].data = p;
+        p = memchr(p, '\0', (size_t) (end - p));
+        f[i].len = (p ? p : end) - f[i].data;
+        n++;
+
+        if (p == NULL) {
+            break;
+        }
+
+        p++;
+    }
+
+    if (n != 5 || f[1].len != 1) {
+        wh_log_warn(rs->r.base.log, "engine redis: a bad note on %s",
+                    WH_RSTATE_CHANNEL);
+        return;
+    }
+
+    /* this node's own: it acted on it already */
+    if (f[0].len == strlen(rs->r.node_id)
+        && memcmp(f[0].data, rs->r.node_id, f[0].len) == 0)
+    {
+        return;
+    }
+
+    note.kind = (wh_engine_note_e) f[1].data[0];
+    note.ws = f[2];
+    note.client_id = f[3];
+    note.arg = strtoull(f[4].data, NULL, 10);
+    wh_rnote_hand(rs, &note);
+}
+
+
 static const wh_engine_ops_t  wh_redis_ops = {
     .kind = "redis",
     .write = wh_reng_write,
@@ -179,12 +358,14 @@ static const wh_engine_ops_t  wh_redis_ops = {
     .hist_read = wh_rch_hist_read,
     .hist_usage = wh_reng_hist_usage,
     .hist_expire = wh_reng_hist_expire,
-    .sync_background = wh_reng_sync_background,
+    .sync_background = wh_reng_nothing,
     .check_readers = wh_reng_check_readers,
     .chan_follow = wh_rch_chan_follow,
     .presence = wh_reng_presence,
     .size = wh_reng_size,
-    .stats = wh_reng_stats
+    .stats = wh_reng_stats,
+    WH_STATE_OPS,
+    .state_notify = wh_reng_state_notify
 };
 
 
@@ -193,36 +374,56 @@ static const wh_engine_ops_t  wh_redis_ops = {
 static void
 wh_reng_on_up(void *ctx)
 {
-    wh_engine_redis_t  *re = ctx;
+    wh_engine_rs_t    *rs = ctx;
+    wh_engine_note_t   note;
 
-    wh_log_info(re->base.log, "engine redis: node \"%s\" reached the "
-                "primary", re->node_id);
-    wh_rch_up(re);
+    wh_log_info(rs->r.base.log, "engine redis: node \"%s\" reached the "
+                "primary", rs->r.node_id);
+    wh_rch_up(&rs->r);
+
+    if (rs->was_up) {
+        memset(&note, 0, sizeof(note));
+        note.kind = WH_NOTE_RESYNC;
+        wh_rnote_hand(rs, &note);
+    }
+
+    rs->was_up = 1;
 }
 
 
 static void
 wh_reng_on_down(void *ctx, const char *why)
 {
-    wh_engine_redis_t  *re = ctx;
+    wh_engine_rs_t  *rs = ctx;
 
-    wh_log_warn(re->base.log, "engine redis: the primary is lost: %s",
+    wh_log_warn(rs->r.base.log, "engine redis: the primary is lost: %s",
                 why);
-    wh_rch_down(re);
+    wh_rch_down(&rs->r);
 }
 
 
 static void
 wh_reng_on_message(void *ctx, wh_str_t channel, wh_str_t payload)
 {
-    wh_rch_message(ctx, channel, payload);
+    wh_engine_rs_t  *rs = ctx;
+
+    if (channel.len == sizeof(WH_RSTATE_CHANNEL) - 1
+        && memcmp(channel.data, WH_RSTATE_CHANNEL, channel.len) == 0)
+    {
+        wh_rnote_received(rs, payload);
+        return;
+    }
+
+    wh_rch_message(&rs->r, channel, payload);
 }
 
 
 static void
 wh_reng_on_subscribed(void *ctx, wh_str_t channel)
 {
-    wh_rch_subscribed(ctx, channel);
+    wh_engine_rs_t  *rs = ctx;
+
+    wh_rch_subscribed(&rs->r, channel);
 }
 
 
@@ -244,53 +445,66 @@ wh_reng_tick(wh_timer_t *t)
 }
 
 
+/* kv_redis's: a state write may go on */
+static void
+wh_reng_kv_wake(void *ctx)
+{
+    wh_engine_rs_t  *rs = ctx;
+
+    /* a write waiting on the loop runs again by itself */
+    if (!rs->waiting && rs->r.base.handler && rs->r.base.handler->wake) {
+        rs->r.base.handler->wake(rs->r.base.handler_ctx);
+    }
+}
+
 
 int
 wh_engine_redis_open(wh_engine_t **out, wh_loop_t *loop,
-    const wh_engine_redis_conf_t *conf, const char *storage,
-    size_t map_size, size_t max_map_size, wh_log_t *log, wh_err_t *err)
+    const wh_engine_redis_conf_t *conf, wh_log_t *log, wh_err_t *err)
 {
-    wh_engine_rl_t  *rl;
+    wh_str_t         channel = { WH_RSTATE_CHANNEL,
+                                 sizeof(WH_RSTATE_CHANNEL) - 1 };
+    wh_kvr_conf_t    kc;
+    wh_engine_rs_t  *rs;
 
-    rl = calloc(1, sizeof(wh_engine_rl_t));
+    rs = calloc(1, sizeof(wh_engine_rs_t));
 
-    if (rl == NULL) {
+    if (rs == NULL) {
         return wh_err(err, 500, "out of memory");
     }
 
-    rl->r.base.ops = &wh_redis_ops;
-    rl->r.base.log = log;
-    rl->r.conf = *conf;
-    rl->r.loop = loop;
-    rl->r.node_id = strdup(conf->node_id ? conf->node_id : "");
+    rs->r.base.ops = &wh_redis_ops;
+    rs->r.base.log = log;
+    rs->r.conf = *conf;
+    rs->r.loop = loop;
+    rs->r.node_id = strdup(conf->node_id ? conf->node_id : "");
 
-    if (rl->r.node_id == NULL) {
-        free(rl);
+    if (rs->r.node_id == NULL) {
+        free(rs);
         return wh_err(err, 500, "out of memory");
     }
 
-    if (wh_engine_lmdb_open(&rl->state, storage, map_size, max_map_size,
-                            conf->hist_len, conf->hist_ttl_ms, log, err)
-        != 0)
+    rs->r.timer.interval = WH_RTICK_MS;
+    rs->r.timer.handler = wh_reng_tick;
+    rs->r.timer.data = &rs->r;
+
+    memset(&kc, 0, sizeof(kc));
+    kc.replicas_ack = conf->replicas_ack;
+    kc.ack_timeout_ms = conf->ack_timeout_ms;
+    kc.wake = wh_reng_kv_wake;
+    kc.ctx = rs;
+
+    if (wh_loop_timer(loop, &rs->r.timer, err) != 0
+        || wh_redis_open(&rs->r.redis, loop, &conf->redis, &wh_reng_events,
+                         rs, log, err) != 0
+        || wh_kvr_open(&rs->kv, rs->r.redis, &kc, log, err) != 0
+        || wh_redis_subscribe(rs->r.redis, channel) != 0)
     {
-        free(rl->r.node_id);
-        free(rl);
+        wh_reng_close(&rs->r.base);
         return -1;
     }
 
-    rl->r.timer.interval = WH_RTICK_MS;
-    rl->r.timer.handler = wh_reng_tick;
-    rl->r.timer.data = &rl->r;
-
-    if (wh_loop_timer(loop, &rl->r.timer, err) != 0
-        || wh_redis_open(&rl->r.redis, loop, &conf->redis, &wh_reng_events,
-                         &rl->r, log, err) != 0)
-    {
-        wh_reng_close(&rl->r.base);
-        return -1;
-    }
-
-    *out = &rl->r.base;
+    *out = &rs->r.base;
 
     return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * The Redis engine (engine.h; DESIGN.md "Cluster mode"): the nodes of
- * a cluster share their channels through one Redis (or the primary
+ * a cluster share their channels and their state through one Redis (or the primary
  * Sentinel names), reached without ever blocking the loop (redis.h).
  * Its operations answer WH_ENGINE_AGAIN while Redis is asked, and wake
  * the daemon when the answer is in.
@@ -20,6 +20,10 @@
  *   wh:workspaces       set of the workspaces with channels
  *   wh:{ws}:nodes       hash: node_id -> "SESSIONS DEADLINE_MS", the
  *                       sessions of ws each node holds (presence)
+ *   wh:{ws}:kv:DB ...   the state space (clients, revocations,
+ *                       commands, jobs, sources): kv_redis.h
+ *   wh:state            pub/sub: what a node changed in the state,
+ *                       for the others' memory (engine.h's notes)
  *
  * A publish is one Lua script (id, history append and trim within the
  * length and the quota room, PUBLISH), so ids are contiguous and every
@@ -50,11 +54,8 @@ typedef struct {
 } wh_engine_redis_conf_t;
 
 
-/* starts connecting (the engine answers 503 while Redis is down) and
- * opens the state space's LMDB environment in storage (engine_lmdb.h:
- * map sizes) */
+/* starts connecting (the engine answers 503 while Redis is down) */
 int wh_engine_redis_open(wh_engine_t **out, wh_loop_t *loop,
-    const wh_engine_redis_conf_t *conf, const char *storage,
-    size_t map_size, size_t max_map_size, wh_log_t *log, wh_err_t *err);
+    const wh_engine_redis_conf_t *conf, wh_log_t *log, wh_err_t *err);
 
 #endif /* WH_ENGINE_REDIS_H */

@@ -202,49 +202,86 @@ wh_loop_turn_max(wh_loop_t *loop)
 }
 
 
+/* timers, one wait of at most max_ms (-1: until the next timer), the
+ * events it brought; -1 with err if epoll fails */
+static int
+wh_loop_turn(wh_loop_t *loop, int max_ms, int64_t *start, wh_err_t *err)
+{
+    int                 i, n, timeout;
+    int64_t             took;
+    wh_event_t         *ev;
+    struct epoll_event  events[WH_LOOP_EVENTS];
+
+    timeout = wh_loop_timers(loop);
+
+    if (max_ms >= 0 && max_ms < timeout) {
+        timeout = max_ms;
+    }
+
+    if (loop->turn_end) {
+        /* timers may have produced work */
+        loop->turn_end(loop->turn_data);
+    }
+
+    /* a turn: from epoll's answer to the next wait */
+    took = wh_loop_us() - *start;
+    loop->turn_max_us = took > loop->turn_max_us ? took : loop->turn_max_us;
+
+    n = epoll_wait(loop->epfd, events, WH_LOOP_EVENTS, timeout);
+    *start = wh_loop_us();
+
+    if (n == -1) {
+        if (errno == EINTR) {
+            return 0;
+        }
+
+        return wh_err(err, 500, "epoll_wait: %s", strerror(errno));
+    }
+
+    for (i = 0; i < n && !loop->stop; i++) {
+        ev = events[i].data.ptr;
+        ev->handler(ev, events[i].events);
+    }
+
+    if (loop->turn_end) {
+        loop->turn_end(loop->turn_data);
+    }
+
+    return 0;
+}
+
+
 int
 wh_loop_run(wh_loop_t *loop, wh_err_t *err)
 {
-    int                 i, n, timeout;
-    int64_t             start, took;
-    wh_event_t         *ev;
-    struct epoll_event  events[WH_LOOP_EVENTS];
+    int64_t  start;
 
     start = wh_loop_us();
 
     while (!loop->stop) {
-        timeout = wh_loop_timers(loop);
-
-        if (loop->turn_end) {
-            /* timers may have produced work */
-            loop->turn_end(loop->turn_data);
-        }
-
-        /* a turn: from epoll's answer to the next wait */
-        took = wh_loop_us() - start;
-        loop->turn_max_us = took > loop->turn_max_us ? took
-                                                     : loop->turn_max_us;
-
-        n = epoll_wait(loop->epfd, events, WH_LOOP_EVENTS, timeout);
-        start = wh_loop_us();
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            return wh_err(err, 500, "epoll_wait: %s", strerror(errno));
-        }
-
-        for (i = 0; i < n && !loop->stop; i++) {
-            ev = events[i].data.ptr;
-            ev->handler(ev, events[i].events);
-        }
-
-        if (loop->turn_end) {
-            loop->turn_end(loop->turn_data);
+        if (wh_loop_turn(loop, -1, &start, err) != 0) {
+            return -1;
         }
     }
 
     return 0;
+}
+
+
+int
+wh_loop_once(wh_loop_t *loop, int max_ms, wh_err_t *err)
+{
+    int                  rc;
+    int64_t              start;
+    wh_turn_handler_pt   turn_end;
+
+    /* what waits here is not a turn of the daemon's: its end of turn
+     * work (which may be what waits) does not run */
+    turn_end = loop->turn_end;
+    loop->turn_end = NULL;
+    start = wh_loop_us();
+    rc = wh_loop_turn(loop, max_ms, &start, err);
+    loop->turn_end = turn_end;
+
+    return rc;
 }

@@ -66,6 +66,9 @@ void wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t);
 
 /* runs until loop->stop is set; -1 if epoll itself fails */
 int wh_loop_run(wh_loop_t *loop, wh_err_t *err);
+/* one turn, waiting at most max_ms: for what must wait on the loop
+ * before wh_loop_run() (a cluster engine's loads at start) */
+int wh_loop_once(wh_loop_t *loop, int max_ms, wh_err_t *err);
 
 /* monotonic milliseconds */
 int64_t wh_loop_now(void);

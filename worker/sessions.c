@@ -821,3 +821,20 @@ wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb, void *ctx)
         cb(ctx, wsi->ws);
     }
 }
+
+
+void
+wh_sessions_each_client(wh_sessions_t *s, wh_client_each_pt cb, void *ctx)
+{
+    wh_clinfo_t     *ci;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&s->clients, &it)) != NULL) {
+        ci = e->value;
+
+        if (ci->open > 0) {
+            cb(ctx, ci->ws, ci->client_id);
+        }
+    }
+}

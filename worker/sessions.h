@@ -115,6 +115,12 @@ typedef struct {
 
 void wh_sessions_totals(wh_sessions_t *s, wh_sessions_totals_t *t);
 
+/* calls cb for every client that has sessions */
+typedef void (*wh_client_each_pt)(void *ctx, wh_str_t ws,
+    wh_str_t client_id);
+void wh_sessions_each_client(wh_sessions_t *s, wh_client_each_pt cb,
+    void *ctx);
+
 /* calls cb for every workspace that has sessions */
 void wh_sessions_each_workspace(wh_sessions_t *s, wh_ws_each_pt cb,
     void *ctx);
