@@ -99,6 +99,8 @@ wh_error_code(int status)
         return "too_large";
     case 429:
         return "quota_exceeded";
+    case 501:
+        return "not_implemented";
     case 507:
         return "insufficient_storage";
     case 503:

@@ -107,7 +107,8 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     }
 
     return wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0
-           || wh_cmd_note(notes, cmd, 1, NULL, wh_none, now, err) != 0
+           || wh_cmd_note(notes, cmd, WH_NOTE_CHANGED, NULL, wh_none, now,
+                          err) != 0
            || wh_cmd_advance(c, t, cmd, now, notes, &changed, err) != 0
            ? -1 : 0;
 }
@@ -329,8 +330,8 @@ wh_cmd_apply_advance(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
         gone.client_id = op->client_id;
         gone.state.status = WH_CMD_CANCELLED;
 
-        return wh_cmd_note(&op->notes, &gone, 0, NULL, op->session, now,
-                           err);
+        return wh_cmd_note(&op->notes, &gone, WH_NOTE_QUIET, NULL,
+                           op->session, now, err);
     }
 
     rc = wh_cmd_advance(c, t, &op->cmd, now, &op->notes, &changed, err);
@@ -351,7 +352,8 @@ wh_cmd_refresh_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
 {
     wh_cmd_refresh_t  *r = ctx;
 
-    return wh_cmd_note(&r->op->notes, cmd, 0, NULL, wh_none, r->now, err);
+    return wh_cmd_note(&r->op->notes, cmd, WH_NOTE_QUIET, NULL, wh_none,
+                       r->now, err);
 }
 
 
@@ -381,6 +383,7 @@ static int
 wh_cmd_apply_refresh(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
     int64_t now, wh_err_t *err)
 {
+    int                rc;
     wh_qcmd_t         *q;
     wh_qclient_t      *qc;
     wh_command_t       gone;
@@ -402,15 +405,29 @@ wh_cmd_apply_refresh(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
             continue;
         }
 
-        memset(&gone, 0, sizeof(gone));
-        gone.ws = op->ws;
-        gone.id = q->id;
-        gone.client_id = op->client_id;
-        gone.state.status = WH_CMD_CANCELLED;
+        /* ended elsewhere: its job, if it runs here, learns how */
+        rc = wh_etxn_ops(t)->cmd_get(t, op->ws, q->id, &gone, err);
 
-        if (wh_cmd_note(&op->notes, &gone, 0, NULL, wh_none, now, err)
-            != 0)
-        {
+        if (rc < 0) {
+            return -1;
+        }
+
+        if (rc == 1) {
+            rc = wh_cmd_note(&op->notes, &gone, WH_NOTE_CHANGED_ELSEWHERE,
+                             NULL, wh_none, now, err);
+            wh_command_free(&gone);
+
+        } else {
+            memset(&gone, 0, sizeof(gone));
+            gone.ws = op->ws;
+            gone.id = q->id;
+            gone.client_id = op->client_id;
+            gone.state.status = WH_CMD_CANCELLED;
+            rc = wh_cmd_note(&op->notes, &gone, WH_NOTE_QUIET, NULL,
+                             wh_none, now, err);
+        }
+
+        if (rc != 0) {
             return -1;
         }
     }

@@ -18,7 +18,7 @@ struct wh_cmd_note_s {
     wh_cmd_state_t    state;
     unsigned          priority;
     uint64_t          seq;
-    int               publish;        /* a status change */
+    int               publish;        /* WH_NOTE_CHANGED, ... */
     wh_peer_t        *peer;           /* a delivery to this session */
     wh_buf_t          event;          /* "$commands" data */
     wh_buf_t          command;        /* the device_command text */
@@ -28,10 +28,20 @@ struct wh_cmd_note_s {
 };
 
 
+/* what a note is besides memory's new view of the command */
+enum {
+    WH_NOTE_QUIET = 0,              /* nothing changed */
+    WH_NOTE_CHANGED,                /* its status changed here: counted,
+                                     * announced, told to its job */
+    WH_NOTE_CHANGED_ELSEWHERE       /* cluster: another node changed it
+                                     * and announced it; its job (run
+                                     * here) learns of it */
+};
+
 void wh_cmd_notes_clear(wh_cmd_notes_t *notes);
 
-/* notes the command's state as it is now; publish: it changed; peer:
- * it is delivered to that session */
+/* notes the command's state as it is now; publish: one of the above;
+ * peer: it is delivered to that session */
 int wh_cmd_note(wh_cmd_notes_t *notes, const wh_command_t *cmd,
     int publish, wh_peer_t *peer, wh_str_t session, int64_t now,
     wh_err_t *err);

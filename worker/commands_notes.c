@@ -89,7 +89,8 @@ wh_cmd_note(wh_cmd_notes_t *notes, const wh_command_t *cmd, int publish,
     *notes->tail = n;
     notes->tail = &n->next;
 
-    if ((publish && wh_cmd_json_event(&n->event, cmd) != 0)
+    if ((publish == WH_NOTE_CHANGED
+         && wh_cmd_json_event(&n->event, cmd) != 0)
         || (peer && wh_cmd_json_device(&n->command, cmd, now) != 0))
     {
         return wh_err(err, 503, "out of memory");
@@ -186,16 +187,18 @@ wh_note_act(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
         wh_link_send(n->peer, &m);
     }
 
-    if (!n->publish) {
+    if (n->job.len && n->publish != WH_NOTE_QUIET
+        && c->job_changed != NULL)
+    {
+        c->job_changed(c->job_ctx, n->ws, n->job, n->job_idx,
+                       n->state.status);
+    }
+
+    if (n->publish != WH_NOTE_CHANGED) {
         return;
     }
 
     wh_note_count(c, n);
-
-    if (n->job.len && c->job_changed != NULL) {
-        c->job_changed(c->job_ctx, n->ws, n->job, n->job_idx,
-                       n->state.status);
-    }
 
     data.data = (const char *) n->event.data;
     data.len = n->event.len;
@@ -220,7 +223,7 @@ wh_note_tell(wh_commands_t *c, wh_cmd_notes_t *notes)
     }
 
     for (n = notes->head; n != NULL; n = n->next) {
-        if (!n->publish) {
+        if (n->publish != WH_NOTE_CHANGED) {
             continue;
         }
 
@@ -296,7 +299,8 @@ wh_cmd_change(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         return -1;
     }
 
-    return wh_cmd_note(notes, cmd, 1, to == WH_CMD_SENT ? peer : NULL,
+    return wh_cmd_note(notes, cmd, WH_NOTE_CHANGED,
+                       to == WH_CMD_SENT ? peer : NULL,
                        session, now, err);
 }
 
@@ -423,6 +427,6 @@ wh_cmd_advance(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     default:
         /* only memory learns when it is next due */
         *changed = 0;
-        return wh_cmd_note(notes, cmd, 0, NULL, session, now, err);
+        return wh_cmd_note(notes, cmd, WH_NOTE_QUIET, NULL, session, now, err);
     }
 }

@@ -245,6 +245,8 @@ typedef struct {
 typedef struct {
     wh_str_t         ws, id, command, payload, issued_by;
     wh_str_t         target;        /* its JSON text, as the API shows */
+    wh_str_t         node;          /* cluster: the node_id that runs
+                                     * its rollout; "" on one node */
     int              status;        /* wh_job_status_e (jobs.h) */
     unsigned         priority;
     unsigned         abort_percent; /* abort.failure_percent */
@@ -487,6 +489,8 @@ struct wh_engine_s {
      * write of a cluster engine waits, turning the loop itself, rather
      * than answer WH_ENGINE_AGAIN */
     int                         serving;
+    /* cluster engines: this node's node_id; NULL on one node */
+    const char                 *node_id;
 };
 
 

@@ -484,6 +484,8 @@ wh_engine_redis_open(wh_engine_t **out, wh_loop_t *loop,
         return wh_err(err, 500, "out of memory");
     }
 
+    rs->r.base.node_id = rs->r.node_id;
+
     rs->r.timer.interval = WH_RTICK_MS;
     rs->r.timer.handler = wh_reng_tick;
     rs->r.timer.data = &rs->r;

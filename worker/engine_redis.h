@@ -1,7 +1,8 @@
 /*
  * The Redis engine (engine.h; DESIGN.md "Cluster mode"): the nodes of
- * a cluster share their channels and their state through one Redis (or the primary
- * Sentinel names), reached without ever blocking the loop (redis.h).
+ * a cluster share their channels and their state through one Redis (or
+ * the primary Sentinel names), reached without ever blocking the loop
+ * (redis.h).
  * Its operations answer WH_ENGINE_AGAIN while Redis is asked, and wake
  * the daemon when the answer is in.
  *

@@ -161,8 +161,8 @@ wh_jobs_find(wh_jobs_t *j, wh_str_t ws, wh_str_t id)
 static int
 wh_job_rec_copy(wh_job_t *dst, const wh_job_t *rec)
 {
-    wh_str_t    strs[6];
-    wh_str_t   *d[6];
+    wh_str_t    strs[7];
+    wh_str_t   *d[7];
     wh_job_t    tmp = *rec;
 
     strs[0] = rec->ws;
@@ -176,10 +176,12 @@ wh_job_rec_copy(wh_job_t *dst, const wh_job_t *rec)
     d[2] = &tmp.command;
     d[3] = &tmp.payload;
     d[4] = &tmp.issued_by;
+    strs[6] = rec->node;
     d[5] = &tmp.target;
+    d[6] = &tmp.node;
     tmp.mem = NULL;
 
-    if (wh_strs_copy(&tmp.mem, d, strs, 6) != 0) {
+    if (wh_strs_copy(&tmp.mem, d, strs, 7) != 0) {
         return -1;
     }
 
@@ -1545,6 +1547,14 @@ wh_jobs_load_one(void *ctx, wh_job_t *job, wh_err_t *err)
 {
     wh_job_t           *p;
     wh_jobs_loading_t  *l = ctx;
+    wh_engine_t        *e = l->t->engine;
+
+    /* cluster: another node's job is that node's to run */
+    if (e->node_id != NULL
+        && !wh_str_eq(job->node, wh_cstr(e->node_id)))
+    {
+        return 0;
+    }
 
     if (job->status == WH_JOB_CREATING) {
         p = realloc(l->creating, (l->ncreating + 1) * sizeof(wh_job_t));

@@ -446,6 +446,8 @@ wh_jobs_create(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
 
     op->rec.series = 1;
     op->rec.created_ms = wh_time_ms();
+    /* cluster: this node runs its rollout (the engine keeps the id) */
+    op->rec.node = wh_cstr(j->engine->node_id ? j->engine->node_id : "");
     op->started_us = wh_loop_now() * 1000;
     op->reply = wh_jobs_reply;
     op->peer = peer;

@@ -648,8 +648,6 @@ wh_sources_write_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_source_write_t  *w = ctx;
 
-    /* the table of the txn's engine: the Redis engine's state is an
-     * LMDB engine of the node's own */
     if (wh_etxn_ops(t)->source_put == NULL) {
         return wh_err(err, 503, "the %s engine keeps no sources",
                       wh_etxn_ops(t)->kind);
@@ -668,6 +666,15 @@ wh_sources_write_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 static int
 wh_sources_write(wh_sources_t *s, wh_source_write_t *w, wh_err_t *err)
 {
+    /* a cluster engine answers after the loop turned: this write, made
+     * in the call, cannot wait for it (and every node would run what
+     * is stored) */
+    if (wh_engine_shared(s->engine)) {
+        return wh_err(err, 501, "run-time sources are not kept in cluster "
+                      "mode: define the source in the wirehubd.conf of "
+                      "one node");
+    }
+
     if (wh_engine_write(s->engine, WH_ENGINE_STATE, wh_sources_write_txn, w,
                         err) != 0
         || wh_engine_sync(s->engine, err) != 0)
@@ -723,6 +730,10 @@ wh_sources_load(wh_sources_t *s)
     wh_err_t          err;
     wh_str_t          ws;
     wh_source_def_t   def;
+
+    if (wh_engine_shared(s->engine)) {
+        return;
+    }
 
     all = json_array();
 

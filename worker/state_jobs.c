@@ -39,7 +39,8 @@ wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
     size_t      i;
     wh_str_t    strs[WH_JOB_STRS];
     wh_str_t   *dst[WH_JOB_STRS];
-    const char *keys[] = { "command", "payload", "issued_by", "target" };
+    const char *keys[] = { "command", "payload", "issued_by", "target",
+                           "node" };
 
     memset(out, 0, sizeof(wh_job_t));
     strs[0] = ws;
@@ -50,8 +51,9 @@ wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
     dst[3] = &out->payload;
     dst[4] = &out->issued_by;
     dst[5] = &out->target;
+    dst[6] = &out->node;
 
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 5; i++) {
         strs[2 + i] = wh_state_str(obj, keys[i]);
     }
 
@@ -72,7 +74,7 @@ wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
     out->cursor = (uint64_t) wh_state_int(obj, "cursor");
     out->skipped = (uint64_t) wh_state_int(obj, "skipped");
 
-    return wh_strs_copy(&out->mem, dst, strs, 6);
+    return wh_strs_copy(&out->mem, dst, strs, WH_JOB_STRS);
 }
 
 
@@ -81,15 +83,17 @@ wh_job_encode(const wh_job_t *job)
 {
     char      *text;
     json_t    *obj;
-    wh_str_t   cmd, payload, by, target;
+    wh_str_t   cmd, payload, by, target, node;
 
+    node = wh_state_set(job->node);
     cmd = wh_state_set(job->command);
     payload = wh_state_set(job->payload);
     by = wh_state_set(job->issued_by);
     target = wh_state_set(job->target);
 
-    obj = json_pack("{s:s%,s:s%,s:s%,s:s%,s:i,s:i,s:i,s:i,s:i,s:I,s:I,"
-                    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+    obj = json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%,s:i,s:i,s:i,s:i,s:i,s:I,"
+                    "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+                    "node", node.data, node.len,
                     "command", cmd.data, cmd.len,
                     "payload", payload.data, payload.len,
                     "issued_by", by.data, by.len,
