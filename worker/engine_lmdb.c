@@ -109,8 +109,8 @@ wh_lmdb_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
                          &bytes, err) != 0
         || wh_store_db_size(l->history, l->history->hist, &out->messages,
                             &out->history_bytes, err) != 0
-        || wh_store_db_size(l->state, l->dbi[WH_KV_CLIENTS], &out->clients, &bytes,
-                            err) != 0)
+        || wh_store_db_size(l->state, l->dbi[WH_KV_CLIENTS], &out->clients,
+                            &bytes, err) != 0)
     {
         return -1;
     }

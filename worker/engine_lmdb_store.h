@@ -3,12 +3,12 @@
  * (engine_lmdb.h), which has two.  The state store holds what was
  * promised durable (the databases of kv.h: clients, commands,
  * revocations, jobs, sources, written by state_*.c through kv_lmdb.c)
- * and is synced on every commit.  The history store holds per channel its metadata
- * (last id, first id still in history, epoch, creation time) and its
- * history, and runs with MDB_NOSYNC: lmdb.h warns that a system crash
- * can then corrupt the whole environment, so nothing durable may share
- * it.  Both have an info DB ("format", "role").  Keys are encoded
- * as keys.h says.
+ * and is synced on every commit.  The history store holds per channel
+ * its metadata (last id, first id still in history, epoch, creation
+ * time) and its history, and runs with MDB_NOSYNC: lmdb.h warns that a
+ * system crash can then corrupt the whole environment, so nothing
+ * durable may share it.  Both have an info DB ("format", "role").  Keys
+ * are encoded as keys.h says.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,

@@ -61,6 +61,21 @@ wh_state_get(wh_etxn_t *t, wh_kv_db_e db, const void *key, size_t klen,
 
 
 int
+wh_state_get_rec(wh_etxn_t *t, wh_kv_db_e db, wh_str_t ws, wh_str_t id,
+    size_t max, wh_kv_val_t *val, const char *what, wh_err_t *err)
+{
+    unsigned char  key[WH_STATE_KEY_MAX];
+
+    if (id.len == 0 || id.len > max) {
+        return 0;
+    }
+
+    return wh_state_get(t, db, key, wh_key_pair(key, ws, id), val, what,
+                        err);
+}
+
+
+int
 wh_state_put(wh_etxn_t *t, wh_kv_db_e db, const void *key, size_t klen,
     const void *val, size_t vlen, const char *what, wh_err_t *err)
 {

@@ -124,6 +124,10 @@ int wh_state_fail(int rc, const char *what, wh_err_t *err);
 /* 1 found (*val set), 0 not, else as wh_state_fail */
 int wh_state_get(wh_etxn_t *t, wh_kv_db_e db, const void *key,
     size_t klen, wh_kv_val_t *val, const char *what, wh_err_t *err);
+/* the record of db under ws "\0" id, as wh_state_get; 0 for an id no
+ * record has (empty, or longer than max) */
+int wh_state_get_rec(wh_etxn_t *t, wh_kv_db_e db, wh_str_t ws, wh_str_t id,
+    size_t max, wh_kv_val_t *val, const char *what, wh_err_t *err);
 int wh_state_put(wh_etxn_t *t, wh_kv_db_e db, const void *key,
     size_t klen, const void *val, size_t vlen, const char *what,
     wh_err_t *err);

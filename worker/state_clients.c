@@ -71,14 +71,9 @@ wh_state_client_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
 {
     int            rc;
     wh_kv_val_t    v;
-    unsigned char  key[WH_STATE_KEY_MAX];
 
-    if (id.len == 0 || id.len > WH_CMD_CLIENT_MAX) {
-        return 0;
-    }
-
-    rc = wh_state_get(t, WH_KV_CLIENTS, key, wh_key_pair(key, ws, id), &v,
-                      "reading a client", err);
+    rc = wh_state_get_rec(t, WH_KV_CLIENTS, ws, id, WH_CMD_CLIENT_MAX, &v,
+                          "reading a client", err);
 
     if (rc <= 0 || out == NULL) {
         return rc;

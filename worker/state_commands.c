@@ -261,14 +261,9 @@ wh_state_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_command_t *out,
     json_t        *obj;
     wh_kv_val_t    v;
     json_error_t   je;
-    unsigned char  key[WH_STATE_KEY_MAX];
 
-    if (id.len == 0 || id.len > WH_CMD_ID_MAX) {
-        return 0;
-    }
-
-    rc = wh_state_get(t, WH_KV_COMMANDS, key, wh_key_pair(key, ws, id), &v,
-                      "reading a command", err);
+    rc = wh_state_get_rec(t, WH_KV_COMMANDS, ws, id, WH_CMD_ID_MAX, &v,
+                          "reading a command", err);
 
     if (rc <= 0) {
         return rc;

@@ -154,14 +154,9 @@ wh_state_job_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_job_t *out,
 {
     int            rc;
     wh_kv_val_t    v;
-    unsigned char  key[WH_STATE_KEY_MAX];
 
-    if (id.len == 0 || id.len > WH_CMD_ID_MAX) {
-        return 0;
-    }
-
-    rc = wh_state_get(t, WH_KV_JOBS, key, wh_key_pair(key, ws, id), &v,
-                      "reading a job", err);
+    rc = wh_state_get_rec(t, WH_KV_JOBS, ws, id, WH_CMD_ID_MAX, &v,
+                          "reading a job", err);
 
     if (rc <= 0) {
         return rc;

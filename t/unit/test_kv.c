@@ -61,6 +61,28 @@ assert_key(const wh_kv_val_t *k, wh_kv_val_t want)
 }
 
 
+/* the cursor goes to op, and finds want there */
+static void
+at(wh_kv_cur_t *c, wh_kv_val_t *k, wh_kv_val_t *v, wh_kv_op_e op,
+    wh_kv_val_t want)
+{
+    wh_err_t  err;
+
+    assert_int_equal(wh_kv_cur_get(c, k, v, op, &err), 0);
+    assert_key(k, want);
+}
+
+
+/* the cursor finds nothing at op */
+static void
+none(wh_kv_cur_t *c, wh_kv_val_t *k, wh_kv_val_t *v, wh_kv_op_e op)
+{
+    wh_err_t  err;
+
+    assert_int_equal(wh_kv_cur_get(c, k, v, op, &err), WH_KV_NOTFOUND);
+}
+
+
 static void
 begin(fixture_t *f)
 {
@@ -197,13 +219,10 @@ test_empty_database(void **state)
     fixture_t    *f = *state;
 
     assert_int_equal(wh_kv_cur_open(f->t, WH_KV_JOBS, &c, &err), 0);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, &err),
-                     WH_KV_NOTFOUND);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_LAST, &err),
-                     WH_KV_NOTFOUND);
+    none(c, &k, &v, WH_KV_FIRST);
+    none(c, &k, &v, WH_KV_LAST);
     k = K("a");
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err),
-                     WH_KV_NOTFOUND);
+    none(c, &k, &v, WH_KV_SET_RANGE);
     wh_kv_cur_close(c);
 }
 
@@ -220,6 +239,20 @@ fill(fixture_t *f)
 }
 
 
+/* a cursor over what fill() put */
+static wh_kv_cur_t *
+filled(fixture_t *f)
+{
+    wh_err_t      err;
+    wh_kv_cur_t  *c;
+
+    fill(f);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+
+    return c;
+}
+
+
 static void
 test_cursor_both_ways(void **state)
 {
@@ -228,34 +261,23 @@ test_cursor_both_ways(void **state)
     wh_kv_cur_t  *c;
     fixture_t    *f = *state;
 
-    fill(f);
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    c = filled(f);
 
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, &err), 0);
-    assert_key(&k, K("ws\0a"));
+    at(c, &k, &v, WH_KV_FIRST, K("ws\0a"));
     assert_key(&v, K("1"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("ws\0b"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("wt"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err),
-                     WH_KV_NOTFOUND);
+    at(c, &k, &v, WH_KV_NEXT, K("ws\0b"));
+    at(c, &k, &v, WH_KV_NEXT, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_NEXT, K("wt"));
+    none(c, &k, &v, WH_KV_NEXT);
 
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_LAST, &err), 0);
-    assert_key(&k, K("wt"));
+    at(c, &k, &v, WH_KV_LAST, K("wt"));
     assert_key(&v, K("4"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_PREV, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_GET_CURRENT, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_PREV, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_GET_CURRENT, K("ws\0b\0" "1"));
     assert_key(&v, K("3"));
     assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_PREV, &err), 0);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_PREV, &err), 0);
-    assert_key(&k, K("ws\0a"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_PREV, &err),
-                     WH_KV_NOTFOUND);
+    at(c, &k, &v, WH_KV_PREV, K("ws\0a"));
+    none(c, &k, &v, WH_KV_PREV);
 
     wh_kv_cur_close(c);
 }
@@ -269,39 +291,31 @@ test_set_range(void **state)
     wh_kv_cur_t  *c;
     fixture_t    *f = *state;
 
-    fill(f);
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    c = filled(f);
 
     /* a key that is there */
     k = K("ws\0b");
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err), 0);
-    assert_key(&k, K("ws\0b"));
+    at(c, &k, &v, WH_KV_SET_RANGE, K("ws\0b"));
     assert_key(&v, K("2"));
 
     /* between two: the next one, and then on from there */
     k = K("ws\0" "aa");
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err), 0);
-    assert_key(&k, K("ws\0b"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_SET_RANGE, K("ws\0b"));
+    at(c, &k, &v, WH_KV_NEXT, K("ws\0b\0" "1"));
 
     /* the prefix alone: the first key with it */
     k = K("ws\0");
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err), 0);
-    assert_key(&k, K("ws\0a"));
+    at(c, &k, &v, WH_KV_SET_RANGE, K("ws\0a"));
 
     /* past the last, then back from the end (cmd_list_ws's walk) */
     k = K("x");
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err),
-                     WH_KV_NOTFOUND);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_LAST, &err), 0);
-    assert_key(&k, K("wt"));
+    none(c, &k, &v, WH_KV_SET_RANGE);
+    at(c, &k, &v, WH_KV_LAST, K("wt"));
 
     /* found, then one back */
     k = K("wt");
     assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err), 0);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_PREV, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_PREV, K("ws\0b\0" "1"));
 
     wh_kv_cur_close(c);
 }
@@ -316,15 +330,13 @@ test_cur_del_then_next(void **state)
     wh_kv_cur_t  *c;
     fixture_t    *f = *state;
 
-    fill(f);
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    c = filled(f);
 
     /* deleting the entry under the cursor: NEXT is the one after it */
     k = K("ws\0b");
     assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, &err), 0);
     assert_int_equal(wh_kv_cur_del(c, &err), 0);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_NEXT, K("ws\0b\0" "1"));
     k = K("ws\0b");
     assert_int_equal(wh_kv_get(f->t, WH_KV_CMD_WS, &k, &v, &err),
                      WH_KV_NOTFOUND);
@@ -344,12 +356,9 @@ test_cur_del_then_next(void **state)
     /* what is left, read by a new cursor, which sees the txn's writes */
     put(f, WH_KV_CMD_WS, K("a"), "0");
     assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, &err), 0);
-    assert_key(&k, K("a"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err), 0);
-    assert_key(&k, K("wt"));
-    assert_int_equal(wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, &err),
-                     WH_KV_NOTFOUND);
+    at(c, &k, &v, WH_KV_FIRST, K("a"));
+    at(c, &k, &v, WH_KV_NEXT, K("wt"));
+    none(c, &k, &v, WH_KV_NEXT);
     wh_kv_cur_close(c);
 }
 
