@@ -3,9 +3,10 @@
 #                     Wirehub beside Nchan, a Node.js server, Mosquitto's
 #                     WebSocket listener and the floor (about 9 minutes)
 #   make bench-quick  the same scenarios, small and short (about 2 minutes)
-#   make bench-cluster  fan-out over two nodes on one redis-server beside
-#                     one LMDB node (cluster mode; BENCH_SIZE=full for
-#                     the large size; about a minute quick)
+#   make bench-cluster  fan-out and durable commands over two nodes on
+#                     one redis-server beside one LMDB node (cluster
+#                     mode; BENCH_SIZE=full for the large size; about two
+#                     minutes quick)
 #   make soak         churn and failures for SOAK_SECONDS (default 30 min)
 #                     with SOAK_CLIENTS subscribers, then a verdict
 #                     (bench/soak; not part of make test)
@@ -53,8 +54,8 @@ BENCH_SIZE ?= quick
 
 bench-cluster: deps
 	$(MAKE) all bench-tools
-	$(PYTHON) bench/bench.py --$(BENCH_SIZE) --only fanout_cluster \
-	    --servers wirehub,cluster
+	$(PYTHON) bench/bench.py --$(BENCH_SIZE) \
+	    --only fanout_cluster,commands_cluster --servers wirehub,cluster
 
 # Every other SOAK_* knob (bench/README.md) reaches bench/soak from the
 # environment or the make command line as it is.

@@ -64,10 +64,13 @@ SCENARIO_SERVERS = {
     # cluster mode: the same fan-out over two nodes on one redis-server
     # beside one LMDB node (`make bench-cluster`)
     "fanout_cluster": ["wirehub", "cluster"],
+    # durable commands, devices spread over the two nodes and the API
+    # too: half the commands cross nodes
+    "commands_cluster": ["wirehub", "cluster"],
 }
 
 # run only when named (--only): make bench-cluster
-OPT_IN = ["fanout_cluster"]
+OPT_IN = ["fanout_cluster", "commands_cluster"]
 
 # Scenario sizes.  "workers" is the nginx worker count (Wirehub and Nchan
 # alike); Node, Mosquitto and the floor are single-threaded by design.
@@ -94,6 +97,8 @@ FULL = {
                           duration=10, workers=1, procs=1),
     "fanout_cluster": dict(conns=10000, window=8, warmup=3, duration=10,
                            workers=1, procs=2),
+    "commands_cluster": dict(conns=1000, window=256, pub_conns=64, warmup=3,
+                             duration=10, workers=1, procs=1),
 }
 
 QUICK = {
@@ -116,6 +121,8 @@ QUICK = {
                           duration=2, workers=1, procs=1),
     "fanout_cluster": dict(conns=2000, window=8, warmup=1, duration=3,
                            workers=1, procs=1),
+    "commands_cluster": dict(conns=200, window=128, pub_conns=32, warmup=1,
+                             duration=2, workers=1, procs=1),
 }
 
 NOT_MEASURED = []
@@ -664,7 +671,7 @@ MODES = {"fanout_max": "fanout", "fanout_rate": "fanout", "many": "many",
          "idle": "idle", "connect_hs256": "connect",
          "connect_es256": "connect", "mqtt_ingest": "many",
          "commands_max": "commands", "commands_rate": "commands",
-         "fanout_cluster": "fanout"}
+         "fanout_cluster": "fanout", "commands_cluster": "commands"}
 
 
 def wsload_args(scenario, params, server):
@@ -923,7 +930,35 @@ def metric_rows(sizes):
          hist_ms("ack_us", "p99"), "%.1f", "commands_ack"),
         ("commands_rate", "", "server CPU us/command",
          lambda r: get(r, "server", "cpu_us_per_delivery"), "%.0f", None),
-    ] + cluster_rows(sizes.get("fanout_cluster"), rate, cpu)
+    ] + cluster_rows(sizes.get("fanout_cluster"), rate, cpu) \
+      + commands_cluster_rows(sizes.get("commands_cluster"))
+
+
+def commands_cluster_rows(cc):
+    if cc is None:
+        return []
+    return [
+        ("commands_cluster", "durable commands via API, %s devices over "
+         "2 nodes, max rate" % fmt_int(cc["conns"]), "accepted/s",
+         lambda r: get(r, "publishes_per_s"), "%.0f", None),
+        ("commands_cluster", "", "202 p99 ms", hist_ms("publish_us", "p99"),
+         "%.1f", None),
+        ("commands_cluster", "", "end-to-end ack p99 ms",
+         hist_ms("ack_us", "p99"), "%.1f", None),
+        ("commands_cluster", "", "server CPU us/command (Redis included)",
+         lambda r: get(r, "server", "cpu_us_per_delivery"), "%.0f", None),
+        ("commands_cluster", "", "of which Redis us/command",
+         redis_us_per_command, "%.1f", None),
+    ]
+
+
+def redis_us_per_command(r):
+    """Redis's own CPU over the measured window, per command accepted."""
+    used, rate = r.get("redis_cpu_s"), get(r, "publishes_per_s")
+    duration = get(r, "params", "duration")
+    if used is None or not rate or not duration:
+        return None
+    return used * 1e6 / (rate * duration)
 
 
 def redis_us_per_delivery(r):

@@ -559,8 +559,11 @@ def test_primary_failover_during_commands(cluster, opened):
         for cid in acked:
             status, doc = api.call("GET", "/commands/" + cid)
             assert status == 200 and doc["status"] == "completed", doc
-            assert [h["status"] for h in doc["history"]] == \
-                ["pending", "sent", "completed"], doc
+            # a delivery whose commit the failover left unconfirmed is
+            # sent again after the ack window: the agent got it once
+            steps = [h["status"] for h in doc["history"]]
+            assert steps[0] == "pending" and steps[-1] == "completed" \
+                and set(steps[1:-1]) == {"sent"}, doc
     finally:
         api.close()
     record_metric("cluster_failover_commands", {

@@ -1344,16 +1344,21 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
     wh_map_iter_t     it = { 0, NULL };
     wh_map_entry_t   *e;
 
-    for (i = 0; i < WH_KV_NDBS; i++) {
+    for (i = 0, j = 1; i < WH_KV_NDBS; i++) {
         nw += t->sorted[i].n;
+
+        for (m = 0; m < t->sorted[i].n; m++) {
+            o = t->sorted[i].items[m];
+            j += wh_kvr_tag(o->db, o->key, o->klen).len + 1;
+        }
     }
 
     n = 4 + 2 * k->versions.count + 5 * nw;
     argv = calloc(n, sizeof(char *));
     lens = calloc(n, sizeof(size_t));
-    /* each write's tag and database name, NUL-terminated, side by
-     * side: argv points into it */
-    tags = malloc(nw * (WH_WORKSPACE_MAX + 1) + 1);
+    /* each write's tag, NUL-terminated, side by side: argv points into
+     * it */
+    tags = malloc(j);
 
     if (argv == NULL || lens == NULL || tags == NULL) {
         wh_err(err, 503, "out of memory");
