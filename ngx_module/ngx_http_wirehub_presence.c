@@ -127,6 +127,27 @@ ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf)
 }
 
 
+/*
+ * The sessions still waiting for SESSION_ACCEPT get their 101 now: the
+ * client is not kept waiting for it while wirehubd is away.
+ */
+
+void
+ngx_http_wirehub_sessions_link_down(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_queue_t                 *q;
+    ngx_http_wirehub_session_t  *s;
+
+    for (q = ngx_queue_head(&wmcf->sessions);
+         q != ngx_queue_sentinel(&wmcf->sessions);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_http_wirehub_session_t, queue);
+        ngx_http_wirehub_greeted(s);
+    }
+}
+
+
 ngx_http_wirehub_session_t *
 ngx_http_wirehub_session_find(ngx_http_wirehub_main_conf_t *wmcf,
     wh_str_t *id)
