@@ -47,11 +47,10 @@ def one_read_after_handshake(port, token):
     return key, data
 
 
-def test_101_and_connection_status_arrive_in_one_read(ngx):
-    workspace = chan.unique("hs")
+def assert_greeted_in_one_read(port, workspace):
     for i in range(5):
         key, data = one_read_after_handshake(
-            ngx.port, chan.token("hs-%d" % i, workspace))
+            port, chan.token("hs-%d" % i, workspace))
         assert b"\r\n\r\n" in data, data
         head, rest = data.split(b"\r\n\r\n", 1)
         status, _, headers = wh.parse_head(head + b"\r\n\r\n")
@@ -68,6 +67,20 @@ def test_101_and_connection_status_arrive_in_one_read(ngx):
         assert msg["data"]["client_id"] == "hs-%d" % i, msg
         assert msg["data"]["workspace"] == workspace, msg
         assert end == len(rest), rest
+
+
+def test_101_and_connection_status_arrive_in_one_read(ngx):
+    """With wirehubd the 101 waits for its SESSION_ACCEPT."""
+    assert_greeted_in_one_read(ngx.port, chan.unique("hs"))
+
+
+def test_without_daemon_101_and_status_arrive_in_one_read(nginx_factory,
+                                                          keys):
+    """wirehub_daemon off: connection_status is queued at once."""
+    ngx = nginx_factory(http="wirehub_daemon off;\n" + wh.jwt_directives(),
+                        server="location /ws/ { wirehub_websocket; }",
+                        daemon=False, tag="nolink")
+    assert_greeted_in_one_read(ngx.port, wh.WORKSPACE)
 
 
 async def publish_burst(port, token, channel, count, size=16):
