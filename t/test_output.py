@@ -1,12 +1,11 @@
 """The output path through the real stack (nginx with the module, wirehubd):
-the 101 response and connection_status leave in one write; frames queued
-for a connection while it waits for its turn leave together, in order;
-a message published during a large fan-out reaches every subscriber, in
-order, nothing lost (issue 18: corked fan-out, the handshake in one
-write).
+the 101 response and connection_status leave in one write (one read gets
+both); a burst of messages to one subscriber arrives whole and in order;
+messages published during a large fan-out (written in slices, frames
+queued meanwhile leaving together) reach every subscriber, in order,
+nothing lost (issue 18: corked fan-out, the handshake in one write).
 """
 
-import asyncio
 import json
 import socket
 
