@@ -96,6 +96,8 @@ typedef struct {
     u_char                          *recv_buf;    /* shared by sessions */
     size_t                           recv_size;
     ngx_http_wirehub_out_t          *free_out;
+    ngx_queue_t                      writes;      /* write events queued */
+    ngx_event_t                      write_slice;
 
     ngx_http_wirehub_link_t         *link;
     ngx_http_wirehub_zlib_t         *zlib;

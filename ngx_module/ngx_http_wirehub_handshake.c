@@ -412,14 +412,20 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
     r->headers_out.content_length_n = -1;
     r->keepalive = 0;
 
+    /*
+     * Not flushed: the write filter holds the 101 back (it is smaller
+     * than postpone_output), the session takes it over and sends it with
+     * connection_status, in one write.  With wirehubd that waits for its
+     * SESSION_ACCEPT.
+     */
+
+    s->greeting = (s->handlers == &ngx_http_wirehub_client_handlers
+                   && s->main_conf->link != NULL);
+
     rc = ngx_http_send_header(r);
 
     if (rc == NGX_ERROR || rc > NGX_OK) {
         return rc;
-    }
-
-    if (ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR) {
-        return NGX_ERROR;
     }
 
     /* the connection now belongs to the session until it is closed */

@@ -50,6 +50,7 @@ typedef struct {
     char                              *kid;      /* NULL: none */
     unsigned char                     *secret;   /* HMAC only */
     size_t                             secret_len;
+    EVP_MAC_CTX                       *mac;      /* HMAC: keyed once */
     EVP_PKEY                          *pkey;     /* the others, parsed once */
     size_t                             sig_len;
 } ngx_http_wirehub_jwt_key_t;

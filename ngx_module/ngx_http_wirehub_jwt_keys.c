@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -180,6 +181,48 @@ ngx_http_wirehub_jwt_keys_check_kid(const ngx_http_wirehub_jwt_keys_t *keys,
 }
 
 
+/*
+ * An HMAC context keyed once with the secret: each verification starts
+ * again from the hashed key (EVP_MAC_init() without a key), about a
+ * quarter of what HMAC() costs when it fetches and keys all anew.
+ */
+static int
+ngx_http_wirehub_jwt_mac_init(ngx_http_wirehub_jwt_key_t *k, char *err,
+    size_t err_len)
+{
+    int           ok;
+    EVP_MAC      *mac;
+    OSSL_PARAM    params[2];
+
+    mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+    if (mac == NULL) {
+        ERR_clear_error();
+        ngx_http_wirehub_jwt_error(err, err_len, "no HMAC in OpenSSL");
+        return -1;
+    }
+
+    k->mac = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                    (char *) EVP_MD_get0_name(k->alg->md()), 0);
+    params[1] = OSSL_PARAM_construct_end();
+
+    ok = k->mac != NULL
+         && EVP_MAC_init(k->mac, k->secret, k->secret_len, params) == 1;
+
+    ERR_clear_error();
+
+    if (!ok) {
+        ngx_http_wirehub_jwt_error(err, err_len, "cannot key %s",
+                                   k->alg->name);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 /* fills the key material of k: a secret, or a parsed public key */
 static int
 ngx_http_wirehub_jwt_key_init(ngx_http_wirehub_jwt_key_t *k,
@@ -206,7 +249,8 @@ ngx_http_wirehub_jwt_key_init(ngx_http_wirehub_jwt_key_t *k,
         memcpy(k->secret, key, key_len);
         k->secret_len = key_len;
         k->sig_len = alg->sig_len;
-        return 0;
+
+        return ngx_http_wirehub_jwt_mac_init(k, err, err_len);
     }
 
     k->pkey = ngx_http_wirehub_jwt_pem_read(alg, key, key_len, 0, err,
@@ -228,6 +272,7 @@ ngx_http_wirehub_jwt_key_free(ngx_http_wirehub_jwt_key_t *k)
         ngx_http_wirehub_jwt_free_secret(k->secret, k->secret_len);
     }
 
+    EVP_MAC_CTX_free(k->mac);
     EVP_PKEY_free(k->pkey);
     free(k->kid);
 }

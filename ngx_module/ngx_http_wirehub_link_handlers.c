@@ -14,11 +14,13 @@
 
 
 static void ngx_http_wirehub_link_is_up(ngx_http_wirehub_main_conf_t *wmcf);
+static void ngx_http_wirehub_link_is_down(
+    ngx_http_wirehub_main_conf_t *wmcf);
 
 
 const ngx_http_wirehub_link_handlers_t  ngx_http_wirehub_link_handlers = {
     ngx_http_wirehub_link_is_up,
-    ngx_http_wirehub_channels_link_down,
+    ngx_http_wirehub_link_is_down,
     {
         [WH_LINK_SUBSCRIBED] = ngx_http_wirehub_channel_subscribed,
         [WH_LINK_MESSAGE] = ngx_http_wirehub_channel_message,
@@ -38,4 +40,12 @@ ngx_http_wirehub_link_is_up(ngx_http_wirehub_main_conf_t *wmcf)
 {
     ngx_http_wirehub_sessions_link_up(wmcf);
     ngx_http_wirehub_channels_link_up(wmcf);
+}
+
+
+static void
+ngx_http_wirehub_link_is_down(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_http_wirehub_channels_link_down(wmcf);
+    ngx_http_wirehub_sessions_link_down(wmcf);
 }

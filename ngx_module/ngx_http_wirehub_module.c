@@ -1014,6 +1014,7 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_http_wirehub_output_init(wmcf, cycle->log);
     ngx_http_wirehub_channels_init(wmcf);
     ngx_http_wirehub_authz_init(wmcf);
     ngx_http_wirehub_presence_init(wmcf);

@@ -3,7 +3,14 @@
  * Wirehub: the output side of a session.  Frames are reference-counted and
  * may sit on many sessions' queues at once (a channel message is framed
  * once per worker); each session keeps a list of (frame, bytes sent) and
- * writes it with one writev() per event-loop turn.
+ * writes it with one send() or writev() per turn.
+ *
+ * The write events of sessions with something new to send wait on one
+ * queue of the worker, written in slices: between two slices the worker
+ * goes back to epoll, reads the link, and a message that arrives meanwhile
+ * is queued behind the frames of the sessions not written yet, leaving
+ * with them in the same write, instead of waiting for the whole fan-out
+ * of the message before it.
  */
 
 
@@ -12,7 +19,10 @@
 #include "wh_json.h"
 
 
-#define NGX_HTTP_WIREHUB_IOVS  64
+#define NGX_HTTP_WIREHUB_IOVS         64
+
+/* session writes per slice: about a millisecond and a half of sends */
+#define NGX_HTTP_WIREHUB_WRITE_SLICE  256
 
 
 static ngx_uint_t ngx_http_wirehub_over_limit(ngx_http_wirehub_session_t *s,
@@ -25,6 +35,22 @@ static ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_alloc(
     ngx_log_t *log, ngx_uint_t framing, size_t len, u_char **body);
 static void ngx_http_wirehub_sse_seal(ngx_http_wirehub_out_frame_t *frame,
     ngx_uint_t framing, u_char *body, u_char *last);
+static void ngx_http_wirehub_post_write(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_connection_t *c);
+static void ngx_http_wirehub_write_slice(ngx_event_t *ev);
+static ngx_int_t ngx_http_wirehub_send_one(ngx_http_wirehub_session_t *s);
+
+
+void
+ngx_http_wirehub_output_init(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_log_t *log)
+{
+    ngx_queue_init(&wmcf->writes);
+
+    wmcf->write_slice.handler = ngx_http_wirehub_write_slice;
+    wmcf->write_slice.data = wmcf;
+    wmcf->write_slice.log = log;
+}
 
 
 ngx_http_wirehub_out_frame_t *
@@ -392,10 +418,61 @@ ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
     }
 
     if (!c->write->posted && c->write->ready) {
-        ngx_post_event(c->write, &ngx_posted_events);
+        ngx_http_wirehub_post_write(wmcf, c);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The write event waits on the worker's queue (a posted event to nginx:
+ * closing the connection takes it off wherever it is).
+ */
+
+static void
+ngx_http_wirehub_post_write(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_connection_t *c)
+{
+    ngx_post_event(c->write, &wmcf->writes);
+
+    if (!wmcf->write_slice.posted) {
+        ngx_post_event(&wmcf->write_slice, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * Writes a slice of the queue; the rest waits for the next turn of the
+ * event loop, after the events that came meanwhile (the link above all).
+ * A session written in this slice that gets a new frame later is queued
+ * again at the tail, so each connection keeps its order and none waits
+ * for more than one pass over the others.
+ */
+
+static void
+ngx_http_wirehub_write_slice(ngx_event_t *ev)
+{
+    ngx_uint_t                     n;
+    ngx_queue_t                   *q;
+    ngx_event_t                   *wev;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    wmcf = ev->data;
+
+    for (n = 0; !ngx_queue_empty(&wmcf->writes); n++) {
+
+        if (n == NGX_HTTP_WIREHUB_WRITE_SLICE) {
+            ngx_post_event(ev, &ngx_posted_next_events);
+            return;
+        }
+
+        q = ngx_queue_head(&wmcf->writes);
+        wev = ngx_queue_data(q, ngx_event_t, queue);
+
+        ngx_delete_posted_event(wev);
+        wev->handler(wev);
+    }
 }
 
 
@@ -487,7 +564,28 @@ ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
     c = s->connection;
     wmcf = s->main_conf;
 
+    /* the 101 waits for connection_status, to leave in the same write */
+
+    if (s->greeting && !s->close_sent && !s->close_queued && !s->failed) {
+        return NGX_OK;
+    }
+
     while (s->out) {
+
+        if (s->out->next == NULL) {
+            /* the usual case in a fan-out: one frame, one send() */
+
+            if (ngx_http_wirehub_send_one(s) != NGX_OK) {
+                c->error = 1;
+                return NGX_ERROR;
+            }
+
+            if (!c->write->ready) {
+                return ngx_handle_write_event(c->write, 0);
+            }
+
+            continue;
+        }
 
         i = 0;
 
@@ -514,6 +612,10 @@ ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
 
         n = (size_t) (c->sent - sent);
         s->out_bytes -= n;
+
+        if (n) {
+            s->head_queued = 0;
+        }
 
         while (n && s->out) {
             out = s->out;
@@ -545,8 +647,145 @@ ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
 
 
 /*
+ * The response header the write filter held back (it is smaller than
+ * postpone_output and was not flushed) goes first on the queue, so that
+ * it leaves with the first frames in one write.
+ */
+
+ngx_int_t
+ngx_http_wirehub_send_head(ngx_http_wirehub_session_t *s, ngx_chain_t *in)
+{
+    u_char                        *p;
+    size_t                         len;
+    ngx_chain_t                   *cl;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_out_frame_t  *frame;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    len = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        if (!ngx_buf_in_memory_only(cl->buf)) {
+            return NGX_DECLINED;
+        }
+
+        len += cl->buf->last - cl->buf->pos;
+    }
+
+    wmcf = s->main_conf;
+
+    frame = ngx_alloc(offsetof(ngx_http_wirehub_out_frame_t, data) + len,
+                      s->connection->log);
+    if (frame == NULL) {
+        return NGX_ERROR;
+    }
+
+    out = wmcf->free_out;
+
+    if (out) {
+        wmcf->free_out = out->next;
+
+    } else {
+        out = ngx_alloc(sizeof(ngx_http_wirehub_out_t), s->connection->log);
+        if (out == NULL) {
+            ngx_free(frame);
+            return NGX_ERROR;
+        }
+    }
+
+    p = frame->data;
+
+    for (cl = in; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        cl->buf->pos = cl->buf->last;
+    }
+
+    frame->refs = 1;
+    frame->len = len;
+    frame->msg_id = 0;
+
+    out->frame = frame;
+    out->sent = 0;
+    out->next = s->out;
+
+    if (s->out == NULL) {
+        s->out_last = &out->next;
+    }
+
+    s->out = out;
+    s->out_bytes += len;
+    s->head_queued = 1;
+
+    return NGX_OK;
+}
+
+
+/* connection_status is queued, or will not be: the 101 may go */
+
+void
+ngx_http_wirehub_greeted(ngx_http_wirehub_session_t *s)
+{
+    ngx_connection_t  *c;
+
+    if (!s->greeting) {
+        return;
+    }
+
+    s->greeting = 0;
+    c = s->connection;
+
+    if (s->out && !s->closed && !c->write->posted && c->write->ready) {
+        ngx_http_wirehub_post_write(s->main_conf, c);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_send_one(ngx_http_wirehub_session_t *s)
+{
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_http_wirehub_out_t        *out;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    c = s->connection;
+    out = s->out;
+
+    n = c->send(c, out->frame->data + out->sent,
+                out->frame->len - out->sent);
+
+    if (n == NGX_AGAIN) {
+        return NGX_OK;
+    }
+
+    if (n == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    s->out_bytes -= n;
+    out->sent += n;
+    s->head_queued = 0;
+
+    if (out->sent < out->frame->len) {
+        return NGX_OK;
+    }
+
+    wmcf = s->main_conf;
+
+    s->out = NULL;
+    s->out_last = &s->out;
+    ngx_http_wirehub_frame_release(out->frame);
+    out->next = wmcf->free_out;
+    wmcf->free_out = out;
+
+    return NGX_OK;
+}
+
+
+/*
  * Forgets queued frames that have not started to go out; a partially
- * written frame must be completed or the stream would be corrupt.
+ * written frame must be completed or the stream would be corrupt, and the
+ * 101 response held back for the first frames still goes first.
  */
 
 void
@@ -562,7 +801,9 @@ ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
     for (out = s->out; out; out = next) {
         next = out->next;
 
-        if (keep_partial && out->sent) {
+        if (keep_partial
+            && (out->sent || (out == s->out && s->head_queued)))
+        {
             prev = &out->next;
             continue;
         }

@@ -14,6 +14,9 @@
 
 static ngx_int_t ngx_http_wirehub_session_send_open(
     ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_sessions_each(ngx_http_wirehub_main_conf_t *wmcf,
+    void (*handler)(ngx_http_wirehub_session_t *s));
+static void ngx_http_wirehub_session_reopen(ngx_http_wirehub_session_t *s);
 
 
 static ngx_int_t
@@ -108,22 +111,46 @@ ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
 }
 
 
-void
-ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf)
+static void
+ngx_http_wirehub_sessions_each(ngx_http_wirehub_main_conf_t *wmcf,
+    void (*handler)(ngx_http_wirehub_session_t *s))
 {
-    ngx_queue_t                 *q;
-    ngx_http_wirehub_session_t  *s;
+    ngx_queue_t  *q;
 
     for (q = ngx_queue_head(&wmcf->sessions);
          q != ngx_queue_sentinel(&wmcf->sessions);
          q = ngx_queue_next(q))
     {
-        s = ngx_queue_data(q, ngx_http_wirehub_session_t, queue);
-
-        if (s->opened && !s->closed) {
-            (void) ngx_http_wirehub_session_send_open(s);
-        }
+        handler(ngx_queue_data(q, ngx_http_wirehub_session_t, queue));
     }
+}
+
+
+static void
+ngx_http_wirehub_session_reopen(ngx_http_wirehub_session_t *s)
+{
+    if (s->opened && !s->closed) {
+        (void) ngx_http_wirehub_session_send_open(s);
+    }
+}
+
+
+void
+ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_http_wirehub_sessions_each(wmcf, ngx_http_wirehub_session_reopen);
+}
+
+
+/*
+ * The sessions still waiting for SESSION_ACCEPT get their 101 now: the
+ * client is not kept waiting for it while wirehubd is away.
+ */
+
+void
+ngx_http_wirehub_sessions_link_down(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_http_wirehub_sessions_each(wmcf, ngx_http_wirehub_greeted);
 }
 
 

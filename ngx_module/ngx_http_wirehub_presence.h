@@ -20,6 +20,8 @@ void ngx_http_wirehub_session_update(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
     const char *reason);
 void ngx_http_wirehub_sessions_link_up(ngx_http_wirehub_main_conf_t *wmcf);
+void ngx_http_wirehub_sessions_link_down(
+    ngx_http_wirehub_main_conf_t *wmcf);
 void ngx_http_wirehub_session_accepted(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
 ngx_http_wirehub_session_t *ngx_http_wirehub_session_find(

@@ -106,6 +106,8 @@ ngx_http_wirehub_send_connection_status(ngx_http_wirehub_session_t *s,
         return NGX_ERROR;
     }
 
+    ngx_http_wirehub_greeted(s);
+
     return ngx_http_wirehub_reply(s, status, NULL);
 }
 

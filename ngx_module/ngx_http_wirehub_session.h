@@ -138,6 +138,8 @@ struct ngx_http_wirehub_session_s {
     unsigned                         close_queued:1;
     unsigned                         drain_wanted:1;
     unsigned                         framing:2;   /* _framing_e */
+    unsigned                         greeting:1;  /* 101 held back */
+    unsigned                         head_queued:1;  /* s->out: the 101 */
 };
 
 
@@ -179,6 +181,8 @@ void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
 void ngx_http_wirehub_session_cleanup(void *data);
 
 /* ngx_http_wirehub_output.c */
+void ngx_http_wirehub_output_init(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_log_t *log);
 ngx_http_wirehub_out_frame_t *ngx_http_wirehub_frame_create(
     ngx_log_t *log, unsigned opcode, u_char *payload, size_t len);
 void ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame);
@@ -196,6 +200,9 @@ ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_event(ngx_log_t *log,
 ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_raw(ngx_log_t *log,
     ngx_uint_t framing, u_char *text, size_t len);
 ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
+ngx_int_t ngx_http_wirehub_send_head(ngx_http_wirehub_session_t *s,
+    ngx_chain_t *in);
+void ngx_http_wirehub_greeted(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s);
 ngx_int_t ngx_http_wirehub_session_hold(ngx_http_wirehub_session_t *s,
     size_t len);

@@ -116,6 +116,24 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     r = s->request;
     c = s->connection;
 
+    /* the 101 the write filter held back: it goes with the first frames */
+
+    if (r->out && !c->buffered) {
+        switch (ngx_http_wirehub_send_head(s, r->out)) {
+
+        case NGX_OK:
+            r->out = NULL;
+            break;
+
+        case NGX_ERROR:
+            ngx_http_wirehub_finalize(s, 0);
+            return NGX_ERROR;
+
+        default:
+            break;
+        }
+    }
+
     if (r->out || c->buffered) {
         /* the tail of the 101 response, if the socket was full then */
 
