@@ -36,6 +36,7 @@ NODE_SERVER = """
 location /ws/ { wirehub_websocket; }
 location /api/ { wirehub_api; }
 location = /healthz { wirehub_api; }
+location = /metrics { wirehub_metrics; }
 """
 
 FRONT_HTTP = """

@@ -81,7 +81,7 @@ def test_concurrent_read_modify_write(redis_single):
     assert (check["counter"], check["keys"]) == (900, 900)
 
     # the layout kv_redis.h documents
-    assert r.command("HGET", "wh:{#g}:kv:cmd_meta", "counter") == b"900"
+    assert r.command("HGET", "wh:{#cmd_meta}:kv:cmd_meta", "counter") == b"900"
     assert r.command("ZRANGE", "wh:s:ws:clients", "0", "-1") \
         == [b"w0", b"w1", b"w2"]
     assert sum(r.command("HLEN", "wh:{w%d}:kv:clients" % i)

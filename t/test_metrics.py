@@ -316,6 +316,9 @@ CLUSTER_FAMILIES = {
     "wirehubd_engine_followed_channels": "gauge",
     "wirehubd_engine_delivered_total": "counter",
     "wirehubd_engine_gap_messages_total": "counter",
+    "wirehubd_engine_state_commits_total": "counter",
+    "wirehubd_engine_state_conflicts_total": "counter",
+    "wirehubd_engine_state_reads_total": "counter",
 }
 if wh.ENGINE == "redis":
     DAEMON_FAMILIES = dict(DAEMON_FAMILIES, **CLUSTER_FAMILIES)

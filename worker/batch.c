@@ -56,11 +56,13 @@ wh_batch_txn(wh_etxn_t *t, void *ctx, wh_err_t *err)
 }
 
 
-/* takes the queued ops, the "first" ones ahead */
+/* takes the queued ops, the "first" ones ahead: all of them, or the
+ * first max_ops */
 static wh_op_t *
 wh_batch_take(wh_batch_t *b)
 {
-    wh_op_t  *ops;
+    size_t     n;
+    wh_op_t   *ops, **cut;
 
     if (b->first != NULL) {
         *b->first_tail = b->head;
@@ -73,7 +75,27 @@ wh_batch_take(wh_batch_t *b)
     b->first_tail = &b->first;
     b->head = NULL;
     b->tail = &b->head;
-    b->pending = 0;
+
+    if (b->max_ops == 0 || b->pending <= b->max_ops) {
+        b->pending = 0;
+        return ops;
+    }
+
+    /* the rest waits for the next round, in its order (those queued
+     * first among them stay ahead of what comes) */
+    for (n = 0, cut = &ops; n < b->max_ops; n++) {
+        cut = &(*cut)->next;
+    }
+
+    b->first = *cut;
+    *cut = NULL;
+
+    for (cut = &b->first; *cut != NULL; cut = &(*cut)->next) {
+        /* void */
+    }
+
+    b->first_tail = cut;
+    b->pending -= b->max_ops;
 
     return ops;
 }

@@ -64,6 +64,8 @@ struct wh_batch_s {
     wh_op_t                *first, **first_tail;   /* run first */
     wh_op_t                *head, **tail;
     size_t                  pending;
+    size_t                  max_ops;    /* ops in one txn at most; 0 no
+                                         * limit */
     wh_batch_hook_pt        begin;
     wh_batch_hook_pt        end;
     wh_batch_committed_pt   committed;

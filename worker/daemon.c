@@ -23,6 +23,10 @@
 #include "listenfd.h"
 
 
+/* ops in one state write of a cluster engine */
+#define WH_DAEMON_CLUSTER_BATCH  32
+
+
 #define WH_SYNC_INTERVAL_MS     1000
 #define WH_READERS_INTERVAL_MS  60000
 #define WH_DRAIN_TIMEOUT_MS     2000
@@ -601,6 +605,13 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
         d->sessions.elsewhere_ctx = d;
     }
     wh_batch_init(&d->batch, d->engine, &d->log);
+
+    /* a cluster engine's txn reads over the network and is refused if
+     * another node changed what it read meanwhile: small txns, short
+     * windows (one LMDB txn takes all a turn queued) */
+    if (wh_engine_shared(d->engine)) {
+        d->batch.max_ops = WH_DAEMON_CLUSTER_BATCH;
+    }
 
     if (wh_daemon_commands(d, err) != 0) {
         return -1;

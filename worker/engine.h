@@ -228,6 +228,11 @@ typedef struct {
     uint64_t       followed;        /* channels followed by this node */
     uint64_t       delivered;       /* messages delivered to them */
     uint64_t       gap_messages;    /* of those, read back after a gap */
+    uint64_t       state_commits;   /* state writes applied in Redis */
+    uint64_t       state_conflicts; /* of the commits tried, refused: a
+                                     * read changed meanwhile (another
+                                     * node); the write ran again */
+    uint64_t       state_reads;     /* reads sent for state writes */
 } wh_engine_cluster_t;
 
 /* what the engine holds, from counts it keeps (no scan), for /metrics */

@@ -216,6 +216,7 @@ wh_reng_size(wh_engine_t *e)
 static int
 wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
 {
+    wh_kvr_stats_t     ks;
     wh_redis_stats_t   rst;
     wh_engine_rs_t    *rs = (wh_engine_rs_t *) e;
 
@@ -233,6 +234,10 @@ wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
     out->c.followed = rs->r.follows.count;
     out->c.delivered = rs->r.delivered;
     out->c.gap_messages = rs->r.gaps;
+    wh_kvr_stats(rs->kv, &ks);
+    out->c.state_commits = ks.commits;
+    out->c.state_conflicts = ks.conflicts;
+    out->c.state_reads = ks.fetches;
 
     return 0;
 }

@@ -12,10 +12,9 @@
 
 
 /* entries a range read fetches at once */
-#define WH_KVR_PAGE     128
-#define WH_KVR_GLOBAL   "#g"
-/* a workspace, or WH_KVR_GLOBAL, with the "wh:{}:kz:" and the name of
- * a database around it */
+#define WH_KVR_PAGE     32
+/* a workspace, or "#" and the name of a database not keyed by one,
+ * with the "wh:{}:kz:" and the name of a database around it */
 #define WH_KVR_KEY_MAX  (WH_WORKSPACE_MAX + 32)
 
 
@@ -63,8 +62,8 @@ static const char  wh_kvr_lua_range[] =
     "  end\n"
     "end\n"
     "if not wk then\n"
-    "  ver('#g')\n"
-    "  scan('#g', bound)\n"
+    "  ver('#' .. db)\n"
+    "  scan('#' .. db, bound)\n"
     "else\n"
     "  local ws0 = nil\n"
     "  if bound ~= '' then\n"
@@ -119,7 +118,8 @@ static const char  wh_kvr_lua_commit[] =
     "  if op == 'P' then\n"
     "    redis.call('HSET', h, k, ARGV[i + 4])\n"
     "    redis.call('ZADD', z, 0, k)\n"
-    "    if t ~= '#g' and redis.call('ZADD', 'wh:s:ws:' .. db, 0, t) == 1\n"
+    "    if string.sub(t, 1, 1) ~= '#'\n"
+    "       and redis.call('ZADD', 'wh:s:ws:' .. db, 0, t) == 1\n"
     "    then redis.call('HINCRBY', 'wh:sv', '#w:' .. db, 1) end\n"
     "    i = i + 5\n"
     "  else\n"
@@ -225,18 +225,30 @@ struct wh_kvr_s {
 
 static const wh_kv_ops_t  wh_kvr_ops;
 
+/* the tags of the databases not keyed by workspace (kv.c's table says
+ * which: each of them has its entry here, its name after "#", the
+ * range script's '#' .. db) */
+static const char  *wh_kvr_global[WH_KV_NDBS] = {
+    [WH_KV_CMD_META] = "#cmd_meta",
+    [WH_KV_CMD_ENDED] = "#cmd_ended"
+};
+
 
 /* ----------------------------------------------------------- names */
 
 
-/* the tag of a key of db: its workspace, or "#g" */
+/* the tag of a key of db: its workspace, or "#" and the database's
+ * name (its own version: a command's end, indexed in cmd_ended, does
+ * not conflict with a read of the seq in cmd_meta) */
 static wh_str_t
 wh_kvr_tag(wh_kv_db_e db, const char *key, size_t klen)
 {
     const char  *z;
-    wh_str_t     t = { WH_KVR_GLOBAL, sizeof(WH_KVR_GLOBAL) - 1 };
+    wh_str_t     t;
 
     if (!wh_kv_dbs[db].ws_keyed) {
+        t.data = wh_kvr_global[db] ? wh_kvr_global[db] : "#";
+        t.len = strlen(t.data);
         return t;
     }
 

@@ -16,7 +16,7 @@
  * replicas_ack, and the run that follows the wake gets the result of
  * the committed run without running again.
  *
- * Keys (T: the workspace for a database keyed by workspace, "#g" for
+ * Keys (T: the workspace for a database keyed by workspace, "#DB" for
  * the others; workspace names never hold '#'):
  *
  *   wh:{T}:kv:DB   hash: key -> value

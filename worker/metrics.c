@@ -285,6 +285,15 @@ wh_metrics_cluster(wh_prom_t *p, const wh_engine_cluster_t *c)
     wh_prom_counter(p, "wirehubd_engine_gap_messages_total",
                     "Of those, messages read back from Redis history after "
                     "a gap (a lost connection).", c->gap_messages);
+    wh_prom_counter(p, "wirehubd_engine_state_commits_total",
+                    "State writes (commands, clients, jobs) applied in "
+                    "Redis.", c->state_commits);
+    wh_prom_counter(p, "wirehubd_engine_state_conflicts_total",
+                    "State writes refused at their commit because another "
+                    "node changed what they read; each ran again.",
+                    c->state_conflicts);
+    wh_prom_counter(p, "wirehubd_engine_state_reads_total",
+                    "Reads sent to Redis for state writes.", c->state_reads);
 }
 
 
