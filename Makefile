@@ -16,6 +16,8 @@ SAN        := -fsanitize=address,undefined -fno-omit-frame-pointer \
 
 MODULE     := $(BUILD)/ngx_http_wirehub_module.so
 DAEMON     := $(BUILD)/wirehubd
+# make test builds everything first, this many jobs at once
+JOBS       ?= $(shell nproc)
 
 MODULE_SRCS := config docs/openapi.json scripts/embed-openapi.sh \
                $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
@@ -23,6 +25,9 @@ DAEMON_SRCS := $(wildcard worker/*.c common/*.c)
 DAEMON_HDRS := $(wildcard worker/*.h common/*.h)
 DAEMON_LIBS := -llmdb -ljansson -lmosquitto -lhiredis -lssl -lcrypto \
                -lpthread
+# one object per source: compiled in parallel, and once for both wirehubd
+# and `make layers`, which reads them
+DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
 
 UNIT_TESTS :=
 FUZZERS    :=
@@ -83,10 +88,12 @@ endef
 NGX_CC_OPT := $(WARN) -Wno-unused-parameter -O2 -g -fPIC
 $(eval $(call nginx_module_rules,$(NGX_BUILD),$(MODULE),$(NGX_CC_OPT),))
 
-$(DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
-	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    $(DAEMON_LIBS)
+$(BUILD)/obj/%.o: %.c $(DAEMON_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -c -o $@ $<
+
+$(DAEMON): $(DAEMON_OBJS)
+	$(CC) $(CFLAGS) -o $@ $(DAEMON_OBJS) $(DAEMON_LIBS)
 
 deps:
 	@./scripts/deps.sh
@@ -126,14 +133,8 @@ redis-probe: $(BUILD)/redis_probe $(BUILD)/asan/redis_probe \
              $(BUILD)/kv_probe $(BUILD)/asan/kv_probe
 
 # Layers: no file calls into a file that calls back into it.  Read from the
-# module's objects as nginx built them, and from wirehubd's compiled one by
-# one (scripts/check-layers.py says why the module object is ignored).
-DAEMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(DAEMON_SRCS))
-
-$(BUILD)/obj/%.o: %.c $(DAEMON_HDRS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -c -o $@ $<
-
+# module's objects as nginx built them, and from wirehubd's (scripts/
+# check-layers.py says why the module object is ignored).
 layers: $(MODULE) $(DAEMON_OBJS)
 	$(PYTHON) scripts/check-layers.py --ignore ngx_http_wirehub_module \
 	    $(NGX_BUILD)/objs/addon/*/*.o
@@ -149,7 +150,9 @@ $(BUILD)/unit/test_$(1): $$($(1)_SRCS) $$(wildcard ngx_module/*.h common/*.h)
 endef
 $(foreach t,$(UNIT_TESTS),$(eval $(call unit_rule,$(t))))
 
-unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
+UNIT_BINS := $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
+
+unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_TESTS); do \
 	    echo "== unit: $$t"; $(BUILD)/unit/test_$$t; done
 
@@ -160,19 +163,21 @@ unit: $(foreach t,$(UNIT_TESTS),$(BUILD)/unit/test_$(t))
 FUZZ_CORPUS := t/fuzz/corpus
 
 define fuzz_rule
-$(BUILD)/fuzz/fuzz_$(1): $$(fuzz_$(1)_SRCS) $$(wildcard ngx_module/*.h common/*.h worker/*.h)
+$(BUILD)/fuzz/fuzz_$(1): $$(fuzz_$(1)_SRCS) \
+    $$(wildcard ngx_module/*.h common/*.h worker/*.h)
 	@mkdir -p $(BUILD)/fuzz
 	clang -O1 -g -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined $(DEP_CFLAGS) \
 	    $$(fuzz_$(1)_CFLAGS) -o $$@ $$(fuzz_$(1)_SRCS) $$(fuzz_$(1)_LIBS)
 endef
 $(foreach f,$(FUZZERS),$(eval $(call fuzz_rule,$(f))))
+FUZZ_BINS := $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 
 # `make fuzz` runs each target FUZZ_SECONDS from its seeds, copied to
 # build/fuzz/corpus_NAME: what it finds stays there, the committed corpus is
 # not touched; a crash is written to build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
-fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZERS); do mkdir -p $(BUILD)/fuzz/corpus_$$f; \
 	    if [ -d $(FUZZ_CORPUS)/$$f ]; then \
 	        cp -n $(FUZZ_CORPUS)/$$f/* $(BUILD)/fuzz/corpus_$$f/ || true; fi; \
@@ -184,7 +189,7 @@ fuzz: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 # only inputs with new coverage; if that passes FUZZ_MERGE_MAX files, edges
 # alone (-use_counters=0) decide.  Review and commit t/fuzz/corpus after.
 FUZZ_MERGE_MAX ?= 280
-fuzz-merge: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+fuzz-merge: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZERS); do m=$(BUILD)/fuzz/merge_$$f; \
 	    mkdir -p $(FUZZ_CORPUS)/$$f $(BUILD)/fuzz/corpus_$$f; \
 	    for counters in 1 0; do rm -rf $$m; \
@@ -198,7 +203,7 @@ fuzz-merge: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
 	         "$$(du -sh $(FUZZ_CORPUS)/$$f | cut -f1)"; done
 
 # every target over its committed corpus once, under ASan/UBSan (make test)
-fuzz-replay: $(foreach f,$(FUZZERS),$(BUILD)/fuzz/fuzz_$(f))
+fuzz-replay: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZERS); do \
 	    echo "== fuzz-replay: $$f ($$(ls $(FUZZ_CORPUS)/$$f | wc -l) inputs)"; \
 	    $(BUILD)/fuzz/fuzz_$$f -runs=0 -artifact_prefix=$(BUILD)/fuzz/ \
@@ -210,7 +215,13 @@ integration: all
 
 # The integration suite against ASan/UBSan builds of the module and
 # wirehubd.  nginx itself is Debian's: a wrapper preloads the sanitizer
-# runtimes into it.  Any report fails the run.
+# runtimes into it.  Any report fails the run.  Left out (t/pytest.ini
+# says which is which; make integration runs them): the heavy tests, load
+# and measurements whose code paths lighter tests take under the
+# sanitizers too, at several times the CPU; the browser tests, whose
+# requests the Python tests make too; the nosan ones, which run none of
+# these builds and would repeat the plain pass unchanged.
+ASAN_SKIP   := not heavy and not browser and not nosan
 ASAN_BUILD  := $(BUILD)/asan
 ASAN_NGX    := $(ASAN_BUILD)/nginx
 ASAN_MODULE := $(ASAN_BUILD)/ngx_http_wirehub_module.so
@@ -220,12 +231,17 @@ ASAN_LOGS   := $(ASAN_BUILD)/logs
 
 ASAN_CC_OPT := $(WARN) -Wno-unused-parameter -O1 -g -fPIC $(SAN)
 ASAN_CONF   := --with-ld-opt="-fsanitize=address,undefined"
-$(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),$(ASAN_CONF)))
+$(eval $(call nginx_module_rules,$(ASAN_NGX),$(ASAN_MODULE),$(ASAN_CC_OPT),\
+    $(ASAN_CONF)))
 
-$(ASAN_DAEMON): $(DAEMON_SRCS) $(DAEMON_HDRS)
-	@mkdir -p $(ASAN_BUILD)
-	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(DAEMON_SRCS) \
-	    $(DAEMON_LIBS)
+ASAN_OBJS := $(patsubst %.c,$(ASAN_BUILD)/obj/%.o,$(DAEMON_SRCS))
+
+$(ASAN_BUILD)/obj/%.o: %.c $(DAEMON_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -c -o $@ $<
+
+$(ASAN_DAEMON): $(ASAN_OBJS)
+	$(CC) -O1 -g $(SAN) -o $@ $(ASAN_OBJS) $(DAEMON_LIBS)
 
 $(ASAN_NGINX):
 	@mkdir -p $(ASAN_BUILD)
@@ -234,20 +250,26 @@ $(ASAN_NGINX):
 	    "$$($(CC) -print-file-name=libubsan.so)" > $@
 	chmod +x $@
 
+ASAN_BINS := $(ASAN_MODULE) $(ASAN_DAEMON) $(ASAN_NGINX)
+
 test-asan: deps
-	$(MAKE) $(ASAN_MODULE) $(ASAN_DAEMON) $(ASAN_NGINX)
+	$(MAKE) $(ASAN_BINS)
 	rm -rf $(ASAN_LOGS)
 	mkdir -p $(ASAN_LOGS)
 	ASAN_OPTIONS=detect_leaks=0:log_path=$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
 	WIREHUB_NGINX=$(ASAN_NGINX) WIREHUB_MODULE=$(ASAN_MODULE) \
-	WIREHUBD=$(ASAN_DAEMON) $(PYTHON) -m pytest -q t/
+	WIREHUBD=$(ASAN_DAEMON) $(PYTHON) -m pytest -q -m "$(ASAN_SKIP)" t/
 	@if [ -n "$$(ls $(ASAN_LOGS))" ]; then \
 	    echo "sanitizer reports in $(ASAN_LOGS):"; \
 	    head -60 $(ASAN_LOGS)/*; exit 1; fi
 
+# Every phase's programs are built first, JOBS at once (the nginx trees
+# configure while the rest compiles); the phases then only run.
 test: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) --output-sync=target all \
+	    $(UNIT_BINS) $(FUZZ_BINS) $(ASAN_BINS) $(BUILD)/redis_probe \
+	    $(BUILD)/asan/redis_probe
 	$(MAKE) layers
 	$(MAKE) unit
 	$(MAKE) fuzz-replay

@@ -1,7 +1,8 @@
 /*
- * Wirehub link protocol (WH_LINK_VERSION): the frames between every nginx worker
- * process and wirehubd.  worker/LINK.md is the normative description;
- * this codec is shared by both sides so they cannot drift apart.
+ * Wirehub link protocol (WH_LINK_VERSION): the frames between every
+ * nginx worker process and wirehubd.  worker/LINK.md is the normative
+ * description; this codec is shared by both sides so they cannot drift
+ * apart.
  *
  * Only libc is used here: the nginx module compiles this file too.
  */

@@ -474,6 +474,7 @@ def test_fleet_spreads_reconnects_after_nginx_restart(daemon, ws,
 # -------------------------------------------------------------- install
 
 
+@pytest.mark.nosan
 def test_pip_installs_offline(tmp_path):
     """`pip install ./clients/python` into a venv, without network (the
     system's setuptools and websockets through --system-site-packages)."""
@@ -500,6 +501,7 @@ def test_pip_installs_offline(tmp_path):
 # ----------------------------------------------------- the library alone
 
 
+@pytest.mark.nosan
 def test_backoff_full_jitter():
     b = Backoff(0.5, 4.0)
     windows = []
@@ -518,6 +520,7 @@ def test_backoff_full_jitter():
     assert 0.45 < percentile(samples, 50) < 0.55
 
 
+@pytest.mark.nosan
 def test_retry_after_of():
     assert retry_after_of("retry_after=30") == 30
     assert retry_after_of('{"retry_after":12}') == 12
@@ -526,6 +529,7 @@ def test_retry_after_of():
     assert retry_after_of(None) is None
 
 
+@pytest.mark.nosan
 def test_journal_survives_reopen(tmp_path):
     state = str(tmp_path / "state")
     j = Journal(state)
@@ -545,6 +549,7 @@ def test_journal_survives_reopen(tmp_path):
         ["c-1.acked", "c-1.json", "c-2.json"]
 
 
+@pytest.mark.nosan
 def test_journal_odd_ids_damage_and_pruning(tmp_path):
     state = str(tmp_path / "state")
     j = Journal(state)
@@ -575,6 +580,7 @@ def test_journal_odd_ids_damage_and_pruning(tmp_path):
     assert os.listdir(os.path.join(state, "journal")) == ["c-9.json"]
 
 
+@pytest.mark.nosan
 def test_journal_in_memory():
     j = Journal(None)
     assert not j.durable

@@ -68,6 +68,7 @@ def wait_subscribers(api, channel, want, timeout=5.0):
 # ------------------------------------------------------ order, completeness
 
 
+@pytest.mark.heavy
 def test_5000_messages_reach_200_subscribers_on_both_workers(ngx):
     workspace = chan.unique("order")
     channel = "orders/stream"
@@ -425,6 +426,7 @@ def test_latency_publish_to_delivery(ngx):
     assert p99 < 1000, (p50, p99)
 
 
+@pytest.mark.heavy
 def test_fanout_one_channel_to_1000_subscribers(ngx, daemon):
     workspace = chan.unique("fan")
     channel = "fan/out"

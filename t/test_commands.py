@@ -924,6 +924,7 @@ def test_kill9_nginx_worker_under_load(daemon, ws):
         stop_nginx(ngx)
 
 
+@pytest.mark.heavy
 def test_measure_throughput_and_latency(nginx, api, agents, ws, capsys):
     """Not a timing test: prints commands/s accepted with fsync and the
     API -> device -> ack latency (p50/p99); checks every answer."""

@@ -1218,6 +1218,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.heavy
 def test_measure_throughput(fast_daemon):
     """Publishes/s through one link (group commit) and fan-out MESSAGE
     frames/s to 2 peers; printed for the report, not a timed target."""

@@ -68,6 +68,7 @@ def wirehubctl(port, token, *args):
     return res.stdout
 
 
+@pytest.mark.browser
 def test_health_view_in_browser(web_deps, ngx, broker):  # noqa: F811
     service = chan.service_token(WS)
     agent_id = "health-agent"

@@ -14,6 +14,9 @@ import pytest
 
 import wh
 
+# files, and the entry point against build/wirehubd
+pytestmark = pytest.mark.nosan
+
 yaml = pytest.importorskip("yaml", reason="python3-yaml (scripts/deps.sh)")
 
 DOCKER = os.path.join(wh.ROOT, "docker")

@@ -89,6 +89,7 @@ async def run_load(nginx, tokens, worker_sockets):
     return opened, connect_time, held, replies, conns
 
 
+@pytest.mark.heavy
 def test_1000_concurrent_sessions(nginx):
     tokens = [wh.mint("HS256", wh.claims(sub="load-%d" % i,
                                          workspace="load"))

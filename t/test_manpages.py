@@ -12,6 +12,8 @@ import pytest
 
 import wh
 
+pytestmark = pytest.mark.nosan      # groff and man only
+
 MAN = os.path.join(wh.ROOT, "man")
 PAGES = ("wirehubd.8", "wirehubd.conf.5", "wirehubctl.1")
 

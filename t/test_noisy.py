@@ -146,6 +146,7 @@ def dropped_links(daemon):
             and "(-," not in line]
 
 
+@pytest.mark.heavy
 def test_a_flooding_tenant_does_not_hurt_its_neighbour(ngx, daemon):
     a = A
     b = chan.unique("calmB")

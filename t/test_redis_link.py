@@ -22,6 +22,9 @@ from wh import BUILD, ROOT, stop_process
 from redis_harness import (MASTER, RedisSet, Resp, redis_sentinel,  # noqa
                            redis_single, wait_for)
 
+# it runs the plain and the ASan probe itself, whatever the pass
+pytestmark = pytest.mark.nosan
+
 PROBE = os.path.join(BUILD, "redis_probe")
 ASAN_PROBE = os.path.join(BUILD, "asan", "redis_probe")
 

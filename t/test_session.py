@@ -322,16 +322,23 @@ def expiring_token(seconds, **kw):
     return token_for(exp=exp, **kw), exp
 
 
-@pytest.mark.parametrize("exp", [2 ** 31, 2 ** 53, 2 ** 62, 2 ** 63 - 1])
-def test_far_exp_neither_wraps_nor_closes(nginx, exp):
+def test_far_exp_neither_wraps_nor_closes(nginx):
     """A token that expires in the far future (up to the top of int64)
-    keeps its connection: the expiry saturates instead of wrapping."""
-    ws, status = connect(nginx, token=token_for(exp=exp))
-    with ws:
-        frame, _, _ = wait_close(ws, time.monotonic() + 1.5)
-        assert frame is None, frame
-        reply = request(ws, {"type": "ping", "ref": "far"})
-        assert (reply["type"], reply["ref"]) == ("pong", "far"), reply
+    keeps its connection: the expiry saturates instead of wrapping.  One
+    connection per exp, open together: they wait the same 1.5 s."""
+    socks = {exp: connect(nginx, token=token_for(exp=exp))[0]
+             for exp in (2 ** 31, 2 ** 53, 2 ** 62, 2 ** 63 - 1)}
+    until = time.monotonic() + 1.5
+    try:
+        for exp, ws in socks.items():
+            frame, _, _ = wait_close(ws, until)
+            assert frame is None, (exp, frame)
+            reply = request(ws, {"type": "ping", "ref": "far"})
+            assert (reply["type"], reply["ref"]) == ("pong", "far"), \
+                (exp, reply)
+    finally:
+        for ws in socks.values():
+            ws.close_socket()
 
 
 def test_expired_token_closes_4401(expiring):
@@ -362,34 +369,47 @@ def test_refresh_extends_session(expiring):
         assert reply["type"] == "pong", reply
 
 
-@pytest.mark.parametrize("change", ["sub", "workspace", "expired",
-                                    "garbage", "bad-signature"])
-def test_bad_refresh_rejected_and_old_expiry_kept(expiring, change):
+def bad_refresh_token(change, workspace):
+    if change == "sub":
+        return token_for(sub="agent-2", workspace=workspace, ttl=120)
+    if change == "workspace":
+        return token_for(sub="agent-1", workspace=unique_workspace(),
+                         ttl=120)
+    if change == "expired":
+        return token_for(sub="agent-1", workspace=workspace,
+                         exp=int(time.time()) - 10)
+    if change == "garbage":
+        return "not-a-token"
+    good = token_for(sub="agent-1", workspace=workspace, ttl=120)
+    bad = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA")
+                       else "BBBBBB")
+    USED_TOKENS.append(bad)
+    return bad
+
+
+def test_bad_refresh_rejected_and_old_expiry_kept(expiring):
+    """Each refused refresh on a connection of its own, all with the same
+    exp: they wait for the one expiry together."""
+    changes = ("sub", "workspace", "expired", "garbage", "bad-signature")
     workspace = unique_workspace()
     token, exp = expiring_token(3, sub="agent-1", workspace=workspace)
-    ws, _ = connect(expiring, token=token)
-    with ws:
-        if change == "sub":
-            new = token_for(sub="agent-2", workspace=workspace, ttl=120)
-        elif change == "workspace":
-            new = token_for(sub="agent-1", workspace=unique_workspace(),
-                            ttl=120)
-        elif change == "expired":
-            new = token_for(sub="agent-1", workspace=workspace,
-                            exp=int(time.time()) - 10)
-        elif change == "garbage":
-            new = "not-a-token"
-        else:
-            good = token_for(sub="agent-1", workspace=workspace, ttl=120)
-            new = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA")
-                               else "BBBBBB")
-            USED_TOKENS.append(new)
-        reply = request(ws, {"type": "refresh", "token": new, "ref": "rf"})
-        assert reply["type"] == "error", reply
-        assert reply.get("ref") == "rf", reply
-        frame, when, _ = wait_close(ws, time.monotonic() + 6)
-        assert frame is not None and frame.close_code == 4401, frame
-        assert exp - 0.3 <= when <= exp + 1.2, (when - exp)
+    socks = {c: connect(expiring, token=token)[0] for c in changes}
+    try:
+        for change, ws in socks.items():
+            new = bad_refresh_token(change, workspace)
+            reply = request(ws, {"type": "refresh", "token": new,
+                                 "ref": "rf"})
+            assert reply["type"] == "error", (change, reply)
+            assert reply.get("ref") == "rf", (change, reply)
+        until = time.monotonic() + 6
+        for change, ws in socks.items():
+            frame, when, _ = wait_close(ws, until)
+            assert frame is not None and frame.close_code == 4401, \
+                (change, frame)
+            assert exp - 0.3 <= when <= exp + 1.2, (change, when - exp)
+    finally:
+        for ws in socks.values():
+            ws.close_socket()
 
 
 def test_refresh_without_token_is_bad_request(expiring):

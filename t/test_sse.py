@@ -360,6 +360,7 @@ class Reload:
                                       - before) == 2), "no relink"
 
 
+@pytest.mark.browser
 def test_eventsource_in_chromium_reconnects_without_loss(ngx, web_deps):
     ws = Workspace(ngx)
     env = dict(os.environ)

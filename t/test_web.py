@@ -48,6 +48,7 @@ def web_deps():
         "t/web/deps.sh failed:\n" + res.stdout.decode("utf-8", "replace")
 
 
+@pytest.mark.nosan
 def test_wirehub_js_unit(web_deps):
     res = subprocess.run([NODE, "--test", os.path.join(WEB_TESTS, "unit")],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -130,6 +131,7 @@ def run_browser(env, controls, script=None):
     return rc, "".join(lines)
 
 
+@pytest.mark.browser
 def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     workspace = "web-" + uuid.uuid4().hex[:8]
     client_id = "dash-test"
@@ -163,6 +165,7 @@ def test_dashboard_in_browser(web_deps, nginx_factory, wirehubd, keys):
     ngx.assert_clean_log()
 
 
+@pytest.mark.browser
 def test_client_package_in_browser(web_deps, nginx_factory, wirehubd,
                                    keys):
     """t/web/client.js: the package's ES module build in chromium,

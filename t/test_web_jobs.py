@@ -12,6 +12,8 @@ import sys
 import threading
 import uuid
 
+import pytest
+
 import wh
 from cmd_helpers import client_token, post_many
 from test_web import HTTP, NODE, SERVER, WEB_TESTS, wait_link, web_deps
@@ -46,6 +48,7 @@ class Fleet:
         self.proc.wait()
 
 
+@pytest.mark.browser
 def test_jobs_panel_in_browser(web_deps, nginx_factory, wirehubd, keys,
                                tmp_path):
     workspace = "webj-" + uuid.uuid4().hex[:8]

@@ -15,6 +15,8 @@ import pytest
 
 import wh
 
+pytestmark = pytest.mark.nosan      # node and tsc only
+
 WEB = os.path.join(wh.ROOT, "web")
 FIXTURES = os.path.join(wh.ROOT, "t", "web", "package")
 PACKAGE_FILES = {

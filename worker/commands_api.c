@@ -382,22 +382,13 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t       strs[12];
     const char    *bad;
     wh_cmd_op_t   *op;
-    json_error_t   je;
 
-    if (m->body.len > WH_CMD_BODY_MAX) {
-        wh_respond_error(peer, m->req_id, 413, "too_large",
-                         "the command is larger than 256 KiB");
-        return;
-    }
+    body = wh_request_object(peer, m, WH_CMD_BODY_MAX,
+                             "the command is larger than 256 KiB",
+                             "the body must be a JSON object {command, "
+                             "payload, priority, ttl, idempotency_key}");
 
-    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
-                      &je);
-
-    if (!json_is_object(body)) {
-        json_decref(body);
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "the body must be a JSON object {command, "
-                         "payload, priority, ttl, idempotency_key}");
+    if (body == NULL) {
         return;
     }
 

@@ -13,7 +13,9 @@
 #include "engine_redis_internal.h"
 
 
-#define WH_RKEY_MAX  (WH_WORKSPACE_MAX + WH_CHANNEL_MAX + 32)
+#define WH_RKEY_MAX     (WH_WORKSPACE_MAX + WH_CHANNEL_MAX + 32)
+/* the set of workspaces with channels, the one key outside them */
+#define WH_RWORKSPACES  "wh:workspaces"
 
 /* the epoch's place in a message text (message.c builds it) */
 static const char  wh_id_mark[] = ",\"id\":";
@@ -252,13 +254,21 @@ wh_rv_str(const wh_rv_t *v, size_t i, size_t *len)
 }
 
 
-/* keys */
+/*
+ * Keys (engine_redis.h): "wh:{ws}:" what ch.  what is "m:", "h:" or "p:"
+ * for a channel's meta, history and pub/sub channel (with wh_rnone: the
+ * prefix the LIST script adds names to), "chans" or "usage" for the
+ * workspace's.
+ */
+
+static const wh_str_t  wh_rnone = { "", 0 };
+
 
 static void
-wh_rkey(char *buf, char kind, wh_str_t ws, wh_str_t ch)
+wh_rkey(char *buf, const char *what, wh_str_t ws, wh_str_t ch)
 {
-    snprintf(buf, WH_RKEY_MAX, "wh:{%.*s}:%c:%.*s", (int) ws.len, ws.data,
-             kind, (int) ch.len, ch.data);
+    snprintf(buf, WH_RKEY_MAX, "wh:{%.*s}:%s%.*s", (int) ws.len, ws.data,
+             what, (int) ch.len, ch.data);
 }
 
 
@@ -480,31 +490,46 @@ wh_rc_key(char *buf, char kind, wh_str_t ws, wh_str_t ch, uint64_t n)
 }
 
 
-/* the READ script: meta, and up to count entries after `after` */
+/* the READ script's command: meta, and up to count entries after
+ * `after` */
+typedef struct {
+    char         mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX];
+    char         after[24], count[24];
+    const char  *argv[7];
+} wh_rread_t;
+
+
+static void
+wh_rread_args(wh_rread_t *r, wh_str_t ws, wh_str_t ch, uint64_t after,
+    size_t count)
+{
+    wh_rkey(r->mkey, "m:", ws, ch);
+    wh_rkey(r->hkey, "h:", ws, ch);
+    snprintf(r->after, sizeof(r->after), "%" PRIu64, after);
+    snprintf(r->count, sizeof(r->count), "%zu", count);
+
+    r->argv[0] = "EVAL";
+    r->argv[1] = wh_lua_read;
+    r->argv[2] = "2";
+    r->argv[3] = r->mkey;
+    r->argv[4] = r->hkey;
+    r->argv[5] = r->after;
+    r->argv[6] = r->count;
+}
+
+
 static int
 wh_rc_hist(wh_engine_redis_t *re, wh_str_t ws, wh_str_t ch, uint64_t after,
     size_t count, wh_rv_t **rv, wh_err_t *err)
 {
-    char         key[WH_RKEY_MAX * 2], mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX];
-    char         a[24], n[24];
-    size_t       klen;
-    const char  *argv[7];
+    char        key[WH_RKEY_MAX * 2];
+    size_t      klen;
+    wh_rread_t  r;
 
     klen = wh_rc_key(key, 'H', ws, ch, after);
-    wh_rkey(mkey, 'm', ws, ch);
-    wh_rkey(hkey, 'h', ws, ch);
-    snprintf(a, sizeof(a), "%" PRIu64, after);
-    snprintf(n, sizeof(n), "%zu", count);
+    wh_rread_args(&r, ws, ch, after, count);
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_read;
-    argv[2] = "2";
-    argv[3] = mkey;
-    argv[4] = hkey;
-    argv[5] = a;
-    argv[6] = n;
-
-    return wh_rc_read(re, key, klen, 7, argv, NULL, rv, err);
+    return wh_rc_read(re, key, klen, 7, r.argv, NULL, rv, err);
 }
 
 
@@ -822,10 +847,9 @@ static void
 wh_rf_sync(wh_engine_redis_t *re, wh_rfollow_t *f, uint64_t after,
     size_t count)
 {
-    char         mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], a[24], n[24];
     size_t       klen;
+    wh_rread_t   r;
     wh_rsync_t  *s;
-    const char  *argv[7];
 
     f->state = WH_RF_SYNCING;
     klen = f->ws.len + 1 + f->ch.len;
@@ -841,19 +865,10 @@ wh_rf_sync(wh_engine_redis_t *re, wh_rfollow_t *f, uint64_t after,
     s->klen = klen;
     memcpy(s->key, f->key, klen);
 
-    wh_rkey(mkey, 'm', f->ws, f->ch);
-    wh_rkey(hkey, 'h', f->ws, f->ch);
-    snprintf(a, sizeof(a), "%" PRIu64, after);
-    snprintf(n, sizeof(n), "%zu", count);
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_read;
-    argv[2] = "2";
-    argv[3] = mkey;
-    argv[4] = hkey;
-    argv[5] = a;
-    argv[6] = n;
+    wh_rread_args(&r, f->ws, f->ch, after, count);
 
-    if (wh_redis_command(re->redis, wh_rf_synced, s, 7, argv, NULL) != 0) {
+    if (wh_redis_command(re->redis, wh_rf_synced, s, 7, r.argv, NULL) != 0)
+    {
         free(s);
         f->state = WH_RF_SUBSCRIBING;
     }
@@ -889,7 +904,7 @@ wh_rch_chan_follow(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
 
     klen = wh_rfkey(key, ws, ch);
     f = wh_map_get(&re->follows, key, klen);
-    wh_rkey(name, 'p', ws, ch);
+    wh_rkey(name, "p:", ws, ch);
     pubsub.data = name;
     pubsub.len = strlen(name);
 
@@ -1131,7 +1146,6 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
     int                 rc;
     char                key[WH_RKEY_MAX * 2], mkey[WH_RKEY_MAX];
     char                ckey[WH_RKEY_MAX], epoch[WH_EPOCH_LEN + 1], t[24];
-    char                wkey[] = "wh:workspaces";
     char                wsz[WH_WORKSPACE_MAX + 1], chz[WH_CHANNEL_MAX + 1];
     size_t              klen, len;
     wh_rv_t            *v;
@@ -1146,8 +1160,8 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
     }
 
     klen = wh_rc_key(key, 'E', ws, ch, 0);
-    wh_rkey(mkey, 'm', ws, ch);
-    snprintf(ckey, sizeof(ckey), "wh:{%.*s}:chans", (int) ws.len, ws.data);
+    wh_rkey(mkey, "m:", ws, ch);
+    wh_rkey(ckey, "chans", ws, wh_rnone);
     snprintf(wsz, sizeof(wsz), "%.*s", (int) ws.len, ws.data);
     snprintf(chz, sizeof(chz), "%.*s", (int) ch.len, ch.data);
     snprintf(t, sizeof(t), "%" PRId64, now);
@@ -1158,7 +1172,7 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
     argv[2] = "3";
     argv[3] = mkey;
     argv[4] = ckey;
-    argv[5] = wkey;
+    argv[5] = WH_RWORKSPACES;
     argv[6] = chz;
     argv[7] = t;
     argv[8] = epoch;
@@ -1215,7 +1229,7 @@ wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     wh_engine_redis_t  *re = (wh_engine_redis_t *) e;
 
     klen = wh_rc_key(key, 'L', ws, after, 0);
-    snprintf(ckey, sizeof(ckey), "wh:{%.*s}:chans", (int) ws.len, ws.data);
+    wh_rkey(ckey, "chans", ws, wh_rnone);
 
     if (after.len) {
         snprintf(min, sizeof(min), "(%.*s", (int) after.len, after.data);
@@ -1224,8 +1238,8 @@ wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     }
 
     snprintf(n, sizeof(n), "%d", WH_RLIST_MAX);
-    snprintf(mpre, sizeof(mpre), "wh:{%.*s}:m:", (int) ws.len, ws.data);
-    snprintf(hpre, sizeof(hpre), "wh:{%.*s}:h:", (int) ws.len, ws.data);
+    wh_rkey(mpre, "m:", ws, wh_rnone);
+    wh_rkey(hpre, "h:", ws, wh_rnone);
 
     argv[0] = "EVAL";
     argv[1] = wh_lua_list;
@@ -1553,7 +1567,7 @@ wh_rch_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
     p->pubsub = malloc(WH_RKEY_MAX);
 
     if (p->pubsub != NULL) {
-        wh_rkey(p->pubsub, 'p', ws, ch);
+        wh_rkey(p->pubsub, "p:", ws, ch);
     }
 
     p->now = now;
@@ -1729,7 +1743,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
 {
     char          mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], ckey[WH_RKEY_MAX];
     char          now[24], hl[24], ttl[24], room[24], lch[24], lbytes[24];
-    char          ukey[WH_WORKSPACE_MAX + 16];
+    char          ukey[WH_RKEY_MAX];
     char          epoch[WH_EPOCH_LEN + 1];
     wh_str_t      ws, ch;
     wh_rpub_t    *p = &re->hist.pubs[i];
@@ -1740,16 +1754,16 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     ws.len = strlen(p->ws);
     ch.data = p->ch;
     ch.len = strlen(p->ch);
-    wh_rkey(mkey, 'm', ws, ch);
-    wh_rkey(hkey, 'h', ws, ch);
-    snprintf(ckey, sizeof(ckey), "wh:{%s}:chans", p->ws);
+    wh_rkey(mkey, "m:", ws, ch);
+    wh_rkey(hkey, "h:", ws, ch);
+    wh_rkey(ckey, "chans", ws, wh_rnone);
     snprintf(now, sizeof(now), "%" PRId64, p->now);
     snprintf(hl, sizeof(hl), "%" PRIu32, re->conf.hist_len);
     snprintf(ttl, sizeof(ttl), "%" PRId64, re->conf.hist_ttl_ms);
     snprintf(room, sizeof(room), "%" PRId64, p->room);
     wh_epoch_new(epoch);
 
-    snprintf(ukey, sizeof(ukey), "wh:{%s}:usage", p->ws);
+    wh_rkey(ukey, "usage", ws, wh_rnone);
     wh_rlimits(re, ws, lch, lbytes);
 
     argv[0] = "EVAL";
@@ -1758,7 +1772,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     argv[3] = mkey;
     argv[4] = hkey;
     argv[5] = ckey;
-    argv[6] = "wh:workspaces";
+    argv[6] = WH_RWORKSPACES;
     argv[7] = ukey;
     argv[8] = p->ch;
     argv[9] = now;

@@ -377,26 +377,20 @@ wh_jobs_create(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
     wh_str_t       payload, issued_by;
     wh_job_op_t   *op;
     const char    *bad = NULL;
-    json_error_t   je;
 
-    if (m->body.len > WH_JOB_BODY_MAX) {
-        wh_respond_error(peer, m->req_id, 413, "too_large",
-                         "the job is larger than 1 MiB");
+    body = wh_request_object(peer, m, WH_JOB_BODY_MAX,
+                             "the job is larger than 1 MiB",
+                             "the body must be a JSON object {command, "
+                             "payload, target, rollout, abort, ...}");
+
+    if (body == NULL) {
         return;
     }
 
-    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
-                      &je);
-
-    if (!json_is_object(body) || wh_cmd_new_id(id, 'j') != 0) {
-        json_decref(body);
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "the body must be a JSON object {command, "
-                         "payload, target, rollout, abort, ...}");
-        return;
-    }
-
-    op = wh_job_op_new(j, WH_JOB_OP_CREATE, m->workspace, wh_cstr(id));
+    /* no id (getrandom() failed) is the server's failure */
+    op = wh_cmd_new_id(id, 'j') == 0
+         ? wh_job_op_new(j, WH_JOB_OP_CREATE, m->workspace, wh_cstr(id))
+         : NULL;
 
     if (op == NULL) {
         json_decref(body);

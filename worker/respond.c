@@ -89,6 +89,31 @@ wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
 }
 
 
+json_t *
+wh_request_object(wh_peer_t *peer, const wh_link_msg_t *m, size_t max,
+    const char *too_large, const char *shape)
+{
+    json_t        *body;
+    json_error_t   je;
+
+    if (m->body.len > max) {
+        wh_respond_error(peer, m->req_id, 413, "too_large", too_large);
+        return NULL;
+    }
+
+    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                      &je);
+
+    if (!json_is_object(body)) {
+        json_decref(body);
+        wh_respond_error(peer, m->req_id, 400, "bad_request", shape);
+        return NULL;
+    }
+
+    return body;
+}
+
+
 int
 wh_method_is(const wh_link_msg_t *m, const char *method)
 {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "wh_link.h"
 #include "link.h"
 
@@ -41,6 +43,12 @@ int wh_respond_failed(wh_peer_t *peer, uint32_t req_id, int committed,
 #define WH_ISSUER_MAX  (16 + 256)     /* a role, ":", a client id */
 void wh_issuer(const wh_link_msg_t *m, char *buf, size_t size,
     wh_str_t *out);
+
+/* the REQUEST's body as a JSON object of at most max bytes; NULL once
+ * answered 413 with too_large (the limit, in words) or 400 with shape
+ * (what the body must be) */
+json_t *wh_request_object(wh_peer_t *peer, const wh_link_msg_t *m,
+    size_t max, const char *too_large, const char *shape);
 
 /* 1 if the REQUEST's method is method */
 int wh_method_is(const wh_link_msg_t *m, const char *method);

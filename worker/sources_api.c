@@ -88,21 +88,12 @@ wh_sources_api_create(wh_sources_t *s, wh_peer_t *peer,
     json_t        *body;
     wh_err_t       err;
     wh_source_t   *src;
-    json_error_t   je;
 
-    if (m->body.len > WH_SOURCES_BODY_MAX) {
-        wh_respond_error(peer, m->req_id, 413, "too_large",
-                         "a source is at most 64 KiB of JSON");
-        return;
-    }
+    body = wh_request_object(peer, m, WH_SOURCES_BODY_MAX,
+                             "a source is at most 64 KiB of JSON",
+                             "the body must be a JSON object");
 
-    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
-                      &je);
-
-    if (!json_is_object(body)) {
-        json_decref(body);
-        wh_respond_error(peer, m->req_id, 400, "bad_request",
-                         "the body must be a JSON object");
+    if (body == NULL) {
         return;
     }
 

@@ -175,39 +175,30 @@ wh_wsc_tls_error(char *buf, size_t size, const char *what)
 
 /* ------------------------------------------------------------ the wire */
 
-/* > 0 bytes read, 0 the peer closed, -1 nothing now, -2 error (in
- * c->error) */
+/* a plain socket's recv() or send() result n as wh_wsc_recv() answers */
 static ssize_t
-wh_wsc_recv(wh_wsc_t *c, void *buf, size_t size)
+wh_wsc_sys(wh_wsc_t *c, ssize_t n, const char *what)
 {
-    int      rc;
-    ssize_t  n;
-
-    if (c->ssl == NULL) {
-        n = recv(c->ev.fd, buf, size, 0);
-
-        if (n >= 0) {
-            return n;
-        }
-
-        if (errno == EAGAIN || errno == EINTR) {
-            return -1;
-        }
-
-        snprintf(c->error, sizeof(c->error), "recv: %s", strerror(errno));
-        return -2;
-    }
-
-    ERR_clear_error();
-    n = SSL_read(c->ssl, buf, (int) size);
-
-    if (n > 0) {
+    if (n >= 0) {
         return n;
     }
 
-    rc = SSL_get_error(c->ssl, (int) n);
+    if (errno == EAGAIN || errno == EINTR) {
+        return -1;
+    }
 
-    switch (rc) {
+    snprintf(c->error, sizeof(c->error), "%s: %s", what, strerror(errno));
+
+    return -2;
+}
+
+
+/* a failed SSL_read() (reading) or SSL_write() as wh_wsc_recv()
+ * answers: only a read may see the peer's end */
+static ssize_t
+wh_wsc_tls(wh_wsc_t *c, int n, int reading)
+{
+    switch (SSL_get_error(c->ssl, n)) {
 
     case SSL_ERROR_WANT_READ:
         return -1;
@@ -217,66 +208,61 @@ wh_wsc_recv(wh_wsc_t *c, void *buf, size_t size)
         return -1;
 
     case SSL_ERROR_ZERO_RETURN:
-        return 0;
-
-    case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0 && errno == 0) {
+        if (reading) {
             return 0;
         }
 
-        /* fall through */
+        break;
 
-    default:
-        wh_wsc_tls_error(c->error, sizeof(c->error), "TLS read");
-        return -2;
+    case SSL_ERROR_SYSCALL:
+        if (reading && ERR_peek_error() == 0 && errno == 0) {
+            return 0;
+        }
+
+        break;
     }
+
+    wh_wsc_tls_error(c->error, sizeof(c->error),
+                     reading ? "TLS read" : "TLS write");
+
+    return -2;
 }
 
 
-/* as wh_wsc_recv(), for writing */
+/* > 0 bytes read, 0 the peer closed, -1 nothing now, -2 error (in
+ * c->error) */
+static ssize_t
+wh_wsc_recv(wh_wsc_t *c, void *buf, size_t size)
+{
+    int  n;
+
+    if (c->ssl == NULL) {
+        return wh_wsc_sys(c, recv(c->ev.fd, buf, size, 0), "recv");
+    }
+
+    ERR_clear_error();
+    n = SSL_read(c->ssl, buf, (int) size);
+
+    return n > 0 ? n : wh_wsc_tls(c, n, 1);
+}
+
+
+/* as wh_wsc_recv(), for writing (never 0) */
 static ssize_t
 wh_wsc_send(wh_wsc_t *c, const void *buf, size_t len)
 {
-    int      rc;
-    ssize_t  n;
+    int  n;
 
     if (c->ssl == NULL) {
-        n = send(c->ev.fd, buf, len, MSG_NOSIGNAL);
-
-        if (n >= 0) {
-            return n;
-        }
-
-        if (errno == EAGAIN || errno == EINTR) {
-            return -1;
-        }
-
-        snprintf(c->error, sizeof(c->error), "send: %s", strerror(errno));
-        return -2;
+        return wh_wsc_sys(c, send(c->ev.fd, buf, len, MSG_NOSIGNAL),
+                          "send");
     }
 
     ERR_clear_error();
     c->want_write = 0;
     n = SSL_write(c->ssl, buf, (int) len);
 
-    if (n > 0) {
-        return n;
-    }
-
-    rc = SSL_get_error(c->ssl, (int) n);
-
-    if (rc == SSL_ERROR_WANT_WRITE) {
-        c->want_write = 1;
-        return -1;
-    }
-
-    if (rc == SSL_ERROR_WANT_READ) {
-        return -1;
-    }
-
-    wh_wsc_tls_error(c->error, sizeof(c->error), "TLS write");
-
-    return -2;
+    return n > 0 ? n : wh_wsc_tls(c, n, 0);
 }
 
 
