@@ -20,6 +20,9 @@ import pytest
 from wh import BUILD, ROOT
 from redis_harness import RedisSet, redis_single  # noqa: F401
 
+# runs its own plain and ASan probes: the ASan pass would repeat it
+pytestmark = pytest.mark.nosan
+
 PROBE = os.path.join(BUILD, "kv_probe")
 ASAN_PROBE = os.path.join(BUILD, "asan", "kv_probe")
 
