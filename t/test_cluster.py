@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
@@ -359,6 +360,57 @@ def test_delete_on_one_node_closes_sessions_on_another(cluster, opened):
         # every node refuses the token from now on
         for n in cluster.nodes:
             assert wh.handshake_status(n.port, token) == 401
+    finally:
+        a1.close()
+
+
+def redis_ports_of(pid):
+    """The local ports of the process's TCP connections (ss -tnp)."""
+    out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True,
+                         check=True).stdout
+    ports = []
+    for line in out.splitlines():
+        if "pid=%d," % pid in line:
+            ports.append(line.split()[3].rsplit(":", 1)[1])
+    return ports
+
+
+def test_revocation_lost_in_an_outage_is_read_again(cluster, opened):
+    """Node 2 is stopped while Redis drops its connections and node 1
+    deletes a client: the note never reaches node 2.  Once it runs again
+    it reconnects, reads every revocation again and closes the client's
+    session there (4403)."""
+    ws = chan.unique("cl")
+    n1, n2 = cluster.nodes[0], cluster.nodes[1]
+    a1 = node_api(n1, ws)
+    try:
+        status, doc = a1.call("POST", "/clients", {
+            "id": "pc-r", "name": "Desk", "client_type": "desktop"})
+        assert status == 201, doc
+        token = cmd.client_token(ws, "pc-r")
+        dev = wh.RawWebSocket.open(n2.port, token)
+        opened.append(dev)
+        pid = n2.daemon.pid
+        ports = redis_ports_of(pid)
+        assert ports, "wirehubd of n2 has no TCP connection"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with cluster.redis.primary.client() as r:
+                killed = 0
+                for port in ports:
+                    try:
+                        killed += r.command("CLIENT", "KILL", "ADDR",
+                                            "127.0.0.1:%s" % port)
+                    except rh.RespError:
+                        pass    # a Sentinel's, not the primary's
+            # its commands and its pub/sub connections
+            assert killed >= 2, (ports, killed)
+            status, doc = a1.call("DELETE", "/clients/pc-r")
+            assert status == 200, doc
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert dev.wait_closed(timeout=15) == (4403, "client deleted")
+        assert wh.handshake_status(n2.port, token) == 401
     finally:
         a1.close()
 

@@ -194,6 +194,25 @@ wh_cl_apply_end(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
 }
 
 
+/* a stored revocation into the map ctx (ws "\0" client -> seconds) */
+static int
+wh_cl_collect_revoked(void *ctx, wh_str_t ws, wh_str_t client_id,
+    uint64_t before_s)
+{
+    size_t          klen;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    klen = wh_cmdq_key(key, ws, client_id);
+
+    if (klen == 0) {
+        return 0;
+    }
+
+    return wh_map_put(ctx, key, klen, (void *) (uintptr_t) before_s)
+           == NULL ? -1 : 0;
+}
+
+
 /* a session opened (implicit registration) or its last one closed */
 static int
 wh_cl_apply_seen(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
@@ -256,6 +275,11 @@ wh_cl_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     case WH_CL_OP_DELETE:
     case WH_CL_OP_DISCONNECT:
         return wh_cl_apply_end(cl, t, op, now, err);
+
+    case WH_CL_OP_REVOCATIONS:
+        wh_map_free(&op->revoked);
+        return wh_etxn_ops(t)->revocations(t, wh_cl_collect_revoked,
+                                           &op->revoked, err);
 
     default:
         return wh_cl_apply_seen(cl, t, op, now, err);
@@ -343,14 +367,71 @@ wh_cl_disconnected(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
 }
 
 
+/* what the store holds and memory did not: revocations of other nodes
+ * whose notes were lost */
+static void
+wh_cl_resynced(wh_clients_t *cl, wh_cl_op_t *op)
+{
+    uint64_t         before;
+    wh_str_t         ws, client_id;
+    const char      *nul;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&op->revoked, &it)) != NULL) {
+        before = (uint64_t) (uintptr_t) e->value;
+
+        if ((uint64_t) (uintptr_t) wh_map_get(&cl->revoked, e->key,
+                                              e->klen) >= before)
+        {
+            continue;
+        }
+
+        nul = memchr(e->key, '\0', e->klen);
+        ws.data = (const char *) e->key;
+        ws.len = nul - ws.data;
+        client_id.data = nul + 1;
+        client_id.len = e->klen - ws.len - 1;
+        wh_cl_deleted(cl, ws, client_id, before);
+    }
+}
+
+
 void
 wh_clients_changed_elsewhere(wh_clients_t *cl, const wh_engine_note_t *n)
 {
-    if (n->kind == WH_NOTE_REVOKED) {
-        wh_cl_deleted(cl, n->ws, n->client_id, n->arg);
+    size_t       i;
+    wh_str_t     none[WH_CL_OP_STRS];
+    wh_cl_op_t  *op;
 
-    } else if (n->kind == WH_NOTE_DISCONNECT) {
+    switch (n->kind) {
+
+    case WH_NOTE_REVOKED:
+        wh_cl_deleted(cl, n->ws, n->client_id, n->arg);
+        break;
+
+    case WH_NOTE_DISCONNECT:
         wh_cl_disconnected(cl, n->ws, n->client_id, n->arg);
+        break;
+
+    case WH_NOTE_RESYNC:
+        for (i = 0; i < WH_CL_OP_STRS; i++) {
+            none[i] = wh_none;
+        }
+
+        op = wh_cl_op_new(cl, WH_CL_OP_REVOCATIONS, none);
+
+        if (op == NULL) {
+            wh_log_error(cl->log, "clients: out of memory: revocations "
+                         "made elsewhere wait for a restart");
+            break;
+        }
+
+        wh_batch_add(cl->batch, &op->op, 0);
+        break;
+
+    default:
+        break;
     }
 }
 
@@ -358,6 +439,7 @@ wh_clients_changed_elsewhere(wh_clients_t *cl, const wh_engine_note_t *n)
 static void
 wh_cl_op_free(wh_cl_op_t *op)
 {
+    wh_map_free(&op->revoked);
     wh_cmd_notes_done(op->cl->commands, &op->notes, 0);
     wh_client_free(&op->client);
     wh_client_list_free(&op->list);
@@ -401,6 +483,10 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     wh_clients_t  *cl = op->cl;
 
     wh_cl_quota_done(cl, op, committed);
+
+    if (committed && op->kind == WH_CL_OP_REVOCATIONS) {
+        wh_cl_resynced(cl, op);
+    }
 
     if (committed && op->outcome == WH_CL_DONE) {
         /* here, and on the other nodes of a cluster */
@@ -567,32 +653,14 @@ wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer)
 /* ------------------------------------------------------ start, end */
 
 
-static int
-wh_cl_load_revoked(void *ctx, wh_str_t ws, wh_str_t client_id,
-    uint64_t before_s)
-{
-    size_t          klen;
-    unsigned char   key[WH_CMDQ_KEY_MAX];
-    wh_clients_t   *cl = ctx;
-
-    klen = wh_cmdq_key(key, ws, client_id);
-
-    if (klen == 0) {
-        return 0;
-    }
-
-    return wh_map_put(&cl->revoked, key, klen, (void *) (uintptr_t) before_s)
-           == NULL ? -1 : 0;
-}
-
-
 /* the revocations, and the clients of each workspace for the quota */
 static int
 wh_cl_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_clients_t  *cl = ctx;
 
-    return wh_etxn_ops(t)->revocations(t, wh_cl_load_revoked, cl, err) != 0
+    return wh_etxn_ops(t)->revocations(t, wh_cl_collect_revoked,
+                                       &cl->revoked, err) != 0
            || wh_etxn_ops(t)->client_each(t, wh_quota_count_client,
                                           cl->quota, err) != 0 ? -1 : 0;
 }

@@ -46,7 +46,9 @@ typedef enum {
     WH_CL_OP_DELETE,
     WH_CL_OP_DISCONNECT,
     WH_CL_OP_SEEN,          /* a session opened or registered */
-    WH_CL_OP_GONE           /* the client's last session closed */
+    WH_CL_OP_GONE,          /* the client's last session closed */
+    WH_CL_OP_REVOCATIONS    /* cluster: every revocation read again
+                             * (notes of other nodes may be lost) */
 } wh_cl_op_e;
 
 /* what a request came to (storage errors aside) */
@@ -97,6 +99,8 @@ struct wh_cl_op_s {
     uint32_t          req_id;
 
     wh_cmd_notes_t    notes;          /* delete: cancelled commands */
+    wh_map_t          revoked;        /* revocations: ws "\0" client ->
+                                       * seconds, as stored */
     char             *mem;
 };
 

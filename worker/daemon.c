@@ -214,6 +214,7 @@ wh_daemon_engine_state(void *ctx, const wh_engine_note_t *n)
 
     case WH_NOTE_RESYNC:
         wh_commands_changed_elsewhere(&d->commands, all, all);
+        wh_clients_changed_elsewhere(&d->clients, n);
         break;
 
     default:
