@@ -364,6 +364,22 @@ def test_delete_on_one_node_closes_sessions_on_another(cluster, opened):
         a1.close()
 
 
+def test_runtime_sources_are_refused(cluster):
+    """Run-time sources are not kept in cluster mode: 501, said so."""
+    ws = chan.unique("cl")
+    api = node_api(cluster.nodes[0], ws)
+    try:
+        status, doc = api.call("POST", "/sources", {
+            "id": "s1", "url": "ws://127.0.0.1:9/x", "channel": "up/x"})
+        assert status == 501, doc
+        assert doc["error"]["code"] == "not_implemented"
+        assert "wirehubd.conf" in doc["error"]["message"]
+        status, doc = api.call("GET", "/sources")
+        assert status == 200 and doc["items"] == [], doc
+    finally:
+        api.close()
+
+
 def redis_ports_of(pid):
     """The local ports of the process's TCP connections (ss -tnp)."""
     out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True,
