@@ -269,7 +269,7 @@ test-asan: deps
 test: deps
 	$(MAKE) -j$(JOBS) --output-sync=target all \
 	    $(UNIT_BINS) $(FUZZ_BINS) $(ASAN_BINS) $(BUILD)/redis_probe \
-	    $(BUILD)/asan/redis_probe
+	    $(BUILD)/asan/redis_probe $(BUILD)/kv_probe $(BUILD)/asan/kv_probe
 	$(MAKE) layers
 	$(MAKE) unit
 	$(MAKE) fuzz-replay

@@ -505,12 +505,21 @@ def test_front_tier_spreads_and_proxies(cluster):
     assert live
 
 
-def test_primary_failover_during_commands(cluster, opened):
+@pytest.fixture
+def own_cluster(keys):
+    """A cluster of the test's own: it fails its primary over."""
+    c = Cluster()
+    yield c
+    c.stop()
+
+
+def test_primary_failover_during_commands(own_cluster, opened):
     """The Redis primary is killed with -9 while commands are queued
     through one node as fast as they are answered, for an agent on
     another node that completes each: every command answered 202 is
     delivered once and completed once, none is lost; the others were
     answered 503 meanwhile."""
+    cluster = own_cluster
     ws = chan.unique("cl")
     live = [n for n in cluster.nodes if not n.dead]
     api_node, dev_node = live[0], live[1]
@@ -528,10 +537,20 @@ def test_primary_failover_during_commands(cluster, opened):
     kill_at, first_after = [], []
 
     def poster():
+        try:
+            post_loop()
+        except BaseException as e:
+            errors.append(repr(e))
+
+    def post_loop():
         api = node_api(api_node, ws)
         k = 0
         try:
             while not stop.is_set():
+                # a stream, not a flood: at most 50 waiting for the agent
+                if len(acked) - len(completed) > 50:
+                    time.sleep(0.01)
+                    continue
                 status, doc = api.call("POST", "/clients/pc-f/commands",
                                        {"command": "step",
                                         "payload": {"k": k}})
@@ -568,7 +587,7 @@ def test_primary_failover_during_commands(cluster, opened):
             # whose answer was lost with the primary may be stored
             # already
             for _ in range(100):
-                ack = dev.result(cid)
+                ack = dev.result(cid, timeout=15)
                 answers.append((cid, ack.get("type"), ack.get("code")))
                 if ack.get("type") == "command_result_accepted" \
                         or "already completed" in ack.get("message", ""):
@@ -584,8 +603,9 @@ def test_primary_failover_during_commands(cluster, opened):
         t.start()
     old_server = cluster.redis.primary
     try:
-        rh.wait_for(lambda: len(completed) >= 20, 20,
+        rh.wait_for(lambda: len(completed) >= 20 or errors, 40,
                     what="commands going through")
+        assert errors == [], (errors, len(acked), len(refused))
         old = old_server.addr
         kill_at.append(cluster.redis.kill_primary())
         new = cluster.redis.wait_new_primary(old)
@@ -602,11 +622,6 @@ def test_primary_failover_during_commands(cluster, opened):
         threads[0].join()
         deadline[0] = time.monotonic() + 30
         threads[1].join()
-
-    # the old primary comes back as a replica: replicas_ack=1 holds for
-    # the tests that follow
-    old_server.start()
-    cluster.redis.wait_replicated()
 
     assert len(set(acked)) == len(acked)
     assert errors == [], errors

@@ -486,7 +486,7 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
 
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
-    wh_str_t client_id);
+    wh_str_t client_id, int committed);
 
 
 /* a command whose op could not be made or committed is tried again a
@@ -540,8 +540,8 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 
     wh_cmd_notes_done(c, &op->notes, committed);
 
-    if (op->kind == WH_CMD_OP_REFRESH && committed) {
-        wh_cmd_refreshed(c, op->ws, op->client_id);
+    if (op->kind == WH_CMD_OP_REFRESH) {
+        wh_cmd_refreshed(c, op->ws, op->client_id, committed);
     }
 
     if (op->held) {
@@ -694,8 +694,22 @@ wh_cmd_slot_freed(wh_commands_t *c, wh_qclient_t *qc)
 static void
 wh_cmd_refresh(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
 {
-    wh_str_t      strs[2];
-    wh_cmd_op_t  *op;
+    size_t          klen;
+    uintptr_t       state;
+    wh_str_t        strs[2];
+    wh_cmd_op_t    *op;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    /* a burst of notes for one client (a job, a flood of commands) is
+     * one refresh, and one more after it: each reads all the client's
+     * open commands */
+    klen = wh_cmdq_key(key, ws, client_id);
+    state = (uintptr_t) wh_map_get(&c->refreshing, key, klen);
+
+    if (state != 0) {
+        (void) wh_map_put(&c->refreshing, key, klen, (void *) 2);
+        return;
+    }
 
     strs[0] = ws;
     strs[1] = client_id;
@@ -708,14 +722,34 @@ wh_cmd_refresh(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
         return;
     }
 
+    /* out of memory: refreshes are only not coalesced */
+    (void) wh_map_put(&c->refreshing, key, klen, (void *) 1);
     wh_batch_add(c->batch, &op->op, 0);
 }
 
 
 static void
-wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
+wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws, wh_str_t client_id,
+    int committed)
 {
-    wh_qclient_t  *qc;
+    size_t          klen;
+    uintptr_t       state;
+    wh_qclient_t   *qc;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    klen = wh_cmdq_key(key, ws, client_id);
+    state = (uintptr_t) wh_map_del(&c->refreshing, key, klen);
+
+    /* one that failed (Redis is down) is made up for by the resync
+     * when Redis is back */
+    if (!committed) {
+        return;
+    }
+
+    if (state == 2) {
+        /* notes came while it read: read once more */
+        wh_cmd_refresh(c, ws, client_id);
+    }
 
     qc = wh_cmdq_client(&c->q, ws, client_id);
 
@@ -1022,4 +1056,5 @@ wh_commands_free(wh_commands_t *c)
     wh_cmdq_free(&c->q);
     wh_map_free(&c->txn_sent);
     wh_map_free(&c->txn_lanes);
+    wh_map_free(&c->refreshing);
 }

@@ -77,6 +77,9 @@ struct wh_commands_s {
                                        * txn being applied */
     wh_map_t          txn_lanes;      /* ws "\0" client "\0" lane hash
                                        * -> sent by that txn */
+    wh_map_t          refreshing;     /* cluster: ws "\0" client -> 1, a
+                                       * refresh is queued; 2, and
+                                       * another is due after it */
     /* a sent command ended: the client's next ones may go (set by
      * commands.c, called by the notes) */
     void            (*slot_freed)(wh_commands_t *c, wh_qclient_t *qc);
