@@ -487,6 +487,8 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id, int committed);
+static void wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws,
+    wh_str_t client_id);
 
 
 /* a command whose op could not be made or committed is tried again a
@@ -542,6 +544,15 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 
     if (op->kind == WH_CMD_OP_REFRESH) {
         wh_cmd_refreshed(c, op->ws, op->client_id, committed);
+    }
+
+    /* a new command that had to wait in its txn (its lane or the window
+     * was busy) may go now: what held it may have ended in the same
+     * batch, and memory learnt of it only now */
+    if (op->kind == WH_CMD_OP_CREATE && committed
+        && op->outcome == WH_CMD_DONE)
+    {
+        wh_cmd_pending_may_go(c, op->ws, op->client_id);
     }
 
     if (op->held) {
@@ -686,6 +697,20 @@ static void
 wh_cmd_slot_freed(wh_commands_t *c, wh_qclient_t *qc)
 {
     wh_cmd_pump(c, qc, 0);
+}
+
+
+static void
+wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws, wh_str_t client_id)
+{
+    wh_qclient_t  *qc;
+
+    qc = wh_cmdq_client(&c->q, ws, client_id);
+
+    if (qc != NULL && wh_sessions_of_client(c->sessions, ws, client_id) > 0)
+    {
+        wh_cmd_pump(c, qc, 0);
+    }
 }
 
 
