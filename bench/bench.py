@@ -961,16 +961,17 @@ def commands_cluster_rows(cc):
 
 def redis_us_per_command(r):
     """Redis's own CPU over the measured window, per command accepted."""
-    used, rate = r.get("redis_cpu_s"), get(r, "publishes_per_s")
-    duration = get(r, "params", "duration")
-    if used is None or not rate or not duration:
-        return None
-    return used * 1e6 / (rate * duration)
+    return redis_us_per(r, "publishes_per_s")
 
 
 def redis_us_per_delivery(r):
     """Redis's own CPU over the measured window, per delivery."""
-    used, rate = r.get("redis_cpu_s"), get(r, "deliveries_per_s")
+    return redis_us_per(r, "deliveries_per_s")
+
+
+def redis_us_per(r, rate_key):
+    """Redis's own CPU over the measured window, per unit of rate_key."""
+    used, rate = r.get("redis_cpu_s"), get(r, rate_key)
     duration = get(r, "params", "duration")
     if used is None or not rate or not duration:
         return None

@@ -435,25 +435,40 @@ txn_model(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* P.counter from the store (0 before the first); k is its key */
 static int
-txn_count(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+read_counter(wh_kv_txn_t *t, wh_kv_val_t *k, wh_err_t *err)
 {
-    int           rc;
-    char          key[64], val[32];
-    size_t        n;
-    wh_kv_val_t   k, v;
+    int          rc;
+    wh_kv_val_t  v;
 
-    (void) ctx;
-
-    k.data = "counter";
-    k.len = 7;
-    rc = wh_kv_get(t, WH_KV_CMD_META, &k, &v, err);
+    k->data = "counter";
+    k->len = 7;
+    rc = wh_kv_get(t, WH_KV_CMD_META, k, &v, err);
 
     if (rc == -1) {
         return -1;
     }
 
     P.counter = rc == 0 ? strtoul(v.data, NULL, 10) : 0;
+
+    return 0;
+}
+
+
+static int
+txn_count(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    char          key[64], val[32];
+    size_t        n;
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    if (read_counter(t, &k, err) != 0) {
+        return -1;
+    }
+
     snprintf(val, sizeof(val), "%lu", P.counter + 1);
     v.data = val;
     v.len = strlen(val);
@@ -483,15 +498,10 @@ txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 
     (void) ctx;
 
-    k.data = "counter";
-    k.len = 7;
-    rc = wh_kv_get(t, WH_KV_CMD_META, &k, &v, err);
-
-    if (rc == -1) {
+    if (read_counter(t, &k, err) != 0) {
         return -1;
     }
 
-    P.counter = rc == 0 ? strtoul(v.data, NULL, 10) : 0;
     P.keys = 0;
 
     if (wh_kv_cur_open(t, WH_KV_CLIENTS, &c, err) != 0) {
