@@ -431,15 +431,29 @@ def test_revocation_lost_in_an_outage_is_read_again(cluster, opened):
         a1.close()
 
 
-def test_resume_on_another_node_after_kill9(cluster):
+def test_resume_on_another_node_after_kill9(cluster, opened):
     """A subscriber's node dies with SIGKILL; it reconnects to another
-    node with `since` and gets exactly what it missed, then live ones."""
+    node with `since` and gets exactly what it missed, then live ones.
+    An agent on the same node had been sent a command it never acked:
+    on the other node the command comes again (attempt 2) and completes
+    once."""
     ws = chan.unique("cl")
     ch = "room/resume"
     tok = chan.token("viewer", ws)
     victim, other, publisher = cluster.nodes[2], cluster.nodes[1], \
         cluster.nodes[0]
     api = wh.Api(publisher.port, chan.service_token(ws))
+    capi = node_api(publisher, ws)
+    status, doc = capi.call("POST", "/clients", {
+        "id": "pc-k", "name": "Desk", "client_type": "desktop"})
+    assert status == 201, doc
+    dev = agent(victim, ws, "pc-k", opened)
+    status, doc = capi.call("POST", "/clients/pc-k/commands",
+                            {"command": "reboot", "payload": {"k": 9}})
+    assert status == 202, doc
+    cid = doc["command_id"]
+    msg = dev.recv_type("device_command")
+    assert (msg["command_id"], msg["attempt"]) == (cid, 1)
 
     async def scenario():
         s = await Client.open(victim.port, tok)
@@ -449,8 +463,8 @@ def test_resume_on_another_node_after_kill9(cluster):
             chan.publish_ok(api, ch, {"k": k})
         first = await s.messages(5)
         assert [m["id"] for m in first] == [1, 2, 3, 4, 5]
-        rh.wait_for(lambda: connections(cluster, publisher, ws) == 1, 10,
-                    what="the victim's session counted elsewhere")
+        rh.wait_for(lambda: connections(cluster, publisher, ws) == 2, 10,
+                    what="the victim's sessions counted elsewhere")
         victim.kill9()
         # its lease (2 s) runs out: it no longer counts
         rh.wait_for(lambda: connections(cluster, publisher, ws) == 0, 10,
@@ -469,10 +483,22 @@ def test_resume_on_another_node_after_kill9(cluster):
         assert await s2.barrier() == []
         await s2.close()
 
+        dev2 = agent(other, ws, "pc-k", opened)
+        again = dev2.recv_type("device_command")
+        assert (again["command_id"], again["attempt"]) == (cid, 2)
+        assert again["payload"] == {"k": 9}
+        assert dev2.result(cid)["status"] == "completed"
+        assert dev2.quiet(1.0) == []
+        status, doc = capi.call("GET", "/commands/" + cid)
+        assert status == 200 and doc["status"] == "completed", doc
+        assert [h["status"] for h in doc["history"]] == \
+            ["pending", "sent", "sent", "completed"]
+
     try:
         run(scenario())
     finally:
         api.close()
+        capi.close()
 
 
 def test_front_tier_spreads_and_proxies(cluster):
