@@ -15,12 +15,14 @@ import pytest
 import chan
 import wh
 from chan import Client, run
-from test_mqtt import Broker
+from test_mqtt import Broker, wait_for
 
 WS = "shared-ws"
 CHANNEL = "sensors/S1"
 RULE = ("ingest sensors/+/data workspace=%s channel=sensors/{1} "
-        "type=sensor_reading key={1};\n" % WS)
+        "type=sensor_reading key={1};\n"
+        "ingest meters/+/data workspace=%s channel=meters/{1} "
+        "type=meter_reading key={1} rate=30/m;\n" % (WS, WS))
 SERVER = """
 location /ws/ { wirehub_websocket; }
 location /api/ { wirehub_api; }
@@ -127,6 +129,61 @@ def test_each_message_ingested_once_across_nodes(cluster):
     assert sum(ingested) == total, ingested
     # the broker spread the group's messages over both members
     assert all(i > 0 for i in ingested), ingested
+
+
+def test_rate_holds_across_nodes(cluster):
+    """rate=30/m (a 2 s window) on a key whose values the broker spreads
+    over both nodes: the first value goes out at once, the nine after it
+    in the window are held in Redis, each replacing the one before, and
+    only the last goes out when the window ends.  Coalescing per node
+    would send each node's first value, and each node's last."""
+    broker, nodes = cluster
+    for n in nodes:
+        wait_subscribed(n)
+    tok = chan.token("viewer", WS)
+
+    def held():
+        return sum(n.mqtt_stats()["coalesced"] for n in nodes)
+
+    async def scenario():
+        subs = [await Client.open(n.port, tok) for n in nodes]
+        for s in subs:
+            await s.subscribe("meters/M1")
+        pub = mqtt.Client(client_id="shared-rate-pub", clean_session=True)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        try:
+            for k in range(10):
+                info = pub.publish("meters/M1/data", '{"k":%d}' % k, qos=1)
+                info.wait_for_publish(5)
+                if k == 0:
+                    first = await subs[0].messages(1)
+                    assert [m["data"]["k"] for m in first] == [0]
+                else:
+                    # each value reached Redis before the next is sent,
+                    # so "the last" is well defined across the nodes
+                    wait_for(lambda k=k: held() == k, 10,
+                                what="value %d held" % k)
+        finally:
+            pub.loop_stop()
+            pub.disconnect()
+        last = await subs[0].messages(1, timeout=10)
+        assert [m["data"]["k"] for m in last] == [9]
+        assert last[0]["id"] == first[0]["id"] + 1
+        wait_for(lambda: all(n.mqtt_stats()["coalescing"] == 0
+                                for n in nodes), 10,
+                    what="every node done with the key")
+        assert await subs[0].barrier() == []
+        got = await subs[1].messages(2)
+        assert [m["data"]["k"] for m in got] == [0, 9]
+        assert await subs[1].barrier() == []
+        for s in subs:
+            await s.close()
+
+    run(scenario())
+    ins = [n.mqtt_stats()["messages_in"] for n in nodes]
+    # both nodes had values of the key
+    assert sum(ins) == 10 and all(i > 0 for i in ins), ins
 
 
 def test_shared_group_is_checked(tmp_path):

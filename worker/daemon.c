@@ -650,7 +650,7 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
                                        d->conf.listen_mode,
                                        d->conf.listen_gid, err)) != 0
         || wh_mqtt_init(&d->mqtt, &d->conf, &d->loop, &d->log,
-                        &d->channels, &d->sessions, err) != 0)
+                        &d->channels, &d->sessions, d->engine, err) != 0)
     {
         return -1;
     }

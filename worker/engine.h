@@ -278,6 +278,11 @@ typedef struct {
 } wh_job_exec_t;
 
 typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
+/* the answer of rate(): WH_ERATE_*, and for WH_ERATE_HELD the time
+ * (ms) the window still runs; value: the held value a due handed
+ * over (valid during the call) */
+typedef void (*wh_engine_rate_pt)(void *ctx, int rc, int64_t wait_ms,
+    wh_str_t value);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
     wh_str_t client_id, uint64_t before_s);
@@ -483,6 +488,26 @@ struct wh_engine_ops_s {
 
     /* tells the other nodes, after a commit, what changed */
     void (*state_notify)(wh_engine_t *e, const wh_engine_note_t *note);
+    /*
+     * The rate coalescer's window of one key (ingest.h), shared by the
+     * nodes.  value.data != NULL offers a value: WH_ERATE_SEND (no
+     * window was open: send it, one is now) or WH_ERATE_HELD (it
+     * replaced the key's held value).  value.data NULL asks, once a
+     * held value's window should have ended: WH_ERATE_SEND with the
+     * held value (a new window opened), WH_ERATE_HELD (the window
+     * runs on: ask again), WH_ERATE_NONE (nothing held).  -1: not
+     * asked (cb is not called); WH_ERATE_FAILED: asked, no answer.
+     */
+    int  (*rate)(wh_engine_t *e, wh_str_t ws, wh_str_t key,
+        int64_t window_ms, wh_str_t value, wh_engine_rate_pt cb,
+        void *ctx);
+};
+
+enum {
+    WH_ERATE_SEND = 0,
+    WH_ERATE_HELD,
+    WH_ERATE_NONE,
+    WH_ERATE_FAILED
 };
 
 struct wh_engine_s {

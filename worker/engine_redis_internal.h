@@ -147,6 +147,10 @@ uint64_t wh_rpres_report(wh_engine_redis_t *re, wh_str_t ws,
 void wh_rpres_tick(wh_engine_redis_t *re, int64_t now);
 void wh_rpres_free(wh_engine_redis_t *re);
 
+/* engine_redis_rate.c: the rate coalescer's windows (engine.h rate) */
+int wh_rrate(wh_engine_t *e, wh_str_t ws, wh_str_t key, int64_t window_ms,
+    wh_str_t value, wh_engine_rate_pt cb, void *ctx);
+
 /* the history write of engine.h's write(): 0, -1, WH_ENGINE_AGAIN */
 int wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
     wh_err_t *err);

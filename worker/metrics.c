@@ -381,7 +381,8 @@ wh_metrics_mqtt(wh_metrics_t *m)
                     mq->n.ingested);
     wh_prom_counter(p, "wirehubd_mqtt_messages_coalesced_total",
                     "Received values replaced by a later one within their "
-                    "ingest rate.", mq->rate.coalesced);
+                    "ingest rate.",
+                    mq->rate.coalesced + mq->shared.coalesced);
     wh_prom_counter(p, "wirehubd_mqtt_events_published_total",
                     "Client events published to the broker and "
                     "acknowledged.", mq->n.messages_out);

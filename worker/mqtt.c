@@ -191,6 +191,12 @@ wh_mqtt_ingest(wh_mqtt_t *mq, const char *topic, const void *payload,
     data.data = (const char *) mq->data.data;
     data.len = mq->data.len;
 
+    if (rule->rate_ms && mq->rate_shared) {
+        wh_coalesce_offer(&mq->shared, mq->route.rule, mq->route.key,
+                          mq->route.ws, mq->route.ch, data);
+        return;
+    }
+
     if (rule->rate_ms
         && wh_rate_offer(&mq->rate, mq->route.rule, mq->route.key,
                          wh_loop_now(), mq->route.ws, mq->route.ch, data)
@@ -693,6 +699,11 @@ wh_mqtt_tick(wh_timer_t *t)
     now = wh_loop_now();
 
     wh_rate_due(&mq->rate, now, wh_mqtt_emit, mq);
+
+    if (mq->rate_shared) {
+        wh_coalesce_due(&mq->shared, now);
+    }
+
     wh_mqtt_notes_flush(mq, now);
 
     switch (mq->state) {
@@ -909,7 +920,7 @@ wh_mqtt_options(wh_mqtt_t *mq, wh_err_t *err)
 
 
 static int
-wh_mqtt_rate_init(wh_mqtt_t *mq, wh_err_t *err)
+wh_mqtt_rate_init(wh_mqtt_t *mq, wh_engine_t *engine, wh_err_t *err)
 {
     int       rc;
     int64_t  *intervals;
@@ -926,6 +937,13 @@ wh_mqtt_rate_init(wh_mqtt_t *mq, wh_err_t *err)
     }
 
     rc = wh_rate_init(&mq->rate, intervals, n, WH_MQTT_MAX_KEYS);
+
+    if (rc == 0 && engine != NULL && engine->ops->rate != NULL) {
+        rc = wh_coalesce_init(&mq->shared, engine, intervals, n,
+                              wh_mqtt_emit, mq);
+        mq->rate_shared = rc == 0;
+    }
+
     free(intervals);
 
     return rc == 0 ? 0 : wh_err(err, 500, "out of memory");
@@ -965,7 +983,7 @@ wh_mqtt_events(wh_mqtt_t *mq, wh_err_t *err)
 int
 wh_mqtt_init(wh_mqtt_t *mq, const wh_config_t *conf, wh_loop_t *loop,
     wh_log_t *log, wh_channels_t *channels, wh_sessions_t *sessions,
-    wh_err_t *err)
+    wh_engine_t *engine, wh_err_t *err)
 {
     memset(mq, 0, sizeof(wh_mqtt_t));
     mq->conf = conf;
@@ -998,7 +1016,7 @@ wh_mqtt_init(wh_mqtt_t *mq, const wh_config_t *conf, wh_loop_t *loop,
                       strerror(errno));
     }
 
-    if (wh_mqtt_options(mq, err) != 0 || wh_mqtt_rate_init(mq, err) != 0
+    if (wh_mqtt_options(mq, err) != 0 || wh_mqtt_rate_init(mq, engine, err) != 0
         || wh_mqtt_events(mq, err) != 0)
     {
         wh_mqtt_stop(mq);
@@ -1029,6 +1047,10 @@ wh_mqtt_stop(wh_mqtt_t *mq)
 
     /* the last value always goes out */
     wh_rate_flush(&mq->rate, wh_mqtt_emit, mq);
+
+    if (mq->rate_shared) {
+        wh_coalesce_stop(&mq->shared);
+    }
 
     if (mq->state == WH_MQTT_HELPER) {
         /* it may sit in a resolver for seconds: leave it the handle,
@@ -1061,6 +1083,12 @@ wh_mqtt_stop(wh_mqtt_t *mq)
     }
 
     wh_rate_free(&mq->rate);
+
+    if (mq->rate_shared) {
+        wh_coalesce_free(&mq->shared);
+        mq->rate_shared = 0;
+    }
+
     wh_buf_free(&mq->route.buf);
     wh_buf_free(&mq->data);
     wh_buf_free(&mq->topic);
@@ -1103,7 +1131,12 @@ wh_mqtt_stats(const wh_mqtt_t *mq)
     json_object_set_new(o, "messages_in", json_integer(mq->n.messages_in));
     json_object_set_new(o, "ingested", json_integer(mq->n.ingested));
     json_object_set_new(o, "coalesced",
-                        json_integer(mq->rate.coalesced));
+                        json_integer(mq->rate.coalesced
+                                     + mq->shared.coalesced));
+    json_object_set_new(o, "coalescing",
+                        json_integer((json_int_t) (mq->rate_shared
+                                     ? wh_coalesce_waiting(&mq->shared)
+                                     : wh_rate_active(&mq->rate))));
     json_object_set_new(o, "messages_out",
                         json_integer(mq->n.messages_out));
     json_object_set_new(o, "egress_queued",

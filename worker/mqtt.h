@@ -24,6 +24,7 @@
 
 #include "wh_link.h"
 #include "channels.h"
+#include "coalesce.h"
 #include "config.h"
 #include "ingest.h"
 #include "link.h"
@@ -108,6 +109,9 @@ typedef struct {
     char                last_error[160];
     unsigned            egress_pending; /* published, not acknowledged */
     wh_rate_t           rate;
+    wh_coalesce_t       shared;         /* cluster: the windows are in
+                                         * the engine */
+    int                 rate_shared;
     wh_ingest_route_t   route;          /* buffers reused per message */
     wh_buf_t            data;
     wh_buf_t            topic;
@@ -118,10 +122,11 @@ typedef struct {
 
 
 /* sets up the client if conf has an mqtt directive (else every call
- * below does nothing) and schedules the first connect at once */
+ * below does nothing) and schedules the first connect at once; with a
+ * cluster engine (one with a rate op) rate= windows are the cluster's */
 int wh_mqtt_init(wh_mqtt_t *mq, const wh_config_t *conf, wh_loop_t *loop,
     wh_log_t *log, wh_channels_t *channels, wh_sessions_t *sessions,
-    wh_err_t *err);
+    wh_engine_t *engine, wh_err_t *err);
 
 /* shutdown: the pending rate-limited values go out (queued into
  * channels: commit after), the broker gets a DISCONNECT */
