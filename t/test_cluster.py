@@ -380,6 +380,79 @@ def test_runtime_sources_are_refused(cluster):
         api.close()
 
 
+def register(api, ids):
+    for cid in ids:
+        status, doc = api.call("POST", "/clients", {
+            "id": cid, "name": cid, "client_type": "desktop"})
+        assert status == 201, doc
+
+
+def get_job(api, job_id):
+    status, doc = api.call("GET", "/jobs/" + job_id)
+    assert status == 200, doc
+    return doc
+
+
+def test_job_read_and_cancelled_through_any_node(cluster, opened):
+    """A job posted through node 1 (which runs its rollout) is read,
+    listed and cancelled through the others; node 1 hears of the cancel
+    and stops its rollout: nothing more is sent."""
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    a1, a2, a3 = node_api(n1, ws), node_api(n2, ws), node_api(n3, ws)
+    try:
+        ids = ["jc-%d" % k for k in range(5)]
+        register(a1, ids)
+        devs = [agent(n2, ws, cid, opened) for cid in ids]
+        status, doc = a1.call("POST", "/jobs", {
+            "command": "update", "payload": {"v": 2},
+            "target": {"clients": ids},
+            "rollout": {"max_per_minute": 60}})
+        assert status == 202, doc
+        job_id = doc["job_id"]
+        # the first execution goes at once; the next a second later
+        msg = devs[0].recv_type("device_command", timeout=10)
+        assert msg["command"] == "update"
+        assert devs[0].result(msg["command_id"])["status"] == "completed"
+
+        # another node reads the counts node 1 stored (within a second)
+        cmd.wait_for(lambda: get_job(a2, job_id)["counts"]["completed"]
+                     == 1, 10, what="the counts seen from node 2")
+        doc = get_job(a2, job_id)
+        assert doc["status"] == "in_progress" and doc["targets"] == 5, doc
+        status, doc = a3.call("GET", "/jobs")
+        assert status == 200, doc
+        assert [j["job_id"] for j in doc["items"]] == [job_id]
+        status, doc = a3.call("GET", "/jobs/%s/executions" % job_id)
+        assert status == 200, doc
+        assert [e["client_id"] for e in doc["items"]] == ids
+        assert doc["items"][0]["status"] == "completed"
+
+        status, doc = a3.call("POST", "/jobs/%s/cancel" % job_id)
+        assert status == 200 and doc["status"] == "cancelled", doc
+        status, doc = a3.call("POST", "/jobs/%s/cancel" % job_id)
+        assert status == 409, doc
+        # node 1 read the cancel: its memory says so, its sweep cancels
+        # what it had released and not yet sent
+        cmd.wait_for(lambda: get_job(a1, job_id)["status"] == "cancelled",
+                     10, what="node 1 seeing the cancel")
+        counts = cmd.wait_for(
+            lambda: (lambda c: c if c["completed"] + c["cancelled"]
+                     + c["sent"] == 5 else None)(get_job(a1, job_id)
+                                                 ["counts"]),
+            10, what="node 1's counts after the cancel")
+        # what was sent before the cancel came (and is not answered),
+        # then nothing more
+        sent = [m for d in devs[1:] for m in d.quiet(0.5)
+                if m.get("type") == "device_command"]
+        assert len(sent) == counts["sent"], (sent, counts)
+        assert [m for d in devs[1:] for m in d.quiet(2.0)
+                if m.get("type") == "device_command"] == []
+    finally:
+        for a in (a1, a2, a3):
+            a.close()
+
+
 def redis_ports_of(pid):
     """The local ports of the process's TCP connections (ss -tnp)."""
     out = subprocess.run(["ss", "-tnpH"], capture_output=True, text=True,
@@ -537,6 +610,48 @@ def own_cluster(keys):
     c = Cluster()
     yield c
     c.stop()
+
+
+def test_job_taken_over_when_its_node_dies(own_cluster, opened):
+    """The node running a job's rollout is killed with -9: once its
+    lease ends another node takes the job over and finishes it; every
+    target gets its command once."""
+    cluster = own_cluster
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    a2 = node_api(n2, ws)
+    a1 = node_api(n1, ws)
+    try:
+        ids = ["jt-%d" % k for k in range(4)]
+        register(a2, ids)
+        devs = [agent(n3, ws, cid, opened) for cid in ids]
+        status, doc = a1.call("POST", "/jobs", {
+            "command": "update", "payload": {"v": 3},
+            "target": {"clients": ids},
+            "rollout": {"max_per_minute": 60}})
+        assert status == 202, doc
+        job_id = doc["job_id"]
+        msg = devs[0].recv_type("device_command", timeout=10)
+        assert devs[0].result(msg["command_id"])["status"] == "completed"
+        n1.kill9()
+        t0 = time.monotonic()
+        seen = {0: [msg["command_id"]]}
+        for k in range(1, 4):
+            m = devs[k].recv_type("device_command", timeout=30)
+            seen[k] = [m["command_id"]]
+            assert devs[k].result(m["command_id"])["status"] == "completed"
+        took = time.monotonic() - t0
+        doc = cmd.wait_for(lambda: (lambda d: d if d["status"] == "completed"
+                                    else None)(get_job(a2, job_id)), 20,
+                           what="the job completed")
+        assert doc["counts"]["completed"] == 4, doc
+        for d in devs:
+            assert [m for m in d.quiet(1.0)
+                    if m.get("type") == "device_command"] == []
+        record_metric("job_takeover_s", round(took, 2))
+    finally:
+        a1.close()
+        a2.close()
 
 
 def test_primary_failover_during_commands(own_cluster, opened):

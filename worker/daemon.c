@@ -217,6 +217,10 @@ wh_daemon_engine_state(void *ctx, const wh_engine_note_t *n)
         wh_clients_changed_elsewhere(&d->clients, n);
         break;
 
+    case WH_NOTE_JOB:
+        wh_jobs_changed_elsewhere(&d->jobs, n->ws, n->client_id);
+        break;
+
     default:
         wh_clients_changed_elsewhere(&d->clients, n);
         break;

@@ -107,6 +107,8 @@ typedef enum {
                                      * tokens before arg (seconds) are
                                      * refused, its sessions close */
     WH_NOTE_DISCONNECT = 'D',       /* close the client's sessions */
+    WH_NOTE_JOB = 'J',              /* a job (client_id: its id) was
+                                     * cancelled or retried elsewhere */
     WH_NOTE_RESYNC = 'S'            /* from the engine itself: notes
                                      * may have been lost (the shared
                                      * store was out of reach) */
@@ -218,11 +220,14 @@ typedef struct {
     int            sync_failed;     /* the last sync to disk failed */
 } wh_engine_space_stats_t;
 
+/* node_id: 1 to 64 characters (config.c checks them) */
+#define WH_NODE_ID_MAX  65
+
 /* a cluster engine's link to what the nodes share (Redis) */
 typedef struct {
     int            up;              /* the primary is reached */
     char           primary[64];     /* "host:port", or "" */
-    char           node_id[65];
+    char           node_id[WH_NODE_ID_MAX];
     uint64_t       failovers;       /* new primaries followed */
     uint64_t       reconnects;
     uint64_t       followed;        /* channels followed by this node */
@@ -266,6 +271,11 @@ typedef struct {
     uint64_t         cursor;        /* the rollout of this series
                                      * reached this index */
     uint64_t         skipped;       /* listed clients not registered */
+    /* cluster: the executions by status as the node running the
+     * rollout last wrote them, for the other nodes' reads; counted 0:
+     * not written (one node: memory has them) */
+    uint64_t         counts[WH_CMD_NSTATUS];
+    int              counted;
     char            *mem;
 } wh_job_t;
 
@@ -283,6 +293,9 @@ typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
  * over (valid during the call) */
 typedef void (*wh_engine_rate_pt)(void *ctx, int rc, int64_t wait_ms,
     wh_str_t value);
+/* the answer of node_alive(): 1 alive, 0 its lease ended, -1 not
+ * known (the engine is out of reach) */
+typedef void (*wh_engine_alive_pt)(void *ctx, int alive);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
     wh_str_t client_id, uint64_t before_s);
@@ -501,6 +514,10 @@ struct wh_engine_ops_s {
     int  (*rate)(wh_engine_t *e, wh_str_t ws, wh_str_t key,
         int64_t window_ms, wh_str_t value, wh_engine_rate_pt cb,
         void *ctx);
+    /* whether the node named node_id renewed its lease (node_lease);
+     * -1: not asked (cb is not called) */
+    int  (*node_alive)(wh_engine_t *e, wh_str_t node_id,
+        wh_engine_alive_pt cb, void *ctx);
 };
 
 enum {

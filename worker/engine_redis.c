@@ -371,7 +371,8 @@ static const wh_engine_ops_t  wh_redis_ops = {
     .stats = wh_reng_stats,
     WH_STATE_OPS,
     .state_notify = wh_reng_state_notify,
-    .rate = wh_rrate
+    .rate = wh_rrate,
+    .node_alive = wh_rpres_node_alive
 };
 
 

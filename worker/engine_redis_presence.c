@@ -5,6 +5,10 @@
  * while it holds any, and reads the others' about once a second.  A
  * node that died stops counting once its deadline passed.  Nothing
  * waits for Redis: a handshake gets the sum as last read.
+ *
+ * Each node also renews its own lease, wh:node:ID (PX node_lease),
+ * every third of it: what another node runs for it (a job's rollout)
+ * is taken over once the key is gone.
  */
 
 #include <inttypes.h>
@@ -199,6 +203,91 @@ wh_rpres_read(wh_engine_redis_t *re, wh_rpres_t *p, int64_t now)
 }
 
 
+static void
+wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
+{
+    char         key[sizeof("wh:node:") + WH_NODE_ID_MAX], ms[24];
+    const char  *argv[5];
+
+    if (re->lease_ms != 0 && now - re->lease_ms < re->conf.node_lease_ms / 3)
+    {
+        return;
+    }
+
+    snprintf(key, sizeof(key), "wh:node:%s", re->node_id);
+    snprintf(ms, sizeof(ms), "%" PRId64, re->conf.node_lease_ms);
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = "1";
+    argv[3] = "PX";
+    argv[4] = ms;
+
+    if (wh_redis_command(re->redis, wh_rpres_ignore, NULL, 5, argv, NULL)
+        == 0)
+    {
+        re->lease_ms = now;
+    }
+}
+
+
+typedef struct {
+    wh_engine_alive_pt   cb;
+    void                *ctx;
+} wh_rpres_alive_t;
+
+
+static void
+wh_rpres_alive_reply(void *data, redisReply *r, const char *why)
+{
+    wh_rpres_alive_t  *a = data;
+
+    (void) why;
+
+    a->cb(a->ctx, r == NULL || r->type != REDIS_REPLY_INTEGER
+                  ? -1 : r->integer > 0);
+    free(a);
+}
+
+
+int
+wh_rpres_node_alive(wh_engine_t *e, wh_str_t node_id, wh_engine_alive_pt cb,
+    void *ctx)
+{
+    char                key[sizeof("wh:node:") + WH_NODE_ID_MAX];
+    size_t              lens[2];
+    const char         *argv[2];
+    wh_rpres_alive_t   *a;
+    wh_engine_redis_t  *re = (wh_engine_redis_t *) e;
+
+    if (node_id.len >= WH_NODE_ID_MAX) {
+        return -1;
+    }
+
+    a = malloc(sizeof(wh_rpres_alive_t));
+
+    if (a == NULL) {
+        return -1;
+    }
+
+    a->cb = cb;
+    a->ctx = ctx;
+    argv[0] = "EXISTS";
+    argv[1] = key;
+    lens[0] = 6;
+    lens[1] = (size_t) snprintf(key, sizeof(key), "wh:node:%.*s",
+                                (int) node_id.len, node_id.data);
+
+    if (wh_redis_command(re->redis, wh_rpres_alive_reply, a, 2, argv, lens)
+        != 0)
+    {
+        free(a);
+        return -1;
+    }
+
+    return 0;
+}
+
+
 void
 wh_rpres_tick(wh_engine_redis_t *re, int64_t now)
 {
@@ -209,6 +298,8 @@ wh_rpres_tick(wh_engine_redis_t *re, int64_t now)
     if (!wh_redis_up(re->redis)) {
         return;
     }
+
+    wh_rpres_lease(re, now);
 
     while ((e = wh_map_next(&re->presence, &it)) != NULL) {
         p = e->value;

@@ -23,6 +23,9 @@
 #define WH_JOB_PROGRESS_MS   1000
 #define WH_JOB_PRUNE_MAX     250       /* executions deleted per turn */
 #define WH_JOB_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CMD_ID_MAX)
+/* cluster */
+#define WH_JOB_SAVE_MS       1000      /* counts stored at most so often */
+#define WH_JOB_ADOPT_MS      2000      /* other nodes' jobs looked at */
 
 
 static const char  *wh_job_status_names[WH_JOB_NSTATUS] = {
@@ -107,6 +110,7 @@ wh_exec_set(wh_jobm_t *jm, uint64_t idx, uint8_t b)
 
     jm->exec[idx] = b;
     jm->changed = 1;
+    jm->unsaved = 1;
 }
 
 
@@ -192,28 +196,22 @@ wh_job_rec_copy(wh_job_t *dst, const wh_job_t *rec)
 }
 
 
-/* a new job in memory, every execution waiting (or as exec says) */
+/* a job for memory, every execution waiting (until told otherwise) */
 static wh_jobm_t *
-wh_jobs_add(wh_jobs_t *j, const wh_job_t *rec)
+wh_jobm_new(const wh_job_t *rec)
 {
-    size_t          klen;
     uint64_t        i;
     wh_jobm_t      *jm;
-    unsigned char   key[WH_JOB_KEY_MAX];
 
-    klen = wh_job_key(key, rec->ws, rec->id);
     jm = calloc(1, sizeof(wh_jobm_t));
 
-    if (klen == 0 || jm == NULL) {
-        free(jm);
+    if (jm == NULL) {
         return NULL;
     }
 
     jm->exec = malloc(rec->targets ? rec->targets : 1);
 
-    if (jm->exec == NULL || wh_job_rec_copy(&jm->rec, rec) != 0
-        || wh_map_put(&j->jobs, key, klen, jm) == NULL)
-    {
+    if (jm->exec == NULL || wh_job_rec_copy(&jm->rec, rec) != 0) {
         wh_job_free(&jm->rec);
         free(jm->exec);
         free(jm);
@@ -227,6 +225,37 @@ wh_jobs_add(wh_jobs_t *j, const wh_job_t *rec)
     jm->counts[WH_CMD_PENDING] = rec->targets;
     jm->filled_ms = wh_loop_now();
     jm->progress_ms = 0;
+
+    return jm;
+}
+
+
+static int
+wh_jobs_insert(wh_jobs_t *j, wh_jobm_t *jm)
+{
+    size_t          klen;
+    unsigned char   key[WH_JOB_KEY_MAX];
+
+    klen = wh_job_key(key, jm->rec.ws, jm->rec.id);
+
+    return klen && wh_map_put(&j->jobs, key, klen, jm) != NULL ? 0 : -1;
+}
+
+
+/* a new job in memory */
+static wh_jobm_t *
+wh_jobs_add(wh_jobs_t *j, const wh_job_t *rec)
+{
+    wh_jobm_t  *jm;
+
+    jm = wh_jobm_new(rec);
+
+    if (jm != NULL && wh_jobs_insert(j, jm) != 0) {
+        wh_job_free(&jm->rec);
+        free(jm->exec);
+        free(jm);
+        return NULL;
+    }
 
     return jm;
 }
@@ -343,6 +372,33 @@ wh_job_json(wh_buf_t *b, const wh_jobm_t *jm)
 }
 
 
+/* a stored job seen as memory would have it: its stored counts (all
+ * pending if it has none); strings are rec's */
+static void
+wh_job_view(wh_jobm_t *v, const wh_job_t *rec)
+{
+    memset(v, 0, sizeof(wh_jobm_t));
+    v->rec = *rec;
+
+    if (rec->counted) {
+        memcpy(v->counts, rec->counts, sizeof(v->counts));
+    } else {
+        v->counts[WH_CMD_PENDING] = rec->targets;
+    }
+}
+
+
+int
+wh_job_json_rec(wh_buf_t *b, const wh_job_t *rec)
+{
+    wh_jobm_t  v;
+
+    wh_job_view(&v, rec);
+
+    return wh_job_json(b, &v);
+}
+
+
 /* a job event on "$commands" of its workspace */
 static void
 wh_job_event(wh_jobs_t *j, wh_jobm_t *jm, const char *type)
@@ -417,6 +473,55 @@ static void wh_job_op_done(wh_op_t *base, int committed,
 static int wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err);
 
 
+static void
+wh_job_recs_free(wh_job_op_t *op)
+{
+    while (op->nrecs > 0) {
+        wh_job_free(&op->recs[--op->nrecs]);
+    }
+
+    free(op->recs);
+    op->recs = NULL;
+}
+
+
+static void
+wh_jobm_free(wh_jobm_t *jm)
+{
+    if (jm != NULL) {
+        wh_job_free(&jm->rec);
+        free(jm->exec);
+        free(jm);
+    }
+}
+
+
+/* this node runs the job's rollout */
+static int
+wh_job_mine(const wh_jobs_t *j, const wh_job_t *rec)
+{
+    return !j->cluster || wh_str_eq(rec->node, wh_cstr(j->engine->node_id));
+}
+
+
+/* the job's record with, in a cluster, the counts of the node that
+ * runs it, for the others to read */
+static int
+wh_job_put(wh_job_op_t *op, wh_etxn_t *t, wh_job_t *rec, wh_err_t *err)
+{
+    wh_jobm_t  *jm;
+
+    if (op->j->cluster
+        && (jm = wh_jobs_find(op->j, rec->ws, rec->id)) != NULL)
+    {
+        memcpy(rec->counts, jm->counts, sizeof(rec->counts));
+        rec->counted = 1;
+    }
+
+    return wh_etxn_ops(t)->job_put(t, rec, err);
+}
+
+
 void
 wh_job_op_free(wh_job_op_t *op)
 {
@@ -430,6 +535,9 @@ wh_job_op_free(wh_job_op_t *op)
 
     wh_cmd_notes_done(op->j->commands, &op->notes, 0);
     wh_job_free(&op->after_rec);
+    wh_job_recs_free(op);
+    wh_jobm_free(op->loaded);
+    free(op->from_node);
     free(op->items);
     free(op->clients);
     free(op->mem);
@@ -710,7 +818,7 @@ wh_job_apply_release(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
     rec->cursor = op->cursor;
     rec->updated_ms = now;
 
-    return wh_etxn_ops(t)->job_put(t, rec, err);
+    return wh_job_put(op, t, rec, err);
 }
 
 
@@ -765,14 +873,14 @@ wh_job_apply_state(wh_job_op_t *op, wh_etxn_t *t, int64_t now,
         rec->status = WH_JOB_IN_PROGRESS;
         rec->updated_ms = now;
 
-        return wh_etxn_ops(t)->job_put(t, rec, err);
+        return wh_job_put(op, t, rec, err);
     }
 
     op->op.sync = 1;
     rec->status = op->to_status;
     rec->updated_ms = now;
 
-    return wh_etxn_ops(t)->job_put(t, rec, err);
+    return wh_job_put(op, t, rec, err);
 }
 
 
@@ -819,9 +927,10 @@ wh_job_apply_sweep(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
 
 
 typedef struct {
-    wh_job_op_t  *op;
-    wh_etxn_t    *t;
-    wh_jobm_t    *jm;
+    wh_job_op_t     *op;
+    wh_etxn_t       *t;
+    wh_jobm_t       *jm;          /* NULL: a job another node runs */
+    const wh_job_t  *rec;
 } wh_job_list_t;
 
 
@@ -841,11 +950,37 @@ wh_job_strdup(wh_str_t s)
 }
 
 
+/* an execution of a job another node runs: the status its command
+ * has in the store, as loading the job would find it */
+static uint8_t
+wh_job_stored_status(const wh_job_t *rec, const wh_job_exec_t *x,
+    const wh_command_t *cmd, int found)
+{
+    uint8_t  b;
+
+    if (x->series == 0) {
+        return rec->series == 1 && !wh_job_final(rec->status)
+               ? WH_EXEC_WAITING | WH_CMD_PENDING : WH_CMD_CANCELLED;
+    }
+
+    b = found ? (uint8_t) cmd->state.status : WH_CMD_CANCELLED;
+
+    if (x->series < rec->series
+        && (b == WH_CMD_FAILED || b == WH_CMD_EXPIRED)
+        && !wh_job_final(rec->status))
+    {
+        b |= WH_EXEC_WAITING;
+    }
+
+    return b;
+}
+
+
 static int
 wh_job_list_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
     wh_err_t *err)
 {
-    int                  rc, st;
+    int                  rc = 0, st;
     char                 id[WH_CMD_ID_MAX + 1];
     wh_str_t             cid, client;
     wh_command_t         cmd;
@@ -853,21 +988,36 @@ wh_job_list_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
     wh_job_op_t         *op = l->op;
     wh_job_exec_item_t  *it;
 
-    if (idx >= l->jm->rec.targets) {
+    if (idx >= l->rec->targets) {
         return 1;
     }
 
-    st = l->jm->exec[idx];
+    cid = wh_exec_cmd_id(id, l->rec->id, idx, x->series);
 
-    if (op->mask
-        && !(op->mask & (1u << wh_exec_count_of((uint8_t) st))))
+    if (x->series && (l->jm == NULL || !op->mask)) {
+        rc = wh_etxn_ops(l->t)->cmd_get(l->t, l->rec->ws, cid, &cmd, err);
+
+        if (rc < 0) {
+            return -1;
+        }
+    }
+
+    st = l->jm ? l->jm->exec[idx] : wh_job_stored_status(l->rec, x, &cmd, rc);
+
+    if ((op->mask
+         && !(op->mask & (1u << wh_exec_count_of((uint8_t) st))))
+        || op->nitems == op->limit)
     {
-        return 0;
-    }
+        if (rc == 1) {
+            wh_command_free(&cmd);
+        }
 
-    if (op->nitems == op->limit) {
-        op->next_idx = idx;
-        return 1;
+        if (op->nitems == op->limit) {
+            op->next_idx = idx;
+            return 1;
+        }
+
+        return 0;
     }
 
     it = &op->items[op->nitems];
@@ -879,21 +1029,23 @@ wh_job_list_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
     it->client = wh_job_strdup(client);
     op->nitems++;
 
-    if (it->client == NULL) {
-        return wh_err(err, 503, "out of memory");
+    if (x->series && l->jm != NULL && op->mask) {
+        rc = wh_etxn_ops(l->t)->cmd_get(l->t, l->rec->ws, cid, &cmd, err);
+    }
+
+    if (rc < 0 || it->client == NULL) {
+        if (rc == 1) {
+            wh_command_free(&cmd);
+        }
+
+        return rc < 0 ? -1 : wh_err(err, 503, "out of memory");
     }
 
     if (x->series == 0) {
         return 0;
     }
 
-    cid = wh_exec_cmd_id(id, l->jm->rec.id, idx, x->series);
     it->command_id = wh_job_strdup(cid);
-    rc = wh_etxn_ops(l->t)->cmd_get(l->t, l->jm->rec.ws, cid, &cmd, err);
-
-    if (rc < 0 || it->command_id == NULL) {
-        return -1;
-    }
 
     if (rc == 1) {
         it->attempt = cmd.state.attempt;
@@ -906,13 +1058,13 @@ wh_job_list_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
         wh_command_free(&cmd);
     }
 
-    return 0;
+    return it->command_id == NULL ? wh_err(err, 503, "out of memory") : 0;
 }
 
 
 static int
 wh_job_apply_execs(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
-    wh_err_t *err)
+    const wh_job_t *rec, wh_err_t *err)
 {
     wh_job_list_t  l;
 
@@ -936,8 +1088,9 @@ wh_job_apply_execs(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
     l.op = op;
     l.t = t;
     l.jm = jm;
+    l.rec = rec;
 
-    return wh_etxn_ops(t)->exec_each(t, jm->rec.ws, jm->rec.id, op->cursor,
+    return wh_etxn_ops(t)->exec_each(t, rec->ws, rec->id, op->cursor,
                                      wh_job_list_one, &l, err);
 }
 
@@ -1060,6 +1213,107 @@ wh_job_expired(const wh_jobs_t *j, const wh_jobm_t *jm, int64_t now)
 }
 
 
+/* ------------------------------------------------ apply: cluster */
+
+
+static int
+wh_job_each_one(void *ctx, wh_job_t *job, wh_err_t *err)
+{
+    wh_job_t     *p;
+    wh_job_op_t  *op = ctx;
+
+    if (op->kind == WH_JOB_OP_LIST
+        ? !wh_str_eq(job->ws, op->rec.ws)
+          || job->status == WH_JOB_CREATING
+          || (op->to_status >= 0 && job->status != op->to_status)
+        : wh_job_final(job->status) || job->status == WH_JOB_CREATING
+          || job->node.len == 0 || wh_job_mine(op->j, job))
+    {
+        return 0;
+    }
+
+    p = realloc(op->recs, (op->nrecs + 1) * sizeof(wh_job_t));
+
+    if (p == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    op->recs = p;
+    memset(&p[op->nrecs], 0, sizeof(wh_job_t));
+
+    if (wh_job_rec_copy(&p[op->nrecs], job) != 0) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    op->nrecs++;
+
+    return 0;
+}
+
+
+/* LIST: the workspace's jobs; SCAN: the ones other nodes run */
+static int
+wh_job_apply_each(wh_job_op_t *op, wh_etxn_t *t, wh_err_t *err)
+{
+    wh_job_recs_free(op);
+
+    return wh_etxn_ops(t)->job_each(t, wh_job_each_one, op, err);
+}
+
+
+typedef struct {
+    wh_jobs_t     *j;
+    wh_etxn_t     *t;
+    wh_jobm_t     *jm;
+    wh_job_t      *creating;      /* jobs dropped: never answered */
+    size_t         ncreating;
+} wh_jobs_loading_t;
+
+static int wh_jobs_load_exec(void *ctx, uint64_t idx,
+    const wh_job_exec_t *x, wh_err_t *err);
+
+
+/* ADOPT: the job is still its dead node's: it becomes this node's,
+ * and is loaded as at start */
+static int
+wh_job_apply_adopt(wh_job_op_t *op, wh_etxn_t *t, wh_err_t *err)
+{
+    wh_job_t           *rec = &op->after_rec;
+    wh_jobs_loading_t   l;
+
+    wh_jobm_free(op->loaded);
+    op->loaded = NULL;
+
+    if (wh_job_final(rec->status) || rec->status == WH_JOB_CREATING
+        || !wh_str_eq(rec->node, wh_cstr(op->from_node)))
+    {
+        op->outcome = WH_JOB_NOT_FOUND;
+        return 0;
+    }
+
+    rec->node = wh_cstr(op->j->engine->node_id);
+    op->op.sync = 1;
+
+    if (wh_etxn_ops(t)->job_put(t, rec, err) != 0) {
+        return -1;
+    }
+
+    op->loaded = wh_jobm_new(rec);
+
+    if (op->loaded == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    memset(&l, 0, sizeof(l));
+    l.j = op->j;
+    l.t = t;
+    l.jm = op->loaded;
+
+    return wh_etxn_ops(t)->exec_each(t, rec->ws, rec->id, 0,
+                                     wh_jobs_load_exec, &l, err);
+}
+
+
 static int
 wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 {
@@ -1078,9 +1332,20 @@ wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
         return wh_job_apply_create(op, t, now, err);
     }
 
+    if (op->kind == WH_JOB_OP_LIST || op->kind == WH_JOB_OP_SCAN) {
+        return wh_job_apply_each(op, t, err);
+    }
+
     jm = wh_jobs_find(op->j, op->rec.ws, op->rec.id);
 
-    if (jm == NULL) {
+    /* in a cluster a job another node runs is read, changed (cancel,
+     * retry) or taken over from the store */
+    if (jm == NULL
+        && !(op->j->cluster
+             && (op->kind == WH_JOB_OP_READ || op->kind == WH_JOB_OP_EXECS
+                 || op->kind == WH_JOB_OP_STATE
+                 || op->kind == WH_JOB_OP_ADOPT)))
+    {
         op->outcome = WH_JOB_NOT_FOUND;
         return 0;
     }
@@ -1091,7 +1356,11 @@ wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
         return wh_job_apply_sweep(op, t, jm, now, err);
 
     case WH_JOB_OP_EXECS:
-        return wh_job_apply_execs(op, t, jm, err);
+        if (jm != NULL) {
+            return wh_job_apply_execs(op, t, jm, &jm->rec, err);
+        }
+
+        break;
 
     case WH_JOB_OP_PRUNE:
         return wh_job_apply_prune(op, t, jm, err);
@@ -1109,18 +1378,50 @@ wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
         return rc;
     }
 
-    return op->kind == WH_JOB_OP_RELEASE
-           ? wh_job_apply_release(op, t, jm, now, err)
-           : wh_job_apply_state(op, t, now, err);
+    switch (op->kind) {
+
+    case WH_JOB_OP_READ:
+    case WH_JOB_OP_REFRESH:
+        return 0;
+
+    case WH_JOB_OP_EXECS:
+        return wh_job_apply_execs(op, t, NULL, &op->after_rec, err);
+
+    case WH_JOB_OP_ADOPT:
+        return wh_job_apply_adopt(op, t, err);
+
+    default:
+        break;
+    }
+
+    if (jm != NULL && !wh_job_mine(op->j, &op->after_rec)) {
+        /* taken over while this node was cut off: the other runs it */
+        op->outcome = WH_JOB_MOVED;
+        return 0;
+    }
+
+    switch (op->kind) {
+
+    case WH_JOB_OP_SAVE:
+        return wh_job_put(op, t, &op->after_rec, err);
+
+    case WH_JOB_OP_RELEASE:
+        return wh_job_apply_release(op, t, jm, now, err);
+
+    default:
+        return wh_job_apply_state(op, t, now, err);
+    }
 }
 
 
 /* -------------------------------------------------------------- done */
 
 
-/* memory follows a committed state change */
+/* memory follows a committed state change; announce: publish its
+ * event (not when another node did and this one reads it again) */
 static void
-wh_job_state_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
+wh_job_state_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm,
+    int announce)
 {
     uint64_t  i;
     uint8_t   b;
@@ -1146,12 +1447,19 @@ wh_job_state_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
         jm->sweep = 1;
         jm->sweep_at = 0;
         j->counters.aborted += jm->rec.status == WH_JOB_ABORTED;
-        wh_job_event(j, jm, jm->rec.status == WH_JOB_ABORTED
-                            ? "job_aborted" : "job_cancelled");
+
+        if (announce) {
+            wh_job_event(j, jm, jm->rec.status == WH_JOB_ABORTED
+                                ? "job_aborted" : "job_cancelled");
+        }
+
         break;
 
     case WH_JOB_COMPLETED:
-        wh_job_event(j, jm, "job_completed");
+        if (announce) {
+            wh_job_event(j, jm, "job_completed");
+        }
+
         break;
 
     case WH_JOB_IN_PROGRESS:
@@ -1167,7 +1475,11 @@ wh_job_state_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
 
         jm->tokens = 0;
         jm->filled_ms = wh_loop_now();
-        wh_job_event(j, jm, "job_progress");
+
+        if (announce) {
+            wh_job_event(j, jm, "job_progress");
+        }
+
         break;
 
     default:
@@ -1221,6 +1533,74 @@ wh_job_create_done(wh_jobs_t *j, wh_job_op_t *op, int committed,
 }
 
 
+static void wh_jobs_ask_alive(wh_jobs_t *j, wh_job_op_t *op);
+
+
+/* the cluster's side of a committed op; the job in memory after it */
+static wh_jobm_t *
+wh_job_cluster_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
+{
+    size_t             klen;
+    wh_jobm_t          v;
+    wh_engine_note_t   note;
+    unsigned char      key[WH_JOB_KEY_MAX];
+
+    switch (op->kind) {
+
+    case WH_JOB_OP_SCAN:
+        wh_jobs_ask_alive(j, op);
+        return jm;
+
+    case WH_JOB_OP_ADOPT:
+        if (op->outcome != WH_JOB_DONE || op->loaded == NULL || jm != NULL
+            || wh_jobs_insert(j, op->loaded) != 0)
+        {
+            return jm;
+        }
+
+        jm = op->loaded;
+        op->loaded = NULL;
+        wh_log_info(j->log, "jobs: %.*s of %.*s taken over from node "
+                    "\"%s\", whose lease ended", (int) jm->rec.id.len,
+                    jm->rec.id.data, (int) jm->rec.ws.len, jm->rec.ws.data,
+                    op->from_node);
+        return jm;
+
+    case WH_JOB_OP_STATE:
+        if (jm != NULL || op->outcome != WH_JOB_DONE) {
+            break;
+        }
+
+        /* another node's job: this node tells, and that one acts */
+        wh_job_view(&v, &op->after_rec);
+        wh_job_event(j, &v, op->after_rec.status == WH_JOB_CANCELLED
+                            ? "job_cancelled" : "job_progress");
+        memset(&note, 0, sizeof(note));
+        note.kind = WH_NOTE_JOB;
+        note.ws = op->rec.ws;
+        note.client_id = op->rec.id;
+        j->engine->ops->state_notify(j->engine, &note);
+        return NULL;
+
+    default:
+        break;
+    }
+
+    if (jm != NULL && op->outcome == WH_JOB_MOVED) {
+        wh_log_warn(j->log, "jobs: %.*s of %.*s is run by node \"%.*s\" "
+                    "now; this node lets it go", (int) jm->rec.id.len,
+                    jm->rec.id.data, (int) jm->rec.ws.len, jm->rec.ws.data,
+                    (int) op->after_rec.node.len, op->after_rec.node.data);
+        klen = wh_job_key(key, jm->rec.ws, jm->rec.id);
+        wh_map_del(&j->jobs, key, klen);
+        wh_jobm_free(jm);
+        return NULL;
+    }
+
+    return jm;
+}
+
+
 static void
 wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 {
@@ -1250,6 +1630,14 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         j->pruning = 0;
     }
 
+    if (op->kind == WH_JOB_OP_SCAN) {
+        j->scanning = 0;
+    }
+
+    if (committed) {
+        jm = wh_job_cluster_done(j, op, jm);
+    }
+
     if (jm != NULL && committed) {
         switch (op->kind) {
 
@@ -1265,7 +1653,20 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
             break;
 
         case WH_JOB_OP_STATE:
-            wh_job_state_done(j, op, jm);
+            wh_job_state_done(j, op, jm, 1);
+            break;
+
+        case WH_JOB_OP_REFRESH:
+            /* cancelled or retried by another node */
+            if (op->outcome == WH_JOB_DONE
+                && (op->after_rec.status != jm->rec.status
+                    || op->after_rec.series != jm->rec.series))
+            {
+                op->to_status = op->after_rec.series != jm->rec.series
+                                ? WH_JOB_RETRY : op->after_rec.status;
+                wh_job_state_done(j, op, jm, 0);
+            }
+
             break;
 
         case WH_JOB_OP_SWEEP:
@@ -1287,6 +1688,101 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     }
 
     wh_job_op_free(op);
+}
+
+
+/* ------------------------------------------ other nodes' jobs */
+
+
+typedef struct {
+    wh_jobs_t    *j;
+    wh_str_t      ws, id, node;   /* into mem */
+    char         *mem;
+} wh_job_ask_t;
+
+
+static void
+wh_jobs_alive(void *ctx, int alive)
+{
+    wh_job_ask_t  *a = ctx;
+    wh_job_op_t   *op;
+    wh_jobs_t     *j = a->j;
+
+    if (alive == 0 && !j->stopped
+        && wh_jobs_find(j, a->ws, a->id) == NULL)
+    {
+        op = wh_job_op_new(j, WH_JOB_OP_ADOPT, a->ws, a->id);
+
+        if (op != NULL) {
+            op->from_node = strndup(a->node.data, a->node.len);
+
+            if (op->from_node == NULL) {
+                wh_job_op_free(op);
+            } else {
+                wh_job_op_submit(op);
+            }
+        }
+    }
+
+    free(a->mem);
+    free(a);
+}
+
+
+/* after a scan: is the node of each job the scan found still there? */
+static void
+wh_jobs_ask_alive(wh_jobs_t *j, wh_job_op_t *op)
+{
+    size_t         i;
+    wh_str_t       strs[3];
+    wh_str_t      *dst[3];
+    wh_job_ask_t  *a;
+
+    for (i = 0; i < op->nrecs; i++) {
+        a = calloc(1, sizeof(wh_job_ask_t));
+
+        if (a == NULL) {
+            return;
+        }
+
+        a->j = j;
+        strs[0] = op->recs[i].ws;
+        strs[1] = op->recs[i].id;
+        strs[2] = op->recs[i].node;
+        dst[0] = &a->ws;
+        dst[1] = &a->id;
+        dst[2] = &a->node;
+
+        if (wh_strs_copy(&a->mem, dst, strs, 3) != 0
+            || j->engine->ops->node_alive(j->engine, a->node, wh_jobs_alive,
+                                          a) != 0)
+        {
+            free(a->mem);
+            free(a);
+            return;
+        }
+    }
+}
+
+
+void
+wh_jobs_changed_elsewhere(wh_jobs_t *j, wh_str_t ws, wh_str_t id)
+{
+    wh_job_op_t  *op;
+
+    if (wh_jobs_find(j, ws, id) == NULL) {
+        return;
+    }
+
+    op = wh_job_op_new(j, WH_JOB_OP_REFRESH, ws, id);
+
+    if (op == NULL) {
+        wh_log_error(j->log, "jobs: out of memory, a change of %.*s made "
+                     "elsewhere is not read", (int) id.len, id.data);
+        return;
+    }
+
+    wh_job_op_submit(op);
 }
 
 
@@ -1399,6 +1895,15 @@ wh_job_tick_one(wh_jobs_t *j, wh_jobm_t *jm, int64_t now, int64_t mono)
         return;
     }
 
+    /* cluster: the other nodes read the counts from the store */
+    if (j->cluster && jm->unsaved && mono - jm->saved_ms >= WH_JOB_SAVE_MS)
+    {
+        jm->unsaved = 0;
+        jm->saved_ms = mono;
+        (void) wh_job_queue(j, jm, WH_JOB_OP_SAVE, 0);
+        return;
+    }
+
     if (wh_job_expired(j, jm, now)) {
         if (!j->pruning && wh_job_queue(j, jm, WH_JOB_OP_PRUNE, 0) == 0) {
             j->pruning = 1;
@@ -1472,19 +1977,23 @@ wh_jobs_tick(wh_timer_t *t)
     while ((e = wh_map_next(&j->jobs, &it)) != NULL) {
         wh_job_tick_one(j, e->value, now, mono);
     }
+
+    /* cluster: the jobs of nodes whose lease ended are taken over */
+    if (j->cluster && !j->scanning && mono - j->scanned_ms >= WH_JOB_ADOPT_MS
+        && j->engine->ops->node_alive != NULL)
+    {
+        op = wh_job_op_new(j, WH_JOB_OP_SCAN, wh_cstr(""), wh_cstr(""));
+
+        if (op != NULL) {
+            j->scanning = 1;
+            j->scanned_ms = mono;
+            wh_job_op_submit(op);
+        }
+    }
 }
 
 
 /* ----------------------------------------------------- start and end */
-
-
-typedef struct {
-    wh_jobs_t     *j;
-    wh_etxn_t     *t;
-    wh_jobm_t     *jm;
-    wh_job_t      *creating;      /* jobs dropped: never answered */
-    size_t         ncreating;
-} wh_jobs_loading_t;
 
 
 /* one execution at start: its status from its command */
@@ -1639,6 +2148,7 @@ wh_jobs_init(wh_jobs_t *j, wh_engine_t *engine, wh_batch_t *batch,
 
     memset(j, 0, sizeof(wh_jobs_t));
     j->engine = engine;
+    j->cluster = engine->node_id != NULL;
     j->log = log;
     j->batch = batch;
     j->commands = commands;
@@ -1695,5 +2205,6 @@ wh_jobs_free(wh_jobs_t *j)
     }
 
     j->creating = NULL;
+    j->stopped = 1;
     wh_jobs_drop_all(j);
 }

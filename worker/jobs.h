@@ -66,6 +66,9 @@ typedef struct {
     int               busy;           /* an op of it is in the batch */
     int               sweep;          /* pending commands to cancel */
     uint64_t          sweep_at;       /* next index to look at */
+    int               unsaved;        /* cluster: counts moved since
+                                       * they were last stored */
+    int64_t           saved_ms;       /* monotonic */
 } wh_jobm_t;
 
 typedef struct {
@@ -87,6 +90,13 @@ struct wh_jobs_s {
     int64_t           longest_turn_us;  /* of an op's apply, stats */
     int               pruning;        /* a prune op is in the batch: one
                                        * at a time, for short turns */
+    /* cluster (the engine has a node_id): the jobs in memory are the
+     * ones this node runs; the others' are read from the store, and
+     * taken over when their node's lease ends */
+    int               cluster;
+    int               scanning;       /* a scan op or its asks run */
+    int64_t           scanned_ms;     /* monotonic */
+    int               stopped;
     wh_job_counters_t counters;
 };
 
@@ -103,6 +113,10 @@ int wh_job_status_parse(const char *name, size_t len);
 
 /* the job of ws named id; NULL if none */
 wh_jobm_t *wh_jobs_find(wh_jobs_t *j, wh_str_t ws, wh_str_t id);
+
+/* another node cancelled or retried job id of ws (engine.h
+ * WH_NOTE_JOB): if this node runs it, it reads it again */
+void wh_jobs_changed_elsewhere(wh_jobs_t *j, wh_str_t ws, wh_str_t id);
 
 /* jobs by status, executions by status, over all workspaces
  * (metrics) */

@@ -108,9 +108,52 @@ wh_jobs_reply_execs(wh_job_op_t *op)
 }
 
 
+static int
+wh_jobs_newest_first(const void *a, const void *b)
+{
+    const wh_job_t  *x = a;
+    const wh_job_t  *y = b;
+
+    return x->created_ms < y->created_ms ? 1
+           : x->created_ms > y->created_ms ? -1
+           : 0;
+}
+
+
+/* cluster: the workspace's jobs as stored; this node's from memory */
+static void
+wh_jobs_reply_list(wh_job_op_t *op)
+{
+    int          rc;
+    size_t       i;
+    wh_buf_t     b = { NULL, 0, 0 };
+    wh_jobm_t   *jm;
+
+    qsort(op->recs, op->nrecs, sizeof(wh_job_t), wh_jobs_newest_first);
+    rc = wh_jw_open(&b, NULL, '{') | wh_jw_open(&b, "items", '[');
+
+    for (i = 0; i < op->nrecs && i < op->limit; i++) {
+        jm = wh_jobs_find(op->j, op->recs[i].ws, op->recs[i].id);
+        rc |= jm ? wh_job_json(&b, jm) : wh_job_json_rec(&b, &op->recs[i]);
+    }
+
+    rc |= wh_jw_close(&b, ']') | wh_jw_close(&b, '}');
+
+    if (rc != 0) {
+        wh_jobs_oom(op->peer, op->req_id);
+    } else {
+        wh_respond(op->peer, op->req_id, 200, b.data, b.len);
+    }
+
+    wh_buf_free(&b);
+}
+
+
 static void
 wh_jobs_reply(wh_job_op_t *op, int committed, const wh_err_t *err)
 {
+    uint16_t    status;
+    wh_buf_t    b = { NULL, 0, 0 };
     wh_jobm_t  *jm;
 
     if (wh_respond_failed(op->peer, op->req_id, committed, err)) {
@@ -133,20 +176,40 @@ wh_jobs_reply(wh_job_op_t *op, int committed, const wh_err_t *err)
         return;
     }
 
+    if (op->outcome == WH_JOB_MOVED) {
+        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
+                         "the job was just taken over by another node; "
+                         "try again");
+        return;
+    }
+
     if (op->kind == WH_JOB_OP_EXECS) {
         wh_jobs_reply_execs(op);
         return;
     }
 
-    if (jm == NULL) {
-        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
-                         "out of memory");
+    if (op->kind == WH_JOB_OP_LIST) {
+        wh_jobs_reply_list(op);
         return;
     }
 
-    wh_jobs_send_job(op->peer, op->req_id,
-                     op->kind == WH_JOB_OP_CREATE
-                     || op->to_status == WH_JOB_RETRY ? 202 : 200, jm);
+    status = op->kind == WH_JOB_OP_CREATE || op->to_status == WH_JOB_RETRY
+             ? 202 : 200;
+
+    if (jm != NULL) {
+        wh_jobs_send_job(op->peer, op->req_id, status, jm);
+        return;
+    }
+
+    /* cluster: a job another node runs, as stored */
+    if (op->after_rec.id.len == 0 || wh_job_json_rec(&b, &op->after_rec))
+    {
+        wh_jobs_oom(op->peer, op->req_id);
+    } else {
+        wh_respond(op->peer, op->req_id, status, b.data, b.len);
+    }
+
+    wh_buf_free(&b);
 }
 
 
@@ -465,14 +528,12 @@ done:
 
 
 static int
-wh_jobs_newest_first(const void *a, const void *b)
+wh_jobms_newest_first(const void *a, const void *b)
 {
     const wh_jobm_t  *x = *(wh_jobm_t * const *) a;
     const wh_jobm_t  *y = *(wh_jobm_t * const *) b;
 
-    return x->rec.created_ms < y->rec.created_ms ? 1
-           : x->rec.created_ms > y->rec.created_ms ? -1
-           : 0;
+    return wh_jobs_newest_first(&x->rec, &y->rec);
 }
 
 
@@ -485,6 +546,7 @@ wh_jobs_list(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
     uint64_t         limit = WH_JOB_LIMIT_DEF;
     wh_buf_t         b = { NULL, 0, 0 };
     wh_jobm_t      **all, *jm;
+    wh_job_op_t     *op;
     wh_map_iter_t    it = { 0, NULL };
     wh_map_entry_t  *e;
 
@@ -495,6 +557,26 @@ wh_jobs_list(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
     {
         wh_respond_error(peer, m->req_id, 400, "bad_request",
                          "status must be a job status, limit 1 to 1000");
+        return;
+    }
+
+    limit = limit > WH_JOB_LIMIT_MAX ? WH_JOB_LIMIT_MAX : limit;
+
+    if (j->cluster) {
+        /* the nodes run different jobs: the store has them all */
+        op = wh_job_op_new(j, WH_JOB_OP_LIST, m->workspace, wh_cstr(""));
+
+        if (op == NULL) {
+            wh_jobs_oom(peer, m->req_id);
+            return;
+        }
+
+        op->to_status = st;
+        op->limit = limit;
+        op->reply = wh_jobs_reply;
+        op->peer = peer;
+        op->req_id = m->req_id;
+        wh_job_op_submit(op);
         return;
     }
 
@@ -517,8 +599,7 @@ wh_jobs_list(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m)
         }
     }
 
-    qsort(all, n, sizeof(wh_jobm_t *), wh_jobs_newest_first);
-    limit = limit > WH_JOB_LIMIT_MAX ? WH_JOB_LIMIT_MAX : limit;
+    qsort(all, n, sizeof(wh_jobm_t *), wh_jobms_newest_first);
     rc = wh_jw_open(&b, NULL, '{') | wh_jw_open(&b, "items", '[');
 
     for (i = 0; i < n && i < limit; i++) {
@@ -582,7 +663,8 @@ wh_jobs_change(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m,
 
     jm = wh_jobs_find(j, m->workspace, id);
 
-    if (jm == NULL) {
+    /* cluster: another node's job is changed in the store */
+    if (jm == NULL && !j->cluster) {
         wh_respond_error(peer, m->req_id, 404, "not_found", "no such job");
         return;
     }
@@ -595,6 +677,27 @@ wh_jobs_change(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m,
     }
 
     op->to_status = to;
+    op->reply = wh_jobs_reply;
+    op->peer = peer;
+    op->req_id = m->req_id;
+    wh_job_op_submit(op);
+}
+
+
+/* cluster: a job another node runs, from the store */
+static void
+wh_jobs_read(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m,
+    wh_str_t id)
+{
+    wh_job_op_t  *op;
+
+    op = wh_job_op_new(j, WH_JOB_OP_READ, m->workspace, id);
+
+    if (op == NULL) {
+        wh_jobs_oom(peer, m->req_id);
+        return;
+    }
+
     op->reply = wh_jobs_reply;
     op->peer = peer;
     op->req_id = m->req_id;
@@ -653,11 +756,13 @@ wh_jobs_api(wh_jobs_t *j, wh_peer_t *peer, const wh_link_msg_t *m,
     if (slash == NULL && wh_method_is(m, "GET")) {
         jm = wh_jobs_find(j, m->workspace, id);
 
-        if (jm == NULL) {
+        if (jm != NULL) {
+            wh_jobs_send_job(peer, m->req_id, 200, jm);
+        } else if (j->cluster) {
+            wh_jobs_read(j, peer, m, id);
+        } else {
             wh_respond_error(peer, m->req_id, 404, "not_found",
                              "no such job");
-        } else {
-            wh_jobs_send_job(peer, m->req_id, 200, jm);
         }
 
         return;

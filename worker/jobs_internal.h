@@ -18,8 +18,15 @@ typedef enum {
                                      * retry */
     WH_JOB_OP_SWEEP,                /* cancels released pending ones */
     WH_JOB_OP_EXECS,                /* lists executions */
-    WH_JOB_OP_PRUNE                 /* the retention: an ended job goes,
+    WH_JOB_OP_PRUNE,                /* the retention: an ended job goes,
                                      * a chunk of executions a turn */
+    /* cluster */
+    WH_JOB_OP_READ,                 /* a job another node runs */
+    WH_JOB_OP_LIST,                 /* the workspace's jobs, stored */
+    WH_JOB_OP_SAVE,                 /* stores the counts */
+    WH_JOB_OP_REFRESH,              /* reads a job changed elsewhere */
+    WH_JOB_OP_SCAN,                 /* finds jobs other nodes run */
+    WH_JOB_OP_ADOPT                 /* takes one over: its node is gone */
 } wh_job_op_e;
 
 typedef enum {
@@ -32,7 +39,9 @@ typedef enum {
 typedef enum {
     WH_JOB_DONE = 0,
     WH_JOB_NOT_FOUND,
-    WH_JOB_CONFLICT                 /* cancel or retry: not now */
+    WH_JOB_CONFLICT,                /* cancel or retry: not now */
+    WH_JOB_MOVED                    /* cluster: another node took the
+                                     * job over */
 } wh_job_outcome_e;
 
 #define WH_JOB_RETRY  (-1)          /* STATE: to, for a retry */
@@ -86,6 +95,14 @@ struct wh_job_op_s {
     size_t            nitems;
     uint64_t          next_idx;       /* cursor of the next page; 0 */
 
+    /* LIST: the stored jobs (memory's where this node runs them);
+     * SCAN: the jobs of other nodes; ADOPT: the node it was taken
+     * from, the job as loaded */
+    wh_job_t         *recs;
+    size_t            nrecs;
+    char             *from_node;
+    wh_jobm_t        *loaded;
+
     wh_job_outcome_e  outcome;
     wh_cmd_notes_t    notes;
     wh_job_reply_pt   reply;
@@ -105,6 +122,9 @@ void wh_job_op_submit(wh_job_op_t *op);
 
 /* the job as the API shows it */
 int wh_job_json(wh_buf_t *b, const wh_jobm_t *jm);
+
+/* a job of another node as the API shows it (its stored counts) */
+int wh_job_json_rec(wh_buf_t *b, const wh_job_t *rec);
 
 /* the status name of an execution's memory byte */
 const char *wh_job_exec_status(int status);

@@ -3,7 +3,8 @@
  * (state.h):
  *
  *   jobs       ws "\0" job_id -> the job (JSON: command, payload as its
- *              text, target as its text, status, counts of the rollout)
+ *              text, target as its text, status, counts of the rollout;
+ *              in a cluster the executions by status, "counts")
  *   job_exec   ws "\0" job_id "\0" be64 index -> be32 series + the
  *              client id: one execution, in target order
  *
@@ -37,6 +38,8 @@ static int
 wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
 {
     size_t      i;
+    json_t     *counts;
+    json_int_t  n;
     wh_str_t    strs[WH_JOB_STRS];
     wh_str_t   *dst[WH_JOB_STRS];
     const char *keys[] = { "command", "payload", "issued_by", "target",
@@ -73,6 +76,17 @@ wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
     out->targets = (uint64_t) wh_state_int(obj, "targets");
     out->cursor = (uint64_t) wh_state_int(obj, "cursor");
     out->skipped = (uint64_t) wh_state_int(obj, "skipped");
+    counts = json_object_get(obj, "counts");
+
+    if (json_is_array(counts) && json_array_size(counts) == WH_CMD_NSTATUS)
+    {
+        for (i = 0; i < WH_CMD_NSTATUS; i++) {
+            n = json_integer_value(json_array_get(counts, i));
+            out->counts[i] = n > 0 ? (uint64_t) n : 0;
+        }
+
+        out->counted = 1;
+    }
 
     return wh_strs_copy(&out->mem, dst, strs, WH_JOB_STRS);
 }
@@ -81,8 +95,9 @@ wh_job_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_job_t *out)
 static char *
 wh_job_encode(const wh_job_t *job)
 {
+    int        i;
     char      *text;
-    json_t    *obj;
+    json_t    *obj, *counts;
     wh_str_t   cmd, payload, by, target, node;
 
     node = wh_state_set(job->node);
@@ -114,6 +129,18 @@ wh_job_encode(const wh_job_t *job)
                     "targets", (json_int_t) job->targets,
                     "cursor", (json_int_t) job->cursor,
                     "skipped", (json_int_t) job->skipped);
+
+    if (obj != NULL && job->counted) {
+        counts = json_array();
+
+        for (i = 0; i < WH_CMD_NSTATUS && counts != NULL; i++) {
+            (void) json_array_append_new(counts,
+                                         json_integer((json_int_t)
+                                                      job->counts[i]));
+        }
+
+        (void) json_object_set_new(obj, "counts", counts);
+    }
 
     text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
