@@ -25,6 +25,7 @@ import cmd_helpers as cmd
 import redis_harness as rh
 import wh
 from chan import Client, record_metric, run
+from test_sources import upstreams  # noqa: F401 (a fixture)
 
 NODES = 3
 
@@ -364,20 +365,61 @@ def test_delete_on_one_node_closes_sessions_on_another(cluster, opened):
         a1.close()
 
 
-def test_runtime_sources_are_refused(cluster):
-    """Run-time sources are not kept in cluster mode: 501, said so."""
-    ws = chan.unique("cl")
-    api = node_api(cluster.nodes[0], ws)
+def history_len(node, ws, ch):
+    api = wh.Api(node.port, chan.service_token(ws))
     try:
-        status, doc = api.call("POST", "/sources", {
-            "id": "s1", "url": "ws://127.0.0.1:9/x", "channel": "up/x"})
-        assert status == 501, doc
-        assert doc["error"]["code"] == "not_implemented"
-        assert "wirehubd.conf" in doc["error"]["message"]
-        status, doc = api.call("GET", "/sources")
-        assert status == 200 and doc["items"] == [], doc
+        r = api.history(ch, "limit=1000")
+        assert r.status == 200, r
+        return len(r.json()["items"])
     finally:
         api.close()
+
+
+def source_body(sid, up):
+    return {"id": sid, "url": "ws://127.0.0.1:%d/ws/%s" % (up.port, sid),
+            "channel": "up/%s/{event}" % sid, "type": "{event}",
+            "headers": {"Authorization": "Bearer s3cr3t"},
+            "reconnect_min_ms": 100, "reconnect_max_ms": 1000}
+
+
+def test_runtime_sources_on_any_node(cluster, upstreams, tmp_path):
+    """A source posted through node 1 runs there, once; every node lists
+    and reads it (state "remote" and the node elsewhere); a delete
+    through node 2 stops it on node 1."""
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    up = upstreams(tmp_path, count=3, interval=0.05).start()
+    a1, a2, a3 = node_api(n1, ws), node_api(n2, ws), node_api(n3, ws)
+    try:
+        status, doc = a1.call("POST", "/sources", source_body("s1", up))
+        assert status == 201, doc
+        assert doc["origin"] == "api" and "s3cr3t" not in json.dumps(doc)
+        status, doc = a2.call("POST", "/sources", source_body("s1", up))
+        assert status == 409, doc
+        cmd.wait_for(lambda: history_len(n3, ws, "up/s1/message.ack") == 3,
+                     10, what="the source's messages, read on node 3")
+        status, doc = a2.call("GET", "/sources")
+        assert status == 200, doc
+        assert [(s["id"], s["state"], s["node"]) for s in doc["items"]] \
+            == [("s1", "remote", "n1")]
+        assert doc["items"][0]["headers"] == ["Authorization"]
+        status, doc = a1.call("GET", "/sources/s1")
+        assert status == 200 and doc["state"] == "connected", doc
+        assert "node" not in doc
+        # one connection: no other node runs it
+        assert len([o for o in up.lines("open")
+                    if o["open"] == "/ws/s1"]) == 1
+
+        status, doc = a2.call("DELETE", "/sources/s1")
+        assert status == 200 and doc == {"id": "s1", "deleted": True}, doc
+        cmd.wait_for(lambda: a1.call("GET", "/sources")[1]["items"] == [],
+                     10, what="node 1 stopping the source")
+        for a in (a1, a2, a3):
+            assert a.call("GET", "/sources/s1")[0] == 404
+        assert a3.call("DELETE", "/sources/s1")[0] == 404
+    finally:
+        for a in (a1, a2, a3):
+            a.close()
 
 
 def register(api, ids):
@@ -612,19 +654,26 @@ def own_cluster(keys):
     c.stop()
 
 
-def test_job_taken_over_when_its_node_dies(own_cluster, opened):
+def test_job_taken_over_when_its_node_dies(own_cluster, opened, upstreams,
+                                           tmp_path):
     """The node running a job's rollout is killed with -9: once its
     lease ends another node takes the job over and finishes it; every
     target gets its command once."""
     cluster = own_cluster
     ws = chan.unique("cl")
     n1, n2, n3 = cluster.nodes
+    up = upstreams(tmp_path, count=3, interval=0.05).start()
     a2 = node_api(n2, ws)
     a1 = node_api(n1, ws)
     try:
         ids = ["jt-%d" % k for k in range(4)]
         register(a2, ids)
         devs = [agent(n3, ws, cid, opened) for cid in ids]
+        # a run-time source on the node that dies goes over too
+        status, doc = a1.call("POST", "/sources", source_body("s2", up))
+        assert status == 201, doc
+        cmd.wait_for(lambda: history_len(n2, ws, "up/s2/message.ack") == 3,
+                     10, what="the source's messages")
         status, doc = a1.call("POST", "/jobs", {
             "command": "update", "payload": {"v": 3},
             "target": {"clients": ids},
@@ -649,6 +698,13 @@ def test_job_taken_over_when_its_node_dies(own_cluster, opened):
             assert [m for m in d.quiet(1.0)
                     if m.get("type") == "device_command"] == []
         record_metric("job_takeover_s", round(took, 2))
+        # another node connects the source again: its messages go on
+        cmd.wait_for(lambda: history_len(n2, ws, "up/s2/message.ack") == 6,
+                     20, what="the source taken over")
+        status, doc = a2.call("GET", "/sources/s2")
+        assert status == 200 and doc.get("node") != "n1", doc
+        assert len([o for o in up.lines("open")
+                    if o["open"] == "/ws/s2"]) == 2
     finally:
         a1.close()
         a2.close()

@@ -21,6 +21,7 @@
 #include "engine_lmdb.h"
 #include "engine_redis.h"
 #include "listenfd.h"
+#include "sources_shared.h"
 
 
 /* ops in one state write of a cluster engine */
@@ -219,6 +220,10 @@ wh_daemon_engine_state(void *ctx, const wh_engine_note_t *n)
 
     case WH_NOTE_JOB:
         wh_jobs_changed_elsewhere(&d->jobs, n->ws, n->client_id);
+        break;
+
+    case WH_NOTE_SOURCE:
+        wh_sources_changed_elsewhere(&d->sources, n->ws, n->client_id);
         break;
 
     default:
@@ -662,7 +667,8 @@ wh_daemon_start(wh_daemon_t *d, wh_err_t *err)
     /* the configured definitions move into the sources */
     if (wh_sources_init(&d->sources, d->conf.sources, d->conf.nsources,
                         &d->loop, &d->log, &d->channels, &d->mqtt,
-                        d->engine, err) != 0)
+                        d->engine, err) != 0
+        || wh_sources_shared_init(&d->sources, &d->batch, err) != 0)
     {
         return -1;
     }
@@ -697,6 +703,7 @@ wh_daemon_run(wh_daemon_t *d)
 
     /* drain: commit what was read (and the values the MQTT rate limit
      * still held), write what was answered, close */
+    wh_sources_shared_stop(&d->sources);
     wh_sources_stop(&d->sources);
     wh_mqtt_stop(&d->mqtt);
     wh_batch_commit(&d->batch);

@@ -109,6 +109,8 @@ typedef enum {
     WH_NOTE_DISCONNECT = 'D',       /* close the client's sessions */
     WH_NOTE_JOB = 'J',              /* a job (client_id: its id) was
                                      * cancelled or retried elsewhere */
+    WH_NOTE_SOURCE = 'U',           /* a run-time source (client_id:
+                                     * its id) was deleted elsewhere */
     WH_NOTE_RESYNC = 'S'            /* from the engine itself: notes
                                      * may have been lost (the shared
                                      * store was out of reach) */
@@ -467,6 +469,10 @@ struct wh_engine_ops_s {
     /* every stored source (at start) */
     int  (*source_each)(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
         wh_err_t *err);
+    /* the record of (ws, id), valid until the txn's next call: 1, or 0
+     * there is none */
+    int  (*source_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+        wh_str_t *record, wh_err_t *err);
 
     /*
      * The workspace-wide listing of commands and the retention

@@ -535,8 +535,7 @@ wh_sources_count_ws(const wh_sources_t *s, const char *ws)
 }
 
 
-/* takes def (zeroed on success); the source starts connecting at once */
-static wh_source_t *
+wh_source_t *
 wh_sources_add(wh_sources_t *s, wh_source_def_t *def, int stored,
     wh_err_t *err)
 {
@@ -727,13 +726,10 @@ wh_sources_load(wh_sources_t *s)
     char              why[200], name[WH_WORKSPACE_MAX + 1];
     size_t            i;
     json_t           *all, *item;
+    const char       *node;
     wh_err_t          err;
     wh_str_t          ws;
     wh_source_def_t   def;
-
-    if (wh_engine_shared(s->engine)) {
-        return;
-    }
 
     all = json_array();
 
@@ -747,11 +743,22 @@ wh_sources_load(wh_sources_t *s)
     }
 
     json_array_foreach(all, i, item) {
+        /* a cluster's: the ones this node ran (sources_shared.c takes
+         * the others over when their node is gone) */
+        node = json_string_value(json_object_get(item, "_node"));
+
+        if (wh_engine_shared(s->engine)
+            && (node == NULL || strcmp(node, s->engine->node_id) != 0))
+        {
+            continue;
+        }
+
         /* the record without the workspace the key gave it */
         snprintf(name, sizeof(name), "%s",
                  json_string_value(json_object_get(item, "_ws")));
         ws = wh_cstr(name);
         json_object_del(item, "_ws");
+        json_object_del(item, "_node");
 
         if (wh_source_def_json(&def, ws, item, 0, why, sizeof(why)) != 0
             || wh_sources_add(s, &def, 1, &err) == NULL)
@@ -930,9 +937,6 @@ wh_sources_create(wh_sources_t *s, wh_str_t ws, json_t *obj, wh_err_t *err)
 int
 wh_sources_delete(wh_sources_t *s, wh_source_t *src, wh_err_t *err)
 {
-    int                 was;
-    json_t             *data;
-    wh_source_t       **pp;
     wh_source_write_t   w;
 
     if (!src->stored) {
@@ -948,6 +952,19 @@ wh_sources_delete(wh_sources_t *s, wh_source_t *src, wh_err_t *err)
     if (wh_sources_write(s, &w, err) != 0) {
         return -1;
     }
+
+    wh_sources_remove(s, src);
+
+    return 0;
+}
+
+
+void
+wh_sources_remove(wh_sources_t *s, wh_source_t *src)
+{
+    int             was;
+    json_t         *data;
+    wh_source_t   **pp;
 
     was = src->state == WH_SRC_CONNECTED;
 
@@ -968,8 +985,6 @@ wh_sources_delete(wh_sources_t *s, wh_source_t *src, wh_err_t *err)
     wh_log_info(s->log, "source %s/%s: deleted", src->def.workspace,
                 src->def.id);
     wh_source_free(s, src);
-
-    return 0;
 }
 
 
@@ -1027,6 +1042,29 @@ wh_source_json(const wh_source_t *src)
     }
 
     if (rc != 0) {
+        json_decref(obj);
+        return NULL;
+    }
+
+    return obj;
+}
+
+
+json_t *
+wh_source_json_remote(const wh_source_def_t *def, const char *node)
+{
+    json_t       *obj;
+    wh_source_t   view;
+
+    memset(&view, 0, sizeof(view));
+    view.def = *def;
+    view.stored = 1;
+    obj = wh_source_json(&view);
+
+    if (obj != NULL
+        && (json_object_set_new(obj, "state", json_string("remote")) != 0
+            || json_object_set_new(obj, "node", json_string(node)) != 0))
+    {
         json_decref(obj);
         return NULL;
     }

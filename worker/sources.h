@@ -22,6 +22,7 @@
 #include <jansson.h>
 #include <openssl/ssl.h>
 
+#include "batch.h"
 #include "channels.h"
 #include "engine.h"
 #include "log.h"
@@ -106,6 +107,13 @@ struct wh_sources_s {
     uint64_t              rng;
     wh_buf_t              ch, type, topic;  /* rendered, reused */
     wh_source_counters_t  gone;         /* of sources deleted since */
+
+    /* cluster (sources_shared.c): run-time sources are stored through
+     * the batch; each runs on one node, taken over when it is gone */
+    wh_batch_t           *batch;
+    wh_timer_t            adopt;
+    int                   scanning;
+    int                   stopped;
 };
 
 
@@ -128,6 +136,19 @@ wh_source_t *wh_sources_create(wh_sources_t *s, wh_str_t ws, json_t *obj,
 /* DELETE: closes and forgets it; -1 with err (409 for a configured
  * one, 503) */
 int wh_sources_delete(wh_sources_t *s, wh_source_t *src, wh_err_t *err);
+
+/* takes def (zeroed on success) and starts it, stored (run-time) or
+ * not (wirehubd.conf); NULL with err (409, 429, a cafile, 503) */
+wh_source_t *wh_sources_add(wh_sources_t *s, wh_source_def_t *def,
+    int stored, wh_err_t *err);
+
+/* closes and forgets it (its record is the caller's business) */
+void wh_sources_remove(wh_sources_t *s, wh_source_t *src);
+
+/* a source another node of the cluster runs: its definition, state
+ * "remote", and the node */
+json_t *wh_source_json_remote(const wh_source_def_t *def,
+    const char *node);
 
 /* a source as the API shows it (no header value); NULL out of memory */
 json_t *wh_source_json(const wh_source_t *src);

@@ -15,6 +15,7 @@
 
 #include "respond.h"
 #include "sources_api.h"
+#include "sources_shared.h"
 
 
 #define WH_SOURCES_BODY_MAX  (64 * 1024)
@@ -152,16 +153,27 @@ void
 wh_sources_api(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t path)
 {
+    int       shared = wh_sources_shared(s);
     wh_str_t  id;
 
     if (path.len == 8) {
         if (wh_method_is(m, "GET")) {
-            wh_sources_api_list(s, peer, m);
+            if (shared) {
+                wh_sources_shared_list(s, peer, m);
+            } else {
+                wh_sources_api_list(s, peer, m);
+            }
+
             return;
         }
 
         if (wh_method_is(m, "POST")) {
-            wh_sources_api_create(s, peer, m);
+            if (shared) {
+                wh_sources_shared_create(s, peer, m);
+            } else {
+                wh_sources_api_create(s, peer, m);
+            }
+
             return;
         }
 
@@ -170,7 +182,12 @@ wh_sources_api(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
         id.len = path.len - 9;
 
         if (memchr(id.data, '/', id.len) == NULL) {
-            wh_sources_api_one(s, peer, m, id);
+            if (shared) {
+                wh_sources_shared_one(s, peer, m, id);
+            } else {
+                wh_sources_api_one(s, peer, m, id);
+            }
+
             return;
         }
     }

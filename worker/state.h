@@ -228,6 +228,8 @@ int wh_state_source_del(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     wh_err_t *err);
 int wh_state_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
     wh_err_t *err);
+int wh_state_source_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_str_t *record, wh_err_t *err);
 
 /* the state operations of an engine's table (engine.h), in the order
  * of wh_engine_ops_s: every engine stores the same records */
@@ -256,6 +258,7 @@ int wh_state_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
     .source_put = wh_state_source_put,                                       \
     .source_del = wh_state_source_del,                                       \
     .source_each = wh_state_source_each,                                     \
+    .source_get = wh_state_source_get,                                       \
     .cmd_list_ws = wh_state_cmd_list_ws,                                     \
     .cmd_prune = wh_state_cmd_prune,                                         \
     .cmd_delete = wh_state_cmd_delete,                                       \

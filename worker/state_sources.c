@@ -89,3 +89,22 @@ wh_state_source_each(wh_etxn_t *t, wh_engine_source_pt cb, void *ctx,
     return wh_state_scan(t, WH_KV_SOURCES, NULL, 0, 0, wh_state_source_one,
                          &s, "loading the sources", err);
 }
+
+
+int
+wh_state_source_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
+    wh_str_t *record, wh_err_t *err)
+{
+    int           rc;
+    wh_kv_val_t   v;
+
+    rc = wh_state_get_rec(t, WH_KV_SOURCES, ws, id, 64, &v,
+                          "reading a source", err);
+
+    if (rc == 1) {
+        record->data = v.data;
+        record->len = v.len;
+    }
+
+    return rc;
+}
