@@ -117,11 +117,12 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
 int
 wh_commands_cancel_pending(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     wh_str_t id, const char *reason, int64_t now, wh_cmd_notes_t *notes,
-    wh_err_t *err)
+    int *status, wh_err_t *err)
 {
     int           rc;
     wh_command_t  cmd;
 
+    *status = WH_CMD_CANCELLED;
     rc = wh_etxn_ops(t)->cmd_get(t, ws, id, &cmd, err);
 
     if (rc <= 0) {
@@ -129,10 +130,12 @@ wh_commands_cancel_pending(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     }
 
     rc = 0;
+    *status = cmd.state.status;
 
     if (cmd.state.status == WH_CMD_PENDING) {
         rc = wh_cmd_change(c, t, &cmd, WH_CMD_CANCELLED, reason, NULL,
                            wh_none, now, notes, err) != 0 ? -1 : 1;
+        *status = WH_CMD_CANCELLED;
     }
 
     wh_command_free(&cmd);

@@ -205,10 +205,11 @@ int wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err);
 
 /* inside a batch txn: cancels the command if it is still pending (1),
- * else nothing (0) */
+ * else nothing (0); *status: what the command is now (cancelled when
+ * there is none) */
 int wh_commands_cancel_pending(wh_commands_t *c, wh_etxn_t *t, wh_str_t ws,
     wh_str_t id, const char *reason, int64_t now, wh_cmd_notes_t *notes,
-    wh_err_t *err);
+    int *status, wh_err_t *err);
 
 void wh_cmd_notes_init(wh_cmd_notes_t *notes);
 /* after the commit: acts on the notes if committed; frees them */

@@ -893,9 +893,22 @@ static int
 wh_job_apply_sweep(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
     int64_t now, wh_err_t *err)
 {
+    int        rc, st;
     char       id[WH_CMD_ID_MAX + 1];
     uint64_t   i, done = 0;
     wh_str_t   cid;
+
+    /* what was no longer pending (another node of a cluster sent it):
+     * memory learns it in done */
+    op->nitems = 0;
+
+    if (op->items == NULL) {
+        op->items = calloc(WH_JOB_SWEEP_MAX, sizeof(wh_job_exec_item_t));
+
+        if (op->items == NULL) {
+            return wh_err(err, 503, "out of memory");
+        }
+    }
 
     for (i = op->from; i < jm->rec.targets && done < WH_JOB_SWEEP_MAX;
          i++)
@@ -906,13 +919,19 @@ wh_job_apply_sweep(wh_job_op_t *op, wh_etxn_t *t, wh_jobm_t *jm,
 
         done++;
         cid = wh_exec_cmd_id(id, jm->rec.id, i, jm->rec.series);
+        rc = wh_commands_cancel_pending(op->j->commands, t, jm->rec.ws, cid,
+                                        jm->rec.status == WH_JOB_ABORTED
+                                        ? "job aborted" : "job cancelled",
+                                        now, &op->notes, &st, err);
 
-        if (wh_commands_cancel_pending(op->j->commands, t, jm->rec.ws, cid,
-                                       jm->rec.status == WH_JOB_ABORTED
-                                       ? "job aborted" : "job cancelled",
-                                       now, &op->notes, err) < 0)
-        {
+        if (rc < 0) {
             return -1;
+        }
+
+        if (rc == 0 && st != WH_CMD_PENDING) {
+            op->items[op->nitems].idx = i;
+            op->items[op->nitems].status = st;
+            op->nitems++;
         }
     }
 
@@ -1604,6 +1623,7 @@ wh_job_cluster_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
 static void
 wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 {
+    size_t        i;
     wh_jobm_t    *jm;
     wh_job_op_t  *op = (wh_job_op_t *) base;
     wh_jobs_t    *j = op->j;
@@ -1672,6 +1692,15 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         case WH_JOB_OP_SWEEP:
             jm->sweep_at = op->to;
             jm->sweep = op->to < jm->rec.targets;
+
+            for (i = 0; i < op->nitems; i++) {
+                if (jm->exec[op->items[i].idx] == WH_CMD_PENDING) {
+                    wh_exec_set(jm, op->items[i].idx,
+                                (uint8_t) op->items[i].status);
+                }
+            }
+
+            op->nitems = 0;
             break;
 
         case WH_JOB_OP_PRUNE:
