@@ -247,7 +247,8 @@ wh_srcop_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
             return 0;
         }
 
-        return wh_srcop_collect(op, op->ws, op->id, rec) ? -1 : 0;
+        return wh_srcop_collect(op, op->ws, op->id, rec)
+               ? wh_err(err, 503, "out of memory") : 0;
 
     default:
         if (rc == 0) {
@@ -338,11 +339,15 @@ wh_srcsh_reply(wh_peer_t *peer, uint32_t req_id, uint16_t status,
 }
 
 
+static void wh_srcop_submit(wh_srcop_t *op);
+
+
 static void
 wh_srcop_created(wh_srcop_t *op)
 {
     char              why[200];
     json_t           *item;
+    wh_srcop_t       *forget;
     wh_err_t          err;
     wh_source_t      *src;
     wh_source_def_t   def;
@@ -371,10 +376,16 @@ wh_srcop_created(wh_srcop_t *op)
     src = wh_sources_add(op->s, &def, 1, &err);
 
     if (src == NULL) {
-        /* stored, not started here: a later start of this node tries
-         * again; said to the caller */
+        /* stored but not started (a cafile that does not load, say):
+         * not kept either */
         wh_source_def_free(&def);
         wh_respond_err(op->peer, op->req_id, &err);
+        forget = wh_srcop_new(op->s, WH_SRCOP_DELETE, op->ws, op->id);
+
+        if (forget != NULL) {
+            wh_srcop_submit(forget);
+        }
+
         return;
     }
 
@@ -410,8 +421,9 @@ wh_srcop_deleted(wh_srcop_t *op)
     note.client_id = op->id;
     e->ops->state_notify(e, &note);
 
-    wh_srcsh_reply(op->peer, op->req_id, 200, json_pack("{s:s%,s:b}", "id", op->id.data,
-                                           op->id.len, "deleted", 1));
+    wh_srcsh_reply(op->peer, op->req_id, 200,
+                   json_pack("{s:s%,s:b}", "id", op->id.data, op->id.len,
+                             "deleted", 1));
 }
 
 
@@ -443,8 +455,8 @@ wh_srcop_listed(wh_srcop_t *op)
         }
     }
 
-    wh_srcsh_reply(op->peer, op->req_id, 200, items ? json_pack("{s:o}", "items", items)
-                                       : NULL);
+    wh_srcsh_reply(op->peer, op->req_id, 200,
+                   items ? json_pack("{s:o}", "items", items) : NULL);
 }
 
 
@@ -500,6 +512,9 @@ wh_srcop_done(wh_op_t *base, int committed, const wh_err_t *err)
             wh_srcop_adopted(op);
         }
 
+    } else if (op->peer == NULL) {
+        /* a record dropped again: nobody waits for it */
+
     } else if (!wh_respond_failed(op->peer, op->req_id, committed, err)) {
         switch (op->kind) {
 
@@ -522,7 +537,8 @@ wh_srcop_done(wh_op_t *base, int committed, const wh_err_t *err)
                 wh_respond_error(op->peer, op->req_id, 404, "not_found",
                                  "no such source");
             } else {
-                wh_srcsh_reply(op->peer, op->req_id, 200, wh_srcop_view(op->s, item));
+                wh_srcsh_reply(op->peer, op->req_id, 200,
+                               wh_srcop_view(op->s, item));
             }
 
             break;
