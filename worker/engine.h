@@ -295,9 +295,10 @@ typedef int (*wh_engine_txn_pt)(wh_etxn_t *t, void *ctx, wh_err_t *err);
  * over (valid during the call) */
 typedef void (*wh_engine_rate_pt)(void *ctx, int rc, int64_t wait_ms,
     wh_str_t value);
-/* the answer of node_alive(): 1 alive, 0 its lease ended, -1 not
- * known (the engine is out of reach) */
-typedef void (*wh_engine_alive_pt)(void *ctx, int alive);
+/* the answer of nodes_gone(): the node ids (n 0: none, or the engine
+ * is out of reach), valid during the call */
+typedef void (*wh_engine_gone_pt)(void *ctx, const wh_str_t *nodes,
+    size_t n);
 /* a stored revocation; non-zero stops */
 typedef int (*wh_engine_revoked_pt)(void *ctx, wh_str_t ws,
     wh_str_t client_id, uint64_t before_s);
@@ -444,9 +445,9 @@ struct wh_engine_ops_s {
     /* the job and its executions (not their commands) */
     int  (*job_delete)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
         wh_err_t *err);
-    /* every job of every workspace (at start) */
-    int  (*job_each)(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
-        wh_err_t *err);
+    /* every job of ws, or of every workspace (ws empty: at start) */
+    int  (*job_each)(wh_etxn_t *t, wh_str_t ws, wh_engine_job_pt cb,
+        void *ctx, wh_err_t *err);
     int  (*exec_put)(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
         uint64_t idx, const wh_job_exec_t *x, wh_err_t *err);
     /* the executions with index >= from, in index order */
@@ -520,10 +521,11 @@ struct wh_engine_ops_s {
     int  (*rate)(wh_engine_t *e, wh_str_t ws, wh_str_t key,
         int64_t window_ms, wh_str_t value, wh_engine_rate_pt cb,
         void *ctx);
-    /* whether the node named node_id renewed its lease (node_lease);
-     * -1: not asked (cb is not called) */
-    int  (*node_alive)(wh_engine_t *e, wh_str_t node_id,
-        wh_engine_alive_pt cb, void *ctx);
+    /* the nodes whose lease (node_lease) ended less than within_ms
+     * ago: what they ran is to be taken over; -1: not asked (cb is not
+     * called) */
+    int  (*nodes_gone)(wh_engine_t *e, int64_t within_ms,
+        wh_engine_gone_pt cb, void *ctx);
 };
 
 enum {

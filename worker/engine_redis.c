@@ -372,7 +372,7 @@ static const wh_engine_ops_t  wh_redis_ops = {
     WH_STATE_OPS,
     .state_notify = wh_reng_state_notify,
     .rate = wh_rrate,
-    .node_alive = wh_rpres_node_alive
+    .nodes_gone = wh_rpres_nodes_gone
 };
 
 

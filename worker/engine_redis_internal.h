@@ -146,8 +146,8 @@ int wh_rch_chan_follow(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int on,
 uint64_t wh_rpres_report(wh_engine_redis_t *re, wh_str_t ws,
     uint64_t here);
 void wh_rpres_tick(wh_engine_redis_t *re, int64_t now);
-int wh_rpres_node_alive(wh_engine_t *e, wh_str_t node_id,
-    wh_engine_alive_pt cb, void *ctx);
+int wh_rpres_nodes_gone(wh_engine_t *e, int64_t within_ms,
+    wh_engine_gone_pt cb, void *ctx);
 void wh_rpres_free(wh_engine_redis_t *re);
 
 /* engine_redis_rate.c: the rate coalescer's windows (engine.h rate) */

@@ -7,8 +7,8 @@
  * waits for Redis: a handshake gets the sum as last read.
  *
  * Each node also renews its own lease, wh:node:ID (PX node_lease),
- * every third of it: what another node runs for it (a job's rollout)
- * is taken over once the key is gone.
+ * every third of it: what a node ran (a job's rollout, a run-time
+ * source) is taken over by another once the key is gone.
  */
 
 #include <inttypes.h>
@@ -21,6 +21,7 @@
 
 
 #define WH_RPRES_READ_MS  1000
+#define WH_RNODES         "wh:nodes"
 #define WH_RPRES_KEEP_MS  10000
 
 typedef struct {
@@ -203,11 +204,44 @@ wh_rpres_read(wh_engine_redis_t *re, wh_rpres_t *p, int64_t now)
 }
 
 
+/*
+ * The node's lease: wh:node:ID lives node_lease, and wh:nodes (a hash)
+ * has when each node renewed its own last, by Redis's clock, so that
+ * the nodes that are gone can be found without a scan.
+ */
+static const char  wh_lua_lease[] =
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])\n"
+    "local t = redis.call('TIME')\n"
+    "redis.call('HSET', KEYS[2], ARGV[1], "
+    "t[1] * 1000 + math.floor(t[2] / 1000))\n"
+    "return 1\n";
+
+/* KEYS: wh:nodes.  ARGV: the lease, the window (ms).  The nodes whose
+ * lease ended within the window; the long gone are forgotten. */
+static const char  wh_lua_gone[] =
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local lease = tonumber(ARGV[1])\n"
+    "local within = tonumber(ARGV[2])\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "local out = {}\n"
+    "for i = 1, #all, 2 do\n"
+    "  local age = now - tonumber(all[i + 1])\n"
+    "  if age > lease + 2 * within then\n"
+    "    redis.call('HDEL', KEYS[1], all[i])\n"
+    "  elseif age > lease and age < lease + within\n"
+    "      and redis.call('EXISTS', 'wh:node:' .. all[i]) == 0 then\n"
+    "    out[#out + 1] = all[i]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+
 static void
 wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
 {
     char         key[sizeof("wh:node:") + WH_NODE_ID_MAX], ms[24];
-    const char  *argv[5];
+    const char  *argv[7];
 
     if (re->lease_ms != 0 && now - re->lease_ms < re->conf.node_lease_ms / 3)
     {
@@ -216,13 +250,15 @@ wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
 
     snprintf(key, sizeof(key), "wh:node:%s", re->node_id);
     snprintf(ms, sizeof(ms), "%" PRId64, re->conf.node_lease_ms);
-    argv[0] = "SET";
-    argv[1] = key;
-    argv[2] = "1";
-    argv[3] = "PX";
-    argv[4] = ms;
+    argv[0] = "EVAL";
+    argv[1] = wh_lua_lease;
+    argv[2] = "2";
+    argv[3] = key;
+    argv[4] = WH_RNODES;
+    argv[5] = re->node_id;
+    argv[6] = ms;
 
-    if (wh_redis_command(re->redis, wh_rpres_ignore, NULL, 5, argv, NULL)
+    if (wh_redis_command(re->redis, wh_rpres_ignore, NULL, 7, argv, NULL)
         == 0)
     {
         re->lease_ms = now;
@@ -231,56 +267,65 @@ wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
 
 
 typedef struct {
-    wh_engine_alive_pt   cb;
-    void                *ctx;
-} wh_rpres_alive_t;
+    wh_engine_gone_pt   cb;
+    void               *ctx;
+} wh_rpres_gone_t;
 
 
 static void
-wh_rpres_alive_reply(void *data, redisReply *r, const char *why)
+wh_rpres_gone_reply(void *data, redisReply *r, const char *why)
 {
-    wh_rpres_alive_t  *a = data;
+    size_t            i, n = 0;
+    wh_str_t          nodes[64];
+    wh_rpres_gone_t  *g = data;
 
     (void) why;
 
-    a->cb(a->ctx, r == NULL || r->type != REDIS_REPLY_INTEGER
-                  ? -1 : r->integer > 0);
-    free(a);
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY) {
+        for (i = 0; i < r->elements && n < 64; i++) {
+            if (r->element[i]->type == REDIS_REPLY_STRING) {
+                nodes[n].data = r->element[i]->str;
+                nodes[n].len = r->element[i]->len;
+                n++;
+            }
+        }
+    }
+
+    g->cb(g->ctx, nodes, n);
+    free(g);
 }
 
 
 int
-wh_rpres_node_alive(wh_engine_t *e, wh_str_t node_id, wh_engine_alive_pt cb,
+wh_rpres_nodes_gone(wh_engine_t *e, int64_t within_ms, wh_engine_gone_pt cb,
     void *ctx)
 {
-    char                key[sizeof("wh:node:") + WH_NODE_ID_MAX];
-    size_t              lens[2];
-    const char         *argv[2];
-    wh_rpres_alive_t   *a;
+    char                lease[24], within[24];
+    const char         *argv[6];
+    wh_rpres_gone_t    *g;
     wh_engine_redis_t  *re = (wh_engine_redis_t *) e;
 
-    if (node_id.len >= WH_NODE_ID_MAX) {
+    g = malloc(sizeof(wh_rpres_gone_t));
+
+    if (g == NULL) {
         return -1;
     }
 
-    a = malloc(sizeof(wh_rpres_alive_t));
+    g->cb = cb;
+    g->ctx = ctx;
+    snprintf(lease, sizeof(lease), "%" PRId64, re->conf.node_lease_ms);
+    snprintf(within, sizeof(within), "%" PRId64, within_ms);
+    argv[0] = "EVAL";
+    argv[1] = wh_lua_gone;
+    argv[2] = "1";
+    argv[3] = WH_RNODES;
+    argv[4] = lease;
+    argv[5] = within;
 
-    if (a == NULL) {
-        return -1;
-    }
-
-    a->cb = cb;
-    a->ctx = ctx;
-    argv[0] = "EXISTS";
-    argv[1] = key;
-    lens[0] = 6;
-    lens[1] = (size_t) snprintf(key, sizeof(key), "wh:node:%.*s",
-                                (int) node_id.len, node_id.data);
-
-    if (wh_redis_command(re->redis, wh_rpres_alive_reply, a, 2, argv, lens)
+    if (wh_redis_command(re->redis, wh_rpres_gone_reply, g, 6, argv, NULL)
         != 0)
     {
-        free(a);
+        free(g);
         return -1;
     }
 

@@ -25,7 +25,8 @@
 #define WH_JOB_KEY_MAX       (WH_WORKSPACE_MAX + 1 + WH_CMD_ID_MAX)
 /* cluster */
 #define WH_JOB_SAVE_MS       1000      /* counts stored at most so often */
-#define WH_JOB_ADOPT_MS      2000      /* other nodes' jobs looked at */
+#define WH_JOB_ADOPT_MS      2000      /* nodes gone looked for */
+#define WH_JOB_GONE_WINDOW_MS  600000  /* their jobs looked for so long */
 
 
 static const char  *wh_job_status_names[WH_JOB_NSTATUS] = {
@@ -1235,6 +1236,26 @@ wh_job_expired(const wh_jobs_t *j, const wh_jobm_t *jm, int64_t now)
 /* ------------------------------------------------ apply: cluster */
 
 
+/* the nodes gone (a SCAN's from_node, "\n" between them) has node */
+static int
+wh_job_node_gone(const char *gone, wh_str_t node)
+{
+    const char  *p, *end;
+
+    for (p = gone; p != NULL && *p != '\0'; p = end ? end + 1 : NULL) {
+        end = strchr(p, '\n');
+
+        if (wh_str_eq(node, (wh_str_t) { p, end ? (size_t) (end - p)
+                                                : strlen(p) }))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 wh_job_each_one(void *ctx, wh_job_t *job, wh_err_t *err)
 {
@@ -1246,7 +1267,7 @@ wh_job_each_one(void *ctx, wh_job_t *job, wh_err_t *err)
           || job->status == WH_JOB_CREATING
           || (op->to_status >= 0 && job->status != op->to_status)
         : wh_job_final(job->status) || job->status == WH_JOB_CREATING
-          || job->node.len == 0 || wh_job_mine(op->j, job))
+          || !wh_job_node_gone(op->from_node, job->node))
     {
         return 0;
     }
@@ -1276,7 +1297,9 @@ wh_job_apply_each(wh_job_op_t *op, wh_etxn_t *t, wh_err_t *err)
 {
     wh_job_recs_free(op);
 
-    return wh_etxn_ops(t)->job_each(t, wh_job_each_one, op, err);
+    return wh_etxn_ops(t)->job_each(t, op->kind == WH_JOB_OP_LIST
+                                       ? op->rec.ws : wh_cstr(""),
+                                    wh_job_each_one, op, err);
 }
 
 
@@ -1552,7 +1575,7 @@ wh_job_create_done(wh_jobs_t *j, wh_job_op_t *op, int committed,
 }
 
 
-static void wh_jobs_ask_alive(wh_jobs_t *j, wh_job_op_t *op);
+static void wh_jobs_take_over(wh_jobs_t *j, wh_job_op_t *op);
 
 
 /* the cluster's side of a committed op; the job in memory after it */
@@ -1567,7 +1590,7 @@ wh_job_cluster_done(wh_jobs_t *j, wh_job_op_t *op, wh_jobm_t *jm)
     switch (op->kind) {
 
     case WH_JOB_OP_SCAN:
-        wh_jobs_ask_alive(j, op);
+        wh_jobs_take_over(j, op);
         return jm;
 
     case WH_JOB_OP_ADOPT:
@@ -1723,74 +1746,78 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 /* ------------------------------------------ other nodes' jobs */
 
 
-typedef struct {
-    wh_jobs_t    *j;
-    wh_str_t      ws, id, node;   /* into mem */
-    char         *mem;
-} wh_job_ask_t;
-
-
+/* after a scan: each job it found is taken over */
 static void
-wh_jobs_alive(void *ctx, int alive)
+wh_jobs_take_over(wh_jobs_t *j, wh_job_op_t *op)
 {
-    wh_job_ask_t  *a = ctx;
-    wh_job_op_t   *op;
-    wh_jobs_t     *j = a->j;
+    size_t        i;
+    wh_job_op_t  *adopt;
 
-    if (alive == 0 && !j->stopped
-        && wh_jobs_find(j, a->ws, a->id) == NULL)
-    {
-        op = wh_job_op_new(j, WH_JOB_OP_ADOPT, a->ws, a->id);
+    for (i = 0; i < op->nrecs; i++) {
+        adopt = wh_job_op_new(j, WH_JOB_OP_ADOPT, op->recs[i].ws,
+                              op->recs[i].id);
 
-        if (op != NULL) {
-            op->from_node = strndup(a->node.data, a->node.len);
-
-            if (op->from_node == NULL) {
-                wh_job_op_free(op);
-            } else {
-                wh_job_op_submit(op);
-            }
+        if (adopt == NULL) {
+            return;
         }
-    }
 
-    free(a->mem);
-    free(a);
+        adopt->from_node = strndup(op->recs[i].node.data,
+                                   op->recs[i].node.len);
+
+        if (adopt->from_node == NULL) {
+            wh_job_op_free(adopt);
+            return;
+        }
+
+        wh_job_op_submit(adopt);
+    }
 }
 
 
-/* after a scan: is the node of each job the scan found still there? */
+/* the engine's answer: the nodes whose lease ended lately */
 static void
-wh_jobs_ask_alive(wh_jobs_t *j, wh_job_op_t *op)
+wh_jobs_gone(void *ctx, const wh_str_t *nodes, size_t n)
 {
-    size_t         i;
-    wh_str_t       strs[3];
-    wh_str_t      *dst[3];
-    wh_job_ask_t  *a;
+    size_t        i;
+    wh_buf_t      b = { NULL, 0, 0 };
+    wh_jobs_t    *j = ctx;
+    wh_job_op_t  *op;
 
-    for (i = 0; i < op->nrecs; i++) {
-        a = calloc(1, sizeof(wh_job_ask_t));
+    if (j->stopped) {
+        return;
+    }
 
-        if (a == NULL) {
-            return;
-        }
+    j->scanning = 0;
 
-        a->j = j;
-        strs[0] = op->recs[i].ws;
-        strs[1] = op->recs[i].id;
-        strs[2] = op->recs[i].node;
-        dst[0] = &a->ws;
-        dst[1] = &a->id;
-        dst[2] = &a->node;
+    if (n == 0) {
+        return;
+    }
 
-        if (wh_strs_copy(&a->mem, dst, strs, 3) != 0
-            || j->engine->ops->node_alive(j->engine, a->node, wh_jobs_alive,
-                                          a) != 0)
+    /* "a\nb\nc" and its NUL */
+    for (i = 0; i < n; i++) {
+        if ((i > 0 && wh_buf_append(&b, "\n", 1) != 0)
+            || wh_buf_append(&b, nodes[i].data, nodes[i].len) != 0)
         {
-            free(a->mem);
-            free(a);
+            wh_buf_free(&b);
             return;
         }
     }
+
+    if (wh_buf_append(&b, "", 1) != 0) {
+        wh_buf_free(&b);
+        return;
+    }
+
+    op = wh_job_op_new(j, WH_JOB_OP_SCAN, wh_cstr(""), wh_cstr(""));
+
+    if (op == NULL) {
+        wh_buf_free(&b);
+        return;
+    }
+
+    op->from_node = (char *) b.data;
+    j->scanning = 1;
+    wh_job_op_submit(op);
 }
 
 
@@ -2009,15 +2036,12 @@ wh_jobs_tick(wh_timer_t *t)
 
     /* cluster: the jobs of nodes whose lease ended are taken over */
     if (j->cluster && !j->scanning && mono - j->scanned_ms >= WH_JOB_ADOPT_MS
-        && j->engine->ops->node_alive != NULL)
+        && j->engine->ops->nodes_gone != NULL)
     {
-        op = wh_job_op_new(j, WH_JOB_OP_SCAN, wh_cstr(""), wh_cstr(""));
-
-        if (op != NULL) {
-            j->scanning = 1;
-            j->scanned_ms = mono;
-            wh_job_op_submit(op);
-        }
+        j->scanned_ms = mono;
+        j->scanning = j->engine->ops->nodes_gone(j->engine,
+                                                 WH_JOB_GONE_WINDOW_MS,
+                                                 wh_jobs_gone, j) == 0;
     }
 }
 
@@ -2131,7 +2155,9 @@ wh_jobs_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 
     l->t = t;
 
-    if (wh_etxn_ops(t)->job_each(t, wh_jobs_load_one, l, err) != 0) {
+    if (wh_etxn_ops(t)->job_each(t, wh_cstr(""), wh_jobs_load_one, l,
+                                 err) != 0)
+    {
         return -1;
     }
 

@@ -4,11 +4,12 @@
  * Each API call is a batch op: its apply reads and writes the record
  * inside the cluster's transaction (and may run again), its done acts
  * on this node (starts or stops the source) and answers.  A record is
- * sources.c's JSON with "_node", the node running it.  Every 2 s a scan
- * looks for records of other nodes and asks whether those nodes still
- * hold their lease; a source of a node that has none is taken over
- * (the record rewritten with this node, in a transaction that checks
- * it still names the old one) and started here.
+ * sources.c's JSON with "_node", the node running it.  Every 2 s the
+ * engine is asked which nodes lost their lease lately (nodes_gone: one
+ * script, no scan); only then are the records read, and each of those
+ * nodes' sources is taken over (the record rewritten with this node,
+ * in a transaction that checks it still names the old one) and started
+ * here.
  */
 
 #include <stdlib.h>
@@ -18,7 +19,9 @@
 #include "sources_shared.h"
 
 
-#define WH_SRCSH_SCAN_MS  2000
+#define WH_SRCSH_SCAN_MS         2000     /* nodes gone looked for */
+#define WH_SRCSH_GONE_WINDOW_MS  600000   /* their sources looked for
+                                           * so long */
 
 typedef enum {
     WH_SRCOP_CREATE = 0,
@@ -101,6 +104,27 @@ wh_srcop_free(wh_srcop_t *op)
 /* ------------------------------------------------------------ apply */
 
 
+/* the nodes gone (a SCAN's from, "\n" between them) has node */
+static int
+wh_srcsh_gone(const char *gone, const char *node)
+{
+    size_t       n = strlen(node);
+    const char  *p, *end;
+
+    for (p = gone; p != NULL && *p != '\0'; p = end ? end + 1 : NULL) {
+        end = strchr(p, '\n');
+
+        if ((size_t) ((end ? end : p + strlen(p)) - p) == n
+            && memcmp(p, node, n) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static int
 wh_srcop_collect(void *ctx, wh_str_t ws, wh_str_t id, wh_str_t record)
 {
@@ -123,7 +147,7 @@ wh_srcop_collect(void *ctx, wh_str_t ws, wh_str_t id, wh_str_t record)
     node = json_string_value(json_object_get(item, "_node"));
 
     if (op->kind == WH_SRCOP_SCAN
-        && (node == NULL || strcmp(node, op->s->engine->node_id) == 0))
+        && (node == NULL || !wh_srcsh_gone(op->from, node)))
     {
         json_decref(item);
         return 0;
@@ -460,7 +484,7 @@ wh_srcop_listed(wh_srcop_t *op)
 }
 
 
-static void wh_srcsh_alive(wh_sources_t *s, json_t *found);
+static void wh_srcsh_take_over(wh_sources_t *s, json_t *found);
 
 
 static void
@@ -504,7 +528,7 @@ wh_srcop_done(wh_op_t *base, int committed, const wh_err_t *err)
         op->s->scanning = 0;
 
         if (committed && !op->s->stopped) {
-            wh_srcsh_alive(op->s, op->found);
+            wh_srcsh_take_over(op->s, op->found);
         }
 
     } else if (op->kind == WH_SRCOP_ADOPT) {
@@ -700,91 +724,93 @@ wh_sources_shared_one(wh_sources_t *s, wh_peer_t *peer,
 /* ---------------------------------------------------------- take over */
 
 
-typedef struct {
-    wh_sources_t  *s;
-    char          *ws, *id, *node;
-} wh_srcsh_ask_t;
-
-
+/* after a scan: each source it found is taken over */
 static void
-wh_srcsh_ask_free(wh_srcsh_ask_t *a)
+wh_srcsh_take_over(wh_sources_t *s, json_t *found)
 {
-    free(a->ws);
-    free(a->id);
-    free(a->node);
-    free(a);
-}
-
-
-static void
-wh_srcsh_answer(void *ctx, int alive)
-{
-    wh_srcop_t      *op;
-    wh_srcsh_ask_t  *a = ctx;
-
-    if (alive == 0 && !a->s->stopped) {
-        op = wh_srcop_new(a->s, WH_SRCOP_ADOPT, wh_cstr(a->ws),
-                          wh_cstr(a->id));
-
-        if (op != NULL) {
-            op->from = a->node;
-            a->node = NULL;
-            wh_srcop_submit(op);
-        }
-    }
-
-    wh_srcsh_ask_free(a);
-}
-
-
-static void
-wh_srcsh_alive(wh_sources_t *s, json_t *found)
-{
-    size_t           i;
-    json_t          *item;
-    wh_srcsh_ask_t  *a;
-    wh_engine_t     *e = s->engine;
+    size_t       i;
+    json_t      *item;
+    wh_srcop_t  *op;
 
     json_array_foreach(found, i, item) {
-        a = calloc(1, sizeof(wh_srcsh_ask_t));
+        op = wh_srcop_new(s, WH_SRCOP_ADOPT,
+                          wh_cstr(json_string_value(json_object_get(item,
+                                                                    "_ws"))),
+                          wh_cstr(json_string_value(json_object_get(item,
+                                                                    "_id"))));
 
-        if (a == NULL) {
+        if (op == NULL) {
             return;
         }
 
-        a->s = s;
-        a->ws = strdup(json_string_value(json_object_get(item, "_ws")));
-        a->id = strdup(json_string_value(json_object_get(item, "_id")));
-        a->node = strdup(json_string_value(json_object_get(item,
-                                                           "_node")));
+        op->from = strdup(json_string_value(json_object_get(item, "_node")));
 
-        if (a->ws == NULL || a->id == NULL || a->node == NULL
-            || e->ops->node_alive(e, wh_cstr(a->node), wh_srcsh_answer, a)
-               != 0)
+        if (op->from == NULL) {
+            wh_srcop_free(op);
+            return;
+        }
+
+        wh_srcop_submit(op);
+    }
+}
+
+
+/* the engine's answer: the nodes whose lease ended lately */
+static void
+wh_srcsh_gone_nodes(void *ctx, const wh_str_t *nodes, size_t n)
+{
+    size_t         i;
+    wh_buf_t       b = { NULL, 0, 0 };
+    wh_srcop_t    *op;
+    wh_sources_t  *s = ctx;
+
+    if (s->stopped) {
+        return;
+    }
+
+    s->scanning = 0;
+
+    if (n == 0) {
+        return;
+    }
+
+    /* "a\nb\nc" and its NUL */
+    for (i = 0; i < n; i++) {
+        if ((i > 0 && wh_buf_append(&b, "\n", 1) != 0)
+            || wh_buf_append(&b, nodes[i].data, nodes[i].len) != 0)
         {
-            wh_srcsh_ask_free(a);
+            wh_buf_free(&b);
             return;
         }
     }
+
+    op = wh_buf_append(&b, "", 1) == 0
+         ? wh_srcop_new(s, WH_SRCOP_SCAN, wh_cstr(""), wh_cstr(""))
+         : NULL;
+
+    if (op == NULL) {
+        wh_buf_free(&b);
+        return;
+    }
+
+    op->from = (char *) b.data;
+    s->scanning = 1;
+    wh_srcop_submit(op);
 }
 
 
 static void
 wh_srcsh_scan(wh_timer_t *t)
 {
-    wh_srcop_t    *op;
     wh_sources_t  *s = t->data;
+    wh_engine_t   *e = s->engine;
 
     if (s->scanning || s->stopped) {
         return;
     }
 
-    op = wh_srcop_new(s, WH_SRCOP_SCAN, wh_cstr(""), wh_cstr(""));
-
-    if (op != NULL) {
-        s->scanning = 1;
-        wh_srcop_submit(op);
-    }
+    s->scanning = e->ops->nodes_gone(e, WH_SRCSH_GONE_WINDOW_MS,
+                                     wh_srcsh_gone_nodes, s) == 0;
 }
 
 
@@ -805,7 +831,7 @@ int
 wh_sources_shared_init(wh_sources_t *s, wh_batch_t *batch, wh_err_t *err)
 {
     if (!wh_engine_shared(s->engine)
-        || s->engine->ops->node_alive == NULL
+        || s->engine->ops->nodes_gone == NULL
         || s->engine->ops->source_get == NULL)
     {
         return 0;

@@ -212,8 +212,8 @@ int wh_state_job_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
 int wh_state_job_put(wh_etxn_t *t, const wh_job_t *job, wh_err_t *err);
 int wh_state_job_delete(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     wh_err_t *err);
-int wh_state_job_each(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
-    wh_err_t *err);
+int wh_state_job_each(wh_etxn_t *t, wh_str_t ws, wh_engine_job_pt cb,
+    void *ctx, wh_err_t *err);
 int wh_state_exec_put(wh_etxn_t *t, wh_str_t ws, wh_str_t job,
     uint64_t idx, const wh_job_exec_t *x, wh_err_t *err);
 int wh_state_exec_each(wh_etxn_t *t, wh_str_t ws, wh_str_t job,

@@ -249,18 +249,30 @@ wh_state_job_one(void *ctx, const wh_kv_val_t *k, const wh_kv_val_t *v,
 
 
 int
-wh_state_job_each(wh_etxn_t *t, wh_engine_job_pt cb, void *ctx,
-    wh_err_t *err)
+wh_state_job_each(wh_etxn_t *t, wh_str_t ws, wh_engine_job_pt cb,
+    void *ctx, wh_err_t *err)
 {
+    size_t           plen = 0;
+    wh_str_t         none = { "", 0 };
     wh_state_jobs_t  j;
+    unsigned char    from[WH_STATE_KEY_MAX];
 
     memset(&j, 0, sizeof(j));
     j.t = t;
     j.job = cb;
     j.ctx = ctx;
 
-    return wh_state_scan(t, WH_KV_JOBS, NULL, 0, 0, wh_state_job_one, &j,
-                         "loading jobs", err);
+    if (ws.len > WH_WORKSPACE_MAX) {
+        return 0;
+    }
+
+    /* ws "\0": the workspace's keys only */
+    if (ws.len) {
+        plen = wh_key_pair(from, ws, none);
+    }
+
+    return wh_state_scan(t, WH_KV_JOBS, plen ? from : NULL, plen, plen,
+                         wh_state_job_one, &j, "reading jobs", err);
 }
 
 
