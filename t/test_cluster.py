@@ -174,6 +174,14 @@ def test_nodes_report_the_engine(cluster):
         assert e["node_id"] == n.name
         assert e["up"] is True
         assert e["primary"] == cluster.redis.primary.addr
+        assert e["lease"]["held"] is True and e["lease"]["ms"] == 2000
+        assert 0 <= e["lease"]["renewed_ms_ago"] < 2000
+    # the primary's two replicas, as INFO tells (asked once a second)
+    for n in cluster.nodes:
+        e = rh.wait_for(lambda n=n: (lambda e: e if e["replicas"] == 2
+                                     else None)(cluster.engine(n)), 10,
+                        what="the replicas seen from %s" % n.name)
+        assert e["replication_lag_bytes"] >= 0
 
 
 def test_fanout_across_nodes_in_order(cluster):

@@ -319,6 +319,9 @@ CLUSTER_FAMILIES = {
     "wirehubd_engine_state_commits_total": "counter",
     "wirehubd_engine_state_conflicts_total": "counter",
     "wirehubd_engine_state_reads_total": "counter",
+    "wirehubd_engine_lease_held": "gauge",
+    "wirehubd_engine_replicas": "gauge",
+    "wirehubd_engine_replication_lag_bytes": "gauge",
 }
 if wh.ENGINE == "redis":
     DAEMON_FAMILIES = dict(DAEMON_FAMILIES, **CLUSTER_FAMILIES)

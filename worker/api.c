@@ -533,6 +533,19 @@ wh_api_engine(wh_daemon_t *d)
                         json_integer((json_int_t) s.c.delivered));
     json_object_set_new(o, "gap_messages",
                         json_integer((json_int_t) s.c.gap_messages));
+    json_object_set_new(o, "lease",
+                        json_pack("{s:b,s:I,s:o}", "held",
+                                  s.c.lease_age_ms >= 0
+                                  && s.c.lease_age_ms < s.c.lease_ms,
+                                  "ms", (json_int_t) s.c.lease_ms,
+                                  "renewed_ms_ago", s.c.lease_age_ms >= 0
+                                  ? json_integer(s.c.lease_age_ms)
+                                  : json_null()));
+    json_object_set_new(o, "replicas", s.c.replicas >= 0
+                        ? json_integer(s.c.replicas) : json_null());
+    json_object_set_new(o, "replication_lag_bytes",
+                        s.c.replication_lag >= 0
+                        ? json_integer(s.c.replication_lag) : json_null());
 
     return o;
 }

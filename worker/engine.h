@@ -240,6 +240,14 @@ typedef struct {
                                      * read changed meanwhile (another
                                      * node); the write ran again */
     uint64_t       state_reads;     /* reads sent for state writes */
+    /* the node's lease (node_lease): renewed this long ago, -1 never */
+    int64_t        lease_age_ms;
+    int64_t        lease_ms;
+    /* replication as the primary last told (INFO, once a second):
+     * replicas online, how far the slowest is behind (bytes of the
+     * replication stream), -1 not known */
+    int64_t        replicas;
+    int64_t        replication_lag;
 } wh_engine_cluster_t;
 
 /* what the engine holds, from counts it keeps (no scan), for /metrics */

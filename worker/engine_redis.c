@@ -238,6 +238,11 @@ wh_reng_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
     out->c.state_commits = ks.commits;
     out->c.state_conflicts = ks.conflicts;
     out->c.state_reads = ks.fetches;
+    out->c.lease_age_ms = rs->r.lease_ms ? wh_loop_now() - rs->r.lease_ms
+                                         : -1;
+    out->c.lease_ms = rs->r.conf.node_lease_ms;
+    out->c.replicas = rs->r.replicas;
+    out->c.replication_lag = rs->r.repl_lag;
 
     return 0;
 }
@@ -442,6 +447,68 @@ static const wh_redis_handler_t  wh_reng_events = {
 };
 
 
+/*
+ * Replication as the primary sees it, for stats: INFO replication's
+ * master_repl_offset less the offset of the slowest online replica.
+ */
+
+static void
+wh_reng_info_reply(void *data, redisReply *r, const char *why)
+{
+    char               *p, *off;
+    int64_t             master = -1, slowest = -1, n = 0, o;
+    wh_engine_redis_t  *re = data;
+
+    (void) why;
+
+    if (r == NULL || r->type != REDIS_REPLY_STRING
+        || (p = strstr(r->str, "master_repl_offset:")) == NULL)
+    {
+        re->replicas = -1;
+        re->repl_lag = -1;
+        return;
+    }
+
+    master = strtoll(p + sizeof("master_repl_offset:") - 1, NULL, 10);
+
+    /* slaveN:ip=...,port=...,state=online,offset=N,lag=N */
+    for (p = strstr(r->str, "\nslave"); p != NULL;
+         p = strstr(p + 1, "\nslave"))
+    {
+        off = strstr(p, ",offset=");
+
+        if (strncmp(strchr(p, ':') ? strchr(p, ':') : p, ":ip=", 4) != 0
+            || off == NULL || strstr(p, "state=online") == NULL
+            || (strchr(p + 1, '\n') && off > strchr(p + 1, '\n')))
+        {
+            continue;
+        }
+
+        o = strtoll(off + sizeof(",offset=") - 1, NULL, 10);
+        slowest = n == 0 || o < slowest ? o : slowest;
+        n++;
+    }
+
+    re->replicas = n;
+    re->repl_lag = n && master >= slowest ? master - slowest : 0;
+}
+
+
+static void
+wh_reng_info(wh_engine_redis_t *re, int64_t now)
+{
+    const char  *argv[2] = { "INFO", "replication" };
+
+    if (now - re->info_ms < 1000 || !wh_redis_up(re->redis)) {
+        return;
+    }
+
+    re->info_ms = now;
+    (void) wh_redis_command(re->redis, wh_reng_info_reply, re, 2, argv,
+                            NULL);
+}
+
+
 static void
 wh_reng_tick(wh_timer_t *t)
 {
@@ -449,6 +516,7 @@ wh_reng_tick(wh_timer_t *t)
 
     wh_rch_tick(t->data, now);
     wh_rpres_tick(t->data, now);
+    wh_reng_info(t->data, now);
 }
 
 
@@ -485,6 +553,8 @@ wh_engine_redis_open(wh_engine_t **out, wh_loop_t *loop,
     rs->r.conf = *conf;
     rs->r.loop = loop;
     rs->r.node_id = strdup(conf->node_id ? conf->node_id : "");
+    rs->r.replicas = -1;
+    rs->r.repl_lag = -1;
 
     if (rs->r.node_id == NULL) {
         free(rs);

@@ -121,6 +121,9 @@ typedef struct {
     uint64_t                 delivered; /* counters for stats */
     uint64_t                 gaps;      /* messages read back */
     int64_t                  lease_ms;  /* wh:node:ID renewed then */
+    int64_t                  info_ms;   /* INFO replication asked */
+    int64_t                  replicas;  /* as it answered; -1 */
+    int64_t                  repl_lag;  /* bytes; -1 not known */
 } wh_engine_redis_t;
 
 

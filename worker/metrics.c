@@ -294,6 +294,21 @@ wh_metrics_cluster(wh_prom_t *p, const wh_engine_cluster_t *c)
                     c->state_conflicts);
     wh_prom_counter(p, "wirehubd_engine_state_reads_total",
                     "Reads sent to Redis for state writes.", c->state_reads);
+    wh_prom_gauge(p, "wirehubd_engine_lease_held",
+                  "1 while this node's lease (node_lease) is renewed in "
+                  "time: other nodes leave its jobs and sources alone.",
+                  (uint64_t) (c->lease_age_ms >= 0
+                              && c->lease_age_ms < c->lease_ms));
+
+    /* 0 until the primary's first INFO is in */
+    wh_prom_gauge(p, "wirehubd_engine_replicas",
+                  "Replicas of the Redis primary online, as its INFO said "
+                  "last.", (uint64_t) (c->replicas > 0 ? c->replicas : 0));
+    wh_prom_gauge(p, "wirehubd_engine_replication_lag_bytes",
+                  "How far the slowest online replica is behind the "
+                  "primary, in bytes of the replication stream.",
+                  (uint64_t) (c->replication_lag > 0 ? c->replication_lag
+                                                     : 0));
 }
 
 
