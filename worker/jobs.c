@@ -1415,9 +1415,12 @@ wh_job_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     rc = wh_etxn_ops(t)->job_get(t, op->rec.ws, op->rec.id, &op->after_rec,
                                  err);
 
-    if (rc <= 0) {
+    /* one whose executions are still being written is not there yet,
+     * as on one node */
+    if (rc <= 0 || (jm == NULL && op->after_rec.status == WH_JOB_CREATING))
+    {
         op->outcome = WH_JOB_NOT_FOUND;
-        return rc;
+        return rc < 0 ? rc : 0;
     }
 
     switch (op->kind) {
