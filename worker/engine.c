@@ -180,3 +180,53 @@ wh_epoch_new(char *epoch)
 
     epoch[WH_EPOCH_LEN] = '\0';
 }
+
+
+char *
+wh_nodes_join(const wh_str_t *nodes, size_t n)
+{
+    char    *list, *p;
+    size_t   i, len = 1;
+
+    for (i = 0; i < n; i++) {
+        len += nodes[i].len + 1;
+    }
+
+    list = malloc(len);
+
+    if (list == NULL) {
+        return NULL;
+    }
+
+    for (p = list, i = 0; i < n; i++) {
+        if (i > 0) {
+            *p++ = '\n';
+        }
+
+        memcpy(p, nodes[i].data, nodes[i].len);
+        p += nodes[i].len;
+    }
+
+    *p = '\0';
+
+    return list;
+}
+
+
+int
+wh_nodes_have(const char *list, wh_str_t node)
+{
+    size_t       len;
+    const char  *p, *end;
+
+    for (p = list; p != NULL && *p != '\0'; p = end ? end + 1 : NULL) {
+        end = strchr(p, '\n');
+        len = end ? (size_t) (end - p) : strlen(p);
+
+        if (len == node.len && memcmp(p, node.data, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

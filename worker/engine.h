@@ -644,6 +644,11 @@ int wh_command_event(wh_command_t *cmd, const wh_cmd_event_t *ev);
 /* a new epoch: WH_EPOCH_LEN random letters and digits, and a NUL */
 void wh_epoch_new(char *epoch);
 
+/* nodes_gone()'s answer kept: the ids with "\n" between them (NULL
+ * out of memory); and whether such a list has node */
+char *wh_nodes_join(const wh_str_t *nodes, size_t n);
+int wh_nodes_have(const char *list, wh_str_t node);
+
 /* copies strs[0..n) into one block (*mem) and points dst[i] at them */
 int wh_strs_copy(char **mem, wh_str_t **dst, const wh_str_t *strs,
     size_t n);

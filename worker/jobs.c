@@ -1236,26 +1236,6 @@ wh_job_expired(const wh_jobs_t *j, const wh_jobm_t *jm, int64_t now)
 /* ------------------------------------------------ apply: cluster */
 
 
-/* the nodes gone (a SCAN's from_node, "\n" between them) has node */
-static int
-wh_job_node_gone(const char *gone, wh_str_t node)
-{
-    const char  *p, *end;
-
-    for (p = gone; p != NULL && *p != '\0'; p = end ? end + 1 : NULL) {
-        end = strchr(p, '\n');
-
-        if (wh_str_eq(node, (wh_str_t) { p, end ? (size_t) (end - p)
-                                                : strlen(p) }))
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 static int
 wh_job_each_one(void *ctx, wh_job_t *job, wh_err_t *err)
 {
@@ -1267,7 +1247,7 @@ wh_job_each_one(void *ctx, wh_job_t *job, wh_err_t *err)
           || job->status == WH_JOB_CREATING
           || (op->to_status >= 0 && job->status != op->to_status)
         : wh_job_final(job->status) || job->status == WH_JOB_CREATING
-          || !wh_job_node_gone(op->from_node, job->node))
+          || !wh_nodes_have(op->from_node, job->node))
     {
         return 0;
     }
@@ -1781,8 +1761,6 @@ wh_jobs_take_over(wh_jobs_t *j, wh_job_op_t *op)
 static void
 wh_jobs_gone(void *ctx, const wh_str_t *nodes, size_t n)
 {
-    size_t        i;
-    wh_buf_t      b = { NULL, 0, 0 };
     wh_jobs_t    *j = ctx;
     wh_job_op_t  *op;
 
@@ -1791,34 +1769,20 @@ wh_jobs_gone(void *ctx, const wh_str_t *nodes, size_t n)
     }
 
     j->scanning = 0;
-
-    if (n == 0) {
-        return;
-    }
-
-    /* "a\nb\nc" and its NUL */
-    for (i = 0; i < n; i++) {
-        if ((i > 0 && wh_buf_append(&b, "\n", 1) != 0)
-            || wh_buf_append(&b, nodes[i].data, nodes[i].len) != 0)
-        {
-            wh_buf_free(&b);
-            return;
-        }
-    }
-
-    if (wh_buf_append(&b, "", 1) != 0) {
-        wh_buf_free(&b);
-        return;
-    }
-
-    op = wh_job_op_new(j, WH_JOB_OP_SCAN, wh_cstr(""), wh_cstr(""));
+    op = n ? wh_job_op_new(j, WH_JOB_OP_SCAN, wh_cstr(""), wh_cstr(""))
+           : NULL;
 
     if (op == NULL) {
-        wh_buf_free(&b);
         return;
     }
 
-    op->from_node = (char *) b.data;
+    op->from_node = wh_nodes_join(nodes, n);
+
+    if (op->from_node == NULL) {
+        wh_job_op_free(op);
+        return;
+    }
+
     j->scanning = 1;
     wh_job_op_submit(op);
 }

@@ -3,6 +3,7 @@
  */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "channels.h"
@@ -33,6 +34,25 @@ wh_respond_adding(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     wh_link_response(&r, req_id, status, adds, client_id, b);
     wh_link_send(peer, &r);
 }
+
+void
+wh_respond_json(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    json_t *j)
+{
+    char  *text;
+
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+
+    if (text == NULL) {
+        wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
+        return;
+    }
+
+    wh_respond(peer, req_id, status, text, strlen(text));
+    free(text);
+}
+
 
 void
 wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,

@@ -24,6 +24,10 @@ void wh_respond(wh_peer_t *peer, uint32_t req_id, uint16_t status,
 void wh_respond_adding(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     uint8_t adds, wh_str_t client_id, const void *body, size_t len);
 
+/* j as the body (taken: decref'd); NULL, or out of memory: 503 */
+void wh_respond_json(wh_peer_t *peer, uint32_t req_id, uint16_t status,
+    json_t *j);
+
 /* {"error":{"code","message"}}; out of memory the peer is dropped */
 void wh_respond_error(wh_peer_t *peer, uint32_t req_id, uint16_t status,
     const char *code, const char *message);

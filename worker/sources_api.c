@@ -22,25 +22,6 @@
 
 
 static void
-wh_sources_api_json(wh_peer_t *peer, uint32_t req_id, uint16_t status,
-    json_t *j)
-{
-    char  *text;
-
-    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-
-    if (text == NULL) {
-        wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
-        return;
-    }
-
-    wh_respond(peer, req_id, status, text, strlen(text));
-    free(text);
-}
-
-
-static void
 wh_sources_api_err(wh_peer_t *peer, uint32_t req_id, const wh_err_t *err)
 {
     if (err->status == 409) {
@@ -77,7 +58,7 @@ wh_sources_api_list(wh_sources_t *s, wh_peer_t *peer,
         }
     }
 
-    wh_sources_api_json(peer, m->req_id, 200,
+    wh_respond_json(peer, m->req_id, 200,
                         items ? json_pack("{s:o}", "items", items) : NULL);
 }
 
@@ -106,7 +87,7 @@ wh_sources_api_create(wh_sources_t *s, wh_peer_t *peer,
         return;
     }
 
-    wh_sources_api_json(peer, m->req_id, 201, wh_source_json(src));
+    wh_respond_json(peer, m->req_id, 201, wh_source_json(src));
 }
 
 
@@ -126,7 +107,7 @@ wh_sources_api_one(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
     }
 
     if (wh_method_is(m, "GET")) {
-        wh_sources_api_json(peer, m->req_id, 200, wh_source_json(src));
+        wh_respond_json(peer, m->req_id, 200, wh_source_json(src));
         return;
     }
 
@@ -135,7 +116,7 @@ wh_sources_api_one(wh_sources_t *s, wh_peer_t *peer, const wh_link_msg_t *m,
         return;
     }
 
-    wh_sources_api_json(peer, m->req_id, 200,
+    wh_respond_json(peer, m->req_id, 200,
                         json_pack("{s:s%,s:b}", "id", id.data, id.len,
                                   "deleted", 1));
 }

@@ -104,27 +104,6 @@ wh_srcop_free(wh_srcop_t *op)
 /* ------------------------------------------------------------ apply */
 
 
-/* the nodes gone (a SCAN's from, "\n" between them) has node */
-static int
-wh_srcsh_gone(const char *gone, const char *node)
-{
-    size_t       n = strlen(node);
-    const char  *p, *end;
-
-    for (p = gone; p != NULL && *p != '\0'; p = end ? end + 1 : NULL) {
-        end = strchr(p, '\n');
-
-        if ((size_t) ((end ? end : p + strlen(p)) - p) == n
-            && memcmp(p, node, n) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
 static int
 wh_srcop_collect(void *ctx, wh_str_t ws, wh_str_t id, wh_str_t record)
 {
@@ -147,7 +126,7 @@ wh_srcop_collect(void *ctx, wh_str_t ws, wh_str_t id, wh_str_t record)
     node = json_string_value(json_object_get(item, "_node"));
 
     if (op->kind == WH_SRCOP_SCAN
-        && (node == NULL || !wh_srcsh_gone(op->from, node)))
+        && (node == NULL || !wh_nodes_have(op->from, wh_cstr(node))))
     {
         json_decref(item);
         return 0;
@@ -344,25 +323,6 @@ wh_srcop_view(wh_sources_t *s, json_t *item)
 }
 
 
-static void
-wh_srcsh_reply(wh_peer_t *peer, uint32_t req_id, uint16_t status,
-    json_t *j)
-{
-    char  *text;
-
-    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-
-    if (text == NULL) {
-        wh_respond_error(peer, req_id, 503, "unavailable", "out of memory");
-        return;
-    }
-
-    wh_respond(peer, req_id, status, text, strlen(text));
-    free(text);
-}
-
-
 static void wh_srcop_submit(wh_srcop_t *op);
 
 
@@ -415,7 +375,7 @@ wh_srcop_created(wh_srcop_t *op)
 
     wh_log_info(op->s->log, "source %s/%s: added (%s)", src->def.workspace,
                 src->def.id, src->def.parsed.host);
-    wh_srcsh_reply(op->peer, op->req_id, 201, wh_source_json(src));
+    wh_respond_json(op->peer, op->req_id, 201, wh_source_json(src));
 }
 
 
@@ -445,7 +405,7 @@ wh_srcop_deleted(wh_srcop_t *op)
     note.client_id = op->id;
     e->ops->state_notify(e, &note);
 
-    wh_srcsh_reply(op->peer, op->req_id, 200,
+    wh_respond_json(op->peer, op->req_id, 200,
                    json_pack("{s:s%,s:b}", "id", op->id.data, op->id.len,
                              "deleted", 1));
 }
@@ -479,7 +439,7 @@ wh_srcop_listed(wh_srcop_t *op)
         }
     }
 
-    wh_srcsh_reply(op->peer, op->req_id, 200,
+    wh_respond_json(op->peer, op->req_id, 200,
                    items ? json_pack("{s:o}", "items", items) : NULL);
 }
 
@@ -561,7 +521,7 @@ wh_srcop_done(wh_op_t *base, int committed, const wh_err_t *err)
                 wh_respond_error(op->peer, op->req_id, 404, "not_found",
                                  "no such source");
             } else {
-                wh_srcsh_reply(op->peer, op->req_id, 200,
+                wh_respond_json(op->peer, op->req_id, 200,
                                wh_srcop_view(op->s, item));
             }
 
@@ -695,7 +655,7 @@ wh_sources_shared_one(wh_sources_t *s, wh_peer_t *peer,
     if (src != NULL && !src->stored) {
         /* this node's wirehubd.conf: shown, never deleted */
         if (wh_method_is(m, "GET")) {
-            wh_srcsh_reply(peer, m->req_id, 200, wh_source_json(src));
+            wh_respond_json(peer, m->req_id, 200, wh_source_json(src));
         } else {
             wh_respond_error(peer, m->req_id, 409, "conflict",
                              "the source is defined in the configuration "
@@ -759,8 +719,6 @@ wh_srcsh_take_over(wh_sources_t *s, json_t *found)
 static void
 wh_srcsh_gone_nodes(void *ctx, const wh_str_t *nodes, size_t n)
 {
-    size_t         i;
-    wh_buf_t       b = { NULL, 0, 0 };
     wh_srcop_t    *op;
     wh_sources_t  *s = ctx;
 
@@ -769,31 +727,20 @@ wh_srcsh_gone_nodes(void *ctx, const wh_str_t *nodes, size_t n)
     }
 
     s->scanning = 0;
-
-    if (n == 0) {
-        return;
-    }
-
-    /* "a\nb\nc" and its NUL */
-    for (i = 0; i < n; i++) {
-        if ((i > 0 && wh_buf_append(&b, "\n", 1) != 0)
-            || wh_buf_append(&b, nodes[i].data, nodes[i].len) != 0)
-        {
-            wh_buf_free(&b);
-            return;
-        }
-    }
-
-    op = wh_buf_append(&b, "", 1) == 0
-         ? wh_srcop_new(s, WH_SRCOP_SCAN, wh_cstr(""), wh_cstr(""))
-         : NULL;
+    op = n ? wh_srcop_new(s, WH_SRCOP_SCAN, wh_cstr(""), wh_cstr(""))
+           : NULL;
 
     if (op == NULL) {
-        wh_buf_free(&b);
         return;
     }
 
-    op->from = (char *) b.data;
+    op->from = wh_nodes_join(nodes, n);
+
+    if (op->from == NULL) {
+        wh_srcop_free(op);
+        return;
+    }
+
     s->scanning = 1;
     wh_srcop_submit(op);
 }
