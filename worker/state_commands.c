@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "cmdrec.h"
 #include "jsonw.h"
 #include "state.h"
 
@@ -50,54 +51,50 @@ typedef struct {
 /* ------------------------------------------------------- encoding */
 
 
-static int
-wh_rec_history(json_t *h, wh_command_t *out, wh_str_t *strs,
-    wh_str_t **dst)
+/* the fields of a record jansson read, for the records the scanner
+ * leaves (cmdrec.h) */
+static void
+wh_rec_fields(json_t *obj, wh_cmdrec_t *rec)
 {
-    size_t           i, n;
-    json_t          *e;
-    wh_cmd_event_t  *ev;
+    size_t              i, n;
+    json_t             *h, *e;
+    wh_cmdrec_event_t  *ev;
 
-    n = json_array_size(h);
-
-    if (n == 0) {
-        return 0;
+    for (i = 0; i < WH_CMDREC_STRS; i++) {
+        rec->strs[i] = wh_state_str(obj, wh_cmdrec_str_keys[i]);
     }
 
-    out->history = calloc(n, sizeof(wh_cmd_event_t));
-
-    if (out->history == NULL) {
-        return -1;
+    for (i = 0; i < WH_CMDREC_INTS; i++) {
+        rec->ints[i] = wh_state_int(obj, wh_cmdrec_int_keys[i]);
     }
 
-    out->nhistory = n;
-    out->history_cap = n;
+    rec->has_client = json_is_string(json_object_get(obj, "client"));
 
-    json_array_foreach(h, i, e) {
-        ev = &out->history[i];
-        ev->status = (wh_cmd_status_e) wh_state_int(e, "status");
-        ev->at_ms = wh_state_int(e, "at");
-        ev->attempt = (unsigned) wh_state_int(e, "attempt");
-        strs[2 * i] = wh_state_str(e, "session");
-        strs[2 * i + 1] = wh_state_str(e, "reason");
-        dst[2 * i] = &ev->session;
-        dst[2 * i + 1] = &ev->reason;
+    h = json_object_get(obj, "history");
+    n = json_array_size(h) > WH_CMD_HISTORY_MAX ? 0 : json_array_size(h);
+    rec->nhistory = n;
+
+    for (i = 0; i < n; i++) {
+        e = json_array_get(h, i);
+        ev = &rec->history[i];
+        ev->status = wh_state_int(e, "status");
+        ev->at = wh_state_int(e, "at");
+        ev->attempt = wh_state_int(e, "attempt");
+        ev->session = wh_state_str(e, "session");
+        ev->reason = wh_state_str(e, "reason");
     }
-
-    return 0;
 }
 
 
 static int
-wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
+wh_rec_decode(const wh_cmdrec_t *rec, wh_str_t ws, wh_str_t id,
+    wh_command_t *out)
 {
-    size_t     i, n;
-    json_t    *h;
+    size_t                    i, n;
+    wh_cmd_event_t           *ev;
+    const wh_cmdrec_event_t  *re;
     wh_str_t   strs[WH_STATE_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
     wh_str_t  *dst[WH_STATE_CMD_STRS + 2 * WH_CMD_HISTORY_MAX];
-    const char  *keys[] = { "client", "command", "payload", "idem",
-                            "result", "error", "reason", "lane",
-                            "supersede", "issued_by", "job" };
 
     memset(out, 0, sizeof(wh_command_t));
 
@@ -117,29 +114,45 @@ wh_rec_decode(json_t *obj, wh_str_t ws, wh_str_t id, wh_command_t *out)
     dst[11] = &out->issued_by;
     dst[12] = &out->job;
 
-    for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        strs[2 + i] = wh_state_str(obj, keys[i]);
+    for (i = 0; i < WH_CMDREC_STRS; i++) {
+        strs[2 + i] = rec->strs[i];
     }
 
-    out->priority = (unsigned) wh_state_int(obj, "priority");
-    out->seq = (uint64_t) wh_state_int(obj, "seq");
-    out->state.status = (wh_cmd_status_e) wh_state_int(obj, "status");
-    out->state.attempt = (unsigned) wh_state_int(obj, "attempt");
-    out->state.expires_ms = wh_state_int(obj, "expires");
-    out->state.deadline_ms = wh_state_int(obj, "deadline");
-    out->created_ms = wh_state_int(obj, "created");
-    out->updated_ms = wh_state_int(obj, "updated");
-    out->state.not_before_ms = wh_state_int(obj, "not_before");
-    out->job_idx = (uint64_t) wh_state_int(obj, "jidx");
+    out->priority = (unsigned) rec->ints[WH_CMDREC_PRIORITY];
+    out->seq = (uint64_t) rec->ints[WH_CMDREC_SEQ];
+    out->state.status = (wh_cmd_status_e) rec->ints[WH_CMDREC_STATUS];
+    out->state.attempt = (unsigned) rec->ints[WH_CMDREC_ATTEMPT];
+    out->state.expires_ms = rec->ints[WH_CMDREC_EXPIRES];
+    out->state.deadline_ms = rec->ints[WH_CMDREC_DEADLINE];
+    out->created_ms = rec->ints[WH_CMDREC_CREATED];
+    out->updated_ms = rec->ints[WH_CMDREC_UPDATED];
+    out->state.not_before_ms = rec->ints[WH_CMDREC_NOT_BEFORE];
+    out->job_idx = (uint64_t) rec->ints[WH_CMDREC_JIDX];
     out->state.lane = wh_cmd_lane_hash(strs[9].data, strs[9].len);
 
-    h = json_object_get(obj, "history");
-    n = json_array_size(h) > WH_CMD_HISTORY_MAX ? 0 : json_array_size(h);
+    n = rec->nhistory;
 
-    if (n && wh_rec_history(h, out, strs + WH_STATE_CMD_STRS,
-                            dst + WH_STATE_CMD_STRS) != 0)
-    {
-        return -1;
+    if (n) {
+        out->history = calloc(n, sizeof(wh_cmd_event_t));
+
+        if (out->history == NULL) {
+            return -1;
+        }
+
+        out->nhistory = n;
+        out->history_cap = n;
+    }
+
+    for (i = 0; i < n; i++) {
+        ev = &out->history[i];
+        re = &rec->history[i];
+        ev->status = (wh_cmd_status_e) re->status;
+        ev->at_ms = re->at;
+        ev->attempt = (unsigned) re->attempt;
+        strs[WH_STATE_CMD_STRS + 2 * i] = re->session;
+        strs[WH_STATE_CMD_STRS + 2 * i + 1] = re->reason;
+        dst[WH_STATE_CMD_STRS + 2 * i] = &ev->session;
+        dst[WH_STATE_CMD_STRS + 2 * i + 1] = &ev->reason;
     }
 
     if (wh_strs_copy(&out->mem, dst, strs, WH_STATE_CMD_STRS + 2 * n) != 0)
@@ -260,8 +273,10 @@ wh_state_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_command_t *out,
     wh_err_t *err)
 {
     int            rc;
-    json_t        *obj;
+    char          *scratch;
+    json_t        *obj = NULL;
     wh_kv_val_t    v;
+    wh_cmdrec_t    rec;
     json_error_t   je;
 
     rc = wh_state_get_rec(t, WH_KV_COMMANDS, ws, id, WH_CMD_ID_MAX, &v,
@@ -271,15 +286,34 @@ wh_state_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id, wh_command_t *out,
         return rc;
     }
 
-    obj = json_loadb(v.data, v.len, 0, &je);
+    /* what the scanner unescapes is never longer than the text */
+    scratch = malloc(v.len + 1);
 
-    if (obj == NULL || !json_is_string(json_object_get(obj, "client"))) {
+    if (scratch == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    je.text[0] = '\0';
+    rc = wh_cmdrec_scan(v.data, v.len, &rec, scratch);
+
+    if (rc != 0) {
+        obj = json_loadb(v.data, v.len, 0, &je);
+
+        if (obj != NULL) {
+            wh_rec_fields(obj, &rec);
+            rc = 0;
+        }
+    }
+
+    if (rc != 0 || !rec.has_client) {
+        free(scratch);
         json_decref(obj);
         return wh_err(err, 503, "corrupt command %.*s: %s", (int) id.len,
                       id.data, je.text);
     }
 
-    rc = wh_rec_decode(obj, ws, id, out);
+    rc = wh_rec_decode(&rec, ws, id, out);
+    free(scratch);
     json_decref(obj);
 
     return rc ? wh_err(err, 503, "out of memory") : 1;
