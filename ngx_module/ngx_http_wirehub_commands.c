@@ -14,10 +14,15 @@
 #include "ngx_http_wirehub_link.h"
 #include "ngx_http_wirehub_presence.h"
 #include "ngx_http_wirehub_reply.h"
+#include "wh_json.h"
+#include "wh_time.h"
 
 
 static void ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
+static ngx_int_t ngx_http_wirehub_result_accepted(
+    ngx_http_wirehub_session_t *s, json_t *id, wh_link_msg_t *m,
+    json_t *ref);
 
 
 /* COMMAND: the device_command JSON, built by wirehubd, to one session */
@@ -129,11 +134,77 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
 }
 
 
+/*
+ * {"type":"command_result_accepted","command_id":..,"status":..,
+ *  "timestamp":..[,"ref":..]}, the status as wirehubd wrote it: written
+ * by hand, as every result is answered (a jansson object parsed, built
+ * and printed each time showed in the cost of a command)
+ */
+static ngx_int_t
+ngx_http_wirehub_result_accepted(ngx_http_wirehub_session_t *s, json_t *id,
+    wh_link_msg_t *m, json_t *ref)
+{
+    char       *idt, *reft, iso[WH_TIME_ISO_LEN + 1];
+    u_char     *text, *last;
+    size_t      len;
+    wh_str_t    status;
+    ngx_int_t   rc;
+
+    if (wh_json_member(m->body.data, m->body.len, "status", &status) != 1) {
+        status.data = "null";
+        status.len = 4;
+    }
+
+    idt = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    reft = ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    text = NULL;
+    rc = NGX_ERROR;
+
+    if (idt == NULL || (ref != NULL && reft == NULL)) {
+        goto done;
+    }
+
+    wh_time_iso(iso, wh_time_ms());
+
+    len = sizeof("{\"type\":\"command_result_accepted\",\"command_id\":"
+                 ",\"status\":,\"timestamp\":\"\",\"ref\":}")
+          + ngx_strlen(idt) + status.len + WH_TIME_ISO_LEN
+          + (reft ? ngx_strlen(reft) : 0);
+
+    text = ngx_alloc(len, s->connection->log);
+
+    if (text == NULL) {
+        goto done;
+    }
+
+    last = ngx_snprintf(text, len, "{\"type\":\"command_result_accepted\","
+                        "\"command_id\":%s,\"status\":%*s,"
+                        "\"timestamp\":\"%s\"", idt, status.len,
+                        status.data, iso);
+
+    if (reft) {
+        last = ngx_snprintf(last, len - (last - text), ",\"ref\":%s", reft);
+    }
+
+    *last++ = '}';
+
+    rc = ngx_http_wirehub_send_text(s, text, last - text);
+
+done:
+
+    ngx_free(text);
+    free(idt);
+    free(reft);
+
+    return rc;
+}
+
+
 static void
 ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m)
 {
-    json_t                      *ref, *id, *body, *err, *code, *text, *reply;
+    json_t                      *ref, *id, *body, *err, *code, *text;
     ngx_http_wirehub_session_t  *s;
 
     s = p->data;
@@ -146,20 +217,12 @@ ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
         return;
     }
 
-    body = json_loadb(m->body.data, m->body.len, 0, NULL);
-
     if (m->status >= 200 && m->status < 300) {
-        reply = json_pack("{s:s,s:O,s:O,s:o}",
-                          "type", "command_result_accepted",
-                          "command_id", id ? id : json_null(),
-                          "status", body && json_object_get(body, "status")
-                                    ? json_object_get(body, "status")
-                                    : json_null(),
-                          "timestamp", ngx_http_wirehub_timestamp());
-        json_decref(body);
-        (void) ngx_http_wirehub_reply(s, reply, ref);
+        (void) ngx_http_wirehub_result_accepted(s, id, m, ref);
         return;
     }
+
+    body = json_loadb(m->body.data, m->body.len, 0, NULL);
 
     /* wirehubd's {"error":{"code","message"}} goes to the client as is */
 

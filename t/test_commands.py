@@ -294,8 +294,9 @@ def test_offline_agent_gets_reboot_next_morning(nginx, api, agents, ws):
     assert command(api, cid)["status"] == "sent"
 
     ack = agent.result(cid, result={"rebooted": True, "uptime": 0.5})
-    assert ack["type"] == "command_result_accepted", ack
-    assert ack["status"] == "completed"
+    assert wh.ISO_RE.match(ack.pop("timestamp")), ack
+    assert ack == {"type": "command_result_accepted", "command_id": cid,
+                   "status": "completed", "ref": "r-" + cid}
     ev = events(dash, 1)[0]
     assert (ev["status"], ev["command_id"]) == ("completed", cid)
 

@@ -181,12 +181,25 @@ wh_cmd_new_id(char *out, char prefix)
 {
     int            i;
     uint64_t       ms;
-    unsigned char  r[WH_CMD_ID_RANDOM];
+    unsigned char  *r;
     static const char  hex[] = "0123456789abcdef";
 
-    if (getrandom(r, sizeof(r), 0) != (ssize_t) sizeof(r)) {
-        return -1;
+    /* the random digits of 25 ids per getrandom() (a system call per
+     * command showed in its cost); up to 256 bytes it is never cut
+     * short */
+    static unsigned char  pool[25 * WH_CMD_ID_RANDOM];
+    static size_t         used = sizeof(pool);
+
+    if (used == sizeof(pool)) {
+        if (getrandom(pool, sizeof(pool), 0) != (ssize_t) sizeof(pool)) {
+            return -1;
+        }
+
+        used = 0;
     }
+
+    r = pool + used;
+    used += WH_CMD_ID_RANDOM;
 
     ms = (uint64_t) wh_time_ms();
     out[0] = prefix;

@@ -11,6 +11,41 @@
 #include "jsonw.h"
 
 
+/* "key": a key of the code is plain ASCII, copied as it is; any other
+ * goes through the quoting */
+static int
+wh_jw_name(wh_buf_t *b, const char *key)
+{
+    size_t                i, len;
+    const unsigned char  *k = (const unsigned char *) key;
+
+    for (len = 0; k[len] != '\0'; len++) {
+        if (k[len] < 0x20 || k[len] >= 0x80 || k[len] == '"'
+            || k[len] == '\\')
+        {
+            if (wh_json_quote(b, key, strlen(key)) != 0) {
+                return -1;
+            }
+
+            return wh_buf_append(b, ":", 1);
+        }
+    }
+
+    if (wh_buf_reserve(b, len + 3) != 0) {
+        return -1;
+    }
+
+    i = b->len;
+    b->data[i] = '"';
+    memcpy(b->data + i + 1, key, len);
+    b->data[i + 1 + len] = '"';
+    b->data[i + 2 + len] = ':';
+    b->len = i + len + 3;
+
+    return 0;
+}
+
+
 /* the comma and the key of the next member or element */
 static int
 wh_jw_key(wh_buf_t *b, const char *key)
@@ -29,11 +64,7 @@ wh_jw_key(wh_buf_t *b, const char *key)
         return 0;
     }
 
-    if (wh_json_quote(b, key, strlen(key)) != 0) {
-        return -1;
-    }
-
-    return wh_buf_append(b, ":", 1);
+    return wh_jw_name(b, key);
 }
 
 
@@ -87,12 +118,23 @@ wh_jw_raw(wh_buf_t *b, const char *key, const char *raw, size_t len)
 int
 wh_jw_int(wh_buf_t *b, const char *key, int64_t v)
 {
-    int   n;
-    char  num[32];
+    char      num[24], *p;
+    uint64_t  u;
 
-    n = snprintf(num, sizeof(num), "%" PRId64, v);
+    /* by hand: snprintf() was most of the cost of a stored command */
+    u = v < 0 ? -(uint64_t) v : (uint64_t) v;
+    p = num + sizeof(num);
 
-    return wh_jw_raw(b, key, num, n);
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    return wh_jw_raw(b, key, p, (size_t) (num + sizeof(num) - p));
 }
 
 

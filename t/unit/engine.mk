@@ -8,5 +8,6 @@ engine_SRCS := t/unit/test_engine.c worker/engine.c worker/engine_lmdb.c \
                worker/engine_lmdb_store.c worker/state_sources.c \
                worker/log.c common/wh_utf8.c \
                worker/cmdqueue.c worker/map.c common/wh_time.c \
-               common/wh_link.c
+               common/wh_link.c worker/cmdrec.c worker/jsonw.c \
+               worker/message.c
 engine_LIBS := -llmdb -ljansson
