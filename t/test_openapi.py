@@ -453,6 +453,8 @@ def workspace_of(api):
     return api.request("GET", "/api/stats").json()["workspace"]
 
 
+@pytest.mark.lmdb_only("run-time sources answer 501 in cluster mode "
+                       "(test_cluster checks that answer)")
 def test_sources(checker):
     api = checker.api(chan.service_token(SRC_WS))
     one = "/api/sources/{id}"
