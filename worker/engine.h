@@ -483,6 +483,13 @@ struct wh_engine_ops_s {
 
     /* tells the other nodes, after a commit, what changed */
     void (*state_notify)(wh_engine_t *e, const wh_engine_note_t *note);
+    /* outside a write: what the quotas of ws count over the cluster,
+     * its channels (not `$` ones) and the bytes of their history
+     * texts, history past its ttl freed first; 0, -1 with err, or
+     * WH_ENGINE_AGAIN.  NULL: the daemon's own counts (quota.c) are
+     * the store's */
+    int  (*ws_usage)(wh_engine_t *e, wh_str_t ws, int64_t now,
+        uint64_t *channels, uint64_t *bytes, wh_err_t *err);
 };
 
 struct wh_engine_s {

@@ -370,7 +370,8 @@ static const wh_engine_ops_t  wh_redis_ops = {
     .size = wh_reng_size,
     .stats = wh_reng_stats,
     WH_STATE_OPS,
-    .state_notify = wh_reng_state_notify
+    .state_notify = wh_reng_state_notify,
+    .ws_usage = wh_rch_ws_usage
 };
 
 
