@@ -36,7 +36,8 @@ FUZZERS    :=
 -include bench/bench.mk
 -include packaging.mk
 
-.PHONY: all deps module daemon run test unit integration fuzz fuzz-replay \
+.PHONY: all deps module daemon run test unit integration test-redis \
+        fuzz fuzz-replay \
         fuzz-merge clean bench layers test-asan autobahn redis-probe \
         cluster cluster-stop
 
@@ -212,6 +213,15 @@ fuzz-replay: $(FUZZ_BINS)
 
 integration: all
 	$(PYTHON) -m pytest -q t/
+
+# The integration suite again with every wirehubd on the Redis engine
+# (cluster mode, each with a redis-server of its own: t/wh.py), plain
+# builds.  What only the LMDB engine has (its files, its map) is marked
+# lmdb_only in t/pytest.ini and skipped.  Not part of make test: it
+# takes about 9 min on two cores, more than make test has room for.
+test-redis: deps
+	$(MAKE) all $(BUILD)/redis_probe $(BUILD)/kv_probe
+	WIREHUB_ENGINE=redis $(PYTHON) -m pytest -q t/
 
 # The integration suite against ASan/UBSan builds of the module and
 # wirehubd.  nginx itself is Debian's: a wrapper preloads the sanitizer

@@ -265,6 +265,7 @@ def rebuild_without(state, names):
     return dbs
 
 
+@pytest.mark.lmdb_only("rebuilds the state/ environment with mdb_dump")
 def test_older_store_is_indexed_at_start(nginx, daemon, ops):
     """A store made before GET /commands and the retention existed gets
     its indexes at the first start: the listing is the same, and what

@@ -91,7 +91,7 @@ def test_health_view_in_browser(web_deps, ngx, broker):  # noqa: F811
     env = dict(os.environ, WH_BASE_URL="http://127.0.0.1:%d" % ngx.port,
                WH_TOKEN=service, WH_AGENT_TOKEN=agent, WH_AGENT_ID=agent_id,
                WH_TAIL_CHANNEL=TAIL, WH_BROKER="127.0.0.1:%d" % broker.port,
-               WH_SCREENSHOTS=SHOTS)
+               WH_SCREENSHOTS=SHOTS, WH_ENGINE=wh.ENGINE)
     proc = subprocess.Popen([NODE, os.path.join(WEB_TESTS,
                                                 "health_browser.js")],
                             cwd=WEB_TESTS, env=env, stdin=subprocess.DEVNULL,

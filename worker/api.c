@@ -551,12 +551,45 @@ wh_api_engine(wh_daemon_t *d)
 }
 
 
+/* what a cluster engine counts for the quotas (ws_usage): 0 none, 1
+ * read, or WH_ENGINE_AGAIN */
+static int
+wh_api_usage(wh_daemon_t *d, wh_str_t ws, uint64_t *usage)
+{
+    int        rc;
+    wh_err_t   err;
+
+    if (d->engine->ops->ws_usage == NULL) {
+        return 0;
+    }
+
+    rc = d->engine->ops->ws_usage(d->engine, ws, wh_time_ms(), &usage[0],
+                                  &usage[1], &err);
+
+    if (rc == -1) {
+        wh_log_warn(&d->log, "stats: quota usage: %s", err.msg);
+    }
+
+    return rc == 0 ? 1 : rc == WH_ENGINE_AGAIN ? WH_ENGINE_AGAIN : 0;
+}
+
+
+/* the cluster's usage replaces this node's counts */
+static void
+wh_api_quota_used(json_t *quota, const char *kind, uint64_t used)
+{
+    json_object_set_new(json_object_get(quota, kind), "used",
+                        json_integer((json_int_t) used));
+}
+
+
 int
 wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
 {
-    int              rc;
+    int              rc, got;
     char             ts[WH_TIME_ISO_LEN + 1];
-    uint64_t         stored;
+    json_t          *quota;
+    uint64_t         stored, usage[2];
     wh_err_t         err;
     wh_chan_stats_t  cs;
 
@@ -567,10 +600,11 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
     wh_channels_stats(&d->channels, ws, &cs);
 
     rc = wh_channels_stored(&d->channels, ws, &stored, &err);
+    got = full ? wh_api_usage(d, ws, usage) : 0;
 
     /* the API's answer waits for a cluster engine; a stats_update goes
      * without the figure rather than wait */
-    if (rc == WH_ENGINE_AGAIN && full) {
+    if ((rc == WH_ENGINE_AGAIN || got == WH_ENGINE_AGAIN) && full) {
         return WH_ENGINE_AGAIN;
     }
 
@@ -609,7 +643,14 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                                   (json_int_t) ((wh_time_ms() - d->start_ms)
                                                 / 1000)));
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
-    json_object_set_new(obj, "quota", wh_quota_stats(&d->quota, ws));
+    quota = wh_quota_stats(&d->quota, ws);
+
+    if (got == 1 && quota != NULL) {
+        wh_api_quota_used(quota, "channels", usage[0]);
+        wh_api_quota_used(quota, "history_bytes", usage[1]);
+    }
+
+    json_object_set_new(obj, "quota", quota);
     json_object_set_new(obj, "engine", wh_api_engine(d));
     json_object_set_new(obj, "loop",
                         json_pack("{s:f}", "longest_turn_ms",

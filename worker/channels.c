@@ -229,10 +229,11 @@ wh_chan_drop_if_unused(wh_channels_t *c, wh_chan_t *chan)
 }
 
 
-/* sets the peer's local count (0 removes it); -1 on ENOMEM */
+/* sets the peer's local count (0 removes it); a new subscriber is
+ * answered or not yet (wh_sub_t); -1 on ENOMEM */
 static int
 wh_chan_set(wh_channels_t *c, wh_peer_t *peer, wh_str_t ws, wh_str_t ch,
-    uint32_t count)
+    uint32_t count, int answered)
 {
     unsigned    i;
     wh_sub_t   *subs;
@@ -282,6 +283,7 @@ wh_chan_set(wh_channels_t *c, wh_peer_t *peer, wh_str_t ws, wh_str_t ch,
 
     chan->subs[chan->nsubs].peer = peer;
     chan->subs[chan->nsubs].count = count;
+    chan->subs[chan->nsubs].answered = answered;
     chan->nsubs++;
     chan->total += count;
 
@@ -298,7 +300,7 @@ wh_channels_peer_gone(wh_channels_t *c, wh_peer_t *peer)
 
     while ((e = wh_map_next(&c->chans, &it)) != NULL) {
         chan = e->value;
-        (void) wh_chan_set(c, peer, chan->ws, chan->name, 0);
+        (void) wh_chan_set(c, peer, chan->ws, chan->name, 0, 0);
     }
 }
 
@@ -778,6 +780,10 @@ wh_chan_deliver(wh_channels_t *c, wh_str_t ws, wh_str_t ch, uint64_t id,
     }
 
     for (i = 0; i < chan->nsubs; i++) {
+        if (!chan->subs[i].answered) {
+            continue;
+        }
+
         wh_link_send_raw(chan->subs[i].peer, c->frame.data, c->frame.len);
         c->delivered++;
     }
@@ -987,10 +993,21 @@ wh_reaches(wh_channels_t *c, wh_replay_ctx_t *r, uint64_t after,
 
 
 static void
-wh_send_subscribed(wh_peer_t *peer, const wh_link_msg_t *req,
-    uint64_t last_id, const char *epoch, int recovered)
+wh_send_subscribed(wh_channels_t *c, wh_peer_t *peer,
+    const wh_link_msg_t *req, uint64_t last_id, const char *epoch,
+    int recovered)
 {
-    wh_link_msg_t  m;
+    unsigned        i;
+    wh_chan_t      *chan;
+    wh_link_msg_t   m;
+
+    chan = wh_chan_find(c, req->workspace, req->channel);
+
+    for (i = 0; chan != NULL && i < chan->nsubs; i++) {
+        if (chan->subs[i].peer == peer) {
+            chan->subs[i].answered = 1;
+        }
+    }
 
     wh_link_subscribed(&m, req->workspace, req->channel, last_id,
                        wh_cstr(epoch), recovered);
@@ -1064,7 +1081,7 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
     /* set again when the frame is dispatched again: the count is set,
      * not added */
     if (wh_chan_set(c, peer, m->workspace, m->channel,
-                    m->count ? m->count : 1) != 0)
+                    m->count ? m->count : 1, 0) != 0)
     {
         wh_link_drop(peer, "out of memory");
         return 0;
@@ -1085,12 +1102,12 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
 
     if (rc != 0) {
         wh_log_error(c->log, "subscribe: %s", err.msg);
-        wh_send_subscribed(peer, m, 0, "", 0);
+        wh_send_subscribed(c, peer, m, 0, "", 0);
         return 0;
     }
 
     if (!m->flag) {
-        wh_send_subscribed(peer, m, meta.last_id, meta.epoch, 1);
+        wh_send_subscribed(c, peer, m, meta.last_id, meta.epoch, 1);
         return 0;
     }
 
@@ -1121,7 +1138,7 @@ wh_channels_subscribe(wh_channels_t *c, wh_peer_t *peer,
         rc = 0;
     }
 
-    wh_send_subscribed(peer, m, meta.last_id, meta.epoch, rc);
+    wh_send_subscribed(c, peer, m, meta.last_id, meta.epoch, rc);
 
     if (rc == 1 && m->id < meta.last_id
         && wh_engine_hist_read(c->engine, m->workspace, m->channel, m->id,
@@ -1145,7 +1162,7 @@ wh_channels_count(wh_channels_t *c, wh_peer_t *peer,
         return -1;
     }
 
-    if (wh_chan_set(c, peer, m->workspace, m->channel, m->count) != 0) {
+    if (wh_chan_set(c, peer, m->workspace, m->channel, m->count, 1) != 0) {
         wh_link_drop(peer, "out of memory");
     }
 

@@ -38,6 +38,12 @@ typedef enum {
 typedef struct {
     wh_peer_t   *peer;
     uint32_t     count;
+    /* its SUBSCRIBED was sent: it gets the channel's messages.  Until
+     * then (a cluster engine's subscribe waits for Redis) what is
+     * delivered reaches it by the replay that follows SUBSCRIBED: a
+     * live message sent first would make the module drop the replay
+     * below its id as already delivered */
+    int          answered;
 } wh_sub_t;
 
 typedef struct {

@@ -534,6 +534,13 @@ struct wh_engine_ops_s {
      * called) */
     int  (*nodes_gone)(wh_engine_t *e, int64_t within_ms,
         wh_engine_gone_pt cb, void *ctx);
+    /* outside a write: what the quotas of ws count over the cluster,
+     * its channels (not `$` ones) and the bytes of their history
+     * texts, history past its ttl freed first; 0, -1 with err, or
+     * WH_ENGINE_AGAIN.  NULL: the daemon's own counts (quota.c) are
+     * the store's */
+    int  (*ws_usage)(wh_engine_t *e, wh_str_t ws, int64_t now,
+        uint64_t *channels, uint64_t *bytes, wh_err_t *err);
 };
 
 enum {

@@ -377,7 +377,8 @@ static const wh_engine_ops_t  wh_redis_ops = {
     WH_STATE_OPS,
     .state_notify = wh_reng_state_notify,
     .rate = wh_rrate,
-    .nodes_gone = wh_rpres_nodes_gone
+    .nodes_gone = wh_rpres_nodes_gone,
+    .ws_usage = wh_rch_ws_usage
 };
 
 

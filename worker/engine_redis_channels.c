@@ -23,22 +23,62 @@ static const char  wh_epoch_mark[] = ",\"epoch\":\"";
 
 
 /*
+ * The quotas of a workspace count its channels and their history bytes
+ * but not its `$` channels (wirehubd's own, as quota.c): `nchans` is
+ * the size of the channel index less its `$` names; `sweep` frees the
+ * history past its ttl of every counted channel but `skip` (at most
+ * 10000 entries a call), which a publish does only when the bytes
+ * would refuse it, and a read of the usage does first: a quiet
+ * channel's expired history is not left counted.
+ */
+#define WH_LUA_QUOTA                                                        \
+    "local function nchans(z)\n"                                            \
+    "  return redis.call('ZCARD', z)\n"                                     \
+    "         - redis.call('ZLEXCOUNT', z, '[$', '(%')\n"                    \
+    "end\n"                                                                 \
+    "local function sweep(z, usage, hpre, now, ttl, skip)\n"                \
+    "  if ttl <= 0 then return end\n"                                       \
+    "  local freed, budget = 0, 10000\n"                                    \
+    "  for _, n in ipairs(redis.call('ZRANGE', z, 0, -1)) do\n"             \
+    "    if budget <= 0 then break end\n"                                   \
+    "    if string.sub(n, 1, 1) ~= '$' and n ~= skip then\n"                \
+    "      local h = hpre .. n\n"                                           \
+    "      while budget > 0 do\n"                                           \
+    "        local e = redis.call('LINDEX', h, 0)\n"                        \
+    "        if not e then break end\n"                                     \
+    "        local sp = string.find(e, ' ', 1, true) or 1\n"                \
+    "        if now - tonumber(string.sub(e, 1, sp - 1)) <= ttl then\n"     \
+    "          break\n"                                                     \
+    "        end\n"                                                         \
+    "        redis.call('LPOP', h)\n"                                       \
+    "        freed = freed + #e - sp\n"                                     \
+    "        budget = budget - 1\n"                                         \
+    "      end\n"                                                           \
+    "    end\n"                                                             \
+    "  end\n"                                                               \
+    "  if freed > 0 then redis.call('HINCRBY', usage, 'bytes', -freed) end\n" \
+    "end\n"
+
+/*
  * KEYS: meta, history, channel index, workspaces, usage; ARGV: channel,
  * now, length, ttl, room, new epoch, the text before the id and after
  * the epoch, pub/sub channel, workspace, publish now ("1") or return
  * the message for later, the channels and the history bytes the
- * workspace may have ("0": no limit).  Answers {id, epoch, growth[,
- * message]} or {0, 1} (no room for the bytes) or {0, 2} (no channel
- * may be made).  History older than the ttl leaves from the head first.
+ * workspace may have ("0": no limit), the prefix of its history keys.
+ * Answers {id, epoch, growth[, message]} or {0, 1} (no room for the
+ * bytes) or {0, 2} (no channel may be made).  History older than the
+ * ttl leaves from the head first.
  */
 static const char  wh_lua_publish[] =
+    WH_LUA_QUOTA
+    "local counted = string.sub(ARGV[1], 1, 1) ~= '$'\n"
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch')\n"
     "local last = tonumber(m[1])\n"
     "local epoch = m[2]\n"
     "local made = false\n"
     "if not last or not epoch then\n"
-    "  if tonumber(ARGV[12]) > 0\n"
-    "     and redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[12]) then\n"
+    "  if counted and tonumber(ARGV[12]) > 0\n"
+    "     and nchans(KEYS[3]) >= tonumber(ARGV[12]) then\n"
     "    return {0, 2}\n"
     "  end\n"
     "  last = 0\n"
@@ -57,7 +97,7 @@ static const char  wh_lua_publish[] =
     "    redis.call('LPOP', KEYS[2])\n"
     "    freed = freed + #e - sp\n"
     "  end\n"
-    "  if freed > 0 then\n"
+    "  if freed > 0 and counted then\n"
     "    redis.call('HINCRBY', KEYS[5], 'bytes', -freed)\n"
     "  end\n"
     "end\n"
@@ -73,10 +113,14 @@ static const char  wh_lua_publish[] =
     "end\n"
     "local growth = #text - trimmed\n"
     "if growth > tonumber(ARGV[5]) then return {0, 1} end\n"
-    "local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
-    "if growth > 0 and tonumber(ARGV[13]) > 0\n"
-    "   and used + growth > tonumber(ARGV[13]) then\n"
-    "  return {0, 1}\n"
+    "local limit = tonumber(ARGV[13])\n"
+    "local function over()\n"
+    "  local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
+    "  return used + growth > limit\n"
+    "end\n"
+    "if counted and growth > 0 and limit > 0 and over() then\n"
+    "  sweep(KEYS[3], KEYS[5], ARGV[14], now, ttl, ARGV[1])\n"
+    "  if over() then return {0, 1} end\n"
     "end\n"
     "if made then\n"
     "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'created', ARGV[2])\n"
@@ -85,7 +129,7 @@ static const char  wh_lua_publish[] =
     "end\n"
     "redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. text)\n"
     "if k > 0 then redis.call('LTRIM', KEYS[2], k, -1) end\n"
-    "redis.call('HINCRBY', KEYS[5], 'bytes', growth)\n"
+    "if counted then redis.call('HINCRBY', KEYS[5], 'bytes', growth) end\n"
     "redis.call('HSET', KEYS[1], 'last', id)\n"
     "local msg = id .. ' ' .. epoch .. ' ' .. ARGV[2] .. ' ' .. text\n"
     "if ARGV[11] == '1' then\n"
@@ -97,12 +141,13 @@ static const char  wh_lua_publish[] =
 /* ARGV[5]: the channels the workspace may have ("0": no limit);
  * {-1}: none may be made */
 static const char  wh_lua_ensure[] =
+    WH_LUA_QUOTA
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch', 'created')\n"
     "if m[2] then\n"
     "  return {tonumber(m[1]) or 0, m[2], tonumber(m[3]) or 0}\n"
     "end\n"
-    "if tonumber(ARGV[5]) > 0\n"
-    "   and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then\n"
+    "if string.sub(ARGV[1], 1, 1) ~= '$' and tonumber(ARGV[5]) > 0\n"
+    "   and nchans(KEYS[2]) >= tonumber(ARGV[5]) then\n"
     "  return {-1}\n"
     "end\n"
     "redis.call('HSET', KEYS[1], 'last', 0, 'epoch', ARGV[3],\n"
@@ -110,6 +155,15 @@ static const char  wh_lua_ensure[] =
     "redis.call('ZADD', KEYS[2], 0, ARGV[1])\n"
     "redis.call('SADD', KEYS[3], ARGV[4])\n"
     "return {0, ARGV[3], tonumber(ARGV[2])}\n";
+
+/* KEYS: channel index, usage; ARGV: the prefix of the history keys,
+ * now, ttl.  -> {channels, history bytes} of the quotas */
+static const char  wh_lua_usage[] =
+    WH_LUA_QUOTA
+    "sweep(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]),\n"
+    "      tonumber(ARGV[3]), '')\n"
+    "return {nchans(KEYS[1]),\n"
+    "        tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')}\n";
 
 static const char  wh_lua_read[] =
     "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch', 'created')\n"
@@ -1274,6 +1328,51 @@ wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
 }
 
 
+int
+wh_rch_ws_usage(wh_engine_t *e, wh_str_t ws, int64_t now,
+    uint64_t *channels, uint64_t *bytes, wh_err_t *err)
+{
+    int                 rc;
+    char                key[WH_RKEY_MAX * 2], ckey[WH_RKEY_MAX];
+    char                ukey[WH_RKEY_MAX], hpre[WH_RKEY_MAX];
+    char                t[24], ttl[24];
+    size_t              klen;
+    wh_rv_t            *v;
+    const char         *argv[8];
+    long long           n;
+    wh_engine_redis_t  *re = (wh_engine_redis_t *) e;
+
+    klen = wh_rc_key(key, 'U', ws, wh_rnone, 0);
+    wh_rkey(ckey, "chans", ws, wh_rnone);
+    wh_rkey(ukey, "usage", ws, wh_rnone);
+    wh_rkey(hpre, "h:", ws, wh_rnone);
+    snprintf(t, sizeof(t), "%" PRId64, now);
+    snprintf(ttl, sizeof(ttl), "%" PRId64, re->conf.hist_ttl_ms);
+
+    argv[0] = "EVAL";
+    argv[1] = wh_lua_usage;
+    argv[2] = "2";
+    argv[3] = ckey;
+    argv[4] = ukey;
+    argv[5] = hpre;
+    argv[6] = t;
+    argv[7] = ttl;
+
+    rc = wh_rc_read(re, key, klen, 8, argv, NULL, &v, err);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    n = wh_rv_int(v, 0);
+    *channels = n > 0 ? (uint64_t) n : 0;
+    n = wh_rv_int(v, 1);
+    *bytes = n > 0 ? (uint64_t) n : 0;
+
+    return 0;
+}
+
+
 /*
  * History: a followed channel's recent messages are kept here; the
  * rest is read from Redis.  A read must reach up_to when it is within
@@ -1743,12 +1842,12 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
 {
     char          mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], ckey[WH_RKEY_MAX];
     char          now[24], hl[24], ttl[24], room[24], lch[24], lbytes[24];
-    char          ukey[WH_RKEY_MAX];
+    char          ukey[WH_RKEY_MAX], hpre[WH_RKEY_MAX];
     char          epoch[WH_EPOCH_LEN + 1];
     wh_str_t      ws, ch;
     wh_rpub_t    *p = &re->hist.pubs[i];
     wh_rpubcb_t  *cb;
-    const char   *argv[21];
+    const char   *argv[22];
 
     ws.data = p->ws;
     ws.len = strlen(p->ws);
@@ -1760,10 +1859,13 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     snprintf(now, sizeof(now), "%" PRId64, p->now);
     snprintf(hl, sizeof(hl), "%" PRIu32, re->conf.hist_len);
     snprintf(ttl, sizeof(ttl), "%" PRId64, re->conf.hist_ttl_ms);
-    snprintf(room, sizeof(room), "%" PRId64, p->room);
+    /* the workspace's history bytes are counted here, over the
+     * cluster (lbytes); the daemon's room is its node's own count */
+    snprintf(room, sizeof(room), "%" PRId64, INT64_MAX);
     wh_epoch_new(epoch);
 
     wh_rkey(ukey, "usage", ws, wh_rnone);
+    wh_rkey(hpre, "h:", ws, wh_rnone);
     wh_rlimits(re, ws, lch, lbytes);
 
     argv[0] = "EVAL";
@@ -1787,6 +1889,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     argv[18] = re->conf.replicas_ack ? "0" : "1";
     argv[19] = lch;
     argv[20] = lbytes;
+    argv[21] = hpre;
 
     cb = malloc(sizeof(wh_rpubcb_t));
 
@@ -1797,7 +1900,7 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     cb->re = re;
     cb->i = i;
 
-    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 21, argv, NULL)
+    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 22, argv, NULL)
         != 0)
     {
         free(cb);

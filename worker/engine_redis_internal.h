@@ -139,6 +139,8 @@ int wh_rch_chan_meta(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
     wh_chan_meta_t *meta, wh_err_t *err);
 int wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     wh_chan_item_pt cb, void *ctx, wh_err_t *err);
+int wh_rch_ws_usage(wh_engine_t *e, wh_str_t ws, int64_t now,
+    uint64_t *channels, uint64_t *bytes, wh_err_t *err);
 int wh_rch_hist_read(wh_engine_t *e, wh_str_t ws, wh_str_t ch,
     uint64_t after, uint64_t up_to, size_t limit, int64_t now,
     wh_hist_item_pt cb, void *ctx, wh_hist_range_t *r, wh_err_t *err);

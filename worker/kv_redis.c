@@ -11,8 +11,11 @@
 #include "map.h"
 
 
-/* entries a range read fetches at once */
+/* entries a range read fetches at once: the first of a write, then
+ * twice as many each time up to the last, so that a scan of N entries
+ * (each page run again from scratch) costs log N runs, not N / 32 */
 #define WH_KVR_PAGE     32
+#define WH_KVR_PAGE_MAX 4096
 /* a workspace, or "#" and the name of a database not keyed by one,
  * with the "wh:{}:kz:" and the name of a database around it */
 #define WH_KVR_KEY_MAX  (WH_WORKSPACE_MAX + 32)
@@ -212,6 +215,7 @@ struct wh_kvr_s {
     int              state;
     wh_map_t         reads;         /* read key -> wh_kvr_read_t */
     wh_kvr_read_t   *ranges[WH_KV_NDBS];
+    size_t           page;          /* of the next range read */
     wh_map_t         versions;      /* tag -> its version, as read */
     int              stale;         /* two reads saw a tag at two
                                      * versions */
@@ -302,6 +306,7 @@ wh_kvr_forget(wh_kvr_t *k)
 
     wh_map_free(&k->reads);
     memset(k->ranges, 0, sizeof(k->ranges));
+    k->page = WH_KVR_PAGE;
 
     it.bucket = 0;
     it.entry = NULL;
@@ -564,7 +569,11 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 
     } else {
         snprintf(dir, sizeof(dir), "%d", r->dir);
-        snprintf(limit, sizeof(limit), "%d", WH_KVR_PAGE);
+        snprintf(limit, sizeof(limit), "%zu", k->page);
+
+        if (k->page < WH_KVR_PAGE_MAX) {
+            k->page *= 2;
+        }
         argv[1] = wh_kvr_lua_range;
         argv[3] = wh_kv_dbs[r->db].name;
         argv[4] = wh_kv_dbs[r->db].ws_keyed ? "1" : "0";
@@ -1546,6 +1555,7 @@ wh_kvr_open(wh_kvr_t **out, wh_redis_t *redis, const wh_kvr_conf_t *conf,
     k->redis = redis;
     k->log = log;
     k->conf = *conf;
+    k->page = WH_KVR_PAGE;
     *out = k;
 
     return 0;
