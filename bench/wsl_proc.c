@@ -3,7 +3,10 @@
  * What the server uses, read from /proc: CPU time (utime + stime of
  * /proc/PID/stat) and memory (VmRSS of /proc/PID/status, Pss of
  * /proc/PID/smaps_rollup) summed over the given processes and all their
- * descendants (an nginx master names its workers that way).
+ * descendants (an nginx master names its workers that way); and what the
+ * kernel holds for sockets, which no process's RSS shows: its slab caches
+ * (Slab of /proc/meminfo: struct sock, inodes, files, epoll items) and
+ * TCP buffers ("mem" of /proc/net/sockstat, in pages).
  */
 
 
@@ -233,6 +236,51 @@ wsl_proc_comm(pid_t pid, char *out, size_t len)
 }
 
 
+/* the "NAME N" field of the line starting with prefix, in a /proc file */
+static uint64_t
+wsl_proc_field(const char *path, const char *prefix, const char *name)
+{
+    char                line[512], *p;
+    size_t              len;
+    FILE               *f;
+    unsigned long long  v;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+
+    len = strlen(prefix);
+    v = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, prefix, len) != 0) {
+            continue;
+        }
+
+        p = strstr(line + len, name);
+
+        if (p == NULL || sscanf(p + strlen(name), "%llu", &v) != 1) {
+            v = 0;
+        }
+
+        break;
+    }
+
+    fclose(f);
+    return v;
+}
+
+
+static void
+wsl_kernel_read(wsl_usage_t *u)
+{
+    u->slab_kib = wsl_proc_field("/proc/meminfo", "Slab:", "");
+    u->tcp_buf_kib = wsl_proc_field("/proc/net/sockstat", "TCP:", " mem ")
+                     * (uint64_t) sysconf(_SC_PAGESIZE) / 1024;
+}
+
+
 int
 wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 {
@@ -243,6 +291,7 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
     memset(u, 0, sizeof(wsl_usage_t));
     u->box_cpu_s = wsl_box_cpu_s();
     u->softirqd_cpu_s = wsl_softirqd_cpu_s();
+    wsl_kernel_read(u);
 
     if (conf->nserver_pids == 0) {
         return -1;
