@@ -57,6 +57,20 @@ typedef struct {
 } ngx_http_wirehub_session_handlers_t;
 
 
+/*
+ * What a connection holds only while a frame or a message is half read:
+ * allocated when data arrives, freed once a read leaves nothing pending
+ * (nginx's keepalive frees its buffers the same way), so an idle
+ * connection holds none of it.
+ */
+typedef struct {
+    wh_frame_parser_t                parser;
+    u_char                          *msg;        /* message reassembly */
+    size_t                           msg_len;
+    size_t                           msg_cap;
+} ngx_http_wirehub_reader_t;
+
+
 /* one outgoing frame, shared by every connection it is queued on */
 typedef struct {
     ngx_uint_t                       refs;
@@ -90,11 +104,7 @@ struct ngx_http_wirehub_session_s {
 
     ngx_queue_t                      queue;      /* main conf sessions */
 
-    wh_frame_parser_t  parser;
-
-    u_char                          *msg;        /* message reassembly */
-    size_t                           msg_len;
-    size_t                           msg_cap;
+    ngx_http_wirehub_reader_t       *reader;     /* NULL while idle */
 
     ngx_http_wirehub_out_t          *out;
     ngx_http_wirehub_out_t         **out_last;
