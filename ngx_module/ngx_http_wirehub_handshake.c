@@ -441,24 +441,42 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 
 
 /*
- * The session outlives the request (freed once the 101 is out), so it
- * lives in the connection's pool; the caller chooses its handlers.
+ * The session outlives the request (freed once the 101 is out): it lives
+ * in a pool of its own, which the connection's pool destroys until the
+ * takeover makes it the connection's pool; the caller chooses its
+ * handlers.
  */
 
 ngx_http_wirehub_session_t *
 ngx_http_wirehub_session_new(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx)
 {
+    ngx_pool_t                  *pool;
     ngx_pool_cleanup_t          *cln;
     ngx_http_wirehub_session_t  *s;
 
-    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_http_wirehub_session_t));
+    pool = ngx_create_pool(NGX_HTTP_WIREHUB_SESSION_POOL, r->connection->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    if (cln == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_wirehub_destroy_pool;
+    cln->data = pool;
+
+    s = ngx_pcalloc(pool, sizeof(ngx_http_wirehub_session_t));
     if (s == NULL) {
         return NULL;
     }
 
     s->request = r;
     s->connection = r->connection;
+    s->pool = pool;
     s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
     s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
     s->identity = ctx->identity;
@@ -468,7 +486,7 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
         return NULL;
     }
 
-    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    cln = ngx_pool_cleanup_add(pool, 0);
     if (cln == NULL) {
         return NULL;
     }
@@ -485,7 +503,7 @@ ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s)
 {
     u_char  *p;
 
-    p = ngx_pnalloc(s->connection->pool, 4 + 2 * NGX_INT_T_LEN);
+    p = ngx_pnalloc(s->pool, 4 + 2 * NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_ERROR;
     }

@@ -391,7 +391,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     /* the type is kept for the session's life: allocate only when longer */
 
     if (n > s->client_type.len) {
-        p = ngx_pnalloc(s->connection->pool, n);
+        p = ngx_pnalloc(s->pool, n);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -403,7 +403,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     s->client_type.len = n;
 
     if (name && json_string_length(name) > s->client_name.len) {
-        p = ngx_pnalloc(s->connection->pool, json_string_length(name));
+        p = ngx_pnalloc(s->pool, json_string_length(name));
         if (p == NULL) {
             return NGX_ERROR;
         }

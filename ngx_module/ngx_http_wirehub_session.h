@@ -24,6 +24,19 @@
 /* nginx reload or shutdown: close frames spread over this many ms */
 #define NGX_HTTP_WIREHUB_SHUTDOWN_SPREAD  3000
 
+/*
+ * The session's own pool, one allocation: the session and its id, and
+ * once the request is gone what the connection keeps (its log, addresses
+ * and cleanups: see ngx_http_wirehub_compact()), the identity and the
+ * client's names.  What does not fit takes a second block.
+ */
+#define NGX_HTTP_WIREHUB_SESSION_POOL                                         \
+    ngx_align(sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t)       \
+              + 2 * sizeof(ngx_pool_cleanup_t) + 4 + 2 * NGX_INT_T_LEN      \
+              + sizeof(ngx_log_t) + sizeof(ngx_http_log_ctx_t)             \
+              + sizeof(struct sockaddr_in6) + NGX_INET6_ADDRSTRLEN          \
+              + sizeof(ngx_http_wirehub_identity_t) + 128, 64)
+
 /* the read buffer every session of a worker shares */
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
 
@@ -90,6 +103,7 @@ struct ngx_http_wirehub_out_s {
 struct ngx_http_wirehub_session_s {
     ngx_http_request_t              *request;
     ngx_connection_t                *connection;
+    ngx_pool_t                      *pool;       /* its own, see above */
     ngx_http_wirehub_loc_conf_t     *conf;
     ngx_http_wirehub_identity_t     *identity;   /* NULL for echo */
     const ngx_http_wirehub_session_handlers_t  *handlers;
@@ -177,6 +191,7 @@ ngx_http_wirehub_expiry(time_t exp, time_t leeway)
 
 /* ngx_http_wirehub_takeover.c */
 void ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_destroy_pool(void *data);
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
