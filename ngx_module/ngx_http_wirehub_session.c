@@ -95,6 +95,27 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 }
 
 
+/*
+ * Bytes kept for the session's life (the client's type and name): in its
+ * pool while they fit, else on their own, since the pool's next block
+ * would be as large as the first.
+ */
+
+u_char *
+ngx_http_wirehub_session_alloc(ngx_http_wirehub_session_t *s, size_t size)
+{
+    ngx_pool_t  *pool;
+
+    pool = s->pool;
+
+    if ((size_t) (pool->current->d.end - pool->current->d.last) >= size) {
+        return ngx_pnalloc(pool, size);
+    }
+
+    return ngx_pmemalign(pool, size, NGX_ALIGNMENT);
+}
+
+
 void
 ngx_http_wirehub_read_event(ngx_event_t *rev)
 {
@@ -871,8 +892,9 @@ ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
 void
 ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_wirehub_ctx_t  *ctx;
 
     if (s->closed) {
         return;
@@ -882,10 +904,11 @@ ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
 
     if (s->request) {
         r = s->request;
+        ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
         s->closed = 1;
 
-        c->read->handler = s->http_read_handler;
-        c->write->handler = s->http_write_handler;
+        c->read->handler = ctx->http_read_handler;
+        c->write->handler = ctx->http_write_handler;
         c->idle = 0;
 
         r->read_event_handler = ngx_http_block_reading;

@@ -25,17 +25,12 @@
 #define NGX_HTTP_WIREHUB_SHUTDOWN_SPREAD  3000
 
 /*
- * The session's own pool, one allocation: the session and its id, and
- * once the request is gone what the connection keeps (its log, addresses
- * and cleanups: see ngx_http_wirehub_compact()), the identity and the
- * client's names.  What does not fit takes a second block.
+ * The session's own pool is one allocation sized for what an idle session
+ * keeps (ngx_http_wirehub_session_new()); beyond that, room for the
+ * alignment of its allocations.  What does not fit would take a second
+ * block of that size: see ngx_http_wirehub_session_alloc().
  */
-#define NGX_HTTP_WIREHUB_SESSION_POOL                                         \
-    ngx_align(sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t)       \
-              + 2 * sizeof(ngx_pool_cleanup_t) + 4 + 2 * NGX_INT_T_LEN      \
-              + sizeof(ngx_log_t) + sizeof(ngx_http_log_ctx_t)             \
-              + sizeof(struct sockaddr_in6) + NGX_INET6_ADDRSTRLEN          \
-              + sizeof(ngx_http_wirehub_identity_t) + 128, 64)
+#define NGX_HTTP_WIREHUB_SESSION_ROOM     32
 
 /* the read buffer every session of a worker shares */
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
@@ -108,8 +103,8 @@ struct ngx_http_wirehub_session_s {
     ngx_http_wirehub_identity_t     *identity;   /* NULL for echo */
     const ngx_http_wirehub_session_handlers_t  *handlers;
 
-    ngx_str_node_t                   id_node;    /* main conf session_ids */
-    ngx_str_t                        session_id;
+    ngx_str_node_t                   id_node;    /* main conf session_ids;
+                                                    .str: the session id */
     ngx_str_t                        client_name;
     ngx_http_wirehub_sub_t          *subs;
     ngx_uint_t                       nsubs;
@@ -129,15 +124,12 @@ struct ngx_http_wirehub_session_s {
     size_t                           link_bytes;  /* it queued up to it */
 
     ngx_event_t                      timer;
-    ngx_event_handler_pt             http_read_handler;
-    ngx_event_handler_pt             http_write_handler;
     ngx_http_wirehub_main_conf_t    *main_conf;
     ngx_msec_t                       last_rx;
     ngx_msec_t                       shutdown_at;
     ngx_msec_t                       last_ping;
     ngx_msec_t                       close_deadline;
     time_t                           expires;    /* exp + leeway, or 0 */
-    ngx_uint_t                       close_reason;
     ngx_http_wirehub_bucket_t        rate;       /* wirehub_message_rate */
     json_t                          *deferred;   /* SSE: its subscribe */
 
@@ -164,6 +156,7 @@ struct ngx_http_wirehub_session_s {
     unsigned                         framing:2;   /* _framing_e */
     unsigned                         greeting:1;  /* 101 held back */
     unsigned                         head_queued:1;  /* s->out: the 101 */
+    unsigned                         close_reason:4; /* closes[] counter */
 };
 
 
@@ -195,6 +188,8 @@ void ngx_http_wirehub_destroy_pool(void *data);
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
+u_char *ngx_http_wirehub_session_alloc(ngx_http_wirehub_session_t *s,
+    size_t size);
 void ngx_http_wirehub_read_event(ngx_event_t *rev);
 void ngx_http_wirehub_write_event(ngx_event_t *wev);
 ngx_int_t ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s,

@@ -31,9 +31,11 @@ void
 ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
 {
     ngx_connection_t          *c;
+    ngx_http_wirehub_ctx_t    *ctx;
     ngx_http_core_loc_conf_t  *clcf;
 
     c = s->connection;
+    ctx = ngx_http_get_module_ctx(s->request, ngx_http_wirehub_module);
 
     /*
      * Own the connection's events: nginx's request handler would tear the
@@ -41,8 +43,8 @@ ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
      * close frame (1001) first.  c->idle makes nginx call us on shutdown.
      */
 
-    s->http_read_handler = c->read->handler;
-    s->http_write_handler = c->write->handler;
+    ctx->http_read_handler = c->read->handler;
+    ctx->http_write_handler = c->write->handler;
     c->read->handler = ngx_http_wirehub_attach_event;
     c->write->handler = ngx_http_wirehub_attach_event;
     c->idle = 1;
