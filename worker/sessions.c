@@ -38,11 +38,32 @@ struct wh_wsinfo_s {
 
 /* the sessions of one client over all workers, oldest first */
 struct wh_clinfo_s {
-    wh_str_t         ws, client_id;    /* point into the map key */
+    wh_map_entry_t  *entry;            /* key: ws "\0" client_id */
     wh_session_t    *head, *tail;
     unsigned         total;
     unsigned         open;             /* not kicked */
 };
+
+
+static wh_str_t
+wh_cli_ws(const wh_clinfo_t *cli)
+{
+    const char  *key = (const char *) cli->entry->key;
+    wh_str_t     r = { key, strlen(key) };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_cli_client_id(const wh_clinfo_t *cli)
+{
+    const char  *key = (const char *) cli->entry->key;
+    size_t       n = strlen(key) + 1;
+    wh_str_t     r = { key + n, cli->entry->klen - n };
+
+    return r;
+}
 
 
 static wh_str_t
@@ -187,10 +208,7 @@ wh_clinfo_get(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
         return NULL;
     }
 
-    cli->ws.data = (const char *) e->key;
-    cli->ws.len = ws.len;
-    cli->client_id.data = (const char *) e->key + ws.len + 1;
-    cli->client_id.len = client_id.len;
+    cli->entry = e;
 
     return cli;
 }
@@ -206,7 +224,7 @@ wh_clinfo_drop_if_unused(wh_sessions_t *s, wh_clinfo_t *cli)
         return;
     }
 
-    klen = wh_clinfo_key(key, cli->ws, cli->client_id);
+    klen = wh_clinfo_key(key, wh_cli_ws(cli), wh_cli_client_id(cli));
     wh_map_del(&s->clients, key, klen);
     free(cli);
 }
@@ -294,7 +312,8 @@ wh_clinfo_enforce(wh_sessions_t *s, wh_clinfo_t *cli, uint32_t limit)
             wh_log_info(s->log, "session %.*s of client %.*s replaced by "
                         "a newer connection (limit %u)",
                         (int) se->session_len, se->str,
-                        (int) cli->client_id.len, cli->client_id.data,
+                        (int) wh_cli_client_id(cli).len,
+                        wh_cli_client_id(cli).data,
                         limit);
             wh_session_kick(s, se, WH_CLOSE_REPLACED,
                             "replaced by a newer connection");
@@ -710,8 +729,8 @@ wh_session_end(wh_sessions_t *s, wh_session_t *se, const char *reason)
     wh_presence(s, se, "client_disconnected", reason, 0);
 
     left = cli->open - !se->kicked;
-    ws = cli->ws;
-    client_id = cli->client_id;
+    ws = wh_cli_ws(cli);
+    client_id = wh_cli_client_id(cli);
 
     /* ws and client_id live in the client's entry until it is dropped */
     if (s->hooks.closed && !s->quiet) {
@@ -900,7 +919,7 @@ wh_sessions_each_client(wh_sessions_t *s, wh_client_each_pt cb, void *ctx)
         ci = e->value;
 
         if (ci->open > 0) {
-            cb(ctx, ci->ws, ci->client_id);
+            cb(ctx, wh_cli_ws(ci), wh_cli_client_id(ci));
         }
     }
 }
