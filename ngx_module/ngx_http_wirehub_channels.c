@@ -302,14 +302,14 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     sub->held_last = &sub->held;
     sub->ref = ref ? json_incref(ref) : NULL;
 
-    sub->index = s->nsubs;
+    sub->index = (uint32_t) s->nsubs;
 
     if (from) {
         sub->has_since = 1;
         sub->since = (uint64_t) json_integer_value(id);
 
         if (epoch) {
-            sub->since_epoch_len = json_string_length(epoch);
+            sub->since_epoch_len = (u_char) json_string_length(epoch);
             ngx_memcpy(sub->since_epoch, json_string_value(epoch),
                        sub->since_epoch_len);
         }

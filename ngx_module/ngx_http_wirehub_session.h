@@ -30,7 +30,7 @@
  * alignment of its allocations.  What does not fit would take a second
  * block of that size: see ngx_http_wirehub_session_alloc().
  */
-#define NGX_HTTP_WIREHUB_SESSION_ROOM     32
+#define NGX_HTTP_WIREHUB_SESSION_ROOM     24
 
 /* the read buffer every session of a worker shares */
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
@@ -107,7 +107,6 @@ struct ngx_http_wirehub_session_s {
                                                     .str: the session id */
     ngx_str_t                        client_name;
     ngx_http_wirehub_sub_t          *subs;
-    ngx_uint_t                       nsubs;
     ngx_queue_t                      pending;
     ngx_str_t                        client_type;
 
@@ -135,7 +134,8 @@ struct ngx_http_wirehub_session_s {
 
     void                            *srv_ctx;    /* backend hooks: its */
     ngx_queue_t                      rpcs;       /* server, calls out */
-    ngx_uint_t                       nrpcs;
+    uint32_t                         nrpcs;
+    uint32_t                         nsubs;
 
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;
