@@ -173,69 +173,6 @@ wsl_proc_cpu_s(pid_t pid)
 }
 
 
-/* the first "NAME: N kB" line of a /proc file */
-static uint64_t
-wsl_proc_kib(pid_t pid, const char *file, const char *name)
-{
-    char                line[256], path[64];
-    size_t              len;
-    FILE               *f;
-    unsigned long long  kib;
-
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
-
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return 0;
-    }
-
-    len = strlen(name);
-    kib = 0;
-
-    while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
-            if (sscanf(line + len + 1, "%llu", &kib) != 1) {
-                kib = 0;
-            }
-            break;
-        }
-    }
-
-    fclose(f);
-    return kib;
-}
-
-
-/* the command name, without its newline */
-static void
-wsl_proc_comm(pid_t pid, char *out, size_t len)
-{
-    char   path[64], *p;
-    FILE  *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
-    out[0] = '\0';
-
-    f = fopen(path, "r");
-    if (f == NULL) {
-        return;
-    }
-
-    if (fgets(out, (int) len, f) != NULL) {
-        out[strcspn(out, "\n")] = '\0';
-    }
-
-    fclose(f);
-
-    /* it goes into JSON as is */
-    for (p = out; *p; p++) {
-        if (*p == '"' || *p == '\\' || (unsigned char) *p < 0x20) {
-            *p = '_';
-        }
-    }
-}
-
-
 /* the "NAME N" field of the line starting with prefix, in a /proc file */
 static uint64_t
 wsl_proc_field(const char *path, const char *prefix, const char *name)
@@ -269,6 +206,49 @@ wsl_proc_field(const char *path, const char *prefix, const char *name)
 
     fclose(f);
     return v;
+}
+
+
+/* the first "NAME: N kB" line of a /proc file */
+static uint64_t
+wsl_proc_kib(pid_t pid, const char *file, const char *name)
+{
+    char  path[64], prefix[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+    snprintf(prefix, sizeof(prefix), "%s:", name);
+
+    return wsl_proc_field(path, prefix, "");
+}
+
+
+/* the command name, without its newline */
+static void
+wsl_proc_comm(pid_t pid, char *out, size_t len)
+{
+    char   path[64], *p;
+    FILE  *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+    out[0] = '\0';
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+
+    if (fgets(out, (int) len, f) != NULL) {
+        out[strcspn(out, "\n")] = '\0';
+    }
+
+    fclose(f);
+
+    /* it goes into JSON as is */
+    for (p = out; *p; p++) {
+        if (*p == '"' || *p == '\\' || (unsigned char) *p < 0x20) {
+            *p = '_';
+        }
+    }
 }
 
 
