@@ -912,7 +912,7 @@ def metric_rows(sizes):
         ("idle", "", "  of it wirehubd (PSS)",
          lambda r: get(r, "memory", "pss_per_conn_kib_by_comm",
                        "wirehubd"), "%.2f", None),
-        ("idle", "", "kernel KiB/conn (slab + TCP buffers)",
+        ("idle", "", "kernel KiB/conn (socket slabs, TCP bufs)",
          lambda r: get(r, "memory", "kernel", "per_conn_kib"), "%.2f",
          None),
         ("connect_hs256", "connect storm, HS256 token", "handshakes/s",

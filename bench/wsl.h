@@ -180,7 +180,7 @@ typedef struct {
     double              cpu_s;          /* utime + stime */
     uint64_t            rss_kib;
     uint64_t            pss_kib;
-    /* the kernel, box-wide: its slab caches and TCP buffers */
+    /* the kernel, box-wide: slab caches of sockets, TCP buffers */
     uint64_t            slab_kib;
     uint64_t            tcp_buf_kib;
     unsigned            nprocs;

@@ -4,9 +4,9 @@
  * /proc/PID/stat) and memory (VmRSS of /proc/PID/status, Pss of
  * /proc/PID/smaps_rollup) summed over the given processes and all their
  * descendants (an nginx master names its workers that way); and what the
- * kernel holds for sockets, which no process's RSS shows: its slab caches
- * (Slab of /proc/meminfo: struct sock, inodes, files, epoll items) and
- * TCP buffers ("mem" of /proc/net/sockstat, in pages).
+ * kernel holds for sockets, which no process's RSS shows: the slab caches
+ * of sockets (struct sock, inodes, files, epoll items) and TCP buffers
+ * ("mem" of /proc/net/sockstat, in pages).
  */
 
 
@@ -252,10 +252,57 @@ wsl_proc_comm(pid_t pid, char *out, size_t len)
 }
 
 
+/*
+ * What the slab caches a socket lives in hold, in KiB: the socket, its
+ * inode, file and dentry, its epoll item.  Named so that what else grows
+ * on a shared box (/proc inodes, page tables) is left out; without
+ * /proc/slabinfo (root only), all of Slab in /proc/meminfo.
+ */
+static uint64_t
+wsl_socket_slab_kib(void)
+{
+    char                name[64], line[512];
+    FILE               *f;
+    unsigned            i;
+    uint64_t            bytes;
+    unsigned long long  active, num, size;
+    static const char  *caches[] = {
+        "TCP", "TCPv6", "request_sock_TCP", "sock_inode_cache", "filp",
+        "dentry", "eventpoll_epi", "eventpoll_pwq", "ep_head",
+        "lsm_file_cache", "lsm_inode_cache", "skbuff_head_cache"
+    };
+
+    f = fopen("/proc/slabinfo", "r");
+    if (f == NULL) {
+        return wsl_proc_field("/proc/meminfo", "Slab:", "");
+    }
+
+    bytes = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%63s %llu %llu %llu", name, &active, &num, &size)
+            != 4)
+        {
+            continue;
+        }
+
+        for (i = 0; i < sizeof(caches) / sizeof(caches[0]); i++) {
+            if (strcmp(name, caches[i]) == 0) {
+                bytes += (uint64_t) num * size;
+                break;
+            }
+        }
+    }
+
+    fclose(f);
+    return bytes / 1024;
+}
+
+
 static void
 wsl_kernel_read(wsl_usage_t *u)
 {
-    u->slab_kib = wsl_proc_field("/proc/meminfo", "Slab:", "");
+    u->slab_kib = wsl_socket_slab_kib();
     u->tcp_buf_kib = wsl_proc_field("/proc/net/sockstat", "TCP:", " mem ")
                      * (uint64_t) sysconf(_SC_PAGESIZE) / 1024;
 }
