@@ -477,19 +477,23 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
      * some: see ngx_http_wirehub_compact()) and the identity.
      */
 
-    ncln = r->pool->cleanup ? 2 : 1;
-
-    for (cln = c->pool->cleanup; cln; cln = cln->next) {
-        ncln++;
-    }
-
     size = sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t) + len
-           + ncln * sizeof(ngx_pool_cleanup_t)
-           + sizeof(ngx_log_t) + sizeof(ngx_http_log_ctx_t)
-           + c->socklen + c->addr_text.len
+           + sizeof(ngx_pool_cleanup_t)
            + (ctx->identity ? ngx_http_wirehub_identity_size(ctx->identity)
                             : 0)
            + NGX_HTTP_WIREHUB_SESSION_ROOM;
+
+    if (ngx_http_wirehub_compactable(c)) {
+        ncln = r->pool->cleanup ? 1 : 0;
+
+        for (cln = c->pool->cleanup; cln; cln = cln->next) {
+            ncln++;
+        }
+
+        size += ncln * sizeof(ngx_pool_cleanup_t)
+                + sizeof(ngx_log_t) + sizeof(ngx_http_log_ctx_t)
+                + c->socklen + c->addr_text.len;
+    }
 
     pool = ngx_create_pool(ngx_align(size, NGX_POOL_ALIGNMENT), c->log);
     if (pool == NULL) {

@@ -185,6 +185,7 @@ ngx_http_wirehub_expiry(time_t exp, time_t leeway)
 /* ngx_http_wirehub_takeover.c */
 void ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s);
 void ngx_http_wirehub_destroy_pool(void *data);
+ngx_uint_t ngx_http_wirehub_compactable(ngx_connection_t *c);
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);

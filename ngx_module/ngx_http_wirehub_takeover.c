@@ -294,13 +294,7 @@ ngx_http_wirehub_compact(ngx_http_wirehub_session_t *s)
     old = c->pool;
     pool = s->pool;
 
-#if (NGX_SSL)
-    if (c->ssl) {
-        return;
-    }
-#endif
-
-    if (c->proxy_protocol || old == pool) {
+    if (!ngx_http_wirehub_compactable(c) || old == pool) {
         return;
     }
 
@@ -360,6 +354,21 @@ ngx_http_wirehub_compact(ngx_http_wirehub_session_t *s)
 
     c->pool = pool;
     ngx_destroy_pool(old);
+}
+
+
+/* TLS and the PROXY protocol keep their state in the connection's pool */
+
+ngx_uint_t
+ngx_http_wirehub_compactable(ngx_connection_t *c)
+{
+#if (NGX_SSL)
+    if (c->ssl) {
+        return 0;
+    }
+#endif
+
+    return c->proxy_protocol == NULL;
 }
 
 
