@@ -399,22 +399,44 @@ ngx_http_wirehub_in_pool(ngx_pool_t *pool, void *p)
 /*
  * The cleanups of the connection's pool go to the session's, in the same
  * order, the session's own where the one that destroyed its pool was.
- * Nothing is left to run when the old pool goes.
+ * Nothing is left to run when the old pool goes.  Everything is allocated
+ * before anything is linked: a failure changes nothing.
  */
 
 static ngx_int_t
 ngx_http_wirehub_move_cleanups(ngx_http_wirehub_session_t *s,
     ngx_pool_t *from)
 {
-    ngx_uint_t            found;
+    ngx_uint_t            n, found;
     ngx_pool_t           *pool;
-    ngx_pool_cleanup_t   *cln, *own, *copy, *head, **last;
+    ngx_pool_cleanup_t   *cln, *copy, *head, **last;
 
     pool = s->pool;
-    own = pool->cleanup;
+    n = 0;
+    found = 0;
+
+    for (cln = from->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_wirehub_destroy_pool
+            && cln->data == pool)
+        {
+            found = 1;
+
+        } else if (cln->handler != NULL) {
+            n++;
+        }
+    }
+
+    copy = NULL;
+
+    if (!found
+        || (n && (copy = ngx_palloc(pool, n * sizeof(ngx_pool_cleanup_t)))
+                 == NULL))
+    {
+        return NGX_ERROR;
+    }
+
     head = NULL;
     last = &head;
-    found = 0;
 
     for (cln = from->cleanup; cln; cln = cln->next) {
 
@@ -425,19 +447,13 @@ ngx_http_wirehub_move_cleanups(ngx_http_wirehub_session_t *s,
         if (cln->handler == ngx_http_wirehub_destroy_pool
             && cln->data == pool)
         {
-            *last = own;
+            *last = pool->cleanup;
 
             while (*last) {
                 last = &(*last)->next;
             }
 
-            found = 1;
             continue;
-        }
-
-        copy = ngx_palloc(pool, sizeof(ngx_pool_cleanup_t));
-        if (copy == NULL) {
-            return NGX_ERROR;
         }
 
         copy->handler = cln->handler;
@@ -446,10 +462,7 @@ ngx_http_wirehub_move_cleanups(ngx_http_wirehub_session_t *s,
 
         *last = copy;
         last = &copy->next;
-    }
-
-    if (!found) {
-        return NGX_ERROR;
+        copy++;
     }
 
     pool->cleanup = head;
