@@ -41,8 +41,8 @@ struct ngx_http_wirehub_sub_s {
     ngx_http_wirehub_out_t         **held_last;
     json_t                          *ref;
     uint64_t                         up_to;
-    uint64_t                         since;
-    uint64_t                         next_page;   /* replayed up to */
+    uint64_t                         next_page;   /* "since" asked, then
+                                                     replayed up to */
     uint64_t                         pos_id;      /* SSE: last queued */
     u_char                           since_epoch[16];
 

@@ -9,6 +9,7 @@
 #include "ngx_http_wirehub_content.h"
 #include "ngx_http_wirehub_auth.h"
 #include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_counters.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_http.h"
@@ -454,7 +455,7 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx)
 {
     u_char                        *p;
-    size_t                         size, len;
+    size_t                         size, len, slot;
     ngx_uint_t                     ncln;
     ngx_pool_t                    *pool;
     ngx_connection_t              *c;
@@ -477,8 +478,10 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
      * some: see ngx_http_wirehub_compact()) and the identity.
      */
 
-    size = sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t) + len
-           + sizeof(ngx_pool_cleanup_t)
+    slot = ctx->identity ? sizeof(ngx_http_wirehub_sub_t) : 0;
+
+    size = sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t) + slot
+           + len + sizeof(ngx_pool_cleanup_t)
            + (ctx->identity ? ngx_http_wirehub_identity_size(ctx->identity)
                             : 0)
            + NGX_HTTP_WIREHUB_SESSION_ROOM;
@@ -509,7 +512,8 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
     cln->handler = ngx_http_wirehub_destroy_pool;
     cln->data = pool;
 
-    s = ngx_pcalloc(pool, sizeof(ngx_http_wirehub_session_t));
+    s = ngx_pcalloc(pool, ngx_align(sizeof(ngx_http_wirehub_session_t),
+                                    NGX_ALIGNMENT) + slot);
     p = ngx_pnalloc(pool, len);
     if (s == NULL || p == NULL) {
         return NULL;
@@ -518,6 +522,7 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
     s->request = r;
     s->connection = c;
     s->pool = pool;
+    s->sub_slot = (slot != 0);
     s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
     s->main_conf = wmcf;
     s->identity = ctx->identity;

@@ -157,7 +157,20 @@ struct ngx_http_wirehub_session_s {
     unsigned                         greeting:1;  /* 101 held back */
     unsigned                         head_queued:1;  /* s->out: the 101 */
     unsigned                         close_reason:4; /* closes[] counter */
+    unsigned                         sub_slot:1;     /* see below */
+    unsigned                         sub_slot_used:1;
 };
+
+
+/*
+ * Most clients subscribe to a channel or a few: the first subscription
+ * of an authenticated session has room right behind the session, in its
+ * pool, and only further ones are allocated apart.
+ */
+#define ngx_http_wirehub_sub_slot(s)                                          \
+    ((ngx_http_wirehub_sub_t *)                                               \
+     ((u_char *) (s) + ngx_align(sizeof(ngx_http_wirehub_session_t),          \
+                                 NGX_ALIGNMENT)))
 
 
 #define ngx_http_wirehub_is_sse(s)                                            \
