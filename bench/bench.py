@@ -930,6 +930,15 @@ def metric_rows(sizes):
          "idle_kib"),
         ("idle", "", "KiB/conn (RSS)",
          lambda r: get(r, "memory", "rss_per_conn_kib"), "%.2f", None),
+        ("idle", "", "  of it nginx (PSS)",
+         lambda r: get(r, "memory", "pss_per_conn_kib_by_comm", "nginx"),
+         "%.2f", None),
+        ("idle", "", "  of it wirehubd (PSS)",
+         lambda r: get(r, "memory", "pss_per_conn_kib_by_comm",
+                       "wirehubd"), "%.2f", None),
+        ("idle", "", "kernel KiB/conn (socket slabs, TCP bufs)",
+         lambda r: get(r, "memory", "kernel", "per_conn_kib"), "%.2f",
+         None),
         ("connect_hs256", "connect storm, HS256 token", "handshakes/s",
          lambda r: get(r, "handshakes_per_s"), "%.0f", None),
         ("connect_hs256", "", "handshakes per server CPU-s",
@@ -1071,7 +1080,8 @@ def target(check, results):
     if check == "idle_kib":
         r = results.get(("idle", "wirehub"))
         w = get(r, "memory", "pss_per_conn_kib") if r else None
-        return "<= 4 KiB at 50,000", verdict(None if w is None else w <= 4.0)
+        return "<= 1.5 KiB at 50,000", verdict(None if w is None
+                                               else w <= 1.5)
     if check == "hs256_core":
         # Nchan checks no token at all
         return ">= 0.95x Nchan's (no auth)", verdict(

@@ -180,6 +180,9 @@ typedef struct {
     double              cpu_s;          /* utime + stime */
     uint64_t            rss_kib;
     uint64_t            pss_kib;
+    /* the kernel, box-wide: slab caches of sockets, TCP buffers */
+    uint64_t            slab_kib;
+    uint64_t            tcp_buf_kib;
     unsigned            nprocs;
 } wsl_usage_t;
 

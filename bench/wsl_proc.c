@@ -3,7 +3,10 @@
  * What the server uses, read from /proc: CPU time (utime + stime of
  * /proc/PID/stat) and memory (VmRSS of /proc/PID/status, Pss of
  * /proc/PID/smaps_rollup) summed over the given processes and all their
- * descendants (an nginx master names its workers that way).
+ * descendants (an nginx master names its workers that way); and what the
+ * kernel holds for sockets, which no process's RSS shows: the slab caches
+ * of sockets (struct sock, inodes, files, epoll items) and TCP buffers
+ * ("mem" of /proc/net/sockstat, in pages).
  */
 
 
@@ -170,36 +173,52 @@ wsl_proc_cpu_s(pid_t pid)
 }
 
 
-/* the first "NAME: N kB" line of a /proc file */
+/* the "NAME N" field of the line starting with prefix, in a /proc file */
 static uint64_t
-wsl_proc_kib(pid_t pid, const char *file, const char *name)
+wsl_proc_field(const char *path, const char *prefix, const char *name)
 {
-    char                line[256], path[64];
+    char                line[512], *p;
     size_t              len;
     FILE               *f;
-    unsigned long long  kib;
-
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+    unsigned long long  v;
 
     f = fopen(path, "r");
     if (f == NULL) {
         return 0;
     }
 
-    len = strlen(name);
-    kib = 0;
+    len = strlen(prefix);
+    v = 0;
 
     while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, name, len) == 0 && line[len] == ':') {
-            if (sscanf(line + len + 1, "%llu", &kib) != 1) {
-                kib = 0;
-            }
-            break;
+        if (strncmp(line, prefix, len) != 0) {
+            continue;
         }
+
+        p = strstr(line + len, name);
+
+        if (p == NULL || sscanf(p + strlen(name), "%llu", &v) != 1) {
+            v = 0;
+        }
+
+        break;
     }
 
     fclose(f);
-    return kib;
+    return v;
+}
+
+
+/* the first "NAME: N kB" line of a /proc file */
+static uint64_t
+wsl_proc_kib(pid_t pid, const char *file, const char *name)
+{
+    char  path[64], prefix[64];
+
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+    snprintf(prefix, sizeof(prefix), "%s:", name);
+
+    return wsl_proc_field(path, prefix, "");
 }
 
 
@@ -233,6 +252,62 @@ wsl_proc_comm(pid_t pid, char *out, size_t len)
 }
 
 
+/*
+ * What the slab caches a socket lives in hold, in KiB: the socket, its
+ * inode, file and dentry, its epoll item.  Named so that what else grows
+ * on a shared box (/proc inodes, page tables) is left out; without
+ * /proc/slabinfo (root only), all of Slab in /proc/meminfo.
+ */
+static uint64_t
+wsl_socket_slab_kib(void)
+{
+    char                name[64], line[512];
+    FILE               *f;
+    unsigned            i;
+    uint64_t            bytes;
+    unsigned long long  active, num, size;
+    static const char  *caches[] = {
+        "TCP", "TCPv6", "request_sock_TCP", "sock_inode_cache", "filp",
+        "dentry", "eventpoll_epi", "eventpoll_pwq", "ep_head",
+        "lsm_file_cache", "lsm_inode_cache", "skbuff_head_cache"
+    };
+
+    f = fopen("/proc/slabinfo", "r");
+    if (f == NULL) {
+        return wsl_proc_field("/proc/meminfo", "Slab:", "");
+    }
+
+    bytes = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%63s %llu %llu %llu", name, &active, &num, &size)
+            != 4)
+        {
+            continue;
+        }
+
+        for (i = 0; i < sizeof(caches) / sizeof(caches[0]); i++) {
+            if (strcmp(name, caches[i]) == 0) {
+                bytes += (uint64_t) num * size;
+                break;
+            }
+        }
+    }
+
+    fclose(f);
+    return bytes / 1024;
+}
+
+
+static void
+wsl_kernel_read(wsl_usage_t *u)
+{
+    u->slab_kib = wsl_socket_slab_kib();
+    u->tcp_buf_kib = wsl_proc_field("/proc/net/sockstat", "TCP:", " mem ")
+                     * (uint64_t) sysconf(_SC_PAGESIZE) / 1024;
+}
+
+
 int
 wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 {
@@ -243,6 +318,7 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
     memset(u, 0, sizeof(wsl_usage_t));
     u->box_cpu_s = wsl_box_cpu_s();
     u->softirqd_cpu_s = wsl_softirqd_cpu_s();
+    wsl_kernel_read(u);
 
     if (conf->nserver_pids == 0) {
         return -1;

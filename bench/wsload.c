@@ -665,6 +665,84 @@ wsl_print_hist(const char *name, const wsl_hist_t *h)
 }
 
 
+/* a process's PSS before the first client; 0 if it was not there yet */
+static uint64_t
+wsl_pss_before(const wsl_usage_t *before, pid_t pid)
+{
+    unsigned  i;
+
+    for (i = 0; i < before->nprocs && i < WSL_USAGE_DETAIL; i++) {
+        if (before->detail[i].pid == pid) {
+            return before->detail[i].pss_kib;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the PSS growth per connection of each program (nginx, wirehubd) */
+static void
+wsl_print_by_comm(const wsl_run_t *run, double n)
+{
+    double                   kib[WSL_USAGE_DETAIL];
+    unsigned                 i, j, ncomm;
+    const char              *comm[WSL_USAGE_DETAIL];
+    const wsl_proc_usage_t  *d;
+
+    ncomm = 0;
+
+    for (i = 0; i < run->after.nprocs && i < WSL_USAGE_DETAIL; i++) {
+        d = &run->after.detail[i];
+
+        for (j = 0; j < ncomm && strcmp(comm[j], d->comm) != 0; j++) {
+            /* void */
+        }
+
+        if (j == ncomm) {
+            comm[ncomm] = d->comm;
+            kib[ncomm++] = 0.0;
+        }
+
+        kib[j] += (double) d->pss_kib
+                  - (double) wsl_pss_before(&run->before, d->pid);
+    }
+
+    printf("\"pss_per_conn_kib_by_comm\":{");
+
+    for (j = 0; j < ncomm; j++) {
+        printf("%s\"%s\":%.3f", j ? "," : "", comm[j], kib[j] / n);
+    }
+
+    printf("},");
+}
+
+
+/*
+ * The kernel's share: slab caches and TCP buffers grew for both ends of
+ * every connection (the clients are on this box too, and their sockets
+ * cost what the server's do), so half of it is the server's.  Box-wide:
+ * whatever else runs here shows in it.
+ */
+static void
+wsl_print_kernel(const wsl_run_t *run, double n)
+{
+    double  slab, tcp;
+
+    slab = (double) run->after.slab_kib - (double) run->before.slab_kib;
+    tcp = (double) run->after.tcp_buf_kib - (double) run->before.tcp_buf_kib;
+
+    printf("\"kernel\":{\"slab_before_kib\":%llu,\"slab_after_kib\":%llu,"
+           "\"tcp_buf_before_kib\":%llu,\"tcp_buf_after_kib\":%llu,"
+           "\"both_ends_per_conn_kib\":%.3f,\"per_conn_kib\":%.3f},",
+           (unsigned long long) run->before.slab_kib,
+           (unsigned long long) run->after.slab_kib,
+           (unsigned long long) run->before.tcp_buf_kib,
+           (unsigned long long) run->after.tcp_buf_kib,
+           (slab + tcp) / n, (slab + tcp) / n / 2);
+}
+
+
 static void
 wsl_print_memory(const wsl_run_t *run)
 {
@@ -688,14 +766,16 @@ wsl_print_memory(const wsl_run_t *run)
 
     printf("\"memory\":{\"procs\":%u,\"rss_before_kib\":%llu,"
            "\"rss_after_kib\":%llu,\"pss_before_kib\":%llu,"
-           "\"pss_after_kib\":%llu,\"rss_per_conn_kib\":%.3f,"
-           "\"pss_per_conn_kib\":%.3f},",
+           "\"pss_after_kib\":%llu,\"rss_per_conn_kib\":%.3f,",
            run->after.nprocs,
            (unsigned long long) run->before.rss_kib,
            (unsigned long long) run->after.rss_kib,
            (unsigned long long) run->before.pss_kib,
            (unsigned long long) run->after.pss_kib,
-           ((double) run->after.rss_kib - (double) run->before.rss_kib) / n,
+           ((double) run->after.rss_kib - (double) run->before.rss_kib) / n);
+    wsl_print_by_comm(run, n);
+    wsl_print_kernel(run, n);
+    printf("\"pss_per_conn_kib\":%.3f},",
            ((double) run->after.pss_kib - (double) run->before.pss_kib) / n);
 }
 

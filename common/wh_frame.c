@@ -140,6 +140,13 @@ wh_frame_parser_init(wh_frame_parser_t *p)
 }
 
 
+int
+wh_frame_parser_at_rest(const wh_frame_parser_t *p)
+{
+    return p->state == FRAME_HEADER && !p->in_message;
+}
+
+
 wh_frame_rc_e
 wh_frame_parse(wh_frame_parser_t *p,
     unsigned char *buf, size_t len, size_t *consumed,

@@ -134,6 +134,12 @@ typedef struct {
 void wh_frame_parser_init(wh_frame_parser_t *p);
 
 /*
+ * 1 when the parser is between messages with no frame begun: a caller
+ * may drop it then and start the stream again with a fresh one.
+ */
+int wh_frame_parser_at_rest(const wh_frame_parser_t *p);
+
+/*
  * Parses from buf[0..len) up to the next event and returns it; *consumed
  * is the number of bytes of buf used (<= len, == len for AGAIN).  The
  * caller calls again with buf + *consumed until AGAIN, also when no bytes

@@ -156,6 +156,10 @@ typedef struct {
     ngx_http_wirehub_identity_t     *identity;
     ngx_http_wirehub_session_t      *session;
     void                            *api_call;
+
+    /* nginx's, while the session still shares the connection with it */
+    ngx_event_handler_pt             http_read_handler;
+    ngx_event_handler_pt             http_write_handler;
 } ngx_http_wirehub_ctx_t;
 
 

@@ -145,6 +145,40 @@ ngx_http_wirehub_identity_copy(ngx_pool_t *pool,
 }
 
 
+/* what ngx_http_wirehub_identity_copy() takes from a pool, aligned */
+
+size_t
+ngx_http_wirehub_identity_size(ngx_http_wirehub_identity_t *id)
+{
+    size_t        size;
+    ngx_str_t    *s;
+    ngx_uint_t    i, j;
+    ngx_array_t  *a;
+
+    size = ngx_align(sizeof(ngx_http_wirehub_identity_t), NGX_ALIGNMENT)
+           + id->workspace.len + id->client_id.len;
+
+    for (i = 0; i < 2; i++) {
+        a = i ? id->publish : id->channels;
+
+        if (a == NULL) {
+            continue;
+        }
+
+        size += NGX_ALIGNMENT + sizeof(ngx_array_t)
+                + NGX_ALIGNMENT + ngx_max(a->nelts, 1) * sizeof(ngx_str_t);
+
+        s = a->elts;
+
+        for (j = 0; j < a->nelts; j++) {
+            size += s[j].len;
+        }
+    }
+
+    return size;
+}
+
+
 static ngx_array_t *
 ngx_http_wirehub_copy_strings(ngx_pool_t *pool, ngx_array_t *src)
 {

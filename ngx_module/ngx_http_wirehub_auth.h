@@ -22,6 +22,7 @@ ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
     u_char *token, size_t len, const char **code, ngx_str_t *message);
 ngx_http_wirehub_identity_t *ngx_http_wirehub_identity_copy(
     ngx_pool_t *pool, ngx_http_wirehub_identity_t *id);
+size_t ngx_http_wirehub_identity_size(ngx_http_wirehub_identity_t *id);
 
 
 #endif /* _NGX_HTTP_WIREHUB_AUTH_H_INCLUDED_ */

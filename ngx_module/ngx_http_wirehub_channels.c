@@ -288,7 +288,15 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
         return NGX_ERROR;
     }
 
-    sub = ngx_calloc(sizeof(ngx_http_wirehub_sub_t), s->connection->log);
+    if (s->sub_slot && !s->sub_slot_used) {
+        sub = ngx_http_wirehub_sub_slot(s);
+        ngx_memzero(sub, sizeof(ngx_http_wirehub_sub_t));
+        s->sub_slot_used = 1;
+
+    } else {
+        sub = ngx_calloc(sizeof(ngx_http_wirehub_sub_t), s->connection->log);
+    }
+
     if (sub == NULL) {
         if (ch->nsubs == 0) {
             ngx_http_wirehub_channel_free(wmcf, ch);
@@ -302,20 +310,20 @@ ngx_http_wirehub_subscribe_one(ngx_http_wirehub_session_t *s, json_t *name,
     sub->held_last = &sub->held;
     sub->ref = ref ? json_incref(ref) : NULL;
 
-    sub->index = s->nsubs;
+    sub->index = (uint32_t) s->nsubs;
 
     if (from) {
         sub->has_since = 1;
-        sub->since = (uint64_t) json_integer_value(id);
+        sub->next_page = (uint64_t) json_integer_value(id);
 
         if (epoch) {
-            sub->since_epoch_len = json_string_length(epoch);
+            sub->since_epoch_len = (u_char) json_string_length(epoch);
             ngx_memcpy(sub->since_epoch, json_string_value(epoch),
                        sub->since_epoch_len);
         }
 
         /* until something is sent, the client is where it said it was */
-        sub->pos_id = sub->since;
+        sub->pos_id = sub->next_page;
         sub->pos_known = 1;
         sub->pos_since = 1;
     }
@@ -362,19 +370,20 @@ ngx_http_wirehub_sub_activate(ngx_http_wirehub_sub_t *sub)
                   && ngx_memcmp(sub->since_epoch, ch->epoch, ch->epoch_len)
                      == 0);
 
-    if (!sub->has_since || !same_epoch || sub->since >= ch->last_id) {
+    /* not paging yet: next_page is still the "since" the client asked */
+
+    if (!sub->has_since || !same_epoch || sub->next_page >= ch->last_id) {
         sub->live = 1;
         (void) ngx_http_wirehub_send_subscribed(sub,
                    !sub->has_since
-                   || (same_epoch && sub->since == ch->last_id));
+                   || (same_epoch && sub->next_page == ch->last_id));
         return;
     }
 
     sub->up_to = ch->last_id;
-    sub->next_page = sub->since;
     sub->paging = 1;
 
-    ngx_http_wirehub_sub_page(sub, sub->since);
+    ngx_http_wirehub_sub_page(sub, sub->next_page);
 }
 
 
@@ -839,11 +848,13 @@ ngx_http_wirehub_unsubscribe(ngx_http_wirehub_session_t *s, json_t *msg,
 static void
 ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub)
 {
+    ngx_http_wirehub_session_t    *s;
     ngx_http_wirehub_channel_t    *ch;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
+    s = sub->session;
     ch = sub->channel;
-    wmcf = sub->session->main_conf;
+    wmcf = s->main_conf;
 
     if (sub->replay) {
         ngx_http_wirehub_pending_cancel(sub->replay);
@@ -868,7 +879,12 @@ ngx_http_wirehub_sub_remove(ngx_http_wirehub_sub_t *sub)
         (void) ngx_http_wirehub_channel_send(wmcf, ch, WH_LINK_COUNT);
     }
 
-    ngx_free(sub);
+    if (s->sub_slot && sub == ngx_http_wirehub_sub_slot(s)) {
+        s->sub_slot_used = 0;
+
+    } else {
+        ngx_free(sub);
+    }
 }
 
 

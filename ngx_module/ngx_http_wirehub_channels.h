@@ -41,12 +41,14 @@ struct ngx_http_wirehub_sub_s {
     ngx_http_wirehub_out_t         **held_last;
     json_t                          *ref;
     uint64_t                         up_to;
-    uint64_t                         since;
-    uint64_t                         next_page;   /* replayed up to */
-    u_char                           since_epoch[16];
-    size_t                           since_epoch_len;
+    uint64_t                         next_page;   /* "since" asked, then
+                                                     replayed up to */
     uint64_t                         pos_id;      /* SSE: last queued */
-    ngx_uint_t                       index;       /* in its session */
+    u_char                           since_epoch[16];
+
+    /* packed: one per subscription of every idle connection */
+    uint32_t                         index;       /* in its session */
+    u_char                           since_epoch_len;
     unsigned                         has_since:1;
     unsigned                         live:1;
     unsigned                         lost:1;     /* a replayed item */

@@ -109,8 +109,8 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
     m.workspace.len = s->identity->workspace.len;
     m.client_id.data = (char *) s->identity->client_id.data;
     m.client_id.len = s->identity->client_id.len;
-    m.session.data = (char *) s->session_id.data;
-    m.session.len = s->session_id.len;
+    m.session.data = (char *) s->id_node.str.data;
+    m.session.len = s->id_node.str.len;
     /* the client's bytes: wirehubd parses the result itself */
     m.body.data = (char *) raw->data;
     m.body.len = raw->len;

@@ -9,6 +9,7 @@
 #include "ngx_http_wirehub_content.h"
 #include "ngx_http_wirehub_auth.h"
 #include "ngx_http_wirehub_authz.h"
+#include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_counters.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "ngx_http_wirehub_http.h"
@@ -21,6 +22,9 @@
 
 #define NGX_HTTP_WIREHUB_GUID  "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+/* "s-PID-SEQ" in hex: at most 2 + 8 + 1 + 16 */
+#define NGX_HTTP_WIREHUB_SESSION_ID_LEN  32
+
 
 static ngx_int_t ngx_http_wirehub_check_upgrade(ngx_http_request_t *r,
     ngx_str_t *key, ngx_uint_t *status, ngx_str_t *message);
@@ -28,7 +32,6 @@ static ngx_int_t ngx_http_wirehub_has_token(ngx_str_t *value,
     const char *token, size_t len);
 static ngx_int_t ngx_http_wirehub_upgrade(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx, ngx_str_t *key);
-static ngx_int_t ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s);
 static ngx_int_t ngx_http_wirehub_quota_refused(ngx_http_request_t *r,
     ngx_http_wirehub_main_conf_t *wmcf, ngx_int_t rc);
 
@@ -441,34 +444,94 @@ ngx_http_wirehub_upgrade(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 
 
 /*
- * The session outlives the request (freed once the 101 is out), so it
- * lives in the connection's pool; the caller chooses its handlers.
+ * The session outlives the request (freed once the 101 is out): it lives
+ * in a pool of its own, which the connection's pool destroys until the
+ * takeover makes it the connection's pool; the caller chooses its
+ * handlers.
  */
 
 ngx_http_wirehub_session_t *
 ngx_http_wirehub_session_new(ngx_http_request_t *r,
     ngx_http_wirehub_ctx_t *ctx)
 {
-    ngx_pool_cleanup_t          *cln;
-    ngx_http_wirehub_session_t  *s;
+    u_char                        *p;
+    size_t                         size, len, slot;
+    ngx_uint_t                     ncln;
+    ngx_pool_t                    *pool;
+    ngx_connection_t              *c;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_wirehub_session_t    *s;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+    u_char                         id[NGX_HTTP_WIREHUB_SESSION_ID_LEN];
 
-    s = ngx_pcalloc(r->connection->pool, sizeof(ngx_http_wirehub_session_t));
-    if (s == NULL) {
+    c = r->connection;
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    len = ngx_snprintf(id, NGX_HTTP_WIREHUB_SESSION_ID_LEN, "s-%xP-%xi",
+                       ngx_pid, ++wmcf->session_seq)
+          - id;
+
+    /*
+     * Every byte counts once per connection: the session, its id and
+     * cleanup, and once the request is gone what the connection keeps
+     * (its log, addresses and cleanups, one for a request pool that has
+     * some: see ngx_http_wirehub_compact()) and the identity.
+     */
+
+    slot = ctx->identity ? sizeof(ngx_http_wirehub_sub_t) : 0;
+
+    size = sizeof(ngx_pool_t) + sizeof(ngx_http_wirehub_session_t) + slot
+           + len + sizeof(ngx_pool_cleanup_t)
+           + (ctx->identity ? ngx_http_wirehub_identity_size(ctx->identity)
+                            : 0)
+           + NGX_HTTP_WIREHUB_SESSION_ROOM;
+
+    if (ngx_http_wirehub_compactable(c)) {
+        ncln = r->pool->cleanup ? 1 : 0;
+
+        for (cln = c->pool->cleanup; cln; cln = cln->next) {
+            ncln++;
+        }
+
+        size += ncln * sizeof(ngx_pool_cleanup_t)
+                + sizeof(ngx_log_t) + sizeof(ngx_http_log_ctx_t)
+                + c->socklen + c->addr_text.len;
+    }
+
+    pool = ngx_create_pool(ngx_align(size, NGX_POOL_ALIGNMENT), c->log);
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        ngx_destroy_pool(pool);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_wirehub_destroy_pool;
+    cln->data = pool;
+
+    s = ngx_pcalloc(pool, ngx_align(sizeof(ngx_http_wirehub_session_t),
+                                    NGX_ALIGNMENT) + slot);
+    p = ngx_pnalloc(pool, len);
+    if (s == NULL || p == NULL) {
         return NULL;
     }
 
     s->request = r;
-    s->connection = r->connection;
+    s->connection = c;
+    s->pool = pool;
+    s->sub_slot = (slot != 0);
     s->conf = ngx_http_get_module_loc_conf(r, ngx_http_wirehub_module);
-    s->main_conf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+    s->main_conf = wmcf;
     s->identity = ctx->identity;
+    ngx_memcpy(p, id, len);
+    s->id_node.str.data = p;
+    s->id_node.str.len = len;
     ctx->session = s;
 
-    if (ngx_http_wirehub_session_id(s) != NGX_OK) {
-        return NULL;
-    }
-
-    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    cln = ngx_pool_cleanup_add(pool, 0);
     if (cln == NULL) {
         return NULL;
     }
@@ -477,23 +540,4 @@ ngx_http_wirehub_session_new(ngx_http_request_t *r,
     cln->data = s;
 
     return s;
-}
-
-
-static ngx_int_t
-ngx_http_wirehub_session_id(ngx_http_wirehub_session_t *s)
-{
-    u_char  *p;
-
-    p = ngx_pnalloc(s->connection->pool, 4 + 2 * NGX_INT_T_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    s->session_id.data = p;
-    s->session_id.len = ngx_sprintf(p, "s-%xP-%xi", ngx_pid,
-                                    ++s->main_conf->session_seq)
-                        - p;
-
-    return NGX_OK;
 }

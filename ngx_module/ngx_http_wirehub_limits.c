@@ -353,17 +353,25 @@ ngx_http_wirehub_workspace_acquire(ngx_http_request_t *r,
 
     /*
      * The connection's pool, not the request's: the request is freed once
-     * the 101 is out, the connection is what is counted.
+     * the 101 is out, the connection is what is counted.  The hold itself
+     * is outside the pool, so that the cleanup may move to the session's
+     * pool when that becomes the connection's.
      */
 
-    cln = ngx_pool_cleanup_add(r->connection->pool,
-                               sizeof(ngx_http_wirehub_hold_t));
-    if (cln == NULL) {
+    h = ngx_alloc(sizeof(ngx_http_wirehub_hold_t), r->connection->log);
+    if (h == NULL) {
         ngx_http_wirehub_workspace_put(zone, node);
         return NGX_ERROR;
     }
 
-    h = cln->data;
+    cln = ngx_pool_cleanup_add(r->connection->pool, 0);
+    if (cln == NULL) {
+        ngx_free(h);
+        ngx_http_wirehub_workspace_put(zone, node);
+        return NGX_ERROR;
+    }
+
+    cln->data = h;
     h->zone = zone;
     h->node = node;
     ngx_queue_insert_tail(&wmcf->workspace_holds, &h->queue);
@@ -394,6 +402,7 @@ static void
 ngx_http_wirehub_workspace_cleanup(void *data)
 {
     ngx_http_wirehub_workspace_release(data);
+    ngx_free(data);
 }
 
 

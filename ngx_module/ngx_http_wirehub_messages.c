@@ -327,8 +327,8 @@ ngx_http_wirehub_event(ngx_http_wirehub_session_t *s, const char *type,
     m.workspace.len = s->identity->workspace.len;
     m.client_id.data = (char *) s->identity->client_id.data;
     m.client_id.len = s->identity->client_id.len;
-    m.session.data = (char *) s->session_id.data;
-    m.session.len = s->session_id.len;
+    m.session.data = (char *) s->id_node.str.data;
+    m.session.len = s->id_node.str.len;
     m.name.data = type;
     m.name.len = len;
     m.body.data = (char *) raw->data;
@@ -391,7 +391,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     /* the type is kept for the session's life: allocate only when longer */
 
     if (n > s->client_type.len) {
-        p = ngx_pnalloc(s->connection->pool, n);
+        p = ngx_http_wirehub_session_alloc(s, n);
         if (p == NULL) {
             return NGX_ERROR;
         }
@@ -403,7 +403,7 @@ ngx_http_wirehub_register(ngx_http_wirehub_session_t *s, json_t *msg,
     s->client_type.len = n;
 
     if (name && json_string_length(name) > s->client_name.len) {
-        p = ngx_pnalloc(s->connection->pool, json_string_length(name));
+        p = ngx_http_wirehub_session_alloc(s, json_string_length(name));
         if (p == NULL) {
             return NGX_ERROR;
         }

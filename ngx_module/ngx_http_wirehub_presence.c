@@ -24,7 +24,7 @@ ngx_http_wirehub_session_send_open(ngx_http_wirehub_session_t *s)
 {
     wh_link_msg_t  m;
 
-    wh_link_session_open(&m, ngx_http_wirehub_wh_ngx_str(&s->session_id),
+    wh_link_session_open(&m, ngx_http_wirehub_wh_ngx_str(&s->id_node.str),
                    ngx_http_wirehub_wh_ngx_str(&s->identity->workspace),
                    ngx_http_wirehub_wh_ngx_str(&s->identity->client_id),
                    ngx_http_wirehub_wh_ngx_str(&s->client_type),
@@ -51,9 +51,8 @@ ngx_http_wirehub_session_open(ngx_http_wirehub_session_t *s)
 
     wmcf = s->main_conf;
 
-    s->id_node.str = s->session_id;
-    s->id_node.node.key = ngx_crc32_short(s->session_id.data,
-                                          s->session_id.len);
+    s->id_node.node.key = ngx_crc32_short(s->id_node.str.data,
+                                          s->id_node.str.len);
     ngx_rbtree_insert(&wmcf->session_ids, &s->id_node.node);
     s->opened = 1;
 
@@ -75,8 +74,8 @@ ngx_http_wirehub_session_update(ngx_http_wirehub_session_t *s)
     ngx_memzero(&m, sizeof(wh_link_msg_t));
 
     m.type = WH_LINK_SESSION_UPDATE;
-    m.session.data = (char *) s->session_id.data;
-    m.session.len = s->session_id.len;
+    m.session.data = (char *) s->id_node.str.data;
+    m.session.len = s->id_node.str.len;
     m.client_type.data = (char *) s->client_type.data;
     m.client_type.len = s->client_type.len;
     m.name.data = (char *) s->client_name.data;
@@ -102,8 +101,8 @@ ngx_http_wirehub_session_gone(ngx_http_wirehub_session_t *s,
     ngx_memzero(&m, sizeof(wh_link_msg_t));
 
     m.type = WH_LINK_SESSION_CLOSE;
-    m.session.data = (char *) s->session_id.data;
-    m.session.len = s->session_id.len;
+    m.session.data = (char *) s->id_node.str.data;
+    m.session.len = s->id_node.str.len;
     m.reason.data = reason;
     m.reason.len = ngx_strlen(reason);
 

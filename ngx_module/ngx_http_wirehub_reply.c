@@ -91,7 +91,7 @@ ngx_http_wirehub_send_connection_status(ngx_http_wirehub_session_t *s,
                        "status", "connected",
                        "client_id", id->client_id.data, id->client_id.len,
                        "workspace", id->workspace.data, id->workspace.len,
-                       "session", s->session_id.data, s->session_id.len,
+                       "session", s->id_node.str.data, s->id_node.str.len,
                        "active_clients", (json_int_t) active_clients,
                        "timestamp", ngx_http_wirehub_timestamp());
 

@@ -557,7 +557,7 @@ ngx_http_wirehub_rpc_request(ngx_http_wirehub_rpc_t *rpc,
         || ngx_http_wirehub_rpc_header(r, "X-Wirehub-Client",
                                        &id->client_id) != NGX_OK
         || ngx_http_wirehub_rpc_header(r, "X-Wirehub-Session",
-                                       &s->session_id) != NGX_OK
+                                       &s->id_node.str) != NGX_OK
         || ngx_http_wirehub_rpc_header(r, "X-Wirehub-Role",
                                        &ngx_http_wirehub_roles[id->role])
            != NGX_OK)

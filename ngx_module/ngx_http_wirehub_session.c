@@ -15,14 +15,15 @@
 #include "ngx_http_wirehub_link.h"
 
 
-/* a reassembly buffer larger than this is freed after its message */
-#define NGX_HTTP_WIREHUB_MSG_KEEP    4096
-
 /* reads per event before other connections get their turn */
 #define NGX_HTTP_WIREHUB_READ_TURNS  4
 
 
 static void ngx_http_wirehub_timer_event(ngx_event_t *ev);
+static ngx_http_wirehub_reader_t *ngx_http_wirehub_reader(
+    ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_reader_rest(ngx_http_wirehub_session_t *s);
+static void ngx_http_wirehub_reader_free(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_arm_timer(ngx_http_wirehub_session_t *s);
 static ngx_int_t ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
     wh_frame_event_t *ev);
@@ -63,21 +64,6 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
     ngx_http_wirehub_worker_stat(wmcf, worker_connections, 1);
 
     s->out_last = &s->out;
-    s->parser.max_message_size = s->conf->max_message_size;
-    s->parser.require_mask = 1;
-    s->parser.allow_rsv1 = s->deflate;
-
-    if (s->deflate) {
-        /*
-         * Incompressible data grows a little when deflated; the limit is
-         * on the inflated size, checked after inflating.  Uncompressed
-         * messages are held to the exact limit in ngx_http_wirehub_data().
-         */
-        s->parser.max_message_size =
-            ngx_http_wirehub_deflate_wire_max(s->conf->max_message_size);
-    }
-    wh_frame_parser_init(&s->parser);
-
     s->last_rx = ngx_current_msec;
     s->last_ping = ngx_current_msec;
 
@@ -109,6 +95,27 @@ ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s)
 }
 
 
+/*
+ * Bytes kept for the session's life (the client's type and name): in its
+ * pool while they fit, else on their own, since the pool's next block
+ * would be as large as the first.
+ */
+
+u_char *
+ngx_http_wirehub_session_alloc(ngx_http_wirehub_session_t *s, size_t size)
+{
+    ngx_pool_t  *pool;
+
+    pool = s->pool;
+
+    if ((size_t) (pool->current->d.end - pool->current->d.last) >= size) {
+        return ngx_pnalloc(pool, size);
+    }
+
+    return ngx_pmemalign(pool, size, NGX_ALIGNMENT);
+}
+
+
 void
 ngx_http_wirehub_read_event(ngx_event_t *rev)
 {
@@ -135,6 +142,8 @@ ngx_http_wirehub_read_event(ngx_event_t *rev)
         n = c->recv(c, s->main_conf->recv_buf, s->main_conf->recv_size);
 
         if (n == NGX_AGAIN) {
+            ngx_http_wirehub_reader_rest(s);
+
             if (ngx_handle_read_event(rev, 0) != NGX_OK) {
                 ngx_http_wirehub_finalize(s, 0);
             }
@@ -183,20 +192,32 @@ ngx_int_t
 ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
     size_t len)
 {
-    size_t                           used;
-    wh_frame_rc_e      rc;
-    wh_frame_event_t   ev;
+    size_t                       used;
+    wh_frame_rc_e                rc;
+    wh_frame_event_t             ev;
+    ngx_http_wirehub_reader_t   *rd;
 
     if (s->failed || s->close_received) {
         /* nothing after a close frame or a failure is processed */
         return NGX_OK;
     }
 
-    /* one input byte may complete two events: parse until AGAIN */
+    rd = ngx_http_wirehub_reader(s);
+    if (rd == NULL) {
+        ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_INTERNAL,
+                                       "out of memory");
+        return s->closed ? NGX_ERROR : NGX_OK;
+    }
+
+    /*
+     * One input byte may complete two events: parse until AGAIN.  The
+     * reader is the session's as long as it is not closed (a closed one
+     * freed it), which every event below is checked for.
+     */
 
     for ( ;; ) {
 
-        rc = wh_frame_parse(&s->parser, buf, len, &used, &ev);
+        rc = wh_frame_parse(&rd->parser, buf, len, &used, &ev);
 
         buf += used;
         len -= used;
@@ -239,18 +260,86 @@ ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s, u_char *buf,
 }
 
 
+/* the session's reader, allocated as data arrives */
+
+static ngx_http_wirehub_reader_t *
+ngx_http_wirehub_reader(ngx_http_wirehub_session_t *s)
+{
+    ngx_http_wirehub_reader_t  *rd;
+
+    if (s->reader) {
+        return s->reader;
+    }
+
+    rd = ngx_calloc(sizeof(ngx_http_wirehub_reader_t), s->connection->log);
+    if (rd == NULL) {
+        return NULL;
+    }
+
+    rd->parser.max_message_size = s->conf->max_message_size;
+    rd->parser.require_mask = 1;
+    rd->parser.allow_rsv1 = s->deflate;
+
+    if (s->deflate) {
+        /*
+         * Incompressible data grows a little when deflated; the limit is
+         * on the inflated size, checked after inflating.  Uncompressed
+         * messages are held to the exact limit in ngx_http_wirehub_data().
+         */
+        rd->parser.max_message_size =
+            ngx_http_wirehub_deflate_wire_max(s->conf->max_message_size);
+    }
+
+    s->reader = rd;
+
+    return rd;
+}
+
+
+/* a read left nothing half done: the next data starts a fresh reader */
+
+static void
+ngx_http_wirehub_reader_rest(ngx_http_wirehub_session_t *s)
+{
+    if (s->reader && s->reader->msg_len == 0
+        && wh_frame_parser_at_rest(&s->reader->parser))
+    {
+        ngx_http_wirehub_reader_free(s);
+    }
+}
+
+
+static void
+ngx_http_wirehub_reader_free(ngx_http_wirehub_session_t *s)
+{
+    if (s->reader == NULL) {
+        return;
+    }
+
+    if (s->reader->msg) {
+        ngx_free(s->reader->msg);
+    }
+
+    ngx_free(s->reader);
+    s->reader = NULL;
+}
+
+
 static ngx_int_t
 ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
     wh_frame_event_t *ev)
 {
-    u_char  *p;
-    size_t   need, cap;
+    u_char                     *p;
+    size_t                      need, cap;
+    ngx_http_wirehub_reader_t  *rd;
+
+    rd = s->reader;
 
     if (ev->len == 0 || s->close_sent) {
         return NGX_OK;
     }
 
-    need = s->msg_len + ev->len;
+    need = rd->msg_len + ev->len;
 
     if (!ev->compressed && need > s->conf->max_message_size) {
         ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_TOO_BIG,
@@ -258,8 +347,8 @@ ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
         return NGX_ERROR;
     }
 
-    if (need > s->msg_cap) {
-        cap = ngx_max(need, ngx_min(s->msg_cap * 2,
+    if (need > rd->msg_cap) {
+        cap = ngx_max(need, ngx_min(rd->msg_cap * 2,
                                     s->conf->max_message_size));
         cap = ngx_max(cap, 256);
 
@@ -270,20 +359,20 @@ ngx_http_wirehub_data(ngx_http_wirehub_session_t *s,
             return NGX_ERROR;
         }
 
-        if (s->msg_len) {
-            ngx_memcpy(p, s->msg, s->msg_len);
+        if (rd->msg_len) {
+            ngx_memcpy(p, rd->msg, rd->msg_len);
         }
 
-        if (s->msg) {
-            ngx_free(s->msg);
+        if (rd->msg) {
+            ngx_free(rd->msg);
         }
 
-        s->msg = p;
-        s->msg_cap = cap;
+        rd->msg = p;
+        rd->msg_cap = cap;
     }
 
-    ngx_memcpy(s->msg + s->msg_len, ev->data, ev->len);
-    s->msg_len += ev->len;
+    ngx_memcpy(rd->msg + rd->msg_len, ev->data, ev->len);
+    rd->msg_len += ev->len;
 
     return NGX_OK;
 }
@@ -293,27 +382,30 @@ static void
 ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
     wh_frame_event_t *ev)
 {
-    u_char                        *msg, *inflated;
-    size_t                         len;
-    ngx_int_t                      rc;
-    wh_utf8_t        utf8;
+    u_char                     *msg, *inflated;
+    size_t                      len;
+    ngx_int_t                   rc;
+    wh_utf8_t                   utf8;
+    ngx_http_wirehub_reader_t  *rd;
+
+    rd = s->reader;
+
+    msg = rd->msg;
+    len = rd->msg_len;
+    rd->msg_len = 0;
 
     if (s->close_sent) {
-        s->msg_len = 0;
         return;
     }
 
-    msg = s->msg;
-    len = s->msg_len;
     inflated = NULL;
 
     if (ev->compressed) {
-        rc = ngx_http_wirehub_inflate(s->main_conf, s->msg, s->msg_len,
+        rc = ngx_http_wirehub_inflate(s->main_conf, msg, len,
                                       s->conf->max_message_size, &inflated,
                                       &len, s->connection->log);
 
         if (rc != NGX_OK) {
-            s->msg_len = 0;
             ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
                           "wirehub: %s", rc == NGX_DECLINED
                           ? "inflated message too big"
@@ -338,27 +430,18 @@ ngx_http_wirehub_message_end(ngx_http_wirehub_session_t *s,
                 || wh_utf8_done(&utf8) != 0))
         {
             ngx_free(inflated);
-            s->msg_len = 0;
             ngx_http_wirehub_session_close(s, NGX_HTTP_WIREHUB_CLOSE_BAD_DATA,
                                            "invalid UTF-8");
             return;
         }
     }
 
+    /* the message may close the session, which frees the reader */
+
     s->handlers->message(s, ev->opcode, msg, len);
 
     if (inflated) {
         ngx_free(inflated);
-    }
-
-    s->msg_len = 0;
-
-    /* big reassembly buffers are not kept on idle connections */
-
-    if (s->msg_cap > NGX_HTTP_WIREHUB_MSG_KEEP) {
-        ngx_free(s->msg);
-        s->msg = NULL;
-        s->msg_cap = 0;
     }
 }
 
@@ -809,8 +892,9 @@ ngx_http_wirehub_begin_shutdown(ngx_http_wirehub_session_t *s)
 void
 ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_wirehub_ctx_t  *ctx;
 
     if (s->closed) {
         return;
@@ -820,10 +904,11 @@ ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s, ngx_uint_t linger)
 
     if (s->request) {
         r = s->request;
+        ctx = ngx_http_get_module_ctx(r, ngx_http_wirehub_module);
         s->closed = 1;
 
-        c->read->handler = s->http_read_handler;
-        c->write->handler = s->http_write_handler;
+        c->read->handler = ctx->http_read_handler;
+        c->write->handler = ctx->http_write_handler;
         c->idle = 0;
 
         r->read_event_handler = ngx_http_block_reading;
@@ -950,10 +1035,7 @@ ngx_http_wirehub_session_cleanup(void *data)
         s->handlers->closed(s);
     }
 
-    if (s->msg) {
-        ngx_free(s->msg);
-        s->msg = NULL;
-    }
+    ngx_http_wirehub_reader_free(s);
 
     ngx_queue_remove(&s->queue);
     s->main_conf->nsessions--;

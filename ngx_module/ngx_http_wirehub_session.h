@@ -24,6 +24,14 @@
 /* nginx reload or shutdown: close frames spread over this many ms */
 #define NGX_HTTP_WIREHUB_SHUTDOWN_SPREAD  3000
 
+/*
+ * The session's own pool is one allocation sized for what an idle session
+ * keeps (ngx_http_wirehub_session_new()); beyond that, room for the
+ * alignment of its allocations.  What does not fit would take a second
+ * block of that size: see ngx_http_wirehub_session_alloc().
+ */
+#define NGX_HTTP_WIREHUB_SESSION_ROOM     24
+
 /* the read buffer every session of a worker shares */
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
 
@@ -57,6 +65,20 @@ typedef struct {
 } ngx_http_wirehub_session_handlers_t;
 
 
+/*
+ * What a connection holds only while a frame or a message is half read:
+ * allocated when data arrives, freed once a read leaves nothing pending
+ * (nginx's keepalive frees its buffers the same way), so an idle
+ * connection holds none of it.
+ */
+typedef struct {
+    wh_frame_parser_t                parser;
+    u_char                          *msg;        /* message reassembly */
+    size_t                           msg_len;
+    size_t                           msg_cap;
+} ngx_http_wirehub_reader_t;
+
+
 /* one outgoing frame, shared by every connection it is queued on */
 typedef struct {
     ngx_uint_t                       refs;
@@ -76,25 +98,21 @@ struct ngx_http_wirehub_out_s {
 struct ngx_http_wirehub_session_s {
     ngx_http_request_t              *request;
     ngx_connection_t                *connection;
+    ngx_pool_t                      *pool;       /* its own, see above */
     ngx_http_wirehub_loc_conf_t     *conf;
     ngx_http_wirehub_identity_t     *identity;   /* NULL for echo */
     const ngx_http_wirehub_session_handlers_t  *handlers;
 
-    ngx_str_node_t                   id_node;    /* main conf session_ids */
-    ngx_str_t                        session_id;
+    ngx_str_node_t                   id_node;    /* main conf session_ids;
+                                                    .str: the session id */
     ngx_str_t                        client_name;
     ngx_http_wirehub_sub_t          *subs;
-    ngx_uint_t                       nsubs;
     ngx_queue_t                      pending;
     ngx_str_t                        client_type;
 
     ngx_queue_t                      queue;      /* main conf sessions */
 
-    wh_frame_parser_t  parser;
-
-    u_char                          *msg;        /* message reassembly */
-    size_t                           msg_len;
-    size_t                           msg_cap;
+    ngx_http_wirehub_reader_t       *reader;     /* NULL while idle */
 
     ngx_http_wirehub_out_t          *out;
     ngx_http_wirehub_out_t         **out_last;
@@ -105,21 +123,19 @@ struct ngx_http_wirehub_session_s {
     size_t                           link_bytes;  /* it queued up to it */
 
     ngx_event_t                      timer;
-    ngx_event_handler_pt             http_read_handler;
-    ngx_event_handler_pt             http_write_handler;
     ngx_http_wirehub_main_conf_t    *main_conf;
     ngx_msec_t                       last_rx;
     ngx_msec_t                       shutdown_at;
     ngx_msec_t                       last_ping;
     ngx_msec_t                       close_deadline;
     time_t                           expires;    /* exp + leeway, or 0 */
-    ngx_uint_t                       close_reason;
     ngx_http_wirehub_bucket_t        rate;       /* wirehub_message_rate */
     json_t                          *deferred;   /* SSE: its subscribe */
 
     void                            *srv_ctx;    /* backend hooks: its */
     ngx_queue_t                      rpcs;       /* server, calls out */
-    ngx_uint_t                       nrpcs;
+    uint32_t                         nrpcs;
+    uint32_t                         nsubs;
 
     unsigned                         upgraded:1;
     unsigned                         close_sent:1;
@@ -140,7 +156,21 @@ struct ngx_http_wirehub_session_s {
     unsigned                         framing:2;   /* _framing_e */
     unsigned                         greeting:1;  /* 101 held back */
     unsigned                         head_queued:1;  /* s->out: the 101 */
+    unsigned                         close_reason:4; /* closes[] counter */
+    unsigned                         sub_slot:1;     /* see below */
+    unsigned                         sub_slot_used:1;
 };
+
+
+/*
+ * Most clients subscribe to a channel or a few: the first subscription
+ * of an authenticated session has room right behind the session, in its
+ * pool, and only further ones are allocated apart.
+ */
+#define ngx_http_wirehub_sub_slot(s)                                          \
+    ((ngx_http_wirehub_sub_t *)                                               \
+     ((u_char *) (s) + ngx_align(sizeof(ngx_http_wirehub_session_t),          \
+                                 NGX_ALIGNMENT)))
 
 
 #define ngx_http_wirehub_is_sse(s)                                            \
@@ -167,9 +197,13 @@ ngx_http_wirehub_expiry(time_t exp, time_t leeway)
 
 /* ngx_http_wirehub_takeover.c */
 void ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s);
+void ngx_http_wirehub_destroy_pool(void *data);
+ngx_uint_t ngx_http_wirehub_compactable(ngx_connection_t *c);
 
 /* ngx_http_wirehub_session.c */
 void ngx_http_wirehub_session_start(ngx_http_wirehub_session_t *s);
+u_char *ngx_http_wirehub_session_alloc(ngx_http_wirehub_session_t *s,
+    size_t size);
 void ngx_http_wirehub_read_event(ngx_event_t *rev);
 void ngx_http_wirehub_write_event(ngx_event_t *wev);
 ngx_int_t ngx_http_wirehub_consume(ngx_http_wirehub_session_t *s,

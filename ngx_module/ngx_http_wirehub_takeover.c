@@ -2,7 +2,8 @@
 /*
  * Wirehub: taking a connection over from nginx once its handshake is done.
  * Until the 101 is out the connection still belongs to the request; then
- * the request is freed and only the session remains.
+ * the request is freed and only the session remains, and the session's
+ * pool becomes the connection's: one allocation per idle connection.
  */
 
 
@@ -14,7 +15,10 @@ static void ngx_http_wirehub_attach_event(ngx_event_t *ev);
 static ngx_int_t ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_ctx_t *ctx);
 static ngx_int_t ngx_http_wirehub_keep_request_pool(ngx_http_request_t *r);
-static void ngx_http_wirehub_destroy_pool(void *data);
+static void ngx_http_wirehub_compact(ngx_http_wirehub_session_t *s);
+static ngx_uint_t ngx_http_wirehub_in_pool(ngx_pool_t *pool, void *p);
+static ngx_int_t ngx_http_wirehub_move_cleanups(ngx_http_wirehub_session_t *s,
+    ngx_pool_t *from);
 
 
 /*
@@ -27,9 +31,11 @@ void
 ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
 {
     ngx_connection_t          *c;
+    ngx_http_wirehub_ctx_t    *ctx;
     ngx_http_core_loc_conf_t  *clcf;
 
     c = s->connection;
+    ctx = ngx_http_get_module_ctx(s->request, ngx_http_wirehub_module);
 
     /*
      * Own the connection's events: nginx's request handler would tear the
@@ -37,8 +43,8 @@ ngx_http_wirehub_takeover(ngx_http_wirehub_session_t *s)
      * close frame (1001) first.  c->idle makes nginx call us on shutdown.
      */
 
-    s->http_read_handler = c->read->handler;
-    s->http_write_handler = c->write->handler;
+    ctx->http_read_handler = c->read->handler;
+    ctx->http_write_handler = c->write->handler;
     c->read->handler = ngx_http_wirehub_attach_event;
     c->write->handler = ngx_http_wirehub_attach_event;
     c->idle = 1;
@@ -152,7 +158,7 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
     }
 
     if (ctx->identity) {
-        s->identity = ngx_http_wirehub_identity_copy(c->pool, ctx->identity);
+        s->identity = ngx_http_wirehub_identity_copy(s->pool, ctx->identity);
         if (s->identity == NULL) {
             ngx_http_wirehub_finalize(s, 0);
             return NGX_ERROR;
@@ -203,6 +209,8 @@ ngx_http_wirehub_detach(ngx_http_wirehub_session_t *s,
         c->buffer->last = NULL;
         c->buffer->end = NULL;
     }
+
+    ngx_http_wirehub_compact(s);
 
     if (n && !ngx_http_wirehub_is_sse(s)
         && ngx_http_wirehub_consume(s, s->main_conf->recv_buf, n)
@@ -255,8 +263,210 @@ ngx_http_wirehub_keep_request_pool(ngx_http_request_t *r)
 }
 
 
-static void
+void
 ngx_http_wirehub_destroy_pool(void *data)
 {
     ngx_destroy_pool(data);
+}
+
+
+/*
+ * The connection's pool holds, once the request is gone, little that is
+ * still used (its log, the client's address, cleanups) in a block of
+ * connection_pool_size bytes: that goes into the session's pool, which
+ * becomes the connection's.  Not with TLS or the PROXY protocol (their
+ * state lives in the connection's pool too) nor when a cleanup's data
+ * does: those connections keep both pools, as before.
+ */
+
+static void
+ngx_http_wirehub_compact(ngx_http_wirehub_session_t *s)
+{
+    u_char              *text;
+    ngx_log_t           *log;
+    ngx_pool_t          *old, *pool;
+    ngx_sockaddr_t      *sa, *local;
+    ngx_connection_t    *c;
+    ngx_pool_cleanup_t  *cln;
+    ngx_http_log_ctx_t  *ctx;
+
+    c = s->connection;
+    old = c->pool;
+    pool = s->pool;
+
+    if (!ngx_http_wirehub_compactable(c) || old == pool) {
+        return;
+    }
+
+    for (cln = old->cleanup; cln; cln = cln->next) {
+        if (cln->handler != NULL && cln->data != pool
+            && ngx_http_wirehub_in_pool(old, cln->data))
+        {
+            return;
+        }
+    }
+
+    log = ngx_palloc(pool, sizeof(ngx_log_t));
+    ctx = ngx_palloc(pool, sizeof(ngx_http_log_ctx_t));
+    sa = ngx_palloc(pool, c->socklen);
+    text = ngx_pnalloc(pool, c->addr_text.len);
+    local = NULL;
+
+    if (c->local_sockaddr && ngx_http_wirehub_in_pool(old, c->local_sockaddr))
+    {
+        local = ngx_palloc(pool, c->local_socklen);
+        if (local == NULL) {
+            return;
+        }
+    }
+
+    if (log == NULL || ctx == NULL || sa == NULL || text == NULL
+        || ngx_http_wirehub_move_cleanups(s, old) != NGX_OK)
+    {
+        return;
+    }
+
+    /* an HTTP connection's log context: ngx_http_init_connection() */
+
+    *log = *c->log;
+    *ctx = *(ngx_http_log_ctx_t *) c->log->data;
+    log->data = ctx;
+
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    s->timer.log = log;
+    pool->log = log;
+
+    ngx_memcpy(sa, c->sockaddr, c->socklen);
+    c->sockaddr = &sa->sockaddr;
+
+    ngx_memcpy(text, c->addr_text.data, c->addr_text.len);
+    c->addr_text.data = text;
+
+    if (local) {
+        ngx_memcpy(local, c->local_sockaddr, c->local_socklen);
+        c->local_sockaddr = &local->sockaddr;
+    }
+
+    /* emptied by the caller, in the old pool */
+    c->buffer = NULL;
+
+    c->pool = pool;
+    ngx_destroy_pool(old);
+}
+
+
+/* TLS and the PROXY protocol keep their state in the connection's pool */
+
+ngx_uint_t
+ngx_http_wirehub_compactable(ngx_connection_t *c)
+{
+#if (NGX_SSL)
+    if (c->ssl) {
+        return 0;
+    }
+#endif
+
+    return c->proxy_protocol == NULL;
+}
+
+
+/* p is in one of the pool's blocks, or is one of its large allocations */
+
+static ngx_uint_t
+ngx_http_wirehub_in_pool(ngx_pool_t *pool, void *p)
+{
+    ngx_pool_t        *b;
+    ngx_pool_large_t  *l;
+
+    for (b = pool; b; b = b->d.next) {
+        if ((u_char *) p >= (u_char *) b && (u_char *) p < b->d.end) {
+            return 1;
+        }
+    }
+
+    for (l = pool->large; l; l = l->next) {
+        if (l->alloc == p) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The cleanups of the connection's pool go to the session's, in the same
+ * order, the session's own where the one that destroyed its pool was.
+ * Nothing is left to run when the old pool goes.  Everything is allocated
+ * before anything is linked: a failure changes nothing.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_move_cleanups(ngx_http_wirehub_session_t *s,
+    ngx_pool_t *from)
+{
+    ngx_uint_t            n, found;
+    ngx_pool_t           *pool;
+    ngx_pool_cleanup_t   *cln, *copy, *head, **last;
+
+    pool = s->pool;
+    n = 0;
+    found = 0;
+
+    for (cln = from->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_wirehub_destroy_pool
+            && cln->data == pool)
+        {
+            found = 1;
+
+        } else if (cln->handler != NULL) {
+            n++;
+        }
+    }
+
+    copy = NULL;
+
+    if (!found
+        || (n && (copy = ngx_palloc(pool, n * sizeof(ngx_pool_cleanup_t)))
+                 == NULL))
+    {
+        return NGX_ERROR;
+    }
+
+    head = NULL;
+    last = &head;
+
+    for (cln = from->cleanup; cln; cln = cln->next) {
+
+        if (cln->handler == NULL) {
+            continue;
+        }
+
+        if (cln->handler == ngx_http_wirehub_destroy_pool
+            && cln->data == pool)
+        {
+            *last = pool->cleanup;
+
+            while (*last) {
+                last = &(*last)->next;
+            }
+
+            continue;
+        }
+
+        copy->handler = cln->handler;
+        copy->data = cln->data;
+        copy->next = NULL;
+
+        *last = copy;
+        last = &copy->next;
+        copy++;
+    }
+
+    pool->cleanup = head;
+    from->cleanup = NULL;
+
+    return NGX_OK;
 }

@@ -123,6 +123,40 @@ def test_sessions_unique_and_counted_per_workspace(nginx):
 # ------------------------------------------------------ client messages
 
 
+def test_proxy_protocol_connection_after_the_takeover(nginx_factory, keys,
+                                                      tmp_path):
+    """After the takeover an idle connection's state moves into the
+    session's own pool, except when it came with the PROXY protocol (the
+    addresses it carries stay in nginx's pool, which it then keeps):
+    messages, a ping and the closing handshake work the same there.  On
+    a UNIX socket, which no other listener can be given too."""
+    path = str(tmp_path / "proxied.sock")
+    nginx_factory(http=QUIET_HTTP, tag="proxied", server=SERVER
+                  + "listen unix:%s proxy_protocol;\n" % path)
+    key = wh.ws_key()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(path)
+    sock.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 443\r\n"
+                 + wh.upgrade_request(token=token_for(), key=key))
+    resp, rest = wh.read_http_response(sock)
+    assert resp.status == 101, resp
+    assert resp.header("sec-websocket-accept") == wh.ws_accept(key), resp
+    ws = wh.RawWebSocket(sock, rest, resp)
+    try:
+        assert ws.recv_json()["type"] == "connection_status"
+        for ref in ("p1", "p2"):
+            reply = request(ws, {"type": "ping", "ref": ref})
+            assert reply["type"] == "pong" and reply["ref"] == ref, reply
+        ws.send_frame(OP_PING, b"still there")
+        frame = ws.recv_frame()
+        assert (frame.opcode, frame.payload) == (OP_PONG, b"still there")
+        ws.send_close(1000)
+        ws.expect_close(1000, reply=False)
+    finally:
+        ws.close_socket()
+
+
 def test_ping_with_ref(nginx):
     ws, _ = connect(nginx)
     with ws:

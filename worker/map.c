@@ -8,7 +8,8 @@
 #include "map.h"
 
 
-static uint64_t
+/* 64-bit FNV-1a folded to the 32 bits an entry keeps */
+static uint32_t
 wh_map_hash(const void *key, size_t klen)
 {
     size_t                i;
@@ -20,7 +21,7 @@ wh_map_hash(const void *key, size_t klen)
         h *= 0x100000001b3ULL;
     }
 
-    return h;
+    return (uint32_t) (h ^ (h >> 32));
 }
 
 
@@ -43,7 +44,7 @@ wh_map_free(wh_map_t *m)
 
 
 static wh_map_entry_t **
-wh_map_find(wh_map_t *m, const void *key, size_t klen, uint64_t h)
+wh_map_find(wh_map_t *m, const void *key, size_t klen, uint32_t h)
 {
     wh_map_entry_t  **pe;
 
@@ -108,8 +109,12 @@ wh_map_grow(wh_map_t *m)
 wh_map_entry_t *
 wh_map_put(wh_map_t *m, const void *key, size_t klen, void *value)
 {
-    uint64_t          h;
+    uint32_t          h;
     wh_map_entry_t   *e, **pe;
+
+    if (klen > UINT32_MAX) {
+        return NULL;
+    }
 
     h = wh_map_hash(key, klen);
     pe = wh_map_find(m, key, klen, h);
@@ -131,7 +136,7 @@ wh_map_put(wh_map_t *m, const void *key, size_t klen, void *value)
 
     e->hash = h;
     e->value = value;
-    e->klen = klen;
+    e->klen = (uint32_t) klen;
     memcpy(e->key, key, klen);
     e->next = m->buckets[h & (m->nbuckets - 1)];
     m->buckets[h & (m->nbuckets - 1)] = e;

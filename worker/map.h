@@ -12,11 +12,12 @@
 
 typedef struct wh_map_entry_s  wh_map_entry_t;
 
+/* one per session, client and channel: 24 bytes before the key */
 struct wh_map_entry_s {
     wh_map_entry_t  *next;
-    uint64_t         hash;
     void            *value;
-    size_t           klen;
+    uint32_t         hash;
+    uint32_t         klen;
     unsigned char    key[];
 };
 

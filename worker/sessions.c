@@ -2,6 +2,7 @@
  * Sessions and presence.
  */
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,16 +14,20 @@
 #define WH_CLIENT_MAX   256     /* bytes of a client id, type or name */
 #define WH_CLKEY_MAX    (WH_WORKSPACE_MAX + 1 + WH_CLIENT_MAX)
 
+/* one per connection a worker holds, so kept small: the strings it is
+ * opened with follow it in its allocation, the type and name (which a
+ * SESSION_UPDATE changes, and most clients leave empty) are apart */
 struct wh_session_s {
     wh_session_t    *next, *prev;      /* in its workspace */
     wh_session_t    *cl_next, *cl_prev;    /* of its client, by age */
     wh_wsinfo_t     *wsi;
     wh_clinfo_t     *cli;
     wh_peer_t       *peer;
-    wh_str_t         session, client_id, client_type, name;
-    uint64_t         iat;
-    int              kicked;           /* SESSION_KICK sent */
-    char            *mem;              /* holds the strings */
+    char            *mem;              /* type, then name; or NULL */
+    uint16_t         session_len, client_id_len;
+    uint16_t         type_len, name_len;
+    unsigned char    kicked;           /* SESSION_KICK sent */
+    char             str[];            /* session, then client_id */
 };
 
 struct wh_wsinfo_s {
@@ -33,11 +38,68 @@ struct wh_wsinfo_s {
 
 /* the sessions of one client over all workers, oldest first */
 struct wh_clinfo_s {
-    wh_str_t         ws, client_id;    /* point into the map key */
+    wh_map_entry_t  *entry;            /* key: ws "\0" client_id */
     wh_session_t    *head, *tail;
     unsigned         total;
     unsigned         open;             /* not kicked */
 };
+
+
+static wh_str_t
+wh_cli_ws(const wh_clinfo_t *cli)
+{
+    const char  *key = (const char *) cli->entry->key;
+    wh_str_t     r = { key, strlen(key) };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_cli_client_id(const wh_clinfo_t *cli)
+{
+    const char  *key = (const char *) cli->entry->key;
+    size_t       n = strlen(key) + 1;
+    wh_str_t     r = { key + n, cli->entry->klen - n };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_se_session(const wh_session_t *se)
+{
+    wh_str_t  r = { se->str, se->session_len };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_se_client_id(const wh_session_t *se)
+{
+    wh_str_t  r = { se->str + se->session_len, se->client_id_len };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_se_type(const wh_session_t *se)
+{
+    wh_str_t  r = { se->mem ? se->mem : "", se->type_len };
+
+    return r;
+}
+
+
+static wh_str_t
+wh_se_name(const wh_session_t *se)
+{
+    wh_str_t  r = { se->mem ? se->mem + se->type_len : "", se->name_len };
+
+    return r;
+}
 
 
 void
@@ -146,10 +208,7 @@ wh_clinfo_get(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id)
         return NULL;
     }
 
-    cli->ws.data = (const char *) e->key;
-    cli->ws.len = ws.len;
-    cli->client_id.data = (const char *) e->key + ws.len + 1;
-    cli->client_id.len = client_id.len;
+    cli->entry = e;
 
     return cli;
 }
@@ -165,7 +224,7 @@ wh_clinfo_drop_if_unused(wh_sessions_t *s, wh_clinfo_t *cli)
         return;
     }
 
-    klen = wh_clinfo_key(key, cli->ws, cli->client_id);
+    klen = wh_clinfo_key(key, wh_cli_ws(cli), wh_cli_client_id(cli));
     wh_map_del(&s->clients, key, klen);
     free(cli);
 }
@@ -234,7 +293,7 @@ wh_session_kick(wh_sessions_t *s, wh_session_t *se, uint16_t code,
     se->cli->open--;
     s->kicked++;
 
-    wh_link_session_kick(&r, se->session, code, wh_cstr(reason));
+    wh_link_session_kick(&r, wh_se_session(se), code, wh_cstr(reason));
     wh_link_send(se->peer, &r);
 }
 
@@ -252,8 +311,9 @@ wh_clinfo_enforce(wh_sessions_t *s, wh_clinfo_t *cli, uint32_t limit)
         if (!se->kicked) {
             wh_log_info(s->log, "session %.*s of client %.*s replaced by "
                         "a newer connection (limit %u)",
-                        (int) se->session.len, se->session.data,
-                        (int) cli->client_id.len, cli->client_id.data,
+                        (int) se->session_len, se->str,
+                        (int) wh_cli_client_id(cli).len,
+                        wh_cli_client_id(cli).data,
                         limit);
             wh_session_kick(s, se, WH_CLOSE_REPLACED,
                             "replaced by a newer connection");
@@ -300,7 +360,7 @@ wh_sessions_identity(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session,
     }
 
     *ws = se->wsi->ws;
-    *client_id = se->client_id;
+    *client_id = wh_se_client_id(se);
 
     return 1;
 }
@@ -323,22 +383,25 @@ wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
     char      *text;
     json_t    *data;
     wh_err_t   err;
-    wh_str_t   ch = { "$presence", 9 }, t, d;
+    wh_str_t   ch = { "$presence", 9 }, t, d, id, ctype, name;
 
     if (s->quiet) {
         return;
     }
 
+    id = wh_se_client_id(se);
+    ctype = wh_se_type(se);
+    name = wh_se_name(se);
+
     data = json_pack("{s:s%,s:s%,s:s%,s:s}",
-                     "client_id", se->client_id.data, se->client_id.len,
-                     "client_type", se->client_type.data,
-                     se->client_type.len,
-                     "session", se->session.data, se->session.len,
+                     "client_id", id.data, id.len,
+                     "client_type", ctype.data, ctype.len,
+                     "session", se->str, (size_t) se->session_len,
                      "reason", reason);
 
     if (data != NULL && with_name) {
         json_object_set_new(data, "client_name",
-                            json_stringn(se->name.data, se->name.len));
+                            json_stringn(name.data, name.len));
     }
 
     text = data ? json_dumps(data, JSON_COMPACT) : NULL;
@@ -404,7 +467,7 @@ wh_session_unlink(wh_sessions_t *s, wh_session_t *se)
     wh_wsinfo_t   *wsi = se->wsi;
 
     wh_map_del(&s->sessions, key, wh_session_key(key, se->peer,
-                                                  se->session));
+                                                  wh_se_session(se)));
     wh_clinfo_unlink(s, se);
 
     if (se->prev) {
@@ -427,37 +490,60 @@ wh_session_unlink(wh_sessions_t *s, wh_session_t *se)
 }
 
 
-/* copies the strings of m into one allocation */
-static int
-wh_session_set(wh_session_t *se, wh_str_t session, wh_str_t client_id,
-    wh_str_t client_type, wh_str_t name)
+/* a session with its strings; lengths are checked by the caller */
+static wh_session_t *
+wh_session_new(wh_str_t session, wh_str_t client_id)
 {
-    char  *mem, *p;
+    wh_session_t  *se;
 
-    mem = malloc(session.len + client_id.len + client_type.len + name.len
-                 + 1);
+    se = calloc(1, offsetof(wh_session_t, str) + session.len
+                   + client_id.len);
 
-    if (mem == NULL) {
-        return -1;
+    if (se == NULL) {
+        return NULL;
     }
 
-    p = mem;
-    se->session.data = memcpy(p, session.data, session.len);
-    se->session.len = session.len;
-    p += session.len;
-    se->client_id.data = client_id.len ? memcpy(p, client_id.data,
-                                                client_id.len) : p;
-    se->client_id.len = client_id.len;
-    p += client_id.len;
-    se->client_type.data = client_type.len ? memcpy(p, client_type.data,
-                                                    client_type.len) : p;
-    se->client_type.len = client_type.len;
-    p += client_type.len;
-    se->name.data = name.len ? memcpy(p, name.data, name.len) : p;
-    se->name.len = name.len;
+    memcpy(se->str, session.data, session.len);
+    se->session_len = (uint16_t) session.len;
+
+    if (client_id.len) {
+        memcpy(se->str + session.len, client_id.data, client_id.len);
+    }
+
+    se->client_id_len = (uint16_t) client_id.len;
+
+    return se;
+}
+
+
+/* the type and name, in one allocation unless both are empty */
+static int
+wh_session_set(wh_session_t *se, wh_str_t client_type, wh_str_t name)
+{
+    char  *mem;
+
+    mem = NULL;
+
+    if (client_type.len + name.len) {
+        mem = malloc(client_type.len + name.len);
+
+        if (mem == NULL) {
+            return -1;
+        }
+
+        if (client_type.len) {
+            memcpy(mem, client_type.data, client_type.len);
+        }
+
+        if (name.len) {
+            memcpy(mem + client_type.len, name.data, name.len);
+        }
+    }
 
     free(se->mem);
     se->mem = mem;
+    se->type_len = (uint16_t) client_type.len;
+    se->name_len = (uint16_t) name.len;
 
     return 0;
 }
@@ -542,13 +628,12 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
         wh_session_free(se);
     }
 
-    se = calloc(1, sizeof(wh_session_t));
+    se = wh_session_new(m->session, m->client_id);
     wsi = wh_wsinfo_get(s, m->workspace);
     cli = wh_clinfo_get(s, m->workspace, m->client_id);
 
     if (se == NULL || wsi == NULL || cli == NULL
-        || wh_session_set(se, m->session, m->client_id, m->client_type,
-                          m->name) != 0
+        || wh_session_set(se, m->client_type, m->name) != 0
         || wh_map_put(&s->sessions, key, wh_session_key(key, peer,
                                                         m->session), se)
            == NULL)
@@ -570,7 +655,6 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     }
 
     se->peer = peer;
-    se->iat = m->id2;
     se->wsi = wsi;
     se->next = wsi->head;
 
@@ -594,8 +678,8 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     wh_clinfo_enforce(s, cli, m->count);
 
     if (s->hooks.opened) {
-        s->hooks.opened(s->hooks.ctx, wsi->ws, se->client_id,
-                        se->client_type, se->name);
+        s->hooks.opened(s->hooks.ctx, wsi->ws, wh_se_client_id(se),
+                        wh_se_type(se), wh_se_name(se));
     }
 
     return 0;
@@ -619,9 +703,7 @@ wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
         return 0;
     }
 
-    if (wh_session_set(se, se->session, se->client_id, m->client_type,
-                       m->name) != 0)
-    {
+    if (wh_session_set(se, m->client_type, m->name) != 0) {
         wh_log_error(s->log, "session update: out of memory");
         return 0;
     }
@@ -629,8 +711,8 @@ wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
     wh_presence(s, se, "client_updated", "register", 1);
 
     if (s->hooks.updated && !se->kicked) {
-        s->hooks.updated(s->hooks.ctx, se->wsi->ws, se->client_id,
-                         se->client_type, se->name);
+        s->hooks.updated(s->hooks.ctx, se->wsi->ws, wh_se_client_id(se),
+                         wh_se_type(se), wh_se_name(se));
     }
 
     return 0;
@@ -647,8 +729,8 @@ wh_session_end(wh_sessions_t *s, wh_session_t *se, const char *reason)
     wh_presence(s, se, "client_disconnected", reason, 0);
 
     left = cli->open - !se->kicked;
-    ws = cli->ws;
-    client_id = cli->client_id;
+    ws = wh_cli_ws(cli);
+    client_id = wh_cli_client_id(cli);
 
     /* ws and client_id live in the client's entry until it is dropped */
     if (s->hooks.closed && !s->quiet) {
@@ -724,7 +806,7 @@ wh_sessions_newest(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id,
     for (se = cli ? cli->tail : NULL; se != NULL; se = se->cl_prev) {
         if (!se->kicked && !se->peer->closing) {
             *peer = se->peer;
-            *session = se->session;
+            *session = wh_se_session(se);
             return 1;
         }
     }
@@ -771,8 +853,11 @@ wh_sessions_stats(wh_sessions_t *s, wh_str_t ws, json_t *obj)
     wsi = wh_map_get(&s->workspaces, ws.data, ws.len);
 
     for (se = wsi ? wsi->head : NULL; se != NULL; se = se->next) {
-        memcpy(type, se->client_type.data, se->client_type.len);
-        type[se->client_type.len] = '\0';
+        if (se->type_len) {
+            memcpy(type, se->mem, se->type_len);
+        }
+
+        type[se->type_len] = '\0';
 
         /* a type with a NUL byte is counted under its prefix */
         if (type[0] == '\0') {
@@ -834,7 +919,7 @@ wh_sessions_each_client(wh_sessions_t *s, wh_client_each_pt cb, void *ctx)
         ci = e->value;
 
         if (ci->open > 0) {
-            cb(ctx, ci->ws, ci->client_id);
+            cb(ctx, wh_cli_ws(ci), wh_cli_client_id(ci));
         }
     }
 }

@@ -1414,6 +1414,58 @@ test_compressed_messages(void **state)
 }
 
 
+/*
+ * At rest only between messages: the module drops an idle connection's
+ * parser then and starts a fresh one when data comes.  A control frame
+ * between fragments does not end the message.
+ */
+static void
+test_at_rest(void **state)
+{
+    size_t              i, used, len;
+    stream_t            s;
+    unsigned char      *p;
+    wh_frame_rc_e       rc;
+    wh_frame_event_t    ev;
+    wh_frame_parser_t   parser;
+    static const char   want[] = "00000001" "0000000" "0000000" "000000"
+                                 "00000001" "000001";
+
+    (void) state;
+
+    memset(&s, 0, sizeof(s));
+    put_str(&s, FIN | TEXT, "ab");          /* 8 bytes: rest after it */
+    put_str(&s, TEXT, "x");                 /* 7: a message begun */
+    put_str(&s, FIN | PING, "p");           /* 7: still inside it */
+    put_str(&s, CONT, "");                  /* 6 */
+    put_str(&s, FIN | CONT, "yz");          /* 8: the message ends */
+    put_str(&s, FIN | PONG, "");            /* 6: between messages */
+    assert_int_equal(s.len, sizeof(want) - 1);
+
+    memset(&parser, 0, sizeof(parser));
+    parser.require_mask = 1;
+    wh_frame_parser_init(&parser);
+    assert_true(wh_frame_parser_at_rest(&parser));
+
+    for (i = 0; i < s.len; i++) {
+        p = s.data + i;
+        len = 1;
+
+        do {
+            rc = wh_frame_parse(&parser, p, len, &used, &ev);
+            assert_int_not_equal(rc, RC_ERROR);
+            p += used;
+            len -= used;
+        } while (rc != RC_AGAIN);
+
+        assert_int_equal(wh_frame_parser_at_rest(&parser),
+                         want[i] == '1');
+    }
+
+    stream_free(&s);
+}
+
+
 static void
 test_init_keeps_settings(void **state)
 {
@@ -1642,6 +1694,7 @@ main(void)
         cmocka_unit_test(test_close_reason_invalid_utf8),
         cmocka_unit_test(test_max_message_size),
         cmocka_unit_test(test_compressed_messages),
+        cmocka_unit_test(test_at_rest),
         cmocka_unit_test(test_init_keeps_settings),
         cmocka_unit_test(test_parser_is_small),
         cmocka_unit_test(test_frame_header_builder),
