@@ -367,6 +367,11 @@ class Wirehub(Server):
             "listen unix:%s%s;\n"
             "storage %s/data map_size=1g;\n"
             "history length=1000 ttl=24h;\n"
+            # capacity, not the tenant limits, is measured: the default
+            # publish_rate (2,000/s) would refuse the ingest and the many
+            # channels runs
+            "quota workspace=* publish_rate=unlimited "
+            "history_bytes=unlimited channels=unlimited;\n"
             "%s"
             "log stderr warn;\n") % (sock, group, prefix, mqtt))
         daemon = self.spawn([WIREHUBD, "-c", daemon_conf], "wirehubd.log")
@@ -460,6 +465,11 @@ class WirehubCluster(Wirehub):
             "listen unix:%s%s;\n"
             "storage %s/data map_size=1g;\n"
             "history length=1000 ttl=24h;\n"
+            # capacity, not the tenant limits, is measured: the default
+            # publish_rate (2,000/s) would refuse the ingest and the many
+            # channels runs
+            "quota workspace=* publish_rate=unlimited "
+            "history_bytes=unlimited channels=unlimited;\n"
             "engine redis host=127.0.0.1 port=%d;\n"
             "node_id b%d;\n"
             "log stderr warn;\n") % (sock, group, node, self.redis_port, n))
