@@ -1063,18 +1063,17 @@ def target(check, results):
             return None
         return w >= factor * nc if more else w <= factor * nc
 
-    if check == "fanout_max_rate":
-        return ">= 1.3x Nchan", verdict(vs_nchan("fanout_max", rate, 1.3,
-                                                 True))
-    if check == "fanout_max_p99":
-        return "<= Nchan's", verdict(vs_nchan("fanout_max", p99, 1.0,
-                                              False))
-    if check == "fanout_max2_rate":
-        return ">= 1.5x Nchan", verdict(vs_nchan("fanout_max2", rate, 1.5,
-                                                 True))
-    if check == "fanout_max2_p99":
-        return "<= Nchan's", verdict(vs_nchan("fanout_max2", p99, 1.0,
-                                              False))
+    # check: scenario, figure, factor, at least (else at most), text
+    against_nchan = {
+        "fanout_max_rate": ("fanout_max", rate, 1.3, True, ">= 1.3x Nchan"),
+        "fanout_max_p99": ("fanout_max", p99, 1.0, False, "<= Nchan's"),
+        "fanout_max2_rate": ("fanout_max2", rate, 1.5, True,
+                             ">= 1.5x Nchan"),
+        "fanout_max2_p99": ("fanout_max2", p99, 1.0, False, "<= Nchan's"),
+    }
+    if check in against_nchan:
+        scen, fn, factor, more, text = against_nchan[check]
+        return text, verdict(vs_nchan(scen, fn, factor, more))
     if check in ("fanout_max_cpu", "fanout_rate_cpu"):
         scen = check[:-4]
         w, fl = wh(scen, cpu), val(scen, "floor", cpu)

@@ -970,8 +970,9 @@ wh_job_strdup(wh_str_t s)
 }
 
 
-/* an execution of a job another node runs: the status its command
- * has in the store, as loading the job would find it */
+/* an execution's status from the store: its command's (found: cmd
+ * holds it), waiting while the rollout has not reached it or will
+ * retry it */
 static uint8_t
 wh_job_stored_status(const wh_job_t *rec, const wh_job_exec_t *x,
     const wh_command_t *cmd, int found)
@@ -2032,33 +2033,23 @@ wh_jobs_load_exec(void *ctx, uint64_t idx, const wh_job_exec_t *x,
         return 1;
     }
 
-    if (x->series == 0) {
-        b = jm->rec.series == 1 && !wh_job_final(jm->rec.status)
-            ? WH_EXEC_WAITING | WH_CMD_PENDING : WH_CMD_CANCELLED;
-        wh_exec_set(jm, idx, b);
-        return 0;
+    rc = 0;
+
+    if (x->series) {
+        rc = wh_etxn_ops(l->t)->cmd_get(l->t, jm->rec.ws,
+                                        wh_exec_cmd_id(id, jm->rec.id, idx,
+                                                       x->series),
+                                        &cmd, err);
+
+        if (rc < 0) {
+            return -1;
+        }
     }
 
-    rc = wh_etxn_ops(l->t)->cmd_get(l->t, jm->rec.ws,
-                                    wh_exec_cmd_id(id, jm->rec.id, idx,
-                                                   x->series),
-                                    &cmd, err);
-
-    if (rc < 0) {
-        return -1;
-    }
-
-    b = rc == 0 ? WH_CMD_CANCELLED : (uint8_t) cmd.state.status;
+    b = wh_job_stored_status(&jm->rec, x, &cmd, rc);
 
     if (rc == 1) {
         wh_command_free(&cmd);
-    }
-
-    if (x->series < jm->rec.series
-        && (b == WH_CMD_FAILED || b == WH_CMD_EXPIRED)
-        && !wh_job_final(jm->rec.status))
-    {
-        b |= WH_EXEC_WAITING;
     }
 
     wh_exec_set(jm, idx, b);

@@ -326,16 +326,45 @@ wh_srcop_view(wh_sources_t *s, json_t *item)
 static void wh_srcop_submit(wh_srcop_t *op);
 
 
-static void
-wh_srcop_created(wh_srcop_t *op)
+/* the op's stored record started here; NULL with err */
+static wh_source_t *
+wh_srcop_start(wh_srcop_t *op, wh_err_t *err)
 {
     char              why[200];
     json_t           *item;
-    wh_srcop_t       *forget;
-    wh_err_t          err;
-    wh_source_t      *src;
+    wh_source_t      *src = NULL;
     wh_source_def_t   def;
     json_error_t      je;
+
+    item = json_loads(op->record, 0, &je);
+    memset(&def, 0, sizeof(def));
+
+    if (item == NULL) {
+        wh_err(err, 503, "out of memory");
+
+    } else if (wh_srcop_def(item, op->ws, &def, why, sizeof(why)) != 0) {
+        wh_err(err, 503, "%s", why);
+
+    } else {
+        src = wh_sources_add(op->s, &def, 1, err);
+    }
+
+    json_decref(item);
+
+    if (src == NULL) {
+        wh_source_def_free(&def);
+    }
+
+    return src;
+}
+
+
+static void
+wh_srcop_created(wh_srcop_t *op)
+{
+    wh_err_t      err;
+    wh_srcop_t   *forget;
+    wh_source_t  *src;
 
     if (op->status == 409) {
         wh_respond_error(op->peer, op->req_id, 409, "conflict",
@@ -343,26 +372,11 @@ wh_srcop_created(wh_srcop_t *op)
         return;
     }
 
-    item = json_loads(op->record, 0, &je);
-    memset(&def, 0, sizeof(def));
-
-    if (item == NULL || wh_srcop_def(item, op->ws, &def, why, sizeof(why))
-        != 0)
-    {
-        json_decref(item);
-        wh_source_def_free(&def);
-        wh_respond_error(op->peer, op->req_id, 503, "unavailable",
-                         "out of memory");
-        return;
-    }
-
-    json_decref(item);
-    src = wh_sources_add(op->s, &def, 1, &err);
+    src = wh_srcop_start(op, &err);
 
     if (src == NULL) {
         /* stored but not started (a cafile that does not load, say):
          * not kept either */
-        wh_source_def_free(&def);
         wh_respond_err(op->peer, op->req_id, &err);
         forget = wh_srcop_new(op->s, WH_SRCOP_DELETE, op->ws, op->id);
 
@@ -450,28 +464,15 @@ static void wh_srcsh_take_over(wh_sources_t *s, json_t *found);
 static void
 wh_srcop_adopted(wh_srcop_t *op)
 {
-    char              why[200];
-    json_t           *item;
-    wh_err_t          err;
-    wh_source_def_t   def;
-    json_error_t      je;
+    wh_err_t  err;
 
-    item = json_loads(op->record, 0, &je);
-    memset(&def, 0, sizeof(def));
-
-    if (item == NULL || wh_srcop_def(item, op->ws, &def, why, sizeof(why))
-        != 0 || wh_sources_add(op->s, &def, 1, &err) == NULL)
-    {
+    if (wh_srcop_start(op, &err) == NULL) {
         wh_log_error(op->s->log, "source %.*s/%.*s: not taken over from "
                      "node \"%s\": %s", (int) op->ws.len, op->ws.data,
-                     (int) op->id.len, op->id.data, op->from,
-                     item ? why : "out of memory");
-        json_decref(item);
-        wh_source_def_free(&def);
+                     (int) op->id.len, op->id.data, op->from, err.msg);
         return;
     }
 
-    json_decref(item);
     wh_log_info(op->s->log, "source %.*s/%.*s: taken over from node \"%s\", "
                 "whose lease ended", (int) op->ws.len, op->ws.data,
                 (int) op->id.len, op->id.data, op->from);
