@@ -970,12 +970,12 @@ wh_job_strdup(wh_str_t s)
 }
 
 
-/* an execution's status from the store: its command's (found: cmd
- * holds it), waiting while the rollout has not reached it or will
+/* an execution's status from the store: its command's (status; -1
+ * there is none), waiting while the rollout has not reached it or will
  * retry it */
 static uint8_t
 wh_job_stored_status(const wh_job_t *rec, const wh_job_exec_t *x,
-    const wh_command_t *cmd, int found)
+    int status)
 {
     uint8_t  b;
 
@@ -984,7 +984,7 @@ wh_job_stored_status(const wh_job_t *rec, const wh_job_exec_t *x,
                ? WH_EXEC_WAITING | WH_CMD_PENDING : WH_CMD_CANCELLED;
     }
 
-    b = found ? (uint8_t) cmd->state.status : WH_CMD_CANCELLED;
+    b = status >= 0 ? (uint8_t) status : WH_CMD_CANCELLED;
 
     if (x->series < rec->series
         && (b == WH_CMD_FAILED || b == WH_CMD_EXPIRED)
@@ -1023,7 +1023,10 @@ wh_job_list_one(void *ctx, uint64_t idx, const wh_job_exec_t *x,
         }
     }
 
-    st = l->jm ? l->jm->exec[idx] : wh_job_stored_status(l->rec, x, &cmd, rc);
+    st = l->jm ? l->jm->exec[idx]
+               : wh_job_stored_status(l->rec, x, rc == 1
+                                                 ? (int) cmd.state.status
+                                                 : -1);
 
     if ((op->mask
          && !(op->mask & (1u << wh_exec_count_of((uint8_t) st))))
@@ -2046,7 +2049,8 @@ wh_jobs_load_exec(void *ctx, uint64_t idx, const wh_job_exec_t *x,
         }
     }
 
-    b = wh_job_stored_status(&jm->rec, x, &cmd, rc);
+    b = wh_job_stored_status(&jm->rec, x,
+                             rc == 1 ? (int) cmd.state.status : -1);
 
     if (rc == 1) {
         wh_command_free(&cmd);
