@@ -898,6 +898,20 @@ def per_message(r):
     return None if v is None else v / per
 
 
+def comm_us(comm, per_key):
+    """us of one kind of server process (its CPU over the measured
+    window) per unit: where the server's CPU goes"""
+    def f(r):
+        units = get(r, per_key)
+        window = get(r, "window_s")
+        used = [p.get("cpu_s") for p in (r.get("server_procs") or [])
+                if p.get("comm") == comm and p.get("cpu_s") is not None]
+        if not units or not window or not used:
+            return None
+        return sum(used) * 1e6 / (units * window)
+    return f
+
+
 def metric_rows(sizes):
     """(scenario, row label, metric, extractor, format, target check)."""
     fm, fr, many, idle, ing = (sizes["fanout_max"], sizes["fanout_rate"],
@@ -911,6 +925,10 @@ def metric_rows(sizes):
          "fanout_max_rate"),
         ("fanout_max", "", "server CPU us/delivery", cpu, "%.2f",
          "fanout_max_cpu"),
+        ("fanout_max", "", "  of it nginx",
+         comm_us("nginx", "deliveries_per_s"), "%.2f", None),
+        ("fanout_max", "", "  of it wirehubd",
+         comm_us("wirehubd", "deliveries_per_s"), "%.2f", None),
         ("fanout_max", "", "p99 ms", lat_ms("p99"), "%.0f",
          "fanout_max_p99"),
         ("fanout_max2", "the same, 2 workers", "deliveries/s", rate,
@@ -954,6 +972,10 @@ def metric_rows(sizes):
         ("connect_hs256", "", "handshakes per server CPU-s",
          lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
          "hs256_core"),
+        ("connect_hs256", "", "  server CPU us/handshake: nginx",
+         comm_us("nginx", "handshakes_per_s"), "%.1f", None),
+        ("connect_hs256", "", "  server CPU us/handshake: wirehubd",
+         comm_us("wirehubd", "handshakes_per_s"), "%.1f", None),
         ("connect_es256", "connect storm, ES256 token", "handshakes/s",
          lambda r: get(r, "handshakes_per_s"), "%.0f", None),
         ("connect_es256", "", "handshakes per server CPU-s",

@@ -170,6 +170,7 @@ typedef struct {
     char                comm[24];
     uint64_t            rss_kib;
     uint64_t            pss_kib;
+    double              cpu_s;          /* utime + stime so far */
 } wsl_proc_usage_t;
 
 

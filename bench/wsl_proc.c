@@ -311,6 +311,7 @@ wsl_kernel_read(wsl_usage_t *u)
 int
 wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
 {
+    double        cpu;
     unsigned      i;
     uint64_t      rss, pss;
     wsl_pidset_t  set;
@@ -335,12 +336,14 @@ wsl_usage_read(const wsl_conf_t *conf, wsl_usage_t *u)
     for (i = 0; i < set.n; i++) {
         rss = wsl_proc_kib(set.pids[i], "status", "VmRSS");
         pss = wsl_proc_kib(set.pids[i], "smaps_rollup", "Pss");
-        u->cpu_s += wsl_proc_cpu_s(set.pids[i]);
+        cpu = wsl_proc_cpu_s(set.pids[i]);
+        u->cpu_s += cpu;
         u->rss_kib += rss;
         u->pss_kib += pss;
 
         if (i < WSL_USAGE_DETAIL) {
             u->detail[i].pid = set.pids[i];
+            u->detail[i].cpu_s = cpu;
             u->detail[i].rss_kib = rss;
             u->detail[i].pss_kib = pss;
             wsl_proc_comm(set.pids[i], u->detail[i].comm,

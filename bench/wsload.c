@@ -746,8 +746,8 @@ wsl_print_kernel(const wsl_run_t *run, double n)
 static void
 wsl_print_memory(const wsl_run_t *run)
 {
-    double                   n;
-    unsigned                 i;
+    double                   n, cpu;
+    unsigned                 i, j;
     const wsl_proc_usage_t  *d;
 
     n = run->ready ? (double) run->ready : 1.0;
@@ -756,10 +756,22 @@ wsl_print_memory(const wsl_run_t *run)
 
     for (i = 0; i < run->after.nprocs && i < WSL_USAGE_DETAIL; i++) {
         d = &run->after.detail[i];
+
+        /* the CPU it used between the two readings (a process that came
+         * meanwhile: all it used) */
+        cpu = d->cpu_s;
+
+        for (j = 0; j < run->before.nprocs && j < WSL_USAGE_DETAIL; j++) {
+            if (run->before.detail[j].pid == d->pid) {
+                cpu -= run->before.detail[j].cpu_s;
+                break;
+            }
+        }
+
         printf("%s{\"pid\":%d,\"comm\":\"%s\",\"rss_kib\":%llu,"
-               "\"pss_kib\":%llu}", i ? "," : "", (int) d->pid, d->comm,
-               (unsigned long long) d->rss_kib,
-               (unsigned long long) d->pss_kib);
+               "\"pss_kib\":%llu,\"cpu_s\":%.3f}", i ? "," : "",
+               (int) d->pid, d->comm, (unsigned long long) d->rss_kib,
+               (unsigned long long) d->pss_kib, cpu);
     }
 
     printf("],");

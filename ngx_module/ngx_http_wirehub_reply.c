@@ -9,6 +9,10 @@
 #include "wh_time.h"
 
 
+/* connection_status at its longest: the names, a session id, the figures */
+#define NGX_HTTP_WIREHUB_STATUS_LEN  512
+
+
 static ngx_int_t ngx_http_wirehub_send_json(ngx_http_wirehub_session_t *s,
     json_t *msg);
 
@@ -76,39 +80,49 @@ ngx_http_wirehub_send_client_error(ngx_http_wirehub_session_t *s,
 }
 
 
+/*
+ * Printed, not built: it is sent on every connection.  The client id and
+ * the workspace are names of [A-Za-z0-9_.:@-] (the token's claims were
+ * checked) and the session id is ours, so nothing needs escaping.
+ */
+
 ngx_int_t
 ngx_http_wirehub_send_connection_status(ngx_http_wirehub_session_t *s,
     ngx_uint_t active_clients)
 {
-    json_t                       *status;
+    u_char                       *p, *last;
+    u_char                        text[NGX_HTTP_WIREHUB_STATUS_LEN];
+    char                          iso[WH_TIME_ISO_LEN + 1];
     ngx_http_wirehub_identity_t  *id;
 
     id = s->identity;
+    last = text + sizeof(text);
 
-    status = json_pack("{s:s,s:{s:s,s:s%,s:s%,s:s%,s:I},s:o}",
-                       "type", "connection_status",
-                       "data",
-                       "status", "connected",
-                       "client_id", id->client_id.data, id->client_id.len,
-                       "workspace", id->workspace.data, id->workspace.len,
-                       "session", s->id_node.str.data, s->id_node.str.len,
-                       "active_clients", (json_int_t) active_clients,
-                       "timestamp", ngx_http_wirehub_timestamp());
+    wh_time_iso(iso, wh_time_ms());
+
+    p = ngx_slprintf(text, last,
+                     "{\"type\":\"connection_status\",\"data\":{"
+                     "\"status\":\"connected\",\"client_id\":\"%V\","
+                     "\"workspace\":\"%V\",\"session\":\"%V\","
+                     "\"active_clients\":%ui",
+                     &id->client_id, &id->workspace, &s->id_node.str,
+                     active_clients);
 
     /* the token's exp: a client refreshes in band before it (no exp: none) */
 
-    if (status && id->exp
-        && json_object_set_new(json_object_get(status, "data"), "exp",
-                               json_integer((json_int_t) id->exp))
-           != 0)
-    {
-        json_decref(status);
+    if (id->exp) {
+        p = ngx_slprintf(p, last, ",\"exp\":%T", id->exp);
+    }
+
+    p = ngx_slprintf(p, last, "},\"timestamp\":\"%s\"}", iso);
+
+    if (p == last) {
         return NGX_ERROR;
     }
 
     ngx_http_wirehub_greeted(s);
 
-    return ngx_http_wirehub_reply(s, status, NULL);
+    return ngx_http_wirehub_send_text(s, text, p - text);
 }
 
 

@@ -478,3 +478,32 @@ wh_cmdrec_scan(const char *text, size_t len, wh_cmdrec_t *rec,
 
     return 0;
 }
+
+
+int
+wh_cmdrec_scan_flat(const char *text, size_t len, const char **skeys,
+    size_t ns, wh_str_t *strs, const char **ikeys, size_t ni, int64_t *ints,
+    char *scratch)
+{
+    size_t            i;
+    wh_cmdrec_scan_t  s;
+
+    for (i = 0; i < ns; i++) {
+        strs[i].data = "";
+        strs[i].len = 0;
+    }
+
+    memset(ints, 0, ni * sizeof(int64_t));
+
+    s.p = text;
+    s.end = text + len;
+    s.out = scratch;
+
+    if (wh_cmdrec_object(&s, skeys, ns, strs, ikeys, ni, ints, NULL) != 0
+        || wh_cmdrec_peek(&s) != -1)
+    {
+        return WH_CMDREC_OTHER;
+    }
+
+    return 0;
+}

@@ -64,4 +64,13 @@ extern const char  *wh_cmdrec_int_keys[WH_CMDREC_INTS];
 int wh_cmdrec_scan(const char *text, size_t len, wh_cmdrec_t *rec,
     char *scratch);
 
+/*
+ * The same for a record of flat members only (a client): the members
+ * named by skeys and ikeys into strs and ints, absent ones "" and 0;
+ * an array or an object in it answers WH_CMDREC_OTHER
+ */
+int wh_cmdrec_scan_flat(const char *text, size_t len, const char **skeys,
+    size_t ns, wh_str_t *strs, const char **ikeys, size_t ni, int64_t *ints,
+    char *scratch);
+
 #endif /* WH_CMDREC_H */

@@ -64,8 +64,7 @@ wh_lmdb_write(wh_engine_t *e, wh_engine_space_e space, wh_engine_txn_pt fn,
 }
 
 
-/* the state environment syncs every commit: nothing is left to do
- * unless it was opened otherwise */
+/* the state environment's meta page, which its commits leave unsynced */
 static int
 wh_lmdb_sync(wh_engine_t *e, wh_err_t *err)
 {

@@ -1,8 +1,12 @@
 /*
  * LMDB store.  The history environment runs with MDB_NOSYNC (the
  * daemon syncs it every second when something was committed, and at
- * exit); the state environment syncs every commit, so a command is
- * durable when its commit returns.  Both run with MDB_NOTLS (read txns
+ * exit); the state environment with MDB_NOMETASYNC: every commit syncs
+ * its data pages, so the environment stays whole, and its meta page is
+ * synced by the next commit or by wh_store_sync(), which the writes
+ * that must be durable (a command, before it is answered) ask for.  A
+ * commit nobody waits for (a client's last_seen) then costs one sync,
+ * not two.  Both run with MDB_NOTLS (read txns
  * are not tied to threads, so one reset read txn is reused for every
  * read).
  */
@@ -309,8 +313,11 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
     st->log = log;
 
     /* MDB_NOSYNC only where a system crash may cost the last second
-     * and, lmdb.h warns, the integrity of the environment: history */
-    flags = MDB_NOTLS | (kind == WH_STORE_HISTORY ? MDB_NOSYNC : 0);
+     * and, lmdb.h warns, the integrity of the environment: history;
+     * MDB_NOMETASYNC keeps it ("may undo the last committed
+     * transaction"), and the meta page is synced when a write asks */
+    flags = MDB_NOTLS | (kind == WH_STORE_HISTORY ? MDB_NOSYNC
+                                                  : MDB_NOMETASYNC);
 
     if ((rc = mdb_env_create(&st->env)) != 0
         || (rc = mdb_env_set_maxdbs(st->env, WH_STORE_MAX_DBS)) != 0
@@ -476,8 +483,8 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
             return wh_store_fail(st, rc, "commit", err);
         }
 
-        /* a synced store is durable once the commit returned */
-        st->dirty = st->kind == WH_STORE_HISTORY;
+        /* history: nothing synced; state: all but the meta page */
+        st->dirty = 1;
         st->full = 0;
 
         return 0;

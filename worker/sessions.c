@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "wh_channel.h"
+#include "jsonw.h"
 #include "sessions.h"
 
 
@@ -375,13 +376,14 @@ wh_sessions_elsewhere(wh_sessions_t *s, wh_str_t ws, uint64_t here)
 }
 
 
-/* publishes a $presence event */
+/* publishes a $presence event, written straight into one buffer (two
+ * a connection) */
 static void
 wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
     const char *reason, int with_name)
 {
-    char      *text;
-    json_t    *data;
+    int        rc;
+    wh_buf_t   b;
     wh_err_t   err;
     wh_str_t   ch = { "$presence", 9 }, t, d, id, ctype, name;
 
@@ -393,21 +395,22 @@ wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
     ctype = wh_se_type(se);
     name = wh_se_name(se);
 
-    data = json_pack("{s:s%,s:s%,s:s%,s:s}",
-                     "client_id", id.data, id.len,
-                     "client_type", ctype.data, ctype.len,
-                     "session", se->str, (size_t) se->session_len,
-                     "reason", reason);
+    memset(&b, 0, sizeof(wh_buf_t));
 
-    if (data != NULL && with_name) {
-        json_object_set_new(data, "client_name",
-                            json_stringn(name.data, name.len));
+    rc = wh_jw_open(&b, NULL, '{');
+    rc |= wh_jw_str(&b, "client_id", id.data, id.len);
+    rc |= wh_jw_str(&b, "client_type", ctype.data, ctype.len);
+    rc |= wh_jw_str(&b, "session", se->str, (size_t) se->session_len);
+    rc |= wh_jw_cstr(&b, "reason", reason);
+
+    if (with_name) {
+        rc |= wh_jw_str(&b, "client_name", name.data, name.len);
     }
 
-    text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    json_decref(data);
+    rc |= wh_jw_close(&b, '}');
 
-    if (text == NULL) {
+    if (rc != 0) {
+        wh_buf_free(&b);
         wh_log_error(s->log, "presence: cannot build a %s event "
                      "(invalid UTF-8 in a client field?)", type);
         return;
@@ -415,8 +418,8 @@ wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
 
     t.data = type;
     t.len = strlen(type);
-    d.data = text;
-    d.len = strlen(text);
+    d.data = (const char *) b.data;
+    d.len = b.len;
 
     if (wh_channels_enqueue(s->channels, WH_PUB_DAEMON, NULL, 0,
                             se->wsi->ws, ch, t, d, &err) != 0)
@@ -424,7 +427,7 @@ wh_presence(wh_sessions_t *s, wh_session_t *se, const char *type,
         wh_log_error(s->log, "presence: %s", err.msg);
     }
 
-    free(text);
+    wh_buf_free(&b);
 }
 
 

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "cmdrec.h"
+#include "jsonw.h"
 #include "state.h"
 
 
@@ -27,19 +29,66 @@ typedef struct {
 } wh_state_each_t;
 
 
+/* the members of a stored client, in the order of its fields */
+static const char  *wh_state_client_skeys[] = {
+    "name", "client_type", "metadata"
+};
+static const char  *wh_state_client_ikeys[] = { "created", "last_seen" };
+
+
+/* the fields of a record the scanner does not read, as jansson reads
+ * them: the same answers for any record */
+static int
+wh_state_client_fields(const wh_kv_val_t *v, wh_str_t *strs, int64_t *ints,
+    json_t **obj, json_error_t *je)
+{
+    size_t  i;
+
+    *obj = json_loadb(v->data, v->len, 0, je);
+
+    if (!json_is_object(*obj)) {
+        return -1;
+    }
+
+    for (i = 0; i < 3; i++) {
+        strs[i] = wh_state_str(*obj, wh_state_client_skeys[i]);
+    }
+
+    for (i = 0; i < 2; i++) {
+        ints[i] = wh_state_int(*obj, wh_state_client_ikeys[i]);
+    }
+
+    return 0;
+}
+
+
 /* a stored client into out; -1 if it is corrupt */
 static int
 wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
     wh_client_t *out, wh_err_t *err)
 {
     int            rc;
-    json_t        *obj;
+    char          *scratch;
+    json_t        *obj = NULL;
+    int64_t        ints[2];
     wh_str_t       strs[5], *dst[5];
     json_error_t   je;
 
-    obj = json_loadb(v->data, v->len, 0, &je);
+    /* what the scanner unescapes is never longer than the text */
+    scratch = malloc(v->len + 1);
 
-    if (!json_is_object(obj)) {
+    if (scratch == NULL) {
+        return wh_err(err, 503, "out of memory");
+    }
+
+    rc = wh_cmdrec_scan_flat(v->data, v->len, wh_state_client_skeys, 3,
+                             &strs[2], wh_state_client_ikeys, 2, ints,
+                             scratch);
+
+    if (rc != 0 && wh_state_client_fields(v, &strs[2], ints, &obj, &je)
+                   != 0)
+    {
+        free(scratch);
         json_decref(obj);
         return wh_err(err, 503, "corrupt client %.*s: %s", (int) id.len,
                       id.data, je.text);
@@ -47,18 +96,16 @@ wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
 
     strs[0] = ws;
     strs[1] = id;
-    strs[2] = wh_state_str(obj, "name");
-    strs[3] = wh_state_str(obj, "client_type");
-    strs[4] = wh_state_str(obj, "metadata");
     dst[0] = &out->ws;
     dst[1] = &out->id;
     dst[2] = &out->name;
     dst[3] = &out->client_type;
     dst[4] = &out->metadata;
-    out->created_ms = wh_state_int(obj, "created");
-    out->last_seen_ms = wh_state_int(obj, "last_seen");
+    out->created_ms = ints[0];
+    out->last_seen_ms = ints[1];
 
     rc = wh_strs_copy(&out->mem, dst, strs, 5);
+    free(scratch);
     json_decref(obj);
 
     return rc ? wh_err(err, 503, "out of memory") : 0;
@@ -83,35 +130,44 @@ wh_state_client_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
 }
 
 
+/* written straight into one buffer: a client is saved at each of its
+ * connections and disconnections */
 int
 wh_state_client_put(wh_etxn_t *t, const wh_client_t *cl, wh_err_t *err)
 {
-    char      *text;
-    json_t    *obj;
+    int        rc;
+    wh_buf_t   b;
     wh_str_t   name, type;
 
     name = wh_state_set(cl->name);
     type = wh_state_set(cl->client_type);
-    obj = json_pack("{s:s%,s:s%,s:I,s:I}",
-                    "name", name.data, name.len,
-                    "client_type", type.data, type.len,
-                    "created", (json_int_t) cl->created_ms,
-                    "last_seen", (json_int_t) cl->last_seen_ms);
 
-    if (obj != NULL && cl->metadata.len
-        && json_object_set_new(obj, "metadata",
-                               json_stringn(cl->metadata.data,
-                                            cl->metadata.len)) != 0)
-    {
-        json_decref(obj);
-        obj = NULL;
+    memset(&b, 0, sizeof(wh_buf_t));
+
+    /* escaping may double the user's texts */
+    rc = wh_buf_reserve(&b, 96 + 2 * (name.len + type.len
+                                      + cl->metadata.len));
+    rc |= wh_jw_open(&b, NULL, '{');
+    rc |= wh_jw_str(&b, "name", name.data, name.len);
+    rc |= wh_jw_str(&b, "client_type", type.data, type.len);
+    rc |= wh_jw_int(&b, "created", cl->created_ms);
+    rc |= wh_jw_int(&b, "last_seen", cl->last_seen_ms);
+
+    if (cl->metadata.len) {
+        rc |= wh_jw_str(&b, "metadata", cl->metadata.data,
+                        cl->metadata.len);
     }
 
-    text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    json_decref(obj);
+    rc |= wh_jw_close(&b, '}');
+    rc |= wh_buf_append(&b, "", 1);
 
-    return wh_state_save(t, WH_KV_CLIENTS, cl->ws, cl->id, text, 0,
-                         "writing a client", err);
+    if (rc != 0) {
+        wh_buf_free(&b);
+        b.data = NULL;
+    }
+
+    return wh_state_save(t, WH_KV_CLIENTS, cl->ws, cl->id, (char *) b.data,
+                         0, "writing a client", err);
 }
 
 

@@ -2,7 +2,8 @@
  * wh_cmdrec_scan: a command record read without jansson gives what
  * jansson reads from the same text (escapes, surrogate pairs, repeated
  * and unknown members, values of the wrong kind), and every text it
- * does not read exactly as jansson is left to jansson.
+ * does not read exactly as jansson is left to jansson; the same for a
+ * record of flat members (a client's).
  */
 
 #include <setjmp.h>
@@ -195,6 +196,62 @@ test_left_to_jansson(void **state)
 }
 
 
+/* a client record: flat members only, read as jansson reads them */
+static void
+expect_flat(const char *text, int want)
+{
+    size_t         i;
+    char           scratch[1024];
+    json_t        *obj;
+    int64_t        ints[2];
+    wh_str_t       strs[3];
+    const char    *skeys[] = { "name", "client_type", "metadata" };
+    const char    *ikeys[] = { "created", "last_seen" };
+
+    assert_int_equal(wh_cmdrec_scan_flat(text, strlen(text), skeys, 3, strs,
+                                         ikeys, 2, ints, scratch), want);
+
+    if (want != 0) {
+        return;
+    }
+
+    obj = json_loads(text, 0, NULL);
+    assert_non_null(obj);
+
+    for (i = 0; i < 3; i++) {
+        expect_str(strs[i], jstr(obj, skeys[i]));
+    }
+
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(ints[i], json_integer_value(
+                             json_object_get(obj, ikeys[i])));
+    }
+
+    json_decref(obj);
+}
+
+
+static void
+test_flat_records(void **state)
+{
+    (void) state;
+
+    expect_flat("{\"name\":\"Front door\",\"client_type\":\"cam\","
+                "\"created\":1764950000000,\"last_seen\":1764950000123,"
+                "\"metadata\":\"{\\\"floor\\\":2}\"}", 0);
+    expect_flat("{\"name\":\"\",\"client_type\":\"\",\"created\":1,"
+                "\"last_seen\":2}", 0);
+    expect_flat("{}", 0);
+    expect_flat("{\"name\":\"caf\\u00e9\",\"name\":\"b\","
+                "\"created\":\"x\",\"later\":5}", 0);
+    expect_flat("{\"name\":\"a\",\"tags\":[\"x\"]}", WH_CMDREC_OTHER);
+    expect_flat("{\"name\":\"a\",\"history\":[]}", WH_CMDREC_OTHER);
+    expect_flat("{\"name\":{\"x\":1}}", WH_CMDREC_OTHER);
+    expect_flat("{\"created\":1.5}", WH_CMDREC_OTHER);
+    expect_flat("{\"name\":\"a\"", WH_CMDREC_OTHER);
+}
+
+
 int
 main(void)
 {
@@ -203,6 +260,7 @@ main(void)
         cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_odd_members),
         cmocka_unit_test(test_left_to_jansson),
+        cmocka_unit_test(test_flat_records),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
