@@ -943,6 +943,10 @@ def metric_rows(sizes):
         ("fanout_rate", "fan-out 1 ch -> %s subs @ %d msg/s" % (
             fmt_int(fr["conns"]), fr["rate"]), "server CPU us/delivery",
          cpu, "%.2f", "fanout_rate_cpu"),
+        ("fanout_rate", "", "  of it nginx",
+         comm_us("nginx", "deliveries_per_s"), "%.2f", None),
+        ("fanout_rate", "", "  of it wirehubd",
+         comm_us("wirehubd", "deliveries_per_s"), "%.2f", None),
         ("fanout_rate", "", "p50 ms", lat_ms("p50"), "%.2f", None),
         ("fanout_rate", "", "p99 ms", lat_ms("p99"), "%.2f",
          "fanout_rate_p99"),

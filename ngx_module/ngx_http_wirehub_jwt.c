@@ -148,6 +148,180 @@ ngx_http_wirehub_jwt_parse_segment(ngx_http_wirehub_jwt_ctx_t *ctx,
 }
 
 
+/* JSON white space, then the byte at p; end when none is left */
+static const char *
+ngx_http_wirehub_jwt_skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+
+    return p;
+}
+
+
+/* a string of printable ASCII without escapes, p at its quote: its end
+ * quote, made a NUL; NULL if it is another kind of string */
+static char *
+ngx_http_wirehub_jwt_plain_string(char *p, const char *end)
+{
+    if (p == end || *p++ != '"') {
+        return NULL;
+    }
+
+    while (p < end && *p != '"') {
+        if (*p < 0x20 || *p > 0x7e || *p == '\\') {
+            return NULL;
+        }
+
+        p++;
+    }
+
+    if (p == end) {
+        return NULL;
+    }
+
+    *p = '\0';
+
+    return p;
+}
+
+
+/*
+ * The usual header, {"alg":"..","typ":"..","kid":".."}, read without
+ * jansson: string members of printable ASCII without escapes, each of
+ * the three at most once and no other.  Anything else is left to
+ * jansson (-1), which reads every header and says what is wrong.
+ */
+static int
+ngx_http_wirehub_jwt_plain_header(ngx_http_wirehub_jwt_ctx_t *ctx,
+    size_t len)
+{
+    char                           *p, *key, *value;
+    const char                     *end;
+    ngx_http_wirehub_jwt_header_t  *h;
+
+    h = &ctx->hdr;
+    p = ctx->plain;
+    end = p + len;
+
+    p = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+
+    if (p == end || *p++ != '{') {
+        return -1;
+    }
+
+    for ( ;; ) {
+        key = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+        p = ngx_http_wirehub_jwt_plain_string(key, end);
+
+        if (p == NULL) {
+            return -1;
+        }
+
+        p = (char *) ngx_http_wirehub_jwt_skip_ws(p + 1, end);
+
+        if (p == end || *p++ != ':') {
+            return -1;
+        }
+
+        value = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+        p = ngx_http_wirehub_jwt_plain_string(value, end);
+
+        if (p == NULL) {
+            return -1;
+        }
+
+        key++;
+        value++;
+
+        if (strcmp(key, "alg") == 0 && h->alg == NULL) {
+            h->alg = value;
+
+        } else if (strcmp(key, "typ") == 0 && !h->typ_set) {
+            h->typ = value;
+            h->typ_set = 1;
+
+        } else if (strcmp(key, "kid") == 0 && !h->kid_set) {
+            h->kid = value;
+            h->kid_set = 1;
+
+        } else {
+            return -1;
+        }
+
+        p = (char *) ngx_http_wirehub_jwt_skip_ws(p + 1, end);
+
+        if (p < end && *p == ',') {
+            p++;
+            continue;
+        }
+
+        if (p == end || *p++ != '}') {
+            return -1;
+        }
+
+        return ngx_http_wirehub_jwt_skip_ws(p, end) == end ? 0 : -1;
+    }
+}
+
+
+/* what jansson read of a header the scanner left to it */
+static void
+ngx_http_wirehub_jwt_header_fields(ngx_http_wirehub_jwt_ctx_t *ctx)
+{
+    json_t                         *v;
+    ngx_http_wirehub_jwt_header_t  *h;
+
+    h = &ctx->hdr;
+
+    h->crit = json_object_get(ctx->header, "crit") != NULL;
+
+    v = json_object_get(ctx->header, "typ");
+    h->typ_set = v != NULL;
+    h->typ = json_string_value(v);
+
+    v = json_object_get(ctx->header, "kid");
+    h->kid_set = v != NULL;
+    h->kid = json_string_value(v);
+
+    h->alg = json_string_value(json_object_get(ctx->header, "alg"));
+}
+
+
+/* the header: by the scanner when it is a usual one, else by jansson */
+static ngx_http_wirehub_jwt_rc_e
+ngx_http_wirehub_jwt_parse_header(ngx_http_wirehub_jwt_ctx_t *ctx,
+    const unsigned char *src, size_t len)
+{
+    size_t                     n;
+    ngx_http_wirehub_jwt_rc_e  rc;
+
+    memset(&ctx->hdr, 0, sizeof(ngx_http_wirehub_jwt_header_t));
+
+    if (len <= NGX_HTTP_WIREHUB_JWT_PLAIN_HEADER / 4 * 3
+        && ngx_http_wirehub_jwt_b64_decode(src, len,
+                                           (unsigned char *) ctx->plain, &n)
+           == 0
+        && ngx_http_wirehub_jwt_plain_header(ctx, n) == 0)
+    {
+        return NGX_HTTP_WIREHUB_JWT_OK;
+    }
+
+    memset(&ctx->hdr, 0, sizeof(ngx_http_wirehub_jwt_header_t));
+
+    rc = ngx_http_wirehub_jwt_parse_segment(ctx, src, len, "header",
+                                            &ctx->header);
+    if (rc != NGX_HTTP_WIREHUB_JWT_OK) {
+        return rc;
+    }
+
+    ngx_http_wirehub_jwt_header_fields(ctx);
+
+    return NGX_HTTP_WIREHUB_JWT_OK;
+}
+
+
 /* three non-empty base64url segments, the first two JSON objects */
 static ngx_http_wirehub_jwt_rc_e
 ngx_http_wirehub_jwt_split(ngx_http_wirehub_jwt_ctx_t *ctx)
@@ -178,8 +352,7 @@ ngx_http_wirehub_jwt_split(ngx_http_wirehub_jwt_ctx_t *ctx)
 
     ctx->signed_len = dot2 - p;
 
-    rc = ngx_http_wirehub_jwt_parse_segment(ctx, p, dot1 - p, "header",
-                                            &ctx->header);
+    rc = ngx_http_wirehub_jwt_parse_header(ctx, p, dot1 - p);
     if (rc != NGX_HTTP_WIREHUB_JWT_OK) {
         return rc;
     }
@@ -195,42 +368,38 @@ ngx_http_wirehub_jwt_split(ngx_http_wirehub_jwt_ctx_t *ctx)
 static ngx_http_wirehub_jwt_rc_e
 ngx_http_wirehub_jwt_check_header(ngx_http_wirehub_jwt_ctx_t *ctx)
 {
-    json_t  *alg, *kid, *typ;
+    ngx_http_wirehub_jwt_header_t  *h;
 
-    if (json_object_get(ctx->header, "crit") != NULL) {
+    h = &ctx->hdr;
+
+    if (h->crit) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_MALFORMED,
                                          "\"crit\" header is not supported");
     }
 
-    kid = json_object_get(ctx->header, "kid");
-    if (kid != NULL && !json_is_string(kid)) {
+    if (h->kid_set && h->kid == NULL) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_MALFORMED,
                                          "header \"kid\" is not a string");
     }
 
     /* libjwt refuses any other typ, as a bad signature */
-    typ = json_object_get(ctx->header, "typ");
-    if (typ != NULL
-        && (!json_is_string(typ)
-            || strcasecmp(json_string_value(typ), "JWT") != 0))
-    {
+    if (h->typ_set && (h->typ == NULL || strcasecmp(h->typ, "JWT") != 0)) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_MALFORMED,
                                          "header \"typ\" is not \"JWT\"");
     }
 
-    alg = json_object_get(ctx->header, "alg");
-    if (!json_is_string(alg)) {
+    if (h->alg == NULL) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_MALFORMED,
                                          "header \"alg\" is not a string");
     }
 
-    if (strcasecmp(json_string_value(alg), "none") == 0) {
+    if (strcasecmp(h->alg, "none") == 0) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_BAD_ALG,
                                          "unsigned token (alg none)");
     }
 
     /* case-sensitive (RFC 7515 4.1.1), unlike libjwt */
-    ctx->alg = ngx_http_wirehub_jwt_alg_find(json_string_value(alg));
+    ctx->alg = ngx_http_wirehub_jwt_alg_find(h->alg);
     if (ctx->alg == NULL) {
         return ngx_http_wirehub_jwt_fail(ctx, NGX_HTTP_WIREHUB_JWT_BAD_ALG,
                                          "algorithm not allowed");
@@ -249,7 +418,7 @@ ngx_http_wirehub_jwt_select_key(ngx_http_wirehub_jwt_ctx_t *ctx,
     const char                        *kid;
     const ngx_http_wirehub_jwt_key_t  *k;
 
-    kid = json_string_value(json_object_get(ctx->header, "kid"));
+    kid = ctx->hdr.kid;
     found = 0;
 
     for (i = 0; i < keys->nelts; i++) {

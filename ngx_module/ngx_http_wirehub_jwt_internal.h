@@ -63,12 +63,28 @@ struct ngx_http_wirehub_jwt_keys_s {
 };
 
 
+/* a header the scanner reads without jansson: the usual ones */
+#define NGX_HTTP_WIREHUB_JWT_PLAIN_HEADER  256
+
+/* what the header says: a member absent, or not a string, is NULL */
+typedef struct {
+    const char                        *alg;
+    const char                        *typ;
+    const char                        *kid;
+    unsigned                           typ_set:1;   /* present, any kind */
+    unsigned                           kid_set:1;
+    unsigned                           crit:1;
+} ngx_http_wirehub_jwt_header_t;
+
+
 /* one verification: the token taken apart, and where errors go */
 typedef struct {
     const unsigned char               *token;
     size_t                             len;
     size_t                             signed_len;  /* header.payload */
-    json_t                            *header;
+    ngx_http_wirehub_jwt_header_t      hdr;
+    json_t                            *header;      /* when jansson read it */
+    char                               plain[NGX_HTTP_WIREHUB_JWT_PLAIN_HEADER];
     json_t                            *payload;
     const ngx_http_wirehub_jwt_alg_t  *alg;
     const ngx_http_wirehub_jwt_key_t  *key;

@@ -720,12 +720,14 @@ static void
 test_two_environments(void **state)
 {
     char               path[128];
+    wh_err_t           err;
     fixture_t         *f = *state;
     wh_engine_lmdb_t  *l = (wh_engine_lmdb_t *) f->e;
 
     /* MDB_NOSYNC only on history: a system crash there cannot take
-     * the commands with it */
+     * the commands with it; the state's meta page waits for a sync */
     assert_int_equal(env_flags(l->state) & MDB_NOSYNC, 0);
+    assert_int_not_equal(env_flags(l->state) & MDB_NOMETASYNC, 0);
     assert_int_not_equal(env_flags(l->history) & MDB_NOSYNC, 0);
 
     assert_int_equal(path_mode(f->dir, "state"), 0700);
@@ -736,9 +738,11 @@ test_two_environments(void **state)
     assert_int_equal(path_mode(f->dir, "history/lock.mdb"), 0600);
     assert_int_equal(path_mode(f->dir, "data.mdb"), -1);
 
-    /* a state commit is durable when it returns; history waits for
-     * its sync thread */
+    /* a state commit is durable once the engine synced it (the batch
+     * asks when an op must be); history waits for its sync thread */
     run(f, clients_put, NULL);
+    assert_int_equal(l->state->dirty, 1);
+    assert_int_equal(wh_engine_sync(f->e, &err), 0);
     assert_int_equal(l->state->dirty, 0);
     assert_int_equal(publish(f, "t", "x", NULL), 1);
     assert_int_equal(l->history->dirty, 1);

@@ -1024,7 +1024,15 @@ test_malformed_json(void **state)
         "{\"alg\":\"HS256\",\"kid\":5}",
         "{\"alg\":\"HS256\",\"kid\":null}",
         "{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}",
-        "{\"alg\":\"HS256\",\"typ\":5}"
+        "{\"alg\":\"HS256\",\"typ\":5}",
+        /* what the plain-header scanner hands to jansson, refused there */
+        "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"HS256\",}",
+        "{\"alg\":\"HS256\"\"typ\":\"JWT\"}",
+        "{\"alg\":\"HS256\",\"crit\":\"exp\"}",
+        "{\"alg\" \"HS256\"}",
+        "{\"alg\":\"HS\t256\"}",
+        " {\"alg\":\"HS256\"}}"
     };
 
     static const char  *payloads[] = {
@@ -1054,6 +1062,64 @@ test_malformed_json(void **state)
                           HS256_HEADER, payloads[i]),
                NGX_HTTP_WIREHUB_JWT_MALFORMED);
     }
+}
+
+
+/* headers the scanner reads and headers it leaves to jansson: the same
+ * answers */
+static void
+test_header_forms(void **state)
+{
+    test_env_t                     *env;
+    size_t                          i;
+    const char                     *payload;
+    ngx_http_wirehub_jwt_policy_t   policy;
+
+    static const char  *headers[] = {
+        "{\"alg\":\"HS256\"}",
+        "{\"typ\":\"JWT\",\"alg\":\"HS256\"}",
+        "{\"alg\":\"HS256\",\"typ\":\"jwt\"}",
+        " { \"alg\" : \"HS256\" ,\n\t\"typ\" :\r\"JWT\" } ",
+        /* left to jansson: escapes, another member, a long header */
+        "{\"alg\":\"HS\\u0032\\u0035\\u0036\"}",
+        "{\"alg\":\"HS256\",\"cty\":\"x\"}",
+        "{\"alg\":\"HS256\",\"x\":[1,{\"y\":null}]}",
+        "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"note\":\"caf\xc3\xa9\"}",
+        "{\"alg\":\"HS256\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"
+    };
+
+    env = *state;
+    policy = default_policy();
+    payload = payload_with("");
+
+    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+        expect(env->all, &policy,
+               hmac_token("HS256", env->secret, env->secret_len, headers[i],
+                          payload),
+               NGX_HTTP_WIREHUB_JWT_OK);
+    }
+
+    /* a kid in a plain header picks its key; an unknown one is refused */
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"HS256\",\"kid\":\"a\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_OK);
+    expect(env->kids, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"kid\":\"zz\",\"alg\":\"HS256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_UNKNOWN_KID);
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"none\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
+    expect(env->all, &policy,
+           hmac_token("HS256", env->secret, env->secret_len,
+                      "{\"alg\":\"hs256\"}", payload),
+           NGX_HTTP_WIREHUB_JWT_BAD_ALG);
 }
 
 
@@ -2494,6 +2560,7 @@ main(void)
         cmocka_unit_test(test_malformed_segments),
         cmocka_unit_test(test_malformed_trailing_bits),
         cmocka_unit_test(test_malformed_json),
+        cmocka_unit_test(test_header_forms),
         cmocka_unit_test(test_alg_none_and_unknown),
         cmocka_unit_test(test_alg_confusion),
         cmocka_unit_test(test_no_keys),
