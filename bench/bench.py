@@ -810,10 +810,17 @@ class CpuSampler:
         return self.used
 
 
+# the profile of every Wirehub run: samples without call graphs at a
+# rate that costs the server well under 1% (--perf: call graphs, 2 kHz)
+PERF_LIGHT = ["-F", "499"]
+PERF_DEEP = ["-g", "-F", "2000"]
+
+
 def start_perf(server, params, base):
     pids = ",".join(str(p) for p in server.pids() + [
         c for p in server.pids() for c in children(p)])
-    return subprocess.Popen([PERF, "record", "-q", "-g", "-F", "2000",
+    how = PERF_DEEP if base.endswith("-deep") else PERF_LIGHT
+    return subprocess.Popen([PERF, "record", "-q"] + how + [
                              "-p", pids, "-o", base + ".data", "--",
                              "sleep", str(params.get("duration", 5))],
                             stdin=subprocess.DEVNULL,
@@ -832,12 +839,14 @@ def report_perf(base):
                            stdout=out, stderr=subprocess.DEVNULL, timeout=120)
 
 
-def run_one(scenario, params, server, results_dir, perf=False):
-    """Start the server, run wsload against it, stop it: the JSON result."""
+def run_one(scenario, params, server, results_dir, perf=None):
+    """Start the server, run wsload against it, stop it: the JSON result.
+    perf: None, "light" or "deep" (a profile of Wirehub's processes)."""
     started = time.monotonic()
     perf_base = None
     if perf and server.name == "wirehub":
-        perf_base = os.path.join(results_dir, "perf-%s" % scenario)
+        perf_base = os.path.join(results_dir, "perf-%s%s" % (
+            scenario, "-deep" if perf == "deep" else ""))
     try:
         server.start(scenario, params.get("workers", 1))
         args, conns = wsload_args(scenario, params, server)
@@ -1319,6 +1328,30 @@ def foreign_cores(result):
     return None if other < -0.2 else other
 
 
+def profiles_text(results_dir, scenarios):
+    """Where Wirehub's time went in each scenario: the share of each
+    process and library, then the hottest symbols (perf report)."""
+    out = []
+    for scen in scenarios:
+        for suffix in ("", "-deep"):
+            path = os.path.join(results_dir, "perf-%s%s.txt" % (scen, suffix))
+            if not os.path.exists(path):
+                continue
+            rows = [line.rstrip() for line in open(path)
+                    if "%" in line and not line.startswith("#")]
+            split = [r for r in rows if "[.]" not in r and "[k]" not in r]
+            hot = [r for r in rows if "[.]" in r or "[k]" in r]
+            out.append("\n### Profile: %s (perf, Wirehub's processes)\n"
+                       % scen)
+            out.append("```")
+            out.extend(r.strip() for r in split[:12])
+            out.append("")
+            out.extend(" ".join(r.split()[:5])
+                       for r in hot[:15])
+            out.append("```")
+    return "\n".join(out) + ("\n" if out else "")
+
+
 def run_measured(scen, params, srv, workdir, results_dir, perf):
     """One run; again (up to RETRIES times) while other work took more
     than NOISE_CORES of the CPU, keeping the least disturbed run."""
@@ -1361,7 +1394,8 @@ def main():
     ap.add_argument("--only", default="", help="scenarios, comma separated")
     ap.add_argument("--servers", default=",".join(SERVERS + ["broker"]))
     ap.add_argument("--perf", action="store_true",
-                    help="perf record Wirehub's processes while measured")
+                    help="profile Wirehub with call graphs (perf -g, 2 kHz) "
+                    "instead of the light profile every run has")
     opts = ap.parse_args()
 
     sizes = QUICK if opts.quick else FULL
@@ -1385,6 +1419,12 @@ def main():
               "machine and will skew the figures" % info[
                   "loadavg_at_start"], file=sys.stderr)
 
+    profile = "deep" if opts.perf else (
+        "light" if os.access(PERF, os.X_OK) else None)
+    if profile is None:
+        print("bench: no %s (Debian's linux-perf): no profiles" % PERF,
+              file=sys.stderr)
+
     results = {}
     started = time.monotonic()
     for scen in scenarios:
@@ -1393,10 +1433,11 @@ def main():
                 continue
             results[(scen, srv)] = run_measured(scen, sizes[scen], srv,
                                                 workdir, results_dir,
-                                                opts.perf)
+                                                profile)
 
     table = render_table(results, sizes, servers)
-    text = "%s\n\n%s\n" % (table, "\n".join(notes_for(results, sizes)))
+    text = "%s\n\n%s\n%s" % (table, "\n".join(notes_for(results, sizes)),
+                              profiles_text(results_dir, scenarios))
     print(text)
     with open(os.path.join(results_dir, "table.md"), "w") as f:
         f.write(text)
