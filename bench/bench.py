@@ -1069,6 +1069,10 @@ def cluster_rows(fc, rate, cpu):
          cpu, "%.2f", None),
         ("fanout_cluster", "", "of which Redis us/delivery",
          redis_us_per_delivery, "%.2f", None),
+        ("fanout_cluster", "", "of which nginx us/delivery",
+         comm_us("nginx", "deliveries_per_s"), "%.2f", None),
+        ("fanout_cluster", "", "of which wirehubd us/delivery",
+         comm_us("wirehubd", "deliveries_per_s"), "%.2f", None),
     ]
 
 
