@@ -709,7 +709,8 @@ SERVER_CLASSES = {"wirehub": Wirehub, "nchan": Nchan, "node": Node,
 
 
 MODES = {"fanout_api": "fanout", "fanout_max": "fanout",
-         "fanout_max2": "fanout", "fanout_w8": "fanout", "fanout_rate": "fanout", "many": "many",
+         "fanout_max2": "fanout", "fanout_w8": "fanout",
+         "fanout_rate": "fanout", "many": "many",
          "idle": "idle", "connect_hs256": "connect",
          "connect_es256": "connect", "mqtt_ingest": "many",
          "commands_max": "commands", "commands_rate": "commands",
