@@ -1001,6 +1001,23 @@ test_malformed_trailing_bits(void **state)
 }
 
 
+/* HS256 tokens with each of the headers and one payload: rc for all */
+static void
+expect_headers(test_env_t *env, ngx_http_wirehub_jwt_policy_t *policy,
+    const char **headers, size_t n, const char *payload,
+    ngx_http_wirehub_jwt_rc_e rc)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        expect(env->all, policy,
+               hmac_token("HS256", env->secret, env->secret_len, headers[i],
+                          payload),
+               rc);
+    }
+}
+
+
 static void
 test_malformed_json(void **state)
 {
@@ -1049,12 +1066,8 @@ test_malformed_json(void **state)
     policy = default_policy();
     payload = payload_with("");
 
-    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-        expect(env->all, &policy,
-               hmac_token("HS256", env->secret, env->secret_len, headers[i],
-                          payload),
-               NGX_HTTP_WIREHUB_JWT_MALFORMED);
-    }
+    expect_headers(env, &policy, headers, sizeof(headers) / sizeof(headers[0]),
+                   payload, NGX_HTTP_WIREHUB_JWT_MALFORMED);
 
     for (i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
         expect(env->all, &policy,
@@ -1071,7 +1084,6 @@ static void
 test_header_forms(void **state)
 {
     test_env_t                     *env;
-    size_t                          i;
     const char                     *payload;
     ngx_http_wirehub_jwt_policy_t   policy;
 
@@ -1096,12 +1108,8 @@ test_header_forms(void **state)
     policy = default_policy();
     payload = payload_with("");
 
-    for (i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-        expect(env->all, &policy,
-               hmac_token("HS256", env->secret, env->secret_len, headers[i],
-                          payload),
-               NGX_HTTP_WIREHUB_JWT_OK);
-    }
+    expect_headers(env, &policy, headers, sizeof(headers) / sizeof(headers[0]),
+                   payload, NGX_HTTP_WIREHUB_JWT_OK);
 
     /* a kid in a plain header picks its key; an unknown one is refused */
     expect(env->kids, &policy,
