@@ -218,7 +218,7 @@ test_empty_database(void **state)
     wh_kv_cur_t  *c;
     fixture_t    *f = *state;
 
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_JOBS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_JOBS, NULL, &c, &err), 0);
     none(c, &k, &v, WH_KV_FIRST);
     none(c, &k, &v, WH_KV_LAST);
     k = K("a");
@@ -247,7 +247,7 @@ filled(fixture_t *f)
     wh_kv_cur_t  *c;
 
     fill(f);
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, NULL, &c, &err), 0);
 
     return c;
 }
@@ -355,7 +355,7 @@ test_cur_del_then_next(void **state)
 
     /* what is left, read by a new cursor, which sees the txn's writes */
     put(f, WH_KV_CMD_WS, K("a"), "0");
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, NULL, &c, &err), 0);
     at(c, &k, &v, WH_KV_FIRST, K("a"));
     at(c, &k, &v, WH_KV_NEXT, K("wt"));
     none(c, &k, &v, WH_KV_NEXT);
