@@ -562,6 +562,7 @@ wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
 {
     char         *p, *lo, *hi;
     size_t        lolen, hilen, elen;
+    wh_str_t      tag;
     const char   *z;
 
     p = buf;
@@ -598,8 +599,9 @@ wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
     lens[4] = r->dir > 0 ? hilen : lolen;
 
     if (!wh_kv_dbs[r->db].ws_keyed) {
-        argv[1] = wh_kvr_global[r->db];
-        lens[1] = strlen(argv[1]);
+        tag = wh_kvr_tag(r->db, NULL, 0);
+        argv[1] = tag.data;
+        lens[1] = tag.len;
         return;
     }
 
