@@ -1100,7 +1100,7 @@ wh_kvr_after(const char *key, size_t klen, int dir, const char *x,
 }
 
 
-/* are r's prefix and c's one? */
+/* is r a read of the keys of c's prefix? */
 static int
 wh_kvr_same_prefix(const wh_kvr_read_t *r, const wh_kvr_cur_t *c)
 {
