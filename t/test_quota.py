@@ -17,12 +17,14 @@ from cmd_helpers import wait_for
 # the workspaces with limits of their own
 RATE_WS = chan.unique("rate")
 BIG_WS = chan.unique("big")
+MANY_WS = chan.unique("many")
 
 QUOTAS = ("quota workspace=* channels=3 history_bytes=3k clients=2 "
           "queued_commands=2 publish_rate=1000/s;\n"
           "quota workspace=%s publish_rate=1/s;\n"
           "quota workspace=%s channels=20 history_bytes=unlimited;\n"
-          % (RATE_WS, BIG_WS))
+          "quota workspace=%s clients=1000;\n"
+          % (RATE_WS, BIG_WS, MANY_WS))
 
 # 1007 bytes of message text: three fit in history_bytes=3k, four do not
 BIG_DATA = "x" * 900
@@ -309,6 +311,24 @@ def test_usage_survives_restart(ngx, daemon):
                                  "client_type": "t"}))
     assert "channels" in assert_refused(api.publish("d", "small"))
     assert "history_bytes" in assert_refused(api.publish("a", BIG_DATA))
+
+
+def test_clients_counted_once_at_restart(ngx, daemon):
+    """More clients than the Redis engine fetches at once: its load runs
+    once per page fetched, and counts from none each time."""
+    api = api_for(ngx, MANY_WS)
+    for i in range(150):
+        assert api.call("POST", "/api/clients",
+                        {"id": "m%03d" % i, "name": "m",
+                         "client_type": "t"})[0] == 201
+    assert quota(api)["clients"]["used"] == 150
+
+    before_links = chan.link_up_counts(ngx)
+    assert daemon.terminate() == 0
+    daemon.start()
+    chan.wait_relinked(ngx, before_links)
+
+    assert quota(api)["clients"]["used"] == 150
 
 
 # ---------------------------------------------------------------- expiry

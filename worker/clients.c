@@ -653,11 +653,15 @@ wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer)
 /* ------------------------------------------------------ start, end */
 
 
-/* the revocations, and the clients of each workspace for the quota */
+/* the revocations, and the clients of each workspace for the quota:
+ * counted from none on each run (the Redis engine runs it once per page
+ * of clients it fetched) */
 static int
 wh_cl_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
     wh_clients_t  *cl = ctx;
+
+    wh_quota_recount(cl->quota, WH_QUOTA_CLIENTS);
 
     return wh_etxn_ops(t)->revocations(t, wh_cl_collect_revoked,
                                        &cl->revoked, err) != 0

@@ -1,7 +1,9 @@
 /*
  * The state's databases (kv.h): their names, and which are keyed by
- * workspace.
+ * workspace; the prefixes of cursors, for every store.
  */
+
+#include <string.h>
 
 #include "kv.h"
 
@@ -20,3 +22,31 @@ const wh_kv_db_t  wh_kv_dbs[WH_KV_NDBS] = {
     [WH_KV_JOB_EXEC]   = { "job_exec", 1 },
     [WH_KV_SOURCES]    = { "sources", 1 }
 };
+
+
+size_t
+wh_kv_prefix_end(const void *prefix, size_t plen, void *out)
+{
+    unsigned char  *o = out;
+
+    memcpy(o, prefix, plen);
+
+    while (plen > 0 && o[plen - 1] == 0xff) {
+        plen--;
+    }
+
+    if (plen > 0) {
+        o[plen - 1]++;
+    }
+
+    return plen;
+}
+
+
+int
+wh_kv_in_prefix(const wh_kv_val_t *prefix, const void *key, size_t klen)
+{
+    return prefix == NULL
+           || (klen >= prefix->len
+               && memcmp(key, prefix->data, prefix->len) == 0);
+}

@@ -88,8 +88,15 @@ typedef struct {
     /* WH_KV_NOTFOUND if there was no such key */
     int   (*del)(wh_kv_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
         wh_err_t *err);
-    int   (*cur_open)(wh_kv_txn_t *t, wh_kv_db_e db, wh_kv_cur_t **out,
-        wh_err_t *err);
+    /*
+     * prefix (NULL or len 0: the whole database): the cursor sees only
+     * the keys that start with it.  FIRST and LAST go to the first and
+     * last of those, NEXT, PREV and SET_RANGE answer WH_KV_NOTFOUND
+     * where the nearest key does not start with it.  A store that
+     * fetches ranges (Redis) then reads no key past the prefix.
+     */
+    int   (*cur_open)(wh_kv_txn_t *t, wh_kv_db_e db,
+        const wh_kv_val_t *prefix, wh_kv_cur_t **out, wh_err_t *err);
     /* key is read for WH_KV_SET_RANGE and set on every 0 */
     int   (*cur_get)(wh_kv_cur_t *c, wh_kv_val_t *key, wh_kv_val_t *val,
         wh_kv_op_e op, wh_err_t *err);
@@ -108,10 +115,23 @@ struct wh_kv_cur_s {
 };
 
 
+/*
+ * A prefix's end: the least key past every key that starts with prefix
+ * (prefix without its trailing 0xff bytes, its last byte plus one),
+ * into out (plen bytes at most); its length, 0 if no key is past them
+ * (an empty prefix, or only 0xff bytes).
+ */
+size_t wh_kv_prefix_end(const void *prefix, size_t plen, void *out);
+/* does key start with prefix (NULL: every key does)? */
+int wh_kv_in_prefix(const wh_kv_val_t *prefix, const void *key,
+    size_t klen);
+
+
 #define wh_kv_get(t, db, k, v, err)  (t)->ops->get(t, db, k, v, err)
 #define wh_kv_put(t, db, k, v, f, err)  (t)->ops->put(t, db, k, v, f, err)
 #define wh_kv_del(t, db, k, err)  (t)->ops->del(t, db, k, err)
-#define wh_kv_cur_open(t, db, c, err)  (t)->ops->cur_open(t, db, c, err)
+#define wh_kv_cur_open(t, db, p, c, err)                                \
+    (t)->ops->cur_open(t, db, p, c, err)
 #define wh_kv_cur_get(c, k, v, op, err)  (c)->ops->cur_get(c, k, v, op, err)
 #define wh_kv_cur_del(c, err)  (c)->ops->cur_del(c, err)
 #define wh_kv_cur_close(c)  (c)->ops->cur_close(c)

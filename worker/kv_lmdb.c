@@ -96,6 +96,61 @@ wh_kv_lmdb_del(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
 }
 
 
+/* the op where the prefix keeps the cursor: FIRST and LAST of it,
+ * SET_RANGE from it at least; an unplaced NEXT and PREV are LMDB's
+ * FIRST and LAST */
+static int
+wh_kv_lmdb_place(wh_kv_lmdb_cur_t *c, MDB_val *k, MDB_val *v,
+    wh_kv_op_e op)
+{
+    int  rc;
+
+    if (!c->at && (op == WH_KV_NEXT || op == WH_KV_PREV)) {
+        op = op == WH_KV_NEXT ? WH_KV_FIRST : WH_KV_LAST;
+    }
+
+    if (c->prefix.len == 0) {
+        return mdb_cursor_get(c->cur, k, v, wh_kv_lmdb_ops_of[op]);
+    }
+
+    switch (op) {
+
+    case WH_KV_FIRST:
+        k->mv_data = c->prefix.data;
+        k->mv_size = c->prefix.len;
+        return mdb_cursor_get(c->cur, k, v, MDB_SET_RANGE);
+
+    case WH_KV_LAST:
+        if (c->end.len == 0) {
+            return mdb_cursor_get(c->cur, k, v, MDB_LAST);
+        }
+
+        k->mv_data = c->end.data;
+        k->mv_size = c->end.len;
+        rc = mdb_cursor_get(c->cur, k, v, MDB_SET_RANGE);
+
+        return mdb_cursor_get(c->cur, k, v,
+                              rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+
+    case WH_KV_SET_RANGE:
+        if (memcmp(k->mv_data, c->prefix.data,
+                   k->mv_size < c->prefix.len ? k->mv_size
+                                              : c->prefix.len) < 0
+            || (k->mv_size < c->prefix.len
+                && memcmp(k->mv_data, c->prefix.data, k->mv_size) == 0))
+        {
+            k->mv_data = c->prefix.data;
+            k->mv_size = c->prefix.len;
+        }
+
+        return mdb_cursor_get(c->cur, k, v, MDB_SET_RANGE);
+
+    default:
+        return mdb_cursor_get(c->cur, k, v, wh_kv_lmdb_ops_of[op]);
+    }
+}
+
+
 static int
 wh_kv_lmdb_cur_get(wh_kv_cur_t *kc, wh_kv_val_t *key, wh_kv_val_t *val,
     wh_kv_op_e op, wh_err_t *err)
@@ -107,9 +162,15 @@ wh_kv_lmdb_cur_get(wh_kv_cur_t *kc, wh_kv_val_t *key, wh_kv_val_t *val,
     k.mv_data = key->data;
     k.mv_size = key->len;
 
-    rc = mdb_cursor_get(c->cur, &k, &v, wh_kv_lmdb_ops_of[op]);
+    rc = wh_kv_lmdb_place(c, &k, &v, op);
 
     if (rc == 0) {
+        c->at = 1;
+
+        if (!wh_kv_in_prefix(&c->prefix, k.mv_data, k.mv_size)) {
+            return WH_KV_NOTFOUND;
+        }
+
         key->data = k.mv_data;
         key->len = k.mv_size;
         val->data = v.mv_data;
@@ -140,14 +201,18 @@ wh_kv_lmdb_cur_close(wh_kv_cur_t *kc)
 
 
 static int
-wh_kv_lmdb_cur_open(wh_kv_txn_t *kt, wh_kv_db_e db, wh_kv_cur_t **out,
-    wh_err_t *err)
+wh_kv_lmdb_cur_open(wh_kv_txn_t *kt, wh_kv_db_e db,
+    const wh_kv_val_t *prefix, wh_kv_cur_t **out, wh_err_t *err)
 {
     int                rc;
+    size_t             plen;
+    unsigned char     *p;
     wh_kv_lmdb_cur_t  *c;
     wh_kv_lmdb_txn_t  *t = (wh_kv_lmdb_txn_t *) kt;
 
-    c = malloc(sizeof(wh_kv_lmdb_cur_t));
+    plen = prefix ? prefix->len : 0;
+    /* the prefix, then its end */
+    c = malloc(sizeof(wh_kv_lmdb_cur_t) + 2 * plen);
 
     if (c == NULL) {
         return wh_err(err, 503, "out of memory");
@@ -158,6 +223,18 @@ wh_kv_lmdb_cur_open(wh_kv_txn_t *kt, wh_kv_db_e db, wh_kv_cur_t **out,
     if (rc != 0) {
         free(c);
         return wh_kv_lmdb_rc(rc, err);
+    }
+
+    p = (unsigned char *) (c + 1);
+    c->at = 0;
+    c->prefix.data = p;
+    c->prefix.len = plen;
+    c->end.data = p + plen;
+    c->end.len = 0;
+
+    if (plen > 0) {
+        memcpy(p, prefix->data, plen);
+        c->end.len = wh_kv_prefix_end(p, plen, p + plen);
     }
 
     /* the txn's table has the cursor's operations too */

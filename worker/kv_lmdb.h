@@ -30,6 +30,9 @@ typedef struct {
 typedef struct {
     wh_kv_cur_t   base;
     MDB_cursor   *cur;
+    int           at;               /* placed: NEXT is not FIRST */
+    wh_kv_val_t   prefix;           /* kv.h's; data after the struct */
+    wh_kv_val_t   end;              /* wh_kv_prefix_end(), len 0: none */
 } wh_kv_lmdb_cur_t;
 
 

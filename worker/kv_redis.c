@@ -11,9 +11,11 @@
 #include "map.h"
 
 
-/* entries a range read fetches at once: the first of a write, then
- * twice as many each time up to the last, so that a scan of N entries
- * (each page run again from scratch) costs log N runs, not N / 32 */
+/* entries a range read fetches at once: the first of a scan, then
+ * twice as many each time the scan goes on past what was fetched, up to
+ * the last, so that a scan of N entries (each page run again from
+ * scratch) costs log N runs, not N / 32, and a scan that wants a few
+ * entries fetches a few */
 #define WH_KVR_PAGE     32
 #define WH_KVR_PAGE_MAX 4096
 /* a workspace, or "#" and the name of a database not keyed by one,
@@ -28,33 +30,26 @@ static const char  wh_kvr_lua_get[] =
     "return { v, redis.call('HGET', ARGV[2], ARGV[3]) }\n";
 
 /*
- * ARGV: db, keyed by workspace (1/0), direction (1/-1), bound ("": from
- * the edge), bound inclusive (1/0), limit.
+ * ARGV: db, tag (the one workspace, or "#" and the db, whose keys are
+ * read; "": a walk across the workspaces), direction (1/-1), from and
+ * to (ZRANGEBYLEX's min and max, ZREVRANGEBYLEX's max and min: "-",
+ * "+", "[key", "(key"), limit.
  * -> { ntags, tag, version, ..., exhausted (1/0), key, value, ... }
  * The versions are those of every workspace whose keys were looked at
- * and, once the walk left the first, of the list of workspaces.
+ * and, in a walk, of the list of workspaces.
  */
 static const char  wh_kvr_lua_range[] =
-    "local db, wk, dir = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])\n"
-    "local bound, incl = ARGV[4], ARGV[5] == '1'\n"
-    "local limit = tonumber(ARGV[6])\n"
+    "local db, tag, dir = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local from, to, limit = ARGV[4], ARGV[5], tonumber(ARGV[6])\n"
     "local tags, ents = {}, {}\n"
+    "local zr = dir > 0 and 'ZRANGEBYLEX' or 'ZREVRANGEBYLEX'\n"
     "local function ver(t)\n"
     "  tags[#tags + 1] = t\n"
     "  tags[#tags + 1] = redis.call('HGET', 'wh:sv', t) or '0'\n"
     "end\n"
-    "local function scan(t, b)\n"
-    "  local z = 'wh:{' .. t .. '}:kz:' .. db\n"
-    "  local ks\n"
-    "  local e = b == '' and (dir > 0 and '-' or '+')\n"
-    "    or ((incl and '[' or '(') .. b)\n"
-    "  if dir > 0 then\n"
-    "    ks = redis.call('ZRANGEBYLEX', z, e, '+', 'LIMIT', 0,\n"
-    "                    limit - #ents / 2)\n"
-    "  else\n"
-    "    ks = redis.call('ZREVRANGEBYLEX', z, e, '-', 'LIMIT', 0,\n"
-    "                    limit - #ents / 2)\n"
-    "  end\n"
+    "local function scan(t)\n"
+    "  local ks = redis.call(zr, 'wh:{' .. t .. '}:kz:' .. db, from, to,\n"
+    "                        'LIMIT', 0, limit - #ents / 2)\n"
     "  if #ks > 0 then\n"
     "    local vs = redis.call('HMGET', 'wh:{' .. t .. '}:kv:' .. db,\n"
     "                          unpack(ks))\n"
@@ -64,36 +59,28 @@ static const char  wh_kvr_lua_range[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "if not wk then\n"
-    "  ver('#' .. db)\n"
-    "  scan('#' .. db, bound)\n"
+    "local function wsof(b)\n"
+    "  if b == '-' or b == '+' then return b end\n"
+    "  local k = string.sub(b, 2)\n"
+    "  local z = string.find(k, '\\0', 1, true)\n"
+    "  return '[' .. (z and string.sub(k, 1, z - 1) or k)\n"
+    "end\n"
+    "if tag ~= '' then\n"
+    "  ver(tag)\n"
+    "  scan(tag)\n"
     "else\n"
-    "  local ws0 = nil\n"
-    "  if bound ~= '' then\n"
-    "    local z = string.find(bound, '\\0', 1, true)\n"
-    "    ws0 = z and string.sub(bound, 1, z - 1) or bound\n"
-    "  end\n"
-    "  local wz, from, first = 'wh:s:ws:' .. db, nil, true\n"
-    "  if ws0 then from = '[' .. ws0\n"
-    "  else from = dir > 0 and '-' or '+' end\n"
+    "  local wz, wfrom, wto = 'wh:s:ws:' .. db, wsof(from), wsof(to)\n"
+    "  ver('#w:' .. db)\n"
     "  while #ents / 2 < limit do\n"
-    "    local wss\n"
-    "    if dir > 0 then\n"
-    "      wss = redis.call('ZRANGEBYLEX', wz, from, '+', 'LIMIT', 0, 64)\n"
-    "    else\n"
-    "      wss = redis.call('ZREVRANGEBYLEX', wz, from, '-', 'LIMIT', 0, 64)\n"
-    "    end\n"
+    "    local wss = redis.call(zr, wz, wfrom, wto, 'LIMIT', 0, 64)\n"
     "    for _, w in ipairs(wss) do\n"
     "      if #ents / 2 >= limit then break end\n"
-    "      if not (first and w == ws0) then ver('#w:' .. db) end\n"
     "      ver(w)\n"
-    "      scan(w, (w == ws0) and bound or '')\n"
-    "      first = false\n"
+    "      scan(w)\n"
     "    end\n"
     "    if #wss < 64 then break end\n"
-    "    from = '(' .. wss[#wss]\n"
+    "    wfrom = '(' .. wss[#wss]\n"
     "  end\n"
-    "  if first then ver('#w:' .. db) end\n"
     "end\n"
     "local out = { #tags / 2 }\n"
     "for _, x in ipairs(tags) do out[#out + 1] = x end\n"
@@ -159,6 +146,9 @@ struct wh_kvr_read_s {
     int              incl;
     char            *key;           /* the get's key, the range's bound */
     size_t           klen;
+    char            *pfx;           /* a range's prefix (kv.h) */
+    size_t           plen;
+    size_t           page;          /* a range's limit */
     int              found;         /* a get */
     wh_kvr_ent_t     ent;
     wh_kvr_ent_t    *ents;          /* a range, in its order */
@@ -166,6 +156,21 @@ struct wh_kvr_read_s {
     int              exhausted;     /* nothing is past the last */
     uint64_t         gen;           /* the write it belongs to */
 };
+
+/* what a read asks: a get of key, or the range of a cursor from its
+ * bound (bounded 0: from the edge) in direction dir, within the
+ * cursor's prefix, page entries at most */
+typedef struct {
+    int              range;
+    wh_kv_db_e       db;
+    int              dir;
+    int              bounded;
+    int              incl;
+    const char      *key;
+    size_t           klen;
+    const wh_kv_val_t *prefix;
+    size_t           page;
+} wh_kvr_ask_t;
 
 /* a write of the run under way */
 typedef struct {
@@ -199,6 +204,8 @@ typedef struct {
     int              at;            /* on an entry */
     char            *key;           /* its key (the cursor's copy) */
     size_t           klen, cap;
+    wh_kv_val_t      prefix;        /* kv.h's; data after the struct */
+    wh_kv_val_t      end;           /* wh_kv_prefix_end(), len 0: none */
 } wh_kvr_cur_t;
 
 enum {
@@ -215,7 +222,6 @@ struct wh_kvr_s {
     int              state;
     wh_map_t         reads;         /* read key -> wh_kvr_read_t */
     wh_kvr_read_t   *ranges[WH_KV_NDBS];
-    size_t           page;          /* of the next range read */
     wh_map_t         versions;      /* tag -> its version, as read */
     int              stale;         /* two reads saw a tag at two
                                      * versions */
@@ -288,6 +294,7 @@ wh_kvr_read_free(wh_kvr_read_t *r)
     free(r->ents);
     free(r->ent.val);
     free(r->key);
+    free(r->pfx);
     free(r);
 }
 
@@ -306,7 +313,6 @@ wh_kvr_forget(wh_kvr_t *k)
 
     wh_map_free(&k->reads);
     memset(k->ranges, 0, sizeof(k->ranges));
-    k->page = WH_KVR_PAGE;
 
     it.bucket = 0;
     it.entry = NULL;
@@ -529,12 +535,88 @@ wh_kvr_read_reply(void *data, redisReply *reply, const char *why)
 }
 
 
+/* a bound of the range script: "[key" or "(key" into buf */
+static size_t
+wh_kvr_spec(char *buf, char open, const void *key, size_t klen)
+{
+    buf[0] = open;
+    /* wh_kvr_range_args() has the key where it goes */
+    memmove(buf + 1, key, klen);
+
+    return 1 + klen;
+}
+
+
+/*
+ * The range script's tag, from and to for r into argv[1], [3] and [4]
+ * (its ARGV, from db: the script's own numbers minus one; buf holds
+ * the bounds: 3 * (1 + the longest of bound and prefix) bytes): the
+ * read starts at its bound, or at the prefix's edge, and stops at the
+ * prefix's other edge, so that it fetches no key the cursor cannot
+ * see.  A prefix that holds a workspace's "\0" keeps the read in that
+ * workspace: no walk across the list of them.
+ */
+static void
+wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
+    size_t *lens)
+{
+    char         *p, *lo, *hi;
+    size_t        lolen, hilen, elen;
+    wh_str_t      tag;
+    const char   *z;
+
+    p = buf;
+    lo = "-";
+    lolen = 1;
+    hi = "+";
+    hilen = 1;
+
+    if (r->plen > 0) {
+        lo = p;
+        lolen = wh_kvr_spec(p, '[', r->pfx, r->plen);
+        p += lolen;
+        elen = wh_kv_prefix_end(r->pfx, r->plen, p + 1);
+
+        if (elen > 0) {
+            hi = p;
+            hilen = wh_kvr_spec(p, '(', p + 1, elen);
+            p += hilen;
+        }
+    }
+
+    if (r->bounded && r->dir > 0) {
+        lo = p;
+        lolen = wh_kvr_spec(p, r->incl ? '[' : '(', r->key, r->klen);
+
+    } else if (r->bounded) {
+        hi = p;
+        hilen = wh_kvr_spec(p, r->incl ? '[' : '(', r->key, r->klen);
+    }
+
+    argv[3] = r->dir > 0 ? lo : hi;
+    lens[3] = r->dir > 0 ? lolen : hilen;
+    argv[4] = r->dir > 0 ? hi : lo;
+    lens[4] = r->dir > 0 ? hilen : lolen;
+
+    if (!wh_kv_dbs[r->db].ws_keyed) {
+        tag = wh_kvr_tag(r->db, NULL, 0);
+        argv[1] = tag.data;
+        lens[1] = tag.len;
+        return;
+    }
+
+    z = r->plen ? memchr(r->pfx, '\0', r->plen) : NULL;
+    argv[1] = z ? r->pfx : "";
+    lens[1] = z ? (size_t) (z - r->pfx) : 0;
+}
+
+
 /* sends the read: its entry in reads says FETCHING until the reply */
 static int
 wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 {
-    int              argc;
-    char             name[WH_KVR_KEY_MAX], dir[4], limit[16];
+    int              rc;
+    char             name[WH_KVR_KEY_MAX], dir[4], limit[24], *buf = NULL;
     size_t           lens[9];
     wh_str_t         tag;
     const char      *argv[9];
@@ -552,9 +634,7 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
     memcpy(f->key, rkey, rlen);
 
     argv[0] = "EVAL";
-    lens[0] = 4;
     argv[2] = "0";
-    lens[2] = 1;
 
     if (!r->range) {
         tag = wh_kvr_tag(r->db, r->key, r->klen);
@@ -563,42 +643,40 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
         argv[3] = tag.data;
         lens[3] = tag.len;
         argv[4] = name;
+        lens[4] = strlen(name);
         argv[5] = r->key;
         lens[5] = r->klen;
-        argc = 6;
 
     } else {
-        snprintf(dir, sizeof(dir), "%d", r->dir);
-        snprintf(limit, sizeof(limit), "%zu", k->page);
+        buf = malloc(3 * (1 + (r->klen > r->plen ? r->klen : r->plen)));
 
-        if (k->page < WH_KVR_PAGE_MAX) {
-            k->page *= 2;
+        if (buf == NULL) {
+            free(f);
+            return -1;
         }
+
+        /* from argv[3]: db, tag, dir, from, to, limit */
+        wh_kvr_range_args(r, buf, argv + 3, lens + 3);
         argv[1] = wh_kvr_lua_range;
         argv[3] = wh_kv_dbs[r->db].name;
-        argv[4] = wh_kv_dbs[r->db].ws_keyed ? "1" : "0";
-        argv[5] = dir;
-        argv[6] = r->bounded ? r->key : "";
-        lens[6] = r->bounded ? r->klen : 0;
-        argv[7] = r->incl ? "1" : "0";
-        argv[8] = limit;
-        argc = 9;
         lens[3] = strlen(argv[3]);
-        lens[4] = 1;
+        snprintf(dir, sizeof(dir), "%d", r->dir);
+        argv[5] = dir;
         lens[5] = strlen(dir);
-        lens[7] = 1;
+        snprintf(limit, sizeof(limit), "%zu", r->page);
+        argv[8] = limit;
         lens[8] = strlen(limit);
     }
 
+    lens[0] = 4;
     lens[1] = strlen(argv[1]);
+    lens[2] = 1;
 
-    if (!r->range) {
-        lens[4] = strlen(name);
-    }
+    rc = wh_redis_command(k->redis, wh_kvr_read_reply, f,
+                          r->range ? 9 : 6, argv, lens);
+    free(buf);
 
-    if (wh_redis_command(k->redis, wh_kvr_read_reply, f, argc, argv, lens)
-        != 0)
-    {
+    if (rc != 0) {
         free(f);
         return -1;
     }
@@ -610,31 +688,55 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 }
 
 
+/* the key of a read in reads: what it asks */
+static char *
+wh_kvr_read_key(const wh_kvr_ask_t *a, size_t *len)
+{
+    char    *rkey;
+    size_t   plen;
+
+    plen = a->prefix ? a->prefix->len : 0;
+    *len = 6 + plen + a->klen;
+    rkey = malloc(*len);
+
+    if (rkey == NULL) {
+        return NULL;
+    }
+
+    rkey[0] = a->range ? 'R' : 'G';
+    rkey[1] = (char) a->db;
+    rkey[2] = (char) (a->range ? (a->dir > 0 ? '+' : '-') : 0);
+    rkey[3] = (char) (a->bounded ? (a->incl ? '[' : '(') : 'e');
+    rkey[4] = (char) (plen >> 8);
+    rkey[5] = (char) (plen & 0xff);
+
+    if (plen > 0) {
+        memcpy(rkey + 6, a->prefix->data, plen);
+    }
+
+    memcpy(rkey + 6 + plen, a->key, a->klen);
+
+    return rkey;
+}
+
+
 /* the read's entry: what was fetched, or a fetch started (the run then
  * misses it), or NULL and the run failed */
 static wh_kvr_read_t *
-wh_kvr_read(wh_kvr_txn_t *t, int range, wh_kv_db_e db, int dir,
-    int bounded, int incl, const char *key, size_t klen)
+wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
 {
     char            *rkey;
     size_t           rlen;
     wh_kvr_t        *k = t->k;
     wh_kvr_read_t   *r;
 
-    rlen = 4 + klen;
-    rkey = malloc(rlen);
+    rkey = wh_kvr_read_key(a, &rlen);
 
     if (rkey == NULL) {
         t->failed = 1;
         wh_err(&t->ferr, 503, "out of memory");
         return NULL;
     }
-
-    rkey[0] = range ? 'R' : 'G';
-    rkey[1] = (char) db;
-    rkey[2] = (char) (range ? (dir > 0 ? '+' : '-') : 0);
-    rkey[3] = (char) (bounded ? (incl ? '[' : '(') : 'e');
-    memcpy(rkey + 4, key, klen);
 
     r = wh_map_get(&k->reads, rkey, rlen);
 
@@ -655,11 +757,15 @@ wh_kvr_read(wh_kvr_txn_t *t, int range, wh_kv_db_e db, int dir,
 
     r = calloc(1, sizeof(wh_kvr_read_t));
 
-    if (r == NULL || (r->key = wh_kvr_dup(key, klen)) == NULL
+    if (r == NULL || (r->key = wh_kvr_dup(a->key, a->klen)) == NULL
+        || (a->prefix && a->prefix->len
+            && (r->pfx = wh_kvr_dup(a->prefix->data, a->prefix->len))
+               == NULL)
         || wh_map_put(&k->reads, rkey, rlen, r) == NULL)
     {
         if (r) {
             free(r->key);
+            free(r->pfx);
         }
 
         free(r);
@@ -670,17 +776,19 @@ wh_kvr_read(wh_kvr_txn_t *t, int range, wh_kv_db_e db, int dir,
     }
 
     r->k = k;
-    r->range = range;
-    r->db = db;
-    r->dir = dir;
-    r->bounded = bounded;
-    r->incl = incl;
-    r->klen = klen;
+    r->range = a->range;
+    r->db = a->db;
+    r->dir = a->dir;
+    r->bounded = a->bounded;
+    r->incl = a->incl;
+    r->klen = a->klen;
+    r->plen = r->pfx ? a->prefix->len : 0;
+    r->page = a->page;
     r->gen = k->gen;
 
-    if (range) {
-        r->next = k->ranges[db];
-        k->ranges[db] = r;
+    if (a->range) {
+        r->next = k->ranges[a->db];
+        k->ranges[a->db] = r;
     }
 
     if (wh_kvr_send(k, r, rkey, rlen) != 0) {
@@ -863,8 +971,9 @@ wh_kvr_stored(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
     wh_kv_val_t *val, wh_err_t *err)
 {
     wh_kvr_read_t  *r;
+    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0 };
 
-    r = wh_kvr_read(t, 0, db, 0, 1, 1, key->data, key->len);
+    r = wh_kvr_read(t, &a);
 
     if (r == NULL || r->state == WH_KVR_FAILED) {
         *err = t->ferr;
@@ -991,18 +1100,30 @@ wh_kvr_after(const char *key, size_t klen, int dir, const char *x,
 }
 
 
+/* is r a read of the keys of c's prefix? */
+static int
+wh_kvr_same_prefix(const wh_kvr_read_t *r, const wh_kvr_cur_t *c)
+{
+    return r->plen == c->prefix.len
+           && (r->plen == 0 || memcmp(r->pfx, c->prefix.data, r->plen) == 0);
+}
+
+
 /* the nearest stored key after x in direction dir, from what was
  * fetched: 0 with *out, WH_KV_NOTFOUND (none, or not fetched yet:
- * t->missed), -1 */
+ * t->missed), -1.  A scan that goes on past what was fetched for it
+ * fetches twice as many as last time. */
 static int
-wh_kvr_stored_next(wh_kvr_txn_t *t, wh_kv_db_e db, int dir, const char *x,
-    size_t xlen, int incl, const wh_kvr_ent_t **out, wh_err_t *err)
+wh_kvr_stored_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen,
+    int incl, const wh_kvr_ent_t **out, wh_err_t *err)
 {
-    size_t          i;
+    size_t          i, page = WH_KVR_PAGE;
     wh_kvr_read_t  *r;
+    wh_kvr_ask_t    a;
 
-    for (r = t->k->ranges[db]; r; r = r->next) {
+    for (r = c->t->k->ranges[c->db]; r; r = r->next) {
         if (r->dir != dir || r->state != WH_KVR_READY
+            || !wh_kvr_same_prefix(r, c)
             || !wh_kvr_covers(r, x, xlen, incl))
         {
             continue;
@@ -1020,13 +1141,28 @@ wh_kvr_stored_next(wh_kvr_txn_t *t, wh_kv_db_e db, int dir, const char *x,
         if (r->exhausted) {
             return WH_KV_NOTFOUND;
         }
+
+        /* the scan went past r */
+        if (r->page * 2 > page) {
+            page = r->page * 2 < WH_KVR_PAGE_MAX ? r->page * 2
+                                                 : WH_KVR_PAGE_MAX;
+        }
     }
 
-    r = wh_kvr_read(t, 1, db, dir, x != NULL, incl, x ? x : "",
-                    x ? xlen : 0);
+    a.range = 1;
+    a.db = c->db;
+    a.dir = dir;
+    a.bounded = x != NULL;
+    a.incl = incl;
+    a.key = x ? x : "";
+    a.klen = x ? xlen : 0;
+    a.prefix = &c->prefix;
+    a.page = page;
+
+    r = wh_kvr_read(c->t, &a);
 
     if (r == NULL || r->state == WH_KVR_FAILED) {
-        *err = t->ferr;
+        *err = c->t->ferr;
         return -1;
     }
 
@@ -1037,10 +1173,10 @@ wh_kvr_stored_next(wh_kvr_txn_t *t, wh_kv_db_e db, int dir, const char *x,
 
 
 /* the nearest key after x in direction dir, the run's writes
- * included */
+ * included, x within the cursor's prefix (or NULL: its edge) */
 static int
-wh_kvr_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen, int incl,
-    wh_kv_val_t *key, wh_kv_val_t *val, wh_err_t *err)
+wh_kvr_nearest(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen,
+    int incl, wh_kv_val_t *key, wh_kv_val_t *val, wh_err_t *err)
 {
     int                  rc;
     size_t               i;
@@ -1080,7 +1216,7 @@ wh_kvr_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen, int incl,
 
     /* the nearest stored key the run did not delete */
     for ( ;; ) {
-        rc = wh_kvr_stored_next(c->t, c->db, dir, x, xlen, incl, &s, err);
+        rc = wh_kvr_stored_next(c, dir, x, xlen, incl, &s, err);
 
         if (rc != 0) {
             if (rc == -1) {
@@ -1128,16 +1264,74 @@ wh_kvr_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen, int incl,
 }
 
 
+/* the nearest key after x in direction dir that the cursor sees: x
+ * (NULL: from the edge) brought within its prefix first, so that the
+ * nearest key outside it is the one past every key in it */
 static int
-wh_kvr_cur_open(wh_kv_txn_t *base, wh_kv_db_e db, wh_kv_cur_t **out,
-    wh_err_t *err)
+wh_kvr_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen, int incl,
+    wh_kv_val_t *key, wh_kv_val_t *val, wh_err_t *err)
 {
+    int           rc;
+    wh_kv_val_t  *p = &c->prefix, *e = &c->end;
+
+    if (p->len > 0 && dir > 0) {
+        if (x == NULL || wh_kvr_cmp(x, xlen, p->data, p->len) < 0) {
+            x = p->data;
+            xlen = p->len;
+            incl = 1;
+
+        } else if (e->len > 0 && wh_kvr_cmp(x, xlen, e->data, e->len) >= 0)
+        {
+            return WH_KV_NOTFOUND;
+        }
+
+    } else if (p->len > 0) {
+        if (e->len > 0
+            && (x == NULL || wh_kvr_cmp(x, xlen, e->data, e->len) >= 0))
+        {
+            x = e->data;
+            xlen = e->len;
+            incl = 0;
+
+        } else if (x != NULL && wh_kvr_cmp(x, xlen, p->data, p->len) < 0) {
+            return WH_KV_NOTFOUND;
+        }
+    }
+
+    rc = wh_kvr_nearest(c, dir, x, xlen, incl, key, val, err);
+
+    if (rc == 0 && !wh_kv_in_prefix(p, key->data, key->len)) {
+        return WH_KV_NOTFOUND;
+    }
+
+    return rc;
+}
+
+
+static int
+wh_kvr_cur_open(wh_kv_txn_t *base, wh_kv_db_e db,
+    const wh_kv_val_t *prefix, wh_kv_cur_t **out, wh_err_t *err)
+{
+    size_t         plen;
+    char          *p;
     wh_kvr_cur_t  *c;
 
-    c = calloc(1, sizeof(wh_kvr_cur_t));
+    plen = prefix ? prefix->len : 0;
+    /* the prefix, then its end */
+    c = calloc(1, sizeof(wh_kvr_cur_t) + 2 * plen);
 
     if (c == NULL) {
         return wh_err(err, 503, "out of memory");
+    }
+
+    p = (char *) (c + 1);
+    c->prefix.data = p;
+    c->prefix.len = plen;
+    c->end.data = p + plen;
+
+    if (plen > 0) {
+        memcpy(p, prefix->data, plen);
+        c->end.len = wh_kv_prefix_end(p, plen, p + plen);
     }
 
     c->base.ops = &wh_kvr_ops;
@@ -1555,7 +1749,6 @@ wh_kvr_open(wh_kvr_t **out, wh_redis_t *redis, const wh_kvr_conf_t *conf,
     k->redis = redis;
     k->log = log;
     k->conf = *conf;
-    k->page = WH_KVR_PAGE;
     *out = k;
 
     return 0;

@@ -258,6 +258,20 @@ wh_quota_count_client(void *ctx, wh_str_t ws, wh_str_t id, uint64_t bytes)
 
 
 void
+wh_quota_recount(wh_quota_t *q, wh_quota_kind_e kind)
+{
+    wh_quota_ws_t   *w;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&q->ws, &it)) != NULL) {
+        w = e->value;
+        w->used[kind] = 0;
+    }
+}
+
+
+void
 wh_quota_add(wh_quota_t *q, wh_str_t ws, wh_quota_kind_e kind,
     int64_t delta)
 {

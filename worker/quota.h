@@ -120,6 +120,11 @@ int wh_quota_count_channel(void *q, wh_str_t ws, wh_str_t ch,
 int wh_quota_count_client(void *q, wh_str_t ws, wh_str_t id,
     uint64_t bytes);
 
+/* forgets what was counted of kind in every workspace, before a count
+ * from the store starts (again: a write of the Redis engine runs again
+ * from scratch each time it fetched more, kv.h) */
+void wh_quota_recount(wh_quota_t *q, wh_quota_kind_e kind);
+
 /* a commit changed what ws uses of kind by delta (a client registered
  * or deleted, a channel created) */
 void wh_quota_add(wh_quota_t *q, wh_str_t ws, wh_quota_kind_e kind,

@@ -137,10 +137,12 @@ wh_state_scan(wh_etxn_t *t, wh_kv_db_e db, const void *from, size_t flen,
     wh_err_t *err)
 {
     int           rc, stop = 0;
-    wh_kv_val_t   k, v;
+    wh_kv_val_t   k, v, p;
     wh_kv_cur_t  *cur;
 
-    rc = wh_kv_cur_open(wh_state_kv(t), db, &cur, err);
+    /* the store reads no key past the prefix */
+    p = wh_state_val(from, plen);
+    rc = wh_kv_cur_open(wh_state_kv(t), db, &p, &cur, err);
 
     if (rc != 0) {
         return wh_state_fail(rc, "opening a cursor", err);
@@ -153,10 +155,6 @@ wh_state_scan(wh_etxn_t *t, wh_kv_db_e db, const void *from, size_t flen,
          rc == 0;
          rc = wh_kv_cur_get(cur, &k, &v, WH_KV_NEXT, err))
     {
-        if (k.len < plen || (plen && memcmp(k.data, from, plen) != 0)) {
-            break;
-        }
-
         stop = cb(ctx, &k, &v, err);
 
         if (stop == WH_STATE_DELETE) {

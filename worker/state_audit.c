@@ -135,22 +135,24 @@ wh_state_cmd_list_ws(wh_etxn_t *t, wh_str_t ws, uint64_t before,
     int            rc, stop = 0;
     size_t         looked = 0, plen;
     uint64_t       seq;
-    wh_kv_val_t    k, v;
+    wh_kv_val_t    k, v, p;
     wh_kv_cur_t   *cur;
     unsigned char  key[WH_STATE_KEY_MAX];
 
     memset(out, 0, sizeof(wh_cmd_list_t));
 
-    rc = wh_kv_cur_open(wh_state_kv(t), WH_KV_CMD_WS, &cur, err);
-
-    if (rc != 0) {
-        return wh_state_fail(rc, "opening a cursor", err);
-    }
-
     /* newest first: from the first key past the page, one back */
     k.data = key;
     k.len = wh_key_ws_seq(key, ws, before ? before : UINT64_MAX);
     plen = k.len - WH_BE64_LEN;
+    p.data = key;
+    p.len = plen;
+
+    rc = wh_kv_cur_open(wh_state_kv(t), WH_KV_CMD_WS, &p, &cur, err);
+
+    if (rc != 0) {
+        return wh_state_fail(rc, "opening a cursor", err);
+    }
 
     rc = wh_kv_cur_get(cur, &k, &v, WH_KV_SET_RANGE, err);
 

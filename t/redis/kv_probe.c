@@ -190,6 +190,33 @@ mnext(model_t *m, int db, int dir, const char *x, size_t xlen, int incl)
 }
 
 
+/* the same within a cursor's prefix (plen 0: none): the nearest key
+ * that starts with it, past the ones before it */
+static ment_t *
+mnext_in(model_t *m, int db, int dir, const char *x, size_t xlen, int incl,
+    const char *pfx, size_t plen)
+{
+    int      c;
+    ment_t  *e;
+
+    for (e = mnext(m, db, dir, x, xlen, incl); e != NULL;
+         e = mnext(m, db, dir, e->key, e->klen, 0))
+    {
+        if (e->klen >= plen && memcmp(e->key, pfx, plen) == 0) {
+            return e;
+        }
+
+        c = memcmp(e->key, pfx, e->klen < plen ? e->klen : plen);
+
+        if ((c < 0 || (c == 0 && e->klen < plen)) != (dir > 0)) {
+            return NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
 /* ------------------------------------------------------------ runs */
 
 
@@ -282,17 +309,46 @@ static int
 walk(wh_kv_txn_t *t, wh_err_t *err)
 {
     int           rc, db, start, steps, i, dir, at = 0;
-    char          key[40], pos[40];
+    char          key[40], pos[40], pfx[40];
     size_t        klen, plen = 0;
     ment_t       *want;
-    wh_kv_val_t   k, v;
+    wh_kv_val_t   k, v, p;
     wh_kv_cur_t  *c;
 
     klen = rkey(key, &db);
     start = rnd(3);
     steps = 1 + rnd(12);
 
-    if (wh_kv_cur_open(t, db, &c, err) != 0) {
+    /* a prefix half the time: of the key drawn, up to its workspace and
+     * "\0" (one workspace), to a part of its workspace's name (a walk
+     * across "a" and "ab"), to its workspace and "k0" (part of one) */
+    p.data = pfx;
+    p.len = 0;
+
+    switch (rnd(6)) {
+
+    case 0:
+        p.len = strlen(key) + (db == WH_KV_CMD_META
+                               || db == WH_KV_CMD_ENDED ? 0 : 1);
+        break;
+
+    case 1:
+        p.len = 1;
+        break;
+
+    case 2:
+        p.len = strlen(key) + (db == WH_KV_CMD_META
+                               || db == WH_KV_CMD_ENDED ? 0 : 3);
+        p.len = p.len > klen ? klen : p.len;
+        break;
+
+    default:
+        break;
+    }
+
+    memcpy(pfx, key, p.len);
+
+    if (wh_kv_cur_open(t, db, &p, &c, err) != 0) {
         return -1;
     }
 
@@ -305,17 +361,17 @@ walk(wh_kv_txn_t *t, wh_err_t *err)
 
     if (start == 0) {
         rc = wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, err);
-        want = mnext(&P.scratch, db, 1, NULL, 0, 0);
+        want = mnext_in(&P.scratch, db, 1, NULL, 0, 0, pfx, p.len);
 
     } else if (start == 1) {
         rc = wh_kv_cur_get(c, &k, &v, WH_KV_LAST, err);
-        want = mnext(&P.scratch, db, -1, NULL, 0, 0);
+        want = mnext_in(&P.scratch, db, -1, NULL, 0, 0, pfx, p.len);
 
     } else {
         k.data = key;
         k.len = klen;
         rc = wh_kv_cur_get(c, &k, &v, WH_KV_SET_RANGE, err);
-        want = mnext(&P.scratch, db, 1, key, klen, 1);
+        want = mnext_in(&P.scratch, db, 1, key, klen, 1, pfx, p.len);
     }
 
     for (i = 0; ; i++) {
@@ -343,7 +399,8 @@ walk(wh_kv_txn_t *t, wh_err_t *err)
         dir = rnd(4) == 0 ? -1 : 1;
         rc = wh_kv_cur_get(c, &k, &v, dir > 0 ? WH_KV_NEXT : WH_KV_PREV,
                            err);
-        want = mnext(&P.scratch, db, dir, at ? pos : NULL, plen, 0);
+        want = mnext_in(&P.scratch, db, dir, at ? pos : NULL, plen, 0,
+                        pfx, p.len);
     }
 
     wh_kv_cur_close(c);
@@ -504,7 +561,7 @@ txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 
     P.keys = 0;
 
-    if (wh_kv_cur_open(t, WH_KV_CLIENTS, &c, err) != 0) {
+    if (wh_kv_cur_open(t, WH_KV_CLIENTS, NULL, &c, err) != 0) {
         return -1;
     }
 

@@ -2,7 +2,8 @@
  * The key-value txn of kv.h over LMDB (kv_lmdb.c), against a real
  * environment in a temporary directory: the results of get, put and
  * del, cursors both ways and past either end, SET_RANGE, cur_del then
- * NEXT, the databases kept apart, and MDB_MAP_FULL as 507.
+ * NEXT, cursors kept within a prefix, the databases kept apart, and
+ * MDB_MAP_FULL as 507.
  */
 
 #include <setjmp.h>
@@ -218,7 +219,7 @@ test_empty_database(void **state)
     wh_kv_cur_t  *c;
     fixture_t    *f = *state;
 
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_JOBS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_JOBS, NULL, &c, &err), 0);
     none(c, &k, &v, WH_KV_FIRST);
     none(c, &k, &v, WH_KV_LAST);
     k = K("a");
@@ -247,7 +248,7 @@ filled(fixture_t *f)
     wh_kv_cur_t  *c;
 
     fill(f);
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, NULL, &c, &err), 0);
 
     return c;
 }
@@ -279,6 +280,52 @@ test_cursor_both_ways(void **state)
     at(c, &k, &v, WH_KV_PREV, K("ws\0a"));
     none(c, &k, &v, WH_KV_PREV);
 
+    wh_kv_cur_close(c);
+}
+
+
+/* a cursor with a prefix sees its keys alone, whatever is around */
+static void
+test_cursor_prefix(void **state)
+{
+    wh_err_t      err;
+    wh_kv_val_t   k = { 0, NULL }, v, p = K("ws\0b");
+    wh_kv_cur_t  *c;
+    fixture_t    *f = *state;
+
+    fill(f);
+    put(f, WH_KV_CMD_WS, K("ws\0c"), "5");
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &p, &c, &err), 0);
+
+    at(c, &k, &v, WH_KV_FIRST, K("ws\0b"));
+    at(c, &k, &v, WH_KV_NEXT, K("ws\0b\0" "1"));
+    none(c, &k, &v, WH_KV_NEXT);
+    at(c, &k, &v, WH_KV_LAST, K("ws\0b\0" "1"));
+    at(c, &k, &v, WH_KV_PREV, K("ws\0b"));
+    none(c, &k, &v, WH_KV_PREV);
+
+    /* from before the prefix: its first key; from past it: none */
+    k = K("ws\0a");
+    at(c, &k, &v, WH_KV_SET_RANGE, K("ws\0b"));
+    k = K("ws\0b\0" "2");
+    none(c, &k, &v, WH_KV_SET_RANGE);
+    wh_kv_cur_close(c);
+
+    /* a prefix of one byte of 0xff and none after it: LAST is the
+     * database's last key, if it is the prefix's */
+    p = K("\xff");
+    put(f, WH_KV_CMD_WS, K("\xff\xff"), "6");
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &p, &c, &err), 0);
+    at(c, &k, &v, WH_KV_LAST, K("\xff\xff"));
+    at(c, &k, &v, WH_KV_FIRST, K("\xff\xff"));
+    none(c, &k, &v, WH_KV_NEXT);
+    wh_kv_cur_close(c);
+
+    /* a prefix no key has */
+    p = K("wu");
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &p, &c, &err), 0);
+    none(c, &k, &v, WH_KV_FIRST);
+    none(c, &k, &v, WH_KV_LAST);
     wh_kv_cur_close(c);
 }
 
@@ -355,7 +402,7 @@ test_cur_del_then_next(void **state)
 
     /* what is left, read by a new cursor, which sees the txn's writes */
     put(f, WH_KV_CMD_WS, K("a"), "0");
-    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, &c, &err), 0);
+    assert_int_equal(wh_kv_cur_open(f->t, WH_KV_CMD_WS, NULL, &c, &err), 0);
     at(c, &k, &v, WH_KV_FIRST, K("a"));
     at(c, &k, &v, WH_KV_NEXT, K("wt"));
     none(c, &k, &v, WH_KV_NEXT);
@@ -401,6 +448,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cursor_both_ways, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_set_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cursor_prefix, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_cur_del_then_next, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_map_full_is_507, setup_small,
