@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,6 +24,8 @@
 #define WH_LINK_EARLY_WRITE (4 * 1024 * 1024)
 #define WH_LINK_PAUSE_HIGH  (8 * 1024 * 1024)
 #define WH_LINK_PAUSE_LOW   (1024 * 1024)
+/* a detached peer's memory outlives any engine call that may name it */
+#define WH_LINK_LINGER_MS   30000
 
 
 static void wh_link_accept(wh_event_t *ev, uint32_t events);
@@ -630,6 +633,8 @@ wh_link_detach(wh_link_t *link)
         close(peer->ev.fd);
         peer->ev.fd = -1;
         peer->detached = 1;
+        peer->detached_ms = wh_loop_now();
+        link->npeers--;
         any = 1;
 
         link->on_close(peer, link->ctx);
@@ -658,8 +663,14 @@ wh_link_flush(wh_link_t *link)
 }
 
 
-void
-wh_link_reap(wh_link_t *link)
+/*
+ * Frees the peers detached before the given time.  A detached peer is
+ * kept WH_LINK_LINGER_MS first: a cluster engine answers a few loop turns
+ * later (each of its calls within its timeout), and the op it answers
+ * may name the peer that asked; sending to a detached peer does nothing.
+ */
+static void
+wh_link_free_detached(wh_link_t *link, int64_t before)
 {
     wh_peer_t  *peer, *next;
 
@@ -670,7 +681,7 @@ wh_link_reap(wh_link_t *link)
     for (peer = link->peers; peer != NULL; peer = next) {
         next = peer->next;
 
-        if (!peer->detached) {
+        if (!peer->detached || peer->detached_ms > before) {
             continue;
         }
 
@@ -684,12 +695,18 @@ wh_link_reap(wh_link_t *link)
             peer->next->prev = peer->prev;
         }
 
-        link->npeers--;
         link->nclosing--;
         wh_buf_free(&peer->in);
         wh_buf_free(&peer->out);
         free(peer);
     }
+}
+
+
+void
+wh_link_reap(wh_link_t *link)
+{
+    wh_link_free_detached(link, wh_loop_now() - WH_LINK_LINGER_MS);
 }
 
 
@@ -755,5 +772,5 @@ wh_link_shutdown(wh_link_t *link, int timeout_ms)
     }
 
     wh_link_detach(link);
-    wh_link_reap(link);
+    wh_link_free_detached(link, INT64_MAX);
 }

@@ -35,6 +35,7 @@ struct wh_peer_s {
     int            hello;        /* HELLO received */
     int            closing;      /* to be detached at the end of turn */
     int            detached;     /* fd closed, on_close called */
+    int64_t        detached_ms;  /* when (wh_loop_now()) */
     uint32_t       armed;        /* the epoll events asked for */
     int            paused;       /* its requests wait: output is high */
     int            parked;       /* a frame waits for the engine
@@ -67,8 +68,8 @@ struct wh_link_s {
     wh_log_t           *log;
     wh_peer_t          *peers;
     wh_peer_t          *dirty;
-    unsigned            npeers;
-    unsigned            nclosing;
+    unsigned            npeers;       /* connected */
+    unsigned            nclosing;     /* closing or detached, not freed */
     uint32_t            next_serial;
     uint64_t            pauses;       /* times a peer's reads were held */
     unsigned            nparked;      /* peers with a frame parked */
@@ -109,7 +110,8 @@ void wh_link_wake(wh_link_t *link);
 int wh_link_detach(wh_link_t *link);
 /* writes pending output of every dirty peer */
 void wh_link_flush(wh_link_t *link);
-/* frees detached peers: after the turn's work is committed */
+/* frees the peers detached long enough ago that no engine call under
+ * way can still name them (a cluster engine answers turns later) */
 void wh_link_reap(wh_link_t *link);
 
 /* shutdown: stop listening, write what can be written within
