@@ -2109,6 +2109,9 @@ wh_jobs_load_one(void *ctx, wh_job_t *job, wh_err_t *err)
 }
 
 
+static void wh_jobs_drop_all(wh_jobs_t *j);
+
+
 static int
 wh_jobs_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
@@ -2116,6 +2119,15 @@ wh_jobs_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
     wh_jobs_loading_t  *l = ctx;
 
     l->t = t;
+
+    /* a cluster engine runs the txn again from scratch when a read had
+     * to wait: what an earlier run loaded is forgotten first */
+    for (i = 0; i < l->ncreating; i++) {
+        wh_job_free(&l->creating[i]);
+    }
+
+    l->ncreating = 0;
+    wh_jobs_drop_all(l->j);
 
     if (wh_etxn_ops(t)->job_each(t, wh_cstr(""), wh_jobs_load_one, l,
                                  err) != 0)
