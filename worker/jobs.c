@@ -16,6 +16,8 @@
 
 
 #define WH_JOB_TICK_MS       20
+#define WH_JOB_IDLE_TICK_MS  1000      /* nothing rolling out: expiry,
+                                        * pruning, take-overs only */
 #define WH_JOB_CHUNK         1000      /* executions written per turn */
 #define WH_JOB_RELEASE_MAX   500       /* commands released per turn */
 #define WH_JOB_SCAN_MAX      4000      /* executions looked at per turn */
@@ -546,12 +548,36 @@ wh_job_op_free(wh_job_op_t *op)
 }
 
 
+/*
+ * The tick runs every WH_JOB_TICK_MS while a job rolls out, and once a
+ * second when none does (an idle daemon does not wake 50 times a
+ * second): whatever may start work brings the fast tick back.
+ */
+static void
+wh_jobs_wake(wh_jobs_t *j)
+{
+    int64_t  next;
+
+    if (j->timer.interval == WH_JOB_TICK_MS || j->timer.handler == NULL) {
+        return;
+    }
+
+    j->timer.interval = WH_JOB_TICK_MS;
+    next = wh_loop_now() + WH_JOB_TICK_MS;
+
+    if (j->timer.next > next) {
+        j->timer.next = next;
+    }
+}
+
+
 void
 wh_job_op_submit(wh_job_op_t *op)
 {
     op->op.apply = wh_job_op_apply;
     op->op.done = wh_job_op_done;
     wh_batch_add(op->j->batch, &op->op, 0);
+    wh_jobs_wake(op->j);
 }
 
 
@@ -1638,6 +1664,8 @@ wh_job_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     wh_job_op_t  *op = (wh_job_op_t *) base;
     wh_jobs_t    *j = op->j;
 
+    /* what the op changed is for the next tick to carry on */
+    wh_jobs_wake(j);
     wh_cmd_notes_done(j->commands, &op->notes, committed);
 
     if (op->kind == WH_JOB_OP_CREATE) {
@@ -1832,6 +1860,9 @@ wh_jobs_exec_changed(void *ctx, wh_str_t ws, wh_str_t job, uint64_t idx,
     /* a release after a cancel or an abort (a sweep catches it) does
      * not make the execution pending again in memory */
     wh_exec_set(jm, idx, (uint8_t) status);
+
+    /* its progress event, its completion */
+    wh_jobs_wake(j);
 }
 
 
@@ -1979,9 +2010,36 @@ wh_job_tick_one(wh_jobs_t *j, wh_jobm_t *jm, int64_t now, int64_t mono)
 }
 
 
+/* a job the fast tick must carry on */
+static int
+wh_job_active(const wh_jobm_t *jm)
+{
+    switch (jm->rec.status) {
+
+    case WH_JOB_SCHEDULED:
+    case WH_JOB_IN_PROGRESS:
+        return 1;
+
+    case WH_JOB_ABORTED:
+    case WH_JOB_CANCELLED:
+        if (jm->sweep) {
+            return 1;
+        }
+
+        break;
+
+    default:
+        break;
+    }
+
+    return jm->busy || jm->changed || jm->unsaved;
+}
+
+
 static void
 wh_jobs_tick(wh_timer_t *t)
 {
+    int              active;
     int64_t          now, mono;
     wh_job_op_t     *op, *next;
     wh_jobs_t       *j = t->data;
@@ -2001,9 +2059,14 @@ wh_jobs_tick(wh_timer_t *t)
     now = wh_time_ms();
     mono = wh_loop_now();
 
+    active = j->creating != NULL;
+
     while ((e = wh_map_next(&j->jobs, &it)) != NULL) {
         wh_job_tick_one(j, e->value, now, mono);
+        active |= wh_job_active(e->value);
     }
+
+    t->interval = active ? WH_JOB_TICK_MS : WH_JOB_IDLE_TICK_MS;
 
     /* cluster: the jobs of nodes whose lease ended are taken over */
     if (j->cluster && !j->scanning && mono - j->scanned_ms >= WH_JOB_ADOPT_MS
