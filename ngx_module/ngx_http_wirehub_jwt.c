@@ -148,9 +148,9 @@ ngx_http_wirehub_jwt_parse_segment(ngx_http_wirehub_jwt_ctx_t *ctx,
 }
 
 
-/* JSON white space, then the byte at p; end when none is left */
-static const char *
-ngx_http_wirehub_jwt_skip_ws(const char *p, const char *end)
+/* past JSON white space: the next other byte, or end */
+static char *
+ngx_http_wirehub_jwt_skip_ws(char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
         p++;
@@ -205,27 +205,27 @@ ngx_http_wirehub_jwt_plain_header(ngx_http_wirehub_jwt_ctx_t *ctx,
     p = ctx->plain;
     end = p + len;
 
-    p = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+    p = ngx_http_wirehub_jwt_skip_ws(p, end);
 
     if (p == end || *p++ != '{') {
         return -1;
     }
 
     for ( ;; ) {
-        key = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+        key = ngx_http_wirehub_jwt_skip_ws(p, end);
         p = ngx_http_wirehub_jwt_plain_string(key, end);
 
         if (p == NULL) {
             return -1;
         }
 
-        p = (char *) ngx_http_wirehub_jwt_skip_ws(p + 1, end);
+        p = ngx_http_wirehub_jwt_skip_ws(p + 1, end);
 
         if (p == end || *p++ != ':') {
             return -1;
         }
 
-        value = (char *) ngx_http_wirehub_jwt_skip_ws(p, end);
+        value = ngx_http_wirehub_jwt_skip_ws(p, end);
         p = ngx_http_wirehub_jwt_plain_string(value, end);
 
         if (p == NULL) {
@@ -250,7 +250,7 @@ ngx_http_wirehub_jwt_plain_header(ngx_http_wirehub_jwt_ctx_t *ctx,
             return -1;
         }
 
-        p = (char *) ngx_http_wirehub_jwt_skip_ws(p + 1, end);
+        p = ngx_http_wirehub_jwt_skip_ws(p + 1, end);
 
         if (p < end && *p == ',') {
             p++;

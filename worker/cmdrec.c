@@ -448,42 +448,12 @@ wh_cmdrec_object(wh_cmdrec_scan_t *s, const char **skeys, size_t ns,
 }
 
 
-int
-wh_cmdrec_scan(const char *text, size_t len, wh_cmdrec_t *rec,
-    char *scratch)
-{
-    size_t            i;
-    wh_cmdrec_scan_t  s;
-
-    for (i = 0; i < WH_CMDREC_STRS; i++) {
-        rec->strs[i].data = "";
-        rec->strs[i].len = 0;
-    }
-
-    memset(rec->ints, 0, sizeof(rec->ints));
-    rec->has_client = 0;
-    rec->nhistory = 0;
-
-    s.p = text;
-    s.end = text + len;
-    s.out = scratch;
-
-    if (wh_cmdrec_object(&s, wh_cmdrec_str_keys, WH_CMDREC_STRS, rec->strs,
-                         wh_cmdrec_int_keys, WH_CMDREC_INTS, rec->ints, rec)
-        != 0
-        || wh_cmdrec_peek(&s) != -1)
-    {
-        return WH_CMDREC_OTHER;
-    }
-
-    return 0;
-}
-
-
-int
-wh_cmdrec_scan_flat(const char *text, size_t len, const char **skeys,
-    size_t ns, wh_str_t *strs, const char **ikeys, size_t ni, int64_t *ints,
-    char *scratch)
+/* the whole text, one object: the named members into strs and ints
+ * (absent ones "" and 0), and with rec its history */
+static int
+wh_cmdrec_text(const char *text, size_t len, const char **skeys, size_t ns,
+    wh_str_t *strs, const char **ikeys, size_t ni, int64_t *ints,
+    wh_cmdrec_t *rec, char *scratch)
 {
     size_t            i;
     wh_cmdrec_scan_t  s;
@@ -499,11 +469,34 @@ wh_cmdrec_scan_flat(const char *text, size_t len, const char **skeys,
     s.end = text + len;
     s.out = scratch;
 
-    if (wh_cmdrec_object(&s, skeys, ns, strs, ikeys, ni, ints, NULL) != 0
+    if (wh_cmdrec_object(&s, skeys, ns, strs, ikeys, ni, ints, rec) != 0
         || wh_cmdrec_peek(&s) != -1)
     {
         return WH_CMDREC_OTHER;
     }
 
     return 0;
+}
+
+
+int
+wh_cmdrec_scan(const char *text, size_t len, wh_cmdrec_t *rec,
+    char *scratch)
+{
+    rec->has_client = 0;
+    rec->nhistory = 0;
+
+    return wh_cmdrec_text(text, len, wh_cmdrec_str_keys, WH_CMDREC_STRS,
+                          rec->strs, wh_cmdrec_int_keys, WH_CMDREC_INTS,
+                          rec->ints, rec, scratch);
+}
+
+
+int
+wh_cmdrec_scan_flat(const char *text, size_t len, const char **skeys,
+    size_t ns, wh_str_t *strs, const char **ikeys, size_t ni, int64_t *ints,
+    char *scratch)
+{
+    return wh_cmdrec_text(text, len, skeys, ns, strs, ikeys, ni, ints, NULL,
+                          scratch);
 }

@@ -29,6 +29,9 @@ typedef struct {
 } wh_state_each_t;
 
 
+/* a record this short is unescaped on the stack */
+#define WH_STATE_CLIENT_SMALL  512
+
 /* the members of a stored client, in the order of its fields */
 static const char  *wh_state_client_skeys[] = {
     "name", "client_type", "metadata"
@@ -68,14 +71,15 @@ wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
     wh_client_t *out, wh_err_t *err)
 {
     int            rc;
-    char          *scratch;
+    char          *scratch, small[WH_STATE_CLIENT_SMALL];
     json_t        *obj = NULL;
     int64_t        ints[2];
     wh_str_t       strs[5], *dst[5];
     json_error_t   je;
 
-    /* what the scanner unescapes is never longer than the text */
-    scratch = malloc(v->len + 1);
+    /* what the scanner unescapes is never longer than the text; a record
+     * is read at every connect and disconnect, and most are small */
+    scratch = v->len < sizeof(small) ? small : malloc(v->len + 1);
 
     if (scratch == NULL) {
         return wh_err(err, 503, "out of memory");
@@ -88,7 +92,10 @@ wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
     if (rc != 0 && wh_state_client_fields(v, &strs[2], ints, &obj, &je)
                    != 0)
     {
-        free(scratch);
+        if (scratch != small) {
+            free(scratch);
+        }
+
         json_decref(obj);
         return wh_err(err, 503, "corrupt client %.*s: %s", (int) id.len,
                       id.data, je.text);
@@ -105,8 +112,12 @@ wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
     out->last_seen_ms = ints[1];
 
     rc = wh_strs_copy(&out->mem, dst, strs, 5);
-    free(scratch);
     json_decref(obj);
+
+    if (scratch != small) {
+        free(scratch);
+    }
+
 
     return rc ? wh_err(err, 503, "out of memory") : 0;
 }
