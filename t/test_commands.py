@@ -264,6 +264,73 @@ def test_disconnect(nginx, api, agents, ws):
     assert status == 404 and wh_code(doc) == "not_found"
 
 
+def offline_doc(api, client_id):
+    status, doc = api.call("GET", "/clients/" + client_id)
+    return status == 200 and doc["online"] is False and doc
+
+
+def waiting(api):
+    """Clients whose last_seen write waits for wirehubd's next flush."""
+    status, doc = api.call("GET", "/stats")
+    assert status == 200, doc
+    return doc["daemon"]["last_seen_waiting"]
+
+
+def test_last_seen_of_a_known_client(nginx, daemon, api, agents, ws):
+    """A registered client's sessions move last_seen in the API at once;
+    the store gets it within a second (one write per client, not per
+    session): at a SIGTERM restart (the drain writes what waits), and
+    by the flush, so that SIGKILL once nothing waits loses nothing."""
+    register(api, "pc-ls")
+    seen = []
+    for _ in range(3):
+        agent = connect(nginx, agents, ws, "pc-ls")
+        status, doc = api.call("GET", "/clients/pc-ls")
+        assert status == 200 and doc["online"] is True, doc
+        assert wh.ISO_RE.match(doc["last_seen"]), doc
+        seen.append(doc["last_seen"])
+        agent.close()
+        agents.remove(agent)
+        doc = wait_for(lambda: offline_doc(api, "pc-ls"), what="offline")
+        seen.append(doc["last_seen"])
+    assert seen == sorted(seen) and seen[0] < seen[-1], seen
+
+    daemon.restart()
+    wait_api(api)
+    doc = offline_doc(api, "pc-ls")
+    assert doc and doc["last_seen"] == seen[-1], (doc, seen)
+
+    agent = connect(nginx, agents, ws, "pc-ls")
+    agent.close()
+    agents.remove(agent)
+    last = wait_for(lambda: offline_doc(api, "pc-ls"),
+                    what="offline")["last_seen"]
+    assert last > seen[-1]
+    wait_for(lambda: waiting(api) == 0, timeout=5, what="the flush")
+    daemon.kill9()
+    daemon.start()
+    wait_api(api)
+    doc = offline_doc(api, "pc-ls")
+    assert doc and doc["last_seen"] == last, (doc, last)
+
+
+def test_delete_drops_a_waiting_last_seen(nginx, daemon, api, agents, ws):
+    """A client deleted while its last_seen write waits stays deleted:
+    the write registers nobody, before or after a restart."""
+    register(api, "pc-gone")
+    agent = connect(nginx, agents, ws, "pc-gone")
+    agent.close()
+    agents.remove(agent)
+    wait_for(lambda: offline_doc(api, "pc-gone"), what="offline")
+
+    status, doc = api.call("DELETE", "/clients/pc-gone")
+    assert status == 200 and doc == {"id": "pc-gone", "deleted": True}
+    assert api.call("GET", "/clients/pc-gone")[0] == 404
+    daemon.restart()
+    wait_api(api)
+    assert api.call("GET", "/clients/pc-gone")[0] == 404
+
+
 # ------------------------------------------------------------ commands
 
 

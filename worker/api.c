@@ -638,10 +638,12 @@ wh_api_stats(wh_daemon_t *d, wh_str_t ws, json_t *obj, int full)
                         json_stringn(ws.data, ws.len));
     json_object_set_new(obj, "links", json_integer(d->link.npeers));
     json_object_set_new(obj, "daemon",
-                        json_pack("{s:s,s:s,s:I}", "instance", d->instance,
-                                  "started", ts, "uptime_s",
+                        json_pack("{s:s,s:s,s:I,s:I}", "instance",
+                                  d->instance, "started", ts, "uptime_s",
                                   (json_int_t) ((wh_time_ms() - d->start_ms)
-                                                / 1000)));
+                                                / 1000),
+                                  "last_seen_waiting",
+                                  (json_int_t) d->clients.seen_writes.count));
     json_object_set_new(obj, "mqtt", wh_mqtt_stats(&d->mqtt));
     quota = wh_quota_stats(&d->quota, ws);
 

@@ -3,11 +3,19 @@
  * and write is an op of the batch (batch.h): it sees what earlier ops
  * of the same turn wrote, acts (a revocation, a disconnect) and answers
  * only after the commit.
+ *
+ * A session opening registers its client in the turn it opens, so that
+ * a command can name the client as soon as it has its
+ * connection_status.  Once a client's record is known to exist, a
+ * session opening or its last one closing only moves last_seen: that
+ * write waits for the next flush (WH_CL_SEEN_FLUSH_MS), the newest of
+ * each client only, and the API shows the waiting value meanwhile.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "wh_time.h"
 #include "message.h"
@@ -18,6 +26,146 @@
 
 
 static wh_str_t  wh_none = { "", 0 };
+
+
+static void wh_cl_op_free(wh_cl_op_t *op);
+
+
+/* ------------------------------------------------------ known clients */
+
+
+/* seeded FNV-1a: ids are chosen by API callers, the seed is not */
+static uint64_t
+wh_cl_hash(const wh_clients_t *cl, const unsigned char *key, size_t klen)
+{
+    size_t    i;
+    uint64_t  h = 0xcbf29ce484222325ULL ^ cl->seed;
+
+    for (i = 0; i < klen; i++) {
+        h ^= key[i];
+        h *= 0x100000001b3ULL;
+    }
+
+    return h;
+}
+
+
+/* what a record says of its client, so that a session saying the same
+ * needs no write of it */
+static uint32_t
+wh_cl_fields_tag(wh_str_t client_type, wh_str_t name)
+{
+    size_t    i;
+    uint32_t  h = 0x811c9dc5;
+
+    for (i = 0; i < client_type.len; i++) {
+        h = (h ^ (unsigned char) client_type.data[i]) * 0x01000193;
+    }
+
+    h = (h ^ 0xff) * 0x01000193;
+
+    for (i = 0; i < name.len; i++) {
+        h = (h ^ (unsigned char) name.data[i]) * 0x01000193;
+    }
+
+    return h;
+}
+
+
+static void
+wh_cl_known_add(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
+    uint32_t tag)
+{
+    size_t         klen;
+    unsigned char  key[WH_CMDQ_KEY_MAX];
+
+    klen = wh_cmdq_key(key, ws, client_id);
+
+    /* full: that client's sessions write at once, as before */
+    if (klen) {
+        (void) wh_u64map_put(&cl->known, wh_cl_hash(cl, key, klen), tag);
+    }
+}
+
+
+/* a session's news needs no write now: the record exists and says the
+ * same of the client (or the session says nothing of it) */
+static int
+wh_cl_known_same(wh_clients_t *cl, const unsigned char *key, size_t klen,
+    unsigned fields, wh_str_t client_type, wh_str_t name)
+{
+    uint32_t  tag;
+
+    if (klen == 0
+        || !wh_u64map_get(&cl->known, wh_cl_hash(cl, key, klen), &tag))
+    {
+        return 0;
+    }
+
+    return fields == 0
+           || (fields == (WH_CL_TYPE | WH_CL_NAME)
+               && tag == wh_cl_fields_tag(client_type, name));
+}
+
+
+/* deleted: a delayed write must not register it again */
+static void
+wh_cl_forget(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id)
+{
+    size_t          klen;
+    wh_cl_op_t     *op;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    klen = wh_cmdq_key(key, ws, client_id);
+
+    if (klen == 0) {
+        return;
+    }
+
+    wh_u64map_del(&cl->known, wh_cl_hash(cl, key, klen));
+    op = wh_map_del(&cl->seen_writes, key, klen);
+
+    if (op != NULL) {
+        wh_cl_op_free(op);
+    }
+}
+
+
+void
+wh_clients_flush(wh_clients_t *cl)
+{
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    if (cl->seen_writes.count == 0) {
+        return;
+    }
+
+    while ((e = wh_map_next(&cl->seen_writes, &it)) != NULL) {
+        wh_batch_add(cl->batch, e->value, 0);
+    }
+
+    wh_map_free(&cl->seen_writes);
+}
+
+
+int64_t
+wh_clients_last_seen(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
+    int64_t stored_ms)
+{
+    size_t          klen;
+    wh_cl_op_t     *op;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    if (cl->seen_writes.count == 0) {
+        return stored_ms;
+    }
+
+    klen = wh_cmdq_key(key, ws, client_id);
+    op = klen ? wh_map_get(&cl->seen_writes, key, klen) : NULL;
+
+    return op != NULL && op->at_ms > stored_ms ? op->at_ms : stored_ms;
+}
 
 
 int
@@ -127,6 +275,7 @@ wh_cl_apply_create(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
     }
 
     op->op.sync = 1;
+    op->exists = 1;
     wh_cl_blank(&op->client, op, now);
     wh_cl_set_fields(&op->client, op);
 
@@ -147,6 +296,8 @@ wh_cl_apply_get(wh_etxn_t *t, wh_cl_op_t *op, wh_err_t *err)
         op->outcome = WH_CL_NOT_FOUND;
         return rc;
     }
+
+    op->exists = 1;
 
     if (op->kind != WH_CL_OP_PATCH) {
         return 0;
@@ -228,15 +379,24 @@ wh_cl_apply_seen(wh_clients_t *cl, wh_etxn_t *t, wh_cl_op_t *op,
     }
 
     if (rc == 0) {
-        if (op->kind == WH_CL_OP_GONE || wh_cl_hold(cl, op) != 0) {
-            /* deleted meanwhile (nothing to remember), or no room */
+        /* deleted meanwhile (nothing to remember), or no room */
+        if (op->kind == WH_CL_OP_GONE || op->delayed
+            || wh_cl_hold(cl, op) != 0)
+        {
             return 0;
         }
 
         wh_cl_blank(&op->client, op, now);
     }
 
-    op->client.last_seen_ms = now;
+    op->exists = 1;
+
+    /* a delayed write never takes last_seen back (nor a node whose
+     * clock is behind) */
+    if (op->at_ms > op->client.last_seen_ms) {
+        op->client.last_seen_ms = op->at_ms;
+    }
+
     wh_cl_set_fields(&op->client, op);
 
     return wh_etxn_ops(t)->client_put(t, &op->client, err);
@@ -256,6 +416,7 @@ wh_cl_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     wh_client_list_free(&op->list);
     op->outcome = WH_CL_DONE;
     op->created = 0;
+    op->exists = 0;
 
     now = wh_time_ms();
 
@@ -336,6 +497,7 @@ wh_cl_deleted(wh_clients_t *cl, wh_str_t ws, wh_str_t client_id,
     unsigned    n;
     wh_peer_t  *peer;
 
+    wh_cl_forget(cl, ws, client_id);
     wh_cl_revoked_set(cl, ws, client_id, before);
 
     for (peer = cl->link->peers; peer != NULL; peer = peer->next) {
@@ -489,6 +651,12 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     }
 
     if (committed && op->outcome == WH_CL_DONE) {
+        if (op->exists) {
+            wh_cl_known_add(cl, op->ws, op->client_id,
+                            wh_cl_fields_tag(op->client.client_type,
+                                             op->client.name));
+        }
+
         /* here, and on the other nodes of a cluster */
         if (op->kind == WH_CL_OP_DELETE) {
             wh_cl_deleted(cl, op->ws, op->client_id, op->revoke_s);
@@ -575,12 +743,53 @@ wh_cl_admit(void *ctx, wh_str_t ws, wh_str_t client_id, uint64_t iat)
 }
 
 
+/* a delayed write that says the same of the client as a new one */
+static int
+wh_cl_same_fields(const wh_cl_op_t *op, unsigned fields,
+    wh_str_t client_type, wh_str_t name)
+{
+    return op->fields == fields
+           && op->client_type.len == client_type.len
+           && op->name.len == name.len
+           && memcmp(op->client_type.data, client_type.data,
+                     client_type.len) == 0
+           && memcmp(op->name.data, name.data, name.len) == 0;
+}
+
+
 static void
 wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
     wh_str_t client_id, wh_str_t client_type, wh_str_t name)
 {
-    wh_str_t     strs[WH_CL_OP_STRS];
-    wh_cl_op_t  *op;
+    int             known;
+    size_t          klen;
+    int64_t         now;
+    unsigned        fields;
+    wh_str_t        strs[WH_CL_OP_STRS];
+    wh_cl_op_t     *op, *late;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    now = wh_time_ms();
+
+    /* what the client says of itself, when it says something */
+    fields = (client_type.len ? WH_CL_TYPE : 0) | (name.len ? WH_CL_NAME : 0);
+
+    klen = wh_cmdq_key(key, ws, client_id);
+    late = klen ? wh_map_get(&cl->seen_writes, key, klen) : NULL;
+
+    if (late != NULL && wh_cl_same_fields(late, fields, client_type, name)) {
+        late->kind = kind;
+        late->at_ms = now;
+        return;
+    }
+
+    if (late != NULL) {
+        /* it says something else: the older write goes first */
+        wh_map_del(&cl->seen_writes, key, klen);
+        wh_cl_op_submit(late);
+    }
+
+    known = wh_cl_known_same(cl, key, klen, fields, client_type, name);
 
     memset(strs, 0, sizeof(strs));
     strs[0] = ws;
@@ -595,9 +804,14 @@ wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
         return;
     }
 
-    /* what the client says of itself, when it says something */
-    op->fields = (client_type.len ? WH_CL_TYPE : 0)
-                 | (name.len ? WH_CL_NAME : 0);
+    op->fields = fields;
+    op->at_ms = now;
+
+    if (known && wh_map_put(&cl->seen_writes, key, klen, op) != NULL) {
+        op->delayed = 1;
+        return;
+    }
+
     wh_cl_op_submit(op);
 }
 
@@ -653,6 +867,20 @@ wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer)
 /* ------------------------------------------------------ start, end */
 
 
+/* a stored client: counted for the quota, and known (after a restart
+ * its sessions move last_seen only; one that names its client_type and
+ * name writes them once) */
+static int
+wh_cl_loaded(void *ctx, wh_str_t ws, wh_str_t id, uint64_t bytes)
+{
+    wh_clients_t  *cl = ctx;
+
+    wh_cl_known_add(cl, ws, id, wh_cl_fields_tag(wh_none, wh_none));
+
+    return wh_quota_count_client(cl->quota, ws, id, bytes);
+}
+
+
 /* the revocations, and the clients of each workspace for the quota:
  * counted from none on each run (the Redis engine runs it once per page
  * of clients it fetched) */
@@ -665,8 +893,8 @@ wh_cl_load(wh_etxn_t *t, void *ctx, wh_err_t *err)
 
     return wh_etxn_ops(t)->revocations(t, wh_cl_collect_revoked,
                                        &cl->revoked, err) != 0
-           || wh_etxn_ops(t)->client_each(t, wh_quota_count_client,
-                                          cl->quota, err) != 0 ? -1 : 0;
+           || wh_etxn_ops(t)->client_each(t, wh_cl_loaded, cl, err) != 0
+           ? -1 : 0;
 }
 
 
@@ -676,6 +904,14 @@ wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     wh_quota_t *quota, wh_log_t *log, wh_err_t *err)
 {
     memset(cl, 0, sizeof(wh_clients_t));
+    wh_u64map_init(&cl->known, WH_CL_KNOWN_MAX);
+
+    if (getrandom(&cl->seed, sizeof(cl->seed), 0)
+        != (ssize_t) sizeof(cl->seed))
+    {
+        cl->seed = (uint64_t) wh_time_ms();
+    }
+
     cl->engine = engine;
     cl->log = log;
     cl->batch = batch;
@@ -707,5 +943,14 @@ wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
 void
 wh_clients_free(wh_clients_t *cl)
 {
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&cl->seen_writes, &it)) != NULL) {
+        wh_cl_op_free(e->value);
+    }
+
+    wh_map_free(&cl->seen_writes);
     wh_map_free(&cl->revoked);
+    wh_u64map_free(&cl->known);
 }

@@ -25,7 +25,16 @@
 #include "map.h"
 #include "quota.h"
 #include "sessions.h"
+#include "u64map.h"
 
+
+/* a session opening or the last one closing changes only last_seen of a
+ * client whose record exists: such writes wait up to this long and go
+ * in one commit, the newest of each client only (a reconnect storm
+ * costs no synced commit per handshake) */
+#define WH_CL_SEEN_FLUSH_MS   1000
+/* clients known to be registered, remembered as 64-bit hashes */
+#define WH_CL_KNOWN_MAX       (1 << 21)
 
 typedef struct {
     wh_engine_t      *engine;
@@ -36,6 +45,14 @@ typedef struct {
     wh_commands_t    *commands;
     wh_quota_t       *quota;        /* clients, at registration */
     wh_map_t          revoked;      /* ws "\0" client -> seconds */
+    wh_u64map_t       known;        /* clients whose record was seen
+                                     * committed: a seeded hash of ws
+                                     * "\0" client -> a hash of its
+                                     * client_type and name */
+    uint64_t          seed;
+    wh_map_t          seen_writes;  /* ws "\0" client -> wh_cl_op_t:
+                                     * the delayed last_seen writes of
+                                     * known clients, for the flush */
 } wh_clients_t;
 
 typedef enum {
@@ -92,6 +109,10 @@ struct wh_cl_op_s {
     int               created;        /* a client was registered */
     int               held;           /* holds a place of the quota
                                        * until done */
+    int               exists;         /* the record is there after it */
+    int               delayed;        /* a delayed last_seen write: it
+                                       * registers nobody */
+    int64_t           at_ms;          /* seen and gone: when */
 
     /* who waits for it: the API's (NULL reply: nobody) */
     wh_cl_reply_pt    reply;
@@ -127,6 +148,13 @@ void wh_clients_hello(wh_clients_t *cl, wh_peer_t *peer);
 /* 1 if id can name a client in an API path: 1-256 bytes without "/",
  * control characters or invalid UTF-8 */
 int wh_client_id_valid(const char *id, size_t len);
+
+/* the delayed last_seen writes into the batch (every
+ * WH_CL_SEEN_FLUSH_MS, and before exit) */
+void wh_clients_flush(wh_clients_t *cl);
+/* when a delayed write of the client is newer than what the store says */
+int64_t wh_clients_last_seen(wh_clients_t *cl, wh_str_t ws,
+    wh_str_t client_id, int64_t stored_ms);
 
 /* cluster: another node deleted or disconnected a client
  * (WH_NOTE_REVOKED, WH_NOTE_DISCONNECT): the same happens here */

@@ -43,7 +43,9 @@ wh_cl_json(wh_clients_t *cl, wh_buf_t *b, const wh_client_t *client)
                     client->client_type.len);
     rc |= wh_jw_bool(b, "online", n > 0);
     rc |= wh_jw_int(b, "connections", n);
-    rc |= wh_jw_time(b, "last_seen", client->last_seen_ms);
+    rc |= wh_jw_time(b, "last_seen",
+                     wh_clients_last_seen(cl, client->ws, client->id,
+                                          client->last_seen_ms));
     rc |= wh_jw_time(b, "created_at", client->created_ms);
 
     if (client->metadata.len) {

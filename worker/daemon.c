@@ -320,6 +320,16 @@ wh_daemon_sync(wh_timer_t *t)
 }
 
 
+/* the clients' delayed last_seen writes */
+static void
+wh_daemon_seen(wh_timer_t *t)
+{
+    wh_daemon_t  *d = t->data;
+
+    wh_clients_flush(&d->clients);
+}
+
+
 static void
 wh_daemon_readers(wh_timer_t *t)
 {
@@ -503,6 +513,8 @@ wh_daemon_timers(wh_daemon_t *d, wh_err_t *err)
     d->readers_timer.handler = wh_daemon_readers;
     d->stats_timer.interval = d->conf.stats_interval_ms;
     d->stats_timer.handler = wh_daemon_stats;
+    d->seen_timer.interval = WH_CL_SEEN_FLUSH_MS;
+    d->seen_timer.handler = wh_daemon_seen;
 
     /* expire in steps of a tenth of the ttl, between 1 s and 1 min */
     expire = d->conf.history_ttl_ms / 10;
@@ -513,9 +525,12 @@ wh_daemon_timers(wh_daemon_t *d, wh_err_t *err)
     d->sync_timer.data = d;
     d->readers_timer.data = d;
     d->stats_timer.data = d;
+    d->seen_timer.data = d;
     d->expire_timer.data = d;
 
+    /* the flush of last_seen writes runs in the sync's turns */
     if (wh_loop_timer(&d->loop, &d->sync_timer, err) != 0
+        || wh_loop_timer(&d->loop, &d->seen_timer, err) != 0
         || wh_loop_timer(&d->loop, &d->readers_timer, err) != 0
         || wh_loop_timer(&d->loop, &d->stats_timer, err) != 0
         || (d->conf.history_ttl_ms
@@ -706,6 +721,7 @@ wh_daemon_run(wh_daemon_t *d)
     wh_sources_shared_stop(&d->sources);
     wh_sources_stop(&d->sources);
     wh_mqtt_stop(&d->mqtt);
+    wh_clients_flush(&d->clients);
     wh_batch_commit(&d->batch);
     wh_channels_commit(&d->channels);
     d->sessions.quiet = 1;

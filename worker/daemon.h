@@ -50,6 +50,7 @@ typedef struct {
     wh_timer_t      readers_timer;
     wh_timer_t      expire_timer;
     wh_timer_t      stats_timer;
+    wh_timer_t      seen_timer;
 } wh_daemon_t;
 
 
