@@ -602,6 +602,13 @@ wh_cmdq_set_due(wh_cmdq_t *q, wh_qcmd_t *cmd, int64_t due_ms)
 }
 
 
+int64_t
+wh_cmdq_next_due(const wh_cmdq_t *q)
+{
+    return q->nheap ? q->heap[0]->due_ms : INT64_MAX;
+}
+
+
 wh_qcmd_t *
 wh_cmdq_pop_due(wh_cmdq_t *q, int64_t now)
 {

@@ -170,6 +170,9 @@ void wh_cmdq_remove(wh_cmdq_t *q, wh_qcmd_t *cmd);
 /* moves the command's due time (and puts it back in the heap) */
 void wh_cmdq_set_due(wh_cmdq_t *q, wh_qcmd_t *cmd, int64_t due_ms);
 
+/* when the first command falls due (INT64_MAX: none) */
+int64_t wh_cmdq_next_due(const wh_cmdq_t *q);
+
 /* takes the command whose due time passed first out of the heap (it
  * stays open); NULL if none is due at now */
 wh_qcmd_t *wh_cmdq_pop_due(wh_cmdq_t *q, int64_t now);

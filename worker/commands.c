@@ -15,7 +15,11 @@
 
 
 #define WH_CMD_RETRY_MS      1000          /* after a failed batch */
+/* the timer runs when a command falls due, never closer together than
+ * WH_CMD_TICK_MS (what falls due meanwhile goes in one batch), and at
+ * least once a second (retention) */
 #define WH_CMD_TICK_MS       100
+#define WH_CMD_IDLE_TICK_MS  1000
 #define WH_CMD_TICK_MAX      10000         /* advanced per tick */
 #define WH_CMD_OP_STRS       12
 #define WH_CMD_SCAN_MAX      1000          /* looked at per listed page */
@@ -488,6 +492,7 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 /* -------------------------------------------------------- done, make */
 
 
+static void wh_cmd_tick_by(wh_commands_t *c, int64_t next_ms);
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id, int committed);
 static void wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws,
@@ -501,6 +506,7 @@ wh_cmd_retry_later(wh_commands_t *c, wh_qcmd_t *cmd)
 {
     if (cmd->heap == 0) {
         wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
+        wh_cmd_due_by(c, cmd->due_ms);
     }
 }
 
@@ -540,6 +546,7 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         c->pruning = 0;
         c->prune_at = wh_loop_now()
                       + (committed && op->more ? 0 : WH_CMD_PRUNE_MS);
+        wh_cmd_tick_by(c, c->prune_at);
         c->counters.pruned += committed ? op->pruned : 0;
     }
 
@@ -854,10 +861,47 @@ wh_commands_prune(wh_commands_t *c)
 }
 
 
+/* the timer's next run (monotonic) no later than next_ms */
+static void
+wh_cmd_tick_by(wh_commands_t *c, int64_t next_ms)
+{
+    int64_t  soonest;
+
+    /* not started yet: its first run looks at everything */
+    if (c->timer.interval == 0) {
+        return;
+    }
+
+    soonest = wh_loop_now() + WH_CMD_TICK_MS;
+
+    if (next_ms < soonest) {
+        next_ms = soonest;
+    }
+
+    if (c->timer.next > next_ms) {
+        c->timer.next = next_ms;
+    }
+}
+
+
+void
+wh_cmd_due_by(wh_commands_t *c, int64_t due_ms)
+{
+    int64_t  delay;
+
+    delay = due_ms - wh_time_ms();
+
+    /* later than that: the idle tick comes first anyway */
+    if (delay < WH_CMD_IDLE_TICK_MS) {
+        wh_cmd_tick_by(c, wh_loop_now() + delay);
+    }
+}
+
+
 static void
 wh_commands_tick(wh_timer_t *t)
 {
-    int64_t         now;
+    int64_t         now, delay;
     unsigned        n;
     wh_qcmd_t      *cmd;
     wh_commands_t  *c = t->data;
@@ -875,6 +919,17 @@ wh_commands_tick(wh_timer_t *t)
 
         wh_cmd_queue_advance(c, cmd, 0);
     }
+
+    /* an idle daemon wakes once a second for its commands */
+    delay = n == WH_CMD_TICK_MAX ? 0 : wh_cmdq_next_due(&c->q) - now;
+
+    if (c->retention_ms && c->prune_at - wh_loop_now() < delay) {
+        delay = c->prune_at - wh_loop_now();
+    }
+
+    t->interval = delay < WH_CMD_TICK_MS ? WH_CMD_TICK_MS
+                  : delay > WH_CMD_IDLE_TICK_MS ? WH_CMD_IDLE_TICK_MS
+                  : delay;
 }
 
 

@@ -271,17 +271,21 @@ wh_loop_run(wh_loop_t *loop, wh_err_t *err)
 int
 wh_loop_once(wh_loop_t *loop, int max_ms, wh_err_t *err)
 {
-    int                  rc;
+    int                  rc, stop;
     int64_t              start;
     wh_turn_handler_pt   turn_end;
 
     /* what waits here is not a turn of the daemon's: its end of turn
-     * work (which may be what waits) does not run */
+     * work (which may be what waits) does not run.  The drain after a
+     * stop waits here too, and the events it waits for must run. */
     turn_end = loop->turn_end;
     loop->turn_end = NULL;
+    stop = loop->stop;
+    loop->stop = 0;
     start = wh_loop_us();
     rc = wh_loop_turn(loop, max_ms, &start, err);
     loop->turn_end = turn_end;
+    loop->stop |= stop;
 
     return rc;
 }

@@ -47,6 +47,8 @@ static const char *const  wh_note_names[WH_NOTE_COUNT] = {
 
 static void wh_mqtt_connect(wh_mqtt_t *mq);
 static void wh_mqtt_watch(wh_mqtt_t *mq);
+static void wh_mqtt_tick_by(wh_mqtt_t *mq, int64_t when);
+static void wh_mqtt_tick_soon(wh_mqtt_t *mq);
 
 
 /* ---------------------------------------------------------------- notes */
@@ -191,6 +193,11 @@ wh_mqtt_ingest(wh_mqtt_t *mq, const char *topic, const void *payload,
     data.data = (const char *) mq->data.data;
     data.len = mq->data.len;
 
+    if (rule->rate_ms) {
+        /* a window opens or holds a value: it ends on the fast tick */
+        wh_mqtt_tick_soon(mq);
+    }
+
     if (rule->rate_ms && mq->rate_shared) {
         wh_coalesce_offer(&mq->shared, mq->route.rule, mq->route.key,
                           mq->route.ws, mq->route.ch, data);
@@ -294,6 +301,7 @@ wh_mqtt_schedule(wh_mqtt_t *mq, int was_connected)
     delay = wh_mqtt_backoff(mq);
     mq->next_attempt = now + delay;
     mq->state = WH_MQTT_IDLE;
+    wh_mqtt_tick_by(mq, mq->next_attempt);
 
     if (was_connected) {
         mq->down_since = now;
@@ -575,6 +583,7 @@ wh_mqtt_connect_done(wh_mqtt_t *mq, int rc, int err)
     }
 
     mq->state = WH_MQTT_CONNECTING;
+    wh_mqtt_tick_soon(mq);
     mq->sock_fd = -1;
     mq->sock_events = 0;
     mq->io_rc = 0;
@@ -659,6 +668,7 @@ wh_mqtt_start_helper(wh_mqtt_t *mq)
 
     mq->job = job;
     mq->state = WH_MQTT_HELPER;
+    wh_mqtt_tick_soon(mq);
 
     return 0;
 }
@@ -687,6 +697,55 @@ wh_mqtt_connect(wh_mqtt_t *mq)
                                  mq->conf->mqtt.port,
                                  mq->conf->mqtt.keepalive);
     wh_mqtt_connect_done(mq, rc, errno);
+}
+
+
+/* the next tick no later than when (not before the fast tick's pace) */
+static void
+wh_mqtt_tick_by(wh_mqtt_t *mq, int64_t when)
+{
+    int64_t  soonest;
+
+    soonest = wh_loop_now() + WH_MQTT_TICK_MS;
+
+    if (when < soonest) {
+        when = soonest;
+    }
+
+    if (mq->tick.interval != 0 && mq->tick.next > when) {
+        mq->tick.next = when;
+    }
+}
+
+
+static void
+wh_mqtt_tick_soon(wh_mqtt_t *mq)
+{
+    wh_mqtt_tick_by(mq, 0);
+}
+
+
+/* the delay to the next tick */
+static int64_t
+wh_mqtt_tick_interval(wh_mqtt_t *mq, int64_t now)
+{
+    int64_t  delay;
+
+    if (wh_rate_active(&mq->rate)
+        || (mq->rate_shared && wh_coalesce_waiting(&mq->shared))
+        || mq->state == WH_MQTT_HELPER || mq->state == WH_MQTT_CONNECTING)
+    {
+        return WH_MQTT_TICK_MS;
+    }
+
+    if (mq->state != WH_MQTT_IDLE) {
+        return WH_MQTT_IDLE_TICK_MS;
+    }
+
+    delay = mq->next_attempt - now;
+
+    return delay < WH_MQTT_TICK_MS ? WH_MQTT_TICK_MS
+           : delay > WH_MQTT_IDLE_TICK_MS ? WH_MQTT_IDLE_TICK_MS : delay;
 }
 
 
@@ -724,6 +783,8 @@ wh_mqtt_tick(wh_timer_t *t)
     default:
         break;
     }
+
+    t->interval = wh_mqtt_tick_interval(mq, now);
 }
 
 

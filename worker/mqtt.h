@@ -33,7 +33,10 @@
 #include "sessions.h"
 
 
-#define WH_MQTT_TICK_MS  50
+/* the tick: every 50 ms while rate windows are open or a connect is
+ * under way, else once a second (keepalive, the next attempt, notes) */
+#define WH_MQTT_TICK_MS       50
+#define WH_MQTT_IDLE_TICK_MS  1000
 
 typedef enum {
     WH_MQTT_IDLE = 0,           /* waiting for the next attempt */

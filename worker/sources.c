@@ -501,6 +501,8 @@ wh_sources_tick(wh_timer_t *t)
         /* may end the connection: then src->conn is NULL */
         wh_wsc_tick(src->conn, now);
     }
+
+    t->interval = s->head ? WH_SOURCES_TICK_MS : WH_SOURCES_IDLE_TICK_MS;
 }
 
 
@@ -593,6 +595,11 @@ wh_sources_add(wh_sources_t *s, wh_source_def_t *def, int stored,
     *pp = src;
     s->count++;
     wh_source_connect(src);
+
+    /* the first source brings the fast tick back */
+    if (s->tick.next > wh_loop_now() + WH_SOURCES_TICK_MS) {
+        s->tick.next = wh_loop_now() + WH_SOURCES_TICK_MS;
+    }
 
     return src;
 }

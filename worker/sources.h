@@ -33,8 +33,11 @@
 #include "wsclient.h"
 
 
-#define WH_SOURCES_TICK_MS     50
-#define WH_SOURCES_MAX_PER_WS  1000
+/* the tick (reconnects, rate refills, pings) while sources exist;
+ * without any, once a second */
+#define WH_SOURCES_TICK_MS       50
+#define WH_SOURCES_IDLE_TICK_MS  1000
+#define WH_SOURCES_MAX_PER_WS    1000
 
 typedef enum {
     WH_SRC_CONNECTING = 0,
