@@ -570,6 +570,19 @@ ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s)
         return NGX_OK;
     }
 
+    if (s->nodelay && s->out) {
+        if (s->flushed) {
+            s->nodelay = 0;
+
+            if (ngx_tcp_nodelay(c) != NGX_OK) {
+                c->error = 1;
+                return NGX_ERROR;
+            }
+        }
+
+        s->flushed = 1;
+    }
+
     while (s->out) {
 
         if (s->out->next == NULL) {

@@ -159,6 +159,8 @@ struct ngx_http_wirehub_session_s {
     unsigned                         close_reason:4; /* closes[] counter */
     unsigned                         sub_slot:1;     /* see below */
     unsigned                         sub_slot_used:1;
+    unsigned                         nodelay:1;   /* TCP_NODELAY due */
+    unsigned                         flushed:1;   /* written to once */
 };
 
 

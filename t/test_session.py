@@ -2,7 +2,9 @@
 application ping/pong and errors, WebSocket ping and idle timing, token
 expiry and refresh, and close 1001 on nginx shutdown and reload."""
 
+import ctypes
 import json
+import os
 import signal
 import socket
 import threading
@@ -153,6 +155,58 @@ def test_proxy_protocol_connection_after_the_takeover(nginx_factory, keys,
         assert (frame.opcode, frame.payload) == (OP_PONG, b"still there")
         ws.send_close(1000)
         ws.expect_close(1000, reply=False)
+    finally:
+        ws.close_socket()
+
+
+def server_nodelay(ngx, ws):
+    """TCP_NODELAY on nginx's side of ws's connection: the worker's socket
+    itself, duplicated out of it with pidfd_getfd(2)."""
+    port = ws.sock.getsockname()[1]
+    inode = None
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == ngx.port and \
+                    int(fields[2].split(":")[1], 16) == port:
+                inode = fields[9]
+    assert inode, "no server socket for client port %d" % port
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in ngx.workers():
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                target = os.readlink("/proc/%d/fd/%s" % (pid, name))
+            except OSError:
+                continue
+            if target != "socket:[%s]" % inode:
+                continue
+            pidfd = os.pidfd_open(pid)
+            try:
+                fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+                assert fd >= 0, os.strerror(ctypes.get_errno())
+            finally:
+                os.close(pidfd)
+            dup = socket.socket(fileno=fd)
+            try:
+                return dup.getsockopt(socket.IPPROTO_TCP,
+                                      socket.TCP_NODELAY) != 0
+            finally:
+                dup.detach()
+                os.close(fd)
+    raise AssertionError("no worker holds socket %s" % inode)
+
+
+def test_nodelay_set_before_the_second_write(nginx):
+    """The 101 and connection_status leave in one write with Nagle still
+    on (nothing is in flight then); TCP_NODELAY is on before the next
+    write, so that no later frame waits for an ACK."""
+    ws, _ = connect(nginx)
+    try:
+        assert server_nodelay(nginx, ws) is False
+        reply = request(ws, {"type": "ping", "ref": "n1"})
+        assert reply["type"] == "pong" and reply["ref"] == "n1", reply
+        assert server_nodelay(nginx, ws) is True
     finally:
         ws.close_socket()
 
