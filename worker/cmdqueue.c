@@ -589,6 +589,10 @@ wh_cmdq_set_due(wh_cmdq_t *q, wh_qcmd_t *cmd, int64_t due_ms)
 
     cmd->due_ms = due_ms;
 
+    if (q->due_set != NULL) {
+        q->due_set(q->due_ctx, due_ms);
+    }
+
     if (cmd->heap == 0) {
         (void) wh_heap_push(q, cmd);
         return;

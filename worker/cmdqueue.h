@@ -102,6 +102,11 @@ typedef struct {
                                      * quota asks at every create) */
     wh_qcmd_t      **heap;
     size_t           nheap, cap;
+
+    /* told of every due time set: the timer that pops them runs by
+     * then (a due time may only come nearer through here) */
+    void           (*due_set)(void *ctx, int64_t due_ms);
+    void            *due_ctx;
 } wh_cmdq_t;
 
 

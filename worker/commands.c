@@ -506,7 +506,6 @@ wh_cmd_retry_later(wh_commands_t *c, wh_qcmd_t *cmd)
 {
     if (cmd->heap == 0) {
         wh_cmdq_set_due(&c->q, cmd, wh_time_ms() + WH_CMD_RETRY_MS);
-        wh_cmd_due_by(c, cmd->due_ms);
     }
 }
 
@@ -884,10 +883,12 @@ wh_cmd_tick_by(wh_commands_t *c, int64_t next_ms)
 }
 
 
-void
-wh_cmd_due_by(wh_commands_t *c, int64_t due_ms)
+/* the queue set a due time (wall clock): the timer runs by then */
+static void
+wh_cmd_due_set(void *ctx, int64_t due_ms)
 {
-    int64_t  delay;
+    int64_t         delay;
+    wh_commands_t  *c = ctx;
 
     delay = due_ms - wh_time_ms();
 
@@ -939,6 +940,8 @@ wh_commands_start(wh_commands_t *c, wh_loop_t *loop, wh_err_t *err)
     c->timer.interval = WH_CMD_TICK_MS;
     c->timer.handler = wh_commands_tick;
     c->timer.data = c;
+    c->q.due_set = wh_cmd_due_set;
+    c->q.due_ctx = c;
 
     return wh_loop_timer(loop, &c->timer, err);
 }

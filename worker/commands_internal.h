@@ -39,8 +39,6 @@ enum {
 };
 
 void wh_cmd_notes_clear(wh_cmd_notes_t *notes);
-/* a command falls due at due_ms (wall clock): the timer runs by then */
-void wh_cmd_due_by(wh_commands_t *c, int64_t due_ms);
 
 /* notes the command's state as it is now; publish: one of the above;
  * peer: it is delivered to that session */

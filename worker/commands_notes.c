@@ -132,7 +132,6 @@ static void
 wh_note_index(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
 {
     int            was_sent;
-    int64_t        due;
     wh_qcmd_t     *cmd;
     wh_qclient_t  *qc;
 
@@ -140,17 +139,13 @@ wh_note_index(wh_commands_t *c, wh_cmd_note_t *n, int64_t now)
     was_sent = cmd != NULL && cmd->state.status == WH_CMD_SENT;
 
     if (wh_cmd_is_open(n->state.status)) {
-        due = wh_cmd_due(&n->state, now);
-
         if (wh_cmdq_put(&c->q, n->ws, n->client_id, n->id, n->priority,
-                        n->seq, &n->state, due)
+                        n->seq, &n->state, wh_cmd_due(&n->state, now))
             == NULL)
         {
             wh_log_error(c->log, "commands: out of memory: %.*s is not "
                          "watched until a restart", (int) n->id.len,
                          n->id.data);
-        } else {
-            wh_cmd_due_by(c, due);
         }
 
     } else if (cmd != NULL) {
