@@ -431,8 +431,8 @@ wh_link_process(wh_peer_t *peer)
 static void
 wh_link_read(wh_peer_t *peer)
 {
+    size_t   room, total = 0;
     ssize_t  n;
-    size_t   total = 0;
 
     while (total < WH_LINK_READ_MAX) {
         if (wh_buf_reserve(&peer->in, WH_LINK_READ_CHUNK) != 0) {
@@ -440,12 +440,20 @@ wh_link_read(wh_peer_t *peer)
             return;
         }
 
-        n = read(peer->ev.fd, peer->in.data + peer->in.len,
-                 peer->in.cap - peer->in.len);
+        room = peer->in.cap - peer->in.len;
+        n = read(peer->ev.fd, peer->in.data + peer->in.len, room);
 
         if (n > 0) {
             peer->in.len += n;
             total += n;
+
+            /* a short read emptied the socket: the loop is level-
+             * triggered and reports what comes later, so no read that
+             * would only say EAGAIN */
+            if ((size_t) n < room) {
+                break;
+            }
+
             continue;
         }
 
