@@ -492,7 +492,7 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 /* -------------------------------------------------------- done, make */
 
 
-static void wh_cmd_tick_by(wh_commands_t *c, int64_t next_ms);
+static void wh_cmd_tick_in(wh_commands_t *c, int64_t delay_ms);
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id, int committed);
 static void wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws,
@@ -545,7 +545,7 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         c->pruning = 0;
         c->prune_at = wh_loop_now()
                       + (committed && op->more ? 0 : WH_CMD_PRUNE_MS);
-        wh_cmd_tick_by(c, c->prune_at);
+        wh_cmd_tick_in(c, c->prune_at - wh_loop_now());
         c->counters.pruned += committed ? op->pruned : 0;
     }
 
@@ -860,26 +860,13 @@ wh_commands_prune(wh_commands_t *c)
 }
 
 
-/* the timer's next run (monotonic) no later than next_ms */
+/* the timer's next run no later than delay_ms from now, never closer
+ * than WH_CMD_TICK_MS */
 static void
-wh_cmd_tick_by(wh_commands_t *c, int64_t next_ms)
+wh_cmd_tick_in(wh_commands_t *c, int64_t delay_ms)
 {
-    int64_t  soonest;
-
-    /* not started yet: its first run looks at everything */
-    if (c->timer.interval == 0) {
-        return;
-    }
-
-    soonest = wh_loop_now() + WH_CMD_TICK_MS;
-
-    if (next_ms < soonest) {
-        next_ms = soonest;
-    }
-
-    if (c->timer.next > next_ms) {
-        c->timer.next = next_ms;
-    }
+    wh_loop_timer_by(&c->timer, delay_ms < WH_CMD_TICK_MS ? WH_CMD_TICK_MS
+                                                          : delay_ms);
 }
 
 
@@ -894,7 +881,7 @@ wh_cmd_due_set(void *ctx, int64_t due_ms)
 
     /* later than that: the idle tick comes first anyway */
     if (delay < WH_CMD_IDLE_TICK_MS) {
-        wh_cmd_tick_by(c, wh_loop_now() + delay);
+        wh_cmd_tick_in(c, delay);
     }
 }
 

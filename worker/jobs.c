@@ -556,18 +556,12 @@ wh_job_op_free(wh_job_op_t *op)
 static void
 wh_jobs_wake(wh_jobs_t *j)
 {
-    int64_t  next;
-
     if (j->timer.interval == WH_JOB_TICK_MS || j->timer.handler == NULL) {
         return;
     }
 
     j->timer.interval = WH_JOB_TICK_MS;
-    next = wh_loop_now() + WH_JOB_TICK_MS;
-
-    if (j->timer.next > next) {
-        j->timer.next = next;
-    }
+    wh_loop_timer_by(&j->timer, WH_JOB_TICK_MS);
 }
 
 

@@ -103,7 +103,7 @@ static int
 wh_kv_lmdb_place(wh_kv_lmdb_cur_t *c, MDB_val *k, MDB_val *v,
     wh_kv_op_e op)
 {
-    int  rc;
+    int  rc, cmp;
 
     if (!c->at && (op == WH_KV_NEXT || op == WH_KV_PREV)) {
         op = op == WH_KV_NEXT ? WH_KV_FIRST : WH_KV_LAST;
@@ -133,12 +133,12 @@ wh_kv_lmdb_place(wh_kv_lmdb_cur_t *c, MDB_val *k, MDB_val *v,
                               rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
 
     case WH_KV_SET_RANGE:
-        if (memcmp(k->mv_data, c->prefix.data,
-                   k->mv_size < c->prefix.len ? k->mv_size
-                                              : c->prefix.len) < 0
-            || (k->mv_size < c->prefix.len
-                && memcmp(k->mv_data, c->prefix.data, k->mv_size) == 0))
-        {
+        /* a key before the prefix starts at the prefix */
+        cmp = memcmp(k->mv_data, c->prefix.data,
+                     k->mv_size < c->prefix.len ? k->mv_size
+                                                : c->prefix.len);
+
+        if (cmp < 0 || (cmp == 0 && k->mv_size < c->prefix.len)) {
             k->mv_data = c->prefix.data;
             k->mv_size = c->prefix.len;
         }

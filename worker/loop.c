@@ -94,6 +94,19 @@ wh_loop_del(wh_loop_t *loop, wh_event_t *ev)
 }
 
 
+void
+wh_loop_timer_by(wh_timer_t *t, int64_t delay_ms)
+{
+    int64_t  next;
+
+    next = wh_loop_now() + delay_ms;
+
+    if (t->next > next) {
+        t->next = next;
+    }
+}
+
+
 int
 wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err)
 {

@@ -58,8 +58,11 @@ void wh_loop_del(wh_loop_t *loop, wh_event_t *ev);
 
 /* a periodic timer, first run one interval from now.  Its handler may
  * change t->interval (the delay to its next run); anywhere else,
- * lowering t->next brings the next run forward. */
+ * wh_loop_timer_by() brings the next run forward. */
 int wh_loop_timer(wh_loop_t *loop, wh_timer_t *t, wh_err_t *err);
+/* t runs no later than delay_ms from now (a timer not added yet gets
+ * its first run from wh_loop_timer()) */
+void wh_loop_timer_by(wh_timer_t *t, int64_t delay_ms);
 /* removes t; safe from any handler, t's own included (t may then be
  * freed before the handler returns) */
 void wh_loop_timer_del(wh_loop_t *loop, wh_timer_t *t);

@@ -47,8 +47,6 @@ static const char *const  wh_note_names[WH_NOTE_COUNT] = {
 
 static void wh_mqtt_connect(wh_mqtt_t *mq);
 static void wh_mqtt_watch(wh_mqtt_t *mq);
-static void wh_mqtt_tick_by(wh_mqtt_t *mq, int64_t when);
-static void wh_mqtt_tick_soon(wh_mqtt_t *mq);
 
 
 /* ---------------------------------------------------------------- notes */
@@ -195,7 +193,7 @@ wh_mqtt_ingest(wh_mqtt_t *mq, const char *topic, const void *payload,
 
     if (rule->rate_ms) {
         /* a window opens or holds a value: it ends on the fast tick */
-        wh_mqtt_tick_soon(mq);
+        wh_loop_timer_by(&mq->tick, WH_MQTT_TICK_MS);
     }
 
     if (rule->rate_ms && mq->rate_shared) {
@@ -301,7 +299,8 @@ wh_mqtt_schedule(wh_mqtt_t *mq, int was_connected)
     delay = wh_mqtt_backoff(mq);
     mq->next_attempt = now + delay;
     mq->state = WH_MQTT_IDLE;
-    wh_mqtt_tick_by(mq, mq->next_attempt);
+    wh_loop_timer_by(&mq->tick, delay < WH_MQTT_TICK_MS ? WH_MQTT_TICK_MS
+                                                   : delay);
 
     if (was_connected) {
         mq->down_since = now;
@@ -583,7 +582,7 @@ wh_mqtt_connect_done(wh_mqtt_t *mq, int rc, int err)
     }
 
     mq->state = WH_MQTT_CONNECTING;
-    wh_mqtt_tick_soon(mq);
+    wh_loop_timer_by(&mq->tick, WH_MQTT_TICK_MS);
     mq->sock_fd = -1;
     mq->sock_events = 0;
     mq->io_rc = 0;
@@ -668,7 +667,7 @@ wh_mqtt_start_helper(wh_mqtt_t *mq)
 
     mq->job = job;
     mq->state = WH_MQTT_HELPER;
-    wh_mqtt_tick_soon(mq);
+    wh_loop_timer_by(&mq->tick, WH_MQTT_TICK_MS);
 
     return 0;
 }
@@ -697,31 +696,6 @@ wh_mqtt_connect(wh_mqtt_t *mq)
                                  mq->conf->mqtt.port,
                                  mq->conf->mqtt.keepalive);
     wh_mqtt_connect_done(mq, rc, errno);
-}
-
-
-/* the next tick no later than when (not before the fast tick's pace) */
-static void
-wh_mqtt_tick_by(wh_mqtt_t *mq, int64_t when)
-{
-    int64_t  soonest;
-
-    soonest = wh_loop_now() + WH_MQTT_TICK_MS;
-
-    if (when < soonest) {
-        when = soonest;
-    }
-
-    if (mq->tick.interval != 0 && mq->tick.next > when) {
-        mq->tick.next = when;
-    }
-}
-
-
-static void
-wh_mqtt_tick_soon(wh_mqtt_t *mq)
-{
-    wh_mqtt_tick_by(mq, 0);
 }
 
 

@@ -597,9 +597,7 @@ wh_sources_add(wh_sources_t *s, wh_source_def_t *def, int stored,
     wh_source_connect(src);
 
     /* the first source brings the fast tick back */
-    if (s->tick.next > wh_loop_now() + WH_SOURCES_TICK_MS) {
-        s->tick.next = wh_loop_now() + WH_SOURCES_TICK_MS;
-    }
+    wh_loop_timer_by(&s->tick, WH_SOURCES_TICK_MS);
 
     return src;
 }

@@ -118,7 +118,6 @@ wh_state_client_decode(wh_str_t ws, wh_str_t id, const wh_kv_val_t *v,
         free(scratch);
     }
 
-
     return rc ? wh_err(err, 503, "out of memory") : 0;
 }
 

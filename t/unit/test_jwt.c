@@ -38,6 +38,8 @@
 
 #define HS256_HEADER  "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 #define RS256_HEADER  "{\"alg\":\"RS256\"}"
+/* a JWT header past what the plain-header scanner takes */
+#define LONG_HEADER_LEN  314
 #define RS384_HEADER  "{\"alg\":\"RS384\"}"
 #define RS512_HEADER  "{\"alg\":\"RS512\"}"
 #define PS256_HEADER  "{\"alg\":\"PS256\"}"
@@ -1083,11 +1085,13 @@ test_malformed_json(void **state)
 static void
 test_header_forms(void **state)
 {
+    char                            long_header[LONG_HEADER_LEN + 1];
+    size_t                          head;
     test_env_t                     *env;
     const char                     *payload;
     ngx_http_wirehub_jwt_policy_t   policy;
 
-    static const char  *headers[] = {
+    const char  *headers[] = {
         "{\"alg\":\"HS256\"}",
         "{\"typ\":\"JWT\",\"alg\":\"HS256\"}",
         "{\"alg\":\"HS256\",\"typ\":\"jwt\"}",
@@ -1097,14 +1101,14 @@ test_header_forms(void **state)
         "{\"alg\":\"HS256\",\"cty\":\"x\"}",
         "{\"alg\":\"HS256\",\"x\":[1,{\"y\":null}]}",
         "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"note\":\"caf\xc3\xa9\"}",
-        /* longer than the scanner takes (NGX_HTTP_WIREHUB_JWT_PLAIN_HEADER
-         * bytes decoded): 314 bytes, all of it read by jansson */
-        "{\"alg\":\"HS256\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}"
+        long_header
     };
+
+    /* longer than the scanner takes (NGX_HTTP_WIREHUB_JWT_PLAIN_HEADER
+     * bytes decoded): all of it read by jansson */
+    head = strlen(strcpy(long_header, "{\"alg\":\"HS256\",\"pad\":\""));
+    memset(long_header + head, 'x', LONG_HEADER_LEN - head - 2);
+    strcpy(long_header + LONG_HEADER_LEN - 2, "\"}");
 
     env = *state;
     policy = default_policy();
