@@ -295,7 +295,9 @@ def test_last_seen_of_a_known_client(nginx, daemon, api, agents, ws):
         seen.append(doc["last_seen"])
     assert seen == sorted(seen) and seen[0] < seen[-1], seen
 
+    linked = chan.link_up_counts(nginx)
     daemon.restart()
+    chan.wait_relinked(nginx, linked)
     wait_api(api)
     doc = offline_doc(api, "pc-ls")
     assert doc and doc["last_seen"] == seen[-1], (doc, seen)
@@ -307,8 +309,10 @@ def test_last_seen_of_a_known_client(nginx, daemon, api, agents, ws):
                     what="offline")["last_seen"]
     assert last > seen[-1]
     wait_for(lambda: waiting(api) == 0, timeout=5, what="the flush")
+    linked = chan.link_up_counts(nginx)
     daemon.kill9()
     daemon.start()
+    chan.wait_relinked(nginx, linked)
     wait_api(api)
     doc = offline_doc(api, "pc-ls")
     assert doc and doc["last_seen"] == last, (doc, last)
@@ -326,7 +330,9 @@ def test_delete_drops_a_waiting_last_seen(nginx, daemon, api, agents, ws):
     status, doc = api.call("DELETE", "/clients/pc-gone")
     assert status == 200 and doc == {"id": "pc-gone", "deleted": True}
     assert api.call("GET", "/clients/pc-gone")[0] == 404
+    linked = chan.link_up_counts(nginx)
     daemon.restart()
+    chan.wait_relinked(nginx, linked)
     wait_api(api)
     assert api.call("GET", "/clients/pc-gone")[0] == 404
 
