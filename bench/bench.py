@@ -19,6 +19,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,9 +152,21 @@ QUICK = {
 
 NOT_MEASURED = []
 
+# Scenarios whose targets sit inside this machine's run-to-run spread
+# (on 2026-12-06 the floor itself moved 20% between two runs of the
+# same scenario): without --quick they run REPEATS times for the
+# servers their targets name, the servers taking turns, and every
+# figure is the median of those runs (each run is kept beside it).
+REPEATS = 3
+REPEATED = ("fanout_max", "fanout_max2", "fanout_rate", "many",
+            "connect_hs256")
+JUDGED = ("wirehub", "nchan", "floor")
+
 # a run during which other processes took more CPU than this is repeated
 NOISE_CORES = 0.3
 RETRIES = 2
+# a run that kept this share of the machine's cores busy had none left
+BOX_BUSY = 0.95
 
 # the MQTT ingest rule of wirehubd and the topics the publisher uses
 INGEST_TOPIC = "bench/{ch}/data"
@@ -1142,6 +1155,14 @@ def target(check, results):
         if ok is False and more and None not in (floor, nc) \
                 and floor < factor * nc:
             return text, "box (floor %.2fx)" % (floor / nc)
+        # no floor (2 workers): the machine is the limit when the server
+        # and wsload already took all of it, and more workers had no core
+        # to run on
+        busy = wh(scen, lambda r: get(r, "box_cpu_cores"))
+        if ok is False and more and floor is None and busy is not None \
+                and busy >= BOX_BUSY * (os.cpu_count() or 1):
+            return text, "box (CPU %.2f of %d cores)" % (
+                busy, os.cpu_count() or 1)
         return text, verdict(ok)
     if check in ("fanout_max_cpu", "fanout_api_cpu", "fanout_rate_cpu"):
         scen = check[:-4]
@@ -1342,12 +1363,26 @@ def notes_for(results, sizes):
                      "measured (reuseport spread): %s; the publisher "
                      "posts to node 1." % " / ".join(
                          str(n) for n in r["connections_per_node"]))
-    if any(target(check, results)[1].startswith("box")
+    if any(target(check, results)[1].startswith("box (floor")
            for check in ("fanout_max_rate", "fanout_api_rate")):
         notes.append("- box: the target asks for more deliveries/s than "
                      "the floor (one send per delivery and nothing else) "
                      "made on this machine in the same run; the ratio in "
                      "brackets is the floor's to Nchan's.")
+    if target("fanout_max2_rate", results)[1].startswith("box (CPU"):
+        notes.append("- box (CPU): the floor has no second worker; "
+                     "Wirehub's run kept at least %d%% of the machine's "
+                     "cores busy (server and wsload together), so a "
+                     "second worker had no core to gain on." % (
+                         BOX_BUSY * 100))
+    repeated = sorted(set(scen for (scen, _), r in results.items()
+                          if r.get("runs")))
+    if repeated:
+        notes.append("- %s: %d runs each of %s, the servers taking turns; "
+                     "each figure in the table is the median of its runs "
+                     "(every run is listed below)." % (
+                         ", ".join(repeated), REPEATS, ", ".join(
+                             LABELS[s] for s in JUDGED)))
     notes.append("- Nchan, Mosquitto and the floor check no token (neither "
                  "has JWT auth); Wirehub and Node verify one per "
                  "handshake and per API publish.")
@@ -1392,9 +1427,10 @@ def profiles_text(results_dir, scenarios):
     return "\n".join(out) + ("\n" if out else "")
 
 
-def run_measured(scen, params, srv, workdir, results_dir, perf):
+def run_measured(scen, params, srv, workdir, results_dir, perf, run=None):
     """One run; again (up to RETRIES times) while other work took more
-    than NOISE_CORES of the CPU, keeping the least disturbed run."""
+    than NOISE_CORES of the CPU, keeping the least disturbed run.  run:
+    which of a repeated scenario's runs this is (its own file)."""
     best = None
     for attempt in range(1 + RETRIES):
         server = SERVER_CLASSES[srv](workdir)
@@ -1420,10 +1456,77 @@ def run_measured(scen, params, srv, workdir, results_dir, perf):
         print("  (other work took %.2f cores: once more)" % noise,
               file=sys.stderr, flush=True)
     best["attempts"] = attempt + 1
-    with open(os.path.join(results_dir, "%s-%s.json" % (scen, srv)),
-              "w") as f:
+    name = "%s-%s" % (scen, srv) + ("" if run is None else "-run%d" % run)
+    with open(os.path.join(results_dir, name + ".json"), "w") as f:
         json.dump(best, f, indent=1)
     return best
+
+
+def median_of(values):
+    """The median of each figure found in every one of values (results,
+    or parts of them, alike in shape); anything else from the first."""
+    first = values[0]
+    if all(isinstance(v, dict) for v in values):
+        out = dict(first)
+        for key in first:
+            if key != "pid" and all(key in v for v in values):
+                out[key] = median_of([v[key] for v in values])
+        return out
+    if all(isinstance(v, list) and len(v) == len(first) for v in values):
+        return [median_of(list(vs)) for vs in zip(*values)]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+           for v in values):
+        return statistics.median(values)
+    return first
+
+
+def run_figures(r):
+    """What the runs of a repeated scenario are told apart by."""
+    p99 = get(r, "latency_us", "p99")
+    return {"deliveries_per_s": get(r, "deliveries_per_s"),
+            "cpu_us_per_delivery": get(r, "server", "cpu_us_per_delivery"),
+            "p99_ms": None if not p99 else p99 / 1000.0,
+            "handshakes_per_core_s": get(r, "server",
+                                         "handshakes_per_core_s")}
+
+
+def median_result(scen, srv, runs, results_dir):
+    """The result of a repeated scenario: the median of its good runs
+    (all of them failed: the first), with each run's figures."""
+    good = [r for r in runs if r.get("ok")]
+    result = median_of(good) if good else dict(runs[0])
+    result["runs"] = [dict(run_figures(r), ok=bool(r.get("ok")))
+                      for r in runs]
+    with open(os.path.join(results_dir, "%s-%s.json" % (scen, srv)),
+              "w") as f:
+        json.dump(result, f, indent=1)
+    return result
+
+
+def runs_text(results):
+    """A table of every run of the repeated scenarios."""
+    rows = []
+    for (scen, srv), r in sorted(results.items()):
+        runs = r.get("runs")
+        if not runs:
+            continue
+        for key, label, fmt in (
+                ("deliveries_per_s", "deliveries/s", "%.0f"),
+                ("cpu_us_per_delivery", "server CPU us/delivery", "%.2f"),
+                ("p99_ms", "p99 ms", "%.2f"),
+                ("handshakes_per_core_s", "handshakes per server CPU-s",
+                 "%.0f")):
+            values = [x.get(key) for x in runs]
+            if not any(values):
+                continue
+            rows.append("| %s | %s | %s | %s |" % (
+                scen, LABELS[srv], label, ", ".join(
+                    "-" if v is None else fmt % v for v in values)))
+    if not rows:
+        return ""
+    return ("\n### Every run of the repeated scenarios (the table has "
+            "their medians)\n\n| scenario | server | figure | runs, in "
+            "order |\n|---|---|---|---|\n" + "\n".join(rows) + "\n")
 
 
 def main():
@@ -1468,16 +1571,25 @@ def main():
     results = {}
     started = time.monotonic()
     for scen in scenarios:
-        for srv in SCENARIO_SERVERS.get(scen, SERVERS):
-            if srv not in servers:
-                continue
-            results[(scen, srv)] = run_measured(scen, sizes[scen], srv,
-                                                workdir, results_dir,
-                                                profile)
+        names = [srv for srv in SCENARIO_SERVERS.get(scen, SERVERS)
+                 if srv in servers]
+        repeats = REPEATS if scen in REPEATED and not opts.quick else 1
+        runs = dict((srv, []) for srv in names)
+        for run in range(repeats):
+            for srv in names:
+                if run and srv not in JUDGED:
+                    continue
+                runs[srv].append(run_measured(
+                    scen, sizes[scen], srv, workdir, results_dir, profile,
+                    run if repeats > 1 else None))
+        for srv in names:
+            results[(scen, srv)] = runs[srv][0] if len(runs[srv]) == 1 \
+                else median_result(scen, srv, runs[srv], results_dir)
 
     table = render_table(results, sizes, servers)
-    text = "%s\n\n%s\n%s" % (table, "\n".join(notes_for(results, sizes)),
-                              profiles_text(results_dir, scenarios))
+    text = "%s\n\n%s\n%s%s" % (table, "\n".join(notes_for(results, sizes)),
+                                runs_text(results),
+                                profiles_text(results_dir, scenarios))
     print(text)
     with open(os.path.join(results_dir, "table.md"), "w") as f:
         f.write(text)
