@@ -886,9 +886,7 @@ def run_one(scenario, params, server, results_dir, perf=None):
     result["scenario"] = scenario
     result["params"] = params
     result["seconds"] = round(time.monotonic() - started, 1)
-    with open(os.path.join(results_dir, "%s-%s.json" % (
-            scenario, server.name)), "w") as f:
-        json.dump(result, f, indent=1)
+    save_result(results_dir, scenario, server.name, result)
     status = "ok" if result.get("ok") else "FAILED: " + result.get(
         "error", "")
     print("  %-14s %-9s %5.1fs  %s" % (scenario, server.name,
@@ -1159,10 +1157,10 @@ def target(check, results):
         # and wsload already took all of it, and more workers had no core
         # to run on
         busy = wh(scen, lambda r: get(r, "box_cpu_cores"))
+        cores = os.cpu_count() or 1
         if ok is False and more and floor is None and busy is not None \
-                and busy >= BOX_BUSY * (os.cpu_count() or 1):
-            return text, "box (CPU %.2f of %d cores)" % (
-                busy, os.cpu_count() or 1)
+                and busy >= BOX_BUSY * cores:
+            return text, "box (CPU %.2f of %d cores)" % (busy, cores)
         return text, verdict(ok)
     if check in ("fanout_max_cpu", "fanout_api_cpu", "fanout_rate_cpu"):
         scen = check[:-4]
@@ -1375,14 +1373,15 @@ def notes_for(results, sizes):
                      "cores busy (server and wsload together), so a "
                      "second worker had no core to gain on." % (
                          BOX_BUSY * 100))
-    repeated = sorted(set(scen for (scen, _), r in results.items()
-                          if r.get("runs")))
-    if repeated:
+    medians = [key for key, r in sorted(results.items()) if r.get("runs")]
+    if medians:
         notes.append("- %s: %d runs each of %s, the servers taking turns; "
                      "each figure in the table is the median of its runs "
                      "(every run is listed below)." % (
-                         ", ".join(repeated), REPEATS, ", ".join(
-                             LABELS[s] for s in JUDGED)))
+                         ", ".join(sorted(set(k[0] for k in medians))),
+                         REPEATS, ", ".join(
+                             LABELS[s] for s in JUDGED
+                             if any(k[1] == s for k in medians))))
     notes.append("- Nchan, Mosquitto and the floor check no token (neither "
                  "has JWT auth); Wirehub and Node verify one per "
                  "handshake and per API publish.")
@@ -1456,10 +1455,15 @@ def run_measured(scen, params, srv, workdir, results_dir, perf, run=None):
         print("  (other work took %.2f cores: once more)" % noise,
               file=sys.stderr, flush=True)
     best["attempts"] = attempt + 1
+    return save_result(results_dir, scen, srv, best, run)
+
+
+def save_result(results_dir, scen, srv, result, run=None):
+    """SCENARIO-SERVER.json (-runN for one run of a repeated one)."""
     name = "%s-%s" % (scen, srv) + ("" if run is None else "-run%d" % run)
     with open(os.path.join(results_dir, name + ".json"), "w") as f:
-        json.dump(best, f, indent=1)
-    return best
+        json.dump(result, f, indent=1)
+    return result
 
 
 def median_of(values):
@@ -1497,10 +1501,7 @@ def median_result(scen, srv, runs, results_dir):
     result = median_of(good) if good else dict(runs[0])
     result["runs"] = [dict(run_figures(r), ok=bool(r.get("ok")))
                       for r in runs]
-    with open(os.path.join(results_dir, "%s-%s.json" % (scen, srv)),
-              "w") as f:
-        json.dump(result, f, indent=1)
-    return result
+    return save_result(results_dir, scen, srv, result)
 
 
 def runs_text(results):
@@ -1581,7 +1582,7 @@ def main():
                     continue
                 runs[srv].append(run_measured(
                     scen, sizes[scen], srv, workdir, results_dir, profile,
-                    run if repeats > 1 else None))
+                    run if repeats > 1 and srv in JUDGED else None))
         for srv in names:
             results[(scen, srv)] = runs[srv][0] if len(runs[srv]) == 1 \
                 else median_result(scen, srv, runs[srv], results_dir)
