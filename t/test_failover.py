@@ -368,6 +368,9 @@ GARBAGE = {
     "hello-then-bad-workspace": HELLO_V1 + link_frame(
         0x02, link_str("../b") + link_str("x")
         + struct.pack(">IBQ", 1, 0, 0) + link_str("")),
+    "hello-longer-than-1k": link_frame(
+        0x01, struct.pack(">HI", wh.LINK_VERSION, 1) + link_str("x" * 1100)),
+    "16MiB-announced-first": b"\x01\x00\x00\x00\x01" + b"x" * 100,
     "random": os.urandom(65536),
 }
 
@@ -392,6 +395,18 @@ def peer_dropped(payload, path, timeout=3.0):
             if not chunk:
                 return True
         return False
+
+
+def test_silent_link_peer_is_dropped_after_5s(running):
+    daemon = running
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(daemon.socket)
+        t0 = time.monotonic()
+        assert s.recv(1) == b""
+        waited = time.monotonic() - t0
+    assert 4.5 < waited < 8.5, waited
+    assert daemon.alive()
 
 
 def test_garbage_link_peers_are_dropped(ngx, running):

@@ -218,6 +218,7 @@ wh_link_peer_add(wh_link_t *link, int fd)
 
     peer->pid = cred.pid;
     peer->uid = cred.uid;
+    peer->accepted_ms = wh_loop_now();
 
     peer->link = link;
     peer->serial = ++link->next_serial;
@@ -370,6 +371,24 @@ wh_link_send_raw(wh_peer_t *peer, const void *frame, size_t len)
 }
 
 
+/* whether the frame starting at p (len bytes read so far) may still be a
+ * HELLO: its length prefix is within WH_LINK_HELLO_MAX */
+static int
+wh_link_may_be_hello(const unsigned char *p, size_t len)
+{
+    uint32_t  l;
+
+    if (len < 4) {
+        return 1;
+    }
+
+    l = ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
+        | ((uint32_t) p[2] << 8) | p[3];
+
+    return l <= WH_LINK_HELLO_MAX;
+}
+
+
 /* splits and dispatches the complete frames read so far */
 static void
 wh_link_process(wh_peer_t *peer)
@@ -381,6 +400,14 @@ wh_link_process(wh_peer_t *peer)
     wh_link_msg_t   m;
 
     while (!peer->closing && !peer->parked) {
+        if (!peer->hello && !wh_link_may_be_hello(peer->in.data + off,
+                                                  peer->in.len - off))
+        {
+            wh_link_drop(peer, "protocol error: first frame longer than "
+                         "a HELLO");
+            break;
+        }
+
         rc = wh_link_frame_len(peer->in.data + off, peer->in.len - off,
                                &flen);
 
@@ -711,10 +738,37 @@ wh_link_free_detached(wh_link_t *link, int64_t before)
 }
 
 
+/* once a second at most: the peers are a handful, the turns many */
+static void
+wh_link_drop_silent(wh_link_t *link, int64_t now)
+{
+    wh_peer_t  *peer;
+
+    if (now - link->hello_check_ms < 1000) {
+        return;
+    }
+
+    link->hello_check_ms = now;
+
+    for (peer = link->peers; peer; peer = peer->next) {
+        if (!peer->hello && !peer->closing
+            && now - peer->accepted_ms >= WH_LINK_HELLO_MS)
+        {
+            wh_link_drop(peer, "no HELLO within 5 s");
+        }
+    }
+}
+
+
 void
 wh_link_reap(wh_link_t *link)
 {
-    wh_link_free_detached(link, wh_loop_now() - WH_LINK_LINGER_MS);
+    int64_t  now;
+
+    now = wh_loop_now();
+
+    wh_link_drop_silent(link, now);
+    wh_link_free_detached(link, now - WH_LINK_LINGER_MS);
 }
 
 

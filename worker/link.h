@@ -22,6 +22,12 @@
 
 #define WH_LINK_OUT_MAX   (64u * 1024 * 1024)
 
+/* an nginx worker sends HELLO as soon as it connects: a peer that is
+ * silent this long, or whose first frame is longer than a HELLO can be,
+ * is not one (it would otherwise hold its buffer until it went away) */
+#define WH_LINK_HELLO_MS  5000
+#define WH_LINK_HELLO_MAX 1024
+
 typedef struct wh_link_s  wh_link_t;
 typedef struct wh_peer_s  wh_peer_t;
 
@@ -42,6 +48,7 @@ struct wh_peer_s {
                                   * (WH_LINK_AGAIN); nothing after it is
                                   * read or dispatched */
     int64_t        hello_ms;     /* monotonic time of HELLO */
+    int64_t        accepted_ms;  /* monotonic time of accept */
     wh_buf_t       in;
     wh_buf_t       out;
     size_t         out_pos;      /* bytes of out already written */
@@ -79,6 +86,7 @@ struct wh_link_s {
     const uid_t        *uids;         /* the peers accepted (SO_PEERCRED) */
     unsigned            nuids;
     wh_map_t            refused;      /* uids refused, logged once each */
+    int64_t             hello_check_ms; /* last look for silent peers */
 };
 
 
@@ -111,7 +119,8 @@ int wh_link_detach(wh_link_t *link);
 /* writes pending output of every dirty peer */
 void wh_link_flush(wh_link_t *link);
 /* frees the peers detached long enough ago that no engine call under
- * way can still name them (a cluster engine answers turns later) */
+ * way can still name them (a cluster engine answers turns later), and
+ * drops those that have not sent HELLO within WH_LINK_HELLO_MS */
 void wh_link_reap(wh_link_t *link);
 
 /* shutdown: stop listening, write what can be written within
