@@ -63,9 +63,10 @@ SCENARIO_SERVERS = {
     "connect_hs256": ["wirehub", "nchan", "node", "floor"],
     "connect_es256": ["wirehub", "nchan", "node", "floor"],
     "mqtt_ingest": ["wirehub", "mosquitto", "broker"],
-    # none of the anchors has a durable command queue
-    "commands_max": ["wirehub"],
-    "commands_rate": ["wirehub"],
+    # none of the anchors has a durable command queue; the floor's is a
+    # log with one fdatasync() per loop turn
+    "commands_max": ["wirehub", "floor"],
+    "commands_rate": ["wirehub", "floor"],
     # cluster mode: the same fan-out over two nodes on one redis-server
     # beside one LMDB node (`make bench-cluster`)
     "fanout_cluster": ["wirehub", "cluster"],
@@ -628,6 +629,10 @@ class Nchan(Server):
                                      locations), workers)
 
     def target(self, scenario):
+        if scenario.startswith("commands"):
+            return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
+                        proto="path", channel="wl",
+                        pub="http://127.0.0.1:%d/cmd/{ch}" % self.port)
         return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
                     proto="path",
                     pub="http://127.0.0.1:%d/pub/{ch}" % self.port)
@@ -702,12 +707,19 @@ class Floor(Server):
     def start(self, scenario, workers):
         self.new_prefix()
         self.port = free_port()
-        proc = self.spawn([FLOOR, str(self.port)], "floor.log")
+        # the commands' log: on the same file system as Wirehub's LMDB
+        proc = self.spawn([FLOOR, str(self.port),
+                           os.path.join(self.prefix, "commands.log")],
+                          "floor.log")
         if not wait_port(self.port, proc):
             raise RuntimeError("floor did not start:\n" + self.tail(
                 "floor.log"))
 
     def target(self, scenario):
+        if scenario.startswith("commands"):
+            return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
+                        proto="path", channel="wl",
+                        pub="http://127.0.0.1:%d/cmd/{ch}" % self.port)
         return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
                     proto="path",
                     pub="http://127.0.0.1:%d/pub/{ch}" % self.port)

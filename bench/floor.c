@@ -7,12 +7,22 @@
  *   POST /pub/NAME (Content-Length)      frames the body once, send()s the
  *                                        frame to each subscriber with one
  *                                        call, answers 202
+ *   POST /cmd/NAME (Content-Length)      a durable command for the device
+ *                                        subscribed as NAME (404 if none)
  *
  * No authentication, no history, no queues: a subscriber whose socket does
  * not take a whole frame at once is dropped (counted at exit).  Channels
  * are kept in a small open-addressing table.
  *
- *   floor PORT          listens on 127.0.0.1:PORT until SIGTERM / SIGINT
+ * Durable commands are the least group commit: a command (and a device's
+ * command_result) is a line appended to the log; at the end of each loop
+ * turn one write() and one fdatasync() cover all of the turn's lines, and
+ * only then go the 202s, the device_command frames and the
+ * command_result_accepted frames.  No queue: a command is lost if its
+ * device is gone.
+ *
+ *   floor PORT [LOG]    listens on 127.0.0.1:PORT until SIGTERM / SIGINT;
+ *                       commands are refused (503) without LOG
  */
 
 
@@ -22,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
@@ -37,6 +48,7 @@
 #define FL_MAX_NAME     200
 #define FL_TABLE        4096
 #define FL_WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define FL_MAX_ID       32
 
 
 typedef enum {
@@ -61,6 +73,17 @@ struct fl_conn_s {
 };
 
 
+/* a frame or an answer that leaves once the turn's log is on disk */
+typedef struct fl_after_s  fl_after_t;
+
+struct fl_after_s {
+    fl_after_t      *next;
+    fl_conn_t       *conn;
+    size_t           len;
+    char             data[];
+};
+
+
 struct fl_channel_s {
     char             name[FL_MAX_NAME + 1];
     fl_conn_t      **subs;
@@ -79,6 +102,13 @@ typedef struct {
     unsigned long    published;
     unsigned long    sent;
     unsigned long    dropped;
+    int              log;           /* the commands' log, -1 if none */
+    char            *lines;         /* appended this turn */
+    size_t           lines_len, lines_cap;
+    fl_after_t      *after, **after_tail;
+    unsigned long    commands;
+    unsigned long    results;
+    unsigned long    syncs;
 } fl_server_t;
 
 
@@ -266,6 +296,213 @@ fl_reply(int fd, const char *text)
 }
 
 
+/* a line for this turn's write to the log */
+static int
+fl_log_line(fl_server_t *srv, const char *a, size_t alen, const char *b,
+    size_t blen)
+{
+    char    *p;
+    size_t   need, cap;
+
+    need = srv->lines_len + alen + blen + 2;
+
+    if (need > srv->lines_cap) {
+        cap = srv->lines_cap ? srv->lines_cap : 65536;
+
+        while (cap < need) {
+            cap *= 2;
+        }
+
+        p = realloc(srv->lines, cap);
+        if (p == NULL) {
+            return -1;
+        }
+
+        srv->lines = p;
+        srv->lines_cap = cap;
+    }
+
+    p = srv->lines + srv->lines_len;
+    memcpy(p, a, alen);
+    p[alen] = ' ';
+    memcpy(p + alen + 1, b, blen);
+    p[alen + 1 + blen] = '\n';
+    srv->lines_len = need;
+
+    return 0;
+}
+
+
+/* data for c once the turn's lines are on disk; frame: as a text frame */
+static int
+fl_after(fl_server_t *srv, fl_conn_t *c, const char *data, size_t len,
+    int frame)
+{
+    fl_after_t  *a;
+
+    if (frame && len >= 65536) {
+        return -1;
+    }
+
+    a = malloc(sizeof(fl_after_t) + len + 4);
+    if (a == NULL) {
+        return -1;
+    }
+
+    a->conn = c;
+    a->next = NULL;
+
+    if (frame) {
+        a->len = fl_frame(a->data, data, len);
+
+    } else {
+        memcpy(a->data, data, len);
+        a->len = len;
+    }
+
+    *srv->after_tail = a;
+    srv->after_tail = &a->next;
+
+    return 0;
+}
+
+
+static void fl_close(fl_server_t *srv, fl_conn_t *c);
+
+
+/*
+ * The end of a loop turn: the group commit.  One write() and one
+ * fdatasync() for every line of the turn, then what waited for them.
+ */
+static void
+fl_commit(fl_server_t *srv)
+{
+    size_t       off;
+    ssize_t      n;
+    fl_after_t  *a;
+
+    if (srv->lines_len) {
+        for (off = 0; off < srv->lines_len; off += (size_t) n) {
+            n = write(srv->log, srv->lines + off, srv->lines_len - off);
+
+            if (n <= 0) {
+                fprintf(stderr, "floor: log: %s\n", strerror(errno));
+                exit(1);
+            }
+        }
+
+        if (fdatasync(srv->log) != 0) {
+            fprintf(stderr, "floor: log: fdatasync: %s\n", strerror(errno));
+            exit(1);
+        }
+
+        srv->lines_len = 0;
+        srv->syncs++;
+    }
+
+    while (srv->after) {
+        a = srv->after;
+        srv->after = a->next;
+
+        if (a->conn->kind != FL_CONN_DEAD
+            && send(a->conn->fd, a->data, a->len, MSG_NOSIGNAL | MSG_DONTWAIT)
+               != (ssize_t) a->len)
+        {
+            srv->dropped++;
+            fl_close(srv, a->conn);
+        }
+
+        free(a);
+    }
+
+    srv->after_tail = &srv->after;
+}
+
+
+/* POST /cmd/NAME: logged, then answered and sent to the device */
+static int
+fl_command(fl_server_t *srv, fl_conn_t *c, const char *name, size_t nlen,
+    const char *body, size_t blen)
+{
+    int            n;
+    char           id[FL_MAX_ID], head[128];
+    fl_channel_t  *ch;
+
+    static const char  unknown[] = "HTTP/1.1 404 Not Found\r\n"
+                                   "Content-Length: 0\r\n\r\n";
+    static const char  nolog[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Content-Length: 0\r\n\r\n";
+
+    ch = fl_channel(srv, name, nlen);
+
+    if (srv->log == -1) {
+        return fl_reply(c->fd, nolog);
+    }
+
+    if (ch == NULL || ch->nsubs == 0) {
+        return fl_reply(c->fd, unknown);
+    }
+
+    n = snprintf(id, sizeof(id), "c-%lu", ++srv->commands);
+
+    if (fl_log_line(srv, id, (size_t) n, body, blen) != 0) {
+        return -1;
+    }
+
+    /* the 202 with the id, then the device's frame with the body */
+    snprintf(head, sizeof(head), "{\"command_id\":\"%s\"}", id);
+    n = snprintf(srv->buf, sizeof(srv->buf),
+                 "HTTP/1.1 202 Accepted\r\nContent-Type: application/json"
+                 "\r\nContent-Length: %zu\r\n\r\n%s", strlen(head), head);
+
+    if (fl_after(srv, c, srv->buf, (size_t) n, 0) != 0) {
+        return -1;
+    }
+
+    n = snprintf(srv->buf, sizeof(srv->buf),
+                 "{\"type\":\"device_command\",\"command_id\":\"%s\","
+                 "\"command\":%.*s}", id, (int) blen, body);
+
+    if (n < 0 || (size_t) n >= sizeof(srv->buf)) {
+        return -1;
+    }
+
+    return fl_after(srv, ch->subs[0], srv->buf, (size_t) n, 1);
+}
+
+
+/* a device's command_result: logged, then command_result_accepted */
+static int
+fl_result(fl_server_t *srv, fl_conn_t *c, const char *data, size_t len)
+{
+    int          n;
+    char         msg[128];
+    const char  *id, *end;
+
+    id = memmem(data, len, "\"command_id\":\"", 14);
+    if (id == NULL || srv->log == -1) {
+        return 0;
+    }
+
+    id += 14;
+    end = memchr(id, '"', len - (size_t) (id - data));
+
+    if (end == NULL || end - id >= FL_MAX_ID) {
+        return -1;
+    }
+
+    if (fl_log_line(srv, "r", 1, id, (size_t) (end - id)) != 0) {
+        return -1;
+    }
+
+    srv->results++;
+    n = snprintf(msg, sizeof(msg), "{\"type\":\"command_result_accepted\","
+                 "\"command_id\":\"%.*s\"}", (int) (end - id), id);
+
+    return fl_after(srv, c, msg, (size_t) n, 1);
+}
+
+
 static int
 fl_upgrade(fl_server_t *srv, fl_conn_t *c, const char *head,
     const char *name, size_t nlen)
@@ -324,7 +561,7 @@ fl_upgrade(fl_server_t *srv, fl_conn_t *c, const char *head,
 static ssize_t
 fl_request(fl_server_t *srv, fl_conn_t *c)
 {
-    int          post;
+    int          post, cmd;
     char        *end, *h, *path, *sp;
     long         clen;
     size_t       hlen, nlen;
@@ -338,12 +575,13 @@ fl_request(fl_server_t *srv, fl_conn_t *c)
 
     hlen = (size_t) (end - c->in) + 4;
     post = strncmp(c->in, "POST /pub/", 10) == 0;
+    cmd = strncmp(c->in, "POST /cmd/", 10) == 0;
 
-    if (!post && strncmp(c->in, "GET /sub/", 9) != 0) {
+    if (!post && !cmd && strncmp(c->in, "GET /sub/", 9) != 0) {
         return -1;
     }
 
-    path = c->in + (post ? 10 : 9);
+    path = c->in + (post || cmd ? 10 : 9);
     sp = strchr(path, ' ');
     nlen = sp ? (size_t) (sp - path) : 0;
 
@@ -351,7 +589,7 @@ fl_request(fl_server_t *srv, fl_conn_t *c)
         return -1;
     }
 
-    if (!post) {
+    if (!post && !cmd) {
         return fl_upgrade(srv, c, c->in, path, nlen) == 0 ? (ssize_t) hlen
                                                           : -1;
     }
@@ -367,6 +605,11 @@ fl_request(fl_server_t *srv, fl_conn_t *c)
         return 0;
     }
 
+    if (cmd) {
+        return fl_command(srv, c, path, nlen, c->in + hlen, (size_t) clen)
+               == 0 ? (ssize_t) (hlen + (size_t) clen) : -1;
+    }
+
     fl_publish(srv, path, nlen, c->in + hlen, (size_t) clen);
 
     if (fl_reply(c->fd, "HTTP/1.1 202 Accepted\r\n"
@@ -379,18 +622,67 @@ fl_request(fl_server_t *srv, fl_conn_t *c)
 }
 
 
-/* a subscriber only ever says close (or something to ignore) */
-static int
-fl_subscriber_input(fl_conn_t *c, const char *data, size_t len)
+/*
+ * A subscriber's frames (masked, as from any client): close is answered
+ * and ends it, a text frame is a device's command_result.  Bytes used, 0
+ * if the frame is incomplete, -1 to close.
+ */
+static ssize_t
+fl_subscriber_frame(fl_server_t *srv, fl_conn_t *c)
 {
+    size_t          hlen, len, i;
+    unsigned char  *p, *mask;
+
     static const char  close_frame[] = { (char) 0x88, 0x00 };
 
-    if (len > 0 && (data[0] & 0x0f) == 0x08) {
-        (void) send(c->fd, close_frame, 2, MSG_NOSIGNAL);
+    p = (unsigned char *) c->in;
+
+    if (c->in_len < 2) {
+        return 0;
+    }
+
+    len = p[1] & 0x7f;
+    hlen = 2;
+
+    if (len == 126) {
+        if (c->in_len < 4) {
+            return 0;
+        }
+        len = ((size_t) p[2] << 8) | p[3];
+        hlen = 4;
+
+    } else if (len == 127 || !(p[1] & 0x80)) {
         return -1;
     }
 
-    return 0;
+    mask = p + hlen;
+    hlen += 4;
+
+    if (len > FL_MAX_BODY || c->in_len < hlen + len) {
+        return len > FL_MAX_BODY ? -1 : 0;
+    }
+
+    for (i = 0; i < len; i++) {
+        p[hlen + i] ^= mask[i % 4];
+    }
+
+    switch (p[0] & 0x0f) {
+
+    case 0x08:
+        (void) send(c->fd, close_frame, 2, MSG_NOSIGNAL);
+        return -1;
+
+    case 0x01:
+        if (fl_result(srv, c, (char *) p + hlen, len) != 0) {
+            return -1;
+        }
+        break;
+
+    default:
+        break;
+    }
+
+    return (ssize_t) (hlen + len);
 }
 
 
@@ -400,16 +692,6 @@ fl_read(fl_server_t *srv, fl_conn_t *c)
     ssize_t  n, used;
 
     if (c->kind == FL_CONN_DEAD) {
-        return;
-    }
-
-    if (c->kind == FL_CONN_SUB) {
-        n = recv(c->fd, srv->buf, sizeof(srv->buf), 0);
-        if (n == 0 || (n < 0 && errno != EAGAIN)
-            || (n > 0 && fl_subscriber_input(c, srv->buf, (size_t) n) != 0))
-        {
-            fl_close(srv, c);
-        }
         return;
     }
 
@@ -430,8 +712,9 @@ fl_read(fl_server_t *srv, fl_conn_t *c)
 
     c->in_len += (size_t) (n > 0 ? n : 0);
 
-    while (c->kind == FL_CONN_HTTP && c->in_len > 0) {
-        used = fl_request(srv, c);
+    while (c->kind != FL_CONN_DEAD && c->in_len > 0) {
+        used = c->kind == FL_CONN_SUB ? fl_subscriber_frame(srv, c)
+                                      : fl_request(srv, c);
 
         if (used < 0) {
             fl_close(srv, c);
@@ -446,10 +729,10 @@ fl_read(fl_server_t *srv, fl_conn_t *c)
         c->in_len -= (size_t) used;
     }
 
-    if (c->kind == FL_CONN_SUB) {
+    /* an idle subscriber holds no buffer */
+    if (c->kind == FL_CONN_SUB && c->in_len == 0) {
         free(c->in);
         c->in = NULL;
-        c->in_len = 0;
     }
 }
 
@@ -546,10 +829,10 @@ main(int argc, char **argv)
     fl_server_t         *srv;
     struct epoll_event   events[FL_EVENTS];
 
-    port = argc == 2 ? atoi(argv[1]) : 0;
+    port = (argc == 2 || argc == 3) ? atoi(argv[1]) : 0;
 
     if (port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: floor PORT\n");
+        fprintf(stderr, "usage: floor PORT [LOG]\n");
         return 2;
     }
 
@@ -557,6 +840,17 @@ main(int argc, char **argv)
 
     if (srv == NULL || fl_listen(srv, port) != 0) {
         fprintf(stderr, "floor: cannot listen on 127.0.0.1:%d: %s\n", port,
+                strerror(errno));
+        return 1;
+    }
+
+    srv->after_tail = &srv->after;
+    srv->log = argc == 3 ? open(argv[2], O_WRONLY | O_CREAT | O_APPEND
+                                         | O_CLOEXEC, 0600)
+                         : -1;
+
+    if (argc == 3 && srv->log == -1) {
+        fprintf(stderr, "floor: cannot open %s: %s\n", argv[2],
                 strerror(errno));
         return 1;
     }
@@ -576,12 +870,14 @@ main(int argc, char **argv)
             }
         }
 
+        fl_commit(srv);
         fl_free_dead(srv);
     }
 
     fprintf(stderr, "floor: %lu published, %lu frames sent, %lu "
-            "subscribers dropped\n", srv->published, srv->sent,
-            srv->dropped);
+            "subscribers dropped; %lu commands, %lu results, %lu syncs\n",
+            srv->published, srv->sent, srv->dropped, srv->commands,
+            srv->results, srv->syncs);
     fl_server_free(srv);
     return 0;
 }
