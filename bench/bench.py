@@ -111,7 +111,7 @@ FULL = {
     # flight measure its latency, not its capacity
     "mqtt_ingest": dict(conns=100, channels=100, window=2000, pub_conns=1,
                         warmup=3, duration=10, workers=1, procs=1),
-    "commands_max": dict(conns=1000, window=256, pub_conns=64, warmup=3,
+    "commands_max": dict(conns=1000, window=256, pub_conns=128, warmup=3,
                          duration=10, workers=1, procs=1),
     "commands_rate": dict(conns=1000, rate=1000, pub_conns=64, warmup=2,
                           duration=10, workers=1, procs=1),

@@ -27,6 +27,8 @@
 #define WSL_MAX_TOKEN       4096
 #define WSL_ERR_LEN         256
 #define WSL_SOURCE_ADDRS    16
+/* publisher connections, one request in flight on each */
+#define WSL_PUB_MAX_CONNS   256
 
 
 typedef enum {
@@ -128,7 +130,7 @@ typedef struct {
 
     double              rate;           /* publishes per second, 0 = max */
     unsigned            window;         /* max mode: messages in flight */
-    unsigned            pub_conns;
+    unsigned            pub_conns;      /* <= WSL_PUB_MAX_CONNS */
     unsigned            size;           /* publish body bytes */
 
     double              warmup;

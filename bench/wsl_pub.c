@@ -25,7 +25,6 @@
 #include "wsl_net.h"
 
 
-#define WSL_PUB_MAX_CONNS   64
 #define WSL_PUB_IN          8192
 #define WSL_PUB_TICK_US     1000
 #define WSL_PUB_STALL_US    2000000
@@ -584,8 +583,7 @@ wsl_pub_init(wsl_pub_t *pb, const wsl_conf_t *conf, wsl_shared_t *sh,
     pb->conf = conf;
     pb->sh = sh;
     pb->slot = &sh->slots[proc];
-    pb->nconns = conf->pub_conns < WSL_PUB_MAX_CONNS ? conf->pub_conns
-                                                     : WSL_PUB_MAX_CONNS;
+    pb->nconns = conf->pub_conns;
     pb->ep = epoll_create1(EPOLL_CLOEXEC);
     pb->pad = malloc(conf->size + 1);
     pb->body = malloc(conf->size + WSL_PUB_ENVELOPE);

@@ -88,7 +88,8 @@ wsl_usage(void)
         "  --rate R             publishes per second, 0: as fast as the\n"
         "                       --window of messages in flight allows\n"
         "  --window N           (default 8)\n"
-        "  --pub-conns N        publisher connections (default 4)\n"
+        "  --pub-conns N        publisher connections, one request in flight\n"
+        "                       on each (default 4, at most 256)\n"
         "  --size B             message data bytes (default 100)\n"
         "  --warmup S --duration S --settle S --ready-timeout S\n"
         "  --limit S            hard limit for the whole run (default 120)\n"
@@ -295,7 +296,8 @@ wsl_conf_check(wsl_conf_t *conf)
 
     if (conf->procs == 0 || conf->procs > WSL_MAX_PROCS || conf->conns == 0
         || conf->channels == 0 || conf->inflight == 0 || conf->ramp <= 0
-        || conf->pub_conns == 0 || conf->nsources == 0
+        || conf->pub_conns == 0 || conf->pub_conns > WSL_PUB_MAX_CONNS
+        || conf->nsources == 0
         || conf->nsources > WSL_SOURCE_ADDRS || conf->size > 60000
         || conf->window == 0 || conf->window > WSL_ACK_RING / 2
         || (conf->alg && conf->key_file == NULL))
