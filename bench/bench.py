@@ -631,10 +631,6 @@ class Nchan(Server):
                                      locations), workers)
 
     def target(self, scenario):
-        if scenario.startswith("commands"):
-            return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
-                        proto="path", channel="wl",
-                        pub="http://127.0.0.1:%d/cmd/{ch}" % self.port)
         return dict(url="ws://127.0.0.1:%d/sub/{ch}" % self.port,
                     proto="path",
                     pub="http://127.0.0.1:%d/pub/{ch}" % self.port)

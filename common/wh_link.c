@@ -327,6 +327,14 @@ wh_link_encode(wh_buf_t *out, const wh_link_msg_t *m)
 int
 wh_link_frame_len(const unsigned char *buf, size_t len, size_t *frame_len)
 {
+    return wh_link_frame_len_max(buf, len, WH_LINK_MAX_FRAME, frame_len);
+}
+
+
+int
+wh_link_frame_len_max(const unsigned char *buf, size_t len, size_t max,
+    size_t *frame_len)
+{
     uint64_t  l;
 
     if (len < 4) {
@@ -335,7 +343,7 @@ wh_link_frame_len(const unsigned char *buf, size_t len, size_t *frame_len)
 
     l = wh_get_be(buf, 4);
 
-    if (l < 1 || l > WH_LINK_MAX_FRAME) {
+    if (l < 1 || l > max) {
         return -1;
     }
 

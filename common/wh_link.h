@@ -122,6 +122,10 @@ int wh_link_encode(wh_buf_t *out, const wh_link_msg_t *m);
  * more bytes are needed, -1 if the length prefix is invalid */
 int wh_link_frame_len(const unsigned char *buf, size_t len,
     size_t *frame_len);
+/* the same with L bound by max (<= WH_LINK_MAX_FRAME): -1 as soon as the
+ * prefix passes it, before the rest is read */
+int wh_link_frame_len_max(const unsigned char *buf, size_t len, size_t max,
+    size_t *frame_len);
 
 /* decodes one complete frame (prefix included); the strings of m point
  * into frame.  0, or -1 with *err set to a static message. */

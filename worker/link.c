@@ -371,24 +371,6 @@ wh_link_send_raw(wh_peer_t *peer, const void *frame, size_t len)
 }
 
 
-/* whether the frame starting at p (len bytes read so far) may still be a
- * HELLO: its length prefix is within WH_LINK_HELLO_MAX */
-static int
-wh_link_may_be_hello(const unsigned char *p, size_t len)
-{
-    uint32_t  l;
-
-    if (len < 4) {
-        return 1;
-    }
-
-    l = ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16)
-        | ((uint32_t) p[2] << 8) | p[3];
-
-    return l <= WH_LINK_HELLO_MAX;
-}
-
-
 /* splits and dispatches the complete frames read so far */
 static void
 wh_link_process(wh_peer_t *peer)
@@ -400,23 +382,21 @@ wh_link_process(wh_peer_t *peer)
     wh_link_msg_t   m;
 
     while (!peer->closing && !peer->parked) {
-        if (!peer->hello && !wh_link_may_be_hello(peer->in.data + off,
-                                                  peer->in.len - off))
-        {
-            wh_link_drop(peer, "protocol error: first frame longer than "
-                         "a HELLO");
-            break;
-        }
-
-        rc = wh_link_frame_len(peer->in.data + off, peer->in.len - off,
-                               &flen);
+        /* before HELLO, no more than a HELLO needs */
+        rc = wh_link_frame_len_max(peer->in.data + off, peer->in.len - off,
+                                   peer->hello ? WH_LINK_MAX_FRAME
+                                               : WH_LINK_HELLO_MAX,
+                                   &flen);
 
         if (rc == 0) {
             break;
         }
 
         if (rc < 0) {
-            wh_link_drop(peer, "protocol error: invalid frame length");
+            wh_link_drop(peer, peer->hello
+                               ? "protocol error: invalid frame length"
+                               : "protocol error: first frame longer than "
+                                 "a HELLO");
             break;
         }
 
