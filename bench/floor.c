@@ -73,15 +73,19 @@ struct fl_conn_s {
 };
 
 
-/* a frame or an answer that leaves once the turn's log is on disk */
-typedef struct fl_after_s  fl_after_t;
+/* a growable byte buffer, kept from turn to turn */
+typedef struct {
+    char            *data;
+    size_t           len, cap;
+} fl_buf_t;
 
-struct fl_after_s {
-    fl_after_t      *next;
+
+/* what leaves once the turn's log is on disk: this header, its len bytes,
+ * then the next one at a pointer-aligned offset */
+typedef struct {
     fl_conn_t       *conn;
     size_t           len;
-    char             data[];
-};
+} fl_out_t;
 
 
 struct fl_channel_s {
@@ -103,9 +107,8 @@ typedef struct {
     unsigned long    sent;
     unsigned long    dropped;
     int              log;           /* the commands' log, -1 if none */
-    char            *lines;         /* appended this turn */
-    size_t           lines_len, lines_cap;
-    fl_after_t      *after, **after_tail;
+    fl_buf_t         lines;         /* for the log, this turn */
+    fl_buf_t         out;           /* fl_out_t records, this turn */
     unsigned long    commands;
     unsigned long    results;
     unsigned long    syncs;
@@ -296,41 +299,57 @@ fl_reply(int fd, const char *text)
 }
 
 
-/* a line for this turn's write to the log */
+/* room for n more bytes at b->data + b->len, or NULL */
+static char *
+fl_buf_room(fl_buf_t *b, size_t n)
+{
+    char    *p;
+    size_t   cap;
+
+    if (b->len + n > b->cap) {
+        cap = b->cap ? b->cap : 65536;
+
+        while (cap < b->len + n) {
+            cap *= 2;
+        }
+
+        p = realloc(b->data, cap);
+        if (p == NULL) {
+            return NULL;
+        }
+
+        b->data = p;
+        b->cap = cap;
+    }
+
+    return b->data + b->len;
+}
+
+
+/* a line for this turn's write to the log: "a b" */
 static int
 fl_log_line(fl_server_t *srv, const char *a, size_t alen, const char *b,
     size_t blen)
 {
-    char    *p;
-    size_t   need, cap;
+    char  *p;
 
-    need = srv->lines_len + alen + blen + 2;
-
-    if (need > srv->lines_cap) {
-        cap = srv->lines_cap ? srv->lines_cap : 65536;
-
-        while (cap < need) {
-            cap *= 2;
-        }
-
-        p = realloc(srv->lines, cap);
-        if (p == NULL) {
-            return -1;
-        }
-
-        srv->lines = p;
-        srv->lines_cap = cap;
+    p = fl_buf_room(&srv->lines, alen + blen + 2);
+    if (p == NULL) {
+        return -1;
     }
 
-    p = srv->lines + srv->lines_len;
     memcpy(p, a, alen);
     p[alen] = ' ';
     memcpy(p + alen + 1, b, blen);
     p[alen + 1 + blen] = '\n';
-    srv->lines_len = need;
+    srv->lines.len += alen + blen + 2;
 
     return 0;
 }
+
+
+#define fl_out_size(len)                                                     \
+    (sizeof(fl_out_t) + (((len) + sizeof(void *) - 1) & ~(sizeof(void *) - 1)))
 
 
 /* data for c once the turn's lines are on disk; frame: as a text frame */
@@ -338,30 +357,30 @@ static int
 fl_after(fl_server_t *srv, fl_conn_t *c, const char *data, size_t len,
     int frame)
 {
-    fl_after_t  *a;
+    char      *p;
+    fl_out_t  *o;
 
     if (frame && len >= 65536) {
         return -1;
     }
 
-    a = malloc(sizeof(fl_after_t) + len + 4);
-    if (a == NULL) {
+    p = fl_buf_room(&srv->out, fl_out_size(len + 4));
+    if (p == NULL) {
         return -1;
     }
 
-    a->conn = c;
-    a->next = NULL;
+    o = (fl_out_t *) p;
+    o->conn = c;
 
     if (frame) {
-        a->len = fl_frame(a->data, data, len);
+        o->len = fl_frame(p + sizeof(fl_out_t), data, len);
 
     } else {
-        memcpy(a->data, data, len);
-        a->len = len;
+        memcpy(p + sizeof(fl_out_t), data, len);
+        o->len = len;
     }
 
-    *srv->after_tail = a;
-    srv->after_tail = &a->next;
+    srv->out.len += fl_out_size(o->len);
 
     return 0;
 }
@@ -377,13 +396,13 @@ static void fl_close(fl_server_t *srv, fl_conn_t *c);
 static void
 fl_commit(fl_server_t *srv)
 {
-    size_t       off;
-    ssize_t      n;
-    fl_after_t  *a;
+    size_t     off;
+    ssize_t    n;
+    fl_out_t  *o;
 
-    if (srv->lines_len) {
-        for (off = 0; off < srv->lines_len; off += (size_t) n) {
-            n = write(srv->log, srv->lines + off, srv->lines_len - off);
+    if (srv->lines.len) {
+        for (off = 0; off < srv->lines.len; off += (size_t) n) {
+            n = write(srv->log, srv->lines.data + off, srv->lines.len - off);
 
             if (n <= 0) {
                 fprintf(stderr, "floor: log: %s\n", strerror(errno));
@@ -396,26 +415,24 @@ fl_commit(fl_server_t *srv)
             exit(1);
         }
 
-        srv->lines_len = 0;
+        srv->lines.len = 0;
         srv->syncs++;
     }
 
-    while (srv->after) {
-        a = srv->after;
-        srv->after = a->next;
+    for (off = 0; off < srv->out.len; off += fl_out_size(o->len)) {
+        o = (fl_out_t *) (srv->out.data + off);
 
-        if (a->conn->kind != FL_CONN_DEAD
-            && send(a->conn->fd, a->data, a->len, MSG_NOSIGNAL | MSG_DONTWAIT)
-               != (ssize_t) a->len)
+        if (o->conn->kind != FL_CONN_DEAD
+            && send(o->conn->fd, (char *) o + sizeof(fl_out_t), o->len,
+                    MSG_NOSIGNAL | MSG_DONTWAIT)
+               != (ssize_t) o->len)
         {
             srv->dropped++;
-            fl_close(srv, a->conn);
+            fl_close(srv, o->conn);
         }
-
-        free(a);
     }
 
-    srv->after_tail = &srv->after;
+    srv->out.len = 0;
 }
 
 
@@ -433,11 +450,11 @@ fl_command(fl_server_t *srv, fl_conn_t *c, const char *name, size_t nlen,
     static const char  nolog[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                  "Content-Length: 0\r\n\r\n";
 
-    ch = fl_channel(srv, name, nlen);
-
     if (srv->log == -1) {
         return fl_reply(c->fd, nolog);
     }
+
+    ch = fl_channel(srv, name, nlen);
 
     if (ch == NULL || ch->nsubs == 0) {
         return fl_reply(c->fd, unknown);
@@ -623,43 +640,47 @@ fl_request(fl_server_t *srv, fl_conn_t *c)
 
 
 /*
- * A subscriber's frames (masked, as from any client): close is answered
- * and ends it, a text frame is a device's command_result.  Bytes used, 0
- * if the frame is incomplete, -1 to close.
+ * A subscriber's frame at p (avail bytes; masked, as from any client):
+ * close is answered and ends it, a text frame is a device's
+ * command_result.  Bytes used, 0 if the frame is incomplete, -1 to close.
  */
 static ssize_t
-fl_subscriber_frame(fl_server_t *srv, fl_conn_t *c)
+fl_subscriber_frame(fl_server_t *srv, fl_conn_t *c, unsigned char *p,
+    size_t avail)
 {
     size_t          hlen, len, i;
-    unsigned char  *p, *mask;
+    unsigned char  *mask;
 
     static const char  close_frame[] = { (char) 0x88, 0x00 };
 
-    p = (unsigned char *) c->in;
-
-    if (c->in_len < 2) {
+    if (avail < 2) {
         return 0;
     }
 
     len = p[1] & 0x7f;
     hlen = 2;
 
+    if (len == 127 || !(p[1] & 0x80)) {
+        return -1;
+    }
+
     if (len == 126) {
-        if (c->in_len < 4) {
+        if (avail < 4) {
             return 0;
         }
         len = ((size_t) p[2] << 8) | p[3];
         hlen = 4;
-
-    } else if (len == 127 || !(p[1] & 0x80)) {
-        return -1;
     }
 
     mask = p + hlen;
     hlen += 4;
 
-    if (len > FL_MAX_BODY || c->in_len < hlen + len) {
-        return len > FL_MAX_BODY ? -1 : 0;
+    if (len > FL_MAX_BODY) {
+        return -1;
+    }
+
+    if (avail < hlen + len) {
+        return 0;
     }
 
     for (i = 0; i < len; i++) {
@@ -686,12 +707,71 @@ fl_subscriber_frame(fl_server_t *srv, fl_conn_t *c)
 }
 
 
+/*
+ * A subscriber's frames at p; a partial one is kept in c->in, which is
+ * freed once empty: an idle subscriber holds no buffer.
+ */
+static void
+fl_subscriber_input(fl_server_t *srv, fl_conn_t *c, char *p, size_t len)
+{
+    ssize_t  used;
+
+    while (len > 0) {
+        used = fl_subscriber_frame(srv, c, (unsigned char *) p, len);
+
+        if (used < 0) {
+            fl_close(srv, c);
+            return;
+        }
+
+        if (used == 0) {
+            break;
+        }
+
+        p += used;
+        len -= (size_t) used;
+    }
+
+    if (len && c->in == NULL) {
+        c->in = malloc(FL_MAX_HEAD + FL_MAX_BODY + 1);
+        if (c->in == NULL) {
+            fl_close(srv, c);
+            return;
+        }
+    }
+
+    if (len) {
+        memmove(c->in, p, len);
+
+    } else {
+        free(c->in);
+        c->in = NULL;
+    }
+
+    c->in_len = len;
+}
+
+
 static void
 fl_read(fl_server_t *srv, fl_conn_t *c)
 {
     ssize_t  n, used;
 
     if (c->kind == FL_CONN_DEAD) {
+        return;
+    }
+
+    if (c->kind == FL_CONN_SUB && c->in == NULL) {
+        /* nothing pending: frames are read where they land */
+        n = recv(c->fd, srv->buf, sizeof(srv->buf), 0);
+
+        if (n == 0 || (n < 0 && errno != EAGAIN)) {
+            fl_close(srv, c);
+
+        } else if (n > 0) {
+            fl_subscriber_input(srv, c, srv->buf, (size_t) n);
+        }
+
         return;
     }
 
@@ -712,9 +792,8 @@ fl_read(fl_server_t *srv, fl_conn_t *c)
 
     c->in_len += (size_t) (n > 0 ? n : 0);
 
-    while (c->kind != FL_CONN_DEAD && c->in_len > 0) {
-        used = c->kind == FL_CONN_SUB ? fl_subscriber_frame(srv, c)
-                                      : fl_request(srv, c);
+    while (c->kind == FL_CONN_HTTP && c->in_len > 0) {
+        used = fl_request(srv, c);
 
         if (used < 0) {
             fl_close(srv, c);
@@ -729,10 +808,9 @@ fl_read(fl_server_t *srv, fl_conn_t *c)
         c->in_len -= (size_t) used;
     }
 
-    /* an idle subscriber holds no buffer */
-    if (c->kind == FL_CONN_SUB && c->in_len == 0) {
-        free(c->in);
-        c->in = NULL;
+    /* a subscriber's pending bytes, or what followed its upgrade */
+    if (c->kind == FL_CONN_SUB) {
+        fl_subscriber_input(srv, c, c->in, c->in_len);
     }
 }
 
@@ -844,7 +922,6 @@ main(int argc, char **argv)
         return 1;
     }
 
-    srv->after_tail = &srv->after;
     srv->log = argc == 3 ? open(argv[2], O_WRONLY | O_CREAT | O_APPEND
                                          | O_CLOEXEC, 0600)
                          : -1;
