@@ -516,7 +516,8 @@ class WirehubCluster(Wirehub):
         text = nginx_conf(node, self.port, workers, MODULE, http, """
         listen 127.0.0.1:%d;
         location /ws/ { wirehub_websocket; }
-        location /api/ { wirehub_api; }""" % own)
+        location /api/ { wirehub_api; }
+        location = /metrics { wirehub_metrics; }""" % own)
         # both nodes in one reuseport group, with any worker count
         text = text.replace("backlog=4096;", "backlog=4096 reuseport;")
         conf = self.log("nginx-n%d.conf" % n, text)
@@ -552,6 +553,30 @@ class WirehubCluster(Wirehub):
 
     def measured_pid(self):
         return self.redis.pid
+
+    def engine_counters(self):
+        """The state space's commits, conflicts and reads in Redis
+        (wirehubd's /metrics), summed over the nodes."""
+        names = ("commits", "conflicts", "reads")
+        out = dict((n, 0) for n in names)
+        for port in self.node_ports:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 5) as s:
+                    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+            except OSError:
+                return None
+            for line in data.decode("utf-8", "replace").splitlines():
+                for n in names:
+                    prefix = "wirehubd_engine_state_%s_total " % n
+                    if line.startswith(prefix):
+                        out[n] += int(float(line[len(prefix):]))
+        return out
 
     def spread(self):
         """The WebSocket connections of each node's nginx (`nginx` of
@@ -785,7 +810,7 @@ def run_wsload(args, server, params, perf_base):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     profiler = None
-    sampler = spread = None
+    sampler = spread = counters = None
     err = []
     try:
         for line in proc.stderr:
@@ -799,6 +824,8 @@ def run_wsload(args, server, params, perf_base):
                 sampler = CpuSampler(server.measured_pid(),
                                      params.get("duration", 5))
                 spread = server.spread()
+            if hasattr(server, "engine_counters"):
+                counters = server.engine_counters()
         out = proc.stdout.read().decode("utf-8", "replace").strip()
         proc.wait(200)
     finally:
@@ -812,6 +839,11 @@ def run_wsload(args, server, params, perf_base):
     if sampler is not None:
         result["redis_cpu_s"] = sampler.result()
         result["connections_per_node"] = spread
+    if counters is not None:
+        end = server.engine_counters()
+        if end is not None:
+            result["engine_state"] = dict(
+                (n, end[n] - counters[n]) for n in counters)
     return result
 
 
@@ -1076,7 +1108,24 @@ def commands_cluster_rows(cc):
          lambda r: get(r, "server", "cpu_us_per_delivery"), "%.0f", None),
         ("commands_cluster", "", "of which Redis us/command",
          redis_us_per_command, "%.1f", None),
+        ("commands_cluster", "", "Redis state reads per command",
+         lambda r: engine_state_per(r, "reads", r.get("published")),
+         "%.1f", None),
+        ("commands_cluster", "", "state commits refused (conflicts) %",
+         lambda r: engine_state_per(
+             r, "conflicts", (get(r, "engine_state", "commits") or 0)
+             + (get(r, "engine_state", "conflicts") or 0), 100.0),
+         "%.0f", None),
     ]
+
+
+def engine_state_per(r, name, per, scale=1.0):
+    """A state space counter of the cluster's nodes (the measured window
+    and the drain after it) per `per`."""
+    value = get(r, "engine_state", name)
+    if value is None or not per:
+        return None
+    return scale * value / per
 
 
 def redis_us_per_command(r):
