@@ -72,6 +72,7 @@ typedef struct ngx_http_wirehub_pending_s    ngx_http_wirehub_pending_t;
 typedef struct ngx_http_wirehub_session_s    ngx_http_wirehub_session_t;
 typedef struct ngx_http_wirehub_zlib_s       ngx_http_wirehub_zlib_t;
 typedef struct ngx_http_wirehub_counters_s   ngx_http_wirehub_counters_t;
+typedef struct ngx_http_wirehub_token_cache_s  ngx_http_wirehub_token_cache_t;
 
 
 typedef struct {
@@ -109,6 +110,7 @@ typedef struct {
     ngx_rbtree_node_t                session_ids_sentinel;
     ngx_rbtree_t                     revoked;
     ngx_rbtree_node_t                revoked_sentinel;
+    ngx_http_wirehub_token_cache_t  *tokens;      /* the API's, verified */
 
     ngx_http_wirehub_jwt_signer_t   *signer;
 

@@ -7,6 +7,43 @@
 #include "ngx_http_wirehub_auth.h"
 
 
+/*
+ * The HTTP API's callers (a backend, a script) send one token with many
+ * requests: a token verified once is remembered by the worker for as long
+ * as its exp, nbf and iat would let it pass, so that the next request with
+ * the same bytes skips the signature and the JSON.  What the identity may
+ * do is still checked on every request (ngx_http_wirehub_authz.h, with the
+ * revocations).  A WebSocket verifies its token once per connection and is
+ * not remembered.
+ */
+
+#define NGX_HTTP_WIREHUB_TOKEN_CACHE      64      /* a power of 2 */
+#define NGX_HTTP_WIREHUB_TOKEN_CACHE_MAX  2048    /* longer: not kept */
+
+
+typedef struct {
+    ngx_pool_t                    *pool;      /* NULL: empty */
+    ngx_str_t                      token;
+    time_t                         from;      /* passes from <= now */
+    time_t                         until;     /*   and now < until */
+    ngx_http_wirehub_identity_t   *id;
+} ngx_http_wirehub_token_t;
+
+
+struct ngx_http_wirehub_token_cache_s {
+    ngx_http_wirehub_token_t       entries[NGX_HTTP_WIREHUB_TOKEN_CACHE];
+};
+
+
+static ngx_http_wirehub_identity_t *ngx_http_wirehub_verify(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, ngx_pool_t *pool,
+    u_char *token, size_t len, const char **code, ngx_str_t *message,
+    time_t *from, time_t *until);
+static ngx_http_wirehub_token_t *ngx_http_wirehub_token_slot(
+    ngx_http_wirehub_main_conf_t *wmcf, ngx_str_t *token);
+static void ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t,
+    ngx_str_t *token, ngx_http_wirehub_identity_t *id, time_t from,
+    time_t until, ngx_log_t *log);
 static ngx_int_t ngx_http_wirehub_find_token(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_array_t *ngx_http_wirehub_copy_patterns(ngx_pool_t *pool,
@@ -70,10 +107,12 @@ ngx_http_wirehub_find_token(ngx_http_request_t *r, ngx_str_t *token)
 
 ngx_int_t
 ngx_http_wirehub_authenticate(ngx_http_request_t *r,
-    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
-    ngx_str_t *message)
+    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t remember, ngx_uint_t *status,
+    const char **code, ngx_str_t *message)
 {
+    time_t                         now, from, until;
     ngx_str_t                      token;
+    ngx_http_wirehub_token_t      *t;
     ngx_http_wirehub_identity_t   *id;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
@@ -87,8 +126,29 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
-    id = ngx_http_wirehub_verify_token(wmcf, r->connection->log, r->pool,
-                                       token.data, token.len, code, message);
+    t = remember ? ngx_http_wirehub_token_slot(wmcf, &token) : NULL;
+    now = ngx_time();
+
+    if (t != NULL && t->pool != NULL && t->token.len == token.len
+        && ngx_memcmp(t->token.data, token.data, token.len) == 0
+        && t->from <= now && now < t->until)
+    {
+        /* the request's own copy: the entry may go before the request */
+        id = ngx_http_wirehub_identity_copy(r->pool, t->id);
+        if (id == NULL) {
+            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *code = "internal";
+            ngx_str_set(message, "internal error");
+            return NGX_DECLINED;
+        }
+
+        ctx->identity = id;
+        return NGX_OK;
+    }
+
+    id = ngx_http_wirehub_verify(wmcf, r->connection->log, r->pool,
+                                 token.data, token.len, code, message,
+                                 &from, &until);
     if (id == NULL) {
         if (*code == NULL) {
             *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -99,9 +159,95 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    if (t != NULL) {
+        ngx_http_wirehub_token_keep(t, &token, id, from, until,
+                                    r->connection->log);
+    }
+
     ctx->identity = id;
 
     return NGX_OK;
+}
+
+
+/* the cache's entry for the token: NULL when it is too long to keep */
+
+static ngx_http_wirehub_token_t *
+ngx_http_wirehub_token_slot(ngx_http_wirehub_main_conf_t *wmcf,
+    ngx_str_t *token)
+{
+    ngx_uint_t  key;
+
+    if (token->len > NGX_HTTP_WIREHUB_TOKEN_CACHE_MAX) {
+        return NULL;
+    }
+
+    if (wmcf->tokens == NULL) {
+        wmcf->tokens = ngx_calloc(sizeof(ngx_http_wirehub_token_cache_t),
+                                  ngx_cycle->log);
+        if (wmcf->tokens == NULL) {
+            return NULL;
+        }
+    }
+
+    key = ngx_hash_key(token->data, token->len);
+
+    return &wmcf->tokens->entries[key & (NGX_HTTP_WIREHUB_TOKEN_CACHE - 1)];
+}
+
+
+static void
+ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
+    ngx_http_wirehub_identity_t *id, time_t from, time_t until,
+    ngx_log_t *log)
+{
+    if (t->pool) {
+        ngx_destroy_pool(t->pool);
+        t->pool = NULL;
+    }
+
+    if (from >= until) {
+        return;
+    }
+
+    t->pool = ngx_create_pool(1024, log);
+    if (t->pool == NULL) {
+        return;
+    }
+
+    t->token.data = ngx_pnalloc(t->pool, token->len);
+    t->id = ngx_http_wirehub_identity_copy(t->pool, id);
+
+    if (t->token.data == NULL || t->id == NULL) {
+        ngx_destroy_pool(t->pool);
+        t->pool = NULL;
+        return;
+    }
+
+    ngx_memcpy(t->token.data, token->data, token->len);
+    t->token.len = token->len;
+    t->from = from;
+    t->until = until;
+}
+
+
+void
+ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    ngx_uint_t  i;
+
+    if (wmcf->tokens == NULL) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_TOKEN_CACHE; i++) {
+        if (wmcf->tokens->entries[i].pool) {
+            ngx_destroy_pool(wmcf->tokens->entries[i].pool);
+        }
+    }
+
+    ngx_free(wmcf->tokens);
+    wmcf->tokens = NULL;
 }
 
 
@@ -222,7 +368,44 @@ ngx_http_wirehub_verify_token(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_log_t *log, ngx_pool_t *pool, u_char *token, size_t len,
     const char **code, ngx_str_t *message)
 {
+    time_t  from, until;
+
+    return ngx_http_wirehub_verify(wmcf, log, pool, token, len, code,
+                                   message, &from, &until);
+}
+
+
+/* a claim's time moved by the leeway, not past what time_t holds */
+
+static time_t
+ngx_http_wirehub_claim_time(int64_t t, time_t delta)
+{
+    if (delta >= 0 && t > NGX_MAX_TIME_T_VALUE - delta) {
+        return NGX_MAX_TIME_T_VALUE;
+    }
+
+    if (delta < 0 && t < -NGX_MAX_TIME_T_VALUE - delta) {
+        return -NGX_MAX_TIME_T_VALUE;
+    }
+
+    return (time_t) t + delta;
+}
+
+
+/*
+ * ngx_http_wirehub_verify_token(), and the seconds [from, until) in which
+ * the token's times pass the checks that the codec made at ngx_time()
+ * (ngx_http_wirehub_jwt_claims.c: exp <= now - leeway, nbf or iat > now +
+ * leeway are refused).
+ */
+
+static ngx_http_wirehub_identity_t *
+ngx_http_wirehub_verify(ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log,
+    ngx_pool_t *pool, u_char *token, size_t len, const char **code,
+    ngx_str_t *message, time_t *from, time_t *until)
+{
     char                            err[160];
+    time_t                          leeway, t;
     size_t                          n;
     ngx_http_wirehub_jwt_rc_e       rc;
     ngx_http_wirehub_identity_t    *id;
@@ -280,6 +463,17 @@ ngx_http_wirehub_verify_token(ngx_http_wirehub_main_conf_t *wmcf,
     id->role = claims.role;
     id->exp = (time_t) claims.exp;
     id->iat = (time_t) claims.iat;
+
+    leeway = wmcf->policy.leeway > 0 ? (time_t) wmcf->policy.leeway : 0;
+    *until = claims.exp ? ngx_http_wirehub_claim_time(claims.exp, leeway)
+                        : NGX_MAX_TIME_T_VALUE;
+    *from = claims.nbf ? ngx_http_wirehub_claim_time(claims.nbf, -leeway)
+                       : -NGX_MAX_TIME_T_VALUE;
+
+    if (claims.iat) {
+        t = ngx_http_wirehub_claim_time(claims.iat, -leeway);
+        *from = ngx_max(*from, t);
+    }
 
     if (claims.channels) {
         id->channels = ngx_http_wirehub_copy_patterns(pool, claims.channels);

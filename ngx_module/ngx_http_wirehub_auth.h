@@ -14,15 +14,18 @@
 #include "ngx_http_wirehub.h"
 
 
+/* remember: the token may come again with the next request (the API) */
 ngx_int_t ngx_http_wirehub_authenticate(ngx_http_request_t *r,
-    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
-    ngx_str_t *message);
+    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t remember, ngx_uint_t *status,
+    const char **code, ngx_str_t *message);
 ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, ngx_pool_t *pool,
     u_char *token, size_t len, const char **code, ngx_str_t *message);
 ngx_http_wirehub_identity_t *ngx_http_wirehub_identity_copy(
     ngx_pool_t *pool, ngx_http_wirehub_identity_t *id);
 size_t ngx_http_wirehub_identity_size(ngx_http_wirehub_identity_t *id);
+/* frees the tokens the worker remembers */
+void ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf);
 
 
 #endif /* _NGX_HTTP_WIREHUB_AUTH_H_INCLUDED_ */

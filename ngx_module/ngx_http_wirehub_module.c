@@ -6,6 +6,7 @@
 
 
 #include "ngx_http_wirehub.h"
+#include "ngx_http_wirehub_auth.h"
 #include "ngx_http_wirehub_authz.h"
 #include "ngx_http_wirehub_channels.h"
 #include "ngx_http_wirehub_content.h"
@@ -1044,4 +1045,5 @@ ngx_http_wirehub_exit_process(ngx_cycle_t *cycle)
 
     ngx_http_wirehub_workspace_exit(wmcf);
     ngx_http_wirehub_link_exit(wmcf);
+    ngx_http_wirehub_auth_exit(wmcf);
 }
