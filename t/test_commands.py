@@ -403,6 +403,63 @@ def test_result_keeps_the_agents_bytes(nginx, api, agents, ws):
     assert b'"result":{"v": 0.1, "w": [1.5, -0.0]}' in body, body
 
 
+def test_results_written_with_escapes(nginx, api, agents, ws):
+    """wirehubd reads a plain result without jansson and sends any other
+    to it: escaped strings and keys, and an error that is not a string,
+    come out as jansson reads them."""
+    register(api, "pc-esc")
+    agent = connect(nginx, agents, ws, "pc-esc")
+    dash = dashboard(nginx, agents, ws)
+    sent = []
+    for _ in range(4):
+        sent.append(queue(api, "pc-esc")["command_id"])
+        assert agent.recv_type("device_command")["command_id"] == sent[-1]
+    events(dash, 8)
+
+    def escaped(cid):
+        return cid.replace("-", "\\u002d")
+
+    texts = [
+        # the id and the status escaped
+        '{"type":"command_result","command_id":"%s",'
+        '"status":"complet\\u0065d","result":{"v":0.1}}' % escaped(sent[0]),
+        # an escaped error, and the key "error" escaped
+        '{"type":"command_result","command_id":"%s","status":"failed",'
+        '"\\u0065rror":"disk \\"full\\"\\n"}' % sent[1],
+        # an error that is not a string: its JSON text
+        '{"type":"command_result","command_id":"%s","status":"failed",'
+        '"error":{"code": 28}}' % sent[2],
+        # plain
+        '{"type":"command_result","status":"failed","error":"no disk",'
+        '"command_id":"%s"}' % sent[3],
+    ]
+    for text in texts:
+        agent.send_text(text)
+        ack = agent.recv_type("command_result_accepted")
+        assert ack["command_id"] in sent, ack
+
+    got = [command(api, cid) for cid in sent]
+    assert [d["status"] for d in got] == \
+        ["completed", "failed", "failed", "failed"]
+    assert got[0]["result"] == {"v": 0.1}
+    assert got[1]["error"] == 'disk "full"\n'
+    assert got[2]["error"] == '{"code":28}'
+    assert got[3]["error"] == "no disk"
+    done = events(dash, 4)
+    assert sorted((e["command_id"], e["status"]) for e in done) == sorted(
+        zip(sent, ["completed", "failed", "failed", "failed"]))
+
+    # what neither reads as a result: the same errors either way
+    for text in ('{"type":"command_result","command_id":"%s",'
+                 '"status":"done"}' % sent[0],
+                 '{"type":"command_result","command_id":"%s",'
+                 '"status":"d\\u006fne"}' % sent[0],
+                 '{"type":"command_result","status":"completed"}'):
+        agent.send_text(text)
+        reply = agent.recv_type("error")
+        assert reply["code"] == "bad_request", (text, reply)
+
+
 def test_priority_then_fifo(nginx, api, agents, ws):
     register(api, "pc-2")
     order = [(1, "a"), (5, "b"), (9, "c"), (5, "d"), (1, "e"), (9, "f"),

@@ -66,7 +66,7 @@ int
 wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
 {
-    int                  changed;
+    int                  rc, changed;
     uint64_t             last;
     wh_cmd_event_t       ev;
     wh_cmd_supersede_t   s;
@@ -110,11 +110,22 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         return wh_err(err, 503, "out of memory");
     }
 
-    return wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0
-           || wh_cmd_note(notes, cmd, WH_NOTE_CHANGED, NULL, wh_none, now,
-                          err) != 0
-           || wh_cmd_advance(c, t, cmd, now, notes, &changed, err) != 0
-           ? -1 : 0;
+    /* a client online gets it at once: the record is written once, sent,
+     * after both events are noted */
+    c->unstored = cmd;
+    rc = wh_cmd_note(notes, cmd, WH_NOTE_CHANGED, NULL, wh_none, now, err)
+         != 0
+         || wh_cmd_advance(c, t, cmd, now, notes, &changed, err) != 0
+         ? -1 : 0;
+    c->unstored = NULL;
+
+    if (rc != 0 || wh_etxn_ops(t)->cmd_insert(t, cmd, err) != 0) {
+        return -1;
+    }
+
+    /* ended at once (expired, given up): closed as any other end */
+    return wh_cmd_is_open(cmd->state.status)
+           ? 0 : wh_etxn_ops(t)->cmd_update(t, cmd, err);
 }
 
 

@@ -77,6 +77,9 @@ struct wh_commands_s {
                                        * txn being applied */
     wh_map_t          txn_lanes;      /* ws "\0" client "\0" lane hash
                                        * -> sent by that txn */
+    /* the command being inserted: what changes it before its insert is
+     * stored by that insert (one record write, not two) */
+    const wh_command_t *unstored;
     wh_map_t          refreshing;     /* cluster: ws "\0" client -> 1, a
                                        * refresh is queued; 2, and
                                        * another is due after it */

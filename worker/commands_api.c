@@ -772,6 +772,97 @@ wh_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
 }
 
 
+/* s as the text of a JSON string written without escapes */
+static int
+wh_cmd_plain_string(wh_str_t v, wh_str_t *s)
+{
+    if (v.len < 2 || v.data[0] != '"' || v.data[v.len - 1] != '"'
+        || memchr(v.data + 1, '\\', v.len - 2) != NULL)
+    {
+        return 0;
+    }
+
+    s->data = v.data + 1;
+    s->len = v.len - 2;
+
+    return 1;
+}
+
+
+static int
+wh_cmd_key_is(wh_str_t key, const char *name)
+{
+    return key.len == strlen(name) && memcmp(key.data, name, key.len) == 0;
+}
+
+
+/*
+ * The common result without jansson: nginx parsed it before sending it
+ * (an object, duplicate keys refused), so the scanner finds its members.
+ * 1 when command_id, status and error are strings without escapes and no
+ * key is escaped (strs and outcome are then set as the parse would set
+ * them); 0 sends the result to jansson, which gives the same answers and
+ * the errors.
+ */
+static int
+wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
+    wh_cmd_status_e *outcome)
+{
+    int          id = 0, status = 0;
+    wh_str_t     key, v, s;
+    const char  *pos, *end;
+
+    pos = m->body.data;
+    end = pos + m->body.len;
+
+    while (wh_json_next_member(&pos, end, &key, &v)) {
+        if (memchr(key.data, '\\', key.len) != NULL) {
+            return 0;
+        }
+
+        if (wh_cmd_key_is(key, "command_id")) {
+            if (!wh_cmd_plain_string(v, &s) || s.len == 0
+                || s.len > WH_CMD_ID_MAX)
+            {
+                return 0;
+            }
+
+            strs[2] = s;
+            id = 1;
+
+        } else if (wh_cmd_key_is(key, "status")) {
+            if (!wh_cmd_plain_string(v, &s)) {
+                return 0;
+            }
+
+            if (wh_cmd_key_is(s, "completed")) {
+                *outcome = WH_CMD_COMPLETED;
+
+            } else if (wh_cmd_key_is(s, "failed")) {
+                *outcome = WH_CMD_FAILED;
+
+            } else {
+                return 0;
+            }
+
+            status = 1;
+
+        } else if (wh_cmd_key_is(key, "result")) {
+            strs[6] = v;
+
+        } else if (wh_cmd_key_is(key, "error")) {
+            if (!wh_cmd_plain_string(v, &s)) {
+                return 0;
+            }
+
+            strs[7] = s;
+        }
+    }
+
+    return id && status;
+}
+
+
 int
 wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
     const wh_link_msg_t *m)
@@ -795,16 +886,22 @@ wh_commands_result(wh_commands_t *c, wh_peer_t *peer,
         return 0;
     }
 
-    body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
-                      NULL);
     memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;
     strs[1] = m->client_id;
     strs[8] = m->session;
+    body = NULL;
+    bad = NULL;
 
-    bad = json_is_object(body)
-          ? wh_cmd_parse_result(m, body, strs, &outcome, &dumped)
-          : "the result must be a JSON object";
+    if (!wh_cmd_scan_result(m, strs, &outcome)) {
+        memset(strs + 2, 0, 6 * sizeof(wh_str_t));
+        outcome = WH_CMD_COMPLETED;
+        body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
+                          NULL);
+        bad = json_is_object(body)
+              ? wh_cmd_parse_result(m, body, strs, &outcome, &dumped)
+              : "the result must be a JSON object";
+    }
 
     if (bad != NULL) {
         json_decref(body);

@@ -295,7 +295,8 @@ wh_cmd_change(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         return wh_err(err, 503, "out of memory");
     }
 
-    if (wh_etxn_ops(t)->cmd_update(t, cmd, err) != 0) {
+    if (cmd != c->unstored && wh_etxn_ops(t)->cmd_update(t, cmd, err) != 0)
+    {
         return -1;
     }
 
