@@ -439,6 +439,31 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
 }
 
 
+/* writes the meta the last append held back (wh_store_meta_t) */
+static int
+wh_store_meta_flush(wh_store_t *st, MDB_txn *txn, wh_err_t *err)
+{
+    int            rc;
+    MDB_val        k, v;
+    unsigned char  val[WH_META_SIZE];
+
+    if (st->held.txn != txn) {
+        return 0;
+    }
+
+    st->held.txn = NULL;
+    k.mv_data = st->held.key;
+    k.mv_size = st->held.klen;
+    wh_meta_encode(val, &st->held.meta);
+    v.mv_data = val;
+    v.mv_size = WH_META_SIZE;
+
+    rc = mdb_put(txn, st->chans, &k, &v, 0);
+
+    return rc ? wh_store_fail(st, rc, "updating a channel", err) : 0;
+}
+
+
 int
 wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
     wh_err_t *err)
@@ -455,7 +480,10 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
             return wh_store_fail(st, rc, "beginning a write", err);
         }
 
-        if (fn(st, txn, ctx, err) != 0) {
+        if (fn(st, txn, ctx, err) != 0
+            || wh_store_meta_flush(st, txn, err) != 0)
+        {
+            st->held.txn = NULL;
             mdb_txn_abort(txn);
 
             /* the engine's own databases report MDB_MAP_FULL as 507
@@ -503,6 +531,13 @@ wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     k.mv_data = key;
     k.mv_size = wh_key_pair(key, ws, ch);
 
+    if (st->held.txn == txn && st->held.klen == k.mv_size
+        && memcmp(st->held.key, key, k.mv_size) == 0)
+    {
+        *meta = st->held.meta;
+        return 1;
+    }
+
     rc = mdb_get(txn, st->chans, &k, &v);
 
     if (rc == 0) {
@@ -548,7 +583,7 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     int            rc;
     MDB_val        k, v;
     uint64_t       first, freed = 0;
-    unsigned char  key[WH_KEY_MAX], val[WH_META_SIZE];
+    unsigned char  key[WH_KEY_MAX];
 
     k.mv_data = key;
 
@@ -596,13 +631,21 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     meta->last_id++;
 
     k.mv_size = wh_key_pair(key, ws, ch);
-    wh_meta_encode(val, meta);
-    v.mv_data = val;
-    v.mv_size = WH_META_SIZE;
 
-    rc = mdb_put(txn, st->chans, &k, &v, 0);
+    if (st->held.txn == txn
+        && (st->held.klen != k.mv_size
+            || memcmp(st->held.key, key, k.mv_size) != 0)
+        && wh_store_meta_flush(st, txn, err) != 0)
+    {
+        return -1;
+    }
 
-    return rc ? wh_store_fail(st, rc, "updating a channel", err) : 0;
+    st->held.txn = txn;
+    st->held.klen = k.mv_size;
+    memcpy(st->held.key, key, k.mv_size);
+    st->held.meta = *meta;
+
+    return 0;
 }
 
 
@@ -990,6 +1033,10 @@ wh_store_expire_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     x->removed = 0;
     x->recs.len = 0;
     x->nomem = 0;
+
+    if (wh_store_meta_flush(st, txn, err) != 0) {
+        return -1;
+    }
 
     if ((rc = mdb_cursor_open(txn, st->chans, &cc)) != 0) {
         return wh_store_fail(st, rc, "opening a cursor", err);

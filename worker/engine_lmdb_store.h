@@ -51,6 +51,19 @@ typedef struct {
     int              error;         /* the last background sync failed */
 } wh_store_syncer_t;
 
+/*
+ * The meta of the channel the last append went to, written when the write
+ * commits or before another channel's: the messages a write appends to
+ * one channel (a batch of command events, an MQTT burst) read and write
+ * it once.
+ */
+typedef struct {
+    MDB_txn         *txn;           /* NULL: nothing held back */
+    size_t           klen;
+    unsigned char    key[WH_WORKSPACE_MAX + 1 + WH_CHANNEL_MAX];
+    wh_chan_meta_t   meta;
+} wh_store_meta_t;
+
 typedef enum {
     WH_STORE_STATE = 0,         /* synced on every commit */
     WH_STORE_HISTORY            /* MDB_NOSYNC, synced every second */
@@ -74,6 +87,7 @@ typedef struct {
     int          sync_failed;   /* the last sync failed (metrics) */
     wh_log_t    *log;           /* may be NULL */
     wh_store_syncer_t  syncer;
+    wh_store_meta_t    held;    /* the write under way's */
 } wh_store_t;
 
 /* the engine's types (engine.h) under the store's names */
