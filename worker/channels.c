@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wh_json_check.h"
 #include "wh_channel.h"
 #include "wh_time.h"
 #include "message.h"
@@ -480,7 +481,7 @@ wh_channels_enqueue(wh_channels_t *c, wh_pub_origin_e origin,
     /* the daemon builds its data with jansson or from a payload jansson
      * accepted: parsing it again would double the cost of MQTT ingest */
     if (origin != WH_PUB_DAEMON && origin != WH_PUB_INGEST
-        && !wh_json_valid(data.data, data.len))
+        && !wh_json_check(data.data, data.len))
     {
         return wh_err(err, 400, "data is not valid JSON");
     }

@@ -1,15 +1,12 @@
 /*
- * JSON text helpers.  Validation uses jansson; the member finder is a
- * structural scanner that only runs on text jansson already accepted,
- * so it can keep the data's original bytes (numbers are not
- * reformatted, e.g. 45.2 stays 45.2).
+ * JSON text helpers: quoting, errors, the message envelope.  The text a
+ * message carries is checked by wh_json_check() and kept as it came
+ * (numbers are not reformatted, e.g. 45.2 stays 45.2).
  */
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "wh_time.h"
 #include "wh_utf8.h"
@@ -58,24 +55,6 @@ wh_json_quote(wh_buf_t *out, const char *s, size_t len)
     }
 
     return wh_buf_append(out, "\"", 1);
-}
-
-
-int
-wh_json_valid(const char *s, size_t len)
-{
-    json_t        *j;
-    json_error_t   e;
-
-    j = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-
-    if (j == NULL) {
-        return 0;
-    }
-
-    json_decref(j);
-
-    return 1;
 }
 
 

@@ -25,6 +25,7 @@
 
 #include <mosquitto.h>
 
+#include "wh_json_check.h"
 #include "wh_time.h"
 #include "message.h"
 #include "egress.h"
@@ -797,7 +798,7 @@ wh_mqtt_event_identity(wh_mqtt_t *mq, wh_peer_t *peer,
         return -1;
     }
 
-    if (!wh_json_valid(m->body.data, m->body.len)) {
+    if (!wh_json_check(m->body.data, m->body.len)) {
         *why = "the event is not valid JSON";
         return -1;
     }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "wh_json_check.h"
 #include "wh_channel.h"
 #include "wh_json.h"
 #include "wh_time.h"
@@ -355,7 +356,7 @@ wh_source_publish(wh_source_t *src, const char *text, size_t len)
     wh_str_t       ev, ch, type, data = { text, len };
     wh_sources_t  *s = src->owner;
 
-    if (!wh_json_valid(text, len)) {
+    if (!wh_json_check(text, len)) {
         wh_source_refuse(src, WH_SRC_NON_JSON, NULL);
         return 0;
     }

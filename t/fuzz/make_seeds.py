@@ -460,10 +460,26 @@ def json_member():
     yield "bad", '{"data":'
 
 
+def json_check():
+    yield from json_member()
+    yield "scalars", '[true,false,null,"",0,-0,1.5e-3,"\\u0000"]'
+    yield "int-edges", '[9223372036854775807,-9223372036854775808]'
+    yield "int-over", '9223372036854775808'
+    yield "real-over", '[1e308,1.8e308]'
+    yield "surrogates", '["\\ud834\\udd1e","\\udbff\\udfff"]'
+    yield "lone", '"\\ud800\\u0041"'
+    yield "nul-key", '{"a\\u0000":1}'
+    yield "deep", "[" * 2048 + "]" * 2048
+    yield "deeper", '{"a":' * 2048 + "1" + "}" * 2048
+    yield "nul-after", "[1\0]"
+    yield "bad-numbers", "[01,1.,-,1e,.5]"
+
+
 TARGETS = {
     "frame": frames, "utf8": utf8, "message": messages, "api": bodies,
     "query": queries, "config": configs, "ingest": ingest,
     "inflate": inflate, "jwt": jwt, "link": link, "json": json_member,
+    "json_check": json_check,
 }
 
 
