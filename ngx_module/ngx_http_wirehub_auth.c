@@ -43,7 +43,7 @@ static ngx_http_wirehub_token_t *ngx_http_wirehub_token_slot(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_str_t *token);
 static void ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t,
     ngx_str_t *token, ngx_http_wirehub_identity_t *id, time_t from,
-    time_t until, ngx_log_t *log);
+    time_t until);
 static ngx_int_t ngx_http_wirehub_find_token(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_array_t *ngx_http_wirehub_copy_patterns(ngx_pool_t *pool,
@@ -160,8 +160,7 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
     }
 
     if (t != NULL) {
-        ngx_http_wirehub_token_keep(t, &token, id, from, until,
-                                    r->connection->log);
+        ngx_http_wirehub_token_keep(t, &token, id, from, until);
     }
 
     ctx->identity = id;
@@ -198,8 +197,7 @@ ngx_http_wirehub_token_slot(ngx_http_wirehub_main_conf_t *wmcf,
 
 static void
 ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
-    ngx_http_wirehub_identity_t *id, time_t from, time_t until,
-    ngx_log_t *log)
+    ngx_http_wirehub_identity_t *id, time_t from, time_t until)
 {
     if (t->pool) {
         ngx_destroy_pool(t->pool);
@@ -210,7 +208,8 @@ ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
         return;
     }
 
-    t->pool = ngx_create_pool(1024, log);
+    /* the cycle's log: the entry outlives the connection's */
+    t->pool = ngx_create_pool(1024, ngx_cycle->log);
     if (t->pool == NULL) {
         return;
     }

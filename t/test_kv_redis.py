@@ -5,7 +5,9 @@ model: random transactions whose every answer (gets, NOOVERWRITE puts,
 deletes, cursor walks both ways across workspaces, deletes under the
 cursor) is checked against an in-memory model of LMDB's semantics.
 count: probes at once read-modify-write one counter and add a key each:
-optimistic commits must lose no increment and add each key once.  The
+optimistic commits must lose no increment and add each key once.
+pair/snap: a probe keeps two keys equal while others read them in two
+rounds: a read-only write never sees them apart.  The
 same runs under ASan/UBSan (build/asan/kv_probe) with no report allowed.
 """
 
@@ -92,6 +94,25 @@ def test_concurrent_read_modify_write(redis_single):
     assert r.command("ZCARD", "wh:{w1}:kz:clients") == 300
     key = b"w1\x00p0-1"
     assert r.command("HGET", "wh:{w1}:kv:clients", key) is not None
+
+
+def test_reads_of_one_moment(redis_single):
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    done, rc, _ = Run(r.addr, ["--mode", "pair", "--txns", "1"]).result()
+    assert done["committed"] == 1
+    writer = Run(r.addr, ["--mode", "pair", "--txns", "600"])
+    readers = [Run(r.addr, ["--mode", "snap", "--txns", "600"])
+               for _ in range(2)]
+    got = [x.result()[0] for x in readers]
+    w = writer.result()[0]
+    assert w["committed"] == 600 and w["failed"] == 0
+    for x in got:
+        assert (x["committed"], x["failed"]) == (600, 0), x
+        assert x["torn"] == 0, x
+    # the reads did overlap the writes: the readers saw the pair move
+    assert sum(x["moved"] for x in got) > 20, got
+    assert r.command("HGET", "wh:{w9}:kv:clients", b"w9\x00a") == b"601"
 
 
 def test_replicas_ack(tmp_path):

@@ -810,12 +810,12 @@ wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
 {
     int          id = 0, status = 0;
     wh_str_t     key, v, s;
-    const char  *pos, *end;
+    const char  *pos, *end, *last;
 
     pos = m->body.data;
     end = pos + m->body.len;
 
-    while (wh_json_next_member(&pos, end, &key, &v)) {
+    for (last = pos; wh_json_next_member(&pos, end, &key, &v); last = pos) {
         if (memchr(key.data, '\\', key.len) != NULL) {
             return 0;
         }
@@ -859,7 +859,11 @@ wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
         }
     }
 
-    return id && status;
+    /* the scan stops at the close or at what it cannot read (jansson
+     * lets a NUL byte follow a number): only the close will do */
+    s = wh_json_trim(last, (size_t) (end - last));
+
+    return id && status && s.len == 1 && s.data[0] == '}';
 }
 
 

@@ -26,11 +26,11 @@
 /*
  * A get is a plain HGET, not a script: a script costs Redis some 15 us a
  * call against 1 for HGET, and a command batch reads a dozen keys per
- * command.  The tag's version is read once per write, by an HGET of
- * wh:sv sent on the same connection before the first get of the tag, so
- * Redis answers it first: a commit between the two makes the value newer
- * than the version, and the commit's check of that version then refuses
- * the write, which is what the script's one moment was for.
+ * command.  The reads of a tag are one moment as a seqlock's are: on the
+ * one connection, an HGET of the tag's version in wh:sv goes before its
+ * first get, and another after the last get of each round of reads; the
+ * two must agree (else the reads are stale and made again), and a commit
+ * checks that version once more.
  */
 #define WH_KVR_VERSION_PENDING  ""
 
@@ -228,8 +228,11 @@ struct wh_kvr_s {
     wh_map_t         reads;         /* read key -> wh_kvr_read_t */
     wh_kvr_read_t   *ranges[WH_KV_NDBS];
     wh_map_t         versions;      /* tag -> its version, as read */
+    wh_map_t         round;         /* tags got in this round of reads */
     int              stale;         /* two reads saw a tag at two
                                      * versions */
+    int              broken;        /* a version could not be read: the
+                                     * next run fails */
     size_t           waiting;       /* replies not in yet */
     uint64_t         gen;
     int              result;
@@ -327,6 +330,7 @@ wh_kvr_forget(wh_kvr_t *k)
     }
 
     wh_map_free(&k->versions);
+    wh_map_free(&k->round);
     k->stale = 0;
     k->gen++;
 }
@@ -515,6 +519,7 @@ wh_kvr_replied(wh_kvr_t *k)
 static void
 wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
 {
+    char             *seen;
     wh_kvr_t         *k;
     redisReply        zero;
     wh_kvr_read_t    *r;
@@ -540,11 +545,22 @@ wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
                          reply == NULL ? why
                          : reply->type == REDIS_REPLY_ERROR ? reply->str
                          : "a bad reply");
-            r = wh_map_get(&k->reads, f->key + f->tlen, f->klen);
+            r = f->klen ? wh_map_get(&k->reads, f->key + f->tlen, f->klen)
+                        : NULL;
 
             if (r != NULL) {
                 r->state = WH_KVR_FAILED;
             }
+
+            /* no mark may stand for a version never read */
+            seen = wh_map_get(&k->versions, f->key, f->tlen);
+
+            if (seen != NULL && seen[0] == '\0') {
+                wh_map_del(&k->versions, f->key, f->tlen);
+                free(seen);
+            }
+
+            k->broken = 1;
         }
     }
 
@@ -676,36 +692,29 @@ wh_kvr_fetch(wh_kvr_t *k, wh_str_t tag, const char *rkey, size_t rlen)
         f->tlen = tag.len;
         f->klen = rlen;
         memcpy(f->key, tag.data, tag.len);
-        memcpy(f->key + tag.len, rkey, rlen);
+
+        if (rlen) {
+            memcpy(f->key + tag.len, rkey, rlen);
+        }
     }
 
     return f;
 }
 
 
-/* the tag's version, unless this write has it or asked for it already
- * (a mark stands for it in versions until the answer) */
+/* an HGET of the tag's version; rkey names the get that asked first
+ * (NULL: the check after a round) */
 static int
-wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
+wh_kvr_send_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
     size_t rlen)
 {
-    char            *mark;
     size_t           lens[3];
     const char      *argv[3];
     wh_kvr_fetch_t  *f;
 
-    if (wh_map_get(&k->versions, tag.data, tag.len) != NULL) {
-        return 0;
-    }
-
     f = wh_kvr_fetch(k, tag, rkey, rlen);
-    mark = wh_kvr_dup(WH_KVR_VERSION_PENDING, 0);
 
-    if (f == NULL || mark == NULL
-        || wh_map_put(&k->versions, tag.data, tag.len, mark) == NULL)
-    {
-        free(mark);
-        free(f);
+    if (f == NULL) {
         return -1;
     }
 
@@ -719,8 +728,6 @@ wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
     if (wh_redis_command(k->redis, wh_kvr_version_reply, f, 3, argv, lens)
         != 0)
     {
-        wh_map_del(&k->versions, tag.data, tag.len);
-        free(mark);
         free(f);
         return -1;
     }
@@ -728,6 +735,66 @@ wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
     k->waiting++;
 
     return 0;
+}
+
+
+/* before a get: the tag's version, unless this write has it or asked for
+ * it already (a mark stands for it in versions until the answer); the
+ * tag is checked again after the round */
+static int
+wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
+    size_t rlen)
+{
+    char  *mark;
+
+    if (wh_map_get(&k->round, tag.data, tag.len) == NULL
+        && wh_map_put(&k->round, tag.data, tag.len, k) == NULL)
+    {
+        return -1;
+    }
+
+    if (wh_map_get(&k->versions, tag.data, tag.len) != NULL) {
+        return 0;
+    }
+
+    mark = wh_kvr_dup(WH_KVR_VERSION_PENDING, 0);
+
+    if (mark == NULL
+        || wh_map_put(&k->versions, tag.data, tag.len, mark) == NULL)
+    {
+        free(mark);
+        return -1;
+    }
+
+    if (wh_kvr_send_version(k, tag, rkey, rlen) != 0) {
+        wh_map_del(&k->versions, tag.data, tag.len);
+        free(mark);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* after a round of gets: each tag's version again, which must be the one
+ * read before (wh_kvr_version() marks the reads stale if not) */
+static void
+wh_kvr_check_round(wh_kvr_t *k)
+{
+    wh_str_t         tag;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&k->round, &it)) != NULL) {
+        tag.data = (const char *) e->key;
+        tag.len = e->klen;
+
+        if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
+            k->broken = 1;
+        }
+    }
+
+    wh_map_free(&k->round);
 }
 
 
@@ -1794,6 +1861,14 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         return -1;
     }
 
+    if (k->broken) {
+        k->broken = 0;
+        wh_kvr_forget(k);
+        wh_err(err, 503, "redis: a state version could not be read");
+        err->retry_s = 1;
+        return -1;
+    }
+
     if (k->stale) {
         wh_kvr_forget(k);
     }
@@ -1822,6 +1897,7 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         wh_kvr_ov_clear(&t);
 
         if (k->waiting > 0) {
+            wh_kvr_check_round(k);
             k->state = WH_KVW_FETCHING;
             return WH_ENGINE_AGAIN;
         }

@@ -23,7 +23,6 @@
  * valid UTF-8 or on ENOMEM */
 int wh_json_quote(wh_buf_t *out, const char *s, size_t len);
 
-
 /* appends {"error":{"code":"..","message":".."}} */
 int wh_json_error(wh_buf_t *out, const char *code, const char *message);
 

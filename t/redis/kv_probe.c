@@ -11,10 +11,16 @@
  *                  one and adds a key of its own: run several at once
  *   --mode check   walks what count mode wrote and prints the counter
  *                  and the keys found
+ *   --mode pair    each transaction sets two keys of one workspace to
+ *                  one new value
+ *   --mode snap    each transaction reads the first key, then (a round
+ *                  of reads later) the second: the two must agree
+ *                  ("torn" counts those that did not; "moved" the
+ *                  values seen change from one to the next)
  *
  * One JSON line at the end: {"ev":"done","committed":N,"failed":N,
  * "mismatches":N,"first":"...","runs":N,"fetches":N,"conflicts":N,
- * "counter":N,"keys":N}.
+ * "counter":N,"keys":N,"torn":N,"moved":N}.
  *
  *   kv_probe --redis HOST:PORT [--mode M] [--txns N] [--seed S]
  *       [--id NAME] [--wait N]
@@ -59,6 +65,8 @@ typedef struct {
     unsigned          run_mismatches;   /* of the run under way */
     char              first[256], run_first[256];
     unsigned long     counter, keys;
+    unsigned          torn, moved, run_torn;
+    unsigned long     run_pair, last_pair;
 } probe_t;
 
 static probe_t  P;
@@ -546,6 +554,82 @@ txn_count(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* the pair's key: "w9" "\0" name */
+static void
+pair_key(wh_kv_val_t *k, char *buf, const char *name)
+{
+    memcpy(buf, "w9", 3);
+    strcpy(buf + 3, name);
+    k->data = buf;
+    k->len = 3 + strlen(name);
+}
+
+
+static int
+txn_pair(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          key[16], val[32];
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    pair_key(&k, key, "a");
+    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    snprintf(val, sizeof(val), "%lu",
+             (rc == 0 ? strtoul(v.data, NULL, 10) : 0) + 1);
+    v.data = val;
+    v.len = strlen(val);
+
+    if (wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1) {
+        return -1;
+    }
+
+    pair_key(&k, key, "b");
+
+    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
+/* read-only: "b" is asked for only once "a" is in, a round later */
+static int
+txn_snap(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          key[16], a[32];
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    P.run_torn = 0;
+    P.run_pair = 0;
+    pair_key(&k, key, "a");
+    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+
+    if (rc != 0) {
+        return rc == -1 ? -1 : 0;
+    }
+
+    snprintf(a, sizeof(a), "%.*s", (int) v.len, (const char *) v.data);
+    pair_key(&k, key, "b");
+    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+
+    if (rc != 0) {
+        return rc == -1 ? -1 : 0;
+    }
+
+    P.run_pair = strtoul(a, NULL, 10);
+    P.run_torn = strlen(a) != v.len || memcmp(a, v.data, v.len) != 0;
+
+    return 0;
+}
+
+
 static int
 txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
@@ -586,11 +670,12 @@ finish(void)
     printf("{\"ev\":\"done\",\"committed\":%u,\"failed\":%u,"
            "\"mismatches\":%u,\"first\":\"%s\",\"runs\":%llu,"
            "\"fetches\":%llu,\"conflicts\":%llu,\"commits\":%llu,"
-           "\"counter\":%lu,\"keys\":%lu}\n",
+           "\"counter\":%lu,\"keys\":%lu,\"torn\":%u,\"moved\":%u}\n",
            P.committed, P.failed, P.mismatches, P.first,
            (unsigned long long) st.runs, (unsigned long long) st.fetches,
            (unsigned long long) st.conflicts,
-           (unsigned long long) st.commits, P.counter, P.keys);
+           (unsigned long long) st.commits, P.counter, P.keys, P.torn,
+           P.moved);
     fflush(stdout);
     P.loop.stop = 1;
 }
@@ -618,7 +703,9 @@ run(void)
         }
 
         fn = strcmp(P.mode, "model") == 0 ? txn_model
-             : strcmp(P.mode, "count") == 0 ? txn_count : txn_check;
+             : strcmp(P.mode, "count") == 0 ? txn_count
+             : strcmp(P.mode, "pair") == 0 ? txn_pair
+             : strcmp(P.mode, "snap") == 0 ? txn_snap : txn_check;
 
         rc = wh_kvr_write(P.kv, fn, NULL, &err);
 
@@ -628,6 +715,12 @@ run(void)
 
         if (rc == 0) {
             P.committed++;
+
+            if (fn == txn_snap) {
+                P.torn += P.run_torn;
+                P.moved += P.run_pair != P.last_pair;
+                P.last_pair = P.run_pair;
+            }
 
             if (fn == txn_model) {
                 P.model = P.scratch;
