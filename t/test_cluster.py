@@ -320,6 +320,26 @@ def test_command_crosses_nodes(cluster, opened):
         a3.close()
 
 
+def test_new_client_is_stored_before_it_is_told_connected(cluster, opened):
+    """A client's first session is answered (connection_status) only once
+    its record is in Redis: a command for it through another node at that
+    very moment is queued, not refused 404."""
+    ws = chan.unique("cl")
+    n1, n2 = cluster.nodes[0], cluster.nodes[1]
+    a1 = node_api(n1, ws)
+    try:
+        for i in range(20):
+            sub = "fresh-%d" % i
+            dev = agent(n2, ws, sub, opened)
+            status, doc = a1.call("POST", "/clients/%s/commands" % sub,
+                                  {"command": "ping"})
+            assert status == 202, (sub, doc)
+            msg = dev.recv_type("device_command")
+            assert msg["command_id"] == doc["command_id"]
+    finally:
+        a1.close()
+
+
 def test_offline_client_gets_commands_on_any_node(cluster, opened):
     """Commands queued through every node while the client is away come
     to it on whichever node it connects to, in creation order."""

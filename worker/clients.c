@@ -605,6 +605,7 @@ wh_cl_op_free(wh_cl_op_t *op)
     wh_cmd_notes_done(op->cl->commands, &op->notes, 0);
     wh_client_free(&op->client);
     wh_client_list_free(&op->list);
+    free((char *) op->session.data);
     free(op->mem);
     free(op);
 }
@@ -674,6 +675,10 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 
     if (op->reply != NULL) {
         op->reply(op, committed, err);
+
+    } else if (op->peer != NULL) {
+        /* stored or not, the session waits no longer */
+        wh_sessions_answer(cl->sessions, op->peer, op->session);
     }
 
     wh_cl_op_free(op);
@@ -757,7 +762,8 @@ wh_cl_same_fields(const wh_cl_op_t *op, unsigned fields,
 }
 
 
-static void
+/* the op of the write, NULL when there is none (delayed, or no memory) */
+static wh_cl_op_t *
 wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
     wh_str_t client_id, wh_str_t client_type, wh_str_t name)
 {
@@ -780,7 +786,7 @@ wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
     if (late != NULL && wh_cl_same_fields(late, fields, client_type, name)) {
         late->kind = kind;
         late->at_ms = now;
-        return;
+        return NULL;
     }
 
     if (late != NULL) {
@@ -801,7 +807,7 @@ wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
 
     if (op == NULL) {
         wh_log_error(cl->log, "clients: out of memory");
-        return;
+        return NULL;
     }
 
     op->fields = fields;
@@ -809,20 +815,61 @@ wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
 
     if (known && wh_map_put(&cl->seen_writes, key, klen, op) != NULL) {
         op->delayed = 1;
-        return;
+        return NULL;
     }
 
     wh_cl_op_submit(op);
+
+    return op;
+}
+
+
+/* a session of a client this node does not know to be stored: in a
+ * cluster, another node's API could look for it before the session's
+ * write reaches Redis (one node: the write is stored before the turn's
+ * answers go out) */
+static int
+wh_cl_unstored(void *ctx, wh_str_t ws, wh_str_t client_id)
+{
+    size_t          klen;
+    wh_clients_t   *cl = ctx;
+    unsigned char   key[WH_CMDQ_KEY_MAX];
+
+    if (!wh_engine_shared(cl->engine)) {
+        return 0;
+    }
+
+    klen = wh_cmdq_key(key, ws, client_id);
+
+    return !wh_cl_known_same(cl, key, klen, 0, wh_none, wh_none);
 }
 
 
 static void
 wh_cl_opened(void *ctx, wh_str_t ws, wh_str_t client_id,
-    wh_str_t client_type, wh_str_t name)
+    wh_str_t client_type, wh_str_t name, wh_peer_t *peer, wh_str_t session)
 {
-    wh_clients_t  *cl = ctx;
+    char           *copy;
+    wh_cl_op_t     *op;
+    wh_clients_t   *cl = ctx;
 
-    wh_cl_seen(cl, WH_CL_OP_SEEN, ws, client_id, client_type, name);
+    op = wh_cl_seen(cl, WH_CL_OP_SEEN, ws, client_id, client_type, name);
+
+    if (peer != NULL) {
+        copy = op != NULL ? malloc(session.len ? session.len : 1) : NULL;
+
+        if (copy == NULL) {
+            /* nothing to wait for: answered at once, as before */
+            wh_sessions_answer(cl->sessions, peer, session);
+
+        } else {
+            memcpy(copy, session.data, session.len);
+            op->session.data = copy;
+            op->session.len = session.len;
+            op->peer = peer;
+        }
+    }
+
     wh_commands_client_online(cl->commands, ws, client_id);
 }
 
@@ -926,6 +973,7 @@ wh_clients_init(wh_clients_t *cl, wh_engine_t *engine, wh_batch_t *batch,
     }
 
     sessions->hooks.admit = wh_cl_admit;
+    sessions->hooks.hold = wh_cl_unstored;
     sessions->hooks.opened = wh_cl_opened;
     sessions->hooks.updated = wh_cl_updated;
     sessions->hooks.closed = wh_cl_closed;

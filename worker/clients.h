@@ -114,10 +114,12 @@ struct wh_cl_op_s {
                                        * registers nobody */
     int64_t           at_ms;          /* seen and gone: when */
 
-    /* who waits for it: the API's (NULL reply: nobody) */
+    /* who waits for it: the API's (NULL reply: nobody), or a session
+     * whose open is answered once its client is stored (peer, session) */
     wh_cl_reply_pt    reply;
     wh_peer_t        *peer;
     uint32_t          req_id;
+    wh_str_t          session;        /* malloc'ed */
 
     wh_cmd_notes_t    notes;          /* delete: cancelled commands */
     wh_map_t          revoked;        /* revocations: ws "\0" client ->

@@ -601,7 +601,7 @@ wh_session_refused(wh_sessions_t *s, wh_peer_t *peer,
 int
 wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
 {
-    int             resumed;
+    int             resumed, held;
     unsigned char   key[4 + WH_SESSION_MAX];
     wh_session_t   *se;
     wh_wsinfo_t    *wsi;
@@ -669,9 +669,14 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     wsi->count++;
     wh_clinfo_link(cli, se);
 
-    wh_session_accept(peer, m->session, 0,
-                      wsi->count + wh_sessions_elsewhere(s, wsi->ws,
-                                                         wsi->count));
+    held = s->hooks.hold != NULL
+           && s->hooks.hold(s->hooks.ctx, wsi->ws, wh_se_client_id(se));
+
+    if (!held) {
+        wh_session_accept(peer, m->session, 0,
+                          wsi->count + wh_sessions_elsewhere(s, wsi->ws,
+                                                             wsi->count));
+    }
 
     resumed = wh_loop_now() - peer->hello_ms < WH_RESUME_WINDOW_MS;
     wh_presence(s, se, "client_connected",
@@ -682,10 +687,28 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
 
     if (s->hooks.opened) {
         s->hooks.opened(s->hooks.ctx, wsi->ws, wh_se_client_id(se),
-                        wh_se_type(se), wh_se_name(se));
+                        wh_se_type(se), wh_se_name(se), held ? peer : NULL,
+                        m->session);
     }
 
     return 0;
+}
+
+
+void
+wh_sessions_answer(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session)
+{
+    wh_session_t  *se;
+
+    se = wh_session_find(s, peer, session);
+
+    if (se == NULL || peer->closing) {
+        return;
+    }
+
+    wh_session_accept(peer, session, 0,
+                      se->wsi->count + wh_sessions_elsewhere(s, se->wsi->ws,
+                                                             se->wsi->count));
 }
 
 

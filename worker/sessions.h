@@ -39,10 +39,16 @@ typedef struct {
      * with (a client deleted after the token was issued) */
     uint16_t  (*admit)(void *ctx, wh_str_t ws, wh_str_t client_id,
                        uint64_t iat);
-    /* a session was opened, or its client registered (SESSION_UPDATE):
-     * client_type and name are the session's */
+    /* SESSION_OPEN admitted: 1 holds its answer back until the write
+     * opened() starts is stored (cluster mode: a new client's record, so
+     * that another node's API knows the client once the session does) */
+    int       (*hold)(void *ctx, wh_str_t ws, wh_str_t client_id);
+    /* a session was opened: client_type and name are the session's; peer
+     * and session name it when its answer is held, and the hook answers
+     * it with wh_sessions_answer() (peer NULL: answered already) */
     void      (*opened)(void *ctx, wh_str_t ws, wh_str_t client_id,
-                        wh_str_t client_type, wh_str_t name);
+                        wh_str_t client_type, wh_str_t name, wh_peer_t *peer,
+                        wh_str_t session);
     void      (*updated)(void *ctx, wh_str_t ws, wh_str_t client_id,
                          wh_str_t client_type, wh_str_t name);
     /* a session ended; left: the client's sessions still open */
@@ -76,6 +82,10 @@ void wh_sessions_free(wh_sessions_t *s);
 /* link frames; -1 means a protocol error */
 int wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer,
     const wh_link_msg_t *m);
+/* the answer hooks.hold() held back: the session is accepted now, with
+ * the connections counted now, unless it is gone meanwhile */
+void wh_sessions_answer(wh_sessions_t *s, wh_peer_t *peer,
+    wh_str_t session);
 int wh_sessions_update(wh_sessions_t *s, wh_peer_t *peer,
     const wh_link_msg_t *m);
 int wh_sessions_close(wh_sessions_t *s, wh_peer_t *peer,
