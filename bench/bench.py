@@ -561,17 +561,10 @@ class WirehubCluster(Wirehub):
         out = dict((n, 0) for n in names)
         for port in self.node_ports:
             try:
-                with socket.create_connection(("127.0.0.1", port), 5) as s:
-                    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
+                text = http_get(port, "/metrics").decode("utf-8", "replace")
             except OSError:
                 return None
-            for line in data.decode("utf-8", "replace").splitlines():
+            for line in text.splitlines():
                 for n in names:
                     prefix = "wirehubd_engine_state_%s_total " % n
                     if line.startswith(prefix):
@@ -587,21 +580,27 @@ class WirehubCluster(Wirehub):
         out = []
         for port in self.node_ports:
             try:
-                with socket.create_connection(("127.0.0.1", port), 5) as s:
-                    s.sendall(("GET /api/stats HTTP/1.0\r\n"
-                               "Authorization: Bearer %s\r\n\r\n"
-                               % token).encode())
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                body = data.split(b"\r\n\r\n", 1)[1]
+                body = http_get(port, "/api/stats", token).split(
+                    b"\r\n\r\n", 1)[1]
                 out.append(json.loads(body)["nginx"]["connections"])
             except (OSError, IndexError, ValueError, KeyError):
                 out.append(None)
         return out
+
+
+def http_get(port, path, token=None):
+    """The whole HTTP/1.0 response (headers too) of GET path on the
+    loopback port."""
+    auth = "Authorization: Bearer %s\r\n" % token if token else ""
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(("GET %s HTTP/1.0\r\n%s\r\n" % (path, auth)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
 
 
 def b64url(data):
