@@ -28,11 +28,10 @@
  * call against 1 for HGET, and a command batch reads a dozen keys per
  * command.  The reads of a tag are one moment as a seqlock's are: on the
  * one connection, an HGET of the tag's version in wh:sv goes before its
- * first get, and another after the last get of each round of reads; the
- * two must agree (else the reads are stale and made again), and a commit
- * checks that version once more.
+ * first get of each round of reads and another after the last; every
+ * answer must agree (else the reads are stale and made again), and a
+ * commit checks that version once more.
  */
-#define WH_KVR_VERSION_PENDING  ""
 
 /*
  * ARGV: db, tag (the one workspace, or "#" and the db, whose keys are
@@ -356,33 +355,26 @@ wh_kvr_dup(const char *s, size_t len)
  * the reads are not of one moment */
 static int
 wh_kvr_version(wh_kvr_t *k, const char *tag, size_t tlen,
-    const redisReply *ver)
+    const char *ver, size_t len)
 {
     char  *seen, *v;
 
-    if (ver->type != REDIS_REPLY_STRING || ver->len == 0) {
-        return -1;
-    }
-
     seen = wh_map_get(&k->versions, tag, tlen);
 
-    /* the first answer for the tag replaces the mark of its fetch */
-    if (seen != NULL && seen[0] != '\0') {
-        if (strlen(seen) != ver->len || memcmp(seen, ver->str, ver->len)) {
+    if (seen != NULL) {
+        if (strlen(seen) != len || memcmp(seen, ver, len) != 0) {
             k->stale = 1;
         }
 
         return 0;
     }
 
-    v = wh_kvr_dup(ver->str, ver->len);
+    v = wh_kvr_dup(ver, len);
 
     if (v == NULL || wh_map_put(&k->versions, tag, tlen, v) == NULL) {
         free(v);
         return -1;
     }
-
-    free(seen);
 
     return 0;
 }
@@ -416,7 +408,7 @@ static int
 wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply)
 {
     size_t             i, ntags, at, n;
-    const redisReply  *e;
+    const redisReply  *e, *ver;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
@@ -434,10 +426,10 @@ wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply)
 
     for (i = 0; i < ntags; i++) {
         e = reply->element[1 + 2 * i];
+        ver = reply->element[2 + 2 * i];
 
-        if (e->type != REDIS_REPLY_STRING
-            || wh_kvr_version(r->k, e->str, e->len,
-                              reply->element[2 + 2 * i]) != 0)
+        if (e->type != REDIS_REPLY_STRING || ver->type != REDIS_REPLY_STRING
+            || wh_kvr_version(r->k, e->str, e->len, ver->str, ver->len) != 0)
         {
             return -1;
         }
@@ -519,28 +511,23 @@ wh_kvr_replied(wh_kvr_t *k)
 static void
 wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
 {
-    char             *seen;
+    int               rc;
     wh_kvr_t         *k;
-    redisReply        zero;
     wh_kvr_read_t    *r;
     wh_kvr_fetch_t   *f = data;
-    static char       zero_str[] = "0";
 
     k = f->k;
 
     if (f->gen == k->gen) {
-        if (reply != NULL && reply->type == REDIS_REPLY_NIL) {
-            /* no commit has touched the tag yet */
-            memset(&zero, 0, sizeof(zero));
-            zero.type = REDIS_REPLY_STRING;
-            zero.str = zero_str;
-            zero.len = 1;
-            reply = &zero;
-        }
+        /* nil: no commit has touched the tag yet, as the commit sees it */
+        rc = reply == NULL ? -1
+             : reply->type == REDIS_REPLY_NIL
+               ? wh_kvr_version(k, f->key, f->tlen, "0", 1)
+             : reply->type == REDIS_REPLY_STRING
+               ? wh_kvr_version(k, f->key, f->tlen, reply->str, reply->len)
+             : -1;
 
-        if (reply == NULL || reply->type == REDIS_REPLY_ERROR
-            || wh_kvr_version(k, f->key, f->tlen, reply) != 0)
-        {
+        if (rc != 0) {
             wh_log_error(k->log, "redis: a state version read failed: %s",
                          reply == NULL ? why
                          : reply->type == REDIS_REPLY_ERROR ? reply->str
@@ -550,14 +537,6 @@ wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
 
             if (r != NULL) {
                 r->state = WH_KVR_FAILED;
-            }
-
-            /* no mark may stand for a version never read */
-            seen = wh_map_get(&k->versions, f->key, f->tlen);
-
-            if (seen != NULL && seen[0] == '\0') {
-                wh_map_del(&k->versions, f->key, f->tlen);
-                free(seen);
             }
 
             k->broken = 1;
@@ -738,37 +717,22 @@ wh_kvr_send_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
 }
 
 
-/* before a get: the tag's version, unless this write has it or asked for
- * it already (a mark stands for it in versions until the answer); the
- * tag is checked again after the round */
+/* before the round's first get of the tag: its version (the tag is
+ * checked again after the round) */
 static int
 wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
     size_t rlen)
 {
-    char  *mark;
-
-    if (wh_map_get(&k->round, tag.data, tag.len) == NULL
-        && wh_map_put(&k->round, tag.data, tag.len, k) == NULL)
-    {
-        return -1;
-    }
-
-    if (wh_map_get(&k->versions, tag.data, tag.len) != NULL) {
+    if (wh_map_get(&k->round, tag.data, tag.len) != NULL) {
         return 0;
     }
 
-    mark = wh_kvr_dup(WH_KVR_VERSION_PENDING, 0);
-
-    if (mark == NULL
-        || wh_map_put(&k->versions, tag.data, tag.len, mark) == NULL)
-    {
-        free(mark);
+    if (wh_map_put(&k->round, tag.data, tag.len, k) == NULL) {
         return -1;
     }
 
     if (wh_kvr_send_version(k, tag, rkey, rlen) != 0) {
-        wh_map_del(&k->versions, tag.data, tag.len);
-        free(mark);
+        wh_map_del(&k->round, tag.data, tag.len);
         return -1;
     }
 

@@ -567,6 +567,17 @@ static void wh_session_end(wh_sessions_t *s, wh_session_t *se,
     const char *reason);
 
 
+/* accepted, with the workspace's connections on every node */
+static void
+wh_session_admitted(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session,
+    wh_wsinfo_t *wsi)
+{
+    wh_session_accept(peer, session, 0,
+                      wsi->count + wh_sessions_elsewhere(s, wsi->ws,
+                                                         wsi->count));
+}
+
+
 /* a token issued before its client was deleted: refused, and a session
  * re-announced with it ends */
 static int
@@ -673,9 +684,7 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
            && s->hooks.hold(s->hooks.ctx, wsi->ws, wh_se_client_id(se));
 
     if (!held) {
-        wh_session_accept(peer, m->session, 0,
-                          wsi->count + wh_sessions_elsewhere(s, wsi->ws,
-                                                             wsi->count));
+        wh_session_admitted(s, peer, m->session, wsi);
     }
 
     resumed = wh_loop_now() - peer->hello_ms < WH_RESUME_WINDOW_MS;
@@ -702,13 +711,9 @@ wh_sessions_answer(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session)
 
     se = wh_session_find(s, peer, session);
 
-    if (se == NULL || peer->closing) {
-        return;
+    if (se != NULL && !peer->closing) {
+        wh_session_admitted(s, peer, session, se->wsi);
     }
-
-    wh_session_accept(peer, session, 0,
-                      se->wsi->count + wh_sessions_elsewhere(s, se->wsi->ws,
-                                                             se->wsi->count));
 }
 
 
