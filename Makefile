@@ -109,12 +109,13 @@ PROBE_HDRS := worker/redis.h worker/loop.h worker/log.h common/wh_link.h
 
 $(BUILD)/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) -lhiredis
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) \
+	    -lhiredis -lcrypto
 
 $(BUILD)/asan/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
 	@mkdir -p $(BUILD)/asan
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(PROBE_SRCS) \
-	    -lhiredis
+	    -lhiredis -lcrypto
 
 # build/kv_probe drives worker/kv_redis.c alone, for t/test_kv_redis.py
 KVPROBE_SRCS := t/redis/kv_probe.c worker/kv_redis.c worker/kv.c \
@@ -123,12 +124,13 @@ KVPROBE_HDRS := worker/kv_redis.h worker/kv.h worker/map.h $(PROBE_HDRS)
 
 $(BUILD)/kv_probe: $(KVPROBE_SRCS) $(KVPROBE_HDRS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(KVPROBE_SRCS) -lhiredis
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Iworker -o $@ $(KVPROBE_SRCS) \
+	    -lhiredis -lcrypto
 
 $(BUILD)/asan/kv_probe: $(KVPROBE_SRCS) $(KVPROBE_HDRS)
 	@mkdir -p $(BUILD)/asan
 	$(CC) -O1 -g $(SAN) $(DEP_CFLAGS) -Iworker -o $@ $(KVPROBE_SRCS) \
-	    -lhiredis
+	    -lhiredis -lcrypto
 
 redis-probe: $(BUILD)/redis_probe $(BUILD)/asan/redis_probe \
              $(BUILD)/kv_probe $(BUILD)/asan/kv_probe

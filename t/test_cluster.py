@@ -320,6 +320,83 @@ def test_command_crosses_nodes(cluster, opened):
         a3.close()
 
 
+def reconnects(node):
+    """The node's wirehubd_engine_reconnects_total (its /metrics)."""
+    api = wh.Api(node.port, None, timeout=5)
+    try:
+        resp = api.request("GET", "/metrics")
+    finally:
+        api.close()
+    assert resp.status == 200, resp
+    for line in resp.body.decode().splitlines():
+        if line.startswith("wirehubd_engine_reconnects_total "):
+            return int(line.split()[1])
+    raise AssertionError("no wirehubd_engine_reconnects_total")
+
+
+def test_scripts_flushed_are_loaded_again(cluster, opened):
+    """The nodes send their Lua scripts by SHA1, each loaded once per
+    connection.  After SCRIPT FLUSH on the primary, the first call of a
+    script loaded before meets NOSCRIPT: that call fails (a publish
+    answers 503, nothing else), its node reconnects and loads its
+    scripts again.  Publishes through every node and commands then work
+    as before, and history holds exactly the publishes answered 202, in
+    order."""
+    ws = chan.unique("cl")
+    ch = "room/flush"
+    n1 = cluster.nodes[0]
+    a1 = node_api(n1, ws)
+    apis = [wh.Api(n.port, chan.service_token(ws)) for n in cluster.nodes]
+    try:
+        acked = [chan.publish_ok(api, ch, {"k": 0})[0] for api in apis]
+        dev = agent(n1, ws, "pc-f", opened)
+        status, doc = a1.call("POST", "/clients/pc-f/commands",
+                              {"command": "ping"})
+        assert status == 202, doc
+        assert dev.recv_type("device_command")["command_id"] == \
+            doc["command_id"]
+        before = [reconnects(n) for n in cluster.nodes]
+
+        with cluster.redis.primary.client() as r:
+            assert r.command("SCRIPT", "FLUSH") == b"OK"
+        statuses = []
+
+        def published(api):
+            resp = api.publish(ch, {"k": len(statuses) + 1}, "reading")
+            statuses.append(resp.status)
+            if resp.status == 202:
+                acked.append(resp.json()["id"])
+            return resp.status == 202
+
+        for api in apis:
+            rh.wait_for(lambda: published(api), 15, interval=0.05,
+                        what="a publish answered 202 after SCRIPT FLUSH")
+        assert set(statuses) <= {202, 503}, statuses
+        # a node that met NOSCRIPT reconnected (the first to call a
+        # script it had loaded: n1's publish, or a node's lease)
+        rh.wait_for(lambda: sum(reconnects(n) for n in cluster.nodes)
+                    > sum(before), 15, what="a node reconnecting after "
+                    "NOSCRIPT")
+        for k in range(5):
+            acked.append(chan.publish_ok(apis[k % 3], ch, {"k": 100 + k})[0])
+        assert acked == list(range(1, len(acked) + 1)), acked
+
+        status, doc = a1.call("POST", "/clients/pc-f/commands",
+                              {"command": "again"})
+        assert status == 202, doc
+        cid = doc["command_id"]
+        assert dev.recv_type("device_command", timeout=10)["command_id"] \
+            == cid
+        assert dev.result(cid)["status"] == "completed"
+        r = apis[0].history(ch, "limit=1000")
+        assert r.status == 200, r
+        assert [m["id"] for m in r.json()["items"]] == acked
+    finally:
+        a1.close()
+        for api in apis:
+            api.close()
+
+
 def test_new_client_is_stored_before_it_is_told_connected(cluster, opened):
     """A client's first session is answered (connection_status) only once
     its record is in Redis: a command for it through another node at that

@@ -61,82 +61,182 @@ static const char  wh_epoch_mark[] = ",\"epoch\":\"";
 
 /*
  * KEYS: meta, history, channel index, workspaces, usage; ARGV: channel,
- * now, length, ttl, room, new epoch, the text before the id and after
- * the epoch, pub/sub channel, workspace, publish now ("1") or return
- * the message for later, the channels and the history bytes the
- * workspace may have ("0": no limit), the prefix of its history keys.
- * Answers {id, epoch, growth[, message]} or {0, 1} (no room for the
+ * length, ttl, room, new epoch, pub/sub channel, workspace, publish now
+ * ("1") or return the messages for later, the channels and the history
+ * bytes the workspace may have ("0": no limit), the prefix of its
+ * history keys; then for each message of the channel, in order: now,
+ * the text before the id and after the epoch.  Answers, for each
+ * message, {id, epoch, growth[, message]} or {0, 1} (no room for the
  * bytes) or {0, 2} (no channel may be made).  History older than the
- * ttl leaves from the head first.
+ * ttl leaves from the head first.  One call takes the messages of one
+ * channel that one write holds (a batch of command events is one
+ * channel's): the script's cost is mostly per call, not per message.
  */
 static const char  wh_lua_publish[] =
     WH_LUA_QUOTA
     "local counted = string.sub(ARGV[1], 1, 1) ~= '$'\n"
-    "local m = redis.call('HMGET', KEYS[1], 'last', 'epoch')\n"
-    "local last = tonumber(m[1])\n"
-    "local epoch = m[2]\n"
-    "local made = false\n"
-    "if not last or not epoch then\n"
-    "  if counted and tonumber(ARGV[12]) > 0\n"
-    "     and nchans(KEYS[3]) >= tonumber(ARGV[12]) then\n"
-    "    return {0, 2}\n"
+    "local ttl = tonumber(ARGV[3])\n"
+    "local function one(now, before, after)\n"
+    "  local m = redis.call('HMGET', KEYS[1], 'last', 'epoch')\n"
+    "  local last = tonumber(m[1])\n"
+    "  local epoch = m[2]\n"
+    "  local made = false\n"
+    "  if not last or not epoch then\n"
+    "    if counted and tonumber(ARGV[9]) > 0\n"
+    "       and nchans(KEYS[3]) >= tonumber(ARGV[9]) then\n"
+    "      return {0, 2}\n"
+    "    end\n"
+    "    last = 0\n"
+    "    epoch = ARGV[5]\n"
+    "    made = true\n"
     "  end\n"
-    "  last = 0\n"
-    "  epoch = ARGV[6]\n"
-    "  made = true\n"
-    "end\n"
-    "local now = tonumber(ARGV[2])\n"
-    "local ttl = tonumber(ARGV[4])\n"
-    "if ttl > 0 then\n"
-    "  local freed = 0\n"
-    "  for i = 1, 100 do\n"
-    "    local e = redis.call('LINDEX', KEYS[2], 0)\n"
-    "    if not e then break end\n"
-    "    local sp = string.find(e, ' ', 1, true) or 1\n"
-    "    if now - tonumber(string.sub(e, 1, sp - 1)) <= ttl then break end\n"
-    "    redis.call('LPOP', KEYS[2])\n"
-    "    freed = freed + #e - sp\n"
+    "  local t = tonumber(now)\n"
+    "  if ttl > 0 then\n"
+    "    local freed = 0\n"
+    "    for i = 1, 100 do\n"
+    "      local e = redis.call('LINDEX', KEYS[2], 0)\n"
+    "      if not e then break end\n"
+    "      local sp = string.find(e, ' ', 1, true) or 1\n"
+    "      if t - tonumber(string.sub(e, 1, sp - 1)) <= ttl then break end\n"
+    "      redis.call('LPOP', KEYS[2])\n"
+    "      freed = freed + #e - sp\n"
+    "    end\n"
+    "    if freed > 0 and counted then\n"
+    "      redis.call('HINCRBY', KEYS[5], 'bytes', -freed)\n"
+    "    end\n"
     "  end\n"
-    "  if freed > 0 and counted then\n"
-    "    redis.call('HINCRBY', KEYS[5], 'bytes', -freed)\n"
+    "  local id = last + 1\n"
+    "  local text = before .. id .. ',\"epoch\":\"' .. epoch .. after\n"
+    "  local len = redis.call('LLEN', KEYS[2])\n"
+    "  local k = len + 1 - tonumber(ARGV[2])\n"
+    "  local trimmed = 0\n"
+    "  if k > 0 then\n"
+    "    for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, k - 1)) do\n"
+    "      trimmed = trimmed + #e - (string.find(e, ' ', 1, true) or 0)\n"
+    "    end\n"
     "  end\n"
-    "end\n"
-    "local id = last + 1\n"
-    "local text = ARGV[7] .. id .. ',\"epoch\":\"' .. epoch .. ARGV[8]\n"
-    "local len = redis.call('LLEN', KEYS[2])\n"
-    "local k = len + 1 - tonumber(ARGV[3])\n"
-    "local trimmed = 0\n"
-    "if k > 0 then\n"
-    "  for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, k - 1)) do\n"
-    "    trimmed = trimmed + #e - (string.find(e, ' ', 1, true) or 0)\n"
+    "  local growth = #text - trimmed\n"
+    "  if growth > tonumber(ARGV[4]) then return {0, 1} end\n"
+    "  local limit = tonumber(ARGV[10])\n"
+    "  local function over()\n"
+    "    local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
+    "    return used + growth > limit\n"
     "  end\n"
+    "  if counted and growth > 0 and limit > 0 and over() then\n"
+    "    sweep(KEYS[3], KEYS[5], ARGV[11], t, ttl, ARGV[1])\n"
+    "    if over() then return {0, 1} end\n"
+    "  end\n"
+    "  if made then\n"
+    "    redis.call('HSET', KEYS[1], 'epoch', epoch, 'created', now)\n"
+    "    redis.call('ZADD', KEYS[3], 0, ARGV[1])\n"
+    "    redis.call('SADD', KEYS[4], ARGV[7])\n"
+    "  end\n"
+    "  redis.call('RPUSH', KEYS[2], now .. ' ' .. text)\n"
+    "  if k > 0 then redis.call('LTRIM', KEYS[2], k, -1) end\n"
+    "  if counted then redis.call('HINCRBY', KEYS[5], 'bytes', growth) end\n"
+    "  redis.call('HSET', KEYS[1], 'last', id)\n"
+    "  local msg = id .. ' ' .. epoch .. ' ' .. now .. ' ' .. text\n"
+    "  if ARGV[8] == '1' then\n"
+    "    redis.call('PUBLISH', ARGV[6], msg)\n"
+    "    return {id, epoch, growth}\n"
+    "  end\n"
+    "  return {id, epoch, growth, msg}\n"
     "end\n"
-    "local growth = #text - trimmed\n"
-    "if growth > tonumber(ARGV[5]) then return {0, 1} end\n"
-    "local limit = tonumber(ARGV[13])\n"
-    "local function over()\n"
-    "  local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
-    "  return used + growth > limit\n"
+    /* no byte limit to check message by message: each step once for
+     * them all, as one() would have made it for each in turn */
+    "local function many()\n"
+    "  local n = (#ARGV - 11) / 3\n"
+    "  local out = {}\n"
+    "  local m = redis.call('HMGET', KEYS[1], 'last', 'epoch')\n"
+    "  local last = tonumber(m[1])\n"
+    "  local epoch = m[2]\n"
+    "  local made = false\n"
+    "  if not last or not epoch then\n"
+    "    if counted and tonumber(ARGV[9]) > 0\n"
+    "       and nchans(KEYS[3]) >= tonumber(ARGV[9]) then\n"
+    "      for i = 1, n do out[i] = {0, 2} end\n"
+    "      return out\n"
+    "    end\n"
+    "    last = 0\n"
+    "    epoch = ARGV[5]\n"
+    "    made = true\n"
+    "  end\n"
+    "  if ttl > 0 then\n"
+    "    local t, freed = tonumber(ARGV[#ARGV - 2]), 0\n"
+    "    for i = 1, 100 * n do\n"
+    "      local e = redis.call('LINDEX', KEYS[2], 0)\n"
+    "      if not e then break end\n"
+    "      local sp = string.find(e, ' ', 1, true) or 1\n"
+    "      if t - tonumber(string.sub(e, 1, sp - 1)) <= ttl then break end\n"
+    "      redis.call('LPOP', KEYS[2])\n"
+    "      freed = freed + #e - sp\n"
+    "    end\n"
+    "    if freed > 0 and counted then\n"
+    "      redis.call('HINCRBY', KEYS[5], 'bytes', -freed)\n"
+    "    end\n"
+    "  end\n"
+    "  local texts, vals = {}, {}\n"
+    "  for i = 1, n do\n"
+    "    local a = 9 + 3 * i\n"
+    "    texts[i] = ARGV[a + 1] .. (last + i) .. ',\"epoch\":\"' .. epoch\n"
+    "               .. ARGV[a + 2]\n"
+    "    vals[i] = ARGV[a] .. ' ' .. texts[i]\n"
+    "  end\n"
+    /* after message i the list has lost its first max(0, len + i - H)
+     * entries (the old ones, then the new): message i takes off those
+     * the message before it left */
+    "  local len = redis.call('LLEN', KEYS[2])\n"
+    "  local h = tonumber(ARGV[2])\n"
+    "  local gone = math.max(0, len + n - h)\n"
+    "  local old = {}\n"
+    "  if gone > 0 and len > 0 then\n"
+    "    old = redis.call('LRANGE', KEYS[2], 0, math.min(gone, len) - 1)\n"
+    "  end\n"
+    "  local function size(j)\n"
+    "    local e = j < len and old[j + 1] or vals[j - len + 1]\n"
+    "    return #e - (string.find(e, ' ', 1, true) or 0)\n"
+    "  end\n"
+    "  local total, growth, left = 0, {}, 0\n"
+    "  for i = 1, n do\n"
+    "    local now_gone = math.max(0, len + i - h)\n"
+    "    growth[i] = #texts[i]\n"
+    "    for j = left, now_gone - 1 do\n"
+    "      growth[i] = growth[i] - size(j)\n"
+    "    end\n"
+    "    left = now_gone\n"
+    "    total = total + growth[i]\n"
+    "  end\n"
+    "  if made then\n"
+    "    redis.call('HSET', KEYS[1], 'epoch', epoch, 'created', ARGV[12])\n"
+    "    redis.call('ZADD', KEYS[3], 0, ARGV[1])\n"
+    "    redis.call('SADD', KEYS[4], ARGV[7])\n"
+    "  end\n"
+    "  redis.call('RPUSH', KEYS[2], unpack(vals))\n"
+    "  if gone > 0 then redis.call('LTRIM', KEYS[2], gone, -1) end\n"
+    "  if counted then redis.call('HINCRBY', KEYS[5], 'bytes', total) end\n"
+    "  redis.call('HSET', KEYS[1], 'last', last + n)\n"
+    "  for i = 1, n do\n"
+    "    local msg = (last + i) .. ' ' .. epoch .. ' ' .. vals[i]\n"
+    "    if ARGV[8] == '1' then\n"
+    "      redis.call('PUBLISH', ARGV[6], msg)\n"
+    "      out[i] = {last + i, epoch, growth[i]}\n"
+    "    else\n"
+    "      out[i] = {last + i, epoch, growth[i], msg}\n"
+    "    end\n"
+    "  end\n"
+    "  return out\n"
     "end\n"
-    "if counted and growth > 0 and limit > 0 and over() then\n"
-    "  sweep(KEYS[3], KEYS[5], ARGV[14], now, ttl, ARGV[1])\n"
-    "  if over() then return {0, 1} end\n"
+    /* the room the engine passes is INT64_MAX: only the workspace's
+     * byte limit, over the cluster, refuses a message */
+    "if not counted or tonumber(ARGV[10]) <= 0 then return many() end\n"
+    "local out = {}\n"
+    "for i = 12, #ARGV, 3 do\n"
+    "  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2])\n"
     "end\n"
-    "if made then\n"
-    "  redis.call('HSET', KEYS[1], 'epoch', epoch, 'created', ARGV[2])\n"
-    "  redis.call('ZADD', KEYS[3], 0, ARGV[1])\n"
-    "  redis.call('SADD', KEYS[4], ARGV[10])\n"
-    "end\n"
-    "redis.call('RPUSH', KEYS[2], ARGV[2] .. ' ' .. text)\n"
-    "if k > 0 then redis.call('LTRIM', KEYS[2], k, -1) end\n"
-    "if counted then redis.call('HINCRBY', KEYS[5], 'bytes', growth) end\n"
-    "redis.call('HSET', KEYS[1], 'last', id)\n"
-    "local msg = id .. ' ' .. epoch .. ' ' .. ARGV[2] .. ' ' .. text\n"
-    "if ARGV[11] == '1' then\n"
-    "  redis.call('PUBLISH', ARGV[9], msg)\n"
-    "  return {id, epoch, growth}\n"
-    "end\n"
-    "return {id, epoch, growth, msg}\n";
+    "return out\n";
+
+/* the messages of one channel a publish call takes at most */
+#define WH_RPUB_GROUP  128
 
 /* ARGV[5]: the channels the workspace may have ("0": no limit);
  * {-1}: none may be made */
@@ -200,6 +300,12 @@ static const char  wh_lua_list[] =
     "  res[#res + 1] = last - len + 1\n"
     "end\n"
     "return res\n";
+
+static wh_redis_script_t  wh_script_publish = WH_REDIS_SCRIPT(wh_lua_publish);
+static wh_redis_script_t  wh_script_ensure = WH_REDIS_SCRIPT(wh_lua_ensure);
+static wh_redis_script_t  wh_script_usage = WH_REDIS_SCRIPT(wh_lua_usage);
+static wh_redis_script_t  wh_script_read = WH_REDIS_SCRIPT(wh_lua_read);
+static wh_redis_script_t  wh_script_list = WH_REDIS_SCRIPT(wh_lua_list);
 
 /* channels listed per read: the API pages far below it */
 #define WH_RLIST_MAX  10000
@@ -444,10 +550,12 @@ wh_rc_reply(void *data, redisReply *reply, const char *why)
 }
 
 
-/* 0 with *rv, -1 with err, or WH_ENGINE_AGAIN */
+/* 0 with *rv, -1 with err, or WH_ENGINE_AGAIN; argv as
+ * wh_redis_eval()'s */
 static int
-wh_rc_read(wh_engine_redis_t *re, const char *key, size_t klen, int argc,
-    const char **argv, const size_t *lens, wh_rv_t **rv, wh_err_t *err)
+wh_rc_read(wh_engine_redis_t *re, const char *key, size_t klen,
+    wh_redis_script_t *script, int argc, const char **argv, wh_rv_t **rv,
+    wh_err_t *err)
 {
     wh_rcache_t  *c;
     wh_rfetch_t  *f;
@@ -490,7 +598,9 @@ wh_rc_read(wh_engine_redis_t *re, const char *key, size_t klen, int argc,
     f->klen = klen;
     memcpy(f->key, key, klen);
 
-    if (wh_redis_command(re->redis, wh_rc_reply, f, argc, argv, lens) != 0) {
+    if (wh_redis_eval(re->redis, script, wh_rc_reply, f, argc, argv, NULL)
+        != 0)
+    {
         wh_map_del(&re->cache, key, klen);
         free(c);
         free(f);
@@ -562,8 +672,6 @@ wh_rread_args(wh_rread_t *r, wh_str_t ws, wh_str_t ch, uint64_t after,
     snprintf(r->after, sizeof(r->after), "%" PRIu64, after);
     snprintf(r->count, sizeof(r->count), "%zu", count);
 
-    r->argv[0] = "EVAL";
-    r->argv[1] = wh_lua_read;
     r->argv[2] = "2";
     r->argv[3] = r->mkey;
     r->argv[4] = r->hkey;
@@ -583,7 +691,7 @@ wh_rc_hist(wh_engine_redis_t *re, wh_str_t ws, wh_str_t ch, uint64_t after,
     klen = wh_rc_key(key, 'H', ws, ch, after);
     wh_rread_args(&r, ws, ch, after, count);
 
-    return wh_rc_read(re, key, klen, 7, r.argv, NULL, rv, err);
+    return wh_rc_read(re, key, klen, &wh_script_read, 7, r.argv, rv, err);
 }
 
 
@@ -921,7 +1029,9 @@ wh_rf_sync(wh_engine_redis_t *re, wh_rfollow_t *f, uint64_t after,
 
     wh_rread_args(&r, f->ws, f->ch, after, count);
 
-    if (wh_redis_command(re->redis, wh_rf_synced, s, 7, r.argv, NULL) != 0)
+    if (wh_redis_eval(re->redis, &wh_script_read, wh_rf_synced, s, 7,
+                      r.argv, NULL)
+        != 0)
     {
         free(s);
         f->state = WH_RF_SUBSCRIBING;
@@ -1221,8 +1331,6 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
     snprintf(t, sizeof(t), "%" PRId64, now);
     wh_epoch_new(epoch);
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_ensure;
     argv[2] = "3";
     argv[3] = mkey;
     argv[4] = ckey;
@@ -1239,7 +1347,8 @@ wh_rch_chan_ensure(wh_engine_t *e, wh_str_t ws, wh_str_t ch, int64_t now,
         memcpy(full, argv, sizeof(argv));
         full[9] = wsz;
         full[10] = lim;
-        rc = wh_rc_read(re, key, klen, 11, full, NULL, &v, err);
+        rc = wh_rc_read(re, key, klen, &wh_script_ensure, 11, full, &v,
+                        err);
     }
 
     if (rc != 0) {
@@ -1295,8 +1404,6 @@ wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     wh_rkey(mpre, "m:", ws, wh_rnone);
     wh_rkey(hpre, "h:", ws, wh_rnone);
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_list;
     argv[2] = "1";
     argv[3] = ckey;
     argv[4] = min;
@@ -1304,7 +1411,7 @@ wh_rch_chan_list(wh_engine_t *e, wh_str_t ws, wh_str_t after,
     argv[6] = mpre;
     argv[7] = hpre;
 
-    rc = wh_rc_read(re, key, klen, 8, argv, NULL, &v, err);
+    rc = wh_rc_read(re, key, klen, &wh_script_list, 8, argv, &v, err);
 
     if (rc != 0) {
         return rc;
@@ -1349,8 +1456,6 @@ wh_rch_ws_usage(wh_engine_t *e, wh_str_t ws, int64_t now,
     snprintf(t, sizeof(t), "%" PRId64, now);
     snprintf(ttl, sizeof(ttl), "%" PRId64, re->conf.hist_ttl_ms);
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_usage;
     argv[2] = "2";
     argv[3] = ckey;
     argv[4] = ukey;
@@ -1358,7 +1463,7 @@ wh_rch_ws_usage(wh_engine_t *e, wh_str_t ws, int64_t now,
     argv[6] = t;
     argv[7] = ttl;
 
-    rc = wh_rc_read(re, key, klen, 8, argv, NULL, &v, err);
+    rc = wh_rc_read(re, key, klen, &wh_script_usage, 8, argv, &v, err);
 
     if (rc != 0) {
         return rc;
@@ -1686,9 +1791,10 @@ wh_rch_chan_append(wh_etxn_t *t, wh_str_t ws, wh_str_t ch,
 }
 
 
+/* a publish call's reply: the messages i to i + n - 1 of the write */
 typedef struct {
     wh_engine_redis_t  *re;
-    size_t              i;
+    size_t              i, n;
 } wh_rpubcb_t;
 
 
@@ -1783,46 +1889,71 @@ wh_rpub_wait(wh_engine_redis_t *re)
 }
 
 
+/* one message's answer in a publish call's reply */
 static void
-wh_rpub_reply(void *data, redisReply *reply, const char *why)
+wh_rpub_got(wh_rwrite_t *w, wh_rpub_t *p, const redisReply *r)
 {
-    size_t              len;
-    wh_rpub_t          *p;
-    wh_rpubcb_t        *cb = data;
-    wh_engine_redis_t  *re = cb->re;
-    wh_rwrite_t        *w = &re->hist;
+    size_t  len;
 
-    p = &w->pubs[cb->i];
-    free(cb);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1
+        || r->element[0]->type != REDIS_REPLY_INTEGER)
     {
-        wh_rwrite_fail(w, "", reply && reply->str ? reply->str
-                              : why ? why : "a bad reply");
+        wh_rwrite_fail(w, "a bad reply", NULL);
 
-    } else if (reply->element[0]->integer == 0) {
-        p->refused = reply->elements > 1 && reply->element[1]->integer == 2
+    } else if (r->element[0]->integer == 0) {
+        p->refused = r->elements > 1 && r->element[1]->integer == 2
                      ? WH_ENGINE_NO_CHANNEL : 1;
 
-    } else if (reply->elements >= 3) {
-        p->id = (uint64_t) reply->element[0]->integer;
-        len = reply->element[1]->len;
-        memcpy(p->epoch, reply->element[1]->str,
+    } else if (r->elements >= 3 && r->element[1]->type == REDIS_REPLY_STRING
+               && r->element[2]->type == REDIS_REPLY_INTEGER)
+    {
+        p->id = (uint64_t) r->element[0]->integer;
+        len = r->element[1]->len;
+        memcpy(p->epoch, r->element[1]->str,
                len < WH_EPOCH_LEN ? len : WH_EPOCH_LEN);
-        p->growth = reply->element[2]->integer;
+        p->growth = r->element[2]->integer;
 
-        if (reply->elements == 4) {
-            p->msg = wh_rdup(reply->element[3]->str,
-                             reply->element[3]->len);
+        if (r->elements == 4 && r->element[3]->type == REDIS_REPLY_STRING) {
+            p->msg = wh_rdup(r->element[3]->str, r->element[3]->len);
 
             if (p->msg == NULL) {
                 wh_rwrite_fail(w, "out of memory", NULL);
             }
         }
+
+    } else {
+        wh_rwrite_fail(w, "a bad reply", NULL);
+    }
+}
+
+
+static void
+wh_rpub_reply(void *data, redisReply *reply, const char *why)
+{
+    size_t              k, i, n;
+    wh_rpubcb_t        *cb = data;
+    wh_engine_redis_t  *re = cb->re;
+    wh_rwrite_t        *w = &re->hist;
+
+    i = cb->i;
+    n = cb->n;
+    free(cb);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != n)
+    {
+        wh_rwrite_fail(w, "", reply && reply->str ? reply->str
+                              : why ? why : "a bad reply");
+
+    } else {
+        for (k = 0; k < n; k++) {
+            wh_rpub_got(w, &w->pubs[i + k], reply->element[k]);
+        }
     }
 
-    p->done = 1;
+    for (k = 0; k < n; k++) {
+        w->pubs[i + k].done = 1;
+    }
 
     if (--w->waiting > 0) {
         return;
@@ -1837,17 +1968,21 @@ wh_rpub_reply(void *data, redisReply *reply, const char *why)
 }
 
 
+/* the messages i to i + n - 1 of the write, all of one channel, in one
+ * call of the publish script */
 static int
-wh_rpub_send(wh_engine_redis_t *re, size_t i)
+wh_rpub_send(wh_engine_redis_t *re, size_t i, size_t n)
 {
+    int           rc = -1;
     char          mkey[WH_RKEY_MAX], hkey[WH_RKEY_MAX], ckey[WH_RKEY_MAX];
-    char          now[24], hl[24], ttl[24], room[24], lch[24], lbytes[24];
-    char          ukey[WH_RKEY_MAX], hpre[WH_RKEY_MAX];
+    char          hl[24], ttl[24], room[24], lch[24], lbytes[24];
+    char          ukey[WH_RKEY_MAX], hpre[WH_RKEY_MAX], (*now)[24] = NULL;
     char          epoch[WH_EPOCH_LEN + 1];
+    size_t        k;
     wh_str_t      ws, ch;
     wh_rpub_t    *p = &re->hist.pubs[i];
-    wh_rpubcb_t  *cb;
-    const char   *argv[22];
+    wh_rpubcb_t  *cb = NULL;
+    const char  **argv = NULL;
 
     ws.data = p->ws;
     ws.len = strlen(p->ws);
@@ -1856,7 +1991,6 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     wh_rkey(mkey, "m:", ws, ch);
     wh_rkey(hkey, "h:", ws, ch);
     wh_rkey(ckey, "chans", ws, wh_rnone);
-    snprintf(now, sizeof(now), "%" PRId64, p->now);
     snprintf(hl, sizeof(hl), "%" PRIu32, re->conf.hist_len);
     snprintf(ttl, sizeof(ttl), "%" PRId64, re->conf.hist_ttl_ms);
     /* the workspace's history bytes are counted here, over the
@@ -1868,8 +2002,14 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     wh_rkey(hpre, "h:", ws, wh_rnone);
     wh_rlimits(re, ws, lch, lbytes);
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_publish;
+    argv = malloc((19 + 3 * n) * sizeof(char *));
+    now = malloc(n * sizeof(*now));
+    cb = malloc(sizeof(wh_rpubcb_t));
+
+    if (argv == NULL || now == NULL || cb == NULL) {
+        goto done;
+    }
+
     argv[2] = "5";
     argv[3] = mkey;
     argv[4] = hkey;
@@ -1877,39 +2017,64 @@ wh_rpub_send(wh_engine_redis_t *re, size_t i)
     argv[6] = WH_RWORKSPACES;
     argv[7] = ukey;
     argv[8] = p->ch;
-    argv[9] = now;
-    argv[10] = hl;
-    argv[11] = ttl;
-    argv[12] = room;
-    argv[13] = epoch;
-    argv[14] = p->prefix;
-    argv[15] = p->suffix;
-    argv[16] = p->pubsub;
-    argv[17] = p->ws;
-    argv[18] = re->conf.replicas_ack ? "0" : "1";
-    argv[19] = lch;
-    argv[20] = lbytes;
-    argv[21] = hpre;
+    argv[9] = hl;
+    argv[10] = ttl;
+    argv[11] = room;
+    argv[12] = epoch;
+    argv[13] = p->pubsub;
+    argv[14] = p->ws;
+    argv[15] = re->conf.replicas_ack ? "0" : "1";
+    argv[16] = lch;
+    argv[17] = lbytes;
+    argv[18] = hpre;
 
-    cb = malloc(sizeof(wh_rpubcb_t));
-
-    if (cb == NULL) {
-        return -1;
+    for (k = 0; k < n; k++) {
+        snprintf(now[k], sizeof(now[k]), "%" PRId64, p[k].now);
+        argv[19 + 3 * k] = now[k];
+        argv[20 + 3 * k] = p[k].prefix;
+        argv[21 + 3 * k] = p[k].suffix;
     }
 
     cb->re = re;
     cb->i = i;
+    cb->n = n;
 
-    if (wh_redis_command(re->redis, wh_rpub_reply, cb, 22, argv, NULL)
+    if (wh_redis_eval(re->redis, &wh_script_publish, wh_rpub_reply, cb,
+                      (int) (19 + 3 * n), argv, NULL)
         != 0)
     {
-        free(cb);
-        return -1;
+        goto done;
     }
 
+    cb = NULL;
     re->hist.waiting++;
+    rc = 0;
 
-    return 0;
+done:
+
+    free(cb);
+    free(now);
+    free(argv);
+
+    return rc;
+}
+
+
+/* the messages from i on that are of message i's channel (one call) */
+static size_t
+wh_rpub_group(const wh_rwrite_t *w, size_t i)
+{
+    size_t  n;
+
+    for (n = 1; i + n < w->npubs && n < WH_RPUB_GROUP; n++) {
+        if (strcmp(w->pubs[i + n].ch, w->pubs[i].ch) != 0
+            || strcmp(w->pubs[i + n].ws, w->pubs[i].ws) != 0)
+        {
+            break;
+        }
+    }
+
+    return n;
 }
 
 
@@ -1918,7 +2083,7 @@ wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
     wh_err_t *err)
 {
     int           rc;
-    size_t        i;
+    size_t        i, n;
     wh_etxn_t     t;
     wh_rwrite_t  *w = &re->hist;
 
@@ -1965,8 +2130,10 @@ wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
         return 0;
     }
 
-    for (i = 0; i < w->npubs; i++) {
-        if (wh_rpub_send(re, i) != 0) {
+    for (i = 0; i < w->npubs; i += n) {
+        n = wh_rpub_group(w, i);
+
+        if (wh_rpub_send(re, i, n) != 0) {
             /* those sent answer; the rest fails the write with them */
             if (!w->failed) {
                 w->failed = 1;

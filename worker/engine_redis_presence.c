@@ -236,6 +236,9 @@ static const char  wh_lua_gone[] =
     "end\n"
     "return out\n";
 
+static wh_redis_script_t  wh_script_lease = WH_REDIS_SCRIPT(wh_lua_lease);
+static wh_redis_script_t  wh_script_gone = WH_REDIS_SCRIPT(wh_lua_gone);
+
 
 static void
 wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
@@ -250,15 +253,14 @@ wh_rpres_lease(wh_engine_redis_t *re, int64_t now)
 
     snprintf(key, sizeof(key), "wh:node:%s", re->node_id);
     snprintf(ms, sizeof(ms), "%" PRId64, re->conf.node_lease_ms);
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_lease;
     argv[2] = "2";
     argv[3] = key;
     argv[4] = WH_RNODES;
     argv[5] = re->node_id;
     argv[6] = ms;
 
-    if (wh_redis_command(re->redis, wh_rpres_ignore, NULL, 7, argv, NULL)
+    if (wh_redis_eval(re->redis, &wh_script_lease, wh_rpres_ignore, NULL, 7,
+                      argv, NULL)
         == 0)
     {
         re->lease_ms = now;
@@ -315,14 +317,13 @@ wh_rpres_nodes_gone(wh_engine_t *e, int64_t within_ms, wh_engine_gone_pt cb,
     g->ctx = ctx;
     snprintf(lease, sizeof(lease), "%" PRId64, re->conf.node_lease_ms);
     snprintf(within, sizeof(within), "%" PRId64, within_ms);
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_gone;
     argv[2] = "1";
     argv[3] = WH_RNODES;
     argv[4] = lease;
     argv[5] = within;
 
-    if (wh_redis_command(re->redis, wh_rpres_gone_reply, g, 6, argv, NULL)
+    if (wh_redis_eval(re->redis, &wh_script_gone, wh_rpres_gone_reply, g, 6,
+                      argv, NULL)
         != 0)
     {
         free(g);

@@ -48,6 +48,8 @@ static const char  wh_lua_rate[] =
     "redis.call('SET', KEYS[1], '1', 'PX', w)\n"
     "return {0, 0, v}\n";
 
+static wh_redis_script_t  wh_script_rate = WH_REDIS_SCRIPT(wh_lua_rate);
+
 
 static void
 wh_rrate_reply(void *data, redisReply *r, const char *why)
@@ -109,14 +111,10 @@ wh_rrate(wh_engine_t *e, wh_str_t ws, wh_str_t key, int64_t window_ms,
     call->cb = cb;
     call->ctx = ctx;
 
-    argv[0] = "EVAL";
-    argv[1] = wh_lua_rate;
     argv[2] = "2";
     argv[3] = gate;
     argv[4] = held;
     argv[5] = w;
-    lens[0] = 4;
-    lens[1] = sizeof(wh_lua_rate) - 1;
     lens[2] = 1;
     lens[3] = (size_t) snprintf(gate, sizeof(gate), "wh:{%.*s}:rg:",
                                 (int) ws.len, ws.data);
@@ -135,7 +133,8 @@ wh_rrate(wh_engine_t *e, wh_str_t ws, wh_str_t key, int64_t window_ms,
         argc = 7;
     }
 
-    if (wh_redis_command(re->redis, wh_rrate_reply, call, argc, argv, lens)
+    if (wh_redis_eval(re->redis, &wh_script_rate, wh_rrate_reply, call, argc,
+                      argv, lens)
         != 0)
     {
         free(call);

@@ -126,6 +126,11 @@ static const char  wh_kvr_lua_commit[] =
     "for t, _ in pairs(touched) do redis.call('HINCRBY', 'wh:sv', t, 1) end\n"
     "return 1\n";
 
+static wh_redis_script_t  wh_kvr_script_range =
+    WH_REDIS_SCRIPT(wh_kvr_lua_range);
+static wh_redis_script_t  wh_kvr_script_commit =
+    WH_REDIS_SCRIPT(wh_kvr_lua_commit);
+
 
 typedef struct {
     char            *key;
@@ -306,8 +311,25 @@ wh_kvr_read_free(wh_kvr_read_t *r)
 }
 
 
-/* forgets what was read: the next run reads anew.  Replies still to
- * come find their read gone (gen). */
+/* forgets the versions read: replies still to come are ignored (gen) */
+static void
+wh_kvr_forget_versions(wh_kvr_t *k)
+{
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
+        free(e->value);
+    }
+
+    wh_map_free(&k->versions);
+    wh_map_free(&k->round);
+    k->stale = 0;
+    k->gen++;
+}
+
+
+/* forgets what was read: the next run reads anew */
 static void
 wh_kvr_forget(wh_kvr_t *k)
 {
@@ -320,18 +342,7 @@ wh_kvr_forget(wh_kvr_t *k)
 
     wh_map_free(&k->reads);
     memset(k->ranges, 0, sizeof(k->ranges));
-
-    it.bucket = 0;
-    it.entry = NULL;
-
-    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
-        free(e->value);
-    }
-
-    wh_map_free(&k->versions);
-    wh_map_free(&k->round);
-    k->stale = 0;
-    k->gen++;
+    wh_kvr_forget_versions(k);
 }
 
 
@@ -806,7 +817,6 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 
         /* from argv[3]: db, tag, dir, from, to, limit */
         wh_kvr_range_args(r, buf, argv + 3, lens + 3);
-        argv[1] = wh_kvr_lua_range;
         argv[3] = wh_kv_dbs[r->db].name;
         lens[3] = strlen(argv[3]);
         snprintf(dir, sizeof(dir), "%d", r->dir);
@@ -816,14 +826,14 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
         argv[8] = limit;
         lens[8] = strlen(limit);
         argc = 9;
-        argv[0] = "EVAL";
-        lens[0] = 4;
-        lens[1] = strlen(argv[1]);
         argv[2] = "0";
         lens[2] = 1;
     }
 
-    rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, argc, argv, lens);
+    rc = r->range ? wh_redis_eval(k->redis, &wh_kvr_script_range,
+                                  wh_kvr_read_reply, f, argc, argv, lens)
+                  : wh_redis_command(k->redis, wh_kvr_read_reply, f, argc,
+                                     argv, lens);
     free(buf);
 
     if (rc != 0) {
@@ -835,6 +845,53 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
     k->stats.fetches++;
 
     return 0;
+}
+
+
+/*
+ * Every read of a run that must run again (its commit was refused, or
+ * its reads were not of one moment) is sent again at once: the run
+ * finds what it read last time in one round, instead of learning its
+ * keys again round by round.  What it reads then that it did not
+ * before is fetched as usual.  -1: nothing is out (a send failed; that
+ * read fails the run).
+ */
+static int
+wh_kvr_refetch(wh_kvr_t *k)
+{
+    size_t           i;
+    wh_kvr_read_t   *r;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    wh_kvr_forget_versions(k);
+
+    while ((e = wh_map_next(&k->reads, &it)) != NULL) {
+        r = e->value;
+
+        for (i = 0; i < r->n; i++) {
+            free(r->ents[i].key);
+            free(r->ents[i].val);
+        }
+
+        free(r->ents);
+        free(r->ent.val);
+        r->ents = NULL;
+        r->n = 0;
+        r->exhausted = 0;
+        r->ent.val = NULL;
+        r->ent.vlen = 0;
+        r->found = 0;
+        r->state = WH_KVR_FETCHING;
+
+        if (wh_kvr_send(k, r, (const char *) e->key, e->klen) != 0) {
+            r->state = WH_KVR_FAILED;
+        }
+    }
+
+    wh_kvr_check_round(k);
+
+    return k->waiting > 0 ? 0 : -1;
 }
 
 
@@ -1670,7 +1727,12 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
     if (reply->integer == 0) {
         /* another node changed what this write read: all again */
         k->stats.conflicts++;
-        wh_kvr_forget(k);
+
+        if (wh_kvr_refetch(k) == 0) {
+            k->state = WH_KVW_FETCHING;
+            return;
+        }
+
         k->state = WH_KVW_IDLE;
         wh_kvr_wake(k);
         return;
@@ -1730,13 +1792,11 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
         goto done;
     }
 
-    argv[0] = "EVAL";
-    argv[1] = wh_kvr_lua_commit;
     argv[2] = "0";
     snprintf(nbuf, sizeof(nbuf), "%zu", k->versions.count);
     argv[3] = nbuf;
 
-    for (argc = 0; argc < 4; argc++) {
+    for (argc = 2; argc < 4; argc++) {
         lens[argc] = strlen(argv[argc]);
     }
 
@@ -1775,8 +1835,8 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
         }
     }
 
-    if (wh_redis_command(k->redis, wh_kvr_committed, k, (int) argc, argv,
-                         lens)
+    if (wh_redis_eval(k->redis, &wh_kvr_script_commit, wh_kvr_committed, k,
+                      (int) argc, argv, lens)
         != 0)
     {
         wh_err(err, 503, "redis is unavailable");
@@ -1834,7 +1894,10 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
     }
 
     if (k->stale) {
-        wh_kvr_forget(k);
+        if (wh_kvr_refetch(k) == 0) {
+            k->state = WH_KVW_FETCHING;
+            return WH_ENGINE_AGAIN;
+        }
     }
 
     memset(&t, 0, sizeof(t));
@@ -1866,8 +1929,12 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
             return WH_ENGINE_AGAIN;
         }
 
-        /* stale, nothing out: read again from scratch at once */
-        wh_kvr_forget(k);
+        /* stale, nothing out: read again at once */
+        if (wh_kvr_refetch(k) == 0) {
+            k->state = WH_KVW_FETCHING;
+            return WH_ENGINE_AGAIN;
+        }
+
         k->state = WH_KVW_IDLE;
         wh_kvr_wake(k);
 

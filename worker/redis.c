@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <hiredis/async.h>
+#include <openssl/sha.h>
 
 #include "redis.h"
 
@@ -99,6 +100,8 @@ struct wh_redis_s {
     int64_t             retry_at;   /* DOWN: the next attempt */
     int64_t             sentinel_at;  /* the sentinel (re)opens at */
     int64_t             last_sent;
+    uint64_t            conn_id;    /* the command connection's, unique
+                                     * in the process (scripts) */
     uint32_t            seed;
     /* the errors logged since the primary was last reached: a round
      * of sentinels fails with one message each */
@@ -108,6 +111,10 @@ struct wh_redis_s {
     unsigned            closing:1;
 };
 
+
+/* the command connections opened so far, by every wh_redis_t: a
+ * script's conn names one of them */
+static uint64_t  wh_redis_conns;
 
 static void wh_redis_conn_fail(wh_redis_conn_t *c, const char *fmt, ...)
     WH_PRINTF(2, 3);
@@ -453,6 +460,10 @@ wh_redis_conn_open(wh_redis_conn_t *c, const char *host, int port)
     }
 
     (void) redisEnableKeepAlive(&ac->c);
+
+    if (c->kind == WH_REDIS_CONN_CMD) {
+        r->conn_id = ++wh_redis_conns;
+    }
 
     c->ac = ac;
     ac->data = c;
@@ -1267,7 +1278,7 @@ wh_redis_cmd_cb(redisAsyncContext *ac, void *reply_, void *data)
     wh_redis_conn_t  *c = ac->data;
     redisReply       *reply = reply_;
     const char       *why = NULL;
-    int               readonly;
+    int               readonly, noscript;
 
     if (cmd->prev) {
         cmd->prev->next = cmd->next;
@@ -1291,12 +1302,19 @@ wh_redis_cmd_cb(redisAsyncContext *ac, void *reply_, void *data)
 
     readonly = reply != NULL && reply->type == REDIS_REPLY_ERROR
                && strncmp(reply->str, "READONLY", 8) == 0;
+    noscript = reply != NULL && reply->type == REDIS_REPLY_ERROR
+               && strncmp(reply->str, "NOSCRIPT", 8) == 0;
 
     cmd->cb(cmd->data, reply, why);
     free(cmd);
 
     if (readonly && !c->dying) {
         wh_redis_conn_fail(c, "%s is a replica now (READONLY)", c->addr);
+    }
+
+    if (noscript && !c->dying) {
+        wh_redis_conn_fail(c, "%s forgot a loaded script (NOSCRIPT)",
+                           c->addr);
     }
 }
 
@@ -1347,6 +1365,71 @@ wh_redis_command(wh_redis_t *r, wh_redis_reply_pt cb, void *data,
     r->stats.inflight++;
 
     return 0;
+}
+
+
+/* SCRIPT LOAD answers the SHA1 the EVALSHA behind it names: anything
+ * else, and that EVALSHA will meet NOSCRIPT, which drops the
+ * connection (wh_redis_cmd_cb) */
+static void
+wh_redis_loaded(void *data, redisReply *reply, const char *why)
+{
+    wh_redis_script_t  *s = data;
+
+    (void) why;
+
+    if (reply != NULL && (reply->type != REDIS_REPLY_STRING
+                          || strcmp(reply->str, s->sha) != 0))
+    {
+        s->conn = 0;
+    }
+}
+
+
+int
+wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
+    wh_redis_reply_pt cb, void *data, int argc, const char **argv,
+    size_t *lens)
+{
+    size_t         i;
+    const char    *load[3];
+    unsigned char  md[SHA_DIGEST_LENGTH];
+
+    if (script->sha[0] == '\0') {
+        (void) SHA1((const unsigned char *) script->body,
+                    strlen(script->body), md);
+
+        for (i = 0; i < SHA_DIGEST_LENGTH; i++) {
+            script->sha[2 * i] = "0123456789abcdef"[md[i] >> 4];
+            script->sha[2 * i + 1] = "0123456789abcdef"[md[i] & 0xf];
+        }
+
+        script->sha[2 * SHA_DIGEST_LENGTH] = '\0';
+    }
+
+    if (script->conn != r->conn_id) {
+        load[0] = "SCRIPT";
+        load[1] = "LOAD";
+        load[2] = script->body;
+
+        if (wh_redis_command(r, wh_redis_loaded, script, 3, load, NULL)
+            != 0)
+        {
+            return -1;
+        }
+
+        script->conn = r->conn_id;
+    }
+
+    argv[0] = "EVALSHA";
+    argv[1] = script->sha;
+
+    if (lens != NULL) {
+        lens[0] = 7;
+        lens[1] = 2 * SHA_DIGEST_LENGTH;
+    }
+
+    return wh_redis_command(r, cb, data, argc, argv, lens);
 }
 
 

@@ -81,6 +81,25 @@ typedef struct {
     void  (*subscribed)(void *ctx, wh_str_t channel);
 } wh_redis_handler_t;
 
+/*
+ * A Lua script, sent by its SHA1 (EVALSHA): the body goes once per
+ * connection (a new one may reach a new primary), in a SCRIPT LOAD
+ * queued just before its first EVALSHA there, so Redis neither
+ * receives nor hashes it again on every call.  Commands run in the
+ * order sent, so the EVALSHA behind it finds it loaded.  A NOSCRIPT all
+ * the same (SCRIPT FLUSH) fails that command and drops the connection:
+ * the next one loads anew, and no command is sent twice or out of
+ * order.  Scripts are static (their body never changes); one may serve
+ * several connections.
+ */
+typedef struct {
+    const char  *body;
+    char         sha[41];           /* hex, "" until first used */
+    uint64_t     conn;              /* the connection it was loaded on */
+} wh_redis_script_t;
+
+#define WH_REDIS_SCRIPT(text)  { text, "", 0 }
+
 /* reply NULL: failed, why says how */
 typedef void (*wh_redis_reply_pt)(void *data, redisReply *reply,
     const char *why);
@@ -118,6 +137,13 @@ int wh_redis_up(wh_redis_t *r);
  * called) when there is no primary or out of memory */
 int wh_redis_command(wh_redis_t *r, wh_redis_reply_pt cb, void *data,
     int argc, const char **argv, const size_t *lens);
+
+/* EVALSHA of script: argv[0] and argv[1] are the function's to fill
+ * (the caller leaves them), numkeys and the rest follow; as
+ * wh_redis_command() */
+int wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
+    wh_redis_reply_pt cb, void *data, int argc, const char **argv,
+    size_t *lens);
 
 /* pub/sub on the second connection; the names are kept and subscribed
  * again after every reconnect.  -1 out of memory */
