@@ -397,6 +397,44 @@ def test_scripts_flushed_are_loaded_again(cluster, opened):
             api.close()
 
 
+def test_scripts_without_the_script_command(tmp_path, opened):
+    """A Redis where SCRIPT is renamed away (as some managed ones do):
+    a script's first call on a connection goes with EVAL, the next ones
+    by SHA1, so publishes and commands work as anywhere else."""
+    server = rh.RedisServer(str(tmp_path), "noscript",
+                            rh.redis_lines() + ['rename-command SCRIPT ""'])
+    node = None
+    try:
+        node = Node(7, "engine redis host=127.0.0.1 port=%d "
+                    "command_timeout=1s node_lease=2s;" % server.port)
+        ws = chan.unique("cl")
+        api = wh.Api(node.port, chan.service_token(ws))
+        a1 = node_api(node, ws)
+        try:
+            ids = [chan.publish_ok(api, "room/e", {"k": k})[0]
+                   for k in range(5)]
+            assert ids == list(range(1, 6))
+            dev = agent(node, ws, "pc-e", opened)
+            status, doc = a1.call("POST", "/clients/pc-e/commands",
+                                  {"command": "ping"})
+            assert status == 202, doc
+            assert dev.recv_type("device_command")["command_id"] == \
+                doc["command_id"]
+            assert dev.result(doc["command_id"])["status"] == "completed"
+        finally:
+            api.close()
+            a1.close()
+        log = open(node.daemon.log).read()
+        assert "NOSCRIPT" not in log and "[error]" not in log, log
+        with server.client() as r:
+            stats = r.command("INFO", "commandstats").decode()
+        assert "cmdstat_evalsha:" in stats
+    finally:
+        if node is not None:
+            node.stop()
+        server.stop()
+
+
 def test_new_client_is_stored_before_it_is_told_connected(cluster, opened):
     """A client's first session is answered (connection_status) only once
     its record is in Redis: a command for it through another node at that

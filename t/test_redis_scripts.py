@@ -50,13 +50,13 @@ class Channel:
         self.r, self.ws, self.limit = r, ws, limit
         self.k = lambda what: "wh:{%s}:%s" % (ws, what)
 
-    def publish(self, script, texts, length, now=1000):
+    def publish(self, script, texts, length, nows, ttl=0):
         keys = [self.k("m:room"), self.k("h:room"), self.k("chans"),
                 "wh:workspaces", self.k("usage")]
-        argv = ["room", length, 0, 2 ** 63 - 1, "epoch0000000001",
+        argv = ["room", length, ttl, 2 ** 63 - 1, "epoch0000000001",
                 self.k("p:room"), self.ws, "0", 0, self.limit,
                 self.k("h:")]
-        for t in texts:
+        for t, now in zip(texts, nows):
             argv += [now, '{"type":"message","id":', '","data":"%s"}' % t]
         return self.r.command("EVAL", script, len(keys), *keys, *argv)
 
@@ -76,8 +76,8 @@ def test_batches_as_one_by_one(redis_single):  # noqa: F811
                           (1, 8), (9, 8), (20, 2)]:
             texts = ["m%d-%s" % (k + i, "x" * (i % 4)) for i in range(n)]
             k += n
-            a = many.publish(script, texts, length)
-            b = one.publish(script, texts, length)
+            a = many.publish(script, texts, length, [1000] * n)
+            b = one.publish(script, texts, length, [1000] * n)
             assert len(a) == n and a == b
             la, lasta, used_a = many.state()
             lb, lastb, used_b = one.state()
@@ -87,3 +87,27 @@ def test_batches_as_one_by_one(redis_single):  # noqa: F811
             assert int(used_a) == sum(len(e) - e.index(b" ") - 1
                                       for e in la)
         assert int(lasta) == k
+
+
+def test_batches_expire_as_one_by_one(redis_single):  # noqa: F811
+    """With a ttl: batches at one time (each step once) and batches whose
+    messages have times of their own (one by one, each expiring what is
+    older than itself), against one by one."""
+    script = publish_script()
+    with redis_single.primary.client() as r:
+        many = Channel(r, "ta", 0)
+        one = Channel(r, "tb", 10 ** 15)
+        k = kept = 0
+        for nows in [[0, 10, 20], [30], [120] * 4, [130, 240, 250, 260],
+                     [270] * 12, [500, 400, 600], [900] * 3]:
+            n = len(nows)
+            texts = ["m%d-%s" % (k + i, "y" * (i % 3)) for i in range(n)]
+            k += n
+            a = many.publish(script, texts, 10, nows, ttl=100)
+            b = one.publish(script, texts, 10, nows, ttl=100)
+            assert len(a) == n and a == b
+            assert many.state() == one.state()
+            la, last, used = many.state()
+            assert int(last) == k
+            assert int(used or 0) == sum(len(e) - e.index(b" ") - 1
+                                         for e in la)

@@ -162,7 +162,7 @@ static const char  wh_lua_publish[] =
     "    made = true\n"
     "  end\n"
     "  if ttl > 0 then\n"
-    "    local t, freed = tonumber(ARGV[#ARGV - 2]), 0\n"
+    "    local t, freed = tonumber(ARGV[12]), 0\n"
     "    for i = 1, 100 * n do\n"
     "      local e = redis.call('LINDEX', KEYS[2], 0)\n"
     "      if not e then break end\n"
@@ -227,8 +227,19 @@ static const char  wh_lua_publish[] =
     "  return out\n"
     "end\n"
     /* the room the engine passes is INT64_MAX: only the workspace's
-     * byte limit, over the cluster, refuses a message */
-    "if not counted or tonumber(ARGV[10]) <= 0 then return many() end\n"
+     * byte limit, over the cluster, refuses a message.  The ttl is
+     * applied once, at one time: messages of different times go one by
+     * one, so that each expires what is older than its own */
+    "local function one_time()\n"
+    "  for i = 15, #ARGV, 3 do\n"
+    "    if ARGV[i] ~= ARGV[12] then return false end\n"
+    "  end\n"
+    "  return true\n"
+    "end\n"
+    "if (not counted or tonumber(ARGV[10]) <= 0)\n"
+    "   and (ttl <= 0 or one_time()) then\n"
+    "  return many()\n"
+    "end\n"
     "local out = {}\n"
     "for i = 12, #ARGV, 3 do\n"
     "  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2])\n"

@@ -110,8 +110,9 @@ static const char  wh_kvr_lua_commit[] =
     "local touched, listed = {}, {}\n"
     "while i <= #ARGV do\n"
     "  local op, db, t = ARGV[i], ARGV[i + 1], ARGV[i + 2]\n"
-    "  local hv, zv = {}, {}\n"
+    "  local hv, zv, nk = {}, {}, 0\n"
     "  repeat\n"
+    "    nk = nk + 1\n"
     "    if op == 'P' then\n"
     "      hv[#hv + 1] = ARGV[i + 3]\n"
     "      hv[#hv + 1] = ARGV[i + 4]\n"
@@ -123,7 +124,7 @@ static const char  wh_kvr_lua_commit[] =
     "      i = i + 4\n"
     "    end\n"
     "  until i > #ARGV or ARGV[i] ~= op or ARGV[i + 1] ~= db\n"
-    "        or ARGV[i + 2] ~= t or #hv >= 1000\n"
+    "        or ARGV[i + 2] ~= t or nk >= 1000\n"
     "  local h = 'wh:{' .. t .. '}:kv:' .. db\n"
     "  local z = 'wh:{' .. t .. '}:kz:' .. db\n"
     "  if op == 'P' then\n"
@@ -183,6 +184,7 @@ struct wh_kvr_read_s {
     size_t           n;
     int              exhausted;     /* nothing is past the last */
     uint64_t         gen;           /* the write it belongs to */
+    uint64_t         run;           /* the last run that made it */
 };
 
 /* what a read asks: a get of key, or the range of a cursor from its
@@ -867,13 +869,34 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 }
 
 
+/* a read the last run did not make: its version must not be checked */
+static void
+wh_kvr_drop(wh_kvr_t *k, wh_map_entry_t *e)
+{
+    wh_kvr_read_t  *r = e->value, **pr;
+
+    if (r->range) {
+        for (pr = &k->ranges[r->db]; *pr != NULL; pr = &(*pr)->next) {
+            if (*pr == r) {
+                *pr = r->next;
+                break;
+            }
+        }
+    }
+
+    (void) wh_map_del(&k->reads, e->key, e->klen);
+    wh_kvr_read_free(r);
+}
+
+
 /*
- * Every read of a run that must run again (its commit was refused, or
- * its reads were not of one moment) is sent again at once: the run
- * finds what it read last time in one round, instead of learning its
- * keys again round by round.  What it reads then that it did not
- * before is fetched as usual.  -1: nothing is out (a send failed; that
- * read fails the run).
+ * Every read of the last run of a write that must run again (its
+ * commit was refused, or its reads were not of one moment) is sent
+ * again at once: the run finds what it read last time in one round,
+ * instead of learning its keys again round by round.  What it reads
+ * then that it did not before is fetched as usual; what only an
+ * earlier run read is dropped.  -1: nothing is out (a send failed;
+ * that read fails the run).
  */
 static int
 wh_kvr_refetch(wh_kvr_t *k)
@@ -887,6 +910,11 @@ wh_kvr_refetch(wh_kvr_t *k)
 
     while ((e = wh_map_next(&k->reads, &it)) != NULL) {
         r = e->value;
+
+        if (r->run != k->stats.runs) {
+            wh_kvr_drop(k, e);
+            continue;
+        }
 
         for (i = 0; i < r->n; i++) {
             free(r->ents[i].key);
@@ -968,6 +996,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
 
     if (r != NULL) {
         free(rkey);
+        r->run = k->stats.runs;
 
         if (r->state == WH_KVR_FETCHING) {
             t->missed = 1;
@@ -1011,6 +1040,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
     r->plen = r->pfx ? a->prefix->len : 0;
     r->page = a->page;
     r->gen = k->gen;
+    r->run = k->stats.runs;
 
     if (a->range) {
         r->next = k->ranges[a->db];

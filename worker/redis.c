@@ -1368,31 +1368,13 @@ wh_redis_command(wh_redis_t *r, wh_redis_reply_pt cb, void *data,
 }
 
 
-/* SCRIPT LOAD answers the SHA1 the EVALSHA behind it names: anything
- * else, and that EVALSHA will meet NOSCRIPT, which drops the
- * connection (wh_redis_cmd_cb) */
-static void
-wh_redis_loaded(void *data, redisReply *reply, const char *why)
-{
-    wh_redis_script_t  *s = data;
-
-    (void) why;
-
-    if (reply != NULL && (reply->type != REDIS_REPLY_STRING
-                          || strcmp(reply->str, s->sha) != 0))
-    {
-        s->conn = 0;
-    }
-}
-
-
 int
 wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
     wh_redis_reply_pt cb, void *data, int argc, const char **argv,
     size_t *lens)
 {
+    int            rc;
     size_t         i;
-    const char    *load[3];
     unsigned char  md[SHA_DIGEST_LENGTH];
 
     if (script->sha[0] == '\0') {
@@ -1408,17 +1390,21 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
     }
 
     if (script->conn != r->conn_id) {
-        load[0] = "SCRIPT";
-        load[1] = "LOAD";
-        load[2] = script->body;
+        argv[0] = "EVAL";
+        argv[1] = script->body;
 
-        if (wh_redis_command(r, wh_redis_loaded, script, 3, load, NULL)
-            != 0)
-        {
-            return -1;
+        if (lens != NULL) {
+            lens[0] = 4;
+            lens[1] = strlen(script->body);
         }
 
-        script->conn = r->conn_id;
+        rc = wh_redis_command(r, cb, data, argc, argv, lens);
+
+        if (rc == 0) {
+            script->conn = r->conn_id;
+        }
+
+        return rc;
     }
 
     argv[0] = "EVALSHA";

@@ -82,20 +82,20 @@ typedef struct {
 } wh_redis_handler_t;
 
 /*
- * A Lua script, sent by its SHA1 (EVALSHA): the body goes once per
- * connection (a new one may reach a new primary), in a SCRIPT LOAD
- * queued just before its first EVALSHA there, so Redis neither
- * receives nor hashes it again on every call.  Commands run in the
- * order sent, so the EVALSHA behind it finds it loaded.  A NOSCRIPT all
- * the same (SCRIPT FLUSH) fails that command and drops the connection:
- * the next one loads anew, and no command is sent twice or out of
- * order.  Scripts are static (their body never changes); one may serve
- * several connections.
+ * A Lua script, sent by its SHA1 (EVALSHA), so that Redis neither
+ * receives nor hashes its body on every call.  Its first call on a
+ * connection (a new one may reach a new primary) goes with EVAL, which
+ * leaves it in Redis's script cache, and the calls queued behind it
+ * run after it; no SCRIPT LOAD, which some servers refuse.  A NOSCRIPT
+ * all the same (SCRIPT FLUSH) fails that command and drops the
+ * connection: the next one sends the body again, and no command is
+ * sent twice or out of order.  Scripts are static (their body never
+ * changes); one may serve several connections.
  */
 typedef struct {
     const char  *body;
     char         sha[41];           /* hex, "" until first used */
-    uint64_t     conn;              /* the connection it was loaded on */
+    uint64_t     conn;              /* the connection it went on */
 } wh_redis_script_t;
 
 #define WH_REDIS_SCRIPT(text)  { text, "", 0 }
