@@ -97,7 +97,7 @@ def test_batches_expire_as_one_by_one(redis_single):  # noqa: F811
     with redis_single.primary.client() as r:
         many = Channel(r, "ta", 0)
         one = Channel(r, "tb", 10 ** 15)
-        k = kept = 0
+        k = 0
         for nows in [[0, 10, 20], [30], [120] * 4, [130, 240, 250, 260],
                      [270] * 12, [500, 400, 600], [900] * 3]:
             n = len(nows)
