@@ -320,6 +320,19 @@ def test_command_crosses_nodes(cluster, opened):
         a3.close()
 
 
+def command_done(api, dev, sub, name, complete=True):
+    """A command for sub through api reaches its agent dev (and, with
+    complete, its result completes it): its id."""
+    status, doc = api.call("POST", "/clients/%s/commands" % sub,
+                           {"command": name})
+    assert status == 202, doc
+    cid = doc["command_id"]
+    assert dev.recv_type("device_command", timeout=10)["command_id"] == cid
+    if complete:
+        assert dev.result(cid)["status"] == "completed"
+    return cid
+
+
 def reconnects(node):
     """The node's wirehubd_engine_reconnects_total (its /metrics)."""
     api = wh.Api(node.port, None, timeout=5)
@@ -350,11 +363,7 @@ def test_scripts_flushed_are_loaded_again(cluster, opened):
     try:
         acked = [chan.publish_ok(api, ch, {"k": 0})[0] for api in apis]
         dev = agent(n1, ws, "pc-f", opened)
-        status, doc = a1.call("POST", "/clients/pc-f/commands",
-                              {"command": "ping"})
-        assert status == 202, doc
-        assert dev.recv_type("device_command")["command_id"] == \
-            doc["command_id"]
+        command_done(a1, dev, "pc-f", "ping", complete=False)
         before = [reconnects(n) for n in cluster.nodes]
 
         with cluster.redis.primary.client() as r:
@@ -381,13 +390,7 @@ def test_scripts_flushed_are_loaded_again(cluster, opened):
             acked.append(chan.publish_ok(apis[k % 3], ch, {"k": 100 + k})[0])
         assert acked == list(range(1, len(acked) + 1)), acked
 
-        status, doc = a1.call("POST", "/clients/pc-f/commands",
-                              {"command": "again"})
-        assert status == 202, doc
-        cid = doc["command_id"]
-        assert dev.recv_type("device_command", timeout=10)["command_id"] \
-            == cid
-        assert dev.result(cid)["status"] == "completed"
+        command_done(a1, dev, "pc-f", "again")
         r = apis[0].history(ch, "limit=1000")
         assert r.status == 200, r
         assert [m["id"] for m in r.json()["items"]] == acked
@@ -415,12 +418,7 @@ def test_scripts_without_the_script_command(tmp_path, opened):
                    for k in range(5)]
             assert ids == list(range(1, 6))
             dev = agent(node, ws, "pc-e", opened)
-            status, doc = a1.call("POST", "/clients/pc-e/commands",
-                                  {"command": "ping"})
-            assert status == 202, doc
-            assert dev.recv_type("device_command")["command_id"] == \
-                doc["command_id"]
-            assert dev.result(doc["command_id"])["status"] == "completed"
+            command_done(a1, dev, "pc-e", "ping")
         finally:
             api.close()
             a1.close()
