@@ -1,15 +1,16 @@
 """The Redis engine's publish script (worker/engine_redis_channels.c)
-against a real redis-server, differentially.
+against a real redis-server, and against a model of what it must do.
 
 A call takes every message of one channel that a history write holds.
-Without a byte limit it does each step once for them all (many()); with
-one it runs the messages one by one (one()), the form that checks the
-limit per message.  With a limit too large to refuse anything, both
-must leave the same list, the same meta and the same byte count, and
-answer the same ids and growth, whatever the batches: ones that trim old
-entries, ones longer than the history itself, a history shortened since
-the last write.  The script is read out of the C source, as wirehubd
-sends it."""
+Where no message can be refused and the messages share one time, it
+does each step once for them all (many()); otherwise it runs them one
+by one (one()), each expiring, trimming and checking the workspace's
+byte limit in turn.  Either way the answers, the list, the last id and
+the byte count must be those of the messages published one at a time:
+batches that trim old entries, batches longer than the history itself,
+a history shortened since, a ttl with times shared or not, a byte limit
+far off, near, or met.  The script is read out of the C source, as
+wirehubd sends it."""
 
 import os
 import re
@@ -22,6 +23,8 @@ from wh import ROOT
 pytestmark = pytest.mark.nosan
 
 SOURCE = os.path.join(ROOT, "worker", "engine_redis_channels.c")
+EPOCH = "epoch0000000001"
+BEFORE = '{"type":"message","id":'
 
 
 def c_strings(text):
@@ -45,6 +48,38 @@ def publish_script():
         re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S))
 
 
+def after(data):
+    return '","data":"%s"}' % data
+
+
+class Model:
+    """One channel of a workspace, published to one message at a time."""
+
+    def __init__(self):
+        self.entries, self.last, self.used = [], 0, 0
+
+    def publish(self, datas, length, nows, ttl, limit):
+        out = []
+        for data, now in zip(datas, nows):
+            while ttl > 0 and self.entries and \
+                    now - self.entries[0][0] > ttl:
+                self.used -= len(self.entries.pop(0)[1])
+            text = "%s%d,\"epoch\":\"%s%s" % (BEFORE, self.last + 1, EPOCH,
+                                             after(data))
+            k = max(0, len(self.entries) + 1 - length)
+            growth = len(text) - sum(len(e[1]) for e in self.entries[:k])
+            if growth > 0 and limit > 0 and self.used + growth > limit:
+                out.append([0, 1])
+                continue
+            self.last += 1
+            self.entries = self.entries[k:] + [(now, text)]
+            self.used += growth
+            out.append([self.last, EPOCH.encode(), growth,
+                        ("%d %s %d %s" % (self.last, EPOCH, now, text))
+                        .encode()])
+        return out
+
+
 class Channel:
     def __init__(self, r, ws, limit):
         self.r, self.ws, self.limit = r, ws, limit
@@ -53,11 +88,10 @@ class Channel:
     def publish(self, script, texts, length, nows, ttl=0):
         keys = [self.k("m:room"), self.k("h:room"), self.k("chans"),
                 "wh:workspaces", self.k("usage")]
-        argv = ["room", length, ttl, 2 ** 63 - 1, "epoch0000000001",
-                self.k("p:room"), self.ws, "0", 0, self.limit,
-                self.k("h:")]
-        for t, now in zip(texts, nows):
-            argv += [now, '{"type":"message","id":', '","data":"%s"}' % t]
+        argv = ["room", length, ttl, 2 ** 63 - 1, EPOCH, self.k("p:room"),
+                self.ws, "0", 0, self.limit, self.k("h:")]
+        for data, now in zip(texts, nows):
+            argv += [now, BEFORE, after(data)]
         return self.r.command("EVAL", script, len(keys), *keys, *argv)
 
     def state(self):
@@ -66,48 +100,60 @@ class Channel:
                 self.r.command("HGET", self.k("usage"), "bytes"))
 
 
-def test_batches_as_one_by_one(redis_single):  # noqa: F811
+def check(r, script, ws, steps, limit=0, ttl=0):
+    """Each step (datas, history length, times) published in one call:
+    what Redis answers and holds against the model."""
+    ch, model = Channel(r, ws, limit), Model()
+    for datas, length, nows in steps:
+        got = ch.publish(script, datas, length, nows, ttl)
+        assert got == model.publish(datas, length, nows, ttl, limit)
+        kept, last, used = ch.state()
+        assert kept == [b"%d %s" % (now, text.encode())
+                        for now, text in model.entries]
+        assert int(last or 0) == model.last
+        assert int(used or 0) == model.used
+
+
+def data(n, k):
+    return ["m%d-%s" % (k + i, "x" * ((k + i) % 5)) for i in range(n)]
+
+
+def test_batches_trim_as_one_by_one(redis_single):  # noqa: F811
     script = publish_script()
+    steps, k = [], 0
+    for n, length in [(1, 5), (3, 5), (4, 5), (7, 5), (12, 5), (2, 3),
+                      (1, 8), (9, 8), (20, 2)]:
+        steps.append((data(n, k), length, [1000] * n))
+        k += n
     with redis_single.primary.client() as r:
-        many = Channel(r, "wa", 0)
-        one = Channel(r, "wb", 10 ** 15)
-        k = kept = 0
-        for n, length in [(1, 5), (3, 5), (4, 5), (7, 5), (12, 5), (2, 3),
-                          (1, 8), (9, 8), (20, 2)]:
-            texts = ["m%d-%s" % (k + i, "x" * (i % 4)) for i in range(n)]
-            k += n
-            a = many.publish(script, texts, length, [1000] * n)
-            b = one.publish(script, texts, length, [1000] * n)
-            assert len(a) == n and a == b
-            la, lasta, used_a = many.state()
-            lb, lastb, used_b = one.state()
-            assert (la, lasta, used_a) == (lb, lastb, used_b)
-            kept = min(length, kept + n)
-            assert len(la) == kept
-            assert int(used_a) == sum(len(e) - e.index(b" ") - 1
-                                      for e in la)
-        assert int(lasta) == k
+        check(r, script, "wa", steps)
 
 
 def test_batches_expire_as_one_by_one(redis_single):  # noqa: F811
-    """With a ttl: batches at one time (each step once) and batches whose
-    messages have times of their own (one by one, each expiring what is
-    older than itself), against one by one."""
+    """With a ttl: batches at one time, and batches whose messages have
+    times of their own (each expiring what is older than itself)."""
     script = publish_script()
+    steps, k = [], 0
+    for nows in [[0, 10, 20], [30], [120] * 4, [130, 240, 250, 260],
+                 [270] * 12, [500, 400, 600], [900] * 3]:
+        steps.append((data(len(nows), k), 10, nows))
+        k += len(nows)
     with redis_single.primary.client() as r:
-        many = Channel(r, "ta", 0)
-        one = Channel(r, "tb", 10 ** 15)
-        k = 0
-        for nows in [[0, 10, 20], [30], [120] * 4, [130, 240, 250, 260],
-                     [270] * 12, [500, 400, 600], [900] * 3]:
-            n = len(nows)
-            texts = ["m%d-%s" % (k + i, "y" * (i % 3)) for i in range(n)]
-            k += n
-            a = many.publish(script, texts, 10, nows, ttl=100)
-            b = one.publish(script, texts, 10, nows, ttl=100)
-            assert len(a) == n and a == b
-            assert many.state() == one.state()
-            la, last, used = many.state()
-            assert int(last) == k
-            assert int(used or 0) == sum(len(e) - e.index(b" ") - 1
-                                         for e in la)
+        check(r, script, "ta", steps, ttl=100)
+
+
+@pytest.mark.parametrize("limit", [10 ** 9, 900, 1500])
+def test_batches_under_a_byte_limit(redis_single, limit):  # noqa: F811
+    """A byte limit far off (taken at once), near and met (messages
+    refused in the middle of a batch, later ones of it taken)."""
+    script = publish_script()
+    steps, k = [], 0
+    for n, length in [(3, 30), (10, 30), (6, 30), (25, 30), (4, 12),
+                      (15, 12)]:
+        datas = data(n, k)
+        # a long one among short ones: refused where the short fit
+        datas[n // 2] = "L" * 120
+        steps.append((datas, length, [1000] * n))
+        k += n
+    with redis_single.primary.client() as r:
+        check(r, script, "la%d" % limit, steps, limit=limit)

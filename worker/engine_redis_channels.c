@@ -145,8 +145,9 @@ static const char  wh_lua_publish[] =
     "  end\n"
     "  return {id, epoch, growth, msg}\n"
     "end\n"
-    /* no byte limit to check message by message: each step once for
-     * them all, as one() would have made it for each in turn */
+    /* each step once for them all, as one() would have made it for
+     * each in turn; nil (nothing written but what the ttl took) if the
+     * byte limit could refuse one of them: one() checks them in turn */
     "local function many()\n"
     "  local n = (#ARGV - 11) / 3\n"
     "  local out = {}\n"
@@ -187,6 +188,19 @@ static const char  wh_lua_publish[] =
     "    left = now_gone\n"
     "    total = total + growth[i]\n"
     "  end\n"
+    /* one() refuses message i when it grows and the bytes used before
+     * it, with it, pass the limit: none does if the highest such sum
+     * does not */
+    "  local limit = tonumber(ARGV[10])\n"
+    "  if counted and limit > 0 then\n"
+    "    local sum, top = 0, 0\n"
+    "    for i = 1, n do\n"
+    "      sum = sum + growth[i]\n"
+    "      if growth[i] > 0 and sum > top then top = sum end\n"
+    "    end\n"
+    "    local used = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
+    "    if used + top > limit then return nil end\n"
+    "  end\n"
     "  if made then make(epoch, ARGV[12]) end\n"
     "  redis.call('RPUSH', KEYS[2], unpack(vals))\n"
     "  if gone > 0 then redis.call('LTRIM', KEYS[2], gone, -1) end\n"
@@ -204,8 +218,8 @@ static const char  wh_lua_publish[] =
     "  return out\n"
     "end\n"
     /* the room the engine passes is INT64_MAX: only the workspace's
-     * byte limit, over the cluster, refuses a message.  The ttl is
-     * applied once, at one time: messages of different times go one by
+     * byte limit, over the cluster, refuses a message.  many() applies
+     * the ttl once, at one time: messages of different times go one by
      * one, so that each expires what is older than its own */
     "local function one_time()\n"
     "  for i = 15, #ARGV, 3 do\n"
@@ -213,9 +227,9 @@ static const char  wh_lua_publish[] =
     "  end\n"
     "  return true\n"
     "end\n"
-    "if (not counted or tonumber(ARGV[10]) <= 0)\n"
-    "   and (ttl <= 0 or one_time()) then\n"
-    "  return many()\n"
+    "if ttl <= 0 or one_time() then\n"
+    "  local out = many()\n"
+    "  if out then return out end\n"
     "end\n"
     "local out = {}\n"
     "for i = 12, #ARGV, 3 do\n"
