@@ -61,9 +61,11 @@ class Model:
     def publish(self, datas, length, nows, ttl, limit):
         out = []
         for data, now in zip(datas, nows):
-            while ttl > 0 and self.entries and \
+            budget = 100
+            while ttl > 0 and budget and self.entries and \
                     now - self.entries[0][0] > ttl:
                 self.used -= len(self.entries.pop(0)[1])
+                budget -= 1
             text = "%s%d,\"epoch\":\"%s%s" % (BEFORE, self.last + 1, EPOCH,
                                              after(data))
             k = max(0, len(self.entries) + 1 - length)
@@ -101,12 +103,14 @@ class Channel:
 
 
 def check(r, script, ws, steps, limit=0, ttl=0):
-    """Each step (datas, history length, times) published in one call:
-    what Redis answers and holds against the model."""
+    """Each step (datas, history length, times[, its own byte limit])
+    published in one call: what Redis answers and holds against the
+    model."""
     ch, model = Channel(r, ws, limit), Model()
-    for datas, length, nows in steps:
+    for datas, length, nows, *own in steps:
+        ch.limit = own[0] if own else limit
         got = ch.publish(script, datas, length, nows, ttl)
-        assert got == model.publish(datas, length, nows, ttl, limit)
+        assert got == model.publish(datas, length, nows, ttl, ch.limit)
         kept, last, used = ch.state()
         assert kept == [b"%d %s" % (now, text.encode())
                         for now, text in model.entries]
@@ -140,6 +144,21 @@ def test_batches_expire_as_one_by_one(redis_single):  # noqa: F811
         k += len(nows)
     with redis_single.primary.client() as r:
         check(r, script, "ta", steps, ttl=100)
+        # a trim brings an older entry, past the ttl, to the head
+        check(r, script, "tb", [(data(3, 0), 3, [500, 400, 401]),
+                                (data(2, 3), 3, [505, 505])], ttl=100)
+
+
+@pytest.mark.parametrize("limit", [0, 2400])
+def test_expiry_past_its_budget(redis_single, limit):  # noqa: F811
+    """More entries past the ttl than one message expires (100): each
+    message of the batch takes its share, with and without a limit (one
+    the entries left after the first message's share still pass)."""
+    script = publish_script()
+    steps = [(data(150, 0), 200, [0] * 150, 0),
+             (data(3, 150), 200, [1000] * 3)]
+    with redis_single.primary.client() as r:
+        check(r, script, "tc%d" % limit, steps, limit=limit, ttl=100)
 
 
 @pytest.mark.parametrize("limit", [10 ** 9, 900, 1500])

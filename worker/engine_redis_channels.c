@@ -87,10 +87,10 @@ static const char  wh_lua_publish[] =
     "  end\n"
     "  return 0, ARGV[5], true\n"
     "end\n"
-    /* at most budget entries older than the ttl at time t leave */
-    "local function expire(t, budget)\n"
+    /* at most 100 entries older than the ttl at time t leave */
+    "local function expire(t)\n"
     "  local freed = 0\n"
-    "  for i = 1, budget do\n"
+    "  for i = 1, 100 do\n"
     "    local e = redis.call('LINDEX', KEYS[2], 0)\n"
     "    if not e then break end\n"
     "    local sp = string.find(e, ' ', 1, true) or 1\n"
@@ -111,7 +111,7 @@ static const char  wh_lua_publish[] =
     "  local last, epoch, made = head()\n"
     "  if not last then return {0, 2} end\n"
     "  local t = tonumber(now)\n"
-    "  if ttl > 0 then expire(t, 100) end\n"
+    "  if ttl > 0 then expire(t) end\n"
     "  local id = last + 1\n"
     "  local text = before .. id .. ',\"epoch\":\"' .. epoch .. after\n"
     "  local len = redis.call('LLEN', KEYS[2])\n"
@@ -146,8 +146,9 @@ static const char  wh_lua_publish[] =
     "  return {id, epoch, growth, msg}\n"
     "end\n"
     /* each step once for them all, as one() would have made it for
-     * each in turn; nil (nothing written but what the ttl took) if the
-     * byte limit could refuse one of them: one() checks them in turn */
+     * each in turn; nil, nothing written, if the ttl would take an
+     * entry or the byte limit could refuse a message: one() takes them
+     * in turn */
     "local function many()\n"
     "  local n = (#ARGV - 11) / 3\n"
     "  local out = {}\n"
@@ -156,7 +157,6 @@ static const char  wh_lua_publish[] =
     "    for i = 1, n do out[i] = {0, 2} end\n"
     "    return out\n"
     "  end\n"
-    "  if ttl > 0 then expire(tonumber(ARGV[12]), 100 * n) end\n"
     "  local texts, vals = {}, {}\n"
     "  for i = 1, n do\n"
     "    local a = 9 + 3 * i\n"
@@ -166,13 +166,26 @@ static const char  wh_lua_publish[] =
     "  end\n"
     /* after message i the list has lost its first max(0, len + i - H)
      * entries (the old ones, then the new): message i takes off those
-     * the message before it left */
+     * the message before it left.  Each message first expires from the
+     * head, which is then one of the first `gone` old entries, or the
+     * first: none of them may be past the ttl (times from several
+     * nodes need not be in order) */
     "  local len = redis.call('LLEN', KEYS[2])\n"
     "  local h = tonumber(ARGV[2])\n"
     "  local gone = math.max(0, len + n - h)\n"
     "  local old = {}\n"
-    "  if gone > 0 and len > 0 then\n"
-    "    old = redis.call('LRANGE', KEYS[2], 0, math.min(gone, len) - 1)\n"
+    "  local seen = math.min(math.max(gone, ttl > 0 and 1 or 0), len)\n"
+    "  if seen > 0 then\n"
+    "    old = redis.call('LRANGE', KEYS[2], 0, seen - 1)\n"
+    "  end\n"
+    "  if ttl > 0 then\n"
+    "    local t = tonumber(ARGV[12])\n"
+    "    for _, e in ipairs(old) do\n"
+    "      local sp = string.find(e, ' ', 1, true) or 1\n"
+    "      if t - tonumber(string.sub(e, 1, sp - 1)) > ttl then\n"
+    "        return nil\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "  local function size(j)\n"
     "    local e = j < len and old[j + 1] or vals[j - len + 1]\n"
