@@ -22,9 +22,6 @@
 #include "clients.h"
 
 
-#define WH_CL_OP_STRS   6
-
-
 static wh_str_t  wh_none = { "", 0 };
 
 
@@ -605,7 +602,6 @@ wh_cl_op_free(wh_cl_op_t *op)
     wh_cmd_notes_done(op->cl->commands, &op->notes, 0);
     wh_client_free(&op->client);
     wh_client_list_free(&op->list);
-    free((char *) op->session.data);
     free(op->mem);
     free(op);
 }
@@ -703,6 +699,7 @@ wh_cl_op_new(wh_clients_t *cl, wh_cl_op_e kind, const wh_str_t *strs)
     dst[3] = &op->client_type;
     dst[4] = &op->metadata;
     dst[5] = &op->cursor;
+    dst[6] = &op->session;
 
     if (wh_strs_copy(&op->mem, dst, strs, WH_CL_OP_STRS) != 0) {
         free(op);
@@ -762,10 +759,12 @@ wh_cl_same_fields(const wh_cl_op_t *op, unsigned fields,
 }
 
 
-/* the op of the write, NULL when there is none (delayed, or no memory) */
+/* the op of the write, NULL when there is none (delayed, or no memory);
+ * session names the session its write may answer (wh_cl_opened) */
 static wh_cl_op_t *
 wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
-    wh_str_t client_id, wh_str_t client_type, wh_str_t name)
+    wh_str_t client_id, wh_str_t client_type, wh_str_t name,
+    wh_str_t session)
 {
     int             known;
     size_t          klen;
@@ -802,6 +801,7 @@ wh_cl_seen(wh_clients_t *cl, wh_cl_op_e kind, wh_str_t ws,
     strs[1] = client_id;
     strs[2] = name;
     strs[3] = client_type;
+    strs[6] = session;
 
     op = wh_cl_op_new(cl, kind, strs);
 
@@ -849,25 +849,18 @@ static void
 wh_cl_opened(void *ctx, wh_str_t ws, wh_str_t client_id,
     wh_str_t client_type, wh_str_t name, wh_peer_t *peer, wh_str_t session)
 {
-    char           *copy;
     wh_cl_op_t     *op;
     wh_clients_t   *cl = ctx;
 
-    op = wh_cl_seen(cl, WH_CL_OP_SEEN, ws, client_id, client_type, name);
+    op = wh_cl_seen(cl, WH_CL_OP_SEEN, ws, client_id, client_type, name,
+                    peer != NULL ? session : wh_none);
 
-    if (peer != NULL) {
-        copy = op != NULL ? malloc(session.len ? session.len : 1) : NULL;
+    if (op != NULL) {
+        op->peer = peer;
 
-        if (copy == NULL) {
-            /* nothing to wait for: answered at once, as before */
-            wh_sessions_answer(cl->sessions, peer, session);
-
-        } else {
-            memcpy(copy, session.data, session.len);
-            op->session.data = copy;
-            op->session.len = session.len;
-            op->peer = peer;
-        }
+    } else if (peer != NULL) {
+        /* nothing to wait for: answered at once, as before */
+        wh_sessions_answer(cl->sessions, peer, session);
     }
 
     wh_commands_client_online(cl->commands, ws, client_id);
@@ -878,7 +871,8 @@ static void
 wh_cl_updated(void *ctx, wh_str_t ws, wh_str_t client_id,
     wh_str_t client_type, wh_str_t name)
 {
-    wh_cl_seen(ctx, WH_CL_OP_SEEN, ws, client_id, client_type, name);
+    wh_cl_seen(ctx, WH_CL_OP_SEEN, ws, client_id, client_type, name,
+               wh_none);
 }
 
 
@@ -886,7 +880,8 @@ static void
 wh_cl_closed(void *ctx, wh_str_t ws, wh_str_t client_id, unsigned left)
 {
     if (left == 0) {
-        wh_cl_seen(ctx, WH_CL_OP_GONE, ws, client_id, wh_none, wh_none);
+        wh_cl_seen(ctx, WH_CL_OP_GONE, ws, client_id, wh_none, wh_none,
+                   wh_none);
     }
 }
 

@@ -89,12 +89,15 @@ typedef struct wh_cl_op_s  wh_cl_op_t;
 typedef void (*wh_cl_reply_pt)(wh_cl_op_t *op, int committed,
     const wh_err_t *err);
 
+#define WH_CL_OP_STRS   7
+
 struct wh_cl_op_s {
     wh_op_t           op;
     wh_clients_t     *cl;
     wh_cl_op_e        kind;
 
-    /* the request; strings point into mem */
+    /* the request; strings point into mem (WH_CL_OP_STRS of them, in
+     * this order, session last) */
     wh_str_t          ws, client_id, name, client_type, metadata, cursor;
     unsigned          fields;         /* WH_CL_NAME, ... */
     size_t            limit;
@@ -119,7 +122,7 @@ struct wh_cl_op_s {
     wh_cl_reply_pt    reply;
     wh_peer_t        *peer;
     uint32_t          req_id;
-    wh_str_t          session;        /* malloc'ed */
+    wh_str_t          session;
 
     wh_cmd_notes_t    notes;          /* delete: cancelled commands */
     wh_map_t          revoked;        /* revocations: ws "\0" client ->

@@ -314,7 +314,7 @@ wh_cl_write(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
     char           id[4 + 2 * WH_CL_ID_RANDOM];
     json_t        *body;
     unsigned       fields = 0;
-    wh_str_t       strs[6];
+    wh_str_t       strs[WH_CL_OP_STRS];
     const char    *bad = NULL;
     json_error_t   je;
 
@@ -429,7 +429,7 @@ wh_cl_list(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m)
     int       rc;
     char      cursor[WH_CMD_CLIENT_MAX + 1];
     uint64_t  limit = WH_CL_LIMIT_DEF;
-    wh_str_t  strs[6];
+    wh_str_t  strs[WH_CL_OP_STRS];
 
     memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;
@@ -463,7 +463,7 @@ static void
 wh_cl_one(wh_clients_t *cl, wh_peer_t *peer, const wh_link_msg_t *m,
     wh_str_t client_id, wh_str_t rest)
 {
-    wh_str_t  strs[6];
+    wh_str_t  strs[WH_CL_OP_STRS];
 
     memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;

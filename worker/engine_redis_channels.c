@@ -1966,10 +1966,6 @@ wh_rpub_reply(void *data, redisReply *reply, const char *why)
         }
     }
 
-    for (k = 0; k < n; k++) {
-        w->pubs[i + k].done = 1;
-    }
-
     if (--w->waiting > 0) {
         return;
     }

@@ -83,7 +83,6 @@ typedef struct {
                                      * (replicas_ack), else NULL */
     int64_t      now;
     int64_t      room;
-    int          done;              /* the reply came */
     int          refused;           /* no room */
     uint64_t     id;
     int64_t      growth;

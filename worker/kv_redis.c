@@ -314,8 +314,9 @@ wh_kvr_hash_name(char *buf, wh_str_t tag, wh_kv_db_e db)
 /* ----------------------------------------------------------- reads */
 
 
+/* what the read fetched, gone: it can be fetched again */
 static void
-wh_kvr_read_free(wh_kvr_read_t *r)
+wh_kvr_read_clear(wh_kvr_read_t *r)
 {
     size_t  i;
 
@@ -326,6 +327,19 @@ wh_kvr_read_free(wh_kvr_read_t *r)
 
     free(r->ents);
     free(r->ent.val);
+    r->ents = NULL;
+    r->n = 0;
+    r->exhausted = 0;
+    r->ent.val = NULL;
+    r->ent.vlen = 0;
+    r->found = 0;
+}
+
+
+static void
+wh_kvr_read_free(wh_kvr_read_t *r)
+{
+    wh_kvr_read_clear(r);
     free(r->key);
     free(r->pfx);
     free(r);
@@ -895,13 +909,12 @@ wh_kvr_drop(wh_kvr_t *k, wh_map_entry_t *e)
  * again at once: the run finds what it read last time in one round,
  * instead of learning its keys again round by round.  What it reads
  * then that it did not before is fetched as usual; what only an
- * earlier run read is dropped.  -1: nothing is out (a send failed;
- * that read fails the run).
+ * earlier run read is dropped.  0: the reads are out (FETCHING); -1:
+ * nothing is (a send failed; that read fails the run).
  */
 static int
 wh_kvr_refetch(wh_kvr_t *k)
 {
-    size_t           i;
     wh_kvr_read_t   *r;
     wh_map_iter_t    it = { 0, NULL };
     wh_map_entry_t  *e;
@@ -916,19 +929,7 @@ wh_kvr_refetch(wh_kvr_t *k)
             continue;
         }
 
-        for (i = 0; i < r->n; i++) {
-            free(r->ents[i].key);
-            free(r->ents[i].val);
-        }
-
-        free(r->ents);
-        free(r->ent.val);
-        r->ents = NULL;
-        r->n = 0;
-        r->exhausted = 0;
-        r->ent.val = NULL;
-        r->ent.vlen = 0;
-        r->found = 0;
+        wh_kvr_read_clear(r);
         r->state = WH_KVR_FETCHING;
 
         if (wh_kvr_send(k, r, (const char *) e->key, e->klen) != 0) {
@@ -938,7 +939,13 @@ wh_kvr_refetch(wh_kvr_t *k)
 
     wh_kvr_check_round(k);
 
-    return k->waiting > 0 ? 0 : -1;
+    if (k->waiting == 0) {
+        return -1;
+    }
+
+    k->state = WH_KVW_FETCHING;
+
+    return 0;
 }
 
 
@@ -1777,13 +1784,11 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
         /* another node changed what this write read: all again */
         k->stats.conflicts++;
 
-        if (wh_kvr_refetch(k) == 0) {
-            k->state = WH_KVW_FETCHING;
-            return;
+        if (wh_kvr_refetch(k) != 0) {
+            k->state = WH_KVW_IDLE;
+            wh_kvr_wake(k);
         }
 
-        k->state = WH_KVW_IDLE;
-        wh_kvr_wake(k);
         return;
     }
 
@@ -1942,11 +1947,8 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         return -1;
     }
 
-    if (k->stale) {
-        if (wh_kvr_refetch(k) == 0) {
-            k->state = WH_KVW_FETCHING;
-            return WH_ENGINE_AGAIN;
-        }
+    if (k->stale && wh_kvr_refetch(k) == 0) {
+        return WH_ENGINE_AGAIN;
     }
 
     memset(&t, 0, sizeof(t));
@@ -1979,13 +1981,10 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         }
 
         /* stale, nothing out: read again at once */
-        if (wh_kvr_refetch(k) == 0) {
-            k->state = WH_KVW_FETCHING;
-            return WH_ENGINE_AGAIN;
+        if (wh_kvr_refetch(k) != 0) {
+            k->state = WH_KVW_IDLE;
+            wh_kvr_wake(k);
         }
-
-        k->state = WH_KVW_IDLE;
-        wh_kvr_wake(k);
 
         return WH_ENGINE_AGAIN;
     }
