@@ -12,7 +12,9 @@
  *     a topic it routes renders a valid workspace and a valid channel
  *     that is not a system one, and a key of at most WH_INGEST_KEY_MAX
  *     bytes of UTF-8;
- *   - wh_ingest_data(): without key_field the payload trimmed, with it
+ *   - wh_ingest_data() takes what jansson takes with duplicate member
+ *     names refused (but a NUL after a scalar, as wh_json_check());
+ *     without key_field the payload trimmed, with it
  *     an object whose key_field is the key and whose other members are
  *     the payload's (or {"value": payload}).
  */
@@ -26,6 +28,7 @@
 
 #include "wh_channel.h"
 #include "wh_json.h"
+#include "wh_json_check.h"
 #include "wh_utf8.h"
 #include "ingest.h"
 
@@ -228,6 +231,36 @@ fuzz_route(const wh_ingest_rule_t *r, const char *topic, size_t tlen)
 }
 
 
+/* jansson took a NUL byte after a number or a literal ("[1\0]"), which
+ * wh_json_check() refuses (t/fuzz/fuzz_json_check.c): the payload
+ * without its NUL bytes is JSON */
+static int
+fuzz_nul_skipped(const char *payload, size_t len)
+{
+    int      ok;
+    char    *text;
+    size_t   i, n;
+
+    if (memchr(payload, '\0', len) == NULL) {
+        return 0;
+    }
+
+    text = malloc(len);
+    fuzz_assert(text != NULL);
+
+    for (n = 0, i = 0; i < len; i++) {
+        if (payload[i] != '\0') {
+            text[n++] = payload[i];
+        }
+    }
+
+    ok = wh_json_check(text, n);
+    free(text);
+
+    return ok;
+}
+
+
 static void
 fuzz_data(const char *payload, size_t len, const char *key_field,
     wh_str_t key)
@@ -242,7 +275,8 @@ fuzz_data(const char *payload, size_t len, const char *key_field,
                                     | JSON_REJECT_DUPLICATES, NULL);
 
     fuzz_assert(rc == 0 || rc == -1 || rc == -2);
-    fuzz_assert((rc == -1) == (root == NULL));
+    fuzz_assert((rc == -1) == (root == NULL)
+                || (rc == -1 && fuzz_nul_skipped(payload, len)));
 
     if (rc != 0) {
         /* -2 is ENOMEM, or a key or key_field that is no UTF-8 text */

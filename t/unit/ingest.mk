@@ -1,6 +1,6 @@
 UNIT_TESTS += ingest
 ingest_SRCS := t/unit/test_ingest.c worker/ingest.c worker/egress.c \
                worker/message.c worker/map.c common/wh_channel.c \
-               common/wh_json.c common/wh_utf8.c \
+               common/wh_json.c common/wh_json_check.c common/wh_utf8.c \
                common/wh_link.c common/wh_time.c
 ingest_LIBS := -ljansson

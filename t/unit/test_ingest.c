@@ -358,6 +358,62 @@ test_data(void **state)
 }
 
 
+/* duplicate member names are refused at any depth, also where the scan
+ * hands the payload to jansson (escaped keys, objects in arrays, objects
+ * too deep or too wide for it) */
+static void
+test_data_duplicates(void **state)
+{
+    int       i;
+    char      wide[512], deep[128];
+    size_t    n;
+
+    (void) state;
+
+    data_is("{\"a\":{\"b\":1,\"b\":2}}", NULL, "", NULL);
+    data_is("{\"a\":{\"b\":1,\"c\":{\"d\":1,\"d\":1}}}", NULL, "",
+            NULL);
+    data_is("{\"a\":1,\"\\u0061\":2}", NULL, "", NULL);
+    data_is("{\"a\":[{\"b\":1,\"b\":2}]}", NULL, "", NULL);
+    data_is("[{\"b\":1},{\"b\":2,\"b\":3}]", NULL, "", NULL);
+    data_is("{\"a\":{\"b\":1},\"c\":{\"b\":1}}", NULL, "",
+            "{\"a\":{\"b\":1},\"c\":{\"b\":1}}");
+    data_is("[{\"b\":1},{\"b\":2}]", NULL, "", "[{\"b\":1},{\"b\":2}]");
+    data_is("{\"a\":\"{x\",\"b\":\"}\"}", NULL, "",
+            "{\"a\":\"{x\",\"b\":\"}\"}");
+    data_is("{\"a\":\"{x\",\"a\":1}", NULL, "", NULL);
+    data_is("{\"ab\":1,\"a\":2,\"b\":3}", NULL, "",
+            "{\"ab\":1,\"a\":2,\"b\":3}");
+
+    /* 40 members: past what the scan compares */
+    n = 0;
+    wide[n++] = '{';
+
+    for (i = 0; i < 40; i++) {
+        n += (size_t) snprintf(wide + n, sizeof(wide) - n, "%s\"m%d\":%d",
+                               i ? "," : "", i, i);
+    }
+
+    wide[n++] = '}';
+    wide[n] = '\0';
+    data_is(wide, NULL, "", wide);
+    strcpy(wide + n - 1, ",\"m7\":0}");
+    data_is(wide, NULL, "", NULL);
+
+    /* 10 levels: past the scan's depth */
+    n = 0;
+
+    for (i = 0; i < 10; i++) {
+        n += (size_t) snprintf(deep + n, sizeof(deep) - n, "{\"k\":");
+    }
+
+    strcpy(deep + n, "{\"z\":1,\"z\":2}}}}}}}}}}}");
+    data_is(deep, NULL, "", NULL);
+    strcpy(deep + n, "{\"z\":1,\"y\":2}}}}}}}}}}}");
+    data_is(deep, NULL, "", deep);
+}
+
+
 /* ---------------------------------------------------------------- rate */
 
 typedef struct {
@@ -644,6 +700,7 @@ main(void)
         cmocka_unit_test(test_rule_parse),
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_data),
+        cmocka_unit_test(test_data_duplicates),
         cmocka_unit_test(test_rate_fifty_in_a_second),
         cmocka_unit_test(test_rate_keys_and_rules),
         cmocka_unit_test(test_egress_topic),
