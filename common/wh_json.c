@@ -329,6 +329,56 @@ done:
 }
 
 
+static int
+wh_json_unique_in(wh_str_t v, unsigned depth)
+{
+    int          rc;
+    unsigned     i, n = 0;
+    wh_str_t     k, val, keys[WH_JSON_UNIQUE_MEMBERS];
+    const char  *pos = v.data, *end = v.data + v.len;
+
+    if (v.len == 0 || memchr(v.data, '{', v.len) == NULL) {
+        return 1;
+    }
+
+    if (v.data[0] != '{' || depth == WH_JSON_UNIQUE_DEPTH) {
+        return -1;
+    }
+
+    while (wh_json_next_member(&pos, end, &k, &val)) {
+        if (n == WH_JSON_UNIQUE_MEMBERS
+            || memchr(k.data, '\\', k.len) != NULL)
+        {
+            return -1;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (keys[i].len == k.len
+                && memcmp(keys[i].data, k.data, k.len) == 0)
+            {
+                return 0;
+            }
+        }
+
+        keys[n++] = k;
+        rc = wh_json_unique_in(val, depth + 1);
+
+        if (rc != 1) {
+            return rc;
+        }
+    }
+
+    return 1;
+}
+
+
+int
+wh_json_unique(const char *text, size_t len)
+{
+    return wh_json_unique_in(wh_json_trim(text, len), 0);
+}
+
+
 wh_str_t
 wh_json_trim(const char *s, size_t len)
 {

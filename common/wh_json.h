@@ -15,6 +15,12 @@
 #include "wh_link.h"
 
 
+/* what wh_json_unique() scans: as deep and as wide as a sensor's payload
+ * or an API body is */
+#define WH_JSON_UNIQUE_DEPTH    8
+#define WH_JSON_UNIQUE_MEMBERS  32
+
+
 /* 1 and *value (the member's bytes) if the object in text has a member
  * named key (an ASCII name, found also when the text escapes it), 0 if
  * it has none or text is not an object */
@@ -26,6 +32,13 @@ int wh_json_member(const char *text, size_t len, const char *key,
  * (escapes not decoded), and its value; 0 after the last */
 int wh_json_next_member(const char **pos, const char *end, wh_str_t *key,
     wh_str_t *value);
+
+/* 1 if no object in text (valid JSON) has two members of one name, 0 if
+ * one has; -1 if the scan cannot tell and a parser must: a key with an
+ * escape (it may spell another key), an object in an array or a brace
+ * in a string, objects deeper than WH_JSON_UNIQUE_DEPTH or wider than
+ * WH_JSON_UNIQUE_MEMBERS */
+int wh_json_unique(const char *text, size_t len);
 
 /* s without leading and trailing JSON whitespace */
 wh_str_t wh_json_trim(const char *s, size_t len);

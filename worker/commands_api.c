@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "wh_json_check.h"
 #include "wh_time.h"
 #include "clients.h"
 #include "commands_api.h"
@@ -351,6 +352,175 @@ wh_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
 }
 
 
+/* s as the text of a JSON string written without escapes */
+static int
+wh_cmd_plain_string(wh_str_t v, wh_str_t *s)
+{
+    if (v.len < 2 || v.data[0] != '"' || v.data[v.len - 1] != '"'
+        || memchr(v.data + 1, '\\', v.len - 2) != NULL)
+    {
+        return 0;
+    }
+
+    s->data = v.data + 1;
+    s->len = v.len - 2;
+
+    return 1;
+}
+
+
+static int
+wh_cmd_key_is(wh_str_t key, const char *name)
+{
+    return key.len == strlen(name) && memcmp(key.data, name, key.len) == 0;
+}
+
+
+/* a string field of min to max bytes without escapes: 1, else 0 */
+static int
+wh_cmd_plain_field(wh_str_t v, size_t min, size_t max, wh_str_t *s)
+{
+    return wh_cmd_plain_string(v, s) && s->len >= min && s->len <= max;
+}
+
+
+/* a non-negative integer written in at most digits digits: 1, else 0 */
+static int
+wh_cmd_plain_integer(wh_str_t v, size_t digits, int64_t *out)
+{
+    size_t  i;
+
+    if (v.len == 0 || v.len > digits) {
+        return 0;
+    }
+
+    for (*out = 0, i = 0; i < v.len; i++) {
+        if (v.data[i] < '0' || v.data[i] > '9') {
+            return 0;
+        }
+
+        *out = *out * 10 + (v.data[i] - '0');
+    }
+
+    return 1;
+}
+
+
+/* one member of a create body into the fields: 1 if its value is as
+ * wh_cmd_parse_create() takes it, else 0 */
+static int
+wh_cmd_scan_member(wh_str_t k, wh_str_t v, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms)
+{
+    int64_t   n;
+    wh_str_t  t;
+
+    if (wh_cmd_key_is(k, "command")) {
+        return wh_cmd_plain_field(v, 1, SIZE_MAX, &strs[3])
+               && wh_message_type_valid(strs[3].data, strs[3].len);
+    }
+
+    if (wh_cmd_key_is(k, "payload")) {
+        strs[4] = v;
+        return 1;
+    }
+
+    if (wh_cmd_key_is(k, "priority")) {
+        if (!wh_cmd_plain_integer(v, 1, &n)) {
+            return 0;
+        }
+
+        *priority = (unsigned) n;
+        return 1;
+    }
+
+    if (wh_cmd_key_is(k, "ttl")) {
+        if (!wh_cmd_plain_integer(v, 7, &n) || n < 1
+            || n > WH_CMD_TTL_MAX_S)
+        {
+            return 0;
+        }
+
+        *ttl_ms = n * WH_MS_PER_S;
+        return 1;
+    }
+
+    if (wh_cmd_key_is(k, "idempotency_key")) {
+        return wh_cmd_plain_field(v, 1, WH_CMD_IDEM_MAX, &strs[5]);
+    }
+
+    if (wh_cmd_key_is(k, "lane")) {
+        return wh_cmd_plain_field(v, 1, WH_CMD_IDEM_MAX, &strs[9]);
+    }
+
+    if (wh_cmd_key_is(k, "supersede_key")) {
+        return wh_cmd_plain_field(v, 1, WH_CMD_IDEM_MAX, &strs[10]);
+    }
+
+    if (wh_cmd_key_is(k, "not_before")) {
+        if (v.len == 4 && memcmp(v.data, "null", 4) == 0) {
+            return 1;
+        }
+
+        return wh_cmd_plain_field(v, 1, SIZE_MAX, &t)
+               && wh_time_parse_iso(t.data, t.len, not_before_ms) == 0;
+    }
+
+    /* what the parser does not ask for it does not check either */
+    return 1;
+}
+
+
+/*
+ * The fields of a create body without building it, when it is plain: a
+ * JSON object, no member name twice at any depth, no escape in a name or
+ * in a string field, no \u0000 anywhere, every field valid.  1 when it
+ * read them all; 0 sends the body to jansson and wh_cmd_parse_create(),
+ * whose answers (a 400 above all) are the only ones.
+ */
+static int
+wh_cmd_scan_create(const wh_link_msg_t *m, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms)
+{
+    wh_str_t     k, v, text;
+    const char  *pos, *end;
+
+    if (m->body.len > WH_CMD_BODY_MAX
+        || !wh_json_check(m->body.data, m->body.len)
+        || memmem(m->body.data, m->body.len, "\\u0000", 6) != NULL
+        || wh_json_unique(m->body.data, m->body.len) != 1)
+    {
+        return 0;
+    }
+
+    text = wh_json_trim(m->body.data, m->body.len);
+
+    if (text.data[0] != '{') {
+        return 0;
+    }
+
+    *priority = WH_CMD_PRIORITY_DEF;
+    *ttl_ms = 0;
+    *not_before_ms = 0;
+    strs[4].data = "{}";
+    strs[4].len = 2;
+
+    pos = text.data;
+    end = text.data + text.len;
+
+    while (wh_json_next_member(&pos, end, &k, &v)) {
+        if (memchr(k.data, '\\', k.len) != NULL
+            || !wh_cmd_scan_member(k, v, strs, priority, ttl_ms,
+                                   not_before_ms))
+        {
+            return 0;
+        }
+    }
+
+    return strs[3].len != 0;
+}
+
+
 /*
  * The Idempotency-Key header, which the module forwards as the
  * idempotency_key query argument: the body's key when it has none, and
@@ -389,39 +559,44 @@ wh_cmd_create(wh_commands_t *c, wh_peer_t *peer, const wh_link_msg_t *m,
 {
     char           id[WH_CMD_NEW_ID_LEN + 1], by[WH_ISSUER_MAX];
     char           idem[WH_CMD_IDEM_MAX + 1];
-    json_t        *body;
+    json_t        *body = NULL;
     int64_t        ttl_ms, not_before_ms;
     unsigned       priority;
     wh_str_t       strs[12];
-    const char    *bad;
+    const char    *bad = NULL;
     wh_cmd_op_t   *op;
-
-    body = wh_request_object(peer, m, WH_CMD_BODY_MAX,
-                             "the command is larger than 256 KiB",
-                             "the body must be a JSON object {command, "
-                             "payload, priority, ttl, idempotency_key}");
-
-    if (body == NULL) {
-        return;
-    }
 
     memset(strs, 0, sizeof(strs));
     strs[0] = m->workspace;
     strs[1] = client_id;
 
-    /* the payload keeps its bytes; an escaped key is re-encoded */
-    if (json_object_get(body, "payload") == NULL) {
-        strs[4].data = "{}";
-        strs[4].len = 2;
-    } else if (!wh_json_member(m->body.data, m->body.len, "payload",
-                               &strs[4]))
-    {
-        bad = "write the key \"payload\" without escapes";
-        goto refused;
-    }
+    if (!wh_cmd_scan_create(m, strs, &priority, &ttl_ms, &not_before_ms)) {
+        memset(&strs[2], 0, sizeof(strs) - 2 * sizeof(wh_str_t));
 
-    bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms,
-                              &not_before_ms);
+        body = wh_request_object(peer, m, WH_CMD_BODY_MAX,
+                                 "the command is larger than 256 KiB",
+                                 "the body must be a JSON object {command, "
+                                 "payload, priority, ttl, "
+                                 "idempotency_key}");
+
+        if (body == NULL) {
+            return;
+        }
+
+        /* the payload keeps its bytes; an escaped key is re-encoded */
+        if (json_object_get(body, "payload") == NULL) {
+            strs[4].data = "{}";
+            strs[4].len = 2;
+        } else if (!wh_json_member(m->body.data, m->body.len, "payload",
+                                   &strs[4]))
+        {
+            bad = "write the key \"payload\" without escapes";
+            goto refused;
+        }
+
+        bad = wh_cmd_parse_create(body, strs, &priority, &ttl_ms,
+                                  &not_before_ms);
+    }
 
     if (bad == NULL) {
         bad = wh_cmd_idem_header(m->query, idem, &strs[5]);
@@ -769,30 +944,6 @@ wh_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
     }
 
     return NULL;
-}
-
-
-/* s as the text of a JSON string written without escapes */
-static int
-wh_cmd_plain_string(wh_str_t v, wh_str_t *s)
-{
-    if (v.len < 2 || v.data[0] != '"' || v.data[v.len - 1] != '"'
-        || memchr(v.data + 1, '\\', v.len - 2) != NULL)
-    {
-        return 0;
-    }
-
-    s->data = v.data + 1;
-    s->len = v.len - 2;
-
-    return 1;
-}
-
-
-static int
-wh_cmd_key_is(wh_str_t key, const char *name)
-{
-    return key.len == strlen(name) && memcmp(key.data, name, key.len) == 0;
 }
 
 

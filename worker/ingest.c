@@ -17,11 +17,6 @@
 
 #define WH_TPL_REF_MAX  32      /* bytes of a {name} */
 
-/* the objects wh_ingest_unique() tells apart without jansson: as deep and
- * with as many members as a sensor's payload has */
-#define WH_UNIQUE_DEPTH    8
-#define WH_UNIQUE_MEMBERS  32
-
 
 static int
 wh_ingest_err(char *err, size_t errlen, const char *fmt, const char *arg)
@@ -726,53 +721,6 @@ wh_ingest_members(wh_buf_t *out, wh_str_t obj, const char *key_field)
 }
 
 
-/*
- * 1 if no object in v (valid JSON) has two members of one name, 0 if one
- * has; -1 if the scan cannot tell: a key with an escape (which may spell
- * another key), an array or a string with a brace in it, an object too
- * deep or too wide.  jansson answers those.
- */
-static int
-wh_ingest_unique(wh_str_t v, unsigned depth)
-{
-    int          rc;
-    unsigned     i, n = 0;
-    wh_str_t     k, val, keys[WH_UNIQUE_MEMBERS];
-    const char  *pos = v.data, *end = v.data + v.len;
-
-    if (v.len == 0 || memchr(v.data, '{', v.len) == NULL) {
-        return 1;
-    }
-
-    if (v.data[0] != '{' || depth == WH_UNIQUE_DEPTH) {
-        return -1;
-    }
-
-    while (wh_json_next_member(&pos, end, &k, &val)) {
-        if (n == WH_UNIQUE_MEMBERS || memchr(k.data, '\\', k.len) != NULL) {
-            return -1;
-        }
-
-        for (i = 0; i < n; i++) {
-            if (keys[i].len == k.len
-                && memcmp(keys[i].data, k.data, k.len) == 0)
-            {
-                return 0;
-            }
-        }
-
-        keys[n++] = k;
-        rc = wh_ingest_unique(val, depth + 1);
-
-        if (rc != 1) {
-            return rc;
-        }
-    }
-
-    return 1;
-}
-
-
 /* 1 if payload is JSON with no duplicate member names anywhere (what
  * jansson's JSON_REJECT_DUPLICATES takes), without building it */
 static int
@@ -786,7 +734,7 @@ wh_ingest_json(const char *payload, size_t len)
         return 0;
     }
 
-    rc = wh_ingest_unique(wh_json_trim(payload, len), 0);
+    rc = wh_json_unique(payload, len);
 
     if (rc >= 0) {
         return rc;
