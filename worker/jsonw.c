@@ -11,19 +11,35 @@
 #include "jsonw.h"
 
 
-/* "key": a key of the code is plain ASCII, copied as it is; any other
- * goes through the quoting */
+/*
+ * The comma before the next member or element, and its "key": a key of
+ * the code is plain ASCII, written with the comma in one copy (a stored
+ * command writes some 90 of them); any other goes through the quoting.
+ */
 static int
-wh_jw_name(wh_buf_t *b, const char *key)
+wh_jw_key(wh_buf_t *b, const char *key)
 {
-    size_t                i, len;
+    size_t                len;
+    unsigned char        *d, last;
     const unsigned char  *k = (const unsigned char *) key;
+    int                   comma = 0;
+
+    if (b->len > 0) {
+        last = b->data[b->len - 1];
+        comma = last != '{' && last != '[';
+    }
+
+    if (key == NULL) {
+        return comma ? wh_buf_append(b, ",", 1) : 0;
+    }
 
     for (len = 0; k[len] != '\0'; len++) {
         if (k[len] < 0x20 || k[len] >= 0x80 || k[len] == '"'
             || k[len] == '\\')
         {
-            if (wh_json_quote(b, key, strlen(key)) != 0) {
+            if ((comma && wh_buf_append(b, ",", 1) != 0)
+                || wh_json_quote(b, key, strlen(key)) != 0)
+            {
                 return -1;
             }
 
@@ -31,40 +47,24 @@ wh_jw_name(wh_buf_t *b, const char *key)
         }
     }
 
-    if (wh_buf_reserve(b, len + 3) != 0) {
+    if (wh_buf_reserve(b, len + 4) != 0) {
         return -1;
     }
 
-    i = b->len;
-    b->data[i] = '"';
-    memcpy(b->data + i + 1, key, len);
-    b->data[i + 1 + len] = '"';
-    b->data[i + 2 + len] = ':';
-    b->len = i + len + 3;
+    d = b->data + b->len;
+
+    if (comma) {
+        *d++ = ',';
+    }
+
+    *d++ = '"';
+    memcpy(d, key, len);
+    d += len;
+    *d++ = '"';
+    *d++ = ':';
+    b->len = (size_t) (d - b->data);
 
     return 0;
-}
-
-
-/* the comma and the key of the next member or element */
-static int
-wh_jw_key(wh_buf_t *b, const char *key)
-{
-    char  last;
-
-    if (b->len > 0) {
-        last = (char) b->data[b->len - 1];
-
-        if (last != '{' && last != '[' && wh_buf_append(b, ",", 1) != 0) {
-            return -1;
-        }
-    }
-
-    if (key == NULL) {
-        return 0;
-    }
-
-    return wh_jw_name(b, key);
 }
 
 

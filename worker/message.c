@@ -18,7 +18,30 @@ wh_json_quote(wh_buf_t *out, const char *s, size_t len)
 {
     char                  esc[8];
     size_t                i, start;
+    unsigned char        *d;
     const unsigned char  *p = (const unsigned char *) s;
+
+    /* most strings (ids, names, times) are ASCII with nothing to escape:
+     * checked and copied in one pass */
+    for (i = 0; i < len; i++) {
+        if (p[i] < 0x20 || p[i] >= 0x80 || p[i] == '"' || p[i] == '\\') {
+            break;
+        }
+    }
+
+    if (i == len) {
+        if (wh_buf_reserve(out, len + 2) != 0) {
+            return -1;
+        }
+
+        d = out->data + out->len;
+        d[0] = '"';
+        memcpy(d + 1, s, len);
+        d[len + 1] = '"';
+        out->len += len + 2;
+
+        return 0;
+    }
 
     if (!wh_utf8_valid(s, len) || wh_buf_append(out, "\"", 1) != 0) {
         return -1;
