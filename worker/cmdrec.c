@@ -292,8 +292,10 @@ wh_cmdrec_find(const char **keys, size_t n, wh_str_t key)
 {
     size_t  i;
 
+    /* the first byte sorts out most names before a strlen() */
     for (i = 0; i < n; i++) {
-        if (strlen(keys[i]) == key.len
+        if ((key.len == 0 || keys[i][0] == key.data[0])
+            && strlen(keys[i]) == key.len
             && memcmp(keys[i], key.data, key.len) == 0)
         {
             return (int) i;
