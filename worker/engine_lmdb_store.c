@@ -484,6 +484,7 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
             || wh_store_meta_flush(st, txn, err) != 0)
         {
             st->held.txn = NULL;
+            st->trim.txn = NULL;
             mdb_txn_abort(txn);
 
             /* the engine's own databases report MDB_MAP_FULL as 507
@@ -498,6 +499,7 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
         }
 
         rc = mdb_txn_commit(txn);
+        st->trim.txn = NULL;
 
         if (rc == MDB_MAP_FULL) {
             if (wh_store_grow(st, err) == 0) {
@@ -567,6 +569,28 @@ wh_store_channel(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
 }
 
 
+static int
+wh_store_trim_cursor(wh_store_t *st, MDB_txn *txn, MDB_cursor **cur,
+    wh_err_t *err)
+{
+    int  rc;
+
+    if (st->trim.txn != txn) {
+        rc = mdb_cursor_open(txn, st->hist, &st->trim.cur);
+
+        if (rc != 0) {
+            return wh_store_fail(st, rc, "opening a cursor", err);
+        }
+
+        st->trim.txn = txn;
+    }
+
+    *cur = st->trim.cur;
+
+    return 0;
+}
+
+
 /* the bytes an entry's text takes (the time before it is not counted) */
 static uint64_t
 wh_store_text_bytes(const MDB_val *v)
@@ -583,17 +607,24 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
     int            rc;
     MDB_val        k, v;
     uint64_t       first, freed = 0;
+    MDB_cursor    *cur = NULL;
     unsigned char  key[WH_KEY_MAX];
 
-    k.mv_data = key;
+    if (meta->last_id + 2 - meta->first_id > st->hist_len
+        && wh_store_trim_cursor(st, txn, &cur, err) != 0)
+    {
+        return -1;
+    }
 
     /* the length bound, counted before anything changes: what the trim
      * frees makes room for the new entry (normally one goes per append) */
     for (first = meta->first_id; meta->last_id + 2 - first > st->hist_len;
          first++)
     {
+        /* MDB_SET_KEY points k at the key in the page: set again */
+        k.mv_data = key;
         k.mv_size = wh_key_seq(key, ws, ch, first);
-        rc = mdb_get(txn, st->hist, &k, &v);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
 
         if (rc != 0 && rc != MDB_NOTFOUND) {
             return wh_store_fail(st, rc, "trimming history", err);
@@ -608,15 +639,23 @@ wh_store_append(wh_store_t *st, MDB_txn *txn, wh_str_t ws, wh_str_t ch,
         return 1;
     }
 
+    /* the cursor is at the last entry found: MDB_SET finds one on the
+     * page it is at without a search from the root */
     for ( /* void */ ; meta->first_id < first; meta->first_id++) {
+        k.mv_data = key;
         k.mv_size = wh_key_seq(key, ws, ch, meta->first_id);
-        rc = mdb_del(txn, st->hist, &k, NULL);
+        rc = mdb_cursor_get(cur, &k, NULL, MDB_SET);
+
+        if (rc == 0) {
+            rc = mdb_cursor_del(cur, 0);
+        }
 
         if (rc != 0 && rc != MDB_NOTFOUND) {
             return wh_store_fail(st, rc, "trimming history", err);
         }
     }
 
+    k.mv_data = key;
     k.mv_size = wh_key_seq(key, ws, ch, meta->last_id + 1);
     v.mv_size = WH_BE64_LEN + len;
 

@@ -64,6 +64,14 @@ typedef struct {
     wh_chan_meta_t   meta;
 } wh_store_meta_t;
 
+/* a cursor on the history kept for the write under way: the length
+ * bound's trim finds its entry with it and deletes it there, without a
+ * second search (LMDB closes it when the txn ends) */
+typedef struct {
+    MDB_txn         *txn;           /* NULL: none open */
+    MDB_cursor      *cur;
+} wh_store_trim_t;
+
 typedef enum {
     WH_STORE_STATE = 0,         /* synced on every commit */
     WH_STORE_HISTORY            /* MDB_NOSYNC, synced every second */
@@ -88,6 +96,7 @@ typedef struct {
     wh_log_t    *log;           /* may be NULL */
     wh_store_syncer_t  syncer;
     wh_store_meta_t    held;    /* the write under way's */
+    wh_store_trim_t    trim;    /* the write under way's */
 } wh_store_t;
 
 /* the engine's types (engine.h) under the store's names */

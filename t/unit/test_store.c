@@ -253,6 +253,126 @@ test_trim_by_length(void **state)
 }
 
 
+/* what wh_store_expire and wh_store_usage report (wh_usage_pt) */
+typedef struct {
+    char         names[8][32];     /* "ws/ch" */
+    uint64_t     bytes[8];
+    size_t       n;
+} freed_t;
+
+
+static int
+freed_cb(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t bytes)
+{
+    freed_t  *fr = ctx;
+
+    if (fr->n == 8) {
+        return -1;
+    }
+
+    snprintf(fr->names[fr->n], sizeof(fr->names[0]), "%.*s/%.*s",
+             (int) ws.len, ws.data, (int) ch.len, ch.data);
+    fr->bytes[fr->n++] = bytes;
+
+    return 0;
+}
+
+
+/* channels interleaved in one write, each past its bound: every trim
+ * finds its own channel's oldest entry (the write keeps one cursor for
+ * all of them), texts tell the entries apart */
+typedef struct {
+    int  n;
+} interleave_t;
+
+
+static int
+interleave_chan(int i)
+{
+    return i % 3 == 0 ? 2 : i % 2 ? 0 : 1;
+}
+
+
+static int
+interleave_txn(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
+{
+    int              i;
+    char             text[32];
+    int64_t          growth;
+    const char      *ch;
+    wh_chan_meta_t   meta;
+    interleave_t    *x = ctx;
+    static const char  *const  names[] = { "a", "b", "c" };
+
+    for (i = 1; i <= x->n; i++) {
+        ch = names[interleave_chan(i)];
+        snprintf(text, sizeof(text), "{\"%s\":%d}", ch, i);
+
+        if (wh_store_channel(st, txn, S("acme"), S(ch), T0, 1, &meta, err)
+            != 1
+            || wh_store_append(st, txn, S("acme"), S(ch), &meta, T0, text,
+                               strlen(text), INT64_MAX, &growth, err) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+test_trim_interleaved(void **state)
+{
+    int               i, j, k, w, got[3][150], n[3] = { 0, 0, 0 };
+    char              want[32];
+    size_t            bytes[3];
+    freed_t           fr;
+    wh_err_t          err;
+    fixture_t        *f = *state;
+    collect_t         c;
+    interleave_t      x;
+    wh_store_range_t  r;
+    const char       *chans[] = { "a", "b", "c" };
+    const int         writes[] = { 90, 60 };
+
+    /* what each channel got, in order */
+    for (w = 0; w < 2; w++) {
+        x.n = writes[w];
+        assert_int_equal(wh_store_write(f->st, interleave_txn, &x, &err), 0);
+
+        for (i = 1; i <= writes[w]; i++) {
+            j = interleave_chan(i);
+            got[j][n[j]++] = i;
+        }
+    }
+
+    for (j = 0; j < 3; j++) {
+        read_range(f->st, "acme", chans[j], 0, UINT64_MAX, 100, T0, &c, &r);
+        assert_int_equal(c.n, 10);
+        assert_int_equal(c.ids[0], (uint64_t) n[j] - 9);
+        assert_int_equal(c.ids[9], (uint64_t) n[j]);
+        assert_int_equal(r.meta.first_id, c.ids[0]);
+
+        for (k = 0, bytes[j] = 0; k < 10; k++) {
+            snprintf(want, sizeof(want), "{\"%s\":%d}", chans[j],
+                     got[j][n[j] - 10 + k]);
+            assert_string_equal(c.text[k], want);
+            bytes[j] += strlen(want);
+        }
+    }
+
+    /* nothing else is stored: each trim deleted what it counted */
+    memset(&fr, 0, sizeof(fr));
+    assert_int_equal(wh_store_usage(f->st, freed_cb, &fr, &err), 0);
+    assert_int_equal(fr.n, 3);
+
+    for (j = 0; j < 3; j++) {
+        assert_int_equal(fr.bytes[j], bytes[j]);
+    }
+}
+
+
 static void
 test_range_reads(void **state)
 {
@@ -291,31 +411,6 @@ test_range_reads(void **state)
     /* a workspace that is a prefix of another sees nothing of it */
     read_range(f->st, "acm", "r", 0, UINT64_MAX, 100, T0, &c, &r);
     assert_false(r.found);
-}
-
-
-/* what wh_store_expire and wh_store_usage report (wh_usage_pt) */
-typedef struct {
-    char         names[8][32];     /* "ws/ch" */
-    uint64_t     bytes[8];
-    size_t       n;
-} freed_t;
-
-
-static int
-freed_cb(void *ctx, wh_str_t ws, wh_str_t ch, uint64_t bytes)
-{
-    freed_t  *fr = ctx;
-
-    if (fr->n == 8) {
-        return -1;
-    }
-
-    snprintf(fr->names[fr->n], sizeof(fr->names[0]), "%.*s/%.*s",
-             (int) ws.len, ws.data, (int) ch.len, ch.data);
-    fr->bytes[fr->n++] = bytes;
-
-    return 0;
 }
 
 
@@ -482,6 +577,60 @@ test_reopen_keeps_data(void **state)
 }
 
 
+/* a length lowered between runs: the next append trims every entry past
+ * the new bound at once, and only those */
+static void
+test_trim_to_a_lower_length(void **state)
+{
+    int               i;
+    char              text[32];
+    wh_err_t          err;
+    freed_t           fr;
+    fixture_t        *f = *state;
+    collect_t         c;
+    wh_store_range_t  r;
+
+    for (i = 1; i <= 10; i++) {
+        snprintf(text, sizeof(text), "{\"n\":%d}", i);
+        assert_int_equal(append(f->st, "acme", "l", T0, 1, text, NULL),
+                         (uint64_t) i);
+    }
+
+    assert_int_equal(append(f->st, "acme", "m", T0, 3, "{}", NULL), 3);
+    wh_store_close(f->st);
+    f->st = NULL;
+
+    assert_int_equal(wh_store_open(&f->st, f->dir, WH_STORE_HISTORY,
+                                   1024 * 1024, 64 * 1024 * 1024, 4, 0,
+                                   NULL, &err), 0);
+    assert_int_equal(append(f->st, "acme", "l", T0, 1, "{\"n\":11}", NULL),
+                     11);
+
+    read_range(f->st, "acme", "l", 0, UINT64_MAX, 100, T0, &c, &r);
+    assert_int_equal(c.n, 4);
+    assert_int_equal(r.meta.first_id, 8);
+
+    for (i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text), "{\"n\":%d}", 8 + i);
+        assert_int_equal(c.ids[i], (uint64_t) (8 + i));
+        assert_string_equal(c.text[i], text);
+    }
+
+    /* the other channel keeps its entries until it is written */
+    read_range(f->st, "acme", "m", 0, UINT64_MAX, 100, T0, &c, &r);
+    assert_int_equal(c.n, 3);
+
+    /* and what is stored is those entries alone: 8..11 and m's three */
+    memset(&fr, 0, sizeof(fr));
+    assert_int_equal(wh_store_usage(f->st, freed_cb, &fr, &err), 0);
+    assert_int_equal(fr.n, 2);
+    assert_string_equal(fr.names[0], "acme/l");
+    assert_int_equal(fr.bytes[0], 2 * 7 + 2 * 8);
+    assert_string_equal(fr.names[1], "acme/m");
+    assert_int_equal(fr.bytes[1], 3 * 2);
+}
+
+
 static int
 list_cb(void *ctx, const char *name, size_t len, const wh_chan_meta_t *meta)
 {
@@ -587,10 +736,14 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_trim_by_length, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_trim_interleaved, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_range_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_trim_to_a_lower_length, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channel_listing, setup,
                                         teardown),
