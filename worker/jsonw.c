@@ -33,18 +33,18 @@ wh_jw_key(wh_buf_t *b, const char *key)
         return comma ? wh_buf_append(b, ",", 1) : 0;
     }
 
-    for (len = 0; k[len] != '\0'; len++) {
-        if (k[len] < 0x20 || k[len] >= 0x80 || k[len] == '"'
-            || k[len] == '\\')
-        {
-            if ((comma && wh_buf_append(b, ",", 1) != 0)
-                || wh_json_quote(b, key, strlen(key)) != 0)
-            {
-                return -1;
-            }
+    for (len = 0; wh_json_plain[k[len]]; len++) {
+        /* void */
+    }
 
-            return wh_buf_append(b, ":", 1);
+    if (k[len] != '\0') {
+        if ((comma && wh_buf_append(b, ",", 1) != 0)
+            || wh_json_quote(b, key, strlen(key)) != 0)
+        {
+            return -1;
         }
+
+        return wh_buf_append(b, ":", 1);
     }
 
     if (wh_buf_reserve(b, len + 4) != 0) {

@@ -13,6 +13,19 @@
 #include "message.h"
 
 
+#define WH_JP16  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+
+const unsigned char  wh_json_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x10 */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,         /* ' ' '"' */
+    WH_JP16, WH_JP16,                                       /* 0x30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,         /* '\\' */
+    WH_JP16, WH_JP16                                        /* to 0x7f */
+    /* 0x80 and above: 0, UTF-8 to check */
+};
+
+
 int
 wh_json_quote(wh_buf_t *out, const char *s, size_t len)
 {
@@ -23,10 +36,8 @@ wh_json_quote(wh_buf_t *out, const char *s, size_t len)
 
     /* most strings (ids, names, times) are ASCII with nothing to escape:
      * checked and copied in one pass */
-    for (i = 0; i < len; i++) {
-        if (p[i] < 0x20 || p[i] >= 0x80 || p[i] == '"' || p[i] == '\\') {
-            break;
-        }
+    for (i = 0; i < len && wh_json_plain[p[i]]; i++) {
+        /* void */
     }
 
     if (i == len) {

@@ -19,6 +19,10 @@
 
 #define WH_TYPE_MAX     128     /* bytes of a message type */
 
+/* 1 for a byte a JSON string holds as it is and that needs no UTF-8
+ * check (printable ASCII but '"' and '\\'), 0 for any other (NUL too) */
+extern const unsigned char  wh_json_plain[256];
+
 /* appends the JSON string of s (quotes included); -1 if s is not
  * valid UTF-8 or on ENOMEM */
 int wh_json_quote(wh_buf_t *out, const char *s, size_t len);

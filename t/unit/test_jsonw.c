@@ -71,9 +71,15 @@ quote_is(const char *s, size_t len, const char *want)
 static void
 test_quote(void **state)
 {
+    int       c;
     wh_buf_t  b = { 0 };
 
     (void) state;
+
+    for (c = 0; c < 256; c++) {
+        assert_int_equal(wh_json_plain[c],
+                         c >= 0x20 && c < 0x80 && c != '"' && c != '\\');
+    }
 
     quote_is("", 0, "\"\"");
     quote_is("c-0193a1f2", 10, "\"c-0193a1f2\"");
