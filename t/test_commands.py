@@ -3,6 +3,7 @@ nginx with the module, real wirehubd (commands ttl=10m ack_timeout=1s
 max_attempts=3), WebSocket agents (wh.RawWebSocket.open), the HTTP API
 with service tokens.  Every test works in a workspace of its own."""
 
+import datetime
 import http.client
 import json
 import os
@@ -688,6 +689,13 @@ def test_bad_command_bodies(api):
 # plain body without a parser and hands anything else to jansson; both
 # must give the same answer
 CREATE_BODIES = [
+    # every field, on the path without a parser
+    (b'{"command":"reboot","payload":{"a":[1,2],"c":{"d":"x y"}},'
+     b'"priority":7,"ttl":90,"idempotency_key":"k-0","not_before":null,'
+     b'"lane":"fw","supersede_key":"cfg"}',
+     202, {"command": "reboot", "priority": 7, "idempotency_key": "k-0",
+           "payload": {"a": [1, 2], "c": {"d": "x y"}}, "lane": "fw",
+           "supersede_key": "cfg"}),
     (b'{"command":"reboot","payload":{"a":[1,{"b":"x"}],"c":{"d":2}},'
      b'"priority":3,"ttl":60,"idempotency_key":"k-1","not_before":null}',
      202, {"command": "reboot", "priority": 3, "idempotency_key": "k-1",
@@ -723,6 +731,12 @@ CREATE_BODIES = [
 ]
 
 
+def iso_ms(text):
+    """Milliseconds since the epoch of 2026-12-06T10:00:00.123Z."""
+    t = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
 def test_create_bodies_scanned_or_parsed_alike(api):
     register(api, "pc-30")
     for raw, want, fields in CREATE_BODIES:
@@ -734,7 +748,10 @@ def test_create_bodies_scanned_or_parsed_alike(api):
             continue
         stored = command(api, doc["command_id"])
         for key, value in fields.items():
-            assert stored.get(key) == value, (raw, key, stored)
+            assert key in stored and stored[key] == value, (raw, key, stored)
+        if b'"ttl":90' in raw:
+            assert iso_ms(stored["expires_at"]) - \
+                iso_ms(stored["created_at"]) == 90000, stored
 
 
 def test_list_pages(api):

@@ -12,7 +12,9 @@
  *     fields have the promised lengths, raw "metadata" parses to the
  *     object jansson holds;
  *   2 commands (POST /clients/{id}/commands): wh_cmd_parse_create() and
- *     the raw "payload";
+ *     the raw "payload"; wh_cmd_scan_create(), the path without jansson,
+ *     declines what jansson refuses and reads exactly the fields the
+ *     parse reads from what it takes;
  *   3 command_result: wh_cmd_parse_result() and the raw "result".
  * Every route also walks the body with wh_json_next_member(), which must
  * give the members jansson gives, in order, keys as written.
@@ -50,6 +52,8 @@ const char *fuzz_cmd_parse_create(json_t *body, wh_str_t *strs,
     unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
+int fuzz_cmd_scan_create(const wh_link_msg_t *m, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 
 
 /* the raw member key of text, if found, is the value jansson holds */
@@ -189,19 +193,34 @@ fuzz_clients(const wh_link_msg_t *m)
 }
 
 
+static int
+fuzz_same_str(wh_str_t a, wh_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len)
+                                            == 0);
+}
+
+
 static void
 fuzz_commands(const wh_link_msg_t *m)
 {
+    int          i, scanned;
     json_t      *body;
-    int64_t      ttl_ms, not_before_ms;
-    unsigned     priority;
-    wh_str_t     strs[12];      /* as wh_commands_api_create's */
+    int64_t      ttl_ms, not_before_ms, f_ttl_ms, f_not_before_ms;
+    unsigned     priority, f_priority;
+    wh_str_t     strs[12], fast[12];  /* as wh_commands_api_create's */
+    wh_str_t     payload = { "{}", 2 };
     const char  *bad;
+
+    memset(fast, 0, sizeof(fast));
+    scanned = fuzz_cmd_scan_create(m, fast, &f_priority, &f_ttl_ms,
+                                   &f_not_before_ms);
 
     body = json_loadb(m->body.data, m->body.len, JSON_REJECT_DUPLICATES,
                       NULL);
 
     if (!json_is_object(body)) {
+        fuzz_assert(!scanned);
         json_decref(body);
         return;
     }
@@ -220,6 +239,24 @@ fuzz_commands(const wh_link_msg_t *m)
                     || (ttl_ms >= 1000 && ttl_ms <= 30LL * 86400 * 1000));
         fuzz_assert(strs[5].data == NULL
                     || (strs[5].len >= 1 && strs[5].len <= WH_CMD_IDEM_MAX));
+    }
+
+    if (scanned) {
+        /* what wh_cmd_create() takes on the jansson path */
+        fuzz_assert(bad == NULL);
+
+        if (json_object_get(body, "payload") != NULL) {
+            fuzz_assert(wh_json_member(m->body.data, m->body.len,
+                                       "payload", &payload));
+        }
+
+        fuzz_assert(fuzz_same_str(fast[4], payload));
+        fuzz_assert(f_priority == priority && f_ttl_ms == ttl_ms
+                    && f_not_before_ms == not_before_ms);
+
+        for (i = 0; i < 12; i++) {
+            fuzz_assert(i == 4 || fuzz_same_str(fast[i], strs[i]));
+        }
     }
 
     json_decref(body);

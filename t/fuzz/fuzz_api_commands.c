@@ -10,6 +10,8 @@ const char *fuzz_cmd_parse_create(json_t *body, wh_str_t *strs,
     unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
+int fuzz_cmd_scan_create(const wh_link_msg_t *m, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
 
 const char *
 fuzz_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
@@ -24,4 +26,11 @@ fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
     wh_cmd_status_e *outcome, char **dumped)
 {
     return wh_cmd_parse_result(m, body, strs, outcome, dumped);
+}
+
+int
+fuzz_cmd_scan_create(const wh_link_msg_t *m, wh_str_t *strs,
+    unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms)
+{
+    return wh_cmd_scan_create(m, strs, priority, ttl_ms, not_before_ms);
 }

@@ -140,10 +140,100 @@ test_agrees_with_jansson(void **state)
 }
 
 
+static int
+unique(const char *text)
+{
+    return wh_json_unique(text, strlen(text));
+}
+
+
+/* n members m0..m(n-1), the last one named dup instead when dup */
+static void
+wide(char *out, size_t size, int n, const char *dup)
+{
+    int     i;
+    size_t  len = 0;
+
+    len += (size_t) snprintf(out + len, size - len, "{");
+
+    for (i = 0; i < n; i++) {
+        if (i == n - 1 && dup) {
+            len += (size_t) snprintf(out + len, size - len, ",\"%s\":0",
+                                     dup);
+        } else {
+            len += (size_t) snprintf(out + len, size - len, "%s\"m%d\":0",
+                                     i ? "," : "", i);
+        }
+    }
+
+    snprintf(out + len, size - len, "}");
+}
+
+
+/* depth levels of {"k": around an object with a duplicate */
+static void
+deep(char *out, size_t size, int depth)
+{
+    int     i;
+    size_t  len = 0;
+
+    for (i = 0; i < depth; i++) {
+        len += (size_t) snprintf(out + len, size - len, "{\"k\":");
+    }
+
+    len += (size_t) snprintf(out + len, size - len, "{\"z\":1,\"z\":2}");
+
+    for (i = 0; i < depth; i++) {
+        len += (size_t) snprintf(out + len, size - len, "}");
+    }
+}
+
+
+static void
+test_unique(void **state)
+{
+    char  text[1024];
+
+    (void) state;
+
+    assert_int_equal(unique(" 45.2 "), 1);
+    assert_int_equal(unique("[1,\"x\"]"), 1);
+    assert_int_equal(unique("{}"), 1);
+    assert_int_equal(unique("{\"a\":1,\"b\":{\"a\":1}}"), 1);
+    assert_int_equal(unique("{\"a\":1,\"ab\":2,\"\":3}"), 1);
+    assert_int_equal(unique("{\"a\":1,\"a\":2}"), 0);
+    assert_int_equal(unique("{\"\":1,\"\":2}"), 0);
+    assert_int_equal(unique("{\"a\":{\"b\":[1],\"b\":[2]}}"), 0);
+    assert_int_equal(unique(" {\"x\" : {\"y\":1 , \"y\" :2}} "), 0);
+
+    /* what the scan leaves to a parser */
+    assert_int_equal(unique("{\"a\":1,\"\\u0061\":2}"), -1);
+    assert_int_equal(unique("[{\"a\":1,\"a\":2}]"), -1);
+    assert_int_equal(unique("{\"s\":\"{\",\"t\":1}"), -1);
+
+    /* as wide as it compares, and one more */
+    wide(text, sizeof(text), WH_JSON_UNIQUE_MEMBERS, NULL);
+    assert_int_equal(unique(text), 1);
+    wide(text, sizeof(text), WH_JSON_UNIQUE_MEMBERS, "m0");
+    assert_int_equal(unique(text), 0);
+    wide(text, sizeof(text), WH_JSON_UNIQUE_MEMBERS + 1, NULL);
+    assert_int_equal(unique(text), -1);
+    wide(text, sizeof(text), WH_JSON_UNIQUE_MEMBERS + 1, "m0");
+    assert_int_equal(unique(text), -1);
+
+    /* as deep as it goes, and one more */
+    deep(text, sizeof(text), WH_JSON_UNIQUE_DEPTH - 1);
+    assert_int_equal(unique(text), 0);
+    deep(text, sizeof(text), WH_JSON_UNIQUE_DEPTH);
+    assert_int_equal(unique(text), -1);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_unique),
         cmocka_unit_test(test_kinds_of_values),
         cmocka_unit_test(test_where_it_is),
         cmocka_unit_test(test_escaped_names),
