@@ -506,7 +506,9 @@ wh_buf_consume(wh_buf_t *b, size_t n)
 int
 wh_buf_append(wh_buf_t *b, const void *p, size_t n)
 {
-    if (wh_buf_reserve(b, n) != 0) {
+    /* the JSON writers append a few bytes at a time: no call while the
+     * room is there */
+    if (b->cap - b->len < n && wh_buf_reserve(b, n) != 0) {
         return -1;
     }
 
