@@ -54,14 +54,17 @@ wh_json_quote(wh_buf_t *out, const char *s, size_t len)
         return 0;
     }
 
-    if (!wh_utf8_valid(s, len) || wh_buf_append(out, "\"", 1) != 0) {
+    /* the plain run before i is ASCII: UTF-8 is checked from i on, and
+     * the escapes looked for from i on */
+    if (!wh_utf8_valid(s + i, len - i) || wh_buf_append(out, "\"", 1) != 0)
+    {
         return -1;
     }
 
     /* runs without a byte to escape (multibyte characters included) are
      * copied whole */
 
-    for (start = 0, i = 0; i < len; i++) {
+    for (start = 0; i < len; i++) {
 
         if (p[i] != '"' && p[i] != '\\' && p[i] >= 0x20) {
             continue;
