@@ -217,9 +217,14 @@ ngx_http_wirehub_link_connect(ngx_http_wirehub_link_t *link)
     link->in.len = 0;
     link->out.len = 0;
 
-    if (ngx_handle_read_event(c->read, 0) != NGX_OK
-        || ngx_handle_write_event(c->write, 0) != NGX_OK)
-    {
+    /*
+     * Only reads are watched: a UNIX socket reports itself writable
+     * whenever wirehubd has read from it, so a watched write event would
+     * wake the worker for every batch wirehubd takes in.  The write event
+     * is added only while output waits for room.
+     */
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_http_wirehub_link_lost(link, "cannot add events");
         return;
     }
@@ -521,6 +526,12 @@ ngx_http_wirehub_link_write_event(ngx_event_t *wev)
         }
 
         wh_buf_consume(&link->out, (size_t) n);
+    }
+
+    if (wev->active
+        && ngx_del_event(wev, NGX_WRITE_EVENT, NGX_CLEAR_EVENT) != NGX_OK)
+    {
+        ngx_http_wirehub_link_lost(link, "cannot delete write event");
     }
 }
 

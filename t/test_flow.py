@@ -303,3 +303,46 @@ def test_a_session_hogging_a_backed_up_link_is_closed_alone(ngx, daemon):
 
     run(scenario())
     assert link_reconnects(ngx) == links
+
+
+def test_a_backed_up_link_drains_as_soon_as_wirehubd_reads(ngx, daemon):
+    """wirehubd stops reading while a client publishes more than the
+    link's socket holds, so the rest waits in the worker.  The worker
+    watches the link for room only while output waits: once wirehubd
+    reads again, every publish is answered, in order, well within the
+    link's 5 s keepalive (whose PING would otherwise be the next write to
+    push the rest).  Three rounds, each after the watch was dropped."""
+    ws = chan.unique("flow")
+    links = link_reconnects(ngx)
+    big = "z" * 60000
+
+    async def scenario():
+        c = await Client.open(ngx.port,
+                              chan.token("filler", ws, publish=["#"]))
+        for rnd in range(3):
+            refs = ["r%d.%d" % (rnd, k) for k in range(13)]
+            os.kill(daemon.pid, signal.SIGSTOP)
+            try:
+                for k, ref in enumerate(refs):
+                    data = {"pad": big} if k < 12 else {"last": rnd}
+                    await c.send({"type": "publish", "channel": "fill",
+                                  "data": data, "ref": ref})
+                # the worker answers a ping itself, after the frames
+                # before it: once it has, every publish is queued
+                await c.send({"type": "ping", "ref": "p%d" % rnd})
+                pong = await c.recv(10)
+                assert pong["type"] == "pong", pong
+            finally:
+                os.kill(daemon.pid, signal.SIGCONT)
+            start = time.monotonic()
+            got = []
+            for _ in refs:
+                reply = await c.recv(10)
+                assert reply["type"] == "published", reply
+                got.append(reply["ref"])
+            assert got == refs
+            assert time.monotonic() - start < 1.5, time.monotonic() - start
+        await c.close()
+
+    run(scenario())
+    assert link_reconnects(ngx) == links
