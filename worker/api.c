@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "wh_channel.h"
+#include "wh_json_check.h"
 #include "wh_time.h"
 #include "message.h"
 #include "commands_api.h"
@@ -106,6 +107,44 @@ wh_api_limit(wh_api_t *a, size_t *limit)
 }
 
 
+/*
+ * The type and the data of a publish body read where they lie, without a
+ * jansson tree (a third of the CPU wirehubd spends on a publish goes to
+ * its commit, and the tree was the next biggest piece): 1 when the body
+ * is plain (valid JSON as jansson would say, an object, no member name
+ * twice at any depth as wh_json_unique can tell, "data" there, "type"
+ * absent or a string without an escape), 0 when jansson must read it and
+ * answer as before, 400s included.  fuzz_api holds the two paths alike.
+ */
+static int
+wh_api_scan_publish(wh_str_t body, wh_str_t *type, wh_str_t *data)
+{
+    wh_str_t  t;
+
+    if (!wh_json_check(body.data, body.len)
+        || wh_json_unique(body.data, body.len) != 1
+        || !wh_json_member(body.data, body.len, "data", data))
+    {
+        return 0;
+    }
+
+    if (!wh_json_member(body.data, body.len, "type", &t)) {
+        type->data = "";
+        type->len = 0;
+        return 1;
+    }
+
+    if (t.len < 2 || t.data[0] != '"' || memchr(t.data, '\\', t.len)) {
+        return 0;
+    }
+
+    type->data = t.data + 1;
+    type->len = t.len - 2;
+
+    return 1;
+}
+
+
 static void
 wh_api_publish(wh_api_t *a, wh_str_t ch)
 {
@@ -114,7 +153,7 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
     size_t         klen = 0;
     wh_str_t       k;
     char          *dumped = NULL;
-    json_t        *body, *type, *data;
+    json_t        *body = NULL, *type, *data;
     wh_err_t       err;
     wh_str_t       t, raw;
     json_error_t   je;
@@ -122,6 +161,10 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
     if (a->m->body.len > WH_MESSAGE_MAX) {
         wh_api_error(a, 413, "too_large", "message too large");
         return;
+    }
+
+    if (wh_api_scan_publish(a->m->body, &t, &raw)) {
+        goto enqueue;
     }
 
     body = json_loadb(a->m->body.data, a->m->body.len,
@@ -153,6 +196,8 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
         raw.data = dumped ? dumped : "";
         raw.len = dumped ? strlen(dumped) : 0;
     }
+
+enqueue:
 
     rc = wh_query_get(a->m->query, "idempotency_key", key, sizeof(key),
                       &klen);

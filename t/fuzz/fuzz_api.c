@@ -7,7 +7,9 @@
  * then:
  *   0 publish (POST /channels/..): "type" a string or absent, "data"
  *     required; the raw "data" bytes wh_json_member() finds (if it finds
- *     them) must parse to the value jansson holds;
+ *     them) must parse to the value jansson holds; wh_api_scan_publish(),
+ *     the path without jansson, takes only what jansson takes, with the
+ *     type jansson holds and data bytes that parse to jansson's value;
  *   1 clients (POST/PATCH /clients): wh_cl_parse_fields(); accepted
  *     fields have the promised lengths, raw "metadata" parses to the
  *     object jansson holds;
@@ -54,6 +56,7 @@ const char *fuzz_cmd_parse_result(const wh_link_msg_t *m, json_t *body,
     wh_str_t *strs, wh_cmd_status_e *outcome, char **dumped);
 int fuzz_cmd_scan_create(const wh_link_msg_t *m, wh_str_t *strs,
     unsigned *priority, int64_t *ttl_ms, int64_t *not_before_ms);
+int fuzz_api_scan_publish(wh_str_t body, wh_str_t *type, wh_str_t *data);
 
 
 /* the raw member key of text, if found, is the value jansson holds */
@@ -129,14 +132,34 @@ fuzz_walk(const char *text, size_t len, json_t *body)
 static void
 fuzz_publish(const char *text, size_t len)
 {
-    json_t  *body, *type;
+    int        scanned;
+    json_t    *body, *type, *got;
+    wh_str_t   t, raw;
+
+    scanned = fuzz_api_scan_publish((wh_str_t) { text, len }, &t, &raw);
 
     body = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
                       NULL);
 
     if (body == NULL || !json_is_object(body)) {
+        fuzz_assert(!scanned);
         json_decref(body);
         return;
+    }
+
+    if (scanned) {
+        /* what wh_api_publish() enqueues on the jansson path */
+        type = json_object_get(body, "type");
+        fuzz_assert(type == NULL || json_is_string(type));
+        fuzz_assert(t.len == (type ? json_string_length(type) : 0));
+        fuzz_assert(t.len == 0
+                    || memcmp(t.data, json_string_value(type), t.len) == 0);
+
+        got = json_loadb(raw.data, raw.len,
+                         JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        fuzz_assert(got != NULL
+                    && json_equal(got, json_object_get(body, "data")));
+        json_decref(got);
     }
 
     fuzz_walk(text, len, body);
