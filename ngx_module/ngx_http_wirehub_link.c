@@ -218,13 +218,18 @@ ngx_http_wirehub_link_connect(ngx_http_wirehub_link_t *link)
     link->out.len = 0;
 
     /*
-     * Only reads are watched: a UNIX socket reports itself writable
-     * whenever wirehubd has read from it, so a watched write event would
-     * wake the worker for every batch wirehubd takes in.  The write event
-     * is added only while output waits for room.
+     * A UNIX socket reports itself writable whenever wirehubd has read
+     * from it, so a write event watched all along would wake the worker
+     * for every batch wirehubd takes in.  It is watched until the first
+     * write has gone (the HELLO: this may run outside the event loop, in
+     * a worker's init, where only the socket's first EPOLLOUT makes
+     * epoll_wait() return to the posted write), then only while output
+     * waits for room.
      */
 
-    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK
+        || ngx_handle_write_event(c->write, 0) != NGX_OK)
+    {
         ngx_http_wirehub_link_lost(link, "cannot add events");
         return;
     }
