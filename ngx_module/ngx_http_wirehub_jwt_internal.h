@@ -52,6 +52,7 @@ typedef struct {
     size_t                             secret_len;
     EVP_MAC_CTX                       *mac;      /* HMAC: keyed once */
     EVP_PKEY                          *pkey;     /* the others, parsed once */
+    EVP_MD_CTX                        *verify;   /* and set up once */
     size_t                             sig_len;
 } ngx_http_wirehub_jwt_key_t;
 
@@ -134,6 +135,9 @@ void ngx_http_wirehub_jwt_free_secret(unsigned char *data, size_t len);
 /* ctx->sig against ctx->token with ctx->key, whose alg is ctx->alg */
 ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_check_signature(
     ngx_http_wirehub_jwt_ctx_t *ctx);
+
+/* k->verify for k->pkey: -1 if OpenSSL cannot set it up */
+int ngx_http_wirehub_jwt_verify_setup(ngx_http_wirehub_jwt_key_t *k);
 
 
 /* ngx_http_wirehub_jwt_claims.c */

@@ -261,6 +261,13 @@ ngx_http_wirehub_jwt_key_init(ngx_http_wirehub_jwt_key_t *k,
 
     k->sig_len = alg->sig_len ? alg->sig_len
                               : (size_t) EVP_PKEY_get_size(k->pkey);
+
+    if (ngx_http_wirehub_jwt_verify_setup(k) != 0) {
+        ngx_http_wirehub_jwt_error(err, err_len,
+                                   "OpenSSL cannot verify with this key");
+        return -1;
+    }
+
     return 0;
 }
 
@@ -273,6 +280,7 @@ ngx_http_wirehub_jwt_key_free(ngx_http_wirehub_jwt_key_t *k)
     }
 
     EVP_MAC_CTX_free(k->mac);
+    EVP_MD_CTX_free(k->verify);
     EVP_PKEY_free(k->pkey);
     free(k->kid);
 }
