@@ -264,7 +264,8 @@ ngx_http_wirehub_jwt_key_init(ngx_http_wirehub_jwt_key_t *k,
 
     if (ngx_http_wirehub_jwt_verify_setup(k) != 0) {
         ngx_http_wirehub_jwt_error(err, err_len,
-                                   "OpenSSL cannot verify with this key");
+                                   "OpenSSL cannot verify %s with this key",
+                                   alg->name);
         return -1;
     }
 

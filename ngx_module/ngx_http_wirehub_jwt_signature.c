@@ -164,20 +164,28 @@ ngx_http_wirehub_jwt_set_padding(const ngx_http_wirehub_jwt_alg_t *alg,
 int
 ngx_http_wirehub_jwt_verify_setup(ngx_http_wirehub_jwt_key_t *k)
 {
+    int            ok;
     const EVP_MD  *md;
+    EVP_MD_CTX    *trial;
     EVP_PKEY_CTX  *pkey_ctx;
 
     k->verify = EVP_MD_CTX_new();
-    if (k->verify == NULL) {
-        return -1;
-    }
+    trial = EVP_MD_CTX_new();
 
     md = k->alg->md();
     pkey_ctx = NULL;
 
-    if (EVP_DigestVerifyInit(k->verify, &pkey_ctx, md, NULL, k->pkey) != 1
-        || !ngx_http_wirehub_jwt_set_padding(k->alg, pkey_ctx, md))
-    {
+    /* a provider that cannot copy the context is found out here, not as
+     * a "signature mismatch" for every token */
+    ok = k->verify != NULL && trial != NULL
+         && EVP_DigestVerifyInit(k->verify, &pkey_ctx, md, NULL, k->pkey)
+             == 1
+         && ngx_http_wirehub_jwt_set_padding(k->alg, pkey_ctx, md)
+         && EVP_MD_CTX_copy_ex(trial, k->verify) == 1;
+
+    EVP_MD_CTX_free(trial);
+
+    if (!ok) {
         ERR_clear_error();
         EVP_MD_CTX_free(k->verify);
         k->verify = NULL;

@@ -315,16 +315,20 @@ def test_a_backed_up_link_drains_as_soon_as_wirehubd_reads(ngx, daemon):
     ws = chan.unique("flow")
     links = link_reconnects(ngx)
     big = "z" * 60000
+    # more than a UNIX socket's send buffer holds on this machine, and
+    # far below the 4 MiB at which the worker starts closing hogs
+    with open("/proc/sys/net/core/wmem_default") as f:
+        count = (int(f.read()) + 512 * 1024) // len(big) + 2
 
     async def scenario():
         c = await Client.open(ngx.port,
                               chan.token("filler", ws, publish=["#"]))
         for rnd in range(3):
-            refs = ["r%d.%d" % (rnd, k) for k in range(13)]
+            refs = ["r%d.%d" % (rnd, k) for k in range(count)]
             os.kill(daemon.pid, signal.SIGSTOP)
             try:
                 for k, ref in enumerate(refs):
-                    data = {"pad": big} if k < 12 else {"last": rnd}
+                    data = {"pad": big} if k < count - 1 else {"last": rnd}
                     await c.send({"type": "publish", "channel": "fill",
                                   "data": data, "ref": ref})
                 # the worker answers a ping itself, after the frames
@@ -346,3 +350,15 @@ def test_a_backed_up_link_drains_as_soon_as_wirehubd_reads(ngx, daemon):
 
     run(scenario())
     assert link_reconnects(ngx) == links
+
+
+def test_both_links_come_up_at_start_without_a_client(daemon, nginx_factory,
+                                                      keys):
+    """A worker sends its HELLO from its init, outside the event loop:
+    both workers' links are up well within the 5 s keepalive, though the
+    harness's one connect to the port wakes at most one of them."""
+    ngx = nginx_factory(
+        http="wirehub_daemon unix:%s;\n%s\n" % (daemon.socket,
+                                                 wh.jwt_directives()),
+        server=chan.SERVER, daemon=False, tag="flow-start")
+    ngx.wait_link_up(timeout=2.0)

@@ -190,7 +190,8 @@ wh_api_publish(wh_api_t *a, wh_str_t ch)
     t.data = type ? json_string_value(type) : "";
     t.len = type ? json_string_length(type) : 0;
 
-    /* keep the data's own bytes; re-encode only if the key was escaped */
+    /* keep the data's own bytes (wh_json_member finds the member where
+     * its name is escaped too); re-encode should it not */
     if (!wh_json_member(a->m->body.data, a->m->body.len, "data", &raw)) {
         dumped = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
         raw.data = dumped ? dumped : "";
