@@ -398,3 +398,19 @@ wh_json_trim(const char *s, size_t len)
 
     return r;
 }
+
+
+int
+wh_json_plain_string(wh_str_t v, wh_str_t *s)
+{
+    if (v.len < 2 || v.data[0] != '"' || v.data[v.len - 1] != '"'
+        || memchr(v.data + 1, '\\', v.len - 2) != NULL)
+    {
+        return 0;
+    }
+
+    s->data = v.data + 1;
+    s->len = v.len - 2;
+
+    return 1;
+}

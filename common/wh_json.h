@@ -43,4 +43,8 @@ int wh_json_unique(const char *text, size_t len);
 /* s without leading and trailing JSON whitespace */
 wh_str_t wh_json_trim(const char *s, size_t len);
 
+/* 1 and *s (its text) if v, a JSON value, is a string written without
+ * escapes, else 0 */
+int wh_json_plain_string(wh_str_t v, wh_str_t *s);
+
 #endif /* WH_JSON_H */

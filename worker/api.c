@@ -134,14 +134,7 @@ wh_api_scan_publish(wh_str_t body, wh_str_t *type, wh_str_t *data)
         return 1;
     }
 
-    if (t.len < 2 || t.data[0] != '"' || memchr(t.data, '\\', t.len)) {
-        return 0;
-    }
-
-    type->data = t.data + 1;
-    type->len = t.len - 2;
-
-    return 1;
+    return wh_json_plain_string(t, type);
 }
 
 

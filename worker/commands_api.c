@@ -352,23 +352,6 @@ wh_cmd_parse_create(json_t *body, wh_str_t *strs, unsigned *priority,
 }
 
 
-/* s as the text of a JSON string written without escapes */
-static int
-wh_cmd_plain_string(wh_str_t v, wh_str_t *s)
-{
-    if (v.len < 2 || v.data[0] != '"' || v.data[v.len - 1] != '"'
-        || memchr(v.data + 1, '\\', v.len - 2) != NULL)
-    {
-        return 0;
-    }
-
-    s->data = v.data + 1;
-    s->len = v.len - 2;
-
-    return 1;
-}
-
-
 static int
 wh_cmd_key_is(wh_str_t key, const char *name)
 {
@@ -380,7 +363,7 @@ wh_cmd_key_is(wh_str_t key, const char *name)
 static int
 wh_cmd_plain_field(wh_str_t v, size_t min, size_t max, wh_str_t *s)
 {
-    return wh_cmd_plain_string(v, s) && s->len >= min && s->len <= max;
+    return wh_json_plain_string(v, s) && s->len >= min && s->len <= max;
 }
 
 
@@ -972,7 +955,7 @@ wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
         }
 
         if (wh_cmd_key_is(key, "command_id")) {
-            if (!wh_cmd_plain_string(v, &s) || s.len == 0
+            if (!wh_json_plain_string(v, &s) || s.len == 0
                 || s.len > WH_CMD_ID_MAX)
             {
                 return 0;
@@ -982,7 +965,7 @@ wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
             id = 1;
 
         } else if (wh_cmd_key_is(key, "status")) {
-            if (!wh_cmd_plain_string(v, &s)) {
+            if (!wh_json_plain_string(v, &s)) {
                 return 0;
             }
 
@@ -1002,7 +985,7 @@ wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
             strs[6] = v;
 
         } else if (wh_cmd_key_is(key, "error")) {
-            if (!wh_cmd_plain_string(v, &s)) {
+            if (!wh_json_plain_string(v, &s)) {
                 return 0;
             }
 
