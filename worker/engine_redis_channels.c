@@ -1818,7 +1818,8 @@ wh_rwrite_fail(wh_rwrite_t *w, const char *what, const char *why)
 {
     if (!w->failed) {
         w->failed = 1;
-        wh_err(&w->err, 503, "redis: %s%s", what, why ? why : "");
+        wh_err(&w->err, 503, "redis: %s%s%s", what,
+               what[0] != '\0' && why ? ": " : "", why ? why : "");
         w->err.retry_s = 1;
     }
 }

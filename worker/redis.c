@@ -73,6 +73,7 @@ struct wh_redis_cmd_s {
     wh_redis_reply_pt   cb;
     void               *data;
     int64_t             sent;
+    uint64_t            scripts;    /* r->scripts when sent */
 };
 
 struct wh_redis_s {
@@ -100,8 +101,10 @@ struct wh_redis_s {
     int64_t             retry_at;   /* DOWN: the next attempt */
     int64_t             sentinel_at;  /* the sentinel (re)opens at */
     int64_t             last_sent;
-    uint64_t            conn_id;    /* the command connection's, unique
-                                     * in the process (scripts) */
+    uint64_t            scripts;    /* the script cache the commands
+                                     * reach: new with each command
+                                     * connection and after a NOSCRIPT,
+                                     * unique in the process */
     uint32_t            seed;
     /* the errors logged since the primary was last reached: a round
      * of sentinels fails with one message each */
@@ -112,9 +115,9 @@ struct wh_redis_s {
 };
 
 
-/* the command connections opened so far, by every wh_redis_t: a
- * script's conn names one of them */
-static uint64_t  wh_redis_conns;
+/* the script caches reached so far, by every wh_redis_t: a script's
+ * conn names one of them */
+static uint64_t  wh_redis_caches;
 
 static void wh_redis_conn_fail(wh_redis_conn_t *c, const char *fmt, ...)
     WH_PRINTF(2, 3);
@@ -462,7 +465,7 @@ wh_redis_conn_open(wh_redis_conn_t *c, const char *host, int port)
     (void) redisEnableKeepAlive(&ac->c);
 
     if (c->kind == WH_REDIS_CONN_CMD) {
-        r->conn_id = ++wh_redis_conns;
+        r->scripts = ++wh_redis_caches;
     }
 
     c->ac = ac;
@@ -1270,6 +1273,12 @@ wh_redis_ping_cb(void *data, redisReply *reply, const char *why)
 
 /* ----------------------------------------------------------- commands */
 
+/* A NOSCRIPT means the server's script cache was emptied (SCRIPT
+ * FLUSH): the call did not run, so it fails alone, as a lost one would.
+ * The commands sent behind it stay (they ran, or fail on their own),
+ * and the connection too, lest a publish that ran answer 503 because
+ * a lease call beside it met the empty cache; a new scripts tag makes
+ * the next call of every script carry its body again. */
 static void
 wh_redis_cmd_cb(redisAsyncContext *ac, void *reply_, void *data)
 {
@@ -1278,7 +1287,8 @@ wh_redis_cmd_cb(redisAsyncContext *ac, void *reply_, void *data)
     wh_redis_conn_t  *c = ac->data;
     redisReply       *reply = reply_;
     const char       *why = NULL;
-    int               readonly, noscript;
+    int               readonly;
+    char              noscript[128];
 
     if (cmd->prev) {
         cmd->prev->next = cmd->next;
@@ -1294,27 +1304,36 @@ wh_redis_cmd_cb(redisAsyncContext *ac, void *reply_, void *data)
 
     r->stats.inflight--;
 
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR
+        && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+    {
+        if (cmd->scripts == r->scripts) {
+            wh_log_warn(r->log, "redis: %s forgot the scripts loaded "
+                        "(NOSCRIPT): they go with their bodies again",
+                        c->addr);
+            r->scripts = ++wh_redis_caches;
+        }
+
+        snprintf(noscript, sizeof(noscript),
+                 "%s forgot a loaded script (NOSCRIPT)", c->addr);
+        why = noscript;
+        reply = NULL;
+    }
+
     if (reply == NULL) {
         r->stats.failed++;
-        why = c->why[0] ? c->why
+        why = why ? why : c->why[0] ? c->why
               : ac->err && ac->errstr ? ac->errstr : "connection lost";
     }
 
     readonly = reply != NULL && reply->type == REDIS_REPLY_ERROR
                && strncmp(reply->str, "READONLY", 8) == 0;
-    noscript = reply != NULL && reply->type == REDIS_REPLY_ERROR
-               && strncmp(reply->str, "NOSCRIPT", 8) == 0;
 
     cmd->cb(cmd->data, reply, why);
     free(cmd);
 
     if (readonly && !c->dying) {
         wh_redis_conn_fail(c, "%s is a replica now (READONLY)", c->addr);
-    }
-
-    if (noscript && !c->dying) {
-        wh_redis_conn_fail(c, "%s forgot a loaded script (NOSCRIPT)",
-                           c->addr);
     }
 }
 
@@ -1341,6 +1360,7 @@ wh_redis_command(wh_redis_t *r, wh_redis_reply_pt cb, void *data,
     cmd->cb = cb;
     cmd->data = data;
     cmd->sent = wh_loop_now();
+    cmd->scripts = r->scripts;
     cmd->next = NULL;
     cmd->prev = r->tail;
 
@@ -1389,7 +1409,7 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
         script->sha[2 * SHA_DIGEST_LENGTH] = '\0';
     }
 
-    if (script->conn != r->conn_id) {
+    if (script->conn != r->scripts) {
         argv[0] = "EVAL";
         argv[1] = script->body;
 
@@ -1401,7 +1421,7 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
         rc = wh_redis_command(r, cb, data, argc, argv, lens);
 
         if (rc == 0) {
-            script->conn = r->conn_id;
+            script->conn = r->scripts;
         }
 
         return rc;

@@ -87,15 +87,17 @@ typedef struct {
  * connection (a new one may reach a new primary) goes with EVAL, which
  * leaves it in Redis's script cache, and the calls queued behind it
  * run after it; no SCRIPT LOAD, which some servers refuse.  A NOSCRIPT
- * all the same (SCRIPT FLUSH) fails that command and drops the
- * connection: the next one sends the body again, and no command is
- * sent twice or out of order.  Scripts are static (their body never
- * changes); one may serve several connections.
+ * all the same (SCRIPT FLUSH) fails that call alone (its callback gets
+ * NULL, as for a lost one; it did not run), and the next call of every
+ * script carries its body again; the connection and the calls beside
+ * it stay, and no command is sent twice or out of order.  Scripts are
+ * static (their body never changes); one may serve several
+ * connections.
  */
 typedef struct {
     const char  *body;
     char         sha[41];           /* hex, "" until first used */
-    uint64_t     conn;              /* the connection it went on */
+    uint64_t     conn;              /* the script cache it went to */
 } wh_redis_script_t;
 
 #define WH_REDIS_SCRIPT(text)  { text, "", 0 }
