@@ -234,6 +234,20 @@ def test_flipped_signature_char(nginx, alg):
     assert_401(nginx, head + "." + sig)
 
 
+@pytest.mark.parametrize("alg", ["HS256", "RS256", "ES256"])
+def test_refused_signature_leaves_the_key_usable(nginx, alg):
+    """A key's verification is set up once and used for every token: a
+    refused signature must not leave it refusing, or accepting, the
+    next."""
+    for _ in range(3):
+        token = wh.mint(alg)
+        head, sig = token.rsplit(".", 1)
+        assert_401(nginx, head + "." + sig[::-1])
+        assert_accepted(nginx, token, "header")
+        assert_401(nginx, token[:-2] + ("AA" if token[-2:] != "AA"
+                                        else "BB"))
+
+
 def test_truncated_signature(nginx):
     assert_401(nginx, wh.mint("HS256")[:-4])
 
