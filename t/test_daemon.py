@@ -1001,25 +1001,6 @@ def test_map_full_grows(tmp_path):
         d.stop()
 
 
-def test_history_is_written_through_its_map(tmp_path):
-    """history/ is written through its map (MDB_WRITEMAP): its data file
-    is as long as the map and sparse, and grows with it; state/ is
-    written with pwrite() and holds only its pages."""
-    d = Daemon(tmp_path, length=100000).start()
-    try:
-        hist = tmp_path / "db" / "history" / "data.mdb"
-        state = tmp_path / "db" / "state" / "data.mdb"
-        assert os.stat(hist).st_size == 4 * 1024 * 1024
-        assert os.stat(hist).st_blocks * 512 < os.stat(hist).st_size
-        assert os.stat(state).st_size < 4 * 1024 * 1024
-        a = d.link()
-        for i in range(200):                  # ~12 MB into a 4 MB map
-            assert a.publish("acme", "big", "x" * 60000)["status"] == 0
-        assert os.stat(hist).st_size >= 16 * 1024 * 1024
-    finally:
-        d.stop()
-
-
 def test_map_full_at_limit_is_507(tmp_path):
     d = Daemon(tmp_path, length=100000)
     d.conf.write_text(d.conf.read_text().replace(

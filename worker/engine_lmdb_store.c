@@ -18,7 +18,6 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "wh_channel.h"
 #include "engine_lmdb_store.h"
@@ -206,11 +205,9 @@ wh_store_syncer_main(void *data)
         sy->wanted = 0;
         pthread_mutex_unlock(&sy->lock);
 
-        /* the data file itself, not mdb_env_sync(): with MDB_WRITEMAP
-         * that would msync() the map, which the loop may move (a map
-         * grown); fdatasync() writes what the map dirtied all the same,
-         * and is safe beside the loop's transactions */
-        rc = fdatasync(sy->fd) == -1 ? errno : 0;
+        /* without MDB_WRITEMAP this is an fdatasync of the data file:
+         * safe beside the loop's transactions */
+        rc = mdb_env_sync(st->env, 1);
 
         pthread_mutex_lock(&sy->lock);
 
@@ -265,10 +262,6 @@ wh_store_syncer_start(wh_store_t *st)
 {
     sigset_t  all, old;
 
-    if (mdb_env_get_fd(st->env, &st->syncer.fd) != 0) {
-        return;
-    }
-
     pthread_mutex_init(&st->syncer.lock, NULL);
     pthread_cond_init(&st->syncer.wake, NULL);
 
@@ -322,14 +315,9 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
     /* MDB_NOSYNC only where a system crash may cost the last second
      * and, lmdb.h warns, the integrity of the environment: history;
      * MDB_NOMETASYNC keeps it ("may undo the last committed
-     * transaction"), and the meta page is synced when a write asks.
-     * History writes into its map (MDB_WRITEMAP): a commit then writes
-     * nothing but its meta page, where it wrote each page it touched
-     * (pwrite() was 16% of wirehubd with one publish a turn); the pages
-     * are the file's, so a killed process loses nothing committed.
-     * The file is as long as the map (sparse). */
-    flags = MDB_NOTLS | (kind == WH_STORE_HISTORY
-                         ? MDB_NOSYNC | MDB_WRITEMAP : MDB_NOMETASYNC);
+     * transaction"), and the meta page is synced when a write asks */
+    flags = MDB_NOTLS | (kind == WH_STORE_HISTORY ? MDB_NOSYNC
+                                                  : MDB_NOMETASYNC);
 
     if ((rc = mdb_env_create(&st->env)) != 0
         || (rc = mdb_env_set_maxdbs(st->env, WH_STORE_MAX_DBS)) != 0

@@ -48,9 +48,7 @@ typedef struct {
     int              wanted;        /* a sync was asked for */
     int              stop;
     int              running;       /* the thread exists */
-    int              error;         /* the last background sync failed:
-                                     * an errno */
-    int              fd;            /* the environment's data file */
+    int              error;         /* the last background sync failed */
 } wh_store_syncer_t;
 
 /*
