@@ -1001,6 +1001,49 @@ def test_map_full_grows(tmp_path):
         d.stop()
 
 
+def test_full_disk_answers_503_and_stays_up(tmp_path):
+    """A disk that fills (a 6 MB tmpfs, the map free to grow to 64 MB) is
+    a storage error: the publish that meets it answers 503, wirehubd
+    stays up and still serves what it stored.  Written through its map,
+    history would die of SIGBUS at that point instead (a page fault with
+    no block to give)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m",
+                              "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % mounted.stderr)
+    try:
+        d = Daemon(disk, length=100000)
+        d.conf.write_text(d.conf.read_text().replace(
+            "map_size=4m", "map_size=4m max_map_size=64m"))
+        d.start()
+        try:
+            a = d.link()
+            stored = []
+            for i in range(400):
+                r = a.publish("acme", "big", "x" * 60000)
+                if r["status"] != 0:
+                    break
+                stored.append(r["id"])
+                epoch = r["epoch"]
+            assert r["status"] == 503, r
+            assert len(stored) >= 50, len(stored)
+            assert d.proc.poll() is None
+            r = a.publish("acme", "small", "y")
+            assert r["status"] in (0, 503), r
+            assert d.proc.poll() is None
+            b = d.link()
+            s = b.subscribe("acme", "big", since=0, epoch=epoch)
+            assert s["id"] == stored[-1] and s["flag"] == 1, s
+            got = [b.expect(MESSAGE)["id"] for _ in range(s["id"])]
+            assert got == stored
+        finally:
+            d.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 def test_map_full_at_limit_is_507(tmp_path):
     d = Daemon(tmp_path, length=100000)
     d.conf.write_text(d.conf.read_text().replace(
