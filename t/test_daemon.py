@@ -211,11 +211,13 @@ class Link:
 
 class Daemon:
     def __init__(self, tmp, length=1000, ttl="24h", extra="",
-                 map_size="4m", history=""):
+                 map_size="4m", history="", max_map_size=None):
         self.tmp = tmp
         self.sock = str(tmp / "wh.sock")
         self.conf = tmp / "wirehubd.conf"
         self.log = tmp / "wirehubd.log"
+        if max_map_size:
+            map_size += " max_map_size=" + max_map_size
         self.conf.write_text(
             "listen unix:%s;\nstorage %s map_size=%s;\n"
             "history length=%d ttl=%s %s;\nstats interval=300ms;\n"
@@ -1014,14 +1016,11 @@ def test_full_disk_answers_503_and_stays_up(tmp_path):
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: %s" % mounted.stderr)
     try:
-        d = Daemon(disk, length=100000)
-        d.conf.write_text(d.conf.read_text().replace(
-            "map_size=4m", "map_size=4m max_map_size=64m"))
-        d.start()
+        d = Daemon(disk, length=100000, max_map_size="64m").start()
         try:
             a = d.link()
             stored = []
-            for i in range(400):
+            for _ in range(400):
                 r = a.publish("acme", "big", "x" * 60000)
                 if r["status"] != 0:
                     break
@@ -1045,10 +1044,8 @@ def test_full_disk_answers_503_and_stays_up(tmp_path):
 
 
 def test_map_full_at_limit_is_507(tmp_path):
-    d = Daemon(tmp_path, length=100000)
-    d.conf.write_text(d.conf.read_text().replace(
-        "map_size=4m", "map_size=2m max_map_size=2m"))
-    d.start()
+    d = Daemon(tmp_path, length=100000, map_size="2m",
+               max_map_size="2m").start()
     try:
         a = d.link()
         blob = "y" * 100000

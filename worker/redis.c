@@ -116,7 +116,7 @@ struct wh_redis_s {
 
 
 /* the script caches reached so far, by every wh_redis_t: a script's
- * conn names one of them */
+ * cache names one of them */
 static uint64_t  wh_redis_caches;
 
 static void wh_redis_conn_fail(wh_redis_conn_t *c, const char *fmt, ...)
@@ -1409,7 +1409,7 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
         script->sha[2 * SHA_DIGEST_LENGTH] = '\0';
     }
 
-    if (script->conn != r->scripts) {
+    if (script->cache != r->scripts) {
         argv[0] = "EVAL";
         argv[1] = script->body;
 
@@ -1421,7 +1421,7 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
         rc = wh_redis_command(r, cb, data, argc, argv, lens);
 
         if (rc == 0) {
-            script->conn = r->scripts;
+            script->cache = r->scripts;
         }
 
         return rc;

@@ -97,7 +97,7 @@ typedef struct {
 typedef struct {
     const char  *body;
     char         sha[41];           /* hex, "" until first used */
-    uint64_t     conn;              /* the script cache it went to */
+    uint64_t     cache;             /* the script cache it went to */
 } wh_redis_script_t;
 
 #define WH_REDIS_SCRIPT(text)  { text, "", 0 }
