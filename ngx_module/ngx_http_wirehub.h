@@ -8,7 +8,7 @@
  *   entry points   module, handshake, api, metrics, messages, link_handlers
  *   features       channels, publish, commands, presence, reply, authz,
  *                  limits
- *   connection     session (output, session, takeover)
+ *   connection     session (output, session, takeover), writes
  *   plumbing       http, log, link, counters, deflate, auth
  *   codecs         frame, utf8, jwt, rate (and common/: link codec,
  *                  channels)
@@ -73,6 +73,7 @@ typedef struct ngx_http_wirehub_session_s    ngx_http_wirehub_session_t;
 typedef struct ngx_http_wirehub_zlib_s       ngx_http_wirehub_zlib_t;
 typedef struct ngx_http_wirehub_counters_s   ngx_http_wirehub_counters_t;
 typedef struct ngx_http_wirehub_token_cache_s  ngx_http_wirehub_token_cache_t;
+typedef struct ngx_http_wirehub_write_mark_s  ngx_http_wirehub_write_mark_t;
 
 
 typedef struct {
@@ -99,6 +100,7 @@ typedef struct {
     ngx_http_wirehub_out_t          *free_out;
     ngx_queue_t                      writes;      /* write events queued */
     ngx_event_t                      write_slice;
+    ngx_http_wirehub_write_mark_t   *free_marks;  /* writes.c */
 
     ngx_http_wirehub_link_t         *link;
     ngx_http_wirehub_zlib_t         *zlib;

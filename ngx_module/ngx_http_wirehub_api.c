@@ -15,6 +15,7 @@
 #include "ngx_http_wirehub_counters.h"
 #include "ngx_http_wirehub_http.h"
 #include "ngx_http_wirehub_link.h"
+#include "ngx_http_wirehub_writes.h"
 #include "wh_channel.h"
 #include "ngx_http_wirehub_openapi.h"
 
@@ -31,6 +32,12 @@ typedef struct {
     ngx_str_t                      workspace;
     ngx_str_t                      sub;         /* the token's subject */
     ngx_uint_t                     role;
+
+    /* a publish's answer, held until the worker wrote what came before */
+    ngx_http_wirehub_waiter_t      waiter;
+    ngx_uint_t                     status;
+    ngx_str_t                      answer;
+    unsigned                       fans_out:1;
 } ngx_http_wirehub_api_call_t;
 
 
@@ -48,6 +55,11 @@ static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
+static ngx_uint_t ngx_http_wirehub_api_fans_out(ngx_http_request_t *r,
+    ngx_str_t *path);
+static ngx_int_t ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call,
+    wh_link_msg_t *m);
+static void ngx_http_wirehub_api_release(ngx_http_wirehub_waiter_t *w);
 static void ngx_http_wirehub_api_cleanup(void *data);
 static ngx_int_t ngx_http_wirehub_api_registered(ngx_http_request_t *r,
     ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m);
@@ -342,6 +354,8 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
         return;
     }
 
+    call->fans_out = ngx_http_wirehub_api_fans_out(r, &path);
+
     /* who issues the call: recorded on the commands and jobs it makes */
     wh_link_request(&m, (uint8_t) call->role,
                     ngx_http_wirehub_wh_ngx_str(&call->workspace),
@@ -516,9 +530,112 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
         rc = ngx_http_wirehub_api_stats(r, m);
 
     } else {
-        rc = ngx_http_wirehub_api_send(r, m->status,
-                                       (u_char *) m->body.data, m->body.len);
+        rc = ngx_http_wirehub_api_hold(call, m);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_DECLINED) {
+            rc = ngx_http_wirehub_api_send(r, m->status,
+                                           (u_char *) m->body.data,
+                                           m->body.len);
+        }
     }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* a publish or a broadcast: its message goes out through this worker too */
+
+static ngx_uint_t
+ngx_http_wirehub_api_fans_out(ngx_http_request_t *r, ngx_str_t *path)
+{
+    if (r->method != NGX_HTTP_POST) {
+        return 0;
+    }
+
+    if (path->len == sizeof("/broadcast") - 1
+        && ngx_strncmp(path->data, "/broadcast", path->len) == 0)
+    {
+        return 1;
+    }
+
+    return path->len > sizeof("/channels//messages") - 1
+           && ngx_strncmp(path->data, "/channels/",
+                          sizeof("/channels/") - 1) == 0
+           && ngx_strncmp(path->data + path->len
+                          - (sizeof("/messages") - 1),
+                          "/messages", sizeof("/messages") - 1) == 0;
+}
+
+
+/*
+ * The answer to a publish waits for the writes this worker has queued
+ * (ngx_http_wirehub_writes.h): NGX_AGAIN while it waits,
+ * NGX_DECLINED to answer now (another call, a refusal, nothing queued
+ * before it), else an error for ngx_http_finalize_request().
+ */
+
+static ngx_int_t
+ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
+{
+    ngx_int_t                      rc;
+    ngx_http_request_t            *r;
+    ngx_http_wirehub_main_conf_t  *wmcf;
+
+    if (!call->fans_out || m->status < 200 || m->status >= 300) {
+        return NGX_DECLINED;
+    }
+
+    r = call->request;
+    wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
+
+    call->waiter.handler = ngx_http_wirehub_api_release;
+    call->waiter.data = call;
+
+    rc = ngx_http_wirehub_writes_wait(wmcf, &call->waiter);
+
+    if (rc != NGX_AGAIN) {
+        /* without memory for a mark it is answered at once */
+        return NGX_DECLINED;
+    }
+
+    /* the link's buffer is reused: the answer is copied */
+
+    call->status = m->status;
+    call->answer.len = m->body.len;
+    call->answer.data = ngx_pnalloc(r->pool, m->body.len + 1);
+
+    if (call->answer.data == NULL) {
+        ngx_http_wirehub_writes_unwait(&call->waiter);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(call->answer.data, m->body.data, m->body.len);
+
+    ngx_http_wirehub_stat(wmcf, paced, 1);
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_http_wirehub_api_release(ngx_http_wirehub_waiter_t *w)
+{
+    ngx_int_t                     rc;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_http_wirehub_api_call_t  *call;
+
+    call = w->data;
+    r = call->request;
+    c = r->connection;
+
+    rc = ngx_http_wirehub_api_send(r, call->status, call->answer.data,
+                                   call->answer.len);
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -761,6 +878,8 @@ ngx_http_wirehub_api_cleanup(void *data)
         ngx_http_wirehub_pending_cancel(call->pending);
         call->pending = NULL;
     }
+
+    ngx_http_wirehub_writes_unwait(&call->waiter);
 }
 
 

@@ -315,6 +315,11 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "for staying over wirehub_message_rate.\n"
         "# TYPE wirehub_rate_limit_closes_total counter\n"
         "wirehub_rate_limit_closes_total %uA\n"
+        "# HELP wirehub_publishes_paced_total Answers to HTTP publishes "
+        "and broadcasts that waited for their worker to write the "
+        "messages it had queued.\n"
+        "# TYPE wirehub_publishes_paced_total counter\n"
+        "wirehub_publishes_paced_total %uA\n"
         "# HELP wirehub_backend_calls Calls to the application "
         "(wirehub_rpc_pass, wirehub_event_pass) in flight, with those "
         "whose client left.\n"
@@ -329,7 +334,7 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
         "message to its queueing on a worker.\n"
         "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
-        cnt->rate_closes, cnt->backend_calls, cnt->backend_ok,
+        cnt->rate_closes, cnt->paced, cnt->backend_calls, cnt->backend_ok,
         cnt->backend_failed);
 
     n = NGX_HTTP_WIREHUB_LATENCY_BUCKETS;

@@ -73,14 +73,8 @@ def ngx(daemon, nginx_factory, keys):
 
 def scrape(ngx):
     """{(family, labels): value} of the module's own metrics."""
-    api = wh.Api(ngx.port, None, timeout=5)
-    try:
-        resp = api.request("GET", "/metrics")
-    finally:
-        api.close()
-    assert resp.status == 200, resp
     out = {}
-    for line in resp.body.decode().splitlines():
+    for line in wh.metrics_text(ngx.port).splitlines():
         m = SAMPLE.match(line)
         if m and m.group(1).startswith("wirehub_"):
             out[(m.group(1), m.group(2) or "")] = float(m.group(3))

@@ -38,6 +38,7 @@ MODULE_FAMILIES = {
     "wirehub_link_refused_total": "counter",
     "wirehub_limited_total": "counter",
     "wirehub_rate_limit_closes_total": "counter",
+    "wirehub_publishes_paced_total": "counter",
     "wirehub_backend_calls": "gauge",
     "wirehub_backend_calls_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
@@ -134,16 +135,7 @@ def ngx(daemon, nginx_factory, keys):
                                    "{ wirehub_metrics; }")
 
 
-def scrape_text(port):
-    api = wh.Api(port, None, timeout=5)
-    try:
-        resp = api.request("GET", "/metrics")
-    finally:
-        api.close()
-    assert resp.status == 200
-    ctype = resp.header("content-type")
-    assert ctype.startswith("text/plain; version=0.0.4"), ctype
-    return resp.body.decode()
+scrape_text = wh.metrics_text
 
 
 def scrape(port):

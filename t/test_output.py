@@ -3,10 +3,13 @@ the 101 response and connection_status leave in one write (one read gets
 both); a burst of messages to one subscriber arrives whole and in order;
 messages published during a large fan-out (written in slices, frames
 queued meanwhile leaving together) reach every subscriber, in order,
-nothing lost (issue 18: corked fan-out, the handshake in one write).
+nothing lost; a publisher that waits for each answer of the HTTP API is
+paced by the fan-out instead of outrunning it (issue 18: corked fan-out,
+the handshake in one write).
 """
 
 import json
+import re
 import socket
 
 import pytest
@@ -29,7 +32,9 @@ def ngx(daemon, nginx_factory, keys):
     # the bursts below publish far past the default wirehub_message_rate
     return chan.start_nginx(nginx_factory, daemon,
                             http="wirehub_message_rate 100000r/s "
-                                 "burst=100000;")
+                                 "burst=100000;",
+                            server="location = /metrics "
+                                   "{ wirehub_metrics; }")
 
 
 def one_read_after_handshake(port, token):
@@ -127,6 +132,18 @@ def test_burst_to_one_subscriber_arrives_whole_and_in_order(ngx):
     run(scenario())
 
 
+def assert_everyone_got(reports, subs, acked):
+    """Each of the fleet's subs subscribers has every acked message, in
+    order, once, with its data."""
+    want = chan.digest(acked)
+    assert len(reports) == subs
+    for r in reports:
+        assert (r["n"], r["first"], r["last"], r["gaps"], r["dups"],
+                r["others"]) == (len(acked), acked[0][0], acked[-1][0], 0, 0,
+                                 []), r
+        assert r["digest"] == want, r
+
+
 def test_publish_during_large_fanout_reaches_everyone_in_order(ngx):
     """2,000 subscribers over both workers (a fan-out is written in
     slices, the link read in between), 40 messages published back to
@@ -144,13 +161,85 @@ def test_publish_during_large_fanout_reaches_everyone_in_order(ngx):
         reports = fleet.finish(acked[-1][0], 120)
     finally:
         fleet.kill()
-    want = chan.digest(acked)
-    assert len(reports) == subs
-    for r in reports:
-        assert (r["n"], r["first"], r["last"], r["gaps"], r["dups"],
-                r["others"]) == (count, acked[0][0], acked[-1][0], 0, 0,
-                                 []), r
-        assert r["digest"] == want, r
+    assert_everyone_got(reports, subs, acked)
+
+
+def paced_total(port):
+    text = wh.metrics_text(port)
+    found = re.findall(r"^wirehub_publishes_paced_total (\d+)$", text, re.M)
+    assert len(found) == 1, text
+    return int(found[0])
+
+
+def test_api_publisher_is_paced_by_the_fanout(ngx):
+    """2,000 subscribers over both workers, and a publisher that sends
+    each publish through the HTTP API once the last one is answered: an
+    answer waits until its worker wrote the messages it queued before
+    this one, so the publisher goes at the pace of the fan-out
+    (wirehub_publishes_paced_total counts the answers that waited: a
+    fan-out of 1,000 sessions a worker takes some milliseconds, a publish
+    well under one, so most of them wait).  Every subscriber has every
+    message, in order, with its data."""
+    workspace = chan.unique("paced")
+    channel = "paced/fan"
+    subs = 2000
+    count = 30
+    tokens = [chan.token("p-%d" % i, workspace) for i in range(subs)]
+    before = paced_total(ngx.port)
+    fleet = chan.Fleet(ngx.rport, tokens, channel, procs=4, keep=True)
+    try:
+        assert len(fleet.wait_ready(120)) == subs
+        api = wh.Api(ngx.port, chan.service_token(workspace), timeout=30)
+        acked = []
+        try:
+            for k in range(count):
+                data = {"k": k, "pad": "x" * 400}
+                mid, _ = chan.publish_ok(api, channel, data)
+                acked.append((mid, data))
+        finally:
+            api.close()
+        reports = fleet.finish(acked[-1][0], 120)
+    finally:
+        fleet.kill()
+    paced = paced_total(ngx.port) - before
+    assert count // 3 <= paced < count, paced
+    assert [a[0] for a in acked] == list(range(acked[0][0],
+                                               acked[0][0] + count))
+    assert_everyone_got(reports, subs, acked)
+
+
+def test_answers_do_not_wait_for_a_subscriber_that_stopped_reading(ngx):
+    """A subscriber that reads nothing fills its socket and leaves the
+    worker's write queue (it waits for the socket, not the queue): the
+    answers to publishes on its channel keep coming.  The other one,
+    which reads only once they are all answered, gets every message."""
+    workspace = chan.unique("stuck")
+    channel = "stuck/fan"
+    count = 200
+    data = {"pad": "y" * 60000}     # 12 MB: more than both socket buffers
+
+    async def scenario():
+        stuck = await Client.open(ngx.port, chan.token("stuck", workspace))
+        await stuck.subscribe(channel)
+        stuck.transport.pause_reading()
+        reader = await Client.open(ngx.port, chan.token("reader",
+                                                        workspace))
+        await reader.subscribe(channel)
+        api = wh.Api(ngx.port, chan.service_token(workspace), timeout=10)
+        ids = []
+        try:
+            for _ in range(count):
+                # the loop is blocked meanwhile: both sockets fill
+                ids.append(chan.publish_ok(api, channel, data)[0])
+        finally:
+            api.close()
+        got = await reader.messages(count, timeout=30)
+        assert [m["id"] for m in got] == ids
+        assert all(m["data"] == data for m in got)
+        await reader.close()
+        stuck.transport.abort()
+
+    run(scenario())
 
 
 def test_logs_clean(ngx, daemon):

@@ -347,6 +347,19 @@ def json_error(resp):
     return err["code"]
 
 
+def metrics_text(port):
+    """The text of GET /metrics (a location with wirehub_metrics)."""
+    api = Api(port, None, timeout=5)
+    try:
+        resp = api.request("GET", "/metrics")
+    finally:
+        api.close()
+    assert resp.status == 200, resp
+    ctype = resp.header("content-type")
+    assert ctype.startswith("text/plain; version=0.0.4"), ctype
+    return resp.body.decode()
+
+
 def handshake_status(port, token, path="/ws/"):
     """The HTTP status of a WebSocket handshake with this token (101 on
     success; the connection is closed again at once)."""
