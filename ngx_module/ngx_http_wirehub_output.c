@@ -14,6 +14,7 @@
  */
 
 
+#include "ngx_http_wirehub_output.h"
 #include "ngx_http_wirehub_session.h"
 #include "ngx_http_wirehub_deflate.h"
 #include "wh_json.h"

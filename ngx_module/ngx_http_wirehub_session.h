@@ -3,7 +3,8 @@
  * Wirehub: the WebSocket connection as one unit.  It is taken over from
  * nginx once the 101 is out (takeover), reads frames through the resumable
  * parser and runs the closing handshake, pings and timeouts (session), and
- * writes queues of shared, reference-counted frames (output).
+ * writes queues of shared, reference-counted frames (output, with its own
+ * header).
  *
  * What a message means is not its business: it tells the layer above
  * through the handlers table the handshake chose (protocol v1 or echo).
@@ -15,6 +16,7 @@
 
 
 #include "ngx_http_wirehub.h"
+#include "ngx_http_wirehub_output.h"
 #include "wh_frame.h"
 
 
@@ -34,14 +36,6 @@
 
 /* the read buffer every session of a worker shares */
 #define NGX_HTTP_WIREHUB_RECV_SIZE        65536
-
-
-/* how a session's output is framed, chosen when it is created */
-typedef enum {
-    NGX_HTTP_WIREHUB_FRAMING_WEBSOCKET = 0,
-    NGX_HTTP_WIREHUB_FRAMING_SSE,          /* text/event-stream */
-    NGX_HTTP_WIREHUB_FRAMING_SSE_CHUNKED   /* the same, in HTTP chunks */
-} ngx_http_wirehub_framing_e;
 
 
 /* notifications from the connection to the layer above it */
@@ -77,22 +71,6 @@ typedef struct {
     size_t                           msg_len;
     size_t                           msg_cap;
 } ngx_http_wirehub_reader_t;
-
-
-/* one outgoing frame, shared by every connection it is queued on */
-typedef struct {
-    ngx_uint_t                       refs;
-    size_t                           len;
-    uint64_t                         msg_id;   /* a channel message's id */
-    u_char                           data[1];
-} ngx_http_wirehub_out_frame_t;
-
-
-struct ngx_http_wirehub_out_s {
-    ngx_http_wirehub_out_t          *next;
-    ngx_http_wirehub_out_frame_t    *frame;
-    size_t                           sent;
-};
 
 
 struct ngx_http_wirehub_session_s {
@@ -175,10 +153,6 @@ struct ngx_http_wirehub_session_s {
                                  NGX_ALIGNMENT)))
 
 
-#define ngx_http_wirehub_is_sse(s)                                            \
-    ((s)->framing != NGX_HTTP_WIREHUB_FRAMING_WEBSOCKET)
-
-
 /*
  * When a token of this exp stops being accepted: exp + leeway, saturated,
  * so that an exp near the top of the range neither wraps nor closes at
@@ -215,35 +189,6 @@ void ngx_http_wirehub_session_close(ngx_http_wirehub_session_t *s,
 void ngx_http_wirehub_finalize(ngx_http_wirehub_session_t *s,
     ngx_uint_t linger);
 void ngx_http_wirehub_session_cleanup(void *data);
-
-/* ngx_http_wirehub_output.c */
-void ngx_http_wirehub_output_init(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_log_t *log);
-ngx_http_wirehub_out_frame_t *ngx_http_wirehub_frame_create(
-    ngx_log_t *log, unsigned opcode, u_char *payload, size_t len);
-void ngx_http_wirehub_frame_release(ngx_http_wirehub_out_frame_t *frame);
-ngx_http_wirehub_out_frame_t *ngx_http_wirehub_session_frame(
-    ngx_http_wirehub_session_t *s, unsigned opcode, u_char *payload,
-    size_t len);
-ngx_int_t ngx_http_wirehub_send_frame(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_out_frame_t *frame);
-ngx_int_t ngx_http_wirehub_send_pair(ngx_http_wirehub_session_t *s,
-    ngx_http_wirehub_out_frame_t *first, ngx_http_wirehub_out_frame_t *second);
-ngx_int_t ngx_http_wirehub_send_text(ngx_http_wirehub_session_t *s,
-    u_char *data, size_t len);
-ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_event(ngx_log_t *log,
-    ngx_uint_t framing, u_char *json, size_t len);
-ngx_http_wirehub_out_frame_t *ngx_http_wirehub_sse_raw(ngx_log_t *log,
-    ngx_uint_t framing, u_char *text, size_t len);
-ngx_int_t ngx_http_wirehub_flush(ngx_http_wirehub_session_t *s);
-ngx_int_t ngx_http_wirehub_send_head(ngx_http_wirehub_session_t *s,
-    ngx_chain_t *in);
-void ngx_http_wirehub_greeted(ngx_http_wirehub_session_t *s);
-void ngx_http_wirehub_session_lost(ngx_http_wirehub_session_t *s);
-ngx_int_t ngx_http_wirehub_session_hold(ngx_http_wirehub_session_t *s,
-    size_t len);
-void ngx_http_wirehub_drop_queue(ngx_http_wirehub_session_t *s,
-    ngx_uint_t keep_partial);
 
 
 #endif /* _NGX_HTTP_WIREHUB_SESSION_H_INCLUDED_ */
