@@ -530,17 +530,12 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
         rc = ngx_http_wirehub_api_stats(r, m);
 
     } else {
-        rc = ngx_http_wirehub_api_hold(call, m);
-
-        if (rc == NGX_AGAIN) {
+        if (ngx_http_wirehub_api_hold(call, m) == NGX_AGAIN) {
             return;
         }
 
-        if (rc == NGX_DECLINED) {
-            rc = ngx_http_wirehub_api_send(r, m->status,
-                                           (u_char *) m->body.data,
-                                           m->body.len);
-        }
+        rc = ngx_http_wirehub_api_send(r, m->status, (u_char *) m->body.data,
+                                       m->body.len);
     }
 
     ngx_http_finalize_request(r, rc);
@@ -574,9 +569,8 @@ ngx_http_wirehub_api_fans_out(ngx_http_request_t *r, ngx_str_t *path)
 
 /*
  * The answer to a publish waits for the writes this worker has queued
- * (ngx_http_wirehub_writes.h): NGX_AGAIN while it waits,
- * NGX_DECLINED to answer now (another call, a refusal, nothing queued
- * before it), else an error for ngx_http_finalize_request().
+ * (ngx_http_wirehub_writes.h): NGX_AGAIN while it waits, NGX_DECLINED to
+ * answer now (another call, a refusal, nothing queued before it).
  */
 
 static ngx_int_t
@@ -603,7 +597,11 @@ ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
         return NGX_DECLINED;
     }
 
-    /* the link's buffer is reused: the answer is copied */
+    /*
+     * The link's buffer is reused: the answer is copied.  The message is
+     * stored: without memory for the copy it is answered at once rather
+     * than with an error that would have it published again.
+     */
 
     call->status = m->status;
     call->answer.len = m->body.len;
@@ -611,7 +609,7 @@ ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
 
     if (call->answer.data == NULL) {
         ngx_http_wirehub_writes_unwait(&call->waiter);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_DECLINED;
     }
 
     ngx_memcpy(call->answer.data, m->body.data, m->body.len);
