@@ -57,10 +57,14 @@
 #define WH_LINK_REPLAY_RECOVERED 0x01    /* history reached: no gap */
 #define WH_LINK_REPLAY_MORE      0x02    /* one page: ask for the next */
 
-/* RESPONSE flag: what the module adds to the answer, because only nginx
- * holds it; the route in wirehubd decides, the module never parses paths */
+/* RESPONSE flag: what the module adds to the answer, or does with it,
+ * because only nginx holds what it takes; the route in wirehubd decides,
+ * the module never parses paths */
 #define WH_LINK_RESPONSE_TOKEN   0x01    /* a token signed for client_id */
 #define WH_LINK_RESPONSE_WORKERS 0x02    /* the workers' view, as "nginx" */
+#define WH_LINK_RESPONSE_FANOUT  0x04    /* its message goes out through
+                                            the workers: answered once the
+                                            worker wrote what it queued */
 
 /* REQUEST flag: the caller's role, as verified by the module */
 #define WH_LINK_ROLE_CLIENT      0

@@ -37,7 +37,6 @@ typedef struct {
     ngx_http_wirehub_waiter_t      waiter;
     ngx_uint_t                     status;
     ngx_str_t                      answer;
-    unsigned                       fans_out:1;
 } ngx_http_wirehub_api_call_t;
 
 
@@ -55,8 +54,6 @@ static ngx_int_t ngx_http_wirehub_api_read_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static void ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
-static ngx_uint_t ngx_http_wirehub_api_fans_out(ngx_http_request_t *r,
-    ngx_str_t *path);
 static ngx_int_t ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call,
     wh_link_msg_t *m);
 static void ngx_http_wirehub_api_release(ngx_http_wirehub_waiter_t *w);
@@ -354,8 +351,6 @@ ngx_http_wirehub_api_body(ngx_http_request_t *r)
         return;
     }
 
-    call->fans_out = ngx_http_wirehub_api_fans_out(r, &path);
-
     /* who issues the call: recorded on the commands and jobs it makes */
     wh_link_request(&m, (uint8_t) call->role,
                     ngx_http_wirehub_wh_ngx_str(&call->workspace),
@@ -543,34 +538,11 @@ ngx_http_wirehub_api_reply(ngx_http_wirehub_pending_t *p, wh_link_msg_t *m)
 }
 
 
-/* a publish or a broadcast: its message goes out through this worker too */
-
-static ngx_uint_t
-ngx_http_wirehub_api_fans_out(ngx_http_request_t *r, ngx_str_t *path)
-{
-    if (r->method != NGX_HTTP_POST) {
-        return 0;
-    }
-
-    if (path->len == sizeof("/broadcast") - 1
-        && ngx_strncmp(path->data, "/broadcast", path->len) == 0)
-    {
-        return 1;
-    }
-
-    return path->len > sizeof("/channels//messages") - 1
-           && ngx_strncmp(path->data, "/channels/",
-                          sizeof("/channels/") - 1) == 0
-           && ngx_strncmp(path->data + path->len
-                          - (sizeof("/messages") - 1),
-                          "/messages", sizeof("/messages") - 1) == 0;
-}
-
-
 /*
- * The answer to a publish waits for the writes this worker has queued
- * (ngx_http_wirehub_writes.h): NGX_AGAIN while it waits, NGX_DECLINED to
- * answer now (another call, a refusal, nothing queued before it).
+ * The answer to a publish or a broadcast (wirehubd flags it) waits for
+ * the writes this worker has queued (ngx_http_wirehub_writes.h):
+ * NGX_AGAIN while it waits, NGX_DECLINED to answer now (another answer,
+ * nothing queued).
  */
 
 static ngx_int_t
@@ -580,7 +552,7 @@ ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
     ngx_http_request_t            *r;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
-    if (!call->fans_out || m->status < 200 || m->status >= 300) {
+    if (!(m->flag & WH_LINK_RESPONSE_FANOUT)) {
         return NGX_DECLINED;
     }
 

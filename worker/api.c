@@ -799,7 +799,8 @@ wh_path_under(wh_str_t path, const char *prefix)
 static void
 wh_api_broadcast(wh_api_t *a)
 {
-    char           ts[WH_TIME_ISO_LEN + 1];
+    int            n;
+    char           ts[WH_TIME_ISO_LEN + 1], ok[64];
     char          *dumped = NULL;
     size_t         i;
     json_t        *body, *type, *data;
@@ -880,9 +881,11 @@ wh_api_broadcast(wh_api_t *a)
     free(dumped);
     json_decref(body);
 
-    body = json_pack("{s:b,s:i}", "accepted", 1, "workers", (int) links);
-    wh_api_json(a, 202, body);
-    json_decref(body);
+    /* the workers hold the answer until they wrote the message out */
+    n = snprintf(ok, sizeof(ok), "{\"accepted\":true,\"workers\":%u}",
+                 links);
+    wh_respond_adding(a->peer, a->m->req_id, 202, WH_LINK_RESPONSE_FANOUT,
+                      wh_cstr(""), ok, (size_t) n);
 }
 
 

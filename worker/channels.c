@@ -732,6 +732,7 @@ wh_pub_reply(wh_pub_t *p, const wh_err_t *err)
         n = snprintf(ok, sizeof(ok), "{\"id\":%" PRIu64 ",\"epoch\":\"%s\"}",
                      p->id, p->epoch);
         r.status = 202;
+        r.flag = WH_LINK_RESPONSE_FANOUT;
         r.body.data = ok;
         r.body.len = n;
         wh_link_send(p->peer, &r);
