@@ -5,6 +5,7 @@
 
 
 #include "ngx_http_wirehub_auth.h"
+#include "ngx_http_wirehub_counters.h"
 
 
 /*
@@ -39,6 +40,8 @@ static ngx_http_wirehub_identity_t *ngx_http_wirehub_verify(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, ngx_pool_t *pool,
     u_char *token, size_t len, const char **code, ngx_str_t *message,
     time_t *from, time_t *until);
+static ngx_http_wirehub_jwt_cache_t *ngx_http_wirehub_jwt_cache(
+    ngx_http_wirehub_main_conf_t *wmcf);
 static ngx_http_wirehub_token_t *ngx_http_wirehub_token_slot(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_str_t *token);
 static void ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t,
@@ -230,10 +233,37 @@ ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
 }
 
 
+/*
+ * The worker's cache of the public-key signatures it found good, made at
+ * the first token: NULL (every signature checked) when wirehub_jwt_cache
+ * is 0 or there is no memory for it.
+ */
+
+static ngx_http_wirehub_jwt_cache_t *
+ngx_http_wirehub_jwt_cache(ngx_http_wirehub_main_conf_t *wmcf)
+{
+    if (wmcf->jwt_cache == NULL && wmcf->jwt_cache_size && wmcf->keys) {
+        wmcf->jwt_cache = ngx_http_wirehub_jwt_cache_create(
+                                        wmcf->keys, wmcf->jwt_cache_size);
+        if (wmcf->jwt_cache == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                          "wirehub: no memory for the JWT cache, "
+                          "every signature is checked");
+            wmcf->jwt_cache_size = 0;
+        }
+    }
+
+    return wmcf->jwt_cache;
+}
+
+
 void
 ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf)
 {
     ngx_uint_t  i;
+
+    ngx_http_wirehub_jwt_cache_destroy(wmcf->jwt_cache);
+    wmcf->jwt_cache = NULL;
 
     if (wmcf->tokens == NULL) {
         return;
@@ -419,9 +449,11 @@ ngx_http_wirehub_verify(ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log,
                     sizeof(err));
 
     } else {
-        rc = ngx_http_wirehub_jwt_verify(wmcf->keys, &wmcf->policy, token,
-                                         len, (int64_t) ngx_time(), &claims,
-                                         err, sizeof(err));
+        rc = ngx_http_wirehub_jwt_verify(wmcf->keys,
+                                         ngx_http_wirehub_jwt_cache(wmcf),
+                                         &wmcf->policy, token, len,
+                                         (int64_t) ngx_time(), &claims, err,
+                                         sizeof(err));
     }
 
     if (rc != NGX_HTTP_WIREHUB_JWT_OK) {
@@ -440,6 +472,10 @@ ngx_http_wirehub_verify(ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log,
         ngx_log_error(NGX_LOG_INFO, log, 0, "wirehub: token rejected: %s",
                       err);
         return NULL;
+    }
+
+    if (claims.cached) {
+        ngx_http_wirehub_stat(wmcf, jwt_cached, 1);
     }
 
     id = ngx_pcalloc(pool, sizeof(ngx_http_wirehub_identity_t));

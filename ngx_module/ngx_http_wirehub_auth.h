@@ -24,7 +24,7 @@ ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
 ngx_http_wirehub_identity_t *ngx_http_wirehub_identity_copy(
     ngx_pool_t *pool, ngx_http_wirehub_identity_t *id);
 size_t ngx_http_wirehub_identity_size(ngx_http_wirehub_identity_t *id);
-/* frees the tokens the worker remembers */
+/* frees the tokens and the signatures the worker remembers */
 void ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf);
 
 

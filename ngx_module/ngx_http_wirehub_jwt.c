@@ -469,10 +469,40 @@ ngx_http_wirehub_jwt_select_key(ngx_http_wirehub_jwt_ctx_t *ctx,
 }
 
 
+/* the signature, unless the cache has it; a good one goes in the cache */
+static ngx_http_wirehub_jwt_rc_e
+ngx_http_wirehub_jwt_check_cached(ngx_http_wirehub_jwt_ctx_t *ctx,
+    const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache)
+{
+    ngx_http_wirehub_jwt_rc_e  rc;
+
+    if (!ngx_http_wirehub_jwt_cache_knows(cache, keys)
+        || ctx->alg->family == NGX_HTTP_WIREHUB_JWT_HMAC)
+    {
+        return ngx_http_wirehub_jwt_check_signature(ctx);
+    }
+
+    if (ngx_http_wirehub_jwt_cache_find(cache, ctx)) {
+        ctx->cached = 1;
+        return NGX_HTTP_WIREHUB_JWT_OK;
+    }
+
+    rc = ngx_http_wirehub_jwt_check_signature(ctx);
+
+    if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
+        ngx_http_wirehub_jwt_cache_add(cache, ctx);
+    }
+
+    return rc;
+}
+
+
 /* everything but the claims: shape, header, key, signature */
 static ngx_http_wirehub_jwt_rc_e
 ngx_http_wirehub_jwt_check_token(ngx_http_wirehub_jwt_ctx_t *ctx,
-    const ngx_http_wirehub_jwt_keys_t *keys)
+    const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache)
 {
     ngx_http_wirehub_jwt_rc_e  rc;
 
@@ -497,12 +527,13 @@ ngx_http_wirehub_jwt_check_token(ngx_http_wirehub_jwt_ctx_t *ctx,
         return rc;
     }
 
-    return ngx_http_wirehub_jwt_check_signature(ctx);
+    return ngx_http_wirehub_jwt_check_cached(ctx, keys, cache);
 }
 
 
 ngx_http_wirehub_jwt_rc_e
 ngx_http_wirehub_jwt_verify(const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache,
     const ngx_http_wirehub_jwt_policy_t *policy, const unsigned char *token,
     size_t len, int64_t now, ngx_http_wirehub_jwt_claims_t *claims,
     char *err, size_t err_len)
@@ -531,12 +562,14 @@ ngx_http_wirehub_jwt_verify(const ngx_http_wirehub_jwt_keys_t *keys,
     ctx.alg = NULL;
     ctx.key = NULL;
     ctx.sig_len = 0;
+    ctx.digest_set = 0;
+    ctx.cached = 0;
     ctx.err = err;
     ctx.err_len = err_len;
 
     memset(&out, 0, sizeof(out));
 
-    rc = ngx_http_wirehub_jwt_check_token(&ctx, keys);
+    rc = ngx_http_wirehub_jwt_check_token(&ctx, keys, cache);
 
     if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
         rc = ngx_http_wirehub_jwt_check_claims(&ctx, policy, now, &out);
@@ -550,6 +583,7 @@ ngx_http_wirehub_jwt_verify(const ngx_http_wirehub_jwt_keys_t *keys,
     }
 
     out.payload = ctx.payload;
+    out.cached = ctx.cached;
     *claims = out;
 
     return NGX_HTTP_WIREHUB_JWT_OK;

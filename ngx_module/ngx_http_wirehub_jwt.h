@@ -89,6 +89,7 @@ typedef struct {
     int64_t                     nbf;        /* 0 when absent */
     json_t                     *channels;   /* borrowed array or NULL */
     json_t                     *publish;    /* borrowed array or NULL */
+    unsigned                    cached:1;   /* the signature, in the cache */
 } ngx_http_wirehub_jwt_claims_t;
 
 
@@ -111,15 +112,34 @@ typedef enum {
 
 
 /*
+ * The RS*, PS* and ES* signatures a process found good, by a digest of the
+ * token and the key that checked it (ngx_http_wirehub_jwt_cache.c): a
+ * token seen again skips the public-key check, nothing else.  HMAC
+ * signatures are not kept: checking one costs about what finding it would.
+ * A cache serves the keys it was made for, and is destroyed before them;
+ * with other keys it is not used.  One per process, used from one thread;
+ * entries are rounded up to a power of 2, at least 4, 48 bytes each.
+ * NULL: no memory.
+ */
+typedef struct ngx_http_wirehub_jwt_cache_s  ngx_http_wirehub_jwt_cache_t;
+
+ngx_http_wirehub_jwt_cache_t *ngx_http_wirehub_jwt_cache_create(
+    const ngx_http_wirehub_jwt_keys_t *keys, size_t entries);
+void ngx_http_wirehub_jwt_cache_destroy(ngx_http_wirehub_jwt_cache_t *cache);
+
+
+/*
  * Verifies token[0..len) at the time now (seconds since the epoch).  On
  * NGX_HTTP_WIREHUB_JWT_OK *claims is filled and the caller frees it with
  * ngx_http_wirehub_jwt_claims_free(); on failure *claims is untouched and
  * err gets a short message that never contains the token.  keys NULL
- * verifies nothing, policy NULL means the defaults.  No state is kept
- * between calls; the stack use is about 20 KiB.
+ * verifies nothing, policy NULL means the defaults, cache NULL checks
+ * every signature.  No other state is kept between calls; the stack use
+ * is about 20 KiB.
  */
 ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_verify(
     const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache,
     const ngx_http_wirehub_jwt_policy_t *policy, const unsigned char *token,
     size_t len, int64_t now, ngx_http_wirehub_jwt_claims_t *claims,
     char *err, size_t err_len);

@@ -8,6 +8,7 @@
  *   ngx_http_wirehub_jwt_keys.c       key loading and checking, the key set
  *   ngx_http_wirehub_jwt_signature.c  the signature, each algorithm
  *   ngx_http_wirehub_jwt_claims.c     the claims
+ *   ngx_http_wirehub_jwt_cache.c      the signatures already found good
  *   ngx_http_wirehub_jwt_signer.c     signing tokens
  */
 
@@ -25,6 +26,9 @@
 /* the largest decoded segment: 3/4 of the largest token */
 #define NGX_HTTP_WIREHUB_JWT_MAX_DECODED                                      \
     (NGX_HTTP_WIREHUB_JWT_MAX_TOKEN / 4 * 3)
+
+/* the cache's digest of a token: SHA-256 */
+#define NGX_HTTP_WIREHUB_JWT_DIGEST  32
 
 
 typedef enum {
@@ -91,6 +95,9 @@ typedef struct {
     const ngx_http_wirehub_jwt_key_t  *key;
     size_t                             sig_len;
     unsigned char                      sig[NGX_HTTP_WIREHUB_JWT_MAX_DECODED];
+    unsigned char                      digest[NGX_HTTP_WIREHUB_JWT_DIGEST];
+    unsigned                           digest_set:1;
+    unsigned                           cached:1;    /* the cache knew it */
     char                              *err;
     size_t                             err_len;
 } ngx_http_wirehub_jwt_ctx_t;
@@ -138,6 +145,25 @@ ngx_http_wirehub_jwt_rc_e ngx_http_wirehub_jwt_check_signature(
 
 /* k->verify for k->pkey: -1 if OpenSSL cannot set it up */
 int ngx_http_wirehub_jwt_verify_setup(ngx_http_wirehub_jwt_key_t *k);
+
+
+/* ngx_http_wirehub_jwt_cache.c */
+
+/* 1 if the cache was made for these keys: it is of no use with others */
+int ngx_http_wirehub_jwt_cache_knows(
+    const ngx_http_wirehub_jwt_cache_t *cache,
+    const ngx_http_wirehub_jwt_keys_t *keys);
+
+/*
+ * 1 if ctx->key found ctx->token's signature good before; either way the
+ * token's digest is left in ctx for ngx_http_wirehub_jwt_cache_add()
+ */
+int ngx_http_wirehub_jwt_cache_find(ngx_http_wirehub_jwt_cache_t *cache,
+    ngx_http_wirehub_jwt_ctx_t *ctx);
+
+/* remembers that ctx->key found ctx->token's signature good */
+void ngx_http_wirehub_jwt_cache_add(ngx_http_wirehub_jwt_cache_t *cache,
+    const ngx_http_wirehub_jwt_ctx_t *ctx);
 
 
 /* ngx_http_wirehub_jwt_claims.c */

@@ -99,6 +99,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       offsetof(ngx_http_wirehub_main_conf_t, leeway),
       NULL },
 
+    { ngx_string("wirehub_jwt_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, jwt_cache_size),
+      NULL },
+
     { ngx_string("wirehub_workspace_claim"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -379,6 +386,7 @@ ngx_http_wirehub_create_main_conf(ngx_conf_t *cf)
      */
 
     wmcf->leeway = NGX_CONF_UNSET;
+    wmcf->jwt_cache_size = NGX_CONF_UNSET_UINT;
     wmcf->daemon_off = NGX_CONF_UNSET;
     wmcf->workspace_zone_size = NGX_CONF_UNSET_SIZE;
 
@@ -395,6 +403,8 @@ ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_http_wirehub_main_conf_t *wmcf = conf;
 
     ngx_conf_init_value(wmcf->leeway, 30);
+    ngx_conf_init_uint_value(wmcf->jwt_cache_size,
+                             NGX_HTTP_WIREHUB_JWT_CACHE);
     ngx_conf_init_value(wmcf->daemon_off, 0);
     ngx_conf_init_size_value(wmcf->workspace_zone_size, 1024 * 1024);
 

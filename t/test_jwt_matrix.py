@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import time
 
@@ -16,6 +17,7 @@ import wh
 
 SERVER = """
 location /ws/ { wirehub_websocket; }
+location = /metrics { wirehub_metrics; }
 """
 
 USED_TOKENS = []
@@ -523,6 +525,80 @@ def test_valid_token_in_bad_request_not_logged(nginx):
     nginx.assert_no_secrets([token])
 
 
+# ------------------------------------- signatures found good, remembered
+
+
+def cached_total(port):
+    text = wh.metrics_text(port)
+    m = re.search(r"^wirehub_jwt_signatures_cached_total (\d+)$", text,
+                  re.M)
+    assert m, text
+    return int(m.group(1))
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256"])
+def test_token_seen_again_skips_its_signature(nginx, alg):
+    """A client that reconnects brings the token it had: each of the two
+    workers checks its signature once, then finds it in its cache."""
+    token = wh.mint(alg)
+    before = cached_total(nginx.port)
+    for _ in range(10):
+        assert_accepted(nginx, token)
+    skipped = cached_total(nginx.port) - before
+    assert 8 <= skipped <= 9, skipped
+
+
+def test_hmac_signatures_are_checked_every_time(nginx):
+    token = wh.mint("HS256")
+    before = cached_total(nginx.port)
+    for _ in range(6):
+        assert_accepted(nginx, token)
+    assert cached_total(nginx.port) == before
+
+
+def test_cached_token_still_expires(nginx):
+    """The cache skips the signature, never the claims: a token found
+    good is refused once its exp (with the 5 s leeway) has passed."""
+    token = wh.mint("ES256", wh.claims(exp=now() - 5 + 2))
+    before = cached_total(nginx.port)
+    for _ in range(4):
+        assert_accepted(nginx, token)
+    assert cached_total(nginx.port) - before >= 2
+    deadline = time.monotonic() + 10
+    while True:
+        resp = handshake(nginx, token)
+        if resp.status != 101:
+            break
+        assert time.monotonic() < deadline, "never expired"
+        time.sleep(0.1)
+    assert resp.status == 401, resp
+    assert wh.json_error(resp) == "token_expired"
+
+
+def test_cached_signature_covers_only_its_token(nginx):
+    """A signature found good for one payload, put under another: each
+    worker refuses it, the ones that remember the first token too."""
+    good = wh.mint("ES256", wh.claims(sub="alice"))
+    before = cached_total(nginx.port)
+    while cached_total(nginx.port) - before < 4:
+        assert_accepted(nginx, good)
+    other = wh.mint("ES256", wh.claims(sub="mallory"))
+    forged = other.rsplit(".", 1)[0] + "." + good.rsplit(".", 1)[1]
+    for _ in range(6):
+        resp = assert_401(nginx, forged)
+        assert wh.json_error(resp) == "invalid_signature"
+    assert_accepted(nginx, good)
+
+
+def test_cache_off(nginx_factory, keys):
+    ngx = nginx_factory(http=wh.jwt_directives() + "\nwirehub_jwt_cache 0;",
+                        server=SERVER)
+    token = wh.mint("ES256")
+    for _ in range(6):
+        assert_accepted(ngx, token)
+    assert cached_total(ngx.port) == 0
+
+
 def test_rejections_keep_workers_alive(nginx):
     assert nginx.alive()
     assert len(nginx.workers()) == 2
@@ -627,6 +703,14 @@ def test_config_hs256_with_pem(keys, pem):
         "wirehub_jwt_key HS256 file=%s;" % path)
     assert status != 0, out
     assert_config_error(out, "PEM")
+
+
+def test_config_jwt_cache_not_a_number(keys):
+    status, out = config_check("wirehub_jwt_cache many;")
+    assert status != 0, out
+    lines = [l for l in out.splitlines() if "[emerg]" in l]
+    assert len(lines) == 1 and "wirehub_jwt_cache" in lines[0], out
+    assert "invalid number" in lines[0], out
 
 
 def test_config_unknown_algorithm(keys):

@@ -578,8 +578,8 @@ fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
     char                           err[256];
 
     err[0] = '\0';
-    rc = ngx_http_wirehub_jwt_verify(keys, policy, token, len, FUZZ_NOW,
-                                     &claims, err, sizeof(err));
+    rc = ngx_http_wirehub_jwt_verify(keys, NULL, policy, token, len,
+                                     FUZZ_NOW, &claims, err, sizeof(err));
 
     if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
         fuzz_check_claims(&claims);

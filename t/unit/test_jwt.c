@@ -384,6 +384,72 @@ default_policy(void)
 
 
 /*
+ * A cache for each long-lived key set of the tests, small enough that the
+ * tokens of the whole run evict each other.
+ */
+#define TEST_CACHE_ENTRIES  16
+
+static struct {
+    const ngx_http_wirehub_jwt_keys_t  *keys;
+    ngx_http_wirehub_jwt_cache_t       *cache;
+} test_caches[3];
+
+
+static ngx_http_wirehub_jwt_cache_t *
+cache_for(const ngx_http_wirehub_jwt_keys_t *keys)
+{
+    size_t  i;
+
+    for (i = 0; i < sizeof(test_caches) / sizeof(test_caches[0]); i++) {
+        if (test_caches[i].keys == keys) {
+            return test_caches[i].cache;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * The same answer through the key set's cache, twice: a token found good
+ * before may skip its signature, nothing else, and a bad one never passes
+ * because a good one was seen.
+ */
+static void
+expect_cached_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    const ngx_http_wirehub_jwt_policy_t *policy, const char *token,
+    size_t len, ngx_http_wirehub_jwt_rc_e expected)
+{
+    int                             i;
+    ngx_http_wirehub_jwt_rc_e       rc;
+    ngx_http_wirehub_jwt_cache_t   *cache;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                            err[ERR_LEN];
+
+    cache = cache_for(keys);
+    if (cache == NULL) {
+        return;
+    }
+
+    for (i = 0; i < 2; i++) {
+        rc = ngx_http_wirehub_jwt_verify(keys, cache, policy,
+                                         (const unsigned char *) token, len,
+                                         NOW, &claims, err, sizeof(err));
+        if (rc != expected) {
+            fail_msg("line %d: verify through the cache (%d): %s (%s), "
+                     "expected %s", line, i,
+                     ngx_http_wirehub_jwt_rc_code(rc), err,
+                     ngx_http_wirehub_jwt_rc_code(expected));
+        }
+
+        if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
+            ngx_http_wirehub_jwt_claims_free(&claims);
+        }
+    }
+}
+
+
+/*
  * Verifies and checks the result code; on failure also that the message is
  * set, names no part of the token and that the claims were not touched.
  * Helpers take the caller's line: cmocka would name the helper's.
@@ -403,13 +469,19 @@ expect_token_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
     memset(&claims, 0xa5, sizeof(claims));
     err[0] = '\0';
 
-    rc = ngx_http_wirehub_jwt_verify(keys, policy,
+    expect_cached_at(line, keys, policy, token, len, expected);
+
+    rc = ngx_http_wirehub_jwt_verify(keys, NULL, policy,
                                      (const unsigned char *) token, len, NOW,
                                      &claims, err, sizeof(err));
     if (rc != expected) {
         fail_msg("line %d: verify: %s (%s), expected %s", line,
                  ngx_http_wirehub_jwt_rc_code(rc), err,
                  ngx_http_wirehub_jwt_rc_code(expected));
+    }
+
+    if (rc == NGX_HTTP_WIREHUB_JWT_OK && claims.cached) {
+        fail_msg("line %d: cached without a cache", line);
     }
 
     /* nginx would log stale OpenSSL errors against another connection */
@@ -473,7 +545,7 @@ expect_message_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
     policy = default_policy();
     err[0] = '\0';
 
-    rc = ngx_http_wirehub_jwt_verify(keys, &policy,
+    rc = ngx_http_wirehub_jwt_verify(keys, NULL, &policy,
                                      (const unsigned char *) token,
                                      strlen(token), NOW, &claims, err,
                                      sizeof(err));
@@ -555,6 +627,7 @@ read_private_key(const char *name)
 static int
 group_setup(void **state)
 {
+    int          i;
     test_env_t  *env;
 
     env = calloc(1, sizeof(test_env_t));
@@ -598,6 +671,16 @@ group_setup(void **state)
     env->ec256_other = EVP_EC_gen("P-256");
     assert_non_null(env->ec256_other);
 
+    test_caches[0].keys = env->all;
+    test_caches[1].keys = env->kids;
+    test_caches[2].keys = env->rsa_only;
+
+    for (i = 0; i < 3; i++) {
+        test_caches[i].cache = ngx_http_wirehub_jwt_cache_create(
+                                   test_caches[i].keys, TEST_CACHE_ENTRIES);
+        assert_non_null(test_caches[i].cache);
+    }
+
     *state = env;
 
     return 0;
@@ -607,9 +690,16 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+    int          i;
     test_env_t  *env;
 
     env = *state;
+
+    for (i = 0; i < 3; i++) {
+        ngx_http_wirehub_jwt_cache_destroy(test_caches[i].cache);
+        test_caches[i].cache = NULL;
+        test_caches[i].keys = NULL;
+    }
 
     ngx_http_wirehub_jwt_keys_destroy(env->all);
     ngx_http_wirehub_jwt_keys_destroy(env->kids);
@@ -1818,6 +1908,204 @@ test_ecdsa_refused(void **state)
 }
 
 
+/* the cache of signatures found good */
+
+
+/* verifies through cache at now; returns claims.cached, -1 on failure */
+static int
+cached_verify_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache, const char *token, int64_t now,
+    ngx_http_wirehub_jwt_rc_e expected)
+{
+    int                             cached;
+    ngx_http_wirehub_jwt_rc_e       rc;
+    ngx_http_wirehub_jwt_policy_t   policy;
+    ngx_http_wirehub_jwt_claims_t   claims;
+    char                            err[ERR_LEN];
+
+    policy = default_policy();
+
+    rc = ngx_http_wirehub_jwt_verify(keys, cache, &policy,
+                                     (const unsigned char *) token,
+                                     strlen(token), now, &claims, err,
+                                     sizeof(err));
+    if (rc != expected) {
+        fail_msg("line %d: %s (%s), expected %s", line,
+                 ngx_http_wirehub_jwt_rc_code(rc), err,
+                 ngx_http_wirehub_jwt_rc_code(expected));
+    }
+
+    if (rc != NGX_HTTP_WIREHUB_JWT_OK) {
+        return -1;
+    }
+
+    cached = claims.cached;
+    ngx_http_wirehub_jwt_claims_free(&claims);
+
+    return cached;
+}
+
+#define cached_verify(...)  cached_verify_at(__LINE__, __VA_ARGS__)
+
+
+static void
+test_cache_skips_only_the_signature(void **state)
+{
+    char                          *good, *again, *forged, *hs, *p;
+    test_env_t                    *env;
+    ngx_http_wirehub_jwt_cache_t  *cache;
+
+    env = *state;
+
+    cache = ngx_http_wirehub_jwt_cache_create(env->all, 64);
+    assert_non_null(cache);
+
+    good = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
+                    payload_with(""));
+
+    assert_int_equal(cached_verify(env->all, cache, good, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+    assert_int_equal(cached_verify(env->all, cache, good, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+
+    /* the claims are checked every time: exp passes while the entry stays */
+    cached_verify(env->all, cache, good, NOW + 600 + LEEWAY,
+                  NGX_HTTP_WIREHUB_JWT_EXPIRED);
+    cached_verify(env->all, cache, good, NOW - 10 - LEEWAY - 1,
+                  NGX_HTTP_WIREHUB_JWT_NOT_YET_VALID);
+    assert_int_equal(cached_verify(env->all, cache, good, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+
+    /* the same claims signed again (ECDSA is randomized): other bytes */
+    again = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
+                     payload_with(""));
+    assert_string_not_equal(again, good);
+    assert_int_equal(cached_verify(env->all, cache, again, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+
+    /* another payload under the good signature */
+    forged = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
+                      payload_with("\"role\":\"admin\""));
+    p = strrchr(forged, '.');
+    assert_non_null(p);
+    strcpy(p, strrchr(good, '.'));
+    cached_verify(env->all, cache, forged, NOW,
+                  NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    cached_verify(env->all, cache, forged, NOW,
+                  NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+
+    /* an HMAC is cheaper to check than to look up: never cached */
+    hs = hs_token(env, payload_with(""));
+    assert_int_equal(cached_verify(env->all, cache, hs, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+    assert_int_equal(cached_verify(env->all, cache, hs, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+
+    free(good);
+    free(again);
+    free(forged);
+    free(hs);
+    ngx_http_wirehub_jwt_cache_destroy(cache);
+}
+
+
+/* a cache serves the keys it was made for: with others it is not used */
+static void
+test_cache_serves_its_keys(void **state)
+{
+    BIO                           *bio;
+    long                           len;
+    char                          *token, *pem;
+    test_env_t                    *env;
+    ngx_http_wirehub_jwt_keys_t   *other;
+    char                           err[ERR_LEN];
+    ngx_http_wirehub_jwt_cache_t  *cache;
+
+    env = *state;
+
+    cache = ngx_http_wirehub_jwt_cache_create(env->all, 64);
+    assert_non_null(cache);
+
+    token = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
+                     payload_with(""));
+    assert_int_equal(cached_verify(env->all, cache, token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+    assert_int_equal(cached_verify(env->all, cache, token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+
+    /* the same alg, another public key: the token is refused there */
+    other = ngx_http_wirehub_jwt_keys_create();
+    assert_non_null(other);
+    bio = BIO_new(BIO_s_mem());
+    assert_non_null(bio);
+    assert_int_equal(PEM_write_bio_PUBKEY(bio, env->ec256_other), 1);
+    len = BIO_get_mem_data(bio, &pem);
+    assert_int_equal(ngx_http_wirehub_jwt_keys_add(other, "ES256", NULL,
+                                                   (unsigned char *) pem,
+                                                   len, err, sizeof(err)),
+                     0);
+    BIO_free(bio);
+
+    cached_verify(other, cache, token, NOW,
+                  NGX_HTTP_WIREHUB_JWT_BAD_SIGNATURE);
+    assert_int_equal(cached_verify(env->rsa_only, cache, token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_BAD_ALG), -1);
+    assert_int_equal(cached_verify(env->kids, cache, token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+
+    ngx_http_wirehub_jwt_keys_destroy(other);
+    free(token);
+    ngx_http_wirehub_jwt_cache_destroy(cache);
+}
+
+
+/* one set of four: the entry used longest ago goes first */
+static void
+test_cache_replaces_least_recent(void **state)
+{
+    int                            i;
+    char                          *tokens[5];
+    test_env_t                    *env;
+    ngx_http_wirehub_jwt_cache_t  *cache;
+
+    /* which token, and whether the cache knows it by then */
+    static const int  steps[][2] = {
+        { 0, 0 }, { 1, 0 }, { 2, 0 }, { 3, 0 },
+        { 0, 1 },                   /* 0 again: 1 is now the oldest */
+        { 4, 0 },                   /* a fifth token takes 1's place */
+        { 0, 1 }, { 2, 1 }, { 3, 1 }, { 4, 1 },
+        { 1, 0 },                   /* 1 again, in the place of 0 */
+        { 0, 0 }
+    };
+
+    env = *state;
+
+    cache = ngx_http_wirehub_jwt_cache_create(env->all, 1);
+    assert_non_null(cache);
+
+    for (i = 0; i < 5; i++) {
+        tokens[i] = ec_token(env->ec256_priv, EVP_sha256(), 32,
+                             ES256_HEADER, payload_with(""));
+    }
+
+    for (i = 0; i < (int) (sizeof(steps) / sizeof(steps[0])); i++) {
+        if (cached_verify(env->all, cache, tokens[steps[i][0]], NOW,
+                          NGX_HTTP_WIREHUB_JWT_OK)
+            != steps[i][1])
+        {
+            fail_msg("step %d: token %d %s", i, steps[i][0],
+                     steps[i][1] ? "not found" : "found");
+        }
+    }
+
+    for (i = 0; i < 5; i++) {
+        free(tokens[i]);
+    }
+
+    ngx_http_wirehub_jwt_cache_destroy(cache);
+}
+
+
 static void
 test_rsa_signatures(void **state)
 {
@@ -2583,6 +2871,9 @@ main(void)
         cmocka_unit_test(test_pyjwt_tokens),
         cmocka_unit_test(test_ecdsa_accepted),
         cmocka_unit_test(test_ecdsa_refused),
+        cmocka_unit_test(test_cache_skips_only_the_signature),
+        cmocka_unit_test(test_cache_serves_its_keys),
+        cmocka_unit_test(test_cache_replaces_least_recent),
         cmocka_unit_test(test_rsa_signatures),
         cmocka_unit_test(test_signature_lengths),
         cmocka_unit_test(test_keys_add_refusals),
