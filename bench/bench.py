@@ -62,6 +62,9 @@ SCENARIO_SERVERS = {
     "fanout_api": ["wirehub", "nchan", "node", "floor"],
     "connect_hs256": ["wirehub", "nchan", "node", "floor"],
     "connect_es256": ["wirehub", "nchan", "node", "floor"],
+    # the same with a token minted for every handshake: what a worker's
+    # cache of signatures cannot help (the others check none, or all)
+    "connect_es256_new": ["wirehub"],
     "mqtt_ingest": ["wirehub", "mosquitto", "broker"],
     # none of the anchors has a durable command queue; the floor's is a
     # log with one fdatasync() per loop turn
@@ -107,6 +110,8 @@ FULL = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=256, alg="ES256", warmup=2, duration=8,
                           workers=2, procs=2),
+    "connect_es256_new": dict(conns=256, alg="ES256", new_tokens=True,
+                              warmup=2, duration=8, workers=2, procs=2),
     # a deep window: the ingest path batches at every stage (broker,
     # wirehubd's read burst and commit, the link), so fewer messages in
     # flight measure its latency, not its capacity
@@ -140,6 +145,8 @@ QUICK = {
                           workers=2, procs=2),
     "connect_es256": dict(conns=128, alg="ES256", warmup=1, duration=2,
                           workers=2, procs=2),
+    "connect_es256_new": dict(conns=128, alg="ES256", new_tokens=True,
+                              warmup=1, duration=2, workers=2, procs=2),
     "mqtt_ingest": dict(conns=100, channels=100, window=2000, pub_conns=1,
                         warmup=1, duration=3, workers=1, procs=1),
     "commands_max": dict(conns=200, window=128, pub_conns=32, warmup=1,
@@ -762,7 +769,8 @@ MODES = {"fanout_api": "fanout", "fanout_max": "fanout",
          "fanout_max2": "fanout", "fanout_w8": "fanout",
          "fanout_rate": "fanout", "many": "many",
          "idle": "idle", "connect_hs256": "connect",
-         "connect_es256": "connect", "mqtt_ingest": "many",
+         "connect_es256": "connect", "connect_es256_new": "connect",
+         "mqtt_ingest": "many",
          "commands_max": "commands", "commands_rate": "commands",
          "fanout_cluster": "fanout", "commands_cluster": "commands"}
 
@@ -800,6 +808,8 @@ def wsload_args(scenario, params, server):
     if server.auth:
         if params.get("alg") == "ES256":
             args += ["--alg", "ES256", "--key", ES256_KEY, "--kid", "e1"]
+            if params.get("new_tokens"):
+                args += ["--new-tokens"]
         else:
             args += ["--alg", "HS256", "--key", HS256_SECRET]
     args += ["--limit", "170", "--ready-timeout", "60"]
@@ -1070,6 +1080,18 @@ def metric_rows(sizes):
         ("connect_es256", "", "handshakes per server CPU-s",
          lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f",
          "es256_core"),
+        ("connect_es256", "", "  server CPU us/handshake: nginx",
+         comm_us("nginx", "handshakes_per_s"), "%.1f", None),
+        ("connect_es256", "", "  server CPU us/handshake: wirehubd",
+         comm_us("wirehubd", "handshakes_per_s"), "%.1f", None),
+        ("connect_es256_new", "the same, a new token every handshake",
+         "handshakes/s", lambda r: get(r, "handshakes_per_s"), "%.0f", None),
+        ("connect_es256_new", "", "handshakes per server CPU-s",
+         lambda r: get(r, "server", "handshakes_per_core_s"), "%.0f", None),
+        ("connect_es256_new", "", "  server CPU us/handshake: nginx",
+         comm_us("nginx", "handshakes_per_s"), "%.1f", None),
+        ("connect_es256_new", "", "  server CPU us/handshake: wirehubd",
+         comm_us("wirehubd", "handshakes_per_s"), "%.1f", None),
         ("mqtt_ingest", "MQTT ingest -> fan-out, %d topics, max rate"
          % ing["channels"], "messages/s", per_message, "%.0f",
          "ingest_rate"),
@@ -1436,6 +1458,13 @@ def notes_for(results, sizes):
                      "the floor (one send per delivery and nothing else) "
                      "made on this machine in the same run; the ratio in "
                      "brackets is the floor's to Nchan's.")
+    if ("connect_es256", "wirehub") in results:
+        notes.append("- connect storms: each load process has 1,024 "
+                     "tokens and uses them in turn, as clients coming back "
+                     "bring the token they had, so a worker checks an RS "
+                     "or ES signature once and finds it in its cache "
+                     "(wirehub_jwt_cache) after that; in `connect_es256_new` "
+                     "every handshake brings a token minted for it.")
     if ("commands_max", "floor") in results:
         notes.append("- commands, floor: each command and each device's "
                      "command_result is a line in a log; one write() and "

@@ -144,6 +144,7 @@ typedef struct {
     const char         *kid;
     const char         *workspace;
     const char         *token_file;     /* one token for every client */
+    int                 new_tokens;     /* connect: never one token twice */
 
     pid_t               server_pids[WSL_MAX_PIDS];
     unsigned            nserver_pids;

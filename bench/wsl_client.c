@@ -1229,7 +1229,9 @@ wsl_clients_init(wsl_clients_t *cl, const wsl_conf_t *conf,
         return -1;
     }
 
-    if (conf->mode == WSL_MODE_CONNECT && conf->token_file == NULL) {
+    if (conf->mode == WSL_MODE_CONNECT && conf->token_file == NULL
+        && !conf->new_tokens)
+    {
         return wsl_clients_pool(cl, proc);
     }
 

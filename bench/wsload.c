@@ -95,6 +95,9 @@ wsl_usage(void)
         "  --limit S            hard limit for the whole run (default 120)\n"
         "  --alg HS256|ES256 --key FILE [--kid K] [--workspace W]\n"
         "  --token-file FILE    one token for every client\n"
+        "  --new-tokens         connect: a token minted for each handshake\n"
+        "                       (default: 1,024 a process, used in turn,\n"
+        "                       as reconnecting clients bring theirs)\n"
         "  --server-pid PID     server process (children included), repeat\n"
         "  --sources N          client source addresses 127.0.1.1.. (8)\n"
         "  --label TEXT         echoed in the result\n");
@@ -265,6 +268,7 @@ wsl_conf_option(wsl_conf_t *conf, int opt, const char *arg)
     case 'I': conf->kid = arg; return 0;
     case 'y': conf->workspace = arg; return 0;
     case 'f': conf->token_file = arg; return 0;
+    case 'N': conf->new_tokens = 1; return 0;
     case 'x':
         if (conf->nserver_pids == WSL_MAX_PIDS) {
             return -1;
@@ -356,6 +360,7 @@ wsl_conf_parse(wsl_conf_t *conf, int argc, char **argv)
         { "kid", required_argument, NULL, 'I' },
         { "workspace", required_argument, NULL, 'y' },
         { "token-file", required_argument, NULL, 'f' },
+        { "new-tokens", no_argument, NULL, 'N' },
         { "server-pid", required_argument, NULL, 'x' },
         { "sources", required_argument, NULL, 'A' },
         { "label", required_argument, NULL, 'l' },
