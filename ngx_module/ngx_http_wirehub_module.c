@@ -48,6 +48,12 @@ static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
 
 
+/* 48 MiB of entries a worker at most: a million tokens seen again */
+static ngx_conf_num_bounds_t  ngx_http_wirehub_jwt_cache_bounds = {
+    ngx_conf_check_num_bounds, 0, 1048576
+};
+
+
 static ngx_command_t  ngx_http_wirehub_commands[] = {
 
     { ngx_string("wirehub_daemon"),
@@ -104,7 +110,7 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_wirehub_main_conf_t, jwt_cache_size),
-      NULL },
+      &ngx_http_wirehub_jwt_cache_bounds },
 
     { ngx_string("wirehub_workspace_claim"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,

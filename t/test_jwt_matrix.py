@@ -713,6 +713,14 @@ def test_config_jwt_cache_not_a_number(keys):
     assert "invalid number" in lines[0], out
 
 
+def test_config_jwt_cache_too_large(keys):
+    status, out = config_check("wirehub_jwt_cache 1048577;")
+    assert status != 0, out
+    lines = [l for l in out.splitlines() if "[emerg]" in l]
+    assert len(lines) == 1, out
+    assert "value must be between 0 and 1048576" in lines[0], out
+
+
 def test_config_unknown_algorithm(keys):
     status, out = config_check(
         "wirehub_jwt_key XS256 file=%s;"
