@@ -18,7 +18,9 @@
  *      algorithm needs, so that it reaches OpenSSL (for ES*, through the
  *      conversion to DER).  Any acceptance is a forgery.
  * The higher bits of the first byte choose the policy.  A token signed
- * here with the HMAC secret must never pass the public keys alone.
+ * here with the HMAC secret must never pass the public keys alone.  Each
+ * token is verified without a cache, then twice through the keys' cache
+ * (ngx_http_wirehub_jwt_cache.c), and the answers must be the same.
  */
 
 
@@ -46,8 +48,10 @@ typedef struct {
 
 /* the keys, made once: libFuzzer gives the target no other place for them */
 typedef struct {
-    ngx_http_wirehub_jwt_keys_t  *all;      /* HS256 and the public keys */
-    ngx_http_wirehub_jwt_keys_t  *public;   /* the public keys only */
+    ngx_http_wirehub_jwt_keys_t   *all;      /* HS256 and the public keys */
+    ngx_http_wirehub_jwt_keys_t   *public;   /* the public keys only */
+    ngx_http_wirehub_jwt_cache_t  *all_cache;
+    ngx_http_wirehub_jwt_cache_t  *public_cache;
 } fuzz_keys_t;
 
 
@@ -521,6 +525,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
 
+    fuzz_keys.all_cache = ngx_http_wirehub_jwt_cache_create(fuzz_keys.all,
+                                                            16);
+    fuzz_keys.public_cache = ngx_http_wirehub_jwt_cache_create(
+                                                      fuzz_keys.public, 16);
+
+    if (fuzz_keys.all_cache == NULL || fuzz_keys.public_cache == NULL) {
+        abort();
+    }
+
     fuzz_add_key(fuzz_keys.all, "HS256", fuzz_secret,
                  sizeof(fuzz_secret) - 1);
 
@@ -569,7 +582,8 @@ fuzz_make_token(const uint8_t *data, size_t size)
 
 
 static ngx_http_wirehub_jwt_rc_e
-fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
+fuzz_verify_once(const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache,
     const ngx_http_wirehub_jwt_policy_t *policy, const uint8_t *token,
     size_t len)
 {
@@ -578,7 +592,7 @@ fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
     char                           err[256];
 
     err[0] = '\0';
-    rc = ngx_http_wirehub_jwt_verify(keys, NULL, policy, token, len,
+    rc = ngx_http_wirehub_jwt_verify(keys, cache, policy, token, len,
                                      FUZZ_NOW, &claims, err, sizeof(err));
 
     if (rc == NGX_HTTP_WIREHUB_JWT_OK) {
@@ -586,6 +600,27 @@ fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
         ngx_http_wirehub_jwt_claims_free(&claims);
 
     } else if (err[0] == '\0') {
+        abort();
+    }
+
+    return rc;
+}
+
+
+/* the same answer with the keys' cache as without, seen once or twice */
+static ngx_http_wirehub_jwt_rc_e
+fuzz_verify(const ngx_http_wirehub_jwt_keys_t *keys,
+    ngx_http_wirehub_jwt_cache_t *cache,
+    const ngx_http_wirehub_jwt_policy_t *policy, const uint8_t *token,
+    size_t len)
+{
+    ngx_http_wirehub_jwt_rc_e  rc;
+
+    rc = fuzz_verify_once(keys, NULL, policy, token, len);
+
+    if (fuzz_verify_once(keys, cache, policy, token, len) != rc
+        || fuzz_verify_once(keys, cache, policy, token, len) != rc)
+    {
         abort();
     }
 
@@ -621,12 +656,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     forged = (data[0] % FUZZ_MODES == 0 || data[0] % FUZZ_MODES == 3);
 
-    if (fuzz_verify(fuzz_keys.all, &policy, token, len)
+    if (fuzz_verify(fuzz_keys.all, fuzz_keys.all_cache, &policy, token, len)
         == NGX_HTTP_WIREHUB_JWT_OK)
     {
         /* a forgery, or an HMAC-signed token that a public key accepts */
         if (forged
-            || fuzz_verify(fuzz_keys.public, &policy, token, len)
+            || fuzz_verify(fuzz_keys.public, fuzz_keys.public_cache, &policy,
+                           token, len)
                == NGX_HTTP_WIREHUB_JWT_OK)
         {
             abort();
