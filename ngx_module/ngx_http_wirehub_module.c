@@ -1,23 +1,14 @@
 
 /*
- * Wirehub: directives, configuration, and the start and end of a worker.
- * The layers below are named in ngx_http_wirehub.h.
+ * Wirehub: the module object, its directives and configuration.  What
+ * it installs in nginx and starts in a worker is ngx_http_wirehub_install.c,
+ * handed the configuration from here; the layers below are named in
+ * ngx_http_wirehub.h.
  */
 
 
 #include "ngx_http_wirehub.h"
-#include "ngx_http_wirehub_auth.h"
-#include "ngx_http_wirehub_authz.h"
-#include "ngx_http_wirehub_channels.h"
-#include "ngx_http_wirehub_content.h"
-#include "ngx_http_wirehub_counters.h"
-#include "ngx_http_wirehub_limits.h"
-#include "ngx_http_wirehub_link.h"
-#include "ngx_http_wirehub_link_handlers.h"
-#include "ngx_http_wirehub_log.h"
-#include "ngx_http_wirehub_presence.h"
-#include "ngx_http_wirehub_session.h"
-
+#include "ngx_http_wirehub_install.h"
 
 static ngx_int_t ngx_http_wirehub_init(ngx_conf_t *cf);
 static void *ngx_http_wirehub_create_main_conf(ngx_conf_t *cf);
@@ -48,7 +39,7 @@ static ngx_int_t ngx_http_wirehub_init_process(ngx_cycle_t *cycle);
 static void ngx_http_wirehub_exit_process(ngx_cycle_t *cycle);
 
 
-/* 48 MiB of entries a worker at most: a million tokens seen again */
+/* 40 MiB of entries a worker at most: a million tokens seen again */
 static ngx_conf_num_bounds_t  ngx_http_wirehub_jwt_cache_bounds = {
     ngx_conf_check_num_bounds, 0, 1048576
 };
@@ -264,7 +255,7 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_wirehub_module_ctx = {
-    ngx_http_wirehub_add_variables,        /* preconfiguration */
+    ngx_http_wirehub_install_variables,    /* preconfiguration */
     ngx_http_wirehub_init,                 /* postconfiguration */
 
     ngx_http_wirehub_create_main_conf,     /* create main configuration */
@@ -297,9 +288,6 @@ ngx_module_t  ngx_http_wirehub_module = {
 static ngx_int_t
 ngx_http_wirehub_init(ngx_conf_t *cf)
 {
-    ngx_uint_t                     n;
-    ngx_http_handler_pt           *h, *handlers;
-    ngx_http_core_main_conf_t     *cmcf;
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
@@ -310,50 +298,7 @@ ngx_http_wirehub_init(ngx_conf_t *cf)
         return NGX_OK;
     }
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    /*
-     * Tokens may travel in the query string or the path; mask them in
-     * the request line before anything can write it to a log.
-     */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_wirehub_post_read;
-
-    /*
-     * Requests that nginx rejects while reading the header never reach
-     * the post-read phase, but they are logged: mask the request line
-     * first thing in the log phase, before the access log runs.
-     */
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    handlers = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.elts;
-    n = cmcf->phases[NGX_HTTP_LOG_PHASE].handlers.nelts;
-
-    ngx_memmove(&handlers[1], &handlers[0],
-                (n - 1) * sizeof(ngx_http_handler_pt));
-    handlers[0] = ngx_http_wirehub_log_phase;
-
-    if (wmcf->used && ngx_http_wirehub_counters_add_zone(cf, wmcf) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    /* no zone, and no lock taken per handshake, unless a limit is set */
-
-    if (wmcf->workspace_limits) {
-        return ngx_http_wirehub_workspace_zone_add(cf, wmcf);
-    }
-
-    return NGX_OK;
+    return ngx_http_wirehub_install(cf, wmcf);
 }
 
 
@@ -365,7 +310,7 @@ ngx_http_wirehub_init_module(ngx_cycle_t *cycle)
     wmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_wirehub_module);
 
     if (wmcf && wmcf->locations) {
-        ngx_http_wirehub_log_init(cycle);
+        ngx_http_wirehub_install_cycle(cycle);
     }
 
     return NGX_OK;
@@ -724,19 +669,7 @@ ngx_http_wirehub_set_mode(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    switch (wlcf->mode) {
-    case NGX_HTTP_WIREHUB_MODE_API:
-        clcf->handler = ngx_http_wirehub_api_handler;
-        break;
-    case NGX_HTTP_WIREHUB_MODE_METRICS:
-        clcf->handler = ngx_http_wirehub_metrics_handler;
-        break;
-    case NGX_HTTP_WIREHUB_MODE_SSE:
-        clcf->handler = ngx_http_wirehub_sse_handler;
-        break;
-    default:
-        clcf->handler = ngx_http_wirehub_websocket_handler;
-    }
+    clcf->handler = ngx_http_wirehub_content_handler(wlcf->mode);
 
     wmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_wirehub_module);
     wmcf->locations = 1;
@@ -1023,29 +956,7 @@ ngx_http_wirehub_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    /* one receive buffer for the worker: sessions keep no read buffer */
-
-    wmcf->recv_size = NGX_HTTP_WIREHUB_RECV_SIZE;
-    wmcf->recv_buf = ngx_alloc(wmcf->recv_size, cycle->log);
-    if (wmcf->recv_buf == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_http_wirehub_output_init(wmcf, cycle->log);
-    ngx_http_wirehub_channels_init(wmcf);
-    ngx_http_wirehub_authz_init(wmcf);
-    ngx_http_wirehub_presence_init(wmcf);
-
-    if (!wmcf->used) {
-        return NGX_OK;
-    }
-
-    if (wmcf->counters && ngx_worker < NGX_HTTP_WIREHUB_MAX_WORKERS) {
-        wmcf->counters->worker_pid[ngx_worker] = ngx_pid;
-    }
-
-    return ngx_http_wirehub_link_init(cycle, wmcf,
-                                      &ngx_http_wirehub_link_handlers);
+    return ngx_http_wirehub_worker_start(cycle, wmcf);
 }
 
 
@@ -1059,7 +970,5 @@ ngx_http_wirehub_exit_process(ngx_cycle_t *cycle)
         return;
     }
 
-    ngx_http_wirehub_workspace_exit(wmcf);
-    ngx_http_wirehub_link_exit(wmcf);
-    ngx_http_wirehub_auth_exit(wmcf);
+    ngx_http_wirehub_worker_end(wmcf);
 }
