@@ -36,7 +36,7 @@ typedef struct {
     /* a publish's answer, held until the worker wrote what came before */
     ngx_http_wirehub_waiter_t      waiter;
     ngx_uint_t                     status;
-    ngx_str_t                      answer;
+    ngx_buf_t                     *answer;
 } ngx_http_wirehub_api_call_t;
 
 
@@ -64,6 +64,10 @@ static ngx_int_t ngx_http_wirehub_api_stats(ngx_http_request_t *r,
     wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_api_send(ngx_http_request_t *r,
     ngx_uint_t status, u_char *body, size_t len);
+static ngx_buf_t *ngx_http_wirehub_api_answer(ngx_http_request_t *r,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_wirehub_api_send_answer(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_buf_t *b);
 static ngx_int_t ngx_http_wirehub_api_retry_after(ngx_http_request_t *r,
     uint32_t seconds);
 
@@ -570,21 +574,20 @@ ngx_http_wirehub_api_hold(ngx_http_wirehub_api_call_t *call, wh_link_msg_t *m)
     }
 
     /*
-     * The link's buffer is reused: the answer is copied.  The message is
-     * stored: without memory for the copy it is answered at once rather
-     * than with an error that would have it published again.
+     * The link's buffer is reused: the answer is copied, once, as it will
+     * be sent.  The message is stored: without memory for the copy it is
+     * answered at once rather than with an error that would have it
+     * published again.
      */
 
     call->status = m->status;
-    call->answer.len = m->body.len;
-    call->answer.data = ngx_pnalloc(r->pool, m->body.len + 1);
+    call->answer = ngx_http_wirehub_api_answer(r, (u_char *) m->body.data,
+                                               m->body.len);
 
-    if (call->answer.data == NULL) {
+    if (call->answer == NULL) {
         ngx_http_wirehub_writes_unwait(&call->waiter);
         return NGX_DECLINED;
     }
-
-    ngx_memcpy(call->answer.data, m->body.data, m->body.len);
 
     ngx_http_wirehub_stat(wmcf, paced, 1);
 
@@ -604,8 +607,7 @@ ngx_http_wirehub_api_release(ngx_http_wirehub_waiter_t *w)
     r = call->request;
     c = r->connection;
 
-    rc = ngx_http_wirehub_api_send(r, call->status, call->answer.data,
-                                   call->answer.len);
+    rc = ngx_http_wirehub_api_send_answer(r, call->status, call->answer);
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
@@ -616,19 +618,41 @@ static ngx_int_t
 ngx_http_wirehub_api_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len)
 {
-    ngx_buf_t  *b;
+    return ngx_http_wirehub_api_send_answer(r, status,
+                               ngx_http_wirehub_api_answer(r, body, len));
+}
 
-    if (status < 200 || status > 599) {
-        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+
+/* the body as sent, with its newline, in the request's pool */
+
+static ngx_buf_t *
+ngx_http_wirehub_api_answer(ngx_http_request_t *r, u_char *body, size_t len)
+{
+    ngx_buf_t  *b;
 
     b = ngx_create_temp_buf(r->pool, len + 1);
     if (b == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     b->last = ngx_cpymem(b->last, body, len);
     *b->last++ = '\n';
+
+    return b;
+}
+
+
+static ngx_int_t
+ngx_http_wirehub_api_send_answer(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (status < 200 || status > 599) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     return ngx_http_wirehub_send_body(r, status, "application/json", b);
 }

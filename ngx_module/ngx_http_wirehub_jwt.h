@@ -112,13 +112,13 @@ typedef enum {
 
 
 /*
- * The RS*, PS* and ES* signatures a process found good, by a digest of the
- * token and the key that checked it (ngx_http_wirehub_jwt_cache.c): a
+ * The RS*, PS* and ES* signatures a process found good with one key set,
+ * by a digest of the token (ngx_http_wirehub_jwt_cache.c): a
  * token seen again skips the public-key check, nothing else.  HMAC
  * signatures are not kept: checking one costs about what finding it would.
  * A cache serves the keys it was made for, and is destroyed before them;
  * with other keys it is not used.  One per process, used from one thread;
- * entries are rounded up to a power of 2, at least 4, 48 bytes each.
+ * entries are rounded up to a power of 2, at least 4, 40 bytes each.
  * NULL: no memory.
  */
 typedef struct ngx_http_wirehub_jwt_cache_s  ngx_http_wirehub_jwt_cache_t;

@@ -4,11 +4,12 @@
  *
  * A client that reconnects brings the token it had, and checking an ES256
  * signature again costs about 80 us of the 200 a handshake costs.  A
- * signature found good is remembered by the SHA-256 of the whole token and
- * the key that checked it, so only the same bytes checked by the same key
- * skip the check; everything else about the token (its header, its claims,
- * exp and nbf against the clock) is checked again every time.  Digests
- * rather than tokens: 48 bytes an entry, whatever the token's length.
+ * signature found good is remembered by the SHA-256 of the whole token, in
+ * a cache made for one key set, so only the same bytes checked by the same
+ * keys skip the check; everything else about the token (its header, its
+ * claims, exp and nbf against the clock) is checked again every time.
+ * Digests rather than tokens: 40 bytes an entry, whatever the token's
+ * length.
  *
  * Sets of four entries, the set chosen by the digest, the least recently
  * used entry of a set replaced: no allocation after the cache is made.
@@ -28,10 +29,13 @@
 #define NGX_HTTP_WIREHUB_JWT_CACHE_WAYS  4
 
 
+/*
+ * No key in an entry: the cache serves one key set, and the same bytes
+ * name the same key of it (ngx_http_wirehub_jwt_select_key()).
+ */
 typedef struct {
     unsigned char                      digest[NGX_HTTP_WIREHUB_JWT_DIGEST];
-    const ngx_http_wirehub_jwt_key_t  *key;      /* NULL: empty */
-    uint64_t                           used;     /* the cache's clock */
+    uint64_t                           used;     /* the clock; 0: empty */
 } ngx_http_wirehub_jwt_cached_t;
 
 
@@ -147,7 +151,7 @@ ngx_http_wirehub_jwt_cache_find(ngx_http_wirehub_jwt_cache_t *cache,
     set = ngx_http_wirehub_jwt_cache_set(cache, ctx->digest);
 
     for (i = 0; i < NGX_HTTP_WIREHUB_JWT_CACHE_WAYS; i++) {
-        if (set[i].key == ctx->key
+        if (set[i].used != 0
             && memcmp(set[i].digest, ctx->digest,
                       NGX_HTTP_WIREHUB_JWT_DIGEST)
                == 0)
@@ -184,6 +188,5 @@ ngx_http_wirehub_jwt_cache_add(ngx_http_wirehub_jwt_cache_t *cache,
     }
 
     memcpy(e->digest, ctx->digest, NGX_HTTP_WIREHUB_JWT_DIGEST);
-    e->key = ctx->key;
     e->used = ++cache->clock;
 }

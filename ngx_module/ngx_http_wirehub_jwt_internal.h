@@ -155,13 +155,13 @@ int ngx_http_wirehub_jwt_cache_knows(
     const ngx_http_wirehub_jwt_keys_t *keys);
 
 /*
- * 1 if ctx->key found ctx->token's signature good before; either way the
+ * 1 if ctx->token's signature was found good before; either way the
  * token's digest is left in ctx for ngx_http_wirehub_jwt_cache_add()
  */
 int ngx_http_wirehub_jwt_cache_find(ngx_http_wirehub_jwt_cache_t *cache,
     ngx_http_wirehub_jwt_ctx_t *ctx);
 
-/* remembers that ctx->key found ctx->token's signature good */
+/* remembers that ctx->token's signature was found good */
 void ngx_http_wirehub_jwt_cache_add(ngx_http_wirehub_jwt_cache_t *cache,
     const ngx_http_wirehub_jwt_ctx_t *ctx);
 

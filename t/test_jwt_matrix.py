@@ -5,7 +5,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import socket
 import time
 
@@ -529,11 +528,7 @@ def test_valid_token_in_bad_request_not_logged(nginx):
 
 
 def cached_total(port):
-    text = wh.metrics_text(port)
-    m = re.search(r"^wirehub_jwt_signatures_cached_total (\d+)$", text,
-                  re.M)
-    assert m, text
-    return int(m.group(1))
+    return wh.metric_value(port, "wirehub_jwt_signatures_cached_total")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])

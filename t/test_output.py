@@ -9,7 +9,6 @@ the handshake in one write).
 """
 
 import json
-import re
 import socket
 
 import pytest
@@ -165,10 +164,7 @@ def test_publish_during_large_fanout_reaches_everyone_in_order(ngx):
 
 
 def paced_total(port):
-    text = wh.metrics_text(port)
-    found = re.findall(r"^wirehub_publishes_paced_total (\d+)$", text, re.M)
-    assert len(found) == 1, text
-    return int(found[0])
+    return wh.metric_value(port, "wirehub_publishes_paced_total")
 
 
 def test_api_publisher_is_paced_by_the_fanout(ngx):

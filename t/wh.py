@@ -360,6 +360,15 @@ def metrics_text(port):
     return resp.body.decode()
 
 
+def metric_value(port, sample):
+    """The value of one sample of GET /metrics, by its name and labels as
+    written (`wirehub_closes_total{reason="idle"}`): exactly one line."""
+    found = [line.split()[-1] for line in metrics_text(port).splitlines()
+             if line.startswith(sample + " ")]
+    assert len(found) == 1, (sample, found)
+    return int(found[0])
+
+
 def handshake_status(port, token, path="/ws/"):
     """The HTTP status of a WebSocket handshake with this token (101 on
     success; the connection is closed again at once)."""
