@@ -1006,9 +1006,10 @@ def test_map_full_grows(tmp_path):
 def test_full_disk_answers_503_and_stays_up(tmp_path):
     """A disk that fills (a 6 MB tmpfs, the map free to grow to 64 MB) is
     a storage error: the publish that meets it answers 503, wirehubd
-    stays up and still serves what it stored.  Written through its map,
-    history would die of SIGBUS at that point instead (a page fault with
-    no block to give)."""
+    stays up and still serves what it stored.  History is written
+    through its map: without the disk it allocates ahead of its pages, it
+    would die of SIGBUS at that point instead (a page fault with no block
+    to give)."""
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m",

@@ -1,23 +1,26 @@
 /*
  * LMDB store.  The history environment runs with MDB_NOSYNC (the
  * daemon syncs it every second when something was committed, and at
- * exit); the state environment with MDB_NOMETASYNC: every commit syncs
- * its data pages, so the environment stays whole, and its meta page is
- * synced by the next commit or by wh_store_sync(), which the writes
- * that must be durable (a command, before it is answered) ask for.  A
- * commit nobody waits for (a client's last_seen) then costs one sync,
- * not two.  Both run with MDB_NOTLS (read txns
- * are not tied to threads, so one reset read txn is reused for every
- * read).
+ * exit) and MDB_WRITEMAP (a commit writes no page: they are in the file
+ * already, written through the map); the state environment with
+ * MDB_NOMETASYNC: every commit syncs its data pages, so the environment
+ * stays whole, and its meta page is synced by the next commit or by
+ * wh_store_sync(), which the writes that must be durable (a command,
+ * before it is answered) ask for.  A commit nobody waits for (a client's
+ * last_seen) then costs one sync, not two.  Both run with MDB_NOTLS
+ * (read txns are not tied to threads, so one reset read txn is reused
+ * for every read).
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wh_channel.h"
 #include "engine_lmdb_store.h"
@@ -32,6 +35,9 @@
 #define WH_STORE_FORMAT  "1"
 /* channels, history, info, and the commands' and clients' databases */
 #define WH_STORE_MAX_DBS  16
+/* the disk a map-written store keeps allocated past what LMDB uses: a
+ * write's new pages land there (wh_store_reserve) */
+#define WH_STORE_AHEAD    (64 * 1024 * 1024)
 /* what the info DB says a store holds: a state directory opened as
  * history (or the reverse) is refused, not filled */
 static const char  *wh_store_roles[] = { "state", "history" };
@@ -205,9 +211,12 @@ wh_store_syncer_main(void *data)
         sy->wanted = 0;
         pthread_mutex_unlock(&sy->lock);
 
-        /* without MDB_WRITEMAP this is an fdatasync of the data file:
-         * safe beside the loop's transactions */
-        rc = mdb_env_sync(st->env, 1);
+        /* the data file's descriptor, not mdb_env_sync(): with
+         * MDB_WRITEMAP that would msync() the map, which the loop may
+         * be remapping (wh_store_grow); fdatasync() writes the pages
+         * dirtied through the map all the same, beside the loop's
+         * transactions */
+        rc = fdatasync(st->fd) == 0 ? 0 : errno;
 
         pthread_mutex_lock(&sy->lock);
 
@@ -291,6 +300,7 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
 {
     int           rc, dead;
     unsigned      flags;
+    MDB_stat      ms;
     MDB_envinfo   info;
     wh_store_t   *st;
 
@@ -319,6 +329,13 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
     flags = MDB_NOTLS | (kind == WH_STORE_HISTORY ? MDB_NOSYNC
                                                   : MDB_NOMETASYNC);
 
+    /* history: LMDB copies no page to write it (a commit of a turn's
+     * appends, spread over many channels, was one pwrite() a message);
+     * the state store keeps its own writes, which its syncs order */
+    if (kind == WH_STORE_HISTORY) {
+        flags |= MDB_WRITEMAP;
+    }
+
     if ((rc = mdb_env_create(&st->env)) != 0
         || (rc = mdb_env_set_maxdbs(st->env, WH_STORE_MAX_DBS)) != 0
         || (rc = mdb_env_set_mapsize(st->env, map_size)) != 0
@@ -332,6 +349,17 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
     /* an existing map larger than map_size (it grew) is kept as is */
     mdb_env_info(st->env, &info);
     st->map_size = info.me_mapsize;
+    st->writemap = (flags & MDB_WRITEMAP) != 0;
+
+    if ((rc = mdb_env_get_fd(st->env, &st->fd)) != 0
+        || (rc = mdb_env_stat(st->env, &ms)) != 0)
+    {
+        wh_err(err, 503, "cannot open storage \"%s\": %s", dir,
+               mdb_strerror(rc));
+        goto failed;
+    }
+
+    st->psize = ms.ms_psize;
 
     if (st->max_map_size < st->map_size) {
         st->max_map_size = st->map_size;
@@ -439,6 +467,53 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
 }
 
 
+/*
+ * Through the map, a store to a page of the file that has no disk block
+ * yet allocates one, and on a full disk that store gets SIGBUS instead
+ * of an error.  So a map-written store keeps WH_STORE_AHEAD of disk
+ * allocated past the pages LMDB uses, topped up before a write once half
+ * of it is used: a full disk then refuses the write (503), before it
+ * starts, and the process stays up.  Only one write that adds more than
+ * half of it at once (32 MiB of new pages in one commit) could still
+ * meet a full disk.
+ */
+static int
+wh_store_reserve(wh_store_t *st, wh_err_t *err)
+{
+    int          rc;
+    size_t       used, want;
+    MDB_envinfo  info;
+
+    mdb_env_info(st->env, &info);
+    used = ((size_t) info.me_last_pgno + 1) * st->psize;
+
+    if (used + WH_STORE_AHEAD / 2 <= st->reserved) {
+        return 0;
+    }
+
+    /* past the map LMDB grows it first (wh_store_grow) */
+    want = used + WH_STORE_AHEAD < st->map_size ? used + WH_STORE_AHEAD
+                                                 : st->map_size;
+
+    if (want <= st->reserved) {
+        return 0;
+    }
+
+    rc = posix_fallocate(st->fd, (off_t) st->reserved,
+                         (off_t) (want - st->reserved));
+
+    /* as a full disk under a written page is, in the state store */
+    if (rc != 0) {
+        return wh_err(err, 503, "no disk for the %s store: %s",
+                      wh_store_roles[st->kind], strerror(rc));
+    }
+
+    st->reserved = want;
+
+    return 0;
+}
+
+
 /* writes the meta the last append held back (wh_store_meta_t) */
 static int
 wh_store_meta_flush(wh_store_t *st, MDB_txn *txn, wh_err_t *err)
@@ -474,6 +549,11 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
     for ( ;; ) {
         st->map_full = 0;
         err->status = 0;
+
+        if (st->writemap && wh_store_reserve(st, err) != 0) {
+            return -1;
+        }
+
         rc = mdb_txn_begin(st->env, NULL, 0, &txn);
 
         if (rc != 0) {

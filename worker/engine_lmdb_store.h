@@ -7,8 +7,9 @@
  * its metadata (last id, first id still in history, epoch, creation
  * time) and its history, and runs with MDB_NOSYNC: lmdb.h warns that a
  * system crash can then corrupt the whole environment, so nothing
- * durable may share it.  Both have an info DB ("format", "role").  Keys
- * are encoded as keys.h says.
+ * durable may share it.  It is written through the map (MDB_WRITEMAP),
+ * with disk allocated ahead of its pages (wh_store_reserve).  Both have
+ * an info DB ("format", "role").  Keys are encoded as keys.h says.
  *
  *   channels DB: key workspace "\0" channel
  *                value be64 last_id, be64 first_id, be64 created_ms,
@@ -85,6 +86,12 @@ typedef struct {
     MDB_txn     *rtxn;          /* a reset read txn, renewed per read */
     size_t       map_size;
     size_t       max_map_size;
+    int          fd;            /* the data file's */
+    size_t       psize;         /* LMDB's page size */
+    int          writemap;      /* MDB_WRITEMAP: the history store */
+    size_t       reserved;      /* disk allocated from the file's start
+                                 * (wh_store_reserve; a map-written
+                                 * store only) */
     uint32_t     hist_len;
     int64_t      ttl_ms;        /* 0: no time limit */
     int          dirty;         /* committed since the last sync (an
