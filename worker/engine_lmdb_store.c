@@ -349,7 +349,6 @@ wh_store_open(wh_store_t **out, const char *dir, wh_store_kind_e kind,
     /* an existing map larger than map_size (it grew) is kept as is */
     mdb_env_info(st->env, &info);
     st->map_size = info.me_mapsize;
-    st->writemap = (flags & MDB_WRITEMAP) != 0;
 
     if ((rc = mdb_env_get_fd(st->env, &st->fd)) != 0
         || (rc = mdb_env_stat(st->env, &ms)) != 0)
@@ -467,6 +466,19 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
 }
 
 
+/* the pages up to the last one written: LMDB reuses freed pages below
+ * it, so MDB_MAP_FULL comes when this reaches the map size */
+static size_t
+wh_store_used(wh_store_t *st)
+{
+    MDB_envinfo  info;
+
+    mdb_env_info(st->env, &info);
+
+    return ((size_t) info.me_last_pgno + 1) * st->psize;
+}
+
+
 /*
  * Through the map, a store to a page of the file that has no disk block
  * yet allocates one, and on a full disk that store gets SIGBUS instead
@@ -480,12 +492,10 @@ wh_store_grow(wh_store_t *st, wh_err_t *err)
 static int
 wh_store_reserve(wh_store_t *st, wh_err_t *err)
 {
-    int          rc;
-    size_t       used, want;
-    MDB_envinfo  info;
+    int     rc;
+    size_t  used, want;
 
-    mdb_env_info(st->env, &info);
-    used = ((size_t) info.me_last_pgno + 1) * st->psize;
+    used = wh_store_used(st);
 
     if (used + WH_STORE_AHEAD / 2 <= st->reserved) {
         return 0;
@@ -550,7 +560,9 @@ wh_store_write(wh_store_t *st, wh_store_write_pt fn, void *ctx,
         st->map_full = 0;
         err->status = 0;
 
-        if (st->writemap && wh_store_reserve(st, err) != 0) {
+        /* history, written through its map */
+        if (st->kind == WH_STORE_HISTORY && wh_store_reserve(st, err) != 0)
+        {
             return -1;
         }
 
@@ -1390,15 +1402,7 @@ wh_store_sync(wh_store_t *st, wh_err_t *err)
 void
 wh_store_space(wh_store_t *st, wh_engine_space_stats_t *u)
 {
-    MDB_stat     ms;
-    MDB_envinfo  info;
-
-    mdb_env_stat(st->env, &ms);
-    mdb_env_info(st->env, &info);
-
-    /* the pages up to the last one written: LMDB reuses freed pages
-     * below it, so MDB_MAP_FULL comes when this reaches the map size */
-    u->used_bytes = ((uint64_t) info.me_last_pgno + 1) * ms.ms_psize;
+    u->used_bytes = wh_store_used(st);
     u->size_bytes = st->map_size;
     u->max_bytes = st->max_map_size;
     u->full = st->full;

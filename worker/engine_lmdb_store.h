@@ -88,10 +88,8 @@ typedef struct {
     size_t       max_map_size;
     int          fd;            /* the data file's */
     size_t       psize;         /* LMDB's page size */
-    int          writemap;      /* MDB_WRITEMAP: the history store */
     size_t       reserved;      /* disk allocated from the file's start
-                                 * (wh_store_reserve; a map-written
-                                 * store only) */
+                                 * (wh_store_reserve; history only) */
     uint32_t     hist_len;
     int64_t      ttl_ms;        /* 0: no time limit */
     int          dirty;         /* committed since the last sync (an

@@ -1948,6 +1948,28 @@ cached_verify_at(int line, const ngx_http_wirehub_jwt_keys_t *keys,
 #define cached_verify(...)  cached_verify_at(__LINE__, __VA_ARGS__)
 
 
+/* a cache for every key and an ES256 token it has seen once: a good
+ * token is checked the first time and found the second */
+static ngx_http_wirehub_jwt_cache_t *
+cache_with_es256(test_env_t *env, char **token)
+{
+    ngx_http_wirehub_jwt_cache_t  *cache;
+
+    cache = ngx_http_wirehub_jwt_cache_create(env->all, 64);
+    assert_non_null(cache);
+
+    *token = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
+                      payload_with(""));
+
+    assert_int_equal(cached_verify(env->all, cache, *token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
+    assert_int_equal(cached_verify(env->all, cache, *token, NOW,
+                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+
+    return cache;
+}
+
+
 static void
 test_cache_skips_only_the_signature(void **state)
 {
@@ -1957,16 +1979,7 @@ test_cache_skips_only_the_signature(void **state)
 
     env = *state;
 
-    cache = ngx_http_wirehub_jwt_cache_create(env->all, 64);
-    assert_non_null(cache);
-
-    good = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
-                    payload_with(""));
-
-    assert_int_equal(cached_verify(env->all, cache, good, NOW,
-                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
-    assert_int_equal(cached_verify(env->all, cache, good, NOW,
-                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+    cache = cache_with_es256(env, &good);
 
     /* the claims are checked every time: exp passes while the entry stays */
     cached_verify(env->all, cache, good, NOW + 600 + LEEWAY,
@@ -2023,15 +2036,7 @@ test_cache_serves_its_keys(void **state)
 
     env = *state;
 
-    cache = ngx_http_wirehub_jwt_cache_create(env->all, 64);
-    assert_non_null(cache);
-
-    token = ec_token(env->ec256_priv, EVP_sha256(), 32, ES256_HEADER,
-                     payload_with(""));
-    assert_int_equal(cached_verify(env->all, cache, token, NOW,
-                                   NGX_HTTP_WIREHUB_JWT_OK), 0);
-    assert_int_equal(cached_verify(env->all, cache, token, NOW,
-                                   NGX_HTTP_WIREHUB_JWT_OK), 1);
+    cache = cache_with_es256(env, &token);
 
     /* the same alg, another public key: the token is refused there */
     other = ngx_http_wirehub_jwt_keys_create();
