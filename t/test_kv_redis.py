@@ -7,7 +7,8 @@ cursor) is checked against an in-memory model of LMDB's semantics.
 count: probes at once read-modify-write one counter and add a key each:
 optimistic commits must lose no increment and add each key once.
 pair/snap: a probe keeps two keys equal while others read them in two
-rounds: a read-only write never sees them apart.  The
+rounds: a read-only write never sees them apart.  move/walk: the same
+of one range read (its keys, then their values).  The
 same runs under ASan/UBSan (build/asan/kv_probe) with no report allowed.
 """
 
@@ -113,6 +114,48 @@ def test_reads_of_one_moment(redis_single):
     # the reads did overlap the writes: the readers saw the pair move
     assert sum(x["moved"] for x in got) > 20, got
     assert r.command("HGET", "wh:{w9}:kv:clients", b"w9\x00a") == b"601"
+
+
+def test_range_of_one_moment(redis_single):
+    """A range read within one workspace is two commands (its keys, then
+    their values): a key moved between them must not read as a key
+    without its value, nor as no key at all."""
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    done, rc, _ = Run(r.addr, ["--mode", "move", "--txns", "1"]).result()
+    assert done["counter"] == 1
+    writer = Run(r.addr, ["--mode", "move", "--txns", "1500"])
+    readers = [Run(r.addr, ["--mode", "walk", "--txns", "600"])
+               for _ in range(2)]
+    got = [x.result()[0] for x in readers]
+    w = writer.result()[0]
+    assert (w["committed"], w["failed"], w["counter"]) == (1500, 0, 1501), w
+    for x in got:
+        assert (x["committed"], x["failed"]) == (600, 0), x
+        assert x["torn"] == 0, x
+    assert sum(x["moved"] for x in got) > 20, got
+    # a walk fetches twice (keys, values); more: a move came between
+    # them and the reads were made again
+    assert sum(x["fetches"] for x in got) > 2 * 2 * 600, got
+    assert r.command("HGETALL", "wh:{w8}:kv:clients") \
+        == [b"w8\x00k1501", b"1501"]
+
+
+def test_script_cache_emptied_reads_again(redis_single):
+    """A walk across the workspaces reads by script; once the script
+    cache is emptied (SCRIPT FLUSH) its next call meets NOSCRIPT and did
+    not run: the run's reads are made again, the script with its body,
+    and no transaction fails for it."""
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    done, rc, _ = Run(r.addr, ["--mode", "count", "--txns", "5"]).result()
+    assert (done["committed"], done["failed"]) == (5, 0)
+    done, rc, err = Run(r.addr, ["--mode", "check", "--txns", "3",
+                                 "--flush-after", "1"]).result()
+    assert (done["committed"], done["failed"]) == (3, 0), (done, err)
+    assert (done["counter"], done["keys"]) == (5, 5), done
+    assert "forgot the scripts loaded (NOSCRIPT)" in err
+    assert rc == 0
 
 
 def test_replicas_ack(tmp_path):

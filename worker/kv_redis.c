@@ -31,6 +31,13 @@
  * first get of each round of reads and another after the last; every
  * answer must agree (else the reads are stale and made again), and a
  * commit checks that version once more.
+ *
+ * A range within one tag is plain commands too: a ZRANGEBYLEX in the
+ * round, then, once its keys are in, an HMGET of them followed by one
+ * more HGET of the version.  The range script cost Redis 25 us a call;
+ * in a cluster each command's delivery reads its client's open commands
+ * two or three times.  Only a walk across the workspaces (tag "") needs
+ * the script, which lists them as it goes.
  */
 
 /*
@@ -303,11 +310,13 @@ wh_kvr_tag(wh_kv_db_e db, const char *key, size_t klen)
 }
 
 
+/* kind: "kv" the hash of db's keys and values, "kz" the sorted set of
+ * its keys */
 static void
-wh_kvr_hash_name(char *buf, wh_str_t tag, wh_kv_db_e db)
+wh_kvr_name(char *buf, wh_str_t tag, const char *kind, wh_kv_db_e db)
 {
-    snprintf(buf, WH_KVR_KEY_MAX, "wh:{%.*s}:kv:%s", (int) tag.len,
-             tag.data, wh_kv_dbs[db].name);
+    snprintf(buf, WH_KVR_KEY_MAX, "wh:{%.*s}:%s:%s", (int) tag.len,
+             tag.data, kind, wh_kv_dbs[db].name);
 }
 
 
@@ -426,9 +435,100 @@ wh_kvr_version(wh_kvr_t *k, const char *tag, size_t tlen,
 }
 
 
-static int
-wh_kvr_got_get(wh_kvr_read_t *r, const redisReply *v)
+static void
+wh_kvr_wake(wh_kvr_t *k)
 {
+    if (k->conf.wake) {
+        k->conf.wake(k->conf.ctx);
+    }
+}
+
+
+typedef struct wh_kvr_fetch_s  wh_kvr_fetch_t;
+
+/*
+ * What a reply brings a read: -1 a reply it cannot take, 0 the read is
+ * done, 1 it went on to a next step (sent with f's key, the read's).
+ */
+typedef int (*wh_kvr_got_pt)(wh_kvr_read_t *r, const redisReply *reply,
+    const wh_kvr_fetch_t *f);
+
+/* a reply awaited: the read's key in reads and, for a version, the tag
+ * before it; a read's reply goes to got */
+struct wh_kvr_fetch_s {
+    wh_kvr_t        *k;
+    uint64_t         gen;
+    wh_kvr_got_pt    got;
+    size_t           tlen;
+    size_t           klen;
+    char             key[];
+};
+
+
+static void
+wh_kvr_replied(wh_kvr_t *k)
+{
+    if (k->waiting > 0 && --k->waiting == 0
+        && k->state == WH_KVW_FETCHING)
+    {
+        k->state = WH_KVW_IDLE;
+        wh_kvr_wake(k);
+    }
+}
+
+
+/* a tag's version, for the get that asked first: what fails it fails
+ * that get (and so the run) */
+static void
+wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
+{
+    int               rc;
+    wh_kvr_t         *k;
+    wh_kvr_read_t    *r;
+    wh_kvr_fetch_t   *f = data;
+
+    k = f->k;
+
+    if (f->gen == k->gen) {
+        /* nil: no commit has touched the tag yet, as the commit sees it */
+        rc = reply == NULL ? -1
+             : reply->type == REDIS_REPLY_NIL
+               ? wh_kvr_version(k, f->key, f->tlen, "0", 1)
+             : reply->type == REDIS_REPLY_STRING
+               ? wh_kvr_version(k, f->key, f->tlen, reply->str, reply->len)
+             : -1;
+
+        if (rc != 0) {
+            wh_log_error(k->log, "redis: a state version read failed: %s",
+                         reply == NULL ? why
+                         : reply->type == REDIS_REPLY_ERROR ? reply->str
+                         : "a bad reply");
+            r = f->klen ? wh_map_get(&k->reads, f->key + f->tlen, f->klen)
+                        : NULL;
+
+            if (r != NULL) {
+                r->state = WH_KVR_FAILED;
+            }
+
+            k->broken = 1;
+        }
+    }
+
+    free(f);
+    wh_kvr_replied(k);
+}
+
+
+static int wh_kvr_send_values(wh_kvr_t *k, wh_kvr_read_t *r,
+    const char *rkey, size_t rlen);
+
+
+static int
+wh_kvr_got_get(wh_kvr_read_t *r, const redisReply *v,
+    const wh_kvr_fetch_t *f)
+{
+    (void) f;
+
     if (v->type == REDIS_REPLY_NIL) {
         return 0;
     }
@@ -450,11 +550,15 @@ wh_kvr_got_get(wh_kvr_read_t *r, const redisReply *v)
 }
 
 
+/* the range script's reply: the versions it read, then the entries */
 static int
-wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply)
+wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply,
+    const wh_kvr_fetch_t *f)
 {
     size_t             i, ntags, at, n;
     const redisReply  *e, *ver;
+
+    (void) f;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
         || reply->element[0]->type != REDIS_REPLY_INTEGER)
@@ -520,77 +624,86 @@ wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply)
 }
 
 
-static void
-wh_kvr_wake(wh_kvr_t *k)
+/* a range in one tag, its first step: the keys (ZRANGEBYLEX), whose
+ * values are asked for next */
+static int
+wh_kvr_got_keys(wh_kvr_read_t *r, const redisReply *reply,
+    const wh_kvr_fetch_t *f)
 {
-    if (k->conf.wake) {
-        k->conf.wake(k->conf.ctx);
+    size_t             i;
+    const redisReply  *e;
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        return -1;
     }
+
+    r->exhausted = reply->elements < r->page;
+
+    if (reply->elements == 0) {
+        return 0;
+    }
+
+    r->ents = calloc(reply->elements, sizeof(wh_kvr_ent_t));
+
+    if (r->ents == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            return -1;
+        }
+
+        r->ents[i].key = wh_kvr_dup(e->str, e->len);
+        r->ents[i].klen = e->len;
+
+        if (r->ents[i].key == NULL) {
+            return -1;
+        }
+
+        r->n++;
+    }
+
+    return wh_kvr_send_values(r->k, r, f->key, f->klen) == 0 ? 1 : -1;
 }
 
 
-/* a reply awaited: the read's key in reads and, for a version, the tag
- * before it */
-typedef struct {
-    wh_kvr_t        *k;
-    uint64_t         gen;
-    size_t           tlen;
-    size_t           klen;
-    char             key[];
-} wh_kvr_fetch_t;
-
-
-static void
-wh_kvr_replied(wh_kvr_t *k)
+/* its second step: the values (HMGET), in the keys' order; a key without
+ * one reads as empty, as in the script (a commit sets both at once, and
+ * the versions around them say whether one came in between) */
+static int
+wh_kvr_got_values(wh_kvr_read_t *r, const redisReply *reply,
+    const wh_kvr_fetch_t *f)
 {
-    if (k->waiting > 0 && --k->waiting == 0
-        && k->state == WH_KVW_FETCHING)
-    {
-        k->state = WH_KVW_IDLE;
-        wh_kvr_wake(k);
+    size_t             i;
+    const redisReply  *e;
+
+    (void) f;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != r->n) {
+        return -1;
     }
-}
 
+    for (i = 0; i < r->n; i++) {
+        e = reply->element[i];
 
-/* a tag's version, for the get that asked first: what fails it fails
- * that get (and so the run) */
-static void
-wh_kvr_version_reply(void *data, redisReply *reply, const char *why)
-{
-    int               rc;
-    wh_kvr_t         *k;
-    wh_kvr_read_t    *r;
-    wh_kvr_fetch_t   *f = data;
+        if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL) {
+            return -1;
+        }
 
-    k = f->k;
+        r->ents[i].vlen = e->type == REDIS_REPLY_STRING ? e->len : 0;
+        r->ents[i].val = wh_kvr_dup(e->type == REDIS_REPLY_STRING ? e->str
+                                                                  : "",
+                                    r->ents[i].vlen);
 
-    if (f->gen == k->gen) {
-        /* nil: no commit has touched the tag yet, as the commit sees it */
-        rc = reply == NULL ? -1
-             : reply->type == REDIS_REPLY_NIL
-               ? wh_kvr_version(k, f->key, f->tlen, "0", 1)
-             : reply->type == REDIS_REPLY_STRING
-               ? wh_kvr_version(k, f->key, f->tlen, reply->str, reply->len)
-             : -1;
-
-        if (rc != 0) {
-            wh_log_error(k->log, "redis: a state version read failed: %s",
-                         reply == NULL ? why
-                         : reply->type == REDIS_REPLY_ERROR ? reply->str
-                         : "a bad reply");
-            r = f->klen ? wh_map_get(&k->reads, f->key + f->tlen, f->klen)
-                        : NULL;
-
-            if (r != NULL) {
-                r->state = WH_KVR_FAILED;
-            }
-
-            k->broken = 1;
+        if (r->ents[i].val == NULL) {
+            return -1;
         }
     }
 
-    free(f);
-    wh_kvr_replied(k);
+    return 0;
 }
 
 
@@ -604,27 +717,55 @@ wh_kvr_read_reply(void *data, redisReply *reply, const char *why)
 
     k = f->k;
     r = f->gen == k->gen ? wh_map_get(&k->reads, f->key, f->klen) : NULL;
-    free(f);
 
     if (r != NULL && r->state == WH_KVR_FETCHING) {
-        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        if (reply == NULL && wh_redis_why_noscript(why)) {
+            /* the script cache was emptied and the read did not run:
+             * every read of the run is made again, the script's with
+             * its body, rather than a request failing for it */
+            r->state = WH_KVR_READY;
+            k->stale = 1;
+
+        } else if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             wh_log_error(k->log, "redis: a state read failed: %s",
                          reply ? reply->str : why);
             r->state = WH_KVR_FAILED;
 
         } else {
-            rc = r->range ? wh_kvr_got_range(r, reply)
-                          : wh_kvr_got_get(r, reply);
+            rc = f->got(r, reply, f);
 
-            if (rc != 0) {
+            if (rc < 0) {
                 wh_log_error(k->log, "redis: a state read had a bad reply");
             }
 
-            r->state = rc == 0 ? WH_KVR_READY : WH_KVR_FAILED;
+            r->state = rc < 0 ? WH_KVR_FAILED
+                       : rc == 0 ? WH_KVR_READY : WH_KVR_FETCHING;
         }
     }
 
+    free(f);
     wh_kvr_replied(k);
+}
+
+
+/* the one tag a range reads, or "" for a walk across the workspaces:
+ * a prefix that holds a workspace's "\0" keeps the read in that
+ * workspace */
+static wh_str_t
+wh_kvr_range_tag(const wh_kvr_read_t *r)
+{
+    wh_str_t     tag;
+    const char  *z;
+
+    if (!wh_kv_dbs[r->db].ws_keyed) {
+        return wh_kvr_tag(r->db, NULL, 0);
+    }
+
+    z = r->plen ? memchr(r->pfx, '\0', r->plen) : NULL;
+    tag.data = z ? r->pfx : "";
+    tag.len = z ? (size_t) (z - r->pfx) : 0;
+
+    return tag;
 }
 
 
@@ -646,8 +787,7 @@ wh_kvr_spec(char *buf, char open, const void *key, size_t klen)
  * the bounds: 3 * (1 + the longest of bound and prefix) bytes): the
  * read starts at its bound, or at the prefix's edge, and stops at the
  * prefix's other edge, so that it fetches no key the cursor cannot
- * see.  A prefix that holds a workspace's "\0" keeps the read in that
- * workspace: no walk across the list of them.
+ * see; the tag is wh_kvr_range_tag()'s.
  */
 static void
 wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
@@ -656,7 +796,6 @@ wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
     char         *p, *lo, *hi;
     size_t        lolen, hilen, elen;
     wh_str_t      tag;
-    const char   *z;
 
     p = buf;
     lo = "-";
@@ -691,21 +830,15 @@ wh_kvr_range_args(const wh_kvr_read_t *r, char *buf, const char **argv,
     argv[4] = r->dir > 0 ? hi : lo;
     lens[4] = r->dir > 0 ? hilen : lolen;
 
-    if (!wh_kv_dbs[r->db].ws_keyed) {
-        tag = wh_kvr_tag(r->db, NULL, 0);
-        argv[1] = tag.data;
-        lens[1] = tag.len;
-        return;
-    }
-
-    z = r->plen ? memchr(r->pfx, '\0', r->plen) : NULL;
-    argv[1] = z ? r->pfx : "";
-    lens[1] = z ? (size_t) (z - r->pfx) : 0;
+    tag = wh_kvr_range_tag(r);
+    argv[1] = tag.data;
+    lens[1] = tag.len;
 }
 
 
 static wh_kvr_fetch_t *
-wh_kvr_fetch(wh_kvr_t *k, wh_str_t tag, const char *rkey, size_t rlen)
+wh_kvr_fetch(wh_kvr_t *k, wh_str_t tag, const char *rkey, size_t rlen,
+    wh_kvr_got_pt got)
 {
     wh_kvr_fetch_t  *f;
 
@@ -714,6 +847,7 @@ wh_kvr_fetch(wh_kvr_t *k, wh_str_t tag, const char *rkey, size_t rlen)
     if (f != NULL) {
         f->k = k;
         f->gen = k->gen;
+        f->got = got;
         f->tlen = tag.len;
         f->klen = rlen;
         memcpy(f->key, tag.data, tag.len);
@@ -737,7 +871,7 @@ wh_kvr_send_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
     const char      *argv[3];
     wh_kvr_fetch_t  *f;
 
-    f = wh_kvr_fetch(k, tag, rkey, rlen);
+    f = wh_kvr_fetch(k, tag, rkey, rlen, NULL);
 
     if (f == NULL) {
         return -1;
@@ -812,14 +946,14 @@ wh_kvr_check_round(wh_kvr_t *k)
 static int
 wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 {
-    int              rc, argc;
-    char             name[WH_KVR_KEY_MAX], dir[4], limit[24], *buf = NULL;
-    size_t           lens[9];
-    wh_str_t         tag, none = { "", 0 };
-    const char      *argv[9];
-    wh_kvr_fetch_t  *f;
+    int                 rc;
+    char                name[WH_KVR_KEY_MAX], dir[4], limit[24], *buf = NULL;
+    size_t              lens[9], zlens[7];
+    wh_str_t            tag, none = { "", 0 };
+    const char         *argv[9], *zargv[7];
+    wh_kvr_fetch_t     *f;
 
-    f = wh_kvr_fetch(k, none, rkey, rlen);
+    f = wh_kvr_fetch(k, none, rkey, rlen, wh_kvr_got_get);
 
     if (f == NULL) {
         return -1;
@@ -833,8 +967,7 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
             return -1;
         }
 
-        wh_kvr_hash_name(name, tag, r->db);
-        argc = 3;
+        wh_kvr_name(name, tag, "kv", r->db);
         argv[0] = "HGET";
         lens[0] = 4;
         argv[1] = name;
@@ -842,33 +975,66 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
         argv[2] = r->key;
         lens[2] = r->klen;
 
-    } else {
-        buf = malloc(3 * (1 + (r->klen > r->plen ? r->klen : r->plen)));
+        rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, 3, argv, lens);
 
-        if (buf == NULL) {
-            free(f);
-            return -1;
-        }
-
-        /* from argv[3]: db, tag, dir, from, to, limit */
-        wh_kvr_range_args(r, buf, argv + 3, lens + 3);
-        argv[3] = wh_kv_dbs[r->db].name;
-        lens[3] = strlen(argv[3]);
-        snprintf(dir, sizeof(dir), "%d", r->dir);
-        argv[5] = dir;
-        lens[5] = strlen(dir);
-        snprintf(limit, sizeof(limit), "%zu", r->page);
-        argv[8] = limit;
-        lens[8] = strlen(limit);
-        argc = 9;
-        argv[2] = "0";
-        lens[2] = 1;
+        goto sent;
     }
 
-    rc = r->range ? wh_redis_eval(k->redis, &wh_kvr_script_range,
-                                  wh_kvr_read_reply, f, argc, argv, lens)
-                  : wh_redis_command(k->redis, wh_kvr_read_reply, f, argc,
-                                     argv, lens);
+    buf = malloc(3 * (1 + (r->klen > r->plen ? r->klen : r->plen)));
+
+    if (buf == NULL) {
+        free(f);
+        return -1;
+    }
+
+    /* from argv[3]: the script's db, tag, dir, from, to, limit */
+    wh_kvr_range_args(r, buf, argv + 3, lens + 3);
+    argv[3] = wh_kv_dbs[r->db].name;
+    lens[3] = strlen(argv[3]);
+    snprintf(dir, sizeof(dir), "%d", r->dir);
+    argv[5] = dir;
+    lens[5] = strlen(dir);
+    snprintf(limit, sizeof(limit), "%zu", r->page);
+    argv[8] = limit;
+    lens[8] = strlen(limit);
+    argv[2] = "0";
+    lens[2] = 1;
+
+    tag.data = argv[4];
+    tag.len = lens[4];
+
+    if (tag.len == 0) {
+        f->got = wh_kvr_got_range;
+        rc = wh_redis_eval(k->redis, &wh_kvr_script_range,
+                           wh_kvr_read_reply, f, 9, argv, lens);
+        goto sent;
+    }
+
+    /* in one tag: its keys, within the round's versions */
+    if (wh_kvr_ask_version(k, tag, rkey, rlen) != 0) {
+        free(buf);
+        free(f);
+        return -1;
+    }
+
+    wh_kvr_name(name, tag, "kz", r->db);
+    zargv[0] = r->dir > 0 ? "ZRANGEBYLEX" : "ZREVRANGEBYLEX";
+    zargv[1] = name;
+    zargv[2] = argv[6];
+    zargv[3] = argv[7];
+    zargv[4] = "LIMIT";
+    zargv[5] = "0";
+    zargv[6] = limit;
+
+    for (rc = 0; rc < 7; rc++) {
+        zlens[rc] = rc == 2 || rc == 3 ? lens[rc + 4] : strlen(zargv[rc]);
+    }
+
+    f->got = wh_kvr_got_keys;
+    rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, 7, zargv, zlens);
+
+sent:
+
     free(buf);
 
     if (rc != 0) {
@@ -878,6 +1044,67 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
 
     k->waiting++;
     k->stats.fetches++;
+
+    return 0;
+}
+
+
+/*
+ * A range's second step, once its keys are in: their values, and the
+ * tag's version after them, which must be the one the round began and
+ * ended with (else the keys and the values may be of two moments, and
+ * the reads are made again).
+ */
+static int
+wh_kvr_send_values(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey,
+    size_t rlen)
+{
+    int              rc;
+    char             name[WH_KVR_KEY_MAX];
+    size_t           i, *lens;
+    wh_str_t         tag, none = { "", 0 };
+    const char     **argv;
+    wh_kvr_fetch_t  *f;
+
+    tag = wh_kvr_range_tag(r);
+    f = wh_kvr_fetch(k, none, rkey, rlen, wh_kvr_got_values);
+    argv = malloc((2 + r->n) * sizeof(char *));
+    lens = malloc((2 + r->n) * sizeof(size_t));
+
+    if (f == NULL || argv == NULL || lens == NULL) {
+        free(f);
+        free(argv);
+        free(lens);
+        return -1;
+    }
+
+    wh_kvr_name(name, tag, "kv", r->db);
+    argv[0] = "HMGET";
+    lens[0] = 5;
+    argv[1] = name;
+    lens[1] = strlen(name);
+
+    for (i = 0; i < r->n; i++) {
+        argv[2 + i] = r->ents[i].key;
+        lens[2 + i] = r->ents[i].klen;
+    }
+
+    rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, (int) (2 + r->n),
+                          argv, lens);
+    free(argv);
+    free(lens);
+
+    if (rc != 0) {
+        free(f);
+        return -1;
+    }
+
+    k->waiting++;
+    k->stats.fetches++;
+
+    if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
+        k->broken = 1;
+    }
 
     return 0;
 }

@@ -1439,6 +1439,13 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
 }
 
 
+int
+wh_redis_why_noscript(const char *why)
+{
+    return why != NULL && strstr(why, "(NOSCRIPT)") != NULL;
+}
+
+
 /* ----------------------------------------------------- open and close */
 
 static void

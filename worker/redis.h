@@ -147,6 +147,10 @@ int wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
     wh_redis_reply_pt cb, void *data, int argc, const char **argv,
     size_t *lens);
 
+/* a call failed with this why met NOSCRIPT: it did not run, and the
+ * next call of the script carries its body (a read may be made again) */
+int wh_redis_why_noscript(const char *why);
+
 /* pub/sub on the second connection; the names are kept and subscribed
  * again after every reconnect.  -1 out of memory */
 int wh_redis_subscribe(wh_redis_t *r, wh_str_t channel);

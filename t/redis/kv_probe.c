@@ -10,20 +10,29 @@
  *   --mode count   each transaction reads a counter, writes it plus
  *                  one and adds a key of its own: run several at once
  *   --mode check   walks what count mode wrote and prints the counter
- *                  and the keys found
+ *                  and the keys found (one transaction unless --txns)
  *   --mode pair    each transaction sets two keys of one workspace to
  *                  one new value
  *   --mode snap    each transaction reads the first key, then (a round
  *                  of reads later) the second: the two must agree
  *                  ("torn" counts those that did not; "moved" the
  *                  values seen change from one to the next)
+ *   --mode move    each transaction moves the one key of workspace w8
+ *                  to the next name, "k" and a number, its value that
+ *                  number ("counter": the last)
+ *   --mode walk    each transaction reads w8 with a cursor (a range
+ *                  read: its keys, then their values): one key whose
+ *                  value is its number, or it counts as "torn"
  *
  * One JSON line at the end: {"ev":"done","committed":N,"failed":N,
  * "mismatches":N,"first":"...","runs":N,"fetches":N,"conflicts":N,
  * "counter":N,"keys":N,"torn":N,"moved":N}.
  *
  *   kv_probe --redis HOST:PORT [--mode M] [--txns N] [--seed S]
- *       [--id NAME] [--wait N]
+ *       [--id NAME] [--wait N] [--flush-after N]
+ *
+ * --flush-after N: once N transactions are done, SCRIPT FLUSH on the
+ * probe's own connection, before anything the next one sends.
  */
 
 #include <getopt.h>
@@ -58,6 +67,7 @@ typedef struct {
     const char       *mode;
     const char       *id;
     unsigned          txns, done, committed, failed;
+    unsigned          flush_after;      /* SCRIPT FLUSH after that many */
     unsigned long     seed;
     int               running, again, started;
     model_t           model, scratch;
@@ -630,6 +640,97 @@ txn_snap(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* w8's key "k" N: "w8" "\0" "k" N */
+static void
+move_key(wh_kv_val_t *k, char *buf, size_t size, unsigned long n)
+{
+    memcpy(buf, "w8", 3);
+    k->len = 3 + (size_t) snprintf(buf + 3, size - 3, "k%lu", n);
+    k->data = buf;
+}
+
+
+/* the key w8 holds (a walk, as txn_walk's) goes to the next number */
+static int
+txn_move(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int            rc;
+    char           key[32], val[24], ws[3] = "w8";
+    unsigned long  n;
+    wh_kv_val_t    k, v, prefix;
+    wh_kv_cur_t   *c;
+
+    (void) ctx;
+
+    prefix.data = ws;
+    prefix.len = sizeof(ws);
+    n = 0;
+
+    if (wh_kv_cur_open(t, WH_KV_CLIENTS, &prefix, &c, err) != 0) {
+        return -1;
+    }
+
+    rc = wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, err);
+
+    if (rc == 0) {
+        n = strtoul((const char *) k.data + 4, NULL, 10);
+        rc = wh_kv_cur_del(c, err);
+    }
+
+    wh_kv_cur_close(c);
+
+    if (rc != 0 && rc != WH_KV_NOTFOUND) {
+        return rc;
+    }
+
+    P.run_pair = n + 1;
+    move_key(&k, key, sizeof(key), n + 1);
+    v.len = (size_t) snprintf(val, sizeof(val), "%lu", n + 1);
+    v.data = val;
+
+    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
+/* read-only: w8 holds one key, whose value is its number */
+static int
+txn_walk(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          ws[3] = "w8";
+    unsigned      n;
+    wh_kv_val_t   k, v, prefix;
+    wh_kv_cur_t  *c;
+
+    (void) ctx;
+
+    P.run_torn = 0;
+    P.run_pair = 0;
+    prefix.data = ws;
+    prefix.len = sizeof(ws);
+    n = 0;
+
+    if (wh_kv_cur_open(t, WH_KV_CLIENTS, &prefix, &c, err) != 0) {
+        return -1;
+    }
+
+    for (rc = wh_kv_cur_get(c, &k, &v, WH_KV_FIRST, err); rc == 0;
+         rc = wh_kv_cur_get(c, &k, &v, WH_KV_NEXT, err))
+    {
+        n++;
+        P.run_pair = strtoul((const char *) k.data + 4, NULL, 10);
+        P.run_torn |= k.len - 4 != v.len
+                      || memcmp((const char *) k.data + 4, v.data, v.len)
+                         != 0;
+    }
+
+    wh_kv_cur_close(c);
+    P.run_torn |= n != 1;
+
+    return rc == WH_KV_NOTFOUND ? 0 : rc;
+}
+
+
 static int
 txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
@@ -658,6 +759,29 @@ txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
     wh_kv_cur_close(c);
 
     return rc == WH_KV_NOTFOUND ? 0 : rc;
+}
+
+
+static void
+flushed(void *data, redisReply *reply, const char *why)
+{
+    (void) data;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "kv_probe: SCRIPT FLUSH failed: %s\n",
+                reply ? reply->str : why);
+    }
+}
+
+
+static void
+flush_scripts(void)
+{
+    static const char  *argv[2] = { "SCRIPT", "FLUSH" };
+
+    if (wh_redis_command(P.redis, flushed, NULL, 2, argv, NULL) != 0) {
+        fprintf(stderr, "kv_probe: SCRIPT FLUSH not sent\n");
+    }
 }
 
 
@@ -705,7 +829,9 @@ run(void)
         fn = strcmp(P.mode, "model") == 0 ? txn_model
              : strcmp(P.mode, "count") == 0 ? txn_count
              : strcmp(P.mode, "pair") == 0 ? txn_pair
-             : strcmp(P.mode, "snap") == 0 ? txn_snap : txn_check;
+             : strcmp(P.mode, "snap") == 0 ? txn_snap
+             : strcmp(P.mode, "move") == 0 ? txn_move
+             : strcmp(P.mode, "walk") == 0 ? txn_walk : txn_check;
 
         rc = wh_kvr_write(P.kv, fn, NULL, &err);
 
@@ -716,7 +842,11 @@ run(void)
         if (rc == 0) {
             P.committed++;
 
-            if (fn == txn_snap) {
+            if (fn == txn_move) {
+                P.counter = P.run_pair;
+            }
+
+            if (fn == txn_snap || fn == txn_walk) {
                 P.torn += P.run_torn;
                 P.moved += P.run_pair != P.last_pair;
                 P.last_pair = P.run_pair;
@@ -739,6 +869,10 @@ run(void)
 
         P.done++;
         P.again = 1;
+
+        if (P.done == P.flush_after) {
+            flush_scripts();
+        }
 
     } while (P.again);
 
@@ -773,7 +907,7 @@ tick(wh_timer_t *t)
 int
 main(int argc, char **argv)
 {
-    int               opt;
+    int               opt, txns_set = 0;
     char             *colon;
     wh_err_t          err;
     wh_redis_conf_t   rc;
@@ -786,6 +920,7 @@ main(int argc, char **argv)
         { "seed", required_argument, NULL, 's' },
         { "id", required_argument, NULL, 'i' },
         { "wait", required_argument, NULL, 'w' },
+        { "flush-after", required_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 }
     };
 
@@ -814,6 +949,7 @@ main(int argc, char **argv)
             break;
         case 'n':
             P.txns = (unsigned) atoi(optarg);
+            txns_set = 1;
             break;
         case 's':
             P.seed = strtoul(optarg, NULL, 10);
@@ -824,12 +960,15 @@ main(int argc, char **argv)
         case 'w':
             kc.replicas_ack = (unsigned) atoi(optarg);
             break;
+        case 'f':
+            P.flush_after = (unsigned) atoi(optarg);
+            break;
         default:
             return 2;
         }
     }
 
-    if (strcmp(P.mode, "check") == 0) {
+    if (strcmp(P.mode, "check") == 0 && !txns_set) {
         P.txns = 1;
     }
 
