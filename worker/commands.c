@@ -62,12 +62,33 @@ wh_cmd_supersede_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
 }
 
 
+/* cluster: the last seq any node gave out, read once a txn (the commit
+ * checks it again) */
+static int
+wh_cmd_read_seq(wh_commands_t *c, wh_etxn_t *t, wh_err_t *err)
+{
+    uint64_t  last;
+
+    if (!wh_engine_shared(c->engine) || c->txn_seq_read) {
+        return 0;
+    }
+
+    if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
+        return -1;
+    }
+
+    c->txn_seq = last > c->txn_seq ? last : c->txn_seq;
+    c->txn_seq_read = 1;
+
+    return 0;
+}
+
+
 int
 wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
     int64_t ttl_ms, int64_t now, wh_cmd_notes_t *notes, wh_err_t *err)
 {
     int                  rc, changed;
-    uint64_t             last;
     wh_cmd_event_t       ev;
     wh_cmd_supersede_t   s;
 
@@ -85,14 +106,8 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         }
     }
 
-    if (wh_engine_shared(c->engine) && !c->txn_seq_read) {
-        /* the last seq any node gave out, checked again at the commit */
-        if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
-            return -1;
-        }
-
-        c->txn_seq = last > c->txn_seq ? last : c->txn_seq;
-        c->txn_seq_read = 1;
+    if (wh_cmd_read_seq(c, t, err) != 0) {
+        return -1;
     }
 
     cmd->seq = ++c->txn_seq;
@@ -163,25 +178,36 @@ static int
 wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
     int64_t now, wh_err_t *err)
 {
-    int              rc;
+    int              rc, repeat;
     wh_command_t    *cmd = &op->cmd;
 
+    /*
+     * The client, the idempotency key and (cluster) the seq do not
+     * depend on each other: all three are asked for before an answer is
+     * looked at, so that a cluster's batch fetches them from Redis in one
+     * round trip rather than one after the other.
+     */
     rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
+    repeat = rc >= 0 && op->idem.len
+             ? wh_etxn_ops(t)->cmd_idem(t, op->ws, op->client_id, op->idem,
+                                        cmd, err)
+             : 0;
 
-    if (rc <= 0) {
-        op->outcome = WH_CMD_NO_CLIENT;
-        return rc;
+    if (rc < 0 || repeat < 0 || wh_cmd_read_seq(c, t, err) != 0) {
+        return -1;
     }
 
-    if (op->idem.len) {
-        rc = wh_etxn_ops(t)->cmd_idem(t, op->ws, op->client_id, op->idem,
-                                      cmd, err);
+    if (rc == 0) {
+        wh_command_free(cmd);
+        memset(cmd, 0, sizeof(wh_command_t));
+        op->outcome = WH_CMD_NO_CLIENT;
+        return 0;
+    }
 
-        if (rc != 0) {
-            /* a repeat: the first command, as it is now */
-            op->outcome = WH_CMD_REPEATED;
-            return rc < 0 ? -1 : 0;
-        }
+    if (repeat) {
+        /* a repeat: the first command, as it is now */
+        op->outcome = WH_CMD_REPEATED;
+        return 0;
     }
 
     /* a place of the quota is held from here to done, where the queue
