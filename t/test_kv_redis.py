@@ -56,6 +56,7 @@ class Run:
         assert not reports, open(reports[0]).read()
         lines = [json.loads(x) for x in out.splitlines() if x.strip()]
         assert lines and lines[-1]["ev"] == "done", (out, err)
+        self.lines = lines
         return lines[-1], self.proc.returncode, err
 
 
@@ -116,6 +117,33 @@ def test_reads_of_one_moment(redis_single):
     assert r.command("HGET", "wh:{w9}:kv:clients", b"w9\x00a") == b"601"
 
 
+def test_writes_checked_by_the_keys_they_read(redis_single):
+    """A write's commit checks the keys it got, not its workspace's
+    version: probes that each add to a counter of their own in one
+    workspace never refuse each other; probes that read the pair "a",
+    "b" a round apart (while a writer moves it) and then write are
+    refused when it moved in between, so none commits a torn pair."""
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    own = [Run(r.addr, ["--mode", "own", "--txns", "300", "--id", "o%d" % i])
+           for i in range(3)]
+    for d in [x.result()[0] for x in own]:
+        assert (d["committed"], d["failed"], d["conflicts"]) \
+            == (300, 0, 0), d
+        assert d["counter"] == 300, d
+    done, rc, _ = Run(r.addr, ["--mode", "pair", "--txns", "1"]).result()
+    assert done["committed"] == 1
+    writer = Run(r.addr, ["--mode", "pair", "--txns", "600"])
+    readers = [Run(r.addr, ["--mode", "snapw", "--txns", "400", "--id",
+                            "s%d" % i]) for i in range(2)]
+    got = [x.result()[0] for x in readers]
+    assert writer.result()[0]["committed"] == 600
+    for x in got:
+        assert (x["committed"], x["failed"], x["torn"]) == (400, 0, 0), x
+    assert sum(x["moved"] for x in got) > 20, got
+    assert sum(x["conflicts"] for x in got) > 0, got
+
+
 def test_range_of_one_moment(redis_single):
     """A range read within one workspace is two commands (its keys, then
     their values): a key moved between them must not read as a key
@@ -156,6 +184,39 @@ def test_script_cache_emptied_reads_again(redis_single):
     assert (done["counter"], done["keys"]) == (5, 5), done
     assert "forgot the scripts loaded (NOSCRIPT)" in err
     assert rc == 0
+
+
+def test_reserved_seqs_never_overlap(redis_single):
+    """Three probes take runs of the command seq counter at once, as the
+    nodes of a cluster do, while a fourth reads and writes it the way a
+    wirehubd of before did (a get and a put checked at the commit): no
+    number is given twice or lost, each probe's runs only go up, and the
+    commits of the probes that reserve are never refused."""
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    probes = [Run(r.addr, ["--mode", "reserve", "--txns", "300", "--id",
+                           "p%d" % i, "--seed", str(i + 1)])
+              for i in range(3)]
+    probes.append(Run(r.addr, ["--mode", "oldseq", "--txns", "150"]))
+    done = [p.result()[0] for p in probes]
+    for d in done[:3]:
+        assert (d["committed"], d["failed"], d["conflicts"]) \
+            == (300, 0, 0), d
+    assert (done[3]["committed"], done[3]["failed"]) == (150, 0), done[3]
+    taken = []
+    for p in probes:
+        mine = [(x["first"], x["n"]) for x in p.lines if x["ev"] == "took"]
+        assert [f for f, _ in mine] == sorted(f for f, _ in mine), mine
+        taken += mine
+    assert len(taken) == 3 * 300 * 2 + 150
+    taken.sort()
+    for (f1, n1), (f2, _) in zip(taken, taken[1:]):
+        assert f1 + n1 <= f2, (f1, n1, f2)
+    # none lost: the counter is the numbers given out, one after another
+    last = sum(n for _, n in taken)
+    assert taken[-1][0] + taken[-1][1] - 1 == last
+    stored = r.command("HGET", "wh:{#cmd_meta}:kv:cmd_meta", b"seq")
+    assert int.from_bytes(stored, "big") == last
 
 
 def test_replicas_ack(tmp_path):

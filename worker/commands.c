@@ -25,6 +25,8 @@
 #define WH_CMD_SCAN_MAX      1000          /* looked at per listed page */
 #define WH_CMD_PRUNE_MAX     500           /* deleted per loop turn */
 #define WH_CMD_PRUNE_MS      1000          /* between prunes, when done */
+/* cluster: seqs a txn takes at once (the unused ones are a gap) */
+#define WH_CMD_SEQ_BLOCK     64
 
 
 static wh_str_t  wh_none = { "", 0 };
@@ -62,23 +64,47 @@ wh_cmd_supersede_one(void *ctx, wh_command_t *cmd, wh_err_t *err)
 }
 
 
-/* cluster: the last seq any node gave out, read once a txn (the commit
- * checks it again) */
+/* cluster: a block of seqs for the txn, unless it has some left.  They
+ * are taken in Redis at once, past every seq given out: two nodes'
+ * writes never conflict over the seq, and a command created after
+ * another was answered still comes after it. */
 static int
-wh_cmd_read_seq(wh_commands_t *c, wh_etxn_t *t, wh_err_t *err)
+wh_cmd_seq_block(wh_commands_t *c, wh_etxn_t *t, wh_err_t *err)
 {
-    uint64_t  last;
-
-    if (!wh_engine_shared(c->engine) || c->txn_seq_read) {
+    if (!wh_engine_shared(c->engine) || c->txn_block_left > 0) {
         return 0;
     }
 
-    if (wh_etxn_ops(t)->cmd_seq(t, &last, err) != 0) {
+    if (wh_etxn_ops(t)->cmd_seq_take(t, WH_CMD_SEQ_BLOCK, &c->txn_block,
+                                     err)
+        != 0)
+    {
         return -1;
     }
 
-    c->txn_seq = last > c->txn_seq ? last : c->txn_seq;
-    c->txn_seq_read = 1;
+    c->txn_block_left = WH_CMD_SEQ_BLOCK;
+
+    return 0;
+}
+
+
+/* the seq of a new command: the next in memory on one node (the txn
+ * writes the last), the next of the txn's block in a cluster */
+static int
+wh_cmd_next_seq(wh_commands_t *c, wh_etxn_t *t, uint64_t *seq,
+    wh_err_t *err)
+{
+    if (!wh_engine_shared(c->engine)) {
+        *seq = ++c->txn_seq;
+        return 0;
+    }
+
+    if (wh_cmd_seq_block(c, t, err) != 0) {
+        return -1;
+    }
+
+    *seq = c->txn_block++;
+    c->txn_block_left--;
 
     return 0;
 }
@@ -106,11 +132,10 @@ wh_commands_insert(wh_commands_t *c, wh_etxn_t *t, wh_command_t *cmd,
         }
     }
 
-    if (wh_cmd_read_seq(c, t, err) != 0) {
+    if (wh_cmd_next_seq(c, t, &cmd->seq, err) != 0) {
         return -1;
     }
 
-    cmd->seq = ++c->txn_seq;
     cmd->state.status = WH_CMD_PENDING;
     cmd->state.expires_ms = wh_cmd_expires_at(&c->policy, now, ttl_ms);
     cmd->state.lane = wh_cmd_lane_hash(cmd->lane.data, cmd->lane.len);
@@ -182,10 +207,10 @@ wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
     wh_command_t    *cmd = &op->cmd;
 
     /*
-     * The client, the idempotency key and (cluster) the seq do not
-     * depend on each other: all three are asked for before an answer is
-     * looked at, so that a cluster's batch fetches them from Redis in one
-     * round trip rather than one after the other.
+     * The client, the idempotency key and (cluster) a block of seqs do
+     * not depend on each other: all three are asked for before an answer
+     * is looked at, so that a cluster's batch fetches them from Redis in
+     * one round trip rather than one after the other.
      */
     rc = wh_etxn_ops(t)->client_get(t, op->ws, op->client_id, NULL, err);
     repeat = rc >= 0 && op->idem.len
@@ -193,7 +218,7 @@ wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
                                         cmd, err)
              : 0;
 
-    if (rc < 0 || repeat < 0 || wh_cmd_read_seq(c, t, err) != 0) {
+    if (rc < 0 || repeat < 0 || wh_cmd_seq_block(c, t, err) != 0) {
         return -1;
     }
 
@@ -1032,7 +1057,7 @@ wh_cmd_begin(void *ctx, wh_etxn_t *t, wh_err_t *err)
     (void) err;
 
     c->txn_seq = c->next_seq - 1;
-    c->txn_seq_read = 0;
+    c->txn_block_left = 0;
     wh_map_free(&c->txn_sent);
     wh_map_free(&c->txn_lanes);
 

@@ -70,9 +70,9 @@ struct wh_commands_s {
     wh_cmdq_t         q;
     uint64_t          next_seq;       /* the next seq to give out */
     uint64_t          txn_seq;        /* its value inside a batch txn */
-    int               txn_seq_read;   /* cluster: the txn read the
-                                       * store's (other nodes give out
-                                       * seqs too) */
+    uint64_t          txn_block;      /* cluster: the next seq of the
+                                       * block the txn took */
+    uint64_t          txn_block_left; /* and how many are left of it */
     wh_map_t          txn_sent;       /* ws "\0" client -> sent by the
                                        * txn being applied */
     wh_map_t          txn_lanes;      /* ws "\0" client "\0" lane hash

@@ -414,6 +414,10 @@ struct wh_engine_ops_s {
      * across restarts) */
     int  (*cmd_seq)(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
     int  (*cmd_set_seq)(wh_etxn_t *t, uint64_t last, wh_err_t *err);
+    /* n seqs past every one given out, taken at once and given to no
+     * other write (cluster: nodes taking seqs do not conflict) */
+    int  (*cmd_seq_take)(wh_etxn_t *t, uint64_t n, uint64_t *first,
+        wh_err_t *err);
     /* 1 found, 0 not, -1 error */
     int  (*cmd_get)(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
         wh_command_t *out, wh_err_t *err);

@@ -104,6 +104,16 @@ typedef struct {
      * after it */
     int   (*cur_del)(wh_kv_cur_t *c, wh_err_t *err);
     void  (*cur_close)(wh_kv_cur_t *c);
+    /*
+     * n numbers of the counter under key (its value a big-endian
+     * uint64, absent 0) taken at once: *first is the first of them.  Two
+     * writes that take numbers never get the same ones and do not
+     * conflict over them (Redis: taken at once, outside the commit and
+     * not checked by it; numbers of a write not committed are lost, a
+     * gap).  LMDB takes them inside the txn.
+     */
+    int   (*reserve)(wh_kv_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
+        uint64_t n, uint64_t *first, wh_err_t *err);
 } wh_kv_ops_t;
 
 struct wh_kv_txn_s {
@@ -135,5 +145,7 @@ int wh_kv_in_prefix(const wh_kv_val_t *prefix, const void *key,
 #define wh_kv_cur_get(c, k, v, op, err)  (c)->ops->cur_get(c, k, v, op, err)
 #define wh_kv_cur_del(c, err)  (c)->ops->cur_del(c, err)
 #define wh_kv_cur_close(c)  (c)->ops->cur_close(c)
+#define wh_kv_reserve(t, db, k, n, first, err)                          \
+    (t)->ops->reserve(t, db, k, n, first, err)
 
 #endif /* WH_KV_H */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "kv_lmdb.h"
 #include "engine_lmdb_store.h"
 
@@ -93,6 +94,33 @@ wh_kv_lmdb_del(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
     k.mv_size = key->len;
 
     return wh_kv_lmdb_rc(mdb_del(t->txn, t->dbi[db], &k, NULL), err);
+}
+
+
+static int
+wh_kv_lmdb_reserve(wh_kv_txn_t *kt, wh_kv_db_e db, const wh_kv_val_t *key,
+    uint64_t n, uint64_t *first, wh_err_t *err)
+{
+    int            rc;
+    uint64_t       last;
+    wh_kv_val_t    v;
+    unsigned char  buf[WH_BE64_LEN];
+
+    v.data = NULL;
+    v.len = 0;
+    rc = wh_kv_lmdb_get(kt, db, key, &v, err);
+
+    if (rc != 0 && rc != WH_KV_NOTFOUND) {
+        return rc;
+    }
+
+    last = rc == 0 && v.len == WH_BE64_LEN ? wh_be64_get(v.data) : 0;
+    wh_be64_put(buf, last + n);
+    v.data = buf;
+    v.len = WH_BE64_LEN;
+    *first = last + 1;
+
+    return wh_kv_lmdb_put(kt, db, key, &v, 0, err);
 }
 
 
@@ -252,7 +280,8 @@ static const wh_kv_ops_t  wh_kv_lmdb_ops = {
     .cur_open = wh_kv_lmdb_cur_open,
     .cur_get = wh_kv_lmdb_cur_get,
     .cur_del = wh_kv_lmdb_cur_del,
-    .cur_close = wh_kv_lmdb_cur_close
+    .cur_close = wh_kv_lmdb_cur_close,
+    .reserve = wh_kv_lmdb_reserve
 };
 
 

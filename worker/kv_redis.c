@@ -100,9 +100,10 @@ static const char  wh_kvr_lua_range[] =
     "return out\n";
 
 /*
- * ARGV: nchecks, (tag, version) x nchecks, then per write: "P", db,
- * tag, key, value or "D", db, tag, key.  -> 1 applied, 0 a version
- * changed (nothing applied)
+ * ARGV: nchecks, (tag, version) x nchecks, nkeys, (db, tag, key, "1"
+ * and the value read or "0" and "" for a key read as absent) x nkeys,
+ * then per write: "P", db, tag, key, value or "D", db, tag, key.  -> 1
+ * applied, 0 a version or a key read changed (nothing applied)
  */
 static const char  wh_kvr_lua_commit[] =
     "local n, i = tonumber(ARGV[1]), 2\n"
@@ -110,6 +111,15 @@ static const char  wh_kvr_lua_commit[] =
     "  if (redis.call('HGET', 'wh:sv', ARGV[i]) or '0') ~= ARGV[i + 1]\n"
     "  then return 0 end\n"
     "  i = i + 2\n"
+    "end\n"
+    "n, i = tonumber(ARGV[i]), i + 1\n"
+    "for j = 1, n do\n"
+    "  local v = redis.call('HGET', 'wh:{' .. ARGV[i + 1] .. '}:kv:'\n"
+    "                       .. ARGV[i], ARGV[i + 2])\n"
+    "  if ARGV[i + 3] == '1' then\n"
+    "    if v ~= ARGV[i + 4] then return 0 end\n"
+    "  elseif v then return 0 end\n"
+    "  i = i + 5\n"
     "end\n"
     /* the writes come sorted by database and key, so a workspace's
      * writes to a database are one run: one HSET and one ZADD (or HDEL
@@ -153,8 +163,36 @@ static const char  wh_kvr_lua_commit[] =
     "for t, _ in pairs(touched) do redis.call('HINCRBY', 'wh:sv', t, 1) end\n"
     "return 1\n";
 
+/*
+ * ARGV: db (not keyed by workspace), tag, key, n: the counter under key
+ * (a big-endian uint64, as the commits write it; exact to 2^53) plus n,
+ * written back and returned.  The tag's version moves as a commit's
+ * would, so that a write that read the counter (a wirehubd of before
+ * the reservations) is refused and reads it again.
+ */
+static const char  wh_kvr_lua_reserve[] =
+    "local db, t, key, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])\n"
+    "local h = 'wh:{' .. t .. '}:kv:' .. db\n"
+    "local v = redis.call('HGET', h, key)\n"
+    "local c = 0\n"
+    "if v and #v == 8 then\n"
+    "  for i = 1, 8 do c = c * 256 + string.byte(v, i) end\n"
+    "end\n"
+    "c = c + n\n"
+    "local b, x = {}, c\n"
+    "for i = 8, 1, -1 do\n"
+    "  b[i] = x % 256\n"
+    "  x = math.floor(x / 256)\n"
+    "end\n"
+    "redis.call('HSET', h, key, string.char(unpack(b)))\n"
+    "redis.call('ZADD', 'wh:{' .. t .. '}:kz:' .. db, 0, key)\n"
+    "redis.call('HINCRBY', 'wh:sv', t, 1)\n"
+    "return c\n";
+
 static wh_redis_script_t  wh_kvr_script_range =
     WH_REDIS_SCRIPT(wh_kvr_lua_range);
+static wh_redis_script_t  wh_kvr_script_reserve =
+    WH_REDIS_SCRIPT(wh_kvr_lua_reserve);
 static wh_redis_script_t  wh_kvr_script_commit =
     WH_REDIS_SCRIPT(wh_kvr_lua_commit);
 
@@ -186,6 +224,8 @@ struct wh_kvr_read_s {
     size_t           plen;
     size_t           page;          /* a range's limit */
     int              found;         /* a get */
+    uint64_t         reserve;       /* numbers to take; 0: not that */
+    uint64_t         num;           /* the counter once they were */
     wh_kvr_ent_t     ent;
     wh_kvr_ent_t    *ents;          /* a range, in its order */
     size_t           n;
@@ -196,7 +236,8 @@ struct wh_kvr_read_s {
 
 /* what a read asks: a get of key, or the range of a cursor from its
  * bound (bounded 0: from the edge) in direction dir, within the
- * cursor's prefix, page entries at most */
+ * cursor's prefix, page entries at most; or reserve numbers of the
+ * counter under key, the run's nth reservation */
 typedef struct {
     int              range;
     wh_kv_db_e       db;
@@ -207,6 +248,8 @@ typedef struct {
     size_t           klen;
     const wh_kv_val_t *prefix;
     size_t           page;
+    uint64_t         reserve;
+    uint32_t         nth;
 } wh_kvr_ask_t;
 
 /* a write of the run under way */
@@ -230,6 +273,7 @@ typedef struct {
     wh_map_t         ov;            /* db, key -> wh_kvr_ov_t */
     wh_kvr_ovlist_t  sorted[WH_KV_NDBS];
     int              missed;        /* a read was not fetched yet */
+    uint32_t         reserves;      /* reservations asked by the run */
     int              failed;        /* a read failed */
     wh_err_t         ferr;
 } wh_kvr_txn_t;
@@ -263,6 +307,8 @@ struct wh_kvr_s {
     wh_map_t         round;         /* tags got in this round of reads */
     int              stale;         /* two reads saw a tag at two
                                      * versions */
+    char             nkeys[24];     /* the commit's, while it is out */
+    int              reread;        /* a read did not run: all again */
     int              broken;        /* a version could not be read: the
                                      * next run fails */
     size_t           waiting;       /* replies not in yet */
@@ -369,6 +415,7 @@ wh_kvr_forget_versions(wh_kvr_t *k)
     wh_map_free(&k->versions);
     wh_map_free(&k->round);
     k->stale = 0;
+    k->reread = 0;
     k->gen++;
 }
 
@@ -624,6 +671,26 @@ wh_kvr_got_range(wh_kvr_read_t *r, const redisReply *reply,
 }
 
 
+/* a reservation: the counter's value once the numbers were taken */
+static int
+wh_kvr_got_reserve(wh_kvr_read_t *r, const redisReply *reply,
+    const wh_kvr_fetch_t *f)
+{
+    (void) f;
+
+    if (reply->type != REDIS_REPLY_INTEGER
+        || (uint64_t) reply->integer < r->reserve)
+    {
+        return -1;
+    }
+
+    r->num = (uint64_t) reply->integer;
+    r->found = 1;
+
+    return 0;
+}
+
+
 /* a range in one tag, its first step: the keys (ZRANGEBYLEX), whose
  * values are asked for next */
 static int
@@ -724,7 +791,7 @@ wh_kvr_read_reply(void *data, redisReply *reply, const char *why)
              * every read of the run is made again, the script's with
              * its body, rather than a request failing for it */
             r->state = WH_KVR_READY;
-            k->stale = 1;
+            k->reread = 1;
 
         } else if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
             wh_log_error(k->log, "redis: a state read failed: %s",
@@ -959,7 +1026,7 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
         return -1;
     }
 
-    if (!r->range) {
+    if (!r->range && !r->reserve) {
         tag = wh_kvr_tag(r->db, r->key, r->klen);
 
         if (wh_kvr_ask_version(k, tag, rkey, rlen) != 0) {
@@ -976,6 +1043,27 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
         lens[2] = r->klen;
 
         rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, 3, argv, lens);
+
+        goto sent;
+    }
+
+    if (r->reserve) {
+        /* from argv[2]: numkeys, then the script's db, tag, key, n */
+        tag = wh_kvr_tag(r->db, NULL, 0);
+        snprintf(limit, sizeof(limit), "%" PRIu64, r->reserve);
+        argv[2] = "0";
+        lens[2] = 1;
+        argv[3] = wh_kv_dbs[r->db].name;
+        lens[3] = strlen(argv[3]);
+        argv[4] = tag.data;
+        lens[4] = tag.len;
+        argv[5] = r->key;
+        lens[5] = r->klen;
+        argv[6] = limit;
+        lens[6] = strlen(limit);
+        f->got = wh_kvr_got_reserve;
+        rc = wh_redis_eval(k->redis, &wh_kvr_script_reserve,
+                           wh_kvr_read_reply, f, 7, argv, lens);
 
         goto sent;
     }
@@ -1184,14 +1272,14 @@ wh_kvr_read_key(const wh_kvr_ask_t *a, size_t *len)
     size_t   plen;
 
     plen = a->prefix ? a->prefix->len : 0;
-    *len = 6 + plen + a->klen;
+    *len = 6 + plen + a->klen + (a->reserve ? 12 : 0);
     rkey = malloc(*len);
 
     if (rkey == NULL) {
         return NULL;
     }
 
-    rkey[0] = a->range ? 'R' : 'G';
+    rkey[0] = a->range ? 'R' : a->reserve ? 'N' : 'G';
     rkey[1] = (char) a->db;
     rkey[2] = (char) (a->range ? (a->dir > 0 ? '+' : '-') : 0);
     rkey[3] = (char) (a->bounded ? (a->incl ? '[' : '(') : 'e');
@@ -1203,6 +1291,13 @@ wh_kvr_read_key(const wh_kvr_ask_t *a, size_t *len)
     }
 
     memcpy(rkey + 6 + plen, a->key, a->klen);
+
+    if (a->reserve) {
+        /* the run's nth, of so many: the same one again in a run that
+         * follows finds what the first took */
+        memcpy(rkey + 6 + plen + a->klen, &a->nth, 4);
+        memcpy(rkey + 10 + plen + a->klen, &a->reserve, 8);
+    }
 
     return rkey;
 }
@@ -1273,6 +1368,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
     r->klen = a->klen;
     r->plen = r->pfx ? a->prefix->len : 0;
     r->page = a->page;
+    r->reserve = a->reserve;
     r->gen = k->gen;
     r->run = k->stats.runs;
 
@@ -1461,7 +1557,8 @@ wh_kvr_stored(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
     wh_kv_val_t *val, wh_err_t *err)
 {
     wh_kvr_read_t  *r;
-    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0 };
+    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0, 0,
+                          0 };
 
     r = wh_kvr_read(t, &a);
 
@@ -1502,6 +1599,35 @@ wh_kvr_get(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
     }
 
     return wh_kvr_stored(t, db, key, val, err);
+}
+
+
+static int
+wh_kvr_reserve(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
+    uint64_t n, uint64_t *first, wh_err_t *err)
+{
+    wh_kvr_read_t  *r;
+    wh_kvr_txn_t   *t = (wh_kvr_txn_t *) base;
+    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0,
+                          n, 0 };
+
+    if (wh_kv_dbs[db].ws_keyed || n == 0) {
+        return wh_err(err, 500, "a counter of %s cannot be reserved",
+                      wh_kv_dbs[db].name);
+    }
+
+    a.nth = t->reserves++;
+    r = wh_kvr_read(t, &a);
+
+    if (r == NULL || r->state == WH_KVR_FAILED) {
+        *err = t->ferr;
+        return -1;
+    }
+
+    /* not taken yet: the run is missed, and runs again with them */
+    *first = r->state == WH_KVR_READY ? r->num - n + 1 : 1;
+
+    return 0;
 }
 
 
@@ -1639,6 +1765,7 @@ wh_kvr_stored_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen,
         }
     }
 
+    memset(&a, 0, sizeof(a));
     a.range = 1;
     a.db = c->db;
     a.dir = dir;
@@ -1954,7 +2081,8 @@ static const wh_kv_ops_t  wh_kvr_ops = {
     wh_kvr_cur_open,
     wh_kvr_cur_get,
     wh_kvr_cur_del,
-    wh_kvr_cur_close
+    wh_kvr_cur_close,
+    wh_kvr_reserve
 };
 
 
@@ -2039,18 +2167,119 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
 }
 
 
+/* a tag a range of the run read: its version is checked */
+static int
+wh_kvr_ranged(wh_kvr_t *k, const char *tag, size_t tlen, int *walked)
+{
+    wh_str_t         t;
+    wh_kvr_read_t   *r;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    while ((e = wh_map_next(&k->reads, &it)) != NULL) {
+        r = e->value;
+
+        if (!r->range || r->run != k->stats.runs) {
+            continue;
+        }
+
+        t = wh_kvr_range_tag(r);
+        *walked |= t.len == 0;
+
+        if (t.len == tlen && memcmp(t.data, tag, tlen) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * What the commit checks, into argv from its nchecks on (the caller
+ * writes nchecks, *nv): the versions of the tags that the run's ranges
+ * read (every tag after a walk across the workspaces), then nkeys and
+ * each key the run got, with what it got.  A get is checked by its
+ * value, not by its workspace's version: two nodes' writes that read
+ * and write other keys of one workspace do not refuse each other.
+ * Returns the argv entries written.
+ */
+static size_t
+wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
+    size_t *nk)
+{
+    int              walked = 0;
+    size_t           n = 0, at;
+    wh_str_t         tag;
+    wh_kvr_read_t   *r;
+    wh_map_iter_t    it = { 0, NULL };
+    wh_map_entry_t  *e;
+
+    *nv = 0;
+    (void) wh_kvr_ranged(k, "", 0, &walked);
+
+    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
+        if (!walked && !wh_kvr_ranged(k, (const char *) e->key, e->klen,
+                                      &walked))
+        {
+            continue;
+        }
+
+        argv[n] = (const char *) e->key;
+        lens[n++] = e->klen;
+        argv[n] = e->value;
+        lens[n++] = strlen(e->value);
+        (*nv)++;
+    }
+
+    /* nkeys goes here, once counted */
+    at = n++;
+    *nk = 0;
+    it.bucket = 0;
+    it.entry = NULL;
+
+    while ((e = wh_map_next(&k->reads, &it)) != NULL) {
+        r = e->value;
+
+        if (r->range || r->reserve || r->run != k->stats.runs
+            || r->state != WH_KVR_READY)
+        {
+            continue;
+        }
+
+        tag = wh_kvr_tag(r->db, r->key, r->klen);
+        argv[n] = wh_kv_dbs[r->db].name;
+        lens[n] = strlen(argv[n]);
+        n++;
+        argv[n] = tag.data;
+        lens[n++] = tag.len;
+        argv[n] = r->key;
+        lens[n++] = r->klen;
+        argv[n] = r->found ? "1" : "0";
+        lens[n++] = 1;
+        argv[n] = r->found ? r->ent.val : "";
+        lens[n++] = r->found ? r->ent.vlen : 0;
+        (*nk)++;
+    }
+
+    snprintf(k->nkeys, sizeof(k->nkeys), "%zu", *nk);
+    argv[at] = k->nkeys;
+    lens[at] = strlen(k->nkeys);
+
+    return n;
+}
+
+
 /* the commit: the versions read, then the run's writes */
 static int
 wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
 {
     int               rc = -1;
     char              nbuf[24], *tags = NULL;
-    size_t            i, j, m, argc, n, *lens, nw = 0;
+    size_t            i, j, m, argc, n, *lens, nw = 0, nv, nk;
     wh_str_t          tag;
     const char      **argv;
     wh_kvr_ov_t      *o;
-    wh_map_iter_t     it = { 0, NULL };
-    wh_map_entry_t   *e;
 
     for (i = 0, j = 1; i < WH_KV_NDBS; i++) {
         nw += t->sorted[i].n;
@@ -2061,7 +2290,7 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
         }
     }
 
-    n = 4 + 2 * k->versions.count + 5 * nw;
+    n = 5 + 2 * k->versions.count + 5 * k->reads.count + 5 * nw;
     argv = calloc(n, sizeof(char *));
     lens = calloc(n, sizeof(size_t));
     /* each write's tag, NUL-terminated, side by side: argv points into
@@ -2074,19 +2303,12 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
     }
 
     argv[2] = "0";
-    snprintf(nbuf, sizeof(nbuf), "%zu", k->versions.count);
+    argc = 4;
+    argc += wh_kvr_checks(k, argv + argc, lens + argc, &nv, &nk);
+    snprintf(nbuf, sizeof(nbuf), "%zu", nv);
     argv[3] = nbuf;
-
-    for (argc = 2; argc < 4; argc++) {
-        lens[argc] = strlen(argv[argc]);
-    }
-
-    while ((e = wh_map_next(&k->versions, &it)) != NULL) {
-        argv[argc] = (const char *) e->key;
-        lens[argc++] = e->klen;
-        argv[argc] = e->value;
-        lens[argc++] = strlen(e->value);
-    }
+    lens[2] = 1;
+    lens[3] = strlen(nbuf);
 
     j = 0;
 
@@ -2174,10 +2396,6 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         return -1;
     }
 
-    if (k->stale && wh_kvr_refetch(k) == 0) {
-        return WH_ENGINE_AGAIN;
-    }
-
     memset(&t, 0, sizeof(t));
     t.base.ops = &wh_kvr_ops;
     t.k = k;
@@ -2198,7 +2416,9 @@ wh_kvr_write(wh_kvr_t *k, wh_kvr_txn_pt fn, void *ctx, wh_err_t *err)
         return -1;
     }
 
-    if (t.missed || k->stale) {
+    /* reads of two moments: the commit of a run that writes checks each
+     * of them; a run that only read, or failed, reads again */
+    if (t.missed || k->reread || (k->stale && (!writes || rc != 0))) {
         wh_kvr_ov_clear(&t);
 
         if (k->waiting > 0) {

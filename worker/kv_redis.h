@@ -10,11 +10,18 @@
  * WH_ENGINE_AGAIN, and the owner's wake() runs it again once they are
  * in.  A run that missed nothing is complete: its writes go to Redis
  * in one Lua script that first checks that nothing it read changed
- * since (a version per workspace, kept in Redis and bumped by every
- * commit), then applies them.  A conflict drops what was read and runs
- * the write again from scratch; a commit is answered after WAIT
- * replicas_ack, and the run that follows the wake gets the result of
- * the committed run without running again.
+ * since, then applies them: each key it got must hold what it got (or
+ * still be absent), and each workspace a range of it read must be at
+ * the version it read (a version per workspace, kept in Redis and
+ * bumped by every commit), so that two nodes writing other keys of one
+ * workspace do not refuse each other.  The versions also make the
+ * reads of a run that only reads of one moment.  A conflict drops what
+ * was read and runs the write again from scratch; a commit is answered
+ * after WAIT replicas_ack, and the run that follows the wake gets the
+ * result of the committed run without running again.
+ *
+ * Counters (the commands' seq) are reserved in runs, by a script call
+ * of their own: two writes taking numbers never conflict over them.
  *
  * Keys (T: the workspace for a database keyed by workspace, "#DB" for
  * the others; workspace names never hold '#'):

@@ -166,6 +166,8 @@ int wh_state_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx,
 /* state_commands.c */
 int wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
 int wh_state_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err);
+int wh_state_cmd_seq_take(wh_etxn_t *t, uint64_t n, uint64_t *first,
+    wh_err_t *err);
 int wh_state_cmd_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     wh_command_t *out, wh_err_t *err);
 int wh_state_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd,
@@ -242,6 +244,7 @@ int wh_state_source_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     .client_each = wh_state_client_each,                                     \
     .cmd_seq = wh_state_cmd_seq,                                             \
     .cmd_set_seq = wh_state_cmd_set_seq,                                     \
+    .cmd_seq_take = wh_state_cmd_seq_take,                                   \
     .cmd_get = wh_state_cmd_get,                                             \
     .cmd_insert = wh_state_cmd_insert,                                       \
     .cmd_update = wh_state_cmd_update,                                       \

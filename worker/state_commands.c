@@ -732,6 +732,22 @@ wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err)
 }
 
 
+/* the same counter as cmd_seq's: what either gave out, the other
+ * does not give again */
+int
+wh_state_cmd_seq_take(wh_etxn_t *t, uint64_t n, uint64_t *first,
+    wh_err_t *err)
+{
+    int          rc;
+    char         name[] = "seq";
+    wh_kv_val_t  k = { 3, name };
+
+    rc = wh_kv_reserve(wh_state_kv(t), WH_KV_CMD_META, &k, n, first, err);
+
+    return rc ? wh_state_fail(rc, "taking command seqs", err) : 0;
+}
+
+
 int
 wh_state_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err)
 {

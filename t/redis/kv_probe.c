@@ -17,9 +17,19 @@
  *                  of reads later) the second: the two must agree
  *                  ("torn" counts those that did not; "moved" the
  *                  values seen change from one to the next)
+ *   --mode snapw   as snap, and puts a key of its own: a write, whose
+ *                  commit checks the two keys it read
+ *   --mode own     each transaction adds one to a counter of its own
+ *                  (--id) in workspace w6, which other probes share
  *   --mode move    each transaction moves the one key of workspace w8
  *                  to the next name, "k" and a number, its value that
  *                  number ("counter": the last)
+ *   --mode reserve each transaction takes two runs of numbers of the
+ *                  command seq counter (cmd_meta "seq"), 1 to 64 each,
+ *                  and puts one key of its own: a line {"ev":"took",
+ *                  "first":F,"n":N} for each run it committed
+ *   --mode oldseq  the same counter the way wirehubd read it before
+ *                  reservations: a get and a put checked at the commit
  *   --mode walk    each transaction reads w8 with a cursor (a range
  *                  read: its keys, then their values): one key whose
  *                  value is its number, or it counts as "torn"
@@ -77,6 +87,7 @@ typedef struct {
     unsigned long     counter, keys;
     unsigned          torn, moved, run_torn;
     unsigned long     run_pair, last_pair;
+    uint64_t          took[2][2];       /* first, n: the committed run's */
 } probe_t;
 
 static probe_t  P;
@@ -640,6 +651,101 @@ txn_snap(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* a key of the transaction's own in workspace ws: "id-n" */
+static int
+put_own(wh_kv_txn_t *t, const char *ws, const char *val, wh_err_t *err)
+{
+    char          key[64];
+    wh_kv_val_t   k, v;
+
+    memcpy(key, ws, 3);
+    k.data = key;
+    k.len = 3 + (size_t) snprintf(key + 3, sizeof(key) - 3, "%s-%u", P.id,
+                                  P.done);
+    v.data = (void *) val;
+    v.len = strlen(val);
+
+    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
+static int
+txn_reserve(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int            i;
+    char           val[24], name[] = "seq";
+    unsigned long  rng;
+    wh_kv_val_t    k;
+
+    (void) ctx;
+
+    rng = P.seed * 1000003UL + P.done + 1;
+    k.data = name;
+    k.len = 3;
+
+    for (i = 0; i < 2; i++) {
+        rng = rng * 6364136223846793005UL + 1442695040888963407UL;
+        P.took[i][1] = 1 + (rng >> 33) % 64;
+
+        if (wh_kv_reserve(t, WH_KV_CMD_META, &k, P.took[i][1],
+                          &P.took[i][0], err)
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    /* a write of its own: the commit checks nothing the others change */
+    snprintf(val, sizeof(val), "%llu", (unsigned long long) P.took[0][0]);
+
+    return put_own(t, "w7", val, err);
+}
+
+
+static int
+txn_oldseq(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int            rc;
+    char           name[] = "seq";
+    uint64_t       last;
+    unsigned char  buf[8];
+    wh_kv_val_t    k, v;
+
+    (void) ctx;
+
+    k.data = name;
+    k.len = 3;
+    rc = wh_kv_get(t, WH_KV_CMD_META, &k, &v, err);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    last = 0;
+
+    if (rc == 0 && v.len == 8) {
+        for (rc = 0; rc < 8; rc++) {
+            last = last << 8 | ((const unsigned char *) v.data)[rc];
+        }
+    }
+
+    P.took[0][0] = last + 1;
+    P.took[0][1] = 1 + P.done % 64;
+    P.took[1][1] = 0;
+    last += P.took[0][1];
+
+    for (rc = 7; rc >= 0; rc--) {
+        buf[rc] = (unsigned char) last;
+        last >>= 8;
+    }
+
+    v.data = buf;
+    v.len = 8;
+
+    return wh_kv_put(t, WH_KV_CMD_META, &k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
 /* w8's key "k" N: "w8" "\0" "k" N */
 static void
 move_key(wh_kv_val_t *k, char *buf, size_t size, unsigned long n)
@@ -731,6 +837,45 @@ txn_walk(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* snap, then a key of its own: the commit refuses a torn pair */
+static int
+txn_snapw(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    if (txn_snap(t, ctx, err) != 0) {
+        return -1;
+    }
+
+    return put_own(t, "w5", "w", err);
+}
+
+
+/* read-modify-write of the probe's own key in a shared workspace */
+static int
+txn_own(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          key[64], val[24];
+    wh_kv_val_t   k, v;
+
+    (void) ctx;
+
+    memcpy(key, "w6", 3);
+    k.data = key;
+    k.len = 3 + (size_t) snprintf(key + 3, sizeof(key) - 3, "%s", P.id);
+    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+
+    if (rc == -1) {
+        return -1;
+    }
+
+    P.run_pair = (rc == 0 ? strtoul(v.data, NULL, 10) : 0) + 1;
+    v.len = (size_t) snprintf(val, sizeof(val), "%lu", P.run_pair);
+    v.data = val;
+
+    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
 static int
 txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
@@ -759,6 +904,21 @@ txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
     wh_kv_cur_close(c);
 
     return rc == WH_KV_NOTFOUND ? 0 : rc;
+}
+
+
+static void
+took(void)
+{
+    int  i;
+
+    for (i = 0; i < 2; i++) {
+        if (P.took[i][1]) {
+            printf("{\"ev\":\"took\",\"first\":%llu,\"n\":%llu}\n",
+                   (unsigned long long) P.took[i][0],
+                   (unsigned long long) P.took[i][1]);
+        }
+    }
 }
 
 
@@ -830,7 +990,11 @@ run(void)
              : strcmp(P.mode, "count") == 0 ? txn_count
              : strcmp(P.mode, "pair") == 0 ? txn_pair
              : strcmp(P.mode, "snap") == 0 ? txn_snap
+             : strcmp(P.mode, "snapw") == 0 ? txn_snapw
+             : strcmp(P.mode, "own") == 0 ? txn_own
              : strcmp(P.mode, "move") == 0 ? txn_move
+             : strcmp(P.mode, "reserve") == 0 ? txn_reserve
+             : strcmp(P.mode, "oldseq") == 0 ? txn_oldseq
              : strcmp(P.mode, "walk") == 0 ? txn_walk : txn_check;
 
         rc = wh_kvr_write(P.kv, fn, NULL, &err);
@@ -842,11 +1006,15 @@ run(void)
         if (rc == 0) {
             P.committed++;
 
-            if (fn == txn_move) {
+            if (fn == txn_move || fn == txn_own) {
                 P.counter = P.run_pair;
             }
 
-            if (fn == txn_snap || fn == txn_walk) {
+            if (fn == txn_reserve || fn == txn_oldseq) {
+                took();
+            }
+
+            if (fn == txn_snap || fn == txn_snapw || fn == txn_walk) {
                 P.torn += P.run_torn;
                 P.moved += P.run_pair != P.last_pair;
                 P.last_pair = P.run_pair;

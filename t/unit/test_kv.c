@@ -2,8 +2,8 @@
  * The key-value txn of kv.h over LMDB (kv_lmdb.c), against a real
  * environment in a temporary directory: the results of get, put and
  * del, cursors both ways and past either end, SET_RANGE, cur_del then
- * NEXT, cursors kept within a prefix, the databases kept apart, and
- * MDB_MAP_FULL as 507.
+ * NEXT, cursors kept within a prefix, the databases kept apart,
+ * numbers reserved from a counter, and MDB_MAP_FULL as 507.
  */
 
 #include <setjmp.h>
@@ -412,6 +412,37 @@ test_cur_del_then_next(void **state)
 
 /* a full map is 507 with LMDB's message: wh_store_write grows the map
  * and runs the write again on that status */
+/* a counter: runs of numbers one after the other, from what the key
+ * held (as the command seq is written), the key holding the last */
+static void
+test_reserve(void **state)
+{
+    uint64_t       first;
+    wh_err_t       err;
+    fixture_t     *f = *state;
+    wh_kv_val_t    k = K("seq"), v;
+    unsigned char  be[8] = { 0, 0, 0, 0, 0, 0, 0x01, 0x00 };
+
+    assert_int_equal(wh_kv_reserve(f->t, WH_KV_CMD_META, &k, 64, &first,
+                                   &err), 0);
+    assert_int_equal(first, 1);
+    assert_int_equal(wh_kv_reserve(f->t, WH_KV_CMD_META, &k, 3, &first,
+                                   &err), 0);
+    assert_int_equal(first, 65);
+
+    /* a counter written as the seq always was: numbers past it */
+    v = V((const char *) be, sizeof(be));
+    assert_int_equal(wh_kv_put(f->t, WH_KV_CMD_META, &k, &v, 0, &err), 0);
+    assert_int_equal(wh_kv_reserve(f->t, WH_KV_CMD_META, &k, 10, &first,
+                                   &err), 0);
+    assert_int_equal(first, 257);
+    assert_int_equal(wh_kv_get(f->t, WH_KV_CMD_META, &k, &v, &err), 0);
+    assert_int_equal(v.len, 8);
+    assert_int_equal(((unsigned char *) v.data)[7], 266 - 256);
+    assert_int_equal(((unsigned char *) v.data)[6], 1);
+}
+
+
 static void
 test_map_full_is_507(void **state)
 {
@@ -452,6 +483,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cur_del_then_next, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_is_507, setup_small,
                                         teardown)
     };
