@@ -119,8 +119,10 @@ $(BUILD)/asan/redis_probe: $(PROBE_SRCS) $(PROBE_HDRS)
 
 # build/kv_probe drives worker/kv_redis.c alone, for t/test_kv_redis.py
 KVPROBE_SRCS := t/redis/kv_probe.c worker/kv_redis.c worker/kv.c \
-                worker/map.c $(PROBE_SRCS:t/redis/redis_probe.c=)
-KVPROBE_HDRS := worker/kv_redis.h worker/kv.h worker/map.h $(PROBE_HDRS)
+                worker/map.c worker/keys.c \
+                $(PROBE_SRCS:t/redis/redis_probe.c=)
+KVPROBE_HDRS := worker/kv_redis.h worker/kv.h worker/map.h worker/keys.h \
+                $(PROBE_HDRS)
 
 $(BUILD)/kv_probe: $(KVPROBE_SRCS) $(KVPROBE_HDRS)
 	@mkdir -p $(BUILD)

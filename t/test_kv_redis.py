@@ -98,16 +98,23 @@ def test_concurrent_read_modify_write(redis_single):
     assert r.command("HGET", "wh:{w1}:kv:clients", key) is not None
 
 
+def beside_writer(r, write, writes, read, reads):
+    """One transaction of mode write alone, then writes more of them
+    beside two probes running reads of mode read: the writer's done
+    line and the readers'."""
+    done, rc, _ = Run(r.addr, ["--mode", write, "--txns", "1"]).result()
+    assert done["committed"] == 1
+    writer = Run(r.addr, ["--mode", write, "--txns", str(writes)])
+    readers = [Run(r.addr, ["--mode", read, "--txns", str(reads), "--id",
+                            "r%d" % i]) for i in range(2)]
+    got = [x.result()[0] for x in readers]
+    return writer.result()[0], got
+
+
 def test_reads_of_one_moment(redis_single):
     r = redis_single.primary
     r.command("FLUSHALL")
-    done, rc, _ = Run(r.addr, ["--mode", "pair", "--txns", "1"]).result()
-    assert done["committed"] == 1
-    writer = Run(r.addr, ["--mode", "pair", "--txns", "600"])
-    readers = [Run(r.addr, ["--mode", "snap", "--txns", "600"])
-               for _ in range(2)]
-    got = [x.result()[0] for x in readers]
-    w = writer.result()[0]
+    w, got = beside_writer(r, "pair", 600, "snap", 600)
     assert w["committed"] == 600 and w["failed"] == 0
     for x in got:
         assert (x["committed"], x["failed"]) == (600, 0), x
@@ -131,13 +138,8 @@ def test_writes_checked_by_the_keys_they_read(redis_single):
         assert (d["committed"], d["failed"], d["conflicts"]) \
             == (300, 0, 0), d
         assert d["counter"] == 300, d
-    done, rc, _ = Run(r.addr, ["--mode", "pair", "--txns", "1"]).result()
-    assert done["committed"] == 1
-    writer = Run(r.addr, ["--mode", "pair", "--txns", "600"])
-    readers = [Run(r.addr, ["--mode", "snapw", "--txns", "400", "--id",
-                            "s%d" % i]) for i in range(2)]
-    got = [x.result()[0] for x in readers]
-    assert writer.result()[0]["committed"] == 600
+    w, got = beside_writer(r, "pair", 600, "snapw", 400)
+    assert w["committed"] == 600
     for x in got:
         assert (x["committed"], x["failed"], x["torn"]) == (400, 0, 0), x
     assert sum(x["moved"] for x in got) > 20, got
@@ -150,13 +152,7 @@ def test_range_of_one_moment(redis_single):
     without its value, nor as no key at all."""
     r = redis_single.primary
     r.command("FLUSHALL")
-    done, rc, _ = Run(r.addr, ["--mode", "move", "--txns", "1"]).result()
-    assert done["counter"] == 1
-    writer = Run(r.addr, ["--mode", "move", "--txns", "1500"])
-    readers = [Run(r.addr, ["--mode", "walk", "--txns", "600"])
-               for _ in range(2)]
-    got = [x.result()[0] for x in readers]
-    w = writer.result()[0]
+    w, got = beside_writer(r, "move", 1500, "walk", 600)
     assert (w["committed"], w["failed"], w["counter"]) == (1500, 0, 1501), w
     for x in got:
         assert (x["committed"], x["failed"]) == (600, 0), x

@@ -222,9 +222,8 @@ wh_cmd_apply_create(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
         return -1;
     }
 
+    /* (what an idempotency key found is freed with the op) */
     if (rc == 0) {
-        wh_command_free(cmd);
-        memset(cmd, 0, sizeof(wh_command_t));
         op->outcome = WH_CMD_NO_CLIENT;
         return 0;
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "kv_redis.h"
 #include "map.h"
@@ -307,7 +308,6 @@ struct wh_kvr_s {
     wh_map_t         round;         /* tags got in this round of reads */
     int              stale;         /* two reads saw a tag at two
                                      * versions */
-    char             nkeys[24];     /* the commit's, while it is out */
     int              reread;        /* a read did not run: all again */
     int              broken;        /* a version could not be read: the
                                      * next run fails */
@@ -1114,9 +1114,13 @@ wh_kvr_send(wh_kvr_t *k, wh_kvr_read_t *r, const char *rkey, size_t rlen)
     zargv[5] = "0";
     zargv[6] = limit;
 
-    for (rc = 0; rc < 7; rc++) {
-        zlens[rc] = rc == 2 || rc == 3 ? lens[rc + 4] : strlen(zargv[rc]);
-    }
+    zlens[0] = strlen(zargv[0]);
+    zlens[1] = strlen(name);
+    zlens[2] = lens[6];
+    zlens[3] = lens[7];
+    zlens[4] = 5;
+    zlens[5] = 1;
+    zlens[6] = strlen(limit);
 
     f->got = wh_kvr_got_keys;
     rc = wh_redis_command(k->redis, wh_kvr_read_reply, f, 7, zargv, zlens);
@@ -2167,14 +2171,28 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
 }
 
 
-/* a tag a range of the run read: its version is checked */
-static int
-wh_kvr_ranged(wh_kvr_t *k, const char *tag, size_t tlen, int *walked)
+/*
+ * What the commit checks, into argv from its nchecks on (the caller
+ * writes nchecks, *nv): the versions of the tags that the run's ranges
+ * read (every tag after a walk across the workspaces), then nkeys (its
+ * text in nkeys) and each key the run got, with what it got.  A get is
+ * checked by its value, not by its workspace's version: two nodes'
+ * writes that read and write other keys of one workspace do not refuse
+ * each other.  Returns the argv entries written, -1 out of memory.
+ */
+static ssize_t
+wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
+    char *nkeys, size_t nkeys_len)
 {
-    wh_str_t         t;
+    int              walked = 0;
+    size_t           n = 0, at, nk = 0;
+    wh_str_t         tag;
+    wh_map_t         ranged;
     wh_kvr_read_t   *r;
     wh_map_iter_t    it = { 0, NULL };
     wh_map_entry_t  *e;
+
+    memset(&ranged, 0, sizeof(wh_map_t));
 
     while ((e = wh_map_next(&k->reads, &it)) != NULL) {
         r = e->value;
@@ -2183,58 +2201,33 @@ wh_kvr_ranged(wh_kvr_t *k, const char *tag, size_t tlen, int *walked)
             continue;
         }
 
-        t = wh_kvr_range_tag(r);
-        *walked |= t.len == 0;
+        tag = wh_kvr_range_tag(r);
+        walked |= tag.len == 0;
 
-        if (t.len == tlen && memcmp(t.data, tag, tlen) == 0) {
-            return 1;
+        if (tag.len && wh_map_put(&ranged, tag.data, tag.len, k) == NULL) {
+            wh_map_free(&ranged);
+            return -1;
         }
     }
-
-    return 0;
-}
-
-
-/*
- * What the commit checks, into argv from its nchecks on (the caller
- * writes nchecks, *nv): the versions of the tags that the run's ranges
- * read (every tag after a walk across the workspaces), then nkeys and
- * each key the run got, with what it got.  A get is checked by its
- * value, not by its workspace's version: two nodes' writes that read
- * and write other keys of one workspace do not refuse each other.
- * Returns the argv entries written.
- */
-static size_t
-wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
-    size_t *nk)
-{
-    int              walked = 0;
-    size_t           n = 0, at;
-    wh_str_t         tag;
-    wh_kvr_read_t   *r;
-    wh_map_iter_t    it = { 0, NULL };
-    wh_map_entry_t  *e;
 
     *nv = 0;
-    (void) wh_kvr_ranged(k, "", 0, &walked);
+    it.bucket = 0;
+    it.entry = NULL;
 
     while ((e = wh_map_next(&k->versions, &it)) != NULL) {
-        if (!walked && !wh_kvr_ranged(k, (const char *) e->key, e->klen,
-                                      &walked))
-        {
-            continue;
+        if (walked || wh_map_get(&ranged, e->key, e->klen) != NULL) {
+            argv[n] = (const char *) e->key;
+            lens[n++] = e->klen;
+            argv[n] = e->value;
+            lens[n++] = strlen(e->value);
+            (*nv)++;
         }
-
-        argv[n] = (const char *) e->key;
-        lens[n++] = e->klen;
-        argv[n] = e->value;
-        lens[n++] = strlen(e->value);
-        (*nv)++;
     }
+
+    wh_map_free(&ranged);
 
     /* nkeys goes here, once counted */
     at = n++;
-    *nk = 0;
     it.bucket = 0;
     it.entry = NULL;
 
@@ -2259,14 +2252,14 @@ wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
         lens[n++] = 1;
         argv[n] = r->found ? r->ent.val : "";
         lens[n++] = r->found ? r->ent.vlen : 0;
-        (*nk)++;
+        nk++;
     }
 
-    snprintf(k->nkeys, sizeof(k->nkeys), "%zu", *nk);
-    argv[at] = k->nkeys;
-    lens[at] = strlen(k->nkeys);
+    snprintf(nkeys, nkeys_len, "%zu", nk);
+    argv[at] = nkeys;
+    lens[at] = strlen(nkeys);
 
-    return n;
+    return (ssize_t) n;
 }
 
 
@@ -2275,8 +2268,9 @@ static int
 wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
 {
     int               rc = -1;
-    char              nbuf[24], *tags = NULL;
-    size_t            i, j, m, argc, n, *lens, nw = 0, nv, nk;
+    char              nbuf[24], kbuf[24], *tags = NULL;
+    size_t            i, j, m, argc, n, *lens, nw = 0, nv;
+    ssize_t           checks;
     wh_str_t          tag;
     const char      **argv;
     wh_kvr_ov_t      *o;
@@ -2302,9 +2296,15 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
         goto done;
     }
 
+    checks = wh_kvr_checks(k, argv + 4, lens + 4, &nv, kbuf, sizeof(kbuf));
+
+    if (checks < 0) {
+        wh_err(err, 503, "out of memory");
+        goto done;
+    }
+
     argv[2] = "0";
-    argc = 4;
-    argc += wh_kvr_checks(k, argv + argc, lens + argc, &nv, &nk);
+    argc = 4 + (size_t) checks;
     snprintf(nbuf, sizeof(nbuf), "%zu", nv);
     argv[3] = nbuf;
     lens[2] = 1;

@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keys.h"
 #include "kv_redis.h"
 
 
@@ -708,7 +709,7 @@ txn_oldseq(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
     int            rc;
     char           name[] = "seq";
     uint64_t       last;
-    unsigned char  buf[8];
+    unsigned char  buf[WH_BE64_LEN];
     wh_kv_val_t    k, v;
 
     (void) ctx;
@@ -721,26 +722,13 @@ txn_oldseq(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
         return -1;
     }
 
-    last = 0;
-
-    if (rc == 0 && v.len == 8) {
-        for (rc = 0; rc < 8; rc++) {
-            last = last << 8 | ((const unsigned char *) v.data)[rc];
-        }
-    }
-
+    last = rc == 0 && v.len == WH_BE64_LEN ? wh_be64_get(v.data) : 0;
     P.took[0][0] = last + 1;
     P.took[0][1] = 1 + P.done % 64;
     P.took[1][1] = 0;
-    last += P.took[0][1];
-
-    for (rc = 7; rc >= 0; rc--) {
-        buf[rc] = (unsigned char) last;
-        last >>= 8;
-    }
-
+    wh_be64_put(buf, last + P.took[0][1]);
     v.data = buf;
-    v.len = 8;
+    v.len = WH_BE64_LEN;
 
     return wh_kv_put(t, WH_KV_CMD_META, &k, &v, 0, err) == -1 ? -1 : 0;
 }

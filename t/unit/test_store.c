@@ -752,6 +752,12 @@ setup_full(void **state)
     full_t  *f;
 
     f = calloc(1, sizeof(full_t));
+
+    if (f == NULL) {
+        return -1;
+    }
+
+    /* mkdtemp()'s template */
     strcpy(f->dir, "/tmp/wh-store-full-XXXXXX");
     *state = f;
 
