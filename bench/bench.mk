@@ -3,10 +3,10 @@
 #                     Wirehub beside Nchan, a Node.js server, Mosquitto's
 #                     WebSocket listener and the floor (about 9 minutes)
 #   make bench-quick  the same scenarios, small and short (about 2 minutes)
-#   make bench-cluster  fan-out and durable commands over two nodes on
-#                     one redis-server beside one LMDB node (cluster
-#                     mode; BENCH_SIZE=full for the large size; about two
-#                     minutes quick)
+#   make bench-cluster  fan-out and durable commands over three nodes
+#                     on a Redis primary and replica (replicas_ack=1)
+#                     beside one LMDB node (cluster mode; BENCH_SIZE=full
+#                     for the large size; about two minutes quick)
 #   make soak         churn and failures for SOAK_SECONDS (default 30 min)
 #                     with SOAK_CLIENTS subscribers, then a verdict
 #                     (bench/soak; not part of make test)
