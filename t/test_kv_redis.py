@@ -215,6 +215,32 @@ def test_reserved_seqs_never_overlap(redis_single):
     assert int.from_bytes(stored, "big") == last
 
 
+@pytest.mark.parametrize("asan", [False, True], ids=["plain", "asan"])
+def test_replicas_ack_beside_conflicts(asan):
+    """The WAIT goes right behind each commit: probes that refuse each
+    other's commits (the WAIT behind a refused one answers first and
+    tells nothing) still have every commit confirmed, none counted
+    twice or lost."""
+    rs = RedisSet(replicas=1)
+    try:
+        rs.wait_replicated()
+        p = rs.primary
+        runs = [Run(p.addr, ["--mode", "count", "--txns", "200", "--wait",
+                             "1", "--id", "p%d" % i], asan=asan)
+                for i in range(3)]
+        results = [run.result()[0] for run in runs]
+        assert [x["committed"] for x in results] == [200, 200, 200]
+        assert all(x["failed"] == 0 for x in results)
+        assert sum(x["conflicts"] for x in results) > 0
+        check, rc, _ = Run(p.addr, ["--mode", "check"]).result()
+        assert (check["counter"], check["keys"]) == (600, 600)
+        # the replica has every commit the probes were told of
+        assert rs.servers[1].command("HGET", "wh:{#cmd_meta}:kv:cmd_meta",
+                                     "counter") == b"600"
+    finally:
+        rs.stop()
+
+
 def test_replicas_ack(tmp_path):
     rs = RedisSet(replicas=1)
     try:

@@ -1848,7 +1848,8 @@ wh_rpub_published(void *data, redisReply *reply, const char *why)
 /* replicas_ack: the messages go out to the nodes only once that many
  * replicas have them, so that a failover cannot take back a message a
  * subscriber got (a publish not confirmed is answered 503; if it
- * survives, the next message's gap brings it) */
+ * survives, the next message's gap brings it).  The WAIT's reply comes
+ * after every publish call's: it ends the write. */
 static void
 wh_rpub_waited(void *data, redisReply *reply, const char *why)
 {
@@ -1858,8 +1859,13 @@ wh_rpub_waited(void *data, redisReply *reply, const char *why)
     wh_engine_redis_t  *re = data;
     wh_rwrite_t        *w = &re->hist;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-        || reply->integer < (long long) re->conf.replicas_ack)
+    w->wait_sent = 0;
+
+    if (w->failed) {
+        /* a call failed: nothing goes out */
+
+    } else if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+               || reply->integer < (long long) re->conf.replicas_ack)
     {
         wh_rwrite_fail(w, "not confirmed by the replicas",
                        reply == NULL ? why : NULL);
@@ -1884,11 +1890,15 @@ wh_rpub_waited(void *data, redisReply *reply, const char *why)
 }
 
 
+/* right behind the publish calls, not after their replies: a round
+ * trip less a write; it counts the replicas that have every write of
+ * this connection so far, the calls' included */
 static void
 wh_rpub_wait(wh_engine_redis_t *re)
 {
-    char         n[16], ms[24];
-    const char  *argv[3];
+    char          n[16], ms[24];
+    const char   *argv[3];
+    wh_rwrite_t  *w = &re->hist;
 
     snprintf(n, sizeof(n), "%u", re->conf.replicas_ack);
     snprintf(ms, sizeof(ms), "%" PRId64, re->conf.ack_timeout_ms);
@@ -1896,11 +1906,12 @@ wh_rpub_wait(wh_engine_redis_t *re)
     argv[1] = n;
     argv[2] = ms;
 
-    if (wh_redis_command(re->redis, wh_rpub_waited, re, 3, argv, NULL)
-        != 0)
-    {
-        wh_rwrite_fail(&re->hist, "unavailable", NULL);
-        wh_rwrite_done(re);
+    w->wait_sent = wh_redis_command(re->redis, wh_rpub_waited, re, 3, argv,
+                                    NULL)
+                   == 0;
+
+    if (!w->wait_sent) {
+        wh_rwrite_fail(w, "unavailable", NULL);
     }
 }
 
@@ -1967,12 +1978,7 @@ wh_rpub_reply(void *data, redisReply *reply, const char *why)
         }
     }
 
-    if (--w->waiting > 0) {
-        return;
-    }
-
-    if (re->conf.replicas_ack && !w->failed) {
-        wh_rpub_wait(re);
+    if (--w->waiting > 0 || w->wait_sent) {
         return;
     }
 
@@ -2132,6 +2138,7 @@ wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
     wh_rpub_clear(w);
     w->failed = 0;
     w->waiting = 0;
+    w->wait_sent = 0;
 
     if (fn(&t, ctx, err) != 0) {
         wh_rpub_clear(w);
@@ -2161,6 +2168,10 @@ wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
         *err = w->err;
         wh_rpub_clear(w);
         return -1;
+    }
+
+    if (re->conf.replicas_ack && !w->failed) {
+        wh_rpub_wait(re);
     }
 
     w->state = WH_RW_COMMITTING;

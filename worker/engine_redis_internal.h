@@ -98,6 +98,7 @@ typedef struct {
     size_t       npubs, cap;
     size_t       next;              /* the next publish of a run */
     size_t       waiting;           /* replies not in yet */
+    int          wait_sent;         /* a WAIT is behind the calls */
     wh_err_t     err;               /* the commit failed */
     int          failed;
 } wh_rwrite_t;

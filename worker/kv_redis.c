@@ -312,6 +312,11 @@ struct wh_kvr_s {
     int              broken;        /* a version could not be read: the
                                      * next run fails */
     size_t           waiting;       /* replies not in yet */
+    int              wait_sent;     /* the commit out has its WAIT */
+    unsigned         waits_skip;    /* WAITs out behind commits that
+                                     * failed or were refused: their
+                                     * replies come first, and tell
+                                     * nothing */
     uint64_t         gen;
     int              result;
     wh_err_t         err;
@@ -2114,6 +2119,11 @@ wh_kvr_waited(void *data, redisReply *reply, const char *why)
 {
     wh_kvr_t  *k = data;
 
+    if (k->waits_skip > 0) {
+        k->waits_skip--;
+        return;
+    }
+
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
         || reply->integer < (long long) k->conf.replicas_ack)
     {
@@ -2129,11 +2139,10 @@ wh_kvr_waited(void *data, redisReply *reply, const char *why)
 static void
 wh_kvr_committed(void *data, redisReply *reply, const char *why)
 {
-    char         n[16], ms[24];
-    const char  *argv[3];
-    wh_kvr_t    *k = data;
+    wh_kvr_t  *k = data;
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        k->waits_skip += k->wait_sent;
         wh_kvr_finish(k, -1, "the state write failed",
                       reply && reply->str ? reply->str : why);
         return;
@@ -2142,6 +2151,7 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
     if (reply->integer == 0) {
         /* another node changed what this write read: all again */
         k->stats.conflicts++;
+        k->waits_skip += k->wait_sent;
 
         if (wh_kvr_refetch(k) != 0) {
             k->state = WH_KVW_IDLE;
@@ -2158,16 +2168,42 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
         return;
     }
 
+    if (!k->wait_sent) {
+        wh_kvr_finish(k, -1, "the state write was not confirmed",
+                      "redis is unavailable");
+    }
+
+    /* the WAIT sent behind the commit answers */
+}
+
+
+/*
+ * replicas_ack: WAIT goes right behind the commit, not after its reply
+ * (a round trip less a write); it counts the replicas that have every
+ * write of this connection so far, the commit's included.  Not sent:
+ * the commit's reply fails the write.
+ */
+static void
+wh_kvr_wait(wh_kvr_t *k)
+{
+    char         n[16], ms[24];
+    const char  *argv[3];
+
+    k->wait_sent = 0;
+
+    if (k->conf.replicas_ack == 0) {
+        return;
+    }
+
     snprintf(n, sizeof(n), "%u", k->conf.replicas_ack);
     snprintf(ms, sizeof(ms), "%" PRId64, k->conf.ack_timeout_ms);
     argv[0] = "WAIT";
     argv[1] = n;
     argv[2] = ms;
 
-    if (wh_redis_command(k->redis, wh_kvr_waited, k, 3, argv, NULL) != 0) {
-        wh_kvr_finish(k, -1, "the state write was not confirmed",
-                      "redis is unavailable");
-    }
+    k->wait_sent = wh_redis_command(k->redis, wh_kvr_waited, k, 3, argv,
+                                    NULL)
+                   == 0;
 }
 
 
@@ -2347,6 +2383,7 @@ wh_kvr_commit(wh_kvr_t *k, wh_kvr_txn_t *t, wh_err_t *err)
         goto done;
     }
 
+    wh_kvr_wait(k);
     rc = 0;
 
 done:

@@ -17,8 +17,9 @@
  * workspace do not refuse each other.  The versions also make the
  * reads of a run that only reads of one moment.  A conflict drops what
  * was read and runs the write again from scratch; a commit is answered
- * after WAIT replicas_ack, and the run that follows the wake gets the
- * result of the committed run without running again.
+ * after WAIT replicas_ack (sent right behind the script, not after its
+ * reply), and the run that follows the wake gets the result of the
+ * committed run without running again.
  *
  * Counters (the commands' seq) are reserved in runs, by a script call
  * of their own: two writes taking numbers never conflict over them.
