@@ -146,6 +146,37 @@ def test_writes_checked_by_the_keys_they_read(redis_single):
     assert sum(x["conflicts"] for x in got) > 0, got
 
 
+def test_unchecked_reads_refuse_nothing(redis_single):
+    """Reads made unchecked (kv.h: a refresh of memory beside the
+    batch's writes) are left out of the commit's checks: probes that
+    read a pair and a range others keep moving, then write keys of
+    their own, are never refused; the same reads checked are."""
+    r = redis_single.primary
+
+    def beside_movers(mode, ids):
+        for m in ("pair", "move"):
+            done, _, _ = Run(r.addr, ["--mode", m, "--txns", "1"]).result()
+            assert done["committed"] == 1
+        movers = [Run(r.addr, ["--mode", m, "--txns", "600"])
+                  for m in ("pair", "move")]
+        peekers = [Run(r.addr, ["--mode", mode, "--txns", "100", "--id",
+                                i]) for i in ids]
+        got = [p.result()[0] for p in peekers]
+        for m in movers:
+            assert m.result()[0]["failed"] == 0
+        for i in ids:
+            assert r.command("HGET", "wh:{w6}:kv:clients",
+                             b"w6\x00" + i.encode()) == b"100"
+        return got
+
+    got = beside_movers("peek", ["u0", "u1"])
+    assert [x["committed"] for x in got] == [100, 100]
+    assert [x["conflicts"] for x in got] == [0, 0]
+    got = beside_movers("peekc", ["c0", "c1"])
+    assert [x["committed"] for x in got] == [100, 100]
+    assert sum(x["conflicts"] for x in got) > 0
+
+
 def test_range_of_one_moment(redis_single):
     """A range read within one workspace is two commands (its keys, then
     their values): a key moved between them must not read as a key

@@ -153,6 +153,11 @@ typedef struct {
     wh_engine_t        *engine;
     wh_engine_space_e   space;
     void               *impl;
+    int                 unchecked;  /* set around an op that writes
+                                     * nothing and only tells memory
+                                     * what the store holds: what it
+                                     * reads then is not checked at
+                                     * commit (state.h) */
 } wh_etxn_t;
 
 typedef struct {

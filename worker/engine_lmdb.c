@@ -37,6 +37,7 @@ wh_lmdb_run(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
     t.engine = run->engine;
     t.space = run->space;
     t.impl = txn;
+    t.unchecked = 0;
 
     if (run->space == WH_ENGINE_STATE) {
         wh_kv_lmdb_txn(&kv, txn, ((wh_engine_lmdb_t *) run->engine)->dbi);

@@ -48,6 +48,7 @@ wh_reng_state_txn(wh_kv_txn_t *kt, void *ctx, wh_err_t *err)
     t.engine = run->e;
     t.space = WH_ENGINE_STATE;
     t.impl = kt;
+    t.unchecked = 0;
 
     return run->fn(&t, run->ctx, err);
 }

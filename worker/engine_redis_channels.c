@@ -2108,6 +2108,7 @@ wh_rch_write(wh_engine_redis_t *re, wh_engine_txn_pt fn, void *ctx,
     t.engine = &re->base;
     t.space = WH_ENGINE_HISTORY;
     t.impl = NULL;
+    t.unchecked = 0;
 
     if (w->state == WH_RW_COMMITTING) {
         return WH_ENGINE_AGAIN;

@@ -118,6 +118,10 @@ typedef struct {
 
 struct wh_kv_txn_s {
     const wh_kv_ops_t  *ops;
+    int                 unchecked;  /* the reads made while set decide
+                                     * nothing the txn writes: a store
+                                     * that checks reads at commit
+                                     * (Redis) leaves them out */
 };
 
 struct wh_kv_cur_s {

@@ -289,6 +289,7 @@ void
 wh_kv_lmdb_txn(wh_kv_lmdb_txn_t *t, MDB_txn *txn, const MDB_dbi *dbi)
 {
     t->base.ops = &wh_kv_lmdb_ops;
+    t->base.unchecked = 0;
     t->txn = txn;
     memcpy(t->dbi, dbi, sizeof(t->dbi));
 }

@@ -233,6 +233,9 @@ struct wh_kvr_read_s {
     int              exhausted;     /* nothing is past the last */
     uint64_t         gen;           /* the write it belongs to */
     uint64_t         run;           /* the last run that made it */
+    uint64_t         checked;       /* the last run that made it not
+                                     * unchecked (kv.h): the commit
+                                     * checks it */
 };
 
 /* what a read asks: a get of key, or the range of a cursor from its
@@ -1335,6 +1338,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
     if (r != NULL) {
         free(rkey);
         r->run = k->stats.runs;
+        r->checked = t->base.unchecked ? r->checked : k->stats.runs;
 
         if (r->state == WH_KVR_FETCHING) {
             t->missed = 1;
@@ -1380,6 +1384,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
     r->reserve = a->reserve;
     r->gen = k->gen;
     r->run = k->stats.runs;
+    r->checked = t->base.unchecked ? 0 : k->stats.runs;
 
     if (a->range) {
         r->next = k->ranges[a->db];
@@ -2233,7 +2238,7 @@ wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
     while ((e = wh_map_next(&k->reads, &it)) != NULL) {
         r = e->value;
 
-        if (!r->range || r->run != k->stats.runs) {
+        if (!r->range || r->checked != k->stats.runs) {
             continue;
         }
 
@@ -2270,7 +2275,7 @@ wh_kvr_checks(wh_kvr_t *k, const char **argv, size_t *lens, size_t *nv,
     while ((e = wh_map_next(&k->reads, &it)) != NULL) {
         r = e->value;
 
-        if (r->range || r->reserve || r->run != k->stats.runs
+        if (r->range || r->reserve || r->checked != k->stats.runs
             || r->state != WH_KVR_READY)
         {
             continue;

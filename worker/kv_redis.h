@@ -14,12 +14,14 @@
  * still be absent), and each workspace a range of it read must be at
  * the version it read (a version per workspace, kept in Redis and
  * bumped by every commit), so that two nodes writing other keys of one
- * workspace do not refuse each other.  The versions also make the
- * reads of a run that only reads of one moment.  A conflict drops what
- * was read and runs the write again from scratch; a commit is answered
- * after WAIT replicas_ack (sent right behind the script, not after its
- * reply), and the run that follows the wake gets the result of the
- * committed run without running again.
+ * workspace do not refuse each other.  Reads made while the txn is
+ * unchecked (kv.h: an op that writes nothing) are left out of those
+ * checks.  The versions also make the reads of a run that only reads
+ * of one moment.  A conflict drops what was read and runs the write
+ * again from scratch; a commit is answered after WAIT replicas_ack
+ * (sent right behind the script, not after its reply), and the run
+ * that follows the wake gets the result of the committed run without
+ * running again.
  *
  * Counters (the commands' seq) are reserved in runs, by a script call
  * of their own: two writes taking numbers never conflict over them.

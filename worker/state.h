@@ -72,9 +72,15 @@ typedef int (*wh_state_entry_pt)(void *ctx, const wh_kv_val_t *key,
 static inline wh_kv_txn_t *
 wh_state_kv(wh_etxn_t *t)
 {
+    wh_kv_txn_t  *kv = t->impl;
+
     assert(t->space == WH_ENGINE_STATE);
 
-    return t->impl;
+    /* every read and write goes through here: the reads it is asked
+     * for now are checked at commit, or not */
+    kv->unchecked = t->unchecked;
+
+    return kv;
 }
 
 

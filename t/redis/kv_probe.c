@@ -33,6 +33,10 @@
  *   --mode walk    each transaction reads w8 with a cursor (a range
  *                  read: its keys, then their values): one key whose
  *                  value is its number, or it counts as "torn"
+ *   --mode peek    each transaction reads pair's "a" and walks w8
+ *                  unchecked (kv.h), as a refresh beside writes does,
+ *                  then does what own does
+ *   --mode peekc   the same with those reads checked
  *
  * One JSON line at the end: {"ev":"done","committed":N,"failed":N,
  * "mismatches":N,"first":"...","runs":N,"fetches":N,"conflicts":N,
@@ -864,6 +868,33 @@ txn_own(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
+/* reads that decide nothing it writes, unchecked or not (--mode), then
+ * a write of its own */
+static int
+txn_peek(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    int           rc;
+    char          key[16];
+    wh_kv_val_t   k, v;
+
+    t->unchecked = strcmp(P.mode, "peek") == 0;
+    pair_key(&k, key, "a");
+    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+
+    if (rc == 0 || rc == WH_KV_NOTFOUND) {
+        rc = txn_walk(t, ctx, err);
+    }
+
+    t->unchecked = 0;
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return txn_own(t, ctx, err);
+}
+
+
 static int
 txn_check(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
@@ -983,7 +1014,8 @@ run(void)
              : strcmp(P.mode, "move") == 0 ? txn_move
              : strcmp(P.mode, "reserve") == 0 ? txn_reserve
              : strcmp(P.mode, "oldseq") == 0 ? txn_oldseq
-             : strcmp(P.mode, "walk") == 0 ? txn_walk : txn_check;
+             : strcmp(P.mode, "walk") == 0 ? txn_walk
+             : strncmp(P.mode, "peek", 4) == 0 ? txn_peek : txn_check;
 
         rc = wh_kvr_write(P.kv, fn, NULL, &err);
 
