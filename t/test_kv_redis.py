@@ -146,6 +146,22 @@ def test_writes_checked_by_the_keys_they_read(redis_single):
     assert sum(x["conflicts"] for x in got) > 0, got
 
 
+def test_range_writers_lose_nothing(redis_single):
+    """Writes that decide from a range read (a cursor fetched in one run,
+    read from again in the run that commits) are checked by it: two
+    probes moving w8's one key to the next number lose no move."""
+    r = redis_single.primary
+    done, _, _ = Run(r.addr, ["--mode", "move", "--txns", "1"]).result()
+    assert done["committed"] == 1
+    runs = [Run(r.addr, ["--mode", "move", "--txns", "300", "--id",
+                         "m%d" % i]) for i in range(2)]
+    got = [x.result()[0] for x in runs]
+    assert [x["committed"] for x in got] == [300, 300]
+    assert sum(x["conflicts"] for x in got) > 0
+    assert r.command("ZRANGE", "wh:{w8}:kz:clients", "0", "-1") \
+        == [b"w8\x00k601"]
+
+
 def test_unchecked_reads_refuse_nothing(redis_single):
     """Reads made unchecked (kv.h: a refresh of memory beside the
     batch's writes) are left out of the commit's checks: probes that

@@ -1315,6 +1315,19 @@ wh_kvr_read_key(const wh_kvr_ask_t *a, size_t *len)
 }
 
 
+/* r is read by the run under way: the commit checks it unless the txn
+ * reads unchecked now (kv.h), and a refetch fetches it again */
+static void
+wh_kvr_used(wh_kvr_txn_t *t, wh_kvr_read_t *r)
+{
+    r->run = t->k->stats.runs;
+
+    if (!t->base.unchecked) {
+        r->checked = r->run;
+    }
+}
+
+
 /* the read's entry: what was fetched, or a fetch started (the run then
  * misses it), or NULL and the run failed */
 static wh_kvr_read_t *
@@ -1337,8 +1350,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
 
     if (r != NULL) {
         free(rkey);
-        r->run = k->stats.runs;
-        r->checked = t->base.unchecked ? r->checked : k->stats.runs;
+        wh_kvr_used(t, r);
 
         if (r->state == WH_KVR_FETCHING) {
             t->missed = 1;
@@ -1383,8 +1395,7 @@ wh_kvr_read(wh_kvr_txn_t *t, const wh_kvr_ask_t *a)
     r->page = a->page;
     r->reserve = a->reserve;
     r->gen = k->gen;
-    r->run = k->stats.runs;
-    r->checked = t->base.unchecked ? 0 : k->stats.runs;
+    wh_kvr_used(t, r);
 
     if (a->range) {
         r->next = k->ranges[a->db];
@@ -1758,6 +1769,9 @@ wh_kvr_stored_next(wh_kvr_cur_t *c, int dir, const char *x, size_t xlen,
         {
             continue;
         }
+
+        /* fetched by an earlier run: this one reads it too */
+        wh_kvr_used(c->t, r);
 
         for (i = 0; i < r->n; i++) {
             if (wh_kvr_after(r->ents[i].key, r->ents[i].klen, dir, x, xlen,

@@ -647,7 +647,13 @@ wh_state_open_one(wh_etxn_t *t, wh_state_open_t *o, int start,
     }
 
     if (rc == 0) {
-        /* an index entry without its command */
+        /* an index entry without its command; read unchecked (a
+         * refresh, engine.h), the two reads may be of two moments, and
+         * such a reader writes nothing: a checked one mends it */
+        if (t->unchecked) {
+            return 0;
+        }
+
         rc = wh_state_del(t, WH_KV_CMD_OPEN, o->key, o->klen,
                           "closing a command", err);
 
