@@ -344,6 +344,11 @@ def test_config_ok(tmp_path):
     ("\nquota channels=1;\n", 2, "quota needs workspace=NAME"),
     ("quota workspace=acme;\n", 1, "at least one limit"),
     ("quota workspace=a workspace=b channels=1;\n", 1, "one workspace="),
+    ("engine redis replicas_ack=1 ack_timeout=2s;\n", 1,
+     "ack_timeout must be shorter than command_timeout (ack_timeout "
+     "2000ms, command_timeout 2000ms)"),
+    ("engine redis replicas_ack=1\n    command_timeout=100ms;\n", 1,
+     "ack_timeout must be shorter than command_timeout"),
 ])
 def test_config_errors(tmp_path, text, line, what):
     rc, err, conf = check_config(tmp_path, text)

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -1396,6 +1397,7 @@ static int
 wh_conf_engine(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
 {
     int               i;
+    char              why[64];
     wh_redis_conf_t  *rc = &cf->engine.redis;
 
     if (st->nargs < 2) {
@@ -1439,6 +1441,19 @@ wh_conf_engine(wh_config_t *cf, wh_stmt_t *st, wh_err_t *err)
     if (rc->nsentinels && (rc->host || rc->port)) {
         return wh_conf_error(err, st, "%s", "host= and port= name one "
                              "Redis, sentinel= the sentinels: not both");
+    }
+
+    /* a WAIT that may last ack_timeout, and the commit sent before it,
+     * must answer before the command counts as a lost connection */
+    if (cf->engine.replicas_ack
+        && cf->engine.ack_timeout_ms >= rc->command_timeout_ms)
+    {
+        snprintf(why, sizeof(why), "%" PRId64 "ms, command_timeout %"
+                 PRId64 "ms", cf->engine.ack_timeout_ms,
+                 rc->command_timeout_ms);
+
+        return wh_conf_error(err, st, "ack_timeout must be shorter than "
+                             "command_timeout (ack_timeout %s)", why);
     }
 
     if (rc->nsentinels == 0 && rc->host == NULL
