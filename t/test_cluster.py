@@ -101,7 +101,9 @@ class Node:
     def stop(self):
         if not self.dead:
             self.ngx.stop()
-            self.daemon.stop()
+        # a killed node's daemon is gone too: this keeps its log and
+        # removes its prefix
+        self.daemon.stop()
         self.ngx.cleanup()
 
 
