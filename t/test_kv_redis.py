@@ -75,17 +75,24 @@ def test_model(redis_single, asan, seed):
     assert rc == 0
 
 
+def count_at_once(addr, txns, more=(), asan=False):
+    """Three count probes at once, txns each (more: their other
+    arguments): every one committed, none failed, they ran into each
+    other, and the counter and the keys lost nothing."""
+    runs = [Run(addr, ["--mode", "count", "--txns", str(txns), "--id",
+                       "p%d" % i] + list(more), asan=asan)
+            for i in range(3)]
+    results = [run.result()[0] for run in runs]
+    assert [x["committed"] for x in results] == [txns] * 3
+    assert all(x["failed"] == 0 for x in results)
+    assert sum(x["conflicts"] for x in results) > 0
+    check, rc, _ = Run(addr, ["--mode", "check"]).result()
+    assert (check["counter"], check["keys"]) == (3 * txns, 3 * txns)
+
+
 def test_concurrent_read_modify_write(redis_single):
     r = redis_single.primary
-    runs = [Run(r.addr, ["--mode", "count", "--txns", "300",
-                         "--id", "p%d" % i]) for i in range(3)]
-    results = [run.result()[0] for run in runs]
-    assert [x["committed"] for x in results] == [300, 300, 300]
-    assert all(x["failed"] == 0 for x in results)
-    # they did run into each other, and lost nothing
-    assert sum(x["conflicts"] for x in results) > 0
-    check, rc, _ = Run(r.addr, ["--mode", "check"]).result()
-    assert (check["counter"], check["keys"]) == (900, 900)
+    count_at_once(r.addr, 300)
 
     # the layout kv_redis.h documents
     assert r.command("HGET", "wh:{#cmd_meta}:kv:cmd_meta", "counter") == b"900"
@@ -271,16 +278,7 @@ def test_replicas_ack_beside_conflicts(asan):
     rs = RedisSet(replicas=1)
     try:
         rs.wait_replicated()
-        p = rs.primary
-        runs = [Run(p.addr, ["--mode", "count", "--txns", "200", "--wait",
-                             "1", "--id", "p%d" % i], asan=asan)
-                for i in range(3)]
-        results = [run.result()[0] for run in runs]
-        assert [x["committed"] for x in results] == [200, 200, 200]
-        assert all(x["failed"] == 0 for x in results)
-        assert sum(x["conflicts"] for x in results) > 0
-        check, rc, _ = Run(p.addr, ["--mode", "check"]).result()
-        assert (check["counter"], check["keys"]) == (600, 600)
+        count_at_once(rs.primary.addr, 200, ["--wait", "1"], asan)
         # the replica has every commit the probes were told of
         assert rs.servers[1].command("HGET", "wh:{#cmd_meta}:kv:cmd_meta",
                                      "counter") == b"600"

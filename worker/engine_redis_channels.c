@@ -1861,29 +1861,27 @@ wh_rpub_waited(void *data, redisReply *reply, const char *why)
 
     w->wait_sent = 0;
 
-    if (w->failed) {
-        /* a call failed: nothing goes out */
-
-    } else if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
-               || reply->integer < (long long) re->conf.replicas_ack)
+    if (!w->failed
+        && (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+            || reply->integer < (long long) re->conf.replicas_ack))
     {
         wh_rwrite_fail(w, "not confirmed by the replicas",
                        reply == NULL ? why : NULL);
+    }
 
-    } else {
-        for (i = 0; i < w->npubs; i++) {
-            p = &w->pubs[i];
+    /* a call failed, or the replicas did not confirm: nothing goes out */
+    for (i = 0; !w->failed && i < w->npubs; i++) {
+        p = &w->pubs[i];
 
-            if (p->refused || p->msg == NULL) {
-                continue;
-            }
-
-            argv[0] = "PUBLISH";
-            argv[1] = p->pubsub;
-            argv[2] = p->msg;
-            (void) wh_redis_command(re->redis, wh_rpub_published, NULL, 3,
-                                    argv, NULL);
+        if (p->refused || p->msg == NULL) {
+            continue;
         }
+
+        argv[0] = "PUBLISH";
+        argv[1] = p->pubsub;
+        argv[2] = p->msg;
+        (void) wh_redis_command(re->redis, wh_rpub_published, NULL, 3,
+                                argv, NULL);
     }
 
     wh_rwrite_done(re);
@@ -1896,18 +1894,11 @@ wh_rpub_waited(void *data, redisReply *reply, const char *why)
 static void
 wh_rpub_wait(wh_engine_redis_t *re)
 {
-    char          n[16], ms[24];
-    const char   *argv[3];
     wh_rwrite_t  *w = &re->hist;
 
-    snprintf(n, sizeof(n), "%u", re->conf.replicas_ack);
-    snprintf(ms, sizeof(ms), "%" PRId64, re->conf.ack_timeout_ms);
-    argv[0] = "WAIT";
-    argv[1] = n;
-    argv[2] = ms;
-
-    w->wait_sent = wh_redis_command(re->redis, wh_rpub_waited, re, 3, argv,
-                                    NULL)
+    w->wait_sent = wh_redis_wait(re->redis, re->conf.replicas_ack,
+                                 re->conf.ack_timeout_ms, wh_rpub_waited,
+                                 re)
                    == 0;
 
     if (!w->wait_sent) {

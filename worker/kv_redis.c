@@ -1582,8 +1582,8 @@ wh_kvr_stored(wh_kvr_txn_t *t, wh_kv_db_e db, const wh_kv_val_t *key,
     wh_kv_val_t *val, wh_err_t *err)
 {
     wh_kvr_read_t  *r;
-    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0, 0,
-                          0 };
+    wh_kvr_ask_t    a = { .db = db, .bounded = 1, .incl = 1,
+                          .key = key->data, .klen = key->len };
 
     r = wh_kvr_read(t, &a);
 
@@ -1633,8 +1633,9 @@ wh_kvr_reserve(wh_kv_txn_t *base, wh_kv_db_e db, const wh_kv_val_t *key,
 {
     wh_kvr_read_t  *r;
     wh_kvr_txn_t   *t = (wh_kvr_txn_t *) base;
-    wh_kvr_ask_t    a = { 0, db, 0, 1, 1, key->data, key->len, NULL, 0,
-                          n, 0 };
+    wh_kvr_ask_t    a = { .db = db, .bounded = 1, .incl = 1,
+                          .key = key->data, .klen = key->len,
+                          .reserve = n };
 
     if (wh_kv_dbs[db].ws_keyed || n == 0) {
         return wh_err(err, 500, "a counter of %s cannot be reserved",
@@ -2205,24 +2206,11 @@ wh_kvr_committed(void *data, redisReply *reply, const char *why)
 static void
 wh_kvr_wait(wh_kvr_t *k)
 {
-    char         n[16], ms[24];
-    const char  *argv[3];
-
-    k->wait_sent = 0;
-
-    if (k->conf.replicas_ack == 0) {
-        return;
-    }
-
-    snprintf(n, sizeof(n), "%u", k->conf.replicas_ack);
-    snprintf(ms, sizeof(ms), "%" PRId64, k->conf.ack_timeout_ms);
-    argv[0] = "WAIT";
-    argv[1] = n;
-    argv[2] = ms;
-
-    k->wait_sent = wh_redis_command(k->redis, wh_kvr_waited, k, 3, argv,
-                                    NULL)
-                   == 0;
+    k->wait_sent = k->conf.replicas_ack
+                   && wh_redis_wait(k->redis, k->conf.replicas_ack,
+                                    k->conf.ack_timeout_ms, wh_kvr_waited,
+                                    k)
+                      == 0;
 }
 
 

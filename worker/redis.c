@@ -1440,6 +1440,23 @@ wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
 
 
 int
+wh_redis_wait(wh_redis_t *r, unsigned replicas, int64_t timeout_ms,
+    wh_redis_reply_pt cb, void *data)
+{
+    char         n[16], ms[24];
+    const char  *argv[3];
+
+    snprintf(n, sizeof(n), "%u", replicas);
+    snprintf(ms, sizeof(ms), "%" PRId64, timeout_ms);
+    argv[0] = "WAIT";
+    argv[1] = n;
+    argv[2] = ms;
+
+    return wh_redis_command(r, cb, data, 3, argv, NULL);
+}
+
+
+int
 wh_redis_why_noscript(const char *why)
 {
     return why != NULL && strstr(why, "(NOSCRIPT)") != NULL;

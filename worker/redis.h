@@ -147,6 +147,12 @@ int wh_redis_eval(wh_redis_t *r, wh_redis_script_t *script,
     wh_redis_reply_pt cb, void *data, int argc, const char **argv,
     size_t *lens);
 
+/* WAIT replicas timeout_ms, queued as wh_redis_command(): the reply
+ * counts the replicas that have every write of the connection so far,
+ * those queued before it included */
+int wh_redis_wait(wh_redis_t *r, unsigned replicas, int64_t timeout_ms,
+    wh_redis_reply_pt cb, void *data);
+
 /* a call failed with this why met NOSCRIPT: it did not run, and the
  * next call of the script carries its body (a read may be made again) */
 int wh_redis_why_noscript(const char *why);

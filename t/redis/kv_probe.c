@@ -591,32 +591,47 @@ pair_key(wh_kv_val_t *k, char *buf, const char *name)
 }
 
 
+/* the decimal number under k (absent: 0) plus one, written back: its
+ * text in val, the number in *n */
 static int
-txn_pair(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+add_one(wh_kv_txn_t *t, const wh_kv_val_t *k, char *val, size_t size,
+    unsigned long *n, wh_err_t *err)
 {
     int           rc;
-    char          key[16], val[32];
-    wh_kv_val_t   k, v;
+    wh_kv_val_t   v;
 
-    (void) ctx;
-
-    pair_key(&k, key, "a");
-    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
+    rc = wh_kv_get(t, WH_KV_CLIENTS, k, &v, err);
 
     if (rc == -1) {
         return -1;
     }
 
-    snprintf(val, sizeof(val), "%lu",
-             (rc == 0 ? strtoul(v.data, NULL, 10) : 0) + 1);
+    *n = (rc == 0 ? strtoul(v.data, NULL, 10) : 0) + 1;
+    v.len = (size_t) snprintf(val, size, "%lu", *n);
     v.data = val;
-    v.len = strlen(val);
 
-    if (wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1) {
+    return wh_kv_put(t, WH_KV_CLIENTS, k, &v, 0, err) == -1 ? -1 : 0;
+}
+
+
+static int
+txn_pair(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
+{
+    char            key[16], val[32];
+    unsigned long   n;
+    wh_kv_val_t     k, v;
+
+    (void) ctx;
+
+    pair_key(&k, key, "a");
+
+    if (add_one(t, &k, val, sizeof(val), &n, err) != 0) {
         return -1;
     }
 
     pair_key(&k, key, "b");
+    v.data = val;
+    v.len = strlen(val);
 
     return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
 }
@@ -845,26 +860,16 @@ txn_snapw(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 static int
 txn_own(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
-    int           rc;
     char          key[64], val[24];
-    wh_kv_val_t   k, v;
+    wh_kv_val_t   k;
 
     (void) ctx;
 
     memcpy(key, "w6", 3);
     k.data = key;
     k.len = 3 + (size_t) snprintf(key + 3, sizeof(key) - 3, "%s", P.id);
-    rc = wh_kv_get(t, WH_KV_CLIENTS, &k, &v, err);
 
-    if (rc == -1) {
-        return -1;
-    }
-
-    P.run_pair = (rc == 0 ? strtoul(v.data, NULL, 10) : 0) + 1;
-    v.len = (size_t) snprintf(val, sizeof(val), "%lu", P.run_pair);
-    v.data = val;
-
-    return wh_kv_put(t, WH_KV_CLIENTS, &k, &v, 0, err) == -1 ? -1 : 0;
+    return add_one(t, &k, val, sizeof(val), &P.run_pair, err);
 }
 
 
