@@ -2,10 +2,10 @@
 against a real redis-server, and against a model of what it must do.
 
 A call takes every message of one channel that a history write holds.
-Where no message can be refused and the messages share one time, it
-does each step once for them all (many()); otherwise it runs them one
-by one (one()), each expiring, trimming and checking the workspace's
-byte limit in turn.  Either way the answers, the list, the last id and
+Where no message can be refused and nothing expires at the latest of
+their times (which lie within the ttl), it does each step once for
+them all (many()); otherwise it runs them one by one (one()), each
+expiring, trimming and checking the workspace's byte limit in turn.  Either way the answers, the list, the last id and
 the byte count must be those of the messages published one at a time:
 batches that trim old entries, batches longer than the history itself,
 a history shortened since, a ttl with times shared or not, a byte limit
@@ -147,6 +147,40 @@ def test_batches_expire_as_one_by_one(redis_single):  # noqa: F811
         # a trim brings an older entry, past the ttl, to the head
         check(r, script, "tb", [(data(3, 0), 3, [500, 400, 401]),
                                 (data(2, 3), 3, [505, 505])], ttl=100)
+        # times far apart: a message of the call expires another of it
+        check(r, script, "td", [(data(3, 0), 2, [0, 50, 90]),
+                                (data(4, 3), 2, [95, 300, 100, 310])],
+              ttl=100)
+
+
+def rpushes(r):
+    stats = r.command("INFO", "commandstats").decode()
+    found = re.search(r"cmdstat_rpush:calls=(\d+)", stats)
+    return int(found.group(1)) if found else 0
+
+
+def test_times_within_the_ttl_go_as_one(redis_single):  # noqa: F811
+    """Events a write holds have times of several loop turns (and
+    nodes): where nothing expires at the latest, the call appends them
+    in one step, not one by one; where an entry would expire at the
+    latest but not at the earliest, one by one."""
+    script = publish_script()
+    with redis_single.primary.client() as r:
+        steps = [(data(3, 0), 10, [1000, 1002, 1001]),
+                 (data(5, 3), 10, [1010, 1004, 1090, 1050, 1003])]
+        for i, step in enumerate(steps):
+            before = rpushes(r)
+            check(r, script, "tw%d" % i, steps[:i + 1], ttl=100)
+            # every step of the check again, the last as one RPUSH
+            assert rpushes(r) - before == i + 1
+        # the head (time 1000) is past the ttl at 1101 only; then times
+        # 102 apart
+        for ws, nows in [("tx", [1050, 1101, 1060]),
+                         ("ty", [1003, 1105, 1004])]:
+            before = rpushes(r)
+            check(r, script, ws, [(data(2, 0), 10, [1000, 1001]),
+                                  (data(3, 2), 10, nows)], ttl=100)
+            assert rpushes(r) - before == 1 + 3
 
 
 @pytest.mark.parametrize("limit", [0, 2400])

@@ -147,9 +147,9 @@ static const char  wh_lua_publish[] =
     "end\n"
     /* each step once for them all, as one() would have made it for
      * each in turn; nil, nothing written, if the ttl would take an
-     * entry or the byte limit could refuse a message: one() takes them
-     * in turn */
-    "local function many()\n"
+     * entry at the latest time, tmax, or the byte limit could refuse a
+     * message: one() takes them in turn */
+    "local function many(tmax)\n"
     "  local n = (#ARGV - 11) / 3\n"
     "  local out = {}\n"
     "  local last, epoch, made = head()\n"
@@ -179,10 +179,9 @@ static const char  wh_lua_publish[] =
     "    old = redis.call('LRANGE', KEYS[2], 0, seen - 1)\n"
     "  end\n"
     "  if ttl > 0 then\n"
-    "    local t = tonumber(ARGV[12])\n"
     "    for _, e in ipairs(old) do\n"
     "      local sp = string.find(e, ' ', 1, true) or 1\n"
-    "      if t - tonumber(string.sub(e, 1, sp - 1)) > ttl then\n"
+    "      if tmax - tonumber(string.sub(e, 1, sp - 1)) > ttl then\n"
     "        return nil\n"
     "      end\n"
     "    end\n"
@@ -231,17 +230,24 @@ static const char  wh_lua_publish[] =
     "  return out\n"
     "end\n"
     /* the room the engine passes is INT64_MAX: only the workspace's
-     * byte limit, over the cluster, refuses a message.  many() applies
-     * the ttl once, at one time: messages of different times go one by
-     * one, so that each expires what is older than its own */
-    "local function one_time()\n"
-    "  for i = 15, #ARGV, 3 do\n"
-    "    if ARGV[i] ~= ARGV[12] then return false end\n"
+     * byte limit, over the cluster, refuses a message.  Times differ
+     * within a call (a write holds events of several loop turns, and of
+     * several nodes' clocks): what one() would expire for any of them
+     * many() finds at the latest, since a head entry not past the ttl
+     * then is not before; and when the times lie within the ttl, none
+     * of the call's own messages expires another of it */
+    "local function span()\n"
+    "  local lo, hi = math.huge, -math.huge\n"
+    "  for i = 12, #ARGV, 3 do\n"
+    "    local t = tonumber(ARGV[i])\n"
+    "    if t < lo then lo = t end\n"
+    "    if t > hi then hi = t end\n"
     "  end\n"
-    "  return true\n"
+    "  return lo, hi\n"
     "end\n"
-    "if ttl <= 0 or one_time() then\n"
-    "  local out = many()\n"
+    "local tmin, tmax = span()\n"
+    "if ttl <= 0 or tmax - tmin <= ttl then\n"
+    "  local out = many(tmax)\n"
     "  if out then return out end\n"
     "end\n"
     "local out = {}\n"
