@@ -118,10 +118,15 @@ def beside_writer(r, write, writes, read, reads):
     return writer.result()[0], got
 
 
-def test_reads_of_one_moment(redis_single):
+@pytest.mark.parametrize("write,read,other", [("pair", "snap", "w9"),
+                                              ("xpair", "xsnap", "w8")])
+def test_reads_of_one_moment(redis_single, write, read, other):
+    """Two keys a writer keeps equal, read a round apart: in one
+    workspace, and in two (the first round's workspace is checked again
+    after the second round's reads)."""
     r = redis_single.primary
     r.command("FLUSHALL")
-    w, got = beside_writer(r, "pair", 600, "snap", 600)
+    w, got = beside_writer(r, write, 600, read, 600)
     assert w["committed"] == 600 and w["failed"] == 0
     for x in got:
         assert (x["committed"], x["failed"]) == (600, 0), x
@@ -129,6 +134,8 @@ def test_reads_of_one_moment(redis_single):
     # the reads did overlap the writes: the readers saw the pair move
     assert sum(x["moved"] for x in got) > 20, got
     assert r.command("HGET", "wh:{w9}:kv:clients", b"w9\x00a") == b"601"
+    assert r.command("HGET", "wh:{%s}:kv:clients" % other,
+                     other.encode() + b"\x00b") == b"601"
 
 
 def test_writes_checked_by_the_keys_they_read(redis_single):

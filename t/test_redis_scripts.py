@@ -5,8 +5,9 @@ A call takes every message of one channel that a history write holds.
 Where no message can be refused and nothing expires at the latest of
 their times (which lie within the ttl), it does each step once for
 them all (many()); otherwise it runs them one by one (one()), each
-expiring, trimming and checking the workspace's byte limit in turn.  Either way the answers, the list, the last id and
-the byte count must be those of the messages published one at a time:
+expiring, trimming and checking the workspace's byte limit in turn.
+Either way the answers, the list, the last id and the byte count must
+be those of the messages published one at a time:
 batches that trim old entries, batches longer than the history itself,
 a history shortened since, a ttl with times shared or not, a byte limit
 far off, near, or met.  The script is read out of the C source, as

@@ -995,13 +995,19 @@ wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
 }
 
 
-/* after a round of gets: each tag's version again, which must be the one
- * read before (wh_kvr_version() marks the reads stale if not) */
+/*
+ * After a round of reads: the version of every tag read so far, in this
+ * round or an earlier one, which must be the one read first
+ * (wh_kvr_version() marks the reads stale if not).  An earlier round's
+ * tags too: a run that reads workspace A, then B a round later, while
+ * one commit changes both, would otherwise hold A before the commit and
+ * B after it.
+ */
 static void
 wh_kvr_check_round(wh_kvr_t *k)
 {
     wh_str_t         tag;
-    wh_map_iter_t    it = { 0, NULL };
+    wh_map_iter_t    it = { 0, NULL }, all = { 0, NULL };
     wh_map_entry_t  *e;
 
     while ((e = wh_map_next(&k->round, &it)) != NULL) {
@@ -1010,6 +1016,17 @@ wh_kvr_check_round(wh_kvr_t *k)
 
         if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
             k->broken = 1;
+        }
+    }
+
+    while ((e = wh_map_next(&k->versions, &all)) != NULL) {
+        if (wh_map_get(&k->round, e->key, e->klen) == NULL) {
+            tag.data = (const char *) e->key;
+            tag.len = e->klen;
+
+            if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
+                k->broken = 1;
+            }
         }
     }
 

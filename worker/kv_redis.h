@@ -17,11 +17,12 @@
  * workspace do not refuse each other.  Reads made while the txn is
  * unchecked (kv.h: an op that writes nothing) are left out of those
  * checks.  The versions also make the reads of a run that only reads
- * of one moment.  A conflict drops what was read and runs the write
- * again from scratch; a commit is answered after WAIT replicas_ack
- * (sent right behind the script, not after its reply), and the run
- * that follows the wake gets the result of the committed run without
- * running again.
+ * of one moment: each round of reads ends with the version of every
+ * workspace read so far, and one that moved reads all again.  A
+ * conflict drops what was read and runs the write again from scratch;
+ * a commit is answered after WAIT replicas_ack (sent right behind the
+ * script, not after its reply), and the run that follows the wake gets
+ * the result of the committed run without running again.
  *
  * Counters (the commands' seq) are reserved in runs, by a script call
  * of their own: two writes taking numbers never conflict over them.

@@ -19,6 +19,9 @@
  *                  values seen change from one to the next)
  *   --mode snapw   as snap, and puts a key of its own: a write, whose
  *                  commit checks the two keys it read
+ *   --mode xpair   as pair, its second key in another workspace (w8)
+ *   --mode xsnap   as snap, of xpair's keys: the reads of two rounds in
+ *                  two workspaces
  *   --mode own     each transaction adds one to a counter of its own
  *                  (--id) in workspace w6, which other probes share
  *   --mode move    each transaction moves the one key of workspace w8
@@ -580,11 +583,11 @@ txn_count(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 }
 
 
-/* the pair's key: "w9" "\0" name */
+/* the pair's key: "w9" "\0" name; xpair's and xsnap's "b" is w8's */
 static void
 pair_key(wh_kv_val_t *k, char *buf, const char *name)
 {
-    memcpy(buf, "w9", 3);
+    memcpy(buf, P.mode[0] == 'x' && name[0] == 'b' ? "w8" : "w9", 3);
     strcpy(buf + 3, name);
     k->data = buf;
     k->len = 3 + strlen(name);
@@ -1013,7 +1016,9 @@ run(void)
         fn = strcmp(P.mode, "model") == 0 ? txn_model
              : strcmp(P.mode, "count") == 0 ? txn_count
              : strcmp(P.mode, "pair") == 0 ? txn_pair
+             : strcmp(P.mode, "xpair") == 0 ? txn_pair
              : strcmp(P.mode, "snap") == 0 ? txn_snap
+             : strcmp(P.mode, "xsnap") == 0 ? txn_snap
              : strcmp(P.mode, "snapw") == 0 ? txn_snapw
              : strcmp(P.mode, "own") == 0 ? txn_own
              : strcmp(P.mode, "move") == 0 ? txn_move
