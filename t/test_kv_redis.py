@@ -276,6 +276,31 @@ def test_reserved_seqs_never_overlap(redis_single):
     assert int.from_bytes(stored, "big") == last
 
 
+def test_reserved_seqs_kept_when_refused(redis_single):
+    """Probes that reserve runs of the seq counter and add one to a
+    counter they share: their commits refuse each other's, and a write
+    run again keeps the numbers it reserved (taken again, they would
+    be lost: a gap in the seqs)."""
+    r = redis_single.primary
+    r.command("FLUSHALL")
+    probes = [Run(r.addr, ["--mode", "reservec", "--txns", "200", "--id",
+                           "p%d" % i, "--seed", str(i + 1)])
+              for i in range(3)]
+    done = [p.result()[0] for p in probes]
+    for d in done:
+        assert (d["committed"], d["failed"]) == (200, 0), d
+    assert sum(d["conflicts"] for d in done) > 20, done
+    taken = sorted((x["first"], x["n"]) for p in probes
+                   for x in p.lines if x["ev"] == "took")
+    assert len(taken) == 3 * 200 * 2
+    for (f1, n1), (f2, _) in zip(taken, taken[1:]):
+        assert f1 + n1 == f2, (f1, n1, f2)
+    last = sum(n for _, n in taken)
+    stored = r.command("HGET", "wh:{#cmd_meta}:kv:cmd_meta", b"seq")
+    assert int.from_bytes(stored, "big") == last
+    assert r.command("HGET", "wh:{w9}:kv:clients", b"w9\x00a") == b"600"
+
+
 @pytest.mark.parametrize("asan", [False, True], ids=["plain", "asan"])
 def test_replicas_ack_beside_conflicts(asan):
     """The WAIT goes right behind each commit: probes that refuse each

@@ -1273,6 +1273,14 @@ wh_kvr_refetch(wh_kvr_t *k)
             continue;
         }
 
+        /* numbers reserved are this write's whatever else moved (no
+         * commit checks them): taken again, they would leave a gap,
+         * and a reservation moves its tag's version, so a run that also
+         * read that tag would find itself stale on every round */
+        if (r->reserve && r->state == WH_KVR_READY) {
+            continue;
+        }
+
         wh_kvr_read_clear(r);
         r->state = WH_KVR_FETCHING;
 

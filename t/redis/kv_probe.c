@@ -31,6 +31,8 @@
  *                  command seq counter (cmd_meta "seq"), 1 to 64 each,
  *                  and puts one key of its own: a line {"ev":"took",
  *                  "first":F,"n":N} for each run it committed
+ *   --mode reservec  as reserve, adding one to pair's "a" instead:
+ *                  its commits refuse each other's
  *   --mode oldseq  the same counter the way wirehubd read it before
  *                  reservations: a get and a put checked at the commit
  *   --mode walk    each transaction reads w8 with a cursor (a range
@@ -696,8 +698,8 @@ static int
 txn_reserve(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
 {
     int            i;
-    char           val[24], name[] = "seq";
-    unsigned long  rng;
+    char           val[24], key[16], name[] = "seq";
+    unsigned long  rng, n;
     wh_kv_val_t    k;
 
     (void) ctx;
@@ -716,6 +718,11 @@ txn_reserve(wh_kv_txn_t *t, void *ctx, wh_err_t *err)
         {
             return -1;
         }
+    }
+
+    if (strcmp(P.mode, "reservec") == 0) {
+        pair_key(&k, key, "a");
+        return add_one(t, &k, val, sizeof(val), &n, err);
     }
 
     /* a write of its own: the commit checks nothing the others change */
@@ -1022,7 +1029,7 @@ run(void)
              : strcmp(P.mode, "snapw") == 0 ? txn_snapw
              : strcmp(P.mode, "own") == 0 ? txn_own
              : strcmp(P.mode, "move") == 0 ? txn_move
-             : strcmp(P.mode, "reserve") == 0 ? txn_reserve
+             : strncmp(P.mode, "reserve", 7) == 0 ? txn_reserve
              : strcmp(P.mode, "oldseq") == 0 ? txn_oldseq
              : strcmp(P.mode, "walk") == 0 ? txn_walk
              : strncmp(P.mode, "peek", 4) == 0 ? txn_peek : txn_check;
