@@ -169,7 +169,7 @@ def test_times_within_the_ttl_go_as_one(redis_single):  # noqa: F811
     with redis_single.primary.client() as r:
         steps = [(data(3, 0), 10, [1000, 1002, 1001]),
                  (data(5, 3), 10, [1010, 1004, 1090, 1050, 1003])]
-        for i, step in enumerate(steps):
+        for i in range(len(steps)):
             before = rpushes(r)
             check(r, script, "tw%d" % i, steps[:i + 1], ttl=100)
             # every step of the check again, the last as one RPUSH

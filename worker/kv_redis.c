@@ -1004,29 +1004,32 @@ wh_kvr_ask_version(wh_kvr_t *k, wh_str_t tag, const char *rkey,
  * B after it.
  */
 static void
+wh_kvr_check_tag(wh_kvr_t *k, const wh_map_entry_t *e)
+{
+    wh_str_t  tag;
+
+    tag.data = (const char *) e->key;
+    tag.len = e->klen;
+
+    if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
+        k->broken = 1;
+    }
+}
+
+
+static void
 wh_kvr_check_round(wh_kvr_t *k)
 {
-    wh_str_t         tag;
     wh_map_iter_t    it = { 0, NULL }, all = { 0, NULL };
     wh_map_entry_t  *e;
 
     while ((e = wh_map_next(&k->round, &it)) != NULL) {
-        tag.data = (const char *) e->key;
-        tag.len = e->klen;
-
-        if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
-            k->broken = 1;
-        }
+        wh_kvr_check_tag(k, e);
     }
 
     while ((e = wh_map_next(&k->versions, &all)) != NULL) {
         if (wh_map_get(&k->round, e->key, e->klen) == NULL) {
-            tag.data = (const char *) e->key;
-            tag.len = e->klen;
-
-            if (wh_kvr_send_version(k, tag, NULL, 0) != 0) {
-                k->broken = 1;
-            }
+            wh_kvr_check_tag(k, e);
         }
     }
 
