@@ -7,6 +7,8 @@ import datetime
 import http.client
 import json
 import os
+import re
+import subprocess
 import threading
 import time
 import uuid
@@ -774,6 +776,60 @@ def test_list_pages(api):
                                    "status=cancelled,expired")
     assert status == 200, page
     assert [c["command_id"] for c in page["items"]] == [ids[3]]
+
+
+def state_entries(daemon, db):
+    """Entries of a database of the state, as LMDB holds them."""
+    out = subprocess.run(["mdb_stat", "-s", db,
+                          os.path.join(daemon.prefix, "data", "state")],
+                         check=True, capture_output=True, text=True).stdout
+    return int(re.search(r"Entries: (\d+)", out).group(1))
+
+
+def listed(api, client_id, limit):
+    ids, cursor = [], None
+    while True:
+        q = "/clients/%s/commands?limit=%d" % (client_id, limit)
+        status, page = api.call("GET", q + ("&cursor=" + cursor
+                                            if cursor else ""))
+        assert status == 200, page
+        ids += [c["command_id"] for c in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            return ids
+
+
+@pytest.mark.lmdb_only("reads state/ with mdb_stat")
+def test_client_index_written_late(nginx, daemon, api):
+    """One node enters a client's commands in its index about once a
+    second, many to a page, and lists the newer ones from the commands
+    in creation order: each listing has every command once and in
+    order, before the index has them, after it, across a kill -9."""
+    clients = ["late-%d" % i for i in range(3)]
+    for c in clients:
+        register(api, c)
+    indexed = state_entries(daemon, "cmd_client")
+    ids = {c: [] for c in clients}
+    for i in range(60):
+        c = clients[i % 3]
+        ids[c].append(queue(api, c, command="n%d" % i)["command_id"])
+        if i == 29:
+            for c in clients:
+                assert listed(api, c, 4) == ids[c]
+            daemon.kill9()
+            daemon.start()
+            wait_api(api)
+    for c in clients:
+        assert listed(api, c, 1000) == ids[c]
+        assert listed(api, c, 3) == ids[c]
+    # every command of the store (this module prunes none) indexed
+    wait_for(lambda: state_entries(daemon, "cmd_client")
+             == state_entries(daemon, "commands"),
+             timeout=10, interval=0.2, what="the index written")
+    assert state_entries(daemon, "cmd_client") >= indexed + 60
+    for c in clients:
+        assert listed(api, c, 1000) == ids[c]
+        assert listed(api, c, 7) == ids[c]
 
 
 # ------------------------------------------------- revocation, limits

@@ -25,6 +25,11 @@
 #define WH_CMD_SCAN_MAX      1000          /* looked at per listed page */
 #define WH_CMD_PRUNE_MAX     500           /* deleted per loop turn */
 #define WH_CMD_PRUNE_MS      1000          /* between prunes, when done */
+/* one node: the per-client index is brought up to date once a second,
+ * or sooner when that many commands wait for it (each page it writes
+ * then takes many of their entries; a listing reads those from cmd_ws) */
+#define WH_CMD_INDEX_MS      1000
+#define WH_CMD_INDEX_MAX     32768
 /* cluster: seqs a txn takes at once (the unused ones are a gap) */
 #define WH_CMD_SEQ_BLOCK     64
 
@@ -310,6 +315,14 @@ wh_cmd_apply_prune(wh_commands_t *c, wh_etxn_t *t, wh_cmd_op_t *op,
 }
 
 
+/* one node: the per-client index up to the last seq given out */
+static int
+wh_cmd_apply_index(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
+{
+    return wh_etxn_ops(t)->cmd_index_clients(t, &op->cursor, err);
+}
+
+
 /* the command the op names; 0 (outcome set) if there is none */
 static int
 wh_cmd_apply_load(wh_etxn_t *t, wh_cmd_op_t *op, wh_err_t *err)
@@ -552,6 +565,9 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
     case WH_CMD_OP_PRUNE:
         return wh_cmd_apply_prune(c, t, op, now, err);
 
+    case WH_CMD_OP_INDEX:
+        return wh_cmd_apply_index(t, op, err);
+
     case WH_CMD_OP_GET:
         return wh_cmd_apply_load(t, op, err) < 0 ? -1 : 0;
 
@@ -626,6 +642,15 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
                       + (committed && op->more ? 0 : WH_CMD_PRUNE_MS);
         wh_cmd_tick_in(c, c->prune_at - wh_loop_now());
         c->counters.pruned += committed ? op->pruned : 0;
+    }
+
+    if (op->kind == WH_CMD_OP_INDEX) {
+        c->indexing = 0;
+        c->index_at = wh_loop_now() + WH_CMD_INDEX_MS;
+
+        if (committed) {
+            c->indexed = op->cursor;
+        }
     }
 
     wh_cmd_notes_done(c, &op->notes, committed);
@@ -939,6 +964,32 @@ wh_commands_prune(wh_commands_t *c)
 }
 
 
+/* one node: a step of the per-client index when it is due, in a
+ * batch of its own or beside others */
+static void
+wh_commands_index(wh_commands_t *c)
+{
+    wh_cmd_op_t  *op;
+
+    if (wh_engine_shared(c->engine) || c->indexing
+        || c->next_seq - 1 <= c->indexed
+        || (wh_loop_now() < c->index_at
+            && c->next_seq - 1 - c->indexed < WH_CMD_INDEX_MAX))
+    {
+        return;
+    }
+
+    op = wh_cmd_op_new(c, WH_CMD_OP_INDEX, NULL, 0);
+
+    if (op == NULL) {
+        return;
+    }
+
+    c->indexing = 1;
+    wh_batch_add(c->batch, &op->op, 0);
+}
+
+
 /* the timer's next run no later than delay_ms from now, never closer
  * than WH_CMD_TICK_MS */
 static void
@@ -974,6 +1025,7 @@ wh_commands_tick(wh_timer_t *t)
     wh_commands_t  *c = t->data;
 
     wh_commands_prune(c);
+    wh_commands_index(c);
 
     now = wh_time_ms();
 

@@ -93,6 +93,10 @@ struct wh_commands_s {
     int64_t           retention_ms;   /* ended commands kept; 0 ever */
     int64_t           prune_at;       /* monotonic ms of the next prune */
     int               pruning;        /* a prune op is in the batch */
+    /* one node: the per-client index is written late (state.h) */
+    uint64_t          indexed;        /* the seq it has, as committed */
+    int64_t           index_at;       /* monotonic ms of the next step */
+    int               indexing;       /* an index op is in the batch */
 };
 
 typedef enum {
@@ -104,8 +108,10 @@ typedef enum {
     WH_CMD_OP_RESULT,
     WH_CMD_OP_ADVANCE,              /* the timer or a connect */
     WH_CMD_OP_PRUNE,                /* the retention: ended commands go */
-    WH_CMD_OP_REFRESH               /* cluster: memory reads a client's
+    WH_CMD_OP_REFRESH,              /* cluster: memory reads a client's
                                      * open commands again */
+    WH_CMD_OP_INDEX                 /* one node: the per-client index
+                                     * brought up to date */
 } wh_cmd_op_e;
 
 /* what a request came to (storage errors aside) */
@@ -139,7 +145,7 @@ struct wh_cmd_op_s {
     int64_t           not_before_ms;  /* 0: none */
     unsigned          status_mask;    /* list: 0 any */
     int64_t           since_ms;       /* list_ws: created since; 0 */
-    uint64_t          cursor;
+    uint64_t          cursor;         /* index: the seq it has */
     size_t            limit;
     wh_cmd_status_e   reported;       /* result: completed or failed */
     size_t            pruned;         /* prune: deleted */

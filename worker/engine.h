@@ -441,6 +441,11 @@ struct wh_engine_ops_s {
     int  (*cmd_list)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
         uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
         wh_err_t *err);
+    /* one node: brings the per-client index, which cmd_list reads,
+     * up to the last seq given out (*indexed); never in a cluster,
+     * whose commands come with their entries */
+    int  (*cmd_index_clients)(wh_etxn_t *t, uint64_t *indexed,
+        wh_err_t *err);
     /* the open commands of a client, or of every client if ws is
      * empty, in seq order; cb may change them */
     int  (*cmd_open)(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,

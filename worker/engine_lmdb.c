@@ -122,17 +122,24 @@ wh_lmdb_stats(wh_engine_t *e, wh_engine_stats_t *out, wh_err_t *err)
 /* ------------------------------------------------------------ open */
 
 
+/* a store made before the indexes of the workspace-wide listing gets
+ * them; one made before the late client index, its mark */
 static int
-wh_lmdb_backfill(wh_etxn_t *t, void *ctx, wh_err_t *err)
+wh_lmdb_audit(wh_etxn_t *t, void *ctx, wh_err_t *err)
 {
-    (void) ctx;
+    unsigned  *created = ctx;
 
-    return wh_state_audit_backfill(t, err);
+    if ((*created & (1u << WH_KV_CMD_WS))
+        && wh_state_audit_backfill(t, err) != 0)
+    {
+        return -1;
+    }
+
+    return wh_state_cmd_clients_open(t, err);
 }
 
 
-/* the databases of the state, created if need be; a store made before
- * the indexes of the workspace-wide listing gets them */
+/* the databases of the state, created if need be */
 static int
 wh_lmdb_open_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
 {
@@ -144,14 +151,10 @@ wh_lmdb_open_dbs(wh_store_t *st, MDB_txn *txn, void *ctx, wh_err_t *err)
         return -1;
     }
 
-    if (!(created & (1u << WH_KV_CMD_WS))) {
-        return 0;
-    }
-
     run.engine = &e->base;
     run.space = WH_ENGINE_STATE;
-    run.fn = wh_lmdb_backfill;
-    run.ctx = NULL;
+    run.fn = wh_lmdb_audit;
+    run.ctx = &created;
 
     return wh_lmdb_run(st, txn, &run, err);
 }

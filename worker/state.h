@@ -84,6 +84,18 @@ wh_state_kv(wh_etxn_t *t)
 }
 
 
+/*
+ * 1 if cmd_client is written late (state_cmd_client.c): on one node,
+ * where the commands' own writes list them; a cluster's nodes list what
+ * the others created, so each command comes with its entry
+ */
+static inline int
+wh_state_cmd_client_late(wh_etxn_t *t)
+{
+    return !wh_engine_shared(t->engine);
+}
+
+
 /* s, or "" for an unset string (no data): jansson wants a pointer */
 static inline wh_str_t
 wh_state_set(wh_str_t s)
@@ -170,6 +182,11 @@ int wh_state_client_each(wh_etxn_t *t, wh_usage_pt cb, void *ctx,
     wh_err_t *err);
 
 /* state_commands.c */
+/* a counter of cmd_meta (a big-endian uint64; absent: 0, *found 0) */
+int wh_state_cmd_meta(wh_etxn_t *t, const char *name, uint64_t *value,
+    int *found, const char *what, wh_err_t *err);
+int wh_state_cmd_set_meta(wh_etxn_t *t, const char *name, uint64_t value,
+    const char *what, wh_err_t *err);
 int wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err);
 int wh_state_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err);
 int wh_state_cmd_seq_take(wh_etxn_t *t, uint64_t n, uint64_t *first,
@@ -182,9 +199,6 @@ int wh_state_cmd_update(wh_etxn_t *t, const wh_command_t *cmd,
     wh_err_t *err);
 int wh_state_cmd_idem(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     wh_str_t key, wh_command_t *out, wh_err_t *err);
-int wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
-    uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
-    wh_err_t *err);
 int wh_state_cmd_open(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     wh_engine_cmd_pt cb, void *ctx, wh_err_t *err);
 int wh_state_cmd_forget_client(wh_etxn_t *t, wh_str_t ws,
@@ -195,11 +209,26 @@ int wh_state_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd,
     wh_err_t *err);
 int wh_state_cmd_index_ended(wh_etxn_t *t, const wh_command_t *cmd,
     wh_err_t *err);
+/* an entry of cmd_ws: id "\0" client; a store of before has the id
+ * alone (client_id "") */
+void wh_state_ws_entry(const wh_kv_val_t *v, wh_str_t *id,
+    wh_str_t *client_id);
 /* 1 if f admits cmd */
 int wh_state_cmd_admits(const wh_cmd_filter_t *f, const wh_command_t *cmd);
 /* cmd, which it takes, at the end of out if f admits it, else freed */
 int wh_state_cmd_keep(const wh_cmd_filter_t *f, wh_command_t *cmd,
     wh_cmd_list_t *out, wh_err_t *err);
+
+/* state_cmd_client.c: a client's commands, and their index, which one
+ * node writes late */
+int wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
+    uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
+    wh_err_t *err);
+int wh_state_cmd_index_clients(wh_etxn_t *t, uint64_t *indexed,
+    wh_err_t *err);
+/* the index's mark for a store that has none: an engine whose index is
+ * written late runs it at open */
+int wh_state_cmd_clients_open(wh_etxn_t *t, wh_err_t *err);
 
 /* state_audit.c: the workspace-wide listing and the retention */
 int wh_state_cmd_list_ws(wh_etxn_t *t, wh_str_t ws, uint64_t before,
@@ -256,6 +285,7 @@ int wh_state_source_get(wh_etxn_t *t, wh_str_t ws, wh_str_t id,
     .cmd_update = wh_state_cmd_update,                                       \
     .cmd_idem = wh_state_cmd_idem,                                           \
     .cmd_list = wh_state_cmd_list,                                           \
+    .cmd_index_clients = wh_state_cmd_index_clients,                         \
     .cmd_open = wh_state_cmd_open,                                           \
     .cmd_forget_client = wh_state_cmd_forget_client,                         \
     .job_get = wh_state_job_get,                                             \

@@ -3,9 +3,12 @@
  * over two indexes beside those of state_commands.c (which keeps them
  * up to date):
  *
- *   cmd_ws     ws "\0" seq -> id           every command, by creation
- *   cmd_ended  ended ms, ws "\0" id -> id  ended commands not of a job,
- *                                          by the time they ended
+ *   cmd_ws     ws "\0" seq -> id "\0" client   every command, by
+ *                                            creation (the id alone
+ *                                            in a store of before)
+ *   cmd_ended  ended ms, ws "\0" id -> id      ended commands not of a
+ *                                            job, by the time they
+ *                                            ended
  *
  * A store written before they existed is indexed when an engine first
  * creates them (wh_state_audit_backfill).  Every walk here is bounded
@@ -105,11 +108,10 @@ wh_state_list_ws_one(wh_etxn_t *t, wh_str_t ws, const wh_kv_val_t *v,
     const wh_cmd_filter_t *f, wh_cmd_list_t *out, wh_err_t *err)
 {
     int            found;
-    wh_str_t       id;
+    wh_str_t       id, client_id;
     wh_command_t   cmd;
 
-    id.data = v->data;
-    id.len = v->len;
+    wh_state_ws_entry(v, &id, &client_id);
 
     found = wh_state_cmd_get(t, ws, id, &cmd, err);
 

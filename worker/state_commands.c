@@ -37,16 +37,6 @@ typedef struct {
     size_t            n, cap;
 } wh_state_opens_t;
 
-/* a listing of a client's commands */
-typedef struct {
-    wh_etxn_t        *t;
-    wh_str_t          ws;
-    size_t            plen, limit;
-    wh_cmd_filter_t   filter;       /* the mask alone */
-    uint64_t          last;
-    wh_cmd_list_t    *out;
-} wh_state_clist_t;
-
 
 /* ------------------------------------------------------- encoding */
 
@@ -348,14 +338,43 @@ wh_state_put_index(wh_etxn_t *t, wh_kv_db_e db, const unsigned char *key,
 }
 
 
+/* cmd_ws's entry names the client too: the late client index and a
+ * client's newest commands (state_cmd_client.c) read it there */
 int
 wh_state_cmd_index_ws(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 {
+    size_t         klen;
     unsigned char  key[WH_STATE_KEY_MAX];
+    char           val[WH_CMD_ID_MAX + 1 + WH_CMD_CLIENT_MAX];
 
-    return wh_state_put_index(t, WH_KV_CMD_WS, key,
-                              wh_key_ws_seq(key, cmd->ws, cmd->seq),
-                              cmd->id, err);
+    if (cmd->id.len > WH_CMD_ID_MAX
+        || cmd->client_id.len > WH_CMD_CLIENT_MAX)
+    {
+        return wh_err(err, 503, "command id or client id too long");
+    }
+
+    klen = wh_key_ws_seq(key, cmd->ws, cmd->seq);
+    memcpy(val, cmd->id.data, cmd->id.len);
+    val[cmd->id.len] = '\0';
+    memcpy(val + cmd->id.len + 1, cmd->client_id.data, cmd->client_id.len);
+
+    return wh_state_put(t, WH_KV_CMD_WS, key, klen, val,
+                        cmd->id.len + 1 + cmd->client_id.len,
+                        "indexing a command", err);
+}
+
+
+void
+wh_state_ws_entry(const wh_kv_val_t *v, wh_str_t *id, wh_str_t *client_id)
+{
+    const char  *nul;
+
+    nul = memchr(v->data, '\0', v->len);
+
+    id->data = v->data;
+    id->len = nul ? (size_t) (nul - (const char *) v->data) : v->len;
+    client_id->data = nul ? nul + 1 : "";
+    client_id->len = nul ? v->len - id->len - 1 : 0;
 }
 
 
@@ -390,10 +409,12 @@ wh_state_cmd_insert(wh_etxn_t *t, const wh_command_t *cmd, wh_err_t *err)
 
     klen = wh_key_seq(key, cmd->ws, cmd->client_id, cmd->seq);
 
+    /* one node's cmd_client is written later (state_cmd_client.c) */
     if ((rc = wh_state_put_index(t, WH_KV_CMD_OPEN, key, klen, cmd->id,
                                  err)) != 0
-        || (rc = wh_state_put_index(t, WH_KV_CMD_CLIENT, key, klen,
-                                    cmd->id, err)) != 0
+        || (!wh_state_cmd_client_late(t)
+            && (rc = wh_state_put_index(t, WH_KV_CMD_CLIENT, key, klen,
+                                        cmd->id, err)) != 0)
         || (rc = wh_state_cmd_index_ws(t, cmd, err)) != 0)
     {
         return rc;
@@ -452,72 +473,6 @@ wh_state_cmd_idem(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     id.len = v.len;
 
     return wh_state_cmd_get(t, ws, id, out, err);
-}
-
-
-/* one entry of cmd_client: its command, if its status is in mask */
-static int
-wh_state_cmd_list_item(void *ctx, const wh_kv_val_t *k,
-    const wh_kv_val_t *v, wh_err_t *err)
-{
-    int                rc;
-    wh_str_t           id;
-    wh_command_t       cmd;
-    wh_state_clist_t  *l = ctx;
-    wh_cmd_list_t     *out = l->out;
-
-    if (k->len != l->plen + WH_BE64_LEN) {
-        return 1;
-    }
-
-    if (out->n == l->limit) {
-        out->next = l->last;
-        return 1;
-    }
-
-    id.data = v->data;
-    id.len = v->len;
-
-    rc = wh_state_cmd_get(l->t, l->ws, id, &cmd, err);
-
-    if (rc < 0) {
-        return rc;
-    }
-
-    l->last = wh_be64_get((unsigned char *) k->data + l->plen);
-
-    if (rc == 0) {
-        return 0;
-    }
-
-    return wh_state_cmd_keep(&l->filter, &cmd, out, err);
-}
-
-
-int
-wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
-    uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
-    wh_err_t *err)
-{
-    size_t             klen;
-    wh_state_clist_t   l;
-    unsigned char      key[WH_STATE_KEY_MAX];
-
-    memset(out, 0, sizeof(wh_cmd_list_t));
-
-    klen = wh_key_seq(key, ws, client_id, after + 1);
-    l.t = t;
-    l.ws = ws;
-    l.plen = klen - WH_BE64_LEN;
-    l.limit = limit;
-    memset(&l.filter, 0, sizeof(l.filter));
-    l.filter.mask = mask;
-    l.last = 0;
-    l.out = out;
-
-    return wh_state_scan(t, WH_KV_CMD_CLIENT, key, klen, l.plen,
-                         wh_state_cmd_list_item, &l, "listing commands",
-                         err);
 }
 
 
@@ -720,21 +675,46 @@ wh_state_cmd_forget_client(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
 
 
 int
-wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err)
+wh_state_cmd_meta(wh_etxn_t *t, const char *name, uint64_t *value,
+    int *found, const char *what, wh_err_t *err)
 {
     int          rc;
     wh_kv_val_t  v;
 
-    rc = wh_state_get(t, WH_KV_CMD_META, "seq", 3, &v,
-                      "reading the command seq", err);
+    rc = wh_state_get(t, WH_KV_CMD_META, name, strlen(name), &v, what,
+                      err);
 
     if (rc < 0) {
         return rc;
     }
 
-    *last = rc == 1 && v.len == WH_BE64_LEN ? wh_be64_get(v.data) : 0;
+    *found = rc == 1 && v.len == WH_BE64_LEN;
+    *value = *found ? wh_be64_get(v.data) : 0;
 
     return 0;
+}
+
+
+int
+wh_state_cmd_set_meta(wh_etxn_t *t, const char *name, uint64_t value,
+    const char *what, wh_err_t *err)
+{
+    unsigned char  val[WH_BE64_LEN];
+
+    wh_be64_put(val, value);
+
+    return wh_state_put(t, WH_KV_CMD_META, name, strlen(name), val,
+                        WH_BE64_LEN, what, err);
+}
+
+
+int
+wh_state_cmd_seq(wh_etxn_t *t, uint64_t *last, wh_err_t *err)
+{
+    int  found;
+
+    return wh_state_cmd_meta(t, "seq", last, &found,
+                             "reading the command seq", err);
 }
 
 
@@ -757,10 +737,6 @@ wh_state_cmd_seq_take(wh_etxn_t *t, uint64_t n, uint64_t *first,
 int
 wh_state_cmd_set_seq(wh_etxn_t *t, uint64_t last, wh_err_t *err)
 {
-    unsigned char  val[WH_BE64_LEN];
-
-    wh_be64_put(val, last);
-
-    return wh_state_put(t, WH_KV_CMD_META, "seq", 3, val, WH_BE64_LEN,
-                        "writing the command seq", err);
+    return wh_state_cmd_set_meta(t, "seq", last, "writing the command seq",
+                                 err);
 }

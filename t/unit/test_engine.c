@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "../../worker/engine_lmdb.h"
+#include "../../worker/state.h"
 
 
 #define T0  1795255200000LL     /* 2026-11-21T10:00:00Z */
@@ -620,6 +621,168 @@ test_commands_audit(void **state)
     run(f, cmds_put, NULL);
     run(f, cmds_change, NULL);
     run(f, audit_check, NULL);
+}
+
+
+/* ------------------------------------------ the late client index */
+
+
+/* what a txn of test_client_index_late does: put commands seq from..to
+ * (client "dev" but seq 4, "tab"), or index, or list */
+typedef struct {
+    uint64_t        from, to, after, indexed;
+    size_t          limit;
+    int             index;
+    char            got[64];
+    uint64_t        next;
+} late_t;
+
+
+static int
+late_put(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    int            rc;
+    char           id[16];
+    uint64_t       seq;
+    wh_command_t   cmd;
+    late_t        *l = ctx;
+
+    for (seq = l->from; seq && seq <= l->to; seq++) {
+        snprintf(id, sizeof(id), "c-%d", (int) seq);
+        make_cmd(&cmd, id, seq, "");
+        cmd.client_id = S(seq == 4 ? "tab" : "dev");
+        rc = wh_etxn_ops(t)->cmd_insert(t, &cmd, err);
+        wh_command_free(&cmd);
+
+        if (rc != 0) {
+            return -1;
+        }
+    }
+
+    if (l->index) {
+        return wh_etxn_ops(t)->cmd_index_clients(t, &l->indexed, err);
+    }
+
+    if (l->from == 8) {
+        /* c-8's entry as a store of before wrote it: the id alone */
+        if (wh_state_put(t, WH_KV_CMD_WS, "acme\0\0\0\0\0\0\0\0\x08", 13,
+                         "c-8", 3, "test", err) != 0)
+        {
+            return -1;
+        }
+    }
+
+    return wh_etxn_ops(t)->cmd_set_seq(t, l->to, err);
+}
+
+
+static int
+late_list(wh_etxn_t *t, void *ctx, wh_err_t *err)
+{
+    size_t          i;
+    wh_cmd_list_t   out;
+    late_t         *l = ctx;
+
+    if (wh_etxn_ops(t)->cmd_list(t, S("acme"), S("dev"), l->after,
+                                 l->limit, 0, &out, err) != 0)
+    {
+        return -1;
+    }
+
+    l->got[0] = '\0';
+
+    for (i = 0; i < out.n; i++) {
+        snprintf(l->got + strlen(l->got), sizeof(l->got) - strlen(l->got),
+                 "%s%.*s", i ? "," : "", (int) out.items[i].id.len,
+                 out.items[i].id.data);
+    }
+
+    l->next = out.next;
+    wh_cmd_list_free(&out);
+
+    return 0;
+}
+
+
+static void
+late_expect(fixture_t *f, uint64_t after, size_t limit, const char *got,
+    uint64_t next)
+{
+    late_t  l;
+
+    memset(&l, 0, sizeof(l));
+    l.after = after;
+    l.limit = limit;
+    run(f, late_list, &l);
+    assert_string_equal(l.got, got);
+    assert_int_equal(l.next, next);
+}
+
+
+/* a txn that puts commands from..to (0, 0: none), or that indexes
+ * (index: the seq the index has after it) */
+static void
+late_step(fixture_t *f, uint64_t from, uint64_t to, uint64_t index)
+{
+    late_t  l;
+
+    memset(&l, 0, sizeof(l));
+    l.from = from;
+    l.to = to;
+    l.index = index != 0;
+    run(f, late_put, &l);
+
+    if (index) {
+        assert_int_equal(l.indexed, index);
+    }
+}
+
+
+/*
+ * One node writes cmd_client late: a listing reads the index up to its
+ * mark and cmd_ws after it, the same pages whether the commands were
+ * indexed or not, and a reopen (a crash between the two) loses none.
+ */
+static void
+test_client_index_late(void **state)
+{
+    fixture_t  *f = *state;
+    wh_err_t    err;
+
+    late_step(f, 1, 5, 0);
+
+    late_expect(f, 0, 10, "c-1,c-2,c-3,c-5", 0);
+    late_expect(f, 0, 2, "c-1,c-2", 2);
+    late_expect(f, 2, 2, "c-3,c-5", 0);
+
+    late_step(f, 0, 0, 5);
+
+    late_step(f, 6, 7, 0);
+
+    /* pages across the mark: c-5 indexed, c-6 not */
+    late_expect(f, 0, 10, "c-1,c-2,c-3,c-5,c-6,c-7", 0);
+    late_expect(f, 2, 2, "c-3,c-5", 5);
+    late_expect(f, 5, 1, "c-6", 6);
+    late_expect(f, 6, 1, "c-7", 0);
+
+    /* kept across a reopen: the mark too */
+    wh_engine_close(f->e);
+    f->e = NULL;
+    assert_int_equal(wh_engine_lmdb_open(&f->e, f->dir, 1024 * 1024,
+                                         64 * 1024 * 1024, 10, 0, NULL,
+                                         &err), 0);
+    late_expect(f, 0, 10, "c-1,c-2,c-3,c-5,c-6,c-7", 0);
+
+    late_step(f, 0, 0, 7);
+    late_expect(f, 3, 10, "c-5,c-6,c-7", 0);
+    late_expect(f, 0, 3, "c-1,c-2,c-3", 3);
+
+    /* an entry that does not name the client: its record does */
+    late_step(f, 8, 8, 0);
+    late_expect(f, 6, 10, "c-7,c-8", 0);
+
+    late_step(f, 0, 0, 8);
+    late_expect(f, 6, 10, "c-7,c-8", 0);
 }
 
 
@@ -1278,6 +1441,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_commands_audit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_index_late, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_two_environments, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_role_is_checked, setup,
