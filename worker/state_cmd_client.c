@@ -34,6 +34,12 @@ typedef struct {
     wh_cmd_list_t    *out;
 } wh_state_clist_t;
 
+/* a step of the index: up to the last seq of the commits before */
+typedef struct {
+    wh_etxn_t        *t;
+    uint64_t          last;
+} wh_state_indexing_t;
+
 /* an entry of cmd_ws (client_id "" if it does not say): 0 goes on, 1
  * stops, -1 (err set) fails */
 typedef int (*wh_state_tail_pt)(void *ctx, wh_str_t ws, uint64_t seq,
@@ -187,9 +193,18 @@ static int
 wh_state_index_one(void *ctx, wh_str_t ws, uint64_t seq, wh_str_t id,
     wh_str_t client_id, wh_err_t *err)
 {
-    int            rc;
-    wh_command_t   cmd;
-    wh_etxn_t     *t = ctx;
+    int                   rc;
+    wh_etxn_t            *t;
+    wh_command_t          cmd;
+    wh_state_indexing_t  *x = ctx;
+
+    t = x->t;
+
+    if (seq > x->last) {
+        /* made by this txn: cmd_meta's seq is written at its end, and
+         * the mark stays below it */
+        return 0;
+    }
 
     if (client_id.len) {
         return wh_state_index_put(t, ws, client_id, seq, id, err);
@@ -217,9 +232,10 @@ wh_state_index_one(void *ctx, wh_str_t ws, uint64_t seq, wh_str_t id,
 int
 wh_state_cmd_index_clients(wh_etxn_t *t, uint64_t *indexed, wh_err_t *err)
 {
-    int       rc, found;
-    uint64_t  mark, last;
-    wh_str_t  all = { "", 0 };
+    int                  rc, found;
+    uint64_t             mark, last;
+    wh_str_t             all = { "", 0 };
+    wh_state_indexing_t  x;
 
     if ((rc = wh_state_clients_mark(t, &mark, &found, err)) != 0
         || (rc = wh_state_cmd_seq(t, &last, err)) != 0)
@@ -235,8 +251,10 @@ wh_state_cmd_index_clients(wh_etxn_t *t, uint64_t *indexed, wh_err_t *err)
 
     /* no mark: a store the engine did not open (wh_state_cmd_clients_
      * open); its whole cmd_ws is put again, which changes nothing */
-    rc = wh_state_ws_tail(t, all, found ? mark : 0,
-                          wh_state_index_one, t, err);
+    x.t = t;
+    x.last = last;
+    rc = wh_state_ws_tail(t, all, found ? mark : 0, wh_state_index_one, &x,
+                          err);
 
     return rc != 0 ? rc : wh_state_clients_set_mark(t, last, err);
 }

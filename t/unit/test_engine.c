@@ -660,7 +660,13 @@ late_put(wh_etxn_t *t, void *ctx, wh_err_t *err)
     }
 
     if (l->index) {
-        return wh_etxn_ops(t)->cmd_index_clients(t, &l->indexed, err);
+        /* with commands of its own txn (seq set at its end), those stay
+         * past the mark */
+        if (wh_etxn_ops(t)->cmd_index_clients(t, &l->indexed, err) != 0) {
+            return -1;
+        }
+
+        return l->to ? wh_etxn_ops(t)->cmd_set_seq(t, l->to, err) : 0;
     }
 
     if (l->from == 8) {
@@ -783,6 +789,14 @@ test_client_index_late(void **state)
 
     late_step(f, 0, 0, 8);
     late_expect(f, 6, 10, "c-7,c-8", 0);
+
+    /* an index step in the txn that made c-10: c-9 goes in the index,
+     * c-10 stays past the mark, each is listed once */
+    late_step(f, 9, 9, 0);
+    late_step(f, 10, 10, 9);
+    late_expect(f, 6, 10, "c-7,c-8,c-9,c-10", 0);
+    late_step(f, 0, 0, 10);
+    late_expect(f, 6, 10, "c-7,c-8,c-9,c-10", 0);
 }
 
 
