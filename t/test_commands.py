@@ -772,6 +772,10 @@ def test_list_pages(api):
         if cursor is None:
             break
     assert seen == ids
+    # no command is past the largest cursor
+    status, page = api.call("GET", "/clients/pc-14/commands?"
+                                   "cursor=18446744073709551615")
+    assert status == 200 and page == {"items": [], "next": None}, page
     status, page = api.call("GET", "/clients/pc-14/commands?"
                                    "status=cancelled,expired")
     assert status == 200, page

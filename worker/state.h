@@ -27,12 +27,17 @@
  *   cmd_open     ws "\0" client "\0" be64 seq -> command_id, for the
  *                open (pending, sent) ones: loaded at start
  *   cmd_client   ws "\0" client "\0" be64 seq -> command_id, all of a
- *                client's commands in creation order (listing)
+ *                client's commands in creation order (listing); one
+ *                node writes it late, up to cmd_meta's "clients"
+ *                                                    state_cmd_client.c
  *   cmd_idem     ws "\0" client "\0" idempotency_key -> command_id
- *   cmd_meta     "seq" -> be64 the last seq given out (not keyed by
- *                workspace)                             state_commands.c
- *   cmd_ws       ws "\0" be64 seq -> command_id, every command by
- *                creation
+ *   cmd_meta     "seq" -> be64 the last seq given out, "clients" ->
+ *                be64 the seq cmd_client has (not keyed by workspace)
+ *                                                       state_commands.c
+ *   cmd_ws       ws "\0" be64 seq -> command_id "\0" client, every
+ *                command by creation (command_id alone in a store of
+ *                before: a store written now is not one an older
+ *                wirehubd reads)
  *   cmd_ended    be64 ended ms, ws "\0" id -> id, the ended commands
  *                not of a job, by the time they ended (not keyed by
  *                workspace)                                state_audit.c

@@ -31,6 +31,7 @@ typedef struct {
     size_t            plen, limit;
     wh_cmd_filter_t   filter;       /* the mask alone */
     uint64_t          last;
+    uint64_t          upto;         /* the index's part: seqs up to */
     wh_cmd_list_t    *out;
 } wh_state_clist_t;
 
@@ -109,6 +110,11 @@ wh_state_ws_tail(wh_etxn_t *t, wh_str_t ws, uint64_t after,
     const char     *nul;
     unsigned char   key[WH_STATE_KEY_MAX];
 
+    if (after == UINT64_MAX) {
+        /* no seq is past it (and after + 1 would be the first) */
+        return 0;
+    }
+
     plen = ws.len ? wh_key_ws_seq(key, ws, 0) - WH_BE64_LEN : 0;
     p.data = key;
     p.len = plen;
@@ -148,6 +154,15 @@ wh_state_ws_tail(wh_etxn_t *t, wh_str_t ws, uint64_t after,
         }
 
         wh_state_ws_entry(&v, &id, &client_id);
+
+        if (id.len == 0 || id.len > WH_CMD_ID_MAX
+            || client_id.len > WH_CMD_CLIENT_MAX)
+        {
+            /* not an entry this store writes: it names nothing */
+            rc = wh_kv_cur_get(cur, &k, &v, WH_KV_NEXT, err);
+            continue;
+        }
+
         stop = cb(ctx, w, seq, id, client_id, err);
 
         if (stop != 0) {
@@ -299,6 +314,7 @@ static int
 wh_state_list_indexed(void *ctx, const wh_kv_val_t *k,
     const wh_kv_val_t *v, wh_err_t *err)
 {
+    uint64_t           seq;
     wh_str_t           id;
     wh_state_clist_t  *l = ctx;
 
@@ -306,11 +322,17 @@ wh_state_list_indexed(void *ctx, const wh_kv_val_t *k,
         return 1;
     }
 
+    seq = wh_be64_get((unsigned char *) k->data + l->plen);
+
+    if (seq > l->upto) {
+        /* cmd_ws lists it (an entry an older wirehubd made at once) */
+        return 1;
+    }
+
     id.data = v->data;
     id.len = v->len;
 
-    return wh_state_list_add(l, wh_be64_get((unsigned char *) k->data
-                                            + l->plen), id, err);
+    return wh_state_list_add(l, seq, id, err);
 }
 
 
@@ -358,13 +380,25 @@ wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     uint64_t after, size_t limit, unsigned mask, wh_cmd_list_t *out,
     wh_err_t *err)
 {
-    int                rc, found;
+    int                rc, found, late;
     size_t             klen;
-    uint64_t           mark;
+    uint64_t           mark = UINT64_MAX;
     wh_state_clist_t   l;
     unsigned char      key[WH_STATE_KEY_MAX];
 
     memset(out, 0, sizeof(wh_cmd_list_t));
+
+    if (after == UINT64_MAX) {
+        /* no seq is past it */
+        return 0;
+    }
+
+    /* the index has every command up to its mark, cmd_ws the newer */
+    late = wh_state_cmd_client_late(t);
+
+    if (late && (rc = wh_state_clients_mark(t, &mark, &found, err)) != 0) {
+        return rc;
+    }
 
     klen = wh_key_seq(key, ws, client_id, after + 1);
     l.t = t;
@@ -375,19 +409,13 @@ wh_state_cmd_list(wh_etxn_t *t, wh_str_t ws, wh_str_t client_id,
     memset(&l.filter, 0, sizeof(l.filter));
     l.filter.mask = mask;
     l.last = 0;
+    l.upto = mark;
     l.out = out;
 
     rc = wh_state_scan(t, WH_KV_CMD_CLIENT, key, klen, l.plen,
                        wh_state_list_indexed, &l, "listing commands", err);
 
-    if (rc != 0 || out->next || !wh_state_cmd_client_late(t)) {
-        return rc;
-    }
-
-    /* the index has every command up to its mark, cmd_ws the newer */
-    rc = wh_state_clients_mark(t, &mark, &found, err);
-
-    if (rc != 0) {
+    if (rc != 0 || out->next || !late) {
         return rc;
     }
 

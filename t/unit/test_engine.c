@@ -797,6 +797,12 @@ test_client_index_late(void **state)
     late_expect(f, 6, 10, "c-7,c-8,c-9,c-10", 0);
     late_step(f, 0, 0, 10);
     late_expect(f, 6, 10, "c-7,c-8,c-9,c-10", 0);
+
+    /* no seq is past the largest cursor (it once wrapped to 0 and
+     * walked cmd_ws for ever) */
+    late_step(f, 11, 11, 0);
+    late_expect(f, UINT64_MAX, 10, "", 0);
+    late_expect(f, UINT64_MAX - 1, 10, "", 0);
 }
 
 
