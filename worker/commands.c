@@ -25,11 +25,15 @@
 #define WH_CMD_SCAN_MAX      1000          /* looked at per listed page */
 #define WH_CMD_PRUNE_MAX     500           /* deleted per loop turn */
 #define WH_CMD_PRUNE_MS      1000          /* between prunes, when done */
-/* one node: the per-client index is brought up to date once a second,
- * or sooner when that many commands wait for it (each page it writes
- * then takes many of their entries; a listing reads those from cmd_ws) */
+/* one node: the per-client index is brought up to date once a second
+ * while commands come fast, each page it writes then taking many of
+ * their entries (a listing reads those from cmd_ws), or sooner when
+ * that many wait for it; while they come slower, every tick, so that
+ * no commit grows by a second's worth of pages a few entries each (at
+ * 1,000/s that commit held up the commands beside it by tens of ms) */
 #define WH_CMD_INDEX_MS      1000
 #define WH_CMD_INDEX_MAX     32768
+#define WH_CMD_INDEX_FAST    4000          /* commands a second */
 /* cluster: seqs a txn takes at once (the unused ones are a gap) */
 #define WH_CMD_SEQ_BLOCK     64
 
@@ -588,6 +592,7 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
 
 static void wh_cmd_tick_in(wh_commands_t *c, int64_t delay_ms);
+static void wh_cmd_indexed(wh_commands_t *c, uint64_t indexed);
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id, int committed);
 static void wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws,
@@ -645,12 +650,7 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
     }
 
     if (op->kind == WH_CMD_OP_INDEX) {
-        c->indexing = 0;
-        c->index_at = wh_loop_now() + WH_CMD_INDEX_MS;
-
-        if (committed) {
-            c->indexed = op->cursor;
-        }
+        wh_cmd_indexed(c, committed ? op->cursor : c->indexed);
     }
 
     wh_cmd_notes_done(c, &op->notes, committed);
@@ -964,6 +964,25 @@ wh_commands_prune(wh_commands_t *c)
 }
 
 
+/* one node: the index has seqs up to indexed; the next step comes in a
+ * second if commands came fast since the one before, else at a tick */
+static void
+wh_cmd_indexed(wh_commands_t *c, uint64_t indexed)
+{
+    int64_t  now, took;
+
+    now = wh_loop_now();
+    took = now - c->index_ms;
+
+    c->indexing = 0;
+    c->index_at = now + ((indexed - c->indexed) * 1000
+                         >= (uint64_t) WH_CMD_INDEX_FAST * (took ? took : 1)
+                         ? WH_CMD_INDEX_MS : 0);
+    c->index_ms = now;
+    c->indexed = indexed;
+}
+
+
 /* one node: a step of the per-client index when it is due, in a
  * batch of its own or beside others */
 static void
@@ -1044,6 +1063,12 @@ wh_commands_tick(wh_timer_t *t)
 
     if (c->retention_ms && c->prune_at - wh_loop_now() < delay) {
         delay = c->prune_at - wh_loop_now();
+    }
+
+    if (!wh_engine_shared(c->engine) && c->next_seq - 1 > c->indexed
+        && c->index_at - wh_loop_now() < delay)
+    {
+        delay = c->index_at - wh_loop_now();
     }
 
     t->interval = delay < WH_CMD_TICK_MS ? WH_CMD_TICK_MS

@@ -96,6 +96,7 @@ struct wh_commands_s {
     /* one node: the per-client index is written late (state.h) */
     uint64_t          indexed;        /* the seq it has, as committed */
     int64_t           index_at;       /* monotonic ms of the next step */
+    int64_t           index_ms;       /* and of the last one's end */
     int               indexing;       /* an index op is in the batch */
 };
 
