@@ -28,9 +28,10 @@
 /* one node: the per-client index is brought up to date once a second
  * while commands come fast, each page it writes then taking many of
  * their entries (a listing reads those from cmd_ws), or sooner when
- * that many wait for it; while they come slower, every tick, so that
- * no commit grows by a second's worth of pages a few entries each (at
- * 1,000/s that commit held up the commands beside it by tens of ms) */
+ * that many wait for it; while they come slower, in the batch after
+ * theirs, so that no commit grows by a second's worth of pages a few
+ * entries each (at 1,000/s that commit held up the commands beside it
+ * by tens of ms) */
 #define WH_CMD_INDEX_MS      1000
 #define WH_CMD_INDEX_MAX     32768
 #define WH_CMD_INDEX_FAST    4000          /* commands a second */
@@ -593,6 +594,7 @@ wh_cmd_op_apply(wh_op_t *base, wh_etxn_t *t, wh_err_t *err)
 
 static void wh_cmd_tick_in(wh_commands_t *c, int64_t delay_ms);
 static void wh_cmd_indexed(wh_commands_t *c, uint64_t indexed);
+static void wh_commands_index(wh_commands_t *c);
 static void wh_cmd_refreshed(wh_commands_t *c, wh_str_t ws,
     wh_str_t client_id, int committed);
 static void wh_cmd_pending_may_go(wh_commands_t *c, wh_str_t ws,
@@ -666,6 +668,9 @@ wh_cmd_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         && op->outcome == WH_CMD_DONE)
     {
         wh_cmd_pending_may_go(c, op->ws, op->client_id);
+
+        /* slow: its entry goes in the next batch, a page or two */
+        wh_commands_index(c);
     }
 
     if (op->held) {
@@ -965,7 +970,8 @@ wh_commands_prune(wh_commands_t *c)
 
 
 /* one node: the index has seqs up to indexed; the next step comes in a
- * second if commands came fast since the one before, else at a tick */
+ * second if commands came fast since the one before, else with the
+ * next batch that creates some (or the timer's tick) */
 static void
 wh_cmd_indexed(wh_commands_t *c, uint64_t indexed)
 {
