@@ -947,25 +947,34 @@ wh_commands_changed_elsewhere(wh_commands_t *c, wh_str_t ws,
 }
 
 
-/* at most one step of the retention in a batch: each turn stays short */
+/* an op of the daemon's own (the retention, the index) in the batch;
+ * *queued says so until its done */
 static void
-wh_commands_prune(wh_commands_t *c)
+wh_cmd_queue_step(wh_commands_t *c, wh_cmd_op_e kind, int *queued)
 {
     wh_cmd_op_t  *op;
 
-    if (c->retention_ms == 0 || c->pruning || wh_loop_now() < c->prune_at)
-    {
-        return;
-    }
-
-    op = wh_cmd_op_new(c, WH_CMD_OP_PRUNE, NULL, 0);
+    op = wh_cmd_op_new(c, kind, NULL, 0);
 
     if (op == NULL) {
         return;
     }
 
-    c->pruning = 1;
+    *queued = 1;
     wh_batch_add(c->batch, &op->op, 0);
+}
+
+
+/* at most one step of the retention in a batch: each turn stays short */
+static void
+wh_commands_prune(wh_commands_t *c)
+{
+    if (c->retention_ms == 0 || c->pruning || wh_loop_now() < c->prune_at)
+    {
+        return;
+    }
+
+    wh_cmd_queue_step(c, WH_CMD_OP_PRUNE, &c->pruning);
 }
 
 
@@ -994,8 +1003,6 @@ wh_cmd_indexed(wh_commands_t *c, uint64_t indexed)
 static void
 wh_commands_index(wh_commands_t *c)
 {
-    wh_cmd_op_t  *op;
-
     if (wh_engine_shared(c->engine) || c->indexing
         || c->next_seq - 1 <= c->indexed
         || (wh_loop_now() < c->index_at
@@ -1004,14 +1011,7 @@ wh_commands_index(wh_commands_t *c)
         return;
     }
 
-    op = wh_cmd_op_new(c, WH_CMD_OP_INDEX, NULL, 0);
-
-    if (op == NULL) {
-        return;
-    }
-
-    c->indexing = 1;
-    wh_batch_add(c->batch, &op->op, 0);
+    wh_cmd_queue_step(c, WH_CMD_OP_INDEX, &c->indexing);
 }
 
 

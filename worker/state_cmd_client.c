@@ -347,31 +347,26 @@ wh_state_list_new(void *ctx, wh_str_t ws, uint64_t seq, wh_str_t id,
 
     (void) ws;
 
-    /* another client's, by its entry: its record is not read */
-    if (client_id.len && !wh_str_eq(client_id, l->client_id)) {
+    if (client_id.len == 0) {
+        /* an entry of a store of before: its record names the client */
+        rc = wh_state_cmd_get(l->t, l->ws, id, &cmd, err);
+
+        if (rc <= 0) {
+            return rc;
+        }
+
+        rc = wh_str_eq(cmd.client_id, l->client_id);
+        wh_command_free(&cmd);
+
+        if (!rc) {
+            return 0;
+        }
+
+    } else if (!wh_str_eq(client_id, l->client_id)) {
         return 0;
     }
 
-    rc = wh_state_cmd_get(l->t, l->ws, id, &cmd, err);
-
-    if (rc <= 0) {
-        return rc;
-    }
-
-    if (!wh_str_eq(cmd.client_id, l->client_id)) {
-        wh_command_free(&cmd);
-        return 0;
-    }
-
-    if (l->out->n == l->limit) {
-        wh_command_free(&cmd);
-        l->out->next = l->last;
-        return 1;
-    }
-
-    l->last = seq;
-
-    return wh_state_cmd_keep(&l->filter, &cmd, l->out, err);
+    return wh_state_list_add(l, seq, id, err);
 }
 
 
