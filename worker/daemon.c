@@ -293,10 +293,6 @@ wh_daemon_turn_end(void *data)
         wh_link_detach(&d->link);
         /* commands first: their status events are channel messages */
         wh_batch_commit(&d->batch);
-        /* the batch's answers leave before the channels' commit: nginx
-         * works on them meanwhile, and what it sends back is read after
-         * that commit all the same */
-        wh_link_flush(&d->link);
         wh_channels_commit(&d->channels);
         wh_link_flush(&d->link);
 
