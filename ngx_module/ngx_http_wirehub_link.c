@@ -18,6 +18,8 @@
 #define NGX_HTTP_WIREHUB_LINK_PING      5000
 #define NGX_HTTP_WIREHUB_LINK_DEAD      15000
 #define NGX_HTTP_WIREHUB_LINK_MAX_OUT   (64 * 1024 * 1024)
+/* queued output that is sent at once, not at the end of the turn */
+#define NGX_HTTP_WIREHUB_LINK_EAGER     (8 * 1024)
 #define NGX_HTTP_WIREHUB_LINK_READ      65536
 
 
@@ -314,6 +316,7 @@ static ngx_int_t
 ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link, wh_link_msg_t *m)
 {
     size_t             len;
+    ssize_t            n;
     ngx_connection_t  *c;
 
     c = link->connection;
@@ -339,6 +342,19 @@ ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link, wh_link_msg_t *m)
 
     if (!c->write->posted) {
         ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    /*
+     * A long turn of the event loop (hundreds of connections ready)
+     * would hold wirehubd idle until its end: past a few KB the frames go
+     * now.  Only a send: EAGAIN and errors are the posted event's.
+     */
+    if (link->out.len >= NGX_HTTP_WIREHUB_LINK_EAGER && c->write->ready) {
+        n = c->send(c, link->out.data, link->out.len);
+
+        if (n > 0) {
+            wh_buf_consume(&link->out, (size_t) n);
+        }
     }
 
     return NGX_OK;
