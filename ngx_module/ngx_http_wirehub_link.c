@@ -308,8 +308,8 @@ ngx_http_wirehub_link_keepalive_event(ngx_event_t *ev)
 
 /*
  * Everything bound for wirehubd is appended to one buffer, written from
- * the posted write event: the frames of a whole event-loop turn go out in
- * one send().
+ * the posted write event: the frames of an event-loop turn go out in one
+ * send(), or in one per NGX_HTTP_WIREHUB_LINK_EAGER of them.
  */
 
 static ngx_int_t
