@@ -998,13 +998,20 @@ wh_cmd_indexed(wh_commands_t *c, uint64_t indexed)
 }
 
 
+/* one node: commands were given seqs the per-client index has not */
+static int
+wh_cmd_index_behind(wh_commands_t *c)
+{
+    return !wh_engine_shared(c->engine) && c->next_seq - 1 > c->indexed;
+}
+
+
 /* one node: a step of the per-client index when it is due, in a
  * batch of its own or beside others */
 static void
 wh_commands_index(wh_commands_t *c)
 {
-    if (wh_engine_shared(c->engine) || c->indexing
-        || c->next_seq - 1 <= c->indexed
+    if (c->indexing || !wh_cmd_index_behind(c)
         || (wh_loop_now() < c->index_at
             && c->next_seq - 1 - c->indexed < WH_CMD_INDEX_MAX))
     {
@@ -1071,8 +1078,7 @@ wh_commands_tick(wh_timer_t *t)
         delay = c->prune_at - wh_loop_now();
     }
 
-    if (!wh_engine_shared(c->engine) && c->next_seq - 1 > c->indexed
-        && c->index_at - wh_loop_now() < delay)
+    if (wh_cmd_index_behind(c) && c->index_at - wh_loop_now() < delay)
     {
         delay = c->index_at - wh_loop_now();
     }
