@@ -414,3 +414,40 @@ wh_json_plain_string(wh_str_t v, wh_str_t *s)
 
     return 1;
 }
+
+
+int
+wh_json_members(const char *text, size_t len, const char *const *names,
+    wh_str_t *values, size_t n)
+{
+    size_t       i;
+    wh_str_t     key, v, rest;
+    const char  *pos, *end, *last;
+
+    memset(values, 0, n * sizeof(wh_str_t));
+
+    pos = text;
+    end = text + len;
+
+    for (last = pos; wh_json_next_member(&pos, end, &key, &v); last = pos) {
+
+        if (memchr(key.data, '\\', key.len) != NULL) {
+            return 0;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (strlen(names[i]) == key.len
+                && memcmp(names[i], key.data, key.len) == 0)
+            {
+                values[i] = v;
+                break;
+            }
+        }
+    }
+
+    /* the scan stops at the close or at what it cannot read (jansson
+     * lets a NUL byte follow a number): only the close will do */
+    rest = wh_json_trim(last, (size_t) (end - last));
+
+    return rest.len == 1 && rest.data[0] == '}';
+}

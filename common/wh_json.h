@@ -47,4 +47,11 @@ wh_str_t wh_json_trim(const char *s, size_t len);
  * escapes, else 0 */
 int wh_json_plain_string(wh_str_t v, wh_str_t *s);
 
+/* 1 if text, an object of valid JSON whose names are unique, writes no
+ * name with an escape: values[i] is then the text of the member named
+ * names[i] (len 0: none); 0 if a name is escaped or text is no object
+ * with members, and a parser must read it */
+int wh_json_members(const char *text, size_t len, const char *const *names,
+    wh_str_t *values, size_t n);
+
 #endif /* WH_JSON_H */

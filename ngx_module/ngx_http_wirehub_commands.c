@@ -18,11 +18,27 @@
 #include "wh_time.h"
 
 
+/* bytes of a command id, as wirehubd gives them (WH_CMD_ID_MAX) */
+#define NGX_HTTP_WIREHUB_MAX_COMMAND_ID  64
+
+
+/* a result's command id and ref, as JSON text, until wirehubd answers */
+typedef struct {
+    ngx_str_t    id;
+    ngx_str_t    ref;       /* len 0: the result had none */
+} ngx_http_wirehub_result_note_t;
+
+
+static ngx_int_t ngx_http_wirehub_result_send(ngx_http_wirehub_session_t *s,
+    ngx_str_t *raw, wh_str_t id, wh_str_t ref);
+static ngx_int_t ngx_http_wirehub_result_error(
+    ngx_http_wirehub_session_t *s, const char *code, const char *message,
+    wh_str_t ref);
 static void ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m);
 static ngx_int_t ngx_http_wirehub_result_accepted(
-    ngx_http_wirehub_session_t *s, json_t *id, wh_link_msg_t *m,
-    json_t *ref);
+    ngx_http_wirehub_session_t *s, ngx_http_wirehub_result_note_t *note,
+    wh_link_msg_t *m);
 
 
 /* COMMAND: the device_command JSON, built by wirehubd, to one session */
@@ -79,21 +95,24 @@ ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,
  * {"type":"command_result","command_id":...,"status":"completed"|"failed",
  *  "result":{...}|"error":"..."}: wirehubd checks that the command is this
  * client's and still open; what it answers goes back to the client.
+ * Most results are read without a tree (the plain handler); jansson reads
+ * the rest and gives the errors.
  */
 
 ngx_int_t
 ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
     json_t *ref, ngx_str_t *raw)
 {
-    json_t                      *id, *status;
-    wh_link_msg_t                m;
-    ngx_http_wirehub_pending_t  *p;
+    char       *idt, *reft;
+    json_t     *id, *status;
+    wh_str_t    id_text, ref_text;
+    ngx_int_t   rc;
 
     id = json_object_get(msg, "command_id");
     status = json_object_get(msg, "status");
 
     if (!json_is_string(id) || json_string_length(id) == 0
-        || json_string_length(id) > 64
+        || json_string_length(id) > NGX_HTTP_WIREHUB_MAX_COMMAND_ID
         || !json_is_string(status)
         || (ngx_strcmp(json_string_value(status), "completed") != 0
             && ngx_strcmp(json_string_value(status), "failed") != 0))
@@ -102,6 +121,65 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
                    "\"command_id\" and \"status\" (completed or failed) "
                    "are required", ref);
     }
+
+    idt = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    reft = ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+    id_text.data = idt;
+    id_text.len = idt ? ngx_strlen(idt) : 0;
+    ref_text.data = reft;
+    ref_text.len = reft ? ngx_strlen(reft) : 0;
+
+    rc = ngx_http_wirehub_result_send(s, raw, id_text, ref_text);
+
+    free(idt);
+    free(reft);
+
+    return rc;
+}
+
+
+/*
+ * The same read by a scan: "command_id" and "status" strings without
+ * escapes, the status completed or failed; anything else (and the
+ * errors) is jansson's.  ref is the text of the message's "ref", a
+ * string without escapes, or empty.
+ */
+
+ngx_int_t
+ngx_http_wirehub_command_result_plain(ngx_http_wirehub_session_t *s,
+    ngx_str_t *raw, wh_str_t ref)
+{
+    wh_str_t                  v[2], id, status;
+    static const char *const  names[] = { "command_id", "status" };
+
+    if (!wh_json_members((char *) raw->data, raw->len, names, v, 2)
+        || !wh_json_plain_string(v[0], &id)
+        || id.len == 0 || id.len > NGX_HTTP_WIREHUB_MAX_COMMAND_ID
+        || !wh_json_plain_string(v[1], &status)
+        || !(wh_str_eq(status, wh_cstr("completed"))
+             || wh_str_eq(status, wh_cstr("failed"))))
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_wirehub_result_send(s, raw, v[0], ref);
+}
+
+
+/*
+ * The result goes to wirehubd as the client wrote it (wirehubd reads it
+ * again); the command id and the ref wait with the request as JSON text,
+ * for the answer.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_result_send(ngx_http_wirehub_session_t *s, ngx_str_t *raw,
+    wh_str_t id, wh_str_t ref)
+{
+    wh_link_msg_t                     m;
+    ngx_http_wirehub_pending_t       *p;
+    ngx_http_wirehub_result_note_t   *note;
 
     ngx_memzero(&m, sizeof(wh_link_msg_t));
     m.type = WH_LINK_COMMAND_RESULT;
@@ -119,18 +197,47 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
                                       ngx_http_wirehub_result_reply, s);
 
     if (p == NULL) {
-        return ngx_http_wirehub_send_client_error(s, "unavailable",
+        return ngx_http_wirehub_result_error(s, "unavailable",
                    "wirehubd is not reachable, send the result again", ref);
     }
 
-    p->info = json_pack("{s:O}", "command_id", id);
-    if (p->info && ref) {
-        json_object_set(p->info, "ref", ref);
+    /* without it, the answer names no command and no ref */
+
+    note = ngx_alloc(sizeof(ngx_http_wirehub_result_note_t) + id.len
+                     + ref.len, s->connection->log);
+
+    if (note) {
+        note->id.data = (u_char *) note
+                        + sizeof(ngx_http_wirehub_result_note_t);
+        note->id.len = id.len;
+        note->ref.data = note->id.data + id.len;
+        note->ref.len = ref.len;
+        ngx_memcpy(note->id.data, id.data, id.len);
+        ngx_memcpy(note->ref.data, ref.data, ref.len);
     }
 
+    p->note = note;
     ngx_queue_insert_tail(&s->pending, &p->queue);
 
     return NGX_OK;
+}
+
+
+/* an error that carries the client's ref, held as its JSON text */
+
+static ngx_int_t
+ngx_http_wirehub_result_error(ngx_http_wirehub_session_t *s,
+    const char *code, const char *message, wh_str_t ref)
+{
+    json_t     *r;
+    ngx_int_t   rc;
+
+    r = ref.len ? json_loadb(ref.data, ref.len, JSON_DECODE_ANY, NULL)
+                : NULL;
+    rc = ngx_http_wirehub_send_client_error(s, code, message, r);
+    json_decref(r);
+
+    return rc;
 }
 
 
@@ -141,60 +248,55 @@ ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s, json_t *msg,
  * and printed each time showed in the cost of a command)
  */
 static ngx_int_t
-ngx_http_wirehub_result_accepted(ngx_http_wirehub_session_t *s, json_t *id,
-    wh_link_msg_t *m, json_t *ref)
+ngx_http_wirehub_result_accepted(ngx_http_wirehub_session_t *s,
+    ngx_http_wirehub_result_note_t *note, wh_link_msg_t *m)
 {
-    char       *idt, *reft, iso[WH_TIME_ISO_LEN + 1];
-    u_char     *text, *last;
-    size_t      len;
-    wh_str_t    status;
-    ngx_int_t   rc;
+    char       iso[WH_TIME_ISO_LEN + 1];
+    u_char    *text, *last;
+    size_t     len;
+    wh_str_t   status;
+    ngx_str_t  id, ref;
+    ngx_int_t  rc;
 
     if (wh_json_member(m->body.data, m->body.len, "status", &status) != 1) {
         status.data = "null";
         status.len = 4;
     }
 
-    idt = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
-    reft = ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    text = NULL;
-    rc = NGX_ERROR;
+    ngx_str_set(&id, "null");
+    ngx_str_null(&ref);
 
-    if (idt == NULL || (ref != NULL && reft == NULL)) {
-        goto done;
+    if (note) {
+        id = note->id.len ? note->id : id;
+        ref = note->ref;
     }
 
     wh_time_iso(iso, wh_time_ms());
 
     len = sizeof("{\"type\":\"command_result_accepted\",\"command_id\":"
                  ",\"status\":,\"timestamp\":\"\",\"ref\":}")
-          + ngx_strlen(idt) + status.len + WH_TIME_ISO_LEN
-          + (reft ? ngx_strlen(reft) : 0);
+          + id.len + status.len + WH_TIME_ISO_LEN + ref.len;
 
     text = ngx_alloc(len, s->connection->log);
 
     if (text == NULL) {
-        goto done;
+        return NGX_ERROR;
     }
 
     last = ngx_snprintf(text, len, "{\"type\":\"command_result_accepted\","
-                        "\"command_id\":%s,\"status\":%*s,"
-                        "\"timestamp\":\"%s\"", idt, status.len,
+                        "\"command_id\":%V,\"status\":%*s,"
+                        "\"timestamp\":\"%s\"", &id, status.len,
                         status.data, iso);
 
-    if (reft) {
-        last = ngx_snprintf(last, len - (last - text), ",\"ref\":%s", reft);
+    if (ref.len) {
+        last = ngx_snprintf(last, len - (last - text), ",\"ref\":%V", &ref);
     }
 
     *last++ = '}';
 
     rc = ngx_http_wirehub_send_text(s, text, last - text);
 
-done:
-
     ngx_free(text);
-    free(idt);
-    free(reft);
 
     return rc;
 }
@@ -204,21 +306,24 @@ static void
 ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     wh_link_msg_t *m)
 {
-    json_t                      *ref, *id, *body, *err, *code, *text;
-    ngx_http_wirehub_session_t  *s;
+    json_t                          *body, *err, *code, *text;
+    wh_str_t                         ref;
+    ngx_http_wirehub_session_t      *s;
+    ngx_http_wirehub_result_note_t  *note;
 
     s = p->data;
-    ref = p->info ? json_object_get(p->info, "ref") : NULL;
-    id = p->info ? json_object_get(p->info, "command_id") : NULL;
+    note = p->note;
+    ref.data = note ? (char *) note->ref.data : NULL;
+    ref.len = note ? note->ref.len : 0;
 
     if (m == NULL) {
-        (void) ngx_http_wirehub_send_client_error(s, "unavailable",
+        (void) ngx_http_wirehub_result_error(s, "unavailable",
                    "wirehubd went away, send the result again", ref);
         return;
     }
 
     if (m->status >= 200 && m->status < 300) {
-        (void) ngx_http_wirehub_result_accepted(s, id, m, ref);
+        (void) ngx_http_wirehub_result_accepted(s, note, m);
         return;
     }
 
@@ -230,7 +335,7 @@ ngx_http_wirehub_result_reply(ngx_http_wirehub_pending_t *p,
     code = err ? json_object_get(err, "code") : NULL;
     text = err ? json_object_get(err, "message") : NULL;
 
-    (void) ngx_http_wirehub_send_client_error(s,
+    (void) ngx_http_wirehub_result_error(s,
                json_is_string(code) ? json_string_value(code) : "internal",
                json_is_string(text) ? json_string_value(text)
                                     : "the result was not accepted",

@@ -21,6 +21,8 @@ void ngx_http_wirehub_session_kick(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
 ngx_int_t ngx_http_wirehub_command_result(ngx_http_wirehub_session_t *s,
     json_t *msg, json_t *ref, ngx_str_t *raw);
+ngx_int_t ngx_http_wirehub_command_result_plain(
+    ngx_http_wirehub_session_t *s, ngx_str_t *raw, wh_str_t ref);
 void ngx_http_wirehub_broadcast(ngx_http_wirehub_main_conf_t *wmcf,
     wh_link_msg_t *m);
 

@@ -64,6 +64,7 @@ static ngx_int_t ngx_http_wirehub_link_dispatch(
     ngx_http_wirehub_link_t *link, wh_link_msg_t *m);
 static ngx_http_wirehub_pending_t *ngx_http_wirehub_pending_find(
     ngx_http_wirehub_link_t *link, uint32_t req_id);
+static void ngx_http_wirehub_pending_free(ngx_http_wirehub_pending_t *p);
 static ngx_int_t ngx_http_wirehub_link_write(ngx_http_wirehub_link_t *link,
     wh_link_msg_t *m);
 
@@ -472,6 +473,9 @@ ngx_http_wirehub_pending_cancel(ngx_http_wirehub_pending_t *p)
         json_decref(p->info);
         p->info = NULL;
     }
+
+    ngx_free(p->note);
+    p->note = NULL;
 }
 
 
@@ -507,7 +511,13 @@ ngx_http_wirehub_pending_done(ngx_http_wirehub_link_t *link,
     ngx_http_wirehub_pending_t *p)
 {
     ngx_rbtree_delete(&link->pending, &p->node);
+    ngx_http_wirehub_pending_free(p);
+}
 
+
+static void
+ngx_http_wirehub_pending_free(ngx_http_wirehub_pending_t *p)
+{
     if (!ngx_queue_empty(&p->queue)) {
         ngx_queue_remove(&p->queue);
     }
@@ -516,6 +526,7 @@ ngx_http_wirehub_pending_done(ngx_http_wirehub_link_t *link,
         json_decref(p->info);
     }
 
+    ngx_free(p->note);
     ngx_free(p);
 }
 
@@ -747,15 +758,7 @@ ngx_http_wirehub_link_lost(ngx_http_wirehub_link_t *link, const char *why)
             p->handler(p, NULL);
         }
 
-        if (!ngx_queue_empty(&p->queue)) {
-            ngx_queue_remove(&p->queue);
-        }
-
-        if (p->info) {
-            json_decref(p->info);
-        }
-
-        ngx_free(p);
+        ngx_http_wirehub_pending_free(p);
     }
 
     link->handlers->down(link->wmcf);

@@ -42,6 +42,8 @@ struct ngx_http_wirehub_pending_s {
     void                            *data;        /* NULL: cancelled */
     ngx_queue_t                      queue;       /* the owner's list */
     json_t                          *info;        /* ref, channel, ... */
+    void                            *note;        /* ngx_alloc()ed, the
+                                                     same, as text */
 };
 
 

@@ -17,6 +17,8 @@
 #include "ngx_http_wirehub_presence.h"
 #include "ngx_http_wirehub_reply.h"
 #include "ngx_http_wirehub_rpc.h"
+#include "wh_json.h"
+#include "wh_json_check.h"
 
 
 #define NGX_HTTP_WIREHUB_MAX_CLIENT_TYPE  32
@@ -31,9 +33,17 @@ typedef ngx_int_t (*ngx_http_wirehub_message_pt)(
     ngx_http_wirehub_session_t *s, json_t *msg, json_t *ref, ngx_str_t *raw);
 
 
+/* the same read by a scan, without a tree: ref is the text of "ref" (a
+ * string without escapes) or empty; NGX_DECLINED, before anything is
+ * done, sends the message to jansson and to the handler */
+typedef ngx_int_t (*ngx_http_wirehub_plain_message_pt)(
+    ngx_http_wirehub_session_t *s, ngx_str_t *raw, wh_str_t ref);
+
+
 typedef struct {
-    ngx_str_t                     type;
-    ngx_http_wirehub_message_pt   handler;
+    ngx_str_t                           type;
+    ngx_http_wirehub_message_pt         handler;
+    ngx_http_wirehub_plain_message_pt   plain;      /* NULL: none */
 } ngx_http_wirehub_message_handler_t;
 
 
@@ -51,6 +61,8 @@ static void ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_echo_message(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *data, size_t len);
+static ngx_int_t ngx_http_wirehub_plain_message(
+    ngx_http_wirehub_session_t *s, u_char *data, size_t len);
 static ngx_uint_t ngx_http_wirehub_link_hog(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_link_account(ngx_http_wirehub_session_t *s,
     uint64_t mark);
@@ -75,16 +87,17 @@ const ngx_http_wirehub_session_handlers_t  ngx_http_wirehub_echo_handlers = {
 
 
 static ngx_http_wirehub_message_handler_t  ngx_http_wirehub_handlers[] = {
-    { ngx_string("ping"), ngx_http_wirehub_ping },
-    { ngx_string("heartbeat"), ngx_http_wirehub_ping },
-    { ngx_string("register"), ngx_http_wirehub_register },
-    { ngx_string("refresh"), ngx_http_wirehub_refresh },
-    { ngx_string("subscribe"), ngx_http_wirehub_subscribe },
-    { ngx_string("unsubscribe"), ngx_http_wirehub_unsubscribe },
-    { ngx_string("publish"), ngx_http_wirehub_publish },
-    { ngx_string("command_result"), ngx_http_wirehub_command_result },
-    { ngx_string("rpc"), ngx_http_wirehub_rpc },
-    { ngx_null_string, NULL }
+    { ngx_string("ping"), ngx_http_wirehub_ping, NULL },
+    { ngx_string("heartbeat"), ngx_http_wirehub_ping, NULL },
+    { ngx_string("register"), ngx_http_wirehub_register, NULL },
+    { ngx_string("refresh"), ngx_http_wirehub_refresh, NULL },
+    { ngx_string("subscribe"), ngx_http_wirehub_subscribe, NULL },
+    { ngx_string("unsubscribe"), ngx_http_wirehub_unsubscribe, NULL },
+    { ngx_string("publish"), ngx_http_wirehub_publish, NULL },
+    { ngx_string("command_result"), ngx_http_wirehub_command_result,
+      ngx_http_wirehub_command_result_plain },
+    { ngx_string("rpc"), ngx_http_wirehub_rpc, NULL },
+    { ngx_null_string, NULL, NULL }
 };
 
 
@@ -161,6 +174,10 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
 
     ngx_http_wirehub_stat(s->main_conf, received, 1);
 
+    if (ngx_http_wirehub_plain_message(s, data, len) != NGX_DECLINED) {
+        return;
+    }
+
     msg = json_loadb((char *) data, len, JSON_REJECT_DUPLICATES, &err);
 
     if (msg == NULL || !json_is_object(msg)) {
@@ -218,6 +235,72 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
     json_decref(msg);
 
     ngx_http_wirehub_link_account(s, mark);
+}
+
+
+/*
+ * A device answers every command: a result read without building a tree
+ * (jansson's tree, built only to be freed, showed in a command's cost).
+ * The scan takes what jansson would take as it is (valid JSON with no
+ * \u0000, an object, no name twice, no name escaped), and declines all
+ * else: jansson then reads it, and gives the errors.
+ */
+
+static ngx_int_t
+ngx_http_wirehub_plain_message(ngx_http_wirehub_session_t *s, u_char *data,
+    size_t len)
+{
+    size_t                               backlog;
+    uint64_t                             mark;
+    ngx_int_t                            rc;
+    wh_str_t                             v[2], type, ref;
+    ngx_str_t                            raw;
+    ngx_http_wirehub_message_handler_t  *h;
+    static const char *const             names[] = { "type", "ref" };
+
+    /* the names first, cheaper than the checks (any text is scanned
+     * safely), and most messages have no plain handler */
+
+    if (!wh_json_members((char *) data, len, names, v, 2)
+        || !wh_json_plain_string(v[0], &type))
+    {
+        return NGX_DECLINED;
+    }
+
+    for (h = ngx_http_wirehub_handlers; h->handler; h++) {
+        if (h->type.len == type.len
+            && ngx_strncmp(h->type.data, type.data, type.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (h->plain == NULL
+        || (v[1].len
+            && (!wh_json_plain_string(v[1], &ref)
+                || ref.len > NGX_HTTP_WIREHUB_MAX_REF))
+        || !wh_json_check((char *) data, len)
+        || memmem(data, len, "\\u0000", 6) != NULL
+        || wh_json_unique((char *) data, len) != 1)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_wirehub_link_hog(s)) {
+        return NGX_OK;
+    }
+
+    mark = ngx_http_wirehub_link_queued(s->main_conf, &backlog);
+    raw.data = data;
+    raw.len = len;
+
+    rc = h->plain(s, &raw, v[1]);
+
+    if (rc != NGX_DECLINED) {
+        ngx_http_wirehub_link_account(s, mark);
+    }
+
+    return rc == NGX_DECLINED ? NGX_DECLINED : NGX_OK;
 }
 
 

@@ -463,6 +463,83 @@ def test_results_written_with_escapes(nginx, api, agents, ws):
         assert reply["code"] == "bad_request", (text, reply)
 
 
+def test_results_scanned_or_parsed_alike(nginx, api, agents, ws):
+    """nginx reads a plain command_result without jansson and sends any
+    other to it: both give the same answer, the ref and the command id
+    come back as the agent wrote them, and what jansson refuses is
+    refused whichever way it came."""
+    register(api, "pc-scan")
+    agent = connect(nginx, agents, ws, "pc-scan")
+
+    def fresh():
+        cid = queue(api, "pc-scan")["command_id"]
+        assert agent.recv_type("device_command")["command_id"] == cid
+        return cid
+
+    def answer(text):
+        agent.send_text(text)
+        reply = agent.recv(5.0)
+        assert reply is not None, text
+        return reply
+
+    # plain: the ref and the id echoed, key order of the agent's choosing
+    cid = fresh()
+    reply = answer('{ "ref" : "r/1 x", "status":"completed",'
+                   '"type":"command_result", "command_id" : "%s" }' % cid)
+    assert (reply["type"], reply["command_id"], reply["status"],
+            reply["ref"]) == ("command_result_accepted", cid, "completed",
+                              "r/1 x"), reply
+
+    # no ref: none in the answer
+    cid = fresh()
+    reply = answer('{"type":"command_result","command_id":"%s",'
+                   '"status":"failed","error":"e"}' % cid)
+    assert reply["type"] == "command_result_accepted", reply
+    assert "ref" not in reply and reply["status"] == "failed", reply
+
+    # escaped ref, escaped type, escaped key: jansson's, the same answer
+    for text in ('{"type":"command_result","command_id":"%s",'
+                 '"status":"completed","ref":"r\\u002d2"}',
+                 '{"type":"command\\u005fresult","command_id":"%s",'
+                 '"status":"completed","ref":"r-2"}',
+                 '{"type":"command_result","command_\\u0069d":"%s",'
+                 '"status":"completed","ref":"r-2"}'):
+        cid = fresh()
+        reply = answer(text % cid)
+        assert (reply["type"], reply["command_id"], reply["ref"]) == \
+            ("command_result_accepted", cid, "r-2"), (text, reply)
+        assert command(api, cid)["status"] == "completed"
+
+    # refused either way: nothing accepted, the command still open
+    cid = fresh()
+    for text, why in (
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"completed","status":"failed"}', "malformed"),
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"completed","result":"a\\u0000b"}', "malformed"),
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"completed"} x', "malformed"),
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"completed","result":{"a":[1,,2],"b":tru}}', "malformed"),
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"completed","ref":"' + "r" * 65 + '"}', "ref"),
+            ('{"type":"command_result","command_id":"%s",'
+             '"status":"Completed"}', "status"),
+            ('{"type":"command_result","command_id":["%s"],'
+             '"status":"completed"}', "status")):
+        reply = answer(text % cid)
+        assert (reply["type"], reply["code"]) == ("error", "bad_request"), \
+            (text, reply)
+        assert why in reply["message"], (text, reply)
+    assert command(api, cid)["status"] == "sent"
+
+    # wirehubd's refusal carries the plain ref back
+    reply = answer('{"type":"command_result","command_id":"c-nope",'
+                   '"status":"completed","ref":"r-3"}')
+    assert (reply["type"], reply["code"], reply["ref"]) == \
+        ("error", "not_found", "r-3"), reply
+
+
 def test_priority_then_fifo(nginx, api, agents, ws):
     register(api, "pc-2")
     order = [(1, "a"), (5, "b"), (9, "c"), (5, "d"), (1, "e"), (9, "f"),

@@ -942,62 +942,32 @@ static int
 wh_cmd_scan_result(const wh_link_msg_t *m, wh_str_t *strs,
     wh_cmd_status_e *outcome)
 {
-    int          id = 0, status = 0;
-    wh_str_t     key, v, s;
-    const char  *pos, *end, *last;
+    wh_str_t                  v[4], s;
+    static const char *const  names[] = { "command_id", "status", "result",
+                                          "error" };
 
-    pos = m->body.data;
-    end = pos + m->body.len;
-
-    for (last = pos; wh_json_next_member(&pos, end, &key, &v); last = pos) {
-        if (memchr(key.data, '\\', key.len) != NULL) {
-            return 0;
-        }
-
-        if (wh_cmd_key_is(key, "command_id")) {
-            if (!wh_json_plain_string(v, &s) || s.len == 0
-                || s.len > WH_CMD_ID_MAX)
-            {
-                return 0;
-            }
-
-            strs[2] = s;
-            id = 1;
-
-        } else if (wh_cmd_key_is(key, "status")) {
-            if (!wh_json_plain_string(v, &s)) {
-                return 0;
-            }
-
-            if (wh_cmd_key_is(s, "completed")) {
-                *outcome = WH_CMD_COMPLETED;
-
-            } else if (wh_cmd_key_is(s, "failed")) {
-                *outcome = WH_CMD_FAILED;
-
-            } else {
-                return 0;
-            }
-
-            status = 1;
-
-        } else if (wh_cmd_key_is(key, "result")) {
-            strs[6] = v;
-
-        } else if (wh_cmd_key_is(key, "error")) {
-            if (!wh_json_plain_string(v, &s)) {
-                return 0;
-            }
-
-            strs[7] = s;
-        }
+    if (!wh_json_members(m->body.data, m->body.len, names, v, 4)
+        || !wh_json_plain_string(v[0], &strs[2])
+        || strs[2].len == 0 || strs[2].len > WH_CMD_ID_MAX
+        || !wh_json_plain_string(v[1], &s)
+        || (v[3].len && !wh_json_plain_string(v[3], &strs[7])))
+    {
+        return 0;
     }
 
-    /* the scan stops at the close or at what it cannot read (jansson
-     * lets a NUL byte follow a number): only the close will do */
-    s = wh_json_trim(last, (size_t) (end - last));
+    if (wh_cmd_key_is(s, "completed")) {
+        *outcome = WH_CMD_COMPLETED;
 
-    return id && status && s.len == 1 && s.data[0] == '}';
+    } else if (wh_cmd_key_is(s, "failed")) {
+        *outcome = WH_CMD_FAILED;
+
+    } else {
+        return 0;
+    }
+
+    strs[6] = v[2];
+
+    return 1;
 }
 
 

@@ -13,7 +13,11 @@
  *     the grammar judges them, and every pattern of "channels" is matched
  *     against every name there, as the reference matches;
  *   - the first two lines of the raw input are also taken as a pattern
- *     and a name, each in a buffer of its exact size.
+ *     and a name, each in a buffer of its exact size;
+ *   - the scan the module reads a plain command_result with, in place of
+ *     jansson (wh_json_check(), no \u0000, wh_json_unique() sure, then
+ *     wh_json_members() of "type", "ref", "command_id" and "status"),
+ *     takes only what jansson takes, and finds the values it holds.
  */
 
 #include <stdint.h>
@@ -25,6 +29,7 @@
 
 #include "wh_channel.h"
 #include "wh_json.h"
+#include "wh_json_check.h"
 
 
 #define fuzz_assert(cond)                                                    \
@@ -88,7 +93,8 @@ fuzz_valid(const char *s, size_t len, int pattern)
 
     if ((len == 9 && memcmp(s, "$presence", 9) == 0)
         || (len == 9 && memcmp(s, "$commands", 9) == 0)
-        || (len == 6 && memcmp(s, "$stats", 6) == 0))
+        || (len == 6 && memcmp(s, "$stats", 6) == 0)
+        || (len == 8 && memcmp(s, "$sources", 8) == 0))
     {
         return 1;
     }
@@ -228,6 +234,41 @@ fuzz_raw(const char *text, size_t len, json_t *msg, const char *key)
 }
 
 
+/* what the module's plain path takes, jansson takes, with these values */
+static void
+fuzz_plain(const char *text, size_t len, json_t *msg)
+{
+    size_t                    i;
+    json_t                   *got;
+    wh_str_t                  v[4];
+    static const char *const  names[] = { "type", "ref", "command_id",
+                                          "status" };
+
+    if (!wh_json_members(text, len, names, v, 4)
+        || !wh_json_check(text, len)
+        || memmem(text, len, "\\u0000", 6) != NULL
+        || wh_json_unique(text, len) != 1)
+    {
+        return;
+    }
+
+    fuzz_assert(msg != NULL && json_is_object(msg));
+
+    for (i = 0; i < 4; i++) {
+        if (v[i].len == 0) {
+            fuzz_assert(json_object_get(msg, names[i]) == NULL);
+            continue;
+        }
+
+        fuzz_assert(v[i].data >= text && v[i].data + v[i].len <= text + len);
+        got = json_loadb(v[i].data, v[i].len, JSON_DECODE_ANY, NULL);
+        fuzz_assert(got != NULL
+                    && json_equal(got, json_object_get(msg, names[i])));
+        json_decref(got);
+    }
+}
+
+
 static void
 fuzz_message(const char *text, size_t len)
 {
@@ -236,6 +277,8 @@ fuzz_message(const char *text, size_t len)
     wh_str_t     raw, names[FUZZ_MAX_NAMES];
 
     msg = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+
+    fuzz_plain(text, len, msg);
 
     if (msg == NULL || !json_is_object(msg)) {
         (void) wh_json_member(text, len, "data", &raw);

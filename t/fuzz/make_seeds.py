@@ -154,7 +154,14 @@ def messages():
     yield "deep", '{"data":' + "[" * 50 + "]" * 50 + "}"
     yield "lines", "sensors/+/#\nsensors/V1/x"
     yield "lines-sys", "$presence\n$presence"
+    yield "lines-sources", "\n$sources\n"
     yield "lines-bad", "a/#/b\na/b"
+    yield "result-plain", ' {"ref":"r-1","type":"command_result",' \
+        '"command_id":"c-1","status":"completed","result":{"v":0.1}} '
+    yield "result-nul", '{"type":"command_result","command_id":"c-1",' \
+        '"status":"failed","error":"a\\u0000b"}'
+    yield "result-escaped", '{"type":"command_result","command_id":"c-1",' \
+        '"status":"completed","ref":"r\\u002d1"}'
 
 
 def bodies():

@@ -99,6 +99,48 @@ test_not_objects(void **state)
 }
 
 
+/* the members named, in one pass; escaped names and no object decline */
+static void
+test_members(void **state)
+{
+    wh_str_t                  v[3];
+    static const char *const  names[] = { "type", "ref", "status" };
+    static const char         plain[] =
+        " { \"ref\" : \"r-1\" ,\"x\":{\"type\":1},"
+        "\"type\":\"command_result\" } ";
+
+    (void) state;
+
+    assert_int_equal(wh_json_members(plain, sizeof(plain) - 1, names, v, 3),
+                     1);
+    assert_int_equal(v[0].len, sizeof("\"command_result\"") - 1);
+    assert_memory_equal(v[0].data, "\"command_result\"", v[0].len);
+    assert_int_equal(v[1].len, 5);
+    assert_memory_equal(v[1].data, "\"r-1\"", 5);
+    assert_null(v[2].data);
+    assert_int_equal(v[2].len, 0);
+
+    /* a name written with an escape: the caller must parse */
+    assert_int_equal(wh_json_members("{\"typ\\u0065\":1}", 15, names, v, 3),
+                     0);
+    assert_int_equal(wh_json_members("{\"a\\\"\":1}", 9, names, v, 3), 0);
+
+    /* not an object with members, or not all of one */
+    assert_int_equal(wh_json_members("{}", 2, names, v, 3), 0);
+    assert_int_equal(wh_json_members("[1]", 3, names, v, 3), 0);
+    assert_int_equal(wh_json_members("", 0, names, v, 3), 0);
+    assert_int_equal(wh_json_members("{\"type\":1", 9, names, v, 3), 0);
+    assert_int_equal(wh_json_members("{\"type\":1} x", 12, names, v, 3), 0);
+    assert_int_equal(wh_json_members("{\"type\":1 \"ref\":2}", 18, names, v,
+                                     3), 0);
+
+    /* a name that only starts like one asked for */
+    assert_int_equal(wh_json_members("{\"types\":1,\"re\":2}", 18, names, v,
+                                     3), 1);
+    assert_int_equal(v[0].len + v[1].len + v[2].len, 0);
+}
+
+
 /* what the scan finds, parsed, equals what jansson finds */
 static void
 test_agrees_with_jansson(void **state)
@@ -238,6 +280,7 @@ main(void)
         cmocka_unit_test(test_where_it_is),
         cmocka_unit_test(test_escaped_names),
         cmocka_unit_test(test_not_objects),
+        cmocka_unit_test(test_members),
         cmocka_unit_test(test_agrees_with_jansson),
     };
 
