@@ -174,10 +174,14 @@ NOT_MEASURED = []
 # commands_max: the floor's durable commands made 19.6k-28.1k/s in six
 # runs, on both sides of the 20,000/s target its verdict reads;
 # mqtt_ingest: 43.8k-63.0k/s for one build, its ceiling (the broker
-# alone) 48.7k-51.1k; connect_es256: 4,988 and 5,308 against 5,000
+# alone) 48.7k-51.1k; connect_es256: 4,988 and 5,308 against 5,000;
+# commands_rate: one build's ack p99 at 1,000/s was 27.4 ms in one run
+# and 8.8, 14.5 and 8.3 in three others, against 20 ms (a single
+# fdatasync of the disk here takes up to 48 ms)
 REPEATS = 3
 REPEATED = ("fanout_max", "fanout_max2", "fanout_rate", "many",
-            "connect_hs256", "connect_es256", "mqtt_ingest", "commands_max")
+            "connect_hs256", "connect_es256", "mqtt_ingest", "commands_max",
+            "commands_rate")
 JUDGED = ("wirehub", "nchan", "floor", "broker")
 
 # a run during which other processes took more CPU than this is repeated
@@ -1337,8 +1341,15 @@ def target(check, results):
         return ">= 20,000/s (fsync)", verdict(None if w is None
                                               else w >= 20000)
     if check == "commands_ack":
-        w = wh("commands_rate", lambda r: (get(r, "ack_us", "p99") or 0)
-               / 1000.0 if get(r, "ack_us", "count") else None)
+        ack = lambda r: (get(r, "ack_us", "p99") or 0) / 1000.0 \
+            if get(r, "ack_us", "count") else None
+        w = wh("commands_rate", ack)
+        floor = val("commands_rate", "floor", ack)
+        # the floor waits for the same fdatasync()s: a p99 it misses too
+        # is this disk's
+        if w is not None and w >= 20.0 and floor is not None \
+                and floor >= 20.0:
+            return "< 20 ms", "box (floor %.1f ms)" % floor
         return "< 20 ms", verdict(None if w is None else w < 20.0)
     if check == "ingest_rate":
         w = wh("mqtt_ingest", per_message)
@@ -1656,9 +1667,11 @@ def median_of(values):
 def run_figures(r):
     """What the runs of a repeated scenario are told apart by."""
     p99 = get(r, "latency_us", "p99")
+    ack = get(r, "ack_us", "p99")
     return {"deliveries_per_s": get(r, "deliveries_per_s"),
             "cpu_us_per_delivery": get(r, "server", "cpu_us_per_delivery"),
             "p99_ms": None if not p99 else p99 / 1000.0,
+            "ack_p99_ms": None if not ack else ack / 1000.0,
             "handshakes_per_core_s": get(r, "server",
                                          "handshakes_per_core_s")}
 
@@ -1688,6 +1701,7 @@ def runs_text(results):
                 ("cpu_us_per_delivery", "server CPU us/command" if cmd
                  else "server CPU us/delivery", "%.2f"),
                 ("p99_ms", "delivery p99 ms" if cmd else "p99 ms", "%.2f"),
+                ("ack_p99_ms", "end-to-end ack p99 ms", "%.2f"),
                 ("handshakes_per_core_s", "handshakes per server CPU-s",
                  "%.0f")):
             values = [x.get(key) for x in runs]
