@@ -931,8 +931,9 @@ wh_cmd_parse_result(const wh_link_msg_t *m, json_t *body, wh_str_t *strs,
 
 
 /*
- * The common result without jansson: nginx parsed it before sending it
- * (an object, duplicate keys refused), so the scanner finds its members.
+ * The common result without jansson: nginx read it before sending it,
+ * with jansson or with the same checks without a tree (an object, valid
+ * JSON, duplicate keys refused), so the scanner finds its members.
  * 1 when command_id, status and error are strings without escapes and no
  * key is escaped (strs and outcome are then set as the parse would set
  * them); 0 sends the result to jansson, which gives the same answers and
