@@ -212,8 +212,15 @@ ngx_http_wirehub_result_send(ngx_http_wirehub_session_t *s, ngx_str_t *raw,
         note->id.len = id.len;
         note->ref.data = note->id.data + id.len;
         note->ref.len = ref.len;
-        ngx_memcpy(note->id.data, id.data, id.len);
-        ngx_memcpy(note->ref.data, ref.data, ref.len);
+        /* an empty one may have no data at all */
+
+        if (id.len) {
+            ngx_memcpy(note->id.data, id.data, id.len);
+        }
+
+        if (ref.len) {
+            ngx_memcpy(note->ref.data, ref.data, ref.len);
+        }
     }
 
     p->note = note;
