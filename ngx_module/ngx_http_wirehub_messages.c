@@ -61,6 +61,8 @@ static void ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
 static void ngx_http_wirehub_client_closed(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_echo_message(ngx_http_wirehub_session_t *s,
     unsigned opcode, u_char *data, size_t len);
+static ngx_http_wirehub_message_handler_t *ngx_http_wirehub_message_handler(
+    u_char *type, size_t len);
 static ngx_int_t ngx_http_wirehub_plain_message(
     ngx_http_wirehub_session_t *s, u_char *data, size_t len);
 static ngx_uint_t ngx_http_wirehub_link_hog(ngx_http_wirehub_session_t *s);
@@ -221,20 +223,36 @@ ngx_http_wirehub_client_message(ngx_http_wirehub_session_t *s,
 
     mark = ngx_http_wirehub_link_queued(s->main_conf, &backlog);
 
-    for (h = ngx_http_wirehub_handlers; h->handler; h++) {
-        if (h->type.len == n && ngx_strncmp(h->type.data, name, n) == 0) {
-            (void) h->handler(s, msg, ref, &raw);
-            break;
-        }
-    }
+    h = ngx_http_wirehub_message_handler((u_char *) name, n);
 
-    if (h->handler == NULL) {
+    if (h->handler) {
+        (void) h->handler(s, msg, ref, &raw);
+
+    } else {
         (void) ngx_http_wirehub_event(s, name, n, &raw, ref);
     }
 
     json_decref(msg);
 
     ngx_http_wirehub_link_account(s, mark);
+}
+
+
+/* the handler of a type; the table's end (no handler) for any other */
+
+static ngx_http_wirehub_message_handler_t *
+ngx_http_wirehub_message_handler(u_char *type, size_t len)
+{
+    ngx_http_wirehub_message_handler_t  *h;
+
+    for (h = ngx_http_wirehub_handlers; h->handler; h++) {
+        if (h->type.len == len && ngx_strncmp(h->type.data, type, len) == 0)
+        {
+            break;
+        }
+    }
+
+    return h;
 }
 
 
@@ -267,21 +285,13 @@ ngx_http_wirehub_plain_message(ngx_http_wirehub_session_t *s, u_char *data,
         return NGX_DECLINED;
     }
 
-    for (h = ngx_http_wirehub_handlers; h->handler; h++) {
-        if (h->type.len == type.len
-            && ngx_strncmp(h->type.data, type.data, type.len) == 0)
-        {
-            break;
-        }
-    }
+    h = ngx_http_wirehub_message_handler((u_char *) type.data, type.len);
 
     if (h->plain == NULL
         || (v[1].len
             && (!wh_json_plain_string(v[1], &ref)
                 || ref.len > NGX_HTTP_WIREHUB_MAX_REF))
-        || !wh_json_check((char *) data, len)
-        || memmem(data, len, "\\u0000", 6) != NULL
-        || wh_json_unique((char *) data, len) != 1)
+        || !wh_json_check_strict((char *) data, len))
     {
         return NGX_DECLINED;
     }
