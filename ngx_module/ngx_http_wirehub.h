@@ -38,6 +38,7 @@
 
 #define NGX_HTTP_WIREHUB_MAX_TOKEN        8192
 #define NGX_HTTP_WIREHUB_JWT_CACHE        4096  /* signatures, a worker */
+#define NGX_HTTP_WIREHUB_TOKEN_CACHE      4096  /* tokens, a worker */
 #define NGX_HTTP_WIREHUB_MAX_REF          64
 #define NGX_HTTP_WIREHUB_MAX_EVENT        64    /* bytes of an event type */
 
@@ -113,7 +114,8 @@ typedef struct {
     ngx_rbtree_node_t                session_ids_sentinel;
     ngx_rbtree_t                     revoked;
     ngx_rbtree_node_t                revoked_sentinel;
-    ngx_http_wirehub_token_cache_t  *tokens;      /* the API's, verified */
+    ngx_uint_t                       token_cache_size;  /* 0: none */
+    ngx_http_wirehub_token_cache_t  *tokens;      /* verified, remembered */
     ngx_uint_t                       jwt_cache_size;  /* 0: none */
     ngx_http_wirehub_jwt_cache_t    *jwt_cache;   /* signatures found good */
 

@@ -115,7 +115,7 @@ ngx_http_wirehub_api_handler(ngx_http_request_t *r)
         return ngx_http_wirehub_openapi_send(r);
     }
 
-    if (ngx_http_wirehub_authenticate(r, ctx, 1, &status, &code, &message)
+    if (ngx_http_wirehub_authenticate(r, ctx, &status, &code, &message)
         != NGX_OK)
     {
         return ngx_http_wirehub_send_error(r, status, code, &message);

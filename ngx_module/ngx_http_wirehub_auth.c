@@ -9,22 +9,31 @@
 
 
 /*
- * The HTTP API's callers (a backend, a script) send one token with many
- * requests: a token verified once is remembered by the worker for as long
- * as its exp, nbf and iat would let it pass, so that the next request with
- * the same bytes skips the signature and the JSON.  What the identity may
- * do is still checked on every request (ngx_http_wirehub_authz.h, with the
- * revocations).  A WebSocket verifies its token once per connection and is
- * not remembered.
+ * The tokens a worker has verified, each remembered with the identity it
+ * carries, so that the same bytes skip the signature and the JSON while
+ * their exp, nbf and iat, with the leeway, would let them pass: a backend
+ * sends one token with many API calls, and a connect storm is mostly
+ * clients coming back with the token they had.  What the identity may do
+ * is still checked every time (ngx_http_wirehub_authz.h, with the
+ * revocations).
+ *
+ * A token is remembered the second time its worker verifies it: the first
+ * time only its hash is noted, in a table of 4 bytes a slot.  A fleet that
+ * connects once and stays connected costs no entries, and a stream of
+ * tokens seen once does not push out the ones that come back.  Sets of
+ * four entries, the set chosen by the hash, the least recently used entry
+ * of a set replaced.
  */
 
-#define NGX_HTTP_WIREHUB_TOKEN_CACHE      64      /* a power of 2 */
+#define NGX_HTTP_WIREHUB_TOKEN_WAYS       4
 #define NGX_HTTP_WIREHUB_TOKEN_CACHE_MAX  2048    /* longer: not kept */
 
 
 typedef struct {
     ngx_pool_t                    *pool;      /* NULL: empty */
     ngx_str_t                      token;
+    uint32_t                       hash;
+    ngx_uint_t                     used;      /* the cache's clock */
     time_t                         from;      /* passes from <= now */
     time_t                         until;     /*   and now < until */
     ngx_http_wirehub_identity_t   *id;
@@ -32,7 +41,11 @@ typedef struct {
 
 
 struct ngx_http_wirehub_token_cache_s {
-    ngx_http_wirehub_token_t       entries[NGX_HTTP_WIREHUB_TOKEN_CACHE];
+    ngx_http_wirehub_token_t      *entries;   /* sets of WAYS */
+    uint32_t                      *seen;      /* hashes verified once */
+    ngx_uint_t                     mask;      /* the sets, less one */
+    ngx_uint_t                     seen_mask; /* the slots, less one */
+    ngx_uint_t                     clock;
 };
 
 
@@ -42,11 +55,13 @@ static ngx_http_wirehub_identity_t *ngx_http_wirehub_verify(
     time_t *from, time_t *until);
 static ngx_http_wirehub_jwt_cache_t *ngx_http_wirehub_jwt_cache(
     ngx_http_wirehub_main_conf_t *wmcf);
-static ngx_http_wirehub_token_t *ngx_http_wirehub_token_slot(
-    ngx_http_wirehub_main_conf_t *wmcf, ngx_str_t *token);
-static void ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t,
-    ngx_str_t *token, ngx_http_wirehub_identity_t *id, time_t from,
-    time_t until);
+static ngx_http_wirehub_token_cache_t *ngx_http_wirehub_tokens(
+    ngx_http_wirehub_main_conf_t *wmcf);
+static ngx_http_wirehub_token_t *ngx_http_wirehub_token_find(
+    ngx_http_wirehub_token_cache_t *cache, ngx_str_t *token, uint32_t hash);
+static void ngx_http_wirehub_token_keep(ngx_http_wirehub_token_cache_t *cache,
+    ngx_http_wirehub_token_t *t, ngx_str_t *token, uint32_t hash,
+    ngx_http_wirehub_identity_t *id, time_t from, time_t until);
 static ngx_int_t ngx_http_wirehub_find_token(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_array_t *ngx_http_wirehub_copy_patterns(ngx_pool_t *pool,
@@ -110,14 +125,16 @@ ngx_http_wirehub_find_token(ngx_http_request_t *r, ngx_str_t *token)
 
 ngx_int_t
 ngx_http_wirehub_authenticate(ngx_http_request_t *r,
-    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t remember, ngx_uint_t *status,
-    const char **code, ngx_str_t *message)
+    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
+    ngx_str_t *message)
 {
-    time_t                         now, from, until;
-    ngx_str_t                      token;
-    ngx_http_wirehub_token_t      *t;
-    ngx_http_wirehub_identity_t   *id;
-    ngx_http_wirehub_main_conf_t  *wmcf;
+    time_t                           now, from, until;
+    uint32_t                         hash;
+    ngx_str_t                        token;
+    ngx_http_wirehub_token_t        *t;
+    ngx_http_wirehub_identity_t     *id;
+    ngx_http_wirehub_main_conf_t    *wmcf;
+    ngx_http_wirehub_token_cache_t  *cache;
 
     *status = NGX_HTTP_UNAUTHORIZED;
 
@@ -129,24 +146,30 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
 
     wmcf = ngx_http_get_module_main_conf(r, ngx_http_wirehub_module);
 
-    t = remember ? ngx_http_wirehub_token_slot(wmcf, &token) : NULL;
-    now = ngx_time();
+    cache = token.len <= NGX_HTTP_WIREHUB_TOKEN_CACHE_MAX
+            ? ngx_http_wirehub_tokens(wmcf) : NULL;
+    hash = 0;
+    t = NULL;
 
-    if (t != NULL && t->pool != NULL && t->token.len == token.len
-        && ngx_memcmp(t->token.data, token.data, token.len) == 0
-        && t->from <= now && now < t->until)
-    {
-        /* the request's own copy: the entry may go before the request */
-        id = ngx_http_wirehub_identity_copy(r->pool, t->id);
-        if (id == NULL) {
-            *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-            *code = "internal";
-            ngx_str_set(message, "internal error");
-            return NGX_DECLINED;
+    if (cache != NULL) {
+        hash = ngx_murmur_hash2(token.data, token.len);
+        t = ngx_http_wirehub_token_find(cache, &token, hash);
+        now = ngx_time();
+
+        if (t != NULL && t->from <= now && now < t->until) {
+            /* the request's own copy: the entry may go before the request */
+            id = ngx_http_wirehub_identity_copy(r->pool, t->id);
+            if (id == NULL) {
+                *status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+                *code = "internal";
+                ngx_str_set(message, "internal error");
+                return NGX_DECLINED;
+            }
+
+            ngx_http_wirehub_stat(wmcf, tokens_cached, 1);
+            ctx->identity = id;
+            return NGX_OK;
         }
-
-        ctx->identity = id;
-        return NGX_OK;
     }
 
     id = ngx_http_wirehub_verify(wmcf, r->connection->log, r->pool,
@@ -162,8 +185,8 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (t != NULL) {
-        ngx_http_wirehub_token_keep(t, &token, id, from, until);
+    if (cache != NULL) {
+        ngx_http_wirehub_token_keep(cache, t, &token, hash, id, from, until);
     }
 
     ctx->identity = id;
@@ -172,47 +195,145 @@ ngx_http_wirehub_authenticate(ngx_http_request_t *r,
 }
 
 
-/* the cache's entry for the token: NULL when it is too long to keep */
+/* the worker's tokens, made at the first: NULL when wirehub_token_cache
+ * is 0 or there is no memory for them */
 
-static ngx_http_wirehub_token_t *
-ngx_http_wirehub_token_slot(ngx_http_wirehub_main_conf_t *wmcf,
-    ngx_str_t *token)
+static ngx_http_wirehub_token_cache_t *
+ngx_http_wirehub_tokens(ngx_http_wirehub_main_conf_t *wmcf)
 {
-    ngx_uint_t  key;
+    ngx_uint_t                       sets;
+    ngx_http_wirehub_token_cache_t  *cache;
 
-    if (token->len > NGX_HTTP_WIREHUB_TOKEN_CACHE_MAX) {
-        return NULL;
+    if (wmcf->tokens != NULL || wmcf->token_cache_size == 0) {
+        return wmcf->tokens;
     }
 
-    if (wmcf->tokens == NULL) {
-        wmcf->tokens = ngx_calloc(sizeof(ngx_http_wirehub_token_cache_t),
-                                  ngx_cycle->log);
-        if (wmcf->tokens == NULL) {
-            return NULL;
-        }
+    for (sets = 1;
+         sets * NGX_HTTP_WIREHUB_TOKEN_WAYS < wmcf->token_cache_size;
+         sets <<= 1)
+    {
+        /* void */
     }
 
-    key = ngx_hash_key(token->data, token->len);
+    /* calloc(): the pages of entries never used are never touched */
 
-    return &wmcf->tokens->entries[key & (NGX_HTTP_WIREHUB_TOKEN_CACHE - 1)];
+    cache = ngx_calloc(sizeof(ngx_http_wirehub_token_cache_t),
+                       ngx_cycle->log);
+    if (cache == NULL) {
+        goto failed;
+    }
+
+    cache->entries = ngx_calloc(sets * NGX_HTTP_WIREHUB_TOKEN_WAYS
+                                * sizeof(ngx_http_wirehub_token_t),
+                                ngx_cycle->log);
+    cache->seen = ngx_calloc(sets * NGX_HTTP_WIREHUB_TOKEN_WAYS
+                             * sizeof(uint32_t), ngx_cycle->log);
+
+    if (cache->entries == NULL || cache->seen == NULL) {
+        ngx_free(cache->entries);
+        ngx_free(cache->seen);
+        ngx_free(cache);
+        goto failed;
+    }
+
+    cache->mask = sets - 1;
+    cache->seen_mask = sets * NGX_HTTP_WIREHUB_TOKEN_WAYS - 1;
+    wmcf->tokens = cache;
+
+    return cache;
+
+failed:
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "wirehub: no memory for the token cache, "
+                  "every token is verified");
+    wmcf->token_cache_size = 0;
+
+    return NULL;
 }
 
 
+static ngx_http_wirehub_token_t *
+ngx_http_wirehub_token_find(ngx_http_wirehub_token_cache_t *cache,
+    ngx_str_t *token, uint32_t hash)
+{
+    ngx_uint_t                 i;
+    ngx_http_wirehub_token_t  *set, *t;
+
+    set = &cache->entries[(hash & cache->mask) * NGX_HTTP_WIREHUB_TOKEN_WAYS];
+
+    for (i = 0; i < NGX_HTTP_WIREHUB_TOKEN_WAYS; i++) {
+        t = &set[i];
+
+        if (t->pool != NULL && t->hash == hash && t->token.len == token->len
+            && ngx_memcmp(t->token.data, token->data, token->len) == 0)
+        {
+            t->used = ++cache->clock;
+            return t;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * A token just verified: its hash noted the first time, the token and its
+ * identity remembered the second, in its set's empty entry or in place of
+ * the one used longest ago.  An entry of the same bytes (t), found out of
+ * its times a moment ago, is replaced rather than doubled.
+ */
+
 static void
-ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
+ngx_http_wirehub_token_keep(ngx_http_wirehub_token_cache_t *cache,
+    ngx_http_wirehub_token_t *t, ngx_str_t *token, uint32_t hash,
     ngx_http_wirehub_identity_t *id, time_t from, time_t until)
 {
-    if (t->pool) {
-        ngx_destroy_pool(t->pool);
-        t->pool = NULL;
-    }
+    uint32_t                  *seen;
+    ngx_uint_t                 i;
+    ngx_http_wirehub_token_t  *set;
 
     if (from >= until) {
         return;
     }
 
-    /* the cycle's log: the entry outlives the connection's */
-    t->pool = ngx_create_pool(1024, ngx_cycle->log);
+    seen = &cache->seen[hash & cache->seen_mask];
+
+    if (t == NULL && *seen != hash) {
+        *seen = hash;
+        return;
+    }
+
+    set = &cache->entries[(hash & cache->mask) * NGX_HTTP_WIREHUB_TOKEN_WAYS];
+
+    for (i = 0; t == NULL && i < NGX_HTTP_WIREHUB_TOKEN_WAYS; i++) {
+        if (set[i].pool == NULL) {
+            t = &set[i];
+        }
+    }
+
+    if (t == NULL) {
+        t = &set[0];
+
+        for (i = 1; i < NGX_HTTP_WIREHUB_TOKEN_WAYS; i++) {
+            if (set[i].used < t->used) {
+                t = &set[i];
+            }
+        }
+    }
+
+    if (t->pool) {
+        ngx_destroy_pool(t->pool);
+        t->pool = NULL;
+    }
+
+    /*
+     * Room for the token and the identity in the pool's one block; the
+     * cycle's log: the entry outlives the connection's
+     */
+    t->pool = ngx_create_pool(sizeof(ngx_pool_t) + token->len
+                              + ngx_http_wirehub_identity_size(id)
+                              + NGX_ALIGNMENT, ngx_cycle->log);
     if (t->pool == NULL) {
         return;
     }
@@ -228,6 +349,8 @@ ngx_http_wirehub_token_keep(ngx_http_wirehub_token_t *t, ngx_str_t *token,
 
     ngx_memcpy(t->token.data, token->data, token->len);
     t->token.len = token->len;
+    t->hash = hash;
+    t->used = ++cache->clock;
     t->from = from;
     t->until = until;
 }
@@ -260,22 +383,29 @@ ngx_http_wirehub_jwt_cache(ngx_http_wirehub_main_conf_t *wmcf)
 void
 ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf)
 {
-    ngx_uint_t  i;
+    ngx_uint_t                       i, n;
+    ngx_http_wirehub_token_cache_t  *cache;
 
     ngx_http_wirehub_jwt_cache_destroy(wmcf->jwt_cache);
     wmcf->jwt_cache = NULL;
 
-    if (wmcf->tokens == NULL) {
+    cache = wmcf->tokens;
+
+    if (cache == NULL) {
         return;
     }
 
-    for (i = 0; i < NGX_HTTP_WIREHUB_TOKEN_CACHE; i++) {
-        if (wmcf->tokens->entries[i].pool) {
-            ngx_destroy_pool(wmcf->tokens->entries[i].pool);
+    n = (cache->mask + 1) * NGX_HTTP_WIREHUB_TOKEN_WAYS;
+
+    for (i = 0; i < n; i++) {
+        if (cache->entries[i].pool) {
+            ngx_destroy_pool(cache->entries[i].pool);
         }
     }
 
-    ngx_free(wmcf->tokens);
+    ngx_free(cache->entries);
+    ngx_free(cache->seen);
+    ngx_free(cache);
     wmcf->tokens = NULL;
 }
 

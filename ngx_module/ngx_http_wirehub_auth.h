@@ -14,10 +14,9 @@
 #include "ngx_http_wirehub.h"
 
 
-/* remember: the token may come again with the next request (the API) */
 ngx_int_t ngx_http_wirehub_authenticate(ngx_http_request_t *r,
-    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t remember, ngx_uint_t *status,
-    const char **code, ngx_str_t *message);
+    ngx_http_wirehub_ctx_t *ctx, ngx_uint_t *status, const char **code,
+    ngx_str_t *message);
 ngx_http_wirehub_identity_t *ngx_http_wirehub_verify_token(
     ngx_http_wirehub_main_conf_t *wmcf, ngx_log_t *log, ngx_pool_t *pool,
     u_char *token, size_t len, const char **code, ngx_str_t *message);

@@ -65,6 +65,7 @@ struct ngx_http_wirehub_counters_s {
     ngx_atomic_t                     rate_closes;
     ngx_atomic_t                     paced;        /* API answers held */
     ngx_atomic_t                     jwt_cached;   /* signatures skipped */
+    ngx_atomic_t                     tokens_cached;   /* not verified */
     ngx_atomic_t                     backend_calls;   /* in flight */
     ngx_atomic_t                     backend_ok;
     ngx_atomic_t                     backend_failed;

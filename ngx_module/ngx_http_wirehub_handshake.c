@@ -284,7 +284,7 @@ ngx_http_wirehub_admit(ngx_http_request_t *r, ngx_http_wirehub_ctx_t *ctx,
 {
     ngx_http_wirehub_denial_t  denial;
 
-    if (ngx_http_wirehub_authenticate(r, ctx, 0, status, code, message)
+    if (ngx_http_wirehub_authenticate(r, ctx, status, code, message)
         != NGX_OK)
     {
         return NGX_DECLINED;

@@ -325,6 +325,11 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "check again.\n"
         "# TYPE wirehub_jwt_signatures_cached_total counter\n"
         "wirehub_jwt_signatures_cached_total %uA\n"
+        "# HELP wirehub_jwt_tokens_cached_total Tokens their worker had "
+        "verified before and found in its cache, neither signature nor "
+        "claims parsed again.\n"
+        "# TYPE wirehub_jwt_tokens_cached_total counter\n"
+        "wirehub_jwt_tokens_cached_total %uA\n"
         "# HELP wirehub_backend_calls Calls to the application "
         "(wirehub_rpc_pass, wirehub_event_pass) in flight, with those "
         "whose client left.\n"
@@ -339,7 +344,8 @@ ngx_http_wirehub_metrics_text(ngx_http_request_t *r, ngx_str_t *daemon)
         "# HELP wirehub_publish_to_delivery_seconds From the commit of a "
         "message to its queueing on a worker.\n"
         "# TYPE wirehub_publish_to_delivery_seconds histogram\n",
-        cnt->rate_closes, cnt->paced, cnt->jwt_cached, cnt->backend_calls,
+        cnt->rate_closes, cnt->paced, cnt->jwt_cached, cnt->tokens_cached,
+        cnt->backend_calls,
         cnt->backend_ok, cnt->backend_failed);
 
     n = NGX_HTTP_WIREHUB_LATENCY_BUCKETS;

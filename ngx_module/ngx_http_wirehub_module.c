@@ -44,6 +44,11 @@ static ngx_conf_num_bounds_t  ngx_http_wirehub_jwt_cache_bounds = {
     ngx_conf_check_num_bounds, 0, 1048576
 };
 
+/* an entry is its token (2 KiB at most) and its identity */
+static ngx_conf_num_bounds_t  ngx_http_wirehub_token_cache_bounds = {
+    ngx_conf_check_num_bounds, 0, 65536
+};
+
 
 static ngx_command_t  ngx_http_wirehub_commands[] = {
 
@@ -102,6 +107,13 @@ static ngx_command_t  ngx_http_wirehub_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_wirehub_main_conf_t, jwt_cache_size),
       &ngx_http_wirehub_jwt_cache_bounds },
+
+    { ngx_string("wirehub_token_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_wirehub_main_conf_t, token_cache_size),
+      &ngx_http_wirehub_token_cache_bounds },
 
     { ngx_string("wirehub_workspace_claim"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -338,6 +350,7 @@ ngx_http_wirehub_create_main_conf(ngx_conf_t *cf)
 
     wmcf->leeway = NGX_CONF_UNSET;
     wmcf->jwt_cache_size = NGX_CONF_UNSET_UINT;
+    wmcf->token_cache_size = NGX_CONF_UNSET_UINT;
     wmcf->daemon_off = NGX_CONF_UNSET;
     wmcf->workspace_zone_size = NGX_CONF_UNSET_SIZE;
 
@@ -356,6 +369,8 @@ ngx_http_wirehub_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(wmcf->leeway, 30);
     ngx_conf_init_uint_value(wmcf->jwt_cache_size,
                              NGX_HTTP_WIREHUB_JWT_CACHE);
+    ngx_conf_init_uint_value(wmcf->token_cache_size,
+                             NGX_HTTP_WIREHUB_TOKEN_CACHE);
     ngx_conf_init_value(wmcf->daemon_off, 0);
     ngx_conf_init_size_value(wmcf->workspace_zone_size, 1024 * 1024);
 

@@ -25,6 +25,7 @@ from cmd_helpers import (CmdDaemon, client_token, commands_api, percentile,
 SERVER = """
 location /ws/ { wirehub_websocket; }
 location /api/ { wirehub_api; }
+location = /metrics { wirehub_metrics; }
 """
 
 LIMIT = 2
@@ -950,6 +951,24 @@ def test_delete_revokes_live_client(nginx, daemon, api, agents, ws):
         assert again.status["data"]["client_id"] == "pc-15"
     finally:
         stop_nginx(fresh)
+
+
+def test_remembered_token_still_revoked(nginx, api, ws):
+    """A token its workers remember (wirehub_token_cache) is refused once
+    its client is deleted: the cache skips the signature and the claims,
+    never the revocations."""
+    register(api, "pc-rt")
+    token = client_token(ws, "pc-rt")
+    for _ in range(8):
+        assert wh.handshake_status(nginx.port, token) == 101
+    status, _ = api.call("DELETE", "/clients/pc-rt")
+    assert status == 200
+    before = wh.metric_value(nginx.port, "wirehub_jwt_tokens_cached_total")
+    for _ in range(6):
+        assert wh.handshake_status(nginx.port, token) == 401
+    # some of the refusals found the token in a worker's cache
+    assert wh.metric_value(nginx.port,
+                           "wirehub_jwt_tokens_cached_total") > before
 
 
 def test_refresh_checks_revocation(nginx, api, agents, ws):

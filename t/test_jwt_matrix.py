@@ -524,41 +524,67 @@ def test_valid_token_in_bad_request_not_logged(nginx):
     nginx.assert_no_secrets([token])
 
 
-# ------------------------------------- signatures found good, remembered
+# ------------------------------- tokens and signatures found good, remembered
 
 
 def cached_total(port):
     return wh.metric_value(port, "wirehub_jwt_signatures_cached_total")
 
 
+def tokens_total(port):
+    return wh.metric_value(port, "wirehub_jwt_tokens_cached_total")
+
+
+def fresh_sub():
+    """A client id no other test's token has: the caches go by the bytes,
+    and two tokens minted alike in the same second are the same token."""
+    return "dev-%s" % os.urandom(6).hex()
+
+
+def skipped_total(port):
+    """Verifications skipped whole (the token remembered) or in part (its
+    signature remembered)."""
+    return cached_total(port) + tokens_total(port)
+
+
 @pytest.mark.parametrize("alg", ["RS256", "ES256"])
 def test_token_seen_again_skips_its_signature(nginx, alg):
     """A client that reconnects brings the token it had: each of the two
-    workers checks its signature once, then finds it in its cache."""
-    token = wh.mint(alg)
-    before = cached_total(nginx.port)
+    workers checks its signature once; the second time it finds the
+    signature in its cache and remembers the token, which it finds from
+    then on."""
+    token = wh.mint(alg, wh.claims(sub=fresh_sub()))
+    before, tokens_before = skipped_total(nginx.port), tokens_total(nginx.port)
     for _ in range(10):
         assert_accepted(nginx, token)
-    skipped = cached_total(nginx.port) - before
+    skipped = skipped_total(nginx.port) - before
     assert 8 <= skipped <= 9, skipped
+    assert 6 <= tokens_total(nginx.port) - tokens_before <= 8
 
 
-def test_hmac_signatures_are_checked_every_time(nginx):
-    token = wh.mint("HS256")
-    before = cached_total(nginx.port)
+def test_hmac_tokens_remembered_not_signatures(nginx):
+    """An HMAC is never kept as a signature (it costs what finding it
+    would), but the token is, from the second time a worker verifies it."""
+    token = wh.mint("HS256", wh.claims(sub=fresh_sub()))
+    before, tokens_before = cached_total(nginx.port), tokens_total(nginx.port)
     for _ in range(6):
         assert_accepted(nginx, token)
     assert cached_total(nginx.port) == before
+    assert 2 <= tokens_total(nginx.port) - tokens_before <= 4
 
 
-def test_cached_token_still_expires(nginx):
-    """The cache skips the signature, never the claims: a token found
-    good is refused once its exp (with the 5 s leeway) has passed."""
-    token = wh.mint("ES256", wh.claims(exp=now() - 5 + 2))
-    before = cached_total(nginx.port)
-    for _ in range(4):
+@pytest.mark.parametrize("alg", ["ES256", "HS256"])
+def test_cached_token_still_expires(nginx, alg):
+    """The caches skip the signature and the JSON, never the times: a
+    token found good is refused once its exp (with the 5 s leeway) has
+    passed."""
+    token = wh.mint(alg, wh.claims(sub=fresh_sub(), exp=now() - 5 + 3))
+    before = tokens_total(nginx.port)
+    tries = 0
+    while tokens_total(nginx.port) - before < 2:
         assert_accepted(nginx, token)
-    assert cached_total(nginx.port) - before >= 2
+        tries += 1
+        assert tries <= 20, "never remembered"
     deadline = time.monotonic() + 10
     while True:
         resp = handshake(nginx, token)
@@ -573,9 +599,9 @@ def test_cached_token_still_expires(nginx):
 def test_cached_signature_covers_only_its_token(nginx):
     """A signature found good for one payload, put under another: each
     worker refuses it, the ones that remember the first token too."""
-    good = wh.mint("ES256", wh.claims(sub="alice"))
-    before = cached_total(nginx.port)
-    while cached_total(nginx.port) - before < 4:
+    good = wh.mint("ES256", wh.claims(sub=fresh_sub()))
+    before = skipped_total(nginx.port)
+    while skipped_total(nginx.port) - before < 4:
         assert_accepted(nginx, good)
     other = wh.mint("ES256", wh.claims(sub="mallory"))
     forged = other.rsplit(".", 1)[0] + "." + good.rsplit(".", 1)[1]
@@ -592,6 +618,37 @@ def test_cache_off(nginx_factory, keys):
     for _ in range(6):
         assert_accepted(ngx, token)
     assert cached_total(ngx.port) == 0
+    assert 2 <= tokens_total(ngx.port) <= 4
+
+
+def test_token_cache_off(nginx_factory, keys):
+    """wirehub_token_cache 0: every token verified, its public-key
+    signature still remembered."""
+    ngx = nginx_factory(http=wh.jwt_directives()
+                        + "\nwirehub_token_cache 0;", server=SERVER,
+                        tag="tokens-off")
+    for alg in ("HS256", "ES256"):
+        token = wh.mint(alg)
+        for _ in range(6):
+            assert_accepted(ngx, token)
+    assert tokens_total(ngx.port) == 0
+    assert 4 <= cached_total(ngx.port) <= 5
+
+
+def test_remembered_tokens_stay_apart(nginx):
+    """Many tokens, each remembered by its worker, each answered with its
+    own identity, again and again (sets of 4: some share one)."""
+    subs = [fresh_sub() for _ in range(40)]
+    tokens = dict((sub, remember(wh.mint("HS256", wh.claims(sub=sub))))
+                  for sub in subs)
+    before = tokens_total(nginx.port)
+    for _ in range(6):
+        for sub, token in tokens.items():
+            with wh.RawWebSocket.connect(nginx.port, token=token) as ws:
+                msg = ws.recv_json()
+            assert msg["data"]["client_id"] == sub, msg
+    # each token verified at most twice by each of the two workers
+    assert tokens_total(nginx.port) - before >= 80
 
 
 def test_rejections_keep_workers_alive(nginx):
@@ -708,12 +765,14 @@ def test_config_jwt_cache_not_a_number(keys):
     assert "invalid number" in lines[0], out
 
 
-def test_config_jwt_cache_too_large(keys):
-    status, out = config_check("wirehub_jwt_cache 1048577;")
+@pytest.mark.parametrize("directive,most", [("wirehub_jwt_cache", 1048576),
+                                             ("wirehub_token_cache", 65536)])
+def test_config_cache_too_large(keys, directive, most):
+    status, out = config_check("%s %d;" % (directive, most + 1))
     assert status != 0, out
     lines = [l for l in out.splitlines() if "[emerg]" in l]
     assert len(lines) == 1, out
-    assert "value must be between 0 and 1048576" in lines[0], out
+    assert "value must be between 0 and %d" % most in lines[0], out
 
 
 def test_config_unknown_algorithm(keys):

@@ -40,6 +40,7 @@ MODULE_FAMILIES = {
     "wirehub_rate_limit_closes_total": "counter",
     "wirehub_publishes_paced_total": "counter",
     "wirehub_jwt_signatures_cached_total": "counter",
+    "wirehub_jwt_tokens_cached_total": "counter",
     "wirehub_backend_calls": "gauge",
     "wirehub_backend_calls_total": "counter",
     "wirehub_publish_to_delivery_seconds": "histogram",
