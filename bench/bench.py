@@ -1527,10 +1527,12 @@ def notes_for(results, sizes):
     if ("connect_es256", "wirehub") in results:
         notes.append("- connect storms: each load process has 1,024 "
                      "tokens and uses them in turn, as clients coming back "
-                     "bring the token they had, so a worker checks an RS "
-                     "or ES signature once and finds it in its cache "
-                     "(wirehub_jwt_cache) after that; in `connect_es256_new` "
-                     "every handshake brings a token minted for it.")
+                     "bring the token they had, so a worker verifies a "
+                     "token twice (the second time its RS or ES signature "
+                     "is in wirehub_jwt_cache) and finds the token itself "
+                     "in wirehub_token_cache after that; in "
+                     "`connect_es256_new` every handshake brings a token "
+                     "minted for it, which no cache helps.")
     if ("commands_cluster", "cluster") in results:
         notes.append("- cluster: %d nodes share one Redis primary with "
                      "%d replica (AOF, appendfsync always, each); every "
