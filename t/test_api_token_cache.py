@@ -23,7 +23,11 @@ def daemon():
 
 @pytest.fixture(scope="module")
 def ngx(daemon, nginx_factory, keys):
-    return chan.start_nginx(nginx_factory, daemon, tag="tokcache")
+    # 4 sets of 4: many tokens share a set and push each other out
+    return chan.start_nginx(nginx_factory, daemon, tag="tokcache",
+                            http="wirehub_token_cache 16;",
+                            server="location = /metrics "
+                                   "{ wirehub_metrics; }")
 
 
 def service(workspace, **claims):
@@ -108,14 +112,24 @@ def test_only_the_verified_bytes_pass(ngx):
 
 def test_tokens_of_two_workspaces_stay_apart(ngx):
     """Many tokens through one connection, each answered for its own
-    workspace, again and again (64 entries: some share one)."""
+    workspace, again and again: each remembered from its second time,
+    found or pushed out of its set by the others."""
     names = [chan.unique("tc%d" % i) for i in range(100)]
     tokens = dict((ws, service(ws)) for ws in names)
     api = wh.Api(ngx.port, None)
     try:
-        for _ in range(2):
+        for _ in range(3):
             for ws in names:
                 api.token = tokens[ws]
                 assert stats(api) == (200, ws)
+        # one of them, again: noted (if the others wiped its note),
+        # remembered, then found
+        before = wh.metric_value(ngx.port, "wirehub_jwt_tokens_cached_total")
+        api.token = tokens[names[0]]
+        for _ in range(4):
+            assert stats(api) == (200, names[0])
+        found = wh.metric_value(ngx.port,
+                                "wirehub_jwt_tokens_cached_total") - before
+        assert 2 <= found <= 4, found
     finally:
         api.close()
