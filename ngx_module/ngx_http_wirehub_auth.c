@@ -33,7 +33,7 @@ typedef struct {
     ngx_pool_t                    *pool;      /* NULL: empty */
     ngx_str_t                      token;
     uint32_t                       hash;
-    ngx_uint_t                     used;      /* the cache's clock */
+    ngx_uint_t                     used;      /* the cache's clock; 0 empty */
     time_t                         from;      /* passes from <= now */
     time_t                         until;     /*   and now < until */
     ngx_http_wirehub_identity_t   *id;
@@ -42,11 +42,20 @@ typedef struct {
 
 struct ngx_http_wirehub_token_cache_s {
     ngx_http_wirehub_token_t      *entries;   /* sets of WAYS */
-    uint32_t                      *seen;      /* hashes verified once */
+    uint32_t                      *seen;      /* a hash verified once,
+                                                 one for each entry */
     ngx_uint_t                     mask;      /* the sets, less one */
-    ngx_uint_t                     seen_mask; /* the slots, less one */
     ngx_uint_t                     clock;
 };
+
+
+/* the entries (and the slots of seen) of a cache */
+#define ngx_http_wirehub_token_slots(cache)                                   \
+    (((cache)->mask + 1) * NGX_HTTP_WIREHUB_TOKEN_WAYS)
+
+/* the set a hash chooses */
+#define ngx_http_wirehub_token_set(cache, hash)                               \
+    (&(cache)->entries[((hash) & (cache)->mask) * NGX_HTTP_WIREHUB_TOKEN_WAYS])
 
 
 static ngx_http_wirehub_identity_t *ngx_http_wirehub_verify(
@@ -237,7 +246,6 @@ ngx_http_wirehub_tokens(ngx_http_wirehub_main_conf_t *wmcf)
     }
 
     cache->mask = sets - 1;
-    cache->seen_mask = sets * NGX_HTTP_WIREHUB_TOKEN_WAYS - 1;
     wmcf->tokens = cache;
 
     return cache;
@@ -260,7 +268,7 @@ ngx_http_wirehub_token_find(ngx_http_wirehub_token_cache_t *cache,
     ngx_uint_t                 i;
     ngx_http_wirehub_token_t  *set, *t;
 
-    set = &cache->entries[(hash & cache->mask) * NGX_HTTP_WIREHUB_TOKEN_WAYS];
+    set = ngx_http_wirehub_token_set(cache, hash);
 
     for (i = 0; i < NGX_HTTP_WIREHUB_TOKEN_WAYS; i++) {
         t = &set[i];
@@ -279,9 +287,9 @@ ngx_http_wirehub_token_find(ngx_http_wirehub_token_cache_t *cache,
 
 /*
  * A token just verified: its hash noted the first time, the token and its
- * identity remembered the second, in its set's empty entry or in place of
- * the one used longest ago.  An entry of the same bytes (t), found out of
- * its times a moment ago, is replaced rather than doubled.
+ * identity remembered the second, in place of its set's entry used
+ * longest ago (an empty one: never).  An entry of the same bytes (t),
+ * found out of its times a moment ago, is replaced rather than doubled.
  */
 
 static void
@@ -297,20 +305,14 @@ ngx_http_wirehub_token_keep(ngx_http_wirehub_token_cache_t *cache,
         return;
     }
 
-    seen = &cache->seen[hash & cache->seen_mask];
+    seen = &cache->seen[hash & (ngx_http_wirehub_token_slots(cache) - 1)];
 
     if (t == NULL && *seen != hash) {
         *seen = hash;
         return;
     }
 
-    set = &cache->entries[(hash & cache->mask) * NGX_HTTP_WIREHUB_TOKEN_WAYS];
-
-    for (i = 0; t == NULL && i < NGX_HTTP_WIREHUB_TOKEN_WAYS; i++) {
-        if (set[i].pool == NULL) {
-            t = &set[i];
-        }
-    }
+    set = ngx_http_wirehub_token_set(cache, hash);
 
     if (t == NULL) {
         t = &set[0];
@@ -326,6 +328,8 @@ ngx_http_wirehub_token_keep(ngx_http_wirehub_token_cache_t *cache,
         ngx_destroy_pool(t->pool);
         t->pool = NULL;
     }
+
+    t->used = 0;
 
     /*
      * Room for the token and the identity in the pool's one block; the
@@ -395,7 +399,7 @@ ngx_http_wirehub_auth_exit(ngx_http_wirehub_main_conf_t *wmcf)
         return;
     }
 
-    n = (cache->mask + 1) * NGX_HTTP_WIREHUB_TOKEN_WAYS;
+    n = ngx_http_wirehub_token_slots(cache);
 
     for (i = 0; i < n; i++) {
         if (cache->entries[i].pool) {
