@@ -11,6 +11,7 @@ stream of publishes: every message answered 202 (replicas_ack=1) reaches
 the subscribers and stays in history, none twice, in order."""
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -491,6 +492,53 @@ def test_offline_client_gets_commands_on_any_node(cluster, opened):
     finally:
         for a in apis:
             a.close()
+
+
+def test_greeted_before_commands_on_a_new_node(cluster):
+    """A client that connects to a node which has not seen it yet, just
+    as a command queued through another node is announced there, gets
+    connection_status first and then its commands in creation order.
+    Before the fix, the announced command reached the session wirehubd
+    had not accepted yet, and left ahead of connection_status (1 to 12
+    of the 40 clients in each run)."""
+    ws = chan.unique("cl")
+    n1, n2, n3 = cluster.nodes
+    a1 = node_api(n1, ws)
+    try:
+        for i in range(40):
+            status, doc = a1.call("POST", "/clients", {
+                "id": "pc-g%d" % i, "name": "Desk",
+                "client_type": "desktop"})
+            assert status == 201, doc
+    finally:
+        a1.close()
+
+    def connect_as_queued(i):
+        cid = "pc-g%d" % i
+        a2, a3 = node_api(n2, ws), node_api(n3, ws)
+        try:
+            ids = []
+            # node 3 holds the client's queue in memory, so node 2's
+            # command is announced to node 3 while the client connects
+            for api in (a3, a2):
+                status, doc = api.call(
+                    "POST", "/clients/%s/commands" % cid,
+                    {"command": "go", "payload": {"i": i}})
+                assert status == 202, doc
+                ids.append(doc["command_id"])
+            dev = wh.RawWebSocket.open(n3.port, cmd.client_token(ws, cid))
+            try:
+                got = [dev.recv_type("device_command")["command_id"]
+                       for _ in ids]
+                assert got == ids, (cid, got, ids)
+            finally:
+                dev.close_socket()
+        finally:
+            a2.close()
+            a3.close()
+
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        list(pool.map(connect_as_queued, range(40)))
 
 
 def test_delete_on_one_node_closes_sessions_on_another(cluster, opened):

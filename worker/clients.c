@@ -673,8 +673,9 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         op->reply(op, committed, err);
 
     } else if (op->peer != NULL) {
-        /* stored or not, the session waits no longer */
+        /* stored or not, the session waits no longer; then its commands */
         wh_sessions_answer(cl->sessions, op->peer, op->session);
+        wh_commands_client_online(cl->commands, op->ws, op->client_id);
     }
 
     wh_cl_op_free(op);
@@ -855,10 +856,13 @@ wh_cl_opened(void *ctx, wh_str_t ws, wh_str_t client_id,
     op = wh_cl_seen(cl, WH_CL_OP_SEEN, ws, client_id, client_type, name,
                     peer != NULL ? session : wh_none);
 
-    if (op != NULL) {
+    if (op != NULL && peer != NULL) {
+        /* its commands follow the answer (wh_cl_op_done) */
         op->peer = peer;
+        return;
+    }
 
-    } else if (peer != NULL) {
+    if (peer != NULL) {
         /* nothing to wait for: answered at once, as before */
         wh_sessions_answer(cl->sessions, peer, session);
     }

@@ -28,6 +28,7 @@ struct wh_session_s {
     uint16_t         session_len, client_id_len;
     uint16_t         type_len, name_len;
     unsigned char    kicked;           /* SESSION_KICK sent */
+    unsigned char    held;             /* SESSION_ACCEPT not sent yet */
     char             str[];            /* session, then client_id */
 };
 
@@ -683,6 +684,8 @@ wh_sessions_open(wh_sessions_t *s, wh_peer_t *peer, const wh_link_msg_t *m)
     held = s->hooks.hold != NULL
            && s->hooks.hold(s->hooks.ctx, wsi->ws, wh_se_client_id(se));
 
+    se->held = held;
+
     if (!held) {
         wh_session_admitted(s, peer, m->session, wsi);
     }
@@ -712,6 +715,7 @@ wh_sessions_answer(wh_sessions_t *s, wh_peer_t *peer, wh_str_t session)
     se = wh_session_find(s, peer, session);
 
     if (se != NULL && !peer->closing) {
+        se->held = 0;
         wh_session_admitted(s, peer, session, se->wsi);
     }
 }
@@ -834,8 +838,10 @@ wh_sessions_newest(wh_sessions_t *s, wh_str_t ws, wh_str_t client_id,
 
     cli = wh_clinfo_find(s, ws, client_id);
 
+    /* a held session gets no command before its SESSION_ACCEPT: the
+     * module would pass it on ahead of connection_status */
     for (se = cli ? cli->tail : NULL; se != NULL; se = se->cl_prev) {
-        if (!se->kicked && !se->peer->closing) {
+        if (!se->kicked && !se->held && !se->peer->closing) {
             *peer = se->peer;
             *session = wh_se_session(se);
             return 1;
