@@ -102,7 +102,6 @@ typedef struct {
     ngx_http_wirehub_out_t          *free_out;
     ngx_queue_t                      writes;      /* write events queued */
     ngx_event_t                      write_slice;
-    ngx_uint_t                       written_now; /* this turn, unqueued */
     ngx_http_wirehub_write_mark_t   *free_marks;  /* writes.c */
 
     ngx_http_wirehub_link_t         *link;

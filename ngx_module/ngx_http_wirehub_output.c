@@ -10,8 +10,7 @@
  * goes back to epoll, reads the link, and a message that arrives meanwhile
  * is queued behind the frames of the sessions not written yet, leaving
  * with them in the same write, instead of waiting for the whole fan-out
- * of the message before it.  The first slice's worth of frames in a turn
- * for sessions with nothing queued skip the queue: they are sent at once.
+ * of the message before it.
  */
 
 
@@ -39,7 +38,6 @@ static void ngx_http_wirehub_sse_seal(ngx_http_wirehub_out_frame_t *frame,
     ngx_uint_t framing, u_char *body, u_char *last);
 static void ngx_http_wirehub_post_write(ngx_http_wirehub_main_conf_t *wmcf,
     ngx_connection_t *c);
-static ngx_uint_t ngx_http_wirehub_write_now(ngx_http_wirehub_session_t *s);
 static void ngx_http_wirehub_write_slice(ngx_event_t *ev);
 static ngx_int_t ngx_http_wirehub_send_one(ngx_http_wirehub_session_t *s);
 
@@ -367,7 +365,7 @@ static ngx_int_t
 ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
     ngx_http_wirehub_out_frame_t *frame, ngx_http_wirehub_out_frame_t *next)
 {
-    ngx_uint_t                     i, n, idle;
+    ngx_uint_t                     i, n;
     ngx_connection_t              *c;
     ngx_http_wirehub_out_t        *out[2];
     ngx_http_wirehub_out_frame_t  *frames[2];
@@ -400,8 +398,6 @@ ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
         }
     }
 
-    idle = (s->out == NULL);
-
     for (i = 0; i < n; i++) {
         frames[i]->refs++;
 
@@ -422,47 +418,11 @@ ngx_http_wirehub_enqueue(ngx_http_wirehub_session_t *s,
         s->close_queued = 1;
     }
 
-    if (!c->write->posted && c->write->ready
-        && !(idle && ngx_http_wirehub_write_now(s)))
-    {
+    if (!c->write->posted && c->write->ready) {
         ngx_http_wirehub_post_write(wmcf, c);
     }
 
     return NGX_OK;
-}
-
-
-/*
- * A session that had nothing queued is written at once, up to a slice's
- * worth of sessions in an event-loop turn (the slice, posted once, starts
- * the count again): in the usual small fan-out a frame is one send() and
- * no posted event.  Whatever asks more of the write event than a send (the
- * 101 held back, a close, a drain, an error to finalize on) takes the
- * queue: the output never calls up into the session it serves.  Until the
- * request is freed, the 101 is still the request's and goes first.
- */
-
-static ngx_uint_t
-ngx_http_wirehub_write_now(ngx_http_wirehub_session_t *s)
-{
-    ngx_connection_t              *c;
-    ngx_http_wirehub_main_conf_t  *wmcf;
-
-    c = s->connection;
-    wmcf = s->main_conf;
-
-    if (wmcf->written_now == NGX_HTTP_WIREHUB_WRITE_SLICE
-        || s->request || s->greeting || s->close_queued || s->close_sent
-        || s->drain_wanted || s->lingering || c->close || c->error)
-    {
-        return 0;
-    }
-
-    if (wmcf->written_now++ == 0 && !wmcf->write_slice.posted) {
-        ngx_post_event(&wmcf->write_slice, &ngx_posted_events);
-    }
-
-    return ngx_http_wirehub_flush(s) == NGX_OK;
 }
 
 
@@ -500,7 +460,6 @@ ngx_http_wirehub_write_slice(ngx_event_t *ev)
     ngx_http_wirehub_main_conf_t  *wmcf;
 
     wmcf = ev->data;
-    wmcf->written_now = 0;
 
     for (n = 0; !ngx_queue_empty(&wmcf->writes); n++) {
 
