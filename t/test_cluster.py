@@ -494,7 +494,7 @@ def test_offline_client_gets_commands_on_any_node(cluster, opened):
             a.close()
 
 
-def test_greeted_before_commands_on_a_new_node(cluster):
+def test_greeted_before_commands_on_a_new_node(cluster, opened):
     """A client that connects to a node which has not seen it yet, just
     as a command queued through another node is announced there, gets
     connection_status first and then its commands in creation order.
@@ -526,13 +526,10 @@ def test_greeted_before_commands_on_a_new_node(cluster):
                     {"command": "go", "payload": {"i": i}})
                 assert status == 202, doc
                 ids.append(doc["command_id"])
-            dev = wh.RawWebSocket.open(n3.port, cmd.client_token(ws, cid))
-            try:
-                got = [dev.recv_type("device_command")["command_id"]
-                       for _ in ids]
-                assert got == ids, (cid, got, ids)
-            finally:
-                dev.close_socket()
+            dev = agent(n3, ws, cid, opened)
+            got = [dev.recv_type("device_command")["command_id"]
+                   for _ in ids]
+            assert got == ids, (cid, got, ids)
         finally:
             a2.close()
             a3.close()

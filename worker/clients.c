@@ -635,6 +635,23 @@ wh_cl_quota_done(wh_clients_t *cl, wh_cl_op_t *op, int committed)
 }
 
 
+/*
+ * A session is accepted (peer NULL: it was already) before its commands
+ * are looked up: the module passes a command on at once, and
+ * connection_status must go first.
+ */
+static void
+wh_cl_online(wh_clients_t *cl, wh_peer_t *peer, wh_str_t session,
+    wh_str_t ws, wh_str_t client_id)
+{
+    if (peer != NULL) {
+        wh_sessions_answer(cl->sessions, peer, session);
+    }
+
+    wh_commands_client_online(cl->commands, ws, client_id);
+}
+
+
 static void
 wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
 {
@@ -673,9 +690,8 @@ wh_cl_op_done(wh_op_t *base, int committed, const wh_err_t *err)
         op->reply(op, committed, err);
 
     } else if (op->peer != NULL) {
-        /* stored or not, the session waits no longer; then its commands */
-        wh_sessions_answer(cl->sessions, op->peer, op->session);
-        wh_commands_client_online(cl->commands, op->ws, op->client_id);
+        /* stored or not, the session waits no longer */
+        wh_cl_online(cl, op->peer, op->session, op->ws, op->client_id);
     }
 
     wh_cl_op_free(op);
@@ -857,17 +873,13 @@ wh_cl_opened(void *ctx, wh_str_t ws, wh_str_t client_id,
                     peer != NULL ? session : wh_none);
 
     if (op != NULL && peer != NULL) {
-        /* its commands follow the answer (wh_cl_op_done) */
+        /* answered, and its commands looked up, by wh_cl_op_done */
         op->peer = peer;
         return;
     }
 
-    if (peer != NULL) {
-        /* nothing to wait for: answered at once, as before */
-        wh_sessions_answer(cl->sessions, peer, session);
-    }
-
-    wh_commands_client_online(cl->commands, ws, client_id);
+    /* nothing to wait for: answered at once */
+    wh_cl_online(cl, peer, session, ws, client_id);
 }
 
 
